@@ -1,0 +1,682 @@
+"""The Starlette application: routes, auth, error shape, and the bridge to the engine.
+
+Every engine call and every blocking lake read or write runs in a worker thread (bounded by
+``max_concurrency``) so the event loop only moves bytes. Requests beyond what the workers plus
+``max_pending`` can absorb get 429 with Retry-After instead of an unbounded queue.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import functools
+import importlib.metadata
+import json
+import logging
+import re
+import threading
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+from urllib.parse import quote
+
+import anyio
+import anyio.to_thread
+import postgast
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from ..errors import (
+    InsufficientPrivilege,
+    InternalError,
+    InvalidRequest,
+    NotFound,
+    TarnError,
+)
+from ..files import FileMeta, FileStore, check_workspace, parse_file_id
+from ._encode import dumps, result_json, to_param
+from ._errors import MethodNotAllowed, PayloadTooLarge, TooManyRequests, Unauthenticated
+from ._multipart import receive_upload
+from ._ranges import RangeNotSatisfiable, parse_range
+from ._settings import ApiSettings
+from ._sqlcheck import check_statement
+from .tokens import ROLES, Token, TokenStore
+
+log = logging.getLogger("tarndb.api")
+
+_CHUNK = 1 << 20
+_TABLE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]{0,62}$")
+# Column types from a schema dict go into DDL text: no quotes, comments or statement breaks.
+_TYPE_RE = re.compile(r"^[A-Za-z0-9_ \[\](),.]{1,200}$")
+_CACHE_CONTROL = "private, max-age=31536000, immutable"
+
+
+class _State:
+    def __init__(self, db: Any, settings: ApiSettings) -> None:
+        self.db = db
+        self.settings = settings
+        self.store = FileStore.from_db(db)
+        self.tokens = TokenStore(db.catalog)
+        self.limiter = anyio.CapacityLimiter(settings.max_concurrency)
+        self.inflight = 0
+        self._known_ws: set[str] = set()
+
+    async def run(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        return await anyio.to_thread.run_sync(functools.partial(fn, *args, **kwargs),
+                                              limiter=self.limiter)
+
+    @asynccontextmanager
+    async def admit(self) -> AsyncIterator[None]:
+        s = self.settings
+        if self.inflight >= s.max_concurrency + s.max_pending:
+            raise TooManyRequests("the server is busy; retry shortly")
+        self.inflight += 1
+        try:
+            yield
+        finally:
+            self.inflight -= 1
+
+    def ensure_workspace(self, ws: str) -> None:
+        if ws in self._known_ws:
+            return
+        ensure = getattr(self.db.catalog, "ensure_workspace", None)
+        if ensure is not None:
+            ensure(ws)
+        self._known_ws.add(ws)
+
+
+def _state(request: Request) -> _State:
+    st: _State = request.app.state.tarn
+    return st
+
+
+# -- request helpers ---------------------------------------------------------------------
+
+
+async def authorize(request: Request, role: str, workspace: str | None = None) -> Token:
+    """The caller's token, checked for org, workspace and role."""
+    st = _state(request)
+    header = request.headers.get("authorization", "")
+    scheme, _, credential = header.partition(" ")
+    credential = credential.strip()
+    if scheme.lower() != "bearer" or not credential:
+        raise Unauthenticated("missing or malformed Authorization: Bearer <token> header")
+    token: Token | None = await st.run(st.tokens.authenticate, credential)
+    if token is None:
+        raise Unauthenticated("invalid or revoked token")
+    org = request.headers.get("x-activeloop-org-id", "").strip()
+    if org and org != token.org:
+        raise InsufficientPrivilege(f"this token does not belong to org {org!r}")
+    if workspace is not None:
+        check_workspace(workspace)
+        if not token.allows_workspace(workspace):
+            raise InsufficientPrivilege(f"this token has no access to workspace {workspace!r}")
+    if not token.has_role(role):
+        raise InsufficientPrivilege(f"this requires the {role} role; the token has {token.role}")
+    return token
+
+
+async def json_body(request: Request) -> dict[str, Any]:
+    limit = _state(request).settings.max_body_bytes
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"request body is larger than {limit} bytes")
+    buf = bytearray()
+    async for chunk in request.stream():
+        buf += chunk
+        if len(buf) > limit:
+            raise PayloadTooLarge(f"request body is larger than {limit} bytes")
+    try:
+        body = json.loads(bytes(buf))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidRequest(f"request body is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise InvalidRequest("request body must be a JSON object")
+    return body
+
+
+def _params(value: Any, name: str = "params") -> list[Any] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list):
+        raise InvalidRequest(f"{name} must be a JSON array")
+    return [to_param(v) for v in value]
+
+
+def _query_text(body: dict[str, Any]) -> str:
+    sql = body.get("query")
+    if not isinstance(sql, str) or not sql.strip():
+        raise InvalidRequest("query must be a non-empty string")
+    return sql
+
+
+def _timeout_s(body: dict[str, Any], settings: ApiSettings) -> float:
+    ms = body.get("timeout_ms")
+    if ms is None:
+        return settings.query_timeout_s
+    if isinstance(ms, bool) or not isinstance(ms, (int, float)) or ms <= 0:
+        raise InvalidRequest("timeout_ms must be a positive number")
+    return min(ms / 1000.0, settings.query_timeout_s)
+
+
+def _int_arg(request: Request, name: str, default: int, lo: int, hi: int) -> int:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise InvalidRequest(f"{name} must be an integer") from None
+    if not lo <= value <= hi:
+        raise InvalidRequest(f"{name} must be between {lo} and {hi}")
+    return value
+
+
+def _quote_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _check_table_name(name: str) -> str:
+    if not isinstance(name, str) or not _TABLE_RE.match(name):
+        raise InvalidRequest(f"invalid table name: {name!r}")
+    return name
+
+
+def _with_session(db: Any, ws: str, timeout_s: float, work: Callable[[Any], Any]) -> Any:
+    """Run ``work(session)`` on a fresh session, cancelling it after ``timeout_s``."""
+    session = db.session(workspace=ws)
+    timer = threading.Timer(timeout_s, session.cancel)
+    timer.daemon = True
+    timer.start()
+    try:
+        return work(session)
+    finally:
+        timer.cancel()
+        session.close()
+
+
+def _json_response(payload: bytes, status: int = 200) -> Response:
+    return Response(payload, status_code=status, media_type="application/json")
+
+
+# -- endpoints: misc ---------------------------------------------------------------------
+
+
+async def health(request: Request) -> Response:
+    try:
+        ver = importlib.metadata.version("tarndb")
+    except importlib.metadata.PackageNotFoundError:  # a source tree without metadata
+        ver = "unknown"
+    return JSONResponse({"status": "ok", "version": ver})
+
+
+async def me(request: Request) -> Response:
+    token = await authorize(request, "read")
+    return JSONResponse(token.to_json())
+
+
+async def openapi(request: Request) -> Response:
+    from .openapi import openapi_document
+
+    return JSONResponse(openapi_document())
+
+
+# -- endpoints: SQL ----------------------------------------------------------------------
+
+
+async def query(request: Request) -> Response:
+    st = _state(request)
+    ws = request.path_params["ws"]
+    token = await authorize(request, "read", ws)
+    body = await json_body(request)
+    sql = _query_text(body)
+    params = _params(body.get("params"))
+    timeout = _timeout_s(body, st.settings)
+
+    def work() -> bytes:
+        check_statement(sql, token, ws)
+        if token.has_role("write"):
+            st.ensure_workspace(ws)
+        res = _with_session(st.db, ws, timeout, lambda s: s.execute(sql, params))
+        return dumps(result_json(res))
+
+    async with st.admit():
+        return _json_response(await st.run(work))
+
+
+class _BatchFailed(TarnError):
+    """Carries which parameter set failed; the original error's fields are kept."""
+
+    def __init__(self, cause: TarnError, index: int) -> None:
+        super().__init__(cause.message, position=cause.position, detail=cause.detail,
+                         hint=cause.hint, column=cause.column, table=cause.table)
+        self.sqlstate = cause.sqlstate  # type: ignore[misc]
+        self.http_status = cause.http_status  # type: ignore[misc]
+        self.code = cause.code  # type: ignore[misc]
+        self.index = index
+
+    def to_dict(self) -> dict[str, Any]:
+        out = super().to_dict()
+        out["batch_index"] = self.index
+        return out
+
+
+async def query_batch(request: Request) -> Response:
+    st = _state(request)
+    ws = request.path_params["ws"]
+    token = await authorize(request, "read", ws)
+    body = await json_body(request)
+    sql = _query_text(body)
+    batch = body.get("params_batch")
+    if not isinstance(batch, list) or not all(isinstance(p, list) for p in batch):
+        raise InvalidRequest("params_batch must be a JSON array of arrays")
+    params_batch = [_params(p, "params_batch[i]") for p in batch]
+    timeout = _timeout_s(body, st.settings)
+
+    def run_all(session: Any) -> dict[str, Any]:
+        session.execute("BEGIN")
+        affected = 0
+        rows: list[Any] = []
+        last: Any = None
+        try:
+            for i, params in enumerate(params_batch):
+                try:
+                    last = session.execute(sql, params)
+                except TarnError as exc:
+                    raise _BatchFailed(exc, i) from exc
+                affected += last.rowcount
+                if last.returns_rows:
+                    rows.extend(list(r) for r in last.rows)
+            session.execute("COMMIT")
+        except BaseException:
+            if session.transaction_status != "I":
+                session.execute("ROLLBACK")
+            raise
+        out: dict[str, Any] = {"rows_affected": affected, "row_count": affected,
+                               "statements": len(params_batch)}
+        if last is not None:
+            out["command"] = last.command
+            if last.returns_rows:
+                out["columns"] = [c.name for c in last.columns]
+                out["rows"] = rows
+        return out
+
+    def work() -> bytes:
+        check_statement(sql, token, ws)
+        if token.has_role("write"):
+            st.ensure_workspace(ws)
+        return dumps(_with_session(st.db, ws, timeout, run_all))
+
+    async with st.admit():
+        return _json_response(await st.run(work))
+
+
+# -- endpoints: tables -------------------------------------------------------------------
+
+
+def _describe(db: Any, ws: str, name: str, with_count: bool = True) -> dict[str, Any]:
+    info = db.catalog.table(ws, name)
+    out: dict[str, Any] = {
+        "name": info.name,
+        "workspace": info.workspace,
+        "columns": [{"name": c.name, "type": c.type.pg_name, "not_null": c.not_null,
+                     "default": c.default_sql, "serial": c.serial} for c in info.columns],
+        "primary_key": list(info.primary_key),
+        "indexes": [{"name": i.name, "column": i.column, "index_type": i.index_type}
+                    for i in info.indexes],
+    }
+    if with_count:
+        sql = f"SELECT count(*) FROM {_quote_ident(ws)}.{_quote_ident(name)}"
+        out["row_count"] = db.session(workspace=ws).execute(sql).scalar()
+    return out
+
+
+async def list_tables(request: Request) -> Response:
+    st = _state(request)
+    ws = request.path_params["ws"]
+    await authorize(request, "read", ws)
+
+    def work() -> list[dict[str, Any]]:
+        return [_describe(st.db, ws, t.name, with_count=False)
+                for t in st.db.catalog.tables(ws)]
+
+    return JSONResponse({"tables": await st.run(work)})
+
+
+def _create_table_sql(ws: str, body: dict[str, Any]) -> tuple[str, str]:
+    name = _check_table_name(body.get("name"))  # type: ignore[arg-type]
+    schema = body.get("schema", body.get("columns"))
+    if isinstance(schema, dict):
+        cols = list(schema.items())
+    elif isinstance(schema, list) and all(isinstance(c, dict) for c in schema):
+        cols = [(c.get("name"), c.get("type")) for c in schema]
+    else:
+        raise InvalidRequest('schema must be {"column": "TYPE", ...} or [{"name", "type"}]')
+    if not cols:
+        raise InvalidRequest("a table needs at least one column")
+    parts = []
+    for col, typ in cols:
+        if not isinstance(col, str) or not col or len(col) > 63 or "\x00" in col:
+            raise InvalidRequest(f"invalid column name: {col!r}")
+        if not isinstance(typ, str) or not _TYPE_RE.match(typ):
+            raise InvalidRequest(f"invalid type for column {col!r}: {typ!r}")
+        parts.append(f"{_quote_ident(col)} {typ}")
+    ine = "IF NOT EXISTS " if body.get("if_not_exists") else ""
+    sql = (f"CREATE TABLE {ine}{_quote_ident(ws)}.{_quote_ident(name)} "
+           f"({', '.join(parts)}) USING deeplake")
+    try:
+        stmts = postgast.parse(sql).stmts
+    except postgast.PgQueryError as exc:
+        raise InvalidRequest(f"invalid table definition: {exc}") from None
+    if len(stmts) != 1 or stmts[0].stmt.WhichOneof("node") != "create_stmt":
+        raise InvalidRequest("invalid table definition")
+    return name, sql
+
+
+async def create_table(request: Request) -> Response:
+    st = _state(request)
+    ws = request.path_params["ws"]
+    token = await authorize(request, "write", ws)
+    body = await json_body(request)
+    name, sql = _create_table_sql(ws, body)
+
+    def work() -> dict[str, Any]:
+        check_statement(sql, token, ws)
+        st.ensure_workspace(ws)
+        _with_session(st.db, ws, st.settings.query_timeout_s, lambda s: s.execute(sql))
+        return _describe(st.db, ws, name)
+
+    async with st.admit():
+        return JSONResponse(await st.run(work), status_code=201)
+
+
+async def get_table(request: Request) -> Response:
+    st = _state(request)
+    ws = request.path_params["ws"]
+    await authorize(request, "read", ws)
+    name = _check_table_name(request.path_params["name"])
+    async with st.admit():
+        return JSONResponse(await st.run(_describe, st.db, ws, name))
+
+
+async def drop_table(request: Request) -> Response:
+    st = _state(request)
+    ws = request.path_params["ws"]
+    await authorize(request, "write", ws)
+    name = _check_table_name(request.path_params["name"])
+    sql = f"DROP TABLE {_quote_ident(ws)}.{_quote_ident(name)}"
+
+    def work() -> None:
+        st.db.catalog.table(ws, name)  # 404 rather than a SQL error for a missing table
+        _with_session(st.db, ws, st.settings.query_timeout_s, lambda s: s.execute(sql))
+
+    async with st.admit():
+        await st.run(work)
+    return JSONResponse({"dropped": name, "workspace": ws})
+
+
+# -- endpoints: files --------------------------------------------------------------------
+
+
+async def upload_file(request: Request) -> Response:
+    st = _state(request)
+    ws = request.path_params["ws"]
+    await authorize(request, "write", ws)
+    async with st.admit():
+        await st.run(st.ensure_workspace, ws)
+        meta = await receive_upload(request, st.store, ws, st.settings.max_upload_bytes, st.run)
+    return JSONResponse(meta.to_json(), status_code=201,
+                        headers={"Location": f"/workspaces/{ws}/files/{meta.id}"})
+
+
+async def list_files(request: Request) -> Response:
+    st = _state(request)
+    ws = request.path_params["ws"]
+    await authorize(request, "read", ws)
+    limit = _int_arg(request, "limit", 100, 1, 1000)
+    offset = _int_arg(request, "offset", 0, 0, 1 << 62)
+    async with st.admit():
+        files, total = await st.run(st.store.list, ws, limit, offset)
+    nxt = offset + len(files) if offset + len(files) < total else None
+    return JSONResponse({"files": [f.to_json() for f in files], "total": total,
+                         "limit": limit, "offset": offset, "next_offset": nxt})
+
+
+async def _file_meta(request: Request, role: str) -> tuple[_State, FileMeta]:
+    st = _state(request)
+    ws = request.path_params["ws"]
+    await authorize(request, role, ws)
+    file_id = parse_file_id(request.path_params["file_id"])
+    meta: FileMeta = await st.run(st.store.get, ws, file_id)
+    return st, meta
+
+
+async def get_file(request: Request) -> Response:
+    _, meta = await _file_meta(request, "read")
+    return JSONResponse(meta.to_json())
+
+
+async def delete_file(request: Request) -> Response:
+    st = _state(request)
+    _, meta = await _file_meta(request, "write")
+    await st.run(st.store.delete, meta.workspace, meta.id)
+    return JSONResponse({"deleted": str(meta.id)})
+
+
+def _disposition(kind: str, filename: str) -> str:
+    fallback = filename.encode("ascii", "replace").decode("ascii")
+    fallback = fallback.replace('"', "'").replace("\\", "_").replace("?", "_")
+    return f"{kind}; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
+
+
+def _etag_matches(header: str, etag: str) -> bool:
+    tags = [t.strip() for t in header.split(",")]
+    return "*" in tags or any(t.removeprefix("W/") == etag for t in tags)
+
+
+async def _serve_file(request: Request, kind: str) -> Response:
+    st, meta = await _file_meta(request, "read")
+    headers = {
+        "ETag": meta.etag,
+        "Cache-Control": _CACHE_CONTROL,
+        "Last-Modified": email.utils.format_datetime(meta.created_at, usegmt=True),
+        "Accept-Ranges": "bytes",
+        "Content-Disposition": _disposition(kind, meta.filename),
+        # Uploaded HTML or SVG must not run as this origin's page.
+        "X-Content-Type-Options": "nosniff",
+        "Content-Security-Policy": "sandbox",
+    }
+    inm = request.headers.get("if-none-match")
+    if inm is not None and _etag_matches(inm, meta.etag):
+        return Response(status_code=304, headers=headers)
+    rng = request.headers.get("range")
+    if_range = request.headers.get("if-range")
+    if rng and if_range is not None and if_range.strip() != meta.etag:
+        rng = None  # the client's copy is stale: send the whole new representation
+    span = parse_range(rng, meta.size)
+    start, end = span if span is not None else (0, meta.size)
+    status = 200
+    if span is not None:
+        status = 206
+        headers["Content-Range"] = f"bytes {start}-{end - 1}/{meta.size}"
+    headers["Content-Length"] = str(end - start)
+    if request.method == "HEAD" or end == start:
+        return Response(status_code=status, headers=headers, media_type=meta.content_type)
+    reader = await st.run(st.store.open, meta)
+
+    async def body() -> AsyncIterator[bytes]:
+        try:
+            await st.run(reader.seek, start)
+            left = end - start
+            while left > 0:
+                data = await st.run(reader.read, min(_CHUNK, left))
+                if not data:
+                    break
+                left -= len(data)
+                yield data
+        finally:
+            with anyio.CancelScope(shield=True):
+                await st.run(reader.close)
+
+    return StreamingResponse(body(), status_code=status, headers=headers,
+                             media_type=meta.content_type)
+
+
+async def file_content(request: Request) -> Response:
+    return await _serve_file(request, "inline")
+
+
+async def file_download(request: Request) -> Response:
+    return await _serve_file(request, "attachment")
+
+
+# -- endpoints: tokens -------------------------------------------------------------------
+
+
+def _within(token: Token, admin: Token) -> bool:
+    if token.org != admin.org:
+        return False
+    if admin.workspaces is None:
+        return True
+    return token.workspaces is not None and set(token.workspaces) <= set(admin.workspaces)
+
+
+async def create_token(request: Request) -> Response:
+    st = _state(request)
+    admin = await authorize(request, "admin")
+    body = await json_body(request)
+    org = body.get("org", admin.org)
+    if org != admin.org:
+        raise InsufficientPrivilege("an admin can only create tokens for its own org")
+    role = body.get("role", "read")
+    if role not in ROLES:
+        raise InvalidRequest(f"role must be one of {', '.join(ROLES)}")
+    workspaces = body.get("workspaces", "*" if admin.workspaces is None else
+                          list(admin.workspaces))
+    name = body.get("name", "")
+    if not isinstance(name, str):
+        raise InvalidRequest("name must be a string")
+    plaintext, token = await st.run(st.tokens.create, org=org, role=role,
+                                    workspaces=workspaces, name=name)
+    if not _within(token, admin):
+        await st.run(st.tokens.revoke, token.id)
+        raise InsufficientPrivilege("an admin can only grant workspaces it has itself")
+    return JSONResponse({"token": plaintext, **token.to_json()}, status_code=201)
+
+
+async def list_tokens(request: Request) -> Response:
+    st = _state(request)
+    admin = await authorize(request, "admin")
+    tokens = await st.run(st.tokens.list, admin.org)
+    return JSONResponse({"tokens": [t.to_json() for t in tokens if _within(t, admin)]})
+
+
+async def revoke_token(request: Request) -> Response:
+    st = _state(request)
+    admin = await authorize(request, "admin")
+    token_id = request.path_params["token_id"]
+    if not re.fullmatch(r"[0-9a-f]{16}", token_id):
+        raise InvalidRequest(f"invalid token id: {token_id!r}")
+    token = await st.run(st.tokens.get, token_id)
+    if not _within(token, admin):
+        raise NotFound(f"token {token_id!r} not found")
+    await st.run(st.tokens.revoke, token_id)
+    return JSONResponse({"revoked": token_id})
+
+
+# -- errors ------------------------------------------------------------------------------
+
+
+def error_response(exc: TarnError) -> Response:
+    headers: dict[str, str] = {}
+    if exc.http_status == 401:
+        headers["WWW-Authenticate"] = 'Bearer realm="tarndb"'
+    if isinstance(exc, TooManyRequests):
+        headers["Retry-After"] = "1"
+    if isinstance(exc, RangeNotSatisfiable):
+        headers["Content-Range"] = f"bytes */{exc.size}"
+    return JSONResponse({"error": exc.to_dict()}, status_code=exc.http_status, headers=headers)
+
+
+async def _on_tarn_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, TarnError)
+    if isinstance(exc, TooManyRequests):
+        resp = error_response(exc)
+        resp.headers["Retry-After"] = str(_state(request).settings.retry_after_s)
+        return resp
+    return error_response(exc)
+
+
+async def _on_http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    err: TarnError
+    if exc.status_code == 404:
+        err = NotFound(f"no such endpoint: {request.method} {request.url.path}")
+    elif exc.status_code == 405:
+        err = MethodNotAllowed(f"{request.method} is not allowed on {request.url.path}")
+    else:
+        err = InvalidRequest(str(exc.detail))
+        resp = error_response(err)
+        resp.status_code = exc.status_code
+        return resp
+    return error_response(err)
+
+
+async def _on_disconnect(request: Request, exc: Exception) -> Response:
+    # Nobody is listening any more; the upload code has already cleaned up.
+    return Response(status_code=400)
+
+
+async def _on_unexpected(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error in %s %s", request.method, request.url.path)
+    return error_response(InternalError(f"internal error: {type(exc).__name__}"))
+
+
+# -- the app -----------------------------------------------------------------------------
+
+
+def routes() -> list[Route]:
+    ws = "/workspaces/{ws}"
+    return [
+        Route("/health", health, methods=["GET"]),
+        Route("/me", me, methods=["GET"]),
+        Route("/openapi.json", openapi, methods=["GET"]),
+        Route("/tokens", create_token, methods=["POST"]),
+        Route("/tokens", list_tokens, methods=["GET"]),
+        Route("/tokens/{token_id}", revoke_token, methods=["DELETE"]),
+        Route(f"{ws}/tables/query", query, methods=["POST"]),
+        Route(f"{ws}/tables/query/batch", query_batch, methods=["POST"]),
+        Route(f"{ws}/tables", list_tables, methods=["GET"]),
+        Route(f"{ws}/tables", create_table, methods=["POST"]),
+        Route(f"{ws}/tables/{{name}}", get_table, methods=["GET"]),
+        Route(f"{ws}/tables/{{name}}", drop_table, methods=["DELETE"]),
+        Route(f"{ws}/files", upload_file, methods=["POST"]),
+        Route(f"{ws}/files", list_files, methods=["GET"]),
+        Route(f"{ws}/files/{{file_id}}", get_file, methods=["GET"]),
+        Route(f"{ws}/files/{{file_id}}", delete_file, methods=["DELETE"]),
+        Route(f"{ws}/files/{{file_id}}/content", file_content, methods=["GET"]),
+        Route(f"{ws}/files/{{file_id}}/download", file_download, methods=["GET"]),
+    ]
+
+
+def create_app(db: Any, settings: ApiSettings | None = None) -> Starlette:
+    """The HTTP API over ``db`` (a :class:`tarndb.engine.Database`)."""
+    app = Starlette(
+        routes=routes(),
+        exception_handlers={
+            TarnError: _on_tarn_error,
+            HTTPException: _on_http_error,
+            ClientDisconnect: _on_disconnect,
+            Exception: _on_unexpected,
+        },
+    )
+    app.state.tarn = _State(db, settings or ApiSettings())
+    return app
+
+
+def bootstrap_admin_token(db: Any, settings: ApiSettings) -> str | None:
+    """On first start, the admin token to print once (None when one exists or the operator
+    supplied ``TARNDB_TOKEN``)."""
+    return TokenStore(db.catalog).ensure_admin(settings.org, settings.token)

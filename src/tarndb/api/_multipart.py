@@ -1,0 +1,131 @@
+"""Streaming multipart upload: the ``file`` part goes from the socket to the lake in 1 MiB
+writes, hashed on the way; nothing is spooled to local disk and the file is never whole in
+memory. Starlette's ``request.form()`` would spool to a temporary file first and copy after.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import anyio
+from python_multipart.exceptions import MultipartParseError
+from python_multipart.multipart import MultipartParser, parse_options_header
+from starlette.requests import Request
+
+from ..errors import InvalidRequest
+from ..files import BlobWriter, FileMeta, FileStore, FileTooLarge
+
+_FLUSH = 1 << 20
+FIELD = "file"
+
+RunSync = Callable[..., Awaitable[Any]]
+
+
+class _Parts:
+    """Parser callbacks; they run synchronously inside ``parser.write``."""
+
+    def __init__(self, store: FileStore, workspace: str, max_size: int | None) -> None:
+        self.store = store
+        self.workspace = workspace
+        self.max_size = max_size
+        self.writer: BlobWriter | None = None
+        self.in_target = False
+        self.target_done = False
+        self.ended = False
+        self.buffer = bytearray()
+        self._headers: dict[str, str] = {}
+        self._field = bytearray()
+        self._value = bytearray()
+
+    def on_part_begin(self) -> None:
+        self._headers = {}
+
+    def on_header_field(self, data: bytes, start: int, end: int) -> None:
+        self._field += data[start:end]
+
+    def on_header_value(self, data: bytes, start: int, end: int) -> None:
+        self._value += data[start:end]
+
+    def on_header_end(self) -> None:
+        if len(self._headers) > 32:
+            raise InvalidRequest("too many headers in a multipart part")
+        name = self._field.decode("latin-1").strip().lower()
+        self._headers[name] = self._value.decode("utf-8", "replace").strip()
+        self._field.clear()
+        self._value.clear()
+
+    def on_headers_finished(self) -> None:
+        _, opts = parse_options_header(self._headers.get("content-disposition", ""))
+        name = opts.get(b"name", b"").decode("utf-8", "replace")
+        if name == FIELD and self.writer is None:
+            filename = opts.get(b"filename", b"").decode("utf-8", "replace") or None
+            self.writer = self.store.writer(self.workspace, filename,
+                                            self._headers.get("content-type"), self.max_size)
+            self.in_target = True
+
+    def on_part_data(self, data: bytes, start: int, end: int) -> None:
+        if self.in_target:
+            self.buffer += data[start:end]
+
+    def on_part_end(self) -> None:
+        if self.in_target:
+            self.in_target = False
+            self.target_done = True
+
+    def on_end(self) -> None:
+        self.ended = True
+
+    def callbacks(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in (
+            "on_part_begin", "on_header_field", "on_header_value", "on_header_end",
+            "on_headers_finished", "on_part_data", "on_part_end", "on_end")}
+
+
+async def receive_upload(request: Request, store: FileStore, workspace: str,
+                         max_size: int | None, run_sync: RunSync) -> FileMeta:
+    """Read a ``multipart/form-data`` body and store its ``file`` part."""
+    ctype, opts = parse_options_header(request.headers.get("content-type", ""))
+    boundary = opts.get(b"boundary")
+    if ctype != b"multipart/form-data" or not boundary:
+        raise InvalidRequest("expected a multipart/form-data body with a 'file' field")
+    declared = request.headers.get("content-length")
+    if declared is not None and max_size is not None:
+        try:
+            too_big = int(declared) > max_size + (1 << 20)  # room for the multipart framing
+        except ValueError:
+            raise InvalidRequest("invalid Content-Length") from None
+        if too_big:
+            raise FileTooLarge(f"file is larger than the limit of {max_size} bytes")
+    parts = _Parts(store, workspace, max_size)
+    parser = MultipartParser(boundary, parts.callbacks())  # type: ignore[arg-type]
+    committed = False
+    try:
+        async for chunk in request.stream():
+            if not chunk:
+                continue
+            try:
+                parser.write(chunk)
+            except MultipartParseError as exc:
+                raise InvalidRequest(f"malformed multipart body: {exc}") from None
+            if parts.writer is not None and (len(parts.buffer) >= _FLUSH or parts.target_done):
+                data = bytes(parts.buffer)
+                parts.buffer.clear()
+                if data:
+                    await run_sync(parts.writer.write, data)
+        parser.finalize()
+        if parts.writer is None:
+            raise InvalidRequest(f"multipart body has no '{FIELD}' field")
+        if not parts.target_done or not parts.ended:
+            raise InvalidRequest("multipart body is truncated")
+        if parts.buffer:
+            await run_sync(parts.writer.write, bytes(parts.buffer))
+            parts.buffer.clear()
+        meta: FileMeta = await run_sync(parts.writer.commit)
+        committed = True
+        return meta
+    finally:
+        if parts.writer is not None and not committed:
+            # Also on ClientDisconnect and cancellation: no half-written blob stays behind.
+            with anyio.CancelScope(shield=True):
+                await run_sync(parts.writer.abort)

@@ -1,0 +1,129 @@
+"""The ``tarndb`` command.
+
+    tarndb serve [--data PATH|s3://...] [--host] [--pg-port] [--http-port]
+    tarndb sql --data PATH "SELECT ..."
+    tarndb token create|list|revoke ...
+    tarndb settings [--markdown]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from typing import Any
+
+from . import settings as S
+
+
+def _open(cfg: S.Settings) -> Any:
+    import tarndb
+
+    return tarndb.open(cfg.data)
+
+
+def cmd_sql(args: argparse.Namespace) -> int:
+    from .errors import TarnError
+
+    cfg = S.resolve(args)
+    db = _open(cfg)
+    session = db.session(workspace=cfg.workspace)
+    code = 0
+    try:
+        for result in session.execute_all(args.statement):
+            for notice in result.notices:
+                print(f"NOTICE: {notice}", file=sys.stderr)
+            if result.returns_rows:
+                print("\t".join(result.column_names))
+                for row in result.rows:
+                    print("\t".join(_text(v) for v in row))
+                print(f"({result.rowcount} row{'s' if result.rowcount != 1 else ''})")
+            else:
+                print(result.command)
+    except TarnError as e:
+        print(f"ERROR: {e.message} (SQLSTATE {e.sqlstate})", file=sys.stderr)
+        code = 1
+    finally:
+        session.close()
+        db.close()
+    return code
+
+
+def _text(v: Any) -> str:
+    if v is None:
+        return "NULL"
+    if isinstance(v, (dict, list)):
+        return json.dumps(v)
+    return str(v)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .server import serve
+
+    cfg = S.resolve(args)
+    logging.basicConfig(level=getattr(logging, str(cfg.log_level).upper(), logging.INFO),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return serve(cfg)
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    from .api import tokens
+
+    cfg = S.resolve(args)
+    db = _open(cfg)
+    try:
+        return int(tokens.cli(db, args) or 0)
+    finally:
+        db.close()
+
+
+def cmd_settings(args: argparse.Namespace) -> int:
+    if args.markdown:
+        print(S.markdown())
+    else:
+        cfg = S.resolve(None)
+        for s in S.SETTINGS:
+            value = "***" if s.secret and cfg.values[s.dest] else cfg.values[s.dest]
+            print(f"{s.env}={value if value is not None else ''}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="tarndb", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the Postgres protocol, HTTP API and web UI")
+    S.add_arguments(serve, "serve")
+    serve.set_defaults(func=cmd_serve)
+
+    sql = sub.add_parser("sql", help="run SQL against a lake and print the results")
+    S.add_arguments(sql, "sql")
+    sql.add_argument("statement", help="one or more SQL statements")
+    sql.set_defaults(func=cmd_sql)
+
+    token = sub.add_parser("token", help="create, list and revoke API tokens")
+    S.add_arguments(token, "token")
+    try:
+        from .api import tokens
+
+        tokens.add_cli_arguments(token)
+    except ImportError:
+        pass
+    token.set_defaults(func=cmd_token)
+
+    st = sub.add_parser("settings", help="list settings and their environment variables")
+    st.add_argument("--markdown", action="store_true", help="print the settings table")
+    st.set_defaults(func=cmd_settings)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,310 @@
+"""The catalog: workspaces, tables with their Postgres column types, indexes, sequences and
+small system objects (roles, tokens, jobs), kept on the lake so that every process that opens
+the lake sees the same database.
+
+It is one Lance dataset, ``<lake>/_catalog.lance``, with one row per object
+(``kind``, ``key``, ``spec`` as JSON). Lance commits are atomic, so a crash never leaves half an
+object behind; readers notice a new catalog version and reload.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import lance
+import pyarrow as pa
+
+from ..errors import (
+    DependentObjectsStillExist,
+    DuplicateSchema,
+    DuplicateTable,
+    InvalidSchemaName,
+    UndefinedTable,
+)
+from ..storage.lake import Lake
+from .types import ColumnType
+
+_SCHEMA = pa.schema([("k", pa.string()), ("kind", pa.string()), ("key", pa.string()),
+                     ("spec", pa.string())])
+_REFRESH_EVERY_S = 0.25
+
+
+@dataclass
+class ColumnInfo:
+    name: str
+    type: ColumnType
+    not_null: bool = False
+    #: SQL text of the DEFAULT expression (Postgres syntax), None for no default.
+    default_sql: str | None = None
+    serial: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "type": self.type.to_json(), "not_null": self.not_null,
+                "default_sql": self.default_sql, "serial": self.serial}
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> ColumnInfo:
+        return cls(d["name"], ColumnType.from_json(d["type"]), d.get("not_null", False),
+                   d.get("default_sql"), d.get("serial", False))
+
+
+@dataclass
+class IndexInfo:
+    name: str
+    column: str
+    index_type: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "column": self.column, "index_type": self.index_type,
+                "options": self.options}
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> IndexInfo:
+        return cls(d["name"], d["column"], d["index_type"], d.get("options", {}))
+
+
+@dataclass
+class TableInfo:
+    workspace: str
+    name: str
+    columns: list[ColumnInfo]
+    #: Directory of the Lance dataset, relative to the lake root. Fixed at creation so that a
+    #: rename never moves data.
+    path: str
+    primary_key: list[str] = field(default_factory=list)
+    indexes: list[IndexInfo] = field(default_factory=list)
+    #: A stable id, distinct for a dropped and re-created table of the same name.
+    oid: int = 0
+    read_only: bool = False
+
+    def column(self, name: str) -> ColumnInfo | None:
+        for c in self.columns:
+            if c.name == name:
+                return c
+        return None
+
+    @property
+    def column_names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+    def index_on(self, column: str) -> IndexInfo | None:
+        for ix in self.indexes:
+            if ix.column == column:
+                return ix
+        return None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"workspace": self.workspace, "name": self.name, "path": self.path,
+                "columns": [c.to_json() for c in self.columns],
+                "primary_key": self.primary_key, "oid": self.oid,
+                "indexes": [i.to_json() for i in self.indexes], "read_only": self.read_only}
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> TableInfo:
+        return cls(d["workspace"], d["name"], [ColumnInfo.from_json(c) for c in d["columns"]],
+                   d["path"], d.get("primary_key", []),
+                   [IndexInfo.from_json(i) for i in d.get("indexes", [])], d.get("oid", 0),
+                   d.get("read_only", False))
+
+
+def _k(kind: str, key: str) -> str:
+    return f"{kind}\x1f{key}"
+
+
+class Catalog:
+    def __init__(self, lake: Lake) -> None:
+        self.lake = lake
+        self.uri = lake.uri_for("_catalog.lance")
+        self._lock = threading.RLock()
+        self._objects: dict[tuple[str, str], dict[str, Any]] = {}
+        self._version = -1
+        self._checked_at = 0.0
+        self._ds: lance.LanceDataset | None = None
+        self._open()
+
+    # -- storage -------------------------------------------------------------------------
+
+    def _open(self) -> None:
+        try:
+            self._ds = lance.dataset(self.uri, storage_options=self.lake.storage_options)
+        except (ValueError, OSError, FileNotFoundError):
+            empty = pa.table({f.name: pa.array([], f.type) for f in _SCHEMA}, schema=_SCHEMA)
+            try:
+                self._ds = lance.write_dataset(empty, self.uri, mode="create",
+                                               storage_options=self.lake.storage_options)
+            except (ValueError, OSError):  # another process created it first
+                self._ds = lance.dataset(self.uri, storage_options=self.lake.storage_options)
+        self._load()
+        if not self.workspace_exists("public"):
+            self.put_object("schema", "public", {"name": "public"})
+
+    def _load(self) -> None:
+        assert self._ds is not None
+        t = self._ds.to_table(columns=["kind", "key", "spec"])
+        objs: dict[tuple[str, str], dict[str, Any]] = {}
+        for kind, key, spec in zip(t.column("kind").to_pylist(), t.column("key").to_pylist(),
+                                   t.column("spec").to_pylist(), strict=True):
+            objs[(kind, key)] = json.loads(spec)
+        self._objects = objs
+        self._version = self._ds.version
+        self._checked_at = time.monotonic()
+
+    def refresh(self, force: bool = False) -> None:
+        """Pick up changes another process committed (cheap; rate-limited unless forced)."""
+        now = time.monotonic()
+        if not force and now - self._checked_at < _REFRESH_EVERY_S:
+            return
+        with self._lock:
+            assert self._ds is not None
+            self._checked_at = now
+            latest = self._ds.latest_version
+            if latest != self._version:
+                self._ds = self._ds.checkout_version(latest)
+                self._load()
+
+    def _write(self, rows: list[tuple[str, str, dict[str, Any] | None]]) -> None:
+        """Upsert (spec is a dict) or delete (spec is None) objects in one commit each."""
+        with self._lock:
+            assert self._ds is not None
+            upserts = [(kind, key, spec) for kind, key, spec in rows if spec is not None]
+            deletes = [(kind, key) for kind, key, spec in rows if spec is None]
+            ds = self._ds.checkout_version(self._ds.latest_version)
+            if upserts:
+                t = pa.table({
+                    "k": [_k(a, b) for a, b, _ in upserts],
+                    "kind": [a for a, _, _ in upserts],
+                    "key": [b for _, b, _ in upserts],
+                    "spec": [json.dumps(s, sort_keys=True) for _, _, s in upserts],
+                }, schema=_SCHEMA)
+                (ds.merge_insert("k").when_matched_update_all().when_not_matched_insert_all()
+                   .execute(t))
+            for kind, key in deletes:
+                ds.delete("k = '" + _k(kind, key).replace("'", "''") + "'")
+            self._ds = ds.checkout_version(ds.latest_version)
+            if self._ds.version != self._version:
+                self._load()
+
+    # -- generic objects -------------------------------------------------------------------
+
+    def get_object(self, kind: str, key: str) -> dict[str, Any] | None:
+        self.refresh()
+        return self._objects.get((kind, key))
+
+    def put_object(self, kind: str, key: str, spec: dict[str, Any]) -> None:
+        self._write([(kind, key, spec)])
+
+    def delete_object(self, kind: str, key: str) -> None:
+        self._write([(kind, key, None)])
+
+    def list_objects(self, kind: str) -> dict[str, dict[str, Any]]:
+        self.refresh()
+        return {key: spec for (k, key), spec in self._objects.items() if k == kind}
+
+    # -- workspaces (schemas) -------------------------------------------------------------
+
+    def workspaces(self) -> list[str]:
+        return sorted(self.list_objects("schema"))
+
+    def workspace_exists(self, name: str) -> bool:
+        return (("schema", name) in self._objects)
+
+    def create_workspace(self, name: str, if_not_exists: bool = False) -> None:
+        with self._lock:
+            self.refresh(force=True)
+            if self.workspace_exists(name):
+                if if_not_exists:
+                    return
+                raise DuplicateSchema(f'schema "{name}" already exists')
+            self.put_object("schema", name, {"name": name})
+
+    def ensure_workspace(self, name: str) -> None:
+        if not self.workspace_exists(name):
+            self.create_workspace(name, if_not_exists=True)
+
+    def drop_workspace(self, name: str, cascade: bool = False, missing_ok: bool = False) -> None:
+        with self._lock:
+            self.refresh(force=True)
+            if not self.workspace_exists(name):
+                if missing_ok:
+                    return
+                raise InvalidSchemaName(f'schema "{name}" does not exist')
+            tables = self.tables(name)
+            if tables and not cascade:
+                raise DependentObjectsStillExist(
+                    f'cannot drop schema "{name}" because other objects depend on it',
+                    hint="Use DROP ... CASCADE to drop the dependent objects too.")
+            self._write([("table", f"{name}.{t.name}", None) for t in tables]
+                        + [("schema", name, None)])
+
+    # -- tables -----------------------------------------------------------------------------
+
+    def tables(self, workspace: str) -> list[TableInfo]:
+        self.refresh()
+        out = [TableInfo.from_json(spec) for (k, key), spec in self._objects.items()
+               if k == "table" and spec["workspace"] == workspace]
+        return sorted(out, key=lambda t: t.name)
+
+    def all_tables(self) -> list[TableInfo]:
+        self.refresh()
+        return [TableInfo.from_json(spec) for (k, _), spec in self._objects.items()
+                if k == "table"]
+
+    def find_table(self, workspace: str, name: str) -> TableInfo | None:
+        spec = self._objects.get(("table", f"{workspace}.{name}"))
+        if spec is None:
+            self.refresh()
+            spec = self._objects.get(("table", f"{workspace}.{name}"))
+        return TableInfo.from_json(spec) if spec is not None else None
+
+    def table(self, workspace: str, name: str) -> TableInfo:
+        t = self.find_table(workspace, name)
+        if t is None:
+            raise UndefinedTable(f'relation "{name}" does not exist', table=name)
+        return t
+
+    def new_table_path(self, workspace: str, name: str) -> str:
+        safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in name)
+        return f"{workspace}/{safe}-{uuid.uuid4().hex[:8]}.lance"
+
+    def create_table(self, info: TableInfo) -> None:
+        with self._lock:
+            self.refresh(force=True)
+            if not self.workspace_exists(info.workspace):
+                raise InvalidSchemaName(f'schema "{info.workspace}" does not exist')
+            if self.find_table(info.workspace, info.name) is not None:
+                raise DuplicateTable(f'relation "{info.name}" already exists', table=info.name)
+            info.oid = self._next_oid()
+            self.put_object("table", f"{info.workspace}.{info.name}", info.to_json())
+
+    def update_table(self, info: TableInfo, old_name: str | None = None) -> None:
+        rows: list[tuple[str, str, dict[str, Any] | None]] = []
+        if old_name is not None and old_name != info.name:
+            rows.append(("table", f"{info.workspace}.{old_name}", None))
+        rows.append(("table", f"{info.workspace}.{info.name}", info.to_json()))
+        self._write(rows)
+
+    def drop_table(self, info: TableInfo) -> None:
+        self._write([("table", f"{info.workspace}.{info.name}", None)])
+
+    def _next_oid(self) -> int:
+        counter = self._objects.get(("counter", "oid"), {"next": 16384})
+        value = int(counter["next"])
+        self.put_object("counter", "oid", {"next": value + 1})
+        return value
+
+    # -- sequences --------------------------------------------------------------------------
+
+    def reserve(self, key: str, count: int, floor: int) -> int:
+        """Reserve ``count`` sequence values at or above ``floor``; returns the first one."""
+        with self._lock:
+            self.refresh(force=True)
+            spec = self._objects.get(("sequence", key), {"next": 1})
+            start = max(int(spec["next"]), floor)
+            self.put_object("sequence", key, {"next": start + count})
+            return start

@@ -1,0 +1,207 @@
+"""The Database: one lake, one catalog, and the sessions that run SQL over them.
+
+``tarndb.open(path)`` returns one; ``tarndb serve`` puts the Postgres protocol, the HTTP API and
+the web UI in front of the same object.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import duckdb
+import pyarrow as pa
+
+from .. import errors as E
+from ..storage.lake import Lake
+from ..storage.tables import RID, TableStore
+from .catalog import Catalog, IndexInfo, TableInfo
+from .result import Result
+
+if TYPE_CHECKING:
+    from .session import Session, TableChange
+
+log = logging.getLogger(__name__)
+
+# Sequence values and row ids are reserved in blocks so that single-row inserts do not write
+# the catalog each time (gaps after a restart are allowed, as with Postgres sequences).
+_BLOCK = 1000
+
+
+class Database:
+    def __init__(self, uri: str, storage_options: dict[str, str] | None = None) -> None:
+        self.lake = Lake(uri, storage_options)
+        self.catalog = Catalog(self.lake)
+        self._duck = duckdb.connect(config={"threads": 2})
+        self._lock = threading.RLock()
+        self._stores: dict[str, TableStore] = {}
+        self._blocks: dict[str, list[int]] = {}  # key -> [next, end)
+        #: Statement kinds handled outside the engine (``create_role_stmt`` by pgwire).
+        self.statement_hooks: dict[str, Callable[[Session, Any, list[Any]], Result]] = {}
+        self._closed = False
+
+    # -- sessions ---------------------------------------------------------------------------
+
+    def session(self, workspace: str = "public", user: str = "postgres") -> Session:
+        from .session import Session
+
+        return Session(self, workspace=workspace, user=user)
+
+    def execute(self, sql: str, params: list[Any] | tuple[Any, ...] | None = None,
+                workspace: str | None = None) -> Result:
+        """Run SQL in a fresh session (autocommit) and return the last statement's result."""
+        s = self.session(workspace=workspace or "public")
+        try:
+            return s.execute(sql, params)
+        finally:
+            s.close()
+
+    def new_cursor(self) -> duckdb.DuckDBPyConnection:
+        from ..sql.rewrite import similarity
+
+        cur = self._duck.cursor()
+        cur.execute("SET TimeZone = 'UTC'")
+        similarity.install(cur)
+        try:
+            from ..sql import pgcatalog
+        except ImportError:
+            return cur
+        install = getattr(pgcatalog, "install_functions", None)
+        if install is not None:
+            install(cur)
+        return cur
+
+    def system_relation(self, schema: str | None, name: str, session: Session) -> Any:
+        """pg_catalog / information_schema relations as Arrow tables (None if unknown)."""
+        try:
+            from ..sql import pgcatalog
+        except ImportError:
+            return None
+        relation = getattr(pgcatalog, "relation", None)
+        return relation(schema, name, self, session) if relation is not None else None
+
+    # -- tables -----------------------------------------------------------------------------
+
+    def store(self, info: TableInfo) -> TableStore:
+        with self._lock:
+            st = self._stores.get(info.path)
+            if st is None:
+                st = self._stores[info.path] = TableStore(self.lake, info.path)
+            return st
+
+    def forget_store(self, info: TableInfo) -> None:
+        with self._lock:
+            st = self._stores.pop(info.path, None) or TableStore(self.lake, info.path)
+        st.drop()
+
+    def _reserve(self, key: str, n: int, floor: Callable[[], int]) -> list[int]:
+        with self._lock:
+            block = self._blocks.get(key)
+            if block is None or block[1] - block[0] < n:
+                size = max(n, _BLOCK)
+                start = self.catalog.reserve(key, size, floor())
+                if block is not None and block[0] < block[1] and block[1] == start:
+                    block = [block[0], start + size]
+                else:
+                    block = [start, start + size]
+            out = list(range(block[0], block[0] + n))
+            block[0] += n
+            self._blocks[key] = block
+            return out
+
+    def allocate_rids(self, info: TableInfo, n: int) -> list[int]:
+        if n == 0:
+            return []
+
+        def floor() -> int:
+            ds = self.store(info).dataset()
+            if ds.count_rows() == 0:
+                return 1
+            t = ds.to_table(columns=[RID])
+            import pyarrow.compute as pc
+
+            return int(pc.max(t.column(RID)).as_py() or 0) + 1
+        return self._reserve(f"rid:{info.path}", n, floor)
+
+    def next_values(self, info: TableInfo, column: str, n: int) -> list[int]:
+        """Next ``n`` values of a serial column's sequence."""
+        return self._reserve(f"seq:{info.path}:{column}", n, lambda: 1)
+
+    def commit_changes(self, changes: list[TableChange]) -> None:
+        for ch in changes:
+            if (ch.added is None or ch.added.num_rows == 0) and not ch.removed:
+                continue
+            store = self.store(ch.info)
+            store.commit(ch.added, sorted(ch.removed))
+            self._after_write(ch.info)
+
+    # -- indexes ------------------------------------------------------------------------------
+
+    def _index_manager(self, info: TableInfo) -> Any:
+        from ..search import IndexManager
+
+        return IndexManager.open(self.store(info).uri)
+
+    def create_index(self, info: TableInfo, ix: IndexInfo, unique: bool = False) -> None:
+        col = info.column(ix.column)
+        assert col is not None
+        index_type = ix.index_type.lower()
+        if unique or index_type == "unique":
+            ix.index_type = "unique"
+        elif index_type in ("exact_text",) or (index_type == "inverted_index" and (
+                col.type.base not in ("text", "varchar", "bpchar") or col.type.ndim)):
+            ix.index_type = index_type  # scalar lookups: answered by DuckDB scans
+        else:
+            mgr = self._index_manager(info)
+            ds = self.store(info).dataset()
+            created = mgr.create_index(ds, ix.name, ix.column, index_type=index_type or None,
+                                       options=ix.options)
+            ix.index_type = getattr(created, "index_type", index_type) or index_type
+        info.indexes.append(ix)
+        self.catalog.update_table(info)
+
+    def drop_index(self, info: TableInfo, ix: IndexInfo) -> None:
+        if ix.index_type not in ("unique", "exact_text", "inverted_index"):
+            try:
+                self._index_manager(info).drop_index(ix.name, if_exists=True)
+            except E.TarnError:
+                log.warning("index %s had no search state", ix.name)
+        info.indexes = [i for i in info.indexes if i.name != ix.name]
+        self.catalog.update_table(info)
+
+    def _after_write(self, info: TableInfo) -> None:
+        fresh = self.catalog.find_table(info.workspace, info.name)
+        if fresh is None or not any(i.index_type not in ("unique", "exact_text",
+                                                         "inverted_index")
+                                    for i in fresh.indexes):
+            return
+        try:
+            self._index_manager(fresh).after_write(self.store(fresh).dataset())
+        except Exception:  # an index that lags is searched exactly; never fail the commit
+            log.exception("index maintenance on %s failed", info.name)
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._duck.close()
+        except duckdb.Error:
+            pass
+
+    def __enter__(self) -> Database:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<tarndb.Database {self.lake.uri!r}>"
+
+
+def arrow_rows(result: Result) -> pa.Table:
+    return result.arrow()

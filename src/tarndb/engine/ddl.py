@@ -1,0 +1,370 @@
+"""Schema statements: CREATE/DROP SCHEMA and TABLE, CTAS, ALTER TABLE, CREATE/DROP INDEX,
+CREATE EXTENSION.
+
+DDL takes effect at once (it is not part of the surrounding transaction): clients such as
+psycopg2 open a transaction before every first statement, and a table created there must be
+usable by the next statement.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+from postgast import pg_query_pb2 as pb
+
+from .. import errors as E
+from ..sql import ast
+from ..storage.tables import RID
+from .catalog import ColumnInfo, IndexInfo, TableInfo
+from .result import Result
+from .types import SERIALS, ColumnType, resolve_type
+
+if TYPE_CHECKING:
+    from .session import Session
+
+
+def _type_of(type_name: pb.TypeName) -> tuple[ColumnType, bool]:
+    parts = ast.names(type_name.names)
+    typmods = tuple(int(ast.const_value(m)) for m in type_name.typmods
+                    if ast.kind(m) == "a_const" and isinstance(ast.const_value(m), int))
+    plain = [p.lower() for p in parts if p.lower() != "pg_catalog"]
+    serial = len(plain) == 1 and plain[0] in SERIALS
+    return resolve_type(parts, len(type_name.array_bounds), typmods), serial
+
+
+def _expr_sql(node: pb.Node) -> str:
+    sel = pb.Node()
+    sel.select_stmt.target_list.add().res_target.val.CopyFrom(node)
+    return ast.deparse_node(sel)[len("SELECT "):]
+
+
+def _workspace(session: Session, rv: pb.RangeVar) -> str:
+    return rv.schemaname or session.workspace
+
+
+def create_table(session: Session, node: pb.CreateStmt, params: list[Any]) -> Result:
+    cat = session.db.catalog
+    ws = _workspace(session, node.relation)
+    name = node.relation.relname
+    if cat.find_table(ws, name) is not None:
+        if node.if_not_exists:
+            session.notices.append(f'relation "{name}" already exists, skipping')
+            return Result(command="CREATE TABLE")
+        raise E.DuplicateTable(f'relation "{name}" already exists', table=name)
+    columns: list[ColumnInfo] = []
+    pk: list[str] = []
+    for elt in node.table_elts:
+        k = ast.kind(elt)
+        if k == "column_def":
+            cd = elt.column_def
+            if any(c.name == cd.colname for c in columns):
+                raise E.DuplicateColumn(f'column "{cd.colname}" specified more than once')
+            ctype, serial = _type_of(cd.type_name)
+            col = ColumnInfo(cd.colname, ctype, serial=serial, not_null=serial)
+            for c in cd.constraints:
+                con = c.constraint
+                if con.contype == pb.CONSTR_PRIMARY:
+                    pk.append(cd.colname)
+                    col.not_null = True
+                elif con.contype == pb.CONSTR_NOTNULL:
+                    col.not_null = True
+                elif con.contype == pb.CONSTR_DEFAULT:
+                    col.default_sql = _expr_sql(con.raw_expr)
+                elif con.contype == pb.CONSTR_GENERATED:
+                    raise E.FeatureNotSupported("generated columns are not supported yet")
+            columns.append(col)
+        elif k == "constraint" and elt.constraint.contype == pb.CONSTR_PRIMARY:
+            for key in elt.constraint.keys:
+                pk.append(key.string.sval)
+    if len(pk) != len(set(pk)):
+        raise E.InvalidTextRepresentation("multiple primary keys are not allowed")
+    for key in pk:
+        col = next((c for c in columns if c.name == key), None)
+        if col is None:
+            raise E.UndefinedColumn(f'column "{key}" named in key does not exist', column=key)
+        col.not_null = True
+    if not columns:
+        raise E.FeatureNotSupported("a table needs at least one column")
+    _create(session, ws, name, columns, pk)
+    return Result(command="CREATE TABLE")
+
+
+def _create(session: Session, ws: str, name: str, columns: list[ColumnInfo], pk: list[str]
+            ) -> TableInfo:
+    cat = session.db.catalog
+    cat.ensure_workspace(ws)
+    info = TableInfo(ws, name, columns, cat.new_table_path(ws, name), pk)
+    schema = pa.schema([pa.field(c.name, c.type.arrow) for c in columns]
+                       + [pa.field(RID, pa.int64())])
+    session.db.store(info).create(schema)
+    cat.create_table(info)
+    return cat.table(ws, name)
+
+
+def create_table_as(session: Session, node: pb.CreateTableAsStmt, params: list[Any]) -> Result:
+    if node.objtype != pb.OBJECT_TABLE:
+        raise E.FeatureNotSupported("only CREATE TABLE ... AS is supported")
+    into = node.into
+    ws = _workspace(session, into.rel)
+    name = into.rel.relname
+    if session.db.catalog.find_table(ws, name) is not None:
+        if node.if_not_exists:
+            session.notices.append(f'relation "{name}" already exists, skipping')
+            return Result(command="SELECT 0")
+        raise E.DuplicateTable(f'relation "{name}" already exists', table=name)
+    from .scan import Scope
+
+    scope = Scope(session)
+    try:
+        scope.bind(node.query)
+        source_tables = dict(scope.tables)
+        table, description = session.query_arrow(node.query, params, scope)
+    finally:
+        scope.close()
+    colnames = [c.string.sval for c in into.col_names] or [d[0] for d in description]
+    columns = []
+    from .types import from_duckdb
+
+    for i, d in enumerate(description):
+        ctype = from_duckdb(str(d[1]))
+        # Keep declared types (json vs jsonb, domains) of columns copied straight through.
+        for src in source_tables.values():
+            col = src.column(d[0])
+            if col is not None and col.type.duckdb == ctype.duckdb:
+                ctype = col.type
+                break
+        columns.append(ColumnInfo(colnames[i] if i < len(colnames) else d[0], ctype))
+    info = _create(session, ws, name, columns, [])
+    n = 0
+    if table is not None and table.num_rows and not into.skip_data:
+        from .dml import storage_expr, to_storage
+        from .scan import Scope as _Scope
+        from .scan import quote_ident
+
+        scope = _Scope(session)
+        try:
+            raw = scope.register(table, "__ctas")
+            exprs = [storage_expr(f"{raw}.{quote_ident(table.column_names[i])}", c)
+                     + f" AS {quote_ident(c.name)}" for i, c in enumerate(info.columns)]
+            out, _ = session.run_duckdb(f"SELECT {', '.join(exprs)} FROM {raw}", [])
+        finally:
+            scope.close()
+        rows = to_storage(out, info, info.column_names)
+        rids = session.db.allocate_rids(info, rows.num_rows)
+        session.db.store(info).commit(rows.append_column(RID, pa.array(rids, pa.int64())), None)
+        n = rows.num_rows
+    return Result(command=f"SELECT {n}", rowcount=n)
+
+
+def create_schema(session: Session, node: pb.CreateSchemaStmt, params: list[Any]) -> Result:
+    session.db.catalog.create_workspace(node.schemaname, if_not_exists=node.if_not_exists)
+    return Result(command="CREATE SCHEMA")
+
+
+def drop(session: Session, node: pb.DropStmt, params: list[Any]) -> Result:
+    cat = session.db.catalog
+    cascade = node.behavior == pb.DROP_CASCADE
+    if node.remove_type == pb.OBJECT_TABLE:
+        for obj in node.objects:
+            parts = ast.names(obj.list.items)
+            ws = parts[-2] if len(parts) >= 2 else None
+            info = session.resolve_table(ws, parts[-1])
+            if info is None:
+                if node.missing_ok:
+                    session.notices.append(f'table "{parts[-1]}" does not exist, skipping')
+                    continue
+                raise E.UndefinedTable(f'table "{parts[-1]}" does not exist', table=parts[-1])
+            cat.drop_table(info)
+            session.db.forget_store(info)
+        return Result(command="DROP TABLE")
+    if node.remove_type == pb.OBJECT_SCHEMA:
+        for obj in node.objects:
+            name = obj.string.sval
+            tables = cat.tables(name) if cat.workspace_exists(name) else []
+            cat.drop_workspace(name, cascade=cascade, missing_ok=node.missing_ok)
+            for info in tables:
+                session.db.forget_store(info)
+        return Result(command="DROP SCHEMA")
+    if node.remove_type == pb.OBJECT_INDEX:
+        for obj in node.objects:
+            parts = ast.names(obj.list.items)
+            found = _find_index(session, parts[-1], parts[-2] if len(parts) > 1 else None)
+            if found is None:
+                if node.missing_ok:
+                    session.notices.append(f'index "{parts[-1]}" does not exist, skipping')
+                    continue
+                raise E.UndefinedObject(f'index "{parts[-1]}" does not exist')
+            info, ix = found
+            session.db.drop_index(info, ix)
+        return Result(command="DROP INDEX")
+    if node.remove_type == pb.OBJECT_EXTENSION:
+        return Result(command="DROP EXTENSION")
+    raise E.FeatureNotSupported("DROP of this object type is not supported")
+
+
+def _find_index(session: Session, name: str, ws: str | None) -> tuple[TableInfo, IndexInfo] | None:
+    for info in session.db.catalog.all_tables():
+        if ws and info.workspace != ws:
+            continue
+        for ix in info.indexes:
+            if ix.name == name:
+                return info, ix
+    return None
+
+
+def alter_table(session: Session, node: pb.AlterTableStmt, params: list[Any]) -> Result:
+    if node.objtype not in (pb.OBJECT_TABLE, 0):
+        raise E.FeatureNotSupported("only ALTER TABLE is supported")
+    info = session.resolve_table(node.relation.schemaname or None, node.relation.relname)
+    if info is None:
+        if node.missing_ok:
+            session.notices.append(f'relation "{node.relation.relname}" does not exist, skipping')
+            return Result(command="ALTER TABLE")
+        raise E.UndefinedTable(f'relation "{node.relation.relname}" does not exist')
+    store = session.db.store(info)
+    for c in node.cmds:
+        cmd = c.alter_table_cmd
+        if cmd.subtype == pb.AT_AddColumn:
+            cd = getattr(cmd, "def").column_def
+            if info.column(cd.colname) is not None:
+                if cmd.missing_ok:
+                    session.notices.append(
+                        f'column "{cd.colname}" of relation "{info.name}" already exists, '
+                        "skipping")
+                    continue
+                raise E.DuplicateColumn(
+                    f'column "{cd.colname}" of relation "{info.name}" already exists')
+            ctype, serial = _type_of(cd.type_name)
+            col = ColumnInfo(cd.colname, ctype, serial=serial)
+            for con in cd.constraints:
+                if con.constraint.contype == pb.CONSTR_DEFAULT:
+                    col.default_sql = _expr_sql(con.constraint.raw_expr)
+                elif con.constraint.contype == pb.CONSTR_NOTNULL:
+                    col.not_null = True
+            if col.not_null and store.dataset().count_rows() and not col.default_sql:
+                raise E.NotNullViolation(
+                    f'column "{col.name}" of relation "{info.name}" contains null values')
+            store.add_column(pa.field(col.name, ctype.arrow))
+            info.columns.append(col)
+            session.db.catalog.update_table(info)
+            if col.default_sql:
+                session.execute(
+                    f'UPDATE "{info.workspace}"."{info.name}" SET "{col.name}" = DEFAULT')
+        elif cmd.subtype == pb.AT_DropColumn:
+            if info.column(cmd.name) is None:
+                if cmd.missing_ok:
+                    continue
+                raise E.UndefinedColumn(
+                    f'column "{cmd.name}" of relation "{info.name}" does not exist')
+            store.drop_column(cmd.name)
+            info.columns = [col for col in info.columns if col.name != cmd.name]
+            info.primary_key = [k for k in info.primary_key if k != cmd.name]
+            info.indexes = [i for i in info.indexes if i.column != cmd.name]
+            session.db.catalog.update_table(info)
+        elif cmd.subtype in (pb.AT_SetNotNull, pb.AT_DropNotNull):
+            col = info.column(cmd.name)
+            if col is None:
+                raise E.UndefinedColumn(f'column "{cmd.name}" does not exist')
+            col.not_null = cmd.subtype == pb.AT_SetNotNull
+            session.db.catalog.update_table(info)
+        else:
+            raise E.FeatureNotSupported("this ALTER TABLE action is not supported")
+    return Result(command="ALTER TABLE")
+
+
+def rename(session: Session, node: pb.RenameStmt, params: list[Any]) -> Result:
+    if node.rename_type == pb.OBJECT_TABLE:
+        info = session.table_for(node.relation)
+        if session.db.catalog.find_table(info.workspace, node.newname) is not None:
+            raise E.DuplicateTable(f'relation "{node.newname}" already exists')
+        old = info.name
+        info.name = node.newname
+        session.db.catalog.update_table(info, old_name=old)
+        return Result(command="ALTER TABLE")
+    if node.rename_type == pb.OBJECT_COLUMN:
+        info = session.table_for(node.relation)
+        col = info.column(node.subname)
+        if col is None:
+            raise E.UndefinedColumn(f'column "{node.subname}" does not exist')
+        if info.column(node.newname) is not None:
+            raise E.DuplicateColumn(f'column "{node.newname}" of relation already exists')
+        session.db.store(info).rename_column(node.subname, node.newname)
+        col.name = node.newname
+        info.primary_key = [node.newname if k == node.subname else k for k in info.primary_key]
+        for ix in info.indexes:
+            if ix.column == node.subname:
+                ix.column = node.newname
+        session.db.catalog.update_table(info)
+        return Result(command="ALTER TABLE")
+    raise E.FeatureNotSupported("this RENAME is not supported")
+
+
+def create_index(session: Session, node: pb.IndexStmt, params: list[Any]) -> Result:
+    info = session.table_for(node.relation)
+    method = (node.access_method or "").lower()
+    if len(node.index_params) != 1:
+        raise E.FeatureNotSupported("an index covers exactly one column")
+    elem = node.index_params[0].index_elem
+    column = elem.name
+    if not column or info.column(column) is None:
+        raise E.UndefinedColumn(f'column "{column}" does not exist', column=column)
+    options: dict[str, Any] = {}
+    for opt in node.options:
+        de = opt.def_elem
+        options[de.defname.lower()] = str(ast.const_value(de.arg)) if de.HasField("arg") \
+            else "true"
+    name = node.idxname or f"{info.name}_{column}_idx"
+    existing = [ix for ix in info.indexes if ix.name == name]
+    if existing or _find_index(session, name, info.workspace):
+        if node.if_not_exists:
+            session.notices.append(f'relation "{name}" already exists, skipping')
+            return Result(command="CREATE INDEX")
+        raise E.DuplicateTable(f'relation "{name}" already exists')
+    other = info.index_on(column)
+    if other is not None:
+        if node.if_not_exists:
+            session.notices.append(
+                f'column "{column}" already has index "{other.name}", skipping')
+            return Result(command="CREATE INDEX")
+        raise E.DuplicateObject(
+            f'column "{column}" of "{info.name}" already has index "{other.name}"; '
+            "drop it first (one index per column)")
+    if method not in ("deeplake_index", "btree", "hash", ""):
+        raise E.UndefinedObject(f'access method "{method}" does not exist')
+    session.db.create_index(info, IndexInfo(name, column, options.pop("index_type", ""),
+                                            options), unique=node.unique)
+    return Result(command="CREATE INDEX")
+
+
+def create_extension(session: Session, node: Any, params: list[Any]) -> Result:
+    if node.extname.lower() not in ("pg_deeplake", "deeplake", "vector", "plpgsql"):
+        raise E.UndefinedObject(f'extension "{node.extname}" is not available')
+    return Result(command="CREATE EXTENSION")
+
+
+def noop(tag: str) -> Callable[[Session, Any, list[Any]], Result]:
+    def run(session: Session, node: Any, params: list[Any]) -> Result:
+        return Result(command=tag)
+    return run
+
+
+HANDLERS: dict[str, Callable[[Session, Any, list[Any]], Result]] = {
+    "create_stmt": create_table,
+    "create_table_as_stmt": create_table_as,
+    "create_schema_stmt": create_schema,
+    "drop_stmt": drop,
+    "alter_table_stmt": alter_table,
+    "rename_stmt": rename,
+    "index_stmt": create_index,
+    "create_extension_stmt": create_extension,
+    "discard_stmt": noop("DISCARD ALL"),
+    "deallocate_stmt": noop("DEALLOCATE"),
+    "listen_stmt": noop("LISTEN"),
+    "unlisten_stmt": noop("UNLISTEN"),
+    "vacuum_stmt": noop("VACUUM"),
+    "check_point_stmt": noop("CHECKPOINT"),
+    "comment_stmt": noop("COMMENT"),
+    "grant_stmt": noop("GRANT"),
+}

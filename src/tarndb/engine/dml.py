@@ -1,0 +1,419 @@
+"""INSERT, UPDATE and DELETE.
+
+The new rows are computed by DuckDB (so every SQL expression, cast and parameter works as in
+a SELECT), converted to the table's Arrow schema, checked against the table's constraints, and
+added to the session's transaction; they reach Lance at COMMIT (or at once outside a
+transaction). A statement that fails changes nothing.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from postgast import pg_query_pb2 as pb
+
+from .. import errors as E
+from ..sql import ast
+from ..storage.tables import RID
+from .catalog import ColumnInfo, TableInfo
+from .result import Result
+from .scan import Scope, quote_ident
+
+if TYPE_CHECKING:
+    from .session import Session
+
+
+def storage_expr(expr: str, col: ColumnInfo) -> str:
+    """``expr`` converted to what Lance stores for ``col``, validated by DuckDB's casts."""
+    t = col.type
+    if t.ndim == 0 and t.base in ("json", "jsonb"):
+        return f"CAST(CAST({expr} AS JSON) AS VARCHAR)"
+    if t.ndim == 0 and t.base == "uuid":
+        return f"CAST(CAST({expr} AS UUID) AS VARCHAR)"
+    return f"CAST({expr} AS {t.duckdb})"
+
+
+def _default_sql(col: ColumnInfo) -> str:
+    return col.default_sql if col.default_sql else "NULL"
+
+
+def to_storage(table: pa.Table, info: TableInfo, names: list[str]) -> pa.Table:
+    """Rows computed by DuckDB (columns ``names``) as the table's storage schema."""
+    arrays = []
+    fields = []
+    for col in info.columns:
+        t = col.type.arrow
+        if col.name in names:
+            arr = table.column(col.name)
+            try:
+                arr = arr.cast(t)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as e:
+                raise E.InvalidTextRepresentation(
+                    f'invalid value for column "{col.name}" of type {col.type.pg_name}: {e}',
+                    column=col.name) from e
+        else:
+            arr = pa.nulls(table.num_rows, t)
+        arrays.append(arr)
+        fields.append(pa.field(col.name, t))
+    return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
+
+
+def check_constraints(session: Session, info: TableInfo, rows: pa.Table,
+                      replacing: list[int] | None = None) -> None:
+    for col in info.columns:
+        if (col.not_null or col.name in info.primary_key) and rows.column(col.name).null_count:
+            raise E.NotNullViolation(
+                f'null value in column "{col.name}" of relation "{info.name}" violates '
+                f"not-null constraint", column=col.name, table=info.name)
+        if col.type.ndim >= 2:
+            _check_rectangular(rows.column(col.name), col)
+    if info.primary_key and rows.num_rows:
+        _check_unique(session, info, rows, replacing or [])
+
+
+def _check_rectangular(column: pa.ChunkedArray, col: ColumnInfo) -> None:
+    """Postgres arrays are rectangular: the vectors of one row must share a length."""
+    arr = column.combine_chunks()
+    if arr.null_count == len(arr) or len(arr) == 0:
+        return
+    inner = arr.flatten()
+    if len(inner) == 0:
+        return
+    lengths = pc.list_value_length(inner).to_numpy(zero_copy_only=False)
+    offsets = arr.offsets.to_numpy()
+    for i in range(len(arr)):
+        a, b = offsets[i], offsets[i + 1]
+        if b - a > 1 and np.any(lengths[a:b] != lengths[a]):
+            raise E.DataError(
+                f'multidimensional arrays must have sub-arrays with matching dimensions '
+                f'(column "{col.name}")', column=col.name)
+
+
+def _check_unique(session: Session, info: TableInfo, rows: pa.Table, replacing: list[int]
+                  ) -> None:
+    pk = info.primary_key
+    keys = rows.select(pk)
+    if len(pk) == 1:
+        values = keys.column(0)
+        if pc.count_distinct(values).as_py() != len(values):
+            dup = _first_duplicate(values.to_pylist())
+            raise _unique_error(info, pk, dup)
+    scope = Scope(session)
+    try:
+        view = scope.view(info, with_rid=True)
+        new = scope.register(keys, "__keys")
+        cond = " AND ".join(f"t.{quote_ident(c)} = k.{quote_ident(c)}" for c in pk)
+        excl = ""
+        if replacing:
+            rep = scope.register(pa.table({RID: pa.array(replacing, pa.int64())}), "__rep")
+            excl = f" WHERE t.{RID} NOT IN (SELECT {RID} FROM {rep})"
+        cols = ", ".join(f"k.{quote_ident(c)}" for c in pk)
+        sql = (f"SELECT {cols} FROM (SELECT * FROM {view} t{excl}) t JOIN {new} k ON {cond} "
+               "LIMIT 1")
+        row = session.cursor.execute(sql).fetchall()
+        row = row[0] if row else None
+        if len(pk) > 1 and row is None:
+            grp = ", ".join(quote_ident(c) for c in pk)
+            dup = session.cursor.execute(
+                f"SELECT {grp} FROM {new} GROUP BY {grp} HAVING count(*) > 1 LIMIT 1").fetchall()
+            row = dup[0] if dup else None
+    finally:
+        scope.close()
+    if row is not None:
+        raise _unique_error(info, pk, row[0] if len(pk) == 1 else row)
+
+
+def _first_duplicate(values: list[Any]) -> Any:
+    seen = set()
+    for v in values:
+        if v in seen:
+            return v
+        seen.add(v)
+    return None
+
+
+def _unique_error(info: TableInfo, pk: list[str], value: Any) -> E.UniqueViolation:
+    vals = value if isinstance(value, tuple) else (value,)
+    return E.UniqueViolation(
+        f'duplicate key value violates unique constraint "{info.name}_pkey"',
+        detail=f"Key ({', '.join(pk)})=({', '.join(str(v) for v in vals)}) already exists.",
+        table=info.name)
+
+
+def _returning(session: Session, info: TableInfo, alias: str, rows: pa.Table,
+               returning: Any, params: list[Any], command: str) -> Result:
+    """Evaluate a RETURNING list over the rows a statement wrote."""
+    scope = Scope(session)
+    try:
+        raw = scope.register(rows, "__ret")
+        from .scan import select_expr
+
+        cols = ", ".join(select_expr(c) for c in info.columns)
+        view = f"__rv{raw[5:]}"
+        session.cursor.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT {cols} FROM {raw}")
+        scope._views.append(view)
+        sel = pb.Node()
+        for t in returning:
+            sel.select_stmt.target_list.add().CopyFrom(t)
+        rv = sel.select_stmt.from_clause.add().range_var
+        rv.relname = view
+        rv.inh = True
+        rv.relpersistence = "p"
+        rv.alias.aliasname = alias
+        scope.tables[alias] = info
+        result = session.result_from(session.query_arrow(sel, params, scope))
+    finally:
+        scope.close()
+    result.command = command
+    result.rowcount = rows.num_rows
+    return result
+
+
+# -- INSERT -----------------------------------------------------------------------------------
+
+def insert(session: Session, node: pb.InsertStmt, params: list[Any]) -> Result:
+    info = session.table_for(node.relation)
+    if info.read_only:
+        raise E.InsufficientPrivilege(f'table "{info.name}" is read-only')
+    alias = node.relation.alias.aliasname if node.relation.HasField("alias") else info.name
+    if node.cols:
+        names = [c.res_target.name for c in node.cols]
+        for n in names:
+            if info.column(n) is None:
+                raise E.UndefinedColumn(
+                    f'column "{n}" of relation "{info.name}" does not exist', column=n)
+        if len(set(names)) != len(names):
+            raise E.DuplicateColumn("column specified more than once")
+    else:
+        names = info.column_names
+    if node.HasField("on_conflict_clause"):
+        raise E.FeatureNotSupported("INSERT ... ON CONFLICT is not supported yet")
+
+    rows = _source_rows(session, info, node, names, params)
+    rows = _fill_generated(session, info, rows, set(names))
+    check_constraints(session, info, rows)
+    rids = session.db.allocate_rids(info, rows.num_rows)
+    stored = rows.append_column(RID, pa.array(rids, pa.int64()))
+    session.change_for(info).add_rows(stored)
+    tag = f"INSERT 0 {rows.num_rows}"
+    if node.returning_clause.exprs:
+        return _returning(session, info, alias, rows, node.returning_clause.exprs, params, tag)
+    return Result(command=tag, rowcount=rows.num_rows)
+
+
+def _source_rows(session: Session, info: TableInfo, node: pb.InsertStmt, names: list[str],
+                 params: list[Any]) -> pa.Table:
+    """The inserted rows in storage form (all table columns; omitted ones default/NULL)."""
+    omitted = [c for c in info.columns if c.name not in names]
+    if not node.HasField("select_stmt"):  # DEFAULT VALUES
+        src = pb.Node()
+        src.select_stmt.target_list.add().res_target.val.CopyFrom(ast.null_const())
+        names_in: list[str] = []
+        select = src
+    else:
+        select = node.select_stmt
+        names_in = names
+        values = select.select_stmt.values_lists
+        if values:
+            for row in values:
+                items = list(row.list.items)
+                if len(items) > len(names):
+                    raise E.SyntaxError_("INSERT has more expressions than target columns")
+                if len(items) < len(names):
+                    raise E.SyntaxError_("INSERT has more target columns than expressions")
+                for i, item in enumerate(items):
+                    if ast.kind(item) == "set_to_default":
+                        col = info.column(names[i])
+                        assert col is not None
+                        item.CopyFrom(_default_node(col))
+    scope = Scope(session)
+    try:
+        if select.select_stmt.values_lists:
+            # VALUES rows become a derived table with the target columns' names.
+            sub = pb.Node()
+            rs = sub.select_stmt.from_clause.add().range_subselect
+            rs.subquery.CopyFrom(select)
+            rs.alias.aliasname = "__v"
+            for n in names_in:
+                rs.alias.colnames.add().string.sval = n
+            star = sub.select_stmt.target_list.add().res_target.val.column_ref
+            star.fields.add().a_star.SetInParent()
+            select = sub
+        scope.bind(select)
+        inner_table, description = session.query_arrow(select, params, scope)
+    finally:
+        scope.close()
+    if names_in and len(description) != len(names_in):
+        raise E.SyntaxError_(
+            f"INSERT has {len(names_in)} target columns but the query gives {len(description)}")
+    # Convert (and validate) to storage types in DuckDB, where casts behave like SQL's.
+    scope = Scope(session)
+    try:
+        raw = scope.register(inner_table, "__ins")
+        exprs = []
+        for i, n in enumerate(names_in):
+            col = info.column(n)
+            assert col is not None
+            exprs.append(storage_expr(f"{raw}.{quote_ident(description[i][0])}", col) +
+                         f" AS {quote_ident(n)}")
+        for col in omitted:
+            if col.serial:
+                continue
+            exprs.append(storage_expr(_default_sql(col), col) + f" AS {quote_ident(col.name)}")
+        if not exprs:
+            exprs.append("NULL AS __none")
+        out, _ = session.run_duckdb(f"SELECT {', '.join(exprs)} FROM {raw}", [])
+    finally:
+        scope.close()
+    present = [n for n in names_in] + [c.name for c in omitted if not c.serial]
+    return to_storage(out, info, present)
+
+
+def _default_node(col: ColumnInfo) -> pb.Node:
+    if col.serial:
+        return ast.null_const()
+    if not col.default_sql:
+        return ast.null_const()
+    tree = ast.parse(f"SELECT {col.default_sql}")
+    return tree.stmts[0].stmt.select_stmt.target_list[0].res_target.val
+
+
+def _fill_generated(session: Session, info: TableInfo, rows: pa.Table, given: set[str]
+                    ) -> pa.Table:
+    """Serial columns the statement did not set get the next values of their sequence."""
+    for col in info.columns:
+        if not col.serial:
+            continue
+        idx = rows.schema.get_field_index(col.name)
+        current = rows.column(idx)
+        if col.name in given and current.null_count == 0:
+            continue
+        missing = current.null_count if col.name in given else rows.num_rows
+        values = session.db.next_values(info, col.name, missing)
+        if col.name in given:
+            filled = current.to_pylist()
+            it = iter(values)
+            arr = pa.array([v if v is not None else next(it) for v in filled], col.type.arrow)
+        else:
+            arr = pa.array(values, col.type.arrow)
+        rows = rows.set_column(idx, col.name, arr)
+    return rows
+
+
+# -- UPDATE -----------------------------------------------------------------------------------
+
+def update(session: Session, node: pb.UpdateStmt, params: list[Any]) -> Result:
+    info = session.table_for(node.relation)
+    if info.read_only:
+        raise E.InsufficientPrivilege(f'table "{info.name}" is read-only')
+    alias = node.relation.alias.aliasname if node.relation.HasField("alias") else info.name
+    targets: dict[str, pb.Node] = {}
+    for t in node.target_list:
+        name = t.res_target.name
+        if info.column(name) is None:
+            raise E.UndefinedColumn(
+                f'column "{name}" of relation "{info.name}" does not exist', column=name)
+        val = t.res_target.val
+        if ast.kind(val) == "set_to_default":
+            col = info.column(name)
+            assert col is not None
+            val = _default_node(col)
+        targets[name] = val
+    sel = pb.Node()
+    s = sel.select_stmt
+    s.target_list.add().res_target.val.CopyFrom(ast.column_ref(alias, RID))
+    for col in info.columns:
+        rt = s.target_list.add().res_target
+        rt.name = col.name
+        rt.val.CopyFrom(targets.get(col.name, ast.column_ref(alias, col.name)))
+    target_rv = s.from_clause.add().range_var
+    target_rv.CopyFrom(node.relation)
+    for f in node.from_clause:
+        s.from_clause.add().CopyFrom(f)
+    if node.HasField("where_clause"):
+        s.where_clause.CopyFrom(node.where_clause)
+    scope = Scope(session)
+    try:
+        scope.bind_range_var(target_rv, with_rid=True)
+        scope.bind(sel, skip_first_target=target_rv)
+        table, description = session.query_arrow(sel, params, scope)
+    finally:
+        scope.close()
+    # Convert to storage types (validating casts) in DuckDB.
+    scope = Scope(session)
+    try:
+        raw = scope.register(table, "__upd")
+        exprs = [f"{raw}.{quote_ident(description[0][0])} AS {RID}"]
+        for i, col in enumerate(info.columns):
+            exprs.append(storage_expr(f"{raw}.{quote_ident(description[i + 1][0])}", col)
+                         + f" AS {quote_ident(col.name)}")
+        out, _ = session.run_duckdb(f"SELECT {', '.join(exprs)} FROM {raw}", [])
+    finally:
+        scope.close()
+    rids_all = out.column(RID).to_pylist()
+    if len(set(rids_all)) != len(rids_all):  # UPDATE ... FROM matched a row twice
+        keep, seen = [], set()
+        for i, r in enumerate(rids_all):
+            if r not in seen:
+                seen.add(r)
+                keep.append(i)
+        out = out.take(pa.array(keep))
+        rids_all = out.column(RID).to_pylist()
+    rows = to_storage(out, info, info.column_names)
+    check_constraints(session, info, rows, replacing=rids_all)
+    change = session.change_for(info)
+    change.remove(rids_all)
+    change.add_rows(rows.append_column(RID, pa.array(rids_all, pa.int64())))
+    tag = f"UPDATE {rows.num_rows}"
+    if node.returning_clause.exprs:
+        return _returning(session, info, alias, rows, node.returning_clause.exprs, params, tag)
+    return Result(command=tag, rowcount=rows.num_rows)
+
+
+# -- DELETE -----------------------------------------------------------------------------------
+
+def delete(session: Session, node: pb.DeleteStmt, params: list[Any]) -> Result:
+    info = session.table_for(node.relation)
+    if info.read_only:
+        raise E.InsufficientPrivilege(f'table "{info.name}" is read-only')
+    alias = node.relation.alias.aliasname if node.relation.HasField("alias") else info.name
+    sel = pb.Node()
+    s = sel.select_stmt
+    s.target_list.add().res_target.val.CopyFrom(ast.column_ref(alias, RID))
+    for col in info.columns:
+        rt = s.target_list.add().res_target
+        rt.name = col.name
+        rt.val.CopyFrom(ast.column_ref(alias, col.name))
+    target_rv = s.from_clause.add().range_var
+    target_rv.CopyFrom(node.relation)
+    for u in node.using_clause:
+        s.from_clause.add().CopyFrom(u)
+    if node.HasField("where_clause"):
+        s.where_clause.CopyFrom(node.where_clause)
+    scope = Scope(session)
+    try:
+        scope.bind_range_var(target_rv, with_rid=True)
+        scope.bind(sel, skip_first_target=target_rv)
+        table, _ = session.query_arrow(sel, params, scope)
+    finally:
+        scope.close()
+    rids = list(dict.fromkeys(table.column(0).to_pylist()))
+    session.change_for(info).remove(rids)
+    tag = f"DELETE {len(rids)}"
+    if node.returning_clause.exprs:
+        scope = Scope(session)
+        try:
+            raw = scope.register(table, "__del")
+            exprs = [storage_expr(f"{raw}.{quote_ident(table.column_names[i + 1])}", c)
+                     + f" AS {quote_ident(c.name)}" for i, c in enumerate(info.columns)]
+            out, _ = session.run_duckdb(
+                f"SELECT DISTINCT ON ({raw}.{quote_ident(table.column_names[0])}) "
+                f"{', '.join(exprs)} FROM {raw}", [])
+        finally:
+            scope.close()
+        rows = to_storage(out, info, info.column_names)
+        return _returning(session, info, alias, rows, node.returning_clause.exprs, params, tag)
+    return Result(command=tag, rowcount=len(rids))

@@ -1,0 +1,68 @@
+"""Translate DuckDB's exceptions into tarndb errors with the right SQLSTATE."""
+
+from __future__ import annotations
+
+import re
+
+import duckdb
+
+from .. import errors as E
+
+_LINE = re.compile(r"\n\s*LINE \d+:.*", re.DOTALL)
+_PREFIX = re.compile(r"^[A-Za-z ]+Error: ")
+
+
+def clean_message(msg: str) -> str:
+    msg = _LINE.sub("", msg)
+    msg = _PREFIX.sub("", msg.strip())
+    # Views are an implementation detail; never show their generated names.
+    msg = re.sub(r'"?__t\d+"?', "table", msg)
+    return msg.strip()
+
+
+def translate(exc: BaseException) -> E.TarnError:
+    if isinstance(exc, E.TarnError):
+        return exc
+    msg = clean_message(str(exc))
+    low = msg.lower()
+    if isinstance(exc, duckdb.InterruptException):
+        return E.QueryCanceled("canceling statement due to user request")
+    if isinstance(exc, duckdb.ParserException):
+        return E.SyntaxError_(msg)
+    if isinstance(exc, duckdb.ConversionException):
+        if "out of range" in low or "overflow" in low:
+            return E.NumericValueOutOfRange(msg)
+        return E.InvalidTextRepresentation(msg)
+    if isinstance(exc, duckdb.OutOfRangeException):
+        return E.NumericValueOutOfRange(msg)
+    if isinstance(exc, duckdb.BinderException):
+        m = re.search(r'column "?([^"\s]+)"? not found', msg, re.IGNORECASE) or \
+            re.search(r'Referenced column "([^"]+)"', msg)
+        if m:
+            return E.UndefinedColumn(f'column "{m.group(1)}" does not exist', column=m.group(1))
+        if "no function matches" in low or "function" in low and "does not exist" in low:
+            return E.UndefinedFunction(msg)
+        if "must appear in the group by" in low:
+            return E.GroupingError(msg)
+        if "cannot" in low and "cast" in low:
+            return E.InvalidTextRepresentation(msg)
+        return E.FeatureNotSupported(msg) if "not supported" in low else E.SyntaxErrorOrAccessRuleViolation(msg)
+    if isinstance(exc, duckdb.CatalogException):
+        if "function" in low:
+            return E.UndefinedFunction(msg)
+        if "table" in low and "does not exist" in low:
+            return E.UndefinedTable(msg)
+        if "type" in low and "does not exist" in low:
+            return E.UndefinedObject(msg)
+        return E.SyntaxErrorOrAccessRuleViolation(msg)
+    if isinstance(exc, duckdb.InvalidInputException):
+        return E.DataError(msg)
+    if isinstance(exc, duckdb.ConstraintException):
+        return E.IntegrityError(msg)
+    if isinstance(exc, duckdb.NotImplementedException):
+        return E.FeatureNotSupported(msg)
+    if isinstance(exc, duckdb.TypeMismatchException):
+        return E.DataError(msg)
+    return E.InternalError(msg)
+
+

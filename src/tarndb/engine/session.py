@@ -1,0 +1,378 @@
+"""A session: one connection's state (workspace, settings, transaction) over the Database.
+
+Statements run in the calling thread. Front ends give each client its own Session; a session
+is not shared between threads except for :meth:`Session.cancel`.
+"""
+
+from __future__ import annotations
+
+import threading
+import warnings
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import duckdb
+import pyarrow as pa
+from postgast import pg_query_pb2 as pb
+
+from .. import errors as E
+from ..sql import ast
+from ..sql.literals import lift_arrays
+from ..sql.rewrite import casts, params as param_rule, ranking, similarity
+from ..storage.tables import RID
+from . import ddl, dml
+from .catalog import TableInfo
+from .duck_errors import translate
+from .result import Column, Result
+from .scan import Scope
+from .types import ColumnType, from_duckdb
+
+if TYPE_CHECKING:
+    from .database import Database
+
+DEFAULT_SETTINGS = {
+    "server_version": "16.4 (tarndb)",
+    "server_version_num": "160004",
+    "server_encoding": "UTF8",
+    "client_encoding": "UTF8",
+    "datestyle": "ISO, MDY",
+    "timezone": "UTC",
+    "integer_datetimes": "on",
+    "standard_conforming_strings": "on",
+    "intervalstyle": "postgres",
+    "transaction_isolation": "read committed",
+    "default_transaction_isolation": "read committed",
+    "transaction_read_only": "off",
+    "application_name": "",
+    "extra_float_digits": "1",
+    "max_identifier_length": "63",
+    "lc_collate": "C.UTF-8",
+    "lc_ctype": "C.UTF-8",
+    "is_superuser": "on",
+    "tarndb.hybrid_fusion": "minmax",
+}
+
+
+@dataclass
+class TableChange:
+    """A transaction's uncommitted changes to one table."""
+
+    info: TableInfo
+    added: pa.Table | None = None
+    removed: set[int] = field(default_factory=set)
+
+    def add_rows(self, rows: pa.Table) -> None:
+        self.added = rows if self.added is None else pa.concat_tables(
+            [self.added, rows.cast(self.added.schema)])
+
+    def remove(self, rids: list[int]) -> None:
+        if not rids:
+            return
+        if self.added is not None and self.added.num_rows:
+            import pyarrow.compute as pc
+
+            mask = pc.is_in(self.added.column(RID), value_set=pa.array(rids, pa.int64()))
+            self.added = self.added.filter(pc.invert(mask))
+        self.removed.update(rids)
+
+
+class Session:
+    def __init__(self, db: Database, workspace: str = "public", user: str = "postgres") -> None:
+        self.db = db
+        self.user = user
+        self.workspace = workspace
+        self.settings: dict[str, str] = dict(DEFAULT_SETTINGS)
+        self.settings["search_path"] = f'"{workspace}", public' if workspace != "public" \
+            else '"$user", public'
+        self.cursor = db.new_cursor()
+        self._txn: dict[str, TableChange] | None = None
+        self._failed = False
+        self._running = threading.Event()
+        self._closed = False
+        #: Notices raised while running the current statement.
+        self.notices: list[str] = []
+
+    # -- public API --------------------------------------------------------------------------
+
+    @property
+    def transaction_status(self) -> str:
+        if self._failed:
+            return "E"
+        return "T" if self._txn is not None else "I"
+
+    @property
+    def in_transaction(self) -> bool:
+        return self._txn is not None
+
+    def execute(self, sql: str, params: list[Any] | tuple[Any, ...] | None = None) -> Result:
+        results = self.execute_all(sql, params)
+        return results[-1] if results else Result(command="EMPTY")
+
+    def execute_all(self, sql: str, params: list[Any] | tuple[Any, ...] | None = None
+                    ) -> list[Result]:
+        if self._closed:
+            raise E.InvalidTransactionState("session is closed")
+        lifted = lift_arrays(sql)
+        all_params = list(params or [])
+        if lifted.arrays:
+            while len(all_params) < lifted.first_param - 1:
+                all_params.append(None)
+            all_params[lifted.first_param - 1:] = lifted.arrays
+        try:
+            tree = ast.parse(lifted.sql)
+        except E.TarnError as e:
+            if e.position:
+                e.position = lifted.original_position(e.position)
+            raise
+        results = []
+        for raw in tree.stmts:
+            results.append(self._run(raw.stmt, all_params, lifted.original_position))
+        return results
+
+    def describe(self, sql: str, param_types: list[ColumnType | None] | None = None
+                 ) -> tuple[list[ColumnType], list[Column]]:
+        """Types of the ``$n`` parameters and of the result columns, without side effects."""
+        from .describe import describe
+
+        return describe(self, sql, param_types or [])
+
+    def cancel(self) -> None:
+        if self._running.is_set():
+            self.cursor.interrupt()
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._txn = None
+        self._closed = True
+        try:
+            self.cursor.close()
+        except Exception:  # noqa: BLE001
+            pass
+
+    # -- transactions ------------------------------------------------------------------------
+
+    def pending_change(self, info: TableInfo) -> TableChange | None:
+        return self._txn.get(info.path) if self._txn is not None else None
+
+    def change_for(self, info: TableInfo) -> TableChange:
+        assert self._txn is not None
+        ch = self._txn.get(info.path)
+        if ch is None:
+            ch = self._txn[info.path] = TableChange(info)
+        return ch
+
+    def begin(self) -> None:
+        if self._txn is not None:
+            self.notices.append("there is already a transaction in progress")
+            return
+        self._txn = {}
+
+    def commit(self) -> None:
+        txn, self._txn = self._txn, None
+        failed, self._failed = self._failed, False
+        if txn is None or failed:
+            return
+        self.db.commit_changes(list(txn.values()))
+
+    def rollback(self) -> None:
+        self._txn = None
+        self._failed = False
+
+    # -- running statements ------------------------------------------------------------------
+
+    def _run(self, stmt: pb.Node, params: list[Any], map_pos: Any) -> Result:
+        kind = ast.kind(stmt)
+        self.notices = []
+        if self._failed and not (kind == "transaction_stmt" and stmt.transaction_stmt.kind in (
+                pb.TRANS_STMT_ROLLBACK, pb.TRANS_STMT_COMMIT, pb.TRANS_STMT_ROLLBACK_TO)):
+            raise E.InFailedTransaction(
+                "current transaction is aborted, commands ignored until end of transaction block")
+        autocommit = self._txn is None and kind not in ("transaction_stmt",)
+        if autocommit:
+            self._txn = {}
+        self._running.set()
+        try:
+            result = self._dispatch(kind, stmt, params)
+            if autocommit:
+                self.commit()
+            result.notices = self.notices + result.notices
+            return result
+        except BaseException as exc:
+            err = translate(exc) if not isinstance(exc, E.TarnError) else exc
+            if err.position:
+                err.position = map_pos(err.position)
+            if autocommit:
+                self._txn = None
+            elif self._txn is not None:
+                self._failed = True
+            if err is exc:
+                raise
+            raise err from exc
+        finally:
+            self._running.clear()
+
+    def _dispatch(self, kind: str | None, stmt: pb.Node, params: list[Any]) -> Result:
+        node = ast.inner(stmt)
+        if kind == "select_stmt":
+            return self.run_select(stmt, params)
+        if kind == "insert_stmt":
+            return dml.insert(self, node, params)
+        if kind == "update_stmt":
+            return dml.update(self, node, params)
+        if kind == "delete_stmt":
+            return dml.delete(self, node, params)
+        if kind == "transaction_stmt":
+            return self._transaction(node)
+        if kind == "variable_set_stmt":
+            return self._set(node)
+        if kind == "variable_show_stmt":
+            return self._show(node)
+        if kind == "explain_stmt":
+            return self._explain(node, params)
+        handler = ddl.HANDLERS.get(kind or "")
+        if handler is not None:
+            return handler(self, node, params)
+        hook = self.db.statement_hooks.get(kind or "")
+        if hook is not None:
+            return hook(self, node, params)
+        raise E.FeatureNotSupported(f"statement {kind} is not supported by tarndb")
+
+    def resolve_table(self, schema: str | None, name: str) -> TableInfo | None:
+        cat = self.db.catalog
+        if schema:
+            return cat.find_table(schema, name)
+        for ws in self.search_path():
+            info = cat.find_table(ws, name)
+            if info is not None:
+                return info
+        return None
+
+    def search_path(self) -> list[str]:
+        out = []
+        for part in self.settings.get("search_path", "").split(","):
+            p = part.strip().strip('"')
+            if p == "$user":
+                p = self.user
+            if p and p not in out:
+                out.append(p)
+        if self.workspace not in out:
+            out.insert(0, self.workspace)
+        return out
+
+    def table_for(self, rv: pb.RangeVar) -> TableInfo:
+        info = self.resolve_table(rv.schemaname or None, rv.relname)
+        if info is None:
+            raise E.UndefinedTable(f'relation "{rv.relname}" does not exist',
+                                   position=rv.location + 1 if rv.location >= 0 else None,
+                                   table=rv.relname)
+        return info
+
+    # -- SELECT ------------------------------------------------------------------------------
+
+    def run_select(self, stmt: pb.Node, params: list[Any], scope: Scope | None = None
+                   ) -> Result:
+        own = scope is None
+        scope = scope or Scope(self)
+        try:
+            scope.bind(stmt)
+            table = self.query_arrow(stmt, params, scope)
+            return self.result_from(table)
+        finally:
+            if own:
+                scope.close()
+
+    def query_arrow(self, stmt: pb.Node, params: list[Any], scope: Scope) -> tuple[Any, Any]:
+        """Rewrite a bound statement for DuckDB, run it, return (arrow table, description)."""
+        similarity.apply(stmt, scope, params)
+        self.notices.extend(ranking.apply(stmt, scope))
+        casts.apply(stmt)
+        sql, duck_params = param_rule.apply(stmt, params)
+        return self.run_duckdb(sql, duck_params)
+
+    def run_duckdb(self, sql: str, duck_params: list[Any]) -> tuple[Any, Any]:
+        cur = self.cursor
+        try:
+            cur.execute(sql, duck_params or None)
+        except duckdb.Error as e:
+            raise translate(e) from e
+        description = cur.description or []
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                table = cur.to_arrow_table() if description else None
+            except duckdb.Error as e:
+                raise translate(e) from e
+        return table, description
+
+    def result_from(self, qa: tuple[Any, Any]) -> Result:
+        table, description = qa
+        columns = [Column(d[0], from_duckdb(str(d[1]))) for d in description]
+        n = table.num_rows if table is not None else 0
+        return Result(columns=columns, command=f"SELECT {n}", rowcount=n, _arrow=table)
+
+    # -- transaction control, SET, SHOW, EXPLAIN ---------------------------------------------
+
+    def _transaction(self, node: Any) -> Result:
+        k = node.kind
+        if k in (pb.TRANS_STMT_BEGIN, pb.TRANS_STMT_START):
+            self.begin()
+            return Result(command="BEGIN")
+        if k == pb.TRANS_STMT_COMMIT:
+            was_failed = self._failed
+            if self._txn is None:
+                self.notices.append("there is no transaction in progress")
+            self.commit()
+            return Result(command="ROLLBACK" if was_failed else "COMMIT")
+        if k in (pb.TRANS_STMT_ROLLBACK, pb.TRANS_STMT_ROLLBACK_TO):
+            if self._txn is None:
+                self.notices.append("there is no transaction in progress")
+            self.rollback()
+            return Result(command="ROLLBACK")
+        if k in (pb.TRANS_STMT_SAVEPOINT, pb.TRANS_STMT_RELEASE):
+            raise E.FeatureNotSupported("savepoints are not supported")
+        raise E.FeatureNotSupported("two-phase commit is not supported")
+
+    def _set(self, node: Any) -> Result:
+        name = node.name.lower()
+        if node.kind in (pb.VAR_RESET, pb.VAR_RESET_ALL):
+            if node.kind == pb.VAR_RESET_ALL:
+                self.settings = dict(DEFAULT_SETTINGS)
+            elif name in DEFAULT_SETTINGS:
+                self.settings[name] = DEFAULT_SETTINGS[name]
+            return Result(command="RESET")
+        if node.kind != pb.VAR_SET_VALUE:
+            return Result(command="SET")  # SET TRANSACTION ..., SET ... TO DEFAULT
+        values = []
+        for a in node.args:
+            if ast.kind(a) == "a_const":
+                values.append(str(ast.const_value(a)))
+            elif ast.kind(a) == "type_cast":
+                values.append(str(ast.const_value(a.type_cast.arg)))
+        value = ", ".join(values)
+        if name == "search_path":
+            first = values[0].strip().strip('"') if values else "public"
+            if first and first != "$user":
+                self.workspace = first
+        if name == "timezone" and value.upper() not in ("UTC", "GMT", "ETC/UTC", "Z", "0"):
+            self.notices.append("tarndb reports timestamps in UTC")
+        self.settings[name] = value
+        return Result(command="SET")
+
+    def _show(self, node: Any) -> Result:
+        name = node.name.lower()
+        if name == "all":
+            rows = sorted(self.settings.items())
+            t = pa.table({"name": [r[0] for r in rows], "setting": [r[1] for r in rows]})
+            cols = [Column("name", ColumnType("text")), Column("setting", ColumnType("text"))]
+            return Result(columns=cols, command=f"SHOW {len(rows)}", rowcount=len(rows), _arrow=t)
+        if name not in self.settings:
+            raise E.UndefinedObject(f'unrecognized configuration parameter "{node.name}"')
+        value = self.settings[name]
+        return Result(columns=[Column(name, ColumnType("text"))], command="SHOW", rowcount=1,
+                      _arrow=pa.table({name: [value]}))
+
+    def _explain(self, node: Any, params: list[Any]) -> Result:
+        from .explain import explain
+
+        return explain(self, node, params)

@@ -1,0 +1,248 @@
+"""Postgres column types as tarndb stores them.
+
+A column's type is a :class:`ColumnType`: a base scalar type, a number of array dimensions and
+an optional domain name (``EMBEDDING`` is ``float4[]`` that remembers it is an embedding). The
+catalog keeps the Postgres spelling, Lance keeps the Arrow type, DuckDB computes with the DuckDB
+type, and the wire protocol reports the OID: this module is the one place that maps them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+
+from ..errors import UndefinedObject
+
+
+@dataclass(frozen=True)
+class ScalarType:
+    name: str  # canonical Postgres name (pg_type.typname)
+    oid: int
+    array_oid: int
+    arrow: pa.DataType
+    duckdb: str
+    #: typlen as pg_type reports it (-1 = variable length)
+    size: int = -1
+    category: str = "U"
+
+
+_SCALARS = [
+    ScalarType("bool", 16, 1000, pa.bool_(), "BOOLEAN", 1, "B"),
+    ScalarType("bytea", 17, 1001, pa.binary(), "BLOB", -1, "U"),
+    ScalarType("char", 18, 1002, pa.string(), "VARCHAR", 1, "S"),
+    ScalarType("name", 19, 1003, pa.string(), "VARCHAR", 64, "S"),
+    ScalarType("int8", 20, 1016, pa.int64(), "BIGINT", 8, "N"),
+    ScalarType("int2", 21, 1005, pa.int16(), "SMALLINT", 2, "N"),
+    ScalarType("int4", 23, 1007, pa.int32(), "INTEGER", 4, "N"),
+    ScalarType("text", 25, 1009, pa.string(), "VARCHAR", -1, "S"),
+    ScalarType("oid", 26, 1028, pa.int64(), "BIGINT", 4, "N"),
+    ScalarType("json", 114, 199, pa.string(), "JSON", -1, "U"),
+    ScalarType("float4", 700, 1021, pa.float32(), "FLOAT", 4, "N"),
+    ScalarType("float8", 701, 1022, pa.float64(), "DOUBLE", 8, "N"),
+    ScalarType("unknown", 705, 0, pa.string(), "VARCHAR", -2, "X"),
+    ScalarType("bpchar", 1042, 1014, pa.string(), "VARCHAR", -1, "S"),
+    ScalarType("varchar", 1043, 1015, pa.string(), "VARCHAR", -1, "S"),
+    ScalarType("date", 1082, 1182, pa.date32(), "DATE", 4, "D"),
+    ScalarType("time", 1083, 1183, pa.time64("us"), "TIME", 8, "D"),
+    ScalarType("timestamp", 1114, 1115, pa.timestamp("us"), "TIMESTAMP", 8, "D"),
+    ScalarType("timestamptz", 1184, 1185, pa.timestamp("us", tz="UTC"), "TIMESTAMPTZ", 8, "D"),
+    ScalarType("interval", 1186, 1187, pa.month_day_nano_interval(), "INTERVAL", 16, "T"),
+    ScalarType("numeric", 1700, 1231, pa.decimal128(38, 10), "DECIMAL(38,10)", -1, "N"),
+    ScalarType("uuid", 2950, 2951, pa.string(), "UUID", 16, "U"),
+    ScalarType("jsonb", 3802, 3807, pa.string(), "JSON", -1, "U"),
+]
+
+SCALARS: dict[str, ScalarType] = {t.name: t for t in _SCALARS}
+BY_OID: dict[int, ScalarType] = {t.oid: t for t in _SCALARS}
+ARRAY_OIDS: dict[int, ScalarType] = {t.array_oid: t for t in _SCALARS if t.array_oid}
+
+# Spellings accepted in DDL and casts -> canonical name.
+ALIASES: dict[str, str] = {
+    "boolean": "bool", "bool": "bool",
+    "bytea": "bytea", "blob": "bytea",
+    "bigint": "int8", "int8": "int8", "bigserial": "int8", "serial8": "int8",
+    "integer": "int4", "int": "int4", "int4": "int4", "serial": "int4", "serial4": "int4",
+    "smallint": "int2", "int2": "int2", "smallserial": "int2", "serial2": "int2",
+    "text": "text", "varchar": "varchar", "character varying": "varchar", "string": "text",
+    "char": "bpchar", "character": "bpchar", "bpchar": "bpchar", "name": "name",
+    "json": "json", "jsonb": "jsonb",
+    "real": "float4", "float4": "float4", "float": "float8",
+    "double precision": "float8", "double": "float8", "float8": "float8",
+    "numeric": "numeric", "decimal": "numeric",
+    "date": "date", "time": "time",
+    "timestamp": "timestamp", "timestamp without time zone": "timestamp",
+    "timestamptz": "timestamptz", "timestamp with time zone": "timestamptz",
+    "interval": "interval",
+    "uuid": "uuid", "oid": "oid", "regclass": "oid", "regtype": "oid",
+}
+
+SERIALS = {"bigserial": "int8", "serial8": "int8", "serial": "int4", "serial4": "int4",
+           "smallserial": "int2", "serial2": "int2"}
+
+# pg_deeplake's domains: (base, ndim). They behave as their base type and keep their name.
+DOMAINS: dict[str, tuple[str, int]] = {
+    "embedding": ("float4", 1),
+    "embedding_2d": ("float4", 2),
+    "file_id": ("uuid", 0),
+    "image": ("uuid", 0),
+    "video": ("uuid", 0),
+    "file": ("uuid", 0),
+}
+
+
+@dataclass(frozen=True)
+class ColumnType:
+    """A column's declared type: base scalar, array dimensions, optional domain."""
+
+    base: str
+    ndim: int = 0
+    domain: str | None = None
+    #: NUMERIC(precision, scale) or VARCHAR(n); empty when unconstrained.
+    typmods: tuple[int, ...] = field(default=())
+
+    @property
+    def scalar(self) -> ScalarType:
+        return SCALARS[self.base]
+
+    @property
+    def oid(self) -> int:
+        return self.scalar.array_oid if self.ndim else self.scalar.oid
+
+    @property
+    def pg_name(self) -> str:
+        """The name Postgres shows (``format_type``): ``real[]``, ``jsonb``, ``numeric(10,2)``."""
+        if self.domain:
+            return self.domain
+        nice = {
+            "int8": "bigint", "int4": "integer", "int2": "smallint", "float4": "real",
+            "float8": "double precision", "bool": "boolean", "varchar": "character varying",
+            "timestamp": "timestamp without time zone",
+            "timestamptz": "timestamp with time zone", "bpchar": "character",
+        }.get(self.base, self.base)
+        if self.typmods:
+            nice += "(" + ",".join(str(m) for m in self.typmods) + ")"
+        return nice + "[]" * self.ndim
+
+    @property
+    def typname(self) -> str:
+        """pg_type.typname of the column's type (arrays are ``_float4``)."""
+        return ("_" + self.base) if self.ndim else self.base
+
+    @property
+    def arrow(self) -> pa.DataType:
+        if self.base == "numeric" and len(self.typmods) >= 1:
+            precision = min(self.typmods[0], 38)
+            scale = self.typmods[1] if len(self.typmods) > 1 else 0
+            t: pa.DataType = pa.decimal128(precision, scale)
+        else:
+            t = self.scalar.arrow
+        for _ in range(self.ndim):
+            t = pa.list_(t)
+        return t
+
+    @property
+    def duckdb(self) -> str:
+        if self.base == "numeric" and self.typmods:
+            precision = min(self.typmods[0], 38)
+            scale = self.typmods[1] if len(self.typmods) > 1 else 0
+            d = f"DECIMAL({precision},{scale})"
+        else:
+            d = self.scalar.duckdb
+        return d + "[]" * self.ndim
+
+    def to_json(self) -> dict[str, Any]:
+        return {"base": self.base, "ndim": self.ndim, "domain": self.domain,
+                "typmods": list(self.typmods)}
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> ColumnType:
+        return cls(d["base"], d.get("ndim", 0), d.get("domain"), tuple(d.get("typmods", ())))
+
+
+def resolve_type(names: list[str], ndim: int = 0, typmods: tuple[int, ...] = ()) -> ColumnType:
+    """Map a Postgres type name as written (``pg_catalog.float4``, ``EMBEDDING``) to a type."""
+    parts = [n.lower() for n in names if n.lower() != "pg_catalog"]
+    name = " ".join(parts)
+    if name in DOMAINS:
+        base, dn = DOMAINS[name]
+        return ColumnType(base, dn + ndim, name.upper())
+    canonical = ALIASES.get(name) or (name if name in SCALARS else None)
+    if canonical is None and name.startswith("_") and name[1:] in SCALARS:
+        canonical, ndim = name[1:], ndim + 1
+    if canonical is None:
+        raise UndefinedObject(f'type "{name}" does not exist')
+    if canonical in ("varchar", "bpchar"):
+        typmods = ()  # lengths are not enforced; keep the type simple
+    return ColumnType(canonical, ndim, None, typmods)
+
+
+def type_for_oid(oid: int) -> ColumnType:
+    if oid in BY_OID:
+        return ColumnType(BY_OID[oid].name)
+    if oid in ARRAY_OIDS:
+        return ColumnType(ARRAY_OIDS[oid].name, 1)
+    return ColumnType("text")
+
+
+def from_arrow(t: pa.DataType) -> ColumnType:
+    """Best Postgres type for an Arrow type (query results computed by DuckDB)."""
+    ndim = 0
+    while pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t):
+        t = t.value_type
+        ndim += 1
+    if pa.types.is_boolean(t):
+        base = "bool"
+    elif pa.types.is_int8(t) or pa.types.is_int16(t) or pa.types.is_uint8(t):
+        base = "int2"
+    elif pa.types.is_int32(t) or pa.types.is_uint16(t):
+        base = "int4"
+    elif pa.types.is_integer(t):
+        base = "int8"
+    elif pa.types.is_float16(t) or pa.types.is_float32(t):
+        base = "float4"
+    elif pa.types.is_floating(t):
+        base = "float8"
+    elif pa.types.is_decimal(t):
+        base = "numeric"
+    elif pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_fixed_size_binary(t):
+        base = "bytea"
+    elif pa.types.is_date(t):
+        base = "date"
+    elif pa.types.is_timestamp(t):
+        base = "timestamptz" if t.tz else "timestamp"
+    elif pa.types.is_time(t):
+        base = "time"
+    elif pa.types.is_interval(t) or pa.types.is_duration(t):
+        base = "interval"
+    elif pa.types.is_struct(t) or pa.types.is_map(t):
+        base = "jsonb"
+    else:
+        base = "text"
+    return ColumnType(base, ndim)
+
+
+def from_duckdb(type_str: str) -> ColumnType:
+    """Postgres type for a DuckDB result column type (``FLOAT[][]``, ``JSON``, ``UUID``)."""
+    s = type_str.upper().strip()
+    ndim = 0
+    while s.endswith("[]"):
+        s, ndim = s[:-2], ndim + 1
+    while s.endswith("]") and "[" in s:  # fixed-size ARRAY type FLOAT[384]
+        s, ndim = s[: s.rindex("[")], ndim + 1
+    if s.startswith("DECIMAL"):
+        return ColumnType("numeric", ndim)
+    mapping = {
+        "BOOLEAN": "bool", "TINYINT": "int2", "SMALLINT": "int2", "INTEGER": "int4",
+        "BIGINT": "int8", "HUGEINT": "numeric", "UTINYINT": "int2", "USMALLINT": "int4",
+        "UINTEGER": "int8", "UBIGINT": "numeric", "FLOAT": "float4", "DOUBLE": "float8",
+        "VARCHAR": "text", "BLOB": "bytea", "DATE": "date", "TIME": "time",
+        "TIMESTAMP": "timestamp", "TIMESTAMP WITH TIME ZONE": "timestamptz",
+        "TIMESTAMP_NS": "timestamp", "TIMESTAMP_MS": "timestamp", "TIMESTAMP_S": "timestamp",
+        "INTERVAL": "interval", "UUID": "uuid", "JSON": "jsonb", "NULL": "text",
+    }
+    base = mapping.get(s)
+    if base is None:
+        base = "jsonb" if s.startswith(("STRUCT", "MAP", "UNION")) else "text"
+    return ColumnType(base, ndim)

@@ -1,0 +1,95 @@
+"""Conversions between Arrow columns, Python values and what DuckDB accepts as parameters."""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import json
+import uuid
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pyarrow as pa
+
+from .types import ColumnType
+
+if TYPE_CHECKING:
+    from .result import Column
+
+
+def _json_or_none(v: Any) -> Any:
+    if v is None:
+        return None
+    if isinstance(v, str):
+        try:
+            return json.loads(v)
+        except ValueError:
+            return v
+    return v
+
+
+def _uuid_or_none(v: Any) -> Any:
+    if v is None or isinstance(v, uuid.UUID):
+        return v
+    if isinstance(v, bytes):
+        return uuid.UUID(bytes=v)
+    return uuid.UUID(str(v))
+
+
+def column_to_python(col: pa.ChunkedArray | pa.Array, ctype: ColumnType) -> list[Any]:
+    if ctype.base in ("json", "jsonb") and ctype.ndim == 0:
+        return [_json_or_none(v) for v in col.to_pylist()]
+    if ctype.base == "uuid" and ctype.ndim == 0:
+        return [_uuid_or_none(v) for v in col.to_pylist()]
+    if ctype.base == "timestamptz" and ctype.ndim == 0:
+        out = col.to_pylist()
+        return [v.astimezone(dt.timezone.utc) if v is not None and v.tzinfo is not None
+                else (v.replace(tzinfo=dt.timezone.utc) if v is not None else None) for v in out]
+    return col.to_pylist()
+
+
+def arrow_to_rows(table: pa.Table, columns: list[Column]) -> list[tuple[Any, ...]]:
+    if table.num_rows == 0:
+        return []
+    cols = [column_to_python(table.column(i), c.type) for i, c in enumerate(columns)]
+    return list(zip(*cols, strict=True))
+
+
+def adapt_param(value: Any) -> Any:
+    """A Python parameter value as DuckDB should receive it."""
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, dict):
+        return json.dumps(value)
+    if isinstance(value, (np.floating, np.integer)):
+        return value.item()
+    if isinstance(value, (list, tuple)):
+        return [adapt_param(v) for v in value]
+    if isinstance(value, memoryview):
+        return bytes(value)
+    return value
+
+
+def json_text(value: Any) -> str | None:
+    """Parameter for a json/jsonb slot: text as given, other values serialised."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bytes):
+        return value.decode()
+    return json.dumps(value, default=_json_default)
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, (dt.datetime, dt.date)):
+        return o.isoformat()
+    if isinstance(o, uuid.UUID):
+        return str(o)
+    if isinstance(o, decimal.Decimal):
+        return float(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, (np.floating, np.integer)):
+        return o.item()
+    raise TypeError(f"{type(o).__name__} is not JSON serialisable")

@@ -1,0 +1,383 @@
+"""Files on the lake, addressed by UUID.
+
+Bytes live at ``<lake>/<workspace>/_files/<id[:2]>/<id>`` and are written through a pyarrow
+filesystem output stream, so an upload never sits whole in memory and the same code writes to a
+local directory or to S3 (where the object only appears when the multipart upload completes).
+Metadata rows live in a Lance dataset per workspace, ``<lake>/<workspace>/_files.lance``; the
+engine exposes it read-only as the SQL table ``"<workspace>"."_files"``. A file exists once its
+metadata row is committed: the row is appended only after the bytes are complete, so an aborted
+upload is never visible, and its half-written blob is removed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import threading
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import IO, Any
+
+import lance
+import pyarrow as pa
+import pyarrow.fs as pafs
+
+from ..errors import InvalidRequest, NotFound, TarnError
+from ._sniff import SNIFF_BYTES, choose_content_type
+
+#: Arrow schema of ``"<workspace>"."_files"``; ``id`` holds the UUID in its text form, which is
+#: how the engine stores the uuid type.
+FILES_SCHEMA = pa.schema([
+    pa.field("id", pa.string(), nullable=False),
+    pa.field("filename", pa.string()),
+    pa.field("content_type", pa.string()),
+    pa.field("size", pa.int64(), nullable=False),
+    pa.field("sha256", pa.string(), nullable=False),
+    pa.field("created_at", pa.timestamp("us", tz="UTC"), nullable=False),
+    pa.field("workspace", pa.string(), nullable=False),
+])
+
+#: Postgres types of the columns above, for the engine's catalog entry of ``_files``.
+FILES_PG_TYPES = {
+    "id": "uuid", "filename": "text", "content_type": "text", "size": "bigint",
+    "sha256": "text", "created_at": "timestamptz", "workspace": "text",
+}
+
+_WORKSPACE_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}$")
+# Appends add one small fragment each; past this many we compact so listing stays fast.
+_COMPACT_AFTER_FRAGMENTS = 64
+_CHUNK = 1 << 20
+
+
+class FileTooLarge(TarnError):
+    """An upload over the configured size limit."""
+
+    sqlstate = "54000"
+    http_status = 413
+    code = "payload_too_large"
+
+
+def check_workspace(name: str) -> str:
+    """Refuse workspace names that could escape the lake root or are not identifiers."""
+    if not isinstance(name, str) or not _WORKSPACE_RE.match(name) or name in (".", ".."):
+        raise InvalidRequest(f"invalid workspace name: {name!r}")
+    return name
+
+
+def parse_file_id(value: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(str(value))
+    except (ValueError, AttributeError, TypeError):
+        raise InvalidRequest(f"invalid file id: {value!r} is not a UUID") from None
+
+
+def clean_filename(name: str | None) -> str:
+    """Keep only the last path component of a client-supplied name (it is metadata, never a
+    path, but downloads echo it in Content-Disposition)."""
+    name = (name or "").replace("\\", "/").split("/")[-1]
+    name = "".join(ch for ch in name if ch >= " " and ch != "\x7f").strip()
+    if name in ("", ".", ".."):
+        return "file"
+    return name[:255]
+
+
+@dataclass(frozen=True)
+class FileMeta:
+    id: uuid.UUID
+    filename: str
+    content_type: str
+    size: int
+    sha256: str
+    created_at: datetime
+    workspace: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": str(self.id),
+            "filename": self.filename,
+            "content_type": self.content_type,
+            "size": self.size,
+            "sha256": self.sha256,
+            "created_at": self.created_at.isoformat().replace("+00:00", "Z"),
+            "workspace": self.workspace,
+        }
+
+    @property
+    def etag(self) -> str:
+        return f'"{self.sha256}"'
+
+    @classmethod
+    def _from_row(cls, row: dict[str, Any]) -> FileMeta:
+        created = row["created_at"]
+        # Arrow hands back zoneinfo UTC; one tz object keeps equality and isoformat stable.
+        created = (created.replace(tzinfo=timezone.utc) if created.tzinfo is None
+                   else created.astimezone(timezone.utc))
+        return cls(uuid.UUID(row["id"]), row["filename"] or "file",
+                   row["content_type"] or "application/octet-stream", int(row["size"]),
+                   row["sha256"], created, row["workspace"])
+
+
+class BlobWriter:
+    """One upload in progress. Not thread-safe; call from one thread at a time.
+
+    ``write`` streams to the lake while hashing; ``commit`` makes the file visible; ``abort``
+    (or an exception in ``commit``) removes what was written.
+    """
+
+    def __init__(self, store: FileStore, workspace: str, filename: str | None,
+                 content_type: str | None, max_size: int | None) -> None:
+        self.store = store
+        self.workspace = check_workspace(workspace)
+        self.id = uuid.uuid4()
+        self.filename = clean_filename(filename)
+        self.declared_type = content_type
+        self.max_size = max_size
+        self.size = 0
+        self._sha = hashlib.sha256()
+        self._head = bytearray()
+        self._path = store._blob_path(workspace, self.id)
+        self._stream: Any = None
+        self._done = False
+
+    def _open(self) -> None:
+        fs = self.store.fs
+        if fs.type_name == "local":
+            fs.create_dir(self._path.rsplit("/", 1)[0], recursive=True)
+        self._stream = fs.open_output_stream(self._path)
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        if self._done:
+            raise InvalidRequest("upload already finished")
+        if self._stream is None:
+            self._open()
+        n = len(data)
+        if self.max_size is not None and self.size + n > self.max_size:
+            self.abort()
+            raise FileTooLarge(f"file is larger than the limit of {self.max_size} bytes")
+        if len(self._head) < SNIFF_BYTES:
+            self._head += bytes(data[: SNIFF_BYTES - len(self._head)])
+        self._sha.update(data)
+        self._stream.write(data)
+        self.size += n
+
+    def commit(self) -> FileMeta:
+        if self._done:
+            raise InvalidRequest("upload already finished")
+        try:
+            if self._stream is None:
+                self._open()  # an empty file is still a file
+            self._stream.close()
+            meta = FileMeta(
+                id=self.id,
+                filename=self.filename,
+                content_type=choose_content_type(self.declared_type, bytes(self._head),
+                                                 self.filename),
+                size=self.size,
+                sha256=self._sha.hexdigest(),
+                created_at=datetime.now(timezone.utc),
+                workspace=self.workspace,
+            )
+            self.store._append(meta)
+        except BaseException:
+            self.abort()
+            raise
+        self._done = True
+        return meta
+
+    def abort(self) -> None:
+        if self._done:
+            return
+        self._done = True
+        if self._stream is not None:
+            try:
+                self._stream.close()
+            except Exception:  # noqa: BLE001 - the blob is removed below either way
+                pass
+            self.store._remove_blob(self._path)
+
+
+class FileStore:
+    """Files of every workspace on one lake."""
+
+    def __init__(self, root_uri: str, storage_options: dict[str, str] | None = None,
+                 fs: pafs.FileSystem | None = None, base_path: str | None = None) -> None:
+        self.root_uri = root_uri.rstrip("/")
+        self.storage_options = dict(storage_options or {})
+        if fs is None:
+            fs, base_path = pafs.FileSystem.from_uri(self.root_uri)
+        self.fs: pafs.FileSystem = fs
+        self.base_path = (base_path or "").rstrip("/")
+        self._locks: dict[str, threading.Lock] = {}
+        self._locks_guard = threading.Lock()
+        # Metadata never changes once written, so caching by id is safe; deletes evict.
+        self._cache: OrderedDict[tuple[str, uuid.UUID], FileMeta] = OrderedDict()
+        self._cache_guard = threading.Lock()
+        self._cache_size = 4096
+        #: The lake's own URI builder when built from a database (it knows S3 layouts).
+        self._uri_for: Callable[..., str] | None = None
+
+    @classmethod
+    def from_db(cls, db: Any) -> FileStore:
+        """The store over a :class:`tarndb.engine.Database`'s lake."""
+        lake = db.lake
+        fs_pair = getattr(lake, "fs", None)
+        fs, base = fs_pair if fs_pair is not None else (None, None)
+        store = cls(lake.uri, getattr(lake, "storage_options", None) or {}, fs, base)
+        store._uri_for = getattr(lake, "uri_for", None)
+        return store
+
+    # -- paths ---------------------------------------------------------------------------
+
+    def _dataset_uri(self, workspace: str) -> str:
+        if self._uri_for is not None:
+            return str(self._uri_for(workspace, "_files.lance"))
+        return f"{self.root_uri}/{workspace}/_files.lance"
+
+    def dataset_uri(self, workspace: str) -> str:
+        """Where the metadata of a workspace's files lives (a Lance dataset)."""
+        return self._dataset_uri(check_workspace(workspace))
+
+    def _blob_path(self, workspace: str, file_id: uuid.UUID) -> str:
+        s = str(file_id)
+        prefix = f"{self.base_path}/" if self.base_path else ""
+        return f"{prefix}{workspace}/_files/{s[:2]}/{s}"
+
+    def _remove_blob(self, path: str) -> None:
+        try:
+            self.fs.delete_file(path)
+        except (FileNotFoundError, OSError):
+            pass
+
+    def _lock(self, workspace: str) -> threading.Lock:
+        with self._locks_guard:
+            return self._locks.setdefault(workspace, threading.Lock())
+
+    def _open_dataset(self, workspace: str) -> lance.LanceDataset | None:
+        try:
+            return lance.dataset(self._dataset_uri(workspace),
+                                 storage_options=self.storage_options or None)
+        except (ValueError, FileNotFoundError, OSError):
+            return None
+
+    # -- metadata ------------------------------------------------------------------------
+
+    def _append(self, meta: FileMeta) -> None:
+        row = meta.to_json()
+        row["created_at"] = meta.created_at
+        table = pa.Table.from_pylist([row], schema=FILES_SCHEMA)
+        uri = self._dataset_uri(meta.workspace)
+        with self._lock(meta.workspace):
+            ds = self._open_dataset(meta.workspace)
+            ds = lance.write_dataset(table, uri, mode="append" if ds is not None else "create",
+                                     storage_options=self.storage_options or None)
+            if len(ds.get_fragments()) > _COMPACT_AFTER_FRAGMENTS:
+                ds.optimize.compact_files()
+        self._remember(meta)
+
+    def _remember(self, meta: FileMeta) -> None:
+        with self._cache_guard:
+            self._cache[(meta.workspace, meta.id)] = meta
+            while len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+
+    def _forget(self, workspace: str, file_id: uuid.UUID) -> None:
+        with self._cache_guard:
+            self._cache.pop((workspace, file_id), None)
+
+    def get(self, workspace: str, file_id: uuid.UUID | str) -> FileMeta:
+        """Metadata of one file; :class:`NotFound` when there is none."""
+        check_workspace(workspace)
+        fid = file_id if isinstance(file_id, uuid.UUID) else parse_file_id(file_id)
+        with self._cache_guard:
+            hit = self._cache.get((workspace, fid))
+        if hit is not None:
+            return hit
+        ds = self._open_dataset(workspace)
+        if ds is not None:
+            rows = ds.to_table(filter=f"id = '{fid}'").to_pylist()
+            if rows:
+                meta = FileMeta._from_row(rows[0])
+                self._remember(meta)
+                return meta
+        raise NotFound(f"file {fid} not found in workspace {workspace!r}")
+
+    def list(self, workspace: str, limit: int = 100, offset: int = 0) -> tuple[list[FileMeta], int]:
+        """A page of a workspace's files, newest first, and the total count."""
+        check_workspace(workspace)
+        ds = self._open_dataset(workspace)
+        if ds is None:
+            return [], 0
+        table = ds.to_table()
+        total = table.num_rows
+        if total == 0:
+            return [], 0
+        table = table.sort_by([("created_at", "descending"), ("id", "ascending")])
+        page = table.slice(offset, limit).to_pylist()
+        return [FileMeta._from_row(r) for r in page], total
+
+    def delete(self, workspace: str, file_id: uuid.UUID | str) -> FileMeta:
+        """Remove a file's metadata, then its bytes; returns what was removed."""
+        meta = self.get(workspace, file_id)
+        with self._lock(workspace):
+            ds = self._open_dataset(workspace)
+            if ds is not None:
+                ds.delete(f"id = '{meta.id}'")
+        self._forget(workspace, meta.id)
+        self._remove_blob(self._blob_path(workspace, meta.id))
+        return meta
+
+    # -- bytes ---------------------------------------------------------------------------
+
+    def writer(self, workspace: str, filename: str | None, content_type: str | None = None,
+               max_size: int | None = None) -> BlobWriter:
+        """Start an upload; see :class:`BlobWriter`."""
+        return BlobWriter(self, workspace, filename, content_type, max_size)
+
+    def put(self, workspace: str, source: bytes | IO[bytes], filename: str | None,
+            content_type: str | None = None, max_size: int | None = None) -> FileMeta:
+        """Store bytes or the rest of a binary file object, chunk by chunk."""
+        w = self.writer(workspace, filename, content_type, max_size)
+        try:
+            if isinstance(source, (bytes, bytearray, memoryview)):
+                view = memoryview(source)
+                for start in range(0, len(view), _CHUNK):
+                    w.write(view[start:start + _CHUNK])
+            else:
+                while chunk := source.read(_CHUNK):
+                    w.write(chunk)
+        except BaseException:
+            w.abort()
+            raise
+        return w.commit()
+
+    def open(self, meta: FileMeta) -> Any:
+        """A seekable binary reader over a file's bytes (close it when done)."""
+        try:
+            return self.fs.open_input_file(self._blob_path(meta.workspace, meta.id))
+        except FileNotFoundError:
+            self._forget(meta.workspace, meta.id)
+            raise NotFound(f"file {meta.id} not found in workspace {meta.workspace!r}") from None
+
+    def iter_range(self, meta: FileMeta, start: int = 0, end: int | None = None,
+                   chunk_size: int = _CHUNK) -> Iterator[bytes]:
+        """Bytes ``start`` to ``end`` (exclusive) in chunks, for callers that stream."""
+        end = meta.size if end is None else end
+        f = self.open(meta)
+        try:
+            f.seek(start)
+            left = end - start
+            while left > 0:
+                data = f.read(min(chunk_size, left))
+                if not data:
+                    break
+                left -= len(data)
+                yield data
+        finally:
+            f.close()
+
+    def read_bytes(self, workspace: str, file_id: uuid.UUID | str) -> bytes:
+        meta = self.get(workspace, file_id)
+        return b"".join(self.iter_range(meta))

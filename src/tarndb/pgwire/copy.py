@@ -1,0 +1,542 @@
+"""COPY FROM STDIN / COPY TO STDOUT in text, CSV and binary formats.
+
+The protocol core (:mod:`.protocol`) calls :func:`parse_copy` on a COPY statement, then feeds
+CopyData payloads to a :class:`CopyReader` that decodes rows into an Arrow table typed like the
+target columns, which :class:`CopyTarget` hands to the engine in one write (COPY is atomic:
+nothing is written when any row is bad). COPY TO runs the equivalent SELECT and formats rows
+with :class:`CopyWriter`.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+import struct
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from ..engine.result import Column
+from ..engine.types import ColumnType
+from ..errors import (
+    DataError,
+    FeatureNotSupported,
+    InvalidParameterValue,
+    InvalidTextRepresentation,
+    SyntaxError_,
+    UndefinedColumn,
+)
+from . import codecs
+
+BINARY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
+_NOT_PLAIN = re.compile(r"[^0-9eE+\-.,{}\s]")
+
+
+@dataclass
+class CopyOptions:
+    format: str = "text"  # text | csv | binary
+    delimiter: str = "\t"
+    null: str = "\\N"
+    header: bool = False
+    quote: str = '"'
+    escape: str = '"'
+
+
+@dataclass
+class CopySpec:
+    is_from: bool
+    schema: str | None = None
+    table: str | None = None
+    columns: list[str] = field(default_factory=list)
+    #: The inner SELECT of ``COPY (query) TO STDOUT``.
+    query: str | None = None
+    options: CopyOptions = field(default_factory=CopyOptions)
+
+
+def _opt_value(d: Any) -> Any:
+    if not d.HasField("arg"):
+        return True
+    which = d.arg.WhichOneof("node")
+    if which == "string":
+        return d.arg.string.sval
+    if which == "boolean":
+        return d.arg.boolean.boolval
+    if which == "integer":
+        return d.arg.integer.ival
+    if which == "list":
+        return [x.string.sval for x in d.arg.list.items]
+    return True
+
+
+def _inner_query(sql: str) -> str:
+    """The text between the parentheses of ``COPY ( ... ) TO``, respecting quotes."""
+    start = sql.index("(")
+    depth = 0
+    i = start
+    quote: str | None = None
+    while i < len(sql):
+        ch = sql[i]
+        if quote:
+            if ch == quote:
+                quote = None
+        elif ch in ("'", '"'):
+            quote = ch
+        elif ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+            if depth == 0:
+                return sql[start + 1:i]
+        i += 1
+    raise SyntaxError_("unterminated parenthesis in COPY")
+
+
+def parse_copy(sql: str) -> CopySpec:
+    import postgast
+
+    try:
+        parsed = postgast.parse(sql)
+    except Exception as e:  # noqa: BLE001 - postgast raises its own error type
+        raise SyntaxError_(str(e)) from None
+    if len(parsed.stmts) != 1 or parsed.stmts[0].stmt.WhichOneof("node") != "copy_stmt":
+        raise SyntaxError_("expected one COPY statement")
+    c = parsed.stmts[0].stmt.copy_stmt
+    if c.filename or c.is_program:
+        raise FeatureNotSupported("COPY to or from a file is not supported; use STDIN/STDOUT "
+                                  "(psql's \\copy)")
+    spec = CopySpec(is_from=c.is_from)
+    if c.HasField("relation"):
+        spec.schema = c.relation.schemaname or None
+        spec.table = c.relation.relname
+        spec.columns = [a.string.sval for a in c.attlist]
+    else:
+        spec.query = _inner_query(sql)
+    o = spec.options
+    for node in c.options:
+        d = node.def_elem
+        name = d.defname.lower()
+        v = _opt_value(d)
+        if name == "format":
+            o.format = str(v).lower()
+        elif name == "delimiter":
+            o.delimiter = str(v)
+        elif name == "null":
+            o.null = str(v)
+        elif name == "header":
+            o.header = v is True or str(v).lower() in ("true", "on", "1")
+        elif name == "quote":
+            o.quote = str(v)
+        elif name == "escape":
+            o.escape = str(v)
+        elif name in ("encoding", "freeze"):
+            pass
+        else:
+            raise FeatureNotSupported(f'COPY option "{name}" is not supported')
+    if o.format not in ("text", "csv", "binary"):
+        raise InvalidParameterValue(f'COPY format "{o.format}" not recognized')
+    if o.format == "csv":
+        if not any(n.def_elem.defname.lower() == "delimiter" for n in c.options):
+            o.delimiter = ","
+        if not any(n.def_elem.defname.lower() == "null" for n in c.options):
+            o.null = ""
+        if not any(n.def_elem.defname.lower() == "escape" for n in c.options):
+            o.escape = o.quote
+    if len(o.delimiter) != 1:
+        raise InvalidParameterValue("COPY delimiter must be a single one-byte character")
+    return spec
+
+
+def _qi(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def select_for(spec: CopySpec) -> str:
+    """The SELECT whose rows ``COPY ... TO STDOUT`` sends."""
+    if spec.query is not None:
+        return spec.query
+    cols = ", ".join(_qi(c) for c in spec.columns) if spec.columns else "*"
+    name = (_qi(spec.schema) + "." if spec.schema else "") + _qi(spec.table or "")
+    return f"SELECT {cols} FROM {name}"
+
+
+# ---------------------------------------------------------------------------------------------
+# reading
+
+
+def _unescape_text(s: str) -> str:
+    """Backslash escapes of COPY's text format."""
+    out = []
+    i = 0
+    n = len(s)
+    while i < n:
+        ch = s[i]
+        if ch != "\\" or i + 1 >= n:
+            out.append(ch)
+            i += 1
+            continue
+        nxt = s[i + 1]
+        simple = {"b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v"}
+        if nxt in simple:
+            out.append(simple[nxt])
+            i += 2
+        elif nxt in "01234567":
+            j = i + 1
+            while j < n and j < i + 4 and s[j] in "01234567":
+                j += 1
+            out.append(chr(int(s[i + 1:j], 8)))
+            i = j
+        elif nxt == "x" and i + 2 < n and s[i + 2] in "0123456789abcdefABCDEF":
+            j = i + 2
+            while j < n and j < i + 4 and s[j] in "0123456789abcdefABCDEF":
+                j += 1
+            out.append(chr(int(s[i + 2:j], 16)))
+            i = j
+        else:
+            out.append(nxt)
+            i += 2
+    return "".join(out)
+
+
+def _arrow_value(ctype: ColumnType) -> Any:
+    """A converter from a decoded value to what pyarrow takes for the column's Arrow type."""
+    if ctype.ndim == 0 and ctype.base in ("json", "jsonb"):
+        return lambda v: json.dumps(v, ensure_ascii=False)
+    if ctype.ndim == 0 and ctype.base == "uuid":
+        return str
+    return None
+
+
+class _Column:
+    """Values of one target column, gathered for the Arrow table."""
+
+    def __init__(self, ctype: ColumnType) -> None:
+        self.ctype = ctype
+        self.values: list[Any] = []
+        self.text = codecs.text_decoder(ctype)
+        self.binary = codecs.binary_decoder(ctype)
+        self.conv = _arrow_value(ctype)
+        self.vector = ctype.base == "float4" and ctype.ndim == 1
+
+    def add_text(self, s: str | None) -> None:
+        if s is None:
+            self.values.append(None)
+            return
+        if self.vector:
+            body = s.strip()
+            # Embeddings: parse '{0.1,0.2,...}' in C when it holds only plain numbers.
+            if body.startswith("{") and body.endswith("}") and not _NOT_PLAIN.search(body):
+                inner = body[1:-1]
+                arr = np.fromstring(inner, dtype=np.float32, sep=",") if inner.strip() else \
+                    np.empty(0, np.float32)
+                if len(arr) == inner.count(",") + 1 or (not inner.strip() and not len(arr)):
+                    self.values.append(arr)
+                    return
+        v = self.text(s)
+        self.values.append(self.conv(v) if self.conv else v)
+
+    def add_binary(self, b: bytes | None) -> None:
+        if b is None:
+            self.values.append(None)
+            return
+        v = self.binary(b)
+        self.values.append(self.conv(v) if self.conv else v)
+
+    def to_arrow(self) -> pa.Array:
+        t = self.ctype.arrow
+        if self.vector and self.values and all(
+                v is None or isinstance(v, np.ndarray) for v in self.values):
+            lengths = np.array([0 if v is None else len(v) for v in self.values], dtype=np.int32)
+            offsets = np.zeros(len(lengths) + 1, dtype=np.int32)
+            np.cumsum(lengths, out=offsets[1:])
+            present = [v for v in self.values if v is not None]
+            flat = np.concatenate(present) if present else np.empty(0, np.float32)
+            mask = pa.array([v is None for v in self.values])
+            return pa.ListArray.from_arrays(pa.array(offsets), pa.array(flat, pa.float32()),
+                                            mask=mask).cast(t)
+        vals = [v.tolist() if isinstance(v, np.ndarray) else v for v in self.values]
+        try:
+            return pa.array(vals, type=t)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError) as e:
+            raise DataError(f"value does not fit column type {self.ctype.pg_name}: {e}") from None
+
+
+class CopyReader:
+    """Decodes COPY FROM STDIN data into columns."""
+
+    def __init__(self, options: CopyOptions, types: list[ColumnType]) -> None:
+        self.options = options
+        self.columns = [_Column(t) for t in types]
+        self._buf = bytearray()
+        self._header_pending = options.header
+        self._ended = False
+        self.rows = 0
+
+    def feed(self, data: bytes) -> None:
+        if self._ended:
+            return
+        self._buf += data
+        if self.options.format == "text":
+            self._consume_text_lines(final=False)
+
+    def finish(self) -> pa.Table:
+        fmt = self.options.format
+        if fmt == "text":
+            self._consume_text_lines(final=True)
+        elif fmt == "csv":
+            self._parse_csv(bytes(self._buf))
+        else:
+            self._parse_binary(bytes(self._buf))
+        self._buf.clear()
+        arrays = [c.to_arrow() for c in self.columns]
+        names = [f"c{i}" for i in range(len(arrays))]
+        return pa.Table.from_arrays(arrays, names=names) if arrays else pa.table({})
+
+    def _row_error(self, msg: str) -> DataError:
+        return InvalidTextRepresentation(f"{msg} (COPY line {self.rows + 1})")
+
+    def _consume_text_lines(self, final: bool) -> None:
+        buf = self._buf
+        end = buf.rfind(b"\n")
+        if end < 0 and not final:
+            return
+        if final:
+            chunk = bytes(buf)
+            buf.clear()
+        else:
+            chunk = bytes(buf[:end + 1])
+            del buf[:end + 1]
+        try:
+            text = chunk.decode("utf-8")
+        except UnicodeDecodeError:
+            raise InvalidTextRepresentation('invalid byte sequence for encoding "UTF8"') from None
+        delim = self.options.delimiter
+        null = self.options.null
+        ncols = len(self.columns)
+        for line in text.split("\n"):
+            if line.endswith("\r"):
+                line = line[:-1]
+            if line == "":
+                continue
+            if self._ended:
+                break
+            if line == "\\.":
+                self._ended = True
+                break
+            if self._header_pending:
+                self._header_pending = False
+                continue
+            fields = line.split(delim)
+            if len(fields) != ncols:
+                raise self._row_error(
+                    "extra data after last expected column" if len(fields) > ncols
+                    else "missing data for column")
+            for col, f in zip(self.columns, fields, strict=False):
+                if f == null:
+                    col.add_text(None)
+                else:
+                    col.add_text(_unescape_text(f) if "\\" in f else f)
+            self.rows += 1
+
+    def _parse_csv(self, data: bytes) -> None:
+        o = self.options
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise InvalidTextRepresentation('invalid byte sequence for encoding "UTF8"') from None
+        reader = csv.reader(io.StringIO(text, newline=""), delimiter=o.delimiter,
+                            quotechar=o.quote, doublequote=(o.escape == o.quote),
+                            escapechar=None if o.escape == o.quote else o.escape, strict=True)
+        ncols = len(self.columns)
+        try:
+            for fields in reader:
+                if not fields:
+                    continue
+                if fields == ["\\."]:
+                    break
+                if self._header_pending:
+                    self._header_pending = False
+                    continue
+                if len(fields) != ncols:
+                    raise self._row_error("wrong number of columns")
+                for col, f in zip(self.columns, fields, strict=False):
+                    # csv cannot tell "" from an empty field; both are NULL with the default NULL.
+                    col.add_text(None if f == o.null else f)
+                self.rows += 1
+        except csv.Error as e:
+            raise self._row_error(f"invalid CSV: {e}") from None
+
+    def _parse_binary(self, data: bytes) -> None:
+        if not data.startswith(BINARY_SIGNATURE) or len(data) < 19:
+            raise InvalidTextRepresentation("COPY file signature not recognized")
+        pos = len(BINARY_SIGNATURE)
+        _flags, ext = struct.unpack_from("!ii", data, pos)
+        pos += 8 + ext
+        ncols = len(self.columns)
+        n = len(data)
+        try:
+            while pos < n:
+                (count,) = struct.unpack_from("!h", data, pos)
+                pos += 2
+                if count == -1:
+                    break
+                if count != ncols:
+                    raise self._row_error(f"row field count is {count}, expected {ncols}")
+                for col in self.columns:
+                    (flen,) = struct.unpack_from("!i", data, pos)
+                    pos += 4
+                    if flen == -1:
+                        col.add_binary(None)
+                        continue
+                    if flen < 0 or pos + flen > n:
+                        raise self._row_error("unexpected EOF in COPY data")
+                    col.add_binary(data[pos:pos + flen])
+                    pos += flen
+                self.rows += 1
+        except struct.error:
+            raise self._row_error("unexpected EOF in COPY data") from None
+
+
+# ---------------------------------------------------------------------------------------------
+# the target table
+
+
+@dataclass
+class CopyTarget:
+    workspace: str
+    table: str
+    columns: list[Column]
+
+    @classmethod
+    def resolve(cls, db: Any, session: Any, spec: CopySpec, workspace: str) -> CopyTarget:
+        ws = spec.schema or workspace
+        info = db.catalog.table(ws, spec.table)
+        by_name = {c.name: c for c in info.columns}
+        # Without a column list COPY fills every column, as in Postgres.
+        names = spec.columns or [c.name for c in info.columns]
+        cols = []
+        for n in names:
+            c = by_name.get(n)
+            if c is None:
+                raise UndefinedColumn(f'column "{n}" of relation "{spec.table}" does not exist',
+                                      column=n)
+            cols.append(Column(n, c.type))
+        return cls(ws, info.name, cols)
+
+    def insert(self, session: Any, data: pa.Table) -> int:
+        data = data.rename_columns([c.name for c in self.columns])
+        if data.num_rows == 0:
+            return 0
+        copy_from = getattr(session, "copy_from", None)
+        if copy_from is not None:
+            # The engine's bulk path: one Lance append for the whole COPY.
+            return int(copy_from(self.workspace, self.table, data))
+        return self._insert_statements(session, data)
+
+    def _insert_statements(self, session: Any, data: pa.Table) -> int:
+        """Parameterised multi-row INSERTs (used when the engine has no bulk entry point)."""
+        ncols = len(self.columns)
+        casts = [_cast_suffix(c.type) for c in self.columns]
+        target = f"{_qi(self.workspace)}.{_qi(self.table)} (" + \
+            ", ".join(_qi(c.name) for c in self.columns) + ")"
+        per_stmt = max(1, min(1000, 30000 // max(ncols, 1)))
+        rows = data.to_pylist()
+        total = 0
+        for start in range(0, len(rows), per_stmt):
+            batch = rows[start:start + per_stmt]
+            params: list[Any] = []
+            groups = []
+            for r in batch:
+                ph = []
+                for c, cast in zip(self.columns, casts, strict=False):
+                    params.append(r[c.name])
+                    ph.append(f"${len(params)}{cast}")
+                groups.append("(" + ", ".join(ph) + ")")
+            sql = f"INSERT INTO {target} VALUES " + ", ".join(groups)
+            session.execute(sql, params)
+            total += len(batch)
+        return total
+
+
+def _cast_suffix(t: ColumnType) -> str:
+    return "::" + t.base + "[]" * t.ndim if t.base in ("jsonb", "json", "uuid") or t.ndim else ""
+
+
+# ---------------------------------------------------------------------------------------------
+# writing
+
+
+def _escape_text(s: str, delim: str) -> str:
+    if "\\" in s:
+        s = s.replace("\\", "\\\\")
+    if "\n" in s or "\r" in s or "\t" in s or delim in s:
+        s = s.replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t")
+        if delim not in ("\t", "\n", "\r"):
+            s = s.replace(delim, "\\" + delim)
+    return s
+
+
+class CopyWriter:
+    def __init__(self, options: CopyOptions, types: list[ColumnType]) -> None:
+        self.options = options
+        self.types = types
+        if options.format == "binary":
+            self.encoders = [codecs.binary_encoder(t) for t in types]
+        else:
+            self.text = [codecs.text_encoder(t) for t in types]
+
+    def header(self, names: list[str]) -> bytes:
+        o = self.options
+        if o.format == "binary":
+            return BINARY_SIGNATURE + struct.pack("!ii", 0, 0)
+        if not o.header:
+            return b""
+        if o.format == "csv":
+            return self._csv_line(names)
+        return (o.delimiter.join(_escape_text(n, o.delimiter) for n in names) + "\n").encode()
+
+    def row(self, row: tuple[Any, ...]) -> bytes:
+        o = self.options
+        if o.format == "binary":
+            parts = [struct.pack("!h", len(row))]
+            for v, enc in zip(row, self.encoders, strict=False):
+                if v is None:
+                    parts.append(b"\xff\xff\xff\xff")
+                else:
+                    b = enc(v)
+                    parts.append(struct.pack("!i", len(b)))
+                    parts.append(b)
+            return b"".join(parts)
+        if o.format == "csv":
+            return self._csv_line([None if v is None else te(v)
+                                   for v, te in zip(row, self.text, strict=False)])
+        out = []
+        for v, te in zip(row, self.text, strict=False):
+            out.append(o.null if v is None else _escape_text(te(v), o.delimiter))
+        return (o.delimiter.join(out) + "\n").encode("utf-8")
+
+    def _csv_line(self, values: Sequence[str | None]) -> bytes:
+        o = self.options
+        q = o.quote
+        out = []
+        for s in values:
+            if s is None:
+                out.append(o.null)
+            elif s == "" or s == o.null or any(ch in s for ch in (o.delimiter, q, "\n", "\r")) \
+                    or s.startswith(" ") or s.endswith(" "):
+                esc = o.escape if o.escape != q else q
+                out.append(q + s.replace(q, esc + q) + q)
+            else:
+                out.append(s)
+        return (o.delimiter.join(out) + "\n").encode("utf-8")
+
+    def trailer(self) -> bytes:
+        return b"\xff\xff" if self.options.format == "binary" else b""
+
+
+__all__ = ["CopyOptions", "CopySpec", "CopyReader", "CopyWriter", "CopyTarget", "parse_copy",
+           "select_for"]

@@ -1,0 +1,789 @@
+"""The server side of one Postgres connection, without sockets (sans-io).
+
+:class:`ServerConnection` takes the bytes a client sent (:meth:`ServerConnection.receive_data`)
+and returns the bytes to send back. It runs startup, SSL negotiation (it only *says* 'S'; the
+caller wraps the socket), SCRAM authentication, the simple and extended query protocols and
+COPY, calling the engine's :class:`Session` synchronously. The asyncio server
+(:mod:`.server`) calls it from a worker thread so a slow statement never blocks the event loop.
+
+Life of a connection::
+
+    STARTUP --SSLRequest--> (S, caller starts TLS) --StartupMessage--> AUTH (SCRAM)
+        --> READY <--> COPY_IN
+    any state --Terminate / fatal error--> CLOSED
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .. import errors
+from ..engine.result import Column, Result
+from ..engine.types import ColumnType
+from . import codecs, copy, roles
+from . import messages as m
+from .scram import MECHANISM, ScramServer
+
+SERVER_VERSION = "15.0"
+SERVER_VERSION_NUM = "150000"
+
+#: Settings a client learns through ParameterStatus, with their values at connection start.
+REPORTED = {
+    "server_version": SERVER_VERSION,
+    "server_encoding": "UTF8",
+    "client_encoding": "UTF8",
+    "DateStyle": "ISO, MDY",
+    "IntervalStyle": "postgres",
+    "TimeZone": "UTC",
+    "integer_datetimes": "on",
+    "standard_conforming_strings": "on",
+    "is_superuser": "off",
+    "session_authorization": "",
+    "application_name": "",
+    "default_transaction_read_only": "off",
+    "in_hot_standby": "off",
+}
+
+_EMPTY = re.compile(r"^[\s;]*$")
+_COPY = re.compile(r"^\s*copy\b", re.IGNORECASE)
+_READ_ONLY = re.compile(r"^\s*(\(\s*)*(select|values|show|with|table|explain)\b", re.IGNORECASE)
+_WRITE_IN_WITH = re.compile(r"\b(insert|update|delete)\b", re.IGNORECASE)
+
+
+class State(enum.Enum):
+    STARTUP = "startup"
+    AUTH_SASL_INITIAL = "auth_sasl_initial"
+    AUTH_SASL_CONTINUE = "auth_sasl_continue"
+    READY = "ready"
+    COPY_IN = "copy_in"
+    CLOSED = "closed"
+
+
+class Fatal(Exception):
+    """An error that ends the connection after its ErrorResponse (severity FATAL)."""
+
+    def __init__(self, sqlstate: str, message: str) -> None:
+        super().__init__(message)
+        self.sqlstate = sqlstate
+        self.message = message
+
+
+@dataclass
+class PreparedStatement:
+    name: str
+    sql: str
+    param_oids: list[int]
+    #: From session.describe, filled on first need.
+    described: tuple[list[int], list[Column]] | None = None
+
+
+@dataclass
+class Portal:
+    name: str
+    statement: PreparedStatement
+    params: list[Any]
+    result_formats: list[int]
+    result: Result | None = None
+    rows_sent: int = 0
+    done: bool = False
+    #: Columns announced by Describe (so Execute encodes exactly what was described).
+    columns: list[Column] | None = None
+
+
+@dataclass
+class ServerConfig:
+    """What the connection needs to know about the server it runs in."""
+
+    #: Whether the caller can wrap the socket in TLS after answering an SSLRequest with 'S'.
+    tls_available: bool = False
+    #: Refuse clients that did not negotiate TLS.
+    require_tls: bool = False
+    #: Database names a client may connect to, besides the workspaces.
+    databases: tuple[str, ...] = ("postgres", "tarndb", "template1")
+    #: Row batch the core buffers before handing bytes back (bounds memory for big results).
+    max_message: int = m.MAX_MESSAGE
+
+
+@dataclass
+class _Copy:
+    """A COPY FROM STDIN in progress."""
+
+    reader: copy.CopyReader
+    target: copy.CopyTarget
+    from_simple_query: bool
+
+
+
+class ServerConnection:
+    """One client connection's protocol state. Not thread-safe: one call at a time."""
+
+    def __init__(self, db: Any, config: ServerConfig | None = None, *, pid: int = 0,
+                 secret: int = 0, is_tls: bool = False) -> None:
+        self.db = db
+        self.config = config or ServerConfig()
+        self.pid = pid
+        self.secret = secret
+        self.state = State.STARTUP
+        self.reader = m.FrameReader(self.config.max_message)
+        self.is_tls = is_tls
+        #: Set when an SSLRequest was answered with 'S': the caller must start TLS now.
+        self.wants_tls = False
+        #: Set by a CancelRequest packet: (pid, secret); the connection then closes.
+        self.cancel_request: tuple[int, int] | None = None
+        self.session: Any = None
+        self.user = ""
+        self.database = ""
+        self.startup_params: dict[str, str] = {}
+        self._scram: ScramServer | None = None
+        self._statements: dict[str, PreparedStatement] = {}
+        self._portals: dict[str, Portal] = {}
+        self._skip_until_sync = False
+        self._copy: _Copy | None = None
+        self._reported: dict[str, str] = {}
+        self._out: list[bytes] = []
+
+    # -- the one entry point -----------------------------------------------------------------
+
+    @property
+    def closed(self) -> bool:
+        return self.state is State.CLOSED
+
+    def receive_data(self, data: bytes) -> bytes:
+        """Feed bytes from the client; returns the bytes to send (possibly empty)."""
+        if self.closed:
+            return b""
+        self.reader.feed(data)
+        out = self._out = []
+        try:
+            while not self.closed and not self.wants_tls:
+                if self.state is State.STARTUP:
+                    body = self.reader.next_startup()
+                    if body is None:
+                        break
+                    self._on_startup_packet(m.parse_startup(body))
+                    continue
+                frame = self.reader.next_message()
+                if frame is None:
+                    break
+                msg = m.parse_frontend(*frame)
+                self._dispatch(msg)
+        except Fatal as e:
+            out.append(m.b_error(e.sqlstate, e.message, severity="FATAL"))
+            self._close()
+        except m.ProtocolError as e:
+            out.append(m.b_error(e.sqlstate, e.message, severity="FATAL"))
+            self._close()
+        return b"".join(out)
+
+    def connection_lost(self) -> None:
+        """The client went away: cancel what runs and release the session."""
+        self._close()
+
+    def tls_started(self) -> None:
+        """The caller finished the TLS handshake; the StartupMessage comes next."""
+        self.wants_tls = False
+        self.is_tls = True
+
+    # -- startup and authentication ----------------------------------------------------------
+
+    def _on_startup_packet(self, pkt: m.StartupPacket) -> None:
+        if isinstance(pkt, m.SSLRequest):
+            if self.is_tls:
+                raise m.ProtocolError("SSLRequest on an encrypted connection")
+            if self.config.tls_available:
+                self._out.append(b"S")
+                self.wants_tls = True
+            else:
+                self._out.append(b"N")
+            return
+        if isinstance(pkt, m.GSSENCRequest):
+            self._out.append(b"N")  # no GSSAPI encryption; the client goes on in the clear/TLS
+            return
+        if isinstance(pkt, m.CancelRequest):
+            self.cancel_request = (pkt.pid, pkt.secret)
+            self.state = State.CLOSED
+            return
+        self._on_startup(pkt)
+
+    def _on_startup(self, pkt: m.StartupMessage) -> None:
+        params = pkt.params
+        self.startup_params = params
+        user = params.get("user")
+        if not user:
+            raise Fatal("28000", "no PostgreSQL user name specified in startup packet")
+        if self.config.require_tls and not self.is_tls:
+            raise Fatal("28000", f'no pg_hba.conf entry for user "{user}", no encryption')
+        self.user = user
+        self.database = params.get("database") or user
+        # Clients asking for protocol 3.x (x > 0) or _pq_ options learn what we speak.
+        unknown = [k for k in params if k.startswith("_pq_.")]
+        if pkt.version != m.PROTOCOL_V3 or unknown:
+            self._out.append(m.b_negotiate_protocol_version(0, unknown))
+        role = roles.get_role(self.db, user)
+        verifier = None
+        if role is not None and role.get("login", True):
+            verifier = role.get("verifier")
+        self._scram = ScramServer(verifier)
+        self._out.append(m.b_auth_sasl([MECHANISM]))
+        self.state = State.AUTH_SASL_INITIAL
+
+    def _on_auth(self, msg: m.AuthResponse) -> None:
+        assert self._scram is not None
+        c = m._Cursor(msg.data)
+        try:
+            if self.state is State.AUTH_SASL_INITIAL:
+                mech = c.cstr()
+                if mech != MECHANISM:
+                    raise Fatal("08P01", "client selected an invalid SASL authentication "
+                                "mechanism")
+                n = c.int32()
+                data = c.take(n) if n >= 0 else b""
+                self._out.append(m.b_auth_sasl_continue(self._scram.first(data)))
+                self.state = State.AUTH_SASL_CONTINUE
+                return
+            final = self._scram.final(msg.data)
+        except errors.InvalidPassword:
+            raise Fatal("28P01",
+                        f'password authentication failed for user "{self.user}"') from None
+        except errors.ProtocolViolation as e:
+            raise Fatal("08P01", e.message) from None
+        self._out.append(m.b_auth_sasl_final(final))
+        self._out.append(m.b_auth_ok())
+        self._scram = None
+        self._after_auth()
+
+    def _workspace_from_params(self) -> str | None:
+        search_path = self.startup_params.get("search_path")
+        options = self.startup_params.get("options", "")
+        for key, value in parse_options(options):
+            if key == "search_path":
+                search_path = value
+        if not search_path:
+            return None
+        for part in search_path.split(","):
+            name = part.strip().strip('"')
+            if name and name != "$user" and name != "pg_catalog":
+                return name
+        return None
+
+    def _after_auth(self) -> None:
+        db_name = self.database
+        if db_name not in self.config.databases and not self._is_workspace(db_name):
+            raise Fatal("3D000", f'database "{db_name}" does not exist')
+        workspace = self._workspace_from_params()
+        try:
+            if workspace is not None:
+                self.session = self.db.session(workspace=workspace, user=self.user)
+            else:
+                self.session = self.db.session(user=self.user)
+        except errors.TarnError as e:
+            raise Fatal(e.sqlstate, e.message) from None
+        settings = getattr(self.session, "settings", None)
+        extra = dict(parse_options(self.startup_params.get("options", "")))
+        for key in ("application_name", "DateStyle", "TimeZone", "extra_float_digits",
+                    "client_encoding"):
+            if key in self.startup_params:
+                extra.setdefault(key, self.startup_params[key])
+        enc = extra.get("client_encoding", "UTF8").upper().replace("-", "")
+        if enc not in ("UTF8", "UNICODE", "SQLASCII"):
+            raise Fatal("22023", f'client encoding "{extra["client_encoding"]}" is not supported')
+        if isinstance(settings, dict):
+            for k, v in extra.items():
+                if k not in ("search_path", "client_encoding"):
+                    settings.setdefault(k.lower(), v)
+        role = roles.get_role(self.db, self.user) or {}
+        reported = dict(REPORTED)
+        reported["is_superuser"] = "on" if role.get("superuser") else "off"
+        reported["session_authorization"] = self.user
+        reported["application_name"] = extra.get("application_name", "")
+        for k, v in reported.items():
+            self._out.append(m.b_parameter_status(k, v))
+        self._reported = reported
+        self._out.append(m.b_backend_key_data(self.pid, self.secret))
+        self.state = State.READY
+        self._ready()
+
+    def _is_workspace(self, name: str) -> bool:
+        try:
+            return name in self.db.catalog.workspaces()
+        except Exception:  # noqa: BLE001 - a catalog hiccup must not hide the real error
+            return False
+
+    # -- dispatch ------------------------------------------------------------------------------
+
+    def _dispatch(self, msg: m.FrontendMessage) -> None:
+        state = self.state
+        if state in (State.AUTH_SASL_INITIAL, State.AUTH_SASL_CONTINUE):
+            if not isinstance(msg, m.AuthResponse):
+                raise Fatal("08P01", "expected SASL response")
+            self._on_auth(msg)
+            return
+        if state is State.COPY_IN:
+            self._on_copy_message(msg)
+            return
+        if isinstance(msg, m.Terminate):
+            self._close()
+            return
+        if isinstance(msg, m.Sync):
+            self._skip_until_sync = False
+            self._ready()
+            return
+        if isinstance(msg, (m.CopyData, m.CopyDone, m.CopyFail)):
+            return  # Postgres ignores stray COPY messages outside COPY
+        if isinstance(msg, m.AuthResponse):
+            raise m.ProtocolError("unexpected password message")
+        if isinstance(msg, m.Query):
+            self._skip_until_sync = False
+            self._simple_query(msg.sql)
+            return
+        if self._skip_until_sync:
+            return
+        try:
+            if isinstance(msg, m.Parse):
+                self._parse(msg)
+            elif isinstance(msg, m.Bind):
+                self._bind(msg)
+            elif isinstance(msg, m.Describe):
+                self._describe(msg)
+            elif isinstance(msg, m.Execute):
+                self._execute(msg)
+            elif isinstance(msg, m.Close):
+                if msg.kind == "S":
+                    self._statements.pop(msg.name, None)
+                else:
+                    self._portals.pop(msg.name, None)
+                self._out.append(m.b_close_complete())
+            elif isinstance(msg, m.Flush):
+                pass
+            elif isinstance(msg, m.FunctionCall):
+                raise errors.FeatureNotSupported("the function call protocol is not supported")
+        except Exception as e:  # noqa: BLE001 - every error becomes an ErrorResponse
+            self._error(e)
+            self._skip_until_sync = True
+
+    def _ready(self) -> None:
+        status = "I"
+        if self.session is not None:
+            status = getattr(self.session, "transaction_status", "I") or "I"
+        self._out.append(m.b_ready_for_query(status))
+
+    def _close(self) -> None:
+        if self.state is State.CLOSED:
+            return
+        self.state = State.CLOSED
+        s, self.session = self.session, None
+        if s is not None:
+            try:
+                s.cancel()
+            except Exception:  # noqa: BLE001, S110 - the session may have nothing running
+                pass
+            try:
+                s.close()
+            except Exception:  # noqa: BLE001, S110 - closing is best effort on hang-up
+                pass
+
+    def _error(self, e: BaseException) -> None:
+        if isinstance(e, errors.TarnError):
+            self._out.append(m.b_error(e.sqlstate, e.message, detail=e.detail, hint=e.hint,
+                                       position=e.position, table=e.table, column=e.column))
+        else:
+            self._out.append(m.b_error("XX000", f"internal error: {type(e).__name__}: {e}"))
+
+    def _notices(self, result: Result) -> None:
+        for n in result.notices:
+            self._out.append(m.b_notice(n))
+
+    def _report_changes(self) -> None:
+        settings = getattr(self.session, "settings", None)
+        if not isinstance(settings, dict):
+            return
+        lower = {k.lower(): k for k in self._reported}
+        for key, value in settings.items():
+            name = lower.get(str(key).lower())
+            if name is None or name in ("server_version", "server_encoding", "is_superuser",
+                                        "session_authorization", "integer_datetimes"):
+                continue
+            v = str(value)
+            if self._reported.get(name) != v:
+                self._reported[name] = v
+                self._out.append(m.b_parameter_status(name, v))
+
+    # -- simple query --------------------------------------------------------------------------
+
+    def _simple_query(self, sql: str) -> None:
+        if _EMPTY.match(sql):
+            self._out.append(m.b_empty_query())
+            self._ready()
+            return
+        try:
+            if _COPY.match(sql):
+                if self._start_copy(sql, [], from_simple_query=True):
+                    return  # CopyInResponse sent; ReadyForQuery comes after CopyDone
+            else:
+                for result in self._run_all(sql):
+                    self._notices(result)
+                    cols = result.columns
+                    if result.returns_rows:
+                        encs = self._encoders(cols, [])
+                        self._out.append(m.b_row_description(self._fields(cols, [])))
+                        self._rows(result.rows, encs)
+                    self._out.append(m.b_command_complete(self._tag(result)))
+        except Exception as e:  # noqa: BLE001 - every error becomes an ErrorResponse
+            self._error(e)
+        self._report_changes()
+        self._ready()
+
+    def _run_all(self, sql: str) -> list[Result]:
+        if roles.is_role_statement(sql):
+            res = self._run_role(sql)
+            if res is not None:
+                return [res]
+        results: list[Result] = self.session.execute_all(sql)
+        return results
+
+    def _run_one(self, sql: str, params: Sequence[Any]) -> Result:
+        if roles.is_role_statement(sql):
+            res = self._run_role(sql)
+            if res is not None:
+                return res
+        result: Result = self.session.execute(sql, list(params) if params else None)
+        return result
+
+    def _run_role(self, sql: str) -> Result | None:
+        """Role statements: the engine first; roles.py when the engine does not run them."""
+        try:
+            if hasattr(self.session, "execute_all"):
+                results = self.session.execute_all(sql)
+                if results:
+                    last: Result = results[-1]
+                    return last
+        except (errors.FeatureNotSupported, errors.SyntaxError_):
+            pass
+        return roles.execute_role_statement(self.db, sql, self.user)
+
+    @staticmethod
+    def _tag(result: Result) -> str:
+        if result.command:
+            return result.command
+        return f"SELECT {result.rowcount}" if result.returns_rows else "OK"
+
+    def _encoders(self, cols: list[Column], formats: list[int]) -> list[codecs.Encoder]:
+        return [codecs.encoder(c.type, self._fmt(formats, i)) for i, c in enumerate(cols)]
+
+    @staticmethod
+    def _fmt(formats: list[int], i: int) -> int:
+        if not formats:
+            return 0
+        if len(formats) == 1:
+            return formats[0]
+        return formats[i] if i < len(formats) else 0
+
+    def _fields(self, cols: list[Column], formats: list[int]) -> list[m.FieldDesc]:
+        return [m.FieldDesc(c.name, c.type.oid, codecs.type_size(c.type),
+                            codecs.type_mod(c.type), 0, 0, self._fmt(formats, i))
+                for i, c in enumerate(cols)]
+
+    def _rows(self, rows: Sequence[tuple[Any, ...]], encs: list[codecs.Encoder]) -> None:
+        out = self._out
+        data_row = m.b_data_row
+        for row in rows:
+            out.append(data_row([None if v is None else enc(v)
+                                 for v, enc in zip(row, encs, strict=False)]))
+
+    # -- extended query ------------------------------------------------------------------------
+
+    def _parse(self, msg: m.Parse) -> None:
+        if msg.name and msg.name in self._statements:
+            raise DuplicatePreparedStatement(f'prepared statement "{msg.name}" already exists')
+        self._statements[msg.name] = PreparedStatement(msg.name, msg.sql, list(msg.param_oids))
+        self._out.append(m.b_parse_complete())
+
+    def _statement(self, name: str) -> PreparedStatement:
+        st = self._statements.get(name)
+        if st is None:
+            raise InvalidSQLStatementName(f'prepared statement "{name}" does not exist')
+        return st
+
+    def _describe_statement(self, st: PreparedStatement) -> tuple[list[int], list[Column]]:
+        if st.described is None:
+            if _EMPTY.match(st.sql) or _COPY.match(st.sql) or roles.is_role_statement(st.sql):
+                st.described = (list(st.param_oids), [])
+            else:
+                given = [codecs.type_for_param_oid(o) for o in st.param_oids]
+                params, cols = self.session.describe(st.sql, given if st.param_oids else None)
+                oids = [_oid(p) for p in params]
+                # Types the client fixed in Parse win over what the engine inferred.
+                for i, o in enumerate(st.param_oids):
+                    if o and i < len(oids):
+                        oids[i] = o
+                if len(st.param_oids) > len(oids):
+                    oids += st.param_oids[len(oids):]
+                st.described = (oids, list(cols))
+        return st.described
+
+    def _bind(self, msg: m.Bind) -> None:
+        st = self._statement(msg.statement)
+        nparams = len(msg.params)
+        if msg.param_formats and len(msg.param_formats) not in (1, nparams):
+            raise m.ProtocolError(f"bind message has {len(msg.param_formats)} parameter formats "
+                                  f"but {nparams} parameters")
+        oids = list(st.param_oids)
+        needs_types = any(self._fmt(msg.param_formats, i) == 1 and
+                          (i >= len(oids) or oids[i] in (0, 705)) for i in range(nparams))
+        if needs_types:
+            oids = self._describe_statement(st)[0]
+        values: list[Any] = []
+        for i, raw in enumerate(msg.params):
+            if raw is None:
+                values.append(None)
+                continue
+            oid = oids[i] if i < len(oids) else 0
+            values.append(codecs.decode_param(raw, oid, self._fmt(msg.param_formats, i)))
+        if msg.portal and msg.portal in self._portals:
+            raise DuplicateCursor(f'portal "{msg.portal}" already exists')
+        self._portals[msg.portal] = Portal(msg.portal, st, values, list(msg.result_formats))
+        self._out.append(m.b_bind_complete())
+
+    def _describe(self, msg: m.Describe) -> None:
+        if msg.kind == "S":
+            st = self._statement(msg.name)
+            oids, cols = self._describe_statement(st)
+            self._out.append(m.b_parameter_description(oids))
+            if cols:
+                self._out.append(m.b_row_description(self._fields(cols, [])))
+            else:
+                self._out.append(m.b_no_data())
+            return
+        portal = self._portals.get(msg.name)
+        if portal is None:
+            raise InvalidCursorName(f'portal "{msg.name}" does not exist')
+        cols = self._portal_columns(portal)
+        portal.columns = cols
+        if cols:
+            self._out.append(m.b_row_description(self._fields(cols, portal.result_formats)))
+        else:
+            self._out.append(m.b_no_data())
+
+    def _portal_columns(self, portal: Portal) -> list[Column]:
+        sql = portal.statement.sql
+        if portal.result is not None:
+            return portal.result.columns
+        if _EMPTY.match(sql) or _COPY.match(sql) or roles.is_role_statement(sql):
+            return []
+        if _is_read_only(sql):
+            # Reads run now, so the RowDescription is exactly what Execute sends.
+            portal.result = self._run_one(sql, portal.params)
+            return portal.result.columns
+        return self._describe_statement(portal.statement)[1]
+
+    def _execute(self, msg: m.Execute) -> None:
+        portal = self._portals.get(msg.portal)
+        if portal is None:
+            raise InvalidCursorName(f'portal "{msg.portal}" does not exist')
+        sql = portal.statement.sql
+        if _EMPTY.match(sql):
+            self._out.append(m.b_empty_query())
+            return
+        if portal.done:
+            # Executing a finished portal again yields no more rows (as in Postgres).
+            tag = self._tag(portal.result) if portal.result is not None else "SELECT 0"
+            if tag.startswith("SELECT"):
+                tag = "SELECT 0"
+            self._out.append(m.b_command_complete(tag))
+            return
+        if portal.result is None:
+            if _COPY.match(sql):
+                self._start_copy(sql, portal.params, from_simple_query=False)
+                portal.done = True
+                return
+            portal.result = self._run_one(sql, portal.params)
+            self._notices(portal.result)
+        result = portal.result
+        cols = result.columns
+        if portal.columns is not None and len(portal.columns) == len(cols):
+            cols = portal.columns
+        if result.returns_rows:
+            encs = self._encoders(cols, portal.result_formats)
+            rows = result.rows
+            start = portal.rows_sent
+            end = len(rows) if msg.max_rows <= 0 else min(len(rows), start + msg.max_rows)
+            self._rows(rows[start:end], encs)
+            portal.rows_sent = end
+            if end < len(rows):
+                self._out.append(m.b_portal_suspended())
+                return
+            tag = self._tag(result)
+            if tag.startswith("SELECT") and msg.max_rows > 0:
+                tag = f"SELECT {len(rows)}"
+        else:
+            tag = self._tag(result)
+        portal.done = True
+        self._report_changes()
+        self._out.append(m.b_command_complete(tag))
+        if not portal.name:
+            # The unnamed portal lives until the next Bind; drop the rows now to free memory.
+            portal.result = Result(columns=result.columns, command=result.command,
+                                   rowcount=result.rowcount)
+
+    # -- COPY ----------------------------------------------------------------------------------
+
+    def _start_copy(self, sql: str, params: Sequence[Any], *, from_simple_query: bool) -> bool:
+        """Start a COPY. Returns True when a COPY FROM STDIN now waits for data."""
+        spec = copy.parse_copy(sql)
+        workspace = getattr(self.session, "workspace", None) or "default"
+        if spec.is_from:
+            target = copy.CopyTarget.resolve(self.db, self.session, spec, workspace)
+            reader = copy.CopyReader(spec.options, [c.type for c in target.columns])
+            self._copy = _Copy(reader, target, from_simple_query)
+            self._out.append(m.b_copy_in_response(spec.options.format == "binary",
+                                                  len(target.columns)))
+            self.state = State.COPY_IN
+            return True
+        result = self._run_one(copy.select_for(spec), params)
+        writer = copy.CopyWriter(spec.options, [c.type for c in result.columns])
+        self._out.append(m.b_copy_out_response(spec.options.format == "binary",
+                                               len(result.columns)))
+        header = writer.header([c.name for c in result.columns])
+        if header:
+            self._out.append(m.b_copy_data(header))
+        chunk: list[bytes] = []
+        size = 0
+        for row in result.rows:
+            line = writer.row(row)
+            chunk.append(line)
+            size += len(line)
+            if size > 65536:
+                self._out.append(m.b_copy_data(b"".join(chunk)))
+                chunk, size = [], 0
+        trailer = writer.trailer()
+        if trailer:
+            chunk.append(trailer)
+        if chunk:
+            self._out.append(m.b_copy_data(b"".join(chunk)))
+        self._out.append(m.b_copy_done())
+        self._out.append(m.b_command_complete(f"COPY {len(result.rows)}"))
+        return False
+
+    def _on_copy_message(self, msg: m.FrontendMessage) -> None:
+        assert self._copy is not None
+        cp = self._copy
+        if isinstance(msg, (m.Flush, m.Sync)):
+            return  # allowed and ignored during COPY IN
+        try:
+            if isinstance(msg, m.CopyData):
+                cp.reader.feed(msg.data)
+                return
+            if isinstance(msg, m.CopyDone):
+                table = cp.reader.finish()
+                n = cp.target.insert(self.session, table)
+                self._end_copy()
+                self._out.append(m.b_command_complete(f"COPY {n}"))
+            elif isinstance(msg, m.CopyFail):
+                raise errors.QueryCanceled(f"COPY from stdin failed: {msg.message}")
+            else:
+                raise m.ProtocolError(f"unexpected message type {type(msg).__name__} during "
+                                      "COPY from stdin")
+        except m.ProtocolError:
+            raise
+        except Exception as e:  # noqa: BLE001 - every error becomes an ErrorResponse
+            self._end_copy()
+            self._error(e)
+            if not cp.from_simple_query:
+                self._skip_until_sync = True
+        if cp.from_simple_query:
+            self._report_changes()
+            self._ready()
+
+    def _end_copy(self) -> None:
+        self._copy = None
+        if self.state is State.COPY_IN:
+            self.state = State.READY
+
+
+def _oid(p: Any) -> int:
+    if p is None:
+        return 0
+    if isinstance(p, int):
+        return p
+    if isinstance(p, ColumnType):
+        return p.oid
+    return int(getattr(p, "oid", 0) or getattr(p, "type_oid", 0))
+
+
+def _is_read_only(sql: str) -> bool:
+    if not _READ_ONLY.match(sql):
+        return False
+    head = sql.lstrip().lstrip("(").lstrip()[:4].lower()
+    # WITH ... INSERT/UPDATE/DELETE is a write; data-modifying CTEs must not run at Describe.
+    return not (head == "with" and _WRITE_IN_WITH.search(sql))
+
+
+def parse_options(options: str) -> list[tuple[str, str]]:
+    """``-c key=value`` / ``--key=value`` pairs of the startup ``options`` parameter."""
+    out: list[tuple[str, str]] = []
+    tokens: list[str] = []
+    cur: list[str] = []
+    i = 0
+    # Backslash escapes a space inside a value (libpq's rule for options).
+    while i < len(options):
+        ch = options[i]
+        if ch == "\\" and i + 1 < len(options):
+            cur.append(options[i + 1])
+            i += 2
+            continue
+        if ch.isspace():
+            if cur:
+                tokens.append("".join(cur))
+                cur = []
+        else:
+            cur.append(ch)
+        i += 1
+    if cur:
+        tokens.append("".join(cur))
+    j = 0
+    while j < len(tokens):
+        t = tokens[j]
+        kv = None
+        if t == "-c" and j + 1 < len(tokens):
+            kv = tokens[j + 1]
+            j += 1
+        elif t.startswith("-c"):
+            kv = t[2:]
+        elif t.startswith("--"):
+            kv = t[2:]
+        j += 1
+        if kv and "=" in kv:
+            k, v = kv.split("=", 1)
+            out.append((k.replace("-", "_"), v))
+    return out
+
+
+class DuplicatePreparedStatement(errors.TarnError):
+    sqlstate = "42P05"
+    http_status = 409
+    code = "duplicate_prepared_statement"
+
+
+class InvalidSQLStatementName(errors.TarnError):
+    sqlstate = "26000"
+    http_status = 400
+    code = "invalid_sql_statement_name"
+
+
+class InvalidCursorName(errors.TarnError):
+    sqlstate = "34000"
+    http_status = 400
+    code = "invalid_cursor_name"
+
+
+class DuplicateCursor(errors.TarnError):
+    sqlstate = "42P03"
+    http_status = 409
+    code = "duplicate_cursor"
+
+
+__all__ = ["ServerConnection", "ServerConfig", "State", "parse_options", "REPORTED"]

@@ -1,0 +1,140 @@
+"""Search: what ``<#>``, the deeplake_* functions and ``USING deeplake_index`` run on.
+
+Every top-k function takes a Lance dataset pinned at the query's version, the column name and
+the query, and returns :class:`Hits` ``(row_keys, scores)``: ``__rid`` values (int64) and
+similarities (float32, higher is better), best first, ties broken by lower ``__rid``. It
+never returns fewer than ``k`` rows when at least ``k`` rows match, and never a row that
+does not match the filter. ``hits.plan`` says which path ran (for EXPLAIN).
+
+Module-level entry points (they use the table's indexes when there are any)::
+
+    vector_topk(ds, column, query, k, *, filter_sql=None, allowed_row_keys=None,
+                exact=False) -> Hits                   # float4[] <#> float4[]: cosine
+    maxsim_topk(ds, column, query, k, *, filter_sql=None, allowed_row_keys=None,
+                exact=False, candidates=None) -> Hits  # float4[][] <#> float4[][]: MaxSim
+    bm25_topk(ds, column, text, k, *, filter_sql=None, allowed_row_keys=None,
+              exact=False) -> Hits                     # text <#> 'query': BM25
+    hybrid_topk(ds, vector_column, text_column, vector_query, text_query, k, *,
+                w_vec=0.5, w_text=0.5, method='minmax', depth=100, filter_sql=None,
+                allowed_row_keys=None) -> Hits         # deeplake_hybrid_record
+    hybrid_fuse(vec_hits, text_hits, w_vec, w_text, method='minmax'|'rrf'|'softmax', k=None)
+
+Filters: ``filter_sql`` is a Lance (DataFusion) SQL predicate over the table's columns;
+``allowed_row_keys`` is an array of ``__rid`` values (e.g. what DuckDB computed for a WHERE
+clause that Lance cannot evaluate). Both are prefilters: the top-k is taken among allowed
+rows only. BM25 collection statistics stay those of the whole table.
+
+Scalar functions (row by row, for SELECT lists without ORDER BY ... LIMIT):
+:func:`cosine_similarity`, :func:`maxsim`, :func:`cosine_scores` and :func:`maxsim_scores`
+(vectorised over many rows), :func:`contains` (``contains(col, 'text')`` / ``col @> 'text'``).
+
+Errors: a query whose dimension differs from the column's raises
+:class:`tarndb.errors.DataError` (SQLSTATE 22000); unknown index types or fusion methods raise
+:class:`tarndb.errors.InvalidParameterValue`; duplicate indexes
+:class:`tarndb.errors.DuplicateObject`; unknown ones :class:`tarndb.errors.UndefinedObject`.
+
+Indexes (see :class:`IndexManager`)::
+
+    mgr = IndexManager.open(table_uri)          # one per table and process
+    mgr.create_index(ds, name, column, index_type=None, options=None, if_not_exists=False)
+    mgr.drop_index(name, if_exists=False)
+    mgr.after_write(ds)       # after INSERT/UPDATE/DELETE: folds in when enough changed
+    mgr.refresh(ds)           # fold every pending change in now (e.g. a background job)
+    mgr.list_indexes(); mgr.index_for(column)
+
+Index types: float4[] ``clustered`` (default; Lance IVF_FLAT) and ``clustered_quantized``
+(IVF_PQ + exact refine); float4[][] ``pooled_quantized`` (default; ANN on the mean vector,
+exact MaxSim rerank); text ``bm25`` (default) and alias ``inverted_index``. State lives in
+``<table uri>/_tarn_indexes/<name>/``; rows written after the last fold are searched exactly.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lance
+
+from ._bm25 import BM25Index, BM25Params
+from ._fusion import DEFAULT_FUSION, FUSION_METHODS, hybrid_fuse
+from ._kernels import (
+    PackedBags,
+    cosine_scores,
+    cosine_similarity,
+    maxsim,
+    maxsim_scores,
+    pack_bags,
+)
+from ._lance_vector import AnnParams
+from ._manager import Hits, IndexInfo, IndexManager, column_kind
+from ._text import ENGLISH_STOP_WORDS, Tokenizer, TokenizerConfig, contains, exact_text_match
+
+
+def _manager_for(ds: lance.LanceDataset) -> IndexManager:
+    return IndexManager.open(ds.uri)
+
+
+def vector_topk(ds: lance.LanceDataset, column: str, query: Any, k: int, *,
+                filter_sql: str | None = None, allowed_row_keys: Any = None,
+                exact: bool = False, params: AnnParams | None = None) -> Hits:
+    """Top-k rows by cosine similarity (see the module docstring)."""
+    return _manager_for(ds).vector_topk(ds, column, query, k, filter_sql=filter_sql,
+                                    allowed_row_keys=allowed_row_keys, exact=exact,
+                                    params=params)
+
+
+def maxsim_topk(ds: lance.LanceDataset, column: str, query: Any, k: int, *,
+                filter_sql: str | None = None, allowed_row_keys: Any = None,
+                exact: bool = False, candidates: int | None = None) -> Hits:
+    """Top-k rows by MaxSim (see the module docstring)."""
+    return _manager_for(ds).maxsim_topk(ds, column, query, k, filter_sql=filter_sql,
+                                    allowed_row_keys=allowed_row_keys, exact=exact,
+                                    candidates=candidates)
+
+
+def bm25_topk(ds: lance.LanceDataset, column: str, query: str, k: int, *,
+              filter_sql: str | None = None, allowed_row_keys: Any = None,
+              exact: bool = False) -> Hits:
+    """Top-k rows by BM25 (see the module docstring)."""
+    return _manager_for(ds).bm25_topk(ds, column, query, k, filter_sql=filter_sql,
+                                  allowed_row_keys=allowed_row_keys, exact=exact)
+
+
+def hybrid_topk(ds: lance.LanceDataset, vector_column: str, text_column: str,
+                vector_query: Any, text_query: str, k: int, *, w_vec: float = 0.5,
+                w_text: float = 0.5, method: str = DEFAULT_FUSION, depth: int = 100,
+                filter_sql: str | None = None, allowed_row_keys: Any = None,
+                exact: bool = False) -> Hits:
+    """Hybrid top-k, both legs to ``depth`` and fused (see the module docstring)."""
+    return _manager_for(ds).hybrid_topk(ds, vector_column, text_column, vector_query,
+                                    text_query, k, w_vec=w_vec, w_text=w_text, method=method,
+                                    depth=depth, filter_sql=filter_sql,
+                                    allowed_row_keys=allowed_row_keys, exact=exact)
+
+
+__all__ = [
+    "DEFAULT_FUSION",
+    "ENGLISH_STOP_WORDS",
+    "FUSION_METHODS",
+    "AnnParams",
+    "BM25Index",
+    "BM25Params",
+    "Hits",
+    "IndexInfo",
+    "IndexManager",
+    "PackedBags",
+    "Tokenizer",
+    "TokenizerConfig",
+    "bm25_topk",
+    "column_kind",
+    "contains",
+    "cosine_scores",
+    "cosine_similarity",
+    "exact_text_match",
+    "hybrid_fuse",
+    "hybrid_topk",
+    "maxsim",
+    "maxsim_scores",
+    "maxsim_topk",
+    "pack_bags",
+    "vector_topk",
+]

@@ -1,0 +1,673 @@
+"""Index lifecycle and index-aware top-k: what CREATE INDEX / DROP INDEX / writes call.
+
+State of an index lives beside the table, on the lake::
+
+    <table uri>/_tarn_indexes/<index name>/state.json    definition + sync point
+    <table uri>/_tarn_indexes/<index name>/vectors.lance  (vector, multi-vector indexes)
+    <table uri>/_tarn_indexes/<index name>/bm25/          (text indexes, see _bm25.py)
+
+Freshness model. ``state.json`` records which table fragments the index covers (fragment id
+-> deleted-row count at sync). Lance never rewrites a fragment's rows in place: inserts and
+the new side of an UPDATE land in new fragments, deletes add to a fragment's deletion file,
+compaction replaces fragments. So at query time, against the pinned table version:
+
+- rows in fragments the index does not cover are *fresh*: they are scored exactly;
+- if a covered fragment gained deletions or disappeared, the index is *stale*: its hits are
+  restricted to row keys still live in covered fragments (a prefilter), so deleted rows and
+  the old side of updated rows are never returned;
+- :meth:`IndexManager.refresh` folds fresh rows in and drops dead ones (incremental).
+
+A query at a table version older than the index's sync point falls back to an exact scan.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+import lance
+import numpy as np
+import pyarrow as pa
+import pyarrow.fs as pafs
+
+from tarndb.errors import (
+    DataError,
+    DuplicateObject,
+    FeatureNotSupported,
+    InvalidParameterValue,
+    UndefinedObject,
+)
+
+from . import _exact
+from ._bm25 import BM25Index, BM25Params
+from ._exact import RID, TopK, scan_row_keys
+from ._fusion import DEFAULT_FUSION, hybrid_fuse
+from ._kernels import (
+    F32,
+    I64,
+    as_query_matrix,
+    as_query_vector,
+    bags_from_arrow,
+    maxsim_scores,
+    normalize_rows,
+    vectors_from_arrow,
+)
+from ._lance_vector import AnnParams, SideVectorIndex
+from ._text import TokenizerConfig
+
+INDEX_DIR = "_tarn_indexes"
+_FORMAT = 1
+
+# pg_deeplake index types (and aliases) per column kind.
+VECTOR_TYPES = {"clustered": "clustered", "clustered_quantized": "clustered_quantized",
+                "default": "clustered"}
+MULTI_TYPES = {"pooled_quantized": "pooled_quantized", "clustered": "pooled_quantized",
+               "default": "pooled_quantized"}
+TEXT_TYPES = {"bm25": "bm25", "inverted_index": "bm25", "default": "bm25"}
+
+# Filtered queries whose allowed set (among indexed rows) is at most this many rows, or this
+# fraction of the index, are answered by an exact scan of those rows: cheaper than ANN and
+# exact. Above it, filtered ANN with a row-address allowlist, with exact refill if short.
+EXACT_MAX_ROWS = 20000
+EXACT_MAX_FRACTION = 0.02
+
+
+@dataclass
+class Hits:
+    """Top-k result: ``row_keys`` (``__rid`` values) and ``scores``, best first.
+
+    Unpacks as ``keys, scores = hits``. ``plan`` names the strategy, for EXPLAIN.
+    """
+
+    row_keys: I64
+    scores: F32
+    plan: str = "exact"
+
+    def __iter__(self) -> Any:
+        return iter((self.row_keys, self.scores))
+
+    def __len__(self) -> int:
+        return int(self.row_keys.size)
+
+
+@dataclass
+class IndexInfo:
+    name: str
+    column: str
+    index_type: str  # canonical: clustered | clustered_quantized | pooled_quantized | bm25
+    kind: str  # vector | multivector | text
+    options: dict[str, Any] = field(default_factory=dict)
+    dim: int = 0
+    covered: dict[int, int] = field(default_factory=dict)
+    synced_version: int = 0
+    side_version: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"format": _FORMAT, "name": self.name, "column": self.column,
+                "index_type": self.index_type, "kind": self.kind, "options": self.options,
+                "dim": self.dim, "covered": {str(k): v for k, v in self.covered.items()},
+                "synced_version": self.synced_version, "side_version": self.side_version}
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> IndexInfo:
+        return cls(d["name"], d["column"], d["index_type"], d["kind"], d.get("options", {}),
+                   int(d.get("dim", 0)), {int(k): int(v) for k, v in d["covered"].items()},
+                   int(d["synced_version"]), d.get("side_version"))
+
+
+@dataclass
+class _Freshness:
+    usable: bool
+    fresh_fragments: list[Any]
+    covered_fragments: list[Any]
+    stale: bool
+
+
+def column_kind(ds: lance.LanceDataset, column: str) -> str:
+    """``vector`` (float4[]), ``multivector`` (float4[][]) or ``text``; else DataError."""
+    try:
+        t = ds.schema.field(column).type
+    except KeyError as e:
+        raise DataError(f"column {column!r} does not exist") from e
+    if pa.types.is_string(t) or pa.types.is_large_string(t):
+        return "text"
+    if pa.types.is_list(t) or pa.types.is_fixed_size_list(t) or pa.types.is_large_list(t):
+        inner = t.value_type
+        if pa.types.is_floating(inner) or pa.types.is_integer(inner):
+            return "vector"
+        if (pa.types.is_list(inner) or pa.types.is_fixed_size_list(inner)) and (
+                pa.types.is_floating(inner.value_type)):
+            return "multivector"
+    raise DataError(f"column {column!r} of type {t} cannot be searched with <#>")
+
+
+def _canonical_type(kind: str, index_type: str | None) -> str:
+    table = {"vector": VECTOR_TYPES, "multivector": MULTI_TYPES, "text": TEXT_TYPES}[kind]
+    key = (index_type or "default").lower()
+    if key == "exact_text" and kind == "text":
+        raise FeatureNotSupported(
+            "index_type 'exact_text' is served by the engine's scalar index, not by search/")
+    if key not in table:
+        allowed = sorted(k for k in table if k != "default")
+        raise InvalidParameterValue(
+            f"index_type {index_type!r} does not apply to a {kind} column; use one of "
+            f"{', '.join(allowed)}")
+    return table[key]
+
+
+def _fragment_state(ds: lance.LanceDataset) -> dict[int, tuple[Any, int]]:
+    out: dict[int, tuple[Any, int]] = {}
+    for frag in ds.get_fragments():
+        dfile = frag.metadata.deletion_file
+        out[int(frag.fragment_id)] = (frag, int(dfile.num_deleted_rows) if dfile else 0)
+    return out
+
+
+class IndexManager:
+    """The indexes of one table (see the module docstring for storage and freshness).
+
+    One instance per table URI and process (:meth:`open` caches them). Writers are expected
+    to be serialised per table by the engine; readers may run concurrently.
+    """
+
+    _instances: dict[str, IndexManager] = {}
+    _lock = threading.Lock()
+
+    def __init__(self, table_uri: str, storage_options: dict[str, str] | None = None) -> None:
+        self.table_uri = table_uri.rstrip("/")
+        self.storage_options = storage_options
+        self._fs, self._root = pafs.FileSystem.from_uri(self._join(INDEX_DIR))
+        self._infos: dict[str, IndexInfo] | None = None
+        self._bm25: dict[str, BM25Index] = {}
+        self._side: dict[str, SideVectorIndex] = {}
+        self._mutex = threading.RLock()
+
+    @classmethod
+    def open(cls, table_uri: str, storage_options: dict[str, str] | None = None,
+             ) -> IndexManager:
+        """The cached manager of a table."""
+        key = table_uri.rstrip("/")
+        with cls._lock:
+            mgr = cls._instances.get(key)
+            if mgr is None:
+                mgr = cls._instances[key] = cls(key, storage_options)
+            return mgr
+
+    def _join(self, *parts: str) -> str:
+        return "/".join([self.table_uri, *parts])
+
+    def _dir(self, name: str) -> str:
+        return f"{self._root}/{name}"
+
+    # -- catalog of indexes --------------------------------------------------------------
+
+    def reload(self) -> None:
+        """Forget cached state (another process may have changed the indexes)."""
+        with self._mutex:
+            self._infos = None
+            self._bm25.clear()
+            self._side.clear()
+
+    def _load_infos(self) -> dict[str, IndexInfo]:
+        if self._infos is None:
+            infos: dict[str, IndexInfo] = {}
+            try:
+                entries = self._fs.get_file_info(pafs.FileSelector(self._root,
+                                                                   allow_not_found=True))
+            except FileNotFoundError:
+                entries = []
+            for entry in entries:
+                if entry.type != pafs.FileType.Directory:
+                    continue
+                try:
+                    with self._fs.open_input_stream(f"{entry.path}/state.json") as f:
+                        info = IndexInfo.from_json(json.loads(f.read()))
+                except FileNotFoundError:
+                    continue  # half-created or half-dropped: not an index
+                infos[info.name] = info
+            self._infos = infos
+        return self._infos
+
+    def list_indexes(self) -> list[IndexInfo]:
+        return sorted(self._load_infos().values(), key=lambda i: i.name)
+
+    def get(self, name: str) -> IndexInfo:
+        info = self._load_infos().get(name)
+        if info is None:
+            raise UndefinedObject(f'index "{name}" does not exist')
+        return info
+
+    def index_for(self, column: str) -> IndexInfo | None:
+        for info in self._load_infos().values():
+            if info.column == column:
+                return info
+        return None
+
+    def _save_info(self, info: IndexInfo) -> None:
+        self._fs.create_dir(self._dir(info.name), recursive=True)
+        with self._fs.open_output_stream(f"{self._dir(info.name)}/state.json") as f:
+            f.write(json.dumps(info.to_json()).encode())
+        self._load_infos()[info.name] = info
+
+    def create_index(self, ds: lance.LanceDataset, name: str, column: str,
+                     index_type: str | None = None, options: dict[str, Any] | None = None,
+                     *, if_not_exists: bool = False) -> IndexInfo:
+        """CREATE INDEX name ON t USING deeplake_index (column) WITH (index_type = ...).
+
+        Builds from the rows of ``ds`` (an empty table gives an empty index that fills as
+        rows arrive). ``options``: text: ``stemmer`` ('english'... or None), ``stopwords``
+        ('english' or None), ``k1``, ``b``; vectors: ``nprobe_fraction``, ``refine_factor``,
+        ``candidates`` (multi-vector first-stage depth).
+        """
+        with self._mutex:
+            infos = self._load_infos()
+            if name in infos:
+                if if_not_exists:
+                    return infos[name]
+                raise DuplicateObject(f'relation "{name}" already exists')
+            kind = column_kind(ds, column)
+            canonical = _canonical_type(kind, index_type)
+            existing = self.index_for(column)
+            if existing is not None:
+                raise DuplicateObject(
+                    f'column "{column}" already has index "{existing.name}"; '
+                    "only one index per column")
+            info = IndexInfo(name, column, canonical, kind, dict(options or {}))
+            if kind == "text":
+                self._bm25[name] = BM25Index(self._bm25_params(info),
+                                             self._tokenizer_config(info))
+            self._refresh_one(ds, info)
+            return info
+
+    def drop_index(self, name: str, *, if_exists: bool = False) -> None:
+        with self._mutex:
+            if name not in self._load_infos():
+                if if_exists:
+                    return
+                raise UndefinedObject(f'index "{name}" does not exist')
+            # state.json goes first so a crash mid-drop leaves no half index behind.
+            self._fs.delete_file(f"{self._dir(name)}/state.json")
+            self._fs.delete_dir(self._dir(name))
+            self._load_infos().pop(name, None)
+            self._bm25.pop(name, None)
+            self._side.pop(name, None)
+
+    # -- maintenance ---------------------------------------------------------------------
+
+    def refresh(self, ds: lance.LanceDataset, name: str | None = None) -> None:
+        """Fold rows written since the last sync into the index(es); drop dead rows."""
+        with self._mutex:
+            for info in list(self._load_infos().values()):
+                if name is None or info.name == name:
+                    self._refresh_one(ds, info)
+
+    def after_write(self, ds: lance.LanceDataset, fold_threshold: int = 10000) -> None:
+        """Cheap hook for after INSERT/UPDATE/DELETE: folds in when enough has changed.
+
+        Until then fresh rows are searched exactly, so skipping a fold is always correct.
+        """
+        with self._mutex:
+            for info in list(self._load_infos().values()):
+                fr = self._freshness(ds, info)
+                pending = sum(f.count_rows() for f in fr.fresh_fragments)
+                if fr.stale or pending >= fold_threshold:
+                    self._refresh_one(ds, info)
+
+    def pending_rows(self, ds: lance.LanceDataset, name: str) -> int:
+        """Rows of ``ds`` that the index does not cover yet (searched exactly)."""
+        fr = self._freshness(ds, self.get(name))
+        return sum(f.count_rows() for f in fr.fresh_fragments)
+
+    def _bm25_params(self, info: IndexInfo) -> BM25Params:
+        o = info.options
+        return BM25Params(k1=float(o.get("k1", 0.9)), b=float(o.get("b", 0.4)))
+
+    def _tokenizer_config(self, info: IndexInfo) -> TokenizerConfig:
+        o = info.options
+        sw = o.get("stopwords", "english")
+        stem = o.get("stemmer", None)
+        return TokenizerConfig(stopwords=None if sw in (None, "none", "") else sw,
+                               stemmer=None if stem in (None, "none", "") else stem)
+
+    def _bm25_index(self, info: IndexInfo) -> BM25Index:
+        idx = self._bm25.get(info.name)
+        if idx is None:
+            idx = self._bm25[info.name] = BM25Index.load(
+                f"{self._dir(info.name)}/bm25", filesystem=self._fs)
+        return idx
+
+    def _side_index(self, info: IndexInfo) -> SideVectorIndex:
+        side = self._side.get(info.name)
+        if side is None or side.version != info.side_version:
+            side = self._side[info.name] = SideVectorIndex(
+                self._join(INDEX_DIR, info.name, "vectors.lance"),
+                multi=info.kind == "multivector", index_type=info.index_type, dim=info.dim,
+                version=info.side_version, storage_options=self.storage_options)
+        return side
+
+    def _refresh_one(self, ds: lance.LanceDataset, info: IndexInfo) -> None:
+        frags = _fragment_state(ds)
+        fresh = [f for fid, (f, _) in frags.items() if fid not in info.covered]
+        covered_now = [f for fid, (f, _) in frags.items() if fid in info.covered]
+        stale = any(fid not in frags or frags[fid][1] != dels
+                    for fid, dels in info.covered.items())
+        fresh_keys: I64 = np.zeros(0, np.int64)
+        if info.kind == "text":
+            bm = self._bm25.get(info.name) or self._bm25_index(info)
+            if fresh:
+                keys, texts = _exact.read_texts(ds, info.column, fragments=fresh)
+                bm.add(keys, texts)
+                fresh_keys = keys
+            if stale:
+                live = scan_row_keys(ds, fragments=covered_now)
+                dead = np.setdiff1d(bm.row_keys(), np.union1d(live, fresh_keys))
+                bm.delete(dead)
+            if len(bm.segments) > 8:
+                bm.compact()
+            bm.save(f"{self._dir(info.name)}/bm25", filesystem=self._fs)
+        else:
+            side = self._side_index(info)
+            for batch in _exact.scan(ds, [RID, info.column], fragments=fresh) if fresh else []:
+                keys = batch.column(0).to_numpy().astype(np.int64)
+                if info.kind == "vector":
+                    mat, valid = vectors_from_arrow(batch.column(1))
+                    keys = keys[valid]
+                    if mat.shape[0]:
+                        self._check_dim(info, mat.shape[1])
+                        side.dim = info.dim
+                        side.upsert(keys, vectors=mat)
+                else:
+                    packed = bags_from_arrow(batch.column(1), keys)
+                    if len(packed):
+                        if packed.dim:
+                            self._check_dim(info, packed.dim)
+                            side.dim = info.dim
+                        side.upsert(packed.row_keys, bags=packed)
+                    keys = packed.row_keys
+                fresh_keys = np.concatenate([fresh_keys, keys])
+            if stale and side.ds is not None:
+                live = scan_row_keys(ds, fragments=covered_now)
+                indexed = side.ds.to_table(columns=[RID])[RID].to_numpy()
+                side.delete(np.setdiff1d(indexed, np.union1d(live, fresh_keys)))
+            if info.dim:
+                side.ensure_empty()
+                if side.has_ann():
+                    side.optimize()
+                elif side.count():
+                    side.train()
+            info.side_version = side.version
+        info.covered = {fid: dels for fid, (_, dels) in frags.items()}
+        info.synced_version = int(ds.version)
+        self._save_info(info)
+
+    def _check_dim(self, info: IndexInfo, dim: int) -> None:
+        if info.dim == 0:
+            info.dim = dim
+        elif info.dim != dim:
+            raise DataError(f'index "{info.name}" holds {info.dim}-dimensional vectors; '
+                            f"a row has {dim} dimensions")
+
+    def _freshness(self, ds: lance.LanceDataset, info: IndexInfo) -> _Freshness:
+        if int(ds.version) < info.synced_version:
+            return _Freshness(False, [], [], True)
+        frags = _fragment_state(ds)
+        fresh = [f for fid, (f, _) in frags.items() if fid not in info.covered]
+        covered = [f for fid, (f, _) in frags.items() if fid in info.covered]
+        stale = any(fid not in frags or frags[fid][1] != dels
+                    for fid, dels in info.covered.items())
+        return _Freshness(True, fresh, covered, stale)
+
+    # -- queries -------------------------------------------------------------------------
+
+    def _allowed(self, ds: lance.LanceDataset, filter_sql: str | None,
+                 allowed_row_keys: Any, fragments: list[Any] | None) -> I64 | None:
+        """Row keys the query may return (None: all), from the filter and the key list."""
+        if filter_sql is None and allowed_row_keys is None and fragments is None:
+            return None
+        keys = scan_row_keys(ds, filter_sql, fragments)
+        if allowed_row_keys is not None:
+            keys = np.intersect1d(keys, np.asarray(allowed_row_keys, dtype=np.int64))
+        return keys
+
+    def vector_topk(self, ds: lance.LanceDataset, column: str, query: Any, k: int, *,
+                    filter_sql: str | None = None, allowed_row_keys: Any = None,
+                    exact: bool = False, params: AnnParams | None = None) -> Hits:
+        """Top-k rows by cosine similarity of ``column`` (float4[]) to ``query``."""
+        q = as_query_vector(query)
+        allowed_user = _as_keys(allowed_row_keys)
+        info = None if exact else self.index_for(column)
+        if info is None or info.kind != "vector" or info.dim == 0:
+            if info is not None and info.dim and info.dim != q.size:
+                raise DataError(f"vector dimension mismatch: the query has {q.size} "
+                                f"dimensions but the column has {info.dim}")
+            return Hits(*_exact.exact_vector_topk(ds, column, q, k, filter_sql, allowed_user),
+                        plan="exact scan")
+        if q.size != info.dim:
+            raise DataError(f"vector dimension mismatch: the query has {q.size} dimensions "
+                            f"but the column has {info.dim}")
+        fr = self._freshness(ds, info)
+        if not fr.usable:
+            return Hits(*_exact.exact_vector_topk(ds, column, q, k, filter_sql, allowed_user),
+                        plan="exact scan (table version older than index)")
+        top = TopK(k)
+        if fr.fresh_fragments:
+            top.push(*_exact.exact_vector_topk(ds, column, q, k, filter_sql, allowed_user,
+                                               fr.fresh_fragments))
+        qn = normalize_rows(q[None, :])[0]
+        side = self._side_index(info)
+        need_allow = filter_sql is not None or allowed_user is not None or fr.stale
+        allowed = self._allowed(ds, filter_sql, allowed_user,
+                                fr.covered_fragments) if need_allow else None
+        plan = self._side_vector_search(side, qn, k, allowed, params, top, info)
+        keys, scores = top.result()
+        if fr.fresh_fragments:
+            plan += f" + exact scan of {len(fr.fresh_fragments)} fresh fragment(s)"
+        return Hits(keys, scores, plan)
+
+    def _side_vector_search(self, side: SideVectorIndex, qn: F32, k: int,
+                            allowed: I64 | None, params: AnnParams | None, top: TopK,
+                            info: IndexInfo) -> str:
+        n = side.count()
+        if allowed is not None and allowed.size == 0:
+            return "index (no allowed rows)"
+        if allowed is not None and (allowed.size <= EXACT_MAX_ROWS
+                                    or allowed.size <= EXACT_MAX_FRACTION * n):
+            self._exact_on_side(side, qn, allowed, top)
+            return f"exact scan of {allowed.size} filtered rows (via index {info.name})"
+        p = params or AnnParams(**{k_: v for k_, v in info.options.items()
+                                   if k_ in ("nprobe_fraction", "refine_factor")})
+        if allowed is not None and n:
+            # A selective prefilter thins every partition, so probe proportionally more.
+            sel = allowed.size / n
+            p = AnnParams(min(1.0, p.nprobe_fraction / max(sel, 0.05) ** 0.5),
+                          p.min_nprobes, p.refine_factor)
+        t = side.search(qn, k, allowed, p)
+        keys = t[RID].to_numpy().astype(np.int64)
+        vecs = _fsl_matrix(t["vec"], info.dim)
+        top.push(keys, (vecs @ qn).astype(np.float32))
+        want = min(k, n if allowed is None else allowed.size)
+        if keys.size < want:
+            # Under-filled (the prefilter emptied the probed partitions): refill exactly.
+            self._exact_on_side(side, qn, allowed, top)
+            return f"filtered ANN on {info.name} + exact refill"
+        kind = "filtered ANN" if allowed is not None else "ANN"
+        return f"{kind} on {info.name} ({info.index_type}, {side.num_partitions()} lists)"
+
+    def _exact_on_side(self, side: SideVectorIndex, qn: F32, allowed: I64 | None,
+                       top: TopK) -> None:
+        sds = side.ds
+        if sds is None:
+            return
+        if allowed is None:
+            t = sds.to_table(columns=[RID, "vec"])
+        else:
+            addrs = side.row_addresses(allowed)
+            if addrs.size == 0:
+                return
+            t = sds._take_rows(addrs.astype(np.int64).tolist(), columns=[RID, "vec"])
+        keys = t[RID].to_numpy().astype(np.int64)
+        top.push(keys, (_fsl_matrix(t["vec"], side.dim) @ qn).astype(np.float32))
+
+    def maxsim_topk(self, ds: lance.LanceDataset, column: str, query: Any, k: int, *,
+                    filter_sql: str | None = None, allowed_row_keys: Any = None,
+                    exact: bool = False, candidates: int | None = None,
+                    params: AnnParams | None = None) -> Hits:
+        """Top-k rows by MaxSim of ``column`` (float4[][]) against ``query`` (m x d)."""
+        q = as_query_matrix(query)
+        allowed_user = _as_keys(allowed_row_keys)
+        info = None if exact else self.index_for(column)
+        if info is None or info.kind != "multivector" or info.dim == 0:
+            return Hits(*_exact.exact_maxsim_topk(ds, column, q, k, filter_sql, allowed_user),
+                        plan="exact MaxSim scan")
+        if q.shape[1] != info.dim:
+            raise DataError(f"multi-vector dimension mismatch: the query has {q.shape[1]} "
+                            f"dimensions but the column has {info.dim}")
+        fr = self._freshness(ds, info)
+        if not fr.usable:
+            return Hits(*_exact.exact_maxsim_topk(ds, column, q, k, filter_sql, allowed_user),
+                        plan="exact MaxSim scan (table version older than index)")
+        top = TopK(k)
+        if fr.fresh_fragments:
+            top.push(*_exact.exact_maxsim_topk(ds, column, q, k, filter_sql, allowed_user,
+                                               fr.fresh_fragments))
+        side = self._side_index(info)
+        need_allow = filter_sql is not None or allowed_user is not None or fr.stale
+        allowed = self._allowed(ds, filter_sql, allowed_user,
+                                fr.covered_fragments) if need_allow else None
+        n = side.count()
+        depth = int(candidates or info.options.get("candidates", max(20 * k, 200)))
+        qn = normalize_rows(q)
+        plan: str
+        if allowed is not None and allowed.size == 0:
+            plan = "index (no allowed rows)"
+        elif allowed is not None and (allowed.size <= EXACT_MAX_ROWS // 4
+                                      or allowed.size <= depth):
+            addrs = side.row_addresses(allowed)
+            if addrs.size and side.ds is not None:
+                t = side.ds._take_rows(addrs.astype(np.int64).tolist(), columns=[RID, "bag"])
+                self._rerank(t, qn, top)
+            plan = f"exact MaxSim of {allowed.size} filtered rows (via index {info.name})"
+        else:
+            pooled_q = normalize_rows(qn.mean(axis=0, keepdims=True))[0]
+            t = side.search(pooled_q, depth, allowed, params, with_bags=True)
+            self._rerank(t, qn, top)
+            plan = (f"pooled ANN on {info.name} ({depth} candidates) + exact MaxSim rerank"
+                    if n >= depth else f"exact MaxSim via {info.name}")
+        keys, scores = top.result()
+        if fr.fresh_fragments:
+            plan += f" + exact scan of {len(fr.fresh_fragments)} fresh fragment(s)"
+        return Hits(keys, scores, plan)
+
+    def _rerank(self, t: pa.Table, qn: F32, top: TopK) -> None:
+        if t.num_rows == 0:
+            return
+        keys = t[RID].to_numpy().astype(np.int64)
+        packed = bags_from_arrow(t["bag"], keys)
+        top.push(packed.row_keys, maxsim_scores(packed, qn))
+
+    def bm25_topk(self, ds: lance.LanceDataset, column: str, query: str, k: int, *,
+                  filter_sql: str | None = None, allowed_row_keys: Any = None,
+                  exact: bool = False) -> Hits:
+        """Top-k rows by BM25 of ``column`` (text) for ``query``; rows without a query term
+        never match (a BM25 ranking only returns rows that score > 0)."""
+        allowed_user = _as_keys(allowed_row_keys)
+        info = None if exact else self.index_for(column)
+        if info is None or info.kind != "text":
+            idx, plan = _adhoc_bm25(ds, column), "BM25 over a transient index (no index)"
+        else:
+            fr = self._freshness(ds, info)
+            if not fr.usable:
+                idx, plan = _adhoc_bm25(ds, column, self._bm25_params(info),
+                                        self._tokenizer_config(info)), "BM25 transient"
+            else:
+                idx = self._bm25_index(info)
+                plan = f"BM25 index {info.name}"
+                if fr.fresh_fragments or fr.stale:
+                    idx = _fork(idx)
+                    fresh_keys = np.zeros(0, np.int64)
+                    if fr.fresh_fragments:
+                        fresh_keys, texts = _exact.read_texts(ds, column,
+                                                              fragments=fr.fresh_fragments)
+                        idx.add(fresh_keys, texts)
+                        plan += f" + {fresh_keys.size} fresh rows"
+                    if fr.stale:
+                        live = scan_row_keys(ds, fragments=fr.covered_fragments)
+                        idx.delete(np.setdiff1d(idx.row_keys(),
+                                                np.union1d(live, fresh_keys)))
+        allowed = None
+        if filter_sql is not None or allowed_user is not None:
+            allowed = self._allowed(ds, filter_sql, allowed_user, None)
+        keys, scores = idx.search(query, k, allowed)
+        return Hits(keys, scores, plan)
+
+    def hybrid_topk(self, ds: lance.LanceDataset, vector_column: str, text_column: str,
+                    vector_query: Any, text_query: str, k: int, *, w_vec: float = 0.5,
+                    w_text: float = 0.5, method: str = DEFAULT_FUSION, depth: int = 100,
+                    filter_sql: str | None = None, allowed_row_keys: Any = None,
+                    exact: bool = False) -> Hits:
+        """deeplake_hybrid_record: both legs to ``depth`` rows, fused (see hybrid_fuse).
+
+        ``vector_query`` may be 1-D (cosine leg) or 2-D (MaxSim leg); the column decides.
+        """
+        depth = max(depth, k)
+        allowed = None
+        if filter_sql is not None or allowed_row_keys is not None:
+            # Evaluate the filter once for both legs.
+            allowed = self._allowed(ds, filter_sql, _as_keys(allowed_row_keys), None)
+        if column_kind(ds, vector_column) == "multivector":
+            vec = self.maxsim_topk(ds, vector_column, vector_query, depth,
+                                   allowed_row_keys=allowed, exact=exact)
+        else:
+            vec = self.vector_topk(ds, vector_column, vector_query, depth,
+                                   allowed_row_keys=allowed, exact=exact)
+        txt = self.bm25_topk(ds, text_column, text_query, depth, allowed_row_keys=allowed,
+                             exact=exact)
+        keys, scores = hybrid_fuse(tuple(vec), tuple(txt), w_vec, w_text, method, k=k)
+        return Hits(keys, scores.astype(np.float32),
+                    f"hybrid {method}({vec.plan}; {txt.plan}; depth {depth})")
+
+
+def _as_keys(allowed: Any) -> I64 | None:
+    return None if allowed is None else np.unique(np.asarray(allowed, dtype=np.int64))
+
+
+def _fsl_matrix(col: pa.ChunkedArray | pa.Array, dim: int) -> F32:
+    arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    if len(arr) == 0:
+        return np.zeros((0, dim), np.float32)
+    flat = arr.flatten().to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
+    return flat.reshape(-1, dim)
+
+
+def _fork(idx: BM25Index) -> BM25Index:
+    """A copy whose adds and deletes leave ``idx`` untouched (segments are shared)."""
+    out = copy.copy(idx)
+    out.segments = []
+    for seg in idx.segments:
+        s = copy.copy(seg)
+        s.live = seg.live.copy()
+        out.segments.append(s)
+    out._removed_segments = []
+    return out
+
+
+_ADHOC: dict[tuple[str, int, str, Any], BM25Index] = {}
+
+
+def _adhoc_bm25(ds: lance.LanceDataset, column: str, params: BM25Params | None = None,
+                tok: TokenizerConfig | None = None) -> BM25Index:
+    """A BM25 index over the whole column at this version, kept for repeated queries."""
+    key = (ds.uri, int(ds.version), column, (params, tok))
+    idx = _ADHOC.get(key)
+    if idx is None:
+        idx = BM25Index(params, tok)
+        keys, texts = _exact.read_texts(ds, column)
+        idx.add(keys, texts)
+        if len(_ADHOC) >= 8:
+            _ADHOC.pop(next(iter(_ADHOC)))
+        _ADHOC[key] = idx
+    return idx
+

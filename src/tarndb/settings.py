@@ -1,0 +1,110 @@
+"""Every setting tarndb reads, declared once.
+
+The same table drives the CLI flags (``--pg-port``), the environment variables
+(``TARNDB_PG_PORT``) and the settings reference in the docs (``tarndb settings --markdown``).
+Precedence: flag, then environment, then default.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    default: Any
+    help: str
+    type: type = str
+    #: which commands take it as a flag
+    commands: tuple[str, ...] = ("serve",)
+    secret: bool = False
+
+    @property
+    def env(self) -> str:
+        return "TARNDB_" + self.name.upper().replace("-", "_")
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+    @property
+    def dest(self) -> str:
+        return self.name.replace("-", "_")
+
+
+SETTINGS: list[Setting] = [
+    Setting("data", "./tarndb-data",
+            "Lake root: a local directory or an s3:// URI (S3 credentials and endpoint from "
+            "the usual AWS_* variables).", commands=("serve", "sql", "token", "ingest")),
+    Setting("host", "127.0.0.1", "Address the Postgres and HTTP servers listen on."),
+    Setting("pg_port", 5433, "Postgres protocol port.", int),
+    Setting("http_port", 8080, "HTTP API and web UI port.", int),
+    Setting("password", None, "Password of the postgres superuser; generated and printed "
+            "at first start when unset.", secret=True),
+    Setting("token", None, "Admin API token to create at first start (otherwise one is "
+            "generated and printed).", secret=True),
+    Setting("tls_cert", None, "TLS certificate (PEM) for the Postgres port; a self-signed "
+            "one is generated into the data directory when unset."),
+    Setting("tls_key", None, "TLS private key (PEM) matching --tls-cert."),
+    Setting("workspace", "public", "Default workspace (schema) for unqualified names.",
+            commands=("serve", "sql")),
+    Setting("demo", True, "Load a small demo workspace into an empty lake at start.", bool),
+    Setting("log_level", "info", "Logging level: debug, info, warning, error."),
+]
+
+BY_NAME = {s.dest: s for s in SETTINGS}
+
+
+def _parse_bool(v: str) -> bool:
+    return v.strip().lower() in ("1", "true", "yes", "on")
+
+
+@dataclass
+class Settings:
+    values: dict[str, Any] = field(default_factory=dict)
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self.values[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
+def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
+    for s in SETTINGS:
+        if command not in s.commands:
+            continue
+        if s.type is bool:
+            parser.add_argument(s.flag, dest=s.dest, default=None,
+                                action=argparse.BooleanOptionalAction,
+                                help=f"{s.help} [env {s.env}]")
+        else:
+            parser.add_argument(s.flag, dest=s.dest, default=None, type=s.type,
+                                help=f"{s.help} [env {s.env}; default {s.default}]")
+
+
+def resolve(args: argparse.Namespace | None = None, env: dict[str, str] | None = None
+            ) -> Settings:
+    env = os.environ if env is None else env
+    out: dict[str, Any] = {}
+    for s in SETTINGS:
+        value = getattr(args, s.dest, None) if args is not None else None
+        if value is None and s.env in env:
+            raw = env[s.env]
+            value = _parse_bool(raw) if s.type is bool else s.type(raw)
+        if value is None:
+            value = s.default
+        out[s.dest] = value
+    return Settings(out)
+
+
+def markdown() -> str:
+    lines = ["| flag | environment | default | meaning |", "| --- | --- | --- | --- |"]
+    for s in SETTINGS:
+        default = "(generated)" if s.secret else ("" if s.default is None else f"`{s.default}`")
+        lines.append(f"| `{s.flag}` | `{s.env}` | {default} | {s.help} |")
+    return "\n".join(lines)

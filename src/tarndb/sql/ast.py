@@ -1,0 +1,166 @@
+"""Small helpers over libpg_query's protobuf parse tree (via postgast).
+
+The tree is protobuf messages: a ``Node`` wraps exactly one concrete node in a oneof named
+``node``. Rewrites edit the tree in place and deparse it back to SQL for DuckDB.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import postgast
+from google.protobuf.message import Message
+from postgast import pg_query_pb2 as pb
+
+from ..errors import SyntaxError_
+
+Node = pb.Node
+
+
+def parse(sql: str) -> Any:
+    """Parse SQL text into a ParseResult, raising SyntaxError_ with a 1-based position."""
+    try:
+        return postgast.parse(sql)
+    except postgast.PgQueryError as e:
+        pos = getattr(e, "cursorpos", None) or None
+        raise SyntaxError_(str(getattr(e, "message", e)), position=pos) from None
+
+
+def deparse_node(stmt_node: Node) -> str:
+    tree = pb.ParseResult(version=180004)
+    raw = tree.stmts.add()
+    raw.stmt.CopyFrom(stmt_node)
+    return str(postgast.deparse(tree))
+
+
+def kind(node: Node) -> str | None:
+    return node.WhichOneof("node")
+
+
+def inner(node: Node) -> Any:
+    k = node.WhichOneof("node")
+    return getattr(node, k) if k else None
+
+
+def walk(msg: Message) -> Iterator[Message]:
+    """Every message in the tree, parents before children."""
+    stack = [msg]
+    while stack:
+        m = stack.pop()
+        yield m
+        for fd, value in m.ListFields():
+            if fd.message_type is None:
+                continue
+            if fd.is_repeated:
+                stack.extend(reversed(list(value)))
+            else:
+                stack.append(value)
+
+
+def walk_nodes(msg: Message) -> Iterator[Node]:
+    for m in walk(msg):
+        if isinstance(m, pb.Node):
+            yield m
+
+
+def names(field: Any) -> list[str]:
+    """The strings of a repeated Node list of String nodes (``names``, ``fields``)."""
+    out = []
+    for n in field:
+        k = n.WhichOneof("node")
+        if k == "string":
+            out.append(n.string.sval)
+        elif k == "a_star":
+            out.append("*")
+    return out
+
+
+def const_value(node: Node) -> Any:
+    """Python value of an A_Const node (None for NULL)."""
+    c = node.a_const
+    if c.isnull:
+        return None
+    k = c.WhichOneof("val")
+    if k == "ival":
+        return c.ival.ival
+    if k == "fval":
+        return float(c.fval.fval) if "." in c.fval.fval or "e" in c.fval.fval.lower() \
+            else int(c.fval.fval)
+    if k == "sval":
+        return c.sval.sval
+    if k == "boolval":
+        return c.boolval.boolval
+    if k == "bsval":
+        return c.bsval.bsval
+    return None
+
+
+def string_const(value: str) -> Node:
+    n = pb.Node()
+    n.a_const.sval.sval = value
+    return n
+
+
+def int_const(value: int) -> Node:
+    n = pb.Node()
+    n.a_const.ival.ival = value
+    return n
+
+
+def float_const(value: float) -> Node:
+    n = pb.Node()
+    n.a_const.fval.fval = repr(float(value))
+    return n
+
+
+def null_const() -> Node:
+    n = pb.Node()
+    n.a_const.isnull = True
+    return n
+
+
+def column_ref(*parts: str) -> Node:
+    n = pb.Node()
+    for p in parts:
+        f = n.column_ref.fields.add()
+        f.string.sval = p
+    return n
+
+
+def func_call(name: str, args: list[Node]) -> Node:
+    n = pb.Node()
+    s = n.func_call.funcname.add()
+    s.string.sval = name
+    for a in args:
+        n.func_call.args.add().CopyFrom(a)
+    n.func_call.funcformat = pb.COERCE_EXPLICIT_CALL
+    return n
+
+
+def param_ref(number: int) -> Node:
+    n = pb.Node()
+    n.param_ref.number = number
+    return n
+
+
+def type_cast(arg: Node, type_names: list[str], ndim: int = 0) -> Node:
+    n = pb.Node()
+    n.type_cast.arg.CopyFrom(arg)
+    for t in type_names:
+        n.type_cast.type_name.names.add().string.sval = t
+    for _ in range(ndim):
+        n.type_cast.type_name.array_bounds.add().integer.ival = -1
+    n.type_cast.type_name.typemod = -1
+    return n
+
+
+def func_name(fc: Any) -> str:
+    """Lower-case unqualified name of a FuncCall (``pg_catalog.`` dropped)."""
+    parts = names(fc.funcname)
+    return parts[-1].lower() if parts else ""
+
+
+def op_name(expr: Any) -> str:
+    parts = names(expr.name)
+    return parts[-1] if parts else ""

@@ -1,0 +1,191 @@
+"""Lift big numeric array literals out of SQL text before it is parsed.
+
+Clients inline embeddings as SQL text: ``ARRAY[0.12, -0.5, ...]::float4[]`` or, for a ColQwen
+bag of vectors, ``ARRAY[ARRAY[...], ...]::float4[][]`` with tens of thousands of numbers.
+Building a parse tree for that costs hundreds of milliseconds; scanning it once and handing the
+numbers to numpy costs a few. Each lifted literal becomes a new ``$n`` parameter whose value is
+a numpy array, and the cast that followed it stays in the text, so the rest of the pipeline
+sees an ordinary typed parameter.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from bisect import bisect_right
+from dataclasses import dataclass, field
+
+import numpy as np
+
+# Only literals at least this big are worth lifting; small ones keep Postgres' typing rules.
+MIN_LIFT = 8
+
+_PARAM = re.compile(r"\$(\d+)")
+_CAST = re.compile(
+    r"\s*::\s*(float4|real|float8|double\s+precision|float|embedding(?:_2d)?)((?:\s*\[\s*\])*)",
+    re.IGNORECASE,
+)
+_NUM_CHARS = frozenset("0123456789+-.eE, \t\r\n[]")
+
+
+@dataclass
+class Lifted:
+    sql: str
+    #: Values for the new parameters, in order; the first is ``$first_param``.
+    arrays: list[np.ndarray] = field(default_factory=list)
+    first_param: int = 1
+    #: (position in new text, characters removed there) to map error positions back.
+    _shifts: list[tuple[int, int]] = field(default_factory=list)
+
+    def original_position(self, pos: int) -> int:
+        """Map a 1-based position in the rewritten text to the original text."""
+        starts = [p for p, _ in self._shifts]
+        i = bisect_right(starts, pos - 1)
+        return pos + sum(delta for _, delta in self._shifts[:i])
+
+
+def _skip_quoted(sql: str, i: int) -> int:
+    """If sql[i] opens a string, identifier, comment or dollar quote, return its end."""
+    ch = sql[i]
+    n = len(sql)
+    if ch == "'" or ch == '"':
+        j = i + 1
+        while j < n:
+            if sql[j] == ch:
+                if j + 1 < n and sql[j + 1] == ch:
+                    j += 2
+                    continue
+                return j + 1
+            if ch == "'" and sql[j] == "\\" and i > 0 and sql[i - 1] in "eE":
+                j += 2
+                continue
+            j += 1
+        return n
+    if ch == "-" and sql.startswith("--", i):
+        j = sql.find("\n", i)
+        return n if j < 0 else j + 1
+    if ch == "/" and sql.startswith("/*", i):
+        j = sql.find("*/", i + 2)
+        return n if j < 0 else j + 2
+    if ch == "$":
+        m = re.match(r"\$([A-Za-z_][A-Za-z0-9_]*)?\$", sql[i:])
+        if m:
+            tag = m.group(0)
+            j = sql.find(tag, i + len(tag))
+            return n if j < 0 else j + len(tag)
+    return i
+
+
+_BODY = re.compile(r"[\[\]0-9\s.,eE+\-ARYary]+")
+_LETTERS = re.compile(r"[ARYary]")
+_ARRAY_WORD = re.compile(r"array", re.IGNORECASE)
+_BRACKET = re.compile(r"[\[\]]")
+_INTERESTING = re.compile(r"['\"$]|--|/\*|(?<![A-Za-z0-9_])ARRAY(?=\s*\[)", re.IGNORECASE)
+
+
+def _strip_array_words(text: str) -> str:
+    text = text.replace("ARRAY", "").replace("array", "")
+    return _ARRAY_WORD.sub("", text) if _LETTERS.search(text) else text
+
+
+def _scan_array(sql: str, i: int) -> int:
+    """sql[i] is the ``[`` after ARRAY; return the index after the matching ``]`` if the
+    literal holds only numbers, brackets and nested ARRAY keywords, else -1."""
+    m = _BODY.match(sql, i)
+    if m is None:
+        return -1
+    depth = 0
+    for b in _BRACKET.finditer(sql, i, m.end()):
+        depth += 1 if b.group() == "[" else -1
+        if depth == 0:
+            end = b.end()
+            body = sql[i:end]
+            if _LETTERS.search(body) and _LETTERS.search(_strip_array_words(body)):
+                return -1
+            return end
+    return -1
+
+
+def _parse_numbers(body: str, dtype: type) -> np.ndarray | None:
+    text = "".join(_strip_array_words(body).split())
+    max_depth = len(text) - len(text.lstrip("["))
+    numbers = text.replace("[", "").replace("]", "")
+    expected = numbers.count(",") + 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            flat = np.fromstring(numbers, dtype=dtype, sep=",")
+        except ValueError:
+            return None
+    if flat.size != expected or ",," in numbers:
+        return None
+    if max_depth == 1:
+        return flat
+    if max_depth != 2:
+        return None
+    rows = [r for r in text[1:-1].split("]") if r.strip(",")]
+    width = rows[0].count(",") + 1 if rows else 0
+    if width == 0 or width * len(rows) != flat.size:
+        return None  # ragged: leave it to the parser, which reports the dimension error
+    for r in rows[1:]:
+        if r.strip(",").count(",") != width - 1:
+            return None
+    return flat.reshape(len(rows), width)
+
+
+def lift_arrays(sql: str, min_size: int = MIN_LIFT) -> Lifted:
+    """Replace big numeric ``ARRAY[...]`` literals by ``$n`` parameters."""
+    if "ARRAY" not in sql.upper():
+        return Lifted(sql)
+    existing = [int(m) for m in _PARAM.findall(sql)]
+    next_param = max(existing, default=0) + 1
+    first = next_param
+    out: list[str] = []
+    arrays: list[np.ndarray] = []
+    shifts: list[tuple[int, int]] = []
+    out_len = 0
+    i = 0
+    last = 0
+    n = len(sql)
+    while i < n:
+        m = _INTERESTING.search(sql, i)
+        if m is None:
+            break
+        i = m.start()
+        if m.group()[0] in "'\"$-/":
+            j = _skip_quoted(sql, i)
+            i = j if j != i else i + 1
+            continue
+        k = i + 5
+        while k < n and sql[k].isspace():
+            k += 1
+        end = _scan_array(sql, k)
+        if end < 0:
+            i = k
+            continue
+        cast = _CAST.match(sql, end)
+        float_cast = cast is not None
+        body = sql[k:end]
+        looks_float = "." in body or "e" in body.replace("ARRAY", "").replace("array", "")
+        dtype: type = np.float32
+        if cast is not None and cast.group(1).lower().startswith(("float8", "double")):
+            dtype = np.float64
+        if cast is not None and cast.group(1).lower() == "float" and not cast.group(2):
+            float_cast = False
+        values = _parse_numbers(body, dtype) if (float_cast or looks_float) else None
+        if values is None or values.size < min_size:
+            i = end
+            continue
+        placeholder = f"${next_param}"
+        next_param += 1
+        out.append(sql[last:i])
+        out_len += i - last
+        shifts.append((out_len + len(placeholder), (end - i) - len(placeholder)))
+        out.append(placeholder)
+        out_len += len(placeholder)
+        arrays.append(values)
+        last = i = end
+    if not arrays:
+        return Lifted(sql)
+    out.append(sql[last:])
+    return Lifted("".join(out), arrays, first, shifts)

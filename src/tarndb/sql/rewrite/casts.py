@@ -1,0 +1,71 @@
+"""Rewrite rule: Postgres type names in casts -> the DuckDB types tarndb computes with.
+
+``'x'::jsonb`` -> JSON, ``::float4[][]`` -> FLOAT[][], ``::embedding`` -> FLOAT[],
+``::file_id`` -> UUID, unconstrained ``numeric`` -> DECIMAL(38,10) (DuckDB's default scale of 3
+would silently round).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from postgast import pg_query_pb2 as pb
+
+from ...engine.types import DOMAINS, resolve_type
+from ...errors import UndefinedObject
+from .. import ast
+
+# Types DuckDB does not know but the catalog views define for pg_catalog queries.
+_PASS_THROUGH = {"regclass", "regtype", "regproc", "regnamespace", "oid", "name", "char",
+                 "text", "int2vector", "oidvector", "regprocedure", "regoper", "regrole"}
+
+
+def duckdb_type_names(type_name: Any) -> tuple[list[str], list[int], int] | None:
+    """DuckDB spelling for a TypeName: (names, typmods, array dims), or None to leave it."""
+    names = [n.lower() for n in ast.names(type_name.names)]
+    plain = [n for n in names if n != "pg_catalog"]
+    if not plain:
+        return None
+    ndim = len(type_name.array_bounds)
+    typmods = [ast.const_value(m) for m in type_name.typmods
+               if ast.kind(m) == "a_const"]
+    name = " ".join(plain)
+    if name in _PASS_THROUGH and ndim == 0:
+        return None
+    try:
+        ct = resolve_type(plain, ndim, tuple(int(t) for t in typmods if isinstance(t, int)))
+    except UndefinedObject:
+        if name in DOMAINS:
+            raise
+        return None
+    duck = ct.duckdb
+    dims = 0
+    while duck.endswith("[]"):
+        duck, dims = duck[:-2], dims + 1
+    if duck.startswith("DECIMAL("):
+        p, s = duck[len("DECIMAL("):-1].split(",")
+        return ["decimal"], [int(p), int(s)], dims
+    return [duck.lower()], [], dims
+
+
+def rewrite_type_name(type_name: Any) -> None:
+    mapped = duckdb_type_names(type_name)
+    if mapped is None:
+        return
+    names, typmods, dims = mapped
+    del type_name.names[:]
+    for n in names:
+        type_name.names.add().string.sval = n
+    del type_name.typmods[:]
+    for m in typmods:
+        type_name.typmods.add().CopyFrom(ast.int_const(m))
+    del type_name.array_bounds[:]
+    for _ in range(dims):
+        type_name.array_bounds.add().integer.ival = -1
+
+
+def apply(stmt: pb.Node) -> None:
+    """Rewrite every cast's type in place."""
+    for m in ast.walk(stmt):
+        if isinstance(m, pb.TypeCast) and m.HasField("type_name"):
+            rewrite_type_name(m.type_name)

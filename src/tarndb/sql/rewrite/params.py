@@ -1,0 +1,42 @@
+"""Rewrite rule: bind ``$n`` parameters for DuckDB.
+
+DuckDB numbers parameters like Postgres, but takes exactly as many values as the highest
+``$n`` in the text, and knows nothing of jsonb: a Python dict or list bound where the SQL casts
+to json/jsonb is sent as JSON text, everything else as DuckDB's Python binding expects.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from postgast import pg_query_pb2 as pb
+
+from ...engine.values import adapt_param, json_text
+from ...errors import InvalidParameterValue
+from .. import ast
+
+
+def json_params(stmt: pb.Node) -> set[int]:
+    """Numbers of parameters that the statement casts to json/jsonb."""
+    out = set()
+    for m in ast.walk(stmt):
+        if isinstance(m, pb.TypeCast) and ast.kind(m.arg) == "param_ref":
+            names = [n.lower() for n in ast.names(m.type_name.names)]
+            if names and names[-1] in ("json", "jsonb") and not m.type_name.array_bounds:
+                out.add(m.arg.param_ref.number)
+    return out
+
+
+def max_param(stmt: pb.Node) -> int:
+    return max((m.number for m in ast.walk(stmt) if isinstance(m, pb.ParamRef)), default=0)
+
+
+def apply(stmt: pb.Node, params: list[Any]) -> tuple[str, list[Any]]:
+    as_json = json_params(stmt)
+    n = max_param(stmt)
+    if n > len(params):
+        raise InvalidParameterValue(
+            f"statement uses ${n} but {len(params)} parameter(s) were given")
+    values = [json_text(params[i]) if (i + 1) in as_json else adapt_param(params[i])
+              for i in range(n)]
+    return ast.deparse_node(stmt), values

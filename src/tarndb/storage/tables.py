@@ -1,0 +1,132 @@
+"""Lance datasets that hold table rows.
+
+Each row carries a hidden ``__rid`` (int64, unique within the table, kept across UPDATE) so
+that UPDATE and DELETE can name rows independently of Lance's physical row addresses, which
+change under compaction.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+import lance
+import pyarrow as pa
+
+from ..errors import SerializationFailure
+from .lake import Lake
+
+RID = "__rid"
+log = logging.getLogger(__name__)
+
+# Compact when a table has this many fragments; single-row inserts each add one.
+COMPACT_AT_FRAGMENTS = 64
+
+
+class TableStore:
+    """Read and commit rows of one table's Lance dataset."""
+
+    def __init__(self, lake: Lake, path: str) -> None:
+        self.lake = lake
+        self.uri = lake.uri_for(path)
+        self.lock = threading.RLock()  # serialises this process's commits to the table
+        self._ds: lance.LanceDataset | None = None
+
+    @property
+    def _opts(self) -> dict[str, str]:
+        return self.lake.storage_options
+
+    def create(self, schema: pa.Schema) -> None:
+        empty = pa.table({f.name: pa.array([], f.type) for f in schema}, schema=schema)
+        self._ds = lance.write_dataset(empty, self.uri, mode="overwrite",
+                                       storage_options=self._opts)
+
+    def dataset(self, version: int | None = None) -> lance.LanceDataset:
+        """The dataset at ``version``, or the latest committed one."""
+        if self._ds is None:
+            self._ds = lance.dataset(self.uri, storage_options=self._opts)
+        if version is not None:
+            if self._ds.version == version:
+                return self._ds
+            return self._ds.checkout_version(version)
+        latest = self._ds.latest_version
+        if latest != self._ds.version:
+            self._ds = self._ds.checkout_version(latest)
+        return self._ds
+
+    def commit(self, added: pa.Table | None, removed: list[int] | None) -> int:
+        """Apply one transaction's changes to this table in one Lance commit.
+
+        ``added`` rows (with ``__rid``) replace rows of the same rid and insert the rest;
+        ``removed`` rids that are not in ``added`` are deleted. Returns the new version.
+        """
+        with self.lock:
+            ds = self.dataset()
+            added_rids: set[int] = set()
+            if added is not None and added.num_rows:
+                added = added.select(ds.schema.names).cast(ds.schema)
+                added_rids = set(added.column(RID).to_pylist()) if removed else set()
+            deletes = [r for r in (removed or []) if r not in added_rids]
+            try:
+                if added is not None and added.num_rows and not removed:
+                    ds = lance.write_dataset(added, ds, mode="append",
+                                             storage_options=self._opts)
+                elif added is not None and added.num_rows:
+                    builder = (ds.merge_insert(RID).when_matched_update_all()
+                               .when_not_matched_insert_all())
+                    if deletes:
+                        builder = builder.when_not_matched_by_source_delete(_rid_filter(deletes))
+                    builder.execute(added)
+                elif deletes:
+                    ds.delete(_rid_filter(deletes))
+            except OSError as e:
+                if "conflict" in str(e).lower() or "retry" in str(e).lower():
+                    raise SerializationFailure(
+                        "could not serialize access due to a concurrent update") from e
+                raise
+            self._ds = None
+            ds = self.dataset()
+            if len(ds.get_fragments()) >= COMPACT_AT_FRAGMENTS:
+                self.compact()
+            return ds.version
+
+    def compact(self) -> None:
+        with self.lock:
+            try:
+                self.dataset().optimize.compact_files()
+            except Exception:  # compaction is an optimisation; never fail a commit for it
+                log.exception("compaction of %s failed", self.uri)
+            self._ds = None
+
+    def add_column(self, field: pa.Field) -> None:
+        with self.lock:
+            self.dataset().add_columns(field)
+            self._ds = None
+
+    def drop_column(self, name: str) -> None:
+        with self.lock:
+            self.dataset().drop_columns([name])
+            self._ds = None
+
+    def rename_column(self, old: str, new: str) -> None:
+        with self.lock:
+            self.dataset().alter_columns({"path": old, "name": new})
+            self._ds = None
+
+    def drop(self) -> None:
+        fs, base = self.lake.fs
+        path = base + self.uri[len(self.lake.uri):]
+        try:
+            fs.delete_dir(path)
+        except (FileNotFoundError, OSError):
+            log.warning("could not remove %s", path)
+
+    def info(self) -> dict[str, Any]:
+        ds = self.dataset()
+        return {"version": ds.version, "rows": ds.count_rows(),
+                "fragments": len(ds.get_fragments())}
+
+
+def _rid_filter(rids: list[int]) -> str:
+    return f"{RID} IN ({','.join(str(int(r)) for r in rids)})"
