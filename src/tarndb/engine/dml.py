@@ -26,9 +26,13 @@ if TYPE_CHECKING:
     from .session import Session
 
 
-def storage_expr(expr: str, col: ColumnInfo) -> str:
+def storage_expr(expr: str, col: ColumnInfo, source_type: str | None = None) -> str:
     """``expr`` converted to what Lance stores for ``col``, validated by DuckDB's casts."""
     t = col.type
+    if t.ndim == 0 and t.base == "bytea" and str(source_type).upper() == "VARCHAR":
+        # Postgres' text form of bytea is hex: '\x0102'.
+        return (f"CASE WHEN starts_with({expr}, '\\x') THEN unhex(substr({expr}, 3)) "
+                f"ELSE CAST({expr} AS BLOB) END")
     if t.ndim == 0 and t.base in ("json", "jsonb"):
         return f"CAST(CAST({expr} AS JSON) AS VARCHAR)"
     if t.ndim == 0 and t.base == "uuid":
@@ -257,7 +261,8 @@ def _source_rows(session: Session, info: TableInfo, node: pb.InsertStmt, names: 
         for i, n in enumerate(names_in):
             col = info.column(n)
             assert col is not None
-            exprs.append(storage_expr(f"{raw}.{quote_ident(description[i][0])}", col) +
+            exprs.append(storage_expr(f"{raw}.{quote_ident(description[i][0])}", col,
+                                      str(description[i][1])) +
                          f" AS {quote_ident(n)}")
         for col in omitted:
             if col.serial:
@@ -348,7 +353,8 @@ def update(session: Session, node: pb.UpdateStmt, params: list[Any]) -> Result:
         raw = scope.register(table, "__upd")
         exprs = [f"{raw}.{quote_ident(description[0][0])} AS {RID}"]
         for i, col in enumerate(info.columns):
-            exprs.append(storage_expr(f"{raw}.{quote_ident(description[i + 1][0])}", col)
+            exprs.append(storage_expr(f"{raw}.{quote_ident(description[i + 1][0])}", col,
+                                      str(description[i + 1][1]))
                          + f" AS {quote_ident(col.name)}")
         out, _ = session.run_duckdb(f"SELECT {', '.join(exprs)} FROM {raw}", [])
     finally:

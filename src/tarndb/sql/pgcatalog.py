@@ -1,0 +1,1069 @@
+"""The PostgreSQL system catalogs that real clients query, built from tarndb's catalog.
+
+psql (``\\dt``, ``\\d t``, ``\\dn``, ``\\l``), SQLAlchemy (dialect initialisation, ``has_table``,
+reflection), pandas, psycopg and asyncpg (type introspection) send catalog queries at connect
+and introspection time. The engine answers them with DuckDB over Arrow tables built here:
+
+- :func:`relation` builds ``pg_catalog.*`` and ``information_schema.*`` relations for one
+  session (``None`` for names this module does not know);
+- :func:`install_functions` defines, once per DuckDB database, the Postgres functions and type
+  names those queries use (``format_type``, ``pg_get_expr``, ``regclass`` ...), shadowing
+  DuckDB's own ``pg_catalog`` macros whose answers differ;
+- :func:`session_function` gives SQL for the functions whose answer depends on the session or
+  on the current catalog (``current_schema()``, ``pg_table_is_visible(oid)``,
+  ``pg_get_constraintdef(oid)``, ``'t'::regclass`` ...). DuckDB macros are shared by every
+  session of a Database, so the engine substitutes these per statement.
+
+OIDs: built-in types and system relations keep PostgreSQL's OIDs (from
+:mod:`tarndb.engine.types`), the superuser is 10, tables use ``TableInfo.oid``; schemas,
+indexes, constraints and sequences get stable OIDs derived from their names.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Callable
+from typing import Any
+
+import pyarrow as pa
+
+from ..engine.types import SCALARS, ColumnType
+
+PG_CATALOG_OID = 11
+PUBLIC_OID = 2200
+INFORMATION_SCHEMA_OID = 13000
+PG_TOAST_OID = 99
+SUPERUSER_OID = 10
+DATABASE_OID = 5
+HEAP_AM = 2
+BTREE_AM = 403
+DEEPLAKE_AM = 16000
+DEEPLAKE_INDEX_AM = 16001
+DEFAULT_COLLATION = 100
+SERVER_VERSION = "16.4"
+VERSION_STRING = (f"PostgreSQL {SERVER_VERSION} (tarndb) on x86_64-pc-linux-gnu, "
+                  "compiled by tarndb, 64-bit")
+
+#: PostgreSQL's OIDs of the system relations clients name in ``'pg_catalog.x'::regclass``.
+SYSTEM_RELATION_OIDS = {
+    "pg_type": 1247, "pg_attribute": 1249, "pg_proc": 1255, "pg_class": 1259,
+    "pg_authid": 1260, "pg_database": 1262, "pg_constraint": 2606, "pg_namespace": 2615,
+    "pg_description": 2609, "pg_index": 2610, "pg_attrdef": 2604, "pg_am": 2601,
+    "pg_inherits": 2611, "pg_trigger": 2620, "pg_collation": 3456, "pg_sequence": 2224,
+    "pg_tablespace": 1213, "pg_extension": 3079, "pg_settings": 0, "pg_roles": 0,
+}
+
+# Extra types clients look up by OID besides the ones tarndb stores.
+_EXTRA_TYPES = [
+    # oid, typname, typlen, typcategory, array oid
+    (22, "int2vector", -1, "A", 1006),
+    (24, "regproc", 4, "N", 1008),
+    (28, "xid", 4, "U", 1011),
+    (30, "oidvector", -1, "A", 1013),
+    (2205, "regclass", 4, "N", 2210),
+    (2206, "regtype", 4, "N", 2211),
+    (4089, "regnamespace", 4, "N", 4090),
+    (2249, "record", -1, "P", 2287),
+    (2275, "cstring", -2, "P", 1263),
+    (2276, "any", 4, "P", 0),
+    (2277, "anyarray", -1, "P", 0),
+    (2278, "void", 4, "P", 0),
+    (2283, "anyelement", 4, "P", 0),
+    (3614, "tsvector", -1, "U", 3643),
+]
+
+_NICE = {
+    "int8": "bigint", "int4": "integer", "int2": "smallint", "float4": "real",
+    "float8": "double precision", "bool": "boolean", "varchar": "character varying",
+    "timestamp": "timestamp without time zone", "timestamptz": "timestamp with time zone",
+    "bpchar": "character", "time": "time without time zone", "char": '"char"',
+}
+
+
+def stable_oid(kind: str, *parts: str) -> int:
+    """A stable OID for objects the catalog does not number (schemas, indexes, constraints).
+
+    Kept above 2**30 so it never meets ``TableInfo.oid`` (a counter from 16384)."""
+    return (1 << 30) + zlib.crc32("\x1f".join((kind, *parts)).encode()) % (1 << 30)
+
+
+def namespace_oid(name: str) -> int:
+    if name == "pg_catalog":
+        return PG_CATALOG_OID
+    if name == "public":
+        return PUBLIC_OID
+    if name == "information_schema":
+        return INFORMATION_SCHEMA_OID
+    return stable_oid("namespace", name)
+
+
+# ---------------------------------------------------------------------------------------------
+# what the catalog holds, flattened
+
+
+def _tables(db: Any) -> list[Any]:
+    cat = db.catalog
+    all_tables = getattr(cat, "all_tables", None)
+    if all_tables is not None:
+        return list(all_tables())
+    out = []
+    for ws in cat.workspaces():
+        out.extend(cat.tables(ws))
+    return out
+
+
+def _workspaces(db: Any) -> list[str]:
+    names = list(db.catalog.workspaces())
+    if "public" not in names:
+        names.insert(0, "public")
+    return names
+
+
+def _table_oid(info: Any) -> int:
+    return int(getattr(info, "oid", 0) or stable_oid("table", info.workspace, info.name))
+
+
+def _pk_name(info: Any) -> str:
+    return f"{info.name}_pkey"
+
+
+def _seq_name(info: Any, col: Any) -> str:
+    return f"{info.name}_{col.name}_seq"
+
+
+def _attnum(info: Any, name: str) -> int:
+    for i, c in enumerate(info.columns):
+        if c.name == name:
+            return i + 1
+    return 0
+
+
+def _indexes(info: Any) -> list[dict[str, Any]]:
+    """Primary key and deeplake indexes of a table, as pg_index/pg_class rows need them."""
+    out = []
+    if info.primary_key:
+        out.append({"name": _pk_name(info), "columns": list(info.primary_key), "primary": True,
+                    "unique": True, "am": BTREE_AM, "method": "btree", "index_type": None})
+    for ix in info.indexes:
+        out.append({"name": ix.name, "columns": [ix.column], "primary": False,
+                    "unique": ix.index_type == "unique", "am": DEEPLAKE_INDEX_AM,
+                    "method": "deeplake_index", "index_type": ix.index_type})
+    for d in out:
+        d["oid"] = stable_oid("index", info.workspace, info.name, d["name"])
+    return out
+
+
+def _qi(name: str) -> str:
+    if name.isidentifier() and name.lower() == name and name.isascii():
+        return name
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _index_def(info: Any, ix: dict[str, Any]) -> str:
+    cols = ", ".join(_qi(c) for c in ix["columns"])
+    unique = "UNIQUE " if ix["unique"] and ix["primary"] else ""
+    with_ = ""
+    if ix["index_type"] and ix["index_type"] != "unique":
+        with_ = f" WITH (index_type='{ix['index_type']}')"
+    return (f"CREATE {unique}INDEX {_qi(ix['name'])} ON {_qi(info.workspace)}.{_qi(info.name)} "
+            f"USING {ix['method']} ({cols}){with_}")
+
+
+def _format_type(t: ColumnType) -> str:
+    return t.pg_name if not t.domain else t.domain.lower()
+
+
+def _typmod(t: ColumnType) -> int:
+    if t.base == "numeric" and t.typmods:
+        p = t.typmods[0]
+        s = t.typmods[1] if len(t.typmods) > 1 else 0
+        return ((p << 16) | s) + 4
+    return -1
+
+
+def _default_expr(info: Any, col: Any) -> str | None:
+    if col.serial:
+        return f"nextval('{_seq_name(info, col)}'::regclass)"
+    return str(col.default_sql) if col.default_sql else None
+
+
+def _table(columns: dict[str, tuple[pa.DataType, list[Any]]]) -> pa.Table:
+    return pa.table({k: pa.array(v, type=t) for k, (t, v) in columns.items()})
+
+
+_I64 = pa.int64()
+_I32 = pa.int32()
+_I16 = pa.int16()
+_S = pa.string()
+_B = pa.bool_()
+_F32 = pa.float32()
+
+
+def _rows(schema: list[tuple[str, pa.DataType]], rows: list[tuple[Any, ...]]) -> pa.Table:
+    cols = list(zip(*rows, strict=True)) if rows else [[] for _ in schema]
+    return pa.table({name: pa.array(list(vals), type=t) for (name, t), vals in zip(schema, cols,
+                                                                                  strict=True)})
+
+
+# ---------------------------------------------------------------------------------------------
+# pg_catalog relations
+
+
+def _pg_namespace(db: Any, session: Any) -> pa.Table:
+    rows = [(PG_CATALOG_OID, "pg_catalog", SUPERUSER_OID, None),
+            (INFORMATION_SCHEMA_OID, "information_schema", SUPERUSER_OID, None),
+            (PG_TOAST_OID, "pg_toast", SUPERUSER_OID, None)]
+    for ws in _workspaces(db):
+        rows.append((namespace_oid(ws), ws, SUPERUSER_OID, None))
+    return _rows([("oid", _I64), ("nspname", _S), ("nspowner", _I64), ("nspacl", pa.list_(_S))],
+                 rows)
+
+
+def _type_rows() -> list[dict[str, Any]]:
+    rows = []
+    for st in SCALARS.values():
+        rows.append({"oid": st.oid, "typname": st.name, "typlen": st.size,
+                     "typcategory": st.category, "typelem": 0, "typarray": st.array_oid,
+                     "typtype": "b" if st.name != "unknown" else "p", "typdelim": ","})
+        if st.array_oid:
+            rows.append({"oid": st.array_oid, "typname": "_" + st.name, "typlen": -1,
+                         "typcategory": "A", "typelem": st.oid, "typarray": 0, "typtype": "b",
+                         "typdelim": ","})
+    for oid, name, size, cat, arr in _EXTRA_TYPES:
+        rows.append({"oid": oid, "typname": name, "typlen": size, "typcategory": cat,
+                     "typelem": 0, "typarray": arr, "typtype": "p" if cat == "P" else "b",
+                     "typdelim": ","})
+        if arr:
+            rows.append({"oid": arr, "typname": "_" + name, "typlen": -1, "typcategory": "A",
+                         "typelem": oid, "typarray": 0, "typtype": "b", "typdelim": ","})
+    return rows
+
+
+def _pg_type(db: Any, session: Any) -> pa.Table:
+    rows = _type_rows()
+    collatable = {"text", "varchar", "bpchar", "name", "char"}
+    out: dict[str, list[Any]] = {k: [] for k in (
+        "oid", "typname", "typnamespace", "typowner", "typlen", "typbyval", "typtype",
+        "typcategory", "typispreferred", "typisdefined", "typdelim", "typrelid", "typsubscript",
+        "typelem", "typarray", "typinput", "typoutput", "typreceive", "typsend", "typmodin",
+        "typmodout", "typanalyze", "typalign", "typstorage", "typnotnull", "typbasetype",
+        "typtypmod", "typndims", "typcollation", "typdefaultbin", "typdefault", "typacl")}
+    for r in rows:
+        name = r["typname"]
+        base = name[1:] if r["typelem"] else name
+        out["oid"].append(r["oid"])
+        out["typname"].append(name)
+        out["typnamespace"].append(PG_CATALOG_OID)
+        out["typowner"].append(SUPERUSER_OID)
+        out["typlen"].append(r["typlen"])
+        out["typbyval"].append(r["typlen"] in (1, 2, 4, 8))
+        out["typtype"].append(r["typtype"])
+        out["typcategory"].append(r["typcategory"])
+        out["typispreferred"].append(name in ("text", "float8", "bool", "timestamptz", "oid"))
+        out["typisdefined"].append(True)
+        out["typdelim"].append(r["typdelim"])
+        out["typrelid"].append(0)
+        out["typsubscript"].append("array_subscript_handler" if r["typelem"] else "-")
+        out["typelem"].append(r["typelem"])
+        out["typarray"].append(r["typarray"])
+        io = "array" if r["typelem"] else base
+        out["typinput"].append(f"{io}_in")
+        out["typoutput"].append(f"{io}_out")
+        out["typreceive"].append(f"{io}_recv")
+        out["typsend"].append(f"{io}_send")
+        out["typmodin"].append("-")
+        out["typmodout"].append("-")
+        out["typanalyze"].append("-")
+        out["typalign"].append("d" if r["typlen"] == 8 else "i")
+        out["typstorage"].append("x" if r["typlen"] == -1 else "p")
+        out["typnotnull"].append(False)
+        out["typbasetype"].append(0)
+        out["typtypmod"].append(-1)
+        out["typndims"].append(0)
+        out["typcollation"].append(DEFAULT_COLLATION if base in collatable else 0)
+        out["typdefaultbin"].append(None)
+        out["typdefault"].append(None)
+        out["typacl"].append(None)
+    types = {"oid": _I64, "typnamespace": _I64, "typowner": _I64, "typlen": _I16,
+             "typbyval": _B, "typispreferred": _B, "typisdefined": _B, "typrelid": _I64,
+             "typelem": _I64, "typarray": _I64, "typnotnull": _B, "typbasetype": _I64,
+             "typtypmod": _I32, "typndims": _I32, "typcollation": _I64, "typacl": pa.list_(_S)}
+    return pa.table({k: pa.array(v, type=types.get(k, _S)) for k, v in out.items()})
+
+
+_CLASS_SCHEMA = [
+    ("oid", _I64), ("relname", _S), ("relnamespace", _I64), ("reltype", _I64),
+    ("reloftype", _I64), ("relowner", _I64), ("relam", _I64), ("relfilenode", _I64),
+    ("reltablespace", _I64), ("relpages", _I32), ("reltuples", _F32), ("relallvisible", _I32),
+    ("reltoastrelid", _I64), ("relhasindex", _B), ("relisshared", _B), ("relpersistence", _S),
+    ("relkind", _S), ("relnatts", _I16), ("relchecks", _I16), ("relhasrules", _B),
+    ("relhastriggers", _B), ("relhassubclass", _B), ("relrowsecurity", _B),
+    ("relforcerowsecurity", _B), ("relispopulated", _B), ("relreplident", _S),
+    ("relispartition", _B), ("relrewrite", _I64), ("relfrozenxid", _I64), ("relminmxid", _I64),
+    ("relacl", pa.list_(_S)), ("reloptions", pa.list_(_S)), ("relpartbound", _S),
+]
+
+
+def _class_row(oid: int, name: str, ns: int, kind: str, natts: int, am: int,
+               hasindex: bool = False) -> tuple[Any, ...]:
+    return (oid, name, ns, 0, 0, SUPERUSER_OID, am, oid, 0, 0, -1.0, 0, 0, hasindex, False,
+            "p", kind, natts, 0, False, False, False, False, False, True, "d", False, 0, 0, 0,
+            None, None, None)
+
+
+def _pg_class(db: Any, session: Any) -> pa.Table:
+    rows = []
+    for info in _tables(db):
+        ns = namespace_oid(info.workspace)
+        ixs = _indexes(info)
+        rows.append(_class_row(_table_oid(info), info.name, ns, "r", len(info.columns),
+                               HEAP_AM, bool(ixs)))
+        for ix in ixs:
+            rows.append(_class_row(ix["oid"], ix["name"], ns, "i", len(ix["columns"]),
+                                   ix["am"]))
+        for col in info.columns:
+            if col.serial:
+                rows.append(_class_row(stable_oid("sequence", info.workspace, info.name,
+                                                  col.name),
+                                       _seq_name(info, col), ns, "S", 3, 0))
+    return _rows(_CLASS_SCHEMA, rows)
+
+
+_ATTR_SCHEMA = [
+    ("attrelid", _I64), ("attname", _S), ("atttypid", _I64), ("attstattarget", _I16),
+    ("attlen", _I16), ("attnum", _I16), ("attndims", _I16), ("attcacheoff", _I32),
+    ("atttypmod", _I32), ("attbyval", _B), ("attalign", _S), ("attstorage", _S),
+    ("attcompression", _S), ("attnotnull", _B), ("atthasdef", _B), ("atthasmissing", _B),
+    ("attidentity", _S), ("attgenerated", _S), ("attisdropped", _B), ("attislocal", _B),
+    ("attinhcount", _I16), ("attcollation", _I64), ("attacl", pa.list_(_S)),
+    ("attoptions", pa.list_(_S)), ("attfdwoptions", pa.list_(_S)),
+]
+
+
+def _pg_attribute(db: Any, session: Any) -> pa.Table:
+    rows = []
+    collatable = {"text", "varchar", "bpchar", "name"}
+    for info in _tables(db):
+        toid = _table_oid(info)
+        for i, col in enumerate(info.columns):
+            t: ColumnType = col.type
+            size = -1 if t.ndim else t.scalar.size
+            not_null = bool(col.not_null or col.name in info.primary_key)
+            rows.append((toid, col.name, t.oid, -1, size, i + 1, t.ndim, -1, _typmod(t),
+                         size in (1, 2, 4, 8), "i", "x" if size == -1 else "p", "", not_null,
+                         _default_expr(info, col) is not None, False, "", "", False, True, 0,
+                         DEFAULT_COLLATION if t.base in collatable and not t.ndim else 0,
+                         None, None, None))
+        for ix in _indexes(info):
+            for j, cname in enumerate(ix["columns"]):
+                col = info.column(cname) if hasattr(info, "column") else None
+                if col is None:
+                    continue
+                t = col.type
+                rows.append((ix["oid"], cname, t.oid, -1, -1, j + 1, t.ndim, -1, -1, False, "i",
+                             "x", "", False, False, False, "", "", False, True, 0, 0, None, None,
+                             None))
+    return _rows(_ATTR_SCHEMA, rows)
+
+
+def _pg_attrdef(db: Any, session: Any) -> pa.Table:
+    rows = []
+    for info in _tables(db):
+        for i, col in enumerate(info.columns):
+            expr = _default_expr(info, col)
+            if expr is not None:
+                rows.append((stable_oid("attrdef", info.workspace, info.name, col.name),
+                             _table_oid(info), i + 1, expr))
+    return _rows([("oid", _I64), ("adrelid", _I64), ("adnum", _I16), ("adbin", _S)], rows)
+
+
+def _pg_index(db: Any, session: Any) -> pa.Table:
+    rows = []
+    for info in _tables(db):
+        toid = _table_oid(info)
+        for ix in _indexes(info):
+            keys = [_attnum(info, c) for c in ix["columns"]]
+            n = len(keys)
+            rows.append((ix["oid"], toid, n, n, ix["unique"], False, ix["primary"], False, True,
+                         False, True, False, True, True, False, keys, [0] * n, [0] * n,
+                         [0] * n, None, None))
+    return _rows([
+        ("indexrelid", _I64), ("indrelid", _I64), ("indnatts", _I16), ("indnkeyatts", _I16),
+        ("indisunique", _B), ("indnullsnotdistinct", _B), ("indisprimary", _B),
+        ("indisexclusion", _B), ("indimmediate", _B), ("indisclustered", _B),
+        ("indisvalid", _B), ("indcheckxmin", _B), ("indisready", _B), ("indislive", _B),
+        ("indisreplident", _B), ("indkey", pa.list_(_I16)), ("indcollation", pa.list_(_I64)),
+        ("indclass", pa.list_(_I64)), ("indoption", pa.list_(_I16)), ("indexprs", _S),
+        ("indpred", _S)], rows)
+
+
+def _constraint_oid(info: Any) -> int:
+    return stable_oid("constraint", info.workspace, info.name, _pk_name(info))
+
+
+def _pg_constraint(db: Any, session: Any) -> pa.Table:
+    rows = []
+    for info in _tables(db):
+        if not info.primary_key:
+            continue
+        keys = [_attnum(info, c) for c in info.primary_key]
+        ixoid = stable_oid("index", info.workspace, info.name, _pk_name(info))
+        rows.append((_constraint_oid(info), _pk_name(info), namespace_oid(info.workspace), "p",
+                     False, False, True, _table_oid(info), 0, ixoid, 0, 0, " ", " ", " ", True,
+                     0, True, keys, None, None))
+    return _rows([
+        ("oid", _I64), ("conname", _S), ("connamespace", _I64), ("contype", _S),
+        ("condeferrable", _B), ("condeferred", _B), ("convalidated", _B), ("conrelid", _I64),
+        ("contypid", _I64), ("conindid", _I64), ("conparentid", _I64), ("confrelid", _I64),
+        ("confupdtype", _S), ("confdeltype", _S), ("confmatchtype", _S), ("conislocal", _B),
+        ("coninhcount", _I16), ("connoinherit", _B), ("conkey", pa.list_(_I16)),
+        ("confkey", pa.list_(_I16)), ("conbin", _S)], rows)
+
+
+def _pg_sequence(db: Any, session: Any) -> pa.Table:
+    rows = []
+    for info in _tables(db):
+        for col in info.columns:
+            if col.serial:
+                big = col.type.base == "int8"
+                rows.append((stable_oid("sequence", info.workspace, info.name, col.name),
+                             col.type.oid, 1, 1, 2**63 - 1 if big else 2**31 - 1, 1, 1, False))
+    return _rows([("seqrelid", _I64), ("seqtypid", _I64), ("seqstart", _I64),
+                  ("seqincrement", _I64), ("seqmax", _I64), ("seqmin", _I64),
+                  ("seqcache", _I64), ("seqcycle", _B)], rows)
+
+
+def _pg_database(db: Any, session: Any) -> pa.Table:
+    return _rows([
+        ("oid", _I64), ("datname", _S), ("datdba", _I64), ("encoding", _I32),
+        ("datlocprovider", _S), ("datistemplate", _B), ("datallowconn", _B),
+        ("datconnlimit", _I32), ("datfrozenxid", _I64), ("datminmxid", _I64),
+        ("dattablespace", _I64), ("datcollate", _S), ("datctype", _S), ("daticulocale", _S),
+        ("daticurules", _S), ("datcollversion", _S), ("datacl", pa.list_(_S))],
+        [(DATABASE_OID, "postgres", SUPERUSER_OID, 6, "c", False, True, -1, 0, 0, 1663,
+          "C.UTF-8", "C.UTF-8", None, None, None, None)])
+
+
+def _role_rows(db: Any) -> list[tuple[Any, ...]]:
+    try:
+        from ..pgwire import roles as roles_mod
+
+        roles = roles_mod.list_roles(db)
+        oid_of: Callable[[str], int] = roles_mod.role_oid
+    except Exception:  # noqa: BLE001 - no role store yet: report the superuser only
+        roles, oid_of = {}, (lambda n: SUPERUSER_OID)
+    if "postgres" not in roles:
+        roles["postgres"] = {"superuser": True, "login": True}
+    rows = []
+    for name, r in sorted(roles.items()):
+        sup = bool(r.get("superuser"))
+        rows.append((int(r.get("oid") or oid_of(name)), name, sup, True, sup, sup,
+                     bool(r.get("login", True)), False, -1, "********", None, sup, None))
+    return rows
+
+
+_ROLE_SCHEMA = [("oid", _I64), ("rolname", _S), ("rolsuper", _B), ("rolinherit", _B),
+                ("rolcreaterole", _B), ("rolcreatedb", _B), ("rolcanlogin", _B),
+                ("rolreplication", _B), ("rolconnlimit", _I32), ("rolpassword", _S),
+                ("rolvaliduntil", pa.timestamp("us", tz="UTC")), ("rolbypassrls", _B),
+                ("rolconfig", pa.list_(_S))]
+
+
+def _pg_roles(db: Any, session: Any) -> pa.Table:
+    return _rows(_ROLE_SCHEMA, _role_rows(db))
+
+
+def _pg_user(db: Any, session: Any) -> pa.Table:
+    rows = [(r[1], r[0], r[5], r[2], r[7], r[11], "********", None, None)
+            for r in _role_rows(db) if r[6]]
+    return _rows([("usename", _S), ("usesysid", _I64), ("usecreatedb", _B), ("usesuper", _B),
+                  ("userepl", _B), ("usebypassrls", _B), ("passwd", _S),
+                  ("valuntil", pa.timestamp("us", tz="UTC")), ("useconfig", pa.list_(_S))],
+                 rows)
+
+
+def _pg_settings(db: Any, session: Any) -> pa.Table:
+    settings = dict(getattr(session, "settings", {}) or {})
+    settings.setdefault("default_table_access_method", "heap")
+    settings.setdefault("max_identifier_length", "63")
+    rows = [(k, str(v), None, "Client Connection Defaults", "", None, "user", "string",
+             "default", None, None, None, str(v), str(v), None, None, False)
+            for k, v in sorted(settings.items())]
+    return _rows([("name", _S), ("setting", _S), ("unit", _S), ("category", _S),
+                  ("short_desc", _S), ("extra_desc", _S), ("context", _S), ("vartype", _S),
+                  ("source", _S), ("min_val", _S), ("max_val", _S), ("enumvals", pa.list_(_S)),
+                  ("boot_val", _S), ("reset_val", _S), ("sourcefile", _S), ("sourceline", _I32),
+                  ("pending_restart", _B)], rows)
+
+
+_PROCS = ["version", "current_schema", "current_database", "format_type", "pg_get_expr",
+          "pg_table_is_visible", "pg_get_userbyid", "array_to_string", "now", "count", "sum",
+          "avg", "min", "max", "lower", "upper", "length", "coalesce", "deeplake_hybrid_record"]
+
+
+def _pg_proc(db: Any, session: Any) -> pa.Table:
+    rows = [(stable_oid("proc", p), p, PG_CATALOG_OID, SUPERUSER_OID, 12, "f", False, False,
+             25, [], 0) for p in _PROCS]
+    return _rows([("oid", _I64), ("proname", _S), ("pronamespace", _I64), ("proowner", _I64),
+                  ("prolang", _I64), ("prokind", _S), ("proretset", _B), ("proisstrict", _B),
+                  ("prorettype", _I64), ("proargtypes", pa.list_(_I64)), ("pronargs", _I16)],
+                 rows)
+
+
+def _pg_am(db: Any, session: Any) -> pa.Table:
+    return _rows([("oid", _I64), ("amname", _S), ("amhandler", _S), ("amtype", _S)],
+                 [(HEAP_AM, "heap", "heap_tableam_handler", "t"),
+                  (BTREE_AM, "btree", "bthandler", "i"),
+                  (DEEPLAKE_AM, "deeplake", "deeplake_tableam_handler", "t"),
+                  (DEEPLAKE_INDEX_AM, "deeplake_index", "deeplake_index_handler", "i")])
+
+
+def _pg_collation(db: Any, session: Any) -> pa.Table:
+    return _rows([("oid", _I64), ("collname", _S), ("collnamespace", _I64),
+                  ("collowner", _I64), ("collprovider", _S), ("collisdeterministic", _B),
+                  ("collencoding", _I32), ("collcollate", _S), ("collctype", _S)],
+                 [(DEFAULT_COLLATION, "default", PG_CATALOG_OID, SUPERUSER_OID, "d", True, -1,
+                   None, None),
+                  (950, "C", PG_CATALOG_OID, SUPERUSER_OID, "c", True, -1, "C", "C")])
+
+
+def _pg_tablespace(db: Any, session: Any) -> pa.Table:
+    return _rows([("oid", _I64), ("spcname", _S), ("spcowner", _I64), ("spcacl", pa.list_(_S)),
+                  ("spcoptions", pa.list_(_S))],
+                 [(1663, "pg_default", SUPERUSER_OID, None, None),
+                  (1664, "pg_global", SUPERUSER_OID, None, None)])
+
+
+def _pg_extension(db: Any, session: Any) -> pa.Table:
+    return _rows([("oid", _I64), ("extname", _S), ("extowner", _I64), ("extnamespace", _I64),
+                  ("extrelocatable", _B), ("extversion", _S)],
+                 [(13500, "plpgsql", SUPERUSER_OID, PG_CATALOG_OID, False, "1.0"),
+                  (16002, "pg_deeplake", SUPERUSER_OID, PUBLIC_OID, False, "1.0")])
+
+
+def _pg_description(db: Any, session: Any) -> pa.Table:
+    return _rows([("objoid", _I64), ("classoid", _I64), ("objsubid", _I32),
+                  ("description", _S)], [])
+
+
+def _empty(schema: list[tuple[str, pa.DataType]]) -> Callable[[Any, Any], pa.Table]:
+    return lambda db, session: _rows(schema, [])
+
+
+def _pg_tables(db: Any, session: Any) -> pa.Table:
+    rows = [(info.workspace, info.name, "postgres", None, bool(_indexes(info)), False, False,
+             False) for info in _tables(db)]
+    return _rows([("schemaname", _S), ("tablename", _S), ("tableowner", _S),
+                  ("tablespace", _S), ("hasindexes", _B), ("hasrules", _B),
+                  ("hastriggers", _B), ("rowsecurity", _B)], rows)
+
+
+def _pg_indexes(db: Any, session: Any) -> pa.Table:
+    rows = [(info.workspace, info.name, ix["name"], None, _index_def(info, ix))
+            for info in _tables(db) for ix in _indexes(info)]
+    return _rows([("schemaname", _S), ("tablename", _S), ("indexname", _S), ("tablespace", _S),
+                  ("indexdef", _S)], rows)
+
+
+def _pg_stat_activity(db: Any, session: Any) -> pa.Table:
+    user = getattr(session, "user", "postgres")
+    return _rows([("datid", _I64), ("datname", _S), ("pid", _I32), ("usesysid", _I64),
+                  ("usename", _S), ("application_name", _S), ("state", _S), ("query", _S)],
+                 [(DATABASE_OID, "postgres", 0, SUPERUSER_OID, user,
+                   str(getattr(session, "settings", {}).get("application_name", "")), "active",
+                   "")])
+
+
+_RELATIONS: dict[str, Callable[[Any, Any], pa.Table]] = {
+    "pg_namespace": _pg_namespace,
+    "pg_type": _pg_type,
+    "pg_class": _pg_class,
+    "pg_attribute": _pg_attribute,
+    "pg_attrdef": _pg_attrdef,
+    "pg_index": _pg_index,
+    "pg_constraint": _pg_constraint,
+    "pg_sequence": _pg_sequence,
+    "pg_database": _pg_database,
+    "pg_roles": _pg_roles,
+    "pg_authid": _pg_roles,
+    "pg_user": _pg_user,
+    "pg_settings": _pg_settings,
+    "pg_proc": _pg_proc,
+    "pg_am": _pg_am,
+    "pg_collation": _pg_collation,
+    "pg_tablespace": _pg_tablespace,
+    "pg_extension": _pg_extension,
+    "pg_description": _pg_description,
+    "pg_shdescription": _pg_description,
+    "pg_tables": _pg_tables,
+    "pg_indexes": _pg_indexes,
+    "pg_stat_activity": _pg_stat_activity,
+    "pg_inherits": _empty([("inhrelid", _I64), ("inhparent", _I64), ("inhseqno", _I32),
+                           ("inhdetachpending", _B)]),
+    "pg_range": _empty([("rngtypid", _I64), ("rngsubtype", _I64), ("rngmultitypid", _I64),
+                        ("rngcollation", _I64)]),
+    "pg_enum": _empty([("oid", _I64), ("enumtypid", _I64), ("enumsortorder", _F32),
+                       ("enumlabel", _S)]),
+    "pg_trigger": _empty([("oid", _I64), ("tgrelid", _I64), ("tgname", _S), ("tgfoid", _I64),
+                          ("tgtype", _I16), ("tgenabled", _S), ("tgisinternal", _B),
+                          ("tgconstraint", _I64), ("tgparentid", _I64)]),
+    "pg_rewrite": _empty([("oid", _I64), ("rulename", _S), ("ev_class", _I64),
+                          ("ev_type", _S)]),
+    "pg_policy": _empty([("oid", _I64), ("polname", _S), ("polrelid", _I64), ("polcmd", _S),
+                         ("polpermissive", _B), ("polroles", pa.list_(_I64)), ("polqual", _S),
+                         ("polwithcheck", _S)]),
+    "pg_statistic_ext": _empty([("oid", _I64), ("stxrelid", _I64), ("stxname", _S),
+                                ("stxnamespace", _I64), ("stxowner", _I64),
+                                ("stxstattarget", _I32), ("stxkeys", pa.list_(_I16)),
+                                ("stxkind", pa.list_(_S))]),
+    "pg_publication": _empty([("oid", _I64), ("pubname", _S), ("pubowner", _I64),
+                              ("puballtables", _B), ("pubinsert", _B), ("pubupdate", _B),
+                              ("pubdelete", _B), ("pubtruncate", _B), ("pubviaroot", _B)]),
+    "pg_publication_namespace": _empty([("oid", _I64), ("pnpubid", _I64), ("pnnspid", _I64)]),
+    "pg_publication_rel": _empty([("oid", _I64), ("prpubid", _I64), ("prrelid", _I64),
+                                  ("prqual", _S), ("prattrs", pa.list_(_I16))]),
+    "pg_foreign_table": _empty([("ftrelid", _I64), ("ftserver", _I64),
+                                ("ftoptions", pa.list_(_S))]),
+    "pg_partitioned_table": _empty([("partrelid", _I64), ("partstrat", _S),
+                                    ("partnatts", _I16)]),
+    "pg_matviews": _empty([("schemaname", _S), ("matviewname", _S), ("matviewowner", _S),
+                           ("definition", _S)]),
+    "pg_views": _empty([("schemaname", _S), ("viewname", _S), ("viewowner", _S),
+                        ("definition", _S)]),
+    "pg_depend": _empty([("classid", _I64), ("objid", _I64), ("objsubid", _I32),
+                         ("refclassid", _I64), ("refobjid", _I64), ("refobjsubid", _I32),
+                         ("deptype", _S)]),
+    "pg_event_trigger": _empty([("oid", _I64), ("evtname", _S), ("evtevent", _S)]),
+    "pg_cast": _empty([("oid", _I64), ("castsource", _I64), ("casttarget", _I64),
+                       ("castfunc", _I64), ("castcontext", _S), ("castmethod", _S)]),
+    "pg_operator": _empty([("oid", _I64), ("oprname", _S), ("oprnamespace", _I64),
+                           ("oprleft", _I64), ("oprright", _I64), ("oprresult", _I64)]),
+    "pg_language": _empty([("oid", _I64), ("lanname", _S)]),
+    "pg_opclass": _empty([("oid", _I64), ("opcname", _S), ("opcmethod", _I64),
+                          ("opcnamespace", _I64), ("opcdefault", _B)]),
+    "pg_aggregate": _empty([("aggfnoid", _I64), ("aggkind", _S)]),
+    "pg_locks": _empty([("locktype", _S), ("relation", _I64), ("pid", _I32), ("mode", _S),
+                        ("granted", _B)]),
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# information_schema
+
+
+def _is_tables(db: Any, session: Any) -> pa.Table:
+    rows = [("postgres", info.workspace, info.name, "BASE TABLE", None, None, None, None, None,
+             "YES", "NO", None) for info in _tables(db)]
+    return _rows([("table_catalog", _S), ("table_schema", _S), ("table_name", _S),
+                  ("table_type", _S), ("self_referencing_column_name", _S),
+                  ("reference_generation", _S), ("user_defined_type_catalog", _S),
+                  ("user_defined_type_schema", _S), ("user_defined_type_name", _S),
+                  ("is_insertable_into", _S), ("is_typed", _S), ("commit_action", _S)], rows)
+
+
+_IS_DATA_TYPE = {
+    "int8": "bigint", "int4": "integer", "int2": "smallint", "float4": "real",
+    "float8": "double precision", "bool": "boolean", "varchar": "character varying",
+    "bpchar": "character", "timestamp": "timestamp without time zone",
+    "timestamptz": "timestamp with time zone", "time": "time without time zone",
+}
+
+
+def _is_columns(db: Any, session: Any) -> pa.Table:
+    rows = []
+    for info in _tables(db):
+        for i, col in enumerate(info.columns):
+            t: ColumnType = col.type
+            data_type = "ARRAY" if t.ndim else _IS_DATA_TYPE.get(t.base, t.base)
+            prec = scale = None
+            if t.base == "numeric" and t.typmods:
+                prec = t.typmods[0]
+                scale = t.typmods[1] if len(t.typmods) > 1 else 0
+            elif not t.ndim and t.base in ("int2", "int4", "int8"):
+                prec, scale = {"int2": 16, "int4": 32, "int8": 64}[t.base], 0
+            elif not t.ndim and t.base in ("float4", "float8"):
+                prec = 24 if t.base == "float4" else 53
+            not_null = bool(col.not_null or col.name in info.primary_key)
+            rows.append(("postgres", info.workspace, info.name, col.name, i + 1,
+                         _default_expr(info, col), "NO" if not_null else "YES", data_type,
+                         None, prec, 2 if prec is not None and t.base != "numeric" else
+                         (10 if prec is not None else None), scale, "postgres", "pg_catalog",
+                         t.typname, "NO", "NO", "NEVER", "YES" if not info.read_only else "NO",
+                         str(i + 1)))
+    return _rows([("table_catalog", _S), ("table_schema", _S), ("table_name", _S),
+                  ("column_name", _S), ("ordinal_position", _I32), ("column_default", _S),
+                  ("is_nullable", _S), ("data_type", _S), ("character_maximum_length", _I32),
+                  ("numeric_precision", _I32), ("numeric_precision_radix", _I32),
+                  ("numeric_scale", _I32), ("udt_catalog", _S), ("udt_schema", _S),
+                  ("udt_name", _S), ("is_identity", _S), ("is_self_referencing", _S),
+                  ("is_generated", _S), ("is_updatable", _S), ("dtd_identifier", _S)], rows)
+
+
+def _is_schemata(db: Any, session: Any) -> pa.Table:
+    names = ["pg_catalog", "information_schema", *_workspaces(db)]
+    rows = [("postgres", n, "postgres", None, None, None, None) for n in names]
+    return _rows([("catalog_name", _S), ("schema_name", _S), ("schema_owner", _S),
+                  ("default_character_set_catalog", _S), ("default_character_set_schema", _S),
+                  ("default_character_set_name", _S), ("sql_path", _S)], rows)
+
+
+def _is_table_constraints(db: Any, session: Any) -> pa.Table:
+    rows = [("postgres", info.workspace, _pk_name(info), "postgres", info.workspace, info.name,
+             "PRIMARY KEY", "NO", "NO", "YES")
+            for info in _tables(db) if info.primary_key]
+    return _rows([("constraint_catalog", _S), ("constraint_schema", _S),
+                  ("constraint_name", _S), ("table_catalog", _S), ("table_schema", _S),
+                  ("table_name", _S), ("constraint_type", _S), ("is_deferrable", _S),
+                  ("initially_deferred", _S), ("enforced", _S)], rows)
+
+
+def _is_key_column_usage(db: Any, session: Any) -> pa.Table:
+    rows = [("postgres", info.workspace, _pk_name(info), "postgres", info.workspace, info.name,
+             c, i + 1, None) for info in _tables(db) for i, c in enumerate(info.primary_key)]
+    return _rows([("constraint_catalog", _S), ("constraint_schema", _S),
+                  ("constraint_name", _S), ("table_catalog", _S), ("table_schema", _S),
+                  ("table_name", _S), ("column_name", _S), ("ordinal_position", _I32),
+                  ("position_in_unique_constraint", _I32)], rows)
+
+
+_INFORMATION_SCHEMA: dict[str, Callable[[Any, Any], pa.Table]] = {
+    "tables": _is_tables,
+    "columns": _is_columns,
+    "schemata": _is_schemata,
+    "table_constraints": _is_table_constraints,
+    "key_column_usage": _is_key_column_usage,
+    "views": _empty([("table_catalog", _S), ("table_schema", _S), ("table_name", _S),
+                     ("view_definition", _S)]),
+    "routines": _empty([("routine_catalog", _S), ("routine_schema", _S),
+                        ("routine_name", _S), ("routine_type", _S)]),
+    "sequences": _empty([("sequence_catalog", _S), ("sequence_schema", _S),
+                         ("sequence_name", _S), ("data_type", _S)]),
+}
+
+
+def relation(schema: str | None, name: str, db: Any, session: Any) -> pa.Table | None:
+    """A system relation as an Arrow table, or None when ``schema.name`` is not one.
+
+    ``schema`` None means an unqualified ``pg_*`` name (Postgres searches pg_catalog first).
+    """
+    s = (schema or "pg_catalog").lower()
+    n = name.lower()
+    if s == "pg_catalog":
+        build = _RELATIONS.get(n)
+    elif s == "information_schema":
+        build = _INFORMATION_SCHEMA.get(n)
+    else:
+        return None
+    return build(db, session) if build is not None else None
+
+
+# ---------------------------------------------------------------------------------------------
+# functions
+
+
+def _format_type_sql() -> str:
+    """``format_type(oid, typmod)`` as one CASE over every type tarndb knows."""
+    whens = []
+    for st in SCALARS.values():
+        nice = _NICE.get(st.name, st.name)
+        if st.name == "numeric":
+            expr = ("CASE WHEN typmod IS NOT NULL AND typmod >= 4 THEN 'numeric(' || "
+                    "((typmod - 4) >> 16) || ',' || ((typmod - 4) & 65535) || ')' "
+                    "ELSE 'numeric' END")
+            whens.append(f"WHEN {st.oid} THEN {expr}")
+            whens.append(f"WHEN {st.array_oid} THEN ({expr}) || '[]'")
+            continue
+        whens.append(f"WHEN {st.oid} THEN '{nice}'")
+        if st.array_oid:
+            whens.append(f"WHEN {st.array_oid} THEN '{nice}[]'")
+    for oid, tname, _size, _cat, arr in _EXTRA_TYPES:
+        whens.append(f"WHEN {oid} THEN '{tname}'")
+        if arr:
+            whens.append(f"WHEN {arr} THEN '{tname}[]'")
+    return (f"CASE WHEN type_oid IS NULL THEN NULL ELSE CASE CAST(type_oid AS BIGINT) "
+            f"{' '.join(whens)} ELSE '???' END END")
+
+
+def _to_regtype_sql() -> str:
+    pairs = []
+    for st in SCALARS.values():
+        names = {st.name, _NICE.get(st.name, st.name)}
+        for n in names:
+            pairs.append(f"WHEN '{n}' THEN {st.oid}")
+            if st.array_oid:
+                pairs.append(f"WHEN '{n}[]' THEN {st.array_oid}")
+                pairs.append(f"WHEN '_{st.name}' THEN {st.array_oid}")
+    for alias, canon in (("int", "int4"), ("integer", "int4"), ("bigint", "int8"),
+                         ("smallint", "int2"), ("real", "float4"), ("float", "float8"),
+                         ("decimal", "numeric"), ("character varying", "varchar")):
+        st = SCALARS[canon]
+        pairs.append(f"WHEN '{alias}' THEN {st.oid}")
+    seen: set[str] = set()
+    uniq = []
+    for p in pairs:
+        key = p.split(" THEN ")[0]
+        if key not in seen:
+            seen.add(key)
+            uniq.append(p)
+    return ("CASE lower(regexp_replace(CAST(type_name AS VARCHAR), '^pg_catalog\\.', '')) "
+            + " ".join(uniq) + " ELSE NULL END")
+
+
+def _to_regclass_static_sql() -> str:
+    whens = " ".join(f"WHEN '{n}' THEN {o} WHEN 'pg_catalog.{n}' THEN {o}"
+                     for n, o in SYSTEM_RELATION_OIDS.items() if o)
+    return f"CASE CAST(rel_name AS VARCHAR) {whens} ELSE NULL END"
+
+
+def _macros() -> list[str]:
+    """CREATE MACRO statements for the session-independent Postgres functions."""
+    t = "true"
+    m = [
+        f"version() AS '{VERSION_STRING}'",
+        "current_database() AS 'postgres'",
+        "current_catalog() AS 'postgres'",
+        f"format_type(type_oid, typmod) AS {_format_type_sql()}",
+        "pg_get_expr(expr, relid) AS expr, (expr, relid, pretty) AS expr",
+        "pg_get_userbyid(role_oid) AS CASE WHEN role_oid IS NULL THEN NULL "
+        "ELSE 'postgres' END",
+        "pg_encoding_to_char(enc) AS 'UTF8'",
+        "pg_char_to_encoding(enc) AS 6",
+        "obj_description(obj) AS CAST(NULL AS VARCHAR), "
+        "(obj, catalog) AS CAST(NULL AS VARCHAR)",
+        "col_description(rel, col) AS CAST(NULL AS VARCHAR)",
+        "shobj_description(obj, catalog) AS CAST(NULL AS VARCHAR)",
+        f"has_table_privilege(a, b) AS {t}, (a, b, c) AS {t}",
+        f"has_schema_privilege(a, b) AS {t}, (a, b, c) AS {t}",
+        f"has_database_privilege(a, b) AS {t}, (a, b, c) AS {t}",
+        f"has_column_privilege(a, b, c) AS {t}, (a, b, c, d) AS {t}",
+        f"has_any_column_privilege(a, b) AS {t}, (a, b, c) AS {t}",
+        f"has_function_privilege(a, b) AS {t}, (a, b, c) AS {t}",
+        f"has_sequence_privilege(a, b) AS {t}, (a, b, c) AS {t}",
+        f"pg_has_role(a, b) AS {t}, (a, b, c) AS {t}",
+        # Exact answers come from session_function(); these are what an engine that does not
+        # substitute them sees: everything visible, the default schema.
+        f"pg_table_is_visible(rel) AS {t}",
+        f"pg_type_is_visible(typ) AS {t}",
+        f"pg_function_is_visible(fn) AS {t}",
+        f"pg_collation_is_visible(coll) AS {t}",
+        "pg_relation_is_publishable(rel) AS false",
+        "pg_get_constraintdef(con) AS CAST(NULL AS VARCHAR), "
+        "(con, pretty) AS CAST(NULL AS VARCHAR)",
+        "pg_get_indexdef(idx) AS CAST(NULL AS VARCHAR), "
+        "(idx, col, pretty) AS CAST(NULL AS VARCHAR)",
+        "pg_get_serial_sequence(tbl, col) AS CAST(NULL AS VARCHAR)",
+        "pg_get_statisticsobjdef_columns(stat) AS CAST(NULL AS VARCHAR)",
+        "pg_get_partkeydef(rel) AS CAST(NULL AS VARCHAR)",
+        "pg_get_viewdef(rel) AS CAST(NULL AS VARCHAR), (rel, pretty) AS CAST(NULL AS VARCHAR)",
+        "pg_get_function_identity_arguments(fn) AS ''",
+        "pg_get_function_result(fn) AS CAST(NULL AS VARCHAR)",
+        "pg_tablespace_location(ts) AS ''",
+        "pg_total_relation_size(rel) AS CAST(0 AS BIGINT)",
+        "pg_relation_size(rel) AS CAST(0 AS BIGINT), (rel, fork) AS CAST(0 AS BIGINT)",
+        "pg_table_size(rel) AS CAST(0 AS BIGINT)",
+        "pg_indexes_size(rel) AS CAST(0 AS BIGINT)",
+        "pg_database_size(d) AS CAST(0 AS BIGINT)",
+        "pg_is_in_recovery() AS false",
+        "pg_backend_pid() AS CAST(0 AS INTEGER)",
+        "txid_current() AS CAST(1 AS BIGINT)",
+        "pg_current_xact_id() AS CAST(1 AS BIGINT)",
+        "set_config(setting_name, new_value, is_local) AS new_value",
+        f"to_regtype(type_name) AS {_to_regtype_sql()}",
+        f"to_regclass(rel_name) AS {_to_regclass_static_sql()}",
+        "quote_ident(ident) AS CASE WHEN regexp_full_match(CAST(ident AS VARCHAR), "
+        "'[a-z_][a-z0-9_$]*') THEN CAST(ident AS VARCHAR) ELSE '\"' || "
+        "replace(CAST(ident AS VARCHAR), '\"', '\"\"') || '\"' END",
+        "pg_advisory_unlock_all() AS CAST(NULL AS VARCHAR)",
+        "pg_advisory_lock(k) AS CAST(NULL AS VARCHAR)",
+        "pg_try_advisory_lock(k) AS true",
+        "pg_advisory_unlock(k) AS true",
+        "array_upper(arr, dim) AS CASE WHEN len(arr) = 0 THEN NULL ELSE len(arr) END",
+        "array_lower(arr, dim) AS CASE WHEN len(arr) = 0 THEN NULL ELSE 1 END",
+    ]
+    return [f"CREATE OR REPLACE MACRO main.{body}" for body in m]
+
+
+#: Type names Postgres catalog queries cast to; DuckDB has ``oid`` and ``"char"`` already.
+_TYPES = [("regclass", "BIGINT"), ("regtype", "BIGINT"), ("regproc", "BIGINT"),
+          ("regprocedure", "BIGINT"), ("regnamespace", "BIGINT"), ("regrole", "BIGINT"),
+          ("regoper", "BIGINT"), ("xid", "BIGINT"), ("name", "VARCHAR"),
+          ("int2vector", "SMALLINT[]"), ("oidvector", "BIGINT[]")]
+
+_MARKER = "__tarndb_pgcatalog_v1"
+
+
+def install_functions(con: Any) -> None:
+    """Define the Postgres catalog functions and type names in a DuckDB database.
+
+    Macros live in the ``main`` schema of the DuckDB database, which every cursor of it
+    shares, so this does the work once; later calls only check a marker.
+    """
+    try:
+        con.execute(f"SELECT {_MARKER}()").fetchall()
+        return
+    except Exception:  # noqa: BLE001 - the marker is missing: first install on this database
+        pass
+    import threading
+
+    with _INSTALL_LOCK.setdefault("lock", threading.Lock()):
+        for name, duck in _TYPES:
+            try:
+                con.execute(f"CREATE TYPE {name} AS {duck}")
+            except Exception:  # noqa: BLE001 - already there (another cursor made it)
+                pass
+        for stmt in _macros():
+            con.execute(stmt)
+        con.execute(f"CREATE OR REPLACE MACRO main.{_MARKER}() AS 1")
+
+
+_INSTALL_LOCK: dict[str, Any] = {}
+
+
+# ---------------------------------------------------------------------------------------------
+# functions whose answer depends on the session or on the catalog
+
+
+def _sql_str(s: str) -> str:
+    return "'" + s.replace("'", "''") + "'"
+
+
+def _visible_oids(db: Any, session: Any) -> list[int]:
+    path = _search_path(session)
+    seen: set[str] = set()
+    out = []
+    # A table is visible when it is the first of its name along the search path.
+    for ws in path:
+        for info in db.catalog.tables(ws) if ws in db.catalog.workspaces() else []:
+            if info.name not in seen:
+                seen.add(info.name)
+                out.append(_table_oid(info))
+                out.extend(ix["oid"] for ix in _indexes(info))
+                out.extend(stable_oid("sequence", info.workspace, info.name, c.name)
+                           for c in info.columns if c.serial)
+    return out
+
+
+def _search_path(session: Any) -> list[str]:
+    sp = getattr(session, "search_path", None)
+    if callable(sp):
+        return list(sp())
+    return [getattr(session, "workspace", "public")]
+
+
+def _map_sql(pairs: dict[int, str], arg: str) -> str:
+    if not pairs:
+        return "CAST(NULL AS VARCHAR)"
+    keys = ", ".join(str(k) for k in pairs)
+    vals = ", ".join(_sql_str(v) for v in pairs.values())
+    return f"map_extract(MAP([{keys}], [{vals}]), CAST({arg} AS BIGINT))[1]"
+
+
+def _relation_oids(db: Any, session: Any) -> dict[str, int]:
+    """Names a ``'...'::regclass`` may use, visible first: ``t``, ``ws.t``, ``"ws"."t"``."""
+    out: dict[str, int] = {}
+    for n, o in SYSTEM_RELATION_OIDS.items():
+        if o:
+            out[n] = o
+            out[f"pg_catalog.{n}"] = o
+    path = _search_path(session)
+    for info in _tables(db):
+        oid = _table_oid(info)
+        out[f"{info.workspace}.{info.name}"] = oid
+        out[f'"{info.workspace}"."{info.name}"'] = oid
+        out[f'{info.workspace}."{info.name}"'] = oid
+        out[f'"{info.workspace}".{info.name}'] = oid
+        for ix in _indexes(info):
+            out.setdefault(ix["name"], ix["oid"])
+    for ws in reversed(path):
+        for info in _tables(db):
+            if info.workspace == ws:
+                out[info.name] = _table_oid(info)
+                out[f'"{info.name}"'] = _table_oid(info)
+    return out
+
+
+def session_function(name: str, args: list[str], db: Any, session: Any) -> str | None:
+    """SQL replacing a call of ``name(args...)`` for this session, or None to keep the call.
+
+    ``args`` are the SQL texts of the arguments. The engine calls this for every function call
+    whose lower-case unqualified name is in :data:`SESSION_FUNCTIONS`, and for casts to
+    ``regclass`` of a string (as ``to_regclass``).
+    """
+    n = name.lower()
+    if n in ("current_schema",) and not args:
+        path = [p for p in _search_path(session) if p]
+        return _sql_str(path[0] if path else "public")
+    if n == "current_schemas":
+        path = [p for p in _search_path(session) if p]
+        items = ", ".join(_sql_str(p) for p in path)
+        if args:
+            return f"CASE WHEN {args[0]} THEN ['pg_catalog', {items}] ELSE [{items}] END"
+        return f"[{items}]"
+    if n in ("current_user", "session_user", "user", "current_role") and not args:
+        return _sql_str(str(getattr(session, "user", "postgres")))
+    if n == "current_setting" and args:
+        settings = {str(k).lower(): str(v) for k, v in
+                    (getattr(session, "settings", {}) or {}).items()}
+        settings.setdefault("default_table_access_method", "heap")
+        settings.setdefault("server_version_num", "160004")
+        keys = ", ".join(_sql_str(k) for k in settings)
+        vals = ", ".join(_sql_str(v) for v in settings.values())
+        return f"map_extract(MAP([{keys}], [{vals}]), lower(CAST({args[0]} AS VARCHAR)))[1]"
+    if n == "pg_table_is_visible" and args:
+        oids = _visible_oids(db, session)
+        return f"list_contains([{', '.join(map(str, oids))}]::BIGINT[], CAST({args[0]} AS BIGINT))"
+    if n == "pg_get_userbyid" and args:
+        pairs = {r[0]: r[1] for r in _role_rows(db)}
+        return f"coalesce({_map_sql(pairs, args[0])}, 'unknown (OID=' || {args[0]} || ')')"
+    if n == "pg_get_constraintdef" and args:
+        defs = {_constraint_oid(info): "PRIMARY KEY (" + ", ".join(
+            _qi(c) for c in info.primary_key) + ")" for info in _tables(db) if info.primary_key}
+        return _map_sql(defs, args[0])
+    if n == "pg_get_indexdef" and args:
+        defs = {ix["oid"]: _index_def(info, ix) for info in _tables(db) for ix in _indexes(info)}
+        if len(args) >= 2:
+            cols = {ix["oid"]: ix["columns"][0] for info in _tables(db)
+                    for ix in _indexes(info)}
+            return (f"CASE WHEN CAST({args[1]} AS INTEGER) = 0 THEN {_map_sql(defs, args[0])} "
+                    f"ELSE {_map_sql(cols, args[0])} END")
+        return _map_sql(defs, args[0])
+    if n == "pg_get_serial_sequence" and len(args) >= 2:
+        seqs: dict[str, str] = {}
+        rel_oids = _relation_oids(db, session)
+        by_oid = {_table_oid(i): i for i in _tables(db)}
+        for rel, oid in rel_oids.items():
+            info = by_oid.get(oid)
+            if info is None:
+                continue
+            for c in info.columns:
+                if c.serial:
+                    seqs[f"{rel}\x1f{c.name}"] = f"{info.workspace}.{_seq_name(info, c)}"
+        if not seqs:
+            return "CAST(NULL AS VARCHAR)"
+        keys = ", ".join(_sql_str(k) for k in seqs)
+        vals = ", ".join(_sql_str(v) for v in seqs.values())
+        return (f"map_extract(MAP([{keys}], [{vals}]), CAST({args[0]} AS VARCHAR) || "
+                f"chr(31) || CAST({args[1]} AS VARCHAR))[1]")
+    if n in ("to_regclass", "regclass") and args:
+        rels = _relation_oids(db, session)
+        keys = ", ".join(_sql_str(k) for k in rels)
+        vals = ", ".join(str(v) for v in rels.values())
+        lookup = f"map_extract(MAP([{keys}], [{vals}]::BIGINT[]), CAST({args[0]} AS VARCHAR))[1]"
+        if n == "regclass":
+            # A cast of a number stays that number; a name must exist (42P01 otherwise).
+            return (f"coalesce(TRY_CAST({args[0]} AS BIGINT), {lookup}, "
+                    f"error('relation \"' || {args[0]} || '\" does not exist'))")
+        return lookup
+    return None
+
+
+#: Functions the engine should pass to :func:`session_function`.
+SESSION_FUNCTIONS = frozenset({
+    "current_schema", "current_schemas", "current_user", "session_user", "user",
+    "current_role", "current_setting", "pg_table_is_visible", "pg_get_userbyid",
+    "pg_get_constraintdef", "pg_get_indexdef", "pg_get_serial_sequence", "to_regclass",
+})
+
+
+__all__ = ["relation", "install_functions", "session_function", "SESSION_FUNCTIONS",
+           "namespace_oid", "stable_oid", "VERSION_STRING", "SERVER_VERSION"]

@@ -1,0 +1,26 @@
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import tarndb
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Iterator[tarndb.Database]:
+    database = tarndb.open(str(tmp_path / "lake"))
+    yield database
+    database.close()
+
+
+@pytest.fixture
+def session(db: tarndb.Database) -> Iterator[tarndb.Session]:
+    s = db.session(workspace="ws")
+    yield s
+    s.close()

@@ -1,0 +1,85 @@
+"""Transactions: commit, rollback, read-your-writes, isolation from other sessions."""
+
+from __future__ import annotations
+
+import pytest
+
+import tarndb
+from tarndb import errors as E
+
+
+@pytest.fixture
+def two(db: tarndb.Database) -> tuple[tarndb.Session, tarndb.Session]:
+    a, b = db.session(workspace="ws"), db.session(workspace="ws")
+    a.execute("CREATE TABLE t (id INT PRIMARY KEY, v TEXT)")
+    a.execute("INSERT INTO t VALUES (1, 'one'), (2, 'two')")
+    return a, b
+
+
+def rows(s: tarndb.Session) -> list[tuple[object, ...]]:
+    return s.execute("SELECT id, v FROM t ORDER BY id").rows
+
+
+def test_commit_makes_all_writes_visible_together(two: tuple[tarndb.Session, ...]) -> None:
+    a, b = two
+    a.execute("BEGIN")
+    assert a.transaction_status == "T"
+    a.execute("INSERT INTO t VALUES (3, 'three')")
+    a.execute("UPDATE t SET v = 'ONE' WHERE id = 1")
+    a.execute("DELETE FROM t WHERE id = 2")
+    assert rows(a) == [(1, "ONE"), (3, "three")]  # read your own writes
+    assert rows(b) == [(1, "one"), (2, "two")]    # others see nothing yet
+    assert a.execute("COMMIT").command == "COMMIT"
+    assert a.transaction_status == "I"
+    assert rows(b) == [(1, "ONE"), (3, "three")]
+
+
+def test_rollback_discards(two: tuple[tarndb.Session, ...]) -> None:
+    a, b = two
+    a.execute("BEGIN; INSERT INTO t VALUES (9, 'nine'); DELETE FROM t WHERE id = 1")
+    assert len(rows(a)) == 2
+    a.execute("ROLLBACK")
+    assert rows(a) == rows(b) == [(1, "one"), (2, "two")]
+
+
+def test_failed_transaction_is_aborted_until_rollback(two: tuple[tarndb.Session, ...]) -> None:
+    a, b = two
+    a.execute("BEGIN")
+    a.execute("INSERT INTO t VALUES (5, 'five')")
+    with pytest.raises(E.UniqueViolation):
+        a.execute("INSERT INTO t VALUES (1, 'dup')")
+    assert a.transaction_status == "E"
+    with pytest.raises(E.InFailedTransaction) as info:
+        a.execute("SELECT 1")
+    assert info.value.sqlstate == "25P02"
+    assert a.execute("COMMIT").command == "ROLLBACK"
+    assert rows(b) == [(1, "one"), (2, "two")]
+
+
+def test_update_twice_and_delete_inside_transaction(two: tuple[tarndb.Session, ...]) -> None:
+    a, b = two
+    a.execute("BEGIN")
+    a.execute("UPDATE t SET v = 'x' WHERE id = 1")
+    a.execute("UPDATE t SET v = v || 'y' WHERE id = 1")
+    a.execute("INSERT INTO t VALUES (7, 'seven')")
+    a.execute("UPDATE t SET v = 'SEVEN' WHERE id = 7")
+    a.execute("DELETE FROM t WHERE id = 2")
+    a.execute("COMMIT")
+    assert rows(b) == [(1, "xy"), (7, "SEVEN")]
+
+
+def test_primary_key_checked_against_uncommitted_rows(two: tuple[tarndb.Session, ...]) -> None:
+    a, _ = two
+    a.execute("BEGIN")
+    a.execute("INSERT INTO t VALUES (3, 'three')")
+    with pytest.raises(E.UniqueViolation):
+        a.execute("INSERT INTO t VALUES (3, 'again')")
+    a.execute("ROLLBACK")
+
+
+def test_autocommit_statement_failure_changes_nothing(two: tuple[tarndb.Session, ...]) -> None:
+    a, b = two
+    with pytest.raises(E.NotNullViolation):
+        a.execute("INSERT INTO t VALUES (3, 'ok'), (NULL, 'bad')")
+    assert rows(b) == [(1, "one"), (2, "two")]
+    assert a.transaction_status == "I"
