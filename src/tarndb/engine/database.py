@@ -70,7 +70,10 @@ class Database:
             return cur
         install = getattr(pgcatalog, "install_functions", None)
         if install is not None:
-            install(cur)
+            try:
+                install(cur)
+            except duckdb.Error:  # catalog emulation is for clients' introspection only
+                log.exception("installing pg_catalog functions failed")
         return cur
 
     def system_relation(self, schema: str | None, name: str, session: Session) -> Any:

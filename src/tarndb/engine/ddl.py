@@ -313,8 +313,7 @@ def create_index(session: Session, node: pb.IndexStmt, params: list[Any]) -> Res
     options: dict[str, Any] = {}
     for opt in node.options:
         de = opt.def_elem
-        options[de.defname.lower()] = str(ast.const_value(de.arg)) if de.HasField("arg") \
-            else "true"
+        options[de.defname.lower()] = _def_arg(de.arg) if de.HasField("arg") else "true"
     name = node.idxname or f"{info.name}_{column}_idx"
     existing = [ix for ix in info.indexes if ix.name == name]
     if existing or _find_index(session, name, info.workspace):
@@ -336,6 +335,21 @@ def create_index(session: Session, node: pb.IndexStmt, params: list[Any]) -> Res
     session.db.create_index(info, IndexInfo(name, column, options.pop("index_type", ""),
                                             options), unique=node.unique)
     return Result(command="CREATE INDEX")
+
+
+def _def_arg(node: pb.Node) -> str:
+    k = ast.kind(node)
+    if k == "string":
+        return node.string.sval
+    if k == "integer":
+        return str(node.integer.ival)
+    if k == "float":
+        return node.float.fval
+    if k == "type_name":
+        return " ".join(ast.names(node.type_name.names))
+    if k == "a_const":
+        return str(ast.const_value(node))
+    return ""
 
 
 def create_extension(session: Session, node: Any, params: list[Any]) -> Result:
