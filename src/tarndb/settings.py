@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -87,9 +88,9 @@ def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
                                 help=f"{s.help} [env {s.env}; default {s.default}]")
 
 
-def resolve(args: argparse.Namespace | None = None, env: dict[str, str] | None = None
+def resolve(args: argparse.Namespace | None = None, environ: Mapping[str, str] | None = None
             ) -> Settings:
-    env = os.environ if env is None else env
+    env: Mapping[str, str] = os.environ if environ is None else environ
     out: dict[str, Any] = {}
     for s in SETTINGS:
         value = getattr(args, s.dest, None) if args is not None else None

@@ -123,8 +123,8 @@ def test_video_and_training_seed(db: tarndb.Database) -> None:
     """).rows
     assert {r[2]["camera"] for r in filtered} == {"cam1"}
     assert len(filtered) == sum(1 for i in range(8) if i >= 3 and 20.0 * i > 100.0) == 2
-    s.execute('CREATE TABLE "%s"."video_chunks" (id BIGSERIAL PRIMARY KEY, file_id UUID, '
-              "metadata JSONB, embedding FLOAT4[])" % WS)
+    s.execute(f'CREATE TABLE "{WS}"."video_chunks" (id BIGSERIAL PRIMARY KEY, file_id UUID, '
+              "metadata JSONB, embedding FLOAT4[])")
     vecs = rng.standard_normal((10, 6)).astype(np.float32)
     for v in vecs:
         s.execute(f'INSERT INTO "{WS}"."video_chunks" (file_id, metadata, embedding) '
@@ -171,7 +171,7 @@ def test_agent_memory_seed(db: tarndb.Database) -> None:
                      "LIMIT 200").rows
     assert len(rows) == 5
     vecs = {}
-    for _id, task in rows:
+    for _id, _task in rows:
         v = rng.standard_normal(8).astype(np.float32)
         vecs[_id] = v
         s.execute('UPDATE "swe_agent_memory_full" SET embedding = $1 WHERE id = $2',

@@ -207,3 +207,21 @@ def test_many_single_row_inserts_are_compacted(session: tarndb.Session) -> None:
     assert fragments < 64
     assert session.execute("SELECT count(*), sum(v) FROM t").rows == [(150, sum(range(150)))]
     assert session.execute("SELECT max(id) FROM t").scalar() == 150
+
+
+def test_point_lookup_uses_key_index_and_stays_correct(session: tarndb.Session) -> None:
+    session.execute("CREATE TABLE k (id BIGINT PRIMARY KEY, v TEXT)")
+    session.execute("CREATE TABLE other (id BIGINT PRIMARY KEY, v TEXT)")
+    session.execute("INSERT INTO k SELECT i, 'v' || i FROM range(1, 2001) t(i)")
+    session.execute("INSERT INTO other VALUES (5, 'other five')")
+    assert session.execute("SELECT v FROM k WHERE id = $1", [1234]).rows == [("v1234",)]
+    assert session.execute("SELECT v FROM k WHERE id = 5 AND v = 'nope'").rows == []
+    # a subquery on another table must not borrow the outer lookup
+    assert session.execute("SELECT v, (SELECT v FROM other WHERE id = 5) FROM k "
+                           "WHERE id = 7").rows == [("v7", "other five")]
+    plan = "\n".join(r[0] for r in session.execute("EXPLAIN SELECT v FROM k WHERE id = 9").rows)
+    assert "scalar-index prefilter" in plan
+    session.execute("BEGIN")
+    session.execute("UPDATE k SET v = 'changed' WHERE id = 9")
+    assert session.execute("SELECT v FROM k WHERE id = 9").rows == [("changed",)]
+    session.execute("ROLLBACK")

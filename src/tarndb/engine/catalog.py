@@ -239,8 +239,9 @@ class Catalog:
                 raise DependentObjectsStillExist(
                     f'cannot drop schema "{name}" because other objects depend on it',
                     hint="Use DROP ... CASCADE to drop the dependent objects too.")
-            self._write([("table", f"{name}.{t.name}", None) for t in tables]
-                        + [("schema", name, None)])
+            rows: list[tuple[str, str, dict[str, Any] | None]] = [
+            ("table", f"{name}.{t.name}", None) for t in tables]
+        self._write(rows + [("schema", name, None)])
 
     # -- tables -----------------------------------------------------------------------------
 

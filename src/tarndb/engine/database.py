@@ -138,6 +138,8 @@ class Database:
                 continue
             store = self.store(ch.info)
             store.commit(ch.added, sorted(ch.removed))
+            if len(ch.info.primary_key) == 1:
+                store.ensure_scalar_index(ch.info.primary_key[0])
             self._after_write(ch.info)
 
     # -- indexes ------------------------------------------------------------------------------

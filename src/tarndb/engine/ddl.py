@@ -81,10 +81,10 @@ def create_table(session: Session, node: pb.CreateStmt, params: list[Any]) -> Re
     if len(pk) != len(set(pk)):
         raise E.InvalidTextRepresentation("multiple primary keys are not allowed")
     for key in pk:
-        col = next((c for c in columns if c.name == key), None)
-        if col is None:
+        keycol = next((c for c in columns if c.name == key), None)
+        if keycol is None:
             raise E.UndefinedColumn(f'column "{key}" named in key does not exist', column=key)
-        col.not_null = True
+        keycol.not_null = True
     if not columns:
         raise E.FeatureNotSupported("a table needs at least one column")
     _create(session, ws, name, columns, pk)
@@ -264,10 +264,10 @@ def alter_table(session: Session, node: pb.AlterTableStmt, params: list[Any]) ->
             info.indexes = [i for i in info.indexes if i.column != cmd.name]
             session.db.catalog.update_table(info)
         elif cmd.subtype in (pb.AT_SetNotNull, pb.AT_DropNotNull):
-            col = info.column(cmd.name)
-            if col is None:
+            target = info.column(cmd.name)
+            if target is None:
                 raise E.UndefinedColumn(f'column "{cmd.name}" does not exist')
-            col.not_null = cmd.subtype == pb.AT_SetNotNull
+            target.not_null = cmd.subtype == pb.AT_SetNotNull
             session.db.catalog.update_table(info)
         else:
             raise E.FeatureNotSupported("this ALTER TABLE action is not supported")

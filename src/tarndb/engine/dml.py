@@ -8,6 +8,8 @@ transaction). A statement that fails changes nothing.
 
 from __future__ import annotations
 
+import json
+import uuid
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -117,8 +119,8 @@ def _check_unique(session: Session, info: TableInfo, rows: pa.Table, replacing: 
         cols = ", ".join(f"k.{quote_ident(c)}" for c in pk)
         sql = (f"SELECT {cols} FROM (SELECT * FROM {view} t{excl}) t JOIN {new} k ON {cond} "
                "LIMIT 1")
-        row = session.cursor.execute(sql).fetchall()
-        row = row[0] if row else None
+        found = session.cursor.execute(sql).fetchall()
+        row = found[0] if found else None
         if len(pk) > 1 and row is None:
             grp = ", ".join(quote_ident(c) for c in pk)
             dup = session.cursor.execute(
@@ -208,6 +210,43 @@ def insert(session: Session, node: pb.InsertStmt, params: list[Any]) -> Result:
     return Result(command=tag, rowcount=rows.num_rows)
 
 
+def insert_arrow(session: Session, info: TableInfo, data: pa.Table,
+                 columns: list[str] | None = None) -> Result:
+    """Insert the rows of an Arrow table whose columns are (a subset of) the table's."""
+    names = columns or data.column_names
+    for n in names:
+        if info.column(n) is None:
+            raise E.UndefinedColumn(f'column "{n}" of relation "{info.name}" does not exist',
+                                    column=n)
+    data = data.rename_columns(names) if columns else data
+    scope = Scope(session)
+    try:
+        raw = scope.register(data, "__copy")
+        exprs = []
+        for n in names:
+            col = info.column(n)
+            assert col is not None
+            exprs.append(storage_expr(f"{raw}.{quote_ident(n)}", col,
+                                      _duck_type(data.schema.field(n).type))
+                         + f" AS {quote_ident(n)}")
+        omitted = [c for c in info.columns if c.name not in names and not c.serial]
+        for col in omitted:
+            exprs.append(storage_expr(_default_sql(col), col) + f" AS {quote_ident(col.name)}")
+        out, _ = session.run_duckdb(f"SELECT {', '.join(exprs)} FROM {raw}", [])
+    finally:
+        scope.close()
+    rows = to_storage(out, info, names + [c.name for c in omitted])
+    rows = _fill_generated(session, info, rows, set(names))
+    check_constraints(session, info, rows)
+    rids = session.db.allocate_rids(info, rows.num_rows)
+    session.change_for(info).add_rows(rows.append_column(RID, pa.array(rids, pa.int64())))
+    return Result(command=f"INSERT 0 {rows.num_rows}", rowcount=rows.num_rows)
+
+
+def _duck_type(t: pa.DataType) -> str:
+    return "VARCHAR" if pa.types.is_string(t) or pa.types.is_large_string(t) else str(t)
+
+
 def _source_rows(session: Session, info: TableInfo, node: pb.InsertStmt, names: list[str],
                  params: list[Any]) -> pa.Table:
     """The inserted rows in storage form (all table columns; omitted ones default/NULL)."""
@@ -233,9 +272,12 @@ def _source_rows(session: Session, info: TableInfo, node: pb.InsertStmt, names: 
                         col = info.column(names[i])
                         assert col is not None
                         item.CopyFrom(_default_node(col))
+    fast = _values_to_arrow(select, info, names_in, params) if names_in else None
     scope = Scope(session)
     try:
-        if select.select_stmt.values_lists:
+        if fast is not None:
+            inner_table, description = fast
+        elif select.select_stmt.values_lists:
             # VALUES rows become a derived table with the target columns' names.
             sub = pb.Node()
             rs = sub.select_stmt.from_clause.add().range_subselect
@@ -246,8 +288,9 @@ def _source_rows(session: Session, info: TableInfo, node: pb.InsertStmt, names: 
             star = sub.select_stmt.target_list.add().res_target.val.column_ref
             star.fields.add().a_star.SetInParent()
             select = sub
-        scope.bind(select)
-        inner_table, description = session.query_arrow(select, params, scope)
+        if fast is None:
+            scope.bind(select)
+            inner_table, description = session.query_arrow(select, params, scope)
     finally:
         scope.close()
     if names_in and len(description) != len(names_in):
@@ -275,6 +318,90 @@ def _source_rows(session: Session, info: TableInfo, node: pb.InsertStmt, names: 
         scope.close()
     present = [n for n in names_in] + [c.name for c in omitted if not c.serial]
     return to_storage(out, info, present)
+
+
+def _simple_value(item: pb.Node, params: list[Any]) -> tuple[bool, Any]:
+    """The Python value of a VALUES item that is a constant or a parameter (maybe cast)."""
+    while ast.kind(item) == "type_cast":
+        item = item.type_cast.arg
+    k = ast.kind(item)
+    if k == "param_ref":
+        n = item.param_ref.number
+        return (True, params[n - 1]) if n <= len(params) else (False, None)
+    if k == "a_const":
+        return True, ast.const_value(item)
+    return False, None
+
+
+def _arrow_column(values: list[Any]) -> pa.Array | None:
+    present = [v for v in values if v is not None]
+    if not present:
+        return pa.nulls(len(values), pa.string())
+    if all(isinstance(v, np.ndarray) for v in present):
+        # Embeddings bound as numpy (lifted literals): build list arrays without Python floats.
+        ndims = {v.ndim for v in present}
+        if len(ndims) != 1 or ndims == {0} or max(ndims) > 2:
+            return None
+        flat = np.concatenate([v.reshape(-1).astype(np.float32, copy=False) for v in present])
+        mask = [v is None for v in values]
+        if max(ndims) == 1:
+            lengths = [0 if v is None else v.shape[0] for v in values]
+            offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32)
+            return pa.ListArray.from_arrays(pa.array(offsets), pa.array(flat),
+                                            mask=pa.array(mask))
+        rows = [0 if v is None else v.shape[0] for v in values]
+        width = [v.shape[1] for v in present]
+        inner_lengths = [w for v, w in zip(present, width, strict=True) for _ in range(v.shape[0])]
+        inner_off = np.concatenate([[0], np.cumsum(inner_lengths)]).astype(np.int32)
+        inner = pa.ListArray.from_arrays(pa.array(inner_off), pa.array(flat))
+        outer_off = np.concatenate([[0], np.cumsum(rows)]).astype(np.int32)
+        return pa.ListArray.from_arrays(pa.array(outer_off), inner, mask=pa.array(mask))
+    if any(isinstance(v, np.ndarray) for v in present):
+        return None
+    out = [json.dumps(v) if isinstance(v, dict) else
+           (str(v) if isinstance(v, uuid.UUID) else v) for v in values]
+    try:
+        return pa.array(out)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError):
+        return None
+
+
+def _values_to_arrow(select: pb.Node, info: TableInfo, names: list[str], params: list[Any]
+                     ) -> tuple[pa.Table, list[tuple[str, str]]] | None:
+    """VALUES rows made only of constants and parameters, built straight into Arrow.
+
+    This skips DuckDB's row-at-a-time VALUES evaluation, which dominates the cost of an insert
+    carrying a large embedding; the casts to the column types still run in DuckDB.
+    """
+    rows = select.select_stmt.values_lists
+    if not rows:
+        return None
+    columns: list[list[Any]] = [[] for _ in names]
+    types = [info.column(n).type for n in names]  # type: ignore[union-attr]
+    for row in rows:
+        for i, item in enumerate(row.list.items):
+            ok, value = _simple_value(item, params)
+            if not ok:
+                return None
+            t = types[i]
+            if t.base in ("json", "jsonb") and t.ndim == 0 and value is not None \
+                    and not isinstance(value, str):
+                value = json.dumps(value, default=str)
+            elif isinstance(value, list) and value and t.ndim and \
+                    t.base in ("float4", "float8") and isinstance(value[0], (list, float, int)):
+                try:
+                    value = np.asarray(value, dtype=np.float32)
+                except (ValueError, TypeError):
+                    return None
+            columns[i].append(value)
+    arrays = []
+    for values in columns:
+        arr = _arrow_column(values)
+        if arr is None:
+            return None
+        arrays.append(arr)
+    table = pa.Table.from_arrays(arrays, names=names)
+    return table, [(n, _duck_type(a.type)) for n, a in zip(names, arrays, strict=True)]
 
 
 def _default_node(col: ColumnInfo) -> pb.Node:

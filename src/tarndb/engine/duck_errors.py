@@ -46,7 +46,9 @@ def translate(exc: BaseException) -> E.TarnError:
             return E.GroupingError(msg)
         if "cannot" in low and "cast" in low:
             return E.InvalidTextRepresentation(msg)
-        return E.FeatureNotSupported(msg) if "not supported" in low else E.SyntaxErrorOrAccessRuleViolation(msg)
+        if "not supported" in low:
+            return E.FeatureNotSupported(msg)
+        return E.SyntaxErrorOrAccessRuleViolation(msg)
     if isinstance(exc, duckdb.CatalogException):
         if "function" in low:
             return E.UndefinedFunction(msg)

@@ -51,6 +51,8 @@ class Scope:
         self._objects: list[str] = []
         #: per-statement scoring functions registered on the cursor
         self.functions: list[str] = []
+        self._params: list[Any] | None = None
+        self._single_table_selects: list[pb.SelectStmt] = []
         #: True while describing a statement: parameters have no values yet
         self.describing = False
         #: EXPLAIN lines contributed by rewrites (which search path ran)
@@ -64,11 +66,18 @@ class Scope:
         self._objects.append(name)
         return name
 
-    def view(self, info: TableInfo, with_rid: bool = False) -> str:
+    def view(self, info: TableInfo, with_rid: bool = False, prefilter: str | None = None
+             ) -> str:
         db = self.session.db
         store = db.store(info)
         ds = store.dataset()
-        raw = self.register(ds, "__raw")
+        if prefilter is not None:
+            # A point lookup on an indexed key: let Lance's scalar index find the rows and
+            # hand DuckDB only those (DuckDB still applies the whole WHERE clause).
+            raw = self.register(ds.to_table(filter=prefilter), "__raw")
+            self.plan.append(f"Lance scalar-index prefilter on {info.name}: {prefilter}")
+        else:
+            raw = self.register(ds, "__raw")
         cols = ", ".join(select_expr(c) for c in info.columns)
         rid = f"{RID}, " if with_rid else ""
         sql = f"SELECT {rid}{cols} FROM {raw}"
@@ -86,10 +95,16 @@ class Scope:
         self._views.append(name)
         return name
 
-    def bind(self, stmt: pb.Node, skip_first_target: Any = None) -> None:
+    def bind(self, stmt: pb.Node, skip_first_target: Any = None,
+             params: list[Any] | None = None) -> None:
         """Point every RangeVar in ``stmt`` at a view (tables) or a catalog relation."""
+        self._params = params
         ctes = {c.common_table_expr.ctename for m in ast.walk(stmt)
                 if isinstance(m, pb.WithClause) for c in m.ctes}
+        self._single_table_selects = [
+            m for m in ast.walk(stmt)
+            if isinstance(m, pb.SelectStmt) and len(m.from_clause) == 1
+            and ast.kind(m.from_clause[0]) == "range_var"]
         for m in list(ast.walk(stmt)):
             if not isinstance(m, pb.RangeVar) or m is skip_first_target:
                 continue
@@ -98,6 +113,49 @@ class Scope:
             if m.relname.startswith("__t") and not m.schemaname:
                 continue
             self.bind_range_var(m)
+
+    def _lookup_filter(self, rv: pb.RangeVar, info: TableInfo) -> str | None:
+        """A Lance filter for ``key = constant`` when rv is a SELECT's only table."""
+        # Compared by value: protobuf wrappers are not stable objects to key a dict on.
+        sel = next((m for m in self._single_table_selects if m.from_clause[0].range_var == rv),
+                   None)
+        if sel is None or not sel.HasField("where_clause"):
+            return None
+        keys = set(info.primary_key[:1]) if len(info.primary_key) == 1 else set()
+        keys |= {ix.column for ix in info.indexes if ix.index_type in ("unique", "exact_text",
+                                                                       "inverted_index")}
+        if not keys:
+            return None
+        conjuncts = [sel.where_clause]
+        while conjuncts:
+            node = conjuncts.pop()
+            if ast.kind(node) == "bool_expr" and node.bool_expr.boolop == pb.AND_EXPR:
+                conjuncts.extend(node.bool_expr.args)
+                continue
+            if ast.kind(node) != "a_expr" or ast.op_name(node.a_expr) != "=":
+                continue
+            for a, b in ((node.a_expr.lexpr, node.a_expr.rexpr),
+                         (node.a_expr.rexpr, node.a_expr.lexpr)):
+                if ast.kind(a) != "column_ref":
+                    continue
+                parts = ast.names(a.column_ref.fields)
+                col = info.column(parts[-1])
+                if col is None or col.name not in keys or col.type.ndim:
+                    continue
+                value = self._constant(b)
+                literal = _lance_literal(value, col)
+                if literal is not None:
+                    return f"{quote_ident(col.name).replace(chr(34), '`')} = {literal}"
+        return None
+
+    def _constant(self, node: pb.Node) -> Any:
+        k = ast.kind(node)
+        if k == "a_const":
+            return ast.const_value(node)
+        if k == "param_ref" and self._params is not None \
+                and node.param_ref.number <= len(self._params):
+            return self._params[node.param_ref.number - 1]
+        return None
 
     def bind_range_var(self, rv: pb.RangeVar, with_rid: bool = False) -> TableInfo | None:
         session = self.session
@@ -118,7 +176,8 @@ class Scope:
             raise UndefinedTable(f'relation "{rv.relname}" does not exist',
                                  position=rv.location + 1 if rv.location >= 0 else None,
                                  table=rv.relname)
-        view = self.view(info, with_rid=with_rid)
+        prefilter = self._lookup_filter(rv, info) if not with_rid else None
+        view = self.view(info, with_rid=with_rid, prefilter=prefilter)
         alias = rv.alias.aliasname if rv.HasField("alias") and rv.alias.aliasname \
             else info.name
         rv.schemaname = ""
@@ -147,3 +206,17 @@ class Scope:
         self._views.clear()
         self._objects.clear()
         self.functions.clear()
+
+
+def _lance_literal(value: Any, col: ColumnInfo) -> str | None:
+    """A constant as a Lance (DataFusion) SQL literal for ``col``, or None if unsure."""
+    base = col.type.base
+    if isinstance(value, bool) or value is None:
+        return None
+    if base in ("int2", "int4", "int8") and isinstance(value, int):
+        return str(value)
+    if base in ("int2", "int4", "int8") and isinstance(value, str) and value.lstrip("-").isdigit():
+        return str(int(value))
+    if base in ("text", "varchar", "bpchar") and isinstance(value, str):
+        return "'" + value.replace("'", "''") + "'"
+    return None

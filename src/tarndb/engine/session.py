@@ -18,7 +18,8 @@ from postgast import pg_query_pb2 as pb
 from .. import errors as E
 from ..sql import ast
 from ..sql.literals import lift_arrays
-from ..sql.rewrite import casts, params as param_rule, ranking, similarity
+from ..sql.rewrite import casts, ranking, similarity
+from ..sql.rewrite import params as param_rule
 from ..storage.tables import RID
 from . import ddl, dml
 from .catalog import TableInfo
@@ -183,24 +184,33 @@ class Session:
 
     def _run(self, stmt: pb.Node, params: list[Any], map_pos: Any) -> Result:
         kind = ast.kind(stmt)
+        ends_txn = kind == "transaction_stmt" and stmt.transaction_stmt.kind in (
+            pb.TRANS_STMT_ROLLBACK, pb.TRANS_STMT_COMMIT, pb.TRANS_STMT_ROLLBACK_TO)
+        return self._statement(lambda: self._dispatch(kind, stmt, params), map_pos,
+                               allowed_when_failed=ends_txn,
+                               autocommit=kind != "transaction_stmt")
+
+    def _statement(self, run: Any, map_pos: Any = None, allowed_when_failed: bool = False,
+                   autocommit: bool = True) -> Result:
+        """Run one statement with Postgres' transaction rules: outside a transaction it
+        commits on its own; inside one, a failure aborts the transaction."""
         self.notices = []
-        if self._failed and not (kind == "transaction_stmt" and stmt.transaction_stmt.kind in (
-                pb.TRANS_STMT_ROLLBACK, pb.TRANS_STMT_COMMIT, pb.TRANS_STMT_ROLLBACK_TO)):
+        if self._failed and not allowed_when_failed:
             raise E.InFailedTransaction(
                 "current transaction is aborted, commands ignored until end of transaction block")
-        autocommit = self._txn is None and kind not in ("transaction_stmt",)
+        autocommit = autocommit and self._txn is None
         if autocommit:
             self._txn = {}
         self._running.set()
         try:
-            result = self._dispatch(kind, stmt, params)
+            result: Result = run()
             if autocommit:
                 self.commit()
             result.notices = self.notices + result.notices
             return result
         except BaseException as exc:
             err = translate(exc) if not isinstance(exc, E.TarnError) else exc
-            if err.position:
+            if err.position and map_pos is not None:
                 err.position = map_pos(err.position)
             if autocommit:
                 self._txn = None
@@ -211,6 +221,17 @@ class Session:
             raise err from exc
         finally:
             self._running.clear()
+
+    def insert_arrow(self, table: str, data: pa.Table, columns: list[str] | None = None
+                     ) -> Result:
+        """Bulk insert an Arrow table (COPY FROM and ingestion use this)."""
+        schema, _, name = table.rpartition(".")
+        def run() -> Result:
+            info = self.resolve_table(schema.strip('"') or None, name.strip('"'))
+            if info is None:
+                raise E.UndefinedTable(f'relation "{name}" does not exist', table=name)
+            return dml.insert_arrow(self, info, data, columns)
+        return self._statement(run)
 
     def _dispatch(self, kind: str | None, stmt: pb.Node, params: list[Any]) -> Result:
         node = ast.inner(stmt)
@@ -275,7 +296,7 @@ class Session:
         own = scope is None
         scope = scope or Scope(self)
         try:
-            scope.bind(stmt)
+            scope.bind(stmt, params=params)
             table = self.query_arrow(stmt, params, scope)
             return self.result_from(table)
         finally:

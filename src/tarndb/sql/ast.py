@@ -7,7 +7,7 @@ The tree is protobuf messages: a ``Node`` wraps exactly one concrete node in a o
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, TypeAlias
 
 import postgast
 from google.protobuf.message import Message
@@ -15,7 +15,8 @@ from postgast import pg_query_pb2 as pb
 
 from ..errors import SyntaxError_
 
-Node = pb.Node
+#: A parse-tree node (``pg_query_pb2.Node``); typed loosely, protobuf stubs are generated.
+Node: TypeAlias = Any
 
 
 def parse(sql: str) -> Any:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any
+from typing import Any, cast
 
 import lance
 import pyarrow as pa
@@ -94,10 +94,42 @@ class TableStore:
     def compact(self) -> None:
         with self.lock:
             try:
-                self.dataset().optimize.compact_files()
+                ds = self.dataset()
+                ds.optimize.compact_files()
+                if self._scalar_indexed(ds):
+                    self.dataset().optimize.optimize_indices()
             except Exception:  # compaction is an optimisation; never fail a commit for it
                 log.exception("compaction of %s failed", self.uri)
             self._ds = None
+
+    @staticmethod
+    def _scalar_indexed(ds: lance.LanceDataset) -> set[str]:
+        out: set[str] = set()
+        for ix in ds.describe_indices():
+            if getattr(ix, "index_type", "").upper() in ("BTREE", "BITMAP", "INVERTED") or \
+                    "btree" in str(getattr(ix, "type_url", "")).lower():
+                out.update(getattr(ix, "field_names", []) or [])
+        return out
+
+    def ensure_scalar_index(self, column: str) -> None:
+        """A BTREE index on a key column, so point lookups read a few pages, not the table.
+        Rows appended later are found by scanning until compaction folds them in."""
+        with self.lock:
+            ds = self.dataset()
+            try:
+                indexed = self._scalar_indexed(ds)
+                if column in indexed:
+                    unindexed = ds.stats.index_stats(f"{column}_idx")["num_unindexed_rows"]
+                    if unindexed > 50_000:
+                        ds.optimize.optimize_indices()
+                        self._ds = None
+                    return
+                if ds.count_rows() == 0:
+                    return
+                ds.create_scalar_index(column, "BTREE", name=f"{column}_idx")
+                self._ds = None
+            except Exception:  # an index is an optimisation; never fail a commit for it
+                log.exception("scalar index on %s.%s failed", self.uri, column)
 
     def add_column(self, field: pa.Field) -> None:
         with self.lock:
@@ -111,7 +143,7 @@ class TableStore:
 
     def rename_column(self, old: str, new: str) -> None:
         with self.lock:
-            self.dataset().alter_columns({"path": old, "name": new})
+            self.dataset().alter_columns(cast(Any, {"path": old, "name": new}))
             self._ds = None
 
     def drop(self) -> None:

@@ -19,7 +19,7 @@ runs. A non-constant query side falls back to SQL macros.
 from __future__ import annotations
 
 import itertools
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import duckdb
 import numpy as np
@@ -143,8 +143,10 @@ class _Rewriter:
     # Each scoring function is registered on the session's DuckDB cursor for this statement.
     def _udf(self, fn: Any, arg_types: list[Any]) -> str:
         name = f"__sim{next(_ids)}"
-        self.scope.cur.create_function(name, fn, arg_types, duckdb.sqltype("DOUBLE"),
-                                       type="arrow", null_handling="special")
+        # (cast: duckdb's stubs do not list the string forms of type/null_handling)
+        cast(Any, self.scope.cur).create_function(
+            name, fn, arg_types, duckdb.sqltype("DOUBLE"), type="arrow",
+            null_handling="special")
         self.scope.functions.append(name)
         return name
 
