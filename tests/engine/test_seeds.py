@@ -188,7 +188,8 @@ def test_agent_memory_seed(db: tarndb.Database) -> None:
                                               "fix typo in README"}
     assert bm25.notices  # ASC is treated as DESC, and the server says so
     scores = [r[3] for r in bm25.rows]
-    assert scores == sorted(scores, reverse=True) and scores[-1] == 0.0
+    # a BM25 ranking returns the rows that contain a query term, best first
+    assert scores == sorted(scores, reverse=True) and len(scores) == 3 and min(scores) > 0
     q = rng.standard_normal(8).astype(np.float32)
     vec = s.execute(f"""
         SELECT task, episode, model,

@@ -9,6 +9,7 @@ import pyarrow as pa
 from .. import errors as E
 from ..sql import ast
 from .result import Column, Result
+from . import planner
 from .scan import Scope
 from .types import ColumnType
 
@@ -25,7 +26,8 @@ def explain(session: Session, node: Any, params: list[Any]) -> Result:
 
     scope = Scope(session)
     try:
-        scope.bind(stmt)
+        scope.bind(stmt, params=params)
+        planner.plan(stmt, scope, params)
         similarity.apply(stmt, scope, params)
         ranking.apply(stmt, scope)
         casts.apply(stmt)

@@ -52,6 +52,9 @@ class Scope:
         #: per-statement scoring functions registered on the cursor
         self.functions: list[str] = []
         self._params: list[Any] | None = None
+        self._range_vars: dict[str, pb.RangeVar] = {}
+        #: scores the planner got from search/, keyed by the serialized <#> expression
+        self.precomputed: dict[bytes, Any] = {}
         self._single_table_selects: list[pb.SelectStmt] = []
         #: True while describing a statement: parameters have no values yet
         self.describing = False
@@ -185,7 +188,20 @@ class Scope:
         rv.relname = view
         rv.alias.aliasname = alias
         self.tables[alias] = info
+        self._range_vars[alias] = rv
         return info
+
+    def restrict(self, alias: str, info: TableInfo, rids: Any) -> None:
+        """Re-point ``alias`` at a view holding only the rows with these row ids."""
+        from .planner import rows_by_rid
+
+        rows = rows_by_rid(self.session.db.store(info).dataset(), rids)
+        raw = self.register(rows, "__top")
+        cols = ", ".join(select_expr(c) for c in info.columns)
+        name = f"__t{next(_counter)}"
+        self.cur.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT {cols} FROM {raw}")
+        self._views.append(name)
+        self._range_vars[alias].relname = name
 
     def close(self) -> None:
         for v in self._views:

@@ -21,7 +21,7 @@ from ..sql.literals import lift_arrays
 from ..sql.rewrite import casts, ranking, similarity
 from ..sql.rewrite import params as param_rule
 from ..storage.tables import RID
-from . import ddl, dml
+from . import ddl, dml, planner
 from .catalog import TableInfo
 from .duck_errors import translate
 from .result import Column, Result
@@ -305,6 +305,7 @@ class Session:
 
     def query_arrow(self, stmt: pb.Node, params: list[Any], scope: Scope) -> tuple[Any, Any]:
         """Rewrite a bound statement for DuckDB, run it, return (arrow table, description)."""
+        planner.plan(stmt, scope, params)
         similarity.apply(stmt, scope, params)
         self.notices.extend(ranking.apply(stmt, scope))
         casts.apply(stmt)

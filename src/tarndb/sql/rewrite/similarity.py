@@ -153,6 +153,7 @@ class _Rewriter:
     def rewrite(self, node: pb.Node) -> None:
         k = ast.kind(node)
         if k == "a_expr" and ast.op_name(node.a_expr) == "<#>":
+            self.expr_key = node.SerializeToString()
             node.CopyFrom(self.similarity(node.a_expr.lexpr, node.a_expr.rexpr))
         elif k == "a_expr" and ast.op_name(node.a_expr) == "@>":
             left = node.a_expr.lexpr
@@ -204,7 +205,8 @@ class _Rewriter:
         if mode == "bm25":
             if col is None:
                 raise FeatureNotSupported("BM25 <#> needs a text column on its left")
-            return self.bm25(left, col, str(value) if value is not None else "")
+            return self.bm25(left, col, str(value) if value is not None else "",
+                             self.expr_key)
         ndim = 1 if mode == "cosine" else 2
         q = _vector(value, ndim)
         return ast.func_call(self._vector_udf(q, mode), [left])
@@ -249,11 +251,31 @@ class _Rewriter:
         texts = self._corpus(alias, [column]).column(0).to_pylist()
         return bm25_text_scores(texts, query)
 
-    def bm25(self, left: pb.Node, col: tuple[str, TableInfo, ColumnType], query: str
-             ) -> pb.Node:
+    def _planned(self, expr: bytes, columns: list[str]) -> list[tuple[Any, float]] | None:
+        """(row values, score) of the rows the planner's search returned for ``expr``."""
+        found = self.scope.precomputed.get(expr)
+        if found is None:
+            return None
+        from ...engine.planner import rows_by_rid
+        from ...storage.tables import RID
+
+        req, keys, scores = found
+        rows = rows_by_rid(self.scope.session.db.store(req.info).dataset(), keys,
+                           columns + [RID])
+        by_rid = {r: float(s) for r, s in zip(keys.tolist(), scores.tolist(), strict=True)}
+        values = [rows.column(c).to_pylist() for c in columns]
+        rid_list = rows.column(RID).to_pylist()
+        return [(tuple(_key(v[i]) for v in values), by_rid[r]) for i, r in enumerate(rid_list)]
+
+    def bm25(self, left: pb.Node, col: tuple[str, TableInfo, ColumnType], query: str,
+             expr_key: bytes = b"") -> pb.Node:
         alias, info, _ = col
         name = ast.names(left.column_ref.fields)[-1]
-        scores = self._bm25_scores(alias, name, query)
+        planned = self._planned(expr_key, [name])
+        if planned is not None:
+            scores = {vals[0]: s for vals, s in planned}
+        else:
+            scores = self._bm25_scores(alias, name, query)
 
         def fn(texts: pa.ChunkedArray) -> pa.Array:
             vals = texts.to_pylist()
@@ -287,6 +309,18 @@ class _Rewriter:
         q = _vector(vec, ndim)
         emb_name = ast.names(emb_ref.column_ref.fields)[-1]
         text_name = ast.names(text_ref.column_ref.fields)[-1]
+        etype = duckdb.list_type(duckdb.sqltype("FLOAT"))
+        if ndim == 2:
+            etype = duckdb.list_type(etype)
+        planned = self._planned(self.expr_key, [emb_name, text_name])
+        if planned is not None:
+            table = dict(planned)
+
+            def planned_fn(e: pa.ChunkedArray, t: pa.ChunkedArray) -> pa.Array:
+                return pa.array([table.get((_key(a), b)) for a, b in
+                                 zip(e.to_pylist(), t.to_pylist(), strict=True)], pa.float64())
+            return ast.func_call(self._udf(planned_fn, [etype, duckdb.sqltype("VARCHAR")]),
+                                 [emb_ref, text_ref])
         alias = emb_col[0]
         corpus = self._corpus(alias, [emb_name, text_name])
         vec_scores = self._score_column(corpus.column(0), q, ndim)
@@ -328,6 +362,7 @@ class _Rewriter:
         return out
 
     stmt: pb.Node
+    expr_key: bytes = b""
 
 
 def bm25_text_scores(texts: list[str | None], query: str) -> dict[str, float]:

@@ -1,0 +1,232 @@
+"""The ranking planner: ``SELECT ... FROM t [WHERE ...] ORDER BY <#> score LIMIT k``.
+
+Such a query is a top-k request. Instead of scoring every row in DuckDB, the planner
+
+1. evaluates the WHERE clause in DuckDB to the set of allowed row ids (a prefilter; no WHERE,
+   no filter),
+2. asks ``tarndb.search`` for the k best allowed rows (it picks an index, an index with refill,
+   or an exact scan by how selective the filter is, and never returns fewer than k rows when k
+   rows match),
+3. narrows the table's view to those rows, so the rest of the statement (the select list, the
+   exact score, the final ORDER BY/LIMIT) runs in DuckDB over k rows.
+
+Anything else (joins, GROUP BY, DISTINCT, a score that is not the first sort key, a session
+with uncommitted changes to the table) keeps the exact per-row path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pyarrow as pa
+from postgast import pg_query_pb2 as pb
+
+from .. import errors as E
+from ..sql import ast
+from ..sql.rewrite import casts
+from ..sql.rewrite import params as param_rule
+from ..storage.tables import RID
+from .catalog import TableInfo
+
+if TYPE_CHECKING:
+    from .scan import Scope
+
+
+@dataclass
+class TopK:
+    alias: str
+    info: TableInfo
+    mode: str  # cosine | maxsim | bm25 | hybrid
+    columns: list[str]
+    k: int
+
+
+def _sort_expr(sel: Any) -> pb.Node | None:
+    if not sel.sort_clause:
+        return None
+    expr = sel.sort_clause[0].sort_by.node
+    if ast.kind(expr) == "column_ref":
+        parts = ast.names(expr.column_ref.fields)
+        if len(parts) == 1:
+            for t in sel.target_list:
+                if t.res_target.name == parts[0]:
+                    return t.res_target.val
+    if ast.kind(expr) == "a_const" and isinstance(ast.const_value(expr), int):
+        i = ast.const_value(expr) - 1
+        if 0 <= i < len(sel.target_list):
+            return sel.target_list[i].res_target.val
+    return expr
+
+
+def _int(node: pb.Node, params: list[Any]) -> int | None:
+    k = ast.kind(node)
+    if k == "a_const" and isinstance(ast.const_value(node), int):
+        return int(ast.const_value(node))
+    if k == "param_ref" and node.param_ref.number <= len(params):
+        v = params[node.param_ref.number - 1]
+        return int(v) if isinstance(v, (int, np.integer)) else None
+    return None
+
+
+def _is_constant(node: pb.Node) -> bool:
+    return not any(isinstance(m, pb.ColumnRef) for m in ast.walk(node))
+
+
+def _column(node: pb.Node, alias: str) -> str | None:
+    if ast.kind(node) != "column_ref":
+        return None
+    parts = ast.names(node.column_ref.fields)
+    if len(parts) > 2 or (len(parts) == 2 and parts[0] != alias) or parts[-1] == "*":
+        return None
+    return parts[-1]
+
+
+def _request(sel: Any, scope: Scope, params: list[Any]) -> tuple[TopK, pb.Node] | None:
+    if (len(sel.from_clause) != 1 or ast.kind(sel.from_clause[0]) != "range_var"
+            or sel.group_clause or sel.distinct_clause or sel.HasField("having_clause")
+            or not sel.HasField("limit_count") or sel.window_clause or sel.op != pb.SETOP_NONE):
+        return None
+    rv = sel.from_clause[0].range_var
+    alias = rv.alias.aliasname
+    info = scope.tables.get(alias)
+    if info is None or scope.session.pending_change(info) is not None:
+        return None
+    limit = _int(sel.limit_count, params)
+    offset = _int(sel.limit_offset, params) if sel.HasField("limit_offset") else 0
+    if limit is None or offset is None or limit <= 0:
+        return None
+    expr = _sort_expr(sel)
+    if expr is None or ast.kind(expr) != "a_expr" or ast.op_name(expr.a_expr) != "<#>":
+        return None
+    left, right = expr.a_expr.lexpr, expr.a_expr.rexpr
+    if ast.kind(right) == "func_call" and \
+            ast.func_name(right.func_call) == "deeplake_hybrid_record":
+        if ast.kind(left) != "row_expr" or len(left.row_expr.args) != 2:
+            return None
+        cols = [_column(a, alias) for a in left.row_expr.args]
+        if None in cols or not all(_is_constant(a) for a in right.func_call.args):
+            return None
+        return TopK(alias, info, "hybrid", [c for c in cols if c], limit + offset), expr
+    col = _column(left, alias)
+    if col is None or not _is_constant(right):
+        return None
+    ci = info.column(col)
+    if ci is None:
+        return None
+    if ci.type.ndim == 1 and ci.type.base in ("float4", "float8"):
+        mode = "cosine"
+    elif ci.type.ndim == 2:
+        mode = "maxsim"
+    elif ci.type.ndim == 0 and ci.type.base in ("text", "varchar", "bpchar"):
+        mode = "bm25"
+    else:
+        return None
+    return TopK(alias, info, mode, [col], limit + offset), expr
+
+
+def _allowed_rids(sel: Any, scope: Scope, req: TopK, params: list[Any]) -> np.ndarray | None:
+    if not sel.HasField("where_clause"):
+        return None
+    if any(isinstance(m, pb.A_Expr) and ast.op_name(m) == "<#>"
+           for m in ast.walk(sel.where_clause)):
+        raise _NotPlannable
+    q = pb.Node()
+    s = q.select_stmt
+    s.target_list.add().res_target.val.CopyFrom(ast.column_ref(req.alias, RID))
+    rv = s.from_clause.add().range_var
+    rv.relname = scope.view(req.info, with_rid=True)
+    rv.inh = True
+    rv.relpersistence = "p"
+    rv.alias.aliasname = req.alias
+    s.where_clause.CopyFrom(sel.where_clause)
+    casts.apply(q)
+    sql, values = param_rule.apply(q, params)
+    table, _ = scope.session.run_duckdb(sql, values)
+    return np.asarray(table.column(0).to_numpy(), dtype=np.int64)
+
+
+class _NotPlannable(Exception):
+    pass
+
+
+def _query_value(node: pb.Node, scope: Scope, params: list[Any]) -> Any:
+    from ..sql.rewrite.similarity import _constant_value
+
+    return _constant_value(node, scope, params)
+
+
+def plan(stmt: pb.Node, scope: Scope, params: list[Any]) -> None:
+    """Narrow the table of a top-k ranking query to its k best rows (see module doc)."""
+    if ast.kind(stmt) != "select_stmt" or scope.describing:
+        return
+    sel = stmt.select_stmt
+    found = _request(sel, scope, params)
+    if found is None:
+        return
+    req, expr = found
+    from .. import search
+
+    db = scope.session.db
+    ds = db.store(req.info).dataset()
+    try:
+        allowed = _allowed_rids(sel, scope, req, params)
+    except _NotPlannable:
+        return
+    if allowed is not None and allowed.size == 0:
+        hits_keys = np.zeros(0, np.int64)
+        plan_text = "empty filter"
+    else:
+        right = expr.a_expr.rexpr
+        if req.mode == "hybrid":
+            args = list(right.func_call.args)
+            if len(args) not in (2, 4):
+                raise E.InvalidParameterValue(
+                    "deeplake_hybrid_record takes (vector, query [, vector_weight, "
+                    "text_weight])")
+            vec = _query_value(args[0], scope, params)
+            text = _query_value(args[1], scope, params)
+            w_vec = float(_query_value(args[2], scope, params)) if len(args) == 4 else 0.5
+            w_text = float(_query_value(args[3], scope, params)) if len(args) == 4 else 0.5
+            method = scope.session.settings.get("tarndb.hybrid_fusion", "minmax")
+            hits = search.hybrid_topk(ds, req.columns[0], req.columns[1], vec, str(text or ""),
+                                      req.k, w_vec=w_vec, w_text=w_text, method=method,
+                                      allowed_row_keys=allowed)
+        else:
+            value = _query_value(right, scope, params)
+            if value is None:
+                raise E.DataError("the query of <#> must not be NULL")
+            if req.mode == "cosine":
+                hits = search.vector_topk(ds, req.columns[0], _array(value), req.k,
+                                          allowed_row_keys=allowed)
+            elif req.mode == "maxsim":
+                hits = search.maxsim_topk(ds, req.columns[0], _array(value), req.k,
+                                          allowed_row_keys=allowed)
+            else:
+                hits = search.bm25_topk(ds, req.columns[0], str(value), req.k,
+                                        allowed_row_keys=allowed)
+        hits_keys = np.asarray(hits.row_keys, dtype=np.int64)
+        plan_text = hits.plan
+        if req.mode in ("bm25", "hybrid"):
+            scope.precomputed[expr.SerializeToString()] = (req, hits_keys,
+                                                           np.asarray(hits.scores))
+    scope.plan.append(f"Top-{req.k} {req.mode} on {req.info.name}.{','.join(req.columns)}: "
+                      f"{plan_text}" + (f", prefilter allowed {allowed.size} row(s)"
+                                        if allowed is not None else ""))
+    scope.restrict(req.alias, req.info, hits_keys)
+
+
+def _array(value: Any) -> Any:
+    if isinstance(value, str):
+        from ..sql.rewrite.similarity import _parse_pg_array
+
+        return np.asarray(_parse_pg_array(value), dtype=np.float32)
+    return np.asarray(value, dtype=np.float32)
+
+
+def rows_by_rid(ds: Any, rids: np.ndarray, columns: list[str] | None = None) -> pa.Table:
+    if rids.size == 0:
+        return ds.to_table(columns=columns, limit=0)
+    return ds.to_table(columns=columns,
+                       filter=f"{RID} IN ({','.join(str(int(r)) for r in rids)})")
