@@ -4,12 +4,25 @@ real ``python -m tarndb.api`` server on a free port for the ``requests`` tests."
 from __future__ import annotations
 
 import importlib.util
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from _api_support import ORG, Server, Tokens, make_tokens, start_server, stop_server
+
+# pytest runs with --import-mode=importlib, which does not put test folders on sys.path; the
+# test modules here share helpers through _api_support.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _api_support import (  # noqa: E402
+    ORG,
+    Server,
+    Tokens,
+    make_tokens,
+    start_server,
+    stop_server,
+)
 from starlette.testclient import TestClient
 
 import tarndb

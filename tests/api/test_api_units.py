@@ -141,3 +141,35 @@ def test_openapi_documents_every_route() -> None:
         for method in route.methods or ():
             if method != "HEAD":
                 assert method.lower() in doc["paths"][route.path], (method, route.path)
+
+
+def test_token_cli(tmp_path: Path) -> None:
+    import argparse
+    import io
+
+    import tarndb
+    from tarndb.api import tokens
+
+    parser = argparse.ArgumentParser()
+    tokens.add_cli_arguments(parser)
+    db = tarndb.open(str(tmp_path / "lake"))
+    try:
+        out = io.StringIO()
+        args = parser.parse_args(["create", "--org", "acme", "--role", "read",
+                                  "--workspaces", "ws1,ws2", "--name", "ci", "--json"])
+        assert tokens.cli(db, args, out) == 0
+        made = json.loads(out.getvalue())
+        assert made["workspaces"] == ["ws1", "ws2"] and made["role"] == "read"
+        found = tokens.TokenStore(db.catalog).authenticate(made["token"])
+        assert found is not None and found.id == made["id"]
+        out = io.StringIO()
+        assert tokens.cli(db, parser.parse_args(["list"]), out) == 0
+        assert made["id"] in out.getvalue() and made["token"] not in out.getvalue()
+        out = io.StringIO()
+        assert tokens.cli(db, parser.parse_args(["revoke", made["id"]]), out) == 0
+        assert tokens.TokenStore(db.catalog).authenticate(made["token"]) is None
+        assert tokens.cli(db, parser.parse_args(["revoke", made["id"]]), io.StringIO()) == 1
+        bad = parser.parse_args(["create", "--workspaces", "../etc"])
+        assert tokens.cli(db, bad, io.StringIO()) == 1
+    finally:
+        db.close()

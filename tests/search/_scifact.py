@@ -13,8 +13,8 @@ import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -146,18 +146,24 @@ def evaluate(uri: str, *, use_cache: bool = True, depth: int = 100) -> dict[str,
              for i, qid in enumerate(data.query_ids)}
     res["dense_numpy"] = ndcg_at_k(brute, data.qrels)
     res["dense_exact"] = run(lambda i: search.vector_topk(ds, "emb", q_emb[i], 10, exact=True))
-    res["bm25_exact"] = run(lambda i: search.bm25_topk(ds, "body", data.query_texts[i], 10))
+    res["bm25_transient"] = run(lambda i: search.bm25_topk(ds, "body", data.query_texts[i], 10))
     mgr = search.IndexManager.open(ds.uri)
     mgr.create_index(ds, "emb_idx", "emb", "clustered")
-    mgr.create_index(ds, "body_idx", "body", "bm25")
     res["dense_index"] = run(lambda i: search.vector_topk(ds, "emb", q_emb[i], 10))
-    res["bm25_index"] = run(lambda i: search.bm25_topk(ds, "body", data.query_texts[i], 10))
-    for method in search.FUSION_METHODS:
-        res[f"hybrid_{method}"] = run(lambda i, m=method: search.hybrid_topk(
-            ds, "emb", "body", q_emb[i], data.query_texts[i], 10, method=m, depth=depth))
-    mgr.drop_index("body_idx")
-    mgr.create_index(ds, "body_idx", "body", "bm25", {"stemmer": "english"})
-    res["bm25_stemmed"] = run(lambda i: search.bm25_topk(ds, "body", data.query_texts[i], 10))
-    res["hybrid_minmax_stemmed"] = run(lambda i: search.hybrid_topk(
-        ds, "emb", "body", q_emb[i], data.query_texts[i], 10, method="minmax", depth=depth))
+    for stem in (None, "english"):
+        tag = "_stemmed" if stem else "_nostem"
+        mgr.drop_index("body_idx", if_exists=True)
+        mgr.create_index(ds, "body_idx", "body", "bm25", {"stemmer": stem})
+        res[f"bm25_index{tag}"] = run(
+            lambda i: search.bm25_topk(ds, "body", data.query_texts[i], 10))
+        for method in search.FUSION_METHODS:
+            for rescore in (True, False):
+                name = f"hybrid_{method}{tag}{'' if rescore else '_legs_only'}"
+                res[name] = run(lambda i, m=method, r=rescore: mgr.hybrid_topk(
+                    ds, "emb", "body", q_emb[i], data.query_texts[i], 10, method=m,
+                    depth=depth, rescore=r))
+    # The same with the Lance IVF index forced on (by default 5k rows are searched flat).
+    mgr.drop_index("emb_idx")
+    mgr.create_index(ds, "emb_idx", "emb", "clustered", {"ann_min_rows": 1000})
+    res["dense_ivf_forced"] = run(lambda i: search.vector_topk(ds, "emb", q_emb[i], 10))
     return res

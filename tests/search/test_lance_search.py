@@ -17,9 +17,11 @@ import pytest
 import tarndb.search._manager as manager_mod
 from tarndb.errors import DataError, DuplicateObject, InvalidParameterValue, UndefinedObject
 from tarndb.search import IndexManager, bm25_topk, hybrid_topk, maxsim_topk, vector_topk
-from tarndb.search._lance_vector import MIN_ROWS_FOR_ANN
 
-N = 6000  # above MIN_ROWS_FOR_ANN, so the Lance IVF index is really trained and used
+N = 6000
+# Indexes in these tests train Lance IVF from this many rows (the default is 50k), so the
+# ANN paths really run at test scale.
+ANN = {"ann_min_rows": 4096}
 D = 32
 WORDS = [f"w{i}" for i in range(300)] + ["東京", "京都", "天気"]
 
@@ -145,7 +147,7 @@ def test_vector_index_recall_filters_deletes_updates(
     oracle = Oracle()
     oracle.put(rids, vecs, texts)
     mgr = IndexManager.open(uri)
-    info = mgr.create_index(ds, "emb_idx", "emb", index_type)
+    info = mgr.create_index(ds, "emb_idx", "emb", index_type, ANN)
     assert info.kind == "vector" and info.dim == D
     assert mgr._side_index(info).has_ann(), "the Lance IVF index must be trained"
     queries = (vecs[rng.integers(0, N, 20)] + rng.standard_normal((20, D))).astype(np.float32)
@@ -206,7 +208,7 @@ def test_index_on_empty_table_fills_and_catalog_errors(tmp_path: Path) -> None:
     empty = _table(np.zeros(0, np.int64), np.zeros((0, D), np.float32), [])
     ds = lance.write_dataset(empty, uri)
     mgr = IndexManager.open(uri)
-    mgr.create_index(ds, "e_idx", "emb")
+    mgr.create_index(ds, "e_idx", "emb", None, ANN)
     mgr.create_index(ds, "t_idx", "body", "inverted_index")
     with pytest.raises(DuplicateObject, match="e_idx"):
         mgr.create_index(ds, "other", "emb", "clustered_quantized")
@@ -218,7 +220,7 @@ def test_index_on_empty_table_fills_and_catalog_errors(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="cannot be searched"):
         mgr.create_index(ds, "bad", "cat")
     assert vector_topk(ds, "emb", np.ones(D), 5).row_keys.tolist() == []
-    rids = np.arange(MIN_ROWS_FOR_ANN + 100, dtype=np.int64)
+    rids = np.arange(4096 + 100, dtype=np.int64)
     vecs = _vectors(rng, rids.size)
     texts = _texts(rng, rids.size)
     ds = lance.write_dataset(_table(rids, vecs, texts), uri, mode="append")
@@ -285,7 +287,7 @@ def test_maxsim_pooled_index_recall_and_exact(tmp_path: Path,
     monkeypatch.setattr(manager_mod, "EXACT_MAX_ROWS", 50)
     rng = np.random.default_rng(9)
     uri = str(tmp_path / "m.lance")
-    n = MIN_ROWS_FOR_ANN + 904
+    n = 4096 + 904
     d = 16
     # Each row's token vectors scatter around a row topic, as late-interaction embeddings do.
     topics = rng.standard_normal((60, d)) * 2
@@ -306,7 +308,7 @@ def test_maxsim_pooled_index_recall_and_exact(tmp_path: Path,
         assert hits.row_keys.tolist() == want_k
         np.testing.assert_allclose(hits.scores, want_s, atol=1e-5)
     mgr = IndexManager.open(uri)
-    mgr.create_index(ds, "toks_idx", "toks")
+    mgr.create_index(ds, "toks_idx", "toks", None, ANN)
     assert mgr.get("toks_idx").index_type == "pooled_quantized"
     for sql, pred in [(None, None), *FILTERS.values()]:
         rec = []
@@ -325,14 +327,29 @@ def test_maxsim_pooled_index_recall_and_exact(tmp_path: Path,
 def test_hybrid_matches_manual_fusion(vec_table: tuple[str, Oracle, np.ndarray]) -> None:
     from tarndb.search import hybrid_fuse
 
-    uri, _, queries = vec_table
+    uri, oracle, queries = vec_table
     ds = lance.dataset(uri)
     q = queries[1]
+    text = "w1 w2 東京"
+    pred = FILTERS["90%"][1]
+    all_v = dict(zip(*oracle.cosine_topk(q, N, pred), strict=True))
+    all_t = dict(zip(*bm25_topk(ds, "body", text, N, filter_sql="cat < 900"), strict=True))
     for method in ("minmax", "rrf", "softmax"):
-        hits = hybrid_topk(ds, "emb", "body", q, "w1 w2 東京", 10, w_vec=0.3, w_text=0.7,
-                           method=method, depth=50, filter_sql="cat < 900")
         v = vector_topk(ds, "emb", q, 50, filter_sql="cat < 900", exact=True)
-        t = bm25_topk(ds, "body", "w1 w2 東京", 50, filter_sql="cat < 900")
+        t = bm25_topk(ds, "body", text, 50, filter_sql="cat < 900")
+        # Legs only: rows missing from a leg count as absent there.
+        hits = hybrid_topk(ds, "emb", "body", q, text, 10, w_vec=0.3, w_text=0.7,
+                           method=method, depth=50, filter_sql="cat < 900")
+        legs_only = hybrid_topk(ds, "emb", "body", q, text, 10, w_vec=0.3, w_text=0.7,
+                                method=method, depth=50, filter_sql="cat < 900",
+                                rescore=False)
         keys, _ = hybrid_fuse(tuple(v), tuple(t), 0.3, 0.7, method, k=10)
-        assert hits.row_keys.tolist() == keys.tolist()
+        assert legs_only.row_keys.tolist() == keys.tolist()
+        # Rescored: every candidate scored exactly on both sides, from the oracle.
+        cand = sorted(set(v.row_keys.tolist()) | set(t.row_keys.tolist()))
+        vs = [all_v[c] for c in cand]
+        ts = [all_t.get(c, 0.0) for c in cand]
+        keys, scores = hybrid_fuse((cand, vs), (cand, ts), 0.3, 0.7, method, k=10)
+        assert hits.row_keys.tolist() == keys.tolist(), method
+        np.testing.assert_allclose(hits.scores, scores, rtol=1e-5, atol=1e-7)
         assert all(k % 1000 < 900 for k in hits.row_keys.tolist())

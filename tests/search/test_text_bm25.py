@@ -47,7 +47,7 @@ def _oracle_scores(texts: list[str], query: str, tok: Tokenizer, k1: float = 0.9
 
 
 def test_tokenizer_lowercases_nfkc_and_stop_words() -> None:
-    tok = Tokenizer()
+    tok = Tokenizer(TokenizerConfig(stemmer=None))
     assert tok("The Quick, BROWN fox!") == ["quick", "brown", "fox"]
     assert tok("ＡＢＣ") == ["abc"]  # NFKC folds full-width letters
     assert Tokenizer(TokenizerConfig(stopwords=None))("the fox") == ["the", "fox"]
@@ -63,9 +63,10 @@ def test_tokenizer_cjk_bigrams() -> None:
     assert tok("カタカナ") == ["カタ", "タカ", "カナ"]
 
 
-def test_snowball_stemming() -> None:
-    tok = Tokenizer(TokenizerConfig(stemmer="english"))
+def test_snowball_stemming_is_the_default() -> None:
+    tok = Tokenizer()
     assert tok("fixing bugs running") == ["fix", "bug", "run"]
+    assert Tokenizer(TokenizerConfig(stemmer=None))("bugs") == ["bugs"]
     with pytest.raises(ValueError, match="Snowball"):
         Tokenizer(TokenizerConfig(stemmer="klingon"))
 

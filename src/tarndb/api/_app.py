@@ -51,6 +51,8 @@ _TABLE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]{0,62}$")
 # Column types from a schema dict go into DDL text: no quotes, comments or statement breaks.
 _TYPE_RE = re.compile(r"^[A-Za-z0-9_ \[\](),.]{1,200}$")
 _CACHE_CONTROL = "private, max-age=31536000, immutable"
+_PARSE_INLINE_MAX = 64 << 10
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
 class _State:
@@ -60,12 +62,20 @@ class _State:
         self.store = FileStore.from_db(db)
         self.tokens = TokenStore(db.catalog)
         self.limiter = anyio.CapacityLimiter(settings.max_concurrency)
+        self.io_limiter = anyio.CapacityLimiter(settings.max_concurrency)
         self.inflight = 0
         self._known_ws: set[str] = set()
 
     async def run(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Run a statement (or other engine work) on a worker thread."""
         return await anyio.to_thread.run_sync(functools.partial(fn, *args, **kwargs),
                                               limiter=self.limiter)
+
+    async def run_io(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Run short lake I/O (file bytes, metadata, token lookups) on a worker thread. A
+        separate pool, so downloads and auth do not queue behind long queries."""
+        return await anyio.to_thread.run_sync(functools.partial(fn, *args, **kwargs),
+                                              limiter=self.io_limiter)
 
     @asynccontextmanager
     async def admit(self) -> AsyncIterator[None]:
@@ -103,7 +113,9 @@ async def authorize(request: Request, role: str, workspace: str | None = None) -
     credential = credential.strip()
     if scheme.lower() != "bearer" or not credential:
         raise Unauthenticated("missing or malformed Authorization: Bearer <token> header")
-    token: Token | None = await st.run(st.tokens.authenticate, credential)
+    fresh, token = st.tokens.cached(credential)
+    if not fresh:
+        token = await st.run_io(st.tokens.authenticate, credential)
     if token is None:
         raise Unauthenticated("invalid or revoked token")
     org = request.headers.get("x-activeloop-org-id", "").strip()
@@ -129,11 +141,19 @@ async def json_body(request: Request) -> dict[str, Any]:
         if len(buf) > limit:
             raise PayloadTooLarge(f"request body is larger than {limit} bytes")
     try:
-        body = json.loads(bytes(buf))
+        # Bodies with inline embeddings run to megabytes; parse those off the event loop.
+        body = (json.loads(bytes(buf)) if len(buf) < _PARSE_INLINE_MAX
+                else await _state(request).run(json.loads, bytes(buf)))
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidRequest(f"request body is not valid JSON: {exc}") from None
     if not isinstance(body, dict):
         raise InvalidRequest("request body must be a JSON object")
+    if _SURROGATE_ESCAPE.search(buf):
+        # JSON may spell a lone UTF-16 surrogate, which no UTF-8 consumer downstream takes.
+        try:
+            json.dumps(body, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidRequest("request body contains an unpaired surrogate") from None
     return body
 
 
@@ -425,8 +445,9 @@ async def upload_file(request: Request) -> Response:
     ws = request.path_params["ws"]
     await authorize(request, "write", ws)
     async with st.admit():
-        await st.run(st.ensure_workspace, ws)
-        meta = await receive_upload(request, st.store, ws, st.settings.max_upload_bytes, st.run)
+        await st.run_io(st.ensure_workspace, ws)
+        meta = await receive_upload(request, st.store, ws, st.settings.max_upload_bytes,
+                                    st.run_io)
     return JSONResponse(meta.to_json(), status_code=201,
                         headers={"Location": f"/workspaces/{ws}/files/{meta.id}"})
 
@@ -438,7 +459,7 @@ async def list_files(request: Request) -> Response:
     limit = _int_arg(request, "limit", 100, 1, 1000)
     offset = _int_arg(request, "offset", 0, 0, 1 << 62)
     async with st.admit():
-        files, total = await st.run(st.store.list, ws, limit, offset)
+        files, total = await st.run_io(st.store.list, ws, limit, offset)
     nxt = offset + len(files) if offset + len(files) < total else None
     return JSONResponse({"files": [f.to_json() for f in files], "total": total,
                          "limit": limit, "offset": offset, "next_offset": nxt})
@@ -449,7 +470,7 @@ async def _file_meta(request: Request, role: str) -> tuple[_State, FileMeta]:
     ws = request.path_params["ws"]
     await authorize(request, role, ws)
     file_id = parse_file_id(request.path_params["file_id"])
-    meta: FileMeta = await st.run(st.store.get, ws, file_id)
+    meta: FileMeta = await st.run_io(st.store.get, ws, file_id)
     return st, meta
 
 
@@ -461,7 +482,7 @@ async def get_file(request: Request) -> Response:
 async def delete_file(request: Request) -> Response:
     st = _state(request)
     _, meta = await _file_meta(request, "write")
-    await st.run(st.store.delete, meta.workspace, meta.id)
+    await st.run_io(st.store.delete, meta.workspace, meta.id)
     return JSONResponse({"deleted": str(meta.id)})
 
 
@@ -504,21 +525,21 @@ async def _serve_file(request: Request, kind: str) -> Response:
     headers["Content-Length"] = str(end - start)
     if request.method == "HEAD" or end == start:
         return Response(status_code=status, headers=headers, media_type=meta.content_type)
-    reader = await st.run(st.store.open, meta)
+    reader = await st.run_io(st.store.open, meta)
 
     async def body() -> AsyncIterator[bytes]:
         try:
-            await st.run(reader.seek, start)
+            await st.run_io(reader.seek, start)
             left = end - start
             while left > 0:
-                data = await st.run(reader.read, min(_CHUNK, left))
+                data = await st.run_io(reader.read, min(_CHUNK, left))
                 if not data:
                     break
                 left -= len(data)
                 yield data
         finally:
             with anyio.CancelScope(shield=True):
-                await st.run(reader.close)
+                await st.run_io(reader.close)
 
     return StreamingResponse(body(), status_code=status, headers=headers,
                              media_type=meta.content_type)
@@ -558,10 +579,10 @@ async def create_token(request: Request) -> Response:
     name = body.get("name", "")
     if not isinstance(name, str):
         raise InvalidRequest("name must be a string")
-    plaintext, token = await st.run(st.tokens.create, org=org, role=role,
+    plaintext, token = await st.run_io(st.tokens.create, org=org, role=role,
                                     workspaces=workspaces, name=name)
     if not _within(token, admin):
-        await st.run(st.tokens.revoke, token.id)
+        await st.run_io(st.tokens.revoke, token.id)
         raise InsufficientPrivilege("an admin can only grant workspaces it has itself")
     return JSONResponse({"token": plaintext, **token.to_json()}, status_code=201)
 
@@ -569,7 +590,7 @@ async def create_token(request: Request) -> Response:
 async def list_tokens(request: Request) -> Response:
     st = _state(request)
     admin = await authorize(request, "admin")
-    tokens = await st.run(st.tokens.list, admin.org)
+    tokens = await st.run_io(st.tokens.list, admin.org)
     return JSONResponse({"tokens": [t.to_json() for t in tokens if _within(t, admin)]})
 
 
@@ -579,10 +600,10 @@ async def revoke_token(request: Request) -> Response:
     token_id = request.path_params["token_id"]
     if not re.fullmatch(r"[0-9a-f]{16}", token_id):
         raise InvalidRequest(f"invalid token id: {token_id!r}")
-    token = await st.run(st.tokens.get, token_id)
+    token = await st.run_io(st.tokens.get, token_id)
     if not _within(token, admin):
         raise NotFound(f"token {token_id!r} not found")
-    await st.run(st.tokens.revoke, token_id)
+    await st.run_io(st.tokens.revoke, token_id)
     return JSONResponse({"revoked": token_id})
 
 

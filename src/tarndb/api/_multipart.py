@@ -51,7 +51,8 @@ class _Parts:
         if len(self._headers) > 32:
             raise InvalidRequest("too many headers in a multipart part")
         name = self._field.decode("latin-1").strip().lower()
-        self._headers[name] = self._value.decode("utf-8", "replace").strip()
+        # Latin-1 keeps every byte; clients put raw UTF-8 in filename="...", decoded below.
+        self._headers[name] = self._value.decode("latin-1").strip()
         self._field.clear()
         self._value.clear()
 

@@ -135,14 +135,23 @@ class TokenStore:
                            if v[0] is None or v[0].id != token_id}
         return tok
 
-    def authenticate(self, token: str) -> Token | None:
-        """The token's record if it is valid, else None."""
+    def cached(self, token: str) -> tuple[bool, Token | None]:
+        """``(True, record)`` when a recent lookup of ``token`` is still fresh; no I/O, so
+        callers on an event loop can try this first."""
         digest = _digest(token)
-        now = time.monotonic()
         with self._guard:
             hit = self._cache.get(digest)
-        if hit is not None and hit[1] > now:
-            return hit[0]
+        if hit is not None and hit[1] > time.monotonic():
+            return True, hit[0]
+        return False, None
+
+    def authenticate(self, token: str) -> Token | None:
+        """The token's record if it is valid, else None."""
+        fresh, found = self.cached(token)
+        if fresh:
+            return found
+        digest = _digest(token)
+        now = time.monotonic()
         spec = self.catalog.get_object(KIND, digest[:16])
         found = (Token._from_spec(spec) if spec is not None
                  and hmac.compare_digest(str(spec.get("sha256", "")), digest) else None)
@@ -184,3 +193,68 @@ def list_tokens(db: Any, org: str | None = None) -> list[Token]:
 
 def revoke_token(db: Any, token_id: str) -> Token:
     return TokenStore(db.catalog).revoke(token_id)
+
+
+# `tarndb token ...`: the CLI declares the command and its --data setting; these add the rest.
+
+DEFAULT_ORG = "default"
+
+
+def add_cli_arguments(parser: Any) -> None:
+    """Subcommands ``create``, ``list`` and ``revoke`` on the ``tarndb token`` parser."""
+    sub = parser.add_subparsers(dest="token_command", required=True)
+    create = sub.add_parser("create", help="mint a token (printed once)")
+    create.add_argument("--org", default=None,
+                        help=f"org the token belongs to [env TARNDB_ORG; default {DEFAULT_ORG}]")
+    create.add_argument("--role", choices=ROLES, default="write")
+    create.add_argument("--workspaces", default="*",
+                        help='comma-separated workspaces, or "*" for all (default)')
+    create.add_argument("--name", default="", help="a label shown by list")
+    create.add_argument("--json", action="store_true", help="print the token record as JSON")
+    lst = sub.add_parser("list", help="list tokens (never their secrets)")
+    lst.add_argument("--org", default=None, help="only this org's tokens")
+    lst.add_argument("--json", action="store_true")
+    revoke = sub.add_parser("revoke", help="revoke a token by id")
+    revoke.add_argument("token_id")
+
+
+def cli(db: Any, args: Any, out: Any = None) -> int:
+    """Run ``tarndb token <create|list|revoke>``; returns the exit status."""
+    import json
+    import os
+    import sys
+
+    from ..errors import TarnError
+
+    out = out or sys.stdout
+    store = TokenStore(db.catalog)
+    try:
+        if args.token_command == "create":
+            org = args.org or os.environ.get("TARNDB_ORG") or DEFAULT_ORG
+            plaintext, tok = store.create(org=org, role=args.role, workspaces=args.workspaces,
+                                          name=args.name)
+            if args.json:
+                print(json.dumps({"token": plaintext, **tok.to_json()}), file=out)
+            else:
+                print(plaintext, file=out)
+                print(f"# id {tok.id}, org {tok.org}, role {tok.role}, workspaces "
+                      f"{tok.to_json()['workspaces']}; shown once, store it now", file=sys.stderr)
+        elif args.token_command == "list":
+            tokens = store.list(args.org)
+            if args.json:
+                print(json.dumps([t.to_json() for t in tokens]), file=out)
+            else:
+                print("id\torg\trole\tworkspaces\tname\tcreated_at", file=out)
+                for t in tokens:
+                    ws = "*" if t.workspaces is None else ",".join(t.workspaces)
+                    print(f"{t.id}\t{t.org}\t{t.role}\t{ws}\t{t.name}\t{t.created_at}",
+                          file=out)
+        elif args.token_command == "revoke":
+            tok = store.revoke(args.token_id)
+            print(f"revoked {tok.id}", file=out)
+        else:
+            raise InvalidRequest(f"unknown token command {args.token_command!r}")
+    except TarnError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return 1
+    return 0

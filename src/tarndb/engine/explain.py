@@ -8,8 +8,8 @@ import pyarrow as pa
 
 from .. import errors as E
 from ..sql import ast
-from .result import Column, Result
 from . import planner
+from .result import Column, Result
 from .scan import Scope
 from .types import ColumnType
 

@@ -18,7 +18,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import IO, Any
 
 import lance
@@ -120,6 +120,13 @@ class FileMeta:
                    row["sha256"], created, row["workspace"])
 
 
+@dataclass
+class _Pending:
+    meta: FileMeta
+    done: bool = False
+    error: BaseException | None = None
+
+
 class BlobWriter:
     """One upload in progress. Not thread-safe; call from one thread at a time.
 
@@ -212,6 +219,7 @@ class FileStore:
         self.base_path = (base_path or "").rstrip("/")
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
+        self._pending: dict[str, list[_Pending]] = {}
         # Metadata never changes once written, so caching by id is safe; deletes evict.
         self._cache: OrderedDict[tuple[str, uuid.UUID], FileMeta] = OrderedDict()
         self._cache_guard = threading.Lock()
@@ -265,17 +273,48 @@ class FileStore:
     # -- metadata ------------------------------------------------------------------------
 
     def _append(self, meta: FileMeta) -> None:
-        row = meta.to_json()
-        row["created_at"] = meta.created_at
-        table = pa.Table.from_pylist([row], schema=FILES_SCHEMA)
-        uri = self._dataset_uri(meta.workspace)
-        with self._lock(meta.workspace):
-            ds = self._open_dataset(meta.workspace)
-            ds = lance.write_dataset(table, uri, mode="append" if ds is not None else "create",
-                                     storage_options=self.storage_options or None)
-            if len(ds.get_fragments()) > _COMPACT_AFTER_FRAGMENTS:
-                ds.optimize.compact_files()
+        """Commit a metadata row. Concurrent uploads to one workspace share commits: whoever
+        holds the workspace lock writes every row queued so far in one Lance append, so eight
+        parallel uploaders cost about one commit each round instead of eight."""
+        ws = meta.workspace
+        item = _Pending(meta)
+        with self._locks_guard:
+            self._pending.setdefault(ws, []).append(item)
+        with self._lock(ws):
+            with self._locks_guard:
+                batch = self._pending.pop(ws, [])
+            if batch:
+                try:
+                    self._write_rows(ws, [p.meta for p in batch])
+                except BaseException as exc:
+                    for p in batch:
+                        p.error = exc
+                    raise
+                finally:
+                    for p in batch:
+                        p.done = True
+        if not item.done:  # cannot happen: a lock holder always drains the queue
+            raise RuntimeError("file metadata was not committed")
+        if item.error is not None:
+            raise item.error
         self._remember(meta)
+
+    def _write_rows(self, workspace: str, metas: list[FileMeta]) -> None:
+        rows = []
+        for meta in metas:
+            row = meta.to_json()
+            row["created_at"] = meta.created_at
+            rows.append(row)
+        table = pa.Table.from_pylist(rows, schema=FILES_SCHEMA)
+        ds = self._open_dataset(workspace)
+        ds = lance.write_dataset(table, self._dataset_uri(workspace),
+                                 mode="append" if ds is not None else "create",
+                                 storage_options=self.storage_options or None)
+        if len(ds.get_fragments()) > _COMPACT_AFTER_FRAGMENTS:
+            ds.optimize.compact_files()
+            # Every append is a version; drop old manifests so the dataset stays small.
+            # Ten minutes leaves any reader pinned to an older version time to finish.
+            ds.cleanup_old_versions(older_than=timedelta(minutes=10))
 
     def _remember(self, meta: FileMeta) -> None:
         with self._cache_guard:

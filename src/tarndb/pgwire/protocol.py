@@ -16,7 +16,9 @@ Life of a connection::
 from __future__ import annotations
 
 import enum
+import logging
 import re
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -28,8 +30,8 @@ from . import codecs, copy, roles
 from . import messages as m
 from .scram import MECHANISM, ScramServer
 
-SERVER_VERSION = "15.0"
-SERVER_VERSION_NUM = "150000"
+SERVER_VERSION = "16.4"
+SERVER_VERSION_NUM = "160004"
 
 #: Settings a client learns through ParameterStatus, with their values at connection start.
 REPORTED = {
@@ -47,6 +49,9 @@ REPORTED = {
     "default_transaction_read_only": "off",
     "in_hot_standby": "off",
 }
+
+log = logging.getLogger("tarndb.pgwire")
+_SESSION_LOCK = threading.Lock()
 
 _EMPTY = re.compile(r"^[\s;]*$")
 _COPY = re.compile(r"^\s*copy\b", re.IGNORECASE)
@@ -177,6 +182,11 @@ class ServerConnection:
         except m.ProtocolError as e:
             out.append(m.b_error(e.sqlstate, e.message, severity="FATAL"))
             self._close()
+        except Exception as e:  # noqa: BLE001 - tell the client why before hanging up
+            log.exception("pg connection %s: internal error", self.pid)
+            out.append(m.b_error("XX000", f"internal error: {type(e).__name__}: {e}",
+                                 severity="FATAL"))
+            self._close()
         return b"".join(out)
 
     def connection_lost(self) -> None:
@@ -276,10 +286,13 @@ class ServerConnection:
             raise Fatal("3D000", f'database "{db_name}" does not exist')
         workspace = self._workspace_from_params()
         try:
-            if workspace is not None:
-                self.session = self.db.session(workspace=workspace, user=self.user)
-            else:
-                self.session = self.db.session(user=self.user)
+            # Creating a session installs DuckDB macros on a new cursor; concurrent installs
+            # conflict in DuckDB's catalog, so sessions are created one at a time.
+            with _SESSION_LOCK:
+                if workspace is not None:
+                    self.session = self.db.session(workspace=workspace, user=self.user)
+                else:
+                    self.session = self.db.session(user=self.user)
         except errors.TarnError as e:
             raise Fatal(e.sqlstate, e.message) from None
         settings = getattr(self.session, "settings", None)
@@ -288,15 +301,22 @@ class ServerConnection:
                     "client_encoding"):
             if key in self.startup_params:
                 extra.setdefault(key, self.startup_params[key])
-        enc = extra.get("client_encoding", "UTF8").upper().replace("-", "")
+        # asyncpg sends 'utf-8' (quoted); Postgres accepts any spelling of UTF8.
+        enc = extra.get("client_encoding", "UTF8").strip("'\"").upper().replace("-", "") \
+            .replace("_", "")
         if enc not in ("UTF8", "UNICODE", "SQLASCII"):
             raise Fatal("22023", f'client encoding "{extra["client_encoding"]}" is not supported')
         if isinstance(settings, dict):
             for k, v in extra.items():
                 if k not in ("search_path", "client_encoding"):
-                    settings.setdefault(k.lower(), v)
+                    settings[k.lower()] = v
         role = roles.get_role(self.db, self.user) or {}
         reported = dict(REPORTED)
+        if isinstance(settings, dict):
+            # Report what SHOW will answer, so a client sees one consistent server.
+            for k in reported:
+                if k.lower() in settings and k not in ("is_superuser", "client_encoding"):
+                    reported[k] = str(settings[k.lower()])
         reported["is_superuser"] = "on" if role.get("superuser") else "off"
         reported["session_authorization"] = self.user
         reported["application_name"] = extra.get("application_name", "")
@@ -650,20 +670,12 @@ class ServerConnection:
         header = writer.header([c.name for c in result.columns])
         if header:
             self._out.append(m.b_copy_data(header))
-        chunk: list[bytes] = []
-        size = 0
+        # One CopyData per row, as Postgres sends it: psycopg's Copy.rows() relies on it.
         for row in result.rows:
-            line = writer.row(row)
-            chunk.append(line)
-            size += len(line)
-            if size > 65536:
-                self._out.append(m.b_copy_data(b"".join(chunk)))
-                chunk, size = [], 0
+            self._out.append(m.b_copy_data(writer.row(row)))
         trailer = writer.trailer()
         if trailer:
-            chunk.append(trailer)
-        if chunk:
-            self._out.append(m.b_copy_data(b"".join(chunk)))
+            self._out.append(m.b_copy_data(trailer))
         self._out.append(m.b_copy_done())
         self._out.append(m.b_command_complete(f"COPY {len(result.rows)}"))
         return False

@@ -30,7 +30,8 @@ def role_oid(name: str) -> int:
     """A stable OID for a role (10 for the superuser, as in PostgreSQL)."""
     if name == SUPERUSER:
         return SUPERUSER_OID
-    return 16384 + zlib.crc32(("role:" + name).encode()) % (2**31 - 16384)
+    # Above 2**30, apart from table OIDs (a counter from 16384), like pgcatalog.stable_oid.
+    return (1 << 30) + zlib.crc32("\x1f".join(("role", name)).encode()) % (1 << 30)
 
 
 def get_role(db: Any, name: str) -> dict[str, Any] | None:
@@ -139,7 +140,10 @@ def create_role_stmt(db: Any, s: Any, current_user: str | None) -> Result:
     """CREATE ROLE/USER from its parse node (postgast ``CreateRoleStmt``)."""
     opts = _opts(s)
     _require_superuser(db, current_user)
-    is_user = s.stmt_type == 1  # ROLESTMT_USER: CREATE USER implies LOGIN
+    from postgast import pg_query_pb2 as pb
+
+    # CREATE USER implies LOGIN; CREATE ROLE does not.
+    is_user = s.stmt_type == pb.ROLESTMT_USER
     create_role(db, s.role, opts.get("password"), superuser=bool(opts.get("superuser")),
                 login=bool(opts.get("canlogin", is_user)))
     return Result(command="CREATE ROLE")
@@ -147,8 +151,11 @@ def create_role_stmt(db: Any, s: Any, current_user: str | None) -> Result:
 
 def alter_role_stmt(db: Any, s: Any, current_user: str | None) -> Result:
     """ALTER ROLE/USER from its parse node (``AlterRoleStmt``)."""
+    from postgast import pg_query_pb2 as pb
+
     name = s.role.rolename
-    if s.role.roletype in (2, 3):  # CURRENT_USER / SESSION_USER
+    if s.role.roletype in (pb.ROLESPEC_CURRENT_USER, pb.ROLESPEC_SESSION_USER,
+                           pb.ROLESPEC_CURRENT_ROLE):
         name = current_user or SUPERUSER
     opts = _opts(s)
     # Anyone may change their own password; everything else needs a superuser.

@@ -124,6 +124,8 @@ class PgServer:
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
+        # Role statements run through the engine's statement hooks, for every front end.
+        roles.install(self.db)
         self.generated_password = await loop.run_in_executor(
             self.executor, roles.ensure_superuser, self.db, self.password)
         self._server = await asyncio.start_server(self._on_client, self.host, self.port,

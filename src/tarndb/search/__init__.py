@@ -16,7 +16,8 @@ Module-level entry points (they use the table's indexes when there are any)::
               exact=False) -> Hits                     # text <#> 'query': BM25
     hybrid_topk(ds, vector_column, text_column, vector_query, text_query, k, *,
                 w_vec=0.5, w_text=0.5, method='minmax', depth=100, filter_sql=None,
-                allowed_row_keys=None) -> Hits         # deeplake_hybrid_record
+                allowed_row_keys=None, exact=False, rescore=True) -> Hits
+                                                       # deeplake_hybrid_record
     hybrid_fuse(vec_hits, text_hits, w_vec, w_text, method='minmax'|'rrf'|'softmax', k=None)
 
 Filters: ``filter_sql`` is a Lance (DataFusion) SQL predicate over the table's columns;
@@ -103,12 +104,13 @@ def hybrid_topk(ds: lance.LanceDataset, vector_column: str, text_column: str,
                 vector_query: Any, text_query: str, k: int, *, w_vec: float = 0.5,
                 w_text: float = 0.5, method: str = DEFAULT_FUSION, depth: int = 100,
                 filter_sql: str | None = None, allowed_row_keys: Any = None,
-                exact: bool = False) -> Hits:
+                exact: bool = False, rescore: bool = True) -> Hits:
     """Hybrid top-k, both legs to ``depth`` and fused (see the module docstring)."""
     return _manager_for(ds).hybrid_topk(ds, vector_column, text_column, vector_query,
                                     text_query, k, w_vec=w_vec, w_text=w_text, method=method,
                                     depth=depth, filter_sql=filter_sql,
-                                    allowed_row_keys=allowed_row_keys, exact=exact)
+                                    allowed_row_keys=allowed_row_keys, exact=exact,
+                                    rescore=rescore)
 
 
 __all__ = [

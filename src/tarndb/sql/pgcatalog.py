@@ -868,6 +868,17 @@ def _macros() -> list[str]:
         "txid_current() AS CAST(1 AS BIGINT)",
         "pg_current_xact_id() AS CAST(1 AS BIGINT)",
         "set_config(setting_name, new_value, is_local) AS new_value",
+        # DuckDB's own current_setting() reads DuckDB options; Postgres clients ask for these.
+        "current_setting(setting_name) AS CASE lower(CAST(setting_name AS VARCHAR)) "
+        "WHEN 'jit' THEN 'off' WHEN 'default_table_access_method' THEN 'heap' "
+        f"WHEN 'server_version_num' THEN '160004' WHEN 'server_version' THEN '{SERVER_VERSION}' "
+        "WHEN 'default_transaction_read_only' THEN 'off' WHEN 'transaction_read_only' THEN 'off' "
+        "WHEN 'standard_conforming_strings' THEN 'on' WHEN 'search_path' THEN '\"$user\", public' "
+        "WHEN 'timezone' THEN 'UTC' WHEN 'datestyle' THEN 'ISO, MDY' "
+        "WHEN 'max_identifier_length' THEN '63' WHEN 'server_encoding' THEN 'UTF8' "
+        "WHEN 'client_encoding' THEN 'UTF8' WHEN 'lc_collate' THEN 'C.UTF-8' "
+        "ELSE CAST(NULL AS VARCHAR) END, "
+        "(setting_name, missing_ok) AS current_setting(setting_name)",
         f"to_regtype(type_name) AS {_to_regtype_sql()}",
         f"to_regclass(rel_name) AS {_to_regclass_static_sql()}",
         "quote_ident(ident) AS CASE WHEN regexp_full_match(CAST(ident AS VARCHAR), "
@@ -880,6 +891,14 @@ def _macros() -> list[str]:
         "array_upper(arr, dim) AS CASE WHEN len(arr) = 0 THEN NULL ELSE len(arr) END",
         "array_lower(arr, dim) AS CASE WHEN len(arr) = 0 THEN NULL ELSE 1 END",
     ]
+    # json_build_object is variadic in Postgres; DuckDB macros are not, so one overload per
+    # arity clients use (SQLAlchemy's reflection passes up to 14 arguments).
+    overloads = []
+    for n in range(2, 21, 2):
+        params = ", ".join(f"a{i}" for i in range(n))
+        args = ", ".join(f"CAST(a{i} AS VARCHAR)" if i % 2 == 0 else f"a{i}" for i in range(n))
+        overloads.append(f"({params}) AS json_object({args})")
+    m.append("json_build_object" + ", ".join(overloads))
     return [f"CREATE OR REPLACE MACRO main.{body}" for body in m]
 
 
@@ -889,7 +908,7 @@ _TYPES = [("regclass", "BIGINT"), ("regtype", "BIGINT"), ("regproc", "BIGINT"),
           ("regoper", "BIGINT"), ("xid", "BIGINT"), ("name", "VARCHAR"),
           ("int2vector", "SMALLINT[]"), ("oidvector", "BIGINT[]")]
 
-_MARKER = "__tarndb_pgcatalog_v1"
+_MARKER = "__tarndb_pgcatalog_v4"
 
 
 def install_functions(con: Any) -> None:
