@@ -40,6 +40,9 @@ class Database:
         self._blocks: dict[str, list[int]] = {}  # key -> [next, end)
         #: Statement kinds handled outside the engine (``create_role_stmt`` by pgwire).
         self.statement_hooks: dict[str, Callable[[Session, Any, list[Any]], Result]] = {}
+        #: Called with each new DuckDB cursor (one per session) to define SQL functions
+        #: implemented in Python, e.g. ``embed()`` from ``tarndb.embeddings``.
+        self.cursor_installers: list[Callable[[duckdb.DuckDBPyConnection, Database], None]] = []
         self._closed = False
 
     # -- sessions ---------------------------------------------------------------------------
@@ -64,6 +67,8 @@ class Database:
         cur = self._duck.cursor()
         cur.execute("SET TimeZone = 'UTC'")
         similarity.install(cur)
+        for installer in self.cursor_installers:
+            installer(cur, self)
         try:
             from ..sql import pgcatalog
         except ImportError:
