@@ -488,8 +488,6 @@ def test_first_start_token(db: Any) -> None:
     assert own is not None and own.role == "admin" and own.org == ORG
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason='the engine does not yet expose <ws>/_files.lance as "ws"."_files"')
 def test_files_join_in_sql(client: TestClient, tokens: Tokens) -> None:
     meta = _upload(client, tokens.write, png(), "joined.png", "image/png").json()
     assert q(client, tokens.write, "CREATE TABLE pics (id BIGSERIAL PRIMARY KEY, "

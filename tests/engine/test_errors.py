@@ -87,3 +87,19 @@ def test_error_shape_for_http() -> None:
     assert err.to_dict() == {"code": "unique_violation", "sqlstate": "23505",
                              "message": "dup", "detail": "Key (id)=(1) already exists."}
     assert err.http_status == 409
+
+
+@pytest.mark.parametrize("sql", [
+    "SELECT * FROM read_text('/etc/hostname')",
+    "SELECT * FROM read_csv('/etc/passwd')",
+    "SELECT * FROM glob('/etc/*')",
+    "SELECT * FROM read_blob('/etc/hostname')",
+])
+def test_sql_cannot_touch_server_files(session: tarndb.Session, sql: str) -> None:
+    with pytest.raises(E.InsufficientPrivilege) as info:
+        session.execute(sql)
+    assert info.value.sqlstate == "42501"
+
+
+def test_bytea_hex_literal(session: tarndb.Session) -> None:
+    assert session.execute("SELECT '\\x00ff'::bytea").scalar() == b"\x00\xff"

@@ -83,3 +83,42 @@ def test_autocommit_statement_failure_changes_nothing(two: tuple[tarndb.Session,
         a.execute("INSERT INTO t VALUES (3, 'ok'), (NULL, 'bad')")
     assert rows(b) == [(1, "one"), (2, "two")]
     assert a.transaction_status == "I"
+
+
+def test_concurrent_sessions_cannot_both_insert_a_key(db: tarndb.Database) -> None:
+    a, b = db.session(), db.session()
+    a.execute("CREATE TABLE u (id INT PRIMARY KEY, who TEXT)")
+    a.execute("BEGIN")
+    b.execute("BEGIN")
+    a.execute("INSERT INTO u VALUES (1, 'a')")
+    b.execute("INSERT INTO u VALUES (1, 'b')")  # neither sees the other's row yet
+    a.execute("COMMIT")
+    with pytest.raises(E.UniqueViolation):
+        b.execute("COMMIT")
+    assert db.execute("SELECT id, who FROM u").rows == [(1, "a")]
+
+
+def test_threads_share_a_database(db: tarndb.Database) -> None:
+    import threading
+
+    db.execute("CREATE TABLE c (id SERIAL PRIMARY KEY, n INT)")
+    errors: list[BaseException] = []
+
+    def work(i: int) -> None:
+        s = db.session()
+        try:
+            for j in range(10):
+                s.execute("INSERT INTO c (n) VALUES ($1)", [i * 100 + j])
+                s.execute("SELECT count(*) FROM c").scalar()
+        except BaseException as e:  # noqa: BLE001
+            errors.append(e)
+        finally:
+            s.close()
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert db.execute("SELECT count(*), count(DISTINCT id) FROM c").rows == [(80, 80)]

@@ -349,7 +349,11 @@ def _describe(db: Any, ws: str, name: str, with_count: bool = True) -> dict[str,
     }
     if with_count:
         sql = f"SELECT count(*) FROM {_quote_ident(ws)}.{_quote_ident(name)}"
-        out["row_count"] = db.session(workspace=ws).execute(sql).scalar()
+        session = db.session(workspace=ws)
+        try:
+            out["row_count"] = session.execute(sql).scalar()
+        finally:
+            session.close()
     return out
 
 

@@ -19,6 +19,7 @@ from ..storage.lake import Lake
 from ..storage.tables import RID, TableStore
 from .catalog import Catalog, IndexInfo, TableInfo
 from .result import Result
+from .types import ColumnType
 
 if TYPE_CHECKING:
     from .session import Session, TableChange
@@ -44,6 +45,12 @@ class Database:
         #: implemented in Python, e.g. ``embed()`` from ``tarndb.embeddings``.
         self.cursor_installers: list[Callable[[duckdb.DuckDBPyConnection, Database], None]] = []
         self._closed = False
+        self._install_globals()
+        # SQL reaches DuckDB from any client: it must not read or write the server's files
+        # (read_csv('/etc/passwd'), COPY ... TO, ATTACH, INSTALL), nor turn that back on.
+        self._duck.execute("SET TimeZone = 'UTC'")
+        self._duck.execute("SET enable_external_access = false")
+        self._duck.execute("SET lock_configuration = true")
 
     # -- sessions ---------------------------------------------------------------------------
 
@@ -61,24 +68,28 @@ class Database:
         finally:
             s.close()
 
-    def new_cursor(self) -> duckdb.DuckDBPyConnection:
+    def _install_globals(self) -> None:
+        """Macros and types live in DuckDB's shared catalog: define them once, up front
+        (defining them per session races: DuckDB reports a write-write conflict)."""
         from ..sql.rewrite import similarity
 
-        cur = self._duck.cursor()
-        cur.execute("SET TimeZone = 'UTC'")
-        similarity.install(cur)
-        for installer in self.cursor_installers:
-            installer(cur, self)
+        similarity.install(self._duck)
         try:
             from ..sql import pgcatalog
         except ImportError:
-            return cur
+            return
         install = getattr(pgcatalog, "install_functions", None)
         if install is not None:
             try:
-                install(cur)
+                install(self._duck)
             except duckdb.Error:  # catalog emulation is for clients' introspection only
                 log.exception("installing pg_catalog functions failed")
+
+    def new_cursor(self) -> duckdb.DuckDBPyConnection:
+        cur = self._duck.cursor()
+        with self._lock:  # installers may define catalog objects
+            for installer in self.cursor_installers:
+                installer(cur, self)
         return cur
 
     def system_relation(self, schema: str | None, name: str, session: Session) -> Any:
@@ -91,6 +102,23 @@ class Database:
         return relation(schema, name, self, session) if relation is not None else None
 
     # -- tables -----------------------------------------------------------------------------
+
+    def system_table(self, workspace: str, name: str) -> TableInfo | None:
+        """Read-only tables tarndb keeps itself: ``"ws"."_files"`` (the file store's metadata)."""
+        if name != "_files":
+            return None
+        from ..files import FILES_SCHEMA
+        from .catalog import ColumnInfo
+        from .types import from_arrow
+
+        cols = []
+        for f in FILES_SCHEMA:
+            ctype = from_arrow(f.type)
+            if f.name == "id":
+                ctype = ColumnType("uuid")
+            cols.append(ColumnInfo(f.name, ctype))
+        return TableInfo(workspace, "_files", cols, f"{workspace}/_files.lance",
+                         primary_key=["id"], read_only=True)
 
     def store(self, info: TableInfo) -> TableStore:
         with self._lock:
@@ -142,10 +170,36 @@ class Database:
             if (ch.added is None or ch.added.num_rows == 0) and not ch.removed:
                 continue
             store = self.store(ch.info)
-            store.commit(ch.added, sorted(ch.removed))
+            with store.lock:
+                if ch.info.primary_key and ch.added is not None and ch.added.num_rows and \
+                        store.dataset().version != ch.base_version:
+                    self._recheck_unique(ch)  # another session committed since our check
+                store.commit(ch.added, sorted(ch.removed))
             if len(ch.info.primary_key) == 1:
                 store.ensure_scalar_index(ch.info.primary_key[0])
             self._after_write(ch.info)
+
+    def _recheck_unique(self, ch: TableChange) -> None:
+        from .dml import _unique_error
+        from .scan import quote_ident
+
+        assert ch.added is not None
+        pk = ch.info.primary_key
+        cur = self._duck.cursor()
+        try:
+            cur.register("__base", self.store(ch.info).dataset())
+            cur.register("__new", ch.added.select(pk + [RID]))
+            cond = " AND ".join(f"b.{quote_ident(c)} = n.{quote_ident(c)}" for c in pk)
+            cols = ", ".join(f"n.{quote_ident(c)}" for c in pk)
+            where = f"b.{RID} <> n.{RID}"
+            if ch.removed:
+                where += f" AND b.{RID} NOT IN ({','.join(str(r) for r in ch.removed)})"
+            rows = cur.execute(f"SELECT {cols} FROM __base b JOIN __new n ON {cond} "
+                               f"WHERE {where} LIMIT 1").fetchall()
+        finally:
+            cur.close()
+        if rows:
+            raise _unique_error(ch.info, pk, rows[0][0] if len(pk) == 1 else rows[0])
 
     # -- indexes ------------------------------------------------------------------------------
 

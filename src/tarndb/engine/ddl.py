@@ -48,6 +48,8 @@ def create_table(session: Session, node: pb.CreateStmt, params: list[Any]) -> Re
     cat = session.db.catalog
     ws = _workspace(session, node.relation)
     name = node.relation.relname
+    if name == "_files":
+        raise E.DuplicateTable('"_files" is the file store\'s system table; choose another name')
     if cat.find_table(ws, name) is not None:
         if node.if_not_exists:
             session.notices.append(f'relation "{name}" already exists, skipping')

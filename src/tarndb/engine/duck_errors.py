@@ -27,6 +27,8 @@ def translate(exc: BaseException) -> E.TarnError:
     low = msg.lower()
     if isinstance(exc, duckdb.InterruptException):
         return E.QueryCanceled("canceling statement due to user request")
+    if isinstance(exc, duckdb.PermissionException):
+        return E.InsufficientPrivilege(msg)
     if isinstance(exc, duckdb.ParserException):
         return E.SyntaxError_(msg)
     if isinstance(exc, duckdb.ConversionException):

@@ -73,7 +73,14 @@ class Scope:
              ) -> str:
         db = self.session.db
         store = db.store(info)
-        ds = store.dataset()
+        try:
+            ds = store.dataset()
+        except (ValueError, OSError):
+            if not info.read_only:
+                raise
+            # A system table nothing has written yet (no file uploaded): empty.
+            ds = pa.table({c.name: pa.array([], c.type.arrow) for c in info.columns})
+            prefilter = None
         if prefilter is not None:
             # A point lookup on an indexed key: let Lance's scalar index find the rows and
             # hand DuckDB only those (DuckDB still applies the whole WHERE clause).

@@ -61,6 +61,8 @@ class TableChange:
     info: TableInfo
     added: pa.Table | None = None
     removed: set[int] = field(default_factory=set)
+    #: table version the transaction's constraint checks saw
+    base_version: int = -1
 
     def add_rows(self, rows: pa.Table) -> None:
         self.added = rows if self.added is None else pa.concat_tables(
@@ -160,7 +162,8 @@ class Session:
         assert self._txn is not None
         ch = self._txn.get(info.path)
         if ch is None:
-            ch = self._txn[info.path] = TableChange(info)
+            ch = self._txn[info.path] = TableChange(
+                info, base_version=self.db.store(info).dataset().version)
         return ch
 
     def begin(self) -> None:
@@ -261,6 +264,8 @@ class Session:
 
     def resolve_table(self, schema: str | None, name: str) -> TableInfo | None:
         cat = self.db.catalog
+        if name == "_files":
+            return self.db.system_table(schema or self.workspace, name)
         if schema:
             return cat.find_table(schema, name)
         for ws in self.search_path():

@@ -64,8 +64,24 @@ def rewrite_type_name(type_name: Any) -> None:
         type_name.array_bounds.add().integer.ival = -1
 
 
+def _bytea_literal(node: pb.Node) -> None:
+    """``'\\x00ff'::bytea`` is hex in Postgres; DuckDB would read the escapes as text."""
+    tc = node.type_cast
+    if ast.kind(tc.arg) != "a_const":
+        return
+    value = ast.const_value(tc.arg)
+    if isinstance(value, str) and value.startswith("\\x"):
+        node.CopyFrom(ast.func_call("unhex", [ast.string_const(value[2:])]))
+
+
 def apply(stmt: pb.Node) -> None:
     """Rewrite every cast's type in place."""
-    for m in ast.walk(stmt):
-        if isinstance(m, pb.TypeCast) and m.HasField("type_name"):
-            rewrite_type_name(m.type_name)
+    for node in list(ast.walk_nodes(stmt)):
+        if ast.kind(node) != "type_cast" or not node.type_cast.HasField("type_name"):
+            continue
+        names = [n.lower() for n in ast.names(node.type_cast.type_name.names)]
+        if names and names[-1] == "bytea" and not node.type_cast.type_name.array_bounds:
+            _bytea_literal(node)
+            if ast.kind(node) != "type_cast":
+                continue
+        rewrite_type_name(node.type_cast.type_name)
