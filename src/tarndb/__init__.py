@@ -22,7 +22,7 @@ def open(uri: str, storage_options: dict[str, str] | None = None) -> Database:  
 
 
 def __getattr__(name: str) -> object:
-    # The HTTP client pulls in requests; import it only when asked for.
+    # The HTTP client pulls in httpx; import it only when asked for.
     if name == "Client":
         from .client.http import Client
 

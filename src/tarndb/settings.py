@@ -53,6 +53,14 @@ SETTINGS: list[Setting] = [
     Setting("tls_key", None, "TLS private key (PEM) matching --tls-cert."),
     Setting("workspace", "public", "Default workspace (schema) for unqualified names.",
             commands=("serve", "sql")),
+    Setting("org", "default", "Org of the admin token; HTTP clients' X-Activeloop-Org-Id "
+            "header must match their token's org."),
+    Setting("max_upload_bytes", 16 << 30, "Largest file an upload may carry.", int),
+    Setting("max_body_bytes", 256 << 20, "Largest JSON request body.", int),
+    Setting("query_timeout_s", 300.0, "HTTP statement timeout when a request gives none.",
+            float),
+    Setting("max_concurrency", 16, "HTTP requests running statements at once.", int),
+    Setting("max_pending", 64, "HTTP requests queued beyond that before answering 429.", int),
     Setting("demo", True, "Load a small demo workspace into an empty lake at start.", bool),
     Setting("log_level", "info", "Logging level: debug, info, warning, error."),
 ]

@@ -1,0 +1,100 @@
+"""``tarndb serve``: the Postgres protocol, the HTTP API and the web UI in one process, over one
+Database."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+from typing import Any
+
+from .settings import Settings
+
+log = logging.getLogger("tarndb")
+
+
+def api_settings(cfg: Settings) -> Any:
+    from .api._settings import ApiSettings
+
+    return ApiSettings(org=cfg.org, token=cfg.token, max_upload_bytes=cfg.max_upload_bytes,
+                       max_body_bytes=cfg.max_body_bytes, query_timeout_s=cfg.query_timeout_s,
+                       max_concurrency=cfg.max_concurrency, max_pending=cfg.max_pending)
+
+
+def build_http_app(db: Any, cfg: Settings) -> Any:
+    from .api import create_app
+
+    app = create_app(db, api_settings(cfg))
+    try:
+        from . import web
+    except ImportError:
+        return app
+    mount = getattr(web, "mount", None)
+    if mount is not None:
+        mount(app)
+    return app
+
+
+async def _serve(db: Any, cfg: Settings) -> None:
+    import uvicorn
+
+    from .api import bootstrap_admin_token
+    from .pgwire.server import serve_pg
+
+    token = bootstrap_admin_token(db, api_settings(cfg))
+    app = build_http_app(db, cfg)
+    config = uvicorn.Config(app, host=cfg.host, port=cfg.http_port, log_level=cfg.log_level,
+                            lifespan="off")
+    http = uvicorn.Server(config)
+    http.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (NotImplementedError, RuntimeError):
+            pass
+    data_dir = cfg.data if "://" not in str(cfg.data) else None
+    pg = asyncio.create_task(serve_pg(db, cfg.host, cfg.pg_port, tls_cert=cfg.tls_cert,
+                                      tls_key=cfg.tls_key, password=cfg.password,
+                                      data_dir=data_dir))
+    web = asyncio.create_task(http.serve())
+    print(f"tarndb: lake {db.lake.uri}\n"
+          f"        Postgres  postgresql://postgres@{cfg.host}:{cfg.pg_port}/postgres"
+          f"?sslmode=require\n"
+          f"        HTTP API  http://{cfg.host}:{cfg.http_port}/  (web UI at /)", flush=True)
+    if token:
+        print(f"        admin API token (shown once; set TARNDB_TOKEN to choose it): {token}",
+              flush=True)
+    done, _ = await asyncio.wait([pg, web, asyncio.create_task(stop.wait())],
+                                 return_when=asyncio.FIRST_COMPLETED)
+    http.should_exit = True
+    pg.cancel()
+    for t in (pg, web):
+        try:
+            await t
+        except (asyncio.CancelledError, Exception):  # noqa: BLE001 - shutting down
+            pass
+    for t in done:
+        if t.exception() is not None and not isinstance(t.exception(), asyncio.CancelledError):
+            raise t.exception()  # type: ignore[misc]
+
+
+def serve(cfg: Settings) -> int:
+    import tarndb
+
+    db = tarndb.open(str(cfg.data))
+    try:
+        if cfg.demo:
+            from .demo import load_demo
+
+            load_demo(db)
+        asyncio.run(_serve(db, cfg))
+    except KeyboardInterrupt:
+        pass
+    finally:
+        db.close()
+    return 0
+
+
