@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import signal
 from typing import Any
 
@@ -47,7 +46,8 @@ async def _serve(db: Any, cfg: Settings) -> None:
     config = uvicorn.Config(app, host=cfg.host, port=cfg.http_port, log_level=cfg.log_level,
                             lifespan="off")
     http = uvicorn.Server(config)
-    http.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    # Signals stop both servers together (below), not uvicorn alone.
+    setattr(http, "install_signal_handlers", lambda: None)  # noqa: B010
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -67,8 +67,8 @@ async def _serve(db: Any, cfg: Settings) -> None:
     if token:
         print(f"        admin API token (shown once; set TARNDB_TOKEN to choose it): {token}",
               flush=True)
-    done, _ = await asyncio.wait([pg, web, asyncio.create_task(stop.wait())],
-                                 return_when=asyncio.FIRST_COMPLETED)
+    stopper: asyncio.Task[Any] = asyncio.create_task(stop.wait())
+    done, _ = await asyncio.wait([pg, web, stopper], return_when=asyncio.FIRST_COMPLETED)
     http.should_exit = True
     pg.cancel()
     for t in (pg, web):
@@ -77,8 +77,9 @@ async def _serve(db: Any, cfg: Settings) -> None:
         except (asyncio.CancelledError, Exception):  # noqa: BLE001 - shutting down
             pass
     for t in done:
-        if t.exception() is not None and not isinstance(t.exception(), asyncio.CancelledError):
-            raise t.exception()  # type: ignore[misc]
+        exc = None if t.cancelled() else t.exception()
+        if exc is not None:
+            raise exc
 
 
 def serve(cfg: Settings) -> int:

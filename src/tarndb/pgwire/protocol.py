@@ -26,7 +26,7 @@ from typing import Any
 from .. import errors
 from ..engine.result import Column, Result
 from ..engine.types import ColumnType
-from . import codecs, copy, roles
+from . import codecs, copy, intercept, roles
 from . import messages as m
 from .scram import MECHANISM, ScramServer
 
@@ -458,6 +458,9 @@ class ServerConnection:
         self._ready()
 
     def _run_all(self, sql: str) -> list[Result]:
+        special = intercept.match(sql)
+        if special is not None:
+            return [special[0](self.db, self.session, [])]
         if roles.is_role_statement(sql):
             res = self._run_role(sql)
             if res is not None:
@@ -466,6 +469,9 @@ class ServerConnection:
         return results
 
     def _run_one(self, sql: str, params: Sequence[Any]) -> Result:
+        special = intercept.match(sql)
+        if special is not None:
+            return special[0](self.db, self.session, list(params))
         if roles.is_role_statement(sql):
             res = self._run_role(sql)
             if res is not None:
@@ -530,8 +536,11 @@ class ServerConnection:
 
     def _describe_statement(self, st: PreparedStatement) -> tuple[list[int], list[Column]]:
         if st.described is None:
+            special = intercept.match(st.sql)
             if _EMPTY.match(st.sql) or _COPY.match(st.sql) or roles.is_role_statement(st.sql):
                 st.described = (list(st.param_oids), [])
+            elif special is not None:
+                st.described = ([t.oid for t in special[1]], list(special[2]))
             else:
                 given = [codecs.type_for_param_oid(o) for o in st.param_oids]
                 params, cols = self.session.describe(st.sql, given if st.param_oids else None)
@@ -668,14 +677,17 @@ class ServerConnection:
         self._out.append(m.b_copy_out_response(spec.options.format == "binary",
                                                len(result.columns)))
         header = writer.header([c.name for c in result.columns])
-        if header:
+        binary = spec.options.format == "binary"
+        if header and not binary:
             self._out.append(m.b_copy_data(header))
         # One CopyData per row, as Postgres sends it: psycopg's Copy.rows() relies on it.
+        # The binary header travels with the first row (or the trailer), as in Postgres.
+        first = header if binary else b""
         for row in result.rows:
-            self._out.append(m.b_copy_data(writer.row(row)))
-        trailer = writer.trailer()
-        if trailer:
-            self._out.append(m.b_copy_data(trailer))
+            self._out.append(m.b_copy_data(first + writer.row(row)))
+            first = b""
+        if binary:
+            self._out.append(m.b_copy_data(first + writer.trailer()))
         self._out.append(m.b_copy_done())
         self._out.append(m.b_command_complete(f"COPY {len(result.rows)}"))
         return False

@@ -228,7 +228,7 @@ class BM25Index:
         ``allowed``: if given, only these row keys may be returned (a prefilter: the
         collection statistics stay those of the whole index).
         """
-        keys, scores = self._score_all(query)
+        keys, scores = self.score_all(query)
         if allowed is not None and keys.size:
             ok = np.isin(keys, np.asarray(allowed, dtype=np.int64))
             keys, scores = keys[ok], scores[ok]
@@ -237,18 +237,10 @@ class BM25Index:
 
     def score_rows(self, query: str, row_keys: npt.ArrayLike) -> F32:
         """BM25 scores of the given rows (0 for rows without a query term or not indexed)."""
-        rk = np.asarray(row_keys, dtype=np.int64)
-        keys, scores = self._score_all(query)
-        out = np.zeros(rk.size, np.float32)
-        if keys.size and rk.size:
-            order = np.argsort(keys)
-            pos = np.clip(np.searchsorted(keys[order], rk), 0, keys.size - 1)
-            hit = keys[order][pos] == rk
-            out[hit] = scores[order][pos[hit]]
-        return out
+        return lookup_scores(*self.score_all(query), np.asarray(row_keys, dtype=np.int64))
 
-    def _score_all(self, query: str) -> tuple[I64, F32]:
-        """(row keys, scores) of every live row matching at least one query term."""
+    def score_all(self, query: str) -> tuple[I64, F32]:
+        """(row keys ascending, scores) of every live row matching at least one query term."""
         qterms: dict[str, int] = {}
         for tok in self.tokenize(query):
             qterms[tok] = qterms.get(tok, 0) + 1
@@ -352,6 +344,16 @@ class BM25Index:
             idx._n_live += int(seg.live.sum())
             idx._len_live += int(seg.doc_lens[seg.live].sum())
         return idx
+
+
+def lookup_scores(keys: I64, scores: F32, row_keys: I64) -> F32:
+    """Scores of ``row_keys`` from ascending ``keys``/``scores`` (0 where absent)."""
+    out = np.zeros(row_keys.size, np.float32)
+    if keys.size and row_keys.size:
+        pos = np.clip(np.searchsorted(keys, row_keys), 0, keys.size - 1)
+        hit = keys[pos] == row_keys
+        out[hit] = scores[pos[hit]]
+    return out
 
 
 def _fs(uri: str, filesystem: pafs.FileSystem | None) -> tuple[pafs.FileSystem, str]:

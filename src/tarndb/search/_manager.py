@@ -40,9 +40,10 @@ from tarndb.errors import (
     InvalidParameterValue,
     UndefinedObject,
 )
+from tarndb.storage.lake import Lake
 
 from . import _exact
-from ._bm25 import BM25Index, BM25Params
+from ._bm25 import BM25Index, BM25Params, lookup_scores
 from ._exact import RID, TopK, scan_row_keys
 from ._fusion import DEFAULT_FUSION, hybrid_fuse
 from ._kernels import (
@@ -54,6 +55,7 @@ from ._kernels import (
     cosine_scores,
     maxsim_scores,
     normalize_rows,
+    topk_indices,
     vectors_from_arrow,
 )
 from ._lance_vector import MIN_ROWS_FOR_ANN, AnnParams, SideVectorIndex
@@ -179,8 +181,13 @@ class IndexManager:
 
     def __init__(self, table_uri: str, storage_options: dict[str, str] | None = None) -> None:
         self.table_uri = table_uri.rstrip("/")
-        self.storage_options = storage_options
-        self._fs, self._root = pafs.FileSystem.from_uri(self._join(INDEX_DIR))
+        # Lake fills S3 endpoint/credentials from the environment and maps Lance
+        # storage_options onto a pyarrow filesystem, as the rest of the engine does.
+        lake = Lake(self.table_uri, storage_options)
+        self.storage_options: dict[str, str] | None = lake.storage_options or None
+        fs, table_path = lake.fs
+        self._fs: pafs.FileSystem = fs
+        self._root = f"{table_path.rstrip('/')}/{INDEX_DIR}"
         self._infos: dict[str, IndexInfo] | None = None
         self._bm25: dict[str, BM25Index] = {}
         self._side: dict[str, SideVectorIndex] = {}
@@ -189,7 +196,8 @@ class IndexManager:
     @classmethod
     def open(cls, table_uri: str, storage_options: dict[str, str] | None = None,
              ) -> IndexManager:
-        """The cached manager of a table."""
+        """The cached manager of a table. On object storage, call it once with the table's
+        ``storage_options`` before the module-level top-k functions (which pass none)."""
         key = table_uri.rstrip("/")
         with cls._lock:
             mgr = cls._instances.get(key)
@@ -703,7 +711,11 @@ class IndexManager:
             vec = self.vector_topk(ds, vector_column, vector_query, depth,
                                    allowed_row_keys=allowed, exact=exact)
         idx, tplan = self._bm25_for_query(ds, text_column, exact)
-        tk, ts = idx.search(text_query, depth, allowed)
+        # Score the text side once; the leg and the rescoring both read from it.
+        all_k, all_s = idx.score_all(text_query)
+        ok = np.ones(all_k.size, bool) if allowed is None else np.isin(all_k, allowed)
+        sel = topk_indices(all_s[ok], depth)
+        tk, ts = all_k[ok][sel], all_s[ok][sel]
         legs: tuple[tuple[Any, Any], tuple[Any, Any]]
         if rescore:
             cand = np.union1d(vec.row_keys, tk)
@@ -714,7 +726,7 @@ class IndexManager:
                 vs[np.searchsorted(cand, missing)] = self.vector_scores_for(
                     ds, vector_column, vector_query, missing)
             # hybrid_fuse ranks each side over the whole candidate set (for RRF too).
-            legs = ((cand, vs), (cand, idx.score_rows(text_query, cand)))
+            legs = ((cand, vs), (cand, lookup_scores(all_k, all_s, cand)))
         else:
             legs = ((vec.row_keys, vec.scores), (tk, ts))
         keys, scores = hybrid_fuse(legs[0], legs[1], w_vec, w_text, method, k=k)

@@ -140,7 +140,7 @@ def _attnum(info: Any, name: str) -> int:
 
 def _indexes(info: Any) -> list[dict[str, Any]]:
     """Primary key and deeplake indexes of a table, as pg_index/pg_class rows need them."""
-    out = []
+    out: list[dict[str, Any]] = []
     if info.primary_key:
         out.append({"name": _pk_name(info), "columns": list(info.primary_key), "primary": True,
                     "unique": True, "am": BTREE_AM, "method": "btree", "index_type": None})
@@ -200,7 +200,7 @@ _F32 = pa.float32()
 
 
 def _rows(schema: list[tuple[str, pa.DataType]], rows: list[tuple[Any, ...]]) -> pa.Table:
-    cols = list(zip(*rows, strict=True)) if rows else [[] for _ in schema]
+    cols: list[Any] = list(zip(*rows, strict=True)) if rows else [[] for _ in schema]
     return pa.table({name: pa.array(list(vals), type=t) for (name, t), vals in zip(schema, cols,
                                                                                   strict=True)})
 
@@ -384,16 +384,19 @@ def _pg_index(db: Any, session: Any) -> pa.Table:
         for ix in _indexes(info):
             keys = [_attnum(info, c) for c in ix["columns"]]
             n = len(keys)
+            # indkey and indclass are unnested by clients, so they are arrays; indoption and
+            # indcollation are read whole and parsed as int2vector/oidvector text ("0 0").
+            zeros = " ".join(["0"] * n)
             rows.append((ix["oid"], toid, n, n, ix["unique"], False, ix["primary"], False, True,
-                         False, True, False, True, True, False, keys, [0] * n, [0] * n,
-                         [0] * n, None, None))
+                         False, True, False, True, True, False, keys, zeros, [0] * n,
+                         zeros, None, None))
     return _rows([
         ("indexrelid", _I64), ("indrelid", _I64), ("indnatts", _I16), ("indnkeyatts", _I16),
         ("indisunique", _B), ("indnullsnotdistinct", _B), ("indisprimary", _B),
         ("indisexclusion", _B), ("indimmediate", _B), ("indisclustered", _B),
         ("indisvalid", _B), ("indcheckxmin", _B), ("indisready", _B), ("indislive", _B),
-        ("indisreplident", _B), ("indkey", pa.list_(_I16)), ("indcollation", pa.list_(_I64)),
-        ("indclass", pa.list_(_I64)), ("indoption", pa.list_(_I16)), ("indexprs", _S),
+        ("indisreplident", _B), ("indkey", pa.list_(_I16)), ("indcollation", _S),
+        ("indclass", pa.list_(_I64)), ("indoption", _S), ("indexprs", _S),
         ("indpred", _S)], rows)
 
 
@@ -502,8 +505,9 @@ _PROCS = ["version", "current_schema", "current_database", "format_type", "pg_ge
 
 
 def _pg_proc(db: Any, session: Any) -> pa.Table:
-    rows = [(stable_oid("proc", p), p, PG_CATALOG_OID, SUPERUSER_OID, 12, "f", False, False,
-             25, [], 0) for p in _PROCS]
+    rows: list[tuple[Any, ...]] = [
+        (stable_oid("proc", p), p, PG_CATALOG_OID, SUPERUSER_OID, 12, "f", False, False, 25,
+         [], 0) for p in _PROCS]
     return _rows([("oid", _I64), ("proname", _S), ("pronamespace", _I64), ("proowner", _I64),
                   ("prolang", _I64), ("prokind", _S), ("proretset", _B), ("proisstrict", _B),
                   ("prorettype", _I64), ("proargtypes", pa.list_(_I64)), ("pronargs", _I16)],
@@ -600,6 +604,9 @@ _RELATIONS: dict[str, Callable[[Any, Any], pa.Table]] = {
     "pg_stat_activity": _pg_stat_activity,
     "pg_inherits": _empty([("inhrelid", _I64), ("inhparent", _I64), ("inhseqno", _I32),
                            ("inhdetachpending", _B)]),
+    "pg_auth_members": _empty([("oid", _I64), ("roleid", _I64), ("member", _I64),
+                               ("grantor", _I64), ("admin_option", _B), ("inherit_option", _B),
+                               ("set_option", _B)]),
     "pg_range": _empty([("rngtypid", _I64), ("rngsubtype", _I64), ("rngmultitypid", _I64),
                         ("rngcollation", _I64)]),
     "pg_enum": _empty([("oid", _I64), ("enumtypid", _I64), ("enumsortorder", _F32),

@@ -44,16 +44,16 @@ class TableStore:
 
     def dataset(self, version: int | None = None) -> lance.LanceDataset:
         """The dataset at ``version``, or the latest committed one."""
-        if self._ds is None:
-            self._ds = lance.dataset(self.uri, storage_options=self._opts)
+        # Read self._ds once: another thread's commit may reset it at any moment.
+        ds = self._ds
+        if ds is None:
+            ds = self._ds = lance.dataset(self.uri, storage_options=self._opts)
         if version is not None:
-            if self._ds.version == version:
-                return self._ds
-            return self._ds.checkout_version(version)
-        latest = self._ds.latest_version
-        if latest != self._ds.version:
-            self._ds = self._ds.checkout_version(latest)
-        return self._ds
+            return ds if ds.version == version else ds.checkout_version(version)
+        latest = ds.latest_version
+        if latest != ds.version:
+            ds = self._ds = ds.checkout_version(latest)
+        return ds
 
     def commit(self, added: pa.Table | None, removed: list[int] | None) -> int:
         """Apply one transaction's changes to this table in one Lance commit.

@@ -1,0 +1,25 @@
+"""The web UI, served by the HTTP API's app: a page at ``/``, plain HTML/CSS/JS assets shipped
+in this package under ``static/`` (no build step, no CDN), and the server-side helpers the UI
+needs (thumbnails, a media cookie for ``<img>``/``<video>`` fetches).
+
+Wire it into the API app before serving::
+
+    from tarndb.api import create_app
+    from tarndb import web
+
+    app = web.mount(create_app(db, settings))
+"""
+
+from ._app import COOKIE, STATIC_DIR, MediaCookieAuth, mount, routes
+from .thumbs import ThumbCache, ThumbnailUnavailable, video_thumbnails_available
+
+__all__ = [
+    "COOKIE",
+    "STATIC_DIR",
+    "MediaCookieAuth",
+    "ThumbCache",
+    "ThumbnailUnavailable",
+    "mount",
+    "routes",
+    "video_thumbnails_available",
+]
