@@ -26,6 +26,7 @@ that the wire protocol reports and the HTTP status the REST API answers with::
     ├── IntegrityError          23000  409
     │   ├── UniqueViolation     23505
     │   └── NotNullViolation    23502
+    ├── GeneratedAlways         428C9  400   writing a GENERATED ALWAYS column
     ├── InvalidTransactionState 25000  409
     │   └── InFailedTransaction 25P02
     ├── SerializationFailure    40001  409   a concurrent commit won
@@ -208,6 +209,12 @@ class UniqueViolation(IntegrityError):
 class NotNullViolation(IntegrityError):
     sqlstate = "23502"
     code = "not_null_violation"
+
+
+class GeneratedAlways(TarnError):
+    sqlstate = "428C9"
+    http_status = 400
+    code = "generated_always"
 
 
 class InvalidTransactionState(TarnError):

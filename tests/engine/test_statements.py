@@ -225,3 +225,22 @@ def test_point_lookup_uses_key_index_and_stays_correct(session: tarndb.Session) 
     session.execute("UPDATE k SET v = 'changed' WHERE id = 9")
     assert session.execute("SELECT v FROM k WHERE id = 9").rows == [("changed",)]
     session.execute("ROLLBACK")
+
+
+def test_generated_columns(session: tarndb.Session) -> None:
+    session.execute("CREATE TABLE g (id SERIAL PRIMARY KEY, task TEXT, "
+                    "n INT GENERATED ALWAYS AS (length(task)) STORED, "
+                    "up TEXT GENERATED ALWAYS AS (upper(task) || '!') STORED)")
+    session.execute("INSERT INTO g (task) VALUES ('abc'), ('hello')")
+    assert session.execute("SELECT task, n, up FROM g ORDER BY id").rows == \
+        [("abc", 3, "ABC!"), ("hello", 5, "HELLO!")]
+    session.execute("UPDATE g SET task = 'xy' WHERE id = 1")
+    assert session.execute("SELECT n, up FROM g WHERE id = 1").rows == [(2, "XY!")]
+    with pytest.raises(tarndb.errors.GeneratedAlways) as info:
+        session.execute("INSERT INTO g (task, n) VALUES ('a', 1)")
+    assert info.value.sqlstate == "428C9"
+    with pytest.raises(tarndb.errors.GeneratedAlways):
+        session.execute("UPDATE g SET n = 7")
+    session.execute("ALTER TABLE g ADD COLUMN twice TEXT GENERATED ALWAYS AS (task || task) "
+                    "STORED")
+    assert session.execute("SELECT twice FROM g ORDER BY id").rows == [("xyxy",), ("hellohello",)]

@@ -42,15 +42,18 @@ class ColumnInfo:
     #: SQL text of the DEFAULT expression (Postgres syntax), None for no default.
     default_sql: str | None = None
     serial: bool = False
+    #: SQL of ``GENERATED ALWAYS AS (expr) STORED``: computed from the row on every write.
+    generated_sql: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {"name": self.name, "type": self.type.to_json(), "not_null": self.not_null,
-                "default_sql": self.default_sql, "serial": self.serial}
+                "default_sql": self.default_sql, "serial": self.serial,
+                "generated_sql": self.generated_sql}
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> ColumnInfo:
         return cls(d["name"], ColumnType.from_json(d["type"]), d.get("not_null", False),
-                   d.get("default_sql"), d.get("serial", False))
+                   d.get("default_sql"), d.get("serial", False), d.get("generated_sql"))
 
 
 @dataclass

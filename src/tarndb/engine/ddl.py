@@ -75,7 +75,7 @@ def create_table(session: Session, node: pb.CreateStmt, params: list[Any]) -> Re
                 elif con.contype == pb.CONSTR_DEFAULT:
                     col.default_sql = _expr_sql(con.raw_expr)
                 elif con.contype == pb.CONSTR_GENERATED:
-                    raise E.FeatureNotSupported("generated columns are not supported yet")
+                    col.generated_sql = _expr_sql(con.raw_expr)
             columns.append(col)
         elif k == "constraint" and elt.constraint.contype == pb.CONSTR_PRIMARY:
             for key in elt.constraint.keys:
@@ -243,6 +243,8 @@ def alter_table(session: Session, node: pb.AlterTableStmt, params: list[Any]) ->
             for con in cd.constraints:
                 if con.constraint.contype == pb.CONSTR_DEFAULT:
                     col.default_sql = _expr_sql(con.constraint.raw_expr)
+                elif con.constraint.contype == pb.CONSTR_GENERATED:
+                    col.generated_sql = _expr_sql(con.constraint.raw_expr)
                 elif con.constraint.contype == pb.CONSTR_NOTNULL:
                     col.not_null = True
             if col.not_null and store.dataset().count_rows() and not col.default_sql:
@@ -251,9 +253,14 @@ def alter_table(session: Session, node: pb.AlterTableStmt, params: list[Any]) ->
             store.add_column(pa.field(col.name, ctype.arrow))
             info.columns.append(col)
             session.db.catalog.update_table(info)
-            if col.default_sql:
-                session.execute(
-                    f'UPDATE "{info.workspace}"."{info.name}" SET "{col.name}" = DEFAULT')
+            if col.default_sql or col.generated_sql:
+                # Existing rows get the default, or the generated value (an UPDATE that
+                # changes nothing else recomputes every generated column).
+                first = next(c.name for c in info.columns if not c.generated_sql)
+                set_col = col.name if col.default_sql else first
+                value = "DEFAULT" if col.default_sql else f'"{first}"'
+                session.execute(f'UPDATE "{info.workspace}"."{info.name}" '
+                                f'SET "{set_col}" = {value}')
         elif cmd.subtype == pb.AT_DropColumn:
             if info.column(cmd.name) is None:
                 if cmd.missing_ok:

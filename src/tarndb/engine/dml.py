@@ -198,8 +198,10 @@ def insert(session: Session, node: pb.InsertStmt, params: list[Any]) -> Result:
     if node.HasField("on_conflict_clause"):
         raise E.FeatureNotSupported("INSERT ... ON CONFLICT is not supported yet")
 
+    _refuse_generated(info, node, names)
     rows = _source_rows(session, info, node, names, params)
-    rows = _fill_generated(session, info, rows, set(names))
+    rows = _fill_serials(session, info, rows, set(names))
+    rows = compute_generated(session, info, rows)
     check_constraints(session, info, rows)
     rids = session.db.allocate_rids(info, rows.num_rows)
     stored = rows.append_column(RID, pa.array(rids, pa.int64()))
@@ -236,7 +238,8 @@ def insert_arrow(session: Session, info: TableInfo, data: pa.Table,
     finally:
         scope.close()
     rows = to_storage(out, info, names + [c.name for c in omitted])
-    rows = _fill_generated(session, info, rows, set(names))
+    rows = _fill_serials(session, info, rows, set(names))
+    rows = compute_generated(session, info, rows)
     check_constraints(session, info, rows)
     rids = session.db.allocate_rids(info, rows.num_rows)
     session.change_for(info).add_rows(rows.append_column(RID, pa.array(rids, pa.int64())))
@@ -413,7 +416,51 @@ def _default_node(col: ColumnInfo) -> pb.Node:
     return tree.stmts[0].stmt.select_stmt.target_list[0].res_target.val
 
 
-def _fill_generated(session: Session, info: TableInfo, rows: pa.Table, given: set[str]
+def _refuse_generated(info: TableInfo, node: pb.InsertStmt, names: list[str]) -> None:
+    generated = {c.name for c in info.columns if c.generated_sql}
+    if not generated or not node.HasField("select_stmt"):
+        return
+    rows = node.select_stmt.select_stmt.values_lists
+    for i, n in enumerate(names):
+        if n not in generated:
+            continue
+        if rows and all(ast.kind(r.list.items[i]) == "set_to_default" for r in rows):
+            continue
+        raise E.GeneratedAlways(f'cannot insert a non-DEFAULT value into column "{n}"',
+                                detail=f'Column "{n}" is a generated column.', column=n)
+
+
+def compute_generated(session: Session, info: TableInfo, rows: pa.Table) -> pa.Table:
+    """Fill ``GENERATED ALWAYS AS (expr) STORED`` columns from each row's other values."""
+    generated = [c for c in info.columns if c.generated_sql]
+    if not generated or rows.num_rows == 0:
+        return rows
+    from ..sql.rewrite import casts
+    from .scan import select_expr
+
+    scope = Scope(session)
+    try:
+        raw = scope.register(rows, "__gen")
+        base = ", ".join(select_expr(c) for c in info.columns if not c.generated_sql)
+        exprs = []
+        for col in generated:
+            tree = ast.parse(f"SELECT {col.generated_sql}")
+            stmt = tree.stmts[0].stmt
+            casts.apply(stmt)
+            expr = ast.deparse_node(stmt)[len("SELECT "):]
+            exprs.append(storage_expr(f"({expr})", col) + f" AS {quote_ident(col.name)}")
+        sql = (f"SELECT {', '.join(exprs)} FROM (SELECT {base} FROM {raw}) AS "
+               f"{quote_ident(info.name)}")
+        out, _ = session.run_duckdb(sql, [])
+    finally:
+        scope.close()
+    for col in generated:
+        arr = out.column(col.name).cast(col.type.arrow)
+        rows = rows.set_column(rows.schema.get_field_index(col.name), col.name, arr)
+    return rows
+
+
+def _fill_serials(session: Session, info: TableInfo, rows: pa.Table, given: set[str]
                     ) -> pa.Table:
     """Serial columns the statement did not set get the next values of their sequence."""
     for col in info.columns:
@@ -449,6 +496,10 @@ def update(session: Session, node: pb.UpdateStmt, params: list[Any]) -> Result:
             raise E.UndefinedColumn(
                 f'column "{name}" of relation "{info.name}" does not exist', column=name)
         val = t.res_target.val
+        if info.column(name).generated_sql and ast.kind(val) != "set_to_default":  # type: ignore[union-attr]
+            raise E.GeneratedAlways(f'column "{name}" can only be updated to DEFAULT',
+                                    detail=f'Column "{name}" is a generated column.',
+                                    column=name)
         if ast.kind(val) == "set_to_default":
             col = info.column(name)
             assert col is not None
@@ -496,6 +547,7 @@ def update(session: Session, node: pb.UpdateStmt, params: list[Any]) -> Result:
         out = out.take(pa.array(keep))
         rids_all = out.column(RID).to_pylist()
     rows = to_storage(out, info, info.column_names)
+    rows = compute_generated(session, info, rows)
     check_constraints(session, info, rows, replacing=rids_all)
     change = session.change_for(info)
     change.remove(rids_all)
