@@ -85,6 +85,8 @@ class TableInfo:
     #: A stable id, distinct for a dropped and re-created table of the same name.
     oid: int = 0
     read_only: bool = False
+    #: Set when the statement names a version (``"t@12"``); never stored in the catalog.
+    as_of: int | None = None
 
     def column(self, name: str) -> ColumnInfo | None:
         for c in self.columns:

@@ -169,7 +169,7 @@ def plan(stmt: pb.Node, scope: Scope, params: list[Any]) -> None:
     from .. import search
 
     db = scope.session.db
-    ds = db.store(req.info).dataset()
+    ds = db.store(req.info).dataset(req.info.as_of)
     try:
         allowed = _allowed_rids(sel, scope, req, params)
     except _NotPlannable:

@@ -74,7 +74,7 @@ class Scope:
         db = self.session.db
         store = db.store(info)
         try:
-            ds = store.dataset()
+            ds = store.dataset(info.as_of)
         except (ValueError, OSError):
             if not info.read_only:
                 raise
@@ -88,10 +88,13 @@ class Scope:
             self.plan.append(f"Lance scalar-index prefilter on {info.name}: {prefilter}")
         else:
             raw = self.register(ds, "__raw")
-        cols = ", ".join(select_expr(c) for c in info.columns)
+        present = set(ds.schema.names)
+        cols = ", ".join(select_expr(c) if c.name in present  # an older version may lack it
+                         else f"CAST(NULL AS {c.type.duckdb}) AS {quote_ident(c.name)}"
+                         for c in info.columns)
         rid = f"{RID}, " if with_rid else ""
         sql = f"SELECT {rid}{cols} FROM {raw}"
-        change = self.session.pending_change(info)
+        change = self.session.pending_change(info) if info.as_of is None else None
         if change is not None:
             if change.removed:
                 removed = self.register(pa.table({RID: pa.array(sorted(change.removed),
@@ -111,6 +114,9 @@ class Scope:
         self._params = params
         ctes = {c.common_table_expr.ctename for m in ast.walk(stmt)
                 if isinstance(m, pb.WithClause) for c in m.ctes}
+        for node in list(ast.walk_nodes(stmt)):
+            if ast.kind(node) == "range_function":
+                self._bind_function(node)
         self._single_table_selects = [
             m for m in ast.walk(stmt)
             if isinstance(m, pb.SelectStmt) and len(m.from_clause) == 1
@@ -120,9 +126,31 @@ class Scope:
                 continue
             if not m.schemaname and m.relname in ctes:
                 continue
-            if m.relname.startswith("__t") and not m.schemaname:
-                continue
+            if not m.schemaname and (m.relname in self._objects or m.relname in self._views):
+                continue  # already points at something this scope registered
             self.bind_range_var(m)
+
+    def _bind_function(self, node: pb.Node) -> None:
+        """Table functions tarndb answers itself (``tarndb_versions('t')``)."""
+        rf = node.range_function
+        if len(rf.functions) != 1:
+            return
+        items = rf.functions[0].list.items
+        if not items or ast.kind(items[0]) != "func_call":
+            return
+        fc = items[0].func_call
+        if ast.func_name(fc) != "tarndb_versions":
+            return
+        from .versions import versions_table
+
+        name = self.register(versions_table(self.session, list(fc.args)), "__vers")
+        alias = rf.alias.aliasname if rf.HasField("alias") else "tarndb_versions"
+        new = pb.Node()
+        new.range_var.relname = name
+        new.range_var.inh = True
+        new.range_var.relpersistence = "p"
+        new.range_var.alias.aliasname = alias
+        node.CopyFrom(new)
 
     def _lookup_filter(self, rv: pb.RangeVar, info: TableInfo) -> str | None:
         """A Lance filter for ``key = constant`` when rv is a SELECT's only table."""
@@ -202,7 +230,7 @@ class Scope:
         """Re-point ``alias`` at a view holding only the rows with these row ids."""
         from .planner import rows_by_rid
 
-        rows = rows_by_rid(self.session.db.store(info).dataset(), rids)
+        rows = rows_by_rid(self.session.db.store(info).dataset(info.as_of), rids)
         raw = self.register(rows, "__top")
         cols = ", ".join(select_expr(c) for c in info.columns)
         name = f"__t{next(_counter)}"

@@ -21,7 +21,7 @@ from ..sql.literals import lift_arrays
 from ..sql.rewrite import casts, ranking, similarity
 from ..sql.rewrite import params as param_rule
 from ..storage.tables import RID
-from . import ddl, dml, planner
+from . import ddl, dml, planner, versions
 from .catalog import TableInfo
 from .duck_errors import translate
 from .result import Column, Result
@@ -239,6 +239,8 @@ class Session:
     def _dispatch(self, kind: str | None, stmt: pb.Node, params: list[Any]) -> Result:
         node = ast.inner(stmt)
         if kind == "select_stmt":
+            if versions.is_version_function(stmt.select_stmt):
+                return versions.run_function(self, stmt.select_stmt)
             return self.run_select(stmt, params)
         if kind == "insert_stmt":
             return dml.insert(self, node, params)
@@ -267,12 +269,19 @@ class Session:
         if name == "_files":
             return self.db.system_table(schema or self.workspace, name)
         if schema:
-            return cat.find_table(schema, name)
-        for ws in self.search_path():
-            info = cat.find_table(ws, name)
-            if info is not None:
-                return info
-        return None
+            found = cat.find_table(schema, name)
+        else:
+            found = None
+            for ws in self.search_path():
+                found = cat.find_table(ws, name)
+                if found is not None:
+                    break
+        if found is None and (parts := versions.split_name(name)) is not None:
+            found = self.resolve_table(schema, parts[0])
+            if found is not None:
+                found.as_of = versions.resolve_version(self, found, parts[1])
+                found.read_only = True
+        return found
 
     def search_path(self) -> list[str]:
         out = []

@@ -260,7 +260,7 @@ class _Rewriter:
         from ...storage.tables import RID
 
         req, keys, scores = found
-        rows = rows_by_rid(self.scope.session.db.store(req.info).dataset(), keys,
+        rows = rows_by_rid(self.scope.session.db.store(req.info).dataset(req.info.as_of), keys,
                            columns + [RID])
         by_rid = {r: float(s) for r, s in zip(keys.tolist(), scores.tolist(), strict=True)}
         values = [rows.column(c).to_pylist() for c in columns]

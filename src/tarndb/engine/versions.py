@@ -1,0 +1,152 @@
+"""Table versions in SQL: every commit makes a version; read any of them, tag them, list them.
+
+Syntax (plain Postgres grammar, so psql, psycopg and the HTTP API all carry it):
+
+- ``SELECT ... FROM "docs@12"``                   the table as of version 12
+- ``SELECT ... FROM "docs@v1-train"``             ... as of the version tagged ``v1-train``
+- ``SELECT ... FROM "docs@2025-06-01T12:00:00Z"`` ... as of the last commit at or before then
+- ``SELECT * FROM tarndb_versions('docs')``       version, timestamp, rows, tags
+- ``SELECT tarndb_tag('docs', 'v1-train' [, 12])``  tag the current (or a given) version
+- ``SELECT tarndb_untag('docs', 'v1-train')``
+- ``SELECT tarndb_cleanup('docs', '7 days')``     drop untagged versions older than that
+
+A version is read-only. Tagged versions are never dropped by cleanup.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+from postgast import pg_query_pb2 as pb
+
+from .. import errors as E
+from ..sql import ast
+from .catalog import TableInfo
+from .result import Column, Result
+from .types import ColumnType
+
+if TYPE_CHECKING:
+    from .session import Session
+
+FUNCTIONS = ("tarndb_tag", "tarndb_untag", "tarndb_cleanup")
+
+
+def split_name(name: str) -> tuple[str, str] | None:
+    if "@" not in name:
+        return None
+    base, _, spec = name.rpartition("@")
+    return (base, spec) if base and spec else None
+
+
+def resolve_version(session: Session, info: TableInfo, spec: str) -> int:
+    ds = session.db.store(info).dataset()
+    if spec.isdigit():
+        version = int(spec)
+        if version not in {v["version"] for v in ds.versions()}:
+            raise E.UndefinedObject(f'table "{info.name}" has no version {version}')
+        return version
+    tags = ds.tags.list()
+    if spec in tags:
+        return int(tags[spec]["version"])
+    try:
+        when = dt.datetime.fromisoformat(spec.replace("Z", "+00:00"))
+    except ValueError:
+        raise E.UndefinedObject(
+            f'"{spec}" is neither a version, a tag nor a timestamp of table "{info.name}"'
+        ) from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.timezone.utc)
+    best = None
+    for v in ds.versions():
+        if _timestamp(v) <= when:
+            best = v["version"]
+    if best is None:
+        raise E.UndefinedObject(f'table "{info.name}" did not exist at {spec}')
+    return int(best)
+
+
+def _timestamp(version: dict[str, Any]) -> dt.datetime:
+    ts: dt.datetime = version["timestamp"]  # Lance reports naive UTC
+    return ts.replace(tzinfo=dt.timezone.utc) if ts.tzinfo is None else ts
+
+
+def _table_arg(session: Session, node: pb.Node) -> TableInfo:
+    name = str(ast.const_value(node)) if ast.kind(node) == "a_const" else ""
+    schema, _, rel = name.rpartition(".")
+    info = session.resolve_table(schema.strip('"') or None, rel.strip('"'))
+    if info is None or info.read_only:
+        raise E.UndefinedTable(f'relation "{name}" does not exist', table=name)
+    return info
+
+
+def versions_table(session: Session, args: list[pb.Node]) -> pa.Table:
+    if len(args) != 1:
+        raise E.UndefinedFunction("tarndb_versions(table) takes one argument")
+    info = _table_arg(session, args[0])
+    ds = session.db.store(info).dataset()
+    tags: dict[int, list[str]] = {}
+    for name, t in ds.tags.list().items():
+        tags.setdefault(int(t["version"]), []).append(name)
+    rows = ds.versions()
+    return pa.table({
+        "version": pa.array([v["version"] for v in rows], pa.int64()),
+        "timestamp": pa.array([_timestamp(v) for v in rows], pa.timestamp("us", tz="UTC")),
+        "rows": pa.array([int(v["metadata"].get("total_rows", 0)) for v in rows], pa.int64()),
+        "tags": pa.array([sorted(tags.get(v["version"], [])) for v in rows],
+                         pa.list_(pa.string())),
+    })
+
+
+def is_version_function(sel: Any) -> bool:
+    return (not sel.from_clause and len(sel.target_list) == 1
+            and ast.kind(sel.target_list[0].res_target.val) == "func_call"
+            and ast.func_name(sel.target_list[0].res_target.val.func_call) in FUNCTIONS)
+
+
+def run_function(session: Session, sel: Any) -> Result:
+    fc = sel.target_list[0].res_target.val.func_call
+    name = ast.func_name(fc)
+    args = list(fc.args)
+    if not args:
+        raise E.UndefinedFunction(f"{name}() needs a table name")
+    info = _table_arg(session, args[0])
+    ds = session.db.store(info).dataset()
+    values = [ast.const_value(a) for a in args[1:]]
+    if name == "tarndb_tag":
+        if not values or not isinstance(values[0], str):
+            raise E.InvalidParameterValue("tarndb_tag(table, tag [, version])")
+        version = int(values[1]) if len(values) > 1 else ds.version
+        if values[0] in ds.tags.list():
+            raise E.DuplicateObject(f'tag "{values[0]}" already exists on "{info.name}"')
+        if values[0].isdigit() or "@" in values[0]:
+            raise E.InvalidParameterValue("a tag must not be a number or contain '@'")
+        ds.tags.create(values[0], version)
+        out: Any = version
+        otype = ColumnType("int8")
+    elif name == "tarndb_untag":
+        if not values or values[0] not in ds.tags.list():
+            raise E.UndefinedObject(f'tag "{values[0] if values else ""}" does not exist')
+        ds.tags.delete(values[0])
+        out, otype = True, ColumnType("bool")
+    else:
+        older = _interval(values[0] if values else "7 days")
+        stats = ds.cleanup_old_versions(older_than=older, error_if_tagged_old_versions=False)
+        out, otype = int(getattr(stats, "old_versions", 0)), ColumnType("int8")
+    col = Column(name, otype)
+    return Result(columns=[col], command="SELECT 1", rowcount=1,
+                  _arrow=pa.table({name: [out]}))
+
+
+def _interval(text: Any) -> dt.timedelta:
+    parts = str(text).split()
+    try:
+        n = float(parts[0])
+        unit = parts[1].lower().rstrip("s") if len(parts) > 1 else "day"
+    except (ValueError, IndexError):
+        raise E.InvalidParameterValue(f'invalid interval "{text}"') from None
+    scale = {"second": 1, "minute": 60, "hour": 3600, "day": 86400, "week": 604800}
+    if unit not in scale:
+        raise E.InvalidParameterValue(f'invalid interval unit "{unit}"')
+    return dt.timedelta(seconds=n * scale[unit])

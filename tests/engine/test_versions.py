@@ -1,0 +1,56 @@
+"""Versions in SQL: read a table as of a version, tag or timestamp; list, tag, clean up."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+
+import pytest
+
+import tarndb
+from tarndb import errors as E
+
+
+def test_read_as_of_version_tag_and_time(session: tarndb.Session) -> None:
+    session.execute("CREATE TABLE t (id INT PRIMARY KEY, v TEXT)")
+    session.execute("INSERT INTO t VALUES (1, 'one'), (2, 'two')")
+    v_first = session.execute("SELECT max(version) FROM tarndb_versions('t')").scalar()
+    assert session.execute("SELECT tarndb_tag('t', 'train-v1')").scalar() == v_first
+    time.sleep(0.05)
+    moment = dt.datetime.now(dt.timezone.utc).isoformat()
+    time.sleep(0.05)
+    session.execute("UPDATE t SET v = 'ONE' WHERE id = 1")
+    session.execute("DELETE FROM t WHERE id = 2")
+    session.execute("INSERT INTO t VALUES (3, 'three')")
+    session.execute("ALTER TABLE t ADD COLUMN extra TEXT")
+    now = session.execute("SELECT id, v FROM t ORDER BY id").rows
+    assert now == [(1, "ONE"), (3, "three")]
+    old = [(1, "one"), (2, "two")]
+    assert session.execute(f'SELECT id, v FROM "t@{v_first}" ORDER BY id').rows == old
+    assert session.execute('SELECT id, v FROM "t@train-v1" ORDER BY id').rows == old
+    assert session.execute(f'SELECT id, v FROM "t@{moment}" ORDER BY id').rows == old
+    assert session.execute('SELECT extra FROM "t@train-v1"').rows == [(None,), (None,)]
+    assert session.execute('SELECT a.v, b.v FROM t a JOIN "t@train-v1" b ON a.id = b.id').rows \
+        == [("ONE", "one")]
+    listing = session.execute("SELECT version, rows, tags FROM tarndb_versions('t') "
+                              "ORDER BY version").rows
+    assert any(tags == ["train-v1"] for _, _, tags in listing)
+    with pytest.raises(E.InsufficientPrivilege):
+        session.execute('INSERT INTO "t@train-v1" VALUES (9, \'x\')')
+    with pytest.raises(E.UndefinedObject):
+        session.execute('SELECT * FROM "t@no-such-tag"')
+    with pytest.raises(E.DuplicateObject):
+        session.execute("SELECT tarndb_tag('t', 'train-v1')")
+    session.execute("SELECT tarndb_cleanup('t', '0 seconds')")
+    assert session.execute('SELECT id, v FROM "t@train-v1" ORDER BY id').rows == old
+    assert session.execute("SELECT tarndb_untag('t', 'train-v1')").scalar() is True
+
+
+def test_ranking_on_an_old_version(session: tarndb.Session) -> None:
+    session.execute("CREATE TABLE e (id INT PRIMARY KEY, emb FLOAT4[])")
+    session.execute("INSERT INTO e VALUES (1, ARRAY[1,0]), (2, ARRAY[0,1])")
+    session.execute("SELECT tarndb_tag('e', 'before')")
+    session.execute("UPDATE e SET emb = ARRAY[0,1] WHERE id = 1")
+    q = "SELECT id, emb <#> ARRAY[1,0]::float4[] AS s FROM {} ORDER BY s DESC LIMIT 1"
+    assert session.execute(q.format('"e@before"')).rows == [(1, 1.0)]
+    assert session.execute(q.format("e")).rows[0][1] == 0.0
