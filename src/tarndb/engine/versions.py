@@ -67,7 +67,7 @@ def resolve_version(session: Session, info: TableInfo, spec: str) -> int:
     return int(best)
 
 
-def _timestamp(version: dict[str, Any]) -> dt.datetime:
+def _timestamp(version: Any) -> dt.datetime:
     ts: dt.datetime = version["timestamp"]  # Lance reports naive UTC
     return ts.replace(tzinfo=dt.timezone.utc) if ts.tzinfo is None else ts
 

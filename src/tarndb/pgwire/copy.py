@@ -35,6 +35,13 @@ from . import codecs
 
 BINARY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
 _NOT_PLAIN = re.compile(r"[^0-9eE+\-.,{}\s]")
+_ARRAY_HEAD = struct.Struct("!iiii")
+_I16 = struct.Struct("!h")
+_I32 = struct.Struct("!i")
+# Fixed-width binary fields that decode as one numpy array per column.
+_FIXED = {"int2": ">i2", "int4": ">i4", "int8": ">i8", "float4": ">f4", "float8": ">f8",
+          "bool": "u1"}
+_F4_ELEM = np.dtype([("len", ">i4"), ("v", ">f4")])
 
 
 @dataclass
@@ -221,6 +228,8 @@ class _Column:
         self.binary = codecs.binary_decoder(ctype)
         self.conv = _arrow_value(ctype)
         self.vector = ctype.base == "float4" and ctype.ndim == 1
+        #: The whole column, when binary COPY decoded it in one go.
+        self.bulk: pa.Array | None = None
 
     def add_text(self, s: str | None) -> None:
         if s is None:
@@ -243,10 +252,85 @@ class _Column:
         if b is None:
             self.values.append(None)
             return
+        if self.vector and len(b) >= 20:
+            # One embedding: read the float4 elements straight into numpy (no Python floats).
+            ndim, flags, _elem, dim = _ARRAY_HEAD.unpack_from(b)
+            if ndim == 1 and flags == 0 and len(b) == 20 + 8 * dim:
+                rec = np.frombuffer(b, dtype=_F4_ELEM, count=dim, offset=20)
+                if dim == 0 or bool((rec["len"] == 4).all()):
+                    self.values.append(rec["v"].astype(np.float32))
+                    return
         v = self.binary(b)
         self.values.append(self.conv(v) if self.conv else v)
 
+    def add_column_binary(self, data: bytes, offs: list[int], lens: list[int]) -> bool:
+        """Decode a whole column of binary COPY fields at once (fixed-width numbers, text,
+        embeddings) into an Arrow array; False when the column needs field-by-field decoding."""
+        if self.values or self.bulk is not None or not lens:
+            return False
+        t = self.ctype
+        null = np.fromiter((ln == -1 for ln in lens), dtype=np.bool_, count=len(lens))
+        view = memoryview(data)
+        if t.ndim == 0 and t.base in _FIXED:
+            dtype = np.dtype(_FIXED[t.base])
+            if any(ln not in (-1, dtype.itemsize) for ln in lens):
+                return False
+            raw = b"".join([view[o:o + ln] if ln != -1 else b"\0" * dtype.itemsize
+                            for o, ln in zip(offs, lens, strict=True)])
+            arr = np.frombuffer(raw, dtype=dtype).astype(dtype.newbyteorder("="))
+            if t.base == "bool":
+                arr = arr != 0
+            self.bulk = pa.array(arr, type=t.arrow, mask=null if null.any() else None)
+            return True
+        if t.ndim == 0 and t.base in ("text", "varchar", "bpchar", "name"):
+            raw = b"".join([view[o:o + ln] for o, ln in zip(offs, lens, strict=True)
+                            if ln != -1])
+            sizes = np.fromiter((max(ln, 0) for ln in lens), dtype=np.int64, count=len(lens))
+            offsets = np.zeros(len(lens) + 1, dtype=np.int32)
+            np.cumsum(sizes, out=offsets[1:])
+            validity = pa.array(~null).buffers()[1] if null.any() else None
+            arr = pa.StringArray.from_buffers(len(lens), pa.py_buffer(offsets.tobytes()),
+                                              pa.py_buffer(raw), validity)
+            try:
+                arr.validate(full=True)
+            except pa.ArrowInvalid:
+                raise InvalidTextRepresentation(
+                    'invalid byte sequence for encoding "UTF8"') from None
+            self.bulk = arr if t.arrow == pa.string() else arr.cast(t.arrow)
+            return True
+        if not self.vector:
+            return False
+        widths = {ln for ln in lens if ln != -1}
+        if len(widths) != 1:
+            return False
+        width = widths.pop()
+        if width < 20 or (width - 20) % 8:
+            return False
+        dim = (width - 20) // 8
+        # The fields are contiguous byte runs: one join, then one structured numpy view.
+        block = np.frombuffer(b"".join([view[o:o + width] for o, ln in zip(offs, lens,
+                                                                           strict=True)
+                                        if ln != -1]),
+                              dtype=np.dtype([("head", ">i4", (5,)),
+                                              ("v", _F4_ELEM, (dim,))]))
+        head = block["head"]
+        if not ((head[:, 0] == 1).all() and (head[:, 1] == 0).all()
+                and (head[:, 3] == dim).all()):
+            return False
+        if not bool((block["v"]["len"] == 4).all()):
+            return False
+        flat = block["v"]["v"].astype(np.float32).reshape(-1)
+        sizes = np.where(null, 0, dim).astype(np.int32)
+        offsets = np.zeros(len(lens) + 1, dtype=np.int32)
+        np.cumsum(sizes, out=offsets[1:])
+        self.bulk = pa.ListArray.from_arrays(
+            pa.array(offsets), pa.array(flat, pa.float32()),
+            mask=pa.array(null) if null.any() else None).cast(t.arrow)
+        return True
+
     def to_arrow(self) -> pa.Array:
+        if self.bulk is not None:
+            return self.bulk
         t = self.ctype.arrow
         if self.vector and self.values and all(
                 v is None or isinstance(v, np.ndarray) for v in self.values):
@@ -272,6 +356,8 @@ class CopyReader:
         self.options = options
         self.columns = [_Column(t) for t in types]
         self._buf = bytearray()
+        #: CSV and binary data, joined once at the end (appending to one buffer copies more).
+        self._chunks: list[bytes] = []
         self._header_pending = options.header
         self._ended = False
         self.rows = 0
@@ -279,18 +365,23 @@ class CopyReader:
     def feed(self, data: bytes) -> None:
         if self._ended:
             return
-        self._buf += data
         if self.options.format == "text":
+            self._buf += data
             self._consume_text_lines(final=False)
+        else:
+            self._chunks.append(data)
 
     def finish(self) -> pa.Table:
         fmt = self.options.format
         if fmt == "text":
             self._consume_text_lines(final=True)
-        elif fmt == "csv":
-            self._parse_csv(bytes(self._buf))
         else:
-            self._parse_binary(bytes(self._buf))
+            data = b"".join(self._chunks)
+            self._chunks.clear()
+            if fmt == "csv":
+                self._parse_csv(data)
+            else:
+                self._parse_binary(data)
         self._buf.clear()
         arrays = [c.to_arrow() for c in self.columns]
         names = [f"c{i}" for i in range(len(arrays))]
@@ -378,27 +469,42 @@ class CopyReader:
         pos += 8 + ext
         ncols = len(self.columns)
         n = len(data)
+        # First pass: where every field is (offset, length; -1 for NULL). Decoding then works
+        # column by column, and embedding columns decode in one numpy gather.
+        offs: list[int] = []
+        lens: list[int] = []
+        add_off, add_len = offs.append, lens.append
+        unpack_h, unpack_i = _I16.unpack_from, _I32.unpack_from
+        cols = range(ncols)
         try:
             while pos < n:
-                (count,) = struct.unpack_from("!h", data, pos)
+                (count,) = unpack_h(data, pos)
                 pos += 2
                 if count == -1:
                     break
                 if count != ncols:
                     raise self._row_error(f"row field count is {count}, expected {ncols}")
-                for col in self.columns:
-                    (flen,) = struct.unpack_from("!i", data, pos)
+                for _ in cols:
+                    (flen,) = unpack_i(data, pos)
                     pos += 4
-                    if flen == -1:
-                        col.add_binary(None)
-                        continue
-                    if flen < 0 or pos + flen > n:
-                        raise self._row_error("unexpected EOF in COPY data")
-                    col.add_binary(data[pos:pos + flen])
-                    pos += flen
+                    add_off(pos)
+                    add_len(flen)
+                    if flen > 0:
+                        pos += flen
+                    elif flen < -1:
+                        raise self._row_error("invalid field length in COPY data")
+                if pos > n:
+                    raise self._row_error("unexpected EOF in COPY data")
                 self.rows += 1
         except struct.error:
             raise self._row_error("unexpected EOF in COPY data") from None
+        offsets = [offs[c::ncols] for c in cols]
+        lengths = [lens[c::ncols] for c in cols]
+        for col, col_offs, col_lens in zip(self.columns, offsets, lengths, strict=True):
+            if col.add_column_binary(data, col_offs, col_lens):
+                continue
+            for o, ln in zip(col_offs, col_lens, strict=True):
+                col.add_binary(None if ln == -1 else data[o:o + ln])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -431,10 +537,11 @@ class CopyTarget:
         data = data.rename_columns([c.name for c in self.columns])
         if data.num_rows == 0:
             return 0
-        copy_from = getattr(session, "copy_from", None)
-        if copy_from is not None:
-            # The engine's bulk path: one Lance append for the whole COPY.
-            return int(copy_from(self.workspace, self.table, data))
+        insert_arrow = getattr(session, "insert_arrow", None)
+        if insert_arrow is not None:
+            # The engine's bulk path: one statement, one Lance append for the whole COPY.
+            result = insert_arrow(f"{_qi(self.workspace)}.{_qi(self.table)}", data)
+            return int(result.rowcount)
         return self._insert_statements(session, data)
 
     def _insert_statements(self, session: Any, data: pa.Table) -> int:

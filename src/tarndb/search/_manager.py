@@ -434,13 +434,19 @@ class IndexManager:
     # -- queries -------------------------------------------------------------------------
 
     def _allowed(self, ds: lance.LanceDataset, filter_sql: str | None,
-                 allowed_row_keys: Any, fragments: list[Any] | None) -> I64 | None:
-        """Row keys the query may return (None: all), from the filter and the key list."""
-        if filter_sql is None and allowed_row_keys is None and fragments is None:
-            return None
-        keys = scan_row_keys(ds, filter_sql, fragments)
+                 allowed_row_keys: I64 | None, fragments: list[Any] | None,
+                 must_be_live: bool = False) -> I64 | None:
+        """Sorted row keys the query may return (None: all), from the filter and key list.
+
+        ``fragments`` restricts the filter scan (the covered part of an index); a key list
+        alone needs no scan unless ``must_be_live`` (a stale index: keys must be checked
+        against the live rows of those fragments).
+        """
+        if filter_sql is None and not must_be_live:
+            return allowed_row_keys
+        keys = np.sort(scan_row_keys(ds, filter_sql, fragments))
         if allowed_row_keys is not None:
-            keys = np.intersect1d(keys, np.asarray(allowed_row_keys, dtype=np.int64))
+            keys = np.intersect1d(keys, allowed_row_keys, assume_unique=True)
         return keys
 
     def vector_topk(self, ds: lance.LanceDataset, column: str, query: Any, k: int, *,
@@ -469,9 +475,8 @@ class IndexManager:
                                                fr.fresh_fragments))
         qn = normalize_rows(q[None, :])[0]
         side = self._side_index(info)
-        need_allow = filter_sql is not None or allowed_user is not None or fr.stale
-        allowed = self._allowed(ds, filter_sql, allowed_user,
-                                fr.covered_fragments) if need_allow else None
+        allowed = self._allowed(ds, filter_sql, allowed_user, fr.covered_fragments,
+                                must_be_live=fr.stale)
         plan = self._side_vector_search(side, qn, k, allowed, params, top, info)
         keys, scores = top.result()
         if fr.fresh_fragments:
@@ -559,9 +564,8 @@ class IndexManager:
             top.push(*_exact.exact_maxsim_topk(ds, column, q, k, filter_sql, allowed_user,
                                                fr.fresh_fragments))
         side = self._side_index(info)
-        need_allow = filter_sql is not None or allowed_user is not None or fr.stale
-        allowed = self._allowed(ds, filter_sql, allowed_user,
-                                fr.covered_fragments) if need_allow else None
+        allowed = self._allowed(ds, filter_sql, allowed_user, fr.covered_fragments,
+                                must_be_live=fr.stale)
         n = side.count()
         depth = int(candidates or info.options.get("candidates", max(20 * k, 200)))
         qn = normalize_rows(q)
@@ -736,7 +740,13 @@ class IndexManager:
 
 
 def _as_keys(allowed: Any) -> I64 | None:
-    return None if allowed is None else np.unique(np.asarray(allowed, dtype=np.int64))
+    if allowed is None:
+        return None
+    keys = np.asarray(allowed, dtype=np.int64)
+    # Already sorted and unique (what _allowed returns) is the common case: skip the sort.
+    if keys.size > 1 and not bool(np.all(keys[1:] > keys[:-1])):
+        keys = np.unique(keys)
+    return keys
 
 
 def _fsl_matrix(col: pa.ChunkedArray | pa.Array, dim: int) -> F32:
