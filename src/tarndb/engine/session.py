@@ -21,7 +21,7 @@ from ..sql.literals import lift_arrays
 from ..sql.rewrite import casts, ranking, similarity
 from ..sql.rewrite import params as param_rule
 from ..storage.tables import RID
-from . import ddl, dml, planner, versions
+from . import ddl, dml, lookup, planner, versions
 from .catalog import TableInfo
 from .duck_errors import translate
 from .result import Column, Result
@@ -241,6 +241,9 @@ class Session:
         if kind == "select_stmt":
             if versions.is_version_function(stmt.select_stmt):
                 return versions.run_function(self, stmt.select_stmt)
+            fast = lookup.try_lookup(self, stmt, params)
+            if fast is not None:
+                return fast
             return self.run_select(stmt, params)
         if kind == "insert_stmt":
             return dml.insert(self, node, params)

@@ -1,0 +1,95 @@
+"""The point-lookup fast path: ``SELECT cols FROM t WHERE key = constant [LIMIT n]``.
+
+Fetching one row by its primary key is the most common statement an application sends. Its
+answer comes straight from Lance (the key's BTREE index finds the row) without a DuckDB
+plan, view or Arrow round trip; any other shape of query takes the general path.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+from postgast import pg_query_pb2 as pb
+
+from ..sql import ast
+from .result import Column, Result
+
+if TYPE_CHECKING:
+    from .session import Session
+
+
+def _key_filter(session: Session, sel: Any, info: Any, params: list[Any]) -> str | None:
+    from .scan import _lance_literal
+
+    where = sel.where_clause
+    if ast.kind(where) != "a_expr" or ast.op_name(where.a_expr) != "=":
+        return None
+    keys = set(info.primary_key) if len(info.primary_key) == 1 else set()
+    for a, b in ((where.a_expr.lexpr, where.a_expr.rexpr),
+                 (where.a_expr.rexpr, where.a_expr.lexpr)):
+        if ast.kind(a) != "column_ref":
+            continue
+        col = info.column(ast.names(a.column_ref.fields)[-1])
+        if col is None or col.name not in keys:
+            continue
+        if ast.kind(b) == "a_const":
+            value = ast.const_value(b)
+        elif ast.kind(b) == "param_ref" and b.param_ref.number <= len(params):
+            value = params[b.param_ref.number - 1]
+        else:
+            return None
+        literal = _lance_literal(value, col)
+        if literal is not None:
+            return f"`{col.name}` = {literal}"
+    return None
+
+
+def try_lookup(session: Session, stmt: pb.Node, params: list[Any]) -> Result | None:
+    sel = stmt.select_stmt
+    if (len(sel.from_clause) != 1 or ast.kind(sel.from_clause[0]) != "range_var"
+            or not sel.HasField("where_clause") or sel.group_clause or sel.distinct_clause
+            or sel.sort_clause or sel.HasField("limit_offset") or sel.HasField("having_clause")
+            or sel.with_clause.ctes or sel.op != pb.SETOP_NONE or sel.window_clause
+            or sel.HasField("into_clause") or sel.locking_clause):
+        return None
+    rv = sel.from_clause[0].range_var
+    if rv.schemaname in ("pg_catalog", "information_schema"):
+        return None
+    info = session.resolve_table(rv.schemaname or None, rv.relname)
+    if info is None or info.read_only or session.pending_change(info) is not None:
+        return None
+    alias = rv.alias.aliasname if rv.HasField("alias") else info.name
+    columns = []
+    for t in sel.target_list:
+        rt = t.res_target
+        if ast.kind(rt.val) != "column_ref":
+            return None
+        parts = ast.names(rt.val.column_ref.fields)
+        if len(parts) > 2 or (len(parts) == 2 and parts[0] != alias):
+            return None
+        if parts[-1] == "*":
+            if rt.name:
+                return None
+            columns.extend((c.name, c) for c in info.columns)
+            continue
+        col = info.column(parts[-1])
+        if col is None:
+            return None
+        columns.append((rt.name or col.name, col))
+    limit = None
+    if sel.HasField("limit_count"):
+        if ast.kind(sel.limit_count) != "a_const" or \
+                not isinstance(ast.const_value(sel.limit_count), int):
+            return None
+        limit = int(ast.const_value(sel.limit_count))
+    flt = _key_filter(session, sel, info, params)
+    if flt is None:
+        return None
+    ds = session.db.store(info).dataset()
+    wanted = list(dict.fromkeys(c.name for _, c in columns))
+    table = ds.to_table(columns=wanted, filter=flt, limit=limit)
+    out = pa.table({str(i): table.column(c.name) for i, (_, c) in enumerate(columns)})
+    cols = [Column(name, c.type) for name, c in columns]
+    return Result(columns=cols, command=f"SELECT {out.num_rows}", rowcount=out.num_rows,
+                  _arrow=out)
