@@ -324,11 +324,19 @@ def test_maxsim_pooled_index_recall_and_exact(tmp_path: Path,
         maxsim_topk(ds, "toks", np.ones((2, d + 1)), 5)
 
 
-def test_hybrid_matches_manual_fusion(vec_table: tuple[str, Oracle, np.ndarray]) -> None:
+@pytest.mark.parametrize("indexed", [False, True])
+def test_hybrid_matches_manual_fusion(vec_table: tuple[str, Oracle, np.ndarray],
+                                      indexed: bool, tmp_path: Path) -> None:
     from tarndb.search import hybrid_fuse
 
     uri, oracle, queries = vec_table
     ds = lance.dataset(uri)
+    if indexed:
+        # Indexed legs, and rescoring that reads vectors from the index's in-memory copy.
+        ds = lance.write_dataset(ds.to_table(), str(tmp_path / "h.lance"))
+        mgr = IndexManager.open(ds.uri)
+        mgr.create_index(ds, "e", "emb")
+        mgr.create_index(ds, "b", "body")
     q = queries[1]
     text = "w1 w2 東京"
     pred = FILTERS["90%"][1]
@@ -353,3 +361,29 @@ def test_hybrid_matches_manual_fusion(vec_table: tuple[str, Oracle, np.ndarray])
         assert hits.row_keys.tolist() == keys.tolist(), method
         np.testing.assert_allclose(hits.scores, scores, rtol=1e-5, atol=1e-7)
         assert all(k % 1000 < 900 for k in hits.row_keys.tolist())
+        assert ("index e" in hits.plan and "BM25 index b" in hits.plan) == indexed, hits.plan
+
+
+@pytest.mark.parametrize("indexed", [False, True])
+def test_null_embeddings_never_match_and_zero_vectors_score_zero(tmp_path: Path,
+                                                                 indexed: bool) -> None:
+    emb = [[1.0, 0.0], None, [0.0, 0.0], [0.6, 0.8], None]
+    bags = [[[1.0, 0.0]], None, [[0.0, 0.0]], [[0.6, 0.8], [1.0, 0.0]], []]
+    t = pa.table({"__rid": pa.array([10, 11, 12, 13, 14], pa.int64()),
+                  "emb": pa.array(emb, pa.list_(pa.float32())),
+                  "toks": pa.array(bags, pa.list_(pa.list_(pa.float32()))),
+                  "body": ["a", "b", "c", "d", "e"]})
+    ds = lance.write_dataset(t, str(tmp_path / "n.lance"))
+    if indexed:
+        mgr = IndexManager.open(ds.uri)
+        mgr.create_index(ds, "e", "emb")
+        mgr.create_index(ds, "m", "toks")
+    hits = vector_topk(ds, "emb", [1.0, 0.0], 10)
+    assert hits.row_keys.tolist() == [10, 13, 12]
+    np.testing.assert_allclose(hits.scores, [1.0, 0.6, 0.0], atol=1e-6)
+    assert not np.isnan(hits.scores).any()
+    assert ("index e" in hits.plan) == indexed
+    mh = maxsim_topk(ds, "toks", [[1.0, 0.0], [0.0, 1.0]], 10)
+    # Row 13: best per query vector 1.0 and 0.8; empty bag 14 and zero bag 12 score 0.
+    assert mh.row_keys.tolist() == [13, 10, 12, 14]
+    np.testing.assert_allclose(mh.scores, [1.8, 1.0, 0.0, 0.0], atol=1e-6)

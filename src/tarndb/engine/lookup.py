@@ -60,7 +60,7 @@ def try_lookup(session: Session, stmt: pb.Node, params: list[Any]) -> Result | N
     if info is None or info.read_only or session.pending_change(info) is not None:
         return None
     alias = rv.alias.aliasname if rv.HasField("alias") else info.name
-    columns = []
+    columns: list[tuple[str, Any]] = []
     for t in sel.target_list:
         rt = t.res_target
         if ast.kind(rt.val) != "column_ref":

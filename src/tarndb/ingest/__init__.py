@@ -1,0 +1,27 @@
+"""Ingestion: images, video clips and agent traces into tables, bytes into the file store.
+
+Every ingestion is resumable (a re-run skips what is in; a killed run re-run completes
+without duplicates), uploads in parallel with a bound, inserts in batches with
+``Session.insert_arrow``, retries with backoff and shows a progress bar when tqdm is
+installed. The CLI is ``tarndb ingest images|videos|traces`` (:func:`add_cli`).
+"""
+
+from ._common import (
+    FileStoreUploader,
+    IngestError,
+    IngestReport,
+    Uploader,
+    bounded_map,
+    retry,
+)
+from ._images import find_annotations, ingest_images, load_annotations
+from ._traces import TRACE_COLUMNS, ingest_traces, iter_trace_records
+from ._video import cut_video, ffmpeg_exe, ingest_videos, probe
+from .cli import add_cli
+
+__all__ = [
+    "TRACE_COLUMNS", "FileStoreUploader", "IngestError", "IngestReport", "Uploader",
+    "add_cli", "bounded_map", "cut_video", "ffmpeg_exe", "find_annotations", "ingest_images",
+    "ingest_traces", "ingest_videos", "iter_trace_records", "load_annotations", "probe",
+    "retry",
+]

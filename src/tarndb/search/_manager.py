@@ -649,7 +649,7 @@ class IndexManager:
         multi = column_kind(ds, column) == "multivector"
         q = as_query_matrix(query) if multi else as_query_vector(query)
         info = self.index_for(column)
-        pos = {int(k_): i for i, k_ in enumerate(keys.tolist())}
+        pos_of = {int(k_): i for i, k_ in enumerate(keys.tolist())}
         todo = np.unique(keys)
         fr = self._freshness(ds, info) if info is not None and info.dim else None
         sources: list[tuple[I64, Any]] = []
@@ -659,7 +659,17 @@ class IndexManager:
                 sources.append(self._table_rows(ds, column, todo, fr.fresh_fragments))
                 todo = np.setdiff1d(todo, sources[-1][0])
             side = self._side_index(info)
-            addrs = side.row_addresses(todo)
+            cached = None if multi else side.matrix()
+            if cached is not None:
+                mkeys, mat = cached
+                pos = np.clip(np.searchsorted(mkeys, todo), 0, max(mkeys.size - 1, 0))
+                hit = mkeys[pos] == todo if mkeys.size else np.zeros(todo.size, bool)
+                qn = normalize_rows(np.asarray(q, np.float32)[None, :])[0]
+                for k_, s_ in zip(todo[hit].tolist(), (mat[pos[hit]] @ qn).tolist(),
+                                  strict=True):
+                    out[pos_of[k_]] = s_
+                todo = todo[~hit]
+            addrs = side.row_addresses(todo) if todo.size else np.zeros(0, np.uint64)
             if addrs.size and side.ds is not None:
                 col = "bag" if multi else "vec"
                 t = side.ds._take_rows(addrs.astype(np.int64).tolist(), columns=[RID, col])
@@ -679,7 +689,7 @@ class IndexManager:
                 got_keys = got_keys[valid]
                 scores = cosine_scores(mat, q) if mat.shape[0] else np.zeros(0, np.float32)
             for k_, s_ in zip(got_keys.tolist(), scores.tolist(), strict=True):
-                out[pos[k_]] = s_
+                out[pos_of[k_]] = s_
         return out
 
     def _table_rows(self, ds: lance.LanceDataset, column: str, keys: I64,

@@ -976,12 +976,16 @@ def _search_path(session: Any) -> list[str]:
     return [getattr(session, "workspace", "public")]
 
 
-def _map_sql(pairs: dict[int, str], arg: str) -> str:
+def _case(pairs: dict[Any, Any], key_sql: str, default: str = "NULL") -> str:
+    """``CASE key WHEN k THEN v ... END``: SQL both the Postgres parser and DuckDB take."""
     if not pairs:
-        return "CAST(NULL AS VARCHAR)"
-    keys = ", ".join(str(k) for k in pairs)
-    vals = ", ".join(_sql_str(v) for v in pairs.values())
-    return f"map_extract(MAP([{keys}], [{vals}]), CAST({arg} AS BIGINT))[1]"
+        return default
+    whens = " ".join(f"WHEN {_lit(k)} THEN {_lit(v)}" for k, v in pairs.items())
+    return f"CASE {key_sql} {whens} ELSE {default} END"
+
+
+def _lit(v: Any) -> str:
+    return str(int(v)) if isinstance(v, int) and not isinstance(v, bool) else _sql_str(str(v))
 
 
 def _relation_oids(db: Any, session: Any) -> dict[str, int]:
@@ -1011,20 +1015,24 @@ def _relation_oids(db: Any, session: Any) -> dict[str, int]:
 def session_function(name: str, args: list[str], db: Any, session: Any) -> str | None:
     """SQL replacing a call of ``name(args...)`` for this session, or None to keep the call.
 
-    ``args`` are the SQL texts of the arguments. The engine calls this for every function call
-    whose lower-case unqualified name is in :data:`SESSION_FUNCTIONS`, and for casts to
-    ``regclass`` of a string (as ``to_regclass``).
+    ``args`` are the SQL texts of the arguments. The result parses with the Postgres grammar
+    and runs on DuckDB. :func:`rewrite` applies it to the functions of
+    :data:`SESSION_FUNCTIONS` and to casts of strings to ``regclass`` (as ``regclass``).
     """
     n = name.lower()
-    if n in ("current_schema",) and not args:
-        path = [p for p in _search_path(session) if p]
-        return _sql_str(path[0] if path else "public")
+    if n == "current_schema" and not args:
+        # The first schema of the search path that exists ("$user" usually does not).
+        existing = set(_workspaces(db))
+        path = [p for p in _search_path(session) if p in existing]
+        return _sql_str(path[0]) if path else "NULL"
     if n == "current_schemas":
-        path = [p for p in _search_path(session) if p]
+        existing = set(_workspaces(db))
+        path = [p for p in _search_path(session) if p in existing]
         items = ", ".join(_sql_str(p) for p in path)
         if args:
-            return f"CASE WHEN {args[0]} THEN ['pg_catalog', {items}] ELSE [{items}] END"
-        return f"[{items}]"
+            return (f"CASE WHEN {args[0]} THEN ARRAY['pg_catalog', {items}] "
+                    f"ELSE ARRAY[{items}] END")
+        return f"ARRAY[{items}]"
     if n in ("current_user", "session_user", "user", "current_role") and not args:
         return _sql_str(str(getattr(session, "user", "postgres")))
     if n == "current_setting" and args:
@@ -1032,54 +1040,49 @@ def session_function(name: str, args: list[str], db: Any, session: Any) -> str |
                     (getattr(session, "settings", {}) or {}).items()}
         settings.setdefault("default_table_access_method", "heap")
         settings.setdefault("server_version_num", "160004")
-        keys = ", ".join(_sql_str(k) for k in settings)
-        vals = ", ".join(_sql_str(v) for v in settings.values())
-        return f"map_extract(MAP([{keys}], [{vals}]), lower(CAST({args[0]} AS VARCHAR)))[1]"
+        settings.setdefault("jit", "off")
+        return _case(settings, f"lower(CAST({args[0]} AS text))")
     if n == "pg_table_is_visible" and args:
         oids = _visible_oids(db, session)
-        return f"list_contains([{', '.join(map(str, oids))}]::BIGINT[], CAST({args[0]} AS BIGINT))"
+        if not oids:
+            return "false"
+        return f"CAST({args[0]} AS bigint) IN ({', '.join(map(str, oids))})"
     if n == "pg_get_userbyid" and args:
         pairs = {r[0]: r[1] for r in _role_rows(db)}
-        return f"coalesce({_map_sql(pairs, args[0])}, 'unknown (OID=' || {args[0]} || ')')"
+        return f"coalesce({_case(pairs, f'CAST({args[0]} AS bigint)')}, 'unknown (OID=' || " \
+               f"CAST({args[0]} AS text) || ')')"
     if n == "pg_get_constraintdef" and args:
         defs = {_constraint_oid(info): "PRIMARY KEY (" + ", ".join(
             _qi(c) for c in info.primary_key) + ")" for info in _tables(db) if info.primary_key}
-        return _map_sql(defs, args[0])
+        return _case(defs, f"CAST({args[0]} AS bigint)")
     if n == "pg_get_indexdef" and args:
         defs = {ix["oid"]: _index_def(info, ix) for info in _tables(db) for ix in _indexes(info)}
+        whole = _case(defs, f"CAST({args[0]} AS bigint)")
         if len(args) >= 2:
             cols = {ix["oid"]: ix["columns"][0] for info in _tables(db)
                     for ix in _indexes(info)}
-            return (f"CASE WHEN CAST({args[1]} AS INTEGER) = 0 THEN {_map_sql(defs, args[0])} "
-                    f"ELSE {_map_sql(cols, args[0])} END")
-        return _map_sql(defs, args[0])
+            return (f"CASE WHEN CAST({args[1]} AS integer) = 0 THEN {whole} "
+                    f"ELSE {_case(cols, f'CAST({args[0]} AS bigint)')} END")
+        return whole
     if n == "pg_get_serial_sequence" and len(args) >= 2:
         seqs: dict[str, str] = {}
-        rel_oids = _relation_oids(db, session)
         by_oid = {_table_oid(i): i for i in _tables(db)}
-        for rel, oid in rel_oids.items():
+        for rel, oid in _relation_oids(db, session).items():
             info = by_oid.get(oid)
             if info is None:
                 continue
             for c in info.columns:
                 if c.serial:
-                    seqs[f"{rel}\x1f{c.name}"] = f"{info.workspace}.{_seq_name(info, c)}"
-        if not seqs:
-            return "CAST(NULL AS VARCHAR)"
-        keys = ", ".join(_sql_str(k) for k in seqs)
-        vals = ", ".join(_sql_str(v) for v in seqs.values())
-        return (f"map_extract(MAP([{keys}], [{vals}]), CAST({args[0]} AS VARCHAR) || "
-                f"chr(31) || CAST({args[1]} AS VARCHAR))[1]")
+                    seqs[f"{rel}|{c.name}"] = f"{info.workspace}.{_seq_name(info, c)}"
+        return _case(seqs, f"CAST({args[0]} AS text) || '|' || CAST({args[1]} AS text)")
     if n in ("to_regclass", "regclass") and args:
-        rels = _relation_oids(db, session)
-        keys = ", ".join(_sql_str(k) for k in rels)
-        vals = ", ".join(str(v) for v in rels.values())
-        lookup = f"map_extract(MAP([{keys}], [{vals}]::BIGINT[]), CAST({args[0]} AS VARCHAR))[1]"
+        rels: dict[str, int] = dict(_relation_oids(db, session))
         if n == "regclass":
-            # A cast of a number stays that number; a name must exist (42P01 otherwise).
-            return (f"coalesce(TRY_CAST({args[0]} AS BIGINT), {lookup}, "
-                    f"error('relation \"' || {args[0]} || '\" does not exist'))")
-        return lookup
+            # A cast of a number names that OID; a name must exist (an error otherwise).
+            rels.update({str(o): o for o in set(rels.values())})
+            missing = f"error('relation \"' || CAST({args[0]} AS text) || '\" does not exist')"
+            return _case(rels, f"CAST({args[0]} AS text)", missing)
+        return _case(rels, f"CAST({args[0]} AS text)")
     return None
 
 
@@ -1093,3 +1096,104 @@ SESSION_FUNCTIONS = frozenset({
 
 __all__ = ["relation", "install_functions", "session_function", "SESSION_FUNCTIONS",
            "namespace_oid", "stable_oid", "VERSION_STRING", "SERVER_VERSION"]
+
+
+# ---------------------------------------------------------------------------------------------
+# the statement rewrite the engine applies before binding
+
+
+_SVF_NAMES = {"SVFOP_CURRENT_USER": "current_user", "SVFOP_SESSION_USER": "session_user",
+              "SVFOP_USER": "user", "SVFOP_CURRENT_ROLE": "current_role",
+              "SVFOP_CURRENT_SCHEMA": "current_schema", "SVFOP_CURRENT_CATALOG": None}
+_REG_TYPES = {"regclass", "regtype", "regproc", "regprocedure", "regnamespace", "regrole",
+              "regoper", "oid", "name", "text", "char", "int2vector", "oidvector", "xid"}
+_CATALOG_SCHEMAS = ("pg_catalog", "information_schema")
+
+
+def _expr(sql: str, args: list[Any]) -> Any:
+    """Parse ``sql`` (an expression; ``__pgargN`` column refs stand for ``args[N]``)."""
+    from postgast import pg_query_pb2 as pb
+
+    from . import ast
+
+    node = ast.parse(f"SELECT {sql}").stmts[0].stmt.select_stmt.target_list[0].res_target.val
+    for n in list(ast.walk_nodes(node)):
+        if n.WhichOneof("node") == "column_ref":
+            parts = ast.names(n.column_ref.fields)
+            if len(parts) == 1 and parts[0].startswith("__pgarg"):
+                n.CopyFrom(args[int(parts[0][len("__pgarg"):])])
+    assert isinstance(node, pb.Node)
+    return node
+
+
+def _call(name: str, args: list[Any], db: Any, session: Any) -> Any | None:
+    sql = session_function(name, [f"__pgarg{i}" for i in range(len(args))], db, session)
+    return _expr(sql, args) if sql is not None else None
+
+
+def rewrite(stmt: Any, db: Any, session: Any) -> None:
+    """Make a parsed statement's Postgres catalog idioms runnable on DuckDB, in place.
+
+    - ``pg_catalog.f(...)`` -> ``f(...)`` (DuckDB reads ``x.f()`` as ``f(x)``); and the
+      functions of :data:`SESSION_FUNCTIONS` (and ``current_user`` & co.) -> this session's
+      answer (:func:`session_function`);
+    - ``'t'::regclass`` -> the table's OID (42P01 when there is none), ``'int4'::regtype`` ->
+      its OID; ``x::pg_catalog.regclass`` -> ``x::regclass`` (a BIGINT type in DuckDB);
+    - ``OPERATOR(pg_catalog.~)`` -> ``~``; ``COLLATE pg_catalog.default`` dropped;
+    - ``pg_catalog.pg_class.relname`` -> ``pg_class.relname`` (the relation keeps its name as
+      alias when the engine binds it).
+    """
+    from . import ast
+
+    nodes = list(ast.walk_nodes(stmt))
+    # Children before parents: a replaced node's arguments are already rewritten.
+    for n in reversed(nodes):
+        k = n.WhichOneof("node")
+        if k == "func_call":
+            fc = n.func_call
+            parts = ast.names(fc.funcname)
+            if len(parts) == 2 and parts[0].lower() == "pg_catalog":
+                del fc.funcname[0]
+            name = parts[-1].lower()
+            if name in SESSION_FUNCTIONS and not fc.agg_star:
+                repl = _call(name, list(fc.args), db, session)
+                if repl is not None:
+                    n.CopyFrom(repl)
+        elif k == "sqlvalue_function":
+            from postgast import pg_query_pb2 as pb
+
+            op = pb.SQLValueFunctionOp.Name(n.sqlvalue_function.op)
+            if op == "SVFOP_CURRENT_CATALOG":
+                n.CopyFrom(_expr("'postgres'", []))
+            elif op in _SVF_NAMES:
+                repl = _call(str(_SVF_NAMES[op]), [], db, session)
+                if repl is not None:
+                    n.CopyFrom(repl)
+        elif k == "a_expr":
+            names = n.a_expr.name
+            if len(names) == 2 and ast.names(names)[0].lower() == "pg_catalog":
+                del names[0]
+        elif k == "collate_clause":
+            coll = [c.lower() for c in ast.names(n.collate_clause.collname)]
+            if coll[-1:] == ["default"] or coll == ["pg_catalog", "c"]:
+                n.CopyFrom(n.collate_clause.arg)
+        elif k == "column_ref":
+            fields = n.column_ref.fields
+            if len(fields) == 3 and ast.names(fields)[0].lower() in _CATALOG_SCHEMAS:
+                del fields[0]
+        elif k == "type_cast":
+            tc = n.type_cast
+            tnames = ast.names(tc.type_name.names)
+            if len(tnames) == 2 and tnames[0].lower() == "pg_catalog" \
+                    and tnames[1].lower() in _REG_TYPES:
+                del tc.type_name.names[0]
+                tnames = tnames[1:]
+            target = tnames[-1].lower() if tnames else ""
+            is_text = tc.arg.WhichOneof("node") == "a_const" and \
+                tc.arg.a_const.WhichOneof("val") == "sval"
+            if target == "regclass" and is_text and not tc.type_name.array_bounds:
+                repl = _call("regclass", [tc.arg], db, session)
+                if repl is not None:
+                    n.CopyFrom(repl)
+            elif target == "regtype" and is_text and not tc.type_name.array_bounds:
+                n.CopyFrom(_expr("to_regtype(__pgarg0)", [tc.arg]))
