@@ -28,7 +28,9 @@ that the wire protocol reports and the HTTP status the REST API answers with::
     │   └── NotNullViolation    23502
     ├── GeneratedAlways         428C9  400   writing a GENERATED ALWAYS column
     ├── InvalidTransactionState 25000  409
-    │   └── InFailedTransaction 25P02
+    │   ├── InFailedTransaction 25P02
+    │   └── NoActiveTransaction 25P01
+    ├── InvalidSavepointSpecification 3B001 400
     ├── SerializationFailure    40001  409   a concurrent commit won
     ├── QueryCanceled           57014  408
     ├── InsufficientPrivilege   42501  403
@@ -226,6 +228,17 @@ class InvalidTransactionState(TarnError):
 class InFailedTransaction(InvalidTransactionState):
     sqlstate = "25P02"
     code = "in_failed_sql_transaction"
+
+
+class NoActiveTransaction(InvalidTransactionState):
+    sqlstate = "25P01"
+    code = "no_active_sql_transaction"
+
+
+class InvalidSavepointSpecification(TarnError):
+    sqlstate = "3B001"
+    http_status = 400
+    code = "invalid_savepoint_specification"
 
 
 class SerializationFailure(TarnError):

@@ -122,3 +122,26 @@ def test_threads_share_a_database(db: tarndb.Database) -> None:
         t.join()
     assert not errors
     assert db.execute("SELECT count(*), count(DISTINCT id) FROM c").rows == [(80, 80)]
+
+
+def test_savepoints(two: tuple[tarndb.Session, ...]) -> None:
+    a, b = two
+    a.execute("BEGIN")
+    a.execute("INSERT INTO t VALUES (3, 'three')")
+    a.execute("SAVEPOINT s1")
+    a.execute("DELETE FROM t WHERE id = 1")
+    with pytest.raises(E.UniqueViolation):
+        a.execute("INSERT INTO t VALUES (2, 'dup')")
+    assert a.transaction_status == "E"
+    assert a.execute("ROLLBACK TO SAVEPOINT s1").command == "ROLLBACK"
+    assert a.transaction_status == "T"
+    assert rows(a) == [(1, "one"), (2, "two"), (3, "three")]
+    a.execute("SAVEPOINT s2")
+    a.execute("RELEASE SAVEPOINT s2")
+    with pytest.raises(E.InvalidSavepointSpecification):
+        a.execute("ROLLBACK TO SAVEPOINT s2")
+    a.execute("ROLLBACK TO SAVEPOINT s1")
+    a.execute("COMMIT")
+    assert rows(b) == [(1, "one"), (2, "two"), (3, "three")]
+    with pytest.raises(E.NoActiveTransaction):
+        a.execute("SAVEPOINT outside")

@@ -112,6 +112,12 @@ class Scope:
              params: list[Any] | None = None) -> None:
         """Point every RangeVar in ``stmt`` at a view (tables) or a catalog relation."""
         self._params = params
+        if ast.kind(stmt) == "select_stmt":
+            from ..sql import pgcatalog
+
+            # Postgres catalog idioms clients send at connect time (pg_catalog.f(),
+            # 't'::regclass, current_schema()) made runnable on DuckDB.
+            pgcatalog.rewrite(stmt, self.session.db, self.session)
         ctes = {c.common_table_expr.ctename for m in ast.walk(stmt)
                 if isinstance(m, pb.WithClause) for c in m.ctes}
         for node in list(ast.walk_nodes(stmt)):

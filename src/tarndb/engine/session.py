@@ -89,6 +89,7 @@ class Session:
             else '"$user", public'
         self.cursor = db.new_cursor()
         self._txn: dict[str, TableChange] | None = None
+        self._savepoints: list[tuple[str, dict[str, TableChange]]] = []
         self._failed = False
         self._running = threading.Event()
         self._closed = False
@@ -173,6 +174,7 @@ class Session:
         self._txn = {}
 
     def commit(self) -> None:
+        self._savepoints.clear()
         txn, self._txn = self._txn, None
         failed, self._failed = self._failed, False
         if txn is None or failed:
@@ -180,6 +182,7 @@ class Session:
         self.db.commit_changes(list(txn.values()))
 
     def rollback(self) -> None:
+        self._savepoints.clear()
         self._txn = None
         self._failed = False
 
@@ -188,7 +191,8 @@ class Session:
     def _run(self, stmt: pb.Node, params: list[Any], map_pos: Any) -> Result:
         kind = ast.kind(stmt)
         ends_txn = kind == "transaction_stmt" and stmt.transaction_stmt.kind in (
-            pb.TRANS_STMT_ROLLBACK, pb.TRANS_STMT_COMMIT, pb.TRANS_STMT_ROLLBACK_TO)
+            pb.TRANS_STMT_ROLLBACK, pb.TRANS_STMT_COMMIT, pb.TRANS_STMT_ROLLBACK_TO,
+            pb.TRANS_STMT_PREPARE)
         return self._statement(lambda: self._dispatch(kind, stmt, params), map_pos,
                                allowed_when_failed=ends_txn,
                                autocommit=kind != "transaction_stmt")
@@ -363,14 +367,43 @@ class Session:
                 self.notices.append("there is no transaction in progress")
             self.commit()
             return Result(command="ROLLBACK" if was_failed else "COMMIT")
-        if k in (pb.TRANS_STMT_ROLLBACK, pb.TRANS_STMT_ROLLBACK_TO):
+        if k == pb.TRANS_STMT_ROLLBACK_TO:
+            return self._savepoint(k, node.savepoint_name)
+        if k == pb.TRANS_STMT_ROLLBACK:
             if self._txn is None:
                 self.notices.append("there is no transaction in progress")
             self.rollback()
             return Result(command="ROLLBACK")
         if k in (pb.TRANS_STMT_SAVEPOINT, pb.TRANS_STMT_RELEASE):
-            raise E.FeatureNotSupported("savepoints are not supported")
+            return self._savepoint(k, node.savepoint_name)
         raise E.FeatureNotSupported("two-phase commit is not supported")
+
+    def _savepoint(self, kind: int, name: str) -> Result:
+        """Savepoints snapshot the transaction's pending changes (cheap: Arrow tables are
+        immutable, so a snapshot copies references and the removed-row sets)."""
+        if self._txn is None:
+            raise E.NoActiveTransaction(
+                f"{'SAVEPOINT' if kind == pb.TRANS_STMT_SAVEPOINT else 'ROLLBACK TO SAVEPOINT'}"
+                " can only be used in transaction blocks")
+        if kind == pb.TRANS_STMT_SAVEPOINT:
+            snapshot = {k: TableChange(c.info, c.added, set(c.removed), c.base_version)
+                        for k, c in self._txn.items()}
+            self._savepoints.append((name, snapshot))
+            return Result(command="SAVEPOINT")
+        names = [n for n, _ in self._savepoints]
+        if name not in names:
+            self._failed = True
+            raise E.InvalidSavepointSpecification(f'savepoint "{name}" does not exist')
+        i = len(names) - 1 - names[::-1].index(name)
+        if kind == pb.TRANS_STMT_RELEASE:
+            del self._savepoints[i:]
+            return Result(command="RELEASE")
+        _, snapshot = self._savepoints[i]
+        del self._savepoints[i + 1:]
+        self._txn = {k: TableChange(c.info, c.added, set(c.removed), c.base_version)
+                     for k, c in snapshot.items()}
+        self._failed = False
+        return Result(command="ROLLBACK")
 
     def _set(self, node: Any) -> Result:
         name = node.name.lower()

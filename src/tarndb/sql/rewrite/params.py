@@ -37,6 +37,14 @@ def apply(stmt: pb.Node, params: list[Any]) -> tuple[str, list[Any]]:
     if n > len(params):
         raise InvalidParameterValue(
             f"statement uses ${n} but {len(params)} parameter(s) were given")
-    values = [json_text(params[i]) if (i + 1) in as_json else adapt_param(params[i])
-              for i in range(n)]
+    refs = [m for m in ast.walk(stmt) if isinstance(m, pb.ParamRef)]
+    used = sorted({r.number for r in refs})
+    if used != list(range(1, len(used) + 1)):
+        # DuckDB wants exactly the values the text uses: renumber densely when rewrites
+        # (or the client) left gaps, e.g. $1 folded into a constant.
+        dense = {old: i + 1 for i, old in enumerate(used)}
+        for r in refs:
+            r.number = dense[r.number]
+    values = [json_text(params[i - 1]) if i in as_json else adapt_param(params[i - 1])
+              for i in used]
     return ast.deparse_node(stmt), values

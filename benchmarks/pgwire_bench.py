@@ -1,0 +1,181 @@
+"""Postgres protocol benchmark: tarndb against a real PostgreSQL, same client, one run.
+
+    python benchmarks/pgwire_bench.py [--pg-dsn "host=... port=... user=... dbname=..."]
+        [--rows 100000] [--dim 384] [--clients 50]
+
+Starts ``python -m tarndb.pgwire`` over a fresh lake (TLS, SCRAM). Without ``--pg-dsn`` it
+starts a throwaway PostgreSQL with ``initdb``/``pg_ctl`` when they are on PATH (and we are not
+root). Prints, for each server: ``SELECT 1`` round trip p50/p95, primary-key lookup p50/p95,
+COPY ingest of ``--rows`` rows (id, text, ``--dim``-d float4[]) in rows/s, and ``SELECT 1``
+p50/p95 with ``--clients`` concurrent clients.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import psycopg
+
+PASSWORD = "bench-pw"
+
+
+def pct(xs: list[float], p: float) -> float:
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(p * len(xs)))] * 1000
+
+
+def timed(fn: Callable[[], object], n: int) -> list[float]:
+    out = []
+    for _ in range(n):
+        t = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - t)
+    return out
+
+
+def copy_binary(vecs: np.ndarray) -> bytes:
+    """COPY BINARY rows (id int8, t text, v float4[]) built with numpy, so the client is not
+    what the benchmark measures."""
+    n, dim = vecs.shape
+    texts = [f"row {i}".encode() for i in range(n)]
+    tlen = max(len(t) for t in texts)
+    rec = np.dtype([("nf", ">i2"), ("l1", ">i4"), ("id", ">i8"), ("l2", ">i4"),
+                    ("t", f"S{tlen}"), ("l3", ">i4"), ("ndim", ">i4"), ("flags", ">i4"),
+                    ("elem", ">i4"), ("dim", ">i4"), ("lb", ">i4"),
+                    ("v", [("len", ">i4"), ("x", ">f4")], (dim,))])
+    a = np.zeros(n, dtype=rec)
+    a["nf"], a["l1"], a["id"], a["l2"] = 3, 8, np.arange(n), tlen
+    a["t"] = [t.ljust(tlen) for t in texts]
+    a["l3"] = 20 + 8 * dim
+    a["ndim"], a["flags"], a["elem"], a["dim"], a["lb"] = 1, 0, 700, dim, 1
+    a["v"]["len"] = 4
+    a["v"]["x"] = vecs
+    return b"PGCOPY\n\xff\r\n\x00" + b"\x00" * 8 + a.tobytes() + b"\xff\xff"
+
+
+def bench(name: str, dsn: str, rows: int, dim: int, clients: int) -> dict[str, float]:
+    res: dict[str, float] = {}
+    with psycopg.connect(dsn, autocommit=True) as c:
+        for _ in range(50):
+            c.execute("SELECT 1").fetchone()
+        lat = timed(lambda: c.execute("SELECT 1").fetchone(), 1000)
+        res["select1_p50_ms"], res["select1_p95_ms"] = pct(lat, .5), pct(lat, .95)
+        c.execute("DROP TABLE IF EXISTS bench_items")
+        c.execute("CREATE TABLE bench_items (id BIGINT PRIMARY KEY, t TEXT, v FLOAT4[])")
+        vecs = np.random.default_rng(0).standard_normal((rows, dim)).astype(np.float32)
+        payload = copy_binary(vecs)
+        t0 = time.perf_counter()
+        with c.cursor().copy("COPY bench_items (id, t, v) FROM STDIN (FORMAT BINARY)") as cp:
+            for off in range(0, len(payload), 1 << 20):
+                cp.write(payload[off:off + (1 << 20)])
+        res["copy_rows_per_s"] = rows / (time.perf_counter() - t0)
+        ids = np.random.default_rng(1).integers(0, rows, 300).tolist()
+        it = iter(ids)
+        lat = timed(lambda: c.execute("SELECT id, t FROM bench_items WHERE id = %s",
+                                      (next(it),)).fetchone(), len(ids))
+        res["pk_p50_ms"], res["pk_p95_ms"] = pct(lat, .5), pct(lat, .95)
+    lats: list[float] = []
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+
+    def client() -> None:
+        try:
+            with psycopg.connect(dsn, autocommit=True) as cc:
+                mine = timed(lambda: cc.execute("SELECT 1").fetchone(), 200)
+            with lock:
+                lats.extend(mine)
+        except BaseException as e:  # noqa: BLE001 - counted and reported
+            errors.append(e)
+
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    res["concurrent_errors"] = len(errors)
+    if lats:
+        res["concurrent_p50_ms"], res["concurrent_p95_ms"] = pct(lats, .5), pct(lats, .95)
+    print(f"{name:>10}: SELECT 1 p50 {res['select1_p50_ms']:.3f} ms p95 "
+          f"{res['select1_p95_ms']:.3f} ms | PK lookup p50 {res['pk_p50_ms']:.3f} ms p95 "
+          f"{res['pk_p95_ms']:.3f} ms | COPY {res['copy_rows_per_s']:,.0f} rows/s | "
+          f"{clients} clients SELECT 1 p50 {res.get('concurrent_p50_ms', 0):.3f} ms p95 "
+          f"{res.get('concurrent_p95_ms', 0):.3f} ms, errors {len(errors)}", flush=True)
+    return res
+
+
+def start_tarndb(tmp: Path) -> tuple[subprocess.Popen[bytes], str]:
+    port_file = tmp / "port"
+    env = dict(os.environ, TARNDB_PASSWORD=PASSWORD)
+    proc = subprocess.Popen([sys.executable, "-m", "tarndb.pgwire", "--data", str(tmp / "lake"),
+                             "--port", "0", "--port-file", str(port_file)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    while not port_file.exists():
+        if proc.poll() is not None:
+            raise SystemExit("tarndb server did not start")
+        time.sleep(0.05)
+    port = port_file.read_text()
+    return proc, (f"host=127.0.0.1 port={port} user=postgres password={PASSWORD} "
+                  "dbname=postgres sslmode=require")
+
+
+def start_postgres(tmp: Path) -> tuple[list[str], str] | None:
+    if os.geteuid() == 0 or not shutil.which("initdb") or not shutil.which("pg_ctl"):
+        return None
+    data = tmp / "pgdata"
+    subprocess.run(["initdb", "-D", str(data), "-U", "postgres", "--auth=trust"], check=True,
+                   stdout=subprocess.DEVNULL)
+    port = "55499"
+    subprocess.run(["pg_ctl", "-D", str(data), "-o", f"-p {port} -k {tmp}", "-l",
+                    str(tmp / "pg.log"), "-w", "start"], check=True, stdout=subprocess.DEVNULL)
+    return (["pg_ctl", "-D", str(data), "-m", "fast", "stop"],
+            f"host=127.0.0.1 port={port} user=postgres dbname=postgres")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--pg-dsn", help="a PostgreSQL to compare with (default: start one)")
+    p.add_argument("--rows", type=int, default=100_000)
+    p.add_argument("--dim", type=int, default=384)
+    p.add_argument("--clients", type=int, default=50)
+    args = p.parse_args()
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        pg_stop = None
+        pg_dsn = args.pg_dsn
+        if pg_dsn is None:
+            started = start_postgres(tmp)
+            if started is None:
+                print("postgres: not started (give --pg-dsn, or run as a non-root user with "
+                      "initdb on PATH)")
+            else:
+                pg_stop, pg_dsn = started
+        proc, dsn = start_tarndb(tmp)
+        try:
+            results = {"tarndb": bench("tarndb", dsn, args.rows, args.dim, args.clients)}
+            if pg_dsn:
+                results["postgres"] = bench("postgres", pg_dsn, args.rows, args.dim,
+                                            args.clients)
+        finally:
+            proc.terminate()
+            proc.wait()
+            if pg_stop:
+                subprocess.run(pg_stop, check=False, stdout=subprocess.DEVNULL)
+        t = results["tarndb"]
+        print("targets: SELECT 1 p50 <= 1 ms:", "ok" if t["select1_p50_ms"] <= 1 else "MISSED",
+              "| COPY >= 50k rows/s:", "ok" if t["copy_rows_per_s"] >= 50_000 else "MISSED",
+              f"| {args.clients} clients: errors {int(t['concurrent_errors'])}, p95 within 5x:",
+              "ok" if t.get("concurrent_p95_ms", 1e9) <= 5 * t["select1_p95_ms"] else "MISSED")
+
+
+if __name__ == "__main__":
+    main()
