@@ -41,7 +41,7 @@ class ConnectionManager:
     def __init__(self, *, org_id: str | None = None, workspace_id: str | None = None,
                  host: str = "127.0.0.1", port: int = 5433, user: str = "postgres",
                  password: str | None = None, database: str = "postgres",
-                 sslmode: str = "require", max_size: int = 10, connect_timeout: int = 30,
+                 sslmode: str = "prefer", max_size: int = 10, connect_timeout: int = 30,
                  create_workspace: bool = True, **connect_kwargs: Any) -> None:
         self.org_id = org_id
         self.workspace_id = workspace_id
@@ -137,7 +137,7 @@ class ConnectionManager:
 
 def connect(org_id: str | None = None, workspace_id: str | None = None, host: str = "127.0.0.1",
             port: int = 5433, user: str = "postgres", password: str | None = None,
-            database: str = "postgres", sslmode: str = "require",
+            database: str = "postgres", sslmode: str = "prefer",
             **kwargs: Any) -> ConnectionManager:
     """A :class:`ConnectionManager` for a tarndb (or any Postgres) server.
 

@@ -6,6 +6,8 @@ without duplicates), uploads in parallel with a bound, inserts in batches with
 installed. The CLI is ``tarndb ingest images|videos|traces`` (:func:`add_cli`).
 """
 
+from typing import Any
+
 from ._common import (
     FileStoreUploader,
     IngestError,
@@ -17,7 +19,14 @@ from ._common import (
 from ._images import find_annotations, ingest_images, load_annotations
 from ._traces import TRACE_COLUMNS, ingest_traces, iter_trace_records
 from ._video import cut_video, ffmpeg_exe, ingest_videos, probe
-from .cli import add_cli
+
+
+def add_cli(subparsers: Any) -> Any:
+    """Mount ``tarndb ingest images|videos|traces`` on the ``tarndb`` command's subparsers."""
+    from .cli import add_cli as _add_cli
+
+    return _add_cli(subparsers)
+
 
 __all__ = [
     "TRACE_COLUMNS", "FileStoreUploader", "IngestError", "IngestReport", "Uploader",
