@@ -18,7 +18,11 @@ __version__ = "0.1.0"
 
 def open(uri: str, storage_options: dict[str, str] | None = None) -> Database:  # noqa: A001
     """Open (or create) the lake at ``uri``: a local directory or an ``s3://`` URI."""
-    return Database(uri, storage_options=storage_options)
+    db = Database(uri, storage_options=storage_options)
+    from .embeddings import install
+
+    install(db)  # embed() / embed_multi() in SQL; models load on first use
+    return db
 
 
 def __getattr__(name: str) -> object:

@@ -113,6 +113,12 @@ def build_parser() -> argparse.ArgumentParser:
         pass
     token.set_defaults(func=cmd_token)
 
+    from .ingest import add_cli as add_ingest_cli
+    from .memory.mcp import add_cli as add_mcp_cli
+
+    add_ingest_cli(sub)
+    add_mcp_cli(sub)
+
     st = sub.add_parser("settings", help="list settings and their environment variables")
     st.add_argument("--markdown", action="store_true", help="print the settings table")
     st.set_defaults(func=cmd_settings)

@@ -35,7 +35,14 @@ from ._registry import (
     register_openai,
     set_default_model,
 )
-from ._sql import embed_column, install, install_functions, multivectors_to_arrow, vectors_to_arrow
+from ._sql import (
+    embed_column,
+    install,
+    install_functions,
+    multivectors_to_arrow,
+    udf_error_from_message,
+    vectors_to_arrow,
+)
 
 
 def embed(texts: Sequence[str], model: str | None = None, db: Any = None,
@@ -57,5 +64,6 @@ __all__ = [
     "OpenAIEmbedder", "SentenceTransformerEmbedder", "TokenEmbedder", "UnknownModel",
     "default_model_name", "embed", "embed_column", "embed_multi", "get_model", "install",
     "install_functions", "l2_normalize", "loaded_models", "multivectors_to_arrow", "register",
-    "register_model", "register_openai", "set_default_model", "vectors_to_arrow",
+    "register_model", "register_openai", "set_default_model", "udf_error_from_message",
+    "vectors_to_arrow",
 ]

@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+DuckConnection = duckdb.DuckDBPyConnection
+
 # Sequence values and row ids are reserved in blocks so that single-row inserts do not write
 # the catalog each time (gaps after a restart are allowed, as with Postgres sequences).
 _BLOCK = 1000
@@ -68,6 +70,13 @@ class Database:
         finally:
             s.close()
 
+    @property
+    def duckdb(self) -> DuckConnection:
+        """The connection every session's cursor comes from. Python UDFs that several
+        sessions share must be registered here, once (a UDF registered on one session's
+        cursor must not outlive it)."""
+        return self._duck
+
     def _install_globals(self) -> None:
         """Macros and types live in DuckDB's shared catalog: define them once, up front
         (defining them per session races: DuckDB reports a write-write conflict)."""
@@ -85,7 +94,7 @@ class Database:
             except duckdb.Error:  # catalog emulation is for clients' introspection only
                 log.exception("installing pg_catalog functions failed")
 
-    def new_cursor(self) -> duckdb.DuckDBPyConnection:
+    def new_cursor(self) -> DuckConnection:
         cur = self._duck.cursor()
         with self._lock:  # installers may define catalog objects
             for installer in self.cursor_installers:

@@ -23,6 +23,12 @@ def clean_message(msg: str) -> str:
 def translate(exc: BaseException) -> E.TarnError:
     if isinstance(exc, E.TarnError):
         return exc
+    from ..embeddings import udf_error_from_message
+
+    # An error raised inside a Python UDF (embed()) keeps its own SQLSTATE.
+    inner = udf_error_from_message(str(exc))
+    if inner is not None:
+        return inner
     msg = clean_message(str(exc))
     low = msg.lower()
     if isinstance(exc, duckdb.InterruptException):

@@ -83,11 +83,12 @@ class Session:
     def __init__(self, db: Database, workspace: str = "public", user: str = "postgres") -> None:
         self.db = db
         self.user = user
-        self.workspace = workspace
         self.settings: dict[str, str] = dict(DEFAULT_SETTINGS)
         self.settings["search_path"] = f'"{workspace}", public' if workspace != "public" \
             else '"$user", public'
         self.cursor = db.new_cursor()
+        self._workspace = workspace
+        self._announce_workspace()
         self._txn: dict[str, TableChange] | None = None
         self._savepoints: list[tuple[str, dict[str, TableChange]]] = []
         self._failed = False
@@ -95,6 +96,22 @@ class Session:
         self._closed = False
         #: Notices raised while running the current statement.
         self.notices: list[str] = []
+
+    @property
+    def workspace(self) -> str:
+        """The schema unqualified names resolve in (``SET search_path`` changes it)."""
+        return self._workspace
+
+    @workspace.setter
+    def workspace(self, value: str) -> None:
+        self._workspace = value
+        self._announce_workspace()
+
+    def _announce_workspace(self) -> None:
+        # SQL functions implemented in Python (embed() and its default model) read it.
+        if hasattr(self, "cursor"):
+            quoted = self._workspace.replace("'", "''")
+            self.cursor.execute(f"SET VARIABLE tarndb_workspace = '{quoted}'")
 
     # -- public API --------------------------------------------------------------------------
 

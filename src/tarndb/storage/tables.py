@@ -43,17 +43,19 @@ class TableStore:
                                        storage_options=self._opts)
 
     def dataset(self, version: int | None = None) -> lance.LanceDataset:
-        """The dataset at ``version``, or the latest committed one."""
-        # Read self._ds once: another thread's commit may reset it at any moment.
-        ds = self._ds
-        if ds is None:
-            ds = self._ds = lance.dataset(self.uri, storage_options=self._opts)
-        if version is not None:
-            return ds if ds.version == version else ds.checkout_version(version)
-        latest = ds.latest_version
-        if latest != ds.version:
-            ds = self._ds = ds.checkout_version(latest)
-        return ds
+        """The dataset at ``version``, or the latest committed one.
+
+        Every call returns its own dataset object (a checkout is microseconds and shares the
+        open session's caches): Lance objects must not be used from two threads at once.
+        """
+        with self.lock:
+            ds = self._ds
+            if ds is None:
+                ds = self._ds = lance.dataset(self.uri, storage_options=self._opts)
+            target = version if version is not None else ds.latest_version
+            if version is None and target != ds.version:
+                ds = self._ds = ds.checkout_version(target)
+            return ds.checkout_version(target)
 
     def commit(self, added: pa.Table | None, removed: list[int] | None) -> int:
         """Apply one transaction's changes to this table in one Lance commit.
