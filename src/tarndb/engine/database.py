@@ -56,10 +56,15 @@ class Database:
 
     # -- sessions ---------------------------------------------------------------------------
 
-    def session(self, workspace: str = "public", user: str = "postgres") -> Session:
+    def session(self, workspace: str = "public", user: str = "postgres", *,
+                allowed_workspaces: set[str] | None = None, read_only: bool = False
+                ) -> Session:
+        """A session for one client. ``allowed_workspaces`` (None: all) and ``read_only``
+        are enforced by the engine, whichever front end the client came through."""
         from .session import Session
 
-        return Session(self, workspace=workspace, user=user)
+        return Session(self, workspace=workspace, user=user,
+                       allowed_workspaces=allowed_workspaces, read_only=read_only)
 
     def execute(self, sql: str, params: list[Any] | tuple[Any, ...] | None = None,
                 workspace: str | None = None) -> Result:

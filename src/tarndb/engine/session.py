@@ -54,6 +54,12 @@ DEFAULT_SETTINGS = {
 }
 
 
+# Statements a read-only session may run (SELECTs are further checked for writes below).
+READ_ONLY_KINDS = {"select_stmt", "transaction_stmt", "variable_set_stmt", "variable_show_stmt",
+                   "explain_stmt", "discard_stmt", "deallocate_stmt", "listen_stmt",
+                   "unlisten_stmt"}
+
+
 @dataclass
 class TableChange:
     """A transaction's uncommitted changes to one table."""
@@ -80,9 +86,13 @@ class TableChange:
 
 
 class Session:
-    def __init__(self, db: Database, workspace: str = "public", user: str = "postgres") -> None:
+    def __init__(self, db: Database, workspace: str = "public", user: str = "postgres",
+                 allowed_workspaces: set[str] | None = None, read_only: bool = False) -> None:
         self.db = db
         self.user = user
+        self.allowed_workspaces = None if allowed_workspaces is None \
+            else set(allowed_workspaces)
+        self.read_only = read_only
         self.settings: dict[str, str] = dict(DEFAULT_SETTINGS)
         self.settings["search_path"] = f'"{workspace}", public' if workspace != "public" \
             else '"$user", public'
@@ -257,10 +267,26 @@ class Session:
             return dml.insert_arrow(self, info, data, columns)
         return self._statement(run)
 
+    def check_workspace(self, workspace: str) -> None:
+        if self.allowed_workspaces is not None and workspace not in self.allowed_workspaces \
+                and workspace not in ("pg_catalog", "information_schema"):
+            raise E.InsufficientPrivilege(f'permission denied for schema "{workspace}"')
+
     def _dispatch(self, kind: str | None, stmt: pb.Node, params: list[Any]) -> Result:
         node = ast.inner(stmt)
+        if self.read_only and kind not in READ_ONLY_KINDS:
+            raise E.InsufficientPrivilege(
+                f"permission denied: this session is read-only ({kind})")
+        if self.allowed_workspaces is not None:
+            for m in ast.walk(stmt):
+                if isinstance(m, pb.RangeVar) and m.schemaname:
+                    self.check_workspace(m.schemaname)
+                elif isinstance(m, pb.CreateSchemaStmt):
+                    self.check_workspace(m.schemaname)
         if kind == "select_stmt":
             if versions.is_version_function(stmt.select_stmt):
+                if self.read_only:
+                    raise E.InsufficientPrivilege("permission denied: this session is read-only")
                 return versions.run_function(self, stmt.select_stmt)
             fast = lookup.try_lookup(self, stmt, params)
             if fast is not None:
@@ -290,13 +316,18 @@ class Session:
 
     def resolve_table(self, schema: str | None, name: str) -> TableInfo | None:
         cat = self.db.catalog
+        if schema:
+            self.check_workspace(schema)
         if name == "_files":
             return self.db.system_table(schema or self.workspace, name)
         if schema:
+            self.check_workspace(schema)
             found = cat.find_table(schema, name)
         else:
             found = None
             for ws in self.search_path():
+                if self.allowed_workspaces is not None and ws not in self.allowed_workspaces:
+                    continue
                 found = cat.find_table(ws, name)
                 if found is not None:
                     break
@@ -442,6 +473,7 @@ class Session:
         if name == "search_path":
             first = values[0].strip().strip('"') if values else "public"
             if first and first != "$user":
+                self.check_workspace(first)
                 self.workspace = first
         if name == "timezone" and value.upper() not in ("UTC", "GMT", "ETC/UTC", "Z", "0"):
             self.notices.append("tarndb reports timestamps in UTC")
