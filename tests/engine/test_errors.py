@@ -103,3 +103,11 @@ def test_sql_cannot_touch_server_files(session: tarndb.Session, sql: str) -> Non
 
 def test_bytea_hex_literal(session: tarndb.Session) -> None:
     assert session.execute("SELECT '\\x00ff'::bytea").scalar() == b"\x00\xff"
+
+
+def test_unknown_column_error_points_at_the_name(session: tarndb.Session) -> None:
+    session.execute("CREATE TABLE pos (a INT)")
+    sql = "SELECT a,\n  nope FROM pos"
+    with pytest.raises(E.UndefinedColumn) as info:
+        session.execute(sql)
+    assert info.value.position == sql.index("nope") + 1

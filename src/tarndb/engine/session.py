@@ -157,7 +157,13 @@ class Session:
             raise
         results = []
         for raw in tree.stmts:
-            results.append(self._run(raw.stmt, all_params, lifted.original_position))
+            try:
+                results.append(self._run(raw.stmt, all_params, lifted.original_position))
+            except E.TarnError as e:
+                if e.position is None and e.column:
+                    e.position = _find_identifier(
+                        sql, e.column, lifted.original_position(raw.stmt_location + 1) - 1)
+                raise
         return results
 
     def describe(self, sql: str, param_types: list[ColumnType | None] | None = None
@@ -497,3 +503,12 @@ class Session:
         from .explain import explain
 
         return explain(self, node, params)
+
+
+def _find_identifier(sql: str, name: str, start: int = 0) -> int | None:
+    """1-based position of ``name`` as a word in ``sql`` (errors DuckDB reports without one;
+    the first use of the name is the best guess a person can act on)."""
+    import re
+
+    m = re.search(r'(?<![\w"])"?' + re.escape(name) + r'"?(?![\w"])', sql[start:])
+    return start + m.start() + 1 if m else None
