@@ -151,3 +151,22 @@ def test_snap_size_and_cache_paths(tmp_path: Path) -> None:
     assert [p.name for p in Path(path).parent.iterdir()] == [Path(path).name]  # no temp left
     cache.delete_file("ws", fid)
     assert cache.get(path) is None
+
+
+def test_thumbnails_are_removed_with_their_file(tmp_path: Path) -> None:
+    import tarndb
+    from tarndb.api import create_app
+    from tarndb.files import FileStore
+    from tarndb.web import mount
+    from tarndb.web.thumbs import SIZES, ThumbCache
+
+    db = tarndb.open(str(tmp_path / "lake"))
+    app = mount(create_app(db))
+    store: FileStore = app.state.tarn.store
+    meta = store.put("ws", b"\x89PNG fake", "x.png", "image/png")
+    cache = ThumbCache.from_db(db)
+    path = cache.path("ws", meta.id, SIZES[0])
+    cache.put(path, b"thumb")
+    assert cache.get(path) == b"thumb"
+    store.delete("ws", meta.id)
+    assert cache.get(path) is None

@@ -224,6 +224,9 @@ class FileStore:
         self._cache: OrderedDict[tuple[str, uuid.UUID], FileMeta] = OrderedDict()
         self._cache_guard = threading.Lock()
         self._cache_size = 4096
+        #: Called with (workspace, file id) after a file is deleted, to drop what was
+        #: derived from it (the web UI's thumbnails).
+        self.on_delete: list[Callable[[str, uuid.UUID], None]] = []
         #: The lake's own URI builder when built from a database (it knows S3 layouts).
         self._uri_for: Callable[..., str] | None = None
 
@@ -366,6 +369,8 @@ class FileStore:
                 ds.delete(f"id = '{meta.id}'")
         self._forget(workspace, meta.id)
         self._remove_blob(self._blob_path(workspace, meta.id))
+        for hook in self.on_delete:
+            hook(workspace, meta.id)
         return meta
 
     # -- bytes ---------------------------------------------------------------------------

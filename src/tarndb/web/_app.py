@@ -151,4 +151,9 @@ def mount(app: Starlette) -> Starlette:
     """
     app.router.routes.extend(routes())
     app.add_middleware(MediaCookieAuth)
+    state = getattr(app.state, "tarn", None)
+    if state is not None:  # thumbnails go when their file goes
+        from .thumbs import ThumbCache
+
+        state.store.on_delete.append(ThumbCache.from_db(state.db).delete_file)
     return app
