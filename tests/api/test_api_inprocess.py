@@ -97,6 +97,16 @@ def test_read_token_cannot_write(client: TestClient, tokens: Tokens) -> None:
     assert r.status_code == 200 and r.json()["rows"] == [[0]]
 
 
+def test_engine_enforces_token_limits(client: TestClient, tokens: Tokens) -> None:
+    """What the statement check lets through, the session's own limits still refuse: a
+    version function that writes a tag is a SELECT, but not for a read token."""
+    assert q(client, tokens.write, "CREATE TABLE tg (x INT)").status_code == 200
+    assert q(client, tokens.write, "INSERT INTO tg VALUES (1)").status_code == 200
+    _err(q(client, tokens.read, "SELECT tarndb_tag('tg', 'v1')"), 403,
+         "insufficient_privilege")
+    assert q(client, tokens.write, "SELECT tarndb_tag('tg', 'v1')").status_code == 200
+
+
 # -- malformed requests --------------------------------------------------------------------
 
 

@@ -54,3 +54,14 @@ def test_ranking_on_an_old_version(session: tarndb.Session) -> None:
     q = "SELECT id, emb <#> ARRAY[1,0]::float4[] AS s FROM {} ORDER BY s DESC LIMIT 1"
     assert session.execute(q.format('"e@before"')).rows == [(1, 1.0)]
     assert session.execute(q.format("e")).rows[0][1] == 0.0
+
+
+def test_index_status(session: tarndb.Session) -> None:
+    session.execute("CREATE TABLE d (id INT PRIMARY KEY, body TEXT, emb FLOAT4[])")
+    session.execute("CREATE INDEX d_body ON d USING deeplake_index (body) "
+                    "WITH (index_type = 'bm25')")
+    session.execute("INSERT INTO d VALUES (1, 'red apple', ARRAY[1,0]), (2, 'pear', ARRAY[0,1])")
+    rows = session.execute("SELECT name, column_name, index_type, pending_rows "
+                           "FROM tarndb_indexes('d')").rows
+    assert len(rows) == 1 and rows[0][:3] == ("d_body", "body", "bm25")
+    assert 0 <= rows[0][3] <= 2

@@ -82,6 +82,10 @@ def test_table_view_thumbnails_json_embeddings(page: Any, site: Site) -> None:
     schema = page.locator("table.grid.schema").inner_text()
     assert "FLOAT4[]" in schema.upper() or "REAL[]" in schema.upper()
     assert "VIDEO" in schema and "primary key" in schema
+    # versions and index state, read from the lake through SQL
+    page.wait_for_function(
+        "() => document.querySelectorAll('[data-testid=versions] tbody tr').length >= 1")
+    assert "bm25" in page.locator("[data-testid=index-state]").inner_text()
     shot(page, "04_table_schema")
     page.get_by_role("tab", name="Rows").click()
 

@@ -204,9 +204,18 @@ def _check_table_name(name: str) -> str:
     return name
 
 
-def _with_session(db: Any, ws: str, timeout_s: float, work: Callable[[Any], Any]) -> Any:
-    """Run ``work(session)`` on a fresh session, cancelling it after ``timeout_s``."""
-    session = db.session(workspace=ws)
+def _with_session(db: Any, ws: str, timeout_s: float, work: Callable[[Any], Any],
+                  token: Token | None = None) -> Any:
+    """Run ``work(session)`` on a fresh session, cancelling it after ``timeout_s``.
+
+    With ``token`` the engine enforces the token's limits too (its workspaces; read-only for
+    the read role), behind the statement check, as it does for token logins over pgwire."""
+    if token is None:
+        session = db.session(workspace=ws)
+    else:
+        allowed = None if token.workspaces is None else set(token.workspaces)
+        session = db.session(workspace=ws, allowed_workspaces=allowed,
+                             read_only=not token.has_role("write"))
     timer = threading.Timer(timeout_s, session.cancel)
     timer.daemon = True
     timer.start()
@@ -259,7 +268,7 @@ async def query(request: Request) -> Response:
         check_statement(sql, token, ws)
         if token.has_role("write"):
             st.ensure_workspace(ws)
-        res = _with_session(st.db, ws, timeout, lambda s: s.execute(sql, params))
+        res = _with_session(st.db, ws, timeout, lambda s: s.execute(sql, params), token)
         return dumps(result_json(res))
 
     async with st.admit():
@@ -327,7 +336,7 @@ async def query_batch(request: Request) -> Response:
         check_statement(sql, token, ws)
         if token.has_role("write"):
             st.ensure_workspace(ws)
-        return dumps(_with_session(st.db, ws, timeout, run_all))
+        return dumps(_with_session(st.db, ws, timeout, run_all, token))
 
     async with st.admit():
         return _json_response(await st.run(work))

@@ -145,12 +145,14 @@ class Scope:
         if not items or ast.kind(items[0]) != "func_call":
             return
         fc = items[0].func_call
-        if ast.func_name(fc) != "tarndb_versions":
-            return
-        from .versions import versions_table
+        from .versions import TABLE_FUNCTIONS
 
-        name = self.register(versions_table(self.session, list(fc.args)), "__vers")
-        alias = rf.alias.aliasname if rf.HasField("alias") else "tarndb_versions"
+        fname = ast.func_name(fc)
+        build = TABLE_FUNCTIONS.get(fname)
+        if build is None:
+            return
+        name = self.register(build(self.session, list(fc.args)), "__tf")
+        alias = rf.alias.aliasname if rf.HasField("alias") else fname
         new = pb.Node()
         new.range_var.relname = name
         new.range_var.inh = True

@@ -9,6 +9,7 @@ Syntax (plain Postgres grammar, so psql, psycopg and the HTTP API all carry it):
 - ``SELECT tarndb_tag('docs', 'v1-train' [, 12])``  tag the current (or a given) version
 - ``SELECT tarndb_untag('docs', 'v1-train')``
 - ``SELECT tarndb_cleanup('docs', '7 days')``     drop untagged versions older than that
+- ``SELECT * FROM tarndb_indexes('docs')``        indexes and the rows not yet folded in
 
 A version is read-only. Tagged versions are never dropped by cleanup.
 """
@@ -97,6 +98,39 @@ def versions_table(session: Session, args: list[pb.Node]) -> pa.Table:
         "tags": pa.array([sorted(tags.get(v["version"], [])) for v in rows],
                          pa.list_(pa.string())),
     })
+
+
+def indexes_table(session: Session, args: list[pb.Node]) -> pa.Table:
+    """``tarndb_indexes('t')``: each index, its type, and the rows it has not absorbed yet
+    (those are searched exactly until the next fold)."""
+    if len(args) != 1:
+        raise E.UndefinedFunction("tarndb_indexes(table) takes one argument")
+    info = _table_arg(session, args[0])
+    ds = session.db.store(info).dataset()
+    mgr = None
+    names, cols, types, pending = [], [], [], []
+    for ix in info.indexes:
+        names.append(ix.name)
+        cols.append(ix.column)
+        types.append(ix.index_type)
+        n = 0
+        if ix.index_type not in ("unique", "exact_text", "inverted_index"):
+            if mgr is None:
+                from ..search import IndexManager
+
+                mgr = IndexManager.open(session.db.store(info).uri)
+            try:
+                n = int(mgr.pending_rows(ds, ix.name))
+            except E.TarnError:
+                n = int(ds.count_rows())
+        pending.append(n)
+    return pa.table({"name": pa.array(names, pa.string()),
+                     "column_name": pa.array(cols, pa.string()),
+                     "index_type": pa.array(types, pa.string()),
+                     "pending_rows": pa.array(pending, pa.int64())})
+
+
+TABLE_FUNCTIONS = {"tarndb_versions": versions_table, "tarndb_indexes": indexes_table}
 
 
 def is_version_function(sel: Any) -> bool:

@@ -8,9 +8,18 @@ COPY, calling the engine's :class:`Session` synchronously. The asyncio server
 
 Life of a connection::
 
-    STARTUP --SSLRequest--> (S, caller starts TLS) --StartupMessage--> AUTH (SCRAM)
+    STARTUP --SSLRequest--> (S, caller starts TLS) --StartupMessage--> AUTH (SCRAM or token)
         --> READY <--> COPY_IN
     any state --Terminate / fatal error--> CLOSED
+
+Who logs in how: a user that is a role in the catalog authenticates with SCRAM-SHA-256 and gets
+a session with full access. Any other user name may log in with an HTTP API token as its
+password: the server asks for it with AuthenticationCleartextPassword, but only on a TLS
+connection (tokens are stored as hashes, so SCRAM cannot verify them, and a token must never
+cross the network in the clear). The session is then limited the way the token is over HTTP:
+to the token's workspaces, and read-only for a ``read`` token; the engine enforces both
+(SQLSTATE 42501). Without TLS such a user gets a SCRAM exchange that cannot succeed (28P01),
+so the token is never sent.
 """
 
 from __future__ import annotations
@@ -63,6 +72,7 @@ class State(enum.Enum):
     STARTUP = "startup"
     AUTH_SASL_INITIAL = "auth_sasl_initial"
     AUTH_SASL_CONTINUE = "auth_sasl_continue"
+    AUTH_TOKEN = "auth_token"
     READY = "ready"
     COPY_IN = "copy_in"
     CLOSED = "closed"
@@ -71,10 +81,11 @@ class State(enum.Enum):
 class Fatal(Exception):
     """An error that ends the connection after its ErrorResponse (severity FATAL)."""
 
-    def __init__(self, sqlstate: str, message: str) -> None:
+    def __init__(self, sqlstate: str, message: str, hint: str | None = None) -> None:
         super().__init__(message)
         self.sqlstate = sqlstate
         self.message = message
+        self.hint = hint
 
 
 @dataclass
@@ -111,6 +122,11 @@ class ServerConfig:
     databases: tuple[str, ...] = ("postgres", "tarndb", "template1")
     #: Row batch the core buffers before handing bytes back (bounds memory for big results).
     max_message: int = m.MAX_MESSAGE
+    #: Let users that are not catalog roles log in with an API token as password (TLS only).
+    token_auth: bool = True
+    #: The :class:`tarndb.api.tokens.TokenStore` that checks tokens (made at the first token
+    #: login when None; the connections of a server share it and its cache).
+    tokens: Any = None
 
 
 @dataclass
@@ -144,6 +160,8 @@ class ServerConnection:
         self.database = ""
         self.startup_params: dict[str, str] = {}
         self._scram: ScramServer | None = None
+        #: The API token this connection logged in with (None: a catalog role, via SCRAM).
+        self.token: Any = None
         self._statements: dict[str, PreparedStatement] = {}
         self._portals: dict[str, Portal] = {}
         self._skip_until_sync = False
@@ -177,7 +195,7 @@ class ServerConnection:
                 msg = m.parse_frontend(*frame)
                 self._dispatch(msg)
         except Fatal as e:
-            out.append(m.b_error(e.sqlstate, e.message, severity="FATAL"))
+            out.append(m.b_error(e.sqlstate, e.message, severity="FATAL", hint=e.hint))
             self._close()
         except m.ProtocolError as e:
             out.append(m.b_error(e.sqlstate, e.message, severity="FATAL"))
@@ -234,6 +252,10 @@ class ServerConnection:
         if pkt.version != m.PROTOCOL_V3 or unknown:
             self._out.append(m.b_negotiate_protocol_version(0, unknown))
         role = roles.get_role(self.db, user)
+        if role is None and self.config.token_auth and self.is_tls:
+            self._out.append(m.b_auth_cleartext())
+            self.state = State.AUTH_TOKEN
+            return
         verifier = None
         if role is not None and role.get("login", True):
             verifier = role.get("verifier")
@@ -241,7 +263,29 @@ class ServerConnection:
         self._out.append(m.b_auth_sasl([MECHANISM]))
         self.state = State.AUTH_SASL_INITIAL
 
+    def _on_token(self, msg: m.AuthResponse) -> None:
+        """The password message of a token login: the token, NUL-terminated."""
+        token = msg.data[:-1] if msg.data.endswith(b"\0") else msg.data
+        store = self.config.tokens
+        if store is None:
+            from ..api.tokens import TokenStore
+
+            # The server shares one config between connections, so they share the cache too.
+            store = self.config.tokens = TokenStore(self.db.catalog)
+        try:
+            found = store.authenticate(token.decode("utf-8")) if token else None
+        except UnicodeDecodeError:
+            found = None
+        if found is None:
+            raise Fatal("28P01", f'password authentication failed for user "{self.user}"')
+        self.token = found
+        self._out.append(m.b_auth_ok())
+        self._after_auth()
+
     def _on_auth(self, msg: m.AuthResponse) -> None:
+        if self.state is State.AUTH_TOKEN:
+            self._on_token(msg)
+            return
         assert self._scram is not None
         c = m._Cursor(msg.data)
         try:
@@ -257,8 +301,12 @@ class ServerConnection:
                 return
             final = self._scram.final(msg.data)
         except errors.InvalidPassword:
-            raise Fatal("28P01",
-                        f'password authentication failed for user "{self.user}"') from None
+            hint = None
+            if self.config.token_auth and not self.is_tls and roles.get_role(
+                    self.db, self.user) is None:
+                hint = "API tokens are accepted as passwords only over TLS (sslmode=require)"
+            raise Fatal("28P01", f'password authentication failed for user "{self.user}"',
+                        hint) from None
         except errors.ProtocolViolation as e:
             raise Fatal("08P01", e.message) from None
         self._out.append(m.b_auth_sasl_final(final))
@@ -285,14 +333,22 @@ class ServerConnection:
         if db_name not in self.config.databases and not self._is_workspace(db_name):
             raise Fatal("3D000", f'database "{db_name}" does not exist')
         workspace = self._workspace_from_params()
+        limits: dict[str, Any] = {}
+        if self.token is not None:
+            allowed = self.token.workspaces
+            limits = {"allowed_workspaces": None if allowed is None else set(allowed),
+                      "read_only": self.token.role == "read"}
+            if workspace is None and allowed:
+                workspace = allowed[0]  # unqualified names resolve in the token's workspace
         try:
             # Creating a session installs DuckDB macros on a new cursor; concurrent installs
             # conflict in DuckDB's catalog, so sessions are created one at a time.
             with _SESSION_LOCK:
                 if workspace is not None:
-                    self.session = self.db.session(workspace=workspace, user=self.user)
+                    self.session = self.db.session(workspace=workspace, user=self.user,
+                                                   **limits)
                 else:
-                    self.session = self.db.session(user=self.user)
+                    self.session = self.db.session(user=self.user, **limits)
         except errors.TarnError as e:
             raise Fatal(e.sqlstate, e.message) from None
         settings = getattr(self.session, "settings", None)
@@ -337,9 +393,10 @@ class ServerConnection:
 
     def _dispatch(self, msg: m.FrontendMessage) -> None:
         state = self.state
-        if state in (State.AUTH_SASL_INITIAL, State.AUTH_SASL_CONTINUE):
+        if state in (State.AUTH_SASL_INITIAL, State.AUTH_SASL_CONTINUE, State.AUTH_TOKEN):
             if not isinstance(msg, m.AuthResponse):
-                raise Fatal("08P01", "expected SASL response")
+                raise Fatal("08P01", "expected password response" if state is State.AUTH_TOKEN
+                            else "expected SASL response")
             self._on_auth(msg)
             return
         if state is State.COPY_IN:
@@ -665,6 +722,12 @@ class ServerConnection:
         spec = copy.parse_copy(sql)
         workspace = getattr(self.session, "workspace", None) or "default"
         if spec.is_from:
+            if getattr(self.session, "read_only", False):
+                raise errors.InsufficientPrivilege(
+                    "permission denied: this session is read-only (COPY FROM)")
+            check = getattr(self.session, "check_workspace", None)
+            if check is not None:
+                check(spec.schema or workspace)
             target = copy.CopyTarget.resolve(self.db, self.session, spec, workspace)
             reader = copy.CopyReader(spec.options, [c.type for c in target.columns])
             self._copy = _Copy(reader, target, from_simple_query)

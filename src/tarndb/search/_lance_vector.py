@@ -20,7 +20,13 @@ Lance handles the incremental part: appended rows live in unindexed fragments th
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import math
+import os
+import shutil
+import tempfile
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,8 +51,88 @@ MIN_ROWS_FOR_ANN = 50_000
 # several times over.
 MATRIX_CACHE_FLOATS = 64 << 20
 
+# Larger ones (up to this size) keep the copy as a memory-mapped file on local disk instead
+# (1M x 384 is 1.5 GB): the OS page cache holds what is hot, and a selective filter (1% of
+# 1M rows) is one gather of 10k rows and a product, ~5 ms, where a Lance take of the same
+# rows costs ~15 us a row. Directory: $TARNDB_SEARCH_CACHE or <tmp>/tarndb-search-cache.
+MATRIX_MMAP_MAX_BYTES = 16 << 30
+
 LANCE_INDEX_TYPES = {"clustered": "IVF_FLAT", "clustered_quantized": "IVF_PQ",
                      "pooled_quantized": "IVF_PQ"}
+
+
+class VectorMatrix:
+    """Normalised vectors (``mat``, in storage order) with their row keys, indexed by key."""
+
+    def __init__(self, keys: I64, mat: F32) -> None:
+        self.keys = keys
+        self.mat = mat
+        self._order = np.argsort(keys, kind="stable")
+        self._sorted = keys[self._order]
+
+    def __len__(self) -> int:
+        return int(self.keys.size)
+
+    def positions(self, rids: I64) -> I64:
+        """Storage positions (ascending, for locality) of the given keys present here."""
+        if self._sorted.size == 0 or rids.size == 0:
+            return np.zeros(0, np.int64)
+        pos = np.clip(np.searchsorted(self._sorted, rids), 0, self._sorted.size - 1)
+        return np.sort(self._order[pos[self._sorted[pos] == rids]])
+
+    def rows(self, rids: I64 | None) -> tuple[I64, F32]:
+        """(keys, vectors) of the given keys present here (all rows for None)."""
+        if rids is None:
+            return self.keys, self.mat
+        pos = self.positions(rids)
+        return self.keys[pos], self.mat[pos]
+
+
+def cache_dir() -> str:
+    return os.environ.get("TARNDB_SEARCH_CACHE") or os.path.join(tempfile.gettempdir(),
+                                                                 "tarndb-search-cache")
+
+
+def _mapped_matrix(ds: lance.LanceDataset, uri: str, dim: int, n: int) -> VectorMatrix | None:
+    """The side dataset's vectors as a float32 file (mapped), written once per version."""
+    nbytes = n * dim * 4
+    if nbytes > MATRIX_MMAP_MAX_BYTES:
+        return None
+    root = cache_dir()
+    stem = hashlib.sha1(uri.rstrip("/").encode()).hexdigest()[:20]
+    base = os.path.join(root, f"{stem}-v{int(ds.version)}-d{dim}")
+    try:
+        if not (os.path.exists(base + ".f32") and os.path.exists(base + ".keys.npy")):
+            os.makedirs(root, exist_ok=True)
+            if shutil.disk_usage(root).free < 2 * nbytes:
+                return None
+            tmp = f"{base}.{os.getpid()}.{threading.get_ident()}.tmp"
+            parts: list[I64] = []
+            with open(tmp + ".f32", "wb") as f:
+                for b in ds.scanner(columns=["__rid", "vec"], batch_size=65536).to_batches():
+                    parts.append(b.column(0).to_numpy().astype(np.int64))
+                    vec = b.column(1)
+                    if len(vec):
+                        flat = vec.flatten().to_numpy(zero_copy_only=False)
+                        f.write(np.ascontiguousarray(flat, dtype=np.float32).tobytes())
+            keys = np.concatenate(parts) if parts else np.zeros(0, np.int64)
+            np.save(tmp + ".keys.npy", keys)
+            # Keys land first: a reader only trusts the pair once the matrix is in place.
+            os.replace(tmp + ".keys.npy", base + ".keys.npy")
+            os.replace(tmp + ".f32", base + ".f32")
+            for old in os.listdir(root):  # earlier versions of this index
+                if old.startswith(stem + "-") and not old.startswith(os.path.basename(base)
+                                                                      + "."):
+                    with contextlib.suppress(OSError):
+                        os.remove(os.path.join(root, old))
+        keys = np.load(base + ".keys.npy")
+        if os.path.getsize(base + ".f32") != keys.size * dim * 4:
+            return None
+        mat = (np.memmap(base + ".f32", dtype=np.float32, mode="r", shape=(keys.size, dim))
+               if keys.size else np.zeros((0, dim), np.float32))
+        return VectorMatrix(keys.astype(np.int64), mat)
+    except OSError:
+        return None
 
 
 @dataclass
@@ -94,7 +180,7 @@ class SideVectorIndex:
         self._version = version
         self._addr_cache: tuple[int, I64, npt.NDArray[np.uint64]] | None = None
         self._parts_cache: tuple[int, int] | None = None
-        self._matrix_cache: tuple[int, I64, F32] | None = None
+        self._matrix_cache: tuple[int, VectorMatrix] | None = None
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -219,25 +305,32 @@ class SideVectorIndex:
 
     # -- querying ----------------------------------------------------------------------
 
-    def matrix(self) -> tuple[I64, F32] | None:
-        """(sorted row keys, their normalised vectors), cached per version; None when the
-        index is multi-vector or too large for MATRIX_CACHE_FLOATS."""
+    def matrix(self) -> VectorMatrix | None:
+        """All normalised vectors of a single-vector index, for exact scoring of any subset
+        with one gather and a matrix product (selective filters, rescoring); cached per
+        version. Up to MATRIX_CACHE_FLOATS in memory, larger ones as a memory-mapped file
+        in the local cache directory (see :func:`cache_dir`); None for multi-vector
+        indexes, or when the file does not fit (MATRIX_MMAP_MAX_BYTES, free disk)."""
         ds = self.ds
         if ds is None or self.multi:
             return None
         if self._matrix_cache is not None and self._matrix_cache[0] == ds.version:
-            return self._matrix_cache[1], self._matrix_cache[2]
-        if ds.count_rows() * max(self.dim, 1) > MATRIX_CACHE_FLOATS:
-            return None
-        t = ds.to_table(columns=["__rid", "vec"])
-        keys = t["__rid"].to_numpy().astype(np.int64)
-        arr = t["vec"].combine_chunks()
-        mat = (arr.flatten().to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
-               .reshape(-1, self.dim) if len(arr) else np.zeros((0, self.dim), np.float32))
-        order = np.argsort(keys, kind="stable")
-        keys, mat = keys[order], np.ascontiguousarray(mat[order])
-        self._matrix_cache = (int(ds.version), keys, mat)
-        return keys, mat
+            return self._matrix_cache[1]
+        n = int(ds.count_rows())
+        dim = max(self.dim, 1)
+        m: VectorMatrix | None
+        if n * dim <= MATRIX_CACHE_FLOATS:
+            t = ds.to_table(columns=["__rid", "vec"])
+            keys = t["__rid"].to_numpy().astype(np.int64)
+            arr = t["vec"].combine_chunks()
+            mat = (arr.flatten().to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
+                   .reshape(-1, dim) if len(arr) else np.zeros((0, dim), np.float32))
+            m = VectorMatrix(keys, np.ascontiguousarray(mat))
+        else:
+            m = _mapped_matrix(ds, self.uri, dim, n)
+        if m is not None:
+            self._matrix_cache = (int(ds.version), m)
+        return m
 
     def row_addresses(self, rids: I64) -> npt.NDArray[np.uint64]:
         """Row addresses (for ``row_addr_allowlist``) of the given keys present here."""
@@ -258,14 +351,16 @@ class SideVectorIndex:
 
     def search(self, q: F32, k: int, allowed: I64 | None = None,
                params: AnnParams | None = None, with_bags: bool = False,
-               ) -> pa.Table:
-        """Nearest rows to the normalised query ``q`` (``__rid``, ``vec`` [, ``bag``]).
+               with_vec: bool = True) -> pa.Table:
+        """Nearest rows to the normalised query ``q`` (``__rid`` [, ``vec``] [, ``bag``]).
 
         ``allowed`` restricts the search to those row keys before the k-NN (prefilter).
+        Without ``with_vec`` only keys come back (Lance then skips a take of the vectors,
+        which costs as much as the search itself).
         """
         ds = self.ds
         p = params or AnnParams()
-        cols = ["__rid", "vec"] + (["bag"] if with_bags else [])
+        cols = ["__rid"] + (["vec"] if with_vec else []) + (["bag"] if with_bags else [])
         if ds is None or k <= 0:
             return self._schema().empty_table().select(cols)
         nearest: dict[str, Any] = {"column": "vec", "q": np.asarray(q, np.float32), "k": k}

@@ -4,7 +4,7 @@
 
 import { api } from "../api.js";
 import { columnKind, isEmbedding, renderGrid } from "../cells.js";
-import { clear, fmtCount, fmtMs, h, qident } from "../dom.js";
+import { clear, fmtCount, fmtDate, fmtMs, h, qident, qliteral } from "../dom.js";
 import { pending, wsPath } from "../nav.js";
 import { state } from "../state.js";
 
@@ -56,12 +56,32 @@ function schemaView(info) {
         h("td", null, c.default ? h("code", null, c.default) : (c.serial ? h("code", null, "serial") : "")),
         h("td", null,
           pk.has(c.name) ? h("span", { class: "chip chip-key" }, "primary key") : null,
-          indexed.has(c.name) ? h("span", { class: "chip" }, `${indexed.get(c.name).index_type || "index"} · ${indexed.get(c.name).name}`) : null)))))),
+          indexed.has(c.name) ? h("span", { class: "chip" }, `${indexed.get(c.name).index_type || "index"} · ${indexed.get(c.name).name}`) : null)))))));
+}
+
+// Versions and index state come from SQL (tarndb_versions / tarndb_indexes), loaded when the
+// Schema tab is first opened so the rows view never waits for them.
+async function lakeState(ws, table) {
+  const name = qliteral(`${ws}.${table}`);
+  const [versions, indexes] = await Promise.all([
+    api.query(ws, `SELECT version, timestamp, rows, tags FROM tarndb_versions(${name}) ORDER BY version DESC LIMIT 20`),
+    api.query(ws, `SELECT name, column_name, index_type, pending_rows FROM tarndb_indexes(${name})`),
+  ]);
+  return h("div", { class: "stack" },
     h("h3", null, "Indexes"),
-    info.indexes.length
-      ? h("ul", { class: "plain" }, info.indexes.map((i) => h("li", null,
-        h("code", null, i.name), " on ", h("strong", null, i.column), " ", h("span", { class: "chip" }, i.index_type || "index"))))
-      : h("p", { class: "muted" }, "No indexes. Create one with CREATE INDEX … USING deeplake_index (column)."));
+    indexes.rows.length
+      ? h("ul", { class: "plain", "data-testid": "index-state" }, indexes.rows.map(([n, col, type, pend]) => h("li", null,
+        h("code", null, n), " on ", h("strong", null, col), " ", h("span", { class: "chip" }, type || "index"), " ",
+        pend ? h("span", { class: "muted" }, `${fmtCount(pend)} new rows searched exactly until the next fold`)
+          : h("span", { class: "muted" }, "up to date"))))
+      : h("p", { class: "muted" }, "No indexes. Create one with CREATE INDEX … USING deeplake_index (column)."),
+    h("h3", null, "Versions"),
+    h("p", { class: "muted small" }, "Read an older version with ", h("code", null, `SELECT … FROM "${table}@<version or tag>"`), "."),
+    h("div", { class: "grid-wrap" }, h("table", { class: "grid versions", "data-testid": "versions" },
+      h("thead", null, h("tr", null, ["Version", "Committed", "Rows", "Tags"].map((t) => h("th", { scope: "col" }, t)))),
+      h("tbody", null, versions.rows.map(([v, ts, rows, tags]) => h("tr", null,
+        h("td", null, String(v)), h("td", null, fmtDate(ts)), h("td", null, fmtCount(rows)),
+        h("td", null, (tags || []).map((t) => h("span", { class: "chip" }, t)))))))));
 }
 
 export async function render(main, { ws, table }) {
@@ -91,6 +111,17 @@ export async function render(main, { ws, table }) {
       h("button", { class: "btn", type: "submit" }, "Apply"), sizeSel),
     body, h("div", { class: "table-foot" }, status, pager));
   const schemaPanel = h("div", { role: "tabpanel" }, schemaView(info));
+  let lakeLoaded = false;
+  async function loadLakeState() {
+    if (lakeLoaded) return;
+    lakeLoaded = true;
+    try {
+      schemaPanel.append(await lakeState(ws, table));
+    } catch (e) {
+      lakeLoaded = false;
+      schemaPanel.append(errorBox(e));
+    }
+  }
 
   function switchTab(tab) {
     cfg.tab = tab;
@@ -98,6 +129,7 @@ export async function render(main, { ws, table }) {
     tabSchema.setAttribute("aria-selected", String(tab === "schema"));
     rowsPanel.hidden = tab !== "rows";
     schemaPanel.hidden = tab !== "schema";
+    if (tab === "schema") loadLakeState();
   }
 
   function drawPager() {
