@@ -16,6 +16,7 @@ from ._common import (
     bounded_map,
     retry,
 )
+from ._image_records import coco_bbox, ingest_image_records, load_image_dataset
 from ._images import find_annotations, ingest_images, load_annotations
 from ._traces import TRACE_COLUMNS, ingest_traces, iter_trace_records
 from ._video import cut_video, ffmpeg_exe, ingest_videos, probe
@@ -29,6 +30,9 @@ def add_cli(subparsers: Any) -> Any:
 
 
 __all__ = [
+    "coco_bbox",
+    "ingest_image_records",
+    "load_image_dataset",
     "TRACE_COLUMNS", "FileStoreUploader", "IngestError", "IngestReport", "Uploader",
     "add_cli", "bounded_map", "cut_video", "ffmpeg_exe", "find_annotations", "ingest_images",
     "ingest_traces", "ingest_videos", "iter_trace_records", "load_annotations", "probe",

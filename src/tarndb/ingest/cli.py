@@ -43,6 +43,17 @@ def add_cli(subparsers: Any) -> argparse.ArgumentParser:
     _embed(im)
     im.set_defaults(func=run, table_default="images")
 
+    hf = sub.add_parser("hf-images", help="images from a Hugging Face datasets source "
+                        "(hub name, streamed; or a local imagefolder / saved dataset)")
+    hf.add_argument("source")
+    hf.add_argument("--split", default="train")
+    hf.add_argument("--image-field", default="image")
+    hf.add_argument("--batch-size", type=int, default=32)
+    hf.add_argument("--workers", type=int, default=4, help="parallel uploads")
+    hf.add_argument("--limit", type=int, default=None)
+    _common(hf)
+    hf.set_defaults(func=run, table_default="images")
+
     vd = sub.add_parser("videos", help="videos cut into keyframe-aligned clips (ffmpeg -c copy)")
     vd.add_argument("source", help="a video file or a folder of videos")
     vd.add_argument("--chunk-duration", type=float,
@@ -86,6 +97,14 @@ def run(args: argparse.Namespace) -> int:
                                    annotations=args.annotations, embed_model=args.embed_model,
                                    batch_size=args.batch_size, max_workers=args.workers,
                                    limit=args.limit, progress=progress)
+        elif args.ingest_kind == "hf-images":
+            from ._image_records import ingest_image_records, load_image_dataset
+
+            records = load_image_dataset(args.source, split=args.split)
+            report = ingest_image_records(db, records, table=table, workspace=args.workspace,
+                                          source=args.source, image_field=args.image_field,
+                                          batch_size=args.batch_size, max_workers=args.workers,
+                                          limit=args.limit, progress=progress)
         elif args.ingest_kind == "videos":
             from ._video import ingest_videos
 
