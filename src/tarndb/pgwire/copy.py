@@ -228,8 +228,9 @@ class _Column:
         self.binary = codecs.binary_decoder(ctype)
         self.conv = _arrow_value(ctype)
         self.vector = ctype.base == "float4" and ctype.ndim == 1
-        #: The whole column, when binary COPY decoded it in one go.
-        self.bulk: pa.Array | None = None
+        #: Decoded runs of the column, in order; ``values`` holds the run being built value by
+        #: value (binary COPY decodes each block of rows column-wise into one array).
+        self.parts: list[pa.Array] = []
 
     def add_text(self, s: str | None) -> None:
         if s is None:
@@ -266,26 +267,36 @@ class _Column:
     def add_column_binary(self, data: bytes, offs: list[int], lens: list[int]) -> bool:
         """Decode a whole column of binary COPY fields at once (fixed-width numbers, text,
         embeddings) into an Arrow array; False when the column needs field-by-field decoding."""
-        if self.values or self.bulk is not None or not lens:
+        if not lens:
             return False
+        arr = self._decode_column(data, offs, lens)
+        if arr is None:
+            return False
+        self._flush()
+        self.parts.append(arr)
+        return True
+
+    def _decode_column(self, data: bytes, offs: list[int], lens: list[int]) -> pa.Array | None:
         t = self.ctype
-        null = np.fromiter((ln == -1 for ln in lens), dtype=np.bool_, count=len(lens))
+        lens_a = np.array(lens, dtype=np.int64)
+        null = lens_a == -1
         view = memoryview(data)
         if t.ndim == 0 and t.base in _FIXED:
             dtype = np.dtype(_FIXED[t.base])
-            if any(ln not in (-1, dtype.itemsize) for ln in lens):
-                return False
-            raw = b"".join([view[o:o + ln] if ln != -1 else b"\0" * dtype.itemsize
-                            for o, ln in zip(offs, lens, strict=True)])
-            arr = np.frombuffer(raw, dtype=dtype).astype(dtype.newbyteorder("="))
+            if not (null | (lens_a == dtype.itemsize)).all():
+                return None
+            # A gather of itemsize bytes per row (NULLs read byte 0, masked below).
+            starts = np.where(null, 0, np.array(offs, dtype=np.int64))
+            idx = starts[:, None] + np.arange(dtype.itemsize)
+            gathered = np.frombuffer(data, dtype=np.uint8)[idx]
+            arr = gathered.view(dtype).reshape(-1).astype(dtype.newbyteorder("="))
             if t.base == "bool":
                 arr = arr != 0
-            self.bulk = pa.array(arr, type=t.arrow, mask=null if null.any() else None)
-            return True
+            return pa.array(arr, type=t.arrow, mask=null if null.any() else None)
         if t.ndim == 0 and t.base in ("text", "varchar", "bpchar", "name"):
             raw = b"".join([view[o:o + ln] for o, ln in zip(offs, lens, strict=True)
                             if ln != -1])
-            sizes = np.fromiter((max(ln, 0) for ln in lens), dtype=np.int64, count=len(lens))
+            sizes = np.maximum(lens_a, 0)
             offsets = np.zeros(len(lens) + 1, dtype=np.int32)
             np.cumsum(sizes, out=offsets[1:])
             validity = pa.array(~null).buffers()[1] if null.any() else None
@@ -296,16 +307,15 @@ class _Column:
             except pa.ArrowInvalid:
                 raise InvalidTextRepresentation(
                     'invalid byte sequence for encoding "UTF8"') from None
-            self.bulk = arr if t.arrow == pa.string() else arr.cast(t.arrow)
-            return True
+            return arr if t.arrow == pa.string() else arr.cast(t.arrow)
         if not self.vector:
-            return False
-        widths = {ln for ln in lens if ln != -1}
-        if len(widths) != 1:
-            return False
-        width = widths.pop()
+            return None
+        present = lens_a[~null]
+        if not present.size or (present != present[0]).any():
+            return None
+        width = int(present[0])
         if width < 20 or (width - 20) % 8:
-            return False
+            return None
         dim = (width - 20) // 8
         # The fields are contiguous byte runs: one join, then one structured numpy view.
         block = np.frombuffer(b"".join([view[o:o + width] for o, ln in zip(offs, lens,
@@ -316,21 +326,32 @@ class _Column:
         head = block["head"]
         if not ((head[:, 0] == 1).all() and (head[:, 1] == 0).all()
                 and (head[:, 3] == dim).all()):
-            return False
+            return None
         if not bool((block["v"]["len"] == 4).all()):
-            return False
+            return None
         flat = block["v"]["v"].astype(np.float32).reshape(-1)
         sizes = np.where(null, 0, dim).astype(np.int32)
         offsets = np.zeros(len(lens) + 1, dtype=np.int32)
         np.cumsum(sizes, out=offsets[1:])
-        self.bulk = pa.ListArray.from_arrays(
+        return pa.ListArray.from_arrays(
             pa.array(offsets), pa.array(flat, pa.float32()),
             mask=pa.array(null) if null.any() else None).cast(t.arrow)
-        return True
 
-    def to_arrow(self) -> pa.Array:
-        if self.bulk is not None:
-            return self.bulk
+    def _flush(self) -> None:
+        if self.values:
+            self.parts.append(self._values_to_arrow())
+            self.values = []
+
+    def to_arrow(self) -> pa.Array | pa.ChunkedArray:
+        """The column: one array, or the decoded runs without copying them together."""
+        if self.values or not self.parts:
+            self.parts.append(self._values_to_arrow())
+            self.values = []
+        if len(self.parts) == 1:
+            return self.parts[0]
+        return pa.chunked_array(self.parts, type=self.ctype.arrow)
+
+    def _values_to_arrow(self) -> pa.Array:
         t = self.ctype.arrow
         if self.vector and self.values and all(
                 v is None or isinstance(v, np.ndarray) for v in self.values):
@@ -356,8 +377,13 @@ class CopyReader:
         self.options = options
         self.columns = [_Column(t) for t in types]
         self._buf = bytearray()
-        #: CSV and binary data, joined once at the end (appending to one buffer copies more).
+        #: CSV data, joined once at the end (appending to one buffer copies more); binary
+        #: data not decoded yet (the tail of a row cut by a CopyData boundary).
         self._chunks: list[bytes] = []
+        self._pending = 0
+        #: Binary: bytes to wait for before scanning again (a row bigger than what came).
+        self._need = 0
+        self._binary_header = False
         self._header_pending = options.header
         self._ended = False
         self.rows = 0
@@ -368,6 +394,13 @@ class CopyReader:
         if self.options.format == "text":
             self._buf += data
             self._consume_text_lines(final=False)
+        elif self.options.format == "binary":
+            # Binary rows decode as they arrive, a block per CopyData message: no copy of the
+            # whole stream is ever made, and decoding overlaps the client's sending.
+            self._chunks.append(data)
+            self._pending += len(data)
+            if self._pending >= self._need:
+                self._decode_binary(final=False)
         else:
             self._chunks.append(data)
 
@@ -375,13 +408,12 @@ class CopyReader:
         fmt = self.options.format
         if fmt == "text":
             self._consume_text_lines(final=True)
+        elif fmt == "binary":
+            self._decode_binary(final=True)
         else:
             data = b"".join(self._chunks)
             self._chunks.clear()
-            if fmt == "csv":
-                self._parse_csv(data)
-            else:
-                self._parse_binary(data)
+            self._parse_csv(data)
         self._buf.clear()
         arrays = [c.to_arrow() for c in self.columns]
         names = [f"c{i}" for i in range(len(arrays))]
@@ -461,12 +493,47 @@ class CopyReader:
         except csv.Error as e:
             raise self._row_error(f"invalid CSV: {e}") from None
 
-    def _parse_binary(self, data: bytes) -> None:
-        if not data.startswith(BINARY_SIGNATURE) or len(data) < 19:
-            raise InvalidTextRepresentation("COPY file signature not recognized")
-        pos = len(BINARY_SIGNATURE)
-        _flags, ext = struct.unpack_from("!ii", data, pos)
-        pos += 8 + ext
+    def _decode_binary(self, final: bool) -> None:
+        data = self._chunks[0] if len(self._chunks) == 1 else b"".join(self._chunks)
+        self._chunks = []
+        pos = 0
+        if not self._binary_header:
+            if len(data) < 19 and not final:
+                self._keep(data, 0)
+                return
+            if not data.startswith(BINARY_SIGNATURE) or len(data) < 19:
+                raise InvalidTextRepresentation("COPY file signature not recognized")
+            _flags, ext = struct.unpack_from("!ii", data, len(BINARY_SIGNATURE))
+            if ext < 0:
+                raise InvalidTextRepresentation("invalid COPY file header (wrong length)")
+            if len(data) < 19 + ext:
+                if final:
+                    raise InvalidTextRepresentation("invalid COPY file header (wrong length)")
+                self._keep(data, 0)
+                return
+            self._binary_header = True
+            pos = 19 + ext
+        end = self._parse_binary(data, pos)
+        if self._ended:
+            return
+        if final:
+            if end < len(data):
+                raise self._row_error("unexpected EOF in COPY data")
+            return
+        self._keep(data, end)
+        # A row that did not fit: wait for twice as much before scanning again, so a huge
+        # row costs O(n) copying, not O(n^2).
+        self._need = 0 if end > pos else 2 * (len(data) - end)
+
+    def _keep(self, data: bytes, pos: int) -> None:
+        rest = data[pos:] if pos else data
+        self._chunks = [rest] if rest else []
+        self._pending = len(rest)
+        self._need = max(self._need, 19) if not self._binary_header else self._need
+
+    def _parse_binary(self, data: bytes, pos: int) -> int:
+        """Decode the complete rows of ``data`` from ``pos``; returns where the first
+        incomplete row starts (``len(data)`` when none is cut)."""
         ncols = len(self.columns)
         n = len(data)
         # First pass: where every field is (offset, length; -1 for NULL). Decoding then works
@@ -476,11 +543,14 @@ class CopyReader:
         add_off, add_len = offs.append, lens.append
         unpack_h, unpack_i = _I16.unpack_from, _I32.unpack_from
         cols = range(ncols)
-        try:
-            while pos < n:
+        rows = 0
+        while pos < n:
+            row_start = pos
+            try:
                 (count,) = unpack_h(data, pos)
                 pos += 2
                 if count == -1:
+                    self._ended = True
                     break
                 if count != ncols:
                     raise self._row_error(f"row field count is {count}, expected {ncols}")
@@ -493,18 +563,23 @@ class CopyReader:
                         pos += flen
                     elif flen < -1:
                         raise self._row_error("invalid field length in COPY data")
-                if pos > n:
-                    raise self._row_error("unexpected EOF in COPY data")
-                self.rows += 1
-        except struct.error:
-            raise self._row_error("unexpected EOF in COPY data") from None
-        offsets = [offs[c::ncols] for c in cols]
-        lengths = [lens[c::ncols] for c in cols]
-        for col, col_offs, col_lens in zip(self.columns, offsets, lengths, strict=True):
-            if col.add_column_binary(data, col_offs, col_lens):
-                continue
-            for o, ln in zip(col_offs, col_lens, strict=True):
-                col.add_binary(None if ln == -1 else data[o:o + ln])
+            except struct.error:
+                pos = n + 1
+            if pos > n:
+                # Cut by the end of what arrived: decode up to here, keep the rest.
+                del offs[rows * ncols:], lens[rows * ncols:]
+                pos = row_start
+                break
+            rows += 1
+            self.rows += 1
+        if rows:
+            for c, col in enumerate(self.columns):
+                col_offs, col_lens = offs[c::ncols], lens[c::ncols]
+                if col.add_column_binary(data, col_offs, col_lens):
+                    continue
+                for o, ln in zip(col_offs, col_lens, strict=True):
+                    col.add_binary(None if ln == -1 else data[o:o + ln])
+        return pos
 
 
 # ---------------------------------------------------------------------------------------------

@@ -336,7 +336,8 @@ class FrameReader:
             raise ProtocolError(f"message of {n} bytes is larger than the limit")
         if len(buf) - pos < n + 1:
             return None
-        body = bytes(buf[pos + 5:pos + 1 + n])
+        with memoryview(buf) as view:
+            body = bytes(view[pos + 5:pos + 1 + n])  # one copy (a bytearray slice makes two)
         self._advance(n + 1)
         return kind, body
 
