@@ -78,6 +78,9 @@ def test_scoped_token_reads_its_workspace_only(env: Env) -> None:
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             with c.cursor().copy('COPY "b"."t" (id, body) FROM STDIN') as cp:
                 cp.write_row((3, "sneaked"))
+        # A token login is no role: it cannot make one (and so cannot escape its limits).
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            c.execute("CREATE ROLE evil LOGIN SUPERUSER PASSWORD 'x'")
         # The connection is still usable, and a write token writes in its own workspace.
         c.execute("INSERT INTO t VALUES (2, 'written', NULL)")
         with c.cursor().copy("COPY t (id, body) FROM STDIN") as cp:

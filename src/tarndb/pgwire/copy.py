@@ -218,6 +218,26 @@ def _arrow_value(ctype: ColumnType) -> Any:
     return None
 
 
+def _parse_float4_lists(texts: list[str | None]) -> pa.Array | None:
+    """``['1,2.5', None, ...]`` as a list<float32> array, parsed by Arrow; None when some text
+    is not a plain comma-separated list of numbers."""
+    import pyarrow.compute as pc
+
+    lists = pc.split_pattern(pa.array(texts, pa.string()), ",")
+    items = lists.flatten()
+    try:
+        values = items.cast(pa.float32())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        try:  # '{1, 2}': blanks around the numbers are allowed, as in Postgres
+            values = pc.utf8_trim_whitespace(items).cast(pa.float32())
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            return None
+    if values.null_count:
+        return None
+    mask = lists.is_null() if lists.null_count else None
+    return pa.ListArray.from_arrays(lists.offsets, values, mask=mask)
+
+
 class _Column:
     """Values of one target column, gathered for the Arrow table."""
 
@@ -231,23 +251,49 @@ class _Column:
         #: Decoded runs of the column, in order; ``values`` holds the run being built value by
         #: value (binary COPY decodes each block of rows column-wise into one array).
         self.parts: list[pa.Array] = []
+        #: Text COPY: the insides of a run of '{...}' embeddings, parsed together.
+        self._vec_text: list[str | None] = []
 
     def add_text(self, s: str | None) -> None:
+        if self.vector:
+            # Embeddings: keep the text of '{0.1,0.2,...}' and parse a whole run of them at
+            # once in Arrow (split, then one string-to-float4 cast) when the run ends.
+            if s is None:
+                if self._vec_text:
+                    self._vec_text.append(None)
+                    return
+            else:
+                body = s.strip()
+                if body.startswith("{") and body.endswith("}") and "{" not in body[1:] \
+                        and len(body) > 2 and not body[1:-1].isspace():
+                    if self.values:
+                        self._flush()
+                    self._vec_text.append(body[1:-1])
+                    return
+            self._flush_vec_text()
         if s is None:
             self.values.append(None)
             return
-        if self.vector:
-            body = s.strip()
-            # Embeddings: parse '{0.1,0.2,...}' in C when it holds only plain numbers.
-            if body.startswith("{") and body.endswith("}") and not _NOT_PLAIN.search(body):
-                inner = body[1:-1]
-                arr = np.fromstring(inner, dtype=np.float32, sep=",") if inner.strip() else \
-                    np.empty(0, np.float32)
-                if len(arr) == inner.count(",") + 1 or (not inner.strip() and not len(arr)):
-                    self.values.append(arr)
-                    return
         v = self.text(s)
         self.values.append(self.conv(v) if self.conv else v)
+
+    def flush_vectors(self) -> None:
+        if len(self._vec_text) >= 64:
+            self._flush_vec_text()
+
+    def _flush_vec_text(self) -> None:
+        texts, self._vec_text = self._vec_text, []
+        if not texts:
+            return
+        arr = _parse_float4_lists(texts)
+        if arr is not None:
+            self.parts.append(arr.cast(self.ctype.arrow))
+            return
+        # Something in the run is not a plain list of numbers: value by value, so the error
+        # (or the NULL elements, quoted numbers ...) comes out as the text decoder has it.
+        for t in texts:
+            v = None if t is None else self.text("{" + t + "}")
+            self.values.append(self.conv(v) if self.conv and v is not None else v)
 
     def add_binary(self, b: bytes | None) -> None:
         if b is None:
@@ -338,12 +384,14 @@ class _Column:
             mask=pa.array(null) if null.any() else None).cast(t.arrow)
 
     def _flush(self) -> None:
+        self._flush_vec_text()
         if self.values:
             self.parts.append(self._values_to_arrow())
             self.values = []
 
     def to_arrow(self) -> pa.Array | pa.ChunkedArray:
         """The column: one array, or the decoded runs without copying them together."""
+        self._flush_vec_text()
         if self.values or not self.parts:
             self.parts.append(self._values_to_arrow())
             self.values = []
@@ -464,6 +512,10 @@ class CopyReader:
                 else:
                     col.add_text(_unescape_text(f) if "\\" in f else f)
             self.rows += 1
+        for col in self.columns:
+            # Embeddings parse a message's worth at a time: small buffers, and the work
+            # overlaps the client's sending.
+            col.flush_vectors()
 
     def _parse_csv(self, data: bytes) -> None:
         o = self.options

@@ -302,8 +302,14 @@ class FrameReader:
         self.startup = True
         self.max_message = max_message
 
-    def feed(self, data: bytes) -> None:
-        self._buf += data
+    def feed(self, data: bytes | bytearray) -> None:
+        """Buffer ``data``. A bytearray may be kept as the buffer itself (no copy), so a
+        caller must not change one after handing it over."""
+        if self._pos == len(self._buf) and isinstance(data, bytearray):
+            self._buf = data
+            self._pos = 0
+        else:
+            self._buf += data
 
     @property
     def buffered(self) -> int:

@@ -175,8 +175,9 @@ class ServerConnection:
     def closed(self) -> bool:
         return self.state is State.CLOSED
 
-    def receive_data(self, data: bytes) -> bytes:
-        """Feed bytes from the client; returns the bytes to send (possibly empty)."""
+    def receive_data(self, data: bytes | bytearray) -> bytes:
+        """Feed bytes from the client (a bytearray is taken over, not copied); returns the
+        bytes to send (possibly empty)."""
         if self.closed:
             return b""
         self.reader.feed(data)

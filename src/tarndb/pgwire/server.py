@@ -32,7 +32,7 @@ from .protocol import ServerConfig, ServerConnection
 
 log = logging.getLogger("tarndb.pgwire")
 
-READ_CHUNK = 256 * 1024
+READ_CHUNK = 1024 * 1024
 #: A client has this long to finish startup and authentication.
 STARTUP_TIMEOUT_S = 60.0
 #: Largest single message a client may send (a 40k-float literal is ~400 KB).
@@ -217,12 +217,12 @@ class PgServer:
                 if not data:
                     break
                 pending += data
-            chunk = bytes(pending)
-            pending.clear()
+            # Hand the buffer over instead of copying it (COPY streams hundreds of MB).
+            chunk, pending = pending, bytearray()
             fut = loop.run_in_executor(self.executor, conn.receive_data, chunk)
             # Keep reading while the worker runs: a hang-up cancels the running statement.
             while not fut.done():
-                if eof or len(pending) > READ_CHUNK * 64:
+                if eof or len(pending) > READ_CHUNK * 16:
                     await asyncio.wait({fut})
                     break
                 read = asyncio.ensure_future(reader.read(READ_CHUNK))
