@@ -112,6 +112,23 @@ def test_read_token_cannot_write(env: Env) -> None:
                 buf.write(chunk)
         assert buf.getvalue() == b"1\tin a\n"
         assert c.execute("SELECT count(*) FROM t").fetchone() == (1,)
+        # A reader lists the versions it may read.
+        assert c.execute("SELECT count(*) FROM tarndb_versions('t')").fetchone()[0] >= 2
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            c.execute("SELECT tarndb_tag('t', 'no')")
+
+
+def test_scoped_token_does_not_see_other_workspaces_in_the_catalog(env: Env) -> None:
+    with psycopg.connect(env.dsn(env.read_a), autocommit=True) as c:
+        schemas = {r[0] for r in c.execute("SELECT nspname FROM pg_namespace")}
+        assert "a" in schemas and "b" not in schemas
+        tables = c.execute("SELECT table_schema, table_name FROM information_schema.tables "
+                           "WHERE table_schema NOT IN ('pg_catalog', 'information_schema')")
+        assert tables.fetchall() == [("a", "t")]
+        assert [r[0] for r in c.execute("SELECT relname FROM pg_class WHERE relkind = 'r'")] \
+            == ["t"]
+        with pytest.raises(psycopg.Error):
+            c.execute("SELECT 'b.t'::regclass")
 
 
 def test_unscoped_token_and_roles_keep_full_access(env: Env) -> None:

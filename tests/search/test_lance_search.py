@@ -14,6 +14,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+import tarndb.search._lance_vector as vector_mod
 import tarndb.search._manager as manager_mod
 from tarndb.errors import DataError, DuplicateObject, InvalidParameterValue, UndefinedObject
 from tarndb.search import IndexManager, bm25_topk, hybrid_topk, maxsim_topk, vector_topk
@@ -131,13 +132,22 @@ def test_no_index_dimension_mismatch(vec_table: tuple[str, Oracle, np.ndarray]) 
         vector_topk(lance.dataset(uri), "emb", np.ones(D + 1), 5)
 
 
+@pytest.mark.parametrize("matrix", ["memory", "mapped", "none"])
 @pytest.mark.parametrize("index_type", ["clustered", "clustered_quantized"])
 def test_vector_index_recall_filters_deletes_updates(
-        tmp_path: Path, index_type: str, monkeypatch: pytest.MonkeyPatch) -> None:
+        tmp_path: Path, index_type: str, matrix: str, monkeypatch: pytest.MonkeyPatch) -> None:
     # At test scale every filter would take the exact path; lower the switch-over so that
     # the 10% and 90% filters run filtered ANN (row-address prefilter) as at full scale.
     monkeypatch.setattr(manager_mod, "EXACT_MAX_ROWS", 50)
     monkeypatch.setattr(manager_mod, "EXACT_MAX_FRACTION", 0.001)
+    # Where exact scores come from: the in-memory copy (small indexes), the memory-mapped
+    # file (large ones, forced here by a zero memory budget), or Lance takes (neither fits).
+    cache = tmp_path / "matrix-cache"
+    monkeypatch.setenv("TARNDB_SEARCH_CACHE", str(cache))
+    if matrix != "memory":
+        monkeypatch.setattr(vector_mod, "MATRIX_CACHE_FLOATS", 0)
+    if matrix == "none":
+        monkeypatch.setattr(vector_mod, "MATRIX_MMAP_MAX_BYTES", 0)
     rng = np.random.default_rng(11)
     uri = str(tmp_path / "v.lance")
     rids = np.arange(N, dtype=np.int64)
@@ -172,6 +182,10 @@ def test_vector_index_recall_filters_deletes_updates(
             assert expect in hits.plan, (label, name, hits.plan)
 
     check(ds, "fresh build")
+    side = mgr._side_index(info)
+    assert (side.matrix() is not None) == (matrix != "none")
+    mapped = sorted(p.name for p in cache.glob("*.f32")) if cache.exists() else []
+    assert len(mapped) == (1 if matrix == "mapped" else 0), mapped
     # Deletes, updates (Lance: delete + append) and inserts after the build.
     dead = rids[rng.choice(N, 300, replace=False)]
     ds.delete(f"__rid IN ({','.join(map(str, dead.tolist()))})")
@@ -193,6 +207,10 @@ def test_vector_index_recall_filters_deletes_updates(
     mgr.refresh(ds)
     assert mgr.pending_rows(ds, "emb_idx") == 0
     check(ds, "after fold")
+    if matrix == "mapped":
+        # One file per index version: the fold replaced the earlier one.
+        after = sorted(p.name for p in cache.glob("*.f32"))
+        assert len(after) == 1 and after != mapped, (mapped, after)
     # A new process sees the same index without a rebuild.
     mgr2 = IndexManager(uri)
     assert mgr2.index_for("emb") is not None

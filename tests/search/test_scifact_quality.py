@@ -44,8 +44,9 @@ def test_dense_equals_brute_force(scores: dict[str, float]) -> None:
     assert scores["dense_numpy"] == pytest.approx(0.645, abs=0.005)
     assert scores["dense_exact"] == pytest.approx(scores["dense_numpy"], abs=1e-9)
     assert abs(scores["dense_index"] - scores["dense_numpy"]) <= 0.005
-    # The IVF path forced on at this small size still stays close.
-    assert scores["dense_ivf_forced"] >= scores["dense_numpy"] - 0.015
+    # The IVF path forced on at this small size still stays close. Lance's k-means starts
+    # from a random sample, so this varies from run to run (0.634-0.643 seen, 0.645 exact).
+    assert scores["dense_ivf_forced"] >= scores["dense_numpy"] - 0.025
 
 
 def test_hybrid_and_fusion_ranking(scores: dict[str, float]) -> None:

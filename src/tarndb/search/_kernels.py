@@ -259,6 +259,19 @@ def bags_from_arrow(column: pa.Array | pa.ChunkedArray, row_keys: I64) -> Packed
                                      np.zeros((0, 0), np.float32)), offsets, keys)
 
 
+# Up to this many rows a matrix-vector product runs single-threaded (einsum, no BLAS):
+# on a 2-core machine shared with other work, multi-threaded BLAS gemv for 10k x 384 swings
+# from 0.5 ms to 15+ ms with the load; einsum stays at ~1 ms.
+MATVEC_SINGLE_THREAD_ROWS = 1 << 16
+
+
+def matvec(mat: F32, q: F32) -> F32:
+    """``mat @ q`` as float32, single-threaded for small matrices (see above)."""
+    if mat.shape[0] <= MATVEC_SINGLE_THREAD_ROWS:
+        return np.einsum("ij,j->i", mat, q).astype(np.float32, copy=False)
+    return np.asarray(mat @ q, dtype=np.float32)
+
+
 def topk_indices(scores: npt.NDArray[Any], k: int) -> npt.NDArray[np.int64]:
     """Indices of the k largest scores, best first; ties broken by lower index."""
     n = scores.shape[0]

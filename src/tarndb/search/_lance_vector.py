@@ -66,9 +66,13 @@ class VectorMatrix:
 
     def __init__(self, keys: I64, mat: F32) -> None:
         self.keys = keys
-        self.mat = mat
+        # A plain view of a memmap: numpy's memmap.__getitem__ adds work to every gather.
+        self.mat = mat.view(np.ndarray) if isinstance(mat, np.memmap) else mat
         self._order = np.argsort(keys, kind="stable")
         self._sorted = keys[self._order]
+        # Keys that are one dense run (a bulk load: 0..n-1) need no binary search.
+        self._dense = bool(keys.size and int(self._sorted[-1]) - int(self._sorted[0]) + 1
+                           == keys.size)
 
     def __len__(self) -> int:
         return int(self.keys.size)
@@ -77,6 +81,10 @@ class VectorMatrix:
         """Storage positions (ascending, for locality) of the given keys present here."""
         if self._sorted.size == 0 or rids.size == 0:
             return np.zeros(0, np.int64)
+        if self._dense:
+            off = rids - self._sorted[0]
+            off = off[(off >= 0) & (off < self._sorted.size)]
+            return np.sort(self._order[off])
         pos = np.clip(np.searchsorted(self._sorted, rids), 0, self._sorted.size - 1)
         return np.sort(self._order[pos[self._sorted[pos] == rids]])
 
@@ -85,7 +93,7 @@ class VectorMatrix:
         if rids is None:
             return self.keys, self.mat
         pos = self.positions(rids)
-        return self.keys[pos], self.mat[pos]
+        return self.keys[pos], np.take(self.mat, pos, axis=0)
 
 
 def cache_dir() -> str:
@@ -351,12 +359,15 @@ class SideVectorIndex:
 
     def search(self, q: F32, k: int, allowed: I64 | None = None,
                params: AnnParams | None = None, with_bags: bool = False,
-               with_vec: bool = True) -> pa.Table:
+               with_vec: bool = True, refine_here: bool = False) -> pa.Table:
         """Nearest rows to the normalised query ``q`` (``__rid`` [, ``vec``] [, ``bag``]).
 
         ``allowed`` restricts the search to those row keys before the k-NN (prefilter).
         Without ``with_vec`` only keys come back (Lance then skips a take of the vectors,
-        which costs as much as the search itself).
+        which costs as much as the search itself). With ``refine_here`` a quantized index
+        returns ``k * refine_factor`` approximate candidates unrefined: the caller rescores
+        them exactly from :meth:`matrix` (a gather from memory instead of Lance's refine,
+        which takes every candidate row from disk: 2000 rows, ~25 ms).
         """
         ds = self.ds
         p = params or AnnParams()
@@ -369,7 +380,10 @@ class SideVectorIndex:
             probes = max(p.min_nprobes, int(math.ceil(parts * p.nprobe_fraction)))
             nearest["minimum_nprobes"] = min(parts, probes)
             if LANCE_INDEX_TYPES.get(self.index_type) != "IVF_FLAT":
-                nearest["refine_factor"] = p.refine_factor
+                if refine_here:
+                    nearest["k"] = k * max(1, p.refine_factor)
+                else:
+                    nearest["refine_factor"] = p.refine_factor
         kw: dict[str, Any] = {}
         if allowed is not None:
             addrs = self.row_addresses(allowed)

@@ -55,6 +55,7 @@ from ._kernels import (
     as_query_vector,
     bags_from_arrow,
     cosine_scores,
+    matvec,
     maxsim_scores,
     normalize_rows,
     topk_indices,
@@ -516,7 +517,8 @@ class IndexManager:
             # Most rows pass: an unfiltered ANN for k / selectivity * 2 rows, filtered
             # afterwards, skips serialising a huge allowlist (at 1M rows, 50%: 100 -> ~15 ms).
             depth = int(math.ceil(2 * k * n / allowed.size)) + 10
-            t = side.search(qn, depth, None, p, with_vec=mat is None)
+            t = side.search(qn, depth, None, p, with_vec=mat is None,
+                              refine_here=mat is not None)
             keys = t[RID].to_numpy().astype(np.int64)
             ok = _member(keys, allowed)
             if int(ok.sum()) >= min(k, allowed.size):
@@ -529,7 +531,8 @@ class IndexManager:
             sel = allowed.size / n
             p = AnnParams(min(1.0, p.nprobe_fraction / max(sel, 0.05) ** 0.5),
                           p.min_nprobes, p.refine_factor)
-        t = side.search(qn, k, allowed, p, with_vec=mat is None)
+        t = side.search(qn, k, allowed, p, with_vec=mat is None,
+                        refine_here=mat is not None)
         keys = t[RID].to_numpy().astype(np.int64)
         self._push_scored(top, qn, keys, t, None, mat, info.dim)
         want = min(k, n if allowed is None else allowed.size)
@@ -546,12 +549,12 @@ class IndexManager:
                      dim: int) -> None:
         if mat is not None:
             got, vecs = mat.rows(keys)
-            top.push(got, (vecs @ qn).astype(np.float32))
+            top.push(got, matvec(vecs, qn))
             return
         vecs = _fsl_matrix(t["vec"], dim)
         if ok is not None:
             vecs = vecs[ok]
-        top.push(keys, (vecs @ qn).astype(np.float32))
+        top.push(keys, matvec(vecs, qn))
 
     def _exact_on_side(self, side: SideVectorIndex, qn: F32, allowed: I64 | None,
                        top: TopK) -> None:
@@ -561,7 +564,7 @@ class IndexManager:
         cached = side.matrix()
         if cached is not None:
             keys, mat = cached.rows(allowed)
-            top.push(keys, (mat @ qn).astype(np.float32))
+            top.push(keys, matvec(mat, qn))
             return
         if allowed is None:
             t = sds.to_table(columns=[RID, "vec"])
@@ -695,7 +698,7 @@ class IndexManager:
             if cached is not None:
                 got, mat = cached.rows(todo)
                 qn = normalize_rows(np.asarray(q, np.float32)[None, :])[0]
-                for k_, s_ in zip(got.tolist(), (mat @ qn).tolist(), strict=True):
+                for k_, s_ in zip(got.tolist(), matvec(mat, qn).tolist(), strict=True):
                     out[pos_of[k_]] = s_
                 todo = np.setdiff1d(todo, got, assume_unique=True)
             addrs = side.row_addresses(todo) if todo.size else np.zeros(0, np.uint64)
@@ -756,7 +759,7 @@ class IndexManager:
         idx, tplan = self._bm25_for_query(ds, text_column, exact)
         # Score the text side once; the leg and the rescoring both read from it.
         all_k, all_s = idx.score_all(text_query)
-        ok = np.ones(all_k.size, bool) if allowed is None else np.isin(all_k, allowed)
+        ok = np.ones(all_k.size, bool) if allowed is None else _member(all_k, allowed)
         sel = topk_indices(all_s[ok], depth)
         tk, ts = all_k[ok][sel], all_s[ok][sel]
         legs: tuple[tuple[Any, Any], tuple[Any, Any]]

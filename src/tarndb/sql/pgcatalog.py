@@ -101,22 +101,25 @@ def namespace_oid(name: str) -> int:
 # what the catalog holds, flattened
 
 
-def _tables(db: Any) -> list[Any]:
-    cat = db.catalog
-    all_tables = getattr(cat, "all_tables", None)
-    if all_tables is not None:
-        return list(all_tables())
-    out = []
-    for ws in cat.workspaces():
-        out.extend(cat.tables(ws))
-    return out
+def _allowed(session: Any) -> set[str] | None:
+    allowed: set[str] | None = getattr(session, "allowed_workspaces", None)
+    return allowed
 
 
-def _workspaces(db: Any) -> list[str]:
+def _tables(db: Any, session: Any) -> list[Any]:
+    """The tables this session may see: a token scoped to some workspaces does not learn
+    the names of the tables (or, below, of the schemas) in the others."""
+    allowed = _allowed(session)
+    found = list(db.catalog.all_tables())
+    return found if allowed is None else [t for t in found if t.workspace in allowed]
+
+
+def _workspaces(db: Any, session: Any) -> list[str]:
     names = list(db.catalog.workspaces())
     if "public" not in names:
         names.insert(0, "public")
-    return names
+    allowed = _allowed(session)
+    return names if allowed is None else [n for n in names if n in allowed]
 
 
 def _table_oid(info: Any) -> int:
@@ -213,7 +216,7 @@ def _pg_namespace(db: Any, session: Any) -> pa.Table:
     rows = [(PG_CATALOG_OID, "pg_catalog", SUPERUSER_OID, None),
             (INFORMATION_SCHEMA_OID, "information_schema", SUPERUSER_OID, None),
             (PG_TOAST_OID, "pg_toast", SUPERUSER_OID, None)]
-    for ws in _workspaces(db):
+    for ws in _workspaces(db, session):
         rows.append((namespace_oid(ws), ws, SUPERUSER_OID, None))
     return _rows([("oid", _I64), ("nspname", _S), ("nspowner", _I64), ("nspacl", pa.list_(_S))],
                  rows)
@@ -313,7 +316,7 @@ def _class_row(oid: int, name: str, ns: int, kind: str, natts: int, am: int,
 
 def _pg_class(db: Any, session: Any) -> pa.Table:
     rows = []
-    for info in _tables(db):
+    for info in _tables(db, session):
         ns = namespace_oid(info.workspace)
         ixs = _indexes(info)
         rows.append(_class_row(_table_oid(info), info.name, ns, "r", len(info.columns),
@@ -343,7 +346,7 @@ _ATTR_SCHEMA = [
 def _pg_attribute(db: Any, session: Any) -> pa.Table:
     rows = []
     collatable = {"text", "varchar", "bpchar", "name"}
-    for info in _tables(db):
+    for info in _tables(db, session):
         toid = _table_oid(info)
         for i, col in enumerate(info.columns):
             t: ColumnType = col.type
@@ -368,7 +371,7 @@ def _pg_attribute(db: Any, session: Any) -> pa.Table:
 
 def _pg_attrdef(db: Any, session: Any) -> pa.Table:
     rows = []
-    for info in _tables(db):
+    for info in _tables(db, session):
         for i, col in enumerate(info.columns):
             expr = _default_expr(info, col)
             if expr is not None:
@@ -379,7 +382,7 @@ def _pg_attrdef(db: Any, session: Any) -> pa.Table:
 
 def _pg_index(db: Any, session: Any) -> pa.Table:
     rows = []
-    for info in _tables(db):
+    for info in _tables(db, session):
         toid = _table_oid(info)
         for ix in _indexes(info):
             keys = [_attnum(info, c) for c in ix["columns"]]
@@ -406,7 +409,7 @@ def _constraint_oid(info: Any) -> int:
 
 def _pg_constraint(db: Any, session: Any) -> pa.Table:
     rows = []
-    for info in _tables(db):
+    for info in _tables(db, session):
         if not info.primary_key:
             continue
         keys = [_attnum(info, c) for c in info.primary_key]
@@ -425,7 +428,7 @@ def _pg_constraint(db: Any, session: Any) -> pa.Table:
 
 def _pg_sequence(db: Any, session: Any) -> pa.Table:
     rows = []
-    for info in _tables(db):
+    for info in _tables(db, session):
         for col in info.columns:
             if col.serial:
                 big = col.type.base == "int8"
@@ -556,7 +559,7 @@ def _empty(schema: list[tuple[str, pa.DataType]]) -> Callable[[Any, Any], pa.Tab
 
 def _pg_tables(db: Any, session: Any) -> pa.Table:
     rows = [(info.workspace, info.name, "postgres", None, bool(_indexes(info)), False, False,
-             False) for info in _tables(db)]
+             False) for info in _tables(db, session)]
     return _rows([("schemaname", _S), ("tablename", _S), ("tableowner", _S),
                   ("tablespace", _S), ("hasindexes", _B), ("hasrules", _B),
                   ("hastriggers", _B), ("rowsecurity", _B)], rows)
@@ -564,7 +567,7 @@ def _pg_tables(db: Any, session: Any) -> pa.Table:
 
 def _pg_indexes(db: Any, session: Any) -> pa.Table:
     rows = [(info.workspace, info.name, ix["name"], None, _index_def(info, ix))
-            for info in _tables(db) for ix in _indexes(info)]
+            for info in _tables(db, session) for ix in _indexes(info)]
     return _rows([("schemaname", _S), ("tablename", _S), ("indexname", _S), ("tablespace", _S),
                   ("indexdef", _S)], rows)
 
@@ -660,7 +663,7 @@ _RELATIONS: dict[str, Callable[[Any, Any], pa.Table]] = {
 
 def _is_tables(db: Any, session: Any) -> pa.Table:
     rows = [("postgres", info.workspace, info.name, "BASE TABLE", None, None, None, None, None,
-             "YES", "NO", None) for info in _tables(db)]
+             "YES", "NO", None) for info in _tables(db, session)]
     return _rows([("table_catalog", _S), ("table_schema", _S), ("table_name", _S),
                   ("table_type", _S), ("self_referencing_column_name", _S),
                   ("reference_generation", _S), ("user_defined_type_catalog", _S),
@@ -678,7 +681,7 @@ _IS_DATA_TYPE = {
 
 def _is_columns(db: Any, session: Any) -> pa.Table:
     rows = []
-    for info in _tables(db):
+    for info in _tables(db, session):
         for i, col in enumerate(info.columns):
             t: ColumnType = col.type
             data_type = "ARRAY" if t.ndim else _IS_DATA_TYPE.get(t.base, t.base)
@@ -707,7 +710,7 @@ def _is_columns(db: Any, session: Any) -> pa.Table:
 
 
 def _is_schemata(db: Any, session: Any) -> pa.Table:
-    names = ["pg_catalog", "information_schema", *_workspaces(db)]
+    names = ["pg_catalog", "information_schema", *_workspaces(db, session)]
     rows = [("postgres", n, "postgres", None, None, None, None) for n in names]
     return _rows([("catalog_name", _S), ("schema_name", _S), ("schema_owner", _S),
                   ("default_character_set_catalog", _S), ("default_character_set_schema", _S),
@@ -717,7 +720,7 @@ def _is_schemata(db: Any, session: Any) -> pa.Table:
 def _is_table_constraints(db: Any, session: Any) -> pa.Table:
     rows = [("postgres", info.workspace, _pk_name(info), "postgres", info.workspace, info.name,
              "PRIMARY KEY", "NO", "NO", "YES")
-            for info in _tables(db) if info.primary_key]
+            for info in _tables(db, session) if info.primary_key]
     return _rows([("constraint_catalog", _S), ("constraint_schema", _S),
                   ("constraint_name", _S), ("table_catalog", _S), ("table_schema", _S),
                   ("table_name", _S), ("constraint_type", _S), ("is_deferrable", _S),
@@ -726,7 +729,8 @@ def _is_table_constraints(db: Any, session: Any) -> pa.Table:
 
 def _is_key_column_usage(db: Any, session: Any) -> pa.Table:
     rows = [("postgres", info.workspace, _pk_name(info), "postgres", info.workspace, info.name,
-             c, i + 1, None) for info in _tables(db) for i, c in enumerate(info.primary_key)]
+             c, i + 1, None)
+            for info in _tables(db, session) for i, c in enumerate(info.primary_key)]
     return _rows([("constraint_catalog", _S), ("constraint_schema", _S),
                   ("constraint_name", _S), ("table_catalog", _S), ("table_schema", _S),
                   ("table_name", _S), ("column_name", _S), ("ordinal_position", _I32),
@@ -959,7 +963,7 @@ def _visible_oids(db: Any, session: Any) -> list[int]:
     out = []
     # A table is visible when it is the first of its name along the search path.
     for ws in path:
-        for info in db.catalog.tables(ws) if ws in db.catalog.workspaces() else []:
+        for info in db.catalog.tables(ws) if ws in _workspaces(db, session) else []:
             if info.name not in seen:
                 seen.add(info.name)
                 out.append(_table_oid(info))
@@ -996,7 +1000,7 @@ def _relation_oids(db: Any, session: Any) -> dict[str, int]:
             out[n] = o
             out[f"pg_catalog.{n}"] = o
     path = _search_path(session)
-    for info in _tables(db):
+    for info in _tables(db, session):
         oid = _table_oid(info)
         out[f"{info.workspace}.{info.name}"] = oid
         out[f'"{info.workspace}"."{info.name}"'] = oid
@@ -1005,7 +1009,7 @@ def _relation_oids(db: Any, session: Any) -> dict[str, int]:
         for ix in _indexes(info):
             out.setdefault(ix["name"], ix["oid"])
     for ws in reversed(path):
-        for info in _tables(db):
+        for info in _tables(db, session):
             if info.workspace == ws:
                 out[info.name] = _table_oid(info)
                 out[f'"{info.name}"'] = _table_oid(info)
@@ -1022,11 +1026,11 @@ def session_function(name: str, args: list[str], db: Any, session: Any) -> str |
     n = name.lower()
     if n == "current_schema" and not args:
         # The first schema of the search path that exists ("$user" usually does not).
-        existing = set(_workspaces(db))
+        existing = set(_workspaces(db, session))
         path = [p for p in _search_path(session) if p in existing]
         return _sql_str(path[0]) if path else "NULL"
     if n == "current_schemas":
-        existing = set(_workspaces(db))
+        existing = set(_workspaces(db, session))
         path = [p for p in _search_path(session) if p in existing]
         items = ", ".join(_sql_str(p) for p in path)
         if args:
@@ -1053,20 +1057,22 @@ def session_function(name: str, args: list[str], db: Any, session: Any) -> str |
                f"CAST({args[0]} AS text) || ')')"
     if n == "pg_get_constraintdef" and args:
         defs = {_constraint_oid(info): "PRIMARY KEY (" + ", ".join(
-            _qi(c) for c in info.primary_key) + ")" for info in _tables(db) if info.primary_key}
+            _qi(c) for c in info.primary_key) + ")"
+            for info in _tables(db, session) if info.primary_key}
         return _case(defs, f"CAST({args[0]} AS bigint)")
     if n == "pg_get_indexdef" and args:
-        defs = {ix["oid"]: _index_def(info, ix) for info in _tables(db) for ix in _indexes(info)}
+        defs = {ix["oid"]: _index_def(info, ix)
+                for info in _tables(db, session) for ix in _indexes(info)}
         whole = _case(defs, f"CAST({args[0]} AS bigint)")
         if len(args) >= 2:
-            cols = {ix["oid"]: ix["columns"][0] for info in _tables(db)
+            cols = {ix["oid"]: ix["columns"][0] for info in _tables(db, session)
                     for ix in _indexes(info)}
             return (f"CASE WHEN CAST({args[1]} AS integer) = 0 THEN {whole} "
                     f"ELSE {_case(cols, f'CAST({args[0]} AS bigint)')} END")
         return whole
     if n == "pg_get_serial_sequence" and len(args) >= 2:
         seqs: dict[str, str] = {}
-        by_oid = {_table_oid(i): i for i in _tables(db)}
+        by_oid = {_table_oid(i): i for i in _tables(db, session)}
         for rel, oid in _relation_oids(db, session).items():
             info = by_oid.get(oid)
             if info is None:
