@@ -79,6 +79,13 @@ class Server:
                 return int(line.split()[1])
         raise RuntimeError("no VmRSS")
 
+    def anon_kb(self) -> int:
+        """Anonymous (heap, not file-backed) resident memory."""
+        for line in Path(f"/proc/{self.proc.pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Anonymous:"):
+                return int(line.split()[1])
+        raise RuntimeError("no Anonymous in smaps_rollup")
+
 
 def start_server(lake: Path, extra_env: dict[str, str] | None = None) -> Server:
     port = free_port()
