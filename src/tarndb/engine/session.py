@@ -7,7 +7,6 @@ is not shared between threads except for :meth:`Session.cancel`.
 from __future__ import annotations
 
 import threading
-import warnings
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -293,7 +292,7 @@ class Session:
             if versions.is_version_function(stmt.select_stmt):
                 if self.read_only:
                     raise E.InsufficientPrivilege("permission denied: this session is read-only")
-                return versions.run_function(self, stmt.select_stmt)
+                return versions.run_function(self, stmt.select_stmt, params)
             fast = lookup.try_lookup(self, stmt, params)
             if fast is not None:
                 return fast
@@ -388,18 +387,16 @@ class Session:
         return self.run_duckdb(sql, duck_params)
 
     def run_duckdb(self, sql: str, duck_params: list[Any]) -> tuple[Any, Any]:
-        cur = self.cursor
+        # A relation's Arrow result is built once; execute() + to_arrow_table() copies the
+        # rows a second time (0.15 ms of a 0.6 ms SELECT 1).
         try:
-            cur.execute(sql, duck_params or None)
+            rel = self.cursor.sql(sql, params=duck_params or None)
+            if rel is None:  # not a query
+                return None, []
+            table = rel.to_arrow_table()
         except duckdb.Error as e:
             raise translate(e) from e
-        description = cur.description or []
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            try:
-                table = cur.to_arrow_table() if description else None
-            except duckdb.Error as e:
-                raise translate(e) from e
+        description = [(name, typ) for name, typ in zip(rel.columns, rel.types, strict=True)]
         return table, description
 
     def result_from(self, qa: tuple[Any, Any]) -> Result:
