@@ -4,10 +4,11 @@
         [--rows 100000] [--dim 384] [--clients 50]
 
 Starts ``python -m tarndb.pgwire`` over a fresh lake (TLS, SCRAM). Without ``--pg-dsn`` it
-starts a throwaway PostgreSQL with ``initdb``/``pg_ctl`` when they are on PATH (and we are not
-root). Prints, for each server: ``SELECT 1`` round trip p50/p95, primary-key lookup p50/p95,
-COPY ingest of ``--rows`` rows (id, text, ``--dim``-d float4[]) in rows/s, and ``SELECT 1``
-p50/p95 with ``--clients`` concurrent clients.
+starts a throwaway PostgreSQL with ``initdb``/``pg_ctl`` (PATH or Debian's
+/usr/lib/postgresql/*/bin; as the ``postgres`` user when run as root). Prints, for each
+server: ``SELECT 1`` round trip p50/p95, primary-key lookup p50/p95, COPY ingest of
+``--rows`` rows (id, text, ``--dim``-d float4[]) in rows/s, and ``SELECT 1`` p50/p95 with
+``--clients`` concurrent clients.
 """
 
 from __future__ import annotations
@@ -128,17 +129,44 @@ def start_tarndb(tmp: Path) -> tuple[subprocess.Popen[bytes], str]:
                   "dbname=postgres sslmode=require")
 
 
+def _pg_bin(name: str) -> str | None:
+    """``initdb``/``pg_ctl`` from PATH, else from Debian's versioned directory."""
+    found = shutil.which(name)
+    if found:
+        return found
+    for d in sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True):
+        if (d / name).exists():
+            return str(d / name)
+    return None
+
+
 def start_postgres(tmp: Path) -> tuple[list[str], str] | None:
-    if os.geteuid() == 0 or not shutil.which("initdb") or not shutil.which("pg_ctl"):
+    initdb, pg_ctl = _pg_bin("initdb"), _pg_bin("pg_ctl")
+    if not initdb or not pg_ctl:
         return None
+    # Postgres refuses to run as root; as root, run it as the Debian package's own user.
+    as_user: list[str] = []
+    if os.geteuid() == 0:
+        runuser = shutil.which("runuser")
+        try:
+            import pwd
+
+            pwd.getpwnam("postgres")
+        except KeyError:
+            return None
+        if runuser is None:
+            return None
+        as_user = [runuser, "-u", "postgres", "--"]
+        os.chmod(tmp, 0o777)
     data = tmp / "pgdata"
-    subprocess.run(["initdb", "-D", str(data), "-U", "postgres", "--auth=trust"], check=True,
-                   stdout=subprocess.DEVNULL)
+    subprocess.run([*as_user, initdb, "-D", str(data), "-U", "postgres", "--auth=trust"],
+                   check=True, stdout=subprocess.DEVNULL)
     port = "55499"
-    subprocess.run(["pg_ctl", "-D", str(data), "-o", f"-p {port} -k {tmp}", "-l",
+    subprocess.run([*as_user, pg_ctl, "-D", str(data), "-o",
+                    f"-p {port} -k {tmp} -c listen_addresses=127.0.0.1", "-l",
                     str(tmp / "pg.log"), "-w", "start"], check=True, stdout=subprocess.DEVNULL)
-    return (["pg_ctl", "-D", str(data), "-m", "fast", "stop"],
-            f"host=127.0.0.1 port={port} user=postgres dbname=postgres")
+    return ([*as_user, pg_ctl, "-D", str(data), "-m", "fast", "stop"],
+            f"host=127.0.0.1 port={port} user=postgres dbname=postgres sslmode=disable")
 
 
 def main() -> None:
@@ -155,8 +183,7 @@ def main() -> None:
         if pg_dsn is None:
             started = start_postgres(tmp)
             if started is None:
-                print("postgres: not started (give --pg-dsn, or run as a non-root user with "
-                      "initdb on PATH)")
+                print("postgres: not started (give --pg-dsn, or install Debian's postgresql)")
             else:
                 pg_stop, pg_dsn = started
         proc, dsn = start_tarndb(tmp)
