@@ -35,6 +35,8 @@ log = logging.getLogger("tarndb.pgwire")
 READ_CHUNK = 1024 * 1024
 #: A client has this long to finish startup and authentication.
 STARTUP_TIMEOUT_S = 60.0
+# How long a statement runs before the server also watches its socket for a hang-up.
+QUICK_STATEMENT_S = 0.02
 #: Largest single message a client may send (a 40k-float literal is ~400 KB).
 DEFAULT_MAX_MESSAGE = 256 * 1024 * 1024
 
@@ -220,6 +222,9 @@ class PgServer:
             # Hand the buffer over instead of copying it (COPY streams hundreds of MB).
             chunk, pending = pending, bytearray()
             fut = loop.run_in_executor(self.executor, conn.receive_data, chunk)
+            # Most statements finish in a millisecond: wait for them plainly, and only then
+            # pay for a concurrent read (a task, a wait on two futures, a cancel).
+            await asyncio.wait({fut}, timeout=QUICK_STATEMENT_S)
             # Keep reading while the worker runs: a hang-up cancels the running statement.
             while not fut.done():
                 if eof or len(pending) > READ_CHUNK * 16:
