@@ -65,3 +65,72 @@ def test_index_status(session: tarndb.Session) -> None:
                            "FROM tarndb_indexes('d')").rows
     assert len(rows) == 1 and rows[0][:3] == ("d_body", "body", "bm25")
     assert 0 <= rows[0][3] <= 2
+
+
+def test_retention_drops_old_untagged_versions(tmp_path, monkeypatch) -> None:
+    from tarndb.storage import tables
+
+    monkeypatch.setattr(tables, "RETENTION_EVERY_S", 0.0)
+    db = tarndb.open(str(tmp_path / "kept"))
+    s = db.session(workspace="ws")
+    s.execute("CREATE TABLE t (id INT)")
+    for i in range(3):
+        s.execute(f"INSERT INTO t VALUES ({i})")
+    assert len(s.execute("SELECT * FROM tarndb_versions('t')").rows) >= 4  # kept by default
+    s.close()
+    db.close()
+
+    db = tarndb.open(str(tmp_path / "lake"), version_retention="0 seconds")
+    assert db.version_retention == dt.timedelta(0)
+    s = db.session(workspace="ws")
+    s.execute("CREATE TABLE t (id INT)")
+    s.execute("INSERT INTO t VALUES (1)")
+    tagged = s.execute("SELECT tarndb_tag('t', 'keep')").scalar()
+    s.execute("INSERT INTO t VALUES (2)")
+    s.execute("INSERT INTO t VALUES (3)")
+    versions = [v for (v,) in s.execute("SELECT version FROM tarndb_versions('t')").rows]
+    assert tagged in versions and len(versions) == 2  # the tagged one and the latest
+    assert s.execute('SELECT count(*) FROM "t@keep"').scalar() == 1
+    s.close()
+    db.close()
+
+
+def test_retention_comes_from_the_environment_and_feeds_cleanup(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("TARNDB_VERSION_RETENTION", "2 hours")
+    db = tarndb.open(str(tmp_path / "lake"))
+    assert db.version_retention == dt.timedelta(hours=2)
+    s = db.session(workspace="ws")
+    s.execute("CREATE TABLE t (id INT)")
+    s.execute("INSERT INTO t VALUES (1)")
+    s.execute("INSERT INTO t VALUES (2)")
+    n = len(s.execute("SELECT * FROM tarndb_versions('t')").rows)
+    assert s.execute("SELECT tarndb_cleanup('t')").scalar() == 0  # nothing is 2 hours old
+    assert len(s.execute("SELECT * FROM tarndb_versions('t')").rows) == n
+    with pytest.raises(E.InvalidParameterValue):
+        tarndb.open(str(tmp_path / "other"), version_retention="soon")
+    s.close()
+    db.close()
+
+
+def test_pin_files_in_sql(db: tarndb.Database) -> None:
+    from tarndb.files import FileStore
+
+    store = FileStore.from_db(db)
+    a = store.put("ws", b"alpha", "a.txt")
+    s = db.session(workspace="ws")
+    out = s.execute("SELECT tarndb_pin_files($1, $2)", ["run-1", [str(a.id)]]).scalar()
+    assert [m["sha256"] for m in out] == [a.sha256]
+    assert s.execute(f"SELECT tarndb_pin_files('run-2', ARRAY['{a.id}'])").scalar()[0]["size"] == 5
+    store.delete("ws", a.id)
+    assert store.get_pinned("ws", a.id, "run-1").sha256 == a.sha256
+    assert s.execute("SELECT tarndb_unpin_files('run-1')").scalar() is True
+    assert s.execute("SELECT tarndb_unpin_files('run-2')").scalar() is True
+    with pytest.raises(E.NotFound):
+        store.get_pinned("ws", a.id, "run-2")
+    with pytest.raises(E.InvalidParameterValue):
+        s.execute("SELECT tarndb_pin_files('run-3', 'not-an-array')")
+    s.close()
+    ro = db.session(workspace="ws", read_only=True)
+    with pytest.raises(E.InsufficientPrivilege):
+        ro.execute("SELECT tarndb_pin_files('run-4', ARRAY[]::text[])")
+    ro.close()

@@ -111,6 +111,9 @@ class Client:
         headers = {"Authorization": f"Bearer {token}"}
         if org:
             headers["X-Activeloop-Org-Id"] = org
+        self.base_url = base_url.rstrip("/")
+        self.token = token
+        self.org = org
         self.workspace = workspace
         self.retries = retries
         self.backoff_s = backoff_s
@@ -252,9 +255,22 @@ class Client:
                 out.write(chunk)
         return target
 
+    def iter_file(self, file_id: str, *, start: int = 0, pin: str | None = None,
+                  chunk_size: int = 1 << 20) -> Iterator[bytes]:
+        """A file's bytes from offset ``start`` on, streamed in chunks. ``pin`` names a pin
+        (a training set's) through which a file deleted since stays readable."""
+        headers = {"Range": f"bytes={start}-"} if start else {}
+        params = {"pin": pin} if pin else {}
+        with self._stream("GET", self._ws(f"/files/{file_id}/content"), headers=headers,
+                          params=params) as resp:
+            if start and resp.status_code != 206:
+                raise HTTPError(f"the server ignored a range request for file {file_id}",
+                                resp.status_code)
+            yield from resp.iter_bytes(chunk_size)
+
     @contextmanager
-    def _stream(self, method: str, path: str) -> Iterator[httpx.Response]:
-        with self._http.stream(method, path) as resp:
+    def _stream(self, method: str, path: str, **kwargs: Any) -> Iterator[httpx.Response]:
+        with self._http.stream(method, path, **kwargs) as resp:
             if resp.status_code >= 400:
                 resp.read()
                 _raise_for(resp)

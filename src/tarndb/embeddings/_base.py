@@ -31,14 +31,15 @@ class UnknownModel(InvalidParameterValue):
     code = "unknown_embedding_model"
 
 
-def require(module: str, extra: str = "embeddings", package: str | None = None) -> Any:
+def require(module: str, extra: str = "embeddings", package: str | None = None,
+            purpose: str = "this embedding model") -> Any:
     """Import an optional dependency or raise :class:`MissingDependency` naming the install."""
     try:
         return importlib.import_module(module)
     except ImportError as e:
         pkg = package or module.split(".")[0]
         raise MissingDependency(
-            f"{pkg} is needed for this embedding model but is not installed: "
+            f"{pkg} is needed for {purpose} but is not installed: "
             f"pip install 'tarndb[{extra}]' (or pip install {pkg})") from e
 
 

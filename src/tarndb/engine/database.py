@@ -6,6 +6,7 @@ the web UI in front of the same object.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import threading
 from collections.abc import Callable
@@ -34,8 +35,18 @@ _BLOCK = 1000
 
 
 class Database:
-    def __init__(self, uri: str, storage_options: dict[str, str] | None = None) -> None:
+    def __init__(self, uri: str, storage_options: dict[str, str] | None = None, *,
+                 version_retention: str | dt.timedelta | None = None) -> None:
         self.lake = Lake(uri, storage_options)
+        #: Untagged table versions older than this are dropped as tables are written (None:
+        #: every version is kept until ``tarndb_cleanup``).
+        self.version_retention: dt.timedelta | None = None
+        if isinstance(version_retention, dt.timedelta):
+            self.version_retention = version_retention
+        elif version_retention:
+            from .versions import parse_interval
+
+            self.version_retention = parse_interval(version_retention)
         self.catalog = Catalog(self.lake)
         self._duck = duckdb.connect(config={"threads": 2})
         self._lock = threading.RLock()
@@ -139,6 +150,7 @@ class Database:
             st = self._stores.get(info.path)
             if st is None:
                 st = self._stores[info.path] = TableStore(self.lake, info.path)
+                st.retention = self.version_retention
             return st
 
     def forget_store(self, info: TableInfo) -> None:

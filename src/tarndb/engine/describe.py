@@ -17,6 +17,7 @@ from .. import errors as E
 from ..sql import ast
 from ..sql.literals import lift_arrays
 from ..sql.rewrite import casts
+from . import versions
 from .result import Column
 from .scan import Scope
 from .types import ColumnType, from_duckdb, resolve_type
@@ -100,7 +101,9 @@ def describe(session: Session, sql: str, given: list[ColumnType | None]
         types.append(g or inferred.get(i + 1) or TEXT)
     kind = ast.kind(stmt)
     cols: list[Column] = []
-    if kind == "select_stmt":
+    if kind == "select_stmt" and versions.is_version_function(stmt.select_stmt):
+        cols = versions.function_columns(stmt.select_stmt)
+    elif kind == "select_stmt":
         cols = _select_columns(session, stmt, n, lifted.arrays, lifted.first_param)
     elif kind in ("insert_stmt", "update_stmt", "delete_stmt"):
         node = ast.inner(stmt)

@@ -170,6 +170,10 @@ def plan(stmt: pb.Node, scope: Scope, params: list[Any]) -> None:
 
     db = scope.session.db
     ds = db.store(req.info).dataset(req.info.as_of)
+    # A pinned version ("t@12") is answered exactly: an approximate index's answer depends on
+    # how far the index has been folded when the query runs, and a query on a fixed version
+    # must return the same rows whenever it runs (training sets rely on it).
+    exact = req.info.as_of is not None
     try:
         allowed = _allowed_rids(sel, scope, req, params)
     except _NotPlannable:
@@ -192,20 +196,20 @@ def plan(stmt: pb.Node, scope: Scope, params: list[Any]) -> None:
             method = scope.session.settings.get("tarndb.hybrid_fusion", "minmax")
             hits = search.hybrid_topk(ds, req.columns[0], req.columns[1], vec, str(text or ""),
                                       req.k, w_vec=w_vec, w_text=w_text, method=method,
-                                      allowed_row_keys=allowed)
+                                      allowed_row_keys=allowed, exact=exact)
         else:
             value = _query_value(right, scope, params)
             if value is None:
                 raise E.DataError("the query of <#> must not be NULL")
             if req.mode == "cosine":
                 hits = search.vector_topk(ds, req.columns[0], _array(value), req.k,
-                                          allowed_row_keys=allowed)
+                                          allowed_row_keys=allowed, exact=exact)
             elif req.mode == "maxsim":
                 hits = search.maxsim_topk(ds, req.columns[0], _array(value), req.k,
-                                          allowed_row_keys=allowed)
+                                          allowed_row_keys=allowed, exact=exact)
             else:
                 hits = search.bm25_topk(ds, req.columns[0], str(value), req.k,
-                                        allowed_row_keys=allowed)
+                                        allowed_row_keys=allowed, exact=exact)
         hits_keys = np.asarray(hits.row_keys, dtype=np.int64)
         plan_text = hits.plan
         if req.mode in ("bm25", "hybrid"):
@@ -226,7 +230,7 @@ def _array(value: Any) -> Any:
 
 
 def rows_by_rid(ds: Any, rids: np.ndarray, columns: list[str] | None = None) -> pa.Table:
-    if rids.size == 0:
-        return ds.to_table(columns=columns, limit=0)
-    return ds.to_table(columns=columns,
-                       filter=f"{RID} IN ({','.join(str(int(r)) for r in rids)})")
+    # A take by row address, not a filter over every row's __rid (see rowmap).
+    from .rowmap import rows_by_rid as take
+
+    return take(ds, rids, columns)

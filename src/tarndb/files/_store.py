@@ -7,16 +7,24 @@ Metadata rows live in a Lance dataset per workspace, ``<lake>/<workspace>/_files
 engine exposes it read-only as the SQL table ``"<workspace>"."_files"``. A file exists once its
 metadata row is committed: the row is appended only after the bytes are complete, so an aborted
 upload is never visible, and its half-written blob is removed.
+
+Pins keep deleted files readable for those who still need them (training sets): a pin is a
+small immutable JSON object ``<lake>/<workspace>/_files/_pins/<name>.json`` that lists file
+ids with their metadata. Deleting a pinned file removes its metadata row (it is gone from
+listings, ``get`` and ``/files/{id}``) but keeps its bytes in place; :meth:`FileStore.get_pinned`
+still finds it through the pin. Dropping the last pin of a deleted file removes its bytes.
 """
 
 from __future__ import annotations
 
+import builtins
 import hashlib
+import json
 import re
 import threading
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import IO, Any
@@ -50,6 +58,9 @@ _WORKSPACE_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}$")
 # Appends add one small fragment each; past this many we compact so listing stays fast.
 _COMPACT_AFTER_FRAGMENTS = 64
 _CHUNK = 1 << 20
+_PIN_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}$")
+# Ids per Lance filter when looking many files up at once.
+_LOOKUP_CHUNK = 1000
 
 
 class FileTooLarge(TarnError):
@@ -229,6 +240,9 @@ class FileStore:
         self.on_delete: list[Callable[[str, uuid.UUID], None]] = []
         #: The lake's own URI builder when built from a database (it knows S3 layouts).
         self._uri_for: Callable[..., str] | None = None
+        # A pin never changes once written (it is created whole and removed whole), so its
+        # parsed contents can be cached by name for as long as it is listed.
+        self._pin_cache: dict[tuple[str, str], dict[str, FileMeta]] = {}
 
     @classmethod
     def from_db(cls, db: Any) -> FileStore:
@@ -368,10 +382,142 @@ class FileStore:
             if ds is not None:
                 ds.delete(f"id = '{meta.id}'")
         self._forget(workspace, meta.id)
-        self._remove_blob(self._blob_path(workspace, meta.id))
+        # Checked after the metadata row is gone: pin() re-reads metadata after writing its
+        # pin, so either it sees the delete (and fails) or this sees its pin.
+        if not self._pinned_ids(workspace) & {str(meta.id)}:
+            self._remove_blob(self._blob_path(workspace, meta.id))
         for hook in self.on_delete:
             hook(workspace, meta.id)
         return meta
+
+    def get_many(self, workspace: str, file_ids: Iterable[str]) -> dict[str, FileMeta]:
+        """Metadata of the files that exist among ``file_ids``, by id text, read from the
+        lake (not the cache, so a delete by another server is seen)."""
+        check_workspace(workspace)
+        ids = sorted({str(parse_file_id(f)) for f in file_ids})
+        out: dict[str, FileMeta] = {}
+        ds = self._open_dataset(workspace)
+        if ds is None or not ids:
+            return out
+        for start in range(0, len(ids), _LOOKUP_CHUNK):
+            part = ids[start:start + _LOOKUP_CHUNK]
+            flt = "id IN (" + ",".join(f"'{i}'" for i in part) + ")"
+            for row in ds.to_table(filter=flt).to_pylist():
+                meta = FileMeta._from_row(row)
+                out[str(meta.id)] = meta
+        return out
+
+    # -- pins ----------------------------------------------------------------------------
+
+    def _pin_dir(self, workspace: str) -> str:
+        prefix = f"{self.base_path}/" if self.base_path else ""
+        return f"{prefix}{workspace}/_files/_pins"
+
+    @staticmethod
+    def _check_pin(name: str) -> str:
+        if not isinstance(name, str) or not _PIN_RE.match(name):
+            raise InvalidRequest(f"invalid pin name: {name!r} (letters, digits, '_', '.', '-')")
+        return name
+
+    def _pin_names(self, workspace: str) -> builtins.list[str]:
+        sel = pafs.FileSelector(self._pin_dir(workspace), allow_not_found=True)
+        return sorted(i.base_name[:-5] for i in self.fs.get_file_info(sel)
+                      if i.type == pafs.FileType.File and i.base_name.endswith(".json"))
+
+    def _read_pin(self, workspace: str, name: str) -> dict[str, FileMeta] | None:
+        key = (workspace, name)
+        hit = self._pin_cache.get(key)
+        if hit is not None:
+            return hit
+        try:
+            with self.fs.open_input_stream(f"{self._pin_dir(workspace)}/{name}.json") as f:
+                doc = json.loads(f.read())
+        except (FileNotFoundError, OSError, ValueError):
+            return None
+        files = {}
+        for row in doc.get("files", []):
+            row = dict(row)
+            row["created_at"] = datetime.fromisoformat(row["created_at"].replace("Z", "+00:00"))
+            meta = FileMeta._from_row(row)
+            files[str(meta.id)] = meta
+        self._pin_cache[key] = files
+        return files
+
+    def _pinned_ids(self, workspace: str) -> set[str]:
+        out: set[str] = set()
+        for name in self._pin_names(workspace):
+            out |= set(self._read_pin(workspace, name) or {})
+        return out
+
+    def pins(self, workspace: str) -> builtins.list[str]:
+        """Names of a workspace's pins."""
+        return self._pin_names(check_workspace(workspace))
+
+    def pin(self, workspace: str, name: str, file_ids: Iterable[str]) -> builtins.list[FileMeta]:
+        """Pin files under ``name``; returns their metadata in the order asked (duplicates
+        once). Raises :class:`NotFound` (and pins nothing) if one of them does not exist,
+        :class:`~tarndb.errors.DuplicateObject` if the pin exists."""
+        from ..errors import DuplicateObject
+
+        check_workspace(workspace)
+        self._check_pin(name)
+        wanted = list(dict.fromkeys(str(parse_file_id(f)) for f in file_ids))
+        found = self.get_many(workspace, wanted)
+        missing = [f for f in wanted if f not in found]
+        if missing:
+            raise NotFound(f"{len(missing)} file(s) not found in workspace {workspace!r}: "
+                           f"{', '.join(missing[:5])}")
+        if name in self._pin_names(workspace):
+            raise DuplicateObject(f"pin {name!r} already exists in workspace {workspace!r}")
+        metas = [found[f] for f in wanted]
+        doc = {"name": name, "created_at": datetime.now(timezone.utc).isoformat(),
+               "files": [m.to_json() for m in metas]}
+        path = f"{self._pin_dir(workspace)}/{name}.json"
+        if self.fs.type_name == "local":
+            self.fs.create_dir(self._pin_dir(workspace), recursive=True)
+        with self.fs.open_output_stream(path) as out:
+            out.write(json.dumps(doc).encode("utf-8"))
+        # A delete that ran between the lookup above and the pin being written removed the
+        # bytes without seeing the pin: look again now that the pin is visible.
+        gone = [f for f in wanted if f not in self.get_many(workspace, wanted)]
+        if gone:
+            self.unpin(workspace, name)
+            raise NotFound(f"{len(gone)} file(s) were deleted while being pinned: "
+                           f"{', '.join(gone[:5])}")
+        return metas
+
+    def unpin(self, workspace: str, name: str) -> bool:
+        """Drop a pin; bytes of deleted files that no other pin holds are removed. Returns
+        False when there was no such pin."""
+        check_workspace(workspace)
+        self._check_pin(name)
+        files = self._read_pin(workspace, name)
+        try:
+            self.fs.delete_file(f"{self._pin_dir(workspace)}/{name}.json")
+        except (FileNotFoundError, OSError):
+            self._pin_cache.pop((workspace, name), None)
+            return False
+        self._pin_cache.pop((workspace, name), None)
+        if files:
+            still = self._pinned_ids(workspace)
+            live = self.get_many(workspace, list(files))
+            for fid in files:
+                if fid not in live and fid not in still:
+                    self._remove_blob(self._blob_path(workspace, uuid.UUID(fid)))
+        return True
+
+    def get_pinned(self, workspace: str, file_id: uuid.UUID | str, pin: str) -> FileMeta:
+        """A file's metadata if it exists, or, once deleted, as the pin ``pin`` recorded it
+        while the pin holds it; :class:`NotFound` otherwise."""
+        try:
+            return self.get(workspace, file_id)
+        except NotFound:
+            pass
+        fid = str(file_id if isinstance(file_id, uuid.UUID) else parse_file_id(file_id))
+        files = self._read_pin(workspace, self._check_pin(pin)) or {}
+        if fid in files and pin in self._pin_names(workspace):
+            return files[fid]
+        raise NotFound(f"file {fid} not found in workspace {workspace!r} nor in pin {pin!r}")
 
     # -- bytes ---------------------------------------------------------------------------
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
+from datetime import timedelta
 from typing import Any, cast
 
 import lance
@@ -22,6 +24,9 @@ log = logging.getLogger(__name__)
 
 # Compact when a table has this many fragments; single-row inserts each add one.
 COMPACT_AT_FRAGMENTS = 64
+# With a retention set, old versions are dropped at most this often per table and process
+# (listing versions costs a read per manifest) and after every compaction.
+RETENTION_EVERY_S = 3600.0
 
 
 class TableStore:
@@ -32,6 +37,9 @@ class TableStore:
         self.uri = lake.uri_for(path)
         self.lock = threading.RLock()  # serialises this process's commits to the table
         self._ds: lance.LanceDataset | None = None
+        #: Drop untagged versions older than this after commits (None: keep them all).
+        self.retention: timedelta | None = None
+        self._retained_at = float("-inf")
 
     @property
     def _opts(self) -> dict[str, str]:
@@ -89,9 +97,27 @@ class TableStore:
                 raise
             self._ds = None
             ds = self.dataset()
-            if len(ds.get_fragments()) >= COMPACT_AT_FRAGMENTS:
+            compacted = len(ds.get_fragments()) >= COMPACT_AT_FRAGMENTS
+            if compacted:
                 self.compact()
+            if self.retention is not None and (
+                    compacted or time.monotonic() - self._retained_at >= RETENTION_EVERY_S):
+                self.apply_retention()
             return ds.version
+
+    def apply_retention(self) -> int:
+        """Drop untagged versions older than the retention; returns how many went."""
+        if self.retention is None:
+            return 0
+        with self.lock:
+            self._retained_at = time.monotonic()
+            try:
+                stats = self.dataset().cleanup_old_versions(
+                    older_than=self.retention, error_if_tagged_old_versions=False)
+            except Exception:  # cleanup frees space; never fail a commit for it
+                log.exception("version cleanup of %s failed", self.uri)
+                return 0
+            return int(getattr(stats, "old_versions", 0))
 
     def compact(self) -> None:
         with self.lock:
