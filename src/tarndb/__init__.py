@@ -7,21 +7,39 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from . import errors
 from .engine.database import Database
 from .engine.result import Column, Result
 from .engine.session import Session
 from .errors import TarnError
 
+if TYPE_CHECKING:  # imported lazily at run time (see __getattr__)
+    from .client.http import Client
+    from .train import TrainingSet
+    from .vectorstore import VectorStore
+
 __version__ = "0.1.0"
 
 
-def open(uri: str, storage_options: dict[str, str] | None = None) -> Database:  # noqa: A001
-    """Open (or create) the lake at ``uri``: a local directory or an ``s3://`` URI."""
-    db = Database(uri, storage_options=storage_options)
+def open(uri: str, storage_options: dict[str, str] | None = None, *,  # noqa: A001
+         version_retention: str | None = None) -> Database:
+    """Open (or create) the lake at ``uri``: a local directory or an ``s3://`` URI.
+
+    ``version_retention`` (``'30 days'``; default: ``TARNDB_VERSION_RETENTION``, else keep
+    every version) drops untagged table versions older than that as tables are written."""
+    if version_retention is None:
+        from . import settings
+
+        version_retention = settings.resolve(None).version_retention
+    db = Database(uri, storage_options=storage_options, version_retention=version_retention)
     from .embeddings import install
 
     install(db)  # embed() / embed_multi() in SQL; models load on first use
+    from .deepmemory import install as install_deep_memory
+
+    install_deep_memory(db)  # deep_memory(table, column, query) in SQL
     return db
 
 
@@ -31,8 +49,16 @@ def __getattr__(name: str) -> object:
         from .client.http import Client
 
         return Client
+    if name == "VectorStore":
+        from .vectorstore import VectorStore
+
+        return VectorStore
+    if name == "TrainingSet":  # training sets use the HTTP client too
+        from .train import TrainingSet
+
+        return TrainingSet
     raise AttributeError(f"module 'tarndb' has no attribute {name!r}")
 
 
-__all__ = ["Client", "Column", "Database", "Result", "Session", "TarnError", "__version__",
-           "errors", "open"]
+__all__ = ["Client", "Column", "Database", "Result", "Session", "TarnError", "TrainingSet",
+           "VectorStore", "__version__", "errors", "open"]

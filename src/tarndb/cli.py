@@ -3,6 +3,7 @@
     tarndb serve [--data PATH|s3://...] [--host] [--pg-port] [--http-port]
     tarndb sql --data PATH "SELECT ..."
     tarndb token create|list|revoke ...
+    tarndb trainset build|download|show|release ...
     tarndb settings [--markdown]
 """
 
@@ -20,7 +21,7 @@ from . import settings as S
 def _open(cfg: S.Settings) -> Any:
     import tarndb
 
-    return tarndb.open(cfg.data)
+    return tarndb.open(cfg.data, version_retention=getattr(cfg, "version_retention", None))
 
 
 def cmd_sql(args: argparse.Namespace) -> int:
@@ -118,6 +119,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_ingest_cli(sub)
     add_mcp_cli(sub)
+    from .train import add_cli as add_trainset_cli
+
+    add_trainset_cli(sub)
 
     st = sub.add_parser("settings", help="list settings and their environment variables")
     st.add_argument("--markdown", action="store_true", help="print the settings table")

@@ -85,7 +85,7 @@ async def _serve(db: Any, cfg: Settings) -> None:
 def serve(cfg: Settings) -> int:
     import tarndb
 
-    db = tarndb.open(str(cfg.data))
+    db = tarndb.open(str(cfg.data), version_retention=cfg.version_retention)
     try:
         if cfg.demo:
             from .demo import load_demo

@@ -40,7 +40,8 @@ class Setting:
 SETTINGS: list[Setting] = [
     Setting("data", "./tarndb-data",
             "Lake root: a local directory or an s3:// URI (S3 credentials and endpoint from "
-            "the usual AWS_* variables).", commands=("serve", "sql", "token", "ingest")),
+            "the usual AWS_* variables).",
+            commands=("serve", "sql", "token", "ingest", "trainset")),
     Setting("host", "127.0.0.1", "Address the Postgres and HTTP servers listen on."),
     Setting("pg_port", 5433, "Postgres protocol port.", int),
     Setting("http_port", 8080, "HTTP API and web UI port.", int),
@@ -52,7 +53,16 @@ SETTINGS: list[Setting] = [
             "one is generated into the data directory when unset."),
     Setting("tls_key", None, "TLS private key (PEM) matching --tls-cert."),
     Setting("workspace", "public", "Default workspace (schema) for unqualified names.",
-            commands=("serve", "sql")),
+            commands=("serve", "sql", "trainset")),
+    Setting("version_retention", None, "Drop untagged table versions older than this "
+            "(e.g. '30 days') as tables are written; unset keeps every version until "
+            "tarndb_cleanup() drops it. Tagged versions (and so training sets) are never "
+            "dropped.", commands=("serve", "sql")),
+    Setting("api_url", None, "Base URL of a tarndb HTTP API for client commands (tarndb "
+            "trainset ... --api-url http://host:8080); unset: use --data directly.",
+            commands=("trainset",)),
+    Setting("api_token", None, "API token (Bearer) for --api-url.", commands=("trainset",),
+            secret=True),
     Setting("org", "default", "Org of the admin token; HTTP clients' X-Activeloop-Org-Id "
             "header must match their token's org."),
     Setting("max_upload_bytes", 16 << 30, "Largest file an upload may carry.", int),

@@ -11,9 +11,9 @@ import pyarrow.fs as pafs
 import pytest
 import requests
 from _web_media import mp4, png
+from _web_support import WS, Site
 from PIL import Image
 
-from conftest import WS, Site
 from tarndb.web import COOKIE, ThumbCache, ThumbnailUnavailable
 from tarndb.web.thumbs import image_thumbnail, snap_size, video_poster
 

@@ -10,8 +10,7 @@ import re
 from typing import Any
 
 import requests
-
-from conftest import WS, Console, Site, shot
+from _web_support import WS, Console, Site, shot
 
 ROWS = "table.grid:not(.schema)"  # the rows grid of the table view (the schema tab is another)
 

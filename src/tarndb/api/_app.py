@@ -483,7 +483,12 @@ async def _file_meta(request: Request, role: str) -> tuple[_State, FileMeta]:
     ws = request.path_params["ws"]
     await authorize(request, role, ws)
     file_id = parse_file_id(request.path_params["file_id"])
-    meta: FileMeta = await st.run_io(st.store.get, ws, file_id)
+    pin = request.query_params.get("pin")
+    if pin and role == "read":
+        # ?pin=NAME: a file deleted since a training set pinned it stays readable through it.
+        meta: FileMeta = await st.run_io(st.store.get_pinned, ws, file_id, pin)
+    else:
+        meta = await st.run_io(st.store.get, ws, file_id)
     return st, meta
 
 
@@ -692,7 +697,14 @@ def routes() -> list[Route]:
         Route(f"{ws}/files/{{file_id}}", delete_file, methods=["DELETE"]),
         Route(f"{ws}/files/{{file_id}}/content", file_content, methods=["GET"]),
         Route(f"{ws}/files/{{file_id}}/download", file_download, methods=["GET"]),
+        *_jobs_routes(),
     ]
+
+
+def _jobs_routes() -> list[Route]:
+    from . import _jobs  # imports this module: loaded once the app's helpers exist
+
+    return _jobs.routes()
 
 
 def create_app(db: Any, settings: ApiSettings | None = None) -> Starlette:
@@ -707,6 +719,9 @@ def create_app(db: Any, settings: ApiSettings | None = None) -> Starlette:
         },
     )
     app.state.tarn = _State(db, settings or ApiSettings())
+    from ._jobs import resume_in_background
+
+    resume_in_background(db)  # training jobs a stopped server left unfinished
     return app
 
 

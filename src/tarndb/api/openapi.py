@@ -190,6 +190,128 @@ def _schemas() -> dict[str, Any]:
     }
 
 
+def _jobs_schemas() -> dict[str, Any]:
+    any_value: dict[str, Any] = {}
+    number = {"type": "number"}
+    relevance = {"type": "array", "description": "For each query, its relevant documents",
+                 "items": {"type": "array", "items": {
+                     "type": "array", "prefixItems": [any_value, {"type": "number",
+                                                                  "minimum": 0, "maximum": 1}],
+                     "minItems": 2, "maxItems": 2,
+                     "description": "[document id, relevance score in [0, 1]]"}}}
+    table = {
+        "table": {"type": "string"},
+        "embedding_column": {"type": "string", "default": "embedding"},
+        "id_column": {"type": "string", "default": "id"},
+        "text_column": {"type": ["string", "null"]},
+        "embedding_model": {"type": "string",
+                            "description": "Embeds the queries; default: the workspace's"},
+    }
+    recalls = {"type": "object", "additionalProperties": number,
+               "examples": [{"recall@1": 0.53, "recall@10": 0.87}]}
+    pair = {"type": "object", "properties": {"with model": recalls, "without model": recalls,
+                                             "queries": {"type": "integer"}}}
+    return {
+        "Job": {
+            "type": "object", "required": ["id", "status"],
+            "properties": {
+                "id": {"type": "string", "pattern": "^[0-9a-f]{24}$"},
+                "kind": {"const": "deep_memory"},
+                "workspace": {"type": "string"}, "table": {"type": "string"},
+                "column": {"type": "string"}, "id_column": {"type": "string"},
+                "text_column": {"type": ["string", "null"]},
+                "status": {"enum": ["pending", "training", "completed", "failed",
+                                    "cancelled"]},
+                "phase": {"type": ["string", "null"], "examples": ["epoch 3/30"]},
+                "progress": {"type": ["object", "null"], "properties": {
+                    "epoch": {"type": "integer"}, "max_epochs": {"type": "integer"},
+                    "eta_s": number, "recall@10": number, "baseline_recall@10": number}},
+                "results": {"type": ["object", "null"], "properties": {
+                    "recall@10": number, "baseline_recall@10": number,
+                    "train_seconds": number, "best_epoch": {"type": "integer"}}},
+                "error": {"type": ["string", "null"]},
+                "attempts": {"type": "integer",
+                             "description": "Runs started (more than 1: resumed)"},
+                "table_version": {"type": "integer"}, "queries": {"type": "integer"},
+                "pairs": {"type": "integer"}, "pseudo_queries": {"type": ["string", "null"]},
+                "embedding_model": {"type": ["string", "null"]},
+                "config": {"type": "object"},
+                **{k: {"type": ["string", "null"], "format": "date-time"}
+                   for k in ("created_at", "started_at", "finished_at", "resumed_at",
+                             "heartbeat")},
+            },
+        },
+        "TrainRequest": {
+            "type": "object", "required": ["table", "queries", "relevance"],
+            "properties": {
+                **table,
+                "queries": {"type": "array", "items": {"type": "string"}},
+                "relevance": relevance,
+                "pseudo_queries": {"type": ["string", "null"], "default": "auto",
+                                   "description": "auto, first_sentence, a text column, "
+                                                  "or null"},
+                "config": {"type": "object", "description": "Training settings "
+                                                            "(rank, max_epochs, ...)"},
+            },
+        },
+        "EvaluateRequest": {
+            "type": "object", "required": ["table", "queries", "relevance"],
+            "properties": {
+                **table,
+                "queries": {"type": "array", "items": {"type": "string"}},
+                "relevance": relevance, "train_relevance": relevance,
+                "top_k": {"type": "array", "items": {"type": "integer", "minimum": 1}},
+            },
+        },
+        "Recalls": {
+            "type": "object",
+            "properties": {"with model": recalls, "without model": recalls,
+                           "queries": {"type": "integer"}, "seen": pair, "unseen": pair},
+        },
+    }
+
+
+def _jobs_paths(ws: str) -> dict[str, Any]:
+    job_id = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}}
+    return {
+        f"{ws}/jobs": {
+            "get": _op("List the workspace's jobs, newest first", {
+                **_ok("Jobs", {"type": "object", "properties": {
+                    "jobs": {"type": "array", "items": _ref("Job")}}}),
+                **_errors(400, *_STD)},
+                [_WS, {"name": "table", "in": "query", "schema": {"type": "string"}}],
+                op_id="list_jobs", tag="jobs"),
+        },
+        f"{ws}/jobs/{{job_id}}": {
+            "get": _op("A job: status, phase, progress, results, error", {
+                **_ok("Job", _ref("Job")), **_errors(400, 404, *_STD)},
+                [_WS, job_id], op_id="get_job", tag="jobs"),
+        },
+        f"{ws}/jobs/{{job_id}}/cancel": {
+            "post": _op("Cancel a pending or training job", {
+                **_ok("Whether it was still running", {"type": "object", "properties": {
+                    "id": {"type": "string"}, "cancelled": {"type": "boolean"},
+                    "status": {"type": "string"}}}),
+                **_errors(400, 404, *_STD)},
+                [_WS, job_id], op_id="cancel_job", tag="jobs"),
+        },
+        f"{ws}/deep_memory/train": {
+            "post": _op("Check the inputs and start training a Deep Memory query adapter", {
+                **_ok("The job, pending", _ref("Job"), "202"),
+                **_errors(400, 404, 413, *_STD)},
+                [_WS], _body(_ref("TrainRequest")), op_id="deep_memory_train", tag="jobs"),
+        },
+        f"{ws}/deep_memory/evaluate": {
+            "post": _op("Recall@k of exact search with and without the table's model", {
+                **_ok("Recalls (seen / unseen with train_relevance or a recorded model)",
+                      _ref("Recalls")),
+                **_errors(400, 404, 413, *_STD)},
+                [_WS], _body(_ref("EvaluateRequest")), op_id="deep_memory_evaluate",
+                tag="jobs"),
+        },
+    }
+
+
 def openapi_document() -> dict[str, Any]:
     ws = "/workspaces/{ws}"
     file_get = {
@@ -198,6 +320,9 @@ def openapi_document() -> dict[str, Any]:
              "description": "A single byte range (bytes=START-END, bytes=-N)"},
             {"name": "If-None-Match", "in": "header", "required": False,
              "schema": {"type": "string"}},
+            {"name": "pin", "in": "query", "required": False, "schema": {"type": "string"},
+             "description": "A pin (training set) through which a file deleted since it was "
+                            "pinned stays readable"},
         ],
     }
 
@@ -288,6 +413,7 @@ def openapi_document() -> dict[str, Any]:
         },
         f"{ws}/files/{{file_id}}/content": {"get": content_op("inline", "file_content")},
         f"{ws}/files/{{file_id}}/download": {"get": content_op("attachment", "file_download")},
+        **_jobs_paths(ws),
     }
     return {
         "openapi": "3.1.0",
@@ -297,7 +423,7 @@ def openapi_document() -> dict[str, Any]:
         "paths": paths,
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-            "schemas": _schemas(),
+            "schemas": {**_schemas(), **_jobs_schemas()},
         },
     }
 

@@ -67,6 +67,9 @@ export const api = {
   files: (w, limit, offset) => request("GET", `${ws(w)}/files?limit=${limit}&offset=${offset}`),
   file: (w, id) => request("GET", `${ws(w)}/files/${enc(id)}`),
   deleteFile: (w, id) => request("DELETE", `${ws(w)}/files/${enc(id)}`),
+  jobs: (w) => request("GET", `${ws(w)}/jobs`),
+  job: (w, id) => request("GET", `${ws(w)}/jobs/${enc(id)}`),
+  cancelJob: (w, id) => request("POST", `${ws(w)}/jobs/${enc(id)}/cancel`),
   // Range-limited read for text previews: a 2 GB log should not be pulled into the page.
   async fileHead(w, id, bytes) {
     const res = await request("GET", `${ws(w)}/files/${enc(id)}/content`,

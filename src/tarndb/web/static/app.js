@@ -7,6 +7,7 @@ import { initPreview } from "./preview.js";
 import { go, wsPath } from "./nav.js";
 import { state } from "./state.js";
 import * as filesView from "./views/files.js";
+import * as jobsView from "./views/jobs.js";
 import * as overviewView from "./views/overview.js";
 import * as searchView from "./views/search.js";
 import * as sqlView from "./views/sql.js";
@@ -21,7 +22,7 @@ function parseRoute() {
   if (parts[0] !== "w" || !parts[1]) return { view: "home" };
   const ws = parts[1];
   if (parts[2] === "t" && parts[3]) return { view: "table", ws, table: parts[3] };
-  if (["sql", "search", "files"].includes(parts[2])) return { view: parts[2], ws };
+  if (["sql", "search", "files", "jobs"].includes(parts[2])) return { view: parts[2], ws };
   return { view: "overview", ws };
 }
 
@@ -93,7 +94,8 @@ function fillNav(ws, route) {
     navLink("Tables", wsPath(ws), "overview"),
     navLink("SQL console", wsPath(ws, "/sql"), "sql"),
     navLink("Search", wsPath(ws, "/search"), "search"),
-    navLink("Files", wsPath(ws, "/files"), "files"));
+    navLink("Files", wsPath(ws, "/files"), "files"),
+    navLink("Jobs", wsPath(ws, "/jobs"), "jobs"));
   for (const a of nav.querySelectorAll("a")) {
     const on = a.dataset.nav === route.view || (a.dataset.nav === "overview" && route.view === "table");
     if (on) a.setAttribute("aria-current", "page");
@@ -134,7 +136,7 @@ function renderTableList(ws) {
   }
 }
 
-const views = { overview: overviewView, table: tableView, sql: sqlView, search: searchView, files: filesView };
+const views = { overview: overviewView, table: tableView, sql: sqlView, search: searchView, files: filesView, jobs: jobsView };
 
 async function route() {
   if (!auth.me) return;

@@ -1,0 +1,81 @@
+"""``deep_memory(table, column, query)`` in SQL: the query vector adapted by the table's model.
+
+``ORDER BY emb <#> deep_memory('ws.docs', 'emb', ARRAY[...]::float4[]) DESC LIMIT 10`` ranks
+with the trained adapter, for psycopg and HTTP clients alike. The call is column-free, so the
+engine evaluates it once per statement and the ranking keeps its usual path (the table's
+vector index with the ``WHERE`` clause as a prefilter). A table name without a workspace
+resolves in the session's workspace. A table without a trained model raises ``NotFound``
+(SQLSTATE 42704), an unknown table ``UndefinedTable``, a query of another dimension
+``DataError``; a NULL query gives NULL.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from typing import Any
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+from ..errors import TarnError
+from ._store import active_model, split_table
+
+FUNCTION = "__tarndb_deep_memory"
+WORKSPACE_VARIABLE = "tarndb_workspace"  # set by the engine for every session
+
+_registered: weakref.WeakSet[Any] = weakref.WeakSet()
+_lock = threading.Lock()
+
+
+def _adapt_batch(db: Any, ws: pa.Array, tables: pa.Array, cols: pa.Array,
+                 queries: pa.Array) -> pa.Array:
+    from ..embeddings._sql import vectors_to_arrow
+
+    out: list[np.ndarray | None] = []
+    for w, t, c, q in zip(ws.to_pylist(), tables.to_pylist(), cols.to_pylist(),
+                          queries.to_pylist(), strict=True):
+        if q is None or t is None or c is None:
+            out.append(None)
+            continue
+        workspace, table = split_table(str(t), None if "." in str(t) else (w or "public"))
+        _, adapter = active_model(db, workspace, table, str(c))
+        out.append(adapter.apply(np.asarray(q, dtype=np.float32)))
+    return vectors_to_arrow(out)
+
+
+def install(db: Any) -> None:
+    """Define ``deep_memory(table, column, query)`` for every session of ``db`` (idempotent;
+    tarndb.open calls it).
+
+    The UDF and the macro live on the connection every session cursor is made from, defined
+    once: a TEMP macro per cursor would cost every session start ~0.4 ms. ``getvariable()``
+    is read from the calling cursor, so unqualified names resolve in each session's workspace.
+    """
+    with _lock:
+        if db in _registered:
+            return
+        try:
+            import duckdb.func as dfunc
+        except ImportError:  # duckdb < 1.4 named the module differently
+            import duckdb.functional as dfunc  # type: ignore[no-redef]
+        from duckdb.sqltypes import FLOAT, VARCHAR
+
+        from ..embeddings._sql import _remember_udf_error
+
+        vec_t = duckdb.list_type(FLOAT)
+
+        def fn(ws: pa.Array, t: pa.Array, c: pa.Array, q: pa.Array) -> pa.Array:
+            try:
+                return _adapt_batch(db, ws, t, c, q)
+            except TarnError as e:
+                _remember_udf_error(e)  # the client gets the real SQLSTATE back
+                raise
+
+        conn = db.duckdb
+        conn.create_function(FUNCTION, fn, [VARCHAR, VARCHAR, VARCHAR, vec_t], vec_t,
+                             type=dfunc.ARROW, null_handling=dfunc.SPECIAL, side_effects=False)
+        conn.execute(f"CREATE OR REPLACE MACRO deep_memory(t, c, q) AS "
+                     f"{FUNCTION}(getvariable('{WORKSPACE_VARIABLE}'), t, c, q::FLOAT[])")
+        _registered.add(db)
