@@ -301,9 +301,14 @@ def test_bm25_index_matches_exact_with_filters_and_writes(tmp_path: Path) -> Non
     assert got.plan.startswith("BM25 index")
 
 
-def test_maxsim_pooled_index_recall_and_exact(tmp_path: Path,
-                                              monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("mapped", [False, True])
+def test_maxsim_pooled_index_recall_and_exact(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                              mapped: bool) -> None:
     monkeypatch.setattr(manager_mod, "EXACT_MAX_ROWS", 50)
+    if mapped:
+        # The pooled vectors and the bags as memory-mapped files, as for large indexes.
+        monkeypatch.setattr(vector_mod, "MATRIX_CACHE_FLOATS", 0)
+        monkeypatch.setenv("TARNDB_SEARCH_CACHE", str(tmp_path / "cache"))
     rng = np.random.default_rng(9)
     uri = str(tmp_path / "m.lance")
     n = 4096 + 904
@@ -341,6 +346,27 @@ def test_maxsim_pooled_index_recall_and_exact(tmp_path: Path,
         assert ("exact MaxSim of" if sql == "cat < 1" else "pooled ANN") in hits.plan
     with pytest.raises(DataError, match="dimension mismatch"):
         maxsim_topk(ds, "toks", np.ones((2, d + 1)), 5)
+    # Deletes and fresh rows: the (now stale) index never returns a deleted row, and fresh
+    # rows are found at once.
+    dead = rids[::7]
+    ds.delete(f"__rid IN ({','.join(map(str, dead.tolist()))})")
+    for r in dead.tolist():
+        oracle.rows.pop(r)
+    new_rids = np.arange(n, n + 300, dtype=np.int64)
+    new_bags = [(topics[int(rng.integers(0, 60))] + rng.standard_normal((3, d))
+                 ).astype(np.float32) for _ in range(300)]
+    new_vecs, new_texts = _vectors(rng, 300), _texts(rng, 300)
+    ds = lance.write_dataset(_table(new_rids, new_vecs, new_texts, new_bags), uri,
+                             mode="append")
+    oracle.put(new_rids, new_vecs, new_texts, new_bags)
+    rec = []
+    for q in qs:
+        hits = maxsim_topk(ds, "toks", q, 10)
+        want_k, _ = oracle.maxsim_topk(q, 10)
+        assert not set(hits.row_keys.tolist()) & set(dead.tolist())
+        assert len(hits) == 10
+        rec.append(_recall(hits.row_keys.tolist(), want_k))
+    assert np.mean(rec) >= 0.9, (np.mean(rec), hits.plan)
 
 
 @pytest.mark.parametrize("indexed", [False, True])

@@ -135,6 +135,52 @@ def test_incremental_add_delete_update_equals_rebuild() -> None:
     assert k3.tolist() == ref.search("w1 w2", 25)[0].tolist()
 
 
+@pytest.mark.parametrize("first_batch,dense_min", [(1, 1), (8, 1), (64, 65536), (2048, 1)])
+def test_pruned_search_equals_exhaustive_top_k(monkeypatch: pytest.MonkeyPatch,
+                                               first_batch: int, dense_min: int) -> None:
+    """search() skips rows (threshold algorithm over impact groups, dense fallback); it must
+    return exactly what scoring every matching row returns: same keys, order, scores."""
+    import tarndb.search._bm25 as bm25_mod
+
+    monkeypatch.setattr(bm25_mod, "_FIRST_BATCH", first_batch)
+    monkeypatch.setattr(bm25_mod, "_DENSE_TF_MIN_DOCS", dense_min)
+    rng = np.random.default_rng(first_batch)
+    for trial in range(12):
+        n = int(rng.integers(50, 3000))
+        vocab = int(rng.integers(5, 200))
+        ranks = np.minimum(rng.zipf(1.2, size=n * 14), vocab) - 1
+        texts, pos = [], 0
+        for ln in rng.integers(0, 14, n).tolist():
+            texts.append(" ".join(f"w{r}" for r in ranks[pos:pos + ln].tolist()))
+            pos += ln
+        keys = rng.permutation(n * 2)[:n]
+        idx = BM25Index(BM25Params(k1=float(rng.choice([0.0, 0.9, 1.5])),
+                                   b=float(rng.choice([0.0, 0.4, 1.0]))))
+        step = max(1, n // int(rng.integers(1, 4)))
+        for s in range(0, n, step):  # several segments
+            idx.add(keys[s:s + step], texts[s:s + step])
+        if trial % 2:
+            idx.delete(rng.choice(keys, n // 4))
+        for qi in range(20):
+            words = np.minimum(rng.zipf(1.2, size=int(rng.integers(1, 5))), vocab + 2) - 1
+            q = " ".join(f"w{int(r)}" for r in words)
+            k = int(rng.integers(1, 120))
+            allowed = None if qi % 2 else rng.choice(keys, max(1, n // int(rng.integers(1, 30))))
+            all_k, all_s = idx.score_all(q)
+            if allowed is not None:
+                ok = np.isin(all_k, allowed)
+                all_k, all_s = all_k[ok], all_s[ok]
+            want = np.lexsort((all_k, -all_s.astype(np.float64)))[:k]
+            got_k, got_s = idx.search(q, k, allowed)
+            assert got_k.tolist() == all_k[want].tolist(), (trial, q, k)
+            assert np.array_equal(got_s, all_s[want])
+            some = keys[:40]
+            ref = dict(zip(*idx.score_all(q), strict=True))
+            np.testing.assert_array_equal(
+                idx.score_rows(q, some),
+                np.array([ref.get(int(x), 0.0) for x in some], np.float32))
+
+
 def test_save_load_roundtrip_local_and_mock_fs(tmp_path: pytest.TempPathFactory) -> None:
     idx = BM25Index(BM25Params(k1=1.2, b=0.75), TokenizerConfig(stemmer="english"))
     idx.add(range(len(CORPUS)), CORPUS)

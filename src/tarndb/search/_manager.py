@@ -45,12 +45,13 @@ from tarndb.errors import (
 from tarndb.storage.lake import Lake
 
 from . import _exact
-from ._bm25 import BM25Index, BM25Params, lookup_scores
+from ._bm25 import BM25Index, BM25Params
 from ._exact import RID, TopK, scan_row_keys
 from ._fusion import DEFAULT_FUSION, hybrid_fuse
 from ._kernels import (
     F32,
     I64,
+    PackedBags,
     as_query_matrix,
     as_query_vector,
     bags_from_arrow,
@@ -58,7 +59,6 @@ from ._kernels import (
     matvec,
     maxsim_scores,
     normalize_rows,
-    topk_indices,
     vectors_from_arrow,
 )
 from ._lance_vector import MIN_ROWS_FOR_ANN, AnnParams, SideVectorIndex, VectorMatrix
@@ -353,6 +353,8 @@ class IndexManager:
         if idx is None:
             idx = self._bm25[info.name] = BM25Index.load(
                 f"{self._dir(info.name)}/bm25", filesystem=self._fs)
+            # Loaded for a query: the query goes on while the rest warms up.
+            threading.Thread(target=idx.warm, name="tarndb-bm25-warm", daemon=True).start()
         return idx
 
     def _side_index(self, info: IndexInfo) -> SideVectorIndex:
@@ -384,6 +386,7 @@ class IndexManager:
             if len(bm.segments) > 8:
                 bm.compact()
             bm.save(f"{self._dir(info.name)}/bm25", filesystem=self._fs)
+            bm.warm()
         else:
             side = self._side_index(info)
             existing = (np.sort(side.ds.to_table(columns=[RID])[RID].to_numpy())
@@ -416,10 +419,12 @@ class IndexManager:
                 elif side.count():
                     side.train(int(info.options.get("ann_min_rows", MIN_ROWS_FOR_ANN)))
             info.side_version = side.version
-            if info.kind == "vector" and side.has_ann():
-                # Warm the exact-scoring copy now, while the data is hot, rather than on
-                # the first selective query (1M x 384: a few seconds).
+            if side.has_ann():
+                # Warm the exact-scoring copy and the ANN index now, while the data is hot,
+                # rather than on the first queries (1M x 384: a few seconds).
                 side.matrix()
+                side.bag_store()
+                side.prewarm()
         info.covered = {fid: dels for fid, (_, dels) in frags.items()}
         info.synced_version = int(ds.version)
         self._save_info(info)
@@ -499,7 +504,9 @@ class IndexManager:
         n = side.count()
         if allowed is not None and allowed.size == 0:
             return "index (no allowed rows)"
-        if not side.has_ann():
+        if side.has_ann():
+            side.prewarm(background=True)  # once per version; a no-op afterwards
+        else:
             # Small index: exact, from the in-memory copy when it fits the cache budget.
             self._exact_on_side(side, qn, allowed, top)
             what = "all" if allowed is None else f"{allowed.size} filtered"
@@ -605,25 +612,50 @@ class IndexManager:
         depth = int(candidates or info.options.get("candidates", max(20 * k, 200)))
         qn = normalize_rows(q)
         plan: str
+        bags = side.bag_store()
         if allowed is not None and allowed.size == 0:
             plan = "index (no allowed rows)"
         elif allowed is not None and (allowed.size <= EXACT_MAX_ROWS // 4
                                       or allowed.size <= depth):
-            addrs = side.row_addresses(allowed)
-            if addrs.size and side.ds is not None:
-                t = side.ds._take_rows(addrs.astype(np.int64).tolist(), columns=[RID, "bag"])
-                self._rerank(t, qn, top)
+            if bags is not None:
+                self._rerank_packed(bags.take(allowed), qn, top)
+            else:
+                addrs = side.row_addresses(allowed)
+                if addrs.size and side.ds is not None:
+                    t = side.ds._take_rows(addrs.astype(np.int64).tolist(),
+                                           columns=[RID, "bag"])
+                    self._rerank(t, qn, top)
             plan = f"exact MaxSim of {allowed.size} filtered rows (via index {info.name})"
         else:
+            if side.has_ann():
+                side.prewarm(background=True)
             pooled_q = normalize_rows(qn.mean(axis=0, keepdims=True))[0]
-            t = side.search(pooled_q, depth, allowed, params, with_bags=True)
-            self._rerank(t, qn, top)
+            mat = side.matrix()
+            if mat is not None and bags is not None:
+                # Keys only from Lance (a quantized index hands back depth x refine_factor
+                # unrefined candidates), exact pooled scores from the in-memory copy, then
+                # the bags of the best ``depth`` from the bag store: no row is read from
+                # disk by Lance.
+                t = side.search(pooled_q, depth, allowed, params, with_vec=False,
+                                refine_here=True)
+                got, vecs = mat.rows(t[RID].to_numpy().astype(np.int64))
+                first = TopK(depth)
+                first.push(got, matvec(vecs, pooled_q))
+                self._rerank_packed(bags.take(first.keys), qn, top)
+            else:
+                t = side.search(pooled_q, depth, allowed, params, with_bags=True)
+                self._rerank(t, qn, top)
             plan = (f"pooled ANN on {info.name} ({depth} candidates) + exact MaxSim rerank"
                     if n >= depth else f"exact MaxSim via {info.name}")
         keys, scores = top.result()
         if fr.fresh_fragments:
             plan += f" + exact scan of {len(fr.fresh_fragments)} fresh fragment(s)"
         return Hits(keys, scores, plan)
+
+    @staticmethod
+    def _rerank_packed(packed: PackedBags, qn: F32, top: TopK) -> None:
+        if len(packed):
+            top.push(packed.row_keys, maxsim_scores(packed, qn))
 
     def _rerank(self, t: pa.Table, qn: F32, top: TopK) -> None:
         if t.num_rows == 0:
@@ -757,11 +789,9 @@ class IndexManager:
             vec = self.vector_topk(ds, vector_column, vector_query, depth,
                                    allowed_row_keys=allowed, exact=exact)
         idx, tplan = self._bm25_for_query(ds, text_column, exact)
-        # Score the text side once; the leg and the rescoring both read from it.
-        all_k, all_s = idx.score_all(text_query)
-        ok = np.ones(all_k.size, bool) if allowed is None else _member(all_k, allowed)
-        sel = topk_indices(all_s[ok], depth)
-        tk, ts = all_k[ok][sel], all_s[ok][sel]
+        # The text leg is a pruned top-k (frequent terms are never scanned in full); the
+        # rescoring below looks up the few vector-leg rows it lacks.
+        tk, ts = idx.search(text_query, depth, allowed)
         legs: tuple[tuple[Any, Any], tuple[Any, Any]]
         if rescore:
             cand = np.union1d(vec.row_keys, tk)
@@ -771,8 +801,14 @@ class IndexManager:
             if missing.size:
                 vs[np.searchsorted(cand, missing)] = self.vector_scores_for(
                     ds, vector_column, vector_query, missing)
+            tscores = np.zeros(cand.size, np.float32)
+            tscores[np.searchsorted(cand, tk)] = ts
+            text_missing = np.setdiff1d(cand, tk)
+            if text_missing.size:
+                tscores[np.searchsorted(cand, text_missing)] = idx.score_rows(text_query,
+                                                                              text_missing)
             # hybrid_fuse ranks each side over the whole candidate set (for RRF too).
-            legs = ((cand, vs), (cand, lookup_scores(all_k, all_s, cand)))
+            legs = ((cand, vs), (cand, tscores))
         else:
             legs = ((vec.row_keys, vec.scores), (tk, ts))
         keys, scores = hybrid_fuse(legs[0], legs[1], w_vec, w_text, method, k=k)
