@@ -21,7 +21,6 @@ import os
 import secrets
 import socket
 import ssl
-import sys
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -36,8 +35,6 @@ log = logging.getLogger("tarndb.pgwire")
 READ_CHUNK = 1024 * 1024
 #: A client has this long to finish startup and authentication.
 STARTUP_TIMEOUT_S = 60.0
-#: CPython's GIL switch interval while serving (see PgServer.start).
-GIL_SWITCH_INTERVAL_S = 0.0005
 # How long a statement runs before the server also watches its socket for a hang-up.
 QUICK_STATEMENT_S = 0.02
 #: Largest single message a client may send (a 40k-float literal is ~400 KB).
@@ -129,12 +126,6 @@ class PgServer:
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
-        # A worker thread that has finished a statement waits for the GIL while other threads
-        # run Python, and CPython hands the GIL over every 5 ms by default: under concurrent
-        # load that wait is most of a short statement's latency. With 50 clients at 10
-        # statements/s each, p95 went from 12-26 ms to 6-10 ms at 0.5 ms.
-        if sys.getswitchinterval() > GIL_SWITCH_INTERVAL_S:
-            sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
         # Role statements run through the engine's statement hooks, for every front end.
         roles.install(self.db)
         self.generated_password = await loop.run_in_executor(
