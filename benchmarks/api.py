@@ -20,29 +20,15 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import requests
+from _timing import pct, timed
 
 import tarndb
 
 TOKEN = "tdb_bench_admin_token_0123456789"
 ORG = "bench"
-
-
-def pct(xs: list[float], p: float) -> float:
-    xs = sorted(xs)
-    return xs[min(len(xs) - 1, int(p * len(xs)))] * 1000
-
-
-def timed(fn: Callable[[], object], n: int) -> list[float]:
-    out = []
-    for _ in range(n):
-        t = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - t)
-    return out
 
 
 def start(lake: Path) -> tuple[subprocess.Popen[bytes], str]:

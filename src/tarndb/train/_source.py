@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import threading
 import uuid
+from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO, Any
@@ -34,22 +35,22 @@ class Rows:
     arrow: pa.Table | None = None
 
 
-class Source:
+class Source(ABC):
     """SQL and file bytes of one workspace."""
 
     workspace: str
 
-    def query(self, sql: str, params: list[Any] | None = None) -> Rows:
-        raise NotImplementedError
+    @abstractmethod
+    def query(self, sql: str, params: list[Any] | None = None) -> Rows: ...
 
-    def reader(self, pin: str | None) -> FileReader:
-        raise NotImplementedError
+    @abstractmethod
+    def reader(self, pin: str | None) -> FileReader: ...
 
-    def describe(self) -> dict[str, Any]:
-        raise NotImplementedError
+    @abstractmethod
+    def describe(self) -> dict[str, Any]: ...
 
-    def close(self) -> None:
-        pass
+    def close(self) -> None:  # noqa: B027 - most sources hold nothing to release
+        return None
 
 
 class LocalSource(Source):
@@ -128,7 +129,7 @@ def open_source(db: Any, workspace: str | None = None, token: str | None = None,
 # -- file readers ------------------------------------------------------------------------
 
 
-class FileReader:
+class FileReader(ABC):
     """Reads the bytes of a training set's files. Picklable; connects lazily per process."""
 
     #: errors after which a read may simply be tried again (from where it stopped)
@@ -148,8 +149,8 @@ class FileReader:
         out[:n] = data[:n]
         return len(data)
 
-    def iter_bytes(self, ref: FileRef, start: int = 0) -> Iterator[bytes]:
-        raise NotImplementedError
+    @abstractmethod
+    def iter_bytes(self, ref: FileRef, start: int = 0) -> Iterator[bytes]: ...
 
 
 class LocalFileReader(FileReader):
