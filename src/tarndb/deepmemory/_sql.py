@@ -19,7 +19,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from ..errors import TarnError
+from ..engine.udf import register_arrow
 from ._store import active_model, split_table
 
 FUNCTION = "__tarndb_deep_memory"
@@ -56,26 +56,12 @@ def install(db: Any) -> None:
     with _lock:
         if db in _registered:
             return
-        try:
-            import duckdb.func as dfunc
-        except ImportError:  # duckdb < 1.4 named the module differently
-            import duckdb.functional as dfunc  # type: ignore[no-redef]
         from duckdb.sqltypes import FLOAT, VARCHAR
 
-        from ..embeddings._sql import _remember_udf_error
-
         vec_t = duckdb.list_type(FLOAT)
-
-        def fn(ws: pa.Array, t: pa.Array, c: pa.Array, q: pa.Array) -> pa.Array:
-            try:
-                return _adapt_batch(db, ws, t, c, q)
-            except TarnError as e:
-                _remember_udf_error(e)  # the client gets the real SQLSTATE back
-                raise
-
         conn = db.duckdb
-        conn.create_function(FUNCTION, fn, [VARCHAR, VARCHAR, VARCHAR, vec_t], vec_t,
-                             type=dfunc.ARROW, null_handling=dfunc.SPECIAL, side_effects=False)
+        register_arrow(conn, FUNCTION, lambda ws, t, c, q: _adapt_batch(db, ws, t, c, q),
+                       [VARCHAR, VARCHAR, VARCHAR, vec_t], vec_t)
         conn.execute(f"CREATE OR REPLACE MACRO deep_memory(t, c, q) AS "
                      f"{FUNCTION}(getvariable('{WORKSPACE_VARIABLE}'), t, c, q::FLOAT[])")
         _registered.add(db)

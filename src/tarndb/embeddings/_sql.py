@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import threading
 import weakref
-from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
@@ -19,7 +18,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from ..errors import TarnError
+from ..engine.udf import error_from_message, register_arrow
 from ._base import Embedder
 from ._local import DEFAULT_MODEL, SentenceTransformerEmbedder
 from ._registry import TOKENS_MODEL, default_model_name, get_model
@@ -109,30 +108,8 @@ def _group_calls(db: Any, names: pa.Array, texts: pa.Array, by_workspace: bool,
     return pa.array(out, MULTI_VECTOR if multi else VECTOR)
 
 
-_UDF_PREFIX = "Python exception occurred while executing the UDF: "
-_udf_errors: OrderedDict[str, TarnError] = OrderedDict()
-_udf_errors_lock = threading.Lock()
-
-
-def _remember_udf_error(e: TarnError) -> None:
-    # DuckDB turns an exception in a UDF into its own error with the text
-    # "<prefix><ClassName>: <message>", on whichever thread ran the UDF; keeping the original
-    # by that text lets the engine give the client the real SQLSTATE and message back.
-    with _udf_errors_lock:
-        _udf_errors[f"{type(e).__name__}: {e}"] = e
-        while len(_udf_errors) > 64:
-            _udf_errors.popitem(last=False)
-
-
-def udf_error_from_message(message: str) -> TarnError | None:
-    """The ``TarnError`` an ``embed()`` call raised inside DuckDB, found from the text of the
-    DuckDB error that wraps it (``None`` when the text is not one of ours)."""
-    i = message.find(_UDF_PREFIX)
-    if i < 0:
-        return None
-    key = message[i + len(_UDF_PREFIX):].strip()
-    with _udf_errors_lock:
-        return _udf_errors.get(key)
+# Kept under its old name: it is part of tarndb.embeddings' public API.
+udf_error_from_message = error_from_message
 
 
 _registered: weakref.WeakSet[Any] = weakref.WeakSet()
@@ -146,10 +123,6 @@ def _register_udfs(db: Any) -> None:
     with _registered_lock:
         if db in _registered:
             return
-        try:
-            import duckdb.func as dfunc
-        except ImportError:  # duckdb < 1.4 named the module differently
-            import duckdb.functional as dfunc  # type: ignore[no-redef]
         from duckdb.sqltypes import FLOAT, VARCHAR
 
         vec_t = duckdb.list_type(FLOAT)
@@ -158,11 +131,7 @@ def _register_udfs(db: Any) -> None:
 
         def make(by_workspace: bool, multi: bool) -> Any:
             def fn(names: pa.Array, texts: pa.Array) -> pa.Array:
-                try:
-                    return _group_calls(db, names, texts, by_workspace, multi)
-                except TarnError as e:
-                    _remember_udf_error(e)
-                    raise
+                return _group_calls(db, names, texts, by_workspace, multi)
             return fn
 
         for fname, by_ws, multi, rtype in (
@@ -170,10 +139,8 @@ def _register_udfs(db: Any) -> None:
                 ("__tarndb_embed_model", False, False, vec_t),
                 ("__tarndb_embed_multi_ws", True, True, multi_t),
                 ("__tarndb_embed_multi_model", False, True, multi_t)):
-            # "special" null handling: a NULL workspace means "the lake default", not NULL.
-            conn.create_function(fname, make(by_ws, multi), [VARCHAR, VARCHAR], rtype,
-                                 type=dfunc.ARROW, null_handling=dfunc.SPECIAL,
-                                 side_effects=False)
+            # Nulls reach the function: a NULL workspace means "the lake default".
+            register_arrow(conn, fname, make(by_ws, multi), [VARCHAR, VARCHAR], rtype)
         # Macros in the shared catalog, not TEMP ones per cursor (that cost ~0.7 ms on every
         # session start): getvariable() is read from the calling cursor, so each session
         # still embeds with its own workspace's model.

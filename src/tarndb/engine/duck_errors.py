@@ -7,6 +7,7 @@ import re
 import duckdb
 
 from .. import errors as E
+from .udf import error_from_message
 
 _LINE = re.compile(r"\n\s*LINE \d+:.*", re.DOTALL)
 _PREFIX = re.compile(r"^[A-Za-z ]+Error: ")
@@ -23,10 +24,8 @@ def clean_message(msg: str) -> str:
 def translate(exc: BaseException) -> E.TarnError:
     if isinstance(exc, E.TarnError):
         return exc
-    from ..embeddings import udf_error_from_message
-
-    # An error raised inside a Python UDF (embed()) keeps its own SQLSTATE.
-    inner = udf_error_from_message(str(exc))
+    # An error raised inside a Python UDF (embed(), deep_memory()) keeps its own SQLSTATE.
+    inner = error_from_message(str(exc))
     if inner is not None:
         return inner
     msg = clean_message(str(exc))
