@@ -231,6 +231,6 @@ def _array(value: Any) -> Any:
 
 def rows_by_rid(ds: Any, rids: np.ndarray, columns: list[str] | None = None) -> pa.Table:
     # A take by row address, not a filter over every row's __rid (see rowmap).
-    from .rowmap import rows_by_rid as take
+    from ..storage.rowmap import rows_by_rid as take
 
     return take(ds, rids, columns)

@@ -36,6 +36,7 @@ import numpy.typing as npt
 import pyarrow as pa
 from lance.dataset import serialize_row_addrs
 
+from ..storage import rowmap
 from ._kernels import PackedBags, bags_from_arrow, normalize_rows
 
 I64 = npt.NDArray[np.int64]
@@ -270,7 +271,6 @@ class SideVectorIndex:
         self.storage_options = storage_options
         self._ds: lance.LanceDataset | None = None
         self._version = version
-        self._addr_cache: tuple[int, I64, npt.NDArray[np.uint64]] | None = None
         self._parts_cache: tuple[int, int] | None = None
         self._matrix_cache: tuple[int, VectorMatrix] | None = None
         self._warmed: int | None = None
@@ -488,20 +488,9 @@ class SideVectorIndex:
 
     def row_addresses(self, rids: I64) -> npt.NDArray[np.uint64]:
         """Row addresses (for ``row_addr_allowlist``) of the given keys present here."""
-        ds = self.ds
-        if ds is None:
+        if self.ds is None:
             return np.zeros(0, np.uint64)
-        if self._addr_cache is None or self._addr_cache[0] != ds.version:
-            t = ds.to_table(columns=["__rid"], with_row_address=True)
-            keys = t["__rid"].to_numpy()
-            addrs = t["_rowaddr"].to_numpy()
-            order = np.argsort(keys)
-            self._addr_cache = (int(ds.version), keys[order], addrs[order])
-        _, keys, addrs = self._addr_cache
-        if keys.size == 0 or rids.size == 0:
-            return np.zeros(0, np.uint64)
-        pos = np.clip(np.searchsorted(keys, rids), 0, keys.size - 1)
-        return addrs[pos[keys[pos] == rids]]
+        return rowmap.row_addresses(self.ds, rids, ordered=False)
 
     def search(self, q: F32, k: int, allowed: I64 | None = None,
                params: AnnParams | None = None, with_bags: bool = False,

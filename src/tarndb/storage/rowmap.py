@@ -19,7 +19,7 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 
-from ..storage.tables import RID
+from .tables import RID
 
 I64 = npt.NDArray[np.int64]
 U64 = npt.NDArray[np.uint64]
@@ -91,15 +91,17 @@ def _load_uncached(ds: lance.LanceDataset) -> tuple[I64, U64]:
     return rids[order], addrs[order]
 
 
-def row_addresses(ds: lance.LanceDataset, rids: Any) -> U64:
+def row_addresses(ds: lance.LanceDataset, rids: Any, ordered: bool = True) -> U64:
     """Row addresses of the live rows of ``ds`` with these ``__rid`` values (absent ones are
-    skipped), in ascending address order (a take reads pages in order)."""
+    skipped); ``ordered``: in ascending address order (a take reads pages in order), else in
+    the order of ``rids`` (an allowlist for a search needs no order)."""
     want = np.asarray(rids, dtype=np.int64).ravel()
     keys, addrs = _load(ds)
     if keys.size == 0 or want.size == 0:
         return np.zeros(0, np.uint64)
     pos = np.clip(np.searchsorted(keys, want), 0, keys.size - 1)
-    return np.sort(addrs[pos[keys[pos] == want]])
+    found = addrs[pos[keys[pos] == want]]
+    return np.sort(found) if ordered else found
 
 
 def rows_by_rid(ds: lance.LanceDataset, rids: Any, columns: list[str] | None = None,

@@ -9,7 +9,7 @@ import lance
 import numpy as np
 import pyarrow as pa
 
-from tarndb.engine.rowmap import row_addresses, rows_by_rid
+from tarndb.storage.rowmap import row_addresses, rows_by_rid
 
 
 def _rows(ds: lance.LanceDataset, rids: np.ndarray) -> list[tuple[int, str]]:
