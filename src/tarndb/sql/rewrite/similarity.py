@@ -245,7 +245,7 @@ class _Rewriter:
         if view is None:
             raise FeatureNotSupported("could not find the table of a <#> column")
         cols = ", ".join(f'"{c}"' for c in columns)
-        return self.scope.cur.execute(f"SELECT {cols} FROM {view}").to_arrow_table()
+        return self.scope.cur.sql(f"SELECT {cols} FROM {view}").to_arrow_table()
 
     def _bm25_scores(self, alias: str, column: str, query: str) -> dict[str, float]:
         texts = self._corpus(alias, [column]).column(0).to_pylist()
