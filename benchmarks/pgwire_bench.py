@@ -8,7 +8,8 @@ starts a throwaway PostgreSQL with ``initdb``/``pg_ctl`` (PATH or Debian's
 /usr/lib/postgresql/*/bin; as the ``postgres`` user when run as root). Prints, for each
 server: ``SELECT 1`` round trip p50/p95, primary-key lookup p50/p95, COPY ingest of
 ``--rows`` rows (id, text, ``--dim``-d float4[]) in rows/s, and ``SELECT 1`` p50/p95 with
-``--clients`` concurrent clients, flat out and paced at ``--rate`` queries/s each.
+``--clients`` concurrent clients, flat out and paced at ``--rate`` queries/s each. Both
+servers are reached over TLS (``sslmode=require``).
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from pathlib import Path
 import numpy as np
 import psycopg
 from _timing import pct, timed
+
+from tarndb.pgwire.server import ensure_certificate
 
 PASSWORD = "bench-pw"
 
@@ -173,12 +176,21 @@ def start_postgres(tmp: Path) -> tuple[list[str], str] | None:
     data = tmp / "pgdata"
     subprocess.run([*as_user, initdb, "-D", str(data), "-U", "postgres", "--auth=trust"],
                    check=True, stdout=subprocess.DEVNULL)
+    # TLS like tarndb's side, with the same kind of certificate, so both pay for encryption.
+    cert, key = ensure_certificate(data / "tls")
+    if as_user:
+        import pwd
+
+        pw = pwd.getpwnam("postgres")
+        for f in (data / "tls", cert, key):
+            os.chown(f, pw.pw_uid, pw.pw_gid)
     port = "55499"
     subprocess.run([*as_user, pg_ctl, "-D", str(data), "-o",
-                    f"-p {port} -k {tmp} -c listen_addresses=127.0.0.1", "-l",
+                    f"-p {port} -k {tmp} -c listen_addresses=127.0.0.1 -c ssl=on "
+                    f"-c ssl_cert_file={cert} -c ssl_key_file={key}", "-l",
                     str(tmp / "pg.log"), "-w", "start"], check=True, stdout=subprocess.DEVNULL)
     return ([*as_user, pg_ctl, "-D", str(data), "-m", "fast", "stop"],
-            f"host=127.0.0.1 port={port} user=postgres dbname=postgres sslmode=disable")
+            f"host=127.0.0.1 port={port} user=postgres dbname=postgres sslmode=require")
 
 
 def main() -> None:

@@ -214,3 +214,37 @@ def test_cancel_request_with_wrong_key_is_ignored(thread_server: tuple) -> None:
         t.start()
         t.join(10)
         assert result.get("ok") is True
+
+
+def test_bytes_after_ssl_request_are_not_read_as_encrypted(pg_server: Server) -> None:
+    """Plaintext sent behind an SSLRequest, before the handshake, would be taken for TLS
+    traffic (CVE-2021-23214): the server answers 'S' and hangs up."""
+    r = Raw(pg_server)
+    try:
+        r.send(m.f_ssl_request() + m.f_startup({"user": "postgres"}))
+        assert r.sock.recv(1) == b"S"
+        r.sock.settimeout(5)
+        assert r.sock.recv(100) == b""
+    finally:
+        r.close()
+    assert_healthy(pg_server)
+
+
+def test_connections_over_the_limit_get_53300(thread_server: tuple) -> None:
+    server, srv, _db = thread_server
+    srv.server.max_connections = 2
+    held = [Raw(server), Raw(server)]
+    deadline = time.time() + 5
+    while len(srv.server._clients) < 2 and time.time() < deadline:
+        time.sleep(0.01)
+    try:
+        with pytest.raises(psycopg.OperationalError, match="too many clients"):
+            psycopg.connect(server.dsn(), connect_timeout=5)
+    finally:
+        for r in held:
+            r.close()
+    deadline = time.time() + 5
+    while srv.server._clients and time.time() < deadline:
+        time.sleep(0.01)
+    with psycopg.connect(server.dsn()) as c:
+        assert c.execute("SELECT 1").fetchone() == (1,)

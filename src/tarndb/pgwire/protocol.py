@@ -155,6 +155,9 @@ class ServerConnection:
         self.wants_tls = False
         #: Set by a CancelRequest packet: (pid, secret); the connection then closes.
         self.cancel_request: tuple[int, int] | None = None
+        #: Set by the server to turn the client away once its StartupMessage arrives (after
+        #: TLS, so the client can read why): (SQLSTATE, message).
+        self.refuse_with: tuple[str, str] | None = None
         self.session: Any = None
         self.user = ""
         self.database = ""
@@ -239,6 +242,8 @@ class ServerConnection:
         self._on_startup(pkt)
 
     def _on_startup(self, pkt: m.StartupMessage) -> None:
+        if self.refuse_with is not None:
+            raise Fatal(*self.refuse_with)
         params = pkt.params
         self.startup_params = params
         user = params.get("user")

@@ -1,13 +1,19 @@
-"""The asyncio Postgres server around the sans-io core in :mod:`.protocol`.
+"""The Postgres server: sockets and threads around the sans-io core in :mod:`.protocol`.
 
-The event loop only moves bytes: each chunk a client sends goes to that connection's
-:class:`~.protocol.ServerConnection` in a worker thread (statements block on Lance and DuckDB),
-so a slow query holds one worker while every other session carries on. While a chunk is being
-processed the loop keeps reading the socket: a hang-up cancels the running statement and
-releases the session at once.
+One thread per connection, like Postgres' process per connection: it reads the socket, feeds
+the bytes to that connection's :class:`~.protocol.ServerConnection` and writes the answer
+back, with blocking calls that release the GIL while they wait. A statement is one function
+call on the thread that read it, with no hand-off between an event loop and a worker pool
+(two thread switches, a fifth of a ``SELECT 1``), and TLS is the C ``ssl`` module's socket.
 
-``serve_pg(db, host, port)`` is what ``tarndb serve`` runs; :class:`ServerThread` runs the same
-server on a background thread (tests, notebooks).
+Two helpers keep sessions from hurting each other:
+
+- :class:`~.lane.StatementLane`: statements take turns on the interpreter, first come first
+  served, and one that runs long gives up its turn after 10 ms;
+- :class:`~.hangup.HangupWatcher`: a client that hangs up mid-statement has it cancelled.
+
+``serve_pg(db, host, port)`` is what ``tarndb serve`` awaits; :class:`ServerThread` runs the
+same server in the background (tests, notebooks).
 """
 
 from __future__ import annotations
@@ -22,21 +28,28 @@ import secrets
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from . import messages as m
 from . import roles
+from .hangup import HangupWatcher
+from .lane import StatementLane
 from .protocol import ServerConfig, ServerConnection
 
 log = logging.getLogger("tarndb.pgwire")
 
-READ_CHUNK = 1024 * 1024
+# What one read asks the kernel for (a TLS read returns one 16 KB record at most anyway).
+READ_CHUNK = 256 * 1024
 #: A client has this long to finish startup and authentication.
 STARTUP_TIMEOUT_S = 60.0
-# How long a statement runs before the server also watches its socket for a hang-up.
-QUICK_STATEMENT_S = 0.02
+#: Connections served at once; the next one gets SQLSTATE 53300, as from Postgres.
+DEFAULT_MAX_CONNECTIONS = 500
+# Connections past the limit still get a thread that negotiates TLS and says why they are
+# turned away, up to this many at once; beyond that they are closed with a plaintext error.
+REFUSING_SLACK = 32
 #: Largest single message a client may send (a 40k-float literal is ~400 KB).
 DEFAULT_MAX_MESSAGE = 256 * 1024 * 1024
 
@@ -93,17 +106,24 @@ def make_ssl_context(cert: str, key: str) -> ssl.SSLContext:
 
 
 class PgServer:
-    """The Postgres protocol server over one Database."""
+    """The Postgres protocol server over one Database.
+
+    ``listen()`` / ``shutdown()`` run it from plain threads; ``start()`` / ``serve_forever()``
+    / ``stop()`` are the same for an asyncio caller (``tarndb serve`` runs it beside the HTTP
+    API's event loop).
+    """
 
     def __init__(self, db: Any, host: str = "127.0.0.1", port: int = 5433, *,
                  tls_cert: str | None = None, tls_key: str | None = None,
                  password: str | None = None, data_dir: str | os.PathLike[str] | None = None,
-                 tls: bool = True, require_tls: bool = False, max_workers: int = 128,
+                 tls: bool = True, require_tls: bool = False,
+                 max_connections: int = DEFAULT_MAX_CONNECTIONS,
                  max_message: int = DEFAULT_MAX_MESSAGE) -> None:
         self.db = db
         self.host = host
         self.port = port
         self.password = password
+        self.max_connections = max_connections
         self.ssl_context: ssl.SSLContext | None = None
         if tls:
             if (tls_cert is None) != (tls_key is None):
@@ -114,160 +134,211 @@ class PgServer:
             self.ssl_context = make_ssl_context(tls_cert, tls_key)
         self.config = ServerConfig(tls_available=self.ssl_context is not None,
                                    require_tls=require_tls, max_message=max_message)
-        self.executor = ThreadPoolExecutor(max_workers=max_workers,
-                                           thread_name_prefix="tarndb-pg")
-        self._server: asyncio.base_events.Server | None = None
+        self.lane = StatementLane()
+        self._hangups: HangupWatcher | None = None
+        self._listener: socket.socket | None = None
+        self._acceptor: threading.Thread | None = None
+        self._lock = threading.Lock()
+        #: Logged-in connections by backend pid (what CancelRequest and the count look at).
         self._conns: dict[int, ServerConnection] = {}
-        self._tasks: set[asyncio.Task[Any]] = set()
+        #: Every client socket being served, by its thread (shutdown hangs them all up).
+        self._clients: dict[threading.Thread, socket.socket] = {}
+        self._stopping = threading.Event()
         #: The password generated at first start (printed once by serve_pg), else None.
         self.generated_password: str | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------
 
-    async def start(self) -> None:
-        loop = asyncio.get_running_loop()
+    def listen(self) -> None:
+        """Bind, listen and accept on a background thread; returns at once."""
         # Role statements run through the engine's statement hooks, for every front end.
         roles.install(self.db)
-        self.generated_password = await loop.run_in_executor(
-            self.executor, roles.ensure_superuser, self.db, self.password)
-        self._server = await asyncio.start_server(self._on_client, self.host, self.port,
-                                                  limit=READ_CHUNK, reuse_address=True)
-        sock = self._server.sockets[0]
-        self.port = sock.getsockname()[1]
+        self.generated_password = roles.ensure_superuser(self.db, self.password)
+        listener = _listen_socket(self.host, self.port)
+        self._listener = listener
+        self.port = listener.getsockname()[1]
+        self._hangups = HangupWatcher()
+        self._acceptor = threading.Thread(target=self._accept_loop, name="tarndb-pg-accept",
+                                          daemon=True)
+        self._acceptor.start()
         log.info("tarndb Postgres protocol listening on %s:%s", self.host, self.port)
 
+    def shutdown(self, timeout: float = 5.0) -> None:
+        """Stop accepting, hang up every client (cancelling what runs), wait for threads."""
+        if self._stopping.is_set():
+            return
+        self._stopping.set()
+        if self._listener is not None:
+            with contextlib.suppress(OSError):
+                self._listener.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept()
+            self._listener.close()
+        if self._acceptor is not None:
+            self._acceptor.join(timeout)
+        with self._lock:
+            conns = list(self._conns.values())
+            clients = dict(self._clients)
+        for conn in conns:
+            _cancel_quietly(conn)
+        for sock in clients.values():
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+        deadline = time.monotonic() + timeout
+        for t in clients:
+            t.join(max(0.0, deadline - time.monotonic()))
+        if self._hangups is not None:
+            self._hangups.close()
+
+    async def start(self) -> None:
+        await asyncio.to_thread(self.listen)
+
     async def serve_forever(self) -> None:
-        if self._server is None:
+        """Serve until cancelled, then shut down."""
+        if self._listener is None:
             await self.start()
-        assert self._server is not None
-        async with self._server:
-            await self._server.serve_forever()
+        try:
+            await asyncio.get_running_loop().create_future()  # only cancellation ends it
+        finally:
+            await asyncio.shield(asyncio.to_thread(self.shutdown))
 
     async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            with contextlib.suppress(Exception):
-                await self._server.wait_closed()
-        for conn in list(self._conns.values()):
-            _cancel_quietly(conn)
-        for t in list(self._tasks):
-            t.cancel()
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
-        self.executor.shutdown(wait=False, cancel_futures=True)
+        await asyncio.to_thread(self.shutdown)
 
     @property
     def connection_count(self) -> int:
         return len(self._conns)
 
-    # -- one client ----------------------------------------------------------------------------
+    # -- accepting -----------------------------------------------------------------------------
+
+    def _accept_loop(self) -> None:
+        assert self._listener is not None
+        while not self._stopping.is_set():
+            try:
+                sock, _ = self._listener.accept()
+            except OSError as e:
+                if self._stopping.is_set():
+                    return
+                log.warning("accept failed: %s", e)  # out of file descriptors, most likely
+                time.sleep(0.05)
+                continue
+            with self._lock:
+                n = len(self._clients)
+            if n >= self.max_connections + REFUSING_SLACK:
+                _refuse(sock)  # at once, without TLS: too many even to turn away politely
+                continue
+            t = threading.Thread(target=self._serve_client,
+                                 args=(sock, n >= self.max_connections),
+                                 name="tarndb-pg-conn", daemon=True)
+            with self._lock:
+                self._clients[t] = sock
+            t.start()
 
     def _new_key(self) -> tuple[int, int]:
-        while True:
-            pid = secrets.randbelow(2**31 - 2) + 1
-            if pid not in self._conns:
-                return pid, secrets.randbelow(2**31)
+        with self._lock:
+            while True:
+                pid = secrets.randbelow(2**31 - 2) + 1
+                if pid not in self._conns:
+                    return pid, secrets.randbelow(2**31)
 
-    async def _on_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        if task is not None:
-            self._tasks.add(task)
+    # -- one client ----------------------------------------------------------------------------
+
+    def _serve_client(self, sock: socket.socket, over_limit: bool = False) -> None:
+        me = threading.current_thread()
         pid, secret = self._new_key()
         conn = ServerConnection(self.db, self.config, pid=pid, secret=secret)
-        sock = writer.get_extra_info("socket")
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if over_limit:
+            conn.refuse_with = ("53300", "sorry, too many clients already")
         try:
-            await self._serve(conn, reader, writer)
-        except (ConnectionError, asyncio.IncompleteReadError, ssl.SSLError, TimeoutError):
-            pass
-        except asyncio.CancelledError:
-            pass
+            self._converse(conn, sock)
+        except (OSError, ssl.SSLError):
+            pass  # the client went away or broke TLS: nothing to tell it
         except Exception:  # noqa: BLE001 - one broken connection must never stop the server
             log.exception("pg connection %s failed", pid)
         finally:
-            self._conns.pop(pid, None)
+            with self._lock:
+                self._conns.pop(pid, None)
+                sock = self._clients.pop(me, sock)
             if not conn.closed:
-                await self._run(conn.connection_lost)
-            with contextlib.suppress(Exception):
-                writer.close()
-            if task is not None:
-                self._tasks.discard(task)
+                conn.connection_lost()
+            _close(sock)
 
-    async def _run(self, fn: Callable[..., Any], *args: Any) -> Any:
-        loop = asyncio.get_running_loop()
-        try:
-            return await loop.run_in_executor(self.executor, fn, *args)
-        except RuntimeError:  # executor shut down while stopping
-            return None
+    def _converse(self, conn: ServerConnection, sock: socket.socket) -> None:
+        """Read, answer, repeat, until either side ends the connection."""
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.settimeout(STARTUP_TIMEOUT_S)
+        fd = sock.fileno()
+        assert self._hangups is not None
+        hangups = self._hangups
+        def on_hangup() -> None:
+            _cancel_quietly(conn)
 
-    async def _serve(self, conn: ServerConnection, reader: asyncio.StreamReader,
-                     writer: asyncio.StreamWriter) -> None:
-        loop = asyncio.get_running_loop()
-        registered = False
-        pending = bytearray()
-        eof = False
+        logged_in = False
         while not conn.closed:
-            if not pending:
-                if eof:
-                    break
-                if not registered:
-                    data = await asyncio.wait_for(reader.read(READ_CHUNK), STARTUP_TIMEOUT_S)
-                else:
-                    data = await reader.read(READ_CHUNK)
-                if not data:
-                    break
-                pending += data
-            # Hand the buffer over instead of copying it (COPY streams hundreds of MB).
-            chunk, pending = pending, bytearray()
-            fut = loop.run_in_executor(self.executor, conn.receive_data, chunk)
-            # Most statements finish in a millisecond: wait for them plainly, and only then
-            # pay for a concurrent read (a task, a wait on two futures, a cancel).
-            await asyncio.wait({fut}, timeout=QUICK_STATEMENT_S)
-            # Keep reading while the worker runs: a hang-up cancels the running statement.
-            while not fut.done():
-                if eof or len(pending) > READ_CHUNK * 16:
-                    await asyncio.wait({fut})
-                    break
-                read = asyncio.ensure_future(reader.read(READ_CHUNK))
-                done, _ = await asyncio.wait({fut, read}, return_when=asyncio.FIRST_COMPLETED)
-                if read in done:
-                    more = read.result()
-                    if more:
-                        pending += more
-                    else:
-                        eof = True
-                        _cancel_quietly(conn)
-                else:
-                    # The read stays in flight: wait for it briefly below, or cancel it.
-                    read.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        more = await read
-                        if more:
-                            pending += more
-                        else:
-                            eof = True
-            out = fut.result()
+            data = sock.recv(READ_CHUNK)
+            if not data:
+                return
+            if logged_in:
+                with self.lane.turn(), hangups.watching(fd, on_hangup):
+                    out = conn.receive_data(data)
+            else:
+                out = conn.receive_data(data)
             if out:
-                writer.write(out)
-                await writer.drain()
+                sock.sendall(out)
             if conn.cancel_request is not None:
                 self._cancel(*conn.cancel_request)
-                break
+                return
             if conn.wants_tls:
                 assert self.ssl_context is not None
-                await writer.start_tls(self.ssl_context)
+                if conn.reader.buffered:
+                    # Bytes sent after the SSLRequest, before the handshake, were not
+                    # encrypted: never read them as if they were (CVE-2021-23214).
+                    return
+                sock = self.ssl_context.wrap_socket(sock, server_side=True)
+                with self._lock:
+                    self._clients[threading.current_thread()] = sock
                 conn.tls_started()
-            if not registered and conn.session is not None:
-                self._conns[conn.pid] = conn
-                registered = True
+            if not logged_in and conn.session is not None:
+                logged_in = True
+                sock.settimeout(None)
+                with self._lock:
+                    self._conns[conn.pid] = conn
 
     def _cancel(self, pid: int, secret: int) -> None:
         target = self._conns.get(pid)
         if target is None or target.secret != secret:
             return  # Postgres answers nothing either way
         _cancel_quietly(target)
+
+
+def _listen_socket(host: str, port: int) -> socket.socket:
+    """A listening socket for ``host`` (a name, an IPv4 or an IPv6 address)."""
+    infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM,
+                               flags=socket.AI_PASSIVE)
+    family, _, _, _, addr = infos[0]
+    return socket.create_server(addr[:2] if family == socket.AF_INET else addr,
+                                family=family, backlog=1024)
+
+
+def _close(sock: socket.socket) -> None:
+    """Close, ending TLS with a close_notify first: libpq reports a TLS connection that just
+    drops as an error ("unexpected eof"), a cancel request's included."""
+    if isinstance(sock, ssl.SSLSocket):
+        with contextlib.suppress(OSError, ValueError):
+            sock.settimeout(0.2)
+            sock = sock.unwrap()
+    with contextlib.suppress(OSError):
+        sock.close()
+
+
+def _refuse(sock: socket.socket) -> None:
+    """Tell a client over the connection limit why, without a thread for it."""
+    try:
+        sock.settimeout(1.0)
+        sock.sendall(m.b_error("53300", "sorry, too many clients already", severity="FATAL"))
+    except OSError:
+        pass
+    finally:
+        sock.close()
 
 
 def _cancel_quietly(conn: ServerConnection) -> None:
@@ -314,7 +385,7 @@ async def serve_pg(db: Any, host: str = "127.0.0.1", port: int = 5433, *,
 
 
 class ServerThread:
-    """The server on a background thread with its own event loop.
+    """The server in the background of a synchronous program.
 
     >>> with ServerThread(db, password="secret") as srv:   # doctest: +SKIP
     ...     psycopg.connect(host="127.0.0.1", port=srv.port, user="postgres", ...)
@@ -322,11 +393,6 @@ class ServerThread:
 
     def __init__(self, db: Any, host: str = "127.0.0.1", port: int = 0, **kwargs: Any) -> None:
         self.server = PgServer(db, host, port, **kwargs)
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._main, name="tarndb-pg-server", daemon=True)
-        self._ready = threading.Event()
-        self._error: BaseException | None = None
-        self._stopped: asyncio.Future[None] | None = None
 
     @property
     def port(self) -> int:
@@ -336,41 +402,12 @@ class ServerThread:
     def host(self) -> str:
         return self.server.host
 
-    def _main(self) -> None:
-        asyncio.set_event_loop(self._loop)
-        try:
-            self._loop.run_until_complete(self._amain())
-        except BaseException as e:  # noqa: BLE001 - reported to the starting thread
-            self._error = e
-            self._ready.set()
-        finally:
-            self._loop.close()
-
-    async def _amain(self) -> None:
-        self._stopped = self._loop.create_future()
-        await self.server.start()
-        self._ready.set()
-        try:
-            await self._stopped
-        finally:
-            await self.server.stop()
-
-    def start(self, timeout: float = 30.0) -> ServerThread:
-        self._thread.start()
-        if not self._ready.wait(timeout):
-            raise TimeoutError("pg server did not start")
-        if self._error is not None:
-            raise self._error
+    def start(self, timeout: float = 30.0) -> ServerThread:  # noqa: ARG002 - kept for callers
+        self.server.listen()
         return self
 
     def stop(self, timeout: float = 10.0) -> None:
-        if self._stopped is not None and self._loop.is_running():
-            self._loop.call_soon_threadsafe(self._signal_stop)
-        self._thread.join(timeout)
-
-    def _signal_stop(self) -> None:
-        if self._stopped is not None and not self._stopped.done():
-            self._stopped.set_result(None)
+        self.server.shutdown(timeout)
 
     def __enter__(self) -> ServerThread:
         return self.start()
