@@ -118,16 +118,20 @@ class Scope:
             # Postgres catalog idioms clients send at connect time (pg_catalog.f(),
             # 't'::regclass, current_schema()) made runnable on DuckDB.
             pgcatalog.rewrite(stmt, self.session.db, self.session)
-        ctes = {c.common_table_expr.ctename for m in ast.walk(stmt)
+        # One walk serves every question below (a walk is most of a small statement's
+        # planning time); only a replaced table function makes a second one necessary.
+        nodes = list(ast.walk(stmt))
+        functions = [m for m in nodes
+                     if isinstance(m, pb.Node) and ast.kind(m) == "range_function"]
+        if functions and sum(self._bind_function(m) for m in functions):
+            nodes = list(ast.walk(stmt))
+        ctes = {c.common_table_expr.ctename for m in nodes
                 if isinstance(m, pb.WithClause) for c in m.ctes}
-        for node in list(ast.walk_nodes(stmt)):
-            if ast.kind(node) == "range_function":
-                self._bind_function(node)
         self._single_table_selects = [
-            m for m in ast.walk(stmt)
+            m for m in nodes
             if isinstance(m, pb.SelectStmt) and len(m.from_clause) == 1
             and ast.kind(m.from_clause[0]) == "range_var"]
-        for m in list(ast.walk(stmt)):
+        for m in nodes:
             if not isinstance(m, pb.RangeVar) or m is skip_first_target:
                 continue
             if not m.schemaname and m.relname in ctes:
@@ -136,21 +140,22 @@ class Scope:
                 continue  # already points at something this scope registered
             self.bind_range_var(m)
 
-    def _bind_function(self, node: pb.Node) -> None:
-        """Table functions tarndb answers itself (``tarndb_versions('t')``)."""
+    def _bind_function(self, node: pb.Node) -> bool:
+        """Table functions tarndb answers itself (``tarndb_versions('t')``); whether
+        ``node`` was one (and is now a RangeVar over its result)."""
         rf = node.range_function
         if len(rf.functions) != 1:
-            return
+            return False
         items = rf.functions[0].list.items
         if not items or ast.kind(items[0]) != "func_call":
-            return
+            return False
         fc = items[0].func_call
         from .versions import TABLE_FUNCTIONS
 
         fname = ast.func_name(fc)
         build = TABLE_FUNCTIONS.get(fname)
         if build is None:
-            return
+            return False
         name = self.register(build(self.session, list(fc.args)), "__tf")
         alias = rf.alias.aliasname if rf.HasField("alias") else fname
         new = pb.Node()
@@ -159,6 +164,7 @@ class Scope:
         new.range_var.relpersistence = "p"
         new.range_var.alias.aliasname = alias
         node.CopyFrom(new)
+        return True
 
     def _lookup_filter(self, rv: pb.RangeVar, info: TableInfo) -> str | None:
         """A Lance filter for ``key = constant`` when rv is a SELECT's only table."""

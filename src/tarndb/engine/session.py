@@ -27,6 +27,11 @@ from .result import Column, Result
 from .scan import Scope
 from .types import ColumnType, from_duckdb
 
+# DuckDB 2's connection runs one statement straight to Arrow (its relation API is built on
+# it); older releases only have the relation API.
+_SUBMIT = hasattr(duckdb.DuckDBPyConnection, "_submit")
+_ARROW_BATCH = 131072
+
 if TYPE_CHECKING:
     from .database import Database
 
@@ -387,9 +392,16 @@ class Session:
         return self.run_duckdb(sql, duck_params)
 
     def run_duckdb(self, sql: str, duck_params: list[Any]) -> tuple[Any, Any]:
-        # A relation's Arrow result is built once; execute() + to_arrow_table() copies the
-        # rows a second time (0.15 ms of a 0.6 ms SELECT 1).
         try:
+            if _SUBMIT:
+                # What a relation's to_arrow_table() runs, minus the relation: it parses and
+                # binds the text once more first (0.09 ms of a 0.33 ms SELECT 1).
+                res = self.cursor._submit(sql, duck_params or None, "arrow", _ARROW_BATCH)
+                if res.return_type != "query_result":
+                    return None, []
+                return res.arrow_table(), [(d[0], d[1]) for d in res.description]
+            # A relation's Arrow result is built once; execute() + to_arrow_table() copies
+            # the rows a second time (0.15 ms of a 0.6 ms SELECT 1).
             rel = self.cursor.sql(sql, params=duck_params or None)
             if rel is None:  # not a query
                 return None, []

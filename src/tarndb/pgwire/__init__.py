@@ -1,4 +1,4 @@
-"""The Postgres wire protocol (v3): a sans-io core and an asyncio server around it.
+"""The Postgres wire protocol (v3): a sans-io core and a thread-per-connection server.
 
 - :mod:`.messages`: framing, frontend message parsing, backend message building;
 - :mod:`.codecs`: text and binary encodings of every tarndb type;
@@ -6,7 +6,9 @@
 - :mod:`.protocol`: one connection's state machine (:class:`ServerConnection`), no sockets;
 - :mod:`.copy`: COPY FROM STDIN / TO STDOUT;
 - :mod:`.roles`: users and roles in the catalog;
-- :mod:`.server`: :func:`serve_pg`, :class:`PgServer`, :class:`ServerThread`.
+- :mod:`.server`: :func:`serve_pg`, :class:`PgServer`, :class:`ServerThread`;
+- :mod:`.lane`: statements take turns on the interpreter, first come first served;
+- :mod:`.hangup`: a client that hangs up mid-statement has it cancelled.
 """
 
 from .protocol import ServerConfig, ServerConnection

@@ -3,8 +3,8 @@
 :class:`ServerConnection` takes the bytes a client sent (:meth:`ServerConnection.receive_data`)
 and returns the bytes to send back. It runs startup, SSL negotiation (it only *says* 'S'; the
 caller wraps the socket), SCRAM authentication, the simple and extended query protocols and
-COPY, calling the engine's :class:`Session` synchronously. The asyncio server
-(:mod:`.server`) calls it from a worker thread so a slow statement never blocks the event loop.
+COPY, calling the engine's :class:`Session` synchronously. The server (:mod:`.server`) calls
+it from the connection's own thread, so a slow statement blocks no other session.
 
 Life of a connection::
 

@@ -7,6 +7,7 @@ to json/jsonb is sent as JSON text, everything else as DuckDB's Python binding e
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from postgast import pg_query_pb2 as pb
@@ -18,8 +19,12 @@ from .. import ast
 
 def json_params(stmt: pb.Node) -> set[int]:
     """Numbers of parameters that the statement casts to json/jsonb."""
+    return _json_params(ast.walk(stmt))
+
+
+def _json_params(nodes: Iterable[Any]) -> set[int]:
     out = set()
-    for m in ast.walk(stmt):
+    for m in nodes:
         if isinstance(m, pb.TypeCast) and ast.kind(m.arg) == "param_ref":
             names = [n.lower() for n in ast.names(m.type_name.names)]
             if names and names[-1] in ("json", "jsonb") and not m.type_name.array_bounds:
@@ -32,12 +37,13 @@ def max_param(stmt: pb.Node) -> int:
 
 
 def apply(stmt: pb.Node, params: list[Any]) -> tuple[str, list[Any]]:
-    as_json = json_params(stmt)
-    n = max_param(stmt)
+    nodes = list(ast.walk(stmt))
+    as_json = _json_params(nodes)
+    refs = [m for m in nodes if isinstance(m, pb.ParamRef)]
+    n = max((r.number for r in refs), default=0)
     if n > len(params):
         raise InvalidParameterValue(
             f"statement uses ${n} but {len(params)} parameter(s) were given")
-    refs = [m for m in ast.walk(stmt) if isinstance(m, pb.ParamRef)]
     used = sorted({r.number for r in refs})
     if used != list(range(1, len(used) + 1)):
         # DuckDB wants exactly the values the text uses: renumber densely when rewrites
