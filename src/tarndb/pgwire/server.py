@@ -282,12 +282,17 @@ class PgServer:
             if conn.state is State.COPY_IN:
                 data = _gather(sock, data)
             if logged_in:
-                with self.lane.turn(), hangups.watching(fd, on_hangup):
-                    out = conn.receive_data(data)
+                with self.lane.turn():
+                    with hangups.watching(fd, on_hangup):
+                        out = conn.receive_data(data)
+                    # Sent within the turn: after it, getting the GIL back from the send
+                    # would mean waiting for the next statement's Python to pause.
+                    if out:
+                        sock.sendall(out)
             else:
                 out = conn.receive_data(data)
-            if out:
-                sock.sendall(out)
+                if out:
+                    sock.sendall(out)
             if conn.cancel_request is not None:
                 self._cancel(*conn.cancel_request)
                 return
