@@ -16,6 +16,7 @@ from postgast import pg_query_pb2 as pb
 
 from .. import errors as E
 from ..sql import ast
+from ..sql import colnames as output_names
 from ..storage.tables import RID
 from .catalog import ColumnInfo, IndexInfo, TableInfo
 from .result import Result
@@ -119,6 +120,7 @@ def create_table_as(session: Session, node: pb.CreateTableAsStmt, params: list[A
     from .scan import Scope
 
     scope = Scope(session)
+    output_names.apply(node.query)
     try:
         scope.bind(node.query)
         source_tables = dict(scope.tables)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from postgast import pg_query_pb2 as pb
 
 from .. import errors as E
-from ..sql import ast
+from ..sql import ast, colnames
 from ..sql.literals import lift_arrays
 from ..sql.rewrite import casts
 from . import versions
@@ -104,6 +104,7 @@ def describe(session: Session, sql: str, given: list[ColumnType | None]
     if kind == "select_stmt" and versions.is_version_function(stmt.select_stmt):
         cols = versions.function_columns(stmt.select_stmt)
     elif kind == "select_stmt":
+        colnames.apply(stmt)
         cols = _select_columns(session, stmt, n, lifted.arrays, lifted.first_param)
     elif kind in ("insert_stmt", "update_stmt", "delete_stmt"):
         node = ast.inner(stmt)

@@ -15,7 +15,7 @@ import pyarrow as pa
 from postgast import pg_query_pb2 as pb
 
 from .. import errors as E
-from ..sql import ast
+from ..sql import ast, colnames
 from ..sql.literals import lift_arrays
 from ..sql.rewrite import casts, ranking, similarity
 from ..sql.rewrite import params as param_rule
@@ -374,6 +374,7 @@ class Session:
                    ) -> Result:
         own = scope is None
         scope = scope or Scope(self)
+        colnames.apply(stmt)
         try:
             scope.bind(stmt, params=params)
             table = self.query_arrow(stmt, params, scope)

@@ -1,10 +1,12 @@
 """Notice a client that hangs up while its statement runs: :class:`HangupWatcher`.
 
 A session's thread is inside the engine while its statement runs, so it cannot read its own
-socket. One watcher thread waits on the sockets of running statements for the peer's
-hang-up only (``EPOLLRDHUP``, not readable data: a pipelining client's next message is no
-reason to stop), and cancels the statement, as Postgres does when a backend finds its client
-gone. Registering a socket is two ``epoll_ctl`` calls per statement.
+socket. One watcher thread waits on every logged-in socket for the peer's hang-up only
+(``EPOLLRDHUP``, edge-triggered, so it is reported once; readable data is no reason to stop:
+a pipelining client's next message waits its turn), and cancels the statement that runs, as
+Postgres does when a backend finds its client gone. A socket is registered once, at login,
+not per statement: two ``epoll_ctl`` calls per statement would also be two more trips
+through the GIL.
 
 Where ``epoll`` does not exist (macOS, Windows) the watcher does nothing and a hang-up is
 noticed when the statement ends.
@@ -21,8 +23,9 @@ from contextlib import contextmanager
 log = logging.getLogger("tarndb.pgwire")
 
 _EPOLL = getattr(select, "epoll", None)
-# One-shot: after a hang-up the socket stays "hung up" and would be reported on every wait.
-_EVENTS = (getattr(select, "EPOLLRDHUP", 0x2000) | getattr(select, "EPOLLONESHOT", 1 << 30))
+# Edge-triggered: after a hang-up the socket stays "hung up" and would be reported on every
+# wait.
+_EVENTS = getattr(select, "EPOLLRDHUP", 0x2000) | getattr(select, "EPOLLET", 1 << 31)
 
 
 class HangupWatcher:
@@ -40,6 +43,9 @@ class HangupWatcher:
 
     @contextmanager
     def watching(self, fd: int, on_hangup: Callable[[], None]) -> Iterator[None]:
+        """Call ``on_hangup`` (from the watcher's thread) if the peer of ``fd`` hangs up
+        before the block ends. The block must end before ``fd`` is closed, so that a reused
+        fd number is never mistaken for this one."""
         ep = self._epoll
         if ep is None or self._closed:
             yield
@@ -54,8 +60,6 @@ class HangupWatcher:
         try:
             yield
         finally:
-            # Unregistered before the owner can close the socket, so a reused fd number is
-            # never mistaken for this one.
             try:
                 ep.unregister(fd)
             except OSError:

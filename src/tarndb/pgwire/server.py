@@ -264,53 +264,60 @@ class PgServer:
             _close(sock)
 
     def _converse(self, conn: ServerConnection, sock: socket.socket) -> None:
-        """Read, answer, repeat, until either side ends the connection."""
+        """Startup and login, then the session, watched for a hang-up while it lasts."""
         with contextlib.suppress(OSError):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.settimeout(STARTUP_TIMEOUT_S)
-        fd = sock.fileno()
+        sock = self._exchange(conn, sock, logged_in=False)
+        if conn.closed or conn.session is None:
+            return
+        sock.settimeout(None)
+        with self._lock:
+            self._conns[conn.pid] = conn
         assert self._hangups is not None
-        hangups = self._hangups
-        def on_hangup() -> None:
-            _cancel_quietly(conn)
+        with self._hangups.watching(sock.fileno(), lambda: _cancel_quietly(conn)):
+            self._exchange(conn, sock, logged_in=True)
 
-        logged_in = False
+    def _exchange(self, conn: ServerConnection, sock: socket.socket, *,
+                  logged_in: bool) -> socket.socket:
+        """Read, answer, repeat: until the connection ends or, before login, until the
+        session starts. Returns the socket (TLS-wrapped if the client asked for it)."""
         while not conn.closed:
             data: bytes | bytearray = sock.recv(READ_CHUNK)
             if not data:
-                return
+                conn.connection_lost()
+                break
             if conn.state is State.COPY_IN:
                 data = _gather(sock, data)
             if logged_in:
                 with self.lane.turn():
-                    with hangups.watching(fd, on_hangup):
-                        out = conn.receive_data(data)
+                    out = conn.receive_data(data)
                     # Sent within the turn: after it, getting the GIL back from the send
                     # would mean waiting for the next statement's Python to pause.
                     if out:
                         sock.sendall(out)
-            else:
-                out = conn.receive_data(data)
-                if out:
-                    sock.sendall(out)
+                continue
+            out = conn.receive_data(data)
+            if out:
+                sock.sendall(out)
             if conn.cancel_request is not None:
                 self._cancel(*conn.cancel_request)
-                return
+                conn.connection_lost()
+                break
             if conn.wants_tls:
                 assert self.ssl_context is not None
                 if conn.reader.buffered:
                     # Bytes sent after the SSLRequest, before the handshake, were not
                     # encrypted: never read them as if they were (CVE-2021-23214).
-                    return
+                    conn.connection_lost()
+                    break
                 sock = self.ssl_context.wrap_socket(sock, server_side=True)
                 with self._lock:
                     self._clients[threading.current_thread()] = sock
                 conn.tls_started()
-            if not logged_in and conn.session is not None:
-                logged_in = True
-                sock.settimeout(None)
-                with self._lock:
-                    self._conns[conn.pid] = conn
+            if conn.session is not None:
+                break  # logged in
+        return sock
 
     def _cancel(self, pid: int, secret: int) -> None:
         target = self._conns.get(pid)
