@@ -18,7 +18,7 @@ import pyarrow.compute as pc
 from postgast import pg_query_pb2 as pb
 
 from .. import errors as E
-from ..sql import ast
+from ..sql import arraytext, ast
 from ..storage.tables import RID
 from .catalog import ColumnInfo, TableInfo
 from .result import Result
@@ -39,6 +39,9 @@ def storage_expr(expr: str, col: ColumnInfo, source_type: str | None = None) -> 
         return f"CAST(CAST({expr} AS JSON) AS VARCHAR)"
     if t.ndim == 0 and t.base == "uuid":
         return f"CAST(CAST({expr} AS UUID) AS VARCHAR)"
+    if t.ndim and str(source_type).upper() == "VARCHAR":
+        # '{1,2}' into a float4[] column, as psql scripts write arrays.
+        return f"CAST({arraytext.to_duckdb_sql(expr)} AS {t.duckdb})"
     return f"CAST({expr} AS {t.duckdb})"
 
 

@@ -13,7 +13,7 @@ from postgast import pg_query_pb2 as pb
 
 from ...engine.types import DOMAINS, resolve_type
 from ...errors import UndefinedObject
-from .. import ast
+from .. import arraytext, ast
 
 # Types DuckDB does not know but the catalog views define for pg_catalog queries.
 _PASS_THROUGH = {"regclass", "regtype", "regproc", "regnamespace", "oid", "name", "char",
@@ -74,11 +74,20 @@ def _bytea_literal(node: pb.Node) -> None:
         node.CopyFrom(ast.func_call("unhex", [ast.string_const(value[2:])]))
 
 
+def _array_literal(node: pb.Node) -> None:
+    """``'{1,2}'::float4[]``: Postgres array text, in the syntax DuckDB's cast reads."""
+    arg = node.type_cast.arg
+    if ast.kind(arg) == "a_const" and arg.a_const.WhichOneof("val") == "sval":
+        arg.a_const.sval.sval = arraytext.to_duckdb_text(arg.a_const.sval.sval)
+
+
 def apply(stmt: pb.Node) -> None:
     """Rewrite every cast's type in place."""
     for node in list(ast.walk_nodes(stmt)):
         if ast.kind(node) != "type_cast" or not node.type_cast.HasField("type_name"):
             continue
+        if node.type_cast.type_name.array_bounds:
+            _array_literal(node)
         names = [n.lower() for n in ast.names(node.type_cast.type_name.names)]
         if names and names[-1] == "bytea" and not node.type_cast.type_name.array_bounds:
             _bytea_literal(node)
