@@ -58,7 +58,7 @@ async def _serve(db: Any, cfg: Settings) -> None:
     data_dir = cfg.data if "://" not in str(cfg.data) else None
     pg = asyncio.create_task(serve_pg(db, cfg.host, cfg.pg_port, tls_cert=cfg.tls_cert,
                                       tls_key=cfg.tls_key, password=cfg.password,
-                                      data_dir=data_dir))
+                                      data_dir=data_dir, max_connections=cfg.max_connections))
     web = asyncio.create_task(http.serve())
     print(f"tarndb: lake {db.lake.uri}\n"
           f"        Postgres  postgresql://postgres@{cfg.host}:{cfg.pg_port}/postgres"

@@ -44,6 +44,8 @@ SETTINGS: list[Setting] = [
             commands=("serve", "sql", "token", "ingest", "trainset")),
     Setting("host", "127.0.0.1", "Address the Postgres and HTTP servers listen on."),
     Setting("pg_port", 5433, "Postgres protocol port.", int),
+    Setting("max_connections", 500, "Postgres connections served at once; the next one is "
+            "refused with SQLSTATE 53300.", int),
     Setting("http_port", 8080, "HTTP API and web UI port.", int),
     Setting("password", None, "Password of the postgres superuser; generated and printed "
             "at first start when unset.", secret=True),

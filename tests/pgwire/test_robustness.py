@@ -8,13 +8,16 @@ import socket
 import struct
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
+import tarndb
 from tarndb.pgwire import messages as m
 from tarndb.pgwire.scram import ScramClient
+from tarndb.pgwire.server import ServerThread
 
-from .conftest import Server
+from .conftest import PASSWORD, Server
 
 psycopg = pytest.importorskip("psycopg")
 
@@ -248,3 +251,33 @@ def test_connections_over_the_limit_get_53300(thread_server: tuple) -> None:
         time.sleep(0.01)
     with psycopg.connect(server.dsn()) as c:
         assert c.execute("SELECT 1").fetchone() == (1,)
+
+
+def test_stopping_the_server_ends_running_statements(tmp_path: Path) -> None:
+    db = tarndb.open(str(tmp_path / "lake"))
+    srv = ServerThread(db, port=0, password=PASSWORD, data_dir=tmp_path).start()
+    server = Server("127.0.0.1", srv.port, PASSWORD, tmp_path)
+    outcome: list[BaseException | None] = []
+    started = threading.Event()
+
+    def heavy() -> None:
+        try:
+            with psycopg.connect(server.dsn()) as c:
+                started.set()
+                c.execute(HEAVY)
+            outcome.append(None)
+        except BaseException as e:  # noqa: BLE001 - what the client saw is the result
+            outcome.append(e)
+
+    t = threading.Thread(target=heavy)
+    t.start()
+    assert started.wait(10)
+    time.sleep(0.3)
+    t0 = time.monotonic()
+    srv.stop()
+    assert time.monotonic() - t0 < 8
+    t.join(10)
+    assert not t.is_alive()
+    assert outcome and isinstance(outcome[0], psycopg.Error)
+    assert srv.server.connection_count == 0
+    db.close()

@@ -403,10 +403,12 @@ async def serve_pg(db: Any, host: str = "127.0.0.1", port: int = 5433, *,
                    password: str | None = None,
                    data_dir: str | os.PathLike[str] | None = None,
                    require_tls: bool = False,
+                   max_connections: int = DEFAULT_MAX_CONNECTIONS,
                    on_ready: Callable[[PgServer], None] | None = None) -> None:
     """Run the Postgres protocol server until cancelled (what ``tarndb serve`` awaits)."""
     server = PgServer(db, host, port, tls_cert=tls_cert, tls_key=tls_key, password=password,
-                      data_dir=data_dir, require_tls=require_tls)
+                      data_dir=data_dir, require_tls=require_tls,
+                      max_connections=max_connections)
     await server.start()
     if server.generated_password is not None:
         print(f"tarndb: created superuser 'postgres' with password: {server.generated_password}\n"
