@@ -7,7 +7,6 @@
 - :mod:`.copy`: COPY FROM STDIN / TO STDOUT;
 - :mod:`.roles`: users and roles in the catalog;
 - :mod:`.server`: :func:`serve_pg`, :class:`PgServer`, :class:`ServerThread`;
-- :mod:`.lane`: statements take turns on the interpreter, first come first served;
 - :mod:`.hangup`: a client that hangs up mid-statement has it cancelled.
 """
 
