@@ -19,6 +19,7 @@ from .. import errors as E
 from ..storage.lake import Lake
 from ..storage.tables import RID, TableStore
 from .catalog import Catalog, IndexInfo, TableInfo
+from .filtercache import FilterCache
 from .result import Result
 from .types import ColumnType
 
@@ -52,6 +53,8 @@ class Database:
         self._lock = threading.RLock()
         self._stores: dict[str, TableStore] = {}
         self._blocks: dict[str, list[int]] = {}  # key -> [next, end)
+        #: Row ids allowed by the WHERE clauses of filtered rankings, per table version.
+        self.filter_cache = FilterCache()
         #: Statement kinds handled outside the engine (``create_role_stmt`` by pgwire).
         self.statement_hooks: dict[str, Callable[[Session, Any, list[Any]], Result]] = {}
         #: Called with each new DuckDB cursor (one per session) to define SQL functions

@@ -16,7 +16,7 @@ with uncommitted changes to the table) keeps the exact per-row path.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -29,6 +29,7 @@ from ..sql.rewrite import casts
 from ..sql.rewrite import params as param_rule
 from ..storage.tables import RID
 from .catalog import TableInfo
+from .filtercache import cache_key
 
 if TYPE_CHECKING:
     from .scan import Scope
@@ -126,25 +127,40 @@ def _request(sel: Any, scope: Scope, params: list[Any]) -> tuple[TopK, pb.Node] 
     return TopK(alias, info, mode, [col], limit + offset), expr
 
 
-def _allowed_rids(sel: Any, scope: Scope, req: TopK, params: list[Any]) -> np.ndarray | None:
+def _allowed_rids(sel: Any, scope: Scope, req: TopK, params: list[Any],
+                  version: int) -> np.ndarray | None:
+    """The row ids of ``version`` that the WHERE clause lets through (None: no WHERE)."""
     if not sel.HasField("where_clause"):
         return None
     if any(isinstance(m, pb.A_Expr) and ast.op_name(m) == "<#>"
            for m in ast.walk(sel.where_clause)):
         raise _NotPlannable
+    session = scope.session
+    key = None
+    info = req.info
+    if session.pending_change(info) is None:
+        # Evaluated on exactly the version searched, so the answer can be kept for it.
+        info = replace(info, as_of=version)
+        key = cache_key(sel.where_clause, info.path, version, params, session.settings)
+    cache = session.db.filter_cache
+    if key is not None and (found := cache.get(key)) is not None:
+        return found
     q = pb.Node()
     s = q.select_stmt
     s.target_list.add().res_target.val.CopyFrom(ast.column_ref(req.alias, RID))
     rv = s.from_clause.add().range_var
-    rv.relname = scope.view(req.info, with_rid=True)
+    rv.relname = scope.view(info, with_rid=True)
     rv.inh = True
     rv.relpersistence = "p"
     rv.alias.aliasname = req.alias
     s.where_clause.CopyFrom(sel.where_clause)
     casts.apply(q)
     sql, values = param_rule.apply(q, params)
-    table, _ = scope.session.run_duckdb(sql, values)
-    return np.asarray(table.column(0).to_numpy(), dtype=np.int64)
+    table, _ = session.run_duckdb(sql, values)
+    rids = np.asarray(table.column(0).to_numpy(), dtype=np.int64)
+    if key is not None:
+        cache.put(key, rids)
+    return rids
 
 
 class _NotPlannable(Exception):
@@ -175,7 +191,7 @@ def plan(stmt: pb.Node, scope: Scope, params: list[Any]) -> None:
     # must return the same rows whenever it runs (training sets rely on it).
     exact = req.info.as_of is not None
     try:
-        allowed = _allowed_rids(sel, scope, req, params)
+        allowed = _allowed_rids(sel, scope, req, params, ds.version)
     except _NotPlannable:
         return
     if allowed is not None and allowed.size == 0:
