@@ -272,8 +272,6 @@ class PgServer:
         if conn.closed or conn.session is None:
             return
         sock.settimeout(None)
-        with self._lock:
-            self._conns[conn.pid] = conn
         assert self._hangups is not None
         with self._hangups.watching(sock.fileno(), lambda: _cancel_quietly(conn)):
             self._exchange(conn, sock, logged_in=True)
@@ -290,6 +288,10 @@ class PgServer:
             if conn.state is State.COPY_IN:
                 data = _gather(sock, data)
             out = conn.receive_data(data)
+            if not logged_in and conn.session is not None:
+                # Counted (and reachable by CancelRequest) before the client learns it is in.
+                with self._lock:
+                    self._conns[conn.pid] = conn
             if out:
                 sock.sendall(out)
             if logged_in:
