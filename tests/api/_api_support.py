@@ -96,18 +96,25 @@ def start_server(lake: Path, extra_env: dict[str, str] | None = None) -> Server:
          "--org", ORG, "--token", token],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
+    wait_until_healthy(proc, url)
+    return Server(url, token, proc, lake)
+
+
+def wait_until_healthy(proc: subprocess.Popen[bytes], url: str, timeout_s: float = 60) -> None:
+    """Wait for ``GET {url}/health`` to answer 200. A server that exits first raises with
+    its output; one that does not answer in time is killed."""
+    deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             out = proc.stdout.read().decode() if proc.stdout else ""
             raise RuntimeError(f"server exited with {proc.returncode}:\n{out}")
         try:
             if requests.get(f"{url}/health", timeout=1).status_code == 200:
-                return Server(url, token, proc, lake)
+                return
         except requests.ConnectionError:
             time.sleep(0.1)
     proc.kill()
-    raise RuntimeError("server did not start in 60 s")
+    raise RuntimeError(f"server did not start in {timeout_s:g} s")
 
 
 def stop_server(server: Server) -> None:

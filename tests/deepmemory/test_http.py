@@ -21,6 +21,9 @@ import requests
 from _dm_support import FAST, MODEL, Synthetic
 from starlette.testclient import TestClient
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "api"))
+from _api_support import wait_until_healthy  # noqa: E402
+
 import tarndb
 from tarndb.api import ApiSettings, TokenStore, create_app
 from tarndb.deepmemory import JOB_KIND, VectorStore
@@ -252,16 +255,8 @@ def _start_server(lake: Path) -> tuple[subprocess.Popen[bytes], str]:
         env={**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"},
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, "the server exited"
-        try:
-            if requests.get(f"{url}/health", timeout=1).status_code == 200:
-                return proc, url
-        except requests.ConnectionError:
-            time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError("server did not start in 90 s")
+    wait_until_healthy(proc, url, timeout_s=90)
+    return proc, url
 
 
 @pytest.mark.timeout(600)

@@ -8,7 +8,6 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,9 @@ from typing import Any
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "api"))
 
+from _api_support import wait_until_healthy  # noqa: E402
 from _web_media import mp4, png  # noqa: E402
 
 ORG = "acme"
@@ -81,18 +82,8 @@ def _start(lake: Path) -> Site:
          "--port", str(port), "--org", ORG, "--token", TOKEN],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            out = proc.stdout.read().decode() if proc.stdout else ""
-            raise RuntimeError(f"server exited with {proc.returncode}:\n{out}")
-        try:
-            if requests.get(f"{url}/health", timeout=1).status_code == 200:
-                return Site(url, TOKEN, lake, proc)
-        except requests.ConnectionError:
-            time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError("server did not start in 60 s")
+    wait_until_healthy(proc, url)
+    return Site(url, TOKEN, lake, proc)
 
 
 def _seed(site: Site, tmp: Path) -> None:

@@ -139,15 +139,21 @@ class PackedBags:
         return int(self.row_keys.shape[0])
 
     def take(self, idx: npt.NDArray[np.integer[Any]]) -> PackedBags:
-        idx = np.asarray(idx, dtype=np.int64)
-        starts = self.offsets[idx]
-        lengths = self.offsets[idx + 1] - starts
-        offsets = np.zeros(idx.size + 1, np.int64)
-        np.cumsum(lengths, out=offsets[1:])
-        # Token positions: start of each bag repeated over its length plus a ramp.
-        ramp = np.arange(int(offsets[-1]), dtype=np.int64) - np.repeat(offsets[:-1], lengths)
-        rows = np.repeat(starts, lengths) + ramp
-        return PackedBags(self.vectors[rows], offsets, self.row_keys[idx])
+        return take_bags(self.vectors, self.offsets, self.row_keys,
+                         np.asarray(idx, dtype=np.int64))
+
+
+def take_bags(vectors: F32, offsets: I64, keys: I64, idx: I64) -> PackedBags:
+    """Bags ``idx`` of a packing given as its parts (``vectors`` may be memory-mapped)."""
+    starts = offsets[idx]
+    lengths = offsets[idx + 1] - starts
+    out_offsets = np.zeros(idx.size + 1, np.int64)
+    np.cumsum(lengths, out=out_offsets[1:])
+    # Token positions: start of each bag repeated over its length plus a ramp.
+    ramp = np.arange(int(out_offsets[-1]), dtype=np.int64) - np.repeat(out_offsets[:-1],
+                                                                         lengths)
+    rows = np.repeat(starts, lengths) + ramp
+    return PackedBags(np.take(vectors, rows, axis=0), out_offsets, keys[idx])
 
 
 def pack_bags(bags: Sequence[Any], row_keys: Any = None) -> PackedBags:

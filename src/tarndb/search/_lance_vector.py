@@ -37,7 +37,7 @@ import pyarrow as pa
 from lance.dataset import serialize_row_addrs
 
 from ..storage import rowmap
-from ._kernels import PackedBags, bags_from_arrow, normalize_rows
+from ._kernels import PackedBags, bags_from_arrow, normalize_rows, take_bags
 
 I64 = npt.NDArray[np.int64]
 F32 = npt.NDArray[np.float32]
@@ -107,14 +107,32 @@ def cache_dir() -> str:
                                                                  "tarndb-search-cache")
 
 
+def _cache_stem(uri: str) -> str:
+    return hashlib.sha1(uri.rstrip("/").encode()).hexdigest()[:20]
+
+
+def _cache_base(root: str, uri: str, ds: lance.LanceDataset, dim: int) -> str:
+    """Path prefix of the cache files of one side-dataset version."""
+    return os.path.join(root, f"{_cache_stem(uri)}-v{int(ds.version)}-d{dim}")
+
+
+def _prune_other_versions(root: str, uri: str, ds: lance.LanceDataset) -> None:
+    """Remove the cache files of this side dataset's earlier versions."""
+    stem = _cache_stem(uri)
+    current = f"{stem}-v{int(ds.version)}-"
+    for old in os.listdir(root):
+        if old.startswith(stem + "-") and not old.startswith(current):
+            with contextlib.suppress(OSError):
+                os.remove(os.path.join(root, old))
+
+
 def _mapped_matrix(ds: lance.LanceDataset, uri: str, dim: int, n: int) -> VectorMatrix | None:
     """The side dataset's vectors as a float32 file (mapped), written once per version."""
     nbytes = n * dim * 4
     if nbytes > MATRIX_MMAP_MAX_BYTES:
         return None
     root = cache_dir()
-    stem = hashlib.sha1(uri.rstrip("/").encode()).hexdigest()[:20]
-    base = os.path.join(root, f"{stem}-v{int(ds.version)}-d{dim}")
+    base = _cache_base(root, uri, ds, dim)
     try:
         if not (os.path.exists(base + ".f32") and os.path.exists(base + ".keys.npy")):
             os.makedirs(root, exist_ok=True)
@@ -134,11 +152,7 @@ def _mapped_matrix(ds: lance.LanceDataset, uri: str, dim: int, n: int) -> Vector
             # Keys land first: a reader only trusts the pair once the matrix is in place.
             os.replace(tmp + ".keys.npy", base + ".keys.npy")
             os.replace(tmp + ".f32", base + ".f32")
-            for old in os.listdir(root):  # earlier versions of this index
-                if old.startswith(stem + "-") and not old.startswith(os.path.basename(base)
-                                                                      + "."):
-                    with contextlib.suppress(OSError):
-                        os.remove(os.path.join(root, old))
+            _prune_other_versions(root, uri, ds)
         keys = np.load(base + ".keys.npy")
         if os.path.getsize(base + ".f32") != keys.size * dim * 4:
             return None
@@ -165,14 +179,7 @@ class BagStore:
 
     def take(self, rids: I64) -> PackedBags:
         """The bags of the given keys present here (in storage order)."""
-        pos = self._index.positions(rids)
-        starts = self.offsets[pos]
-        lengths = self.offsets[pos + 1] - starts
-        offsets = np.zeros(pos.size + 1, np.int64)
-        np.cumsum(lengths, out=offsets[1:])
-        ramp = np.arange(int(offsets[-1]), dtype=np.int64) - np.repeat(offsets[:-1], lengths)
-        rows = np.repeat(starts, lengths) + ramp
-        return PackedBags(np.take(self.vectors, rows, axis=0), offsets, self.keys[pos])
+        return take_bags(self.vectors, self.offsets, self.keys, self._index.positions(rids))
 
 
 def _mapped_bags(ds: lance.LanceDataset, uri: str, dim: int) -> BagStore | None:
@@ -180,8 +187,7 @@ def _mapped_bags(ds: lance.LanceDataset, uri: str, dim: int) -> BagStore | None:
     past MATRIX_MMAP_MAX_BYTES or when the disk fills up (the bag count is only known
     once written)."""
     root = cache_dir()
-    stem = hashlib.sha1(uri.rstrip("/").encode()).hexdigest()[:20]
-    base = os.path.join(root, f"{stem}-v{int(ds.version)}-d{dim}.bags")
+    base = _cache_base(root, uri, ds, dim) + ".bags"
     try:
         if not (os.path.exists(base + ".f32") and os.path.exists(base + ".npz")):
             os.makedirs(root, exist_ok=True)
@@ -211,11 +217,7 @@ def _mapped_bags(ds: lance.LanceDataset, uri: str, dim: int) -> BagStore | None:
             # The index lands first: a reader only trusts the pair once the vectors are in.
             os.replace(tmp + ".npz", base + ".npz")
             os.replace(tmp + ".f32", base + ".f32")
-            current = f"{stem}-v{int(ds.version)}-"
-            for old in os.listdir(root):  # earlier versions of this index
-                if old.startswith(stem + "-") and not old.startswith(current):
-                    with contextlib.suppress(OSError):
-                        os.remove(os.path.join(root, old))
+            _prune_other_versions(root, uri, ds)
         z = np.load(base + ".npz")
         keys, offsets = z["keys"].astype(np.int64), z["offsets"].astype(np.int64)
         total = int(offsets[-1])

@@ -18,7 +18,8 @@ import json
 import os
 import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -187,30 +188,36 @@ def _finish(args: argparse.Namespace, ts: Any, objective: str | None, several: b
         print(f"Downloaded {n} files for training to {target}", flush=True)
 
 
-def cmd_download(args: argparse.Namespace) -> int:
-    from ._set import TrainingSet
+@contextmanager
+def _spec_and_db(args: argparse.Namespace) -> Iterator[tuple[Any, Any]]:
+    """The spec file named on the command line and the database its set comes from."""
     from ._spec import TrainingSpec
 
     spec = TrainingSpec.read(args.spec)
     db = _open_db(args, spec.source)
     try:
+        yield spec, db
+    finally:
+        _close(db)
+
+
+def cmd_download(args: argparse.Namespace) -> int:
+    from ._set import TrainingSet
+
+    with _spec_and_db(args) as (spec, db):
         ts = TrainingSet.load(spec, db)
         paths = ts.download(args.directory, workers=args.workers,
                             progress=_progress_printer(args.directory))
         n = len({p for p in paths if p is not None})
         print(f"{len(ts)} rows; {n} files verified in {args.directory}", flush=True)
         return 0
-    finally:
-        _close(db)
 
 
 def cmd_show(args: argparse.Namespace) -> int:
     from ._set import TrainingSet
-    from ._spec import TrainingSpec
+    from ._spec import canonical
 
-    spec = TrainingSpec.read(args.spec)
-    db = _open_db(args, spec.source)
-    try:
+    with _spec_and_db(args) as (spec, db):
         ts = TrainingSet.load(spec, db)
         summary = {
             "id": spec.id, "created_at": spec.created_at, "kind": spec.kind,
@@ -221,29 +228,20 @@ def cmd_show(args: argparse.Namespace) -> int:
             "reproduced": True, "columns": ts.columns,
         }
         print(json.dumps(summary, indent=1))
-        from ._spec import canonical
-
         for row in ts.rows[:max(0, args.rows)]:
             print(json.dumps(canonical(row))[:300])
         return 0
-    finally:
-        _close(db)
 
 
 def cmd_release(args: argparse.Namespace) -> int:
     from ._set import release_spec
-    from ._spec import TrainingSpec
 
-    spec = TrainingSpec.read(args.spec)
-    db = _open_db(args, spec.source)
-    try:
+    with _spec_and_db(args) as (spec, db):
         release_spec(spec, db)
         print(f"released training set {spec.id}: tags "
               f"{', '.join(f'{t.name}@{t.version}' for t in spec.tables if t.tag) or 'none'}"
               f"; file pin {spec.file_pin or 'none'}")
         return 0
-    finally:
-        _close(db)
 
 
 def _close(db: Any) -> None:
