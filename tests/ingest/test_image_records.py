@@ -13,14 +13,12 @@ from tarndb.files import FileStore
 from tarndb.ingest import coco_bbox, ingest_image_records, load_image_dataset
 
 datasets = pytest.importorskip("datasets")
-COCO = Path(__file__).resolve().parents[3] / "shared" / "data" / "coco_captions_mini"
 
-
-def _coco_records(n: int) -> list[dict]:
+def _coco_records(coco: Path, n: int) -> list[dict]:
     from PIL import Image
 
     out = []
-    for i, path in enumerate(sorted((COCO / "images").rglob("*.jpg"))[:n]):
+    for i, path in enumerate(sorted((coco / "images").rglob("*.jpg"))[:n]):
         im = Image.open(path)
         w, h = im.size
         out.append({"image": im, "image_id": int(path.stem), "width": w, "height": h,
@@ -28,8 +26,8 @@ def _coco_records(n: int) -> list[dict]:
     return out
 
 
-def test_datasets_source_like_the_seed(tmp_path: Path) -> None:
-    recs = _coco_records(6)
+def test_datasets_source_like_the_seed(tmp_path: Path, coco_dir: Path) -> None:
+    recs = _coco_records(coco_dir, 6)
     features = datasets.Features({
         "image": datasets.Image(), "image_id": datasets.Value("int64"),
         "width": datasets.Value("int32"), "height": datasets.Value("int32"),
@@ -60,13 +58,14 @@ def test_datasets_source_like_the_seed(tmp_path: Path) -> None:
     assert Image.open(io.BytesIO(store.read_bytes("ws", meta.id))).size == first["image"].size
 
 
-def test_local_imagefolder(tmp_path: Path) -> None:
+def test_local_imagefolder(tmp_path: Path, coco_dir: Path) -> None:
     folder = tmp_path / "imgs"
     folder.mkdir()
-    caps = [json.loads(line) for line in (COCO / "captions.jsonl").read_text().splitlines()][:3]
+    lines = (coco_dir / "captions.jsonl").read_text().splitlines()
+    caps = [json.loads(line) for line in lines][:3]
     meta = []
     for c in caps:
-        src = next((COCO / "images").rglob(Path(c["file"]).name if "file" in c
+        src = next((coco_dir / "images").rglob(Path(c["file"]).name if "file" in c
                                            else f"{c['image_id']:012d}.jpg"))
         (folder / src.name).write_bytes(src.read_bytes())
         meta.append({"file_name": src.name, "caption": "a photo"})
