@@ -7,7 +7,13 @@
 
 from __future__ import annotations
 
+import os as _os
 from typing import TYPE_CHECKING
+
+# Lance logs "No existing dataset at ..., it will be created" at WARN on every new table;
+# that one message is expected here, so it is raised to ERROR (set before lance is imported;
+# an explicit LANCE_LOG wins, and every other Lance warning still shows).
+_os.environ.setdefault("LANCE_LOG", "warn,lance::dataset::write::insert=error")
 
 from . import errors
 from .engine.database import Database

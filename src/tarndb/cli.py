@@ -1,6 +1,6 @@
 """The ``tarndb`` command.
 
-    tarndb serve [--data PATH|s3://...] [--host] [--pg-port] [--http-port]
+    tarndb serve [--data PATH|s3://...] [--host] [--pg-port] [--http-port] [--org NAME]
     tarndb sql --data PATH "SELECT ..."
     tarndb token create|list|revoke ...
     tarndb trainset build|download|show|release ...
@@ -93,6 +93,9 @@ def cmd_settings(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="tarndb", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    from . import __version__
+
+    p.add_argument("--version", action="version", version=f"tarndb {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="run the Postgres protocol, HTTP API and web UI")

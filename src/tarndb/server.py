@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shlex
 import signal
 from typing import Any
 
+from . import __version__
 from .settings import Settings
 
 log = logging.getLogger("tarndb")
@@ -35,10 +37,35 @@ def build_http_app(db: Any, cfg: Settings) -> Any:
     return app
 
 
+def banner(lake_uri: str, cfg: Settings, org: Any, token: str | None) -> str:
+    """What ``tarndb serve`` prints once both servers are starting: where to connect, the org
+    to send as ``X-Activeloop-Org-Id``, and the admin token or how to get one."""
+    lines = [
+        f"tarndb {__version__}: lake {lake_uri}",
+        f"        Postgres  postgresql://postgres@{cfg.host}:{cfg.pg_port}/postgres"
+        "?sslmode=require",
+        f"        HTTP API  http://{cfg.host}:{cfg.http_port}/  (web UI at /)",
+        f"        org       {org.name}  (id {org.id}; X-Activeloop-Org-Id takes either)",
+    ]
+    if token:
+        lines.append("        admin API token (shown once; set TARNDB_TOKEN to choose it): "
+                     + token)
+    elif cfg.token:
+        lines.append("        API token  the one in TARNDB_TOKEN (registered as an org admin)")
+    else:
+        org_flag = "" if org.name == "default" else f" --org {shlex.quote(org.name)}"
+        lines.append("        API tokens were made at first start and are not shown again; "
+                     "mint one with:\n"
+                     f"          tarndb token --data {shlex.quote(str(cfg.data))} create"
+                     f"{org_flag} --role admin")
+    return "\n".join(lines)
+
+
 async def _serve(db: Any, cfg: Settings) -> None:
     import uvicorn
 
     from .api import bootstrap_admin_token
+    from .api.orgs import ensure_org
     from .pgwire.server import serve_pg
 
     token = bootstrap_admin_token(db, api_settings(cfg))
@@ -60,13 +87,8 @@ async def _serve(db: Any, cfg: Settings) -> None:
                                       tls_key=cfg.tls_key, password=cfg.password,
                                       data_dir=data_dir, max_connections=cfg.max_connections))
     web = asyncio.create_task(http.serve())
-    print(f"tarndb: lake {db.lake.uri}\n"
-          f"        Postgres  postgresql://postgres@{cfg.host}:{cfg.pg_port}/postgres"
-          f"?sslmode=require\n"
-          f"        HTTP API  http://{cfg.host}:{cfg.http_port}/  (web UI at /)", flush=True)
-    if token:
-        print(f"        admin API token (shown once; set TARNDB_TOKEN to choose it): {token}",
-              flush=True)
+    org = ensure_org(db.catalog, cfg.org)
+    print(banner(db.lake.uri, cfg, org, token), flush=True)
     stopper: asyncio.Task[Any] = asyncio.create_task(stop.wait())
     done, _ = await asyncio.wait([pg, web, stopper], return_when=asyncio.FIRST_COMPLETED)
     http.should_exit = True

@@ -65,8 +65,9 @@ SETTINGS: list[Setting] = [
             commands=("trainset",)),
     Setting("api_token", None, "API token (Bearer) for --api-url.", commands=("trainset",),
             secret=True),
-    Setting("org", "default", "Org of the admin token; HTTP clients' X-Activeloop-Org-Id "
-            "header must match their token's org."),
+    Setting("org", "default", "Name of the server's org (its id is made once and printed "
+            "at start); HTTP clients' X-Activeloop-Org-Id header may carry either, and must "
+            "name their token's org."),
     Setting("max_upload_bytes", 16 << 30, "Largest file an upload may carry.", int),
     Setting("max_body_bytes", 256 << 20, "Largest JSON request body.", int),
     Setting("query_timeout_s", 300.0, "HTTP statement timeout when a request gives none.",

@@ -42,6 +42,7 @@ from ._multipart import receive_upload
 from ._ranges import RangeNotSatisfiable, parse_range
 from ._settings import ApiSettings
 from ._sqlcheck import check_statement
+from .orgs import ensure_org
 from .tokens import ROLES, Token, TokenStore
 
 log = logging.getLogger("tarndb.api")
@@ -120,7 +121,12 @@ async def authorize(request: Request, role: str, workspace: str | None = None) -
         raise Unauthenticated("invalid or revoked token")
     org = request.headers.get("x-activeloop-org-id", "").strip()
     if org and org != token.org:
-        raise InsufficientPrivilege(f"this token does not belong to org {org!r}")
+        own = await st.run_io(ensure_org, st.tokens.catalog, token.org)
+        if not own.matches(org):
+            raise InsufficientPrivilege(
+                f"this token belongs to org {own.name!r} (id {own.id}), not {org!r}",
+                detail=f"token org: {own.name}; org id: {own.id}",
+                hint=f"send X-Activeloop-Org-Id: {own.id} (or {own.name}), or omit the header")
     if workspace is not None:
         check_workspace(workspace)
         if not token.allows_workspace(workspace):
@@ -243,7 +249,8 @@ async def health(request: Request) -> Response:
 
 async def me(request: Request) -> Response:
     token = await authorize(request, "read")
-    return JSONResponse(token.to_json())
+    org = await _state(request).run_io(ensure_org, _state(request).tokens.catalog, token.org)
+    return JSONResponse({**token.to_json(), "org_id": org.id})
 
 
 async def openapi(request: Request) -> Response:

@@ -233,11 +233,16 @@ def cli(db: Any, args: Any, out: Any = None) -> int:
             org = args.org or os.environ.get("TARNDB_ORG") or DEFAULT_ORG
             plaintext, tok = store.create(org=org, role=args.role, workspaces=args.workspaces,
                                           name=args.name)
+            from .orgs import ensure_org
+
+            org_id = ensure_org(db.catalog, tok.org).id
             if args.json:
-                print(json.dumps({"token": plaintext, **tok.to_json()}), file=out)
+                print(json.dumps({"token": plaintext, **tok.to_json(), "org_id": org_id}),
+                      file=out)
             else:
                 print(plaintext, file=out)
-                print(f"# id {tok.id}, org {tok.org}, role {tok.role}, workspaces "
+                print(f"# id {tok.id}, org {tok.org} (id {org_id}; send either as "
+                      f"X-Activeloop-Org-Id), role {tok.role}, workspaces "
                       f"{tok.to_json()['workspaces']}; shown once, store it now", file=sys.stderr)
         elif args.token_command == "list":
             tokens = store.list(args.org)

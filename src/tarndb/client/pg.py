@@ -52,9 +52,10 @@ class ConnectionManager:
         if password is not None:
             self._kwargs["password"] = password
         if workspace_id:
-            # The workspace is the schema unqualified names resolve in (backslash-escaped for
-            # libpq's options syntax).
-            sp = _quote_ident(workspace_id).replace("\\", "\\\\").replace(" ", "\\ ")
+            # Unqualified names resolve in the workspace, then in public, as with
+            # search_path = "ws", public (backslash-escaped for libpq's options syntax).
+            sp = (_quote_ident(workspace_id) + ",public").replace("\\", "\\\\") \
+                .replace(" ", "\\ ")
             opts = self._kwargs.get("options", "")
             self._kwargs["options"] = (opts + " " if opts else "") + f"-c search_path={sp}"
         self._create_workspace = create_workspace and bool(workspace_id)
@@ -141,8 +142,10 @@ def connect(org_id: str | None = None, workspace_id: str | None = None, host: st
             **kwargs: Any) -> ConnectionManager:
     """A :class:`ConnectionManager` for a tarndb (or any Postgres) server.
 
-    ``org_id`` is accepted for compatibility with ``deeplake.db.connect`` and not used;
-    ``workspace_id`` becomes the schema unqualified table names resolve in.
+    ``org_id`` is accepted for compatibility with ``deeplake.db.connect`` and not used (the
+    Postgres protocol has no org); ``workspace_id`` is where unqualified table names resolve
+    (then ``public``), sent as ``options='-c search_path="ws",public'`` so it works whatever
+    ``database`` names; the workspace is created if it does not exist.
     """
     return ConnectionManager(org_id=org_id, workspace_id=workspace_id, host=host, port=port,
                              user=user, password=password, database=database, sslmode=sslmode,
