@@ -39,6 +39,8 @@ that the wire protocol reports and the HTTP status the REST API answers with::
     ├── InvalidRequest          22023  400   HTTP body that is not what the endpoint takes
     ├── NotFound                42704  404   HTTP objects (files, jobs)
     └── InternalError           XX000  500
+    ├── ReservedName            42939  400   role names starting with pg_, reserved workspaces
+    ├── ProgramLimitExceeded    54000  400   nesting or sizes past a limit
 """
 
 from __future__ import annotations
@@ -291,3 +293,15 @@ class InternalError(TarnError):
 
 __all__ = [name for name, obj in list(globals().items())
            if isinstance(obj, type) and issubclass(obj, TarnError)]
+class ReservedName(TarnError):
+    sqlstate = "42939"
+    http_status = 400
+    code = "reserved_name"
+
+
+class ProgramLimitExceeded(TarnError):
+    sqlstate = "54000"
+    http_status = 400
+    code = "program_limit_exceeded"
+
+

@@ -219,8 +219,12 @@ def _with_session(db: Any, ws: str, timeout_s: float, work: Callable[[Any], Any]
     if token is None:
         session = db.session(workspace=ws)
     else:
+        from ..pgwire.roles import token_role
+
         allowed = None if token.workspaces is None else set(token.workspaces)
-        session = db.session(workspace=ws, allowed_workspaces=allowed,
+        # A token's session runs as its own non-superuser role (an unscoped admin token as
+        # the superuser), so role statements are checked against it, as over pgwire.
+        session = db.session(workspace=ws, user=token_role(token), allowed_workspaces=allowed,
                              read_only=not token.has_role("write"))
     timer = threading.Timer(timeout_s, session.cancel)
     timer.daemon = True
@@ -726,6 +730,9 @@ def create_app(db: Any, settings: ApiSettings | None = None) -> Starlette:
         },
     )
     app.state.tarn = _State(db, settings or ApiSettings())
+    from ..pgwire import roles
+
+    roles.install(db)  # role statements and their privilege checks, as over pgwire
     from ._jobs import resume_in_background
 
     resume_in_background(db)  # training jobs a stopped server left unfinished

@@ -20,26 +20,33 @@ import numpy as np
 import pyarrow as pa
 
 from ..engine.udf import register_arrow
+from ..errors import InsufficientPrivilege
 from ._store import active_model, split_table
 
 FUNCTION = "__tarndb_deep_memory"
 WORKSPACE_VARIABLE = "tarndb_workspace"  # set by the engine for every session
+#: Set by the engine for sessions limited to some workspaces: their names, joined by "\x1f".
+ALLOWED_VARIABLE = "tarndb_allowed_workspaces"
+ALLOWED_SEPARATOR = "\x1f"
 
 _registered: weakref.WeakSet[Any] = weakref.WeakSet()
 _lock = threading.Lock()
 
 
-def _adapt_batch(db: Any, ws: pa.Array, tables: pa.Array, cols: pa.Array,
+def _adapt_batch(db: Any, ws: pa.Array, allowed: pa.Array, tables: pa.Array, cols: pa.Array,
                  queries: pa.Array) -> pa.Array:
     from ..embeddings._sql import vectors_to_arrow
 
     out: list[np.ndarray | None] = []
-    for w, t, c, q in zip(ws.to_pylist(), tables.to_pylist(), cols.to_pylist(),
-                          queries.to_pylist(), strict=True):
+    for w, a, t, c, q in zip(ws.to_pylist(), allowed.to_pylist(), tables.to_pylist(),
+                             cols.to_pylist(), queries.to_pylist(), strict=True):
         if q is None or t is None or c is None:
             out.append(None)
             continue
         workspace, table = split_table(str(t), None if "." in str(t) else (w or "public"))
+        if a is not None and workspace not in str(a).split(ALLOWED_SEPARATOR):
+            # A scoped session (an API token) reaches only its own workspaces, as in SQL.
+            raise InsufficientPrivilege(f'permission denied for schema "{workspace}"')
         _, adapter = active_model(db, workspace, table, str(c))
         out.append(adapter.apply(np.asarray(q, dtype=np.float32)))
     return vectors_to_arrow(out)
@@ -60,8 +67,10 @@ def install(db: Any) -> None:
 
         vec_t = duckdb.list_type(FLOAT)
         conn = db.duckdb
-        register_arrow(conn, FUNCTION, lambda ws, t, c, q: _adapt_batch(db, ws, t, c, q),
-                       [VARCHAR, VARCHAR, VARCHAR, vec_t], vec_t)
+        register_arrow(conn, FUNCTION,
+                       lambda ws, a, t, c, q: _adapt_batch(db, ws, a, t, c, q),
+                       [VARCHAR, VARCHAR, VARCHAR, VARCHAR, vec_t], vec_t)
         conn.execute(f"CREATE OR REPLACE MACRO deep_memory(t, c, q) AS "
-                     f"{FUNCTION}(getvariable('{WORKSPACE_VARIABLE}'), t, c, q::FLOAT[])")
+                     f"{FUNCTION}(getvariable('{WORKSPACE_VARIABLE}'), "
+                     f"CAST(getvariable('{ALLOWED_VARIABLE}') AS VARCHAR), t, c, q::FLOAT[])")
         _registered.add(db)

@@ -375,6 +375,14 @@ def noop(tag: str) -> Callable[[Session, Any, list[Any]], Result]:
     return run
 
 
+def grant(session: Session, node: Any, params: list[Any]) -> Result:
+    """GRANT/REVOKE: checked by the role hook when one is installed (pgwire/roles.py)."""
+    hook = session.db.statement_hooks.get("grant_stmt")
+    if hook is not None:
+        return hook(session, node, params)
+    return Result(command="GRANT" if node.is_grant else "REVOKE")
+
+
 HANDLERS: dict[str, Callable[[Session, Any, list[Any]], Result]] = {
     "create_stmt": create_table,
     "create_table_as_stmt": create_table_as,
@@ -391,5 +399,5 @@ HANDLERS: dict[str, Callable[[Session, Any, list[Any]], Result]] = {
     "vacuum_stmt": noop("VACUUM"),
     "check_point_stmt": noop("CHECKPOINT"),
     "comment_stmt": noop("COMMENT"),
-    "grant_stmt": noop("GRANT"),
+    "grant_stmt": grant,
 }

@@ -161,6 +161,8 @@ class ServerConnection:
         self.session: Any = None
         self.user = ""
         self.database = ""
+        #: The workspace of a "user@workspace" login name.
+        self.login_workspace: str | None = None
         self.startup_params: dict[str, str] = {}
         self._scram: ScramServer | None = None
         #: The API token this connection logged in with (None: a catalog role, via SCRAM).
@@ -251,8 +253,17 @@ class ServerConnection:
             raise Fatal("28000", "no PostgreSQL user name specified in startup packet")
         if self.config.require_tls and not self.is_tls:
             raise Fatal("28000", f'no pg_hba.conf entry for user "{user}", no encryption')
-        self.user = user
         self.database = params.get("database") or user
+        # "user@workspace" names a role (or a token login) and the session's workspace, as
+        # hosted Postgres services spell it; a role whose name holds the "@" keeps it.
+        if "@" in user and roles.get_role(self.db, user) is None:
+            user, _, ws = user.rpartition("@")
+            if not user or not ws:
+                raise Fatal("28000", f'invalid user name "{params["user"]}"')
+            self.login_workspace = ws
+            if not params.get("database"):
+                self.database = user
+        self.user = user
         # Clients asking for protocol 3.x (x > 0) or _pq_ options learn what we speak.
         unknown = [k for k in params if k.startswith("_pq_.")]
         if pkt.version != m.PROTOCOL_V3 or unknown:
@@ -324,7 +335,7 @@ class ServerConnection:
         search_path = self.startup_params.get("search_path")
         options = self.startup_params.get("options", "")
         for key, value in parse_options(options):
-            if key == "search_path":
+            if key.lower() == "search_path":
                 search_path = value
         if not search_path:
             return None
@@ -336,25 +347,40 @@ class ServerConnection:
 
     def _after_auth(self) -> None:
         db_name = self.database
-        if db_name not in self.config.databases and not self._is_workspace(db_name):
+        allowed = None if self.token is None else self.token.workspaces
+        db_is_workspace = db_name not in self.config.databases
+        # A scoped token learns nothing about workspaces it cannot use, not even whether
+        # they exist: the privilege check comes before the existence check.
+        if db_is_workspace and allowed is not None and db_name not in allowed:
+            raise Fatal("42501", f'permission denied for database "{db_name}"',
+                        "User does not have CONNECT privilege.")
+        if db_is_workspace and not self._is_workspace(db_name):
             raise Fatal("3D000", f'database "{db_name}" does not exist')
-        workspace = self._workspace_from_params()
+        # Where unqualified names resolve, first given first: the search_path startup
+        # parameter (or -c search_path in options), user@workspace, the database when it
+        # names a workspace, then a scoped token's first workspace.
+        workspace = self._workspace_from_params() or self.login_workspace \
+            or (db_name if db_is_workspace else None)
         limits: dict[str, Any] = {}
+        session_user = self.user
         if self.token is not None:
-            allowed = self.token.workspaces
             limits = {"allowed_workspaces": None if allowed is None else set(allowed),
                       "read_only": self.token.role == "read"}
             if workspace is None and allowed:
                 workspace = allowed[0]  # unqualified names resolve in the token's workspace
+            session_user = roles.token_role(self.token)
+        if workspace is not None and allowed is not None and workspace not in allowed:
+            raise Fatal("42501", f'permission denied for schema "{workspace}"')
+        self._check_startup_settings(session_user)
         try:
             # Creating a session installs DuckDB macros on a new cursor; concurrent installs
             # conflict in DuckDB's catalog, so sessions are created one at a time.
             with _SESSION_LOCK:
                 if workspace is not None:
-                    self.session = self.db.session(workspace=workspace, user=self.user,
+                    self.session = self.db.session(workspace=workspace, user=session_user,
                                                    **limits)
                 else:
-                    self.session = self.db.session(user=self.user, **limits)
+                    self.session = self.db.session(user=session_user, **limits)
         except errors.TarnError as e:
             raise Fatal(e.sqlstate, e.message) from None
         settings = getattr(self.session, "settings", None)
@@ -372,14 +398,13 @@ class ServerConnection:
             for k, v in extra.items():
                 if k not in ("search_path", "client_encoding"):
                     settings[k.lower()] = v
-        role = roles.get_role(self.db, self.user) or {}
         reported = dict(REPORTED)
         if isinstance(settings, dict):
             # Report what SHOW will answer, so a client sees one consistent server.
             for k in reported:
                 if k.lower() in settings and k not in ("is_superuser", "client_encoding"):
                     reported[k] = str(settings[k.lower()])
-        reported["is_superuser"] = "on" if role.get("superuser") else "off"
+        reported["is_superuser"] = "on" if roles.is_superuser(self.db, session_user) else "off"
         reported["session_authorization"] = self.user
         reported["application_name"] = extra.get("application_name", "")
         for k, v in reported.items():
@@ -388,6 +413,22 @@ class ServerConnection:
         self._out.append(m.b_backend_key_data(self.pid, self.secret))
         self.state = State.READY
         self._ready()
+
+    def _check_startup_settings(self, session_user: str) -> None:
+        """Startup options are SETs: those that change who the session is are checked like
+        ``SET ROLE`` / ``SET SESSION AUTHORIZATION`` (and are otherwise not applied)."""
+        pairs = parse_options(self.startup_params.get("options", ""))
+        pairs += [(k, v) for k, v in self.startup_params.items()
+                  if k.lower() in ("role", "session_authorization")]
+        for key, value in pairs:
+            k = key.lower()
+            if k not in ("role", "session_authorization"):
+                continue
+            if value in (session_user, "none", "") or roles.is_superuser(self.db, session_user):
+                continue
+            if k == "role":
+                raise Fatal("42501", f'permission denied to set role "{value}"')
+            raise Fatal("42501", "permission denied to set session authorization")
 
     def _is_workspace(self, name: str) -> bool:
         try:
@@ -552,7 +593,7 @@ class ServerConnection:
                     return last
         except (errors.FeatureNotSupported, errors.SyntaxError_):
             pass
-        return roles.execute_role_statement(self.db, sql, self.user)
+        return roles.execute_role_statement(self.db, sql, getattr(self.session, "user", self.user))
 
     @staticmethod
     def _tag(result: Result) -> str:

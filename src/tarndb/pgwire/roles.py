@@ -1,10 +1,17 @@
 """Users and roles, kept in the catalog as ``role`` objects.
 
-A role object is ``{"name", "verifier", "superuser", "login", "oid"}`` where ``verifier`` is a
-SCRAM-SHA-256 verifier (see :mod:`.scram`) or None (a role that cannot log in with a password).
+A role object is ``{"name", "verifier", "superuser", "createrole", "login", "oid"}`` where
+``verifier`` is a SCRAM-SHA-256 verifier (see :mod:`.scram`) or None (a role that cannot log in
+with a password).
 
 :func:`execute_role_statement` runs ``CREATE ROLE/USER``, ``ALTER ROLE/USER`` and
 ``DROP ROLE/USER``; the SQL engine (or the wire protocol, when the engine refuses them) calls it.
+
+Privileges follow PostgreSQL: managing roles needs a superuser or a role with CREATEROLE, and
+only a superuser creates, alters or drops superusers or grants SUPERUSER/CREATEROLE-free
+escalation. Sessions made for an API token run as :func:`token_role` (a non-superuser role
+named ``pg_token_<id>``, which no ``CREATE ROLE`` can make since ``pg_`` names are reserved),
+except an unscoped admin token, which runs as the ``postgres`` superuser.
 """
 
 from __future__ import annotations
@@ -15,13 +22,49 @@ import zlib
 from typing import Any
 
 from ..engine.result import Result
-from ..errors import DuplicateObject, InsufficientPrivilege, UndefinedObject
+from ..errors import (
+    DuplicateObject,
+    InsufficientPrivilege,
+    InvalidParameterValue,
+    ReservedName,
+    UndefinedObject,
+)
 from . import scram
 
 KIND = "role"
 SUPERUSER = "postgres"
 #: pg_authid OID of the bootstrap superuser in PostgreSQL.
 SUPERUSER_OID = 10
+#: Sessions of API tokens run as ``pg_token_<token id>`` (``pg_`` names are reserved).
+TOKEN_ROLE_PREFIX = "pg_token_"
+
+
+def token_role(token: Any) -> str:
+    """The role a session authenticated by API ``token`` runs as: the ``postgres`` superuser
+    for an admin token over every workspace, else a non-superuser ``pg_token_<id>``."""
+    if getattr(token, "role", None) == "admin" and getattr(token, "workspaces", ()) is None:
+        return SUPERUSER
+    return TOKEN_ROLE_PREFIX + str(token.id)
+
+
+def is_superuser(db: Any, user: str | None) -> bool:
+    """Whether ``user`` is a superuser role (None: the embedded owner, who is)."""
+    if user is None:
+        return True
+    if user.startswith(TOKEN_ROLE_PREFIX):
+        return False
+    role = get_role(db, user)
+    if role is None:
+        # Embedded use before any server made the role: "postgres" is the owner.
+        return user == SUPERUSER
+    return bool(role.get("superuser"))
+
+
+def has_createrole(db: Any, user: str | None) -> bool:
+    if is_superuser(db, user):
+        return True
+    role = get_role(db, user or "") if user and not user.startswith(TOKEN_ROLE_PREFIX) else None
+    return bool(role and role.get("createrole"))
 
 _ROLE_STMT = re.compile(r"^\s*(create|alter|drop)\s+(role|user)\b", re.IGNORECASE)
 
@@ -52,14 +95,24 @@ def _verifier_for(password: str | None) -> str | None:
     return scram.make_verifier(password)
 
 
+def _check_name(name: str) -> None:
+    if name.lower().startswith("pg_"):
+        raise ReservedName(f'role name "{name}" is reserved',
+                           detail='Role names starting with "pg_" are reserved.')
+    if not name:
+        raise InvalidParameterValue("a role name cannot be empty")
+
+
 def create_role(db: Any, name: str, password: str | None = None, *, superuser: bool = False,
-                login: bool = True, if_not_exists: bool = False) -> dict[str, Any]:
+                login: bool = True, if_not_exists: bool = False,
+                createrole: bool = False) -> dict[str, Any]:
+    _check_name(name)
     if get_role(db, name) is not None:
         if if_not_exists:
             return get_role(db, name) or {}
         raise DuplicateObject(f'role "{name}" already exists')
     obj = {"name": name, "verifier": _verifier_for(password), "superuser": superuser,
-           "login": login, "oid": role_oid(name)}
+           "createrole": createrole, "login": login, "oid": role_oid(name)}
     db.catalog.put_object(KIND, name, obj)
     return obj
 
@@ -128,24 +181,25 @@ def _opts(stmt: Any) -> dict[str, Any]:
     return out
 
 
-def _require_superuser(db: Any, current_user: str | None) -> None:
-    if current_user is None:
-        return  # embedded use: whoever holds the Database is the owner
-    role = get_role(db, current_user)
-    if role is None or not role.get("superuser"):
-        raise InsufficientPrivilege("permission denied to manage roles")
+def _denied(action: str, detail: str) -> InsufficientPrivilege:
+    return InsufficientPrivilege(f"permission denied to {action} role", detail=detail)
 
 
 def create_role_stmt(db: Any, s: Any, current_user: str | None) -> Result:
     """CREATE ROLE/USER from its parse node (postgast ``CreateRoleStmt``)."""
     opts = _opts(s)
-    _require_superuser(db, current_user)
+    if not has_createrole(db, current_user):
+        raise _denied("create", "Only roles with the CREATEROLE attribute may create roles.")
+    if opts.get("superuser") and not is_superuser(db, current_user):
+        raise _denied("create", "Only roles with the SUPERUSER attribute may create roles "
+                      "with the SUPERUSER attribute.")
     from postgast import pg_query_pb2 as pb
 
     # CREATE USER implies LOGIN; CREATE ROLE does not.
     is_user = s.stmt_type == pb.ROLESTMT_USER
     create_role(db, s.role, opts.get("password"), superuser=bool(opts.get("superuser")),
-                login=bool(opts.get("canlogin", is_user)))
+                login=bool(opts.get("canlogin", is_user)),
+                createrole=bool(opts.get("createrole")))
     return Result(command="CREATE ROLE")
 
 
@@ -158,16 +212,32 @@ def alter_role_stmt(db: Any, s: Any, current_user: str | None) -> Result:
                            pb.ROLESPEC_CURRENT_ROLE):
         name = current_user or SUPERUSER
     opts = _opts(s)
-    # Anyone may change their own password; everything else needs a superuser.
-    if name != current_user or set(opts) - {"password"}:
-        _require_superuser(db, current_user)
     obj = get_role(db, name)
+    su = is_superuser(db, current_user)
+    if not su:
+        if obj is not None and obj.get("superuser"):
+            raise _denied("alter", "Only roles with the SUPERUSER attribute may alter roles "
+                          "with the SUPERUSER attribute.")
+        if "superuser" in opts:
+            raise _denied("alter", "Only roles with the SUPERUSER attribute may change the "
+                          "SUPERUSER attribute.")
+        # Anyone may change their own password; everything else needs CREATEROLE.
+        own_password = name == current_user and not set(opts) - {"password"}
+        if not own_password and not has_createrole(db, current_user):
+            raise _denied("alter", "Only roles with the CREATEROLE attribute may alter "
+                          "roles.")
     if obj is None:
         raise UndefinedObject(f'role "{name}" does not exist')
     if "password" in opts:
         obj["verifier"] = _verifier_for(opts["password"])
     if "superuser" in opts:
+        if name == SUPERUSER and not opts["superuser"]:
+            raise InsufficientPrivilege(f'permission denied to alter role "{name}"',
+                                        detail="The bootstrap superuser must have the "
+                                        "SUPERUSER attribute.")
         obj["superuser"] = bool(opts["superuser"])
+    if "createrole" in opts:
+        obj["createrole"] = bool(opts["createrole"])
     if "canlogin" in opts:
         obj["login"] = bool(opts["canlogin"])
     db.catalog.put_object(KIND, name, obj)
@@ -176,19 +246,88 @@ def alter_role_stmt(db: Any, s: Any, current_user: str | None) -> Result:
 
 def drop_role_stmt(db: Any, s: Any, current_user: str | None) -> Result:
     """DROP ROLE/USER from its parse node (``DropRoleStmt``)."""
-    _require_superuser(db, current_user)
+    if not has_createrole(db, current_user):
+        raise _denied("drop", "Only roles with the CREATEROLE attribute and the ADMIN option "
+                      "on the target roles may drop roles.")
+    su = is_superuser(db, current_user)
     for r in s.roles:
         name = r.role_spec.rolename
         if name == current_user:
             raise InsufficientPrivilege("current user cannot be dropped")
+        target = get_role(db, name)
+        if target is not None and target.get("superuser") and not su:
+            raise _denied("drop", "Only roles with the SUPERUSER attribute may drop roles "
+                          "with the SUPERUSER attribute.")
         drop_role(db, name, missing_ok=s.missing_ok)
     return Result(command="DROP ROLE")
+
+
+def grant_stmt(db: Any, s: Any, current_user: str | None) -> Result:
+    """GRANT/REVOKE on tables and schemas (``GrantStmt``): tarndb keeps no per-object ACLs
+    yet, so only a superuser may run them (they change nothing); anyone else gets 42501
+    rather than a GRANT that silently does nothing."""
+    word = "GRANT" if s.is_grant else "REVOKE"
+    if not is_superuser(db, current_user):
+        raise InsufficientPrivilege(f"permission denied to {word.lower()} privileges",
+                                    detail="Only superusers may grant or revoke privileges "
+                                    "in tarndb.")
+    return Result(command=word)
+
+
+def grant_role_stmt(db: Any, s: Any, current_user: str | None) -> Result:
+    """GRANT/REVOKE role membership (``GrantRoleStmt``): not supported; refused with 42501
+    for those who could not grant it anyway."""
+    if not has_createrole(db, current_user):
+        raise InsufficientPrivilege("permission denied to grant role",
+                                    detail="Only roles with the CREATEROLE attribute may "
+                                    "grant roles.")
+    from ..errors import FeatureNotSupported
+
+    raise FeatureNotSupported("role membership (GRANT role TO role) is not supported by "
+                              "tarndb")
+
+
+def set_role(session: Any, node: Any, params: Any) -> Result:  # noqa: ARG001
+    """``SET ROLE``, ``SET SESSION AUTHORIZATION`` and their RESETs (``VariableSetStmt``).
+
+    The session user (the one that logged in) is kept on the session as ``login_user``;
+    ``SET ROLE r`` needs that user to be a superuser or ``r`` itself, ``SET SESSION
+    AUTHORIZATION`` needs a superuser, as in PostgreSQL. A granted switch changes
+    ``session.user`` (what ``current_user`` and the role checks see)."""
+    from postgast import pg_query_pb2 as pb
+
+    db = session.db
+    login = getattr(session, "login_user", None) or session.user
+    setattr(session, "login_user", login)  # noqa: B010 - a plain attribute on the session
+    name = node.name.lower()
+    word = "RESET" if node.kind in (pb.VAR_RESET, pb.VAR_RESET_ALL) else "SET"
+    target: str | None = None
+    if node.kind == pb.VAR_SET_VALUE and node.args:
+        from ..sql import ast
+
+        target = str(ast.const_value(node.args[0]))
+    if target is None or (name == "role" and target.lower() == "none"):
+        session.user = login
+        session.settings[name] = "none" if name == "role" else login
+        return Result(command=word)
+    if name == "session_authorization":
+        if not is_superuser(db, login):
+            raise InsufficientPrivilege("permission denied to set session authorization")
+    elif target != login and not is_superuser(db, login):
+        raise InsufficientPrivilege(f'permission denied to set role "{target}"')
+    if get_role(db, target) is None:
+        raise InvalidParameterValue(f'role "{target}" does not exist')
+    session.user = target
+    session.settings[name] = target
+    return Result(command="SET")
 
 
 _HANDLERS = {
     "create_role_stmt": create_role_stmt,
     "alter_role_stmt": alter_role_stmt,
     "drop_role_stmt": drop_role_stmt,
+    "grant_stmt": grant_stmt,
+    "grant_role_stmt": grant_role_stmt,
 }
 
 
@@ -200,6 +339,7 @@ def install(db: Any) -> None:
         return
     for kind, fn in _HANDLERS.items():
         hooks.setdefault(kind, _hook(fn))
+    hooks.setdefault("set_role", set_role)
 
 
 def _hook(fn: Any) -> Any:

@@ -450,20 +450,27 @@ def _pg_database(db: Any, session: Any) -> pa.Table:
           "C.UTF-8", "C.UTF-8", None, None, None, None)])
 
 
-def _role_rows(db: Any) -> list[tuple[Any, ...]]:
+def _role_rows(db: Any, session: Any = None) -> list[tuple[Any, ...]]:
+    """pg_roles rows. A session of a non-superuser sees only its own role (and so neither
+    the other roles' names nor their SUPERUSER/CREATEROLE flags)."""
     try:
         from ..pgwire import roles as roles_mod
 
         roles = roles_mod.list_roles(db)
         oid_of: Callable[[str], int] = roles_mod.role_oid
+        user = getattr(session, "user", None) if session is not None else None
+        if user is not None and not roles_mod.is_superuser(db, user):
+            own = roles.get(user) or {"superuser": False, "login": True}
+            roles = {user: own}
     except Exception:  # noqa: BLE001 - no role store yet: report the superuser only
         roles, oid_of = {}, (lambda n: SUPERUSER_OID)
-    if "postgres" not in roles:
+    if not roles:
         roles["postgres"] = {"superuser": True, "login": True}
     rows = []
     for name, r in sorted(roles.items()):
         sup = bool(r.get("superuser"))
-        rows.append((int(r.get("oid") or oid_of(name)), name, sup, True, sup, sup,
+        cr = sup or bool(r.get("createrole"))
+        rows.append((int(r.get("oid") or oid_of(name)), name, sup, True, cr, sup,
                      bool(r.get("login", True)), False, -1, "********", None, sup, None))
     return rows
 
@@ -476,12 +483,23 @@ _ROLE_SCHEMA = [("oid", _I64), ("rolname", _S), ("rolsuper", _B), ("rolinherit",
 
 
 def _pg_roles(db: Any, session: Any) -> pa.Table:
-    return _rows(_ROLE_SCHEMA, _role_rows(db))
+    return _rows(_ROLE_SCHEMA, _role_rows(db, session))
+
+
+def _pg_authid(db: Any, session: Any) -> pa.Table:
+    """pg_authid holds password hashes: superusers only, as in PostgreSQL."""
+    from ..pgwire import roles as roles_mod
+
+    if not roles_mod.is_superuser(db, getattr(session, "user", None)):
+        from ..errors import InsufficientPrivilege
+
+        raise InsufficientPrivilege("permission denied for table pg_authid")
+    return _rows(_ROLE_SCHEMA, _role_rows(db, session))
 
 
 def _pg_user(db: Any, session: Any) -> pa.Table:
     rows = [(r[1], r[0], r[5], r[2], r[7], r[11], "********", None, None)
-            for r in _role_rows(db) if r[6]]
+            for r in _role_rows(db, session) if r[6]]
     return _rows([("usename", _S), ("usesysid", _I64), ("usecreatedb", _B), ("usesuper", _B),
                   ("userepl", _B), ("usebypassrls", _B), ("passwd", _S),
                   ("valuntil", pa.timestamp("us", tz="UTC")), ("useconfig", pa.list_(_S))],
@@ -592,7 +610,7 @@ _RELATIONS: dict[str, Callable[[Any, Any], pa.Table]] = {
     "pg_sequence": _pg_sequence,
     "pg_database": _pg_database,
     "pg_roles": _pg_roles,
-    "pg_authid": _pg_roles,
+    "pg_authid": _pg_authid,
     "pg_user": _pg_user,
     "pg_settings": _pg_settings,
     "pg_proc": _pg_proc,
