@@ -87,11 +87,6 @@ class TableChange:
             mask = pc.is_in(self.added.column(RID), value_set=pa.array(rids, pa.int64()))
             self.added = self.added.filter(pc.invert(mask))
         self.removed.update(rids)
-        if self.allowed_workspaces is not None:
-            # deep_memory() and other SQL functions in Python check a scoped session's
-            # workspaces with it (names joined by \x1f).
-            allowed = "\x1f".join(sorted(self.allowed_workspaces)).replace("'", "''")
-            self.cursor.execute(f"SET VARIABLE tarndb_allowed_workspaces = '{allowed}'")
 
 
 class Session:
@@ -108,6 +103,11 @@ class Session:
         self.cursor = db.new_cursor()
         self._workspace = workspace
         self._announce_workspace()
+        if self.allowed_workspaces is not None:
+            # deep_memory() and other SQL functions in Python check a scoped session's
+            # workspaces with it (names joined by \x1f).
+            allowed = "\x1f".join(sorted(self.allowed_workspaces)).replace("'", "''")
+            self.cursor.execute(f"SET VARIABLE tarndb_allowed_workspaces = '{allowed}'")
         self._txn: dict[str, TableChange] | None = None
         self._savepoints: list[tuple[str, dict[str, TableChange]]] = []
         self._failed = False
@@ -476,6 +476,11 @@ class Session:
 
     def _set(self, node: Any) -> Result:
         name = node.name.lower()
+        if name in ("role", "session_authorization"):
+            # SET ROLE / SESSION AUTHORIZATION are privilege checks (pgwire/roles.py).
+            set_role = self.db.statement_hooks.get("set_role")
+            if set_role is not None:
+                return set_role(self, node, [])
         if node.kind in (pb.VAR_RESET, pb.VAR_RESET_ALL):
             if node.kind == pb.VAR_RESET_ALL:
                 self.settings = dict(DEFAULT_SETTINGS)
@@ -527,8 +532,3 @@ def _find_identifier(sql: str, name: str, start: int = 0) -> int | None:
 
     m = re.search(r'(?<![\w"])"?' + re.escape(name) + r'"?(?![\w"])', sql[start:])
     return start + m.start() + 1 if m else None
-        if name in ("role", "session_authorization"):
-            # SET ROLE / SESSION AUTHORIZATION are privilege checks (pgwire/roles.py).
-            set_role = self.db.statement_hooks.get("set_role")
-            if set_role is not None:
-                return set_role(self, node, [])
