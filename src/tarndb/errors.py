@@ -34,13 +34,13 @@ that the wire protocol reports and the HTTP status the REST API answers with::
     ├── SerializationFailure    40001  409   a concurrent commit won
     ├── QueryCanceled           57014  408
     ├── InsufficientPrivilege   42501  403
+    ├── ReservedName            42939  400   role names starting with pg_, reserved workspaces
+    ├── ProgramLimitExceeded    54000  400   nesting or sizes past a limit
     ├── InvalidPassword         28P01  401
     ├── ProtocolViolation       08P01  400
     ├── InvalidRequest          22023  400   HTTP body that is not what the endpoint takes
     ├── NotFound                42704  404   HTTP objects (files, jobs)
     └── InternalError           XX000  500
-    ├── ReservedName            42939  400   role names starting with pg_, reserved workspaces
-    ├── ProgramLimitExceeded    54000  400   nesting or sizes past a limit
 """
 
 from __future__ import annotations
@@ -261,6 +261,18 @@ class InsufficientPrivilege(TarnError):
     code = "insufficient_privilege"
 
 
+class ReservedName(TarnError):
+    sqlstate = "42939"
+    http_status = 400
+    code = "reserved_name"
+
+
+class ProgramLimitExceeded(TarnError):
+    sqlstate = "54000"
+    http_status = 400
+    code = "program_limit_exceeded"
+
+
 class InvalidPassword(TarnError):
     sqlstate = "28P01"
     http_status = 401
@@ -293,15 +305,3 @@ class InternalError(TarnError):
 
 __all__ = [name for name, obj in list(globals().items())
            if isinstance(obj, type) and issubclass(obj, TarnError)]
-class ReservedName(TarnError):
-    sqlstate = "42939"
-    http_status = 400
-    code = "reserved_name"
-
-
-class ProgramLimitExceeded(TarnError):
-    sqlstate = "54000"
-    http_status = 400
-    code = "program_limit_exceeded"
-
-
