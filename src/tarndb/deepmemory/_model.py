@@ -286,7 +286,13 @@ def _train(torch: Any, cfg: AdapterConfig, query_emb: F32,
             ex_w.append(cfg.pseudo_weight)
             positives_of.append({int(d)})
     if not ex_q or not any(w > 0 for w in ex_w):
-        raise InvalidParameterValue("no training pairs with a positive relevance score")
+        n_pseudo = 0 if pseudo_docs is None else len(pseudo_docs)
+        raise InvalidParameterValue(
+            f"no training pairs: the {len(train_q)} training queries have no relevant "
+            f"document with a score above 0 ({n_val} of {n} queries are held out for "
+            f"validation) and {n_pseudo} pseudo-queries were made",
+            hint="give more queries with relevant documents, or pseudo_queries= a text "
+                 "column or 'first_sentence' (the table's text column must be set)")
 
     hard = mine_hard_negatives(all_q, docs_np, positives_of, cfg.mine_depth, rng, miner)
     docs_t = torch.from_numpy(docs_np)

@@ -288,11 +288,12 @@ def _pseudo_texts(mode: str | None, db: Any, info: Any, snap: Snapshot,
     """(document rows, texts) of the pseudo-queries ``mode`` makes (see ``train``)."""
     if mode is None or mode == "none":
         return [], []
+    fallback = False  # empty titles fall back to the document's first sentence ("auto")
     if mode == "auto":
         title = info.column("title")
         if title is not None and title.type.ndim == 0 and title.type.base in ("text",
                                                                                  "varchar"):
-            mode = "title"
+            mode, fallback = "title", snap.texts is not None
         elif text_column:
             mode = "first_sentence"
         else:
@@ -314,6 +315,10 @@ def _pseudo_texts(mode: str | None, db: Any, info: Any, snap: Snapshot,
         by_rid = dict(zip(t.column("__rid").to_pylist(), t.column(mode).to_pylist(),
                           strict=True))
         texts = ["" if by_rid.get(r) is None else str(by_rid[r]) for r in snap.rids.tolist()]
+        if fallback and snap.texts is not None:
+            # BEIR and MS MARCO passage sets have a title column that is empty throughout
+            texts = [t if t.strip() else first_sentence(doc)
+                     for t, doc in zip(texts, snap.texts, strict=True)]
     keep = [i for i, s in enumerate(texts) if s.strip()]
     return keep, [texts[i] for i in keep]
 
@@ -810,9 +815,11 @@ class DeepMemory:
         ``pseudo_queries`` adds one query per document, made from the document itself, so
         that the parts of the corpus no training query is about keep their recall: a text
         column's name (e.g. ``"title"``), ``"first_sentence"`` (of the text column),
-        ``"auto"`` (a ``title`` column if the table has one, else the first sentence of the
-        text column, else none) or ``None``. ``config``: :class:`AdapterConfig` or a dict of
-        its fields. ``token`` is accepted for Deep Lake compatibility and ignored.
+        ``"auto"`` (a ``title`` column if the table has one, with the first sentence of the
+        text column for rows whose title is empty; else the first sentence of the text
+        column; else none) or ``None``. A job left with no training pairs at all fails.
+        ``config``: :class:`AdapterConfig` or a dict of its fields. ``token`` is accepted for
+        Deep Lake compatibility and ignored.
         """
         store = self.store
         snap = store.snapshot()
