@@ -148,3 +148,59 @@ def seed(stack: Stack) -> None:
                       timeout=30)
     assert r.status_code == 201, r.text
     stack.ws2_file = r.json()["id"]
+
+
+# -- a raw Postgres client (exact SQLSTATEs at login, which libpq does not expose) ------------
+
+
+def _read_message(sock: Any) -> tuple[bytes, bytes]:
+    head = _read_exact(sock, 5)
+    n = int.from_bytes(head[1:5], "big")
+    return head[:1], _read_exact(sock, n - 4)
+
+
+def _read_exact(sock: Any, n: int) -> bytes:
+    buf = b""
+    while len(buf) < n:
+        chunk = sock.recv(n - len(buf))
+        if not chunk:
+            raise ConnectionError("server closed the connection")
+        buf += chunk
+    return buf
+
+
+def error_fields(body: bytes) -> dict[str, str]:
+    out = {}
+    for part in body.split(b"\0"):
+        if part:
+            out[chr(part[0])] = part[1:].decode()
+    return out
+
+
+def token_login(stack: Stack, password: str, user: str = "tokenuser",
+                **params: str) -> dict[str, str]:
+    """Log in over TLS with a cleartext password (how tokens log in); returns the
+    ErrorResponse fields, or {} when the login succeeded (ReadyForQuery)."""
+    import ssl
+
+    from tarndb.pgwire import messages as m
+
+    raw = socket.create_connection(("127.0.0.1", stack.pg_port), timeout=30)
+    raw.sendall(m.f_ssl_request())
+    assert raw.recv(1) == b"S"
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    with ctx.wrap_socket(raw) as sock:
+        sock.sendall(m.f_startup({"user": user, "database": "postgres", **params}))
+        while True:
+            kind, body = _read_message(sock)
+            if kind == b"E":
+                return error_fields(body)
+            if kind == b"Z":
+                return {}
+            if kind == b"R" and body[:4] == (3).to_bytes(4, "big"):  # cleartext password
+                data = password.encode() + b"\0"
+                sock.sendall(b"p" + (len(data) + 4).to_bytes(4, "big") + data)
+            elif kind == b"R" and body[:4] == (10).to_bytes(4, "big"):  # SASL: a role
+                return {"C": "SASL", "M": "a SCRAM login was asked for"}
