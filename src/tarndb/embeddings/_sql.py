@@ -18,7 +18,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from ..engine.udf import error_from_message, register_arrow
+from ..engine.udf import error_from_message, memo_put, register_arrow, statement_memo
 from ._base import Embedder
 from ._local import DEFAULT_MODEL, SentenceTransformerEmbedder
 from ._registry import TOKENS_MODEL, default_model_name, get_model
@@ -57,20 +57,32 @@ def multivectors_to_arrow(mats: Sequence[np.ndarray | None]) -> pa.Array:
                                     mask=mask if any(m is None for m in mats) else None)
 
 
-def embed_texts(model: Embedder, texts: Sequence[str | None]) -> pa.Array:
+def embed_texts(model: Embedder, texts: Sequence[str | None],
+                memo: dict[Any, Any] | None = None) -> pa.Array:
     """Embed a batch for a column: NULL text gives a NULL embedding, duplicates are embedded
-    once (generated columns and UPDATEs often repeat values)."""
+    once (generated columns and UPDATEs often repeat values), and so is a text the running
+    statement already embedded with this model (``memo``, see :mod:`tarndb.engine.udf`)."""
+    known: dict[str, Any] = {}
     uniq: dict[str, int] = {}
     for t in texts:
-        if t is not None and t not in uniq:
+        if t is None or t in uniq or t in known:
+            continue
+        hit = None if memo is None else memo.get(("embed", id(model), model.name, t))
+        if hit is not None:
+            known[t] = hit
+        else:
             uniq[t] = len(uniq)
     encoded = model.encode_texts(list(uniq)) if uniq else []
-    picked = [None if t is None else encoded[uniq[t]] for t in texts]
+    for t, i in uniq.items():
+        known[t] = encoded[i]
+        memo_put(memo, ("embed", id(model), model.name, t), encoded[i])
+    picked = [None if t is None else known[t] for t in texts]
     return multivectors_to_arrow(picked) if model.multi else vectors_to_arrow(picked)
 
 
 def embed_column(db: Any, texts: Sequence[str | None], model: str | None = None,
-                 workspace: str | None = None, multi: bool = False) -> pa.Array:
+                 workspace: str | None = None, multi: bool = False,
+                 memo: dict[Any, Any] | None = None) -> pa.Array:
     """What the engine calls to fill ``GENERATED ALWAYS AS (embed(col)) STORED``: one Arrow
     array of ``FLOAT4[]`` (``FLOAT4[][]`` when ``multi``) for a batch of texts."""
     name = model or default_model_name(db, workspace)
@@ -84,16 +96,18 @@ def embed_column(db: Any, texts: Sequence[str | None], model: str | None = None,
         raise InvalidParameterValue(
             f"embedding model {m.name!r} is {'multi' if m.multi else 'single'}-vector; use "
             f"{'embed_multi' if m.multi else 'embed'}()")
-    return embed_texts(m, texts)
+    return embed_texts(m, texts, memo)
 
 
 def _group_calls(db: Any, names: pa.Array, texts: pa.Array, by_workspace: bool,
-                 multi: bool) -> pa.Array:
+                 multi: bool, conn_ids: pa.Array | None = None) -> pa.Array:
     name_list = names.to_pylist()
     text_list = texts.to_pylist()
+    memo = statement_memo(conn_ids[0].as_py() if conn_ids is not None and len(conn_ids)
+                          else None)
     if len(set(name_list)) == 1:
         ws, model = (name_list[0], None) if by_workspace else (None, name_list[0])
-        return embed_column(db, text_list, model=model, workspace=ws, multi=multi)
+        return embed_column(db, text_list, model=model, workspace=ws, multi=multi, memo=memo)
     # Rows naming different models: embed each group, then put rows back in order.
     out: list[Any] = [None] * len(text_list)
     groups: dict[Any, list[int]] = {}
@@ -102,7 +116,7 @@ def _group_calls(db: Any, names: pa.Array, texts: pa.Array, by_workspace: bool,
     for n, idx in groups.items():
         ws, model = (n, None) if by_workspace else (None, n)
         arr = embed_column(db, [text_list[i] for i in idx], model=model, workspace=ws,
-                           multi=multi).to_pylist()
+                           multi=multi, memo=memo).to_pylist()
         for i, v in zip(idx, arr, strict=True):
             out[i] = v
     return pa.array(out, MULTI_VECTOR if multi else VECTOR)
@@ -123,15 +137,15 @@ def _register_udfs(db: Any) -> None:
     with _registered_lock:
         if db in _registered:
             return
-        from duckdb.sqltypes import FLOAT, VARCHAR
+        from duckdb.sqltypes import FLOAT, UBIGINT, VARCHAR
 
         vec_t = duckdb.list_type(FLOAT)
         multi_t = duckdb.list_type(vec_t)
         conn = db.duckdb  # the connection every session cursor is made from
 
         def make(by_workspace: bool, multi: bool) -> Any:
-            def fn(names: pa.Array, texts: pa.Array) -> pa.Array:
-                return _group_calls(db, names, texts, by_workspace, multi)
+            def fn(names: pa.Array, texts: pa.Array, conn_ids: pa.Array) -> pa.Array:
+                return _group_calls(db, names, texts, by_workspace, multi, conn_ids)
             return fn
 
         for fname, by_ws, multi, rtype in (
@@ -140,17 +154,21 @@ def _register_udfs(db: Any) -> None:
                 ("__tarndb_embed_multi_ws", True, True, multi_t),
                 ("__tarndb_embed_multi_model", False, True, multi_t)):
             # Nulls reach the function: a NULL workspace means "the lake default".
-            register_arrow(conn, fname, make(by_ws, multi), [VARCHAR, VARCHAR], rtype)
+            register_arrow(conn, fname, make(by_ws, multi), [VARCHAR, VARCHAR, UBIGINT],
+                           rtype)
         # Macros in the shared catalog, not TEMP ones per cursor (that cost ~0.7 ms on every
         # session start): getvariable() is read from the calling cursor, so each session
         # still embeds with its own workspace's model.
+        # The calling connection's id keys the statement's memo (one model run per distinct
+        # call in a statement; see tarndb.engine.udf).
         ws = f"getvariable('{WORKSPACE_VARIABLE}')"
+        cid = "current_connection_id()"
         conn.execute(
-            f"CREATE OR REPLACE MACRO embed(t) AS __tarndb_embed_ws({ws}, t), "
-            "(m, t) AS __tarndb_embed_model(m, t)")
+            f"CREATE OR REPLACE MACRO embed(t) AS __tarndb_embed_ws({ws}, t, {cid}), "
+            f"(m, t) AS __tarndb_embed_model(m, t, {cid})")
         conn.execute(
-            f"CREATE OR REPLACE MACRO embed_multi(t) AS __tarndb_embed_multi_ws({ws}, t), "
-            "(m, t) AS __tarndb_embed_multi_model(m, t)")
+            f"CREATE OR REPLACE MACRO embed_multi(t) AS __tarndb_embed_multi_ws({ws}, t, {cid}), "
+            f"(m, t) AS __tarndb_embed_multi_model(m, t, {cid})")
         _registered.add(db)
 
 

@@ -20,7 +20,7 @@ from ..sql.literals import lift_arrays
 from ..sql.rewrite import casts, ranking, similarity
 from ..sql.rewrite import params as param_rule
 from ..storage.tables import RID
-from . import ddl, dml, lookup, planner, versions
+from . import ddl, dml, lookup, planner, udf, versions
 from .catalog import TableInfo
 from .duck_errors import translate
 from .result import Column, Result
@@ -270,6 +270,7 @@ class Session:
             raise err from exc
         finally:
             self._running.clear()
+            udf.end_statement(self.cursor)  # embed() results are memoised per statement
 
     def insert_arrow(self, table: str, data: pa.Table, columns: list[str] | None = None
                      ) -> Result:
