@@ -44,7 +44,8 @@ def banner(lake_uri: str, cfg: Settings, org: Any, token: str | None) -> str:
         f"tarndb {__version__}: lake {lake_uri}",
         f"        Postgres  postgresql://postgres@{cfg.host}:{cfg.pg_port}/postgres"
         "?sslmode=require",
-        f"        HTTP API  http://{cfg.host}:{cfg.http_port}/  (web UI at /)",
+        f"        HTTP API  {'https' if cfg.http_tls else 'http'}://{cfg.host}:"
+        f"{cfg.http_port}/  (web UI at /)",
         f"        org       {org.name}  (id {org.id}; X-Activeloop-Org-Id takes either)",
     ]
     if token:
@@ -70,8 +71,20 @@ async def _serve(db: Any, cfg: Settings) -> None:
 
     token = bootstrap_admin_token(db, api_settings(cfg))
     app = build_http_app(db, cfg)
+    tls: dict[str, Any] = {}
+    if cfg.http_tls:
+        # HTTPS with the Postgres port's certificate (the generated one when none is given).
+        cert, key = cfg.tls_cert, cfg.tls_key
+        if not cert or not key:
+            from pathlib import Path
+
+            from .pgwire.server import _default_data_dir, ensure_certificate
+
+            base = Path(cfg.data) if "://" not in str(cfg.data) else _default_data_dir(db)
+            cert, key = ensure_certificate(base / "tls")
+        tls = {"ssl_certfile": cert, "ssl_keyfile": key}
     config = uvicorn.Config(app, host=cfg.host, port=cfg.http_port, log_level=cfg.log_level,
-                            lifespan="off")
+                            lifespan="off", **tls)
     http = uvicorn.Server(config)
     # Signals stop both servers together (below), not uvicorn alone.
     setattr(http, "install_signal_handlers", lambda: None)  # noqa: B010
@@ -83,9 +96,15 @@ async def _serve(db: Any, cfg: Settings) -> None:
         except (NotImplementedError, RuntimeError):
             pass
     data_dir = cfg.data if "://" not in str(cfg.data) else None
-    pg = asyncio.create_task(serve_pg(db, cfg.host, cfg.pg_port, tls_cert=cfg.tls_cert,
-                                      tls_key=cfg.tls_key, password=cfg.password,
-                                      data_dir=data_dir, max_connections=cfg.max_connections))
+    from .embeddings._registry import allow_openai_in_sql
+
+    allow_openai_in_sql(cfg.openai_models)
+    pg = asyncio.create_task(serve_pg(
+        db, cfg.host, cfg.pg_port, tls_cert=cfg.tls_cert, tls_key=cfg.tls_key,
+        password=cfg.password, data_dir=data_dir, max_connections=cfg.max_connections,
+        require_tls=cfg.require_tls, authentication_timeout=cfg.authentication_timeout,
+        superuser_reserved_connections=cfg.superuser_reserved_connections,
+        max_pending_logins=cfg.max_pending_logins, auth_failure_delay=cfg.auth_failure_delay))
     web = asyncio.create_task(http.serve())
     org = ensure_org(db.catalog, cfg.org)
     print(banner(db.lake.uri, cfg, org, token), flush=True)

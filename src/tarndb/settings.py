@@ -54,6 +54,21 @@ SETTINGS: list[Setting] = [
     Setting("tls_cert", None, "TLS certificate (PEM) for the Postgres port; a self-signed "
             "one is generated into the data directory when unset."),
     Setting("tls_key", None, "TLS private key (PEM) matching --tls-cert."),
+    Setting("require_tls", False, "Refuse Postgres connections that did not negotiate TLS "
+            "(like hostssl in pg_hba.conf): clients must connect with sslmode=require.", bool),
+    Setting("http_tls", False, "Serve the HTTP API and web UI over HTTPS, with the Postgres "
+            "port's certificate (--tls-cert/--tls-key, or the generated one).", bool),
+    Setting("authentication_timeout", 60.0, "Seconds a Postgres client has, in all, to "
+            "finish startup and authentication before it is disconnected.", float),
+    Setting("superuser_reserved_connections", 3, "Postgres connection slots (of "
+            "--max-connections) kept for superusers.", int),
+    Setting("max_pending_logins", 128, "Postgres connections still logging in at once; past "
+            "this the oldest of them is hung up, so idle sockets cannot lock users out.", int),
+    Setting("auth_failure_delay", 0.5, "Seconds before a failed Postgres login is answered, "
+            "doubled for each further failure from the same address (at most 10 s).", float),
+    Setting("openai_models", False, "Let SQL name openai:MODEL embedding models (outbound "
+            "calls with the server's OPENAI_API_KEY); registered models are always allowed.",
+            bool),
     Setting("workspace", "public", "Default workspace (schema) for unqualified names.",
             commands=("serve", "sql", "trainset")),
     Setting("version_retention", None, "Drop untagged table versions older than this "

@@ -93,9 +93,11 @@ class Stack:
 
 def start_stack(lake: Path, extra_env: dict[str, str] | None = None) -> Stack:
     pg_port, http_port = free_port(), free_port()
+    # Failed logins are throttled; the shared server answers them at once (test_limits.py
+    # checks the throttling on a server of its own).
     env = {**os.environ, "TARNDB_PASSWORD": PASSWORD, "TARNDB_TOKEN": ADMIN_TOKEN,
            "TARNDB_ORG": ORG, "TARNDB_DEMO": "false", "HF_HUB_OFFLINE": "1",
-           **(extra_env or {})}
+           "TARNDB_AUTH_FAILURE_DELAY": "0", **(extra_env or {})}
     log = open(lake.parent / f"serve-{pg_port}.log", "wb")  # noqa: SIM115 - read on failure
     proc = subprocess.Popen(
         [sys.executable, "-m", "tarndb.cli", "serve", "--data", str(lake), "--host",

@@ -10,6 +10,12 @@ Names, in the order they are tried:
 - prefixed: ``st:/path/to/model`` (any sentence-transformers directory; a bare directory path
   works too), ``tokens:/path`` (its token-level variant), ``openai:MODEL`` (OpenAI-compatible
   API from ``OPENAI_BASE_URL`` / ``OPENAI_API_KEY``), ``colqwen2:PATH`` and ``colpali:PATH``.
+
+SQL (``embed(text, 'model')`` from any client) resolves only the operator's names: those
+registered in the process or on the lake, the built-ins and the configured defaults. Paths
+and prefixed names (``st:``, ``tokens:``, ``colpali:``, ``colqwen2:``, a directory) are refused
+with 42501 without being looked at, and ``openai:MODEL`` (outbound calls with the server's
+key) only where the operator enabled it (``--openai-models``, :func:`allow_openai_in_sql`).
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ..errors import InsufficientPrivilege
 from ._base import Embedder, UnknownModel
 from ._local import DEFAULT_MODEL, SentenceTransformerEmbedder, TokenEmbedder, packaged_minilm_path
 
@@ -35,6 +42,11 @@ MODEL_KIND = "embedding_model"
 DEFAULT_KIND = "embedding_default"
 #: the process-wide default when neither the workspace nor the lake names one
 DEFAULT_ENV = "TARNDB_EMBEDDING_MODEL"
+
+#: Whether SQL may name ``openai:MODEL`` ad hoc (the server's API key, outbound calls).
+_openai_in_sql = os.environ.get("TARNDB_OPENAI_MODELS", "").strip().lower() in (
+    "1", "true", "yes", "on")
+_PATH_PREFIXES = ("st", "sentence-transformers", "tokens", "colqwen2", "colpali")
 
 _factories: dict[str, Callable[[], Embedder]] = {}
 _loaded: dict[str, Embedder] = {}
@@ -147,10 +159,51 @@ def canonical_name(name: str) -> str:
     return _ALIASES.get(name.lower(), name)
 
 
-def get_model(name: str | None = None, db: Any = None, workspace: str | None = None
-              ) -> Embedder:
-    """The loaded model called ``name`` (the workspace's default when ``None``)."""
+def allow_openai_in_sql(enabled: bool) -> None:
+    """Let SQL name ``openai:MODEL`` models (the operator's ``--openai-models`` setting)."""
+    global _openai_in_sql
+    _openai_in_sql = bool(enabled)
+
+
+def _looks_like_path(name: str) -> bool:
+    return name.startswith(("/", "./", "../", "~", ".")) or os.sep in name or "\\" in name
+
+
+def check_sql_name(name: str, db: Any = None, workspace: str | None = None) -> None:
+    """Refuse (42501) a model name that SQL may not use: anything that is not the operator's
+    (see the module docstring). Nothing is looked up on disk and the name is not echoed."""
+    if name.lower() in _ALIASES or name in (DEFAULT_MODEL, TOKENS_MODEL):
+        return
+    with _guard:
+        if name in _factories:
+            return
+    if db is not None and db.catalog.get_object(MODEL_KIND, name) is not None:
+        return
+    if name == default_model_name(db, workspace):
+        return  # the operator's configured default
+    prefix, sep, _ = name.partition(":")
+    if sep and prefix.lower() == "openai":
+        if _openai_in_sql:
+            return
+        raise InsufficientPrivilege(
+            "permission denied to use openai: embedding models in SQL",
+            hint="the operator enables them with --openai-models (TARNDB_OPENAI_MODELS) or "
+                 "registers a model by name (tarndb.embeddings.register_model)")
+    if (sep and prefix.lower() in _PATH_PREFIXES) or _looks_like_path(name):
+        raise InsufficientPrivilege(
+            "permission denied to load an embedding model from a path in SQL",
+            hint="the operator registers models by name (tarndb.embeddings.register_model) "
+                 "and SQL names them")
+
+
+def get_model(name: str | None = None, db: Any = None, workspace: str | None = None, *,
+              sql: bool = False) -> Embedder:
+    """The loaded model called ``name`` (the workspace's default when ``None``). With
+    ``sql`` (a name that came from a SQL statement) only the operator's names resolve
+    (:func:`check_sql_name`)."""
     name = name or default_model_name(db, workspace)
+    if sql:
+        check_sql_name(name, db, workspace)
     key = canonical_name(name)
     with _guard:
         hit = _loaded.get(key)
@@ -169,10 +222,11 @@ def get_model(name: str | None = None, db: Any = None, workspace: str | None = N
     if factory is None:
         factory = _builtin(name)
     if factory is None:
+        shown = name if len(name) <= 64 else name[:61] + "..."
         raise UnknownModel(
-            f"unknown embedding model {name!r}: register it (tarndb.embeddings.register_model)"
-            f" or use {DEFAULT_MODEL}, {TOKENS_MODEL}, st:/path, tokens:/path, openai:MODEL, "
-            "colqwen2:PATH or colpali:PATH")
+            f"unknown embedding model {shown!r}: register it (tarndb.embeddings."
+            f"register_model) or use {DEFAULT_MODEL}, {TOKENS_MODEL}, st:/path, tokens:/path, "
+            "openai:MODEL, colqwen2:PATH or colpali:PATH")
     with _guard:
         lock = _load_locks.setdefault(key, threading.Lock())
     # Loading takes seconds; one thread loads while the others wait for the same object.

@@ -86,7 +86,7 @@ def embed_column(db: Any, texts: Sequence[str | None], model: str | None = None,
     """What the engine calls to fill ``GENERATED ALWAYS AS (embed(col)) STORED``: one Arrow
     array of ``FLOAT4[]`` (``FLOAT4[][]`` when ``multi``) for a batch of texts."""
     name = model or default_model_name(db, workspace)
-    m = get_model(name, db=db, workspace=workspace)
+    m = get_model(name, db=db, workspace=workspace, sql=True)  # only the operator's models
     if multi and isinstance(m, SentenceTransformerEmbedder):
         # embed_multi() with a sentence model: its token-level variant (same weights).
         m = get_model(TOKENS_MODEL if m.name == DEFAULT_MODEL else f"tokens:{m.path}")

@@ -37,7 +37,7 @@ from ..engine.result import Column, Result
 from ..engine.types import ColumnType
 from . import codecs, copy, intercept, roles
 from . import messages as m
-from .scram import MECHANISM, ScramServer
+from .scram import MECHANISM, ScramServer, mock_salt
 
 SERVER_VERSION = "16.4"
 SERVER_VERSION_NUM = "160004"
@@ -110,6 +110,11 @@ class Portal:
     columns: list[Column] | None = None
 
 
+#: Largest message before authentication completes (PostgreSQL allows SASL and password
+#: messages of up to 64 KB; the startup packet itself is limited to 10,000 bytes).
+PRE_AUTH_MAX_MESSAGE = 65536
+
+
 @dataclass
 class ServerConfig:
     """What the connection needs to know about the server it runs in."""
@@ -127,6 +132,9 @@ class ServerConfig:
     #: The :class:`tarndb.api.tokens.TokenStore` that checks tokens (made at the first token
     #: login when None; the connections of a server share it and its cache).
     tokens: Any = None
+    #: Called once a client has authenticated, with the connection and whether its role is a
+    #: superuser: None lets it in, (SQLSTATE, message) turns it away (connection limits).
+    admit: Any = None
 
 
 @dataclass
@@ -149,7 +157,11 @@ class ServerConnection:
         self.pid = pid
         self.secret = secret
         self.state = State.STARTUP
-        self.reader = m.FrameReader(self.config.max_message)
+        # Until the login completes, a message may be at most PRE_AUTH_MAX_MESSAGE bytes: a
+        # client without credentials cannot make the server buffer more.
+        self.reader = m.FrameReader(min(PRE_AUTH_MAX_MESSAGE, self.config.max_message))
+        #: Set when a password (or token) was wrong: the server throttles what follows.
+        self.auth_failed = False
         self.is_tls = is_tls
         #: Set when an SSLRequest was answered with 'S': the caller must start TLS now.
         self.wants_tls = False
@@ -276,7 +288,8 @@ class ServerConnection:
         verifier = None
         if role is not None and role.get("login", True):
             verifier = role.get("verifier")
-        self._scram = ScramServer(verifier)
+        salt = None if verifier else mock_salt(roles.mock_auth_key(self.db), user)
+        self._scram = ScramServer(verifier, mock_salt=salt)
         self._out.append(m.b_auth_sasl([MECHANISM]))
         self.state = State.AUTH_SASL_INITIAL
 
@@ -294,6 +307,7 @@ class ServerConnection:
         except UnicodeDecodeError:
             found = None
         if found is None:
+            self.auth_failed = True
             raise Fatal("28P01", f'password authentication failed for user "{self.user}"')
         self.token = found
         self._out.append(m.b_auth_ok())
@@ -318,6 +332,7 @@ class ServerConnection:
                 return
             final = self._scram.final(msg.data)
         except errors.InvalidPassword:
+            self.auth_failed = True
             hint = None
             if self.config.token_auth and not self.is_tls and roles.get_role(
                     self.db, self.user) is None:
@@ -372,6 +387,11 @@ class ServerConnection:
         if workspace is not None and allowed is not None and workspace not in allowed:
             raise Fatal("42501", f'permission denied for schema "{workspace}"')
         self._check_startup_settings(session_user)
+        if self.config.admit is not None:
+            refused = self.config.admit(self, roles.is_superuser(self.db, session_user))
+            if refused is not None:
+                raise Fatal(*refused)
+        self.reader.max_message = self.config.max_message
         try:
             # Creating a session installs DuckDB macros on a new cursor; concurrent installs
             # conflict in DuckDB's catalog, so sessions are created one at a time.

@@ -16,8 +16,10 @@ except an unscoped admin token, which runs as the ``postgres`` superuser.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import secrets
+import weakref
 import zlib
 from typing import Any
 
@@ -154,6 +156,26 @@ def ensure_superuser(db: Any, password: str | None = None) -> str | None:
         if not v or not scram.check_password(v, password):
             set_password(db, SUPERUSER, password)
     return None
+
+
+_mock_keys: weakref.WeakKeyDictionary[Any, bytes] = weakref.WeakKeyDictionary()
+
+
+def mock_auth_key(db: Any) -> bytes:
+    """A random secret kept on the lake (so every server over it, and every restart, shows
+    an unknown user name the same SCRAM salt; see :func:`.scram.mock_salt`)."""
+    try:
+        return _mock_keys[db]
+    except (KeyError, TypeError):
+        pass
+    obj = db.catalog.get_object("secret", "mock_auth")
+    if obj is None:
+        db.catalog.put_object("secret", "mock_auth", {"key": secrets.token_hex(32)})
+        obj = db.catalog.get_object("secret", "mock_auth") or {}
+    key = bytes.fromhex(str(obj["key"]))
+    with contextlib.suppress(TypeError):
+        _mock_keys[db] = key
+    return key
 
 
 def is_role_statement(sql: str) -> bool:

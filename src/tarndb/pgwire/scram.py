@@ -100,9 +100,12 @@ class ScramServer:
     against a random verifier and fails at the end, so a client cannot tell unknown roles from
     wrong passwords (what PostgreSQL does)."""
 
-    def __init__(self, verifier: str | None) -> None:
+    def __init__(self, verifier: str | None, *, mock_salt: bytes | None = None) -> None:
         if verifier is None:
-            self._v = Verifier(DEFAULT_ITERATIONS, secrets.token_bytes(16),
+            # The same salt for the same unknown name every time (PostgreSQL's
+            # scram_mock_salt): a salt that changed per attempt would tell the roles apart.
+            salt = mock_salt if mock_salt is not None else secrets.token_bytes(16)
+            self._v = Verifier(DEFAULT_ITERATIONS, salt,
                                secrets.token_bytes(32), secrets.token_bytes(32))
             self._doomed = True
         else:
@@ -199,3 +202,8 @@ class ScramClient:
     def verify(self, server_final: bytes) -> bool:
         expected = _hmac(_hmac(self._salted, b"Server Key"), self._auth_message)
         return server_final.decode() == f"v={_b64(expected)}"
+
+
+def mock_salt(key: bytes, user: str) -> bytes:
+    """The salt shown to ``user`` when it has no verifier: stable for a server's ``key``."""
+    return hmac.new(key, user.encode("utf-8"), hashlib.sha256).digest()[:16]

@@ -35,7 +35,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from . import messages as m
 from . import roles
 from .hangup import HangupWatcher
 from .protocol import ServerConfig, ServerConnection, State
@@ -46,13 +45,23 @@ log = logging.getLogger("tarndb.pgwire")
 READ_CHUNK = 256 * 1024
 # During COPY FROM STDIN, bytes already received are handed to the core in pieces this big.
 COPY_GATHER = 1024 * 1024
-#: A client has this long to finish startup and authentication.
+#: A client has this long, in all, to finish startup and authentication (PostgreSQL's
+#: authentication_timeout); then it is disconnected.
 STARTUP_TIMEOUT_S = 60.0
-#: Connections served at once; the next one gets SQLSTATE 53300, as from Postgres.
+#: Logged-in connections served at once; the next one gets SQLSTATE 53300, as from Postgres.
 DEFAULT_MAX_CONNECTIONS = 500
-# Connections past the limit still get a thread that negotiates TLS and says why they are
-# turned away, up to this many at once; beyond that they are closed with a plaintext error.
-REFUSING_SLACK = 32
+#: Of those, the last few are kept for superusers (PostgreSQL's
+#: superuser_reserved_connections).
+DEFAULT_SUPERUSER_RESERVED = 3
+#: Connections that have not finished logging in, at most; when a new one arrives past this,
+#: the oldest of them is hung up, so idle sockets can never lock real users out.
+DEFAULT_MAX_PENDING_LOGINS = 128
+#: A failed login is answered after this delay, doubled for each further failure from the
+#: same address within FAILURE_WINDOW_S (at most MAX_FAILURE_DELAY_S): password guessing slows
+#: down, a mistyped password costs a moment.
+DEFAULT_AUTH_FAILURE_DELAY_S = 0.5
+MAX_FAILURE_DELAY_S = 10.0
+FAILURE_WINDOW_S = 300.0
 #: Largest single message a client may send (a 40k-float literal is ~400 KB).
 DEFAULT_MAX_MESSAGE = 256 * 1024 * 1024
 
@@ -121,12 +130,24 @@ class PgServer:
                  password: str | None = None, data_dir: str | os.PathLike[str] | None = None,
                  tls: bool = True, require_tls: bool = False,
                  max_connections: int = DEFAULT_MAX_CONNECTIONS,
-                 max_message: int = DEFAULT_MAX_MESSAGE) -> None:
+                 max_message: int = DEFAULT_MAX_MESSAGE,
+                 authentication_timeout: float = STARTUP_TIMEOUT_S,
+                 superuser_reserved_connections: int = DEFAULT_SUPERUSER_RESERVED,
+                 max_pending_logins: int = DEFAULT_MAX_PENDING_LOGINS,
+                 auth_failure_delay: float = DEFAULT_AUTH_FAILURE_DELAY_S) -> None:
         self.db = db
         self.host = host
         self.port = port
         self.password = password
         self.max_connections = max_connections
+        self.authentication_timeout = authentication_timeout
+        self.superuser_reserved_connections = superuser_reserved_connections
+        self.max_pending_logins = max(1, max_pending_logins)
+        self.auth_failure_delay = auth_failure_delay
+        #: Recent failed logins by client address: (count, time of the last).
+        self._failures: dict[str, tuple[int, float]] = {}
+        if require_tls and not tls:
+            raise ValueError("require_tls needs TLS (a certificate)")
         self.ssl_context: ssl.SSLContext | None = None
         if tls:
             if (tls_cert is None) != (tls_key is None):
@@ -136,7 +157,8 @@ class PgServer:
                 tls_cert, tls_key = ensure_certificate(base / "tls")
             self.ssl_context = make_ssl_context(tls_cert, tls_key)
         self.config = ServerConfig(tls_available=self.ssl_context is not None,
-                                   require_tls=require_tls, max_message=max_message)
+                                   require_tls=require_tls, max_message=max_message,
+                                   admit=self._admit)
         self._hangups: HangupWatcher | None = None
         self._listener: socket.socket | None = None
         self._acceptor: threading.Thread | None = None
@@ -145,6 +167,8 @@ class PgServer:
         self._conns: dict[int, ServerConnection] = {}
         #: Every client socket being served, by its thread (shutdown hangs them all up).
         self._clients: dict[threading.Thread, socket.socket] = {}
+        #: Sockets still logging in, oldest first (dicts keep insertion order).
+        self._pending: dict[threading.Thread, socket.socket] = {}
         self._stopping = threading.Event()
         #: The password generated at first start (printed once by serve_pg), else None.
         self.generated_password: str | None = None
@@ -222,16 +246,21 @@ class PgServer:
                 log.warning("accept failed: %s", e)  # out of file descriptors, most likely
                 time.sleep(0.05)
                 continue
-            with self._lock:
-                n = len(self._clients)
-            if n >= self.max_connections + REFUSING_SLACK:
-                _refuse(sock)  # at once, without TLS: too many even to turn away politely
-                continue
-            t = threading.Thread(target=self._serve_client,
-                                 args=(sock, n >= self.max_connections),
+            t = threading.Thread(target=self._serve_client, args=(sock,),
                                  name="tarndb-pg-conn", daemon=True)
+            evict: socket.socket | None = None
             with self._lock:
+                if len(self._pending) >= self.max_pending_logins:
+                    # Hang up the oldest connection still logging in: a flood of idle
+                    # sockets then only ever holds max_pending_logins threads, and a real
+                    # client (the newest) gets its turn.
+                    oldest = next(iter(self._pending))
+                    evict = self._pending.pop(oldest)
                 self._clients[t] = sock
+                self._pending[t] = sock
+            if evict is not None:
+                with contextlib.suppress(OSError):
+                    evict.shutdown(socket.SHUT_RDWR)
             t.start()
 
     def _new_key(self) -> tuple[int, int]:
@@ -243,12 +272,38 @@ class PgServer:
 
     # -- one client ----------------------------------------------------------------------------
 
-    def _serve_client(self, sock: socket.socket, over_limit: bool = False) -> None:
+    def _admit(self, conn: ServerConnection, superuser: bool) -> tuple[str, str] | None:
+        """Called by the protocol core once a client has authenticated, before its session
+        starts: counts it in, or says why not (PostgreSQL's wording)."""
+        with self._lock:
+            n = len(self._conns)
+            if n >= self.max_connections:
+                return ("53300", "sorry, too many clients already")
+            reserved = min(self.superuser_reserved_connections, self.max_connections - 1)
+            if not superuser and n >= self.max_connections - reserved:
+                return ("53300", "remaining connection slots are reserved for roles with the "
+                        "SUPERUSER attribute")
+            # Counted (and reachable by CancelRequest) before the client learns it is in.
+            self._conns[conn.pid] = conn
+            self._pending.pop(threading.current_thread(), None)
+        return None
+
+    def _login_failed(self, peer: str) -> float:
+        """Record a failed login from ``peer``; returns how long to wait before saying so."""
+        now = time.monotonic()
+        with self._lock:
+            count, last = self._failures.get(peer, (0, 0.0))
+            count = count + 1 if now - last < FAILURE_WINDOW_S else 1
+            self._failures[peer] = (count, now)
+            if len(self._failures) > 10000:  # forget the oldest addresses
+                for key in sorted(self._failures, key=lambda k: self._failures[k][1])[:5000]:
+                    del self._failures[key]
+        return min(self.auth_failure_delay * 2 ** (count - 1), MAX_FAILURE_DELAY_S)
+
+    def _serve_client(self, sock: socket.socket) -> None:
         me = threading.current_thread()
         pid, secret = self._new_key()
         conn = ServerConnection(self.db, self.config, pid=pid, secret=secret)
-        if over_limit:
-            conn.refuse_with = ("53300", "sorry, too many clients already")
         try:
             self._converse(conn, sock)
         except (OSError, ssl.SSLError):
@@ -258,6 +313,7 @@ class PgServer:
         finally:
             with self._lock:
                 self._conns.pop(pid, None)
+                self._pending.pop(me, None)
                 sock = self._clients.pop(me, sock)
             if not conn.closed:
                 conn.connection_lost()
@@ -267,7 +323,6 @@ class PgServer:
         """Startup and login, then the session, watched for a hang-up while it lasts."""
         with contextlib.suppress(OSError):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        sock.settimeout(STARTUP_TIMEOUT_S)
         sock = self._exchange(conn, sock, logged_in=False)
         if conn.closed or conn.session is None:
             return
@@ -279,8 +334,14 @@ class PgServer:
     def _exchange(self, conn: ServerConnection, sock: socket.socket, *,
                   logged_in: bool) -> socket.socket:
         """Read, answer, repeat: until the connection ends or, before login, until the
-        session starts. Returns the socket (TLS-wrapped if the client asked for it)."""
+        session starts. Returns the socket (TLS-wrapped if the client asked for it).
+
+        Before login the whole of startup and authentication must finish within
+        ``authentication_timeout`` (a socket timeout ends it, as an OSError)."""
+        deadline = time.monotonic() + self.authentication_timeout
         while not conn.closed:
+            if not logged_in:
+                sock.settimeout(max(0.001, deadline - time.monotonic()))
             data: bytes | bytearray = sock.recv(READ_CHUNK)
             if not data:
                 conn.connection_lost()
@@ -288,10 +349,8 @@ class PgServer:
             if conn.state is State.COPY_IN:
                 data = _gather(sock, data)
             out = conn.receive_data(data)
-            if not logged_in and conn.session is not None:
-                # Counted (and reachable by CancelRequest) before the client learns it is in.
-                with self._lock:
-                    self._conns[conn.pid] = conn
+            if not logged_in and conn.auth_failed and self.auth_failure_delay > 0:
+                time.sleep(self._login_failed(_peer(sock)))
             if out:
                 sock.sendall(out)
             if logged_in:
@@ -363,15 +422,11 @@ def _close(sock: socket.socket) -> None:
         sock.close()
 
 
-def _refuse(sock: socket.socket) -> None:
-    """Tell a client over the connection limit why, without a thread for it."""
+def _peer(sock: socket.socket) -> str:
     try:
-        sock.settimeout(1.0)
-        sock.sendall(m.b_error("53300", "sorry, too many clients already", severity="FATAL"))
-    except OSError:
-        pass
-    finally:
-        sock.close()
+        return str(sock.getpeername()[0])
+    except (OSError, IndexError):
+        return ""
 
 
 def _cancel_quietly(conn: ServerConnection) -> None:
@@ -400,11 +455,14 @@ async def serve_pg(db: Any, host: str = "127.0.0.1", port: int = 5433, *,
                    data_dir: str | os.PathLike[str] | None = None,
                    require_tls: bool = False,
                    max_connections: int = DEFAULT_MAX_CONNECTIONS,
-                   on_ready: Callable[[PgServer], None] | None = None) -> None:
-    """Run the Postgres protocol server until cancelled (what ``tarndb serve`` awaits)."""
+                   on_ready: Callable[[PgServer], None] | None = None,
+                   **limits: Any) -> None:
+    """Run the Postgres protocol server until cancelled (what ``tarndb serve`` awaits).
+    ``limits`` are PgServer's (authentication_timeout, superuser_reserved_connections,
+    max_pending_logins, auth_failure_delay)."""
     server = PgServer(db, host, port, tls_cert=tls_cert, tls_key=tls_key, password=password,
                       data_dir=data_dir, require_tls=require_tls,
-                      max_connections=max_connections)
+                      max_connections=max_connections, **limits)
     await server.start()
     if server.generated_password is not None:
         print(f"tarndb: created superuser 'postgres' with password: {server.generated_password}\n"
