@@ -25,13 +25,18 @@ that the wire protocol reports and the HTTP status the REST API answers with::
     │   └── InvalidParameterValue      22023
     ├── IntegrityError          23000  409
     │   ├── UniqueViolation     23505
-    │   └── NotNullViolation    23502
+    │   ├── NotNullViolation    23502
+    │   ├── CheckViolation      23514
+    │   └── ForeignKeyViolation 23503
     ├── GeneratedAlways         428C9  400   writing a GENERATED ALWAYS column
     ├── InvalidTransactionState 25000  409
     │   ├── InFailedTransaction 25P02
     │   └── NoActiveTransaction 25P01
     ├── InvalidSavepointSpecification 3B001 400
     ├── SerializationFailure    40001  409   a concurrent commit won
+    ├── DeadlockDetected        40P01  409
+    ├── LockNotAvailable        55P03  409   lock_timeout passed
+    ├── IdleInTransactionTimeout 25P03 408
     ├── QueryCanceled           57014  408
     ├── InsufficientPrivilege   42501  403
     ├── ReservedName            42939  400   role names starting with pg_, reserved workspaces
@@ -215,6 +220,16 @@ class NotNullViolation(IntegrityError):
     code = "not_null_violation"
 
 
+class CheckViolation(IntegrityError):
+    sqlstate = "23514"
+    code = "check_violation"
+
+
+class ForeignKeyViolation(IntegrityError):
+    sqlstate = "23503"
+    code = "foreign_key_violation"
+
+
 class GeneratedAlways(TarnError):
     sqlstate = "428C9"
     http_status = 400
@@ -232,6 +247,11 @@ class InFailedTransaction(InvalidTransactionState):
     code = "in_failed_sql_transaction"
 
 
+class ActiveSqlTransaction(InvalidTransactionState):
+    sqlstate = "25001"
+    code = "active_sql_transaction"
+
+
 class NoActiveTransaction(InvalidTransactionState):
     sqlstate = "25P01"
     code = "no_active_sql_transaction"
@@ -247,6 +267,24 @@ class SerializationFailure(TarnError):
     sqlstate = "40001"
     http_status = 409
     code = "serialization_failure"
+
+
+class DeadlockDetected(TarnError):
+    sqlstate = "40P01"
+    http_status = 409
+    code = "deadlock_detected"
+
+
+class LockNotAvailable(TarnError):
+    sqlstate = "55P03"
+    http_status = 409
+    code = "lock_not_available"
+
+
+class IdleInTransactionTimeout(TarnError):
+    sqlstate = "25P03"
+    http_status = 408
+    code = "idle_in_transaction_session_timeout"
 
 
 class QueryCanceled(TarnError):

@@ -86,16 +86,38 @@ def test_autocommit_statement_failure_changes_nothing(two: tuple[tarndb.Session,
 
 
 def test_concurrent_sessions_cannot_both_insert_a_key(db: tarndb.Database) -> None:
+    """As in PostgreSQL: the second inserter of a key waits for the first transaction, then
+    gets 23505 when it committed (and succeeds when it rolled back)."""
+    import threading
+
     a, b = db.session(), db.session()
     a.execute("CREATE TABLE u (id INT PRIMARY KEY, who TEXT)")
-    a.execute("BEGIN")
-    b.execute("BEGIN")
-    a.execute("INSERT INTO u VALUES (1, 'a')")
-    b.execute("INSERT INTO u VALUES (1, 'b')")  # neither sees the other's row yet
-    a.execute("COMMIT")
-    with pytest.raises(E.UniqueViolation):
-        b.execute("COMMIT")
-    assert db.execute("SELECT id, who FROM u").rows == [(1, "a")]
+    for first_commits in (True, False):
+        key = 1 if first_commits else 2
+        a.execute("BEGIN")
+        b.execute("BEGIN")
+        a.execute("INSERT INTO u VALUES ($1, 'a')", [key])
+        outcome: list[object] = []
+
+        def second(key: int = key, outcome: list[object] = outcome) -> None:
+            try:
+                outcome.append(b.execute("INSERT INTO u VALUES ($1, 'b')", [key]).command)
+            except E.TarnError as e:
+                outcome.append(e)
+
+        t = threading.Thread(target=second)
+        t.start()
+        t.join(0.5)
+        assert t.is_alive() and not outcome  # b waits for a's key
+        a.execute("COMMIT" if first_commits else "ROLLBACK")
+        t.join(10)
+        if first_commits:
+            assert isinstance(outcome[0], E.UniqueViolation)
+            b.execute("ROLLBACK")
+        else:
+            assert outcome == ["INSERT 0 1"]
+            b.execute("COMMIT")
+    assert sorted(db.execute("SELECT id, who FROM u").rows) == [(1, "a"), (2, "b")]
 
 
 def test_threads_share_a_database(db: tarndb.Database) -> None:

@@ -27,6 +27,7 @@ from ..errors import (
     UndefinedTable,
 )
 from ..storage.lake import Lake
+from ..storage.lakelock import lake_lock
 from .types import ColumnType
 
 _SCHEMA = pa.schema([("k", pa.string()), ("kind", pa.string()), ("key", pa.string()),
@@ -85,6 +86,9 @@ class TableInfo:
     #: A stable id, distinct for a dropped and re-created table of the same name.
     oid: int = 0
     read_only: bool = False
+    #: Named constraints besides the primary key: ``{"name", "type": "unique" | "check",
+    #: "columns": [...], "expr": SQL of a CHECK}``.
+    constraints: list[dict[str, Any]] = field(default_factory=list)
     #: Set when the statement names a version (``"t@12"``); never stored in the catalog.
     as_of: int | None = None
 
@@ -108,14 +112,15 @@ class TableInfo:
         return {"workspace": self.workspace, "name": self.name, "path": self.path,
                 "columns": [c.to_json() for c in self.columns],
                 "primary_key": self.primary_key, "oid": self.oid,
-                "indexes": [i.to_json() for i in self.indexes], "read_only": self.read_only}
+                "indexes": [i.to_json() for i in self.indexes], "read_only": self.read_only,
+                "constraints": self.constraints}
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> TableInfo:
         return cls(d["workspace"], d["name"], [ColumnInfo.from_json(c) for c in d["columns"]],
                    d["path"], d.get("primary_key", []),
                    [IndexInfo.from_json(i) for i in d.get("indexes", [])], d.get("oid", 0),
-                   d.get("read_only", False))
+                   d.get("read_only", False), list(d.get("constraints", [])))
 
 
 def _k(kind: str, key: str) -> str:
@@ -220,7 +225,7 @@ class Catalog:
         return (("schema", name) in self._objects)
 
     def create_workspace(self, name: str, if_not_exists: bool = False) -> None:
-        with self._lock:
+        with self._lock, lake_lock(self.lake, "catalog"):
             self.refresh(force=True)
             if self.workspace_exists(name):
                 if if_not_exists:
@@ -279,7 +284,9 @@ class Catalog:
         return f"{workspace}/{safe}-{uuid.uuid4().hex[:8]}.lance"
 
     def create_table(self, info: TableInfo) -> None:
-        with self._lock:
+        # Under the lake-wide lock: two servers creating one name, or taking one oid, must
+        # not both succeed.
+        with self._lock, lake_lock(self.lake, "catalog"):
             self.refresh(force=True)
             if not self.workspace_exists(info.workspace):
                 raise InvalidSchemaName(f'schema "{info.workspace}" does not exist')
@@ -307,8 +314,12 @@ class Catalog:
     # -- sequences --------------------------------------------------------------------------
 
     def reserve(self, key: str, count: int, floor: int) -> int:
-        """Reserve ``count`` sequence values at or above ``floor``; returns the first one."""
-        with self._lock:
+        """Reserve ``count`` sequence values at or above ``floor``; returns the first one.
+
+        The read-modify-write runs under the lake-wide ``catalog`` lock and is committed
+        before any value is handed out, so servers sharing the lake never get the same
+        value and a crash never reuses one."""
+        with self._lock, lake_lock(self.lake, "catalog"):
             self.refresh(force=True)
             spec = self._objects.get(("sequence", key), {"next": 1})
             start = max(int(spec["next"]), floor)

@@ -19,12 +19,15 @@ from .. import errors as E
 from ..storage.lake import Lake
 from ..storage.tables import RID, TableStore
 from .catalog import Catalog, IndexInfo, TableInfo
+from .commit import WritePath
 from .filtercache import FilterCache
+from .locks import LockManager
 from .result import Result
 from .types import ColumnType
 
 if TYPE_CHECKING:
-    from .session import Session, TableChange
+    from .commit import TableChange
+    from .session import Session
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +56,10 @@ class Database:
         self._lock = threading.RLock()
         self._stores: dict[str, TableStore] = {}
         self._blocks: dict[str, list[int]] = {}  # key -> [next, end)
+        #: Row and key locks of the transactions running in this process.
+        self.locks = LockManager()
+        #: The one path by which rows reach the lake (validation, key indexes, publication).
+        self.writes = WritePath(self)
         #: Row ids allowed by the WHERE clauses of filtered rankings, per table version.
         self.filter_cache = FilterCache()
         #: Statement kinds handled outside the engine (``create_role_stmt`` by pgwire).
@@ -159,6 +166,7 @@ class Database:
     def forget_store(self, info: TableInfo) -> None:
         with self._lock:
             st = self._stores.pop(info.path, None) or TableStore(self.lake, info.path)
+        self.writes.forget(info)
         st.drop()
 
     def _reserve(self, key: str, n: int, floor: Callable[[], int]) -> list[int]:
@@ -195,40 +203,22 @@ class Database:
         return self._reserve(f"seq:{info.path}:{column}", n, lambda: 1)
 
     def commit_changes(self, changes: list[TableChange]) -> None:
-        for ch in changes:
-            if (ch.added is None or ch.added.num_rows == 0) and not ch.removed:
-                continue
-            store = self.store(ch.info)
-            with store.lock:
-                if ch.info.primary_key and ch.added is not None and ch.added.num_rows and \
-                        store.dataset().version != ch.base_version:
-                    self._recheck_unique(ch)  # another session committed since our check
-                store.commit(ch.added, sorted(ch.removed))
-            if len(ch.info.primary_key) == 1:
-                store.ensure_scalar_index(ch.info.primary_key[0])
-            self._after_write(ch.info)
+        """Publish a transaction's changes through the write path (engine/commit.py)."""
+        published = self.writes.commit(changes)
+        for info, _ in published:
+            self._maintain(info)
 
-    def _recheck_unique(self, ch: TableChange) -> None:
-        from .dml import _unique_error
-        from .scan import quote_ident
-
-        assert ch.added is not None
-        pk = ch.info.primary_key
-        cur = self._duck.cursor()
-        try:
-            cur.register("__base", self.store(ch.info).dataset())
-            cur.register("__new", ch.added.select(pk + [RID]))
-            cond = " AND ".join(f"b.{quote_ident(c)} = n.{quote_ident(c)}" for c in pk)
-            cols = ", ".join(f"n.{quote_ident(c)}" for c in pk)
-            where = f"b.{RID} <> n.{RID}"
-            if ch.removed:
-                where += f" AND b.{RID} NOT IN ({','.join(str(r) for r in ch.removed)})"
-            rows = cur.execute(f"SELECT {cols} FROM __base b JOIN __new n ON {cond} "
-                               f"WHERE {where} LIMIT 1").fetchall()
-        finally:
-            cur.close()
-        if rows:
-            raise _unique_error(ch.info, pk, rows[0][0] if len(pk) == 1 else rows[0])
+    def _maintain(self, info: TableInfo) -> None:
+        """Work after a commit that keeps every row: compaction, retention, key indexes."""
+        store = self.store(info)
+        for v in store.maintain():
+            self.writes.note_row_preserving(info, v)
+        if len(info.primary_key) == 1:
+            before = store.dataset().version
+            store.ensure_scalar_index(info.primary_key[0])
+            for v in range(before + 1, store.dataset().version + 1):
+                self.writes.note_row_preserving(info, v)
+        self._after_write(info)
 
     # -- indexes ------------------------------------------------------------------------------
 

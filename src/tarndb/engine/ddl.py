@@ -157,7 +157,7 @@ def create_table_as(session: Session, node: pb.CreateTableAsStmt, params: list[A
             scope.close()
         rows = to_storage(out, info, info.column_names)
         rids = session.db.allocate_rids(info, rows.num_rows)
-        session.db.store(info).commit(rows.append_column(RID, pa.array(rids, pa.int64())), None)
+        session.change_for(info).add_rows(rows.append_column(RID, pa.array(rids, pa.int64())))
         n = rows.num_rows
     return Result(command=f"SELECT {n}", rowcount=n)
 

@@ -21,6 +21,7 @@ from .. import errors as E
 from ..sql import arraytext, ast
 from ..storage.tables import RID
 from .catalog import ColumnInfo, TableInfo
+from .commit import KEY_LOCK_MAX_ROWS, unique_keys
 from .result import Result
 from .scan import Scope, quote_ident
 
@@ -72,6 +73,9 @@ def to_storage(table: pa.Table, info: TableInfo, names: list[str]) -> pa.Table:
 
 def check_constraints(session: Session, info: TableInfo, rows: pa.Table,
                       replacing: list[int] | None = None) -> None:
+    """NOT NULL, CHECK and unique keys of rows a statement writes (with ``__rid`` when the
+    caller has allocated them). Unique keys are locked for the transaction first, so a second
+    writer of the same key waits for this one (engine/commit.py)."""
     for col in info.columns:
         if (col.not_null or col.name in info.primary_key) and rows.column(col.name).null_count:
             raise E.NotNullViolation(
@@ -79,8 +83,73 @@ def check_constraints(session: Session, info: TableInfo, rows: pa.Table,
                 f"not-null constraint", column=col.name, table=info.name)
         if col.type.ndim >= 2:
             _check_rectangular(rows.column(col.name), col)
-    if info.primary_key and rows.num_rows:
-        _check_unique(session, info, rows, replacing or [])
+    if rows.num_rows:
+        _check_checks(session, info, rows)
+    if rows.num_rows and unique_keys(info):
+        writes = session.db.writes
+        if rows.num_rows <= KEY_LOCK_MAX_ROWS and session.txn_id:
+            session.lock(writes.key_lock_names(info, rows))
+        change = session.pending_change(info)
+        excluded = set(replacing or [])
+        if change is not None:
+            excluded |= change.removed
+        version = session.db.store(info).dataset().version
+        writes.check_unique(info, rows, version, excluded, change)
+
+
+def _check_checks(session: Session, info: TableInfo, rows: pa.Table) -> None:
+    checks = [c for c in info.constraints if c.get("type") == "check"]
+    if not checks:
+        return
+    from .scan import select_expr
+
+    scope = Scope(session)
+    try:
+        raw = scope.register(rows, "__chk")
+        base = ", ".join(select_expr(c) for c in info.columns)
+        exprs = ", ".join(f"coalesce(({c['expr']}), true) AS c{i}" for i, c in enumerate(checks))
+        out, _ = session.run_duckdb(
+            f"SELECT {exprs} FROM (SELECT {base} FROM {raw}) AS {quote_ident(info.name)}", [])
+    finally:
+        scope.close()
+    for i, c in enumerate(checks):
+        col = out.column(f"c{i}")
+        if pc.any(pc.invert(col.cast(pa.bool_()))).as_py():
+            raise E.CheckViolation(
+                f'new row for relation "{info.name}" violates check constraint "{c["name"]}"',
+                table=info.name)
+
+
+def lock_and_verify(session: Session, info: TableInfo, rids: list[int]) -> bool:
+    """Lock the rows a statement is about to change; False when one of them was changed by
+    another transaction after the statement read it (READ COMMITTED: run the statement
+    again on the newest version). REPEATABLE READ and SERIALIZABLE raise 40001 instead."""
+    if not rids:
+        return True
+    change = session.pending_change(info)
+    own: set[int] = set()  # rows this transaction inserted: nobody else can see them
+    if change is not None and change.added is not None and change.added.num_rows:
+        own = set(change.added.column(RID).to_pylist())
+    committed = [r for r in rids if r not in own]
+    session.lock([(info.path, r) for r in committed])
+    read_version = session.read_versions.get(info.path)
+    if read_version is None:
+        read_version = session.snapshot_version(info)
+    latest = session.db.store(info).dataset().version
+    if committed and latest != read_version:
+        if session.db.writes.changed_since(info, read_version, committed, latest):
+            if session.serializable:
+                raise E.SerializationFailure(
+                    "could not serialize access due to concurrent update", table=info.name)
+            return False
+    verified = session.change_for(info).verified
+    for r in committed:
+        verified[r] = latest  # unchanged from the statement's read up to here
+    return True
+
+
+# A READ COMMITTED statement whose rows keep changing under it gives up after this many runs.
+_RECHECK_RUNS = 100
 
 
 def _check_rectangular(column: pa.ChunkedArray, col: ColumnInfo) -> None:
@@ -99,57 +168,6 @@ def _check_rectangular(column: pa.ChunkedArray, col: ColumnInfo) -> None:
             raise E.DataError(
                 f'multidimensional arrays must have sub-arrays with matching dimensions '
                 f'(column "{col.name}")', column=col.name)
-
-
-def _check_unique(session: Session, info: TableInfo, rows: pa.Table, replacing: list[int]
-                  ) -> None:
-    pk = info.primary_key
-    keys = rows.select(pk)
-    if len(pk) == 1:
-        values = keys.column(0)
-        if pc.count_distinct(values).as_py() != len(values):
-            dup = _first_duplicate(values.to_pylist())
-            raise _unique_error(info, pk, dup)
-    scope = Scope(session)
-    try:
-        view = scope.view(info, with_rid=True)
-        new = scope.register(keys, "__keys")
-        cond = " AND ".join(f"t.{quote_ident(c)} = k.{quote_ident(c)}" for c in pk)
-        excl = ""
-        if replacing:
-            rep = scope.register(pa.table({RID: pa.array(replacing, pa.int64())}), "__rep")
-            excl = f" WHERE t.{RID} NOT IN (SELECT {RID} FROM {rep})"
-        cols = ", ".join(f"k.{quote_ident(c)}" for c in pk)
-        sql = (f"SELECT {cols} FROM (SELECT * FROM {view} t{excl}) t JOIN {new} k ON {cond} "
-               "LIMIT 1")
-        found = session.cursor.execute(sql).fetchall()
-        row = found[0] if found else None
-        if len(pk) > 1 and row is None:
-            grp = ", ".join(quote_ident(c) for c in pk)
-            dup = session.cursor.execute(
-                f"SELECT {grp} FROM {new} GROUP BY {grp} HAVING count(*) > 1 LIMIT 1").fetchall()
-            row = dup[0] if dup else None
-    finally:
-        scope.close()
-    if row is not None:
-        raise _unique_error(info, pk, row[0] if len(pk) == 1 else row)
-
-
-def _first_duplicate(values: list[Any]) -> Any:
-    seen = set()
-    for v in values:
-        if v in seen:
-            return v
-        seen.add(v)
-    return None
-
-
-def _unique_error(info: TableInfo, pk: list[str], value: Any) -> E.UniqueViolation:
-    vals = value if isinstance(value, tuple) else (value,)
-    return E.UniqueViolation(
-        f'duplicate key value violates unique constraint "{info.name}_pkey"',
-        detail=f"Key ({', '.join(pk)})=({', '.join(str(v) for v in vals)}) already exists.",
-        table=info.name)
 
 
 def _returning(session: Session, info: TableInfo, alias: str, rows: pa.Table,
@@ -561,6 +579,29 @@ def update(session: Session, node: pb.UpdateStmt, params: list[Any]) -> Result:
         s.from_clause.add().CopyFrom(f)
     if node.HasField("where_clause"):
         s.where_clause.CopyFrom(node.where_clause)
+    for _ in range(_RECHECK_RUNS):
+        rows, rids_all = _updated_rows(session, info, sel, target_rv, params)
+        if lock_and_verify(session, info, rids_all):
+            break
+    else:
+        raise E.SerializationFailure("could not serialize access due to concurrent update")
+    check_constraints(session, info, rows, replacing=rids_all)
+    change = session.change_for(info)
+    change.remove(rids_all)
+    change.add_rows(rows.append_column(RID, pa.array(rids_all, pa.int64())))
+    tag = f"UPDATE {rows.num_rows}"
+    if node.returning_clause.exprs:
+        return _returning(session, info, alias, rows, node.returning_clause.exprs, params, tag)
+    return Result(command=tag, rowcount=rows.num_rows)
+
+
+def _updated_rows(session: Session, info: TableInfo, sel: pb.Node, target_rv: pb.RangeVar,
+                  params: list[Any]) -> tuple[pa.Table, list[int]]:
+    """The new versions of the rows an UPDATE changes, read at the newest version."""
+    sel_copy = pb.Node()
+    sel_copy.CopyFrom(sel)
+    sel = sel_copy
+    target_rv = sel.select_stmt.from_clause[0].range_var
     scope = Scope(session)
     try:
         scope.bind_range_var(target_rv, with_rid=True)
@@ -591,14 +632,7 @@ def update(session: Session, node: pb.UpdateStmt, params: list[Any]) -> Result:
         rids_all = out.column(RID).to_pylist()
     rows = to_storage(out, info, info.column_names)
     rows = compute_generated(session, info, rows)
-    check_constraints(session, info, rows, replacing=rids_all)
-    change = session.change_for(info)
-    change.remove(rids_all)
-    change.add_rows(rows.append_column(RID, pa.array(rids_all, pa.int64())))
-    tag = f"UPDATE {rows.num_rows}"
-    if node.returning_clause.exprs:
-        return _returning(session, info, alias, rows, node.returning_clause.exprs, params, tag)
-    return Result(command=tag, rowcount=rows.num_rows)
+    return rows, rids_all
 
 
 # -- DELETE -----------------------------------------------------------------------------------
@@ -621,14 +655,13 @@ def delete(session: Session, node: pb.DeleteStmt, params: list[Any]) -> Result:
         s.from_clause.add().CopyFrom(u)
     if node.HasField("where_clause"):
         s.where_clause.CopyFrom(node.where_clause)
-    scope = Scope(session)
-    try:
-        scope.bind_range_var(target_rv, with_rid=True)
-        scope.bind(sel, skip_first_target=target_rv)
-        table, _ = session.query_arrow(sel, params, scope)
-    finally:
-        scope.close()
-    rids = list(dict.fromkeys(table.column(0).to_pylist()))
+    for _ in range(_RECHECK_RUNS):
+        table = _deleted_rows(session, sel, params)
+        rids = list(dict.fromkeys(table.column(0).to_pylist()))
+        if lock_and_verify(session, info, rids):
+            break
+    else:
+        raise E.SerializationFailure("could not serialize access due to concurrent update")
     session.change_for(info).remove(rids)
     tag = f"DELETE {len(rids)}"
     if node.returning_clause.exprs:
@@ -645,3 +678,18 @@ def delete(session: Session, node: pb.DeleteStmt, params: list[Any]) -> Result:
         rows = to_storage(out, info, info.column_names)
         return _returning(session, info, alias, rows, node.returning_clause.exprs, params, tag)
     return Result(command=tag, rowcount=len(rids))
+
+
+def _deleted_rows(session: Session, sel: pb.Node, params: list[Any]) -> pa.Table:
+    """``__rid`` and the columns of the rows a DELETE removes, read at the newest version."""
+    copy = pb.Node()
+    copy.CopyFrom(sel)
+    target_rv = copy.select_stmt.from_clause[0].range_var
+    scope = Scope(session)
+    try:
+        scope.bind_range_var(target_rv, with_rid=True)
+        scope.bind(copy, skip_first_target=target_rv)
+        table, _ = session.query_arrow(copy, params, scope)
+    finally:
+        scope.close()
+    return table

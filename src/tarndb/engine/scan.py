@@ -74,7 +74,8 @@ class Scope:
         db = self.session.db
         store = db.store(info)
         try:
-            ds = store.dataset(info.as_of)
+            ds = store.dataset(info.as_of if info.as_of is not None or info.read_only
+                               else self.session.snapshot_version(info))
         except (ValueError, OSError):
             if not info.read_only:
                 raise

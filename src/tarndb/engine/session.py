@@ -7,7 +7,7 @@ is not shared between threads except for :meth:`Session.cancel`.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
+import time
 from typing import TYPE_CHECKING, Any
 
 import duckdb
@@ -19,9 +19,9 @@ from ..sql import ast, colnames
 from ..sql.literals import lift_arrays
 from ..sql.rewrite import casts, ranking, similarity
 from ..sql.rewrite import params as param_rule
-from ..storage.tables import RID
 from . import ddl, dml, lookup, planner, udf, versions
 from .catalog import TableInfo
+from .commit import TableChange, new_txn_id
 from .duck_errors import translate
 from .result import Column, Result
 from .scan import Scope
@@ -55,38 +55,21 @@ DEFAULT_SETTINGS = {
     "lc_ctype": "C.UTF-8",
     "is_superuser": "on",
     "tarndb.hybrid_fusion": "minmax",
+    "statement_timeout": "0",
+    "lock_timeout": "0",
+    "idle_in_transaction_session_timeout": "0",
 }
+
+ISOLATION_LEVELS = ("read uncommitted", "read committed", "repeatable read", "serializable")
+# An autocommit statement that lost a race with another server's commit is run again this
+# many times under READ COMMITTED (PostgreSQL would have waited for the row instead).
+_AUTOCOMMIT_RETRIES = 20
 
 
 # Statements a read-only session may run (SELECTs are further checked for writes below).
 READ_ONLY_KINDS = {"select_stmt", "transaction_stmt", "variable_set_stmt", "variable_show_stmt",
                    "explain_stmt", "discard_stmt", "deallocate_stmt", "listen_stmt",
                    "unlisten_stmt"}
-
-
-@dataclass
-class TableChange:
-    """A transaction's uncommitted changes to one table."""
-
-    info: TableInfo
-    added: pa.Table | None = None
-    removed: set[int] = field(default_factory=set)
-    #: table version the transaction's constraint checks saw
-    base_version: int = -1
-
-    def add_rows(self, rows: pa.Table) -> None:
-        self.added = rows if self.added is None else pa.concat_tables(
-            [self.added, rows.cast(self.added.schema)])
-
-    def remove(self, rids: list[int]) -> None:
-        if not rids:
-            return
-        if self.added is not None and self.added.num_rows:
-            import pyarrow.compute as pc
-
-            mask = pc.is_in(self.added.column(RID), value_set=pa.array(rids, pa.int64()))
-            self.added = self.added.filter(pc.invert(mask))
-        self.removed.update(rids)
 
 
 class Session:
@@ -109,6 +92,19 @@ class Session:
             allowed = "\x1f".join(sorted(self.allowed_workspaces)).replace("'", "''")
             self.cursor.execute(f"SET VARIABLE tarndb_allowed_workspaces = '{allowed}'")
         self._txn: dict[str, TableChange] | None = None
+        #: owner of this transaction's row and key locks
+        self.txn_id = 0
+        #: the transaction's isolation level (lower case, as SHOW prints it)
+        self.isolation = "read committed"
+        #: versions each table was read at by the running statement (path -> version)
+        self.read_versions: dict[str, int] = {}
+        #: REPEATABLE READ / SERIALIZABLE: the version of each table the transaction sees
+        self._snapshot: dict[str, int] = {}
+        self._deadline: float | None = None
+        self._cancelled = False
+        #: monotonic time the session last finished a statement (idle-in-transaction reaper)
+        self.idle_since = time.monotonic()
+        self.terminated: str | None = None
         self._savepoints: list[tuple[str, dict[str, TableChange]]] = []
         self._failed = False
         self._running = threading.Event()
@@ -184,12 +180,14 @@ class Session:
 
     def cancel(self) -> None:
         if self._running.is_set():
+            self._cancelled = True
             self.cursor.interrupt()
 
     def close(self) -> None:
         if self._closed:
             return
         self._txn = None
+        self._end_transaction()
         self._closed = True
         try:
             self.cursor.close()
@@ -205,28 +203,83 @@ class Session:
         assert self._txn is not None
         ch = self._txn.get(info.path)
         if ch is None:
-            ch = self._txn[info.path] = TableChange(
-                info, base_version=self.db.store(info).dataset().version)
+            ch = self._txn[info.path] = TableChange(info, base_version=self.snapshot_version(info))
         return ch
 
-    def begin(self) -> None:
+    @property
+    def serializable(self) -> bool:
+        """REPEATABLE READ or SERIALIZABLE: one snapshot for the whole transaction, and a
+        row another transaction changed since is an error (40001), never re-read."""
+        return self.isolation in ("repeatable read", "serializable")
+
+    def snapshot_version(self, info: TableInfo) -> int:
+        """The version of ``info`` this statement reads (and records it)."""
+        pinned = self._snapshot.get(info.path) if self._txn is not None else None
+        if pinned is None:
+            pinned = self.db.store(info).dataset().version
+            if self._txn is not None and self.serializable:
+                self._snapshot[info.path] = pinned
+        self.read_versions[info.path] = pinned
+        return pinned
+
+    def lock_timeout(self) -> float | None:
+        return _ms_setting(self.settings.get("lock_timeout", "0"))
+
+    def lock(self, keys: list[Any], exclusive: bool = True) -> list[Any]:
+        """Take row or key locks for this transaction (see engine/locks.py)."""
+        if not keys:
+            return []
+        return self.db.locks.acquire(self.txn_id, keys, exclusive=exclusive,
+                                     timeout=self._lock_wait_limit(),
+                                     cancelled=self._wait_cancelled)
+
+    def _lock_wait_limit(self) -> float | None:
+        limit = self.lock_timeout()
+        if self._deadline is not None:
+            left = max(0.0, self._deadline - time.monotonic())
+            limit = left if limit is None else min(limit, left)
+        return limit
+
+    def _wait_cancelled(self) -> bool:
+        if self._deadline is not None and time.monotonic() >= self._deadline:
+            raise E.QueryCanceled("canceling statement due to statement timeout")
+        return self._cancelled
+
+    def begin(self, isolation: str | None = None) -> None:
         if self._txn is not None:
             self.notices.append("there is already a transaction in progress")
             return
         self._txn = {}
+        self._snapshot = {}
+        self.txn_id = new_txn_id()
+        self.isolation = isolation or self.settings.get(
+            "default_transaction_isolation", "read committed")
+        self.settings["transaction_isolation"] = self.isolation
 
     def commit(self) -> None:
         self._savepoints.clear()
         txn, self._txn = self._txn, None
         failed, self._failed = self._failed, False
-        if txn is None or failed:
-            return
-        self.db.commit_changes(list(txn.values()))
+        try:
+            if txn is None or failed:
+                return
+            self.db.commit_changes(list(txn.values()))
+        finally:
+            self._end_transaction()
 
     def rollback(self) -> None:
         self._savepoints.clear()
         self._txn = None
         self._failed = False
+        self._end_transaction()
+
+    def _end_transaction(self) -> None:
+        if self.txn_id:
+            self.db.locks.release_all(self.txn_id)
+        self.txn_id = 0
+        self._snapshot = {}
+        self.isolation = self.settings.get("default_transaction_isolation", "read committed")
+        self.settings["transaction_isolation"] = self.isolation
 
     # -- running statements ------------------------------------------------------------------
 
@@ -244,33 +297,65 @@ class Session:
         """Run one statement with Postgres' transaction rules: outside a transaction it
         commits on its own; inside one, a failure aborts the transaction."""
         self.notices = []
+        if self.terminated:
+            raise E.IdleInTransactionTimeout(self.terminated)
         if self._failed and not allowed_when_failed:
             raise E.InFailedTransaction(
                 "current transaction is aborted, commands ignored until end of transaction block")
         autocommit = autocommit and self._txn is None
-        if autocommit:
-            self._txn = {}
+        timeout = _ms_setting(self.settings.get("statement_timeout", "0"))
+        self._deadline = None if timeout is None else time.monotonic() + timeout
+        self._cancelled = False
+        timer = None
+        if timeout is not None:
+            timer = threading.Timer(timeout, self._timeout_interrupt)
+            timer.daemon = True
+            timer.start()
         self._running.set()
         try:
-            result: Result = run()
-            if autocommit:
-                self.commit()
+            for attempt in range(_AUTOCOMMIT_RETRIES + 1):
+                if autocommit:
+                    self.begin()
+                self.read_versions = {}
+                try:
+                    result: Result = run()
+                    if autocommit:
+                        self.commit()
+                    break
+                except E.SerializationFailure:
+                    # Another server published a change to a row this autocommit statement
+                    # wrote, after the statement read it: under READ COMMITTED the statement
+                    # runs again on the newest version, as PostgreSQL re-applies it.
+                    if not autocommit or self.serializable or attempt == _AUTOCOMMIT_RETRIES:
+                        raise
+                    self.rollback()
             result.notices = self.notices + result.notices
             return result
         except BaseException as exc:
             err = translate(exc) if not isinstance(exc, E.TarnError) else exc
+            if isinstance(err, E.QueryCanceled) and self._deadline is not None and \
+                    time.monotonic() >= self._deadline:
+                err = E.QueryCanceled("canceling statement due to statement timeout")
             if err.position and map_pos is not None:
                 err.position = map_pos(err.position)
             if autocommit:
-                self._txn = None
+                self.rollback()
             elif self._txn is not None:
                 self._failed = True
             if err is exc:
                 raise
             raise err from exc
         finally:
+            if timer is not None:
+                timer.cancel()
+            self._deadline = None
             self._running.clear()
+            self.idle_since = time.monotonic()
             udf.end_statement(self.cursor)  # embed() results are memoised per statement
+
+    def _timeout_interrupt(self) -> None:
+        if self._running.is_set():
+            self.cursor.interrupt()
 
     def insert_arrow(self, table: str, data: pa.Table, columns: list[str] | None = None
                      ) -> Result:
@@ -429,7 +514,7 @@ class Session:
     def _transaction(self, node: Any) -> Result:
         k = node.kind
         if k in (pb.TRANS_STMT_BEGIN, pb.TRANS_STMT_START):
-            self.begin()
+            self.begin(_isolation_option(node.options))
             return Result(command="BEGIN")
         if k == pb.TRANS_STMT_COMMIT:
             was_failed = self._failed
@@ -456,8 +541,7 @@ class Session:
                 f"{'SAVEPOINT' if kind == pb.TRANS_STMT_SAVEPOINT else 'ROLLBACK TO SAVEPOINT'}"
                 " can only be used in transaction blocks")
         if kind == pb.TRANS_STMT_SAVEPOINT:
-            snapshot = {k: TableChange(c.info, c.added, set(c.removed), c.base_version)
-                        for k, c in self._txn.items()}
+            snapshot = {k: c.copy() for k, c in self._txn.items()}
             self._savepoints.append((name, snapshot))
             return Result(command="SAVEPOINT")
         names = [n for n, _ in self._savepoints]
@@ -470,8 +554,7 @@ class Session:
             return Result(command="RELEASE")
         _, snapshot = self._savepoints[i]
         del self._savepoints[i + 1:]
-        self._txn = {k: TableChange(c.info, c.added, set(c.removed), c.base_version)
-                     for k, c in snapshot.items()}
+        self._txn = {k: c.copy() for k, c in snapshot.items()}
         self._failed = False
         return Result(command="ROLLBACK")
 
@@ -488,8 +571,22 @@ class Session:
             elif name in DEFAULT_SETTINGS:
                 self.settings[name] = DEFAULT_SETTINGS[name]
             return Result(command="RESET")
+        if node.kind == pb.VAR_SET_MULTI:
+            # SET TRANSACTION ISOLATION LEVEL ... / SET SESSION CHARACTERISTICS AS ...
+            level = _isolation_option(node.args)
+            if level is not None:
+                if name == "transaction":
+                    if self._txn is not None and self.read_versions:
+                        raise E.ActiveSqlTransaction(
+                            "SET TRANSACTION ISOLATION LEVEL must be called before any query")
+                    if self._txn is not None:
+                        self.isolation = level
+                        self.settings["transaction_isolation"] = level
+                else:
+                    self.settings["default_transaction_isolation"] = level
+            return Result(command="SET")
         if node.kind != pb.VAR_SET_VALUE:
-            return Result(command="SET")  # SET TRANSACTION ..., SET ... TO DEFAULT
+            return Result(command="SET")  # SET ... TO DEFAULT
         values = []
         for a in node.args:
             if ast.kind(a) == "a_const":
@@ -502,6 +599,19 @@ class Session:
             if first and first != "$user":
                 self.check_workspace(first)
                 self.workspace = first
+        if name in ("default_transaction_isolation", "transaction_isolation"):
+            level = value.lower().strip("'")
+            if level not in ISOLATION_LEVELS:
+                raise E.InvalidParameterValue(
+                    f'invalid value for parameter "{name}": "{value}"')
+            if name == "transaction_isolation":
+                if self._txn is None:
+                    self.notices.append("SET TRANSACTION can only be used in transaction blocks")
+                    return Result(command="SET")
+                self.isolation = level
+            value = level
+        if name in ("statement_timeout", "lock_timeout", "idle_in_transaction_session_timeout"):
+            _ms_setting(value)  # validates
         if name == "timezone" and value.upper() not in ("UTC", "GMT", "ETC/UTC", "Z", "0"):
             self.notices.append("tarndb reports timestamps in UTC")
         self.settings[name] = value
@@ -533,3 +643,37 @@ def _find_identifier(sql: str, name: str, start: int = 0) -> int | None:
 
     m = re.search(r'(?<![\w"])"?' + re.escape(name) + r'"?(?![\w"])', sql[start:])
     return start + m.start() + 1 if m else None
+
+
+def _ms_setting(value: str) -> float | None:
+    """A Postgres time setting (``'5s'``, ``'250ms'``, ``'1min'``, a bare number of
+    milliseconds) in seconds; None for 0 (no limit)."""
+    v = str(value).strip().strip("'").lower()
+    units = {"ms": 0.001, "s": 1.0, "min": 60.0, "h": 3600.0, "d": 86400.0, "us": 1e-6}
+    number, unit = v, "ms"
+    for u in sorted(units, key=len, reverse=True):
+        if v.endswith(u) and u != v:
+            number, unit = v[: -len(u)].strip(), u
+            break
+    try:
+        seconds = float(number) * units[unit]
+    except ValueError:
+        raise E.InvalidParameterValue(
+            f'invalid value for parameter: "{value}"',
+            hint='Valid units for this parameter are "us", "ms", "s", "min", "h", and "d".'
+        ) from None
+    if seconds < 0:
+        raise E.InvalidParameterValue(f'invalid value for parameter: "{value}"')
+    return seconds or None
+
+
+def _isolation_option(options: Any) -> str | None:
+    """The isolation level named in BEGIN / SET TRANSACTION options, if any."""
+    for opt in options:
+        de = opt.def_elem if hasattr(opt, "def_elem") else None
+        if de is None or de.defname != "transaction_isolation":
+            continue
+        value = ast.const_value(de.arg) if de.HasField("arg") else None
+        if isinstance(value, str) and value.lower() in ISOLATION_LEVELS:
+            return value.lower()
+    return None

@@ -2,8 +2,9 @@
 
 A ranking query ends with the k rows the search picked, named by ``__rid``. A Lance filter
 ``__rid IN (...)`` reads the ``__rid`` column of every fragment to find them (1M rows:
-~15 ms for 10 rows); a take by row address reads only those rows (~1 ms). This module keeps
-``__rid -> row address`` per fragment, keyed by what makes it change (the fragment id and
+~15 ms for 10 rows); a take by Lance row id reads only those rows (~1 ms). This module keeps
+``__rid -> Lance row id`` per fragment (a row's address in tables without stable row ids,
+its stable id in tables that have them: ``_take_rows`` takes whichever the table uses), keyed by what makes it change (the fragment id and
 its deletion count: Lance never rewrites a fragment's rows in place), so a new table
 version re-reads only its new or changed fragments.
 """
@@ -52,10 +53,11 @@ def _load(ds: lance.LanceDataset) -> tuple[I64, U64]:
     with _lock:
         missing = [f for f, k in zip(frags, keys, strict=True) if k not in _fragments]
     if missing:
-        t = ds.scanner(columns=[RID], with_row_address=True, fragments=missing).to_table()
+        t = ds.scanner(columns=[RID], with_row_id=True, with_row_address=True,
+                       fragments=missing).to_table()
         rids = t[RID].to_numpy().astype(np.int64)
-        addrs = t["_rowaddr"].to_numpy().astype(np.uint64)
-        frag_of = (addrs >> np.uint64(32)).astype(np.int64)
+        addrs = t["_rowid"].to_numpy().astype(np.uint64)
+        frag_of = (t["_rowaddr"].to_numpy().astype(np.uint64) >> np.uint64(32)).astype(np.int64)
         with _lock:
             for f in missing:
                 m = frag_of == int(f.fragment_id)
@@ -84,9 +86,9 @@ def _load(ds: lance.LanceDataset) -> tuple[I64, U64]:
 
 
 def _load_uncached(ds: lance.LanceDataset) -> tuple[I64, U64]:
-    t = ds.scanner(columns=[RID], with_row_address=True).to_table()
+    t = ds.scanner(columns=[RID], with_row_id=True).to_table()
     rids = t[RID].to_numpy().astype(np.int64)
-    addrs = t["_rowaddr"].to_numpy().astype(np.uint64)
+    addrs = t["_rowid"].to_numpy().astype(np.uint64)
     order = np.argsort(rids, kind="stable")
     return rids[order], addrs[order]
 

@@ -47,8 +47,10 @@ class TableStore:
 
     def create(self, schema: pa.Schema) -> None:
         empty = pa.table({f.name: pa.array([], f.type) for f in schema}, schema=schema)
+        # Stable row ids give every row its last-updated version, which the commit protocol
+        # reads to find rows another server changed (engine/commit.py).
         self._ds = lance.write_dataset(empty, self.uri, mode="overwrite",
-                                       storage_options=self._opts)
+                                       storage_options=self._opts, enable_stable_row_ids=True)
 
     def dataset(self, version: int | None = None) -> lance.LanceDataset:
         """The dataset at ``version``, or the latest committed one.
@@ -66,16 +68,17 @@ class TableStore:
             return ds.checkout_version(target)
 
     def commit(self, added: pa.Table | None, removed: list[int] | None) -> int:
-        """Apply one transaction's changes to this table in one Lance commit.
+        """Publish one transaction's changes to this table in one Lance commit.
 
         ``added`` rows (with ``__rid``) replace rows of the same rid and insert the rest;
-        ``removed`` rids that are not in ``added`` are deleted. Returns the new version.
+        ``removed`` rids that are not in ``added`` are deleted. Returns the published version.
+        Only the write path (engine/commit.py) calls this, after validating the changes.
         """
         with self.lock:
             ds = self.dataset()
             added_rids: set[int] = set()
             if added is not None and added.num_rows:
-                added = added.select(ds.schema.names).cast(ds.schema)
+                added = _conform(added, ds.schema)
                 added_rids = set(added.column(RID).to_pylist()) if removed else set()
             deletes = [r for r in (removed or []) if r not in added_rids]
             try:
@@ -96,14 +99,26 @@ class TableStore:
                         "could not serialize access due to a concurrent update") from e
                 raise
             self._ds = None
-            ds = self.dataset()
-            compacted = len(ds.get_fragments()) >= COMPACT_AT_FRAGMENTS
+            return self.dataset().version
+
+    def needs_compaction(self) -> bool:
+        return len(self.dataset().get_fragments()) >= COMPACT_AT_FRAGMENTS
+
+    def maintain(self) -> list[int]:
+        """Compaction and retention after commits; returns the versions it made (they keep
+        every row)."""
+        made: list[int] = []
+        with self.lock:
+            before = self.dataset().version
+            compacted = self.needs_compaction()
             if compacted:
                 self.compact()
             if self.retention is not None and (
                     compacted or time.monotonic() - self._retained_at >= RETENTION_EVERY_S):
                 self.apply_retention()
-            return ds.version
+            after = self.dataset().version
+            made.extend(range(before + 1, after + 1))
+        return made
 
     def apply_retention(self) -> int:
         """Drop untagged versions older than the retention; returns how many went."""
@@ -186,6 +201,18 @@ class TableStore:
         ds = self.dataset()
         return {"version": ds.version, "rows": ds.count_rows(),
                 "fragments": len(ds.get_fragments())}
+
+
+def _conform(added: pa.Table, schema: pa.Schema) -> pa.Table:
+    """Rows in the dataset's column order and types; columns the writer did not know of
+    (added by a transaction it did not see) are NULL."""
+    cols = []
+    for f in schema:
+        if f.name in added.column_names:
+            cols.append(added.column(f.name).cast(f.type))
+        else:
+            cols.append(pa.nulls(added.num_rows, f.type))
+    return pa.Table.from_arrays(cols, schema=schema)
 
 
 def _rid_filter(rids: list[int]) -> str:

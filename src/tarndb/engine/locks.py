@@ -1,0 +1,128 @@
+"""Row and key locks held by transactions of one process, as PostgreSQL's lock manager holds
+tuple locks: a transaction that updates, deletes or ``SELECT ... FOR UPDATE``s a row, or
+inserts a unique key, owns it until COMMIT or ROLLBACK; another transaction that wants the
+same row waits for it (``lock_timeout`` -> 55P03; a wait cycle -> 40P01 for the waiter that
+closes it).
+
+Locks name things as hashable tuples: ``(table path, rid)`` for rows and
+``(table path, constraint, key...)`` for unique keys. Shared locks (``FOR SHARE``) may be held
+by several owners; an exclusive lock by one. Locks of one owner are re-entrant.
+
+Across servers there are no waits: the commit protocol (:mod:`tarndb.engine.commit`) detects
+a row changed by another server at commit time instead.
+
+Kept in-house: the lock tables are a few dicts under one condition variable; no library
+offers a lock manager with deadlock detection for threads.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Hashable, Iterable
+
+from .. import errors as E
+
+Key = Hashable
+
+
+class _Entry:
+    __slots__ = ("exclusive", "owners")
+
+    def __init__(self) -> None:
+        self.owners: set[int] = set()
+        self.exclusive = False
+
+
+class LockManager:
+    """All transaction locks of one Database."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._locks: dict[Key, _Entry] = {}
+        self._held: dict[int, set[Key]] = {}
+        #: owner -> the owners it waits for (the wait-for graph)
+        self._waits: dict[int, set[int]] = {}
+
+    def acquire(self, owner: int, keys: Iterable[Key], *, exclusive: bool = True,
+                timeout: float | None = None, cancelled: Callable[[], bool] | None = None,
+                ) -> list[Key]:
+        """Lock every key for ``owner``; returns the keys it had to wait for (their holders
+        committed or rolled back in the meantime, so the caller re-reads those rows).
+
+        ``timeout`` (seconds, None: forever) raises 55P03; ``cancelled`` is polled while
+        waiting (statement_timeout, a client's cancel) and its truthiness aborts the wait.
+        """
+        waited: list[Key] = []
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            held = self._held.setdefault(owner, set())
+            for key in keys:
+                first = True
+                while True:
+                    entry = self._locks.get(key)
+                    if entry is None:
+                        entry = self._locks[key] = _Entry()
+                    blockers = entry.owners - {owner}
+                    if not blockers or (not exclusive and not entry.exclusive):
+                        entry.owners.add(owner)
+                        entry.exclusive = entry.exclusive or exclusive
+                        held.add(key)
+                        break
+                    if first:
+                        waited.append(key)
+                        first = False
+                    self._waits[owner] = blockers
+                    if self._cycle(owner):
+                        self._waits.pop(owner, None)
+                        raise E.DeadlockDetected(
+                            "deadlock detected",
+                            detail="Process waits for a lock held by a transaction that "
+                                   "waits for this one.",
+                            hint="See server log for query details.")
+                    remaining = None if deadline is None else deadline - time.monotonic()
+                    if remaining is not None and remaining <= 0:
+                        self._waits.pop(owner, None)
+                        raise E.LockNotAvailable("canceling statement due to lock timeout")
+                    if cancelled is not None and cancelled():
+                        self._waits.pop(owner, None)
+                        raise E.QueryCanceled("canceling statement due to user request")
+                    self._cond.wait(0.05 if remaining is None else min(remaining, 0.05))
+                self._waits.pop(owner, None)
+        return waited
+
+    def holds(self, owner: int, key: Key) -> bool:
+        with self._cond:
+            return key in self._held.get(owner, ())
+
+    def release_all(self, owner: int) -> None:
+        with self._cond:
+            for key in self._held.pop(owner, set()):
+                entry = self._locks.get(key)
+                if entry is None:
+                    continue
+                entry.owners.discard(owner)
+                if not entry.owners:
+                    del self._locks[key]
+                elif entry.exclusive:
+                    entry.exclusive = False  # the last exclusive owner is gone
+            self._waits.pop(owner, None)
+            self._cond.notify_all()
+
+    def count(self) -> int:
+        with self._cond:
+            return len(self._locks)
+
+    def _cycle(self, start: int) -> bool:
+        """Whether the wait-for graph has a path from ``start`` back to itself."""
+        seen: set[int] = set()
+        stack = list(self._waits.get(start, ()))
+        while stack:
+            o = stack.pop()
+            if o == start:
+                return True
+            if o in seen:
+                continue
+            seen.add(o)
+            stack.extend(self._waits.get(o, ()))
+        return False

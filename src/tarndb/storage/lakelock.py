@@ -1,0 +1,146 @@
+"""Mutual exclusion between processes (servers) that share one lake.
+
+A commit validates its rows against the newest table version and then publishes a new one;
+two servers must not interleave those two steps for one table, or both could validate the
+same key and both publish it. Sequence blocks and catalog read-modify-writes need the same.
+
+- Local lakes use ``fcntl.flock`` on ``<lake>/_locks/<name>.lock``: the kernel releases the
+  lock when its process dies (``kill -9`` included), so a crash never leaves a lake locked.
+- S3 lakes use a lease object ``<lake>/_locks/<name>.lease`` created with a conditional put
+  (``If-None-Match: *``, atomic on S3 and S3-compatible stores); a lease names its expiry, and
+  a waiter may break a lease that expired (its holder died).
+
+Within one process a ``threading.Lock`` per name serialises threads first, so the file lock
+is taken once per process at a time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+from .. import errors as E
+from .lake import Lake
+
+#: How long an S3 lease is valid; a commit holds it for milliseconds.
+LEASE_S = 30.0
+
+_thread_locks: dict[tuple[str, str], threading.Lock] = {}
+_registry = threading.Lock()
+
+
+def _thread_lock(lake: Lake, name: str) -> threading.Lock:
+    with _registry:
+        key = (lake.uri, name)
+        lock = _thread_locks.get(key)
+        if lock is None:
+            lock = _thread_locks[key] = threading.Lock()
+        return lock
+
+
+def _file_name(name: str) -> str:
+    safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)[:80]
+    return f"{safe}-{hashlib.sha1(name.encode()).hexdigest()[:10]}"
+
+
+@contextlib.contextmanager
+def lake_lock(lake: Lake, name: str, timeout: float = 60.0) -> Iterator[None]:
+    """Hold the lake-wide lock ``name`` (e.g. a table's path, or ``"catalog"``)."""
+    tl = _thread_lock(lake, name)
+    if not tl.acquire(timeout=timeout):
+        raise E.LockNotAvailable(f'could not obtain lock on "{name}"')
+    try:
+        if lake.is_local:
+            with _flock(lake, name, timeout):
+                yield
+        elif lake.is_s3:
+            with _s3_lease(lake, name, timeout):
+                yield
+        else:  # other object stores: only this process is serialised
+            yield
+    finally:
+        tl.release()
+
+
+@contextlib.contextmanager
+def _flock(lake: Lake, name: str, timeout: float) -> Iterator[None]:
+    import fcntl
+
+    root = lake.uri[len("file://"):] if lake.uri.startswith("file://") else lake.uri
+    d = os.path.join(root, "_locks")
+    os.makedirs(d, exist_ok=True)
+    fd = os.open(os.path.join(d, _file_name(name) + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise E.LockNotAvailable(f'could not obtain lock on "{name}"') from None
+                time.sleep(0.001)
+        try:
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+def _s3_client(lake: Lake) -> Any:
+    import boto3
+
+    so = lake.storage_options
+    kwargs: dict[str, Any] = {"region_name": so.get("aws_region", "us-east-1")}
+    if so.get("aws_endpoint"):
+        kwargs["endpoint_url"] = so["aws_endpoint"]
+    if so.get("aws_access_key_id"):
+        kwargs["aws_access_key_id"] = so["aws_access_key_id"]
+        kwargs["aws_secret_access_key"] = so.get("aws_secret_access_key")
+    return boto3.client("s3", **kwargs)
+
+
+@contextlib.contextmanager
+def _s3_lease(lake: Lake, name: str, timeout: float) -> Iterator[None]:
+    from botocore.exceptions import ClientError
+
+    client = _s3_client(lake)
+    bucket, _, prefix = lake.uri[len("s3://"):].partition("/")
+    key = "/".join(p for p in (prefix, "_locks", _file_name(name) + ".lease") if p)
+    me = uuid.uuid4().hex
+    deadline = time.monotonic() + timeout
+    while True:
+        body = json.dumps({"owner": me, "expires": time.time() + LEASE_S}).encode()
+        try:
+            client.put_object(Bucket=bucket, Key=key, Body=body, IfNoneMatch="*")
+            break
+        except ClientError as e:
+            code = e.response.get("Error", {}).get("Code", "")
+            if code not in ("PreconditionFailed", "ConditionalRequestConflict", "412"):
+                raise
+        try:  # held: break it if its holder let it expire
+            got = client.get_object(Bucket=bucket, Key=key)
+            held = json.loads(got["Body"].read())
+            if float(held.get("expires", 0)) < time.time():
+                client.delete_object(Bucket=bucket, Key=key, IfMatch=got["ETag"])
+                continue
+        except ClientError:
+            continue  # released meanwhile
+        if time.monotonic() > deadline:
+            raise E.LockNotAvailable(f'could not obtain lock on "{name}"')
+        time.sleep(0.005)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(ClientError):
+            got = client.get_object(Bucket=bucket, Key=key)
+            if json.loads(got["Body"].read()).get("owner") == me:
+                client.delete_object(Bucket=bucket, Key=key)
