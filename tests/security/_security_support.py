@@ -40,6 +40,8 @@ class Stack:
     http_url: str
     tokens: dict[str, str] = field(default_factory=dict)
     ws2_file: str = ""
+    #: requests' verify= (False for the self-signed certificate of an HTTPS server)
+    verify: bool = True
 
     # -- Postgres ----------------------------------------------------------------------------
 
@@ -82,7 +84,8 @@ class Stack:
 
     def http_sql(self, name: str, sql: str, ws: str = "ws1") -> requests.Response:
         return requests.post(f"{self.http_url}/workspaces/{ws}/tables/query",
-                             headers=self.headers(name), json={"query": sql}, timeout=60)
+                             headers=self.headers(name), json={"query": sql}, timeout=60,
+                             verify=self.verify)
 
     def rss_kb(self) -> int:
         for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
@@ -103,7 +106,8 @@ def start_stack(lake: Path, extra_env: dict[str, str] | None = None) -> Stack:
         [sys.executable, "-m", "tarndb.cli", "serve", "--data", str(lake), "--host",
          "127.0.0.1", "--pg-port", str(pg_port), "--http-port", str(http_port)],
         env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{http_port}"
+    https = (extra_env or {}).get("TARNDB_HTTP_TLS", "").lower() in ("1", "true", "on")
+    url = f"{'https' if https else 'http'}://127.0.0.1:{http_port}"
     deadline = time.monotonic() + 90
     while True:
         if proc.poll() is not None:
@@ -113,13 +117,13 @@ def start_stack(lake: Path, extra_env: dict[str, str] | None = None) -> Stack:
             proc.kill()
             raise RuntimeError("tarndb serve did not start in 90 s")
         try:
-            if requests.get(f"{url}/health", timeout=1).status_code == 200:
+            if requests.get(f"{url}/health", timeout=1, verify=not https).status_code == 200:
                 with socket.create_connection(("127.0.0.1", pg_port), timeout=1):
                     break
         except OSError:
             pass
         time.sleep(0.2)
-    return Stack(proc, lake, pg_port, url)
+    return Stack(proc, lake, pg_port, url, verify=not https)
 
 
 def stop_stack(stack: Stack) -> None:
@@ -142,12 +146,13 @@ def seed(stack: Stack) -> None:
     stack.tokens["admin"] = ADMIN_TOKEN
     for name, role in (("write", "write"), ("read", "read")):
         r = requests.post(f"{stack.http_url}/tokens", headers=stack.headers("admin"),
-                          json={"role": role, "workspaces": ["ws1"], "name": name}, timeout=30)
+                          json={"role": role, "workspaces": ["ws1"], "name": name}, timeout=30,
+                          verify=stack.verify)
         assert r.status_code == 201, r.text
         stack.tokens[name] = r.json()["token"]
     r = requests.post(f"{stack.http_url}/workspaces/ws2/files", headers=stack.headers("admin"),
                       files={"file": ("secret.txt", b"ws2 secret bytes", "text/plain")},
-                      timeout=30)
+                      timeout=30, verify=stack.verify)
     assert r.status_code == 201, r.text
     stack.ws2_file = r.json()["id"]
 
