@@ -258,6 +258,56 @@ def _embedder(fn: Any, db: Any, workspace: str) -> EmbeddingFunction:
     return lambda texts: fn(list(texts))
 
 
+def _loaded_or_callable(fn: Any) -> bool:
+    """Whether ``fn`` can embed right now: anything but the name of a registered model that
+    this process has not loaded yet."""
+    if not isinstance(fn, str):
+        return True
+    from ..embeddings import loaded_models
+    from ..embeddings._registry import canonical_name
+
+    return canonical_name(fn) in loaded_models()
+
+
+def _declared_dim(name: str, db: Any) -> int | None:
+    """The vector size a sentence-transformers model's files declare (the packaged MiniLM,
+    ``st:PATH``, a model directory or a registered one), without loading its weights; None
+    when it cannot be told that way."""
+    from ..embeddings._local import DEFAULT_MODEL, packaged_minilm_path
+    from ..embeddings._registry import MODEL_KIND, canonical_name
+
+    canon = canonical_name(name)
+    path: str | None = None
+    if canon == DEFAULT_MODEL:
+        path = str(packaged_minilm_path())  # raises MissingDependency when not installed
+    elif canon.startswith(("st:", "sentence-transformers:")):
+        path = canon.partition(":")[2]
+    elif os.path.isdir(os.path.expanduser(canon)):
+        path = os.path.expanduser(canon)
+    else:
+        spec = db.catalog.get_object(MODEL_KIND, name)
+        if spec is not None and spec.get("kind") == "sentence-transformers":
+            path = str(spec.get("path") or "") or None
+    if path is None:
+        return None
+    try:
+        with open(os.path.join(path, "modules.json")) as f:
+            modules = json.load(f)
+        dim: int | None = None
+        for m in modules:
+            kind = str(m.get("type", ""))
+            conf_path = os.path.join(path, str(m.get("path", "")), "config.json")
+            if kind.endswith(".Pooling"):
+                with open(conf_path) as f:
+                    dim = int(json.load(f)["word_embedding_dimension"])
+            elif kind.endswith(".Dense"):
+                with open(conf_path) as f:
+                    dim = int(json.load(f)["out_features"])
+        return dim
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def _as_matrix(out: Any, n: int, dim: int | None, column: str) -> F32:
     arr = np.asarray(out, dtype=np.float32)
     if arr.ndim == 1 and n == 1:
@@ -271,15 +321,43 @@ def _as_matrix(out: Any, n: int, dim: int | None, column: str) -> F32:
     return normalize(arr)
 
 
+class _EmbedClock:
+    """Texts embedded so far against all a job embeds, for the ETA of that stage."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.done = 0
+        self.seconds = 0.0
+
+    def eta_s(self) -> float | None:
+        if self.done == 0 or self.seconds <= 0:
+            return None
+        return (self.total - self.done) * self.seconds / self.done
+
+
 def _embed_batched(embed: EmbeddingFunction, texts: list[str], dim: int, column: str,
-                   ctx: _jobs.JobContext, what: str, batch: int = 256) -> F32:
-    """Embed in batches so that a cancel takes effect within one batch."""
+                   ctx: _jobs.JobContext, what: str, batch: int = 256,
+                   clock: _EmbedClock | None = None) -> F32:
+    """Embed in batches so that a cancel takes effect within one batch. The first batch is
+    small, so that an ETA is known within a second or so."""
     parts: list[F32] = [np.zeros((0, dim), np.float32)]
-    for s in range(0, len(texts), batch):
+    s = 0
+    while s < len(texts):
         ctx.check()
-        ctx.phase(f"embedding {what} {s}/{len(texts)}")
-        chunk = texts[s:s + batch]
+        phase = f"embedding {what} {s}/{len(texts)}"
+        eta = None if clock is None else clock.eta_s()
+        if eta is None:
+            ctx.phase(phase)
+        else:
+            ctx.progress({"eta_s": eta, "stage": "embedding"}, phase=phase)
+        size = batch if clock is None or clock.done else min(batch, 16)
+        chunk = texts[s:s + size]
+        started = time.monotonic()
         parts.append(_as_matrix(embed(chunk), len(chunk), dim, column))
+        if clock is not None:
+            clock.done += len(chunk)
+            clock.seconds += time.monotonic() - started
+        s += len(chunk)
     return np.concatenate(parts)
 
 
@@ -423,14 +501,17 @@ def _prepare(ctx: _jobs.JobContext, db: Any, info: Any, snap: Snapshot,
         model = job.get("embedding_model")
         if not model:
             raise InvalidParameterValue("no embedding function to resume with")
+        ctx.phase(f"loading the embedding model {model}")
         embed_fn = _embedder(model, db, str(job["workspace"]))
     relevant = _rows_of(inputs["relevance"], snap)
     column = str(job["column"])
-    q = _embed_batched(embed_fn, list(inputs["queries"]), snap.dim, column, ctx, "queries")
+    queries = list(inputs["queries"])
     rows, texts = _pseudo_texts(job.get("pseudo_queries"), db, info, snap,
                                 job.get("text_column"), version)
-    pe = _embed_batched(embed_fn, texts, snap.dim, column, ctx, "pseudo-queries") \
-        if texts else None
+    clock = _EmbedClock(len(queries) + len(texts))
+    q = _embed_batched(embed_fn, queries, snap.dim, column, ctx, "queries", clock=clock)
+    pe = _embed_batched(embed_fn, texts, snap.dim, column, ctx, "pseudo-queries",
+                        clock=clock) if texts else None
     return {"query_emb": q, "relevant": relevant, "pseudo_emb": pe, "pseudo_docs": rows}
 
 
@@ -534,11 +615,24 @@ class VectorStore:
                  id_column: str | None = "id", text_column: Any = _DEFAULT_TEXT,
                  embedding_function: Any = None, token: str | None = None,
                  runtime: dict[str, Any] | None = None, exec_option: str | None = None,
-                 verbose: bool = False, read_only: bool | None = None) -> None:
+                 verbose: bool = False, read_only: bool | None = None,
+                 lake: str | None = None) -> None:
         if path is None:
             raise InvalidParameterValue("VectorStore needs a lake path or a tarndb Database")
-        self.db, self._owns_db, (self.workspace, self.table) = _open(path, table, workspace)
+        self.path = os.fspath(path) if isinstance(path, (str, os.PathLike)) else None
+        hub = self.path is not None and self.path.startswith(HUB_PREFIX)
+        if hub:
+            self.db, self._owns_db, (self.workspace, self.table) = _open_hub(
+                str(self.path), lake, workspace)
+        else:
+            self.db, self._owns_db, (self.workspace, self.table) = _open(path, table,
+                                                                         workspace)
         try:
+            if hub and not read_only and self.db.catalog.find_table(
+                    self.workspace, self.table) is None:
+                # Deep Lake makes the dataset on first use, with its default tensors.
+                _create_default_table(self.db, self.workspace, self.table, embedding_column,
+                                      id_column or "id")
             info = self.db.catalog.table(self.workspace, self.table)
             self.embedding_column = embedding_column
             self.id_column = id_column or "__rid"
@@ -602,6 +696,134 @@ class VectorStore:
         """Normalised embeddings of ``texts`` with ``fn`` (default: the store's function)."""
         texts = list(texts)
         return _as_matrix(self.embedder(fn)(texts), len(texts), dim, self.embedding_column)
+
+    @property
+    def dataset(self) -> Any:
+        """The table's Lance dataset at its latest version (Deep Lake's ``.dataset``)."""
+        return self.db.store(self._info()).dataset()
+
+    def _qualified(self) -> str:
+        return f'"{self.workspace.replace(chr(34), chr(34) * 2)}".' \
+               f'"{self.table.replace(chr(34), chr(34) * 2)}"'
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def add(self, text: Sequence[str] | None = None, embedding: Any = None,
+            metadata: Sequence[Any] | None = None, id: Sequence[Any] | None = None,  # noqa: A002
+            embedding_data: Sequence[str] | None = None, embedding_function: Any = None,
+            embedding_tensor: str | None = None, return_ids: bool = True,
+            rate_limiter: Any = None, batch_byte_size: int | None = None,
+            **tensors: Sequence[Any]) -> list[Any] | None:
+        """Add rows, as Deep Lake's ``VectorStore.add``: ``text``, ``metadata``, ``id``
+        (default: new UUIDs) and either ``embedding`` (vectors) or texts to embed
+        (``embedding_data``, else ``text``) with ``embedding_function`` (default: the
+        store's). Other keyword arguments fill columns of the same name. Returns the ids.
+        ``rate_limiter`` and ``batch_byte_size`` are accepted and ignored."""
+        column = embedding_tensor or self.embedding_column
+        given: dict[str, list[Any]] = {}
+        if text is not None:
+            if self.text_column is None:
+                raise UndefinedColumn(f'"{self.workspace}"."{self.table}" has no text column',
+                                      column="text")
+            given[self.text_column] = list(text)
+        if metadata is not None:
+            given["metadata"] = list(metadata)
+        for name, values in tensors.items():
+            given[name] = list(values)
+        if embedding is not None:
+            given[column] = [None if v is None else np.asarray(v, np.float32).tolist()
+                             for v in embedding]
+        sizes = {len(v) for v in given.values()}
+        to_embed = list(embedding_data) if embedding_data is not None else None
+        if embedding is None and (to_embed is not None or (
+                text is not None and (embedding_function or self.embedding_function))):
+            texts = to_embed if to_embed is not None else list(text or [])
+            sizes.add(len(texts))
+            if len(sizes) == 1 and texts:
+                given[column] = self.embed(texts, embedding_function).tolist()
+        if not given:
+            raise InvalidParameterValue("add() needs text, embedding or metadata")
+        if len(sizes) != 1:
+            raise InvalidParameterValue(f"add(): the columns given have different lengths "
+                                        f"({', '.join(str(n) for n in sorted(sizes))})")
+        n = sizes.pop()
+        ids: list[Any] | None = None
+        if self.id_column != "__rid":
+            import uuid
+
+            ids = list(id) if id is not None else [str(uuid.uuid4()) for _ in range(n)]
+            if len(ids) != n:
+                raise InvalidParameterValue(f"add(): {len(ids)} ids for {n} rows")
+            given = {self.id_column: ids, **given}
+        elif id is not None:
+            raise InvalidParameterValue("this store has no id column to take ids")
+        info = self._info()
+        for name in given:
+            if info.column(name) is None:
+                raise UndefinedColumn(f'column "{name}" does not exist in '
+                                      f'"{self.workspace}"."{self.table}"', column=name)
+        names = list(given)
+        cols = ", ".join('"' + c.replace('"', '""') + '"' for c in names)
+        s = self.db.session(workspace=self.workspace)
+        try:
+            for start in range(0, n, 500):
+                rows = range(start, min(n, start + 500))
+                params: list[Any] = []
+                values = []
+                for i in rows:
+                    marks = []
+                    for c in names:
+                        params.append(given[c][i])
+                        marks.append(f"${len(params)}")
+                    values.append("(" + ", ".join(marks) + ")")
+                s.execute(f"INSERT INTO {self._qualified()} ({cols}) VALUES "
+                          + ", ".join(values), params)
+        finally:
+            s.close()
+        return ids if return_ids else None
+
+    def delete(self, row_ids: Sequence[int] | None = None, ids: Sequence[Any] | None = None,
+               filter: dict[str, Any] | str | None = None, query: str | None = None,  # noqa: A002
+               exec_option: str | None = None, delete_all: bool | None = None) -> bool:
+        """Delete rows by ``ids``, by a ``filter`` (``{"column": value}`` or a SQL
+        condition), or all of them (``delete_all=True``), as Deep Lake's
+        ``VectorStore.delete``; returns True."""
+        if query is not None or row_ids is not None:
+            raise FeatureNotSupported("delete by TQL query or row index is not supported; "
+                                      "use ids= or filter=")
+        conds: list[str] = []
+        params: list[Any] = []
+        if ids is not None:
+            ids = list(ids)
+            if not ids:
+                return True
+            marks = []
+            for v in ids:
+                params.append(v)
+                marks.append(f"${len(params)}")
+            conds.append(f'"{self.id_column}" IN ({", ".join(marks)})')
+        if isinstance(filter, dict):
+            info = self._info()
+            for col, value in filter.items():
+                if info.column(col) is None:
+                    raise UndefinedColumn(f'column "{col}" does not exist in '
+                                          f'"{self.workspace}"."{self.table}"', column=col)
+                params.append(value)
+                conds.append(f'"{col.replace(chr(34), chr(34) * 2)}" = ${len(params)}')
+        elif isinstance(filter, str) and filter.strip():
+            conds.append(f"({filter})")
+        elif filter is not None:
+            raise FeatureNotSupported("filter must be a {column: value} dict or a SQL "
+                                      "condition")
+        if not conds and not delete_all:
+            raise InvalidParameterValue("delete() needs ids, filter or delete_all=True")
+        where = " WHERE " + " AND ".join(conds) if conds else ""
+        s = self.db.session(workspace=self.workspace)
+        try:
+            s.execute(f"DELETE FROM {self._qualified()}{where}", params)
+        finally:
+            s.close()
+        return True
 
     # -- search --------------------------------------------------------------------------
 
@@ -701,6 +923,58 @@ class VectorStore:
         if self._owns_db:
             self._owns_db = False
             self.db.close()
+
+
+HUB_PREFIX = "hub://"
+
+
+def _open_hub(path: str, lake: str | None, workspace: str | None
+              ) -> tuple[Any, bool, tuple[str, str]]:
+    """Seed 002's ``hub://<org>/<dataset>`` (or ``hub://<org>/<workspace>/<dataset>``): the
+    table ``<dataset>`` in ``workspace`` (default ``public``) of the lake ``lake`` (default
+    ``TARNDB_DATA``, else ``./tarndb-data``). The org must be the lake's, by name or id,
+    when the lake has one (a lake a server has run on)."""
+    import tarndb
+
+    from ..settings import resolve
+
+    parts = path[len(HUB_PREFIX):].strip("/").split("/")
+    if len(parts) not in (2, 3) or not all(p.strip() for p in parts):
+        raise InvalidParameterValue(f"{path!r} is not hub://<org>/<dataset> or "
+                                    f"hub://<org>/<workspace>/<dataset>")
+    org = parts[0]
+    ws = parts[1] if len(parts) == 3 else (workspace or "public")
+    if len(parts) == 3 and workspace not in (None, ws):
+        raise InvalidParameterValue(f"{path!r} names workspace {ws!r}, not {workspace!r}")
+    root = lake if lake is not None else str(resolve(None).data)
+    db = tarndb.open(root)
+    try:
+        orgs = db.catalog.list_objects("org")
+        if orgs and not any(org in (name, str(spec.get("id"))) for name, spec in orgs.items()):
+            known = ", ".join(f"{name} (id {spec.get('id')})" for name, spec in orgs.items())
+            raise InvalidParameterValue(f"{path!r}: org {org!r} is not this lake's; the lake "
+                                        f"{db.lake.uri} belongs to {known}")
+        from ..files import check_workspace
+
+        check_workspace(ws)
+    except BaseException:
+        db.close()
+        raise
+    return db, True, (ws, parts[-1])
+
+
+def _create_default_table(db: Any, ws: str, table: str, embedding_column: str,
+                          id_column: str) -> None:
+    """Deep Lake's default tensors: id, text, embedding, metadata."""
+    def q(name: str) -> str:
+        return '"' + name.replace('"', '""') + '"'
+
+    cols = [f"{q(id_column)} TEXT PRIMARY KEY", "text TEXT",
+            f"{q(embedding_column)} FLOAT4[]", "metadata JSONB"]
+    if id_column == "__rid":
+        cols = cols[1:]
+    db.execute(f"CREATE SCHEMA IF NOT EXISTS {q(ws)}")
+    db.execute(f"CREATE TABLE IF NOT EXISTS {q(ws)}.{q(table)} ({', '.join(cols)})")
 
 
 def _open(path: Any, table: str | None, workspace: str | None
@@ -828,9 +1102,20 @@ class DeepMemory:
         cfg = config if isinstance(config, AdapterConfig) else AdapterConfig.from_json(config)
         cfg.check()
         fn = embedding_function if embedding_function is not None else store.embedding_function
-        embed = store.embedder(fn)
-        # A wrong model (dimension, shape) must fail this call, not a job later.
-        _as_matrix(embed(queries_l[:1]), 1, snap.dim, store.embedding_column)
+        embed: EmbeddingFunction | None = None
+        if _loaded_or_callable(fn):
+            embed = store.embedder(fn)
+            # A wrong model (dimension, shape) must fail this call, not a job later.
+            _as_matrix(embed(queries_l[:1]), 1, snap.dim, store.embedding_column)
+        else:
+            # A model name not loaded yet: loading takes seconds, so the job loads it and
+            # this call returns the job id at once. The dimension its files declare is
+            # checked here; the job checks the vectors themselves.
+            declared = _declared_dim(str(fn), self._db)
+            if declared is not None and declared != snap.dim:
+                raise DataError(f"embedding dimension mismatch: the embedding_function gives "
+                                f'{declared}-d vectors, column "{store.embedding_column}" '
+                                f"holds {snap.dim}-d ones")
         info = store._info()
         mode = pseudo_queries if pseudo_queries is not None else "none"
         if mode not in PSEUDO_MODES and info.column(mode) is None:
@@ -986,13 +1271,18 @@ def _recall_line(d: dict[str, Any] | None) -> str | None:
 def progress_lines(job: dict[str, Any]) -> list[str]:
     """The PROGRESS cell: ETA and held-out recall@10 (with its change), or None."""
     p = job.get("progress")
-    if not p:
+    training = job.get("status") == "training"
+    if not p and not training:
         return ["None"]
-    eta = p.get("eta_s")
-    lines = [f"eta: {float(eta):.1f} seconds" if eta is not None else "eta: unknown"]
+    eta = (p or {}).get("eta_s")
+    lines = [f"eta: {float(eta):.1f} seconds" if eta is not None else "eta: estimating"]
     line = _recall_line(p)
     if line:
         lines.append(line)
+    elif training and job.get("phase"):
+        # before the first epoch: what the job does now (loading the model, embedding
+        # queries 256/400 ...); the ETA is that stage's
+        lines.append(str(job["phase"]))
     return lines
 
 
@@ -1008,7 +1298,9 @@ def results_lines(job: dict[str, Any]) -> list[str]:
 
 
 def _wrap(text: str, width: int) -> list[str]:
-    return [text[i:i + width] for i in range(0, len(text), width)] or [""]
+    import textwrap
+
+    return textwrap.wrap(text, width, break_on_hyphens=False) or [""]
 
 
 def format_status(job: dict[str, Any]) -> str:
