@@ -231,6 +231,9 @@ class Catalog:
                 if if_not_exists:
                     return
                 raise DuplicateSchema(f'schema "{name}" already exists')
+            from .reserved import check_new_workspace
+
+            check_new_workspace(name)  # not tls, _catalog.lance, pg_*: the server's own names
             self.put_object("schema", name, {"name": name})
 
     def ensure_workspace(self, name: str) -> None:

@@ -65,6 +65,8 @@ def translate(exc: BaseException) -> E.TarnError:
             return E.UndefinedObject(msg)
         return E.SyntaxErrorOrAccessRuleViolation(msg)
     if isinstance(exc, duckdb.InvalidInputException):
+        if low.startswith("division by zero"):
+            return E.DivisionByZero("division by zero")  # PostgreSQL's words and 22012
         return E.DataError(msg)
     if isinstance(exc, duckdb.ConstraintException):
         return E.IntegrityError(msg)

@@ -10,10 +10,10 @@ from collections.abc import Iterator
 from typing import Any, TypeAlias
 
 import postgast
-from google.protobuf.message import Message
+from google.protobuf.message import DecodeError, Message
 from postgast import pg_query_pb2 as pb
 
-from ..errors import SyntaxError_
+from ..errors import ProgramLimitExceeded, SyntaxError_
 
 #: A parse-tree node (``pg_query_pb2.Node``); typed loosely, protobuf stubs are generated.
 Node: TypeAlias = Any
@@ -26,6 +26,13 @@ def parse(sql: str) -> Any:
     except postgast.PgQueryError as e:
         pos = getattr(e, "cursorpos", None) or None
         raise SyntaxError_(str(getattr(e, "message", e)), position=pos) from None
+    except DecodeError:
+        # The parse tree is deeper than protobuf decodes (~100 levels: ARRAY[ARRAY[...]] some
+        # 50 deep): a limit, not a server error.
+        raise ProgramLimitExceeded(
+            "statement is nested too deeply",
+            detail="Expressions (nested ARRAY[...], function calls, subqueries) may be nested "
+                   "about 50 levels deep.") from None
 
 
 def deparse_node(stmt_node: Node) -> str:

@@ -945,7 +945,11 @@ def install_functions(con: Any) -> None:
 
     Macros live in the ``main`` schema of the DuckDB database, which every cursor of it
     shares, so this does the work once; later calls only check a marker.
+
+    It also makes arithmetic PostgreSQL's: a division by zero (integer or float) is an error
+    (22012) and sqrt/ln of out-of-range arguments are errors, not Infinity or NaN.
     """
+    con.execute("SET GLOBAL ieee_floating_point_ops = false")
     try:
         con.execute(f"SELECT {_MARKER}()").fetchall()
         return
