@@ -152,6 +152,8 @@ async def json_body(request: Request) -> dict[str, Any]:
                 else await _state(request).run(json.loads, bytes(buf)))
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidRequest(f"request body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise InvalidRequest("request body is nested too deeply") from None
     if not isinstance(body, dict):
         raise InvalidRequest("request body must be a JSON object")
     if _SURROGATE_ESCAPE.search(buf):
