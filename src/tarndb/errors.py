@@ -166,6 +166,12 @@ class GroupingError(TarnError):
     code = "grouping_error"
 
 
+class InvalidTableDefinition(TarnError):
+    sqlstate = "42P16"
+    http_status = 400
+    code = "invalid_table_definition"
+
+
 class DependentObjectsStillExist(TarnError):
     sqlstate = "2BP01"
     http_status = 409

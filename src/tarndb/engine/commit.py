@@ -326,11 +326,12 @@ class WritePath:
             if kind != "Append":
                 return None
             try:  # another server's insert: read the rows of the fragments it added
-                tx = store.dataset().read_transaction(v)
+                tx: Any = store.dataset().read_transaction(v)
                 frag_ids = [f.id for f in tx.operation.fragments]
                 ds = store.dataset(v)
                 frags = [f for f in ds.get_fragments() if f.fragment_id in frag_ids]
-                rows = ds.to_table(columns=list(ix.key.columns) + [RID], fragments=frags)
+                rows = ds.scanner(columns=list(ix.key.columns) + [RID],
+                                  fragments=frags).to_table()
             except Exception:  # noqa: BLE001
                 return None
             ix.load(rows)

@@ -227,7 +227,10 @@ class Database:
 
         return IndexManager.open(self.store(info).uri)
 
-    def create_index(self, info: TableInfo, ix: IndexInfo, unique: bool = False) -> None:
+    def create_index(self, info: TableInfo, ix: IndexInfo, unique: bool = False,
+                     publish: Callable[[TableInfo], None] | None = None) -> None:
+        """Build ``ix`` on the lake and add it to ``info``; ``publish`` writes the catalog
+        (a session's transaction defers that to COMMIT)."""
         col = info.column(ix.column)
         assert col is not None
         index_type = ix.index_type.lower()
@@ -243,14 +246,22 @@ class Database:
                                        options=ix.options)
             ix.index_type = getattr(created, "index_type", index_type) or index_type
         info.indexes.append(ix)
-        self.catalog.update_table(info)
+        (publish or self.catalog.update_table)(info)
+
+    def has_search_state(self, ix: IndexInfo) -> bool:
+        return ix.index_type not in ("unique", "exact_text", "inverted_index")
+
+    def drop_index_state(self, info: TableInfo, ix: IndexInfo) -> None:
+        """Remove what a search index keeps on the lake (nothing for scalar kinds)."""
+        if not self.has_search_state(ix):
+            return
+        try:
+            self._index_manager(info).drop_index(ix.name, if_exists=True)
+        except E.TarnError:
+            log.warning("index %s had no search state", ix.name)
 
     def drop_index(self, info: TableInfo, ix: IndexInfo) -> None:
-        if ix.index_type not in ("unique", "exact_text", "inverted_index"):
-            try:
-                self._index_manager(info).drop_index(ix.name, if_exists=True)
-            except E.TarnError:
-                log.warning("index %s had no search state", ix.name)
+        self.drop_index_state(info, ix)
         info.indexes = [i for i in info.indexes if i.name != ix.name]
         self.catalog.update_table(info)
 

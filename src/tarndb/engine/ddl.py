@@ -46,18 +46,18 @@ def _workspace(session: Session, rv: pb.RangeVar) -> str:
 
 
 def create_table(session: Session, node: pb.CreateStmt, params: list[Any]) -> Result:
-    cat = session.db.catalog
     ws = _workspace(session, node.relation)
     name = node.relation.relname
     if name == "_files":
         raise E.DuplicateTable('"_files" is the file store\'s system table; choose another name')
-    if cat.find_table(ws, name) is not None:
+    if session.find_table(ws, name) is not None:
         if node.if_not_exists:
             session.notices.append(f'relation "{name}" already exists, skipping')
             return Result(command="CREATE TABLE")
         raise E.DuplicateTable(f'relation "{name}" already exists', table=name)
     columns: list[ColumnInfo] = []
     pk: list[str] = []
+    constraints: list[dict[str, Any]] = []
     for elt in node.table_elts:
         k = ast.kind(elt)
         if k == "column_def":
@@ -77,10 +77,14 @@ def create_table(session: Session, node: pb.CreateStmt, params: list[Any]) -> Re
                     col.default_sql = _expr_sql(con.raw_expr)
                 elif con.contype == pb.CONSTR_GENERATED:
                     col.generated_sql = _expr_sql(con.raw_expr)
+                elif con.contype in (pb.CONSTR_UNIQUE, pb.CONSTR_CHECK, pb.CONSTR_FOREIGN):
+                    constraints.append(_constraint(name, con, [cd.colname]))
             columns.append(col)
         elif k == "constraint" and elt.constraint.contype == pb.CONSTR_PRIMARY:
             for key in elt.constraint.keys:
                 pk.append(key.string.sval)
+        elif k == "constraint":
+            constraints.append(_constraint(name, elt.constraint, []))
     if len(pk) != len(set(pk)):
         raise E.InvalidTextRepresentation("multiple primary keys are not allowed")
     for key in pk:
@@ -90,20 +94,71 @@ def create_table(session: Session, node: pb.CreateStmt, params: list[Any]) -> Re
         keycol.not_null = True
     if not columns:
         raise E.FeatureNotSupported("a table needs at least one column")
-    _create(session, ws, name, columns, pk)
+    _check_constraint_columns(constraints, columns)
+    _name_constraints(name, constraints)
+    _create(session, ws, name, columns, pk, constraints)
     return Result(command="CREATE TABLE")
 
 
-def _create(session: Session, ws: str, name: str, columns: list[ColumnInfo], pk: list[str]
-            ) -> TableInfo:
+def _constraint(table: str, con: pb.Constraint, columns: list[str]) -> dict[str, Any]:
+    """A UNIQUE or CHECK constraint as the catalog keeps it. Foreign keys are refused loudly
+    rather than dropped: tarndb does not enforce them yet."""
+    if con.contype == pb.CONSTR_FOREIGN:
+        raise E.FeatureNotSupported(
+            "FOREIGN KEY constraints are not supported by tarndb",
+            hint="Drop the REFERENCES clause; keep the key column and join on it.")
+    if con.contype == pb.CONSTR_UNIQUE:
+        cols = [k.string.sval for k in con.keys] or columns
+        return {"name": con.conname, "type": "unique", "columns": cols}
+    if con.contype == pb.CONSTR_CHECK:
+        return {"name": con.conname, "type": "check", "columns": columns,
+                "expr": _expr_sql(con.raw_expr)}
+    raise E.FeatureNotSupported("this constraint is not supported by tarndb")
+
+
+def _check_constraint_columns(constraints: list[dict[str, Any]],
+                              columns: list[ColumnInfo]) -> None:
+    names = {c.name for c in columns}
+    for con in constraints:
+        if con["type"] == "unique":
+            for c in con["columns"]:
+                if c not in names:
+                    raise E.UndefinedColumn(f'column "{c}" named in key does not exist',
+                                            column=c)
+
+
+def _name_constraints(table: str, constraints: list[dict[str, Any]],
+                      taken: set[str] | None = None) -> None:
+    """PostgreSQL's default names: ``<table>_<cols>_key`` and ``<table>_<col>_check``."""
+    used = set(taken or ())
+    for con in constraints:
+        if not con["name"]:
+            suffix = "key" if con["type"] == "unique" else "check"
+            base = "_".join([table, *con["columns"][:1 if con["type"] == "check" else None],
+                             suffix]) if con["columns"] else f"{table}_{suffix}"
+            candidate, n = base, 0
+            while candidate in used:
+                n += 1
+                candidate = f"{base}{n}"
+            con["name"] = candidate
+        used.add(con["name"])
+
+
+def _create(session: Session, ws: str, name: str, columns: list[ColumnInfo], pk: list[str],
+            constraints: list[dict[str, Any]] | None = None) -> TableInfo:
     cat = session.db.catalog
     cat.ensure_workspace(ws)
-    info = TableInfo(ws, name, columns, cat.new_table_path(ws, name), pk)
+    info = TableInfo(ws, name, columns, cat.new_table_path(ws, name), pk,
+                     constraints=list(constraints or []))
     schema = pa.schema([pa.field(c.name, c.type.arrow) for c in columns]
                        + [pa.field(RID, pa.int64())])
-    session.db.store(info).create(schema)
-    cat.create_table(info)
-    return cat.table(ws, name)
+    store = session.db.store(info)
+    store.create(schema)
+    session.on_rollback(lambda: session.db.forget_store(info))
+    session.catalog_create(info)
+    found = session.find_table(ws, name)
+    assert found is not None
+    return found
 
 
 def create_table_as(session: Session, node: pb.CreateTableAsStmt, params: list[Any]) -> Result:
@@ -112,7 +167,7 @@ def create_table_as(session: Session, node: pb.CreateTableAsStmt, params: list[A
     into = node.into
     ws = _workspace(session, into.rel)
     name = into.rel.relname
-    if session.db.catalog.find_table(ws, name) is not None:
+    if session.find_table(ws, name) is not None:
         if node.if_not_exists:
             session.notices.append(f'relation "{name}" already exists, skipping')
             return Result(command="SELECT 0")
@@ -163,7 +218,11 @@ def create_table_as(session: Session, node: pb.CreateTableAsStmt, params: list[A
 
 
 def create_schema(session: Session, node: pb.CreateSchemaStmt, params: list[Any]) -> Result:
-    session.db.catalog.create_workspace(node.schemaname, if_not_exists=node.if_not_exists)
+    cat = session.db.catalog
+    existed = cat.workspace_exists(node.schemaname)
+    cat.create_workspace(node.schemaname, if_not_exists=node.if_not_exists)
+    if not existed:
+        session.on_rollback(lambda: cat.drop_workspace(node.schemaname, missing_ok=True))
     return Result(command="CREATE SCHEMA")
 
 
@@ -180,12 +239,12 @@ def drop(session: Session, node: pb.DropStmt, params: list[Any]) -> Result:
                     session.notices.append(f'table "{parts[-1]}" does not exist, skipping')
                     continue
                 raise E.UndefinedTable(f'table "{parts[-1]}" does not exist', table=parts[-1])
-            cat.drop_table(info)
-            session.db.forget_store(info)
+            session.catalog_drop(info)
         return Result(command="DROP TABLE")
     if node.remove_type == pb.OBJECT_SCHEMA:
         for obj in node.objects:
             name = obj.string.sval
+            session.refuse_in_transaction_block("DROP SCHEMA")
             tables = cat.tables(name) if cat.workspace_exists(name) else []
             cat.drop_workspace(name, cascade=cascade, missing_ok=node.missing_ok)
             for info in tables:
@@ -201,7 +260,9 @@ def drop(session: Session, node: pb.DropStmt, params: list[Any]) -> Result:
                     continue
                 raise E.UndefinedObject(f'index "{parts[-1]}" does not exist')
             info, ix = found
-            session.db.drop_index(info, ix)
+            info.indexes = [i for i in info.indexes if i.name != ix.name]
+            session.catalog_update(info)
+            session.on_commit(lambda info=info, ix=ix: session.db.drop_index_state(info, ix))
         return Result(command="DROP INDEX")
     if node.remove_type == pb.OBJECT_EXTENSION:
         return Result(command="DROP EXTENSION")
@@ -209,7 +270,7 @@ def drop(session: Session, node: pb.DropStmt, params: list[Any]) -> Result:
 
 
 def _find_index(session: Session, name: str, ws: str | None) -> tuple[TableInfo, IndexInfo] | None:
-    for info in session.db.catalog.all_tables():
+    for info in session.all_tables():
         if ws and info.workspace != ws:
             continue
         for ix in info.indexes:
@@ -253,8 +314,9 @@ def alter_table(session: Session, node: pb.AlterTableStmt, params: list[Any]) ->
                 raise E.NotNullViolation(
                     f'column "{col.name}" of relation "{info.name}" contains null values')
             store.add_column(pa.field(col.name, ctype.arrow))
+            session.on_rollback(lambda name=col.name: store.drop_column(name))
             info.columns.append(col)
-            session.db.catalog.update_table(info)
+            session.catalog_update(info)
             if col.default_sql or col.generated_sql:
                 # Existing rows get the default, or the generated value (an UPDATE that
                 # changes nothing else recomputes every generated column).
@@ -269,30 +331,123 @@ def alter_table(session: Session, node: pb.AlterTableStmt, params: list[Any]) ->
                     continue
                 raise E.UndefinedColumn(
                     f'column "{cmd.name}" of relation "{info.name}" does not exist')
-            store.drop_column(cmd.name)
+            session.on_commit(lambda name=cmd.name: store.drop_column(name))
             info.columns = [col for col in info.columns if col.name != cmd.name]
             info.primary_key = [k for k in info.primary_key if k != cmd.name]
             info.indexes = [i for i in info.indexes if i.column != cmd.name]
-            session.db.catalog.update_table(info)
+            session.catalog_update(info)
+        elif cmd.subtype == pb.AT_AddConstraint:
+            _add_constraint(session, info, getattr(cmd, "def").constraint)
+        elif cmd.subtype == pb.AT_DropConstraint:
+            before = len(info.constraints) + len(info.primary_key)
+            if cmd.name == f"{info.name}_pkey":
+                info.primary_key = []
+            info.constraints = [c for c in info.constraints if c["name"] != cmd.name]
+            if before == len(info.constraints) + len(info.primary_key):
+                if cmd.missing_ok:
+                    session.notices.append(
+                        f'constraint "{cmd.name}" of relation "{info.name}" does not exist, '
+                        "skipping")
+                    continue
+                raise E.UndefinedObject(
+                    f'constraint "{cmd.name}" of relation "{info.name}" does not exist')
+            session.catalog_update(info)
         elif cmd.subtype in (pb.AT_SetNotNull, pb.AT_DropNotNull):
             target = info.column(cmd.name)
             if target is None:
                 raise E.UndefinedColumn(f'column "{cmd.name}" does not exist')
             target.not_null = cmd.subtype == pb.AT_SetNotNull
-            session.db.catalog.update_table(info)
+            session.catalog_update(info)
         else:
             raise E.FeatureNotSupported("this ALTER TABLE action is not supported")
     return Result(command="ALTER TABLE")
 
 
+def _add_constraint(session: Session, info: TableInfo, con: pb.Constraint) -> None:
+    """ALTER TABLE ADD [CONSTRAINT name] PRIMARY KEY / UNIQUE / CHECK, after checking the
+    rows already in the table, as PostgreSQL does."""
+    taken = {c["name"] for c in info.constraints} | {ix.name for ix in info.indexes}
+    if con.conname and (con.conname in taken or con.conname == f"{info.name}_pkey"):
+        raise E.DuplicateObject(
+            f'constraint "{con.conname}" for relation "{info.name}" already exists')
+    if con.contype == pb.CONSTR_PRIMARY:
+        if info.primary_key:
+            raise E.InvalidTableDefinition(
+                f'multiple primary keys for table "{info.name}" are not allowed')
+        cols = [k.string.sval for k in con.keys]
+        for c in cols:
+            col = info.column(c)
+            if col is None:
+                raise E.UndefinedColumn(f'column "{c}" of relation "{info.name}" does not exist')
+        _validate_existing_unique(session, info, cols, f"{info.name}_pkey", not_null=True)
+        info.primary_key = cols
+        for c in cols:
+            info.column(c).not_null = True  # type: ignore[union-attr]
+    else:
+        spec = _constraint(info.name, con, [])
+        _check_constraint_columns([spec], info.columns)
+        _name_constraints(info.name, [spec], taken)
+        if spec["type"] == "unique":
+            _validate_existing_unique(session, info, spec["columns"], spec["name"])
+        else:
+            _validate_existing_check(session, info, spec)
+        info.constraints.append(spec)
+    session.catalog_update(info)
+
+
+def _validate_existing_unique(session: Session, info: TableInfo, cols: list[str], name: str,
+                              not_null: bool = False) -> None:
+    from .scan import Scope, quote_ident
+
+    scope = Scope(session)
+    try:
+        view = scope.view(info)
+        keys = ", ".join(quote_ident(c) for c in cols)
+        if not_null:
+            nulls = session.cursor.execute(
+                f"SELECT count(*) FROM {view} WHERE "
+                + " OR ".join(f"{quote_ident(c)} IS NULL" for c in cols)).fetchone()
+            if nulls and nulls[0]:
+                raise E.NotNullViolation(
+                    f'column "{cols[0]}" of relation "{info.name}" contains null values')
+        dup = session.cursor.execute(
+            f"SELECT {keys} FROM {view} WHERE "
+            + " AND ".join(f"{quote_ident(c)} IS NOT NULL" for c in cols)
+            + f" GROUP BY {keys} HAVING count(*) > 1 LIMIT 1").fetchall()
+    finally:
+        scope.close()
+    if dup:
+        raise E.UniqueViolation(
+            f'could not create unique index "{name}"',
+            detail=f"Key ({', '.join(cols)})=({', '.join(str(v) for v in dup[0])}) is "
+                   "duplicated.", table=info.name)
+
+
+def _validate_existing_check(session: Session, info: TableInfo, spec: dict[str, Any]) -> None:
+    from .scan import Scope, quote_ident
+
+    scope = Scope(session)
+    try:
+        view = scope.view(info)
+        bad = session.cursor.execute(
+            f"SELECT count(*) FROM (SELECT * FROM {view}) AS {quote_ident(info.name)} "
+            f"WHERE NOT coalesce(({spec['expr']}), true)").fetchone()
+    finally:
+        scope.close()
+    if bad and bad[0]:
+        raise E.CheckViolation(
+            f'check constraint "{spec["name"]}" of relation "{info.name}" is violated by '
+            "some row", table=info.name)
+
+
 def rename(session: Session, node: pb.RenameStmt, params: list[Any]) -> Result:
     if node.rename_type == pb.OBJECT_TABLE:
         info = session.table_for(node.relation)
-        if session.db.catalog.find_table(info.workspace, node.newname) is not None:
+        if session.find_table(info.workspace, node.newname) is not None:
             raise E.DuplicateTable(f'relation "{node.newname}" already exists')
         old = info.name
         info.name = node.newname
-        session.db.catalog.update_table(info, old_name=old)
+        session.catalog_update(info, old_name=old)
         return Result(command="ALTER TABLE")
     if node.rename_type == pb.OBJECT_COLUMN:
         info = session.table_for(node.relation)
@@ -301,13 +456,14 @@ def rename(session: Session, node: pb.RenameStmt, params: list[Any]) -> Result:
             raise E.UndefinedColumn(f'column "{node.subname}" does not exist')
         if info.column(node.newname) is not None:
             raise E.DuplicateColumn(f'column "{node.newname}" of relation already exists')
+        session.refuse_in_transaction_block("ALTER TABLE ... RENAME COLUMN")
         session.db.store(info).rename_column(node.subname, node.newname)
         col.name = node.newname
         info.primary_key = [node.newname if k == node.subname else k for k in info.primary_key]
         for ix in info.indexes:
             if ix.column == node.subname:
                 ix.column = node.newname
-        session.db.catalog.update_table(info)
+        session.catalog_update(info)
         return Result(command="ALTER TABLE")
     raise E.FeatureNotSupported("this RENAME is not supported")
 
@@ -343,8 +499,11 @@ def create_index(session: Session, node: pb.IndexStmt, params: list[Any]) -> Res
             "drop it first (one index per column)")
     if method not in ("deeplake_index", "btree", "hash", ""):
         raise E.UndefinedObject(f'access method "{method}" does not exist')
-    session.db.create_index(info, IndexInfo(name, column, options.pop("index_type", ""),
-                                            options), unique=node.unique)
+    if node.unique:
+        _validate_existing_unique(session, info, [column], name)
+    ix = IndexInfo(name, column, options.pop("index_type", ""), options)
+    session.db.create_index(info, ix, unique=node.unique, publish=session.catalog_update)
+    session.on_rollback(lambda: session.db.drop_index_state(info, ix))
     return Result(command="CREATE INDEX")
 
 

@@ -105,7 +105,14 @@ class Session:
         #: monotonic time the session last finished a statement (idle-in-transaction reaper)
         self.idle_since = time.monotonic()
         self.terminated: str | None = None
-        self._savepoints: list[tuple[str, dict[str, TableChange]]] = []
+        #: Catalog changes of the running transaction, published at COMMIT (transactional
+        #: DDL): tables it created, altered or dropped, by (workspace, name); None: dropped.
+        self._overlay: dict[tuple[str, str], TableInfo | None] = {}
+        self._catalog_ops: list[tuple[str, TableInfo, str | None]] = []
+        self._on_commit: list[Any] = []
+        self._on_rollback: list[Any] = []
+        self._explicit = False
+        self._savepoints: list[tuple[str, dict[str, TableChange], tuple[Any, ...]]] = []
         self._failed = False
         self._running = threading.Event()
         self._closed = False
@@ -245,11 +252,12 @@ class Session:
             raise E.QueryCanceled("canceling statement due to statement timeout")
         return self._cancelled
 
-    def begin(self, isolation: str | None = None) -> None:
+    def begin(self, isolation: str | None = None, explicit: bool = True) -> None:
         if self._txn is not None:
             self.notices.append("there is already a transaction in progress")
             return
         self._txn = {}
+        self._explicit = explicit
         self._snapshot = {}
         self.txn_id = new_txn_id()
         self.isolation = isolation or self.settings.get(
@@ -262,8 +270,17 @@ class Session:
         failed, self._failed = self._failed, False
         try:
             if txn is None or failed:
+                self._undo_ddl()
                 return
-            self.db.commit_changes(list(txn.values()))
+            try:
+                changes = list(txn.values())
+                for ch in changes:  # a table altered in this transaction: its new shape
+                    ch.info = self._overlay.get((ch.info.workspace, ch.info.name)) or ch.info
+                self.db.commit_changes(changes)
+            except BaseException:
+                self._undo_ddl()
+                raise
+            self._publish_ddl()
         finally:
             self._end_transaction()
 
@@ -271,7 +288,98 @@ class Session:
         self._savepoints.clear()
         self._txn = None
         self._failed = False
+        self._undo_ddl()
         self._end_transaction()
+
+    # -- transactional DDL ---------------------------------------------------------------------
+
+    def find_table(self, workspace: str, name: str) -> TableInfo | None:
+        """A table as this session sees it: its own uncommitted DDL first, then the catalog."""
+        key = (workspace, name)
+        if key in self._overlay:
+            found = self._overlay[key]
+            return _copy_info(found) if found is not None else None
+        return self.db.catalog.find_table(workspace, name)
+
+    def all_tables(self) -> list[TableInfo]:
+        out = {(t.workspace, t.name): t for t in self.db.catalog.all_tables()}
+        for key, info in self._overlay.items():
+            if info is None:
+                out.pop(key, None)
+            else:
+                out[key] = _copy_info(info)
+        return list(out.values())
+
+    def catalog_create(self, info: TableInfo) -> None:
+        if self.db.catalog.find_table(info.workspace, info.name) is not None and \
+                self._overlay.get((info.workspace, info.name), ...) is ...:
+            raise E.DuplicateTable(f'relation "{info.name}" already exists', table=info.name)
+        self.db.catalog.ensure_workspace(info.workspace)
+        self._overlay[(info.workspace, info.name)] = _copy_info(info)
+        self._catalog_ops.append(("create", _copy_info(info), None))
+
+    def catalog_update(self, info: TableInfo, old_name: str | None = None) -> None:
+        if old_name is not None and old_name != info.name:
+            self._overlay[(info.workspace, old_name)] = None
+        self._overlay[(info.workspace, info.name)] = _copy_info(info)
+        self._catalog_ops.append(("update", _copy_info(info), old_name))
+
+    def catalog_drop(self, info: TableInfo) -> None:
+        self._overlay[(info.workspace, info.name)] = None
+        self._catalog_ops.append(("drop", _copy_info(info), None))
+
+    def on_commit(self, action: Any) -> None:
+        """Run ``action`` after the transaction's catalog changes are published."""
+        self._on_commit.append(action)
+
+    def on_rollback(self, action: Any) -> None:
+        """Undo a physical change (a created dataset, an added column) at ROLLBACK."""
+        self._on_rollback.append(action)
+
+    def refuse_in_transaction_block(self, what: str) -> None:
+        if self._txn is not None and self._explicit:
+            raise E.ActiveSqlTransaction(f"{what} cannot run inside a transaction block")
+
+    def _publish_ddl(self) -> None:
+        cat = self.db.catalog
+        ops, self._catalog_ops = self._catalog_ops, []
+        for op, info, old_name in ops:
+            if op == "create":
+                cat.create_table(info)
+                created = cat.find_table(info.workspace, info.name)
+                if created is not None:  # later ops of this transaction keep its oid
+                    for _, later, _ in ops:
+                        if later.path == info.path:
+                            later.oid = created.oid
+            elif op == "update":
+                cat.update_table(info, old_name=old_name)
+            else:
+                cat.drop_table(info)
+                self.db.forget_store(info)
+        actions, self._on_commit = self._on_commit, []
+        self._overlay.clear()
+        self._on_rollback.clear()
+        for action in actions:
+            try:
+                action()
+            except Exception:  # noqa: BLE001 - the commit stands; tidy-up can be redone
+                import logging
+
+                logging.getLogger(__name__).exception("after-commit action failed")
+
+    def _undo_ddl(self, keep: int = 0) -> None:
+        undo, self._on_rollback = self._on_rollback[keep:], self._on_rollback[:keep]
+        for action in reversed(undo):
+            try:
+                action()
+            except Exception:  # noqa: BLE001
+                import logging
+
+                logging.getLogger(__name__).exception("rollback of a DDL change failed")
+        if keep == 0:
+            self._overlay.clear()
+            self._catalog_ops.clear()
+            self._on_commit.clear()
 
     def _end_transaction(self) -> None:
         if self.txn_id:
@@ -315,7 +423,7 @@ class Session:
         try:
             for attempt in range(_AUTOCOMMIT_RETRIES + 1):
                 if autocommit:
-                    self.begin()
+                    self.begin(explicit=False)
                 self.read_versions = {}
                 try:
                     result: Result = run()
@@ -416,20 +524,19 @@ class Session:
         raise E.FeatureNotSupported(f"statement {kind} is not supported by tarndb")
 
     def resolve_table(self, schema: str | None, name: str) -> TableInfo | None:
-        cat = self.db.catalog
         if schema:
             self.check_workspace(schema)
         if name == "_files":
             return self.db.system_table(schema or self.workspace, name)
         if schema:
             self.check_workspace(schema)
-            found = cat.find_table(schema, name)
+            found = self.find_table(schema, name)
         else:
             found = None
             for ws in self.search_path():
                 if self.allowed_workspaces is not None and ws not in self.allowed_workspaces:
                     continue
-                found = cat.find_table(ws, name)
+                found = self.find_table(ws, name)
                 if found is not None:
                     break
         if found is None and (parts := versions.split_name(name)) is not None:
@@ -542,9 +649,11 @@ class Session:
                 " can only be used in transaction blocks")
         if kind == pb.TRANS_STMT_SAVEPOINT:
             snapshot = {k: c.copy() for k, c in self._txn.items()}
-            self._savepoints.append((name, snapshot))
+            ddl = (dict(self._overlay), len(self._catalog_ops), len(self._on_commit),
+                   len(self._on_rollback))
+            self._savepoints.append((name, snapshot, ddl))
             return Result(command="SAVEPOINT")
-        names = [n for n, _ in self._savepoints]
+        names = [n for n, _, _ in self._savepoints]
         if name not in names:
             self._failed = True
             raise E.InvalidSavepointSpecification(f'savepoint "{name}" does not exist')
@@ -552,9 +661,14 @@ class Session:
         if kind == pb.TRANS_STMT_RELEASE:
             del self._savepoints[i:]
             return Result(command="RELEASE")
-        _, snapshot = self._savepoints[i]
+        _, snapshot, ddl = self._savepoints[i]
         del self._savepoints[i + 1:]
         self._txn = {k: c.copy() for k, c in snapshot.items()}
+        overlay, n_ops, n_commit, n_rollback = ddl
+        self._undo_ddl(keep=n_rollback)
+        self._overlay = dict(overlay)
+        del self._catalog_ops[n_ops:]
+        del self._on_commit[n_commit:]
         self._failed = False
         return Result(command="ROLLBACK")
 
@@ -677,3 +791,7 @@ def _isolation_option(options: Any) -> str | None:
         if isinstance(value, str) and value.lower() in ISOLATION_LEVELS:
             return value.lower()
     return None
+
+
+def _copy_info(info: TableInfo) -> TableInfo:
+    return TableInfo.from_json(info.to_json())
