@@ -1,0 +1,82 @@
+"""The privilege matrix: who may do what, over which protocol.
+
+{admin token, write token for ws1, read token for ws1, role ``alice`` with a password} x
+{SQL over HTTP, the Postgres protocol} x {own workspace, other workspace, roles, files,
+models}. Each cell is run against the real server and must give exactly the expected outcome
+("ok" or the SQLSTATE), and the other workspace and the roles are unchanged afterwards.
+
+A role that logs in with a password (not a token) has no workspace limits: tarndb keeps no
+per-table ACLs yet (GRANT/REVOKE are superuser-only no-ops), so such a role reads and writes
+every workspace but manages no roles (it has no CREATEROLE). HTTP takes tokens only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+import pytest
+import requests
+from _security_support import ALICE_PASSWORD, Stack
+
+OPS = {
+    "own_read": "SELECT count(*) FROM ws1.t",
+    "own_write": "UPDATE ws1.t SET body = body WHERE id = 1",
+    "other_read": "SELECT count(*) FROM ws2.t",
+    "other_write": "UPDATE ws2.t SET body = body WHERE id = 1",
+    "roles": "CREATE ROLE matrix_probe",
+    "own_files": "SELECT count(*) FROM ws1._files",
+    "other_files": 'SELECT count(*) FROM "ws2"."_files"',
+    "model_path": "SELECT embed('st:/etc', 'x')",
+    "model_registry": "SELECT array_length(embed('minilm', 'x'), 1)",
+}
+OK, DENIED = "ok", "42501"
+EXPECTED: dict[str, dict[str, str]] = {
+    "admin": {**dict.fromkeys(OPS, OK), "model_path": DENIED},
+    "write": {"own_read": OK, "own_write": OK, "other_read": DENIED, "other_write": DENIED,
+              "roles": DENIED, "own_files": OK, "other_files": DENIED, "model_path": DENIED,
+              "model_registry": OK},
+    "read": {"own_read": OK, "own_write": DENIED, "other_read": DENIED,
+             "other_write": DENIED, "roles": DENIED, "own_files": OK, "other_files": DENIED,
+             "model_path": DENIED, "model_registry": OK},
+    "alice": {**dict.fromkeys(OPS, OK), "roles": DENIED, "model_path": DENIED},
+}
+
+
+def _http(stack: Stack, who: str, sql: str) -> str:
+    if who == "alice":  # a role's password is no API token
+        r = requests.post(f"{stack.http_url}/workspaces/ws1/tables/query",
+                          headers={"Authorization": f"Bearer {ALICE_PASSWORD}"},
+                          json={"query": sql}, timeout=60)
+        assert r.status_code == 401, r.text
+        return "401"
+    r = stack.http_sql(who, sql)
+    if r.status_code == 200:
+        return OK
+    return str(r.json()["error"]["sqlstate"])
+
+
+def _pg(stack: Stack, who: str, sql: str) -> str:
+    conn: Any = (stack.pg(user="alice", password=ALICE_PASSWORD) if who == "alice"
+                 else stack.pg_token(who))
+    with conn as c:
+        try:
+            c.execute(sql)
+        except psycopg.Error as e:
+            return str(e.sqlstate)
+    return OK
+
+
+@pytest.mark.parametrize("op", list(OPS))
+@pytest.mark.parametrize("protocol", ["http", "pg"])
+@pytest.mark.parametrize("who", list(EXPECTED))
+def test_matrix(stack: Stack, who: str, protocol: str, op: str) -> None:
+    roles_before = stack.roles()
+    ws2_before = stack.rows("ws2")
+    got = (_http if protocol == "http" else _pg)(stack, who, OPS[op])
+    if got == OK and op == "roles":
+        stack.admin_sql("DROP ROLE matrix_probe")
+    want = "401" if (protocol == "http" and who == "alice") else EXPECTED[who][op]
+    assert got == want, f"{who} over {protocol}: {op}"
+    assert stack.roles() == roles_before
+    assert stack.rows("ws2") == ws2_before
