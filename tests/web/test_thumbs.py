@@ -65,30 +65,46 @@ def test_unsupported_and_missing(site: Site) -> None:
     assert r.status_code == 401
 
 
-def test_media_cookie_only_for_reading_files(site: Site) -> None:
+def test_session_cookie_holds_no_token_and_sign_out_revokes_it(site: Site) -> None:
     fid = site.files["photo_1.png"]
     s = requests.Session()
     # No cookie yet: the browser-style fetch is refused.
     assert s.get(f"{site.url}/workspaces/{WS}/files/{fid}/content").status_code == 401
+    assert s.get(f"{site.url}/ui/session").json() == {"signed_in": False}
     bad = s.post(f"{site.url}/ui/session", headers={"Authorization": "Bearer tdb_wrong_token"})
     assert bad.status_code == 401 and COOKIE not in s.cookies
     ok = s.post(f"{site.url}/ui/session", headers=site.headers())
     assert ok.status_code == 200 and ok.json()["role"] == "admin"
-    assert "HttpOnly" in ok.headers["set-cookie"] and "SameSite=strict" in ok.headers["set-cookie"]
+    set_cookie = ok.headers["set-cookie"]
+    assert "HttpOnly" in set_cookie and "SameSite=strict" in set_cookie and "Path=/;" in set_cookie
+    sid = s.cookies[COOKIE]
+    assert site.token not in set_cookie and site.token not in sid and len(sid) >= 40
+    # The cookie authenticates reads (media with Range, listings, who am I) ...
     content = s.get(f"{site.url}/workspaces/{WS}/files/{fid}/content",
                     headers={"Range": "bytes=0-7"})
     assert content.status_code == 206 and content.content == b"\x89PNG\r\n\x1a\n"
     assert s.get(f"{site.url}/workspaces/{WS}/files/{fid}/download").status_code == 200
     assert s.get(f"{site.url}/workspaces/{WS}/files/{fid}/thumbnail").status_code == 200
-    # Everything else still needs the header: the cookie cannot list, query, write or delete.
-    assert s.get(f"{site.url}/workspaces/{WS}/files").status_code == 401
-    assert s.get(f"{site.url}/workspaces/{WS}/files/{fid}").status_code == 401
+    assert s.get(f"{site.url}/workspaces/{WS}/files").status_code == 200
+    assert s.get(f"{site.url}/ui/session").json()["role"] == "admin"
+    # ... but a write only with the UI's header, which a cross-site form cannot send.
     assert s.post(f"{site.url}/workspaces/{WS}/tables/query",
                   json={"query": "SELECT 1"}).status_code == 401
     assert s.delete(f"{site.url}/workspaces/{WS}/files/{fid}").status_code == 401
-    # Signing out clears the cookie.
-    s.delete(f"{site.url}/ui/session")
-    assert s.get(f"{site.url}/workspaces/{WS}/files/{fid}/content").status_code == 401
+    r = s.post(f"{site.url}/workspaces/{WS}/tables/query", json={"query": "SELECT 1"},
+               headers={"X-Tarndb-UI": "1"})
+    assert r.status_code == 200 and r.json()["rows"] == [[1]]
+    # Signing out ends the session on the server: the same cookie, replayed, is refused.
+    out = s.delete(f"{site.url}/ui/session", headers={"X-Tarndb-UI": "1"})
+    assert out.status_code == 200 and out.json()["revoked"] is True
+    replay = requests.get(f"{site.url}/workspaces/{WS}/files/{fid}/content",
+                          cookies={COOKIE: sid}, timeout=30)
+    assert replay.status_code == 401
+    assert requests.get(f"{site.url}/ui/session", cookies={COOKIE: sid},
+                        timeout=30).json() == {"signed_in": False}
+    # A made-up session id is nobody.
+    assert requests.get(f"{site.url}/workspaces/{WS}/files", cookies={COOKIE: "x" * 43},
+                        timeout=30).status_code == 401
 
 
 def test_page_and_assets(site: Site) -> None:

@@ -39,12 +39,17 @@ def test_sign_in(page: Any, site: Site) -> None:
     assert "bigint" in card.inner_text() and "jsonb" in card.inner_text()
     assert "body · bm25" in card.inner_text()
     shot(page, "02_tables")
-    # The token survives a reload (localStorage) and the media cookie is HttpOnly.
+    # The session survives a reload; the page keeps no token (the HttpOnly cookie holds a
+    # session id, not the token, and nothing is in localStorage).
     page.reload()
     page.locator(".table-card[data-table='docs']").wait_for()
     cookies = {c["name"]: c for c in page.context.cookies()}
-    assert cookies["tarndb_media"]["httpOnly"] is True
+    assert cookies["tarndb_session"]["httpOnly"] is True
+    assert cookies["tarndb_session"]["sameSite"] == "Strict"
+    assert site.token not in cookies["tarndb_session"]["value"]
+    assert "tarndb_media" not in cookies
     assert page.evaluate("document.cookie") == ""
+    assert site.token not in page.evaluate("JSON.stringify(Object.entries(localStorage))")
 
 
 def test_table_view_thumbnails_json_embeddings(page: Any, site: Site) -> None:
@@ -261,3 +266,18 @@ def test_no_console_errors(console: Console) -> None:
     unexpected = [e for e in console.errors if not expected.match(e)]
     assert console.page_errors == []
     assert unexpected == []
+
+
+def test_sign_out_revokes_the_session(page: Any, site: Site) -> None:
+    sid = {c["name"]: c for c in page.context.cookies()}["tarndb_session"]["value"]
+    url = f"{site.url}/workspaces/{WS}/files"
+    assert requests.get(url, cookies={"tarndb_session": sid}, timeout=30).status_code == 200
+    page.get_by_role("button", name="Sign out").click()
+    page.get_by_label("API token").wait_for()
+    # The old cookie, replayed from elsewhere, no longer signs anyone in.
+    assert requests.get(url, cookies={"tarndb_session": sid}, timeout=30).status_code == 401
+    assert "tarndb_session" not in {c["name"] for c in page.context.cookies()}
+    # A reload stays signed out.
+    page.reload()
+    page.get_by_label("API token").wait_for()
+

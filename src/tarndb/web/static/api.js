@@ -1,7 +1,12 @@
-// The HTTP API client of the UI. The token lives in localStorage (typed once); the server also
-// keeps it in an HttpOnly cookie (POST /ui/session) so <img>/<video> can fetch file bytes.
+// The HTTP API client of the UI. Sign-in sends the token once (POST /ui/session); the server
+// keeps it and answers with an HttpOnly session cookie, which authenticates every later request
+// (and <img>/<video> fetches). The page never stores the token. Requests other than GET carry
+// X-Tarndb-UI, without which the server does not accept the cookie (no cross-site writes).
 
-const TOKEN_KEY = "tarndb.token";
+// Where earlier versions kept the raw token: removed on load.
+const LEGACY_TOKEN_KEY = "tarndb.token";
+try { localStorage.removeItem(LEGACY_TOKEN_KEY); } catch { /* storage disabled */ }
+const UI_HEADER = "X-Tarndb-UI";
 
 export class ApiError extends Error {
   constructor(status, body) {
@@ -17,15 +22,12 @@ export class ApiError extends Error {
 }
 
 export const auth = {
-  get token() { return localStorage.getItem(TOKEN_KEY); },
-  set token(v) { if (v) localStorage.setItem(TOKEN_KEY, v); else localStorage.removeItem(TOKEN_KEY); },
   me: null,
   onUnauthorized: () => {},
 };
 
 async function request(method, path, { json, body, headers = {}, raw = false, signal } = {}) {
-  const h = { ...headers };
-  if (auth.token) h["Authorization"] = `Bearer ${auth.token}`;
+  const h = { [UI_HEADER]: "1", ...headers };
   if (json !== undefined) { h["Content-Type"] = "application/json"; body = JSON.stringify(json); }
   const res = await fetch(path, { method, headers: h, body, signal, credentials: "same-origin" });
   if (raw && res.ok) return res;
@@ -45,19 +47,19 @@ const ws = (name) => `/workspaces/${enc(name)}`;
 
 export const api = {
   async signIn(token) {
-    auth.token = token;
-    try {
-      auth.me = await request("POST", "/ui/session");
-    } catch (e) {
-      auth.token = null;
-      throw e;
-    }
+    auth.me = await request("POST", "/ui/session", { headers: { Authorization: `Bearer ${token}` } });
+    return auth.me;
+  },
+  // The session the cookie holds, if any (a reload stays signed in without the token).
+  async resume() {
+    const me = await request("GET", "/ui/session");
+    if (!me.signed_in) throw new ApiError(401, { error: { message: "not signed in" } });
+    auth.me = me;
     return auth.me;
   },
   async signOut() {
-    auth.token = null;
     auth.me = null;
-    await fetch("/ui/session", { method: "DELETE", credentials: "same-origin" });
+    await fetch("/ui/session", { method: "DELETE", headers: { [UI_HEADER]: "1" }, credentials: "same-origin" });
   },
   config: () => request("GET", "/ui/config"),
   query: (w, sql, params, signal) =>
@@ -89,7 +91,7 @@ export const api = {
     return new Promise((resolve, reject) => {
       const xhr = new XMLHttpRequest();
       xhr.open("POST", `${ws(w)}/files`);
-      xhr.setRequestHeader("Authorization", `Bearer ${auth.token}`);
+      xhr.setRequestHeader(UI_HEADER, "1");
       xhr.responseType = "json";
       xhr.upload.onprogress = (e) => { if (e.lengthComputable) onProgress(e.loaded / e.total); };
       xhr.onload = () => {

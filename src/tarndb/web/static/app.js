@@ -192,7 +192,6 @@ async function boot() {
   // itself is handled by the form.
   auth.onUnauthorized = () => {
     if (!auth.me) return;
-    auth.token = null;
     auth.me = null;
     renderSignIn("Your session ended. Sign in again.");
   };
@@ -208,11 +207,10 @@ async function boot() {
       if (target) { e.preventDefault(); target.focus(); }
     }
   });
-  if (!auth.token) return renderSignIn();
   try {
-    await api.signIn(auth.token);
+    await api.resume();
   } catch (e) {
-    return renderSignIn(e.status === 401 ? "Your saved token is no longer valid." : e.message);
+    return renderSignIn(e.status === 401 ? undefined : e.message);
   }
   await start();
 }
