@@ -67,3 +67,20 @@ def test_openai_models_follow_the_operator_setting() -> None:
         assert getattr(e.value, "sqlstate", None) == "42501"
     finally:
         _registry.allow_openai_in_sql(False)
+
+
+@pytest.mark.parametrize("endpoint", ["train", "evaluate"])
+@pytest.mark.parametrize("name", ["st:/etc", "/usr/lib", "openai:text-embedding-3-small"])
+def test_deep_memory_jobs_take_no_model_paths(stack: Stack, endpoint: str, name: str) -> None:
+    import requests
+
+    r = requests.post(f"{stack.http_url}/workspaces/ws1/deep_memory/{endpoint}",
+                      headers=stack.headers("write"), timeout=60, verify=stack.verify,
+                      json={"table": "t", "embedding_column": "emb", "embedding_model": name,
+                            "queries": ["q"], "relevance": [[[1, 1.0]]]})
+    assert r.status_code == 403, r.text
+    assert r.json()["error"]["sqlstate"] == "42501" and name not in r.text
+    jobs = requests.get(f"{stack.http_url}/workspaces/ws1/jobs", headers=stack.headers("write"),
+                        timeout=60, verify=stack.verify).json()
+    assert all(j.get("embedding_model") != name for j in (jobs.get("jobs", jobs)
+                                                          if isinstance(jobs, dict) else jobs))

@@ -118,15 +118,20 @@ def _store(db: Any, ws: str, body: dict[str, Any]) -> Any:
     from ..deepmemory import VectorStore
     from ..embeddings import default_model_name
 
+    from ..embeddings._registry import check_sql_name
+
     table = _check_table_name(body.get("table"))  # type: ignore[arg-type]
     kw: dict[str, Any] = {}
     if "text_column" in body:
         kw["text_column"] = _str_field(body, "text_column")
+    model = _str_field(body, "embedding_model")
+    if model:
+        # A client names models as SQL does: the operator's only, never a path (42501).
+        check_sql_name(model, db, ws)
     return VectorStore(db, table=table, workspace=ws,
                        embedding_column=_str_field(body, "embedding_column") or "embedding",
                        id_column=_str_field(body, "id_column", "id"),
-                       embedding_function=_str_field(body, "embedding_model")
-                       or default_model_name(db, ws), **kw)
+                       embedding_function=model or default_model_name(db, ws), **kw)
 
 
 def _lists(body: dict[str, Any], *names: str) -> None:
