@@ -141,7 +141,9 @@ def _schemas() -> dict[str, Any]:
             "properties": {"name": {"type": "string"}, "type": {"type": "string"},
                            "not_null": {"type": "boolean"},
                            "default": {"type": ["string", "null"]},
-                           "serial": {"type": "boolean"}},
+                           "serial": {"type": "boolean"},
+                           "generated": {"type": ["string", "null"],
+                                         "description": "GENERATED ALWAYS AS expression"}},
         },
         "Table": {
             "type": "object", "required": ["name", "columns"],

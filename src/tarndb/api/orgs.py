@@ -15,6 +15,7 @@ KIND = "org"
 # catalog -> {name: Org}; an org's id never changes once made, so it is kept for good.
 _cache: weakref.WeakKeyDictionary[Any, dict[str, Org]] = weakref.WeakKeyDictionary()
 _guard = threading.Lock()
+_make_guard = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -36,11 +37,18 @@ def ensure_org(catalog: Any, name: str) -> Org:
         hit = _cache.get(catalog, {}).get(name)
     if hit is not None:
         return hit
-    spec = catalog.get_object(KIND, name)
-    if spec is None:
-        catalog.put_object(KIND, name, {"name": name, "id": f"org-{uuid.uuid4()}"})
-        spec = catalog.get_object(KIND, name)  # another server may have written it first
-    org = Org(name=name, id=str(spec["id"]))
-    with _guard:
-        _cache.setdefault(catalog, {})[name] = org
-    return org
+    with _make_guard:  # two first requests at once must not make two ids
+        with _guard:
+            hit = _cache.get(catalog, {}).get(name)
+        if hit is not None:
+            return hit
+        spec = catalog.get_object(KIND, name)
+        if spec is None:
+            # (Two servers starting on one new lake at the same instant could still each
+            # make one; the last write wins on the lake and both read it back.)
+            catalog.put_object(KIND, name, {"name": name, "id": f"org-{uuid.uuid4()}"})
+            spec = catalog.get_object(KIND, name)
+        org = Org(name=name, id=str(spec["id"]))
+        with _guard:
+            _cache.setdefault(catalog, {})[name] = org
+        return org

@@ -62,6 +62,7 @@ export const api = {
     await fetch("/ui/session", { method: "DELETE", headers: { [UI_HEADER]: "1" }, credentials: "same-origin" });
   },
   config: () => request("GET", "/ui/config"),
+  me: () => request("GET", "/me"),
   query: (w, sql, params, signal) =>
     request("POST", `${ws(w)}/tables/query`, { json: params ? { query: sql, params } : { query: sql }, signal }),
   tables: (w) => request("GET", `${ws(w)}/tables`),

@@ -49,8 +49,8 @@ function renderSignIn(message) {
     }
   } },
   h("div", { class: "brand brand-lg" }, h("img", { src: "/static/favicon.svg", alt: "" }), "tarndb"),
-  h("p", { class: "muted" }, "Sign in with an API token. `tarndb serve` prints the admin token on first start; " +
-    "`tarndb token create` makes more."),
+  h("p", { class: "muted" }, "Sign in with an API token. ", h("code", null, "tarndb serve"),
+    " prints the admin token on first start; ", h("code", null, "tarndb token --data DIR create"), " makes more."),
   h("label", { for: "token" }, "API token"), input, err, button);
   clear(root).append(h("main", { class: "signin", id: "main" }, form));
   input.focus();
@@ -70,6 +70,7 @@ function buildShell() {
     h("div", { class: "brand" }, h("img", { src: "/static/favicon.svg", alt: "" }), "tarndb"),
     h("label", { class: "side-label", for: "ws-select" }, "Workspace"), wsSelect, nav,
     h("div", { class: "side-label" }, "Tables"), tablesList,
+    h("div", { class: "side-org muted small", id: "org-label" }),
     h("div", { class: "side-foot" },
       h("span", { class: "muted small", id: "whoami" }),
       h("button", { class: "btn btn-ghost btn-sm", type: "button", onclick: async () => {
@@ -85,6 +86,7 @@ function buildShell() {
   const main = h("main", { class: "main", id: "main", tabindex: "-1" });
   const scrim = h("div", { class: "scrim", onclick: () => document.body.classList.remove("nav-open") });
   clear(root).append(h("div", { class: "app" }, top, sidebar, scrim, main));
+  showIdentity(sidebar.querySelector("#whoami"), sidebar.querySelector("#org-label"));
   return { wsSelect, tablesList, nav, main };
 }
 
@@ -129,7 +131,7 @@ function renderTableList(ws) {
   const list = clear(shell.tablesList);
   if (!state.tables.size) list.append(h("li", { class: "muted small" }, "No tables yet"));
   for (const t of state.tables.values()) {
-    const a = h("a", { href: wsPath(ws, `/t/${encodeURIComponent(t.name)}`) },
+    const a = h("a", { href: wsPath(ws, `/t/${encodeURIComponent(t.name)}`), title: t.name },
       h("span", { class: "t-name" }, t.name), h("span", { class: "t-count" }, fmtCount(t.row_count)));
     if (route.view === "table" && route.table === t.name) a.setAttribute("aria-current", "page");
     list.append(h("li", null, a));
@@ -182,8 +184,21 @@ async function start() {
   }
   shell = null;
   await route();
-  const label = document.getElementById("whoami");
-  if (label) label.textContent = `${auth.me.name || auth.me.org} · ${auth.me.role}`;
+}
+
+// Who is signed in, and the org this token belongs to with the id clients send as
+// X-Activeloop-Org-Id (the name works too). Filled whenever the shell is built: the first
+// route after sign-in may only redirect, building the shell later.
+async function showIdentity(label, box) {
+  if (!auth.me) return;
+  label.textContent = `${auth.me.name || auth.me.org} · ${auth.me.role}`;
+  try {
+    const me = await api.me();
+    clear(box).append("Org ", h("strong", null, me.org),
+      h("code", { class: "org-id", title: "X-Activeloop-Org-Id (the org name works too)" }, me.org_id || ""));
+  } catch {
+    clear(box).append(`Org ${auth.me.org}`);
+  }
 }
 
 async function boot() {

@@ -7,7 +7,7 @@ import { openPreview } from "./preview.js";
 import { state } from "./state.js";
 
 const NUMERIC = new Set(["smallint", "integer", "bigint", "real", "double precision", "numeric",
-  "int2", "int4", "int8", "float4", "float8", "oid"]);
+  "int2", "int4", "int8", "float4", "float8", "oid", "double", "float", "decimal", "hugeint"]);
 const FILE_TYPES = new Set(["file_id", "image", "video", "file"]);
 // A plain UUID column is treated as a file reference when its name says so (the seeds'
 // `file_id UUID` columns); any UUID column could be, but guessing wider would make every id a
@@ -47,14 +47,29 @@ export function shapeLabel(shape, base = "float4") {
 
 function nullCell() { return h("span", { class: "null" }, "NULL"); }
 
+// Float noise from binary arithmetic (153.60000000000002) is shown as the decimal it stands
+// for: 15 significant digits is what a double holds exactly.
+export function tidyNumber(x) {
+  return Number.isFinite(x) && !Number.isInteger(x) ? Number.parseFloat(x.toPrecision(15)) : x;
+}
+
+const tidyJson = (k, v) => (typeof v === "number" ? tidyNumber(v) : v);
+
+export function formatNumber(x) {
+  if (typeof x !== "number" || !Number.isFinite(x)) return String(x);
+  const t = tidyNumber(x);
+  // Tiny magnitudes would round to 0 at six decimals: those keep their digits.
+  return t !== 0 && Math.abs(t) < 1e-4 ? String(t) : t.toLocaleString(undefined, { maximumFractionDigits: 6 });
+}
+
 function jsonCell(value) {
-  const compact = JSON.stringify(value);
+  const compact = JSON.stringify(value, tidyJson);
   if (compact.length <= 48 && (typeof value !== "object" || value === null)) {
     return h("code", { class: "json-inline" }, compact);
   }
   return h("details", { class: "json" },
     h("summary", null, h("code", null, compact.length > 60 ? compact.slice(0, 57) + "…" : compact)),
-    h("pre", null, JSON.stringify(value, null, 2)));
+    h("pre", null, JSON.stringify(value, tidyJson, 2)));
 }
 
 function vectorCell(value, shape) {
@@ -129,7 +144,7 @@ export function renderCell(kind, value, ctx = {}) {
     case "bool":
       return h("span", { class: `bool bool-${value}` }, value ? "true" : "false");
     case "number":
-      return h("span", { class: "num" }, typeof value === "number" ? value.toLocaleString(undefined, { maximumFractionDigits: 6 }) : String(value));
+      return h("span", { class: "num", title: typeof value === "number" ? String(value) : undefined }, formatNumber(value));
     case "time":
       return h("time", { datetime: String(value), title: String(value) }, String(value).replace("T", " ").replace(/\.\d+/, ""));
     case "bytes":
@@ -138,7 +153,7 @@ export function renderCell(kind, value, ctx = {}) {
       if (Array.isArray(value) && value.some((v) => Array.isArray(v))) return vectorCell(value);
       return jsonCell(value);
     default: {
-      const text = String(value);
+      const text = typeof value === "number" ? formatNumber(value) : String(value);
       return h("span", { class: "text", title: text.length > 80 ? text : undefined }, text);
     }
   }

@@ -1,9 +1,9 @@
 // The file browser: drag-and-drop (or pick) uploads with progress, a paginated list with
-// thumbnails, and the preview dialog (image, video with seeking, audio, PDF, text, JSON).
+// thumbnails, a filter and a delete button, and the preview dialog (image, video with seeking, audio, PDF, text, JSON).
 
 import { api, auth } from "../api.js";
 import { fileCell, fileKind } from "../cells.js";
-import { clear, fmtBytes, fmtCount, fmtDate, h, limiter, toast } from "../dom.js";
+import { clear, fmtBytes, fmtCount, fmtDate, h, limiter, qident, toast } from "../dom.js";
 import { openPreview } from "../preview.js";
 
 const PAGE = 50;
@@ -70,6 +70,43 @@ export async function render(main, { ws }) {
     load();
   };
 
+  // Delete from the list: asks first, as deleting cannot be undone (a training set that
+  // pinned the file keeps its bytes; everyone else stops seeing it).
+  async function askDelete(meta, btn) {
+    if (!window.confirm(`Delete ${meta.filename}? Tables that reference it will show a missing file.`)) return;
+    btn.disabled = true;
+    try {
+      await onDelete(meta);
+    } catch (e) {
+      btn.disabled = false;
+      toast(`${meta.filename}: ${e.message}`, "error");
+    }
+  }
+
+  // The filter matches names, content types and ids (case-insensitive), through SQL on the
+  // workspace's read-only _files table, so it covers every file, not just this page.
+  const filterBox = h("input", { type: "search", id: "f-filter", placeholder: "Filter by name, type or id…",
+    "aria-label": "Filter files", autocomplete: "off", spellcheck: false });
+  let filterTimer = null;
+  filterBox.addEventListener("input", () => {
+    clearTimeout(filterTimer);
+    filterTimer = setTimeout(() => { offset = 0; load(); }, 200);
+  });
+
+  async function filtered(text) {
+    const q = `SELECT CAST(id AS TEXT) AS id, filename, content_type, size, sha256, created_at, count(*) OVER () AS total
+FROM ${qident(ws)}."_files"
+WHERE strpos(lower(filename), $1) > 0 OR strpos(lower(content_type), $1) > 0 OR strpos(CAST(id AS TEXT), $1) > 0
+ORDER BY created_at DESC, id
+LIMIT ${PAGE} OFFSET ${offset}`;
+    const res = await api.query(ws, q, [text.toLowerCase()]);
+    const col = (name) => res.columns.indexOf(name);
+    const files = res.rows.map((r) => ({ id: r[col("id")], filename: r[col("filename")], content_type: r[col("content_type")],
+      size: Number(r[col("size")]), sha256: r[col("sha256")], created_at: String(r[col("created_at")]) }));
+    const all = res.rows.length ? Number(res.rows[0][col("total")]) : 0;
+    return { files, total: all, next_offset: offset + files.length < all ? offset + files.length : null };
+  }
+
   function row(meta) {
     const open = () => openPreview(ws, meta, { onDelete: canWrite ? onDelete : undefined });
     return h("tr", { dataset: { fileId: meta.id } },
@@ -81,17 +118,20 @@ export async function render(main, { ws }) {
       h("td", { class: "num f-size" }, fmtBytes(meta.size)),
       h("td", { class: "f-date" }, fmtDate(meta.created_at)),
       h("td", { class: "f-actions" }, h("a", { class: "btn btn-sm", href: api.downloadUrl(ws, meta.id), download: meta.filename,
-        "aria-label": `Download ${meta.filename}` }, "Download")));
+        "aria-label": `Download ${meta.filename}` }, "Download"),
+      canWrite ? h("button", { type: "button", class: "btn btn-sm btn-danger", "aria-label": `Delete ${meta.filename}`,
+        onclick: (e) => askDelete(meta, e.currentTarget) }, "Delete") : null));
   }
 
   async function load() {
-    const res = await api.files(ws, PAGE, offset);
+    const text = filterBox.value.trim();
+    const res = text ? await filtered(text) : await api.files(ws, PAGE, offset);
     total = res.total;
     clear(list).append(res.files.length
       ? h("div", { class: "grid-wrap" }, h("table", { class: "grid files" },
         h("thead", null, h("tr", null, ["", "Name", "Type", "Size", "Uploaded", ""].map((t) => h("th", { scope: "col" }, t)))),
         h("tbody", null, res.files.map(row))))
-      : h("p", { class: "empty" }, "No files yet. Upload some to see them here."));
+      : h("p", { class: "empty" }, text ? `No file matches “${text}”.` : "No files yet. Upload some to see them here."));
     const btn = (label, aria, to, disabled) => h("button", { type: "button", class: "btn btn-sm", "aria-label": aria, disabled,
       onclick: () => { offset = to; load(); } }, label);
     clear(pager).append(
@@ -103,8 +143,9 @@ export async function render(main, { ws }) {
   main.append(
     h("div", { class: "page-head" },
       h("div", null, h("h1", null, "Files"), h("p", { class: "muted" }, `Workspace ${ws} · reference a file from a table by its id (a UUID column)`))),
-    canWrite ? drop : h("p", { class: "muted" }, "This token can only read: uploads are disabled."), picker, queue, list,
+    canWrite ? drop : h("p", { class: "muted" }, "This token can only read: uploads are disabled."), picker, queue,
+    h("div", { class: "files-tools" }, filterBox), list,
     h("div", { class: "table-foot" }, h("span"), pager));
   await load();
-  return () => clearTimeout(refreshTimer);
+  return () => { clearTimeout(refreshTimer); clearTimeout(filterTimer); };
 }

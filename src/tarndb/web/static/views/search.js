@@ -1,6 +1,7 @@
 // Semantic search: pick a table and columns, type a sentence, get the top-k ranked by the
-// engine's <#> operator (BM25 on a text column, cosine/MaxSim on an embedding column with the
-// server's embed() function, or both fused), with an optional SQL filter as a prefilter.
+// engine's <#> operator (BM25 on a text column, cosine on a FLOAT4[] column with the server's
+// embed(), MaxSim on a FLOAT4[][] column with the model's token vectors from embed_multi(), or
+// both fused), with an optional SQL filter as a prefilter.
 
 import { api } from "../api.js";
 import { columnKind, fileCell, isEmbedding, renderCell } from "../cells.js";
@@ -15,15 +16,27 @@ const MODES = [
 ];
 const memory = { table: null, mode: "bm25", k: 10, filter: "", q: "", wv: 0.5 };
 
+// The query's embedding for an embedding column: FLOAT4[][] (multi-vector) columns get the
+// model's token vectors (embed_multi), FLOAT4[] columns one vector (embed). A column
+// generated with a named model is searched with that model; otherwise the workspace's default.
+export function embedCall(col, lit) {
+  const multi = columnKind(col.name, col.type) === "multivector";
+  const fn = multi ? "embed_multi" : "embed";
+  const m = /\bembed(?:_multi)?\s*\(\s*'((?:[^']|'')*)'\s*,/i.exec(col.generated || "");
+  return m ? `${fn}(${qliteral(m[1].replace(/''/g, "'"))}, ${lit})` : `${fn}(${lit})`;
+}
+
 function buildSql(ws, info, f) {
   const keep = info.columns.filter((c) => !isEmbedding(columnKind(c.name, c.type))).map((c) => qident(c.name));
   const lit = qliteral(f.q);
   const t = f.text ? qident(f.text) : null;
   const v = f.vector ? qident(f.vector) : null;
+  const vcol = info.columns.find((c) => c.name === f.vector);
+  const q = vcol ? embedCall(vcol, lit) : `embed(${lit})`;
   let score;
   if (f.mode === "bm25") score = `${t} <#> ${lit}`;
-  else if (f.mode === "vector") score = `${v} <#> embed(${lit})`;
-  else score = `(${v}, ${t}) <#> deeplake_hybrid_record(embed(${lit}), ${lit}, ${f.wv}, ${(1 - f.wv).toFixed(2)})`;
+  else if (f.mode === "vector") score = `${v} <#> ${q}`;
+  else score = `(${v}, ${t}) <#> deeplake_hybrid_record(${q}, ${lit}, ${f.wv}, ${(1 - f.wv).toFixed(2)})`;
   const where = f.filter.trim() ? `\nWHERE ${f.filter.trim()}` : "";
   return `SELECT ${keep.join(", ")},\n       ${score} AS score\nFROM ${qident(ws)}.${qident(info.name)}${where}\nORDER BY score DESC\nLIMIT ${f.k}`;
 }
@@ -121,9 +134,13 @@ export async function render(main, { ws }) {
       drawResults(t, res, performance.now() - t0);
     } catch (err) {
       const box = h("div", { class: "error-box", role: "alert" }, h("div", null, h("strong", null, err.sqlstate ? `${err.sqlstate} · ` : ""), err.message));
-      if (memory.mode !== "bm25" && /embed/i.test(err.message)) {
-        box.append(h("p", { class: "small" }, "Vector and hybrid search embed your sentence on the server with embed('…'). " +
-          "This server has no embedding model configured; BM25 works without one."));
+      if (memory.mode !== "bm25" && /embed|dimension/i.test(err.message)) {
+        box.append(h("p", { class: "small" }, /dimension/i.test(err.message)
+          ? "The query's embedding and the column's vectors differ in size: the column was made with " +
+            "another model than the workspace's default. Generate it with a named model (embed('model', …)) " +
+            "or set the workspace's default model."
+          : "Vector and hybrid search embed your sentence on the server with embed('…') (embed_multi('…') " +
+            "for multi-vector columns). This server has no embedding model configured; BM25 works without one."));
       }
       clear(results).append(box);
     }
