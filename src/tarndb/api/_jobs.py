@@ -117,7 +117,6 @@ def _store(db: Any, ws: str, body: dict[str, Any]) -> Any:
     embedding_model: default the workspace's default model)."""
     from ..deepmemory import VectorStore
     from ..embeddings import default_model_name
-
     from ..embeddings._registry import check_sql_name
 
     table = _check_table_name(body.get("table"))  # type: ignore[arg-type]
