@@ -19,7 +19,7 @@ from tarndb.deepmemory import JOB_KIND, VectorStore
 from tarndb.deepmemory import _jobs as jobs_mod
 from tarndb.deepmemory._store import format_status
 from tarndb.embeddings import register
-from tarndb.errors import InvalidParameterValue, UndefinedTable
+from tarndb.errors import FeatureNotSupported, InvalidParameterValue, UndefinedTable
 
 pytest.importorskip("torch")
 
@@ -77,6 +77,10 @@ def test_hub_path_add_search_delete(hub_lake: str, synthetic: Synthetic) -> None
         VectorStore("hub://my-org/never_made", read_only=True)
     with pytest.raises(InvalidParameterValue, match="is not hub://<org>/<dataset>"):
         VectorStore("hub://only-org")
+    for url in ("http://127.0.0.1:8080/ws/docs", "tarndb://127.0.0.1:5433/ws/docs"):
+        with pytest.raises(FeatureNotSupported, match="a store over a server's URL is not "
+                                                      "supported yet"):
+            VectorStore(url)
 
 
 def test_hub_org_must_be_the_lakes_when_it_has_one(hub_lake: str) -> None:

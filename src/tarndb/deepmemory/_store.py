@@ -990,6 +990,13 @@ def _open(path: Any, table: str | None, workspace: str | None
     import tarndb
 
     uri = os.fspath(path)
+    scheme = uri.partition("://")[0].lower() if "://" in uri else ""
+    if scheme in ("http", "https", "tarndb", "postgres", "postgresql"):
+        raise FeatureNotSupported(
+            f"VectorStore({uri!r}): a store over a server's URL is not supported yet; open "
+            f"the server's lake (VectorStore('<lake>', table='ws.table'), or "
+            f"'hub://<org>/<dataset>' with TARNDB_DATA set to it), or query the server with "
+            f"tarndb.Client / SQL")
     if table is None:
         # Deep Lake names a dataset by one path: here "<lake>/<workspace>/<table>".
         parts = uri.rstrip("/").rsplit("/", 2)
