@@ -101,6 +101,33 @@ def test_idle_startup_sockets_do_not_lock_out_a_real_login(stack: Stack) -> None
             s.close()
 
 
+def _threads(stack: Stack) -> int:
+    for line in Path(f"/proc/{stack.proc.pid}/status").read_text().splitlines():
+        if line.startswith("Threads:"):
+            return int(line.split()[1])
+    raise RuntimeError("no Threads")
+
+
+def test_a_flood_of_idle_sockets_holds_a_bounded_number_of_threads(stack: Stack) -> None:
+    """Past 4 x max_pending_logins (128) sockets still logging in, each new one hangs up the
+    oldest: 700 idle sockets hold at most 512 connection threads, and a login still works."""
+    base = _threads(stack)
+    idle = [_startup(stack) for _ in range(700)]
+    try:
+        deadline = time.monotonic() + 20
+        while _threads(stack) - base < 500 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert _threads(stack) - base <= 512 + 8
+        # the first ones were hung up (the server asked for a password, then closed)
+        first = _read_until_closed(idle[0], timeout=10)
+        assert first[:1] == b"R"
+        with stack.pg() as c:
+            assert c.execute("SELECT 1").fetchone() == (1,)
+    finally:
+        for s in idle:
+            s.close()
+
+
 def test_unknown_users_get_a_stable_salt(stack: Stack) -> None:
     def salt(user: str) -> str:
         s = _startup(stack, user)

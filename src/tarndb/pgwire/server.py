@@ -54,8 +54,12 @@ DEFAULT_MAX_CONNECTIONS = 500
 #: superuser_reserved_connections).
 DEFAULT_SUPERUSER_RESERVED = 3
 #: Connections that have not finished logging in, at most; when a new one arrives past this,
-#: the oldest of them is hung up, so idle sockets can never lock real users out.
+#: the oldest of them is hung up, so idle sockets can never lock real users out. One still
+#: within PENDING_GRACE_S of its start is spared (a burst of real clients logging in at once
+#: may go past the limit), up to PENDING_HARD_FACTOR times the limit.
 DEFAULT_MAX_PENDING_LOGINS = 128
+PENDING_GRACE_S = 2.0
+PENDING_HARD_FACTOR = 4
 #: A failed login is answered after this delay, doubled for each further failure from the
 #: same address within FAILURE_WINDOW_S (at most MAX_FAILURE_DELAY_S): password guessing slows
 #: down, a mistyped password costs a moment.
@@ -168,7 +172,7 @@ class PgServer:
         #: Every client socket being served, by its thread (shutdown hangs them all up).
         self._clients: dict[threading.Thread, socket.socket] = {}
         #: Sockets still logging in, oldest first (dicts keep insertion order).
-        self._pending: dict[threading.Thread, socket.socket] = {}
+        self._pending: dict[threading.Thread, tuple[socket.socket, float]] = {}
         self._stopping = threading.Event()
         #: The password generated at first start (printed once by serve_pg), else None.
         self.generated_password: str | None = None
@@ -249,15 +253,20 @@ class PgServer:
             t = threading.Thread(target=self._serve_client, args=(sock,),
                                  name="tarndb-pg-conn", daemon=True)
             evict: socket.socket | None = None
+            now = time.monotonic()
             with self._lock:
                 if len(self._pending) >= self.max_pending_logins:
                     # Hang up the oldest connection still logging in: a flood of idle
-                    # sockets then only ever holds max_pending_logins threads, and a real
-                    # client (the newest) gets its turn.
+                    # sockets then holds a bounded number of threads, and a real client
+                    # (the newest) gets its turn.
                     oldest = next(iter(self._pending))
-                    evict = self._pending.pop(oldest)
+                    old_sock, started = self._pending[oldest]
+                    if now - started > PENDING_GRACE_S or \
+                            len(self._pending) >= self.max_pending_logins * PENDING_HARD_FACTOR:
+                        del self._pending[oldest]
+                        evict = old_sock
                 self._clients[t] = sock
-                self._pending[t] = sock
+                self._pending[t] = (sock, now)
             if evict is not None:
                 with contextlib.suppress(OSError):
                     evict.shutdown(socket.SHUT_RDWR)
