@@ -70,9 +70,21 @@ def test_scoped_session_cannot_reach_ws2_by_sql(stack: Stack) -> None:
         for sql in ("SET search_path = ws2", 'SELECT * FROM "ws2"."t"',
                     'SELECT count(*) FROM "ws2"."_files"', "CREATE TABLE ws2.planted (x INT)",
                     "INSERT INTO ws2.t VALUES (9, 'planted', NULL)",
-                    "SELECT deep_memory('ws2.t', 'emb', ARRAY[1, 1]::float4[])"):
+                    "SELECT deep_memory('ws2.t', 'emb', ARRAY[1, 1]::float4[])",
+                    # functions and statements that take table names
+                    "SELECT count(*) FROM tarndb_versions('ws2.t')",
+                    "SELECT tarndb_tag('ws2.t', 'mine')", "SELECT tarndb_cleanup('ws2.t')",
+                    'SELECT * FROM "ws2"."t@1"', "EXPLAIN SELECT * FROM ws2.t",
+                    "CREATE INDEX planted ON ws2.t USING deeplake_index (body)",
+                    "ALTER TABLE ws2.t ADD COLUMN planted INT", "TRUNCATE ws2.t",
+                    "DROP TABLE ws2.t", "CREATE VIEW peek AS SELECT * FROM ws2.t",
+                    "CREATE TABLE stolen AS SELECT * FROM ws2.t"):
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
                 c.execute(sql)
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            with c.cursor().copy('COPY "ws2"."t" TO STDOUT') as cp:
+                for _ in cp:
+                    pass
         # regclass answers as for a table that does not exist: nothing is revealed
         with pytest.raises(psycopg.Error) as e:
             c.execute("SELECT 'ws2.t'::regclass")
