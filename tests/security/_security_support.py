@@ -3,7 +3,8 @@ web UI in one process), attacked with real clients (psycopg, requests, raw socke
 
 The lake is seeded as an operator would: workspaces ``ws1`` (the scoped tokens' own) and
 ``ws2`` (someone else's) with a table ``t`` each and a file in ``ws2``, a non-superuser role
-``alice`` with a password, and tokens: the admin, a write and a read token scoped to ``ws1``.
+``alice`` with a password and SELECT/UPDATE granted on ws1's tables, and tokens: the admin,
+a write and a read token scoped to ``ws1``.
 """
 
 from __future__ import annotations
@@ -143,6 +144,9 @@ def seed(stack: Stack) -> None:
                 c.execute(f'INSERT INTO "{ws}"."t" VALUES ({i}, \'{ws} row {i}\', '
                           f"ARRAY[{i}, 1]::float4[])")
         c.execute(f"CREATE ROLE alice LOGIN PASSWORD '{ALICE_PASSWORD}'")
+        # alice may read and update ws1's tables (not insert or delete), nothing in ws2
+        c.execute("GRANT USAGE ON SCHEMA ws1 TO alice")
+        c.execute("GRANT SELECT, UPDATE ON ALL TABLES IN SCHEMA ws1 TO alice")
     stack.tokens["admin"] = ADMIN_TOKEN
     for name, role in (("write", "write"), ("read", "read")):
         r = requests.post(f"{stack.http_url}/tokens", headers=stack.headers("admin"),

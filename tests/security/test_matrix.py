@@ -6,9 +6,9 @@ workspace, roles, files, models}, and the HTTP endpoints for files and jobs. Eac
 run against the real server and must give exactly the expected outcome ("ok" or the
 SQLSTATE), and the other workspace and the roles are unchanged afterwards.
 
-A role that logs in with a password (not a token) has no workspace limits: tarndb keeps no
-per-table ACLs yet (GRANT/REVOKE are superuser-only no-ops), so such a role reads and writes
-every workspace but manages no roles (it has no CREATEROLE). HTTP takes tokens only.
+A role that logs in with a password (not a token) has what was GRANTed to it: alice has
+USAGE on ws1 and SELECT, UPDATE on its tables, nothing on ws2, and no CREATEROLE. HTTP and
+the web UI take tokens only.
 """
 
 from __future__ import annotations
@@ -40,7 +40,9 @@ EXPECTED: dict[str, dict[str, str]] = {
     "read": {"own_read": OK, "own_write": DENIED, "other_read": DENIED,
              "other_write": DENIED, "roles": DENIED, "own_files": OK, "other_files": DENIED,
              "model_path": DENIED, "model_registry": OK},
-    "alice": {**dict.fromkeys(OPS, OK), "roles": DENIED, "model_path": DENIED},
+    "alice": {"own_read": OK, "own_write": OK, "other_read": DENIED, "other_write": DENIED,
+              "roles": DENIED, "own_files": OK, "other_files": DENIED, "model_path": DENIED,
+              "model_registry": OK},
 }
 
 

@@ -58,11 +58,18 @@ def test_own_workspace_is_the_default(stack: Stack, login: dict[str, str]) -> No
 
 
 def test_database_and_user_name_select_a_roles_workspace(stack: Stack) -> None:
-    with stack.pg(user="alice", password=ALICE_PASSWORD, dbname="ws2") as c:
-        assert c.execute("SELECT count(*) FROM t").fetchone() == (3,)
+    with stack.pg(user="alice", password=ALICE_PASSWORD, dbname="ws1") as c:
+        assert c.execute("SELECT count(*) FROM t").fetchone() == (2,)
     with stack.pg(user="alice@ws1", password=ALICE_PASSWORD) as c:
         assert c.execute("SELECT current_user").fetchone() == ("alice",)
         assert c.execute("SELECT count(*) FROM t").fetchone() == (2,)
+    # alice has no USAGE on ws2: she cannot connect to it, by either spelling
+    for login in ({"dbname": "ws2"}, {"user": "alice@ws2"}, {"options": "-c search_path=ws2"}):
+        params = {"user": "alice", "password": ALICE_PASSWORD, **login}
+        with pytest.raises(psycopg.OperationalError, match="permission denied"):
+            stack.pg(**params).close()
+    with stack.pg(dbname="ws2") as c:  # the superuser connects anywhere
+        assert c.execute("SELECT count(*) FROM t").fetchone() == (3,)
 
 
 def test_scoped_session_cannot_reach_ws2_by_sql(stack: Stack) -> None:

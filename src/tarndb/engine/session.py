@@ -492,6 +492,9 @@ class Session:
                     self.check_workspace(m.schemaname)
                 elif isinstance(m, pb.CreateSchemaStmt):
                     self.check_workspace(m.schemaname)
+        check = self.db.statement_hooks.get("check_privileges")
+        if check is not None:
+            check(self, kind, stmt)  # GRANTs of a role that is not a superuser (pgwire/acl.py)
         if kind == "select_stmt":
             if versions.is_version_function(stmt.select_stmt):
                 if self.read_only:

@@ -35,7 +35,7 @@ from typing import Any
 from .. import errors
 from ..engine.result import Column, Result
 from ..engine.types import ColumnType
-from . import codecs, copy, intercept, roles
+from . import acl, codecs, copy, intercept, roles
 from . import messages as m
 from .scram import MECHANISM, ScramServer, mock_salt
 
@@ -378,13 +378,26 @@ class ServerConnection:
             or (db_name if db_is_workspace else None)
         limits: dict[str, Any] = {}
         session_user = self.user
+        acl_role = None
         if self.token is not None:
             limits = {"allowed_workspaces": None if allowed is None else set(allowed),
                       "read_only": self.token.role == "read"}
             if workspace is None and allowed:
                 workspace = allowed[0]  # unqualified names resolve in the token's workspace
             session_user = roles.token_role(self.token)
-        if workspace is not None and allowed is not None and workspace not in allowed:
+        else:
+            acl_role = roles.acl_role_for(self.db, self.user)
+            if acl_role is not None:
+                # A role that is not a superuser reaches the schemas it has USAGE on (acl.py).
+                usable = acl.usable_schemas(self.db, acl_role)
+                limits = {"allowed_workspaces": usable}
+                if workspace is None and "public" not in usable and usable:
+                    workspace = sorted(usable)[0]
+                if db_is_workspace and db_name not in usable:
+                    raise Fatal("42501", f'permission denied for database "{db_name}"',
+                                "User does not have CONNECT privilege.")
+        usable_ws = limits.get("allowed_workspaces")
+        if workspace is not None and usable_ws is not None and workspace not in usable_ws:
             raise Fatal("42501", f'permission denied for schema "{workspace}"')
         self._check_startup_settings(session_user)
         if self.config.admit is not None:
@@ -403,6 +416,7 @@ class ServerConnection:
                     self.session = self.db.session(user=session_user, **limits)
         except errors.TarnError as e:
             raise Fatal(e.sqlstate, e.message) from None
+        self.session.acl_role = acl_role
         settings = getattr(self.session, "settings", None)
         extra = dict(parse_options(self.startup_params.get("options", "")))
         for key in ("application_name", "DateStyle", "TimeZone", "extra_float_digits",
@@ -795,6 +809,7 @@ class ServerConnection:
             check = getattr(self.session, "check_workspace", None)
             if check is not None:
                 check(spec.schema or workspace)
+            acl.check_table_named(self.session, spec.schema, spec.table or "", "INSERT")
             target = copy.CopyTarget.resolve(self.db, self.session, spec, workspace)
             reader = copy.CopyReader(spec.options, [c.type for c in target.columns])
             self._copy = _Copy(reader, target, from_simple_query)

@@ -284,18 +284,6 @@ def drop_role_stmt(db: Any, s: Any, current_user: str | None) -> Result:
     return Result(command="DROP ROLE")
 
 
-def grant_stmt(db: Any, s: Any, current_user: str | None) -> Result:
-    """GRANT/REVOKE on tables and schemas (``GrantStmt``): tarndb keeps no per-object ACLs
-    yet, so only a superuser may run them (they change nothing); anyone else gets 42501
-    rather than a GRANT that silently does nothing."""
-    word = "GRANT" if s.is_grant else "REVOKE"
-    if not is_superuser(db, current_user):
-        raise InsufficientPrivilege(f"permission denied to {word.lower()} privileges",
-                                    detail="Only superusers may grant or revoke privileges "
-                                    "in tarndb.")
-    return Result(command=word)
-
-
 def grant_role_stmt(db: Any, s: Any, current_user: str | None) -> Result:
     """GRANT/REVOKE role membership (``GrantRoleStmt``): not supported; refused with 42501
     for those who could not grant it anyway."""
@@ -331,6 +319,7 @@ def set_role(session: Any, node: Any, params: Any) -> Result:  # noqa: ARG001
     if target is None or (name == "role" and target.lower() == "none"):
         session.user = login
         session.settings[name] = "none" if name == "role" else login
+        _set_acl_role(session, login)
         return Result(command=word)
     if name == "session_authorization":
         if not is_superuser(db, login):
@@ -341,14 +330,26 @@ def set_role(session: Any, node: Any, params: Any) -> Result:  # noqa: ARG001
         raise InvalidParameterValue(f'role "{target}" does not exist')
     session.user = target
     session.settings[name] = target
+    _set_acl_role(session, target)
     return Result(command="SET")
+
+
+def acl_role_for(db: Any, user: str) -> str | None:
+    """The role whose GRANTs a session of ``user`` is checked against (acl.py): None for
+    superusers and API-token roles (limited by their token instead)."""
+    if user.startswith(TOKEN_ROLE_PREFIX) or is_superuser(db, user):
+        return None
+    return user
+
+
+def _set_acl_role(session: Any, user: str) -> None:
+    setattr(session, "acl_role", acl_role_for(session.db, user))  # noqa: B010
 
 
 _HANDLERS = {
     "create_role_stmt": create_role_stmt,
     "alter_role_stmt": alter_role_stmt,
     "drop_role_stmt": drop_role_stmt,
-    "grant_stmt": grant_stmt,
     "grant_role_stmt": grant_role_stmt,
 }
 
@@ -362,6 +363,12 @@ def install(db: Any) -> None:
     for kind, fn in _HANDLERS.items():
         hooks.setdefault(kind, _hook(fn))
     hooks.setdefault("set_role", set_role)
+    from . import acl
+
+    # GRANT/REVOKE on tables and schemas, and the check of every statement of a role that is
+    # not a superuser (see acl.py).
+    hooks.setdefault("grant_stmt", acl.grant_stmt)
+    hooks.setdefault("check_privileges", acl.check_statement)
 
 
 def _hook(fn: Any) -> Any:
