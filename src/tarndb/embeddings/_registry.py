@@ -175,7 +175,9 @@ def check_sql_name(name: str, db: Any = None, workspace: str | None = None) -> N
     if name.lower() in _ALIASES or name in (DEFAULT_MODEL, TOKENS_MODEL):
         return
     with _guard:
-        if name in _factories:
+        # Registered in this process, or already loaded by the operator's own code (the
+        # Python API, e.g. tarndb.memory with a model directory): the operator's choice.
+        if name in _factories or name in _loaded:
             return
     if db is not None and db.catalog.get_object(MODEL_KIND, name) is not None:
         return
