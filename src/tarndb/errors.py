@@ -41,6 +41,7 @@ that the wire protocol reports and the HTTP status the REST API answers with::
     ├── InsufficientPrivilege   42501  403
     ├── ReservedName            42939  400   role names starting with pg_, reserved workspaces
     ├── ProgramLimitExceeded    54000  400   nesting or sizes past a limit
+    ├── DiskFull                53100  507   no space left on the lake's device
     ├── InvalidPassword         28P01  401
     ├── ProtocolViolation       08P01  400
     ├── InvalidRequest          22023  400   HTTP body that is not what the endpoint takes
@@ -315,6 +316,12 @@ class ProgramLimitExceeded(TarnError):
     sqlstate = "54000"
     http_status = 400
     code = "program_limit_exceeded"
+
+
+class DiskFull(TarnError):
+    sqlstate = "53100"
+    http_status = 507
+    code = "disk_full"
 
 
 class InvalidPassword(TarnError):

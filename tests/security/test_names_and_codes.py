@@ -4,13 +4,23 @@ never a write into the server's own directories on the lake."""
 
 from __future__ import annotations
 
+import errno
 import json
 import socket
+from pathlib import Path
 
 import psycopg
 import pytest
 import requests
 from _security_support import Stack
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.testclient import TestClient
+
+import tarndb
+from tarndb.api import create_app
+from tarndb.engine.duck_errors import translate
 
 RESERVED = ["tls", "TLS", "_catalog.lance", "_locks", "_deepmemory", "_anything", ".hidden",
             "pg_mine", "information_schema"]
@@ -95,3 +105,34 @@ def test_oversized_json_body_is_413(stack: Stack) -> None:
     assert head.startswith(b"HTTP/1.1 413"), head
     err = json.loads(body)["error"]
     assert err["code"] == "payload_too_large" and set(err) >= {"code", "sqlstate", "message"}
+
+
+@pytest.mark.parametrize("exc", [
+    OSError(errno.ENOSPC, "No space left on device"),
+    OSError("LanceError(IO): Generic LocalFileSystem error: Unable to write: No space left on "
+            "device (os error 28)"),
+])
+def test_a_full_disk_is_53100(exc: OSError) -> None:
+    err = translate(exc)
+    assert (type(err).__name__, err.sqlstate, err.http_status) == ("DiskFull", "53100", 507)
+    assert translate(OSError(errno.EACCES, "Permission denied")).sqlstate == "XX000"
+
+
+def test_a_full_disk_over_http_is_507(tmp_path: Path) -> None:
+    """An endpoint that meets a full disk (an upload, a write) answers 507 disk_full in the
+    stable error shape, not 500."""
+    db = tarndb.open(str(tmp_path / "lake"))
+    try:
+        app = create_app(db)
+
+        async def full(request: Request) -> Response:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        app.router.routes.insert(0, Route("/full", full))
+        with TestClient(app, raise_server_exceptions=False) as c:
+            r = c.get("/full")
+        assert r.status_code == 507
+        assert r.json() == {"error": {"code": "disk_full", "sqlstate": "53100", "message":
+                                      "could not write to the lake: no space left on device"}}
+    finally:
+        db.close()

@@ -683,6 +683,13 @@ async def _on_disconnect(request: Request, exc: Exception) -> Response:
 
 
 async def _on_unexpected(request: Request, exc: Exception) -> Response:
+    from ..engine.duck_errors import translate
+    from ..errors import DiskFull
+
+    err = translate(exc)
+    if isinstance(err, DiskFull):  # an upload or a write that found the disk full: 507
+        log.error("%s %s: %s", request.method, request.url.path, exc)
+        return error_response(err)
     log.exception("unhandled error in %s %s", request.method, request.url.path)
     return error_response(InternalError(f"internal error: {type(exc).__name__}"))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import re
 
 import duckdb
@@ -30,6 +31,10 @@ def translate(exc: BaseException) -> E.TarnError:
         return inner
     msg = clean_message(str(exc))
     low = msg.lower()
+    if (isinstance(exc, OSError) and exc.errno == errno.ENOSPC) \
+            or "no space left on device" in low or "os error 28" in low:
+        # Lance and DuckDB report a full disk in their own words; PostgreSQL says 53100.
+        return E.DiskFull("could not write to the lake: no space left on device")
     if isinstance(exc, duckdb.InterruptException):
         return E.QueryCanceled("canceling statement due to user request")
     if isinstance(exc, duckdb.PermissionException):
