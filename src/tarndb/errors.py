@@ -42,6 +42,7 @@ that the wire protocol reports and the HTTP status the REST API answers with::
     ├── ReservedName            42939  400   role names starting with pg_, reserved workspaces
     ├── ProgramLimitExceeded    54000  400   nesting or sizes past a limit
     ├── DiskFull                53100  507   no space left on the lake's device
+    ├── OutOfMemory             53200  503   past --memory-limit and --temp-space-limit
     ├── InvalidPassword         28P01  401
     ├── ProtocolViolation       08P01  400
     ├── InvalidRequest          22023  400   HTTP body that is not what the endpoint takes
@@ -322,6 +323,12 @@ class DiskFull(TarnError):
     sqlstate = "53100"
     http_status = 507
     code = "disk_full"
+
+
+class OutOfMemory(TarnError):
+    sqlstate = "53200"
+    http_status = 503
+    code = "out_of_memory"
 
 
 class InvalidPassword(TarnError):

@@ -118,6 +118,14 @@ def test_a_full_disk_is_53100(exc: OSError) -> None:
     assert translate(OSError(errno.EACCES, "Permission denied")).sqlstate == "XX000"
 
 
+def test_out_of_memory_is_53200() -> None:
+    import duckdb
+
+    err = translate(duckdb.OutOfMemoryException("Out of Memory Error: failed to offload data "
+                                                "block of size 160.0 KiB"))
+    assert (err.sqlstate, err.http_status, err.message) == ("53200", 503, "out of memory")
+
+
 def test_a_full_disk_over_http_is_507(tmp_path: Path) -> None:
     """An endpoint that meets a full disk (an upload, a write) answers 507 disk_full in the
     stable error shape, not 500."""

@@ -35,6 +35,8 @@ def translate(exc: BaseException) -> E.TarnError:
             or "no space left on device" in low or "os error 28" in low:
         # Lance and DuckDB report a full disk in their own words; PostgreSQL says 53100.
         return E.DiskFull("could not write to the lake: no space left on device")
+    if isinstance(exc, duckdb.OutOfMemoryException):
+        return E.OutOfMemory("out of memory", detail=msg)
     if isinstance(exc, duckdb.InterruptException):
         return E.QueryCanceled("canceling statement due to user request")
     if isinstance(exc, duckdb.PermissionException):
