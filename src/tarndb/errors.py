@@ -42,7 +42,7 @@ that the wire protocol reports and the HTTP status the REST API answers with::
     ├── ReservedName            42939  400   role names starting with pg_, reserved workspaces
     ├── ProgramLimitExceeded    54000  400   nesting or sizes past a limit
     ├── DiskFull                53100  507   no space left on the lake's device
-    ├── OutOfMemory             53200  503   past --memory-limit and --temp-space-limit
+    ├── OutOfMemory             53200  503   DuckDB out of memory and temp space
     ├── InvalidPassword         28P01  401
     ├── ProtocolViolation       08P01  400
     ├── InvalidRequest          22023  400   HTTP body that is not what the endpoint takes
