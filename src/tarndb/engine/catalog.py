@@ -272,7 +272,9 @@ class Catalog:
     def find_table(self, workspace: str, name: str) -> TableInfo | None:
         spec = self._objects.get(("table", f"{workspace}.{name}"))
         if spec is None:
-            self.refresh()
+            # A name this process does not know may have just been created by another
+            # server on the lake: look at the newest catalog before saying it is missing.
+            self.refresh(force=True)
             spec = self._objects.get(("table", f"{workspace}.{name}"))
         return TableInfo.from_json(spec) if spec is not None else None
 

@@ -220,8 +220,11 @@ class WritePath:
             self._states.pop(info.path, None)
 
     def note_row_preserving(self, info: TableInfo, version: int) -> None:
-        """A version this process made that keeps every row (compaction, an index build)."""
-        self._state(info).record(version, frozenset())
+        """A version this process made that keeps every row (compaction, an index build).
+        Never overwrites what a commit recorded for the version."""
+        st = self._state(info)
+        if version not in st.log:
+            st.record(version, frozenset())
 
     # -- change detection -----------------------------------------------------------------
 
@@ -294,7 +297,8 @@ class WritePath:
     def key_index(self, info: TableInfo, key: UniqueKey, version: int) -> KeyIndex:
         """The key index of ``key`` at table version ``version`` (the newest, normally)."""
         st = self._state(info)
-        with st.lock:
+        # Lock order: the table store's lock, then this state's (commits hold the first).
+        with self.db.store(info).lock, st.lock:
             ix = st.indexes.get(key)
             if ix is not None and ix.version != version:
                 ix = self._catch_up(info, st, ix, version)
@@ -326,10 +330,9 @@ class WritePath:
             if kind != "Append":
                 return None
             try:  # another server's insert: read the rows of the fragments it added
-                tx: Any = store.dataset().read_transaction(v)
-                frag_ids = [f.id for f in tx.operation.fragments]
                 ds = store.dataset(v)
-                frags = [f for f in ds.get_fragments() if f.fragment_id in frag_ids]
+                before = {f.fragment_id for f in store.dataset(v - 1).get_fragments()}
+                frags = [f for f in ds.get_fragments() if f.fragment_id not in before]
                 rows = ds.scanner(columns=list(ix.key.columns) + [RID],
                                   fragments=frags).to_table()
             except Exception:  # noqa: BLE001

@@ -214,9 +214,7 @@ class Database:
         for v in store.maintain():
             self.writes.note_row_preserving(info, v)
         if len(info.primary_key) == 1:
-            before = store.dataset().version
-            store.ensure_scalar_index(info.primary_key[0])
-            for v in range(before + 1, store.dataset().version + 1):
+            for v in store.ensure_scalar_index(info.primary_key[0]):
                 self.writes.note_row_preserving(info, v)
         self._after_write(info)
 

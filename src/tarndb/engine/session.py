@@ -236,16 +236,11 @@ class Session:
         """Take row or key locks for this transaction (see engine/locks.py)."""
         if not keys:
             return []
+        # lock_timeout bounds the wait (55P03); statement_timeout is seen by the
+        # cancellation check (57014).
         return self.db.locks.acquire(self.txn_id, keys, exclusive=exclusive,
-                                     timeout=self._lock_wait_limit(),
+                                     timeout=self.lock_timeout(),
                                      cancelled=self._wait_cancelled)
-
-    def _lock_wait_limit(self) -> float | None:
-        limit = self.lock_timeout()
-        if self._deadline is not None:
-            left = max(0.0, self._deadline - time.monotonic())
-            limit = left if limit is None else min(limit, left)
-        return limit
 
     def _wait_cancelled(self) -> bool:
         if self._deadline is not None and time.monotonic() >= self._deadline:

@@ -154,11 +154,13 @@ class TableStore:
                 out.update(getattr(ix, "field_names", []) or [])
         return out
 
-    def ensure_scalar_index(self, column: str) -> None:
+    def ensure_scalar_index(self, column: str) -> list[int]:
         """A BTREE index on a key column, so point lookups read a few pages, not the table.
-        Rows appended later are found by scanning until compaction folds them in."""
+        Rows appended later are found by scanning until compaction folds them in. Returns
+        the versions it made (measured under the table's lock: they keep every row)."""
         with self.lock:
             ds = self.dataset()
+            before = ds.version
             try:
                 indexed = self._scalar_indexed(ds)
                 if column in indexed:
@@ -166,13 +168,12 @@ class TableStore:
                     if unindexed > 50_000:
                         ds.optimize.optimize_indices()
                         self._ds = None
-                    return
-                if ds.count_rows() == 0:
-                    return
-                ds.create_scalar_index(column, "BTREE", name=f"{column}_idx")
-                self._ds = None
+                elif ds.count_rows() > 0:
+                    ds.create_scalar_index(column, "BTREE", name=f"{column}_idx")
+                    self._ds = None
             except Exception:  # an index is an optimisation; never fail a commit for it
                 log.exception("scalar index on %s.%s failed", self.uri, column)
+            return list(range(before + 1, self.dataset().version + 1))
 
     def add_column(self, field: pa.Field) -> None:
         with self.lock:

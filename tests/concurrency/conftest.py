@@ -1,0 +1,94 @@
+"""Real ``tarndb serve`` processes over one lake, for the concurrency suite."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psycopg
+import pytest
+
+PASSWORD = "conc-pw"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Serve:
+    lake: Path
+    pg_port: int
+    http_port: int
+    proc: subprocess.Popen[bytes]
+    log: Path
+    extra: list[str] = field(default_factory=list)
+
+    def connect(self, autocommit: bool = True) -> psycopg.Connection:
+        return psycopg.connect(host="127.0.0.1", port=self.pg_port, user="postgres",
+                               password=PASSWORD, dbname="postgres", sslmode="require",
+                               autocommit=autocommit, connect_timeout=20)
+
+    def kill9(self) -> None:
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def start_serve(lake: Path, log: Path) -> Serve:
+    pg, http = free_port(), free_port()
+    env = dict(os.environ, TARNDB_PASSWORD=PASSWORD, TARNDB_TOKEN="tdb_conc_admin_0123456789")
+    out = open(log, "ab")  # noqa: SIM115 - the child owns it
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tarndb", "serve", "--data", str(lake), "--host", "127.0.0.1",
+         "--pg-port", str(pg), "--http-port", str(http)],
+        stdout=out, stderr=subprocess.STDOUT, env=env)
+    out.close()
+    srv = Serve(lake, pg, http, proc, log)
+    deadline = time.monotonic() + 90
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError("tarndb serve exited:\n" + log.read_text())
+        try:
+            with srv.connect() as c:
+                c.execute("SELECT 1")
+            return srv
+        except psycopg.OperationalError:
+            if time.monotonic() > deadline:
+                srv.stop()
+                raise RuntimeError("tarndb serve did not start:\n" + log.read_text()) from None
+            time.sleep(0.2)
+
+
+@pytest.fixture
+def servers(tmp_path: Path) -> Iterator[Callable[[int], list[Serve]]]:
+    """``servers(n)`` starts n ``tarndb serve`` processes on one lake (the first one alone
+    first, so the lake and its demo workspace exist before the others open it)."""
+    started: list[Serve] = []
+    lake = tmp_path / "lake"
+
+    def start(n: int) -> list[Serve]:
+        for _ in range(n):
+            started.append(start_serve(lake, tmp_path / f"serve{len(started)}.log"))
+        return started[-n:]
+
+    yield start
+    for s in started:
+        s.stop()
