@@ -3,10 +3,10 @@
 A ranking query ends with the k rows the search picked, named by ``__rid``. A Lance filter
 ``__rid IN (...)`` reads the ``__rid`` column of every fragment to find them (1M rows:
 ~15 ms for 10 rows); a take by Lance row id reads only those rows (~1 ms). This module keeps
-``__rid -> Lance row id`` per fragment (a row's address in tables without stable row ids,
-its stable id in tables that have them: ``_take_rows`` takes whichever the table uses), keyed by what makes it change (the fragment id and
-its deletion count: Lance never rewrites a fragment's rows in place), so a new table
-version re-reads only its new or changed fragments.
+``__rid -> Lance row id`` per fragment (the row's address in tables without stable row ids,
+its stable id in tables that have them: ``_take_rows`` takes whichever the table uses), keyed
+by what makes it change (the fragment id and its deletion count: Lance never rewrites a
+fragment's rows in place), so a new table version re-reads only its new or changed fragments.
 """
 
 from __future__ import annotations
