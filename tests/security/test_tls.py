@@ -46,3 +46,14 @@ def test_http_api_is_https_with_the_postgres_certificate(tls_stack: Stack) -> No
     http_cert = ssl.get_server_certificate((host, int(port)))
     pg_cert = (tls_stack.lake / "tls" / "server.crt").read_text()
     assert ssl.PEM_cert_to_DER_cert(http_cert) == ssl.PEM_cert_to_DER_cert(pg_cert)
+
+
+def test_web_session_cookie_is_secure_over_https(tls_stack: Stack) -> None:
+    r = requests.post(f"{tls_stack.http_url}/ui/session", headers=tls_stack.headers("read"),
+                      timeout=30, verify=False)
+    assert r.status_code == 200, r.text
+    cookie = r.headers["set-cookie"]
+    assert cookie.startswith("tarndb_session=")
+    for flag in ("HttpOnly", "Secure", "SameSite=strict", "Path=/"):
+        assert flag in cookie, cookie
+    assert tls_stack.tokens["read"] not in cookie
