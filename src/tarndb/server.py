@@ -102,7 +102,8 @@ async def _serve(db: Any, cfg: Settings) -> None:
     pg = asyncio.create_task(serve_pg(
         db, cfg.host, cfg.pg_port, tls_cert=cfg.tls_cert, tls_key=cfg.tls_key,
         password=cfg.password, data_dir=data_dir, max_connections=cfg.max_connections,
-        require_tls=cfg.require_tls, authentication_timeout=cfg.authentication_timeout,
+        require_tls=cfg.require_tls, require_tls_roles=cfg.require_tls_roles,
+        authentication_timeout=cfg.authentication_timeout,
         superuser_reserved_connections=cfg.superuser_reserved_connections,
         max_pending_logins=cfg.max_pending_logins, auth_failure_delay=cfg.auth_failure_delay))
     web = asyncio.create_task(http.serve())

@@ -56,6 +56,8 @@ SETTINGS: list[Setting] = [
     Setting("tls_key", None, "TLS private key (PEM) matching --tls-cert."),
     Setting("require_tls", False, "Refuse Postgres connections that did not negotiate TLS "
             "(like hostssl in pg_hba.conf): clients must connect with sslmode=require.", bool),
+    Setting("require_tls_roles", None, "Roles (comma-separated) that may log in only over TLS "
+            "even without --require-tls, like hostssl lines for them in pg_hba.conf."),
     Setting("http_tls", False, "Serve the HTTP API and web UI over HTTPS, with the Postgres "
             "port's certificate (--tls-cert/--tls-key, or the generated one).", bool),
     Setting("authentication_timeout", 60.0, "Seconds a Postgres client has, in all, to "

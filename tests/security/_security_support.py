@@ -101,7 +101,8 @@ def start_stack(lake: Path, extra_env: dict[str, str] | None = None) -> Stack:
     # checks the throttling on a server of its own).
     env = {**os.environ, "TARNDB_PASSWORD": PASSWORD, "TARNDB_TOKEN": ADMIN_TOKEN,
            "TARNDB_ORG": ORG, "TARNDB_DEMO": "false", "HF_HUB_OFFLINE": "1",
-           "TARNDB_AUTH_FAILURE_DELAY": "0", **(extra_env or {})}
+           "TARNDB_AUTH_FAILURE_DELAY": "0", "TARNDB_REQUIRE_TLS_ROLES": "alice",
+           **(extra_env or {})}
     log = open(lake.parent / f"serve-{pg_port}.log", "wb")  # noqa: SIM115 - read on failure
     proc = subprocess.Popen(
         [sys.executable, "-m", "tarndb.cli", "serve", "--data", str(lake), "--host",

@@ -11,7 +11,7 @@ from pathlib import Path
 import psycopg
 import pytest
 import requests
-from _security_support import PASSWORD, Stack, seed, start_stack, stop_stack
+from _security_support import ALICE_PASSWORD, PASSWORD, Stack, seed, start_stack, stop_stack
 
 pytestmark = pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
 
@@ -57,3 +57,17 @@ def test_web_session_cookie_is_secure_over_https(tls_stack: Stack) -> None:
     for flag in ("HttpOnly", "Secure", "SameSite=strict", "Path=/"):
         assert flag in cookie, cookie
     assert tls_stack.tokens["read"] not in cookie
+
+
+def test_tls_required_per_role(stack: Stack) -> None:
+    """The shared server requires TLS for alice only (--require-tls-roles alice)."""
+    with pytest.raises(psycopg.OperationalError, match="no encryption"):
+        stack.pg(user="alice", password=ALICE_PASSWORD, sslmode="disable").close()
+    with pytest.raises(psycopg.OperationalError, match="no encryption"):
+        stack.pg(user="alice@ws1", password=ALICE_PASSWORD, sslmode="disable").close()
+    with stack.pg(user="alice", password=ALICE_PASSWORD, sslmode="require") as c:
+        assert c.pgconn.ssl_in_use
+    with stack.pg(sslmode="disable") as c:  # other roles may still use plaintext
+        assert not c.pgconn.ssl_in_use
+        assert c.execute("SELECT current_user").fetchone() == ("postgres",)
+

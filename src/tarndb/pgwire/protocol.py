@@ -123,6 +123,8 @@ class ServerConfig:
     tls_available: bool = False
     #: Refuse clients that did not negotiate TLS.
     require_tls: bool = False
+    #: Roles that must log in over TLS even when require_tls is off (hostssl lines for them).
+    tls_roles: frozenset[str] = frozenset()
     #: Database names a client may connect to, besides the workspaces.
     databases: tuple[str, ...] = ("postgres", "tarndb", "template1")
     #: Row batch the core buffers before handing bytes back (bounds memory for big results).
@@ -275,6 +277,8 @@ class ServerConnection:
             self.login_workspace = ws
             if not params.get("database"):
                 self.database = user
+        if user in self.config.tls_roles and not self.is_tls:
+            raise Fatal("28000", f'no pg_hba.conf entry for user "{user}", no encryption')
         self.user = user
         # Clients asking for protocol 3.x (x > 0) or _pq_ options learn what we speak.
         unknown = [k for k in params if k.startswith("_pq_.")]

@@ -133,6 +133,7 @@ class PgServer:
                  tls_cert: str | None = None, tls_key: str | None = None,
                  password: str | None = None, data_dir: str | os.PathLike[str] | None = None,
                  tls: bool = True, require_tls: bool = False,
+                 require_tls_roles: str | list[str] | None = None,
                  max_connections: int = DEFAULT_MAX_CONNECTIONS,
                  max_message: int = DEFAULT_MAX_MESSAGE,
                  authentication_timeout: float = STARTUP_TIMEOUT_S,
@@ -162,6 +163,7 @@ class PgServer:
             self.ssl_context = make_ssl_context(tls_cert, tls_key)
         self.config = ServerConfig(tls_available=self.ssl_context is not None,
                                    require_tls=require_tls, max_message=max_message,
+                                   tls_roles=_role_set(require_tls_roles),
                                    admit=self._admit)
         self._hangups: HangupWatcher | None = None
         self._listener: socket.socket | None = None
@@ -431,6 +433,14 @@ def _close(sock: socket.socket) -> None:
         sock.close()
 
 
+def _role_set(roles_: str | list[str] | None) -> frozenset[str]:
+    """``"alice, bob"`` or a list -> the role names."""
+    if not roles_:
+        return frozenset()
+    items = roles_.split(",") if isinstance(roles_, str) else roles_
+    return frozenset(r.strip() for r in items if r.strip())
+
+
 def _peer(sock: socket.socket) -> str:
     try:
         return str(sock.getpeername()[0])
@@ -467,8 +477,8 @@ async def serve_pg(db: Any, host: str = "127.0.0.1", port: int = 5433, *,
                    on_ready: Callable[[PgServer], None] | None = None,
                    **limits: Any) -> None:
     """Run the Postgres protocol server until cancelled (what ``tarndb serve`` awaits).
-    ``limits`` are PgServer's (authentication_timeout, superuser_reserved_connections,
-    max_pending_logins, auth_failure_delay)."""
+    ``limits`` are PgServer's (require_tls_roles, authentication_timeout,
+    superuser_reserved_connections, max_pending_logins, auth_failure_delay)."""
     server = PgServer(db, host, port, tls_cert=tls_cert, tls_key=tls_key, password=password,
                       data_dir=data_dir, require_tls=require_tls,
                       max_connections=max_connections, **limits)
