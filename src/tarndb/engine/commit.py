@@ -186,12 +186,26 @@ class TableChange:
 
 # -- per-table state ------------------------------------------------------------------------
 
+@dataclass
+class _Request:
+    """One transaction's change to a table, waiting in the table's group commit."""
+
+    change: TableChange
+    done: bool = False
+    error: BaseException | None = None
+    version: int = -1
+
+
 class _TableState:
     def __init__(self) -> None:
         #: version -> rids it updated or deleted (None: not known)
         self.log: OrderedDict[int, frozenset[int] | None] = OrderedDict()
         self.indexes: dict[UniqueKey, KeyIndex] = {}
         self.lock = threading.RLock()
+        # Group commit: committers queue here; one of them (the leader) publishes the queue.
+        self.queue: list[_Request] = []
+        self.leading = False
+        self.turn = threading.Condition()
 
     def record(self, version: int, touched: frozenset[int] | None) -> None:
         self.log[version] = touched
@@ -388,24 +402,75 @@ class WritePath:
 
         Raises 40001 when a row the transaction changed was changed by another server after
         the transaction checked it, and 23505 when a key was taken meanwhile.
+
+        Commits to one table are grouped: transactions that reach COMMIT while another one
+        is publishing queue up, and the next of them publishes the whole queue in one Lance
+        commit, each change validated on its own (a failing one gets its error, the others
+        go ahead). Many writers thus share the cost of a commit instead of queueing for it.
         """
         published: list[tuple[TableInfo, int]] = []
         for ch in sorted(changes, key=lambda c: c.info.path):
             if ch.empty:
                 continue
-            store = self.db.store(ch.info)
-            st = self._state(ch.info)
-            with store.lock, lake_lock(self.db.lake, "table:" + ch.info.path):
-                latest = store.dataset().version
-                self._validate(ch, latest)
-                version = store.commit(ch.added, sorted(ch.removed))
-                touched = frozenset(ch.removed) if len(ch.removed) <= _LOG_MAX_RIDS else None
-                st.record(version, touched)
-                self._apply_to_indexes(ch, st, latest, version)
-            published.append((ch.info, version))
+            published.append((ch.info, self._group_commit(ch)))
         return published
 
-    def _validate(self, ch: TableChange, latest: int) -> None:
+    def _group_commit(self, ch: TableChange) -> int:
+        st = self._state(ch.info)
+        req = _Request(ch)
+        with st.turn:
+            st.queue.append(req)
+            while st.leading and not req.done:
+                st.turn.wait()
+            if not req.done:
+                st.leading = True
+                batch, st.queue = st.queue, []
+        if not req.done:
+            try:
+                self._publish(ch.info, st, batch)
+            finally:
+                with st.turn:
+                    for r in batch:
+                        r.done = True
+                    st.leading = False
+                    st.turn.notify_all()
+        if req.error is not None:
+            raise req.error
+        return req.version
+
+    def _publish(self, info: TableInfo, st: _TableState, batch: list[_Request]) -> None:
+        store = self.db.store(info)
+        try:
+            with store.lock, lake_lock(self.db.lake, "table:" + info.path):
+                latest = store.dataset().version
+                accepted: list[_Request] = []
+                removed: set[int] = set()
+                for req in batch:
+                    try:
+                        self._validate(req.change, latest, removed_before=removed,
+                                       earlier=[r.change for r in accepted])
+                    except BaseException as e:  # noqa: BLE001 - that transaction's error
+                        req.error = e
+                        continue
+                    accepted.append(req)
+                    removed |= req.change.removed
+                if not accepted:
+                    return
+                merged = _merge([r.change for r in accepted], store.dataset().schema)
+                version = store.commit(merged.added, sorted(merged.removed))
+                touched = frozenset(removed) if len(removed) <= _LOG_MAX_RIDS else None
+                st.record(version, touched)
+                self._apply_to_indexes(merged, st, latest, version)
+                for r in accepted:
+                    r.version = version
+        except BaseException as e:  # noqa: BLE001 - the publication failed for everyone
+            for r in batch:
+                if r.error is None:
+                    r.error = e
+
+    def _validate(self, ch: TableChange, latest: int, removed_before: set[int] | None = None,
+                  earlier: list[TableChange] | None = None) -> None:
+        """Check one change against the newest version and the changes published with it."""
         if ch.removed:
             by_version: dict[int, list[int]] = {}
             for rid in ch.removed:
@@ -416,7 +481,11 @@ class WritePath:
                         "could not serialize access due to concurrent update",
                         table=ch.info.name)
         if ch.added is not None and ch.added.num_rows and unique_keys(ch.info):
-            self.check_unique(ch.info, ch.added, latest, ch.removed)
+            self.check_unique(ch.info, ch.added, latest, ch.removed | (removed_before or set()))
+            for other in earlier or []:
+                if other.added is not None and other.added.num_rows:
+                    self.check_unique(ch.info, ch.added, latest,
+                                      ch.removed | (removed_before or set()), other)
 
     def _apply_to_indexes(self, ch: TableChange, st: _TableState, before: int, after: int
                           ) -> None:
@@ -430,3 +499,18 @@ class WritePath:
                         all(c in ch.added.column_names for c in key.columns):
                     ix.load(ch.added.select(list(key.columns) + [RID]))
                 ix.version = after
+
+
+def _merge(changes: list[TableChange], schema: pa.Schema) -> TableChange:
+    """Several transactions' changes to one table as one change (they touch different rows:
+    row locks and validation saw to that)."""
+    from ..storage.tables import _conform
+
+    parts = [_conform(c.added, schema) for c in changes
+             if c.added is not None and c.added.num_rows]
+    merged = TableChange(changes[0].info)
+    if parts:
+        merged.added = parts[0] if len(parts) == 1 else pa.concat_tables(parts)
+    for c in changes:
+        merged.removed |= c.removed
+    return merged

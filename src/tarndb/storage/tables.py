@@ -39,6 +39,8 @@ class TableStore:
         self._ds: lance.LanceDataset | None = None
         #: Drop untagged versions older than this after commits (None: keep them all).
         self.retention: timedelta | None = None
+        #: commits this process made to the table (paces maintenance)
+        self.commits = 0
         self._retained_at = float("-inf")
 
     @property
@@ -100,6 +102,10 @@ class TableStore:
                 raise
             self._ds = None
             return self.dataset().version
+
+    def retention_due(self) -> bool:
+        return self.retention is not None and \
+            time.monotonic() - self._retained_at >= RETENTION_EVERY_S
 
     def needs_compaction(self) -> bool:
         return len(self.dataset().get_fragments()) >= COMPACT_AT_FRAGMENTS

@@ -1,0 +1,190 @@
+"""Writes through the wire: tarndb against PostgreSQL 15 in the same run, on the same rows
+(id int8, t text, j jsonb, v float4[384]).
+
+    python benchmarks/writes.py [--rows 2000] [--writers 50] [--rate 10] [--seconds 10]
+
+Starts a throwaway PostgreSQL (TLS on, default durability; see pgwire_bench.py) and a tarndb
+Postgres server, and prints for each, then the ratios and whether each target was met:
+single-row INSERT p50, psycopg 2 and 3 ``executemany`` rows/s, COPY BINARY rows/s, and
+``--writers`` clients each writing ``--rate`` statements/s (INSERT and ``n = n + 1``):
+p50/p99 and whether any write was lost (final counter = acknowledged increments).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import psycopg
+import psycopg2
+import psycopg2.extras
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _timing import pct  # noqa: E402
+from pgwire_bench import copy_binary, start_postgres, start_tarndb  # noqa: E402
+
+DIM = 384
+DDL = "CREATE TABLE w (id BIGINT PRIMARY KEY, t TEXT, j JSONB, v FLOAT4[])"
+INSERT = "INSERT INTO w (id, t, j, v) VALUES (%s, %s, %s, %s)"
+
+
+def _row(i: int, vec: np.ndarray) -> tuple[Any, ...]:
+    return (i, f"row {i}", json.dumps({"k": i % 7, "tag": "x"}), vec.tolist())
+
+
+def measure(dsn: str, rows: int, writers: int, rate: float, seconds: float) -> dict[str, float]:
+    rng = np.random.default_rng(0)
+    vecs = rng.standard_normal((rows, DIM)).astype(np.float32)
+    out: dict[str, float] = {}
+    with psycopg.connect(dsn, autocommit=True) as c:
+        c.execute("DROP TABLE IF EXISTS w")
+        c.execute(DDL)
+        lat = []
+        for i in range(min(rows, 300)):
+            t0 = time.perf_counter()
+            c.execute(INSERT, _row(i, vecs[i]))
+            lat.append(time.perf_counter() - t0)
+        out["insert_p50_ms"] = pct(lat, 0.5)
+        base = 1_000_000
+        n = rows
+        t0 = time.perf_counter()
+        with c.cursor() as cur:
+            cur.executemany(INSERT, [_row(base + i, vecs[i % rows]) for i in range(n)])
+        out["psycopg3_executemany_rows_s"] = n / (time.perf_counter() - t0)
+    p2 = psycopg2.connect(dsn)
+    p2.autocommit = True
+    try:
+        base = 2_000_000
+        t0 = time.perf_counter()
+        with p2.cursor() as cur:
+            cur.executemany(INSERT, [_row(base + i, vecs[i % rows]) for i in range(n)])
+        out["psycopg2_executemany_rows_s"] = n / (time.perf_counter() - t0)
+    finally:
+        p2.close()
+    with psycopg.connect(dsn, autocommit=True) as c:
+        c.execute("DROP TABLE IF EXISTS cb")
+        c.execute("CREATE TABLE cb (id BIGINT, t TEXT, v FLOAT4[])")
+        big = rng.standard_normal((rows * 10, DIM)).astype(np.float32)
+        payload = copy_binary(big)
+        t0 = time.perf_counter()
+        with c.cursor() as cur, cur.copy("COPY cb FROM STDIN (FORMAT BINARY)") as cp:
+            for off in range(0, len(payload), 1 << 20):
+                cp.write(payload[off:off + (1 << 20)])
+        out["copy_binary_rows_s"] = big.shape[0] / (time.perf_counter() - t0)
+        c.execute("DROP TABLE IF EXISTS cnt")
+        c.execute("CREATE TABLE cnt (id INT PRIMARY KEY, n INT)")
+        c.execute("INSERT INTO cnt VALUES (1, 0)")
+    lats: list[float] = []
+    acked = [0]
+    errors = [0]
+    lock = threading.Lock()
+
+    def writer(k: int) -> None:
+        try:
+            conn = psycopg.connect(dsn, autocommit=True)
+        except psycopg.Error:
+            with lock:
+                errors[0] += 1
+            return
+        with conn:
+            period = 1.0 / rate
+            nxt = time.perf_counter() + (k % 10) * period / 10
+            end = time.perf_counter() + seconds
+            j = 0
+            while True:
+                now = time.perf_counter()
+                if now >= end:
+                    return
+                if now < nxt:
+                    time.sleep(nxt - now)
+                nxt += period
+                t0 = time.perf_counter()
+                try:
+                    if j % 2:
+                        conn.execute("UPDATE cnt SET n = n + 1 WHERE id = 1")
+                        with lock:
+                            acked[0] += 1
+                    else:
+                        conn.execute(INSERT, _row(10_000_000 + k * 100_000 + j, vecs[j % rows]))
+                except psycopg.Error:
+                    with lock:
+                        errors[0] += 1
+                with lock:
+                    lats.append(time.perf_counter() - t0)
+                j += 1
+
+    threads = [threading.Thread(target=writer, args=(k,)) for k in range(writers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    with psycopg.connect(dsn, autocommit=True) as c:
+        row = c.execute("SELECT n FROM cnt").fetchone()
+    out["writers_p50_ms"] = pct(lats, 0.5)
+    out["writers_p99_ms"] = pct(lats, 0.99)
+    out["writers_errors"] = errors[0]
+    out["writers_lost"] = acked[0] - (row[0] if row else 0)
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--rows", type=int, default=2000)
+    p.add_argument("--writers", type=int, default=50)
+    p.add_argument("--rate", type=float, default=10.0)
+    p.add_argument("--seconds", type=float, default=10.0)
+    args = p.parse_args()
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        started = start_postgres(tmp)
+        proc, dsn = start_tarndb(tmp)
+        results: dict[str, dict[str, float]] = {}
+        try:
+            results["tarndb"] = measure(dsn, args.rows, args.writers, args.rate, args.seconds)
+            if started is not None:
+                pg_stop, pg_dsn = started
+                results["postgres"] = measure(pg_dsn, args.rows, args.writers, args.rate,
+                                              args.seconds)
+        finally:
+            proc.terminate()
+            proc.wait()
+            if started is not None:
+                import subprocess
+
+                subprocess.run(started[0], check=False, stdout=subprocess.DEVNULL)
+    keys = list(results["tarndb"])
+    print(f"{'measure':32}" + "".join(f"{name:>14}" for name in results) + "   ratio")
+    for k in keys:
+        vals = [results[name][k] for name in results]
+        ratio = ""
+        if len(vals) == 2 and vals[1]:
+            ratio = f"{vals[0] / vals[1]:8.2f}"
+        print(f"{k:32}" + "".join(f"{v:14.1f}" for v in vals) + "   " + ratio)
+    t = results["tarndb"]
+    pg = results.get("postgres")
+
+    def judge(ok: bool) -> str:
+        return "met" if ok else "missed"
+
+    print("targets (tarndb, through psycopg over TLS):")
+    if pg:
+        for k in ("psycopg3_executemany_rows_s", "psycopg2_executemany_rows_s",
+                  "copy_binary_rows_s"):
+            print(f"  {k} >= PostgreSQL's: {judge(t[k] >= pg[k])} ({t[k] / pg[k]:.2f}x)")
+        print(f"  single-row INSERT p50 <= 2x PostgreSQL's: "
+              f"{judge(t['insert_p50_ms'] <= 2 * pg['insert_p50_ms'])} "
+              f"({t['insert_p50_ms'] / pg['insert_p50_ms']:.1f}x)")
+    print(f"  COPY >= 50k rows/s: {judge(t['copy_binary_rows_s'] >= 50_000)}")
+    print(f"  {args.writers} writers: no lost write: {judge(t['writers_lost'] == 0)}, "
+          f"p99 <= 50 ms: {judge(t['writers_p99_ms'] <= 50)}")
+
+
+if __name__ == "__main__":
+    main()
