@@ -327,3 +327,27 @@ def test_kill_9_loses_no_acknowledged_write(servers: Any) -> None:
         # the sequence goes on past every id handed out before the crash
         row = c.execute("INSERT INTO acked (k, n) VALUES (-1, 0) RETURNING id").fetchone()
         assert row is not None and row[0] not in ids
+
+
+def test_an_abandoned_transaction_is_ended_and_its_locks_go(servers: Any) -> None:
+    import time
+
+    (srv,) = servers(1)
+    with srv.connect() as c:
+        c.execute("CREATE TABLE idle (id INT PRIMARY KEY, v INT)")
+        c.execute("INSERT INTO idle VALUES (1, 0)")
+    a = srv.connect(autocommit=False)
+    b = srv.connect()
+    try:
+        a.execute("SET idle_in_transaction_session_timeout = '300ms'")
+        a.execute("UPDATE idle SET v = 1 WHERE id = 1")
+        time.sleep(1.0)
+        b.execute("SET lock_timeout = '5s'")
+        b.execute("UPDATE idle SET v = 2 WHERE id = 1")  # a's lock went with its session
+        assert b.execute("SELECT v FROM idle").fetchone() == (2,)
+        with pytest.raises(psycopg.Error) as ended:
+            a.execute("SELECT 1")
+        assert ended.value.sqlstate in ("25P03", None)  # None: the socket closed first
+    finally:
+        a.close()
+        b.close()

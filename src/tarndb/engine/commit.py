@@ -163,13 +163,31 @@ class TableChange:
     #: changed the row since its statement read it
     verified: dict[int, int] = field(default_factory=dict)
 
+    #: per unique rule: (rows of ``added`` covered, their key -> rid), grown as rows come
+    _key_cache: dict[UniqueKey, tuple[int, dict[Any, int]]] = field(
+        default_factory=dict, repr=False)
+
     def add_rows(self, rows: pa.Table) -> None:
         self.added = rows if self.added is None else pa.concat_tables(
             [self.added, rows.cast(self.added.schema)])
 
+    def keys_of(self, key: UniqueKey) -> dict[Any, int]:
+        """Key -> rid of the rows this transaction added (kept between statements, so a
+        transaction of many small inserts does not re-read its own rows each time)."""
+        if self.added is None:
+            return {}
+        covered, keys = self._key_cache.get(key, (0, {}))
+        if covered < self.added.num_rows:
+            new = self.added.slice(covered)
+            keys.update(zip(_keys(new, key.columns), new.column(RID).to_pylist(), strict=True))
+            keys.pop(None, None)
+            self._key_cache[key] = (self.added.num_rows, keys)
+        return keys
+
     def remove(self, rids: list[int]) -> None:
         if not rids:
             return
+        self._key_cache.clear()  # rows move: rebuilt on the next check
         if self.added is not None and self.added.num_rows:
             mask = pc.is_in(self.added.column(RID), value_set=pa.array(rids, pa.int64()))
             self.added = self.added.filter(pc.invert(mask))
@@ -379,8 +397,7 @@ class WritePath:
                 if holder is not None and holder not in excluded and holder not in own:
                     raise unique_error(info, key, k)
             if pending is not None and pending.added is not None and pending.added.num_rows:
-                pend = dict(zip(_keys(pending.added, key.columns),
-                                pending.added.column(RID).to_pylist(), strict=True))
+                pend = pending.keys_of(key)
                 for k in seen:
                     holder = pend.get(k)
                     if holder is not None and holder not in own and holder not in excluded:

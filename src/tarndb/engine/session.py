@@ -112,6 +112,8 @@ class Session:
         self._on_commit: list[Any] = []
         self._on_rollback: list[Any] = []
         self._explicit = False
+        #: an implicit transaction of the extended protocol, ended by Sync (end_implicit)
+        self._implicit = False
         self._savepoints: list[tuple[str, dict[str, TableChange], tuple[Any, ...]]] = []
         self._failed = False
         self._running = threading.Event()
@@ -230,7 +232,7 @@ class Session:
         return pinned
 
     def lock_timeout(self) -> float | None:
-        return _ms_setting(self.settings.get("lock_timeout", "0"))
+        return ms_setting(self.settings.get("lock_timeout", "0"))
 
     def lock(self, keys: list[Any], exclusive: bool = True) -> list[Any]:
         """Take row or key locks for this transaction (see engine/locks.py)."""
@@ -259,7 +261,28 @@ class Session:
             "default_transaction_isolation", "read committed")
         self.settings["transaction_isolation"] = self.isolation
 
+    def begin_implicit(self) -> None:
+        """Statements from here to the extended protocol's Sync run in one implicit
+        transaction, as PostgreSQL runs a pipeline (psycopg's ``executemany``): one commit
+        for the batch. A BEGIN inside turns it into an ordinary transaction block."""
+        if self._txn is None:
+            self.begin(explicit=False)
+            self._implicit = True
+
+    def end_implicit(self) -> None:
+        """Sync: commit the implicit transaction (roll it back if a statement failed)."""
+        if not self._implicit:
+            return
+        self._implicit = False
+        if self._txn is None:
+            return
+        if self._failed:
+            self.rollback()
+        else:
+            self.commit()
+
     def commit(self) -> None:
+        self._implicit = False
         self._savepoints.clear()
         txn, self._txn = self._txn, None
         failed, self._failed = self._failed, False
@@ -280,6 +303,7 @@ class Session:
             self._end_transaction()
 
     def rollback(self) -> None:
+        self._implicit = False
         self._savepoints.clear()
         self._txn = None
         self._failed = False
@@ -406,7 +430,7 @@ class Session:
             raise E.InFailedTransaction(
                 "current transaction is aborted, commands ignored until end of transaction block")
         autocommit = autocommit and self._txn is None
-        timeout = _ms_setting(self.settings.get("statement_timeout", "0"))
+        timeout = ms_setting(self.settings.get("statement_timeout", "0"))
         self._deadline = None if timeout is None else time.monotonic() + timeout
         self._cancelled = False
         timer = None
@@ -619,6 +643,13 @@ class Session:
     def _transaction(self, node: Any) -> Result:
         k = node.kind
         if k in (pb.TRANS_STMT_BEGIN, pb.TRANS_STMT_START):
+            if self._implicit:  # BEGIN inside a pipeline: the block goes on to COMMIT
+                self._implicit = False
+                self._explicit = True
+                level = _isolation_option(node.options)
+                if level is not None and not self.read_versions:
+                    self.isolation = level
+                return Result(command="BEGIN")
             self.begin(_isolation_option(node.options))
             return Result(command="BEGIN")
         if k == pb.TRANS_STMT_COMMIT:
@@ -723,7 +754,7 @@ class Session:
                 self.isolation = level
             value = level
         if name in ("statement_timeout", "lock_timeout", "idle_in_transaction_session_timeout"):
-            _ms_setting(value)  # validates
+            ms_setting(value)  # validates
         if name == "timezone" and value.upper() not in ("UTC", "GMT", "ETC/UTC", "Z", "0"):
             self.notices.append("tarndb reports timestamps in UTC")
         self.settings[name] = value
@@ -757,7 +788,7 @@ def _find_identifier(sql: str, name: str, start: int = 0) -> int | None:
     return start + m.start() + 1 if m else None
 
 
-def _ms_setting(value: str) -> float | None:
+def ms_setting(value: str) -> float | None:
     """A Postgres time setting (``'5s'``, ``'250ms'``, ``'1min'``, a bare number of
     milliseconds) in seconds; None for 0 (no limit)."""
     v = str(value).strip().strip("'").lower()

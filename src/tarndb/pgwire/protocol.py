@@ -64,6 +64,7 @@ _SESSION_LOCK = threading.Lock()
 
 _EMPTY = re.compile(r"^[\s;]*$")
 _COPY = re.compile(r"^\s*copy\b", re.IGNORECASE)
+_INSERT = re.compile(r"^\s*insert\b", re.IGNORECASE)
 _READ_ONLY = re.compile(r"^\s*(\(\s*)*(select|values|show|with|table|explain)\b", re.IGNORECASE)
 _WRITE_IN_WITH = re.compile(r"\b(insert|update|delete)\b", re.IGNORECASE)
 
@@ -492,6 +493,7 @@ class ServerConnection:
             return
         if isinstance(msg, m.Sync):
             self._skip_until_sync = False
+            self._end_implicit()
             self._ready()
             return
         if isinstance(msg, (m.CopyData, m.CopyDone, m.CopyFail)):
@@ -500,6 +502,7 @@ class ServerConnection:
             raise m.ProtocolError("unexpected password message")
         if isinstance(msg, m.Query):
             self._skip_until_sync = False
+            self._end_implicit()
             self._simple_query(msg.sql)
             return
         if self._skip_until_sync:
@@ -526,6 +529,15 @@ class ServerConnection:
         except Exception as e:  # noqa: BLE001 - every error becomes an ErrorResponse
             self._error(e)
             self._skip_until_sync = True
+
+    def _end_implicit(self) -> None:
+        end = getattr(self.session, "end_implicit", None)
+        if end is None:
+            return
+        try:
+            end()
+        except Exception as e:  # noqa: BLE001 - the batch's commit failed: tell the client
+            self._error(e)
 
     def _ready(self) -> None:
         status = "I"
@@ -771,6 +783,13 @@ class ServerConnection:
                 self._start_copy(sql, portal.params, from_simple_query=False)
                 portal.done = True
                 return
+            if _INSERT.match(sql) and self.session is not None and \
+                    hasattr(self.session, "begin_implicit"):
+                # Inserts up to Sync share one implicit transaction (one commit), as
+                # PostgreSQL runs a pipeline; other statements keep committing on their own
+                # (so a READ COMMITTED update that loses a race with another server is
+                # re-run before its answer is sent).
+                self.session.begin_implicit()
             portal.result = self._run_one(sql, portal.params)
             self._notices(portal.result)
         result = portal.result

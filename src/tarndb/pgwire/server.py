@@ -35,6 +35,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from . import messages as m
 from . import roles
 from .hangup import HangupWatcher
 from .protocol import ServerConfig, ServerConnection, State
@@ -353,7 +354,30 @@ class PgServer:
         while not conn.closed:
             if not logged_in:
                 sock.settimeout(max(0.001, deadline - time.monotonic()))
-            data: bytes | bytearray = sock.recv(READ_CHUNK)
+            else:
+                idle = _idle_in_transaction_limit(conn)
+                sock.settimeout(idle)
+                if idle is not None:
+                    try:
+                        data: bytes | bytearray = sock.recv(READ_CHUNK)
+                    except TimeoutError:
+                        # An abandoned transaction must not keep its row locks: end the
+                        # connection as PostgreSQL does (FATAL 25P03); closing the session
+                        # rolls the transaction back.
+                        with contextlib.suppress(OSError):
+                            sock.sendall(m.b_error(
+                                "25P03", "terminating connection due to idle-in-transaction "
+                                "timeout", severity="FATAL"))
+                        conn.connection_lost()
+                        break
+                    if not data:
+                        conn.connection_lost()
+                        break
+                    out = conn.receive_data(data)
+                    if out:
+                        sock.sendall(out)
+                    continue
+            data = sock.recv(READ_CHUNK)
             if not data:
                 conn.connection_lost()
                 break
@@ -390,6 +414,19 @@ class PgServer:
         if target is None or target.secret != secret:
             return  # Postgres answers nothing either way
         _cancel_quietly(target)
+
+
+def _idle_in_transaction_limit(conn: ServerConnection) -> float | None:
+    """Seconds a client may leave its open transaction idle (None: no limit)."""
+    session = conn.session
+    if session is None or not getattr(session, "in_transaction", False):
+        return None
+    from ..engine.session import ms_setting
+
+    try:
+        return ms_setting(session.settings.get("idle_in_transaction_session_timeout", "0"))
+    except Exception:  # noqa: BLE001 - a bad value was refused by SET already
+        return None
 
 
 def _listen_socket(host: str, port: int) -> socket.socket:

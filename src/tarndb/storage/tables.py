@@ -87,6 +87,8 @@ class TableStore:
                 if added is not None and added.num_rows and not removed:
                     ds = lance.write_dataset(added, ds, mode="append",
                                              storage_options=self._opts)
+                    self._ds = ds  # the dataset at the version just written
+                    return ds.version
                 elif added is not None and added.num_rows:
                     builder = (ds.merge_insert(RID).when_matched_update_all()
                                .when_not_matched_insert_all())
