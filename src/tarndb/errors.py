@@ -16,6 +16,7 @@ that the wire protocol reports and the HTTP status the REST API answers with::
     ├── DuplicateColumn         42701  409
     ├── SyntaxErrorOrAccessRuleViolation 42000 400
     ├── GroupingError           42803  400
+    ├── InvalidColumnReference  42P10  400   ON CONFLICT target matching no unique rule
     ├── DependentObjectsStillExist 2BP01 409
     ├── InvalidSchemaName       3F000  404
     ├── DataError               22000  400   wrong array dimensions, dimension mismatch
@@ -29,6 +30,7 @@ that the wire protocol reports and the HTTP status the REST API answers with::
     │   ├── CheckViolation      23514
     │   └── ForeignKeyViolation 23503
     ├── GeneratedAlways         428C9  400   writing a GENERATED ALWAYS column
+    ├── CardinalityViolation    21000  400   ON CONFLICT DO UPDATE hitting a row twice
     ├── InvalidTransactionState 25000  409
     │   ├── InFailedTransaction 25P02
     │   └── NoActiveTransaction 25P01
@@ -166,6 +168,18 @@ class GroupingError(TarnError):
     sqlstate = "42803"
     http_status = 400
     code = "grouping_error"
+
+
+class InvalidColumnReference(TarnError):
+    sqlstate = "42P10"
+    http_status = 400
+    code = "invalid_column_reference"
+
+
+class CardinalityViolation(TarnError):
+    sqlstate = "21000"
+    http_status = 400
+    code = "cardinality_violation"
 
 
 class InvalidTableDefinition(TarnError):

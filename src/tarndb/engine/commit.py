@@ -332,6 +332,10 @@ class WritePath:
         # Lock order: the table store's lock, then this state's (commits hold the first).
         with self.db.store(info).lock, st.lock:
             ix = st.indexes.get(key)
+            # A caller that read the version before a commit moved the shared index past
+            # it gets a private index: replacing the shared one with an older version would
+            # make later catch-ups skip the keys that commit added.
+            shared = ix is None or ix.version <= version
             if ix is not None and ix.version != version:
                 ix = self._catch_up(info, st, ix, version)
             if ix is None:
@@ -341,7 +345,8 @@ class WritePath:
                 present = set(ds.schema.names)
                 if all(c in present for c in cols):
                     ix.load(ds.to_table(columns=cols + [RID]))
-                st.indexes[key] = ix
+                if shared:
+                    st.indexes[key] = ix
             return ix
 
     def _catch_up(self, info: TableInfo, st: _TableState, ix: KeyIndex, version: int

@@ -72,10 +72,11 @@ def to_storage(table: pa.Table, info: TableInfo, names: list[str]) -> pa.Table:
 
 
 def check_constraints(session: Session, info: TableInfo, rows: pa.Table,
-                      replacing: list[int] | None = None) -> None:
+                      replacing: list[int] | None = None, unique: bool = True) -> None:
     """NOT NULL, CHECK and unique keys of rows a statement writes (with ``__rid`` when the
     caller has allocated them). Unique keys are locked for the transaction first, so a second
-    writer of the same key waits for this one (engine/commit.py)."""
+    writer of the same key waits for this one (engine/commit.py); ``unique=False`` checks
+    only NOT NULL and CHECK."""
     for col in info.columns:
         if (col.not_null or col.name in info.primary_key) and rows.column(col.name).null_count:
             raise E.NotNullViolation(
@@ -85,7 +86,7 @@ def check_constraints(session: Session, info: TableInfo, rows: pa.Table,
             _check_rectangular(rows.column(col.name), col)
     if rows.num_rows:
         _check_checks(session, info, rows)
-    if rows.num_rows and unique_keys(info):
+    if unique and rows.num_rows and unique_keys(info):
         writes = session.db.writes
         if rows.num_rows <= KEY_LOCK_MAX_ROWS and session.txn_id:
             session.lock(writes.key_lock_names(info, rows))
@@ -216,13 +217,17 @@ def insert(session: Session, node: pb.InsertStmt, params: list[Any]) -> Result:
             raise E.DuplicateColumn("column specified more than once")
     else:
         names = info.column_names
+    arbiters = None
     if node.HasField("on_conflict_clause"):
-        raise E.FeatureNotSupported("INSERT ... ON CONFLICT is not supported yet")
+        from . import upsert
 
+        arbiters = upsert.arbiters(session, info, node.on_conflict_clause)
     _refuse_generated(info, node, names)
     rows = _source_rows(session, info, node, names, params)
     rows = _fill_serials(session, info, rows, set(names))
     rows = compute_generated(session, info, rows)
+    if arbiters is not None:
+        return upsert.upsert(session, info, node, alias, rows, params, arbiters)
     check_constraints(session, info, rows)
     rids = session.db.allocate_rids(info, rows.num_rows)
     stored = rows.append_column(RID, pa.array(rids, pa.int64()))
