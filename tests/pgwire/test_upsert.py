@@ -144,3 +144,19 @@ def test_concurrent_counter_upserts_are_exact(pg_server: Server) -> None:
             expected[keys[(i + j) % len(keys)]] += 1
     assert rows == sorted(expected.items())
     assert sum(n for _, n in rows) == threads * each
+
+
+def test_prepared_upsert_with_parameters_in_set_and_returning(pg_server: Server) -> None:
+    t = _table(pg_server, "CREATE TABLE {t} (id TEXT PRIMARY KEY, doc JSONB, n INT)")
+    sql = (f"INSERT INTO {t} (id, doc, n) VALUES (%s, %s, %s) ON CONFLICT (id) "
+           f"DO UPDATE SET doc = excluded.doc, n = %s RETURNING id, doc, n")
+    with psycopg.connect(pg_server.dsn(), autocommit=True) as c:
+        cur = c.execute(sql, ("a", '{"x": 1}', 1, 50), prepare=True)
+        assert cur.fetchall() == [("a", {"x": 1}, 1)]
+        cur = c.execute(sql, ("a", '{"x": 2}', 1, 50), prepare=True)
+        assert cur.fetchall() == [("a", {"x": 2}, 50)]
+        cur = c.cursor()
+        cur.executemany(f"INSERT INTO {t} (id, doc, n) VALUES (%s, %s, %s) "
+                        "ON CONFLICT (id) DO NOTHING", [("a", "{}", 0), ("b", "{}", 0)])
+        assert c.execute(f"SELECT id, n FROM {t} ORDER BY id").fetchall() == [("a", 50),
+                                                                            ("b", 0)]

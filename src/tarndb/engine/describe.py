@@ -50,6 +50,11 @@ def _param_types_from_tree(session: Session, stmt: pb.Node, n: int) -> dict[int,
                         col = info.column(names[i])
                         if col is not None:
                             found.setdefault(item.param_ref.number, col.type)
+        if info is not None and node.HasField("on_conflict_clause"):
+            for t in node.on_conflict_clause.target_list:  # DO UPDATE SET col = $n
+                col = info.column(t.res_target.name)
+                if ast.kind(t.res_target.val) == "param_ref" and col is not None:
+                    found.setdefault(t.res_target.val.param_ref.number, col.type)
     if kind == "update_stmt":
         info = session.resolve_table(node.relation.schemaname or None, node.relation.relname)
         if info is not None:
