@@ -57,6 +57,13 @@ class ColumnInfo:
                    d.get("default_sql"), d.get("serial", False), d.get("generated_sql"))
 
 
+#: ``CREATE INDEX ... [USING btree | hash | gin | brin | gist | spgist]``: a scalar index
+#: (``index_type`` is the method) that equality lookups use; never a search index.
+PLAIN_INDEX_METHODS = ("btree", "hash", "gin", "brin", "gist", "spgist")
+#: Index kinds with no search state on the lake (answered by key indexes and scans).
+SCALAR_INDEX_TYPES = ("unique", "exact_text", "inverted_index") + PLAIN_INDEX_METHODS
+
+
 @dataclass
 class IndexInfo:
     name: str
@@ -103,8 +110,9 @@ class TableInfo:
         return [c.name for c in self.columns]
 
     def index_on(self, column: str) -> IndexInfo | None:
+        """The deeplake (search or unique) index of ``column``; plain indexes aside."""
         for ix in self.indexes:
-            if ix.column == column:
+            if ix.column == column and ix.index_type not in PLAIN_INDEX_METHODS:
                 return ix
         return None
 

@@ -90,7 +90,7 @@ def unique_keys(info: TableInfo) -> list[UniqueKey]:
             out.append(UniqueKey(con["name"], tuple(con["columns"])))
     for ix in info.indexes:
         if ix.index_type == "unique":
-            out.append(UniqueKey(ix.name, (ix.column,)))
+            out.append(UniqueKey(ix.name, tuple(ix.options.get("columns") or [ix.column])))
     return out
 
 

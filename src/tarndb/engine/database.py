@@ -18,7 +18,7 @@ import pyarrow as pa
 from .. import errors as E
 from ..storage.lake import Lake
 from ..storage.tables import RID, TableStore
-from .catalog import Catalog, IndexInfo, TableInfo
+from .catalog import PLAIN_INDEX_METHODS, SCALAR_INDEX_TYPES, Catalog, IndexInfo, TableInfo
 from .commit import WritePath
 from .filtercache import FilterCache
 from .locks import LockManager
@@ -39,6 +39,11 @@ _BLOCK = 1000
 # Compaction, retention and the key column's scalar index are looked at once per this many
 # commits of a table (and at its first).
 _MAINTAIN_EVERY = 16
+
+
+#: Column types a Lance BTREE index takes.
+_LANCE_SCALAR_BASES = ("int2", "int4", "int8", "float4", "float8", "text", "varchar", "bpchar",
+                       "date", "timestamp", "timestamptz", "bool")
 
 
 class Database:
@@ -225,6 +230,9 @@ class Database:
         if len(info.primary_key) == 1:
             for v in store.ensure_scalar_index(info.primary_key[0]):
                 self.writes.note_row_preserving(info, v)
+        for ix in info.indexes:
+            if ix.index_type in PLAIN_INDEX_METHODS:
+                self._scalar_index(info, ix)
         self._after_write(info)
 
     # -- indexes ------------------------------------------------------------------------------
@@ -243,6 +251,9 @@ class Database:
         index_type = ix.index_type.lower()
         if unique or index_type == "unique":
             ix.index_type = "unique"
+        elif index_type in PLAIN_INDEX_METHODS:
+            ix.index_type = index_type
+            self._scalar_index(info, ix)
         elif index_type in ("exact_text",) or (index_type == "inverted_index" and (
                 col.type.base not in ("text", "varchar", "bpchar") or col.type.ndim)):
             ix.index_type = index_type  # scalar lookups: answered by DuckDB scans
@@ -255,8 +266,18 @@ class Database:
         info.indexes.append(ix)
         (publish or self.catalog.update_table)(info)
 
+    def _scalar_index(self, info: TableInfo, ix: IndexInfo) -> None:
+        """A Lance BTREE index under a plain index of one scalar column (an optimisation
+        for point lookups; the rows are found by scanning without it)."""
+        col = info.column(ix.column)
+        if ix.options.get("columns") or col is None or col.type.ndim or \
+                col.type.base not in _LANCE_SCALAR_BASES:
+            return
+        for v in self.store(info).ensure_scalar_index(ix.column):
+            self.writes.note_row_preserving(info, v)
+
     def has_search_state(self, ix: IndexInfo) -> bool:
-        return ix.index_type not in ("unique", "exact_text", "inverted_index")
+        return ix.index_type not in SCALAR_INDEX_TYPES
 
     def drop_index_state(self, info: TableInfo, ix: IndexInfo) -> None:
         """Remove what a search index keeps on the lake (nothing for scalar kinds)."""
@@ -274,8 +295,7 @@ class Database:
 
     def _after_write(self, info: TableInfo) -> None:
         fresh = self.catalog.find_table(info.workspace, info.name)
-        if fresh is None or not any(i.index_type not in ("unique", "exact_text",
-                                                         "inverted_index")
+        if fresh is None or not any(i.index_type not in SCALAR_INDEX_TYPES
                                     for i in fresh.indexes):
             return
         try:

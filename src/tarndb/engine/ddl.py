@@ -18,7 +18,7 @@ from .. import errors as E
 from ..sql import ast
 from ..sql import colnames as output_names
 from ..storage.tables import RID
-from .catalog import ColumnInfo, IndexInfo, TableInfo
+from .catalog import PLAIN_INDEX_METHODS, ColumnInfo, IndexInfo, TableInfo
 from .result import Result
 from .types import SERIALS, ColumnType, resolve_type
 
@@ -469,27 +469,42 @@ def rename(session: Session, node: pb.RenameStmt, params: list[Any]) -> Result:
 
 
 def create_index(session: Session, node: pb.IndexStmt, params: list[Any]) -> Result:
+    """``USING deeplake_index``: a search (vector, BM25, ...) or unique index of one column.
+    Any other method (btree, hash, gin, brin, or none) makes a plain scalar index, as in
+    PostgreSQL: a unique one enforces its key, the others serve equality lookups."""
     info = session.table_for(node.relation)
     method = (node.access_method or "").lower()
-    if len(node.index_params) != 1:
-        raise E.FeatureNotSupported("an index covers exactly one column")
-    elem = node.index_params[0].index_elem
-    column = elem.name
-    if not column or info.column(column) is None:
-        raise E.UndefinedColumn(f'column "{column}" does not exist', column=column)
+    if method and method != "deeplake_index" and method not in PLAIN_INDEX_METHODS:
+        raise E.UndefinedObject(f'access method "{method}" does not exist')
+    plain = method != "deeplake_index"
+    columns: list[str] = []
+    for p in node.index_params:
+        elem = p.index_elem
+        if not elem.name:
+            raise E.FeatureNotSupported("an index on an expression is not supported by tarndb")
+        if info.column(elem.name) is None:
+            raise E.UndefinedColumn(f'column "{elem.name}" does not exist', column=elem.name)
+        columns.append(elem.name)
+    if len(columns) != 1 and not plain:
+        raise E.FeatureNotSupported("a deeplake_index covers exactly one column")
+    if len(set(columns)) != len(columns):
+        raise E.DuplicateColumn("column specified more than once")
+    if node.unique and node.HasField("where_clause"):
+        raise E.FeatureNotSupported("a partial unique index is not supported by tarndb")
+    column = columns[0]
     options: dict[str, Any] = {}
     for opt in node.options:
         de = opt.def_elem
         options[de.defname.lower()] = _def_arg(de.arg) if de.HasField("arg") else "true"
-    name = node.idxname or f"{info.name}_{column}_idx"
+    name = node.idxname or f"{info.name}_{'_'.join(columns)}_idx"
     existing = [ix for ix in info.indexes if ix.name == name]
     if existing or _find_index(session, name, info.workspace):
         if node.if_not_exists:
             session.notices.append(f'relation "{name}" already exists, skipping')
             return Result(command="CREATE INDEX")
         raise E.DuplicateTable(f'relation "{name}" already exists')
-    other = info.index_on(column)
-    if other is not None:
+    other = info.index_on(column) if not plain or node.unique else None
+    if other is not None and len(columns) == 1:
         if node.if_not_exists:
             session.notices.append(
                 f'column "{column}" already has index "{other.name}", skipping')
@@ -497,11 +512,16 @@ def create_index(session: Session, node: pb.IndexStmt, params: list[Any]) -> Res
         raise E.DuplicateObject(
             f'column "{column}" of "{info.name}" already has index "{other.name}"; '
             "drop it first (one index per column)")
-    if method not in ("deeplake_index", "btree", "hash", ""):
-        raise E.UndefinedObject(f'access method "{method}" does not exist')
     if node.unique:
-        _validate_existing_unique(session, info, [column], name)
-    ix = IndexInfo(name, column, options.pop("index_type", ""), options)
+        _validate_existing_unique(session, info, columns, name)
+    if len(columns) > 1:
+        options["columns"] = columns
+    index_type = options.pop("index_type", "")
+    if plain:
+        index_type = method or "btree"
+        if node.unique:
+            options["method"] = index_type  # kept for pg_indexes; the kind is "unique"
+    ix = IndexInfo(name, column, index_type, options)
     session.db.create_index(info, ix, unique=node.unique, publish=session.catalog_update)
     session.on_rollback(lambda: session.db.drop_index_state(info, ix))
     return Result(command="CREATE INDEX")

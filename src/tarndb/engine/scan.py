@@ -18,7 +18,7 @@ from postgast import pg_query_pb2 as pb
 from ..errors import UndefinedTable
 from ..sql import ast
 from ..storage.tables import RID
-from .catalog import ColumnInfo, TableInfo
+from .catalog import SCALAR_INDEX_TYPES, ColumnInfo, TableInfo
 
 if TYPE_CHECKING:
     from .session import Session
@@ -175,8 +175,8 @@ class Scope:
         if sel is None or not sel.HasField("where_clause"):
             return None
         keys = set(info.primary_key[:1]) if len(info.primary_key) == 1 else set()
-        keys |= {ix.column for ix in info.indexes if ix.index_type in ("unique", "exact_text",
-                                                                       "inverted_index")}
+        keys |= {ix.column for ix in info.indexes
+                 if ix.index_type in SCALAR_INDEX_TYPES and not ix.options.get("columns")}
         if not keys:
             return None
         conjuncts = [sel.where_clause]

@@ -33,7 +33,7 @@ from postgast import pg_query_pb2 as pb
 
 from .. import errors as E
 from ..sql import ast
-from .catalog import TableInfo
+from .catalog import SCALAR_INDEX_TYPES, TableInfo
 from .result import Column, Result
 from .types import ColumnType
 
@@ -129,7 +129,7 @@ def indexes_table(session: Session, args: list[pb.Node]) -> pa.Table:
         cols.append(ix.column)
         types.append(ix.index_type)
         n = 0
-        if ix.index_type not in ("unique", "exact_text", "inverted_index"):
+        if ix.index_type not in SCALAR_INDEX_TYPES:
             if mgr is None:
                 from ..search import IndexManager
 

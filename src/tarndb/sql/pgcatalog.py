@@ -39,6 +39,12 @@ HEAP_AM = 2
 BTREE_AM = 403
 DEEPLAKE_AM = 16000
 DEEPLAKE_INDEX_AM = 16001
+HNSW_AM = 16002
+IVFFLAT_AM = 16003
+#: Index access methods by name (PostgreSQL's OIDs for its own; pgvector's get ours).
+INDEX_AMS = {"btree": BTREE_AM, "hash": 405, "gist": 783, "gin": 2742, "spgist": 4000,
+             "brin": 3580, "hnsw": HNSW_AM, "ivfflat": IVFFLAT_AM,
+             "deeplake_index": DEEPLAKE_INDEX_AM}
 DEFAULT_COLLATION = 100
 SERVER_VERSION = "16.4"
 VERSION_STRING = (f"PostgreSQL {SERVER_VERSION} (tarndb) on x86_64-pc-linux-gnu, "
@@ -148,9 +154,12 @@ def _indexes(info: Any) -> list[dict[str, Any]]:
         out.append({"name": _pk_name(info), "columns": list(info.primary_key), "primary": True,
                     "unique": True, "am": BTREE_AM, "method": "btree", "index_type": None})
     for ix in info.indexes:
-        out.append({"name": ix.name, "columns": [ix.column], "primary": False,
-                    "unique": ix.index_type == "unique", "am": DEEPLAKE_INDEX_AM,
-                    "method": "deeplake_index", "index_type": ix.index_type})
+        method = ix.options.get("method") or (
+            ix.index_type if ix.index_type in INDEX_AMS else "deeplake_index")
+        out.append({"name": ix.name, "columns": list(ix.options.get("columns") or [ix.column]),
+                    "primary": False, "unique": ix.index_type == "unique",
+                    "am": INDEX_AMS.get(method, DEEPLAKE_INDEX_AM),
+                    "method": method, "index_type": ix.index_type})
     for d in out:
         d["oid"] = stable_oid("index", info.workspace, info.name, d["name"])
     return out
@@ -164,9 +173,9 @@ def _qi(name: str) -> str:
 
 def _index_def(info: Any, ix: dict[str, Any]) -> str:
     cols = ", ".join(_qi(c) for c in ix["columns"])
-    unique = "UNIQUE " if ix["unique"] and ix["primary"] else ""
+    unique = "UNIQUE " if ix["unique"] else ""
     with_ = ""
-    if ix["index_type"] and ix["index_type"] != "unique":
+    if ix["index_type"] and ix["index_type"] != "unique" and ix["method"] == "deeplake_index":
         with_ = f" WITH (index_type='{ix['index_type']}')"
     return (f"CREATE {unique}INDEX {_qi(ix['name'])} ON {_qi(info.workspace)}.{_qi(info.name)} "
             f"USING {ix['method']} ({cols}){with_}")
@@ -539,8 +548,15 @@ def _pg_am(db: Any, session: Any) -> pa.Table:
     return _rows([("oid", _I64), ("amname", _S), ("amhandler", _S), ("amtype", _S)],
                  [(HEAP_AM, "heap", "heap_tableam_handler", "t"),
                   (BTREE_AM, "btree", "bthandler", "i"),
+                  (405, "hash", "hashhandler", "i"),
+                  (783, "gist", "gisthandler", "i"),
+                  (2742, "gin", "ginhandler", "i"),
+                  (4000, "spgist", "spghandler", "i"),
+                  (3580, "brin", "brinhandler", "i"),
                   (DEEPLAKE_AM, "deeplake", "deeplake_tableam_handler", "t"),
-                  (DEEPLAKE_INDEX_AM, "deeplake_index", "deeplake_index_handler", "i")])
+                  (DEEPLAKE_INDEX_AM, "deeplake_index", "deeplake_index_handler", "i"),
+                  (HNSW_AM, "hnsw", "hnswhandler", "i"),
+                  (IVFFLAT_AM, "ivfflat", "ivfflathandler", "i")])
 
 
 def _pg_collation(db: Any, session: Any) -> pa.Table:
