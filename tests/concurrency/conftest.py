@@ -52,16 +52,17 @@ class Serve:
                 self.proc.wait()
 
 
-def start_serve(lake: Path, log: Path) -> Serve:
+def start_serve(lake: Path | str, log: Path, env_extra: dict[str, str] | None = None) -> Serve:
     pg, http = free_port(), free_port()
-    env = dict(os.environ, TARNDB_PASSWORD=PASSWORD, TARNDB_TOKEN="tdb_conc_admin_0123456789")
+    env = dict(os.environ, TARNDB_PASSWORD=PASSWORD, TARNDB_TOKEN="tdb_conc_admin_0123456789",
+               **(env_extra or {}))
     out = open(log, "ab")  # noqa: SIM115 - the child owns it
     proc = subprocess.Popen(
         [sys.executable, "-m", "tarndb", "serve", "--data", str(lake), "--host", "127.0.0.1",
          "--pg-port", str(pg), "--http-port", str(http)],
         stdout=out, stderr=subprocess.STDOUT, env=env)
     out.close()
-    srv = Serve(lake, pg, http, proc, log)
+    srv = Serve(Path(str(lake)), pg, http, proc, log)
     deadline = time.monotonic() + 90
     while True:
         if proc.poll() is not None:
@@ -92,3 +93,30 @@ def servers(tmp_path: Path) -> Iterator[Callable[[int], list[Serve]]]:
     yield start
     for s in started:
         s.stop()
+
+
+@pytest.fixture
+def s3_servers(tmp_path: Path) -> Iterator[Callable[[int], list[Serve]]]:
+    """``s3_servers(n)``: n ``tarndb serve`` processes on one lake in a local S3 (moto)."""
+    moto_server = pytest.importorskip("moto.server")
+    boto3 = pytest.importorskip("boto3")
+    srv = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    srv.start()
+    host, port = srv.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    env = {"AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "k",
+           "AWS_SECRET_ACCESS_KEY": "s", "AWS_REGION": "us-east-1"}
+    boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="k", aws_secret_access_key="s",
+                 region_name="us-east-1").create_bucket(Bucket="lake-bucket")
+    started: list[Serve] = []
+
+    def start(n: int) -> list[Serve]:
+        for _ in range(n):
+            started.append(start_serve("s3://lake-bucket/lake",
+                                       tmp_path / f"s3serve{len(started)}.log", env))
+        return started[-n:]
+
+    yield start
+    for s in started:
+        s.stop()
+    srv.stop()

@@ -187,8 +187,10 @@ class Catalog:
                 self._load()
 
     def _write(self, rows: list[tuple[str, str, dict[str, Any] | None]]) -> None:
-        """Upsert (spec is a dict) or delete (spec is None) objects in one commit each."""
-        with self._lock:
+        """Upsert (spec is a dict) or delete (spec is None) objects in one commit each.
+        Under the lake-wide ``catalog`` lock: servers sharing the lake never interleave
+        catalog commits."""
+        with self._lock, lake_lock(self.lake, "catalog"):
             assert self._ds is not None
             upserts = [(kind, key, spec) for kind, key, spec in rows if spec is not None]
             deletes = [(kind, key) for kind, key, spec in rows if spec is None]

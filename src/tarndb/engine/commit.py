@@ -219,6 +219,8 @@ class _TableState:
         #: version -> rids it updated or deleted (None: not known)
         self.log: OrderedDict[int, frozenset[int] | None] = OrderedDict()
         self.indexes: dict[UniqueKey, KeyIndex] = {}
+        #: versions this process made that keep every row (compaction, index builds)
+        self.preserving: set[int] = set()
         self.lock = threading.RLock()
         # Group commit: committers queue here; one of them (the leader) publishes the queue.
         self.queue: list[_Request] = []
@@ -257,6 +259,7 @@ class WritePath:
         st = self._state(info)
         if version not in st.log:
             st.record(version, frozenset())
+            st.preserving.add(version)
 
     # -- change detection -----------------------------------------------------------------
 
@@ -332,10 +335,12 @@ class WritePath:
         # Lock order: the table store's lock, then this state's (commits hold the first).
         with self.db.store(info).lock, st.lock:
             ix = st.indexes.get(key)
-            # A caller that read the version before a commit moved the shared index past
-            # it gets a private index: replacing the shared one with an older version would
-            # make later catch-ups skip the keys that commit added.
-            shared = ix is None or ix.version <= version
+            if ix is not None and ix.version > version:
+                # A commit of this process moved the shared index past the caller's
+                # snapshot: never replace it with an older one (later catch-ups would skip
+                # the keys that commit added). A newer index is at least as strict for a
+                # statement's early check, and COMMIT checks again at the newest version.
+                return ix
             if ix is not None and ix.version != version:
                 ix = self._catch_up(info, st, ix, version)
             if ix is None:
@@ -345,8 +350,7 @@ class WritePath:
                 present = set(ds.schema.names)
                 if all(c in present for c in cols):
                     ix.load(ds.to_table(columns=cols + [RID]))
-                if shared:
-                    st.indexes[key] = ix
+                st.indexes[key] = ix
             return ix
 
     def _catch_up(self, info: TableInfo, st: _TableState, ix: KeyIndex, version: int
@@ -356,10 +360,10 @@ class WritePath:
             return None
         store = self.db.store(info)
         for v in range(ix.version + 1, version + 1):
-            touched = st.log.get(v, ...)
-            if touched is not ...:
-                if touched:  # our own commits apply their deltas; an unknown one cannot
-                    return None
+            # Every version is read for what it did (an Append's new fragments), this
+            # process's commits included: an index built after one of them never had that
+            # commit's delta applied.
+            if v in st.preserving:
                 continue
             kind = self._op_kind(info, v)
             if kind in _ROW_PRESERVING:

@@ -785,10 +785,11 @@ class ServerConnection:
                 return
             if _INSERT.match(sql) and self.session is not None and \
                     hasattr(self.session, "begin_implicit"):
-                # Inserts up to Sync share one implicit transaction (one commit), as
-                # PostgreSQL runs a pipeline; other statements keep committing on their own
-                # (so a READ COMMITTED update that loses a race with another server is
-                # re-run before its answer is sent).
+                # Inserts up to a Sync share one implicit transaction (one commit at Sync),
+                # as PostgreSQL runs a pipeline such as psycopg's executemany: all or
+                # nothing. Other statements still commit on their own, so a READ COMMITTED
+                # update that lost a race with another server's commit is re-run before
+                # its answer is sent.
                 self.session.begin_implicit()
             portal.result = self._run_one(sql, portal.params)
             self._notices(portal.result)

@@ -50,12 +50,26 @@ def _file_name(name: str) -> str:
     return f"{safe}-{hashlib.sha1(name.encode()).hexdigest()[:10]}"
 
 
+_local = threading.local()
+
+
 @contextlib.contextmanager
 def lake_lock(lake: Lake, name: str, timeout: float = 60.0) -> Iterator[None]:
-    """Hold the lake-wide lock ``name`` (e.g. a table's path, or ``"catalog"``)."""
+    """Hold the lake-wide lock ``name`` (e.g. a table's path, or ``"catalog"``). Re-entrant
+    within a thread."""
+    held: dict[tuple[str, str], int] = _local.__dict__.setdefault("held", {})
+    key = (lake.uri, name)
+    if held.get(key):
+        held[key] += 1
+        try:
+            yield
+        finally:
+            held[key] -= 1
+        return
     tl = _thread_lock(lake, name)
     if not tl.acquire(timeout=timeout):
         raise E.LockNotAvailable(f'could not obtain lock on "{name}"')
+    held[key] = 1
     try:
         if lake.is_local:
             with _flock(lake, name, timeout):
@@ -66,6 +80,7 @@ def lake_lock(lake: Lake, name: str, timeout: float = 60.0) -> Iterator[None]:
         else:  # other object stores: only this process is serialised
             yield
     finally:
+        held[key] = 0
         tl.release()
 
 
