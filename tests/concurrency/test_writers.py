@@ -351,3 +351,36 @@ def test_an_abandoned_transaction_is_ended_and_its_locks_go(servers: Any) -> Non
     finally:
         a.close()
         b.close()
+
+
+def test_select_for_update_makes_read_modify_write_safe(servers: Any) -> None:
+    """The application computes the new value itself: without FOR UPDATE two clients would
+    read the same n; with it they queue, and every increment lands."""
+    (srv,) = servers(1)
+    with srv.connect() as c:
+        c.execute("CREATE TABLE bal (id INT PRIMARY KEY, n INT)")
+        c.execute("INSERT INTO bal VALUES (1, 0)")
+
+    def work(i: int) -> None:
+        with srv.connect(autocommit=False) as c:
+            for _ in range(8):
+                row = c.execute("SELECT n FROM bal WHERE id = 1 FOR UPDATE").fetchone()
+                assert row is not None
+                c.execute("UPDATE bal SET n = %s WHERE id = 1", [row[0] + 1])
+                c.commit()
+
+    assert _run_threads(6, work) == []
+    with srv.connect() as c:
+        assert c.execute("SELECT n FROM bal").fetchone() == (48,)
+    a = srv.connect(autocommit=False)
+    b = srv.connect(autocommit=False)
+    try:
+        a.execute("SELECT * FROM bal WHERE id = 1 FOR SHARE")
+        b.execute("SELECT * FROM bal WHERE id = 1 FOR SHARE")  # shared locks do not wait
+        with pytest.raises(pe.LockNotAvailable):
+            b.execute("SELECT * FROM bal WHERE id = 1 FOR UPDATE NOWAIT")
+        b.rollback()
+        a.rollback()
+    finally:
+        a.close()
+        b.close()

@@ -40,6 +40,12 @@ def storage_expr(expr: str, col: ColumnInfo, source_type: str | None = None) -> 
         return f"CAST(CAST({expr} AS JSON) AS VARCHAR)"
     if t.ndim == 0 and t.base == "uuid":
         return f"CAST(CAST({expr} AS UUID) AS VARCHAR)"
+    if t.is_vector:
+        # '[1,2,3]' (pgvector's text form, also DuckDB's list text) or a list; the dimension
+        # is checked on the stored rows (check_constraints), in pgvector's words.
+        if str(source_type).upper() == "VARCHAR":
+            return f"CAST({arraytext.to_duckdb_sql(expr)} AS FLOAT[])"
+        return f"CAST({expr} AS FLOAT[])"
     if t.ndim and str(source_type).upper() == "VARCHAR":
         # '{1,2}' into a float4[] column, as psql scripts write arrays.
         return f"CAST({arraytext.to_duckdb_sql(expr)} AS {t.duckdb})"
@@ -84,6 +90,8 @@ def check_constraints(session: Session, info: TableInfo, rows: pa.Table,
                 f"not-null constraint", column=col.name, table=info.name)
         if col.type.ndim >= 2:
             _check_rectangular(rows.column(col.name), col)
+        if col.type.is_vector:
+            check_vector_dims(rows.column(col.name), col.type.dim)
     if rows.num_rows:
         _check_checks(session, info, rows)
     if unique and rows.num_rows and unique_keys(info):
@@ -121,7 +129,8 @@ def _check_checks(session: Session, info: TableInfo, rows: pa.Table) -> None:
                 table=info.name)
 
 
-def lock_and_verify(session: Session, info: TableInfo, rids: list[int]) -> bool:
+def lock_and_verify(session: Session, info: TableInfo, rids: list[int],
+                    exclusive: bool = True) -> bool:
     """Lock the rows a statement is about to change; False when one of them was changed by
     another transaction after the statement read it (READ COMMITTED: run the statement
     again on the newest version). REPEATABLE READ and SERIALIZABLE raise 40001 instead."""
@@ -132,7 +141,7 @@ def lock_and_verify(session: Session, info: TableInfo, rids: list[int]) -> bool:
     if change is not None and change.added is not None and change.added.num_rows:
         own = set(change.added.column(RID).to_pylist())
     committed = [r for r in rids if r not in own]
-    session.lock([(info.path, r) for r in committed])
+    session.lock([(info.path, r) for r in committed], exclusive=exclusive)
     read_version = session.read_versions.get(info.path)
     if read_version is None:
         read_version = session.snapshot_version(info)
@@ -151,6 +160,86 @@ def lock_and_verify(session: Session, info: TableInfo, rids: list[int]) -> bool:
 
 # A READ COMMITTED statement whose rows keep changing under it gives up after this many runs.
 _RECHECK_RUNS = 100
+
+
+def select_locking(session: Session, stmt: pb.Node, params: list[Any]) -> Result:
+    """``SELECT ... FOR UPDATE | NO KEY UPDATE | SHARE | KEY SHARE [NOWAIT | SKIP LOCKED]``
+    on one table: the rows it returns are locked for the transaction (FOR SHARE: shared,
+    so readers that share do not wait for each other), re-read under READ COMMITTED when a
+    commit changed them meanwhile, 40001 under REPEATABLE READ."""
+    sel = stmt.select_stmt
+    if session.read_only:
+        raise E.InsufficientPrivilege("permission denied: this session is read-only")
+    if len(sel.from_clause) != 1 or ast.kind(sel.from_clause[0]) != "range_var" or \
+            sel.op != pb.SETOP_NONE:
+        raise E.FeatureNotSupported(
+            "SELECT ... FOR UPDATE/SHARE is supported on a single table")
+    if sel.group_clause or sel.distinct_clause or sel.HasField("having_clause"):
+        raise E.FeatureNotSupported(
+            "FOR UPDATE is not allowed with GROUP BY, DISTINCT or HAVING clause")
+    clause = sel.locking_clause[0].locking_clause
+    exclusive = clause.strength in (pb.LCS_FORUPDATE, pb.LCS_FORNOKEYUPDATE)
+    rv = sel.from_clause[0].range_var
+    info = session.table_for(rv)
+    alias = rv.alias.aliasname if rv.HasField("alias") else info.name
+    for _ in range(_RECHECK_RUNS):
+        q = pb.Node()
+        q.CopyFrom(stmt)
+        del q.select_stmt.locking_clause[:]
+        del q.select_stmt.target_list[:]
+        q.select_stmt.target_list.add().res_target.val.CopyFrom(ast.column_ref(alias, RID))
+        target_rv = q.select_stmt.from_clause[0].range_var
+        scope = Scope(session)
+        try:
+            scope.bind_range_var(target_rv, with_rid=True)
+            scope.bind(q, skip_first_target=target_rv, params=params)
+            table, _ = session.query_arrow(q, params, scope)
+        finally:
+            scope.close()
+        rids = list(dict.fromkeys(table.column(0).to_pylist())) if table is not None else []
+        if clause.wait_policy == pb.LockWaitError:
+            _lock_now(session, info, rids, exclusive)
+        elif clause.wait_policy == pb.LockWaitSkip:
+            raise E.FeatureNotSupported("SKIP LOCKED is not supported by tarndb yet")
+        if lock_and_verify(session, info, rids, exclusive=exclusive):
+            break
+    else:
+        raise E.SerializationFailure("could not serialize access due to concurrent update")
+    plain = pb.Node()
+    plain.CopyFrom(stmt)
+    del plain.select_stmt.locking_clause[:]
+    return session.run_select(plain, params)
+
+
+def _lock_now(session: Session, info: TableInfo, rids: list[int], exclusive: bool) -> None:
+    """NOWAIT: take the row locks at once or fail with 55P03, as PostgreSQL words it."""
+    try:
+        session.db.locks.acquire(session.txn_id, [(info.path, r) for r in rids],
+                                 exclusive=exclusive, timeout=0.0)
+    except E.LockNotAvailable:
+        raise E.LockNotAvailable(
+            f'could not obtain lock on row in relation "{info.name}"') from None
+
+
+def check_vector_dims(column: pa.ChunkedArray, dim: int | None) -> None:
+    """pgvector's rules for stored vectors: the declared dimension (22000), at least one
+    dimension, finite values."""
+    arr = column.combine_chunks()
+    if len(arr) == 0 or arr.null_count == len(arr):
+        return
+    lengths = pc.list_value_length(arr).to_numpy(zero_copy_only=False)
+    valid = np.asarray(arr.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+    lengths = lengths[valid]
+    if dim is not None and np.any(lengths != dim):
+        bad = int(lengths[lengths != dim][0])
+        raise E.DataError(f"expected {dim} dimensions, not {bad}")
+    if np.any(lengths == 0):
+        raise E.DataError("vector must have at least 1 dimension")
+    values = arr.flatten().to_numpy(zero_copy_only=False)
+    if values.size and not np.isfinite(values).all():
+        if np.isnan(values).any():
+            raise E.DataError("NaN not allowed in vector")
+        raise E.DataError("infinite value not allowed in vector")
 
 
 def _check_rectangular(column: pa.ChunkedArray, col: ColumnInfo) -> None:

@@ -17,7 +17,7 @@ from postgast import pg_query_pb2 as pb
 from .. import errors as E
 from ..sql import ast, colnames
 from ..sql.literals import lift_arrays
-from ..sql.rewrite import casts, ranking, similarity
+from ..sql.rewrite import casts, pgvector, ranking, similarity
 from ..sql.rewrite import params as param_rule
 from . import ddl, dml, lookup, planner, udf, versions
 from .catalog import TableInfo
@@ -519,6 +519,8 @@ class Session:
                 if self.read_only:
                     raise E.InsufficientPrivilege("permission denied: this session is read-only")
                 return versions.run_function(self, stmt.select_stmt, params)
+            if stmt.select_stmt.locking_clause:
+                return dml.select_locking(self, stmt, params)
             fast = lookup.try_lookup(self, stmt, params)
             if fast is not None:
                 return fast
@@ -605,6 +607,7 @@ class Session:
 
     def query_arrow(self, stmt: pb.Node, params: list[Any], scope: Scope) -> tuple[Any, Any]:
         """Rewrite a bound statement for DuckDB, run it, return (arrow table, description)."""
+        pgvector.apply(stmt, scope)
         planner.plan(stmt, scope, params)
         similarity.apply(stmt, scope, params)
         self.notices.extend(ranking.apply(stmt, scope))
