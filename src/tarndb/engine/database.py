@@ -114,9 +114,10 @@ class Database:
     def _install_globals(self) -> None:
         """Macros and types live in DuckDB's shared catalog: define them once, up front
         (defining them per session races: DuckDB reports a write-write conflict)."""
-        from ..sql.rewrite import similarity
+        from ..sql.rewrite import pgvector, similarity
 
         similarity.install(self._duck)
+        pgvector.install(self._duck)
         try:
             from ..sql import pgcatalog
         except ImportError:

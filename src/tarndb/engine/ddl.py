@@ -265,6 +265,11 @@ def drop(session: Session, node: pb.DropStmt, params: list[Any]) -> Result:
             session.on_commit(lambda info=info, ix=ix: session.db.drop_index_state(info, ix))
         return Result(command="DROP INDEX")
     if node.remove_type == pb.OBJECT_EXTENSION:
+        for obj in node.objects:
+            name = ast.const_value(obj) if ast.kind(obj) == "string" else None
+            name = obj.string.sval if ast.kind(obj) == "string" else name
+            if name and session.db.catalog.get_object("extension", name.lower()) is not None:
+                session.db.catalog.delete_object("extension", name.lower())
         return Result(command="DROP EXTENSION")
     raise E.FeatureNotSupported("DROP of this object type is not supported")
 
@@ -474,9 +479,11 @@ def create_index(session: Session, node: pb.IndexStmt, params: list[Any]) -> Res
     PostgreSQL: a unique one enforces its key, the others serve equality lookups."""
     info = session.table_for(node.relation)
     method = (node.access_method or "").lower()
-    if method and method != "deeplake_index" and method not in PLAIN_INDEX_METHODS:
+    if method and method not in ("deeplake_index", "hnsw", "ivfflat") and \
+            method not in PLAIN_INDEX_METHODS:
         raise E.UndefinedObject(f'access method "{method}" does not exist')
-    plain = method != "deeplake_index"
+    pgvector = method in ("hnsw", "ivfflat")
+    plain = method not in ("deeplake_index", "hnsw", "ivfflat")
     columns: list[str] = []
     for p in node.index_params:
         elem = p.index_elem
@@ -486,7 +493,7 @@ def create_index(session: Session, node: pb.IndexStmt, params: list[Any]) -> Res
             raise E.UndefinedColumn(f'column "{elem.name}" does not exist', column=elem.name)
         columns.append(elem.name)
     if len(columns) != 1 and not plain:
-        raise E.FeatureNotSupported("a deeplake_index covers exactly one column")
+        raise E.FeatureNotSupported(f"a {method} index covers exactly one column")
     if len(set(columns)) != len(columns):
         raise E.DuplicateColumn("column specified more than once")
     if node.unique and node.HasField("where_clause"):
@@ -517,6 +524,11 @@ def create_index(session: Session, node: pb.IndexStmt, params: list[Any]) -> Res
     if len(columns) > 1:
         options["columns"] = columns
     index_type = options.pop("index_type", "")
+    if pgvector:
+        # pgvector's index on tarndb's vector index (cosine-clustered; the ops class and
+        # m / ef_construction / lists are kept for the catalog).
+        index_type = ""
+        options.update(_pgvector_index(info, node, method, column))
     if plain:
         index_type = method or "btree"
         if node.unique:
@@ -525,6 +537,35 @@ def create_index(session: Session, node: pb.IndexStmt, params: list[Any]) -> Res
     session.db.create_index(info, ix, unique=node.unique, publish=session.catalog_update)
     session.on_rollback(lambda: session.db.drop_index_state(info, ix))
     return Result(command="CREATE INDEX")
+
+
+_VECTOR_OPCLASSES = ("vector_l2_ops", "vector_cosine_ops", "vector_ip_ops", "vector_l1_ops")
+
+
+def _pgvector_index(info: TableInfo, node: pb.IndexStmt, method: str, column: str
+                    ) -> dict[str, Any]:
+    """Check ``USING hnsw | ivfflat (col opclass)`` as pgvector does; the options to keep."""
+    col = info.column(column)
+    assert col is not None
+    if col.type.ndim != 1 or col.type.base not in ("float4", "float8"):
+        raise E.UndefinedObject(
+            f'data type {col.type.pg_name} has no default operator class for access method '
+            f'"{method}"',
+            hint="You must specify an operator class for the index or define a default "
+                 "operator class for the data type.")
+    opclass = "vector_l2_ops"
+    elem = node.index_params[0].index_elem
+    if elem.opclass:
+        opclass = ast.names(elem.opclass)[-1].lower()
+        if opclass not in _VECTOR_OPCLASSES:
+            raise E.UndefinedObject(f'operator class "{opclass}" does not exist for access '
+                                    f'method "{method}"')
+    allowed = ("m", "ef_construction") if method == "hnsw" else ("lists",)
+    for opt in node.options:
+        name = opt.def_elem.defname.lower()
+        if name not in allowed and name != "index_type":
+            raise E.InvalidParameterValue(f'unrecognized parameter "{name}"')
+    return {"method": method, "opclass": opclass}
 
 
 def _def_arg(node: pb.Node) -> str:
@@ -543,9 +584,23 @@ def _def_arg(node: pb.Node) -> str:
 
 
 def create_extension(session: Session, node: Any, params: list[Any]) -> Result:
-    if node.extname.lower() not in ("pg_deeplake", "deeplake", "vector", "plpgsql"):
+    name = node.extname.lower()
+    if name not in ("pg_deeplake", "deeplake", "vector", "plpgsql"):
         raise E.UndefinedObject(f'extension "{node.extname}" is not available')
+    if name == "vector":
+        # pgvector's SQL surface is built in; registering makes it visible in pg_extension.
+        catalog = session.db.catalog
+        if catalog.get_object("extension", name) is not None:
+            if not node.if_not_exists:
+                raise E.DuplicateObject(f'extension "{name}" already exists')
+            session.notices.append(f'extension "{name}" already exists, skipping')
+        else:
+            catalog.put_object("extension", name, {"version": PGVECTOR_VERSION})
     return Result(command="CREATE EXTENSION")
+
+
+#: The pgvector release whose SQL surface tarndb serves.
+PGVECTOR_VERSION = "0.8.0"
 
 
 def noop(tag: str) -> Callable[[Session, Any, list[Any]], Result]:

@@ -135,7 +135,7 @@ def describe(session: Session, sql: str, given: list[ColumnType | None]
 def _select_columns(session: Session, stmt: pb.Node, n: int, arrays: list[Any],
                     first: int) -> list[Column]:
     from ..sql.rewrite import params as param_rule
-    from ..sql.rewrite import ranking, similarity
+    from ..sql.rewrite import pgvector, ranking, similarity
 
     values: list[Any] = [None] * n
     for i, a in enumerate(arrays):
@@ -145,6 +145,7 @@ def _select_columns(session: Session, stmt: pb.Node, n: int, arrays: list[Any],
     scope.describing = True
     try:
         scope.bind(stmt)
+        pgvector.apply(stmt, scope)
         similarity.apply(stmt, scope, values)
         ranking.apply(stmt, scope)
         casts.apply(stmt)

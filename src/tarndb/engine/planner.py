@@ -99,6 +99,9 @@ def _request(sel: Any, scope: Scope, params: list[Any]) -> tuple[TopK, pb.Node] 
     if limit is None or offset is None or limit <= 0:
         return None
     expr = _sort_expr(sel)
+    if expr is not None and ast.kind(expr) == "func_call" and \
+            ast.func_name(expr.func_call) == "cosine_distance":
+        return _cosine_distance_request(sel, expr, alias, info, limit + offset)
     if expr is None or ast.kind(expr) != "a_expr" or ast.op_name(expr.a_expr) != "<#>":
         return None
     left, right = expr.a_expr.lexpr, expr.a_expr.rexpr
@@ -125,6 +128,35 @@ def _request(sel: Any, scope: Scope, params: list[Any]) -> tuple[TopK, pb.Node] 
     else:
         return None
     return TopK(alias, info, mode, [col], limit + offset), expr
+
+
+def _cosine_distance_request(sel: Any, expr: pb.Node, alias: str, info: TableInfo, k: int
+                             ) -> tuple[TopK, pb.Node] | None:
+    """pgvector's ``ORDER BY col <=> $1 [ASC] LIMIT k`` (rewritten to ``cosine_distance``):
+    the k nearest by cosine distance are the k best by cosine similarity, which the column's
+    vector index answers."""
+    if sel.sort_clause[0].sort_by.sortby_dir == pb.SORTBY_DESC:
+        return None
+    args = list(expr.func_call.args)
+    if len(args) != 2:
+        return None
+    left, right = args
+    col = _column(left, alias)
+    if col is None:
+        left, right = right, left
+        col = _column(left, alias)
+    if col is None or not _is_constant(right):
+        return None
+    ci = info.column(col)
+    if ci is None or ci.type.ndim != 1 or ci.type.base not in ("float4", "float8"):
+        return None
+    # The planner reads the query from a ``<#>``-shaped expression: give it one.
+    shaped = pb.Node()
+    shaped.a_expr.kind = pb.AEXPR_OP
+    shaped.a_expr.name.add().string.sval = "<=>"
+    shaped.a_expr.lexpr.CopyFrom(left)
+    shaped.a_expr.rexpr.CopyFrom(right)
+    return TopK(alias, info, "cosine", [col], k), shaped
 
 
 def _allowed_rids(sel: Any, scope: Scope, req: TopK, params: list[Any],

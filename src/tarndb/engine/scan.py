@@ -38,6 +38,8 @@ def select_expr(col: ColumnInfo) -> str:
         return f"CAST({q} AS JSON) AS {q}"
     if col.type.ndim == 0 and col.type.base == "uuid":
         return f"CAST({q} AS UUID) AS {q}"
+    if col.type.dim is not None:  # vector(n): DuckDB's fixed-size FLOAT[n]
+        return f"CAST({q} AS FLOAT[{col.type.dim}]) AS {q}"
     return q
 
 

@@ -55,6 +55,14 @@ _SCALARS = [
 ]
 
 SCALARS: dict[str, ScalarType] = {t.name: t for t in _SCALARS}
+
+#: pgvector's ``vector(n)``: stored as ``float4[]`` (a Lance list of float32), computed on as
+#: DuckDB's fixed-size ``FLOAT[n]``, sent with pgvector's text and binary I/O. Its OIDs are
+#: tarndb's (an extension's types get OIDs at CREATE EXTENSION time in PostgreSQL; clients
+#: look them up by name).
+VECTOR = "VECTOR"
+VECTOR_OID = 8100
+VECTOR_ARRAY_OID = 8101
 BY_OID: dict[int, ScalarType] = {t.oid: t for t in _SCALARS}
 ARRAY_OIDS: dict[int, ScalarType] = {t.array_oid: t for t in _SCALARS if t.array_oid}
 
@@ -107,12 +115,25 @@ class ColumnType:
         return SCALARS[self.base]
 
     @property
+    def is_vector(self) -> bool:
+        return self.domain == VECTOR
+
+    @property
+    def dim(self) -> int | None:
+        """A vector's declared dimension (None: ``vector`` without one)."""
+        return self.typmods[0] if self.is_vector and self.typmods else None
+
+    @property
     def oid(self) -> int:
+        if self.is_vector:
+            return VECTOR_OID
         return self.scalar.array_oid if self.ndim else self.scalar.oid
 
     @property
     def pg_name(self) -> str:
         """The name Postgres shows (``format_type``): ``real[]``, ``jsonb``, ``numeric(10,2)``."""
+        if self.is_vector:
+            return f"vector({self.typmods[0]})" if self.typmods else "vector"
         if self.domain:
             return self.domain
         nice = {
@@ -128,6 +149,8 @@ class ColumnType:
     @property
     def typname(self) -> str:
         """pg_type.typname of the column's type (arrays are ``_float4``)."""
+        if self.is_vector:
+            return "vector"
         return ("_" + self.base) if self.ndim else self.base
 
     @property
@@ -144,6 +167,8 @@ class ColumnType:
 
     @property
     def duckdb(self) -> str:
+        if self.is_vector:
+            return f"FLOAT[{self.typmods[0]}]" if self.typmods else "FLOAT[]"
         if self.base == "numeric" and self.typmods:
             precision = min(self.typmods[0], 38)
             scale = self.typmods[1] if len(self.typmods) > 1 else 0
@@ -163,8 +188,15 @@ class ColumnType:
 
 def resolve_type(names: list[str], ndim: int = 0, typmods: tuple[int, ...] = ()) -> ColumnType:
     """Map a Postgres type name as written (``pg_catalog.float4``, ``EMBEDDING``) to a type."""
-    parts = [n.lower() for n in names if n.lower() != "pg_catalog"]
+    parts = [n.lower() for n in names if n.lower() not in ("pg_catalog", "public")]
     name = " ".join(parts)
+    if name == "vector" and ndim == 0:
+        if len(typmods) > 1 or (typmods and not 1 <= typmods[0] <= 16000):
+            from ..errors import InvalidParameterValue
+
+            raise InvalidParameterValue("dimensions for type vector must be between 1 and "
+                                        "16000" if typmods else "invalid type modifier")
+        return ColumnType("float4", 1, VECTOR, tuple(typmods))
     if name in DOMAINS:
         base, dn = DOMAINS[name]
         return ColumnType(base, dn + ndim, name.upper())
@@ -179,6 +211,8 @@ def resolve_type(names: list[str], ndim: int = 0, typmods: tuple[int, ...] = ())
 
 
 def type_for_oid(oid: int) -> ColumnType:
+    if oid == VECTOR_OID:
+        return ColumnType("float4", 1, VECTOR)
     if oid in BY_OID:
         return ColumnType(BY_OID[oid].name)
     if oid in ARRAY_OIDS:
@@ -188,6 +222,8 @@ def type_for_oid(oid: int) -> ColumnType:
 
 def from_arrow(t: pa.DataType) -> ColumnType:
     """Best Postgres type for an Arrow type (query results computed by DuckDB)."""
+    if pa.types.is_fixed_size_list(t) and pa.types.is_float32(t.value_type):
+        return ColumnType("float4", 1, VECTOR, (t.list_size,))
     ndim = 0
     while pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t):
         t = t.value_type
@@ -226,6 +262,9 @@ def from_arrow(t: pa.DataType) -> ColumnType:
 def from_duckdb(type_str: str) -> ColumnType:
     """Postgres type for a DuckDB result column type (``FLOAT[][]``, ``JSON``, ``UUID``)."""
     s = type_str.upper().strip()
+    if s.startswith("FLOAT[") and s.endswith("]") and s[6:-1].isdigit():
+        # A fixed-size FLOAT[n] is how vector(n) columns and casts appear in DuckDB.
+        return ColumnType("float4", 1, VECTOR, (int(s[6:-1]),))
     ndim = 0
     while s.endswith("[]"):
         s, ndim = s[:-2], ndim + 1

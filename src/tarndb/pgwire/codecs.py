@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from ..engine.types import ARRAY_OIDS, BY_OID, SCALARS, ColumnType
+from ..engine.types import ARRAY_OIDS, BY_OID, SCALARS, VECTOR, VECTOR_OID, ColumnType
 from ..errors import InvalidParameterValue, InvalidTextRepresentation
 
 Encoder = Callable[[Any], bytes]
@@ -224,8 +224,53 @@ def _float4_array_text(v: Any, ndim: int) -> str:
     return _array_text(v, _float4_text, ndim, False)
 
 
+def _vector_text(v: Any) -> str:
+    """pgvector's text output: ``[1,2.5,-3]`` (shortest float4 digits)."""
+    arr = np.asarray(v, dtype=np.float32).reshape(-1)
+    items = [s[:-2] if s.endswith(".0") else s for s in arr.astype(str).tolist()]
+    return "[" + ",".join(items) + "]"
+
+
+def _vector_binary(v: Any) -> bytes:
+    """pgvector's ``vector_send``: int16 dimensions, int16 unused (0), float4s."""
+    arr = np.asarray(v, dtype=">f4").reshape(-1)
+    return struct.pack("!HH", arr.size, 0) + arr.tobytes()
+
+
+def _parse_vector_text(s: str) -> np.ndarray:
+    """pgvector's ``vector_in``: ``[1,2,3]`` (whitespace allowed)."""
+    t = s.strip()
+    if not (t.startswith("[") and t.endswith("]")):
+        raise InvalidTextRepresentation(f'invalid input syntax for type vector: "{s[:60]}"',
+                                        detail='Vector contents must start with "[".')
+    body = t[1:-1].strip()
+    if not body:
+        raise InvalidTextRepresentation("vector must have at least 1 dimension")
+    try:
+        arr = np.array([float(x) for x in body.split(",")], dtype=np.float32)
+    except ValueError as e:
+        raise InvalidTextRepresentation(
+            f'invalid input syntax for type vector: "{s[:60]}"') from e
+    return arr
+
+
+def _bin_vector(b: bytes) -> np.ndarray:
+    """pgvector's ``vector_recv``."""
+    if len(b) < 4:
+        raise InvalidParameterValue("incorrect binary data format for type vector")
+    dim, unused = struct.unpack_from("!HH", b)
+    if unused != 0:
+        raise InvalidParameterValue("expected unused to be 0")
+    if len(b) != 4 + 4 * dim:
+        raise InvalidParameterValue(f"invalid binary vector: {dim} dimensions in "
+                                    f"{len(b) - 4} bytes")
+    return np.frombuffer(b, dtype=">f4", offset=4, count=dim).astype(np.float32)
+
+
 def text_encoder(ctype: ColumnType) -> Callable[[Any], str]:
     """A function from a non-NULL Python value to its Postgres text representation."""
+    if ctype.is_vector:
+        return _vector_text
     base = ctype.base
     scalar: Callable[[Any], str] = _TEXT_OUT.get(base, str)
     if ctype.ndim == 0:
@@ -405,6 +450,8 @@ def _array_binary(v: Any, ctype: ColumnType, elem: Encoder) -> bytes:
 
 
 def binary_encoder(ctype: ColumnType) -> Encoder:
+    if ctype.is_vector:
+        return _vector_binary
     scalar = _BIN_OUT.get(ctype.base, _BIN_OUT["text"])
     if ctype.ndim == 0:
         return scalar
@@ -683,6 +730,8 @@ def _parse_float_array_text(s: str, ndim: int) -> Any:
 
 
 def text_decoder(ctype: ColumnType) -> Callable[[str], Any]:
+    if ctype.is_vector:
+        return _parse_vector_text
     scalar: Callable[[str], Any] = _TEXT_IN.get(ctype.base, lambda s: s)
     if ctype.ndim == 0:
         return scalar
@@ -855,6 +904,8 @@ def _bin_array(b: bytes, elem: Decoder, base: str) -> Any:
 
 
 def binary_decoder(ctype: ColumnType) -> Decoder:
+    if ctype.is_vector:
+        return _bin_vector
     scalar = _BIN_IN.get(ctype.base, _bin_text)
     if ctype.ndim == 0:
         return scalar
@@ -866,6 +917,8 @@ def type_for_param_oid(oid: int) -> ColumnType | None:
     """The ColumnType of a parameter type OID, or None for unspecified/unknown (0, 705)."""
     if oid in (0, 705):
         return None
+    if oid == VECTOR_OID:
+        return ColumnType("float4", 1, VECTOR)
     if oid in BY_OID:
         return ColumnType(BY_OID[oid].name)
     if oid in ARRAY_OIDS:
@@ -904,7 +957,10 @@ def type_size(ctype: ColumnType) -> int:
 
 
 def type_mod(ctype: ColumnType) -> int:
-    """atttypmod for RowDescription: numeric(p,s) -> ((p << 16) | s) + 4, else -1."""
+    """atttypmod for RowDescription: numeric(p,s) -> ((p << 16) | s) + 4, vector(n) -> n,
+    else -1."""
+    if ctype.dim is not None:
+        return ctype.dim
     if ctype.base == "numeric" and ctype.typmods:
         p = ctype.typmods[0]
         s = ctype.typmods[1] if len(ctype.typmods) > 1 else 0

@@ -27,7 +27,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from ..engine.types import SCALARS, ColumnType
+from ..engine.types import SCALARS, VECTOR_ARRAY_OID, VECTOR_OID, ColumnType
 
 PG_CATALOG_OID = 11
 PUBLIC_OID = 2200
@@ -39,8 +39,8 @@ HEAP_AM = 2
 BTREE_AM = 403
 DEEPLAKE_AM = 16000
 DEEPLAKE_INDEX_AM = 16001
-HNSW_AM = 16002
-IVFFLAT_AM = 16003
+HNSW_AM = 8110
+IVFFLAT_AM = 8111
 #: Index access methods by name (PostgreSQL's OIDs for its own; pgvector's get ours).
 INDEX_AMS = {"btree": BTREE_AM, "hash": 405, "gist": 783, "gin": 2742, "spgist": 4000,
              "brin": 3580, "hnsw": HNSW_AM, "ivfflat": IVFFLAT_AM,
@@ -76,6 +76,9 @@ _EXTRA_TYPES = [
     (2278, "void", 4, "P", 0),
     (2283, "anyelement", 4, "P", 0),
     (3614, "tsvector", -1, "U", 3643),
+    (1560, "bit", -1, "V", 1561),
+    # pgvector's (drivers look it up by name: pgvector-python's register_vector)
+    (VECTOR_OID, "vector", -1, "U", VECTOR_ARRAY_OID),
 ]
 
 _NICE = {
@@ -159,7 +162,8 @@ def _indexes(info: Any) -> list[dict[str, Any]]:
         out.append({"name": ix.name, "columns": list(ix.options.get("columns") or [ix.column]),
                     "primary": False, "unique": ix.index_type == "unique",
                     "am": INDEX_AMS.get(method, DEEPLAKE_INDEX_AM),
-                    "method": method, "index_type": ix.index_type})
+                    "method": method, "index_type": ix.index_type,
+                    "opclass": ix.options.get("opclass")})
     for d in out:
         d["oid"] = stable_oid("index", info.workspace, info.name, d["name"])
     return out
@@ -173,6 +177,8 @@ def _qi(name: str) -> str:
 
 def _index_def(info: Any, ix: dict[str, Any]) -> str:
     cols = ", ".join(_qi(c) for c in ix["columns"])
+    if ix.get("opclass"):
+        cols += " " + ix["opclass"]
     unique = "UNIQUE " if ix["unique"] else ""
     with_ = ""
     if ix["index_type"] and ix["index_type"] != "unique" and ix["method"] == "deeplake_index":
@@ -182,10 +188,12 @@ def _index_def(info: Any, ix: dict[str, Any]) -> str:
 
 
 def _format_type(t: ColumnType) -> str:
-    return t.pg_name if not t.domain else t.domain.lower()
+    return t.pg_name if not t.domain or t.is_vector else t.domain.lower()
 
 
 def _typmod(t: ColumnType) -> int:
+    if t.dim is not None:
+        return t.dim  # pgvector's typmod is the dimension
     if t.base == "numeric" and t.typmods:
         p = t.typmods[0]
         s = t.typmods[1] if len(t.typmods) > 1 else 0
@@ -361,7 +369,8 @@ def _pg_attribute(db: Any, session: Any) -> pa.Table:
             t: ColumnType = col.type
             size = -1 if t.ndim else t.scalar.size
             not_null = bool(col.not_null or col.name in info.primary_key)
-            rows.append((toid, col.name, t.oid, -1, size, i + 1, t.ndim, -1, _typmod(t),
+            rows.append((toid, col.name, t.oid, -1, size, i + 1, 0 if t.is_vector else t.ndim,
+                         -1, _typmod(t),
                          size in (1, 2, 4, 8), "i", "x" if size == -1 else "p", "", not_null,
                          _default_expr(info, col) is not None, False, "", "", False, True, 0,
                          DEFAULT_COLLATION if t.base in collatable and not t.ndim else 0,
@@ -579,7 +588,10 @@ def _pg_extension(db: Any, session: Any) -> pa.Table:
     return _rows([("oid", _I64), ("extname", _S), ("extowner", _I64), ("extnamespace", _I64),
                   ("extrelocatable", _B), ("extversion", _S)],
                  [(13500, "plpgsql", SUPERUSER_OID, PG_CATALOG_OID, False, "1.0"),
-                  (16002, "pg_deeplake", SUPERUSER_OID, PUBLIC_OID, False, "1.0")])
+                  (16002, "pg_deeplake", SUPERUSER_OID, PUBLIC_OID, False, "1.0")]
+                 + [(stable_oid("extension", name), name, SUPERUSER_OID, PUBLIC_OID, False,
+                     spec.get("version", "1.0"))
+                    for name, spec in sorted(db.catalog.list_objects("extension").items())])
 
 
 def _pg_description(db: Any, session: Any) -> pa.Table:
@@ -822,6 +834,10 @@ def _format_type_sql() -> str:
         if st.array_oid:
             whens.append(f"WHEN {st.array_oid} THEN '{nice}[]'")
     for oid, tname, _size, _cat, arr in _EXTRA_TYPES:
+        if oid == VECTOR_OID:
+            whens.append(f"WHEN {oid} THEN CASE WHEN typmod IS NOT NULL AND typmod > 0 THEN "
+                         "'vector(' || typmod || ')' ELSE 'vector' END")
+            continue
         whens.append(f"WHEN {oid} THEN '{tname}'")
         if arr:
             whens.append(f"WHEN {arr} THEN '{tname}[]'")
@@ -838,6 +854,11 @@ def _to_regtype_sql() -> str:
             if st.array_oid:
                 pairs.append(f"WHEN '{n}[]' THEN {st.array_oid}")
                 pairs.append(f"WHEN '_{st.name}' THEN {st.array_oid}")
+    for oid, tname, _size, _cat, arr in _EXTRA_TYPES:
+        pairs.append(f"WHEN '{tname}' THEN {oid}")
+        if arr:
+            pairs.append(f"WHEN '_{tname}' THEN {arr}")
+            pairs.append(f"WHEN '{tname}[]' THEN {arr}")
     for alias, canon in (("int", "int4"), ("integer", "int4"), ("bigint", "int8"),
                          ("smallint", "int2"), ("real", "float4"), ("float", "float8"),
                          ("decimal", "numeric"), ("character varying", "varchar")):

@@ -48,7 +48,26 @@ def duckdb_type_names(type_name: Any) -> tuple[list[str], list[int], int] | None
     return [duck.lower()], [], dims
 
 
+def _vector_dim(type_name: Any) -> int | None:
+    """-1 for ``vector``, n for ``vector(n)``, None for other types."""
+    names = [n.lower() for n in ast.names(type_name.names)
+             if n.lower() not in ("pg_catalog", "public")]
+    if names != ["vector"] or type_name.array_bounds:
+        return None
+    mods = [ast.const_value(m) for m in type_name.typmods if ast.kind(m) == "a_const"]
+    ct = resolve_type(names, 0, tuple(int(m) for m in mods if isinstance(m, int)))
+    return ct.dim if ct.dim is not None else -1
+
+
 def rewrite_type_name(type_name: Any) -> None:
+    vdim = _vector_dim(type_name)
+    if vdim is not None:  # vector(n) -> FLOAT[n] (fixed size), vector -> FLOAT[]
+        del type_name.names[:]
+        type_name.names.add().string.sval = "float"
+        del type_name.typmods[:]
+        del type_name.array_bounds[:]
+        type_name.array_bounds.add().integer.ival = vdim
+        return
     mapped = duckdb_type_names(type_name)
     if mapped is None:
         return

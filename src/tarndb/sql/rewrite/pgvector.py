@@ -1,0 +1,103 @@
+"""Rewrite rule: pgvector's operators -> its distance functions, which DuckDB runs as macros.
+
+- ``a <-> b``  L2 distance                 -> ``l2_distance(a, b)``
+- ``a <=> b``  cosine distance (1 - cos)    -> ``cosine_distance(a, b)``
+- ``a <+> b``  L1 distance                 -> ``l1_distance(a, b)``
+- ``a <#> b``  negative inner product      -> ``(- inner_product(a, b))``, only when a side is a
+  ``vector``: on ``float4[]`` ``<#>`` keeps pg_deeplake's similarity meaning
+  (:mod:`.similarity`).
+
+It runs before the ranking planner, which recognises ``ORDER BY cosine_distance(col, $1)
+LIMIT k`` and answers it from the column's vector index (engine/planner.py). The functions
+(``l2_distance``, ``cosine_distance``, ``inner_product``, ``l1_distance``, ``vector_dims``,
+``vector_norm``, ``l2_normalize``) are DuckDB macros over ``FLOAT[]`` with pgvector's
+results: double precision, NaN cosine distance for a zero vector, an error naming both
+dimensions when they differ.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import duckdb
+from postgast import pg_query_pb2 as pb
+
+from .. import ast
+
+if TYPE_CHECKING:
+    from ...engine.scan import Scope
+
+_SAME_DIMS = ("CASE WHEN len(CAST(a AS FLOAT[])) <> len(CAST(b AS FLOAT[])) THEN "
+              "error('different vector dimensions ' || len(CAST(a AS FLOAT[])) || ' and ' || "
+              "len(CAST(b AS FLOAT[]))) ")
+
+MACROS = [
+    f"""CREATE OR REPLACE MACRO l2_distance(a, b) AS ({_SAME_DIMS}
+        ELSE CAST(list_distance(CAST(a AS FLOAT[]), CAST(b AS FLOAT[])) AS DOUBLE) END)""",
+    f"""CREATE OR REPLACE MACRO cosine_distance(a, b) AS ({_SAME_DIMS}
+        ELSE CAST(list_cosine_distance(CAST(a AS FLOAT[]), CAST(b AS FLOAT[])) AS DOUBLE)
+        END)""",
+    f"""CREATE OR REPLACE MACRO inner_product(a, b) AS ({_SAME_DIMS}
+        ELSE CAST(list_inner_product(CAST(a AS FLOAT[]), CAST(b AS FLOAT[])) AS DOUBLE) END)""",
+    f"""CREATE OR REPLACE MACRO l1_distance(a, b) AS ({_SAME_DIMS}
+        ELSE CAST(list_sum(list_transform(list_zip(CAST(a AS FLOAT[]), CAST(b AS FLOAT[])),
+                                          lambda p: abs(p[1] - p[2]))) AS DOUBLE) END)""",
+    # vector_out: pgvector's text form ('[1,2.5]'), for ``vector::text``
+    r"""CREATE OR REPLACE MACRO vector_out(a) AS ('[' || array_to_string(list_transform(
+        CAST(a AS FLOAT[]), lambda x: regexp_replace(CAST(x AS VARCHAR), '\.0$', '')), ',')
+        || ']')""",
+    "CREATE OR REPLACE MACRO vector_dims(a) AS CAST(len(CAST(a AS FLOAT[])) AS INTEGER)",
+    """CREATE OR REPLACE MACRO vector_norm(a) AS
+        CAST(sqrt(list_inner_product(CAST(a AS FLOAT[]), CAST(a AS FLOAT[]))) AS DOUBLE)""",
+    """CREATE OR REPLACE MACRO l2_normalize(a) AS (
+        CASE WHEN list_inner_product(CAST(a AS FLOAT[]), CAST(a AS FLOAT[])) = 0
+        THEN CAST(a AS FLOAT[])
+        ELSE CAST(list_transform(CAST(a AS FLOAT[]), lambda x: x / sqrt(list_inner_product(
+            CAST(a AS FLOAT[]), CAST(a AS FLOAT[])))) AS FLOAT[]) END)""",
+]
+
+OPERATORS = {"<->": "l2_distance", "<=>": "cosine_distance", "<+>": "l1_distance"}
+
+
+def install(cur: duckdb.DuckDBPyConnection) -> None:
+    for m in MACROS:
+        cur.execute(m)
+
+
+def _is_vector(node: pb.Node, scope: Scope) -> bool:
+    """Whether an operand is of type ``vector``: a vector column or a ``::vector`` cast."""
+    k = ast.kind(node)
+    if k == "type_cast":
+        names = [n.lower() for n in ast.names(node.type_cast.type_name.names)]
+        return bool(names) and names[-1] == "vector" and \
+            not node.type_cast.type_name.array_bounds
+    if k == "column_ref":
+        from .similarity import _Resolver
+
+        col = _Resolver(scope).column(node.column_ref)
+        return col is not None and col[2].is_vector
+    return False
+
+
+def apply(stmt: pb.Node, scope: Scope) -> None:
+    """Rewrite pgvector's operators in ``stmt`` (already bound) into function calls."""
+    nodes = [m for m in ast.walk(stmt) if isinstance(m, pb.Node)]
+    for node in reversed(nodes):  # children first
+        if ast.kind(node) == "type_cast" and _is_vector(node.type_cast.arg, scope):
+            names = [n.lower() for n in ast.names(node.type_cast.type_name.names)]
+            if names and names[-1] in ("text", "varchar") and \
+                    not node.type_cast.type_name.array_bounds:
+                node.CopyFrom(ast.func_call("vector_out", [node.type_cast.arg]))
+            continue
+        if ast.kind(node) != "a_expr" or node.a_expr.kind != pb.AEXPR_OP:
+            continue
+        op = ast.op_name(node.a_expr)
+        left, right = node.a_expr.lexpr, node.a_expr.rexpr
+        if op in OPERATORS:
+            node.CopyFrom(ast.func_call(OPERATORS[op], [left, right]))
+        elif op == "<#>" and (_is_vector(left, scope) or _is_vector(right, scope)):
+            neg = pb.Node()
+            neg.a_expr.kind = pb.AEXPR_OP
+            neg.a_expr.name.add().string.sval = "-"
+            neg.a_expr.rexpr.CopyFrom(ast.func_call("inner_product", [left, right]))
+            node.CopyFrom(neg)

@@ -1,0 +1,204 @@
+"""pgvector's SQL surface through pgvector-python (psycopg 3 and psycopg2) against a real
+server: the vector type and its I/O, operators, functions and hnsw/ivfflat indexes, checked
+against a numpy oracle."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import numpy as np
+import pytest
+
+from .conftest import Server
+
+psycopg = pytest.importorskip("psycopg")
+pgvector = pytest.importorskip("pgvector")
+pgvector_psycopg = pytest.importorskip("pgvector.psycopg")
+
+DIM = 16
+N = 400
+
+
+def _oracle(x: np.ndarray, q: np.ndarray, op: str) -> np.ndarray:
+    x64, q64 = x.astype(np.float64), q.astype(np.float64)
+    if op == "<->":
+        return np.linalg.norm(x64 - q64, axis=1)
+    if op == "<=>":
+        return 1 - (x64 @ q64) / (np.linalg.norm(x64, axis=1) * np.linalg.norm(q64))
+    if op == "<#>":
+        return -(x64 @ q64)
+    if op == "<+>":
+        return np.abs(x64 - q64).sum(axis=1)
+    raise AssertionError(op)
+
+
+@pytest.fixture(scope="module")
+def items(pg_server: Server) -> tuple[str, np.ndarray]:
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((N, DIM)).astype(np.float32)
+    t = f"items_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(pg_server.dsn(), autocommit=True) as c:
+        c.execute("CREATE EXTENSION IF NOT EXISTS vector")
+        pgvector_psycopg.register_vector(c)
+        c.execute(f"CREATE TABLE {t} (id BIGINT PRIMARY KEY, cat INT, embedding vector({DIM}))")
+        with c.cursor() as cur:
+            cur.executemany(f"INSERT INTO {t} (id, cat, embedding) VALUES (%s, %s, %s)",
+                            [(i, i % 4, x[i]) for i in range(N)])
+    return t, x
+
+
+def test_extension_and_type_are_registered(pg_server: Server, items: Any) -> None:
+    t, _ = items
+    with psycopg.connect(pg_server.dsn(), autocommit=True) as c:
+        assert c.execute("SELECT extname FROM pg_extension WHERE extname = 'vector'"
+                         ).fetchall() == [("vector",)]
+        c.execute("CREATE EXTENSION IF NOT EXISTS vector")  # again: a notice, no error
+        oid = c.execute("SELECT to_regtype('vector')::oid").fetchone()
+        assert oid is not None and oid[0] is not None
+        assert c.execute("SELECT format_type(atttypid, atttypmod) FROM pg_attribute a "
+                         "JOIN pg_class c ON c.oid = a.attrelid "
+                         "WHERE c.relname = %s AND attname = 'embedding'",
+                         (t,)).fetchall() == [(f"vector({DIM})",)]
+
+
+def test_register_vector_round_trips_numpy_text_and_binary(pg_server: Server, items: Any
+                                                            ) -> None:
+    t, x = items
+    with psycopg.connect(pg_server.dsn(), autocommit=True) as c:
+        pgvector_psycopg.register_vector(c)
+        for binary in (False, True):
+            with c.cursor(binary=binary) as cur:
+                row = cur.execute(f"SELECT embedding FROM {t} WHERE id = 5").fetchone()
+            assert row is not None
+            assert isinstance(row[0], pgvector.Vector)
+            np.testing.assert_array_equal(row[0].to_numpy(), x[5])
+        # Text I/O as pgvector writes it.
+        assert c.execute("SELECT '[1, 2.5,-3]'::vector::text").fetchone() == ("[1,2.5,-3]",)
+        assert c.execute("SELECT '[1,2,3]'::vector(3)::real[]").fetchone() == ([1.0, 2.0, 3.0],)
+        got = c.execute("SELECT ARRAY[1,2,3]::real[]::vector(3)").fetchone()
+        assert got is not None
+        np.testing.assert_array_equal(got[0].to_numpy(), [1, 2, 3])
+
+
+def test_dimension_is_checked(pg_server: Server, items: Any) -> None:
+    t, _ = items
+    with psycopg.connect(pg_server.dsn(), autocommit=True) as c:
+        pgvector_psycopg.register_vector(c)
+        with pytest.raises(psycopg.errors.DataException) as e:
+            c.execute(f"INSERT INTO {t} VALUES (9999, 0, %s)", (np.ones(3, np.float32),))
+        assert str(e.value).startswith(f"expected {DIM} dimensions, not 3")
+        assert e.value.sqlstate == "22000"
+        with pytest.raises(psycopg.errors.DataException):
+            c.execute(f"INSERT INTO {t} VALUES (9999, 0, '[1,2]')")
+        with pytest.raises(psycopg.errors.DataException) as e2:
+            c.execute("SELECT '[1,2]'::vector <-> '[1,2,3]'::vector")
+        assert "different vector dimensions 2 and 3" in str(e2.value)
+
+
+@pytest.mark.parametrize("op", ["<->", "<=>", "<#>", "<+>"])
+def test_nearest_neighbours_match_numpy(pg_server: Server, items: Any, op: str) -> None:
+    t, x = items
+    rng = np.random.default_rng(abs(hash(op)) % 1000)
+    with psycopg.connect(pg_server.dsn(), autocommit=True) as c:
+        pgvector_psycopg.register_vector(c)
+        for _ in range(3):
+            q = rng.standard_normal(DIM).astype(np.float32)
+            rows = c.execute(f"SELECT id, embedding {op} %s AS d FROM {t} "
+                             f"ORDER BY embedding {op} %s LIMIT 10", (q, q)).fetchall()
+            want = _oracle(x, q, op)
+            order = np.argsort(want, kind="stable")[:10]
+            assert [r[0] for r in rows] == order.tolist()
+            np.testing.assert_allclose([r[1] for r in rows], want[order], rtol=1e-4, atol=1e-4)
+            # With a filter: never under-filled, still exact.
+            rows = c.execute(f"SELECT id FROM {t} WHERE cat = 2 "
+                             f"ORDER BY embedding {op} %s LIMIT 7", (q,)).fetchall()
+            allowed = np.flatnonzero(np.arange(N) % 4 == 2)
+            expect = allowed[np.argsort(want[allowed], kind="stable")[:7]]
+            assert [r[0] for r in rows] == expect.tolist()
+
+
+def test_functions(pg_server: Server) -> None:
+    with psycopg.connect(pg_server.dsn(), autocommit=True) as c:
+        row = c.execute(
+            "SELECT l2_distance('[0,3]'::vector, '[4,0]'::vector), "
+            "cosine_distance('[1,0]'::vector, '[0,1]'::vector), "
+            "inner_product('[1,2]'::vector, '[3,4]'::vector), "
+            "l1_distance('[1,2]'::vector, '[4,0]'::vector), "
+            "vector_dims('[1,2,3]'::vector), vector_norm('[3,4]'::vector), "
+            "l2_normalize('[3,4]'::vector)::real[], '[1,2]'::vector <#> '[3,4]'::vector"
+        ).fetchone()
+        assert row is not None
+        assert row[:6] == (5.0, 1.0, 11.0, 5.0, 3, 5.0)
+        np.testing.assert_allclose(row[6], [0.6, 0.8], rtol=1e-6)
+        assert row[7] == -11.0
+        # <#> on float4[] keeps pg_deeplake's meaning: a cosine similarity.
+        t = f"f_{uuid.uuid4().hex[:8]}"
+        c.execute(f"CREATE TABLE {t} (id INT, e REAL[], v vector(2))")
+        c.execute(f"INSERT INTO {t} VALUES (1, '{{1,0}}', '[1,0]'), (2, '{{2,2}}', '[2,2]')")
+        rows = c.execute(f"SELECT id, e <#> ARRAY[2,0]::real[], v <#> '[2,0]' FROM {t} "
+                         "ORDER BY id").fetchall()
+        assert [r[0] for r in rows] == [1, 2]
+        np.testing.assert_allclose([r[1] for r in rows], [1.0, 2 ** -0.5], rtol=1e-6)
+        assert [r[2] for r in rows] == [-2.0, -4.0]
+
+
+def test_hnsw_and_ivfflat_indexes_serve_order_by(pg_server: Server, items: Any) -> None:
+    t, x = items
+    rng = np.random.default_rng(3)
+    with psycopg.connect(pg_server.dsn(), autocommit=True) as c:
+        pgvector_psycopg.register_vector(c)
+        c.execute(f"CREATE INDEX {t}_hnsw ON {t} USING hnsw (embedding vector_cosine_ops) "
+                  "WITH (m = 16, ef_construction = 64)")
+        assert c.execute("SELECT indexdef FROM pg_indexes WHERE indexname = %s",
+                         (f"{t}_hnsw",)).fetchall() == [
+            (f"CREATE INDEX {t}_hnsw ON public.{t} USING hnsw (embedding vector_cosine_ops)",)]
+        c.execute("SET hnsw.ef_search = 100")
+        c.execute("SET hnsw.iterative_scan = relaxed_order")
+        c.execute("SET ivfflat.probes = 10")
+        q = rng.standard_normal(DIM).astype(np.float32)
+        plan = [r[0] for r in c.execute(f"EXPLAIN SELECT id FROM {t} WHERE cat = 1 "
+                                        f"ORDER BY embedding <=> %s LIMIT 5", (q,))]
+        assert plan[0].startswith(f"Top-5 cosine on {t}.embedding")
+        assert f"index {t}_hnsw" in plan[0]
+        rows = c.execute(f"SELECT id FROM {t} WHERE cat = 1 ORDER BY embedding <=> %s "
+                         "LIMIT 5", (q,)).fetchall()
+        want = _oracle(x, q, "<=>")
+        allowed = np.flatnonzero(np.arange(N) % 4 == 1)
+        assert [r[0] for r in rows] == allowed[np.argsort(want[allowed])[:5]].tolist()
+        t2 = f"{t}_b"
+        c.execute(f"CREATE TABLE {t2} (id INT, embedding vector(3))")
+        with pytest.raises(psycopg.errors.UndefinedObject):
+            c.execute(f"CREATE INDEX ON {t2} USING hnsw (embedding vector_foo_ops)")
+        with pytest.raises(psycopg.errors.InvalidParameterValue):
+            c.execute(f"CREATE INDEX ON {t2} USING ivfflat (embedding vector_l2_ops) "
+                      "WITH (m = 3)")
+        c.execute(f"CREATE INDEX ON {t2} USING ivfflat (embedding vector_l2_ops) "
+                  "WITH (lists = 10)")
+        c.execute(f"INSERT INTO {t2} VALUES (1, '[1,1,1]'), (2, '[5,5,5]'), (3, '[0,1,0]')")
+        assert c.execute(f"SELECT id FROM {t2} ORDER BY embedding <-> '[0,0,0]' LIMIT 2"
+                         ).fetchall() == [(3,), (1,)]
+
+
+def test_psycopg2_register_vector(pg_server: Server, items: Any) -> None:
+    psycopg2 = pytest.importorskip("psycopg2")
+    from pgvector.psycopg2 import register_vector
+
+    t, x = items
+    conn = psycopg2.connect(pg_server.dsn())
+    try:
+        conn.autocommit = True
+        register_vector(conn)
+        cur = conn.cursor()
+        q = x[11] + 0.01
+        cur.execute(f"SELECT id, embedding FROM {t} ORDER BY embedding <-> %s LIMIT 1", (q,))
+        rid, emb = cur.fetchone()
+        assert rid == 11
+        np.testing.assert_array_equal(emb.to_numpy(), x[11])
+        cur.execute(f"INSERT INTO {t} (id, cat, embedding) VALUES (%s, %s, %s)",
+                    (10_000, 9, np.arange(DIM, dtype=np.float32)))
+        cur.execute(f"SELECT embedding FROM {t} WHERE id = 10000")
+        np.testing.assert_array_equal(cur.fetchone()[0].to_numpy(),
+                                      np.arange(DIM, dtype=np.float32))
+    finally:
+        conn.close()
