@@ -118,6 +118,9 @@ class Database:
 
         similarity.install(self._duck)
         pgvector.install(self._duck)
+        from . import advisory
+
+        advisory.install(self._duck)
         try:
             from ..sql import pgcatalog
         except ImportError:

@@ -91,6 +91,26 @@ class LockManager:
                 self._waits.pop(owner, None)
         return waited
 
+    def held_by(self, owner: int) -> set[Key]:
+        with self._cond:
+            return set(self._held.get(owner, ()))
+
+    def release(self, owner: int, key: Key) -> None:
+        """Release one lock before its owner ends (session-level advisory locks)."""
+        with self._cond:
+            held = self._held.get(owner)
+            if held is None or key not in held:
+                return
+            held.discard(key)
+            entry = self._locks.get(key)
+            if entry is not None:
+                entry.owners.discard(owner)
+                if not entry.owners:
+                    del self._locks[key]
+                elif entry.exclusive:
+                    entry.exclusive = False
+            self._cond.notify_all()
+
     def holds(self, owner: int, key: Key) -> bool:
         with self._cond:
             return key in self._held.get(owner, ())

@@ -19,7 +19,7 @@ from ..sql import ast, colnames
 from ..sql.literals import lift_arrays
 from ..sql.rewrite import casts, pgvector, ranking, similarity
 from ..sql.rewrite import params as param_rule
-from . import ddl, dml, lookup, planner, udf, versions
+from . import advisory, ddl, dml, lookup, planner, udf, versions
 from .catalog import TableInfo
 from .commit import TableChange, new_txn_id
 from .duck_errors import translate
@@ -120,6 +120,9 @@ class Session:
         self._closed = False
         #: Notices raised while running the current statement.
         self.notices: list[str] = []
+        #: pg_advisory_lock() and friends (engine/advisory.py)
+        self.advisory = advisory.Advisory(self)
+        advisory.register(self)
 
     @property
     def workspace(self) -> str:
@@ -197,6 +200,7 @@ class Session:
             return
         self._txn = None
         self._end_transaction()
+        self.advisory.close()
         self._closed = True
         try:
             self.cursor.close()
@@ -403,6 +407,7 @@ class Session:
     def _end_transaction(self) -> None:
         if self.txn_id:
             self.db.locks.release_all(self.txn_id)
+        self.advisory.end_transaction()
         self.txn_id = 0
         self._snapshot = {}
         self.isolation = self.settings.get("default_transaction_isolation", "read committed")

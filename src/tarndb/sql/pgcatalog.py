@@ -950,10 +950,7 @@ def _macros() -> list[str]:
         "quote_ident(ident) AS CASE WHEN regexp_full_match(CAST(ident AS VARCHAR), "
         "'[a-z_][a-z0-9_$]*') THEN CAST(ident AS VARCHAR) ELSE '\"' || "
         "replace(CAST(ident AS VARCHAR), '\"', '\"\"') || '\"' END",
-        "pg_advisory_unlock_all() AS CAST(NULL AS VARCHAR)",
-        "pg_advisory_lock(k) AS CAST(NULL AS VARCHAR)",
-        "pg_try_advisory_lock(k) AS true",
-        "pg_advisory_unlock(k) AS true",
+        # pg_advisory_* are real locks: engine/advisory.py
         "array_upper(arr, dim) AS CASE WHEN len(arr) = 0 THEN NULL ELSE len(arr) END",
         "array_lower(arr, dim) AS CASE WHEN len(arr) = 0 THEN NULL ELSE 1 END",
     ]
