@@ -17,6 +17,7 @@ that the wire protocol reports and the HTTP status the REST API answers with::
     ├── SyntaxErrorOrAccessRuleViolation 42000 400
     ├── GroupingError           42803  400
     ├── InvalidColumnReference  42P10  400   ON CONFLICT target matching no unique rule
+    ├── InvalidForeignKey       42830  400   REFERENCES naming no unique key
     ├── DependentObjectsStillExist 2BP01 409
     ├── InvalidSchemaName       3F000  404
     ├── DataError               22000  400   wrong array dimensions, dimension mismatch
@@ -174,6 +175,12 @@ class InvalidColumnReference(TarnError):
     sqlstate = "42P10"
     http_status = 400
     code = "invalid_column_reference"
+
+
+class InvalidForeignKey(TarnError):
+    sqlstate = "42830"
+    http_status = 400
+    code = "invalid_foreign_key"
 
 
 class CardinalityViolation(TarnError):

@@ -118,9 +118,10 @@ class Database:
 
         similarity.install(self._duck)
         pgvector.install(self._duck)
-        from . import advisory
+        from . import advisory, jsonpath
 
         advisory.install(self._duck)
+        jsonpath.install(self._duck)
         try:
             from ..sql import pgcatalog
         except ImportError:

@@ -8,6 +8,7 @@ usable by the next statement.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -18,7 +19,9 @@ from .. import errors as E
 from ..sql import ast
 from ..sql import colnames as output_names
 from ..storage.tables import RID
+from . import fkeys
 from .catalog import PLAIN_INDEX_METHODS, ColumnInfo, IndexInfo, TableInfo
+from .commit import unique_keys
 from .result import Result
 from .types import SERIALS, ColumnType, resolve_type
 
@@ -58,6 +61,7 @@ def create_table(session: Session, node: pb.CreateStmt, params: list[Any]) -> Re
     columns: list[ColumnInfo] = []
     pk: list[str] = []
     constraints: list[dict[str, Any]] = []
+    foreign: list[tuple[pb.Constraint, list[str]]] = []
     for elt in node.table_elts:
         k = ast.kind(elt)
         if k == "column_def":
@@ -77,12 +81,16 @@ def create_table(session: Session, node: pb.CreateStmt, params: list[Any]) -> Re
                     col.default_sql = _expr_sql(con.raw_expr)
                 elif con.contype == pb.CONSTR_GENERATED:
                     col.generated_sql = _expr_sql(con.raw_expr)
-                elif con.contype in (pb.CONSTR_UNIQUE, pb.CONSTR_CHECK, pb.CONSTR_FOREIGN):
+                elif con.contype == pb.CONSTR_FOREIGN:
+                    foreign.append((con, [cd.colname]))
+                elif con.contype in (pb.CONSTR_UNIQUE, pb.CONSTR_CHECK):
                     constraints.append(_constraint(name, con, [cd.colname]))
             columns.append(col)
         elif k == "constraint" and elt.constraint.contype == pb.CONSTR_PRIMARY:
             for key in elt.constraint.keys:
                 pk.append(key.string.sval)
+        elif k == "constraint" and elt.constraint.contype == pb.CONSTR_FOREIGN:
+            foreign.append((elt.constraint, []))
         elif k == "constraint":
             constraints.append(_constraint(name, elt.constraint, []))
     if len(pk) != len(set(pk)):
@@ -94,6 +102,10 @@ def create_table(session: Session, node: pb.CreateStmt, params: list[Any]) -> Re
         keycol.not_null = True
     if not columns:
         raise E.FeatureNotSupported("a table needs at least one column")
+    if foreign:
+        own = unique_keys(TableInfo(ws, name, columns, "", pk, constraints=constraints))
+        for con, cols in foreign:
+            constraints.append(fkeys.spec_from(session, ws, name, con, cols, own))
     _check_constraint_columns(constraints, columns)
     _name_constraints(name, constraints)
     _create(session, ws, name, columns, pk, constraints)
@@ -101,12 +113,7 @@ def create_table(session: Session, node: pb.CreateStmt, params: list[Any]) -> Re
 
 
 def _constraint(table: str, con: pb.Constraint, columns: list[str]) -> dict[str, Any]:
-    """A UNIQUE or CHECK constraint as the catalog keeps it. Foreign keys are refused loudly
-    rather than dropped: tarndb does not enforce them yet."""
-    if con.contype == pb.CONSTR_FOREIGN:
-        raise E.FeatureNotSupported(
-            "FOREIGN KEY constraints are not supported by tarndb",
-            hint="Drop the REFERENCES clause; keep the key column and join on it.")
+    """A UNIQUE or CHECK constraint as the catalog keeps it (foreign keys: fkeys.spec_from)."""
     if con.contype == pb.CONSTR_UNIQUE:
         cols = [k.string.sval for k in con.keys] or columns
         return {"name": con.conname, "type": "unique", "columns": cols}
@@ -120,7 +127,7 @@ def _check_constraint_columns(constraints: list[dict[str, Any]],
                               columns: list[ColumnInfo]) -> None:
     names = {c.name for c in columns}
     for con in constraints:
-        if con["type"] == "unique":
+        if con["type"] in ("unique", "foreign"):
             for c in con["columns"]:
                 if c not in names:
                     raise E.UndefinedColumn(f'column "{c}" named in key does not exist',
@@ -133,7 +140,7 @@ def _name_constraints(table: str, constraints: list[dict[str, Any]],
     used = set(taken or ())
     for con in constraints:
         if not con["name"]:
-            suffix = "key" if con["type"] == "unique" else "check"
+            suffix = {"unique": "key", "foreign": "fkey"}.get(con["type"], "check")
             base = "_".join([table, *con["columns"][:1 if con["type"] == "check" else None],
                              suffix]) if con["columns"] else f"{table}_{suffix}"
             candidate, n = base, 0
@@ -388,6 +395,16 @@ def _add_constraint(session: Session, info: TableInfo, con: pb.Constraint) -> No
         info.primary_key = cols
         for c in cols:
             info.column(c).not_null = True  # type: ignore[union-attr]
+    elif con.contype == pb.CONSTR_FOREIGN:
+        spec = fkeys.spec_from(session, info.workspace, info.name, con, [], unique_keys(info))
+        _check_constraint_columns([spec], info.columns)
+        _name_constraints(info.name, [spec], taken)
+        probe = dataclasses.replace(info, constraints=[spec])
+        ds = session.db.store(info).dataset()
+        present = set(ds.schema.names)
+        if all(c in present for c in spec["columns"]):
+            fkeys.check_child(session, probe, ds.to_table(columns=list(spec["columns"])))
+        info.constraints.append(spec)
     else:
         spec = _constraint(info.name, con, [])
         _check_constraint_columns([spec], info.columns)

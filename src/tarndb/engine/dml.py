@@ -104,6 +104,10 @@ def check_constraints(session: Session, info: TableInfo, rows: pa.Table,
             excluded |= change.removed
         version = session.db.store(info).dataset().version
         writes.check_unique(info, rows, version, excluded, change)
+    if rows.num_rows and any(c.get("type") == "foreign" for c in info.constraints):
+        from .fkeys import check_child
+
+        check_child(session, info, rows)
 
 
 def _check_checks(session: Session, info: TableInfo, rows: pa.Table) -> None:
@@ -730,6 +734,12 @@ def update(session: Session, node: pb.UpdateStmt, params: list[Any]) -> Result:
     else:
         raise E.SerializationFailure("could not serialize access due to concurrent update")
     check_constraints(session, info, rows, replacing=rids_all)
+    if rids_all:
+        from . import fkeys
+
+        children = fkeys.referencing(session, info)
+        if any(set(fk["ref_columns"]) & set(targets) for _, fk in children):
+            fkeys.on_parent_delete(session, info, _old_rows(session, info, rids_all), rows)
     change = session.change_for(info)
     change.remove(rids_all)
     change.add_rows(rows.append_column(RID, pa.array(rids_all, pa.int64())))
@@ -737,6 +747,24 @@ def update(session: Session, node: pb.UpdateStmt, params: list[Any]) -> Result:
     if node.returning_clause.exprs:
         return _returning(session, info, alias, rows, node.returning_clause.exprs, params, tag)
     return Result(command=tag, rowcount=rows.num_rows)
+
+
+def _old_rows(session: Session, info: TableInfo, rids: list[int]) -> pa.Table:
+    """The rows ``rids`` as the statement found them, in storage form and in that order."""
+    scope = Scope(session)
+    try:
+        view = scope.view(info, with_rid=True)
+        wanted = scope.register(pa.table({RID: pa.array(rids, pa.int64()),
+                                          "__pos": pa.array(range(len(rids)), pa.int64())}),
+                                "__old")
+        exprs = [storage_expr(f"v.{quote_ident(c.name)}", c) + f" AS {quote_ident(c.name)}"
+                 for c in info.columns]
+        out, _ = session.run_duckdb(
+            f"SELECT {', '.join(exprs)} FROM {view} v JOIN {wanted} w ON v.{RID} = w.{RID} "
+            f"ORDER BY w.__pos", [])
+    finally:
+        scope.close()
+    return to_storage(out, info, info.column_names)
 
 
 def _updated_rows(session: Session, info: TableInfo, sel: pb.Node, target_rv: pb.RangeVar,
@@ -806,6 +834,11 @@ def delete(session: Session, node: pb.DeleteStmt, params: list[Any]) -> Result:
             break
     else:
         raise E.SerializationFailure("could not serialize access due to concurrent update")
+    if rids:
+        from . import fkeys
+
+        if fkeys.referencing(session, info):  # ON DELETE actions of referencing tables
+            fkeys.on_parent_delete(session, info, _old_rows(session, info, rids))
     session.change_for(info).remove(rids)
     tag = f"DELETE {len(rids)}"
     if node.returning_clause.exprs:

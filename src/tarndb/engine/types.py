@@ -84,6 +84,7 @@ ALIASES: dict[str, str] = {
     "timestamptz": "timestamptz", "timestamp with time zone": "timestamptz",
     "interval": "interval",
     "uuid": "uuid", "oid": "oid", "regclass": "oid", "regtype": "oid",
+    "jsonpath": "text",  # SQL/JSON path text, read by jsonb_path_match (engine/jsonpath.py)
 }
 
 SERIALS = {"bigserial": "int8", "serial8": "int8", "serial": "int4", "serial4": "int4",
