@@ -146,7 +146,19 @@ def _missing(info: TableInfo, parent: TableInfo, fk: dict[str, Any], v: Any
                f'present in table "{parent.name}".', table=info.name)
 
 
+def _points_at(constraints: Any, parent: TableInfo) -> bool:
+    return any(c.get("type") == "foreign" and c.get("ref_table") == parent.name
+               and c.get("ref_workspace") == parent.workspace for c in constraints or ())
+
+
 def referencing(session: Session, parent: TableInfo) -> list[tuple[TableInfo, dict[str, Any]]]:
+    """(table, constraint) of every foreign key that references ``parent``."""
+    # Every DELETE asks: answer from the catalog's specs without building TableInfos.
+    specs = session.db.catalog.list_objects("table").values()
+    if not any(_points_at(s.get("constraints"), parent) for s in specs) and not any(
+            t is not None and _points_at(t.constraints, parent)
+            for t in session._overlay.values()):
+        return []
     out = []
     for t in session.all_tables():
         for fk in foreign_keys(t):
