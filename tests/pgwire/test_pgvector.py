@@ -206,3 +206,17 @@ def test_psycopg2_register_vector(pg_server: Server, items: Any) -> None:
                                       np.arange(DIM, dtype=np.float32))
     finally:
         conn.close()
+
+
+def test_rows_without_a_vector_sort_last_and_fill_the_limit(pg_server: Server) -> None:
+    t = f"nv_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(pg_server.dsn(), autocommit=True) as c:
+        c.execute(f"CREATE TABLE {t} (id INT, cat INT, emb vector(2))")
+        c.execute(f"INSERT INTO {t} VALUES (1, 1, '[1,0]'), (2, 1, NULL), (3, 1, '[0,1]'), "
+                  "(4, 2, '[1,1]')")
+        c.execute(f"CREATE INDEX ON {t} USING hnsw (emb vector_cosine_ops)")
+        for op in ("<=>", "<->", "<#>", "<+>"):
+            rows = c.execute(f"SELECT id, emb {op} '[1,0.1]' FROM {t} WHERE cat = 1 "
+                             f"ORDER BY emb {op} '[1,0.1]' LIMIT 3").fetchall()
+            assert [r[0] for r in rows] == [1, 3, 2]
+            assert rows[2][1] is None

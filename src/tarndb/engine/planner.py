@@ -42,6 +42,9 @@ class TopK:
     mode: str  # cosine | maxsim | bm25 | hybrid
     columns: list[str]
     k: int
+    #: pgvector's ORDER BY distance: rows without a vector sort last (NULL distance), so a
+    #: search that finds fewer than k rows leaves the query to the exact path
+    nulls_last: bool = False
 
 
 def _sort_expr(sel: Any) -> pb.Node | None:
@@ -156,7 +159,7 @@ def _cosine_distance_request(sel: Any, expr: pb.Node, alias: str, info: TableInf
     shaped.a_expr.name.add().string.sval = "<=>"
     shaped.a_expr.lexpr.CopyFrom(left)
     shaped.a_expr.rexpr.CopyFrom(right)
-    return TopK(alias, info, "cosine", [col], k), shaped
+    return TopK(alias, info, "cosine", [col], k, nulls_last=True), shaped
 
 
 def _allowed_rids(sel: Any, scope: Scope, req: TopK, params: list[Any],
@@ -260,6 +263,8 @@ def plan(stmt: pb.Node, scope: Scope, params: list[Any]) -> None:
                                         allowed_row_keys=allowed, exact=exact)
         hits_keys = np.asarray(hits.row_keys, dtype=np.int64)
         plan_text = hits.plan
+        if req.nulls_last and hits_keys.size < req.k:
+            return  # fewer rows with a vector than k: NULL distances fill up, exactly
         if req.mode in ("bm25", "hybrid"):
             scope.precomputed[expr.SerializeToString()] = (req, hits_keys,
                                                            np.asarray(hits.scores))

@@ -27,7 +27,8 @@ from .. import ast
 if TYPE_CHECKING:
     from ...engine.scan import Scope
 
-_SAME_DIMS = ("CASE WHEN len(CAST(a AS FLOAT[])) <> len(CAST(b AS FLOAT[])) THEN "
+_SAME_DIMS = ("CASE WHEN a IS NULL OR b IS NULL THEN NULL "
+              "WHEN len(CAST(a AS FLOAT[])) <> len(CAST(b AS FLOAT[])) THEN "
               "error('different vector dimensions ' || len(CAST(a AS FLOAT[])) || ' and ' || "
               "len(CAST(b AS FLOAT[]))) ")
 
