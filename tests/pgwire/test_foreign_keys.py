@@ -126,3 +126,25 @@ def test_delete_of_a_referenced_row_waits_for_the_inserting_transaction(
     finally:
         child.close()
         parent.close()
+
+
+def test_self_reference_and_drop_table(pg_server: Server) -> None:
+    p, c, _ = _names()
+    with psycopg.connect(pg_server.dsn(), autocommit=True) as conn:
+        conn.execute(f"CREATE TABLE {p} (id INT PRIMARY KEY, "
+                     f"parent INT REFERENCES {p} ON DELETE CASCADE)")
+        # Checked at the end of the statement: a row may reference one inserted with it.
+        conn.execute(f"INSERT INTO {p} VALUES (1, NULL), (2, 1), (3, 2), (5, 5)")
+        with pytest.raises(psycopg.errors.ForeignKeyViolation):
+            conn.execute(f"INSERT INTO {p} VALUES (4, 40)")
+        assert conn.execute(f"DELETE FROM {p} WHERE id = 1").rowcount == 1
+        assert conn.execute(f"SELECT id FROM {p}").fetchall() == [(5,)]
+        conn.execute(f"DELETE FROM {p} WHERE id = 5")  # references itself only
+        conn.execute(f"CREATE TABLE {c} (pid INT REFERENCES {p})")
+        with pytest.raises(psycopg.errors.DependentObjectsStillExist) as e:
+            conn.execute(f"DROP TABLE {p}")
+        assert e.value.diag.message_detail == (
+            f"constraint {c}_pid_fkey on table {c} depends on table {p}")
+        conn.execute(f"DROP TABLE {p} CASCADE")  # the constraint goes, the table stays
+        conn.execute(f"INSERT INTO {c} VALUES (42)")
+        assert conn.execute(f"SELECT pid FROM {c}").fetchall() == [(42,)]

@@ -246,6 +246,8 @@ def drop(session: Session, node: pb.DropStmt, params: list[Any]) -> Result:
                     session.notices.append(f'table "{parts[-1]}" does not exist, skipping')
                     continue
                 raise E.UndefinedTable(f'table "{parts[-1]}" does not exist', table=parts[-1])
+            _drop_references_to(session, info, cascade, dropping={
+                (o.workspace, o.name) for o in [info]})
             session.catalog_drop(info)
         return Result(command="DROP TABLE")
     if node.remove_type == pb.OBJECT_SCHEMA:
@@ -279,6 +281,26 @@ def drop(session: Session, node: pb.DropStmt, params: list[Any]) -> Result:
                 session.db.catalog.delete_object("extension", name.lower())
         return Result(command="DROP EXTENSION")
     raise E.FeatureNotSupported("DROP of this object type is not supported")
+
+
+def _drop_references_to(session: Session, info: TableInfo, cascade: bool,
+                        dropping: set[tuple[str, str]]) -> None:
+    """Foreign keys of other tables that reference ``info``: 2BP01, or with CASCADE the
+    constraints go (the referencing tables stay), as in PostgreSQL."""
+    deps = [(t, fk) for t, fk in fkeys.referencing(session, info)
+            if (t.workspace, t.name) not in dropping]
+    if not deps:
+        return
+    if not cascade:
+        t, fk = deps[0]
+        raise E.DependentObjectsStillExist(
+            f'cannot drop table {info.name} because other objects depend on it',
+            detail=f'constraint {fk["name"]} on table {t.name} depends on table {info.name}',
+            hint="Use DROP ... CASCADE to drop the dependent objects too.")
+    for t, fk in deps:
+        session.notices.append(f'drop cascades to constraint {fk["name"]} on table {t.name}')
+        t.constraints = [c for c in t.constraints if c.get("name") != fk["name"]]
+        session.catalog_update(t)
 
 
 def _find_index(session: Session, name: str, ws: str | None) -> tuple[TableInfo, IndexInfo] | None:

@@ -834,12 +834,15 @@ def delete(session: Session, node: pb.DeleteStmt, params: list[Any]) -> Result:
             break
     else:
         raise E.SerializationFailure("could not serialize access due to concurrent update")
+    old = None
     if rids:
         from . import fkeys
 
         if fkeys.referencing(session, info):  # ON DELETE actions of referencing tables
-            fkeys.on_parent_delete(session, info, _old_rows(session, info, rids))
+            old = _old_rows(session, info, rids)
     session.change_for(info).remove(rids)
+    if old is not None:
+        fkeys.on_parent_delete(session, info, old)
     tag = f"DELETE {len(rids)}"
     if node.returning_clause.exprs:
         scope = Scope(session)

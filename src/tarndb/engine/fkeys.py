@@ -28,7 +28,6 @@ from postgast import pg_query_pb2 as pb
 
 from .. import errors as E
 from ..sql import ast
-from ..storage.tables import RID
 from .catalog import TableInfo
 from .commit import UniqueKey, _keys, unique_keys
 from .scan import quote_ident
@@ -114,11 +113,11 @@ def _verify_present(session: Session, info: TableInfo, parent: TableInfo, key: U
         change = session.pending_change(parent)
         own = change.keys_of(key) if change is not None else {}
         removed = change.removed if change is not None else set()
-        if parent.path == info.path and RID in rows.column_names:
-            # A self-reference may point at a row of the same statement.
+        if parent.path == info.path and all(c in rows.column_names for c in key.columns):
+            # A self-reference may point at a row of the same statement (PostgreSQL checks
+            # at the end of the statement).
             own = dict(own)
-            own.update(zip(_keys(rows, key.columns), rows.column(RID).to_pylist(),
-                           strict=True))
+            own.update((k, -1) for k in _keys(rows, key.columns) if k is not None)
         holders: list[int] = []
         for v in wanted:
             if v in own:
@@ -174,6 +173,8 @@ def on_parent_delete(session: Session, parent: TableInfo, old: pa.Table,
     children = referencing(session, parent)
     if not children or old.num_rows == 0:
         return
+    # NO ACTION / RESTRICT checks first: their error is the one PostgreSQL reports.
+    children.sort(key=lambda cf: cf[1]["on_delete"] not in ("a", "r"))
     for child, fk in children:
         ref = tuple(fk["ref_columns"])
         old_keys = _keys(old, ref)
