@@ -148,3 +148,23 @@ def test_self_reference_and_drop_table(pg_server: Server) -> None:
         conn.execute(f"DROP TABLE {p} CASCADE")  # the constraint goes, the table stays
         conn.execute(f"INSERT INTO {c} VALUES (42)")
         assert conn.execute(f"SELECT pid FROM {c}").fetchall() == [(42,)]
+
+
+def test_foreign_keys_in_the_catalog(pg_server: Server) -> None:
+    sqlalchemy = pytest.importorskip("sqlalchemy")
+    p, c, _ = _names()
+    with psycopg.connect(pg_server.dsn(), autocommit=True) as conn:
+        conn.execute(f"CREATE TABLE {p} (id INT PRIMARY KEY)")
+        conn.execute(f"CREATE TABLE {c} (x INT, pid INT REFERENCES {p} ON DELETE CASCADE)")
+        assert conn.execute(
+            "SELECT conname, contype, pg_get_constraintdef(oid) FROM pg_constraint "
+            f"WHERE conrelid = '{c}'::regclass AND contype = 'f'").fetchall() == [
+            (f"{c}_pid_fkey", "f", f"FOREIGN KEY (pid) REFERENCES {p}(id) ON DELETE CASCADE")]
+    engine = sqlalchemy.create_engine(pg_server.url("postgresql+psycopg"))
+    try:
+        fks = sqlalchemy.inspect(engine).get_foreign_keys(c)
+        assert [(f["name"], f["constrained_columns"], f["referred_table"],
+                 f["referred_columns"]) for f in fks] == [
+            (f"{c}_pid_fkey", ["pid"], p, ["id"])]
+    finally:
+        engine.dispose()

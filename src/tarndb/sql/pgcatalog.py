@@ -425,9 +425,44 @@ def _constraint_oid(info: Any) -> int:
     return stable_oid("constraint", info.workspace, info.name, _pk_name(info))
 
 
+def _foreign_keys(tables: list[Any]) -> list[tuple[Any, dict[str, Any], Any]]:
+    """(table, foreign key spec, referenced table) of every foreign key among ``tables``."""
+    by_name = {(t.workspace, t.name): t for t in tables}
+    out = []
+    for info in tables:
+        for fk in getattr(info, "constraints", None) or []:
+            if fk.get("type") == "foreign":
+                parent = by_name.get((fk["ref_workspace"], fk["ref_table"]))
+                if parent is not None:
+                    out.append((info, fk, parent))
+    return out
+
+
+def _fk_oid(info: Any, fk: dict[str, Any]) -> int:
+    return stable_oid("constraint", info.workspace, info.name, fk["name"])
+
+
+def _fk_def(fk: dict[str, Any], parent: Any) -> str:
+    actions = {"r": "RESTRICT", "c": "CASCADE", "n": "SET NULL", "d": "SET DEFAULT"}
+    out = (f"FOREIGN KEY ({', '.join(_qi(c) for c in fk['columns'])}) REFERENCES "
+           f"{_qi(parent.name)}({', '.join(_qi(c) for c in fk['ref_columns'])})")
+    if fk.get("on_update") in actions:
+        out += f" ON UPDATE {actions[fk['on_update']]}"
+    if fk.get("on_delete") in actions:
+        out += f" ON DELETE {actions[fk['on_delete']]}"
+    return out
+
+
 def _pg_constraint(db: Any, session: Any) -> pa.Table:
     rows = []
-    for info in _tables(db, session):
+    tables = _tables(db, session)
+    for info, fk, parent in _foreign_keys(tables):
+        rows.append((_fk_oid(info, fk), fk["name"], namespace_oid(info.workspace), "f",
+                     False, False, True, _table_oid(info), 0, 0, 0, _table_oid(parent),
+                     fk.get("on_update", "a"), fk.get("on_delete", "a"), "s", True, 0, True,
+                     [_attnum(info, c) for c in fk["columns"]],
+                     [_attnum(parent, c) for c in fk["ref_columns"]], None))
+    for info in tables:
         if not info.primary_key:
             continue
         keys = [_attnum(info, c) for c in info.primary_key]
@@ -1112,9 +1147,12 @@ def session_function(name: str, args: list[str], db: Any, session: Any) -> str |
         return f"coalesce({_case(pairs, f'CAST({args[0]} AS bigint)')}, 'unknown (OID=' || " \
                f"CAST({args[0]} AS text) || ')')"
     if n == "pg_get_constraintdef" and args:
+        tables = _tables(db, session)
         defs = {_constraint_oid(info): "PRIMARY KEY (" + ", ".join(
             _qi(c) for c in info.primary_key) + ")"
-            for info in _tables(db, session) if info.primary_key}
+            for info in tables if info.primary_key}
+        defs.update({_fk_oid(info, fk): _fk_def(fk, parent)
+                     for info, fk, parent in _foreign_keys(tables)})
         return _case(defs, f"CAST({args[0]} AS bigint)")
     if n == "pg_get_indexdef" and args:
         defs = {ix["oid"]: _index_def(info, ix)
