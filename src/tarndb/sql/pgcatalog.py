@@ -454,7 +454,7 @@ def _fk_def(fk: dict[str, Any], parent: Any) -> str:
 
 
 def _pg_constraint(db: Any, session: Any) -> pa.Table:
-    rows = []
+    rows: list[tuple[Any, ...]] = []
     tables = _tables(db, session)
     for info, fk, parent in _foreign_keys(tables):
         rows.append((_fk_oid(info, fk), fk["name"], namespace_oid(info.workspace), "f",
