@@ -220,3 +220,21 @@ def test_rows_without_a_vector_sort_last_and_fill_the_limit(pg_server: Server) -
                              f"ORDER BY emb {op} '[1,0.1]' LIMIT 3").fetchall()
             assert [r[0] for r in rows] == [1, 3, 2]
             assert rows[2][1] is None
+
+
+def test_avg_and_sum_of_vectors(pg_server: Server) -> None:
+    t = f"agg_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(pg_server.dsn(), autocommit=True) as c:
+        pgvector_psycopg.register_vector(c)
+        c.execute(f"CREATE TABLE {t} (g INT, emb vector(3))")
+        c.execute(f"INSERT INTO {t} VALUES (1, '[1,2,3]'), (1, '[3,4,5]'), (2, NULL), "
+                  "(2, '[1,1,1]'), (3, NULL)")
+        rows = c.execute(f"SELECT g, avg(emb), sum(emb) FROM {t} GROUP BY g ORDER BY g"
+                         ).fetchall()
+        assert [r[0] for r in rows] == [1, 2, 3]
+        np.testing.assert_array_equal(_np(rows[0][1]), [2, 3, 4])
+        np.testing.assert_array_equal(_np(rows[0][2]), [4, 6, 8])
+        np.testing.assert_array_equal(_np(rows[1][1]), [1, 1, 1])
+        assert rows[2][1] is None and rows[2][2] is None
+        assert c.execute(f"SELECT avg(emb)::text FROM {t}").fetchone() == (
+            "[1.6666666,2.3333333,3]",)

@@ -47,6 +47,14 @@ MACROS = [
     r"""CREATE OR REPLACE MACRO vector_out(a) AS ('[' || array_to_string(list_transform(
         CAST(a AS FLOAT[]), lambda x: regexp_replace(CAST(x AS VARCHAR), '\.0$', '')), ',')
         || ']')""",
+    # sum / avg of vectors (pgvector's aggregates): element-wise, NULLs skipped, NULL when
+    # no row has a vector
+    """CREATE OR REPLACE MACRO vector_sum(a) AS (CASE WHEN count(a) = 0 THEN NULL ELSE
+        list_reduce(list_filter(list(CAST(a AS FLOAT[])), lambda v: v IS NOT NULL),
+                    lambda x, y: CAST(list_transform(list_zip(x, y), lambda p: p[1] + p[2])
+                                      AS FLOAT[])) END)""",
+    """CREATE OR REPLACE MACRO vector_avg(a) AS (CASE WHEN count(a) = 0 THEN NULL ELSE
+        CAST(list_transform(vector_sum(a), lambda s: s / count(a)) AS FLOAT[]) END)""",
     "CREATE OR REPLACE MACRO vector_dims(a) AS CAST(len(CAST(a AS FLOAT[])) AS INTEGER)",
     """CREATE OR REPLACE MACRO vector_norm(a) AS
         CAST(sqrt(list_inner_product(CAST(a AS FLOAT[]), CAST(a AS FLOAT[]))) AS DOUBLE)""",
@@ -63,6 +71,37 @@ OPERATORS = {"<->": "l2_distance", "<=>": "cosine_distance", "<+>": "l1_distance
 def install(cur: duckdb.DuckDBPyConnection) -> None:
     for m in MACROS:
         cur.execute(m)
+
+
+def _vector_dim(node: pb.Node, scope: Scope) -> int | None:
+    """The declared dimension of a vector column operand (None when unknown)."""
+    if ast.kind(node) != "column_ref":
+        return None
+    from .similarity import _Resolver
+
+    col = _Resolver(scope).column(node.column_ref)
+    return col[2].dim if col is not None else None
+
+
+def _aggregate(node: pb.Node, scope: Scope) -> pb.Node | None:
+    """``avg(v)`` / ``sum(v)`` of a vector: the element-wise macros, typed vector(n)."""
+    fc = node.func_call
+    name = ast.func_name(fc)
+    if name not in ("avg", "sum") or len(fc.args) != 1 or fc.agg_star or fc.agg_distinct \
+            or fc.HasField("over") or not _is_vector(fc.args[0], scope):
+        return None
+    call = pb.Node()
+    call.CopyFrom(node)
+    del call.func_call.funcname[:]
+    call.func_call.funcname.add().string.sval = f"vector_{name}"
+    out = pb.Node()
+    out.type_cast.arg.CopyFrom(call)
+    out.type_cast.type_name.names.add().string.sval = "vector"
+    dim = _vector_dim(fc.args[0], scope)
+    if dim is not None:
+        out.type_cast.type_name.typmods.add().CopyFrom(ast.int_const(dim))
+    out.type_cast.type_name.typemod = -1
+    return out
 
 
 def _is_vector(node: pb.Node, scope: Scope) -> bool:
@@ -84,6 +123,11 @@ def apply(stmt: pb.Node, scope: Scope) -> None:
     """Rewrite pgvector's operators in ``stmt`` (already bound) into function calls."""
     nodes = [m for m in ast.walk(stmt) if isinstance(m, pb.Node)]
     for node in reversed(nodes):  # children first
+        if ast.kind(node) == "func_call":
+            agg = _aggregate(node, scope)
+            if agg is not None:
+                node.CopyFrom(agg)
+            continue
         if ast.kind(node) == "type_cast" and _is_vector(node.type_cast.arg, scope):
             names = [n.lower() for n in ast.names(node.type_cast.type_name.names)]
             if names and names[-1] in ("text", "varchar") and \
