@@ -70,3 +70,19 @@ def test_pgvector_store_add_search_filter_delete(pg_server: Server) -> None:
     assert [(d.id, d.page_content, d.metadata["n"]) for d in got] == [
         ("c", "red car again", 5)]
     store.delete_collection()
+
+
+def test_pgvector_store_without_a_dimension_and_mmr(pg_server: Server) -> None:
+    """LangChain's default column is ``vector`` with no dimension; MMR reads vectors back."""
+    store = lc_postgres.PGVector(
+        embeddings=HashEmbeddings(), collection_name=f"mmr_{uuid.uuid4().hex[:6]}",
+        connection=pg_server.url("postgresql+psycopg"), use_jsonb=True)
+    texts = ["red apple fruit", "red apple fruit", "green apple pie", "blue car engine"]
+    store.add_texts(texts, ids=["a", "a2", "b", "c"])
+    assert [d.id for d in store.similarity_search("red apple fruit", k=1)] in (["a"], ["a2"])
+    # MMR: the duplicate of the best hit is passed over for a different document.
+    got = store.max_marginal_relevance_search("red apple fruit", k=2, fetch_k=4,
+                                              lambda_mult=0.25)
+    assert len(got) == 2 and got[0].page_content == "red apple fruit"
+    assert got[1].page_content != "red apple fruit"
+    store.delete_collection()

@@ -145,6 +145,7 @@ def _select_columns(session: Session, stmt: pb.Node, n: int, arrays: list[Any],
     scope.describing = True
     try:
         scope.bind(stmt)
+        vectors = pgvector.result_types(stmt, scope)
         pgvector.apply(stmt, scope)
         similarity.apply(stmt, scope, values)
         ranking.apply(stmt, scope)
@@ -164,4 +165,8 @@ def _select_columns(session: Session, stmt: pb.Node, n: int, arrays: list[Any],
         raise translate(e) from e
     finally:
         scope.close()
-    return [Column(d[0], from_duckdb(str(d[1]))) for d in desc]
+    cols = [Column(d[0], from_duckdb(str(d[1]))) for d in desc]
+    for i, t in vectors.items():  # vector without a dimension: not real[]
+        if i < len(cols) and cols[i].type.base == "float4":
+            cols[i] = Column(cols[i].name, t)
+    return cols

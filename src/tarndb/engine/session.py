@@ -604,8 +604,13 @@ class Session:
         colnames.apply(stmt)
         try:
             scope.bind(stmt, params=params)
+            vectors = pgvector.result_types(stmt, scope)
             table = self.query_arrow(stmt, params, scope)
-            return self.result_from(table)
+            result = self.result_from(table)
+            for i, t in vectors.items():  # vector without a dimension: not real[]
+                if i < len(result.columns) and result.columns[i].type.base == "float4":
+                    result.columns[i] = Column(result.columns[i].name, t)
+            return result
         finally:
             if own:
                 scope.close()

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 import duckdb
 from postgast import pg_query_pb2 as pb
 
+from ...engine.types import VECTOR, ColumnType
 from .. import ast
 
 if TYPE_CHECKING:
@@ -117,6 +118,45 @@ def _is_vector(node: pb.Node, scope: Scope) -> bool:
         col = _Resolver(scope).column(node.column_ref)
         return col is not None and col[2].is_vector
     return False
+
+
+def result_types(stmt: pb.Node, scope: Scope) -> dict[int, ColumnType]:
+    """Result columns that are a ``vector`` without a dimension, by position.
+
+    DuckDB computes on those as ``FLOAT[]``, which reads back as ``real[]``; a select-list
+    entry that is such a column (or a ``::vector`` cast) is reported as ``vector`` instead, so
+    drivers decode it as pgvector's type. Call after binding, before the rewrites.
+    """
+    if ast.kind(stmt) != "select_stmt" or stmt.select_stmt.op != pb.SETOP_NONE:
+        return {}
+    from .similarity import _Resolver
+
+    resolver = _Resolver(scope)
+    out: dict[int, ColumnType] = {}
+    i = 0
+    for t in stmt.select_stmt.target_list:
+        val = t.res_target.val
+        k = ast.kind(val)
+        if k == "column_ref" and ast.kind(val.column_ref.fields[-1]) == "a_star":
+            parts = ast.names(val.column_ref.fields)
+            infos = [scope.tables[parts[-2]]] if len(parts) >= 2 and \
+                parts[-2] in scope.tables else list(scope.tables.values())
+            if len(infos) != 1:
+                return out  # positions past a multi-table * are not known
+            for c in infos[0].columns:
+                if c.type.is_vector and c.type.dim is None:
+                    out[i] = c.type
+                i += 1
+            continue
+        if k == "column_ref":
+            col = resolver.column(val.column_ref)
+            if col is not None and col[2].is_vector and col[2].dim is None:
+                out[i] = col[2]
+        elif k == "type_cast" and _is_vector(val, scope) and \
+                not val.type_cast.type_name.typmods:
+            out[i] = ColumnType("float4", 1, VECTOR)
+        i += 1
+    return out
 
 
 def apply(stmt: pb.Node, scope: Scope) -> None:
