@@ -238,3 +238,24 @@ def test_avg_and_sum_of_vectors(pg_server: Server) -> None:
         assert rows[2][1] is None and rows[2][2] is None
         assert c.execute(f"SELECT avg(emb)::text FROM {t}").fetchone() == (
             "[1.6666666,2.3333333,3]",)
+
+
+def test_copy_text_and_binary(pg_server: Server) -> None:
+    t = f"cp_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(pg_server.dsn(), autocommit=True) as c:
+        pgvector_psycopg.register_vector(c)
+        c.execute(f"CREATE TABLE {t} (id INT, emb vector(3))")
+        with c.cursor().copy(f"COPY {t} (id, emb) FROM STDIN") as cp:
+            cp.write_row((1, np.array([1, 2, 3], np.float32)))
+            cp.write_row((2, "[4,5,6]"))
+        with c.cursor().copy(f"COPY {t} (id, emb) FROM STDIN WITH (FORMAT BINARY)") as cp:
+            cp.set_types(["int4", "vector"])
+            cp.write_row((3, np.array([7, 8.5, 9], np.float32)))
+        rows = c.execute(f"SELECT id, emb FROM {t} ORDER BY id").fetchall()
+        assert [(r[0], _np(r[1]).tolist()) for r in rows] == [
+            (1, [1, 2, 3]), (2, [4, 5, 6]), (3, [7, 8.5, 9])]
+        with c.cursor().copy(f"COPY (SELECT id, emb FROM {t} ORDER BY id) TO STDOUT") as cp:
+            assert b"".join(bytes(b) for b in cp) == b"1\t[1,2,3]\n2\t[4,5,6]\n3\t[7,8.5,9]\n"
+        with pytest.raises(psycopg.errors.DataException):
+            with c.cursor().copy(f"COPY {t} (id, emb) FROM STDIN") as cp:
+                cp.write_row((4, "[1,2]"))
