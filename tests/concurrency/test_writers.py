@@ -384,3 +384,35 @@ def test_select_for_update_makes_read_modify_write_safe(servers: Any) -> None:
     finally:
         a.close()
         b.close()
+
+
+def test_skip_locked_lets_workers_claim_distinct_jobs(servers: Any) -> None:
+    """The job-queue idiom: every job is claimed by exactly one worker."""
+    (srv,) = servers(1)
+    with srv.connect() as c:
+        c.execute("CREATE TABLE jobs (id INT PRIMARY KEY, state TEXT, worker INT)")
+        c.execute("INSERT INTO jobs SELECT i, 'pending', NULL FROM generate_series(1, 40) t(i)")
+    claimed: list[tuple[int, int]] = []
+    lock = threading.Lock()
+
+    def work(i: int) -> None:
+        with srv.connect(autocommit=False) as c:
+            while True:
+                row = c.execute("SELECT * FROM jobs WHERE state = 'pending' ORDER BY id "
+                                "LIMIT 1 FOR UPDATE SKIP LOCKED").fetchone()
+                if row is None:
+                    c.commit()
+                    return
+                assert len(row) == 3 and row[1] == "pending"
+                c.execute("UPDATE jobs SET state = 'done', worker = %s WHERE id = %s",
+                          [i, row[0]])
+                c.commit()
+                with lock:
+                    claimed.append((row[0], i))
+
+    assert _run_threads(4, work) == []
+    assert sorted(j for j, _ in claimed) == list(range(1, 41))  # each job exactly once
+    with srv.connect() as c:
+        assert c.execute("SELECT count(*) FROM jobs WHERE state = 'done'").fetchone() == (40,)
+        rows = c.execute("SELECT id, worker FROM jobs ORDER BY id").fetchall()
+    assert rows == sorted(claimed)

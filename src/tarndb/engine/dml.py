@@ -204,7 +204,7 @@ def select_locking(session: Session, stmt: pb.Node, params: list[Any]) -> Result
         if clause.wait_policy == pb.LockWaitError:
             _lock_now(session, info, rids, exclusive)
         elif clause.wait_policy == pb.LockWaitSkip:
-            raise E.FeatureNotSupported("SKIP LOCKED is not supported by tarndb yet")
+            return _select_skip_locked(session, stmt, params, info, alias, exclusive)
         if lock_and_verify(session, info, rids, exclusive=exclusive):
             break
     else:
@@ -213,6 +213,81 @@ def select_locking(session: Session, stmt: pb.Node, params: list[Any]) -> Result
     plain.CopyFrom(stmt)
     del plain.select_stmt.locking_clause[:]
     return session.run_select(plain, params)
+
+
+def _select_skip_locked(session: Session, stmt: pb.Node, params: list[Any], info: TableInfo,
+                        alias: str, exclusive: bool) -> Result:
+    """``FOR UPDATE SKIP LOCKED`` (the job-queue idiom: each worker claims rows no other
+    worker holds): walk the matching rows in the query's order, lock those that are free,
+    stop at the LIMIT, and return just those rows."""
+    sel = stmt.select_stmt
+    limit: int | None = None
+    if sel.HasField("limit_count"):
+        value = ast.const_value(sel.limit_count) if ast.kind(sel.limit_count) == "a_const" \
+            else None
+        if not isinstance(value, int):
+            raise E.FeatureNotSupported("SKIP LOCKED needs a constant LIMIT")
+        limit = value
+    if sel.HasField("limit_offset"):
+        raise E.FeatureNotSupported("SKIP LOCKED with OFFSET is not supported")
+    for _ in range(_RECHECK_RUNS):
+        q = pb.Node()
+        q.CopyFrom(stmt)
+        qs = q.select_stmt
+        del qs.locking_clause[:]
+        del qs.target_list[:]
+        qs.ClearField("limit_count")
+        qs.target_list.add().res_target.val.CopyFrom(ast.column_ref(alias, RID))
+        target_rv = qs.from_clause[0].range_var
+        scope = Scope(session)
+        try:
+            scope.bind_range_var(target_rv, with_rid=True)
+            scope.bind(q, skip_first_target=target_rv, params=params)
+            table, _ = session.query_arrow(q, params, scope)
+        finally:
+            scope.close()
+        claimed: list[int] = []
+        for rid in dict.fromkeys(table.column(0).to_pylist() if table is not None else []):
+            if limit is not None and len(claimed) >= limit:
+                break
+            try:
+                session.db.locks.acquire(session.txn_id, [(info.path, rid)],
+                                         exclusive=exclusive, timeout=0.0)
+            except E.LockNotAvailable:
+                continue
+            claimed.append(rid)
+        if lock_and_verify(session, info, claimed, exclusive=exclusive):
+            break
+    else:
+        raise E.SerializationFailure("could not serialize access due to concurrent update")
+    final = pb.Node()
+    final.CopyFrom(stmt)
+    fs = final.select_stmt
+    del fs.locking_clause[:]
+    fs.ClearField("limit_count")
+    ids = ",".join(str(int(r)) for r in claimed) or "NULL"
+    cond = ast.parse(f'SELECT 1 WHERE "{alias}".{RID} IN ({ids})').stmts[0].stmt \
+        .select_stmt.where_clause
+    if fs.HasField("where_clause"):
+        both = pb.Node()
+        both.bool_expr.boolop = pb.AND_EXPR
+        both.bool_expr.args.add().CopyFrom(fs.where_clause)
+        both.bool_expr.args.add().CopyFrom(cond)
+        fs.where_clause.CopyFrom(both)
+    else:
+        fs.where_clause.CopyFrom(cond)
+    target_rv = fs.from_clause[0].range_var
+    scope = Scope(session)
+    try:
+        scope.bind_range_var(target_rv, with_rid=True)
+        res = session.run_select(final, params, scope)
+    finally:
+        scope.close()
+    keep = [i for i, c in enumerate(res.columns) if c.name != RID]  # `*` saw the row id
+    if len(keep) != len(res.columns) and res._arrow is not None:
+        res._arrow = res._arrow.select(keep)
+        res.columns = [res.columns[i] for i in keep]
+    return res
 
 
 def _lock_now(session: Session, info: TableInfo, rids: list[int], exclusive: bool) -> None:
