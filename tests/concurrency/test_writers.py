@@ -239,35 +239,39 @@ def test_lock_timeout_and_statement_timeout(servers: Any) -> None:
 
 
 def test_deadlock_is_detected(servers: Any) -> None:
+    """a holds row 1 and wants row 2; b holds row 2 and wants row 1: exactly one of them is
+    chosen as the victim (40P01) and the other goes on."""
     (srv,) = servers(1)
     with srv.connect() as c:
         c.execute("CREATE TABLE d (id INT PRIMARY KEY, v INT)")
         c.execute("INSERT INTO d VALUES (1, 0), (2, 0)")
     a = srv.connect(autocommit=False)
     b = srv.connect(autocommit=False)
-    outcome: list[BaseException | None] = []
+    outcome: dict[str, str] = {}
     try:
         a.execute("UPDATE d SET v = 1 WHERE id = 1")
         b.execute("UPDATE d SET v = 2 WHERE id = 2")
 
-        def a_wants_2() -> None:
+        def second(name: str, conn: psycopg.Connection, row: int) -> None:
             try:
-                a.execute("UPDATE d SET v = 1 WHERE id = 2")
-                outcome.append(None)
-            except psycopg.Error as e:
-                outcome.append(e)
+                conn.execute("UPDATE d SET v = %s WHERE id = %s", [row, 3 - row])
+                outcome[name] = "ok"
+            except pe.DeadlockDetected:
+                outcome[name] = "victim"
+                conn.rollback()
+            else:
+                conn.commit()
 
-        t = threading.Thread(target=a_wants_2)
-        t.start()
-        t.join(0.5)
-        with pytest.raises(pe.DeadlockDetected):
-            b.execute("UPDATE d SET v = 2 WHERE id = 1")
-        b.rollback()
-        t.join(10)
-        assert outcome == [None]  # a got row 2 once b gave up
-        a.commit()
+        threads = [threading.Thread(target=second, args=("a", a, 1)),
+                   threading.Thread(target=second, args=("b", b, 2))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        assert sorted(outcome.values()) == ["ok", "victim"], outcome
+        winner = 1 if outcome["a"] == "ok" else 2
         with srv.connect() as c:
-            assert c.execute("SELECT v FROM d ORDER BY id").fetchall() == [(1,), (1,)]
+            assert c.execute("SELECT v FROM d ORDER BY id").fetchall() == [(winner,), (winner,)]
     finally:
         a.close()
         b.close()
