@@ -232,7 +232,7 @@ def test_agent_memory_seed(db: tarndb.Database) -> None:
     assert row[4] == [{"role": "user", "content": row[2]}]
 
 
-@pytest.mark.parametrize("fusion", ["minmax", "rrf", "softmax"])
+@pytest.mark.parametrize("fusion", ["minmax", "rrf", "softmax", "dbsf", "dbsf_adaptive"])
 def test_hybrid_fusion_setting(db: tarndb.Database, fusion: str) -> None:
     s = db.session()
     s.execute("CREATE TABLE m (id INT, e FLOAT4[], t TEXT)")

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from tarndb.errors import InvalidParameterValue
-from tarndb.search import hybrid_fuse
+from tarndb.search import DEFAULT_FUSION, hybrid_fuse, leg_confidence
 
 VEC = ([1, 2, 3], [0.9, 0.7, 0.5])
 TXT = ([3, 4], [12.0, 2.0])
@@ -50,3 +50,63 @@ def test_empty_leg_and_bad_method() -> None:
     assert keys.tolist() == [3, 4] and scores.tolist() == [0.5, 0.0]
     with pytest.raises(InvalidParameterValue, match="rrf"):
         hybrid_fuse(VEC, TXT, method="borda")
+
+
+# DBSF on VEC and TXT by hand. VEC: mean 0.7, std 0.2 * sqrt(2/3), so (s - mean) / (6 std)
+# is +-sqrt(1.5) / 6 for 0.9 / 0.5. TXT: mean 7, std 5, so 12 -> 2/3 and 2 -> 1/3.
+R = math.sqrt(1.5) / 6
+V_NORM = {1: 0.5 + R, 2: 0.5, 3: 0.5 - R}
+T_NORM = {3: 2 / 3, 4: 1 / 3}
+
+
+def test_dbsf() -> None:
+    keys, scores = hybrid_fuse(VEC, TXT, 0.5, 0.5, "dbsf")
+    want = {1: 0.5 * V_NORM[1], 2: 0.5 * V_NORM[2], 3: 0.5 * V_NORM[3] + 0.5 * T_NORM[3],
+            4: 0.5 * T_NORM[4]}
+    assert dict(zip(keys.tolist(), scores.tolist(), strict=True)) == pytest.approx(want)
+    assert keys.tolist() == [3, 1, 2, 4]
+
+
+def test_dbsf_adaptive_weights() -> None:
+    # Confidence (max - mean) / std: VEC (0.9 - 0.7) / (0.2 sqrt(2/3)) = sqrt(1.5), TXT 1.
+    assert leg_confidence(VEC[1]) == pytest.approx(math.sqrt(1.5))
+    assert leg_confidence(TXT[1]) == pytest.approx(1.0)
+    wv = math.sqrt(1.5) / (math.sqrt(1.5) + 1)
+    wt = 1 - wv
+    keys, scores = hybrid_fuse(VEC, TXT, 0.5, 0.5, "dbsf_adaptive")
+    want = {1: wv * V_NORM[1], 2: wv * V_NORM[2], 3: wv * V_NORM[3] + wt * T_NORM[3],
+            4: wt * T_NORM[4]}
+    assert dict(zip(keys.tolist(), scores.tolist(), strict=True)) == pytest.approx(want)
+    # The user's weights still count: confidence scales them, and the sum is kept.
+    keys, scores = hybrid_fuse(VEC, TXT, 0.2, 0.6, "dbsf_adaptive")
+    cv, ct = 0.2 * math.sqrt(1.5), 0.6 * 1.0
+    wv, wt = 0.8 * cv / (cv + ct), 0.8 * ct / (cv + ct)
+    got = dict(zip(keys.tolist(), scores.tolist(), strict=True))
+    assert got[3] == pytest.approx(wv * V_NORM[3] + wt * T_NORM[3])
+    assert got[1] == pytest.approx(wv * V_NORM[1])
+
+
+def test_dbsf_statistics_of_the_top_100_only() -> None:
+    # Rows below a leg's best 100 do not move its scale: the 100 best keep their values.
+    best = np.linspace(1.0, 0.5, 100)
+    tail = np.full(400, -5.0)
+    keys = np.arange(500)
+    a = hybrid_fuse((keys[:100], best), ([], []), 1.0, 0.0, "dbsf")
+    b = hybrid_fuse((keys, np.concatenate([best, tail])), ([], []), 1.0, 0.0, "dbsf")
+    assert b[1][:100].tolist() == pytest.approx(a[1].tolist())
+    assert leg_confidence(np.concatenate([best, tail])) == pytest.approx(leg_confidence(best))
+
+
+def test_dbsf_single_hit_and_ties() -> None:
+    # One hit (std 0) counts as the best, as in min-max, and as confidence 1.
+    keys, scores = hybrid_fuse(([7], [0.3]), ([7, 8], [2.0, 2.0]), 0.5, 0.5, "dbsf")
+    assert dict(zip(keys.tolist(), scores.tolist(), strict=True)) == pytest.approx(
+        {7: 1.0, 8: 0.5})
+    assert leg_confidence([0.3]) == 1.0 and leg_confidence([]) == 0.0
+
+
+def test_default_is_dbsf_adaptive() -> None:
+    from tarndb.engine.session import DEFAULT_SETTINGS
+
+    assert DEFAULT_FUSION == "dbsf_adaptive"
+    assert DEFAULT_SETTINGS["tarndb.hybrid_fusion"] == DEFAULT_FUSION

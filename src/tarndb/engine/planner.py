@@ -244,7 +244,7 @@ def plan(stmt: pb.Node, scope: Scope, params: list[Any]) -> None:
             text = _query_value(args[1], scope, params)
             w_vec = float(_query_value(args[2], scope, params)) if len(args) == 4 else 0.5
             w_text = float(_query_value(args[3], scope, params)) if len(args) == 4 else 0.5
-            method = scope.session.settings.get("tarndb.hybrid_fusion", "minmax")
+            method = scope.session.settings.get("tarndb.hybrid_fusion", search.DEFAULT_FUSION)
             hits = search.hybrid_topk(ds, req.columns[0], req.columns[1], vec, str(text or ""),
                                       req.k, w_vec=w_vec, w_text=w_text, method=method,
                                       allowed_row_keys=allowed, exact=exact)

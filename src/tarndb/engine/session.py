@@ -54,7 +54,7 @@ DEFAULT_SETTINGS = {
     "lc_collate": "C.UTF-8",
     "lc_ctype": "C.UTF-8",
     "is_superuser": "on",
-    "tarndb.hybrid_fusion": "minmax",
+    "tarndb.hybrid_fusion": "dbsf_adaptive",
     "statement_timeout": "0",
     "lock_timeout": "0",
     "idle_in_transaction_session_timeout": "0",

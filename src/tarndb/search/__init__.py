@@ -15,10 +15,11 @@ Module-level entry points (they use the table's indexes when there are any)::
     bm25_topk(ds, column, text, k, *, filter_sql=None, allowed_row_keys=None,
               exact=False) -> Hits                     # text <#> 'query': BM25
     hybrid_topk(ds, vector_column, text_column, vector_query, text_query, k, *,
-                w_vec=0.5, w_text=0.5, method='minmax', depth=100, filter_sql=None,
+                w_vec=0.5, w_text=0.5, method='dbsf_adaptive', depth=100, filter_sql=None,
                 allowed_row_keys=None, exact=False, rescore=True) -> Hits
                                                        # deeplake_hybrid_record
-    hybrid_fuse(vec_hits, text_hits, w_vec, w_text, method='minmax'|'rrf'|'softmax', k=None)
+    hybrid_fuse(vec_hits, text_hits, w_vec, w_text, method='dbsf_adaptive', k=None)
+                          # or 'dbsf', 'minmax', 'rrf', 'softmax' (docs/hybrid-fusion.md)
 
 Filters: ``filter_sql`` is a Lance (DataFusion) SQL predicate over the table's columns;
 ``allowed_row_keys`` is an array of ``__rid`` values (e.g. what DuckDB computed for a WHERE
@@ -56,7 +57,7 @@ from typing import Any
 import lance
 
 from ._bm25 import BM25Index, BM25Params
-from ._fusion import DEFAULT_FUSION, FUSION_METHODS, hybrid_fuse
+from ._fusion import DEFAULT_FUSION, FUSION_METHODS, hybrid_fuse, leg_confidence
 from ._kernels import (
     PackedBags,
     cosine_scores,
@@ -134,6 +135,7 @@ __all__ = [
     "exact_text_match",
     "hybrid_fuse",
     "hybrid_topk",
+    "leg_confidence",
     "maxsim",
     "maxsim_scores",
     "maxsim_topk",

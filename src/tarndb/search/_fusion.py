@@ -1,8 +1,10 @@
 """Hybrid fusion of a vector leg and a text leg into one ranking.
 
-Measured on SciFact (MiniLM + BM25, 0.5/0.5, top-100 per leg; see
-``benchmarks/search/scifact_quality.py``): min-max is the best of the three, because softmax
-over raw BM25 scores hands almost all weight to the top BM25 hit, so it is the default.
+The default is ``dbsf_adaptive``: distribution-based score fusion (each leg's scores put on
+one scale by the mean and 3 standard deviations of its own top-N), with each leg's weight
+scaled per query by how far its best hit stands out from that leg's top-N. Min-max, RRF and
+softmax lost to the better single leg on sets they were not chosen on; see
+docs/hybrid-fusion.md for the measurements (``benchmarks/search/quality.py``) and reasoning.
 """
 
 from __future__ import annotations
@@ -16,10 +18,14 @@ from tarndb.errors import InvalidParameterValue
 
 from ._kernels import topk_indices
 
-FusionMethod = Literal["minmax", "rrf", "softmax"]
-FUSION_METHODS: tuple[str, ...] = ("minmax", "rrf", "softmax")
-DEFAULT_FUSION: FusionMethod = "minmax"
+FusionMethod = Literal["minmax", "rrf", "softmax", "dbsf", "dbsf_adaptive"]
+FUSION_METHODS: tuple[str, ...] = ("minmax", "rrf", "softmax", "dbsf", "dbsf_adaptive")
+DEFAULT_FUSION: FusionMethod = "dbsf_adaptive"
 RRF_K = 60
+# DBSF: a leg's mean and standard deviation are those of its best DBSF_TOP_N scores, so the
+# scale does not depend on how many rows a leg hands over (a top-100 leg, or every row of
+# the table when a hybrid score is projected without ORDER BY ... LIMIT).
+DBSF_TOP_N = 100
 
 Leg = tuple[npt.ArrayLike, npt.ArrayLike]
 
@@ -32,9 +38,41 @@ def _leg(hits: Leg) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
     return keys, scores
 
 
+def _top_stats(scores: npt.NDArray[np.float64]) -> tuple[float, float]:
+    """Mean and (population) standard deviation of the best DBSF_TOP_N scores."""
+    top = scores if scores.size <= DBSF_TOP_N else np.partition(
+        scores, scores.size - DBSF_TOP_N)[scores.size - DBSF_TOP_N:]
+    return float(top.mean()), float(top.std())
+
+
+def _dbsf(scores: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """``(s - (mean - 3 std)) / (6 std)``: the leg's top-N mean maps to 0.5, +-3 std to 1/0."""
+    mean, std = _top_stats(scores)
+    if not std > 0.0:
+        # One hit, or all tied: every hit is as good as the best (as in min-max).
+        return np.ones_like(scores)
+    out: npt.NDArray[np.float64] = (scores - (mean - 3.0 * std)) / (6.0 * std)
+    return out
+
+
+def leg_confidence(scores: npt.ArrayLike) -> float:
+    """How far a leg's best score stands above its top-N: ``(max - mean) / std``.
+
+    A leg whose best hit is far above the pack (a rare term matched, a near duplicate) is
+    sure of it; a flat leg is guessing. A leg with one hit or only ties counts 1.
+    """
+    s = np.asarray(scores, dtype=np.float64)
+    if s.size == 0:
+        return 0.0
+    mean, std = _top_stats(s)
+    return float((s.max() - mean) / std) if std > 0.0 else 1.0
+
+
 def _normalise(scores: npt.NDArray[np.float64], method: str) -> npt.NDArray[np.float64]:
     if scores.size == 0:
         return scores
+    if method in ("dbsf", "dbsf_adaptive"):
+        return _dbsf(scores)
     if method == "minmax":
         lo, hi = float(scores.min()), float(scores.max())
         # One hit, or all tied: every hit is as good as the best.
@@ -58,6 +96,12 @@ def hybrid_fuse(vec_hits: Leg, text_hits: Leg, w_vec: float = 0.5, w_text: float
       ``w_vec * v + w_text * t``; a row missing from a leg gets 0 from it.
     - ``rrf``: weighted reciprocal rank fusion, ``w / (60 + rank)`` summed over legs.
     - ``softmax``: each leg's scores through a softmax, then the weighted sum.
+    - ``dbsf``: distribution-based score fusion: each leg's scores mapped by
+      ``(s - (mean - 3 std)) / (6 std)``, mean and std of that leg's best 100 scores, then
+      ``w_vec * v + w_text * t``; a row missing from a leg gets 0 from it.
+    - ``dbsf_adaptive`` (default): as ``dbsf``, with each weight scaled per query by the
+      leg's confidence (:func:`leg_confidence`, ``(max - mean) / std`` of its best 100) and
+      the two renormalised to sum to ``w_vec + w_text``.
 
     Returns ``(row_keys, fused_scores)`` best first (ties: lower row key first), cut to ``k``
     when given.
@@ -71,6 +115,11 @@ def hybrid_fuse(vec_hits: Leg, text_hits: Leg, w_vec: float = 0.5, w_text: float
         # Rank order is what RRF reads, so make sure each leg is sorted best first.
         vo, to = np.argsort(-vs, kind="stable"), np.argsort(-ts, kind="stable")
         vk, vs, tk, ts = vk[vo], vs[vo], tk[to], ts[to]
+    if method == "dbsf_adaptive":
+        cv, ct = w_vec * leg_confidence(vs), w_text * leg_confidence(ts)
+        if cv + ct > 0.0:
+            total = float(w_vec) + float(w_text)
+            w_vec, w_text = total * cv / (cv + ct), total * ct / (cv + ct)
     keys = np.union1d(vk, tk)
     fused = np.zeros(keys.size, np.float64)
     for lk, ls, w in ((vk, vs, w_vec), (tk, ts, w_text)):

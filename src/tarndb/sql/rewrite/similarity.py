@@ -327,7 +327,9 @@ class _Rewriter:
         texts = corpus.column(1).to_pylist()
         bm = bm25_text_scores(texts, str(query or ""))
         text_scores = np.array([bm.get(t, 0.0) if t is not None else np.nan for t in texts])
-        method = self.scope.session.settings.get("tarndb.hybrid_fusion", "minmax")
+        from ...search import DEFAULT_FUSION
+
+        method = self.scope.session.settings.get("tarndb.hybrid_fusion", DEFAULT_FUSION)
         fused = fuse_scores(vec_scores, text_scores, w_vec, w_text, method)
         # Rows are identified by their (embedding, text) values: both legs are functions
         # of those alone, so equal values always fuse to equal scores.
