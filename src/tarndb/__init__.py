@@ -30,16 +30,22 @@ __version__ = "0.1.0"
 
 
 def open(uri: str, storage_options: dict[str, str] | None = None, *,  # noqa: A001
-         version_retention: str | None = None) -> Database:
+         version_retention: str | None = None, memory_limit: str | None = None,
+         temp_limit: str | None = None, max_result_bytes: int | None = None) -> Database:
     """Open (or create) the lake at ``uri``: a local directory or an ``s3://`` URI.
 
     ``version_retention`` (``'30 days'``; default: ``TARNDB_VERSION_RETENTION``, else keep
-    every version) drops untagged table versions older than that as tables are written."""
-    if version_retention is None:
-        from . import settings
+    every version) drops untagged table versions older than that as tables are written.
+    ``memory_limit``, ``temp_limit`` and ``max_result_bytes`` bound what queries may use
+    (defaults: the settings of the same names, ``tarndb settings``)."""
+    from . import settings
 
-        version_retention = settings.resolve(None).version_retention
-    db = Database(uri, storage_options=storage_options, version_retention=version_retention)
+    cfg = settings.resolve(None)
+    db = Database(uri, storage_options=storage_options,
+                  version_retention=version_retention or cfg.version_retention,
+                  memory_limit=memory_limit or cfg.memory_limit,
+                  temp_limit=temp_limit or cfg.temp_limit,
+                  max_result_bytes=max_result_bytes or cfg.max_result_bytes)
     from .embeddings import install
 
     install(db)  # embed() / embed_multi() in SQL; models load on first use

@@ -21,7 +21,10 @@ from . import settings as S
 def _open(cfg: S.Settings) -> Any:
     import tarndb
 
-    return tarndb.open(cfg.data, version_retention=getattr(cfg, "version_retention", None))
+    return tarndb.open(cfg.data, version_retention=getattr(cfg, "version_retention", None),
+                       memory_limit=getattr(cfg, "memory_limit", None),
+                       temp_limit=getattr(cfg, "temp_limit", None),
+                       max_result_bytes=getattr(cfg, "max_result_bytes", None))
 
 
 def cmd_sql(args: argparse.Namespace) -> int:

@@ -127,7 +127,9 @@ async def _serve(db: Any, cfg: Settings) -> None:
 def serve(cfg: Settings) -> int:
     import tarndb
 
-    db = tarndb.open(str(cfg.data), version_retention=cfg.version_retention)
+    db = tarndb.open(str(cfg.data), version_retention=cfg.version_retention,
+                     memory_limit=cfg.memory_limit, temp_limit=cfg.temp_limit,
+                     max_result_bytes=cfg.max_result_bytes)
     try:
         if cfg.demo:
             from .demo import load_demo

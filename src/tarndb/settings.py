@@ -93,6 +93,14 @@ SETTINGS: list[Setting] = [
     Setting("max_pending", 64, "HTTP requests queued beyond that before answering 429.", int),
     Setting("demo", True, "Load a small demo workspace into an empty lake at start.", bool),
     Setting("log_level", "info", "Logging level: debug, info, warning, error."),
+    Setting("memory_limit", "50%", "Memory DuckDB may use for queries, all sessions together "
+            "(e.g. 4GB, or a percentage of RAM); past it a query spills to disk or fails with "
+            "53200.", commands=("serve", "sql")),
+    Setting("temp_limit", "10GiB", "Disk DuckDB may use for spilled query state (in a "
+            "private directory under the system's temp directory); past it 53200.",
+            commands=("serve", "sql")),
+    Setting("max_result_bytes", 1 << 30, "Largest result one statement may return; past it "
+            "54000 (program_limit_exceeded).", int, commands=("serve", "sql")),
 ]
 
 BY_NAME = {s.dest: s for s in SETTINGS}

@@ -48,7 +48,9 @@ _LANCE_SCALAR_BASES = ("int2", "int4", "int8", "float4", "float8", "text", "varc
 
 class Database:
     def __init__(self, uri: str, storage_options: dict[str, str] | None = None, *,
-                 version_retention: str | dt.timedelta | None = None) -> None:
+                 version_retention: str | dt.timedelta | None = None,
+                 memory_limit: str | None = None, temp_limit: str | None = None,
+                 max_result_bytes: int | None = None) -> None:
         self.lake = Lake(uri, storage_options)
         #: Untagged table versions older than this are dropped as tables are written (None:
         #: every version is kept until ``tarndb_cleanup``).
@@ -60,7 +62,22 @@ class Database:
 
             self.version_retention = parse_interval(version_retention)
         self.catalog = Catalog(self.lake)
-        self._duck = duckdb.connect(config={"threads": 2})
+        #: Largest result (Arrow bytes) one statement may return (None: no limit).
+        self.max_result_bytes = max_result_bytes
+        # DuckDB's own defaults are 80% of RAM and a ".tmp" in the working directory with
+        # 90% of its disk: a server bounds both, and spills to a directory of its own.
+        import tempfile
+
+        self._temp_dir = tempfile.mkdtemp(prefix="tarndb-duckdb-")
+        config: dict[str, Any] = {"threads": 2, "temp_directory": self._temp_dir}
+        if memory_limit:
+            config["memory_limit"] = memory_limit
+        if temp_limit:
+            config["max_temp_directory_size"] = temp_limit
+        try:
+            self._duck = duckdb.connect(config=config)
+        except duckdb.Error as e:
+            raise E.InvalidParameterValue(f"invalid memory_limit or temp_limit: {e}") from e
         self._lock = threading.RLock()
         self._stores: dict[str, TableStore] = {}
         self._blocks: dict[str, list[int]] = {}  # key -> [next, end)
@@ -275,7 +292,8 @@ class Database:
         """A Lance BTREE index under a plain index of one scalar column (an optimisation
         for point lookups; the rows are found by scanning without it)."""
         col = info.column(ix.column)
-        if ix.options.get("columns") or col is None or col.type.ndim or \
+        if ix.options.get("columns") or ix.options.get("expression") or col is None or \
+                col.type.ndim or \
                 col.type.base not in _LANCE_SCALAR_BASES:
             return
         for v in self.store(info).ensure_scalar_index(ix.column):
@@ -318,6 +336,9 @@ class Database:
             self._duck.close()
         except duckdb.Error:
             pass
+        import shutil
+
+        shutil.rmtree(self._temp_dir, ignore_errors=True)
 
     def __enter__(self) -> Database:
         return self

@@ -647,6 +647,11 @@ class Session:
 
     def result_from(self, qa: tuple[Any, Any]) -> Result:
         table, description = qa
+        limit = self.db.max_result_bytes
+        if limit and table is not None and table.nbytes > limit:
+            raise E.ProgramLimitExceeded(
+                f"result of {table.nbytes} bytes exceeds max_result_bytes ({limit})",
+                hint="Add a LIMIT or select fewer columns, or raise --max-result-bytes.")
         columns = [Column(d[0], from_duckdb(str(d[1]))) for d in description]
         n = table.num_rows if table is not None else 0
         return Result(columns=columns, command=f"SELECT {n}", rowcount=n, _arrow=table)
