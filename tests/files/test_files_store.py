@@ -239,3 +239,38 @@ def test_missing_blob_is_not_found(store: FileStore) -> None:
     os.remove(_blobs(store, "ws1")[0])
     with pytest.raises(NotFound):
         store.read_bytes("ws1", meta.id)
+
+
+def test_an_upload_whose_metadata_committed_keeps_its_bytes(tmp_path: Path, monkeypatch) -> None:
+    """An error after the metadata row committed (here: tidying the metadata dataset fails,
+    or the commit's answer is lost) must not remove the bytes of a file the lake lists."""
+    from tarndb.files import _store
+
+    store = FileStore(str(tmp_path / "lake"))
+    monkeypatch.setattr(_store, "_COMPACT_AFTER_FRAGMENTS", 0)
+
+    def broken_cleanup(self, *a, **k):  # noqa: ANN001, ANN002, ANN003, ARG001
+        raise OSError("commit conflict while cleaning up")
+
+    monkeypatch.setattr(lance.LanceDataset, "cleanup_old_versions", broken_cleanup)
+    meta = store.put("ws", b"first bytes", "a.txt")
+    assert store.read_bytes("ws", meta.id) == b"first bytes"
+
+    real = FileStore._write_rows
+
+    def lost_answer(self, workspace, metas):  # noqa: ANN001
+        real(self, workspace, metas)
+        raise OSError("connection reset after the commit")
+
+    monkeypatch.setattr(FileStore, "_write_rows", lost_answer)
+    meta2 = store.put("ws", b"second bytes", "b.txt")
+    assert store.read_bytes("ws", meta2.id) == b"second bytes"
+    assert {m.filename for m in store.list("ws")[0]} == {"a.txt", "b.txt"}
+
+    def failed(self, workspace, metas):  # noqa: ANN001, ARG001
+        raise OSError("the object store refused the commit")
+
+    monkeypatch.setattr(FileStore, "_write_rows", failed)
+    with pytest.raises(OSError):
+        store.put("ws", b"third bytes", "c.txt")
+    assert {m.filename for m in store.list("ws")[0]} == {"a.txt", "b.txt"}

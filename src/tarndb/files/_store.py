@@ -20,6 +20,7 @@ from __future__ import annotations
 import builtins
 import hashlib
 import json
+import logging
 import re
 import threading
 import uuid
@@ -35,6 +36,8 @@ import pyarrow.fs as pafs
 
 from ..errors import InvalidRequest, NotFound, TarnError
 from ._sniff import SNIFF_BYTES, choose_content_type
+
+log = logging.getLogger(__name__)
 
 #: Arrow schema of ``"<workspace>"."_files"``; ``id`` holds the UUID in its text form, which is
 #: how the engine stores the uuid type.
@@ -200,6 +203,13 @@ class BlobWriter:
             )
             self.store._append(meta)
         except BaseException:
+            # The metadata may have committed before the error (a maintenance step after
+            # the append, a connection lost after the object store took the commit): then
+            # the upload stands and its bytes must stay.
+            if self._stream is not None and self.store._committed(self.workspace, self.id):
+                self._done = True
+                self.store._forget(self.workspace, self.id)
+                return self.store.get(self.workspace, self.id)
             self.abort()
             raise
         self._done = True
@@ -243,6 +253,7 @@ class FileStore:
         # A pin never changes once written (it is created whole and removed whole), so its
         # parsed contents can be cached by name for as long as it is listed.
         self._pin_cache: dict[tuple[str, str], dict[str, FileMeta]] = {}
+        self._lake: Any = None
 
     @classmethod
     def from_db(cls, db: Any) -> FileStore:
@@ -323,15 +334,38 @@ class FileStore:
             row["created_at"] = meta.created_at
             rows.append(row)
         table = pa.Table.from_pylist(rows, schema=FILES_SCHEMA)
-        ds = self._open_dataset(workspace)
-        ds = lance.write_dataset(table, self._dataset_uri(workspace),
-                                 mode="append" if ds is not None else "create",
-                                 storage_options=self.storage_options or None)
-        if len(ds.get_fragments()) > _COMPACT_AFTER_FRAGMENTS:
-            ds.optimize.compact_files()
-            # Every append is a version; drop old manifests so the dataset stays small.
-            # Ten minutes leaves any reader pinned to an older version time to finish.
-            ds.cleanup_old_versions(older_than=timedelta(minutes=10))
+        # Servers sharing the lake append to one workspace's metadata one at a time (two
+        # creating it at once, or compaction meeting another server's append, used to fail
+        # an upload whose row had already committed).
+        with self._lake_lock(f"files:{workspace}"):
+            ds = self._open_dataset(workspace)
+            ds = lance.write_dataset(table, self._dataset_uri(workspace),
+                                     mode="append" if ds is not None else "create",
+                                     storage_options=self.storage_options or None)
+            if len(ds.get_fragments()) > _COMPACT_AFTER_FRAGMENTS:
+                try:
+                    ds.optimize.compact_files()
+                    # Every append is a version; drop old manifests so the dataset stays
+                    # small. Ten minutes leaves a reader pinned to an older version time.
+                    ds.cleanup_old_versions(older_than=timedelta(minutes=10))
+                except Exception:  # the rows are committed: tidying never fails an upload
+                    log.exception("compacting the file metadata of %s failed", workspace)
+
+    def _lake_lock(self, name: str) -> Any:
+        from ..storage.lake import Lake
+        from ..storage.lakelock import lake_lock
+
+        if self._lake is None:
+            self._lake = Lake(self.root_uri, self.storage_options)
+        return lake_lock(self._lake, name)
+
+    def _committed(self, workspace: str, file_id: uuid.UUID) -> bool:
+        """Whether a metadata row for ``file_id`` is on the lake."""
+        try:
+            ds = self._open_dataset(workspace)
+            return ds is not None and ds.count_rows(filter=f"id = '{file_id}'") > 0
+        except Exception:  # noqa: BLE001 - cannot tell: the caller keeps its error
+            return False
 
     def _remember(self, meta: FileMeta) -> None:
         with self._cache_guard:
