@@ -291,6 +291,11 @@ class IndexManager:
                 raise DuplicateObject(
                     f'column "{column}" already has index "{existing.name}"; '
                     "only one index per column")
+            # A build that was interrupted (kill -9, a full disk) left a directory without
+            # state.json: it is no index, and must not block the name for good.
+            if self._fs.get_file_info(self._dir(name)).type == pafs.FileType.Directory:
+                self._fs.delete_dir(self._dir(name))
+                self._side.pop(name, None)
             info = IndexInfo(name, column, canonical, kind, dict(options or {}))
             if kind == "text":
                 self._bm25[name] = BM25Index(self._bm25_params(info),
