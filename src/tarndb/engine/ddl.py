@@ -524,8 +524,20 @@ def create_index(session: Session, node: pb.IndexStmt, params: list[Any]) -> Res
     pgvector = method in ("hnsw", "ivfflat")
     plain = method not in ("deeplake_index", "hnsw", "ivfflat")
     columns: list[str] = []
+    expression = None
     for p in node.index_params:
         elem = p.index_elem
+        if not elem.name and plain and not node.unique and len(node.index_params) == 1:
+            # A plain index on an expression ((doc ->> 'k')): kept in the catalog, not used
+            # for lookups; named after the first column the expression reads.
+            refs = [m for m in ast.walk(elem.expr) if isinstance(m, pb.ColumnRef)]
+            names = [ast.names(r.fields)[-1] for r in refs]
+            known = [n for n in names if info.column(n) is not None]
+            if not known:
+                raise E.FeatureNotSupported("an index expression must read a column")
+            expression = _expr_sql(elem.expr)
+            columns.append(known[0])
+            continue
         if not elem.name:
             raise E.FeatureNotSupported("an index on an expression is not supported by tarndb")
         if info.column(elem.name) is None:
@@ -542,7 +554,7 @@ def create_index(session: Session, node: pb.IndexStmt, params: list[Any]) -> Res
     for opt in node.options:
         de = opt.def_elem
         options[de.defname.lower()] = _def_arg(de.arg) if de.HasField("arg") else "true"
-    name = node.idxname or f"{info.name}_{'_'.join(columns)}_idx"
+    name = node.idxname or f"{info.name}_{'_'.join(columns) if expression is None else 'expr'}_idx"
     existing = [ix for ix in info.indexes if ix.name == name]
     if existing or _find_index(session, name, info.workspace):
         if node.if_not_exists:
@@ -562,6 +574,8 @@ def create_index(session: Session, node: pb.IndexStmt, params: list[Any]) -> Res
         _validate_existing_unique(session, info, columns, name)
     if len(columns) > 1:
         options["columns"] = columns
+    if expression is not None:
+        options["expression"] = expression
     index_type = options.pop("index_type", "")
     if pgvector:
         # pgvector's index on tarndb's vector index (cosine-clustered; the ops class and

@@ -360,6 +360,9 @@ def _returning(session: Session, info: TableInfo, alias: str, rows: pa.Table,
         rv.relpersistence = "p"
         rv.alias.aliasname = alias
         scope.tables[alias] = info
+        from .scan import strip_schema_qualifiers
+
+        strip_schema_qualifiers(list(ast.walk(sel)), scope.tables)
         result = session.result_from(session.query_arrow(sel, params, scope))
     finally:
         scope.close()

@@ -142,6 +142,7 @@ class Scope:
             if not m.schemaname and (m.relname in self._objects or m.relname in self._views):
                 continue  # already points at something this scope registered
             self.bind_range_var(m)
+        strip_schema_qualifiers(nodes, self.tables)
 
     def _bind_function(self, node: pb.Node) -> bool:
         """Table functions tarndb answers itself (``tarndb_versions('t')``); whether
@@ -178,7 +179,8 @@ class Scope:
             return None
         keys = set(info.primary_key[:1]) if len(info.primary_key) == 1 else set()
         keys |= {ix.column for ix in info.indexes
-                 if ix.index_type in SCALAR_INDEX_TYPES and not ix.options.get("columns")}
+                 if ix.index_type in SCALAR_INDEX_TYPES and not ix.options.get("columns")
+                 and not ix.options.get("expression")}
         if not keys:
             return None
         conjuncts = [sel.where_clause]
@@ -274,6 +276,21 @@ class Scope:
         self._views.clear()
         self._objects.clear()
         self.functions.clear()
+
+
+def strip_schema_qualifiers(nodes: Any, tables: dict[str, TableInfo]) -> None:
+    """``schema.table.column`` (what SQLAlchemy writes for a table with a schema) ->
+    ``table.column`` when ``table`` is bound in the statement: the views keep the table's
+    name as their alias, and DuckDB knows no schema for them."""
+    for m in nodes:
+        if not isinstance(m, pb.ColumnRef) or len(m.fields) < 3:
+            continue
+        parts = ast.names(m.fields)
+        if len(parts) != len(m.fields):
+            continue
+        info = tables.get(parts[-2])
+        if info is not None and parts[-3] == info.workspace:
+            del m.fields[:len(m.fields) - 2]
 
 
 def _lance_literal(value: Any, col: ColumnInfo) -> str | None:

@@ -160,6 +160,7 @@ def _indexes(info: Any) -> list[dict[str, Any]]:
         method = ix.options.get("method") or (
             ix.index_type if ix.index_type in INDEX_AMS else "deeplake_index")
         out.append({"name": ix.name, "columns": list(ix.options.get("columns") or [ix.column]),
+                    "expression": ix.options.get("expression"),
                     "primary": False, "unique": ix.index_type == "unique",
                     "am": INDEX_AMS.get(method, DEEPLAKE_INDEX_AM),
                     "method": method, "index_type": ix.index_type,
@@ -177,6 +178,8 @@ def _qi(name: str) -> str:
 
 def _index_def(info: Any, ix: dict[str, Any]) -> str:
     cols = ", ".join(_qi(c) for c in ix["columns"])
+    if ix.get("expression"):
+        cols = f"({ix['expression']})"
     if ix.get("opclass"):
         cols += " " + ix["opclass"]
     unique = "UNIQUE " if ix["unique"] else ""
