@@ -66,9 +66,26 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from .server import serve
 
     cfg = S.resolve(args)
-    logging.basicConfig(level=getattr(logging, str(cfg.log_level).upper(), logging.INFO),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_logging(str(cfg.log_level), str(cfg.log_format))
     return serve(cfg)
+
+
+def setup_logging(level: str, fmt: str = "text") -> None:
+    """``--log-format json``: one JSON object a line (python-json-logger), with the
+    fields a record carries (a statement's kind, ms, outcome, user, workspace)."""
+    handler = logging.StreamHandler()
+    if fmt == "json":
+        from pythonjsonlogger.json import JsonFormatter
+
+        handler.setFormatter(JsonFormatter(
+            "%(asctime)s %(levelname)s %(name)s %(message)s",
+            rename_fields={"asctime": "time", "levelname": "level", "name": "logger"}))
+    elif fmt == "text":
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    else:
+        raise SystemExit(f"tarndb: --log-format must be text or json, not {fmt!r}")
+    logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO),
+                        handlers=[handler], force=True)
 
 
 def cmd_token(args: argparse.Namespace) -> int:

@@ -130,6 +130,7 @@ def serve(cfg: Settings) -> int:
     db = tarndb.open(str(cfg.data), version_retention=cfg.version_retention,
                      memory_limit=cfg.memory_limit, temp_limit=cfg.temp_limit,
                      max_result_bytes=cfg.max_result_bytes)
+    db.log_statements = bool(cfg.log_statements)
     try:
         if cfg.demo:
             from .demo import load_demo

@@ -93,6 +93,9 @@ SETTINGS: list[Setting] = [
     Setting("max_pending", 64, "HTTP requests queued beyond that before answering 429.", int),
     Setting("demo", True, "Load a small demo workspace into an empty lake at start.", bool),
     Setting("log_level", "info", "Logging level: debug, info, warning, error."),
+    Setting("log_format", "text", "Log lines as text, or as JSON objects (json)."),
+    Setting("log_statements", False, "Log every statement (kind, milliseconds, outcome, "
+            "user, workspace) to the tarndb.statements logger.", bool),
     Setting("memory_limit", "50%", "Memory DuckDB may use for queries, all sessions together "
             "(e.g. 4GB, or a percentage of RAM); past it a query spills to disk or fails with "
             "53200.", commands=("serve", "sql")),

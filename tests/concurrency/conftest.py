@@ -85,9 +85,9 @@ def servers(tmp_path: Path) -> Iterator[Callable[[int], list[Serve]]]:
     started: list[Serve] = []
     lake = tmp_path / "lake"
 
-    def start(n: int) -> list[Serve]:
+    def start(n: int, env: dict[str, str] | None = None) -> list[Serve]:
         for _ in range(n):
-            started.append(start_serve(lake, tmp_path / f"serve{len(started)}.log"))
+            started.append(start_serve(lake, tmp_path / f"serve{len(started)}.log", env))
         return started[-n:]
 
     yield start

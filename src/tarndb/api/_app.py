@@ -253,6 +253,33 @@ async def health(request: Request) -> Response:
     return JSONResponse({"status": "ok", "version": ver})
 
 
+async def ready(request: Request) -> Response:
+    """Readiness for a load balancer: the lake's catalog answers and the SQL engine runs.
+    ``/health`` only says the process is up."""
+    st = _state(request)
+
+    def check() -> None:
+        st.db.catalog.refresh(force=True)
+        st.db.execute("SELECT 1")
+
+    try:
+        await st.run_io(check)
+    except Exception as e:  # noqa: BLE001 - any failure means "do not send traffic here"
+        log.warning("not ready: %s", e)
+        return JSONResponse({"status": "unavailable", "reason": type(e).__name__},
+                            status_code=503)
+    return JSONResponse({"status": "ready"})
+
+
+async def metrics_endpoint(request: Request) -> Response:
+    """Counters and histograms in the Prometheus text format (see tarndb/metrics.py)."""
+    from prometheus_client import CONTENT_TYPE_LATEST
+
+    from .. import metrics
+
+    return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+
 async def me(request: Request) -> Response:
     token = await authorize(request, "read")
     org = await _state(request).run_io(ensure_org, _state(request).tokens.catalog, token.org)
@@ -701,6 +728,8 @@ def routes() -> list[Route]:
     ws = "/workspaces/{ws}"
     return [
         Route("/health", health, methods=["GET"]),
+        Route("/ready", ready, methods=["GET"]),
+        Route("/metrics", metrics_endpoint, methods=["GET"]),
         Route("/me", me, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
         Route("/tokens", create_token, methods=["POST"]),

@@ -43,6 +43,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .. import errors as E
+from .. import metrics
 from ..storage.lakelock import lake_lock
 from ..storage.tables import RID
 from .catalog import TableInfo
@@ -477,6 +478,7 @@ class WritePath:
                                        earlier=[r.change for r in accepted])
                     except BaseException as e:  # noqa: BLE001 - that transaction's error
                         req.error = e
+                        metrics.CONFLICTS.labels(getattr(e, "sqlstate", "XX000")).inc()
                         continue
                     accepted.append(req)
                     removed |= req.change.removed
@@ -484,6 +486,11 @@ class WritePath:
                     return
                 merged = _merge([r.change for r in accepted], store.dataset().schema)
                 version = store.commit(merged.added, sorted(merged.removed))
+                metrics.COMMITS.inc()
+                metrics.COMMITTED_TRANSACTIONS.inc(len(accepted))
+                metrics.ROWS_WRITTEN.inc(merged.added.num_rows if merged.added is not None
+                                         else 0)
+                metrics.ROWS_REMOVED.inc(len(merged.removed))
                 touched = frozenset(removed) if len(removed) <= _LOG_MAX_RIDS else None
                 st.record(version, touched)
                 self._apply_to_indexes(merged, st, latest, version)

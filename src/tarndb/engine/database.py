@@ -64,6 +64,8 @@ class Database:
         self.catalog = Catalog(self.lake)
         #: Largest result (Arrow bytes) one statement may return (None: no limit).
         self.max_result_bytes = max_result_bytes
+        #: Log every statement (kind, latency, outcome) to ``tarndb.statements``.
+        self.log_statements = False
         # DuckDB's own defaults are 80% of RAM and a ".tmp" in the working directory with
         # 90% of its disk: a server bounds both, and spills to a directory of its own.
         import tempfile

@@ -6,6 +6,7 @@ is not shared between threads except for :meth:`Session.cancel`.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from typing import TYPE_CHECKING, Any
@@ -15,6 +16,7 @@ import pyarrow as pa
 from postgast import pg_query_pb2 as pb
 
 from .. import errors as E
+from .. import metrics
 from ..sql import ast, colnames
 from ..sql.literals import lift_arrays
 from ..sql.rewrite import casts, pgvector, ranking, similarity
@@ -59,6 +61,8 @@ DEFAULT_SETTINGS = {
     "lock_timeout": "0",
     "idle_in_transaction_session_timeout": "0",
 }
+
+_statement_log = logging.getLogger("tarndb.statements")
 
 ISOLATION_LEVELS = ("read uncommitted", "read committed", "repeatable read", "serializable")
 # An autocommit statement that lost a race with another server's commit is run again this
@@ -422,12 +426,14 @@ class Session:
             pb.TRANS_STMT_PREPARE)
         return self._statement(lambda: self._dispatch(kind, stmt, params), map_pos,
                                allowed_when_failed=ends_txn,
-                               autocommit=kind != "transaction_stmt")
+                               autocommit=kind != "transaction_stmt", kind=kind or "other")
 
     def _statement(self, run: Any, map_pos: Any = None, allowed_when_failed: bool = False,
-                   autocommit: bool = True) -> Result:
+                   autocommit: bool = True, kind: str = "insert_stmt") -> Result:
         """Run one statement with Postgres' transaction rules: outside a transaction it
         commits on its own; inside one, a failure aborts the transaction."""
+        started = time.perf_counter()
+        failure: BaseException | None = None
         self.notices = []
         if self.terminated:
             raise E.IdleInTransactionTimeout(self.terminated)
@@ -470,6 +476,7 @@ class Session:
                 err = E.QueryCanceled("canceling statement due to statement timeout")
             if err.position and map_pos is not None:
                 err.position = map_pos(err.position)
+            failure = err
             if autocommit:
                 self.rollback()
             elif self._txn is not None:
@@ -484,6 +491,14 @@ class Session:
             self._running.clear()
             self.idle_since = time.monotonic()
             udf.end_statement(self.cursor)  # embed() results are memoised per statement
+            label = kind.removesuffix("_stmt")
+            metrics.STATEMENTS.labels(label, metrics.outcome_of(failure)).inc()
+            metrics.STATEMENT_SECONDS.labels(label).observe(time.perf_counter() - started)
+            if self.db.log_statements:
+                _statement_log.info("statement", extra={
+                    "kind": label, "ms": round((time.perf_counter() - started) * 1000, 3),
+                    "outcome": metrics.outcome_of(failure), "user": self.user,
+                    "workspace": self._workspace})
 
     def _timeout_interrupt(self) -> None:
         if self._running.is_set():

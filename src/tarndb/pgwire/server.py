@@ -35,6 +35,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from .. import metrics
 from . import messages as m
 from . import roles
 from .hangup import HangupWatcher
@@ -297,6 +298,7 @@ class PgServer:
                         "SUPERUSER attribute")
             # Counted (and reachable by CancelRequest) before the client learns it is in.
             self._conns[conn.pid] = conn
+            metrics.CONNECTIONS.labels("postgres").inc()
             self._pending.pop(threading.current_thread(), None)
         return None
 
@@ -324,7 +326,8 @@ class PgServer:
             log.exception("pg connection %s failed", pid)
         finally:
             with self._lock:
-                self._conns.pop(pid, None)
+                if self._conns.pop(pid, None) is not None:
+                    metrics.CONNECTIONS.labels("postgres").dec()
                 self._pending.pop(me, None)
                 sock = self._clients.pop(me, sock)
             if not conn.closed:
