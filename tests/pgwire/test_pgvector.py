@@ -259,3 +259,37 @@ def test_copy_text_and_binary(pg_server: Server) -> None:
         with pytest.raises(psycopg.errors.DataException):
             with c.cursor().copy(f"COPY {t} (id, emb) FROM STDIN") as cp:
                 cp.write_row((4, "[1,2]"))
+
+
+def test_asyncpg_register_vector(pg_server: Server) -> None:
+    asyncpg = pytest.importorskip("asyncpg")
+    from pgvector.asyncpg import register_vector
+
+    t = f"apg_{uuid.uuid4().hex[:8]}"
+
+    async def run() -> list[Any]:
+        import ssl
+
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        conn = await asyncpg.connect(host=pg_server.host, port=pg_server.port, user="postgres",
+                                     password=pg_server.password, database="postgres",
+                                     ssl=ctx)
+        try:
+            await conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+            await register_vector(conn)  # set_type_codec('vector', schema='public')
+            await conn.execute(f"CREATE TABLE {t} (id INT, emb vector(3))")
+            await conn.executemany(f"INSERT INTO {t} VALUES ($1, $2)",
+                                   [(1, np.array([1, 2, 3], np.float32)),
+                                    (2, np.array([3, 2, 1], np.float32))])
+            return list(await conn.fetch(f"SELECT id, emb FROM {t} ORDER BY emb <-> $1 LIMIT 2",
+                                         np.array([3, 2, 1.5], np.float32)))
+        finally:
+            await conn.close()
+
+    import asyncio
+
+    rows = asyncio.run(run())
+    assert [r["id"] for r in rows] == [2, 1]
+    np.testing.assert_array_equal(_np(rows[0]["emb"]), [3, 2, 1])

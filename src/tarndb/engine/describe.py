@@ -72,7 +72,7 @@ def _param_types_from_tree(session: Session, stmt: pb.Node, n: int) -> dict[int,
                 tables[m.alias.aliasname if m.HasField("alias") else info.name] = info
     for m in ast.walk(stmt):
         if isinstance(m, pb.A_Expr) and ast.op_name(m) in ("=", "<>", "!=", "<", ">", "<=",
-                                                            ">="):
+                                                            ">=", "<->", "<=>", "<+>", "<#>"):
             for a, b in ((m.lexpr, m.rexpr), (m.rexpr, m.lexpr)):
                 if ast.kind(a) == "column_ref" and ast.kind(b) == "param_ref":
                     parts = ast.names(a.column_ref.fields)

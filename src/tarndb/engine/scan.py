@@ -223,6 +223,15 @@ class Scope:
             rel = session.db.system_relation(schema, rv.relname, session)
             if rel is not None:
                 name = self.register(rel, "__c")
+                chars = [f.name for f in rel.schema if pa.types.is_dictionary(f.type)]
+                if chars:  # "char" catalog columns (pgcatalog's pg_char enum)
+                    view = f"__t{next(_counter)}"
+                    casts = ", ".join(f"CAST({quote_ident(c)} AS VARCHAR)::pg_char AS "
+                                      f"{quote_ident(c)}" for c in chars)
+                    self.cur.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT * "
+                                     f"REPLACE ({casts}) FROM {name}")
+                    self._views.append(view)
+                    name = view
                 alias = rv.alias.aliasname if rv.HasField("alias") else rv.relname
                 rv.schemaname = ""
                 rv.relname = name

@@ -273,6 +273,8 @@ def from_duckdb(type_str: str) -> ColumnType:
         s, ndim = s[: s.rindex("[")], ndim + 1
     if s.startswith("DECIMAL"):
         return ColumnType("numeric", ndim)
+    if s.startswith("ENUM("):
+        return ColumnType("char", ndim)  # catalog "char" columns (pgcatalog.py)
     mapping = {
         "BOOLEAN": "bool", "TINYINT": "int2", "SMALLINT": "int2", "INTEGER": "int4",
         "BIGINT": "int8", "HUGEINT": "numeric", "UTINYINT": "int2", "USMALLINT": "int4",

@@ -276,7 +276,10 @@ def _pg_type(db: Any, session: Any) -> pa.Table:
         base = name[1:] if r["typelem"] else name
         out["oid"].append(r["oid"])
         out["typname"].append(name)
-        out["typnamespace"].append(PG_CATALOG_OID)
+        # pgvector's types live where CREATE EXTENSION put them (public), as asyncpg's
+        # set_type_codec('vector', schema='public') looks them up.
+        out["typnamespace"].append(PUBLIC_OID if r["oid"] in (VECTOR_OID, VECTOR_ARRAY_OID)
+                                   else PG_CATALOG_OID)
         out["typowner"].append(SUPERUSER_OID)
         out["typlen"].append(r["typlen"])
         out["typbyval"].append(r["typlen"] in (1, 2, 4, 8))
@@ -311,7 +314,11 @@ def _pg_type(db: Any, session: Any) -> pa.Table:
              "typbyval": _B, "typispreferred": _B, "typisdefined": _B, "typrelid": _I64,
              "typelem": _I64, "typarray": _I64, "typnotnull": _B, "typbasetype": _I64,
              "typtypmod": _I32, "typndims": _I32, "typcollation": _I64, "typacl": pa.list_(_S)}
-    return pa.table({k: pa.array(v, type=types.get(k, _S)) for k, v in out.items()})
+    table = pa.table({k: pa.array(v, type=types.get(k, _S)) for k, v in out.items()})
+    # typtype is PostgreSQL's one-byte "char" (asyncpg's set_type_codec compares it with
+    # b'b'): a dictionary column, which the statement's view casts to pg_char (engine/scan).
+    i = table.schema.get_field_index("typtype")
+    return table.set_column(i, "typtype", table.column(i).dictionary_encode())
 
 
 _CLASS_SCHEMA = [
@@ -1007,7 +1014,11 @@ def _macros() -> list[str]:
 _TYPES = [("regclass", "BIGINT"), ("regtype", "BIGINT"), ("regproc", "BIGINT"),
           ("regprocedure", "BIGINT"), ("regnamespace", "BIGINT"), ("regrole", "BIGINT"),
           ("regoper", "BIGINT"), ("xid", "BIGINT"), ("name", "VARCHAR"),
-          ("int2vector", "SMALLINT[]"), ("oidvector", "BIGINT[]")]
+          ("int2vector", "SMALLINT[]"), ("oidvector", "BIGINT[]"),
+          # PostgreSQL's one-byte "char" of catalog columns (dictionary columns of the
+          # relations below are cast to it; results report it as "char")
+          ("pg_char", "ENUM (" + ", ".join(f"'{c}'" for c in
+                                           "abcdefghijklmnopqrstuvwxyz") + ")")]
 
 _MARKER = "__tarndb_pgcatalog_v4"
 
