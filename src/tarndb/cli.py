@@ -88,6 +88,37 @@ def setup_logging(level: str, fmt: str = "text") -> None:
                         handlers=[handler], force=True)
 
 
+def cmd_backup(args: argparse.Namespace) -> int:
+    from .backup import backup
+
+    cfg = S.resolve(args)
+    db = _open(cfg)
+    try:
+        report = backup(db, args.dest, workspace=args.workspace,
+                        progress=lambda msg: print(msg, file=sys.stderr))
+    finally:
+        db.close()
+    print(f"backed up {len(report.tables)} tables (catalog version {report.catalog_version}, "
+          f"{report.files_copied} files) to {args.dest}")
+    return 0
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    import tarndb
+
+    from .backup import backup
+
+    cfg = S.resolve(args)
+    src = tarndb.open(args.backup)
+    try:
+        report = backup(src, str(cfg.data), workspace=args.workspace,
+                        progress=lambda msg: print(msg, file=sys.stderr))
+    finally:
+        src.close()
+    print(f"restored {len(report.tables)} tables into {cfg.data}")
+    return 0
+
+
 def cmd_token(args: argparse.Namespace) -> int:
     from .api import tokens
 
@@ -145,6 +176,19 @@ def build_parser() -> argparse.ArgumentParser:
     from .train import add_cli as add_trainset_cli
 
     add_trainset_cli(sub)
+
+    bk = sub.add_parser("backup", help="copy the lake (or one workspace) to another place, "
+                        "as it is now, while servers keep running")
+    S.add_arguments(bk, "backup")
+    bk.add_argument("dest", help="where the copy goes: a new directory or s3:// URI")
+    bk.add_argument("--workspace", default=None, help="copy only this workspace")
+    bk.set_defaults(func=cmd_backup)
+
+    rs = sub.add_parser("restore", help="copy a backup into a new lake (--data)")
+    S.add_arguments(rs, "restore")
+    rs.add_argument("backup", help="the backup's directory or s3:// URI")
+    rs.add_argument("--workspace", default=None, help="restore only this workspace")
+    rs.set_defaults(func=cmd_restore)
 
     st = sub.add_parser("settings", help="list settings and their environment variables")
     st.add_argument("--markdown", action="store_true", help="print the settings table")

@@ -41,7 +41,7 @@ SETTINGS: list[Setting] = [
     Setting("data", "./tarndb-data",
             "Lake root: a local directory or an s3:// URI (S3 credentials and endpoint from "
             "the usual AWS_* variables).",
-            commands=("serve", "sql", "token", "ingest", "trainset")),
+            commands=("serve", "sql", "token", "ingest", "trainset", "backup", "restore")),
     Setting("host", "127.0.0.1", "Address the Postgres and HTTP servers listen on."),
     Setting("pg_port", 5433, "Postgres protocol port.", int),
     Setting("max_connections", 500, "Postgres connections served at once; the next one is "
