@@ -111,7 +111,12 @@ def _flock(lake: Lake, name: str, timeout: float) -> Iterator[None]:
 
 
 def _s3_client(lake: Lake) -> Any:
-    import boto3
+    try:
+        import boto3
+    except ImportError:
+        raise E.FeatureNotSupported(
+            "writing to an S3 lake needs boto3 for its commit leases",
+            hint="pip install 'tarndb[s3]'") from None
 
     so = lake.storage_options
     kwargs: dict[str, Any] = {"region_name": so.get("aws_region", "us-east-1")}
