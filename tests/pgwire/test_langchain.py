@@ -60,6 +60,8 @@ def test_pgvector_store_add_search_filter_delete(pg_server: Server) -> None:
     assert sorted(d.metadata["n"] for d in got) == [2, 3, 4]
     got = store.similarity_search("apple", k=4, filter={"kind": {"$in": ["fruit"]}})
     assert sorted(d.id for d in got) == ["a", "b"]
+    assert len(store.similarity_search("red", k=4, filter={"kind": {"$exists": True}})) == 4
+    assert store.similarity_search("red", k=4, filter={"nope": {"$exists": True}}) == []
     with_scores = store.similarity_search_with_score("red sports car", k=1)
     assert with_scores[0][0].id == "d" and abs(with_scores[0][1]) < 1e-6
     store.delete(["d"])

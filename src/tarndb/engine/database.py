@@ -133,10 +133,11 @@ class Database:
     def _install_globals(self) -> None:
         """Macros and types live in DuckDB's shared catalog: define them once, up front
         (defining them per session races: DuckDB reports a write-write conflict)."""
-        from ..sql.rewrite import pgvector, similarity
+        from ..sql.rewrite import jsonb, pgvector, similarity
 
         similarity.install(self._duck)
         pgvector.install(self._duck)
+        jsonb.install(self._duck)
         from . import advisory, jsonpath
 
         advisory.install(self._duck)

@@ -134,8 +134,8 @@ def describe(session: Session, sql: str, given: list[ColumnType | None]
 
 def _select_columns(session: Session, stmt: pb.Node, n: int, arrays: list[Any],
                     first: int) -> list[Column]:
+    from ..sql.rewrite import jsonb, pgvector, ranking, similarity
     from ..sql.rewrite import params as param_rule
-    from ..sql.rewrite import pgvector, ranking, similarity
 
     values: list[Any] = [None] * n
     for i, a in enumerate(arrays):
@@ -147,6 +147,7 @@ def _select_columns(session: Session, stmt: pb.Node, n: int, arrays: list[Any],
         scope.bind(stmt)
         vectors = pgvector.result_types(stmt, scope)
         pgvector.apply(stmt, scope)
+        jsonb.apply(stmt, scope)
         similarity.apply(stmt, scope, values)
         ranking.apply(stmt, scope)
         casts.apply(stmt)

@@ -21,13 +21,14 @@ def explain(session: Session, node: Any, params: list[Any]) -> Result:
     stmt = node.query
     if ast.kind(stmt) != "select_stmt":
         raise E.FeatureNotSupported("EXPLAIN supports SELECT statements")
-    from ..sql.rewrite import casts, pgvector, ranking, similarity
+    from ..sql.rewrite import casts, jsonb, pgvector, ranking, similarity
     from ..sql.rewrite import params as param_rule
 
     scope = Scope(session)
     try:
         scope.bind(stmt, params=params)
         pgvector.apply(stmt, scope)
+        jsonb.apply(stmt, scope)
         planner.plan(stmt, scope, params)
         similarity.apply(stmt, scope, params)
         ranking.apply(stmt, scope)

@@ -19,7 +19,7 @@ from .. import errors as E
 from .. import metrics
 from ..sql import ast, colnames
 from ..sql.literals import lift_arrays
-from ..sql.rewrite import casts, pgvector, ranking, similarity
+from ..sql.rewrite import casts, jsonb, pgvector, ranking, similarity
 from ..sql.rewrite import params as param_rule
 from . import advisory, ddl, dml, lookup, planner, udf, versions
 from .catalog import TableInfo
@@ -633,6 +633,7 @@ class Session:
     def query_arrow(self, stmt: pb.Node, params: list[Any], scope: Scope) -> tuple[Any, Any]:
         """Rewrite a bound statement for DuckDB, run it, return (arrow table, description)."""
         pgvector.apply(stmt, scope)
+        jsonb.apply(stmt, scope)
         planner.plan(stmt, scope, params)
         similarity.apply(stmt, scope, params)
         self.notices.extend(ranking.apply(stmt, scope))
