@@ -34,8 +34,13 @@ def _q(name: str) -> str:
 class Memory:
     def __init__(self, db: Any, table: str = "agent_memory", workspace: str = "public",
                  source: str = "agent_traces", text_column: str = "task",
-                 embedding_column: str = "embedding", model: str | None = None) -> None:
+                 embedding_column: str = "embedding", model: str | None = None,
+                 session_factory: Callable[[], Any] | None = None) -> None:
         self.db = db
+        #: Sessions the memory's SQL runs in: the lake owner's by default; ``tarndb mcp
+        #: --token`` passes the token's (its workspaces, read or write), so an agent's tools
+        #: are held to what the token may do.
+        self._new_session = session_factory or (lambda: db.session(workspace=workspace))
         self.table = table
         self.workspace = workspace
         self.source = source
@@ -55,10 +60,18 @@ class Memory:
         return f"{_q(self.workspace)}.{_q(self.source)}"
 
     def _sql(self, sql: str, params: Sequence[Any] | None = None) -> Any:
-        return self.db.execute(sql, list(params) if params is not None else None,
-                               workspace=self.workspace)
+        s = self._new_session()
+        try:
+            return s.execute(sql, list(params) if params is not None else None)
+        finally:
+            s.close()
 
     def _exists(self, name: str) -> bool:
+        s = self._new_session()
+        try:
+            s.check_workspace(self.workspace)  # a token's session: 42501 outside its own
+        finally:
+            s.close()
         return self.db.catalog.find_table(self.workspace, name) is not None
 
     def _columns(self) -> list[str]:
@@ -183,7 +196,7 @@ class Memory:
                   "metadata": json.dumps(metadata or {}, ensure_ascii=False)}
         if not self._exists(self.table):
             self.build()
-        s = self.db.session(workspace=self.workspace)
+        s = self._new_session()
         try:
             s.execute("BEGIN")
             for name, embed in ((self.source, False), (self.table, True)):

@@ -15,7 +15,7 @@ import sys
 from collections.abc import Callable
 from typing import IO, Any
 
-from ..errors import TarnError
+from ..errors import InsufficientPrivilege, InvalidPassword, TarnError
 
 PROTOCOL_VERSION = "2025-06-18"
 
@@ -123,6 +123,9 @@ def add_cli(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--table", default="agent_memory", help="memory table")
     p.add_argument("--source", default="agent_traces", help="trace table it is built from")
     p.add_argument("--model", default=None, help="embedding model (workspace default)")
+    p.add_argument("--token", default=os.environ.get("TARNDB_MCP_TOKEN"),
+                   help="run the tools as this API token (its workspaces, read or write); "
+                        "without it they run as the lake's owner [env TARNDB_MCP_TOKEN]")
     p.set_defaults(func=run)
     return p
 
@@ -135,12 +138,35 @@ def run(args: argparse.Namespace) -> int:
 
     db = tarndb.open(S.resolve(args).data)
     try:
+        factory = token_sessions(db, args.token, args.workspace) if args.token else None
         mem = Memory(db, table=args.table, workspace=args.workspace, source=args.source,
-                     model=args.model)
+                     model=args.model, session_factory=factory)
         MCPServer(mem.tools()).serve(sys.stdin, sys.stdout)
+    except TarnError as e:
+        print(f"tarndb mcp: {e.message}", file=sys.stderr)
+        return 2
     finally:
         db.close()
     return 0
+
+
+def token_sessions(db: Any, token: str, workspace: str) -> Callable[[], Any]:
+    """Sessions held to what ``token`` may do: its workspaces, read-only for a read token,
+    a non-superuser role, the same privilege checks as over HTTP and Postgres."""
+    from ..api.tokens import TokenStore
+    from ..pgwire import roles
+
+    found = TokenStore(db.catalog).authenticate(token)
+    if found is None:
+        raise InvalidPassword("the API token is not valid (revoked, or never issued)")
+    if not found.allows_workspace(workspace):
+        raise InsufficientPrivilege(f'permission denied for schema "{workspace}"')
+    roles.install(db)
+    allowed = None if found.workspaces is None else set(found.workspaces)
+    user = roles.token_role(found)
+    read_only = not found.has_role("write")
+    return lambda: db.session(workspace=workspace, user=user, allowed_workspaces=allowed,
+                              read_only=read_only)
 
 
 def main(argv: list[str] | None = None) -> int:
