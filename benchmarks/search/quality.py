@@ -218,19 +218,22 @@ def main() -> None:
                 mark = " *default" if m == DEFAULT_FUSION else ""
                 print(f"  {label(m):<24}{n_ours:>9.4f}{n_ref:>10.4f}{r_ours:>12.4f}"
                       f"{r_ref:>10.4f}{mark}")
-    print("\nnDCG@10 (tarndb, through SQL) minus the better single leg on each set")
-    print(f"  {'':<24}" + "".join(f"{n[-22:]:>24}" for n in set_names)
-          + f"{'worst':>9}{'mean':>9}")
-    for m in FUSION_METHODS:
-        diffs = [table[(n, m)] - max(table[(n, "bm25")], table[(n, "dense")])
-                 for n in set_names]
-        mark = " *default" if m == DEFAULT_FUSION else ""
-        print(f"  {label(m):<24}" + "".join(f"{x:>+24.4f}" for x in diffs)
-              + f"{min(diffs):>+9.4f}{sum(diffs) / len(diffs):>+9.4f}{mark}")
-    best = {n: max(table[(n, "bm25")], table[(n, "dense")]) for n in set_names}
-    print(f"  {'(better leg)':<24}" + "".join(f"{best[n]:>24.4f}" for n in set_names)
-          + f"{'':>9}{math.fsum(best.values()) / len(best):>9.4f}")
-
+    print("\nnDCG@10 (tarndb, through SQL) minus that of the better single leg (* default)")
+    width = max(len(n) for n in set_names) + 2
+    print(f"  {'set':<{width}}{'better leg':>11}"
+          + "".join(f"{m + ('*' if m == DEFAULT_FUSION else ''):>15}" for m in FUSION_METHODS))
+    diffs: dict[str, list[float]] = {m: [] for m in FUSION_METHODS}
+    best: list[float] = []
+    for n in set_names:
+        best.append(max(table[(n, "bm25")], table[(n, "dense")]))
+        for m in FUSION_METHODS:
+            diffs[m].append(table[(n, m)] - best[-1])
+        print(f"  {n:<{width}}{best[-1]:>11.4f}"
+              + "".join(f"{diffs[m][-1]:>+15.4f}" for m in FUSION_METHODS))
+    print(f"  {'worst':<{width}}{'':>11}" + "".join(f"{min(diffs[m]):>+15.4f}"
+                                                     for m in FUSION_METHODS))
+    print(f"  {'mean':<{width}}{math.fsum(best) / len(best):>11.4f}"
+          + "".join(f"{math.fsum(diffs[m]) / len(best):>+15.4f}" for m in FUSION_METHODS))
 
 if __name__ == "__main__":
     main()
