@@ -98,7 +98,8 @@ def hybrid_fuse(vec_hits: Leg, text_hits: Leg, w_vec: float = 0.5, w_text: float
     - ``softmax``: each leg's scores through a softmax, then the weighted sum.
     - ``dbsf``: distribution-based score fusion: each leg's scores mapped by
       ``(s - (mean - 3 std)) / (6 std)``, mean and std of that leg's best 100 scores, then
-      ``w_vec * v + w_text * t``; a row missing from a leg gets 0 from it.
+      ``w_vec * v + w_text * t``; a row missing from a leg gets 0 from it. Not clipped: a
+      row 3 std above the mean scores above 1, one far below the head below 0.
     - ``dbsf_adaptive`` (default): as ``dbsf``, with each weight scaled per query by the
       leg's confidence (:func:`leg_confidence`, ``(max - mean) / std`` of its best 100) and
       the two renormalised to sum to ``w_vec + w_text``.
