@@ -1,12 +1,15 @@
 from __future__ import annotations
 
+import json
 import math
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from tarndb.errors import InvalidParameterValue
-from tarndb.search import DEFAULT_FUSION, hybrid_fuse, leg_confidence
+from tarndb.search import DEFAULT_FUSION, FUSION_METHODS, hybrid_fuse, leg_confidence
 
 VEC = ([1, 2, 3], [0.9, 0.7, 0.5])
 TXT = ([3, 4], [12.0, 2.0])
@@ -110,3 +113,37 @@ def test_default_is_dbsf_adaptive() -> None:
 
     assert DEFAULT_FUSION == "dbsf_adaptive"
     assert DEFAULT_SETTINGS["tarndb.hybrid_fusion"] == DEFAULT_FUSION
+
+
+def test_quality_benchmark_runs_every_fusion_through_sql(tmp_path: Path) -> None:
+    """benchmarks/search/quality.py on a tiny BEIR folder (random embeddings, no model)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks" / "search"))
+    import quality
+
+    words = ["apple", "pear", "plum", "fig", "kiwi", "lime", "date", "grape"]
+    root = tmp_path / "set"
+    (root / "qrels").mkdir(parents=True)
+    docs = [f"{words[i % 8]} {words[(i * 3) % 8]} tree" for i in range(40)]
+    (root / "corpus.jsonl").write_text("".join(
+        json.dumps({"_id": f"d{i}", "title": "", "text": t}) + "\n" for i, t in enumerate(docs)))
+    (root / "queries.jsonl").write_text("".join(
+        json.dumps({"_id": str(q), "text": f"{words[q]} tree"}) + "\n" for q in range(8)))
+    (root / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\n" + "".join(
+        f"{q}\td{q}\t1\n" for q in range(8)))
+    data = quality.load_beir(str(root))
+    assert len(data.doc_ids) == 40 and data.query_ids == [str(q) for q in range(8)]
+    rng = np.random.default_rng(0)
+    doc_emb = rng.normal(size=(40, 8)).astype(np.float32)
+    doc_emb /= np.linalg.norm(doc_emb, axis=1, keepdims=True)
+    q_emb = doc_emb[:8] + 0.1 * rng.normal(size=(8, 8)).astype(np.float32)
+    runs = quality.tarndb_runs(data, doc_emb, q_emb, str(tmp_path / "db"), 20)
+    assert set(runs) == {"bm25", "dense", *FUSION_METHODS}
+    sims = q_emb @ doc_emb.T
+    for i, qid in enumerate(data.query_ids):
+        # Dense through SQL is numpy's ranking.
+        assert runs["dense"][qid] == [f"d{j}" for j in np.argsort(-sims[i], kind="stable")[:20]]
+    ndcg, recall = quality.metrics(runs["dense"], data.qrels)
+    assert 0.0 < ndcg <= 1.0 and recall == 1.0
+    # Every query's own document is its nearest vector and matches its words: fused first.
+    for m in FUSION_METHODS:
+        assert all(runs[m][q][0] == f"d{q}" for q in data.query_ids), m
