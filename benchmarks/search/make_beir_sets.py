@@ -1,6 +1,8 @@
-"""Two judged text sets in BEIR format, built offline from ../shared/data/coco_captions_mini.
+"""Judged text sets in BEIR format, built offline from ../shared/data, for quality.py.
 
-    python benchmarks/search/make_caption_sets.py OUT
+    python benchmarks/search/make_beir_sets.py OUT
+
+From coco_captions_mini:
 
 Each of the 239 COCO images has 5 human captions, written independently. The query is an
 image's first caption; the one relevant document is the same image's
@@ -10,7 +12,12 @@ image's first caption; the one relevant document is the same image's
 - ``OUT/coco-cap4``: other four captions joined (more shared words).
 
 239 queries each. Small, but with score distributions unlike SciFact's, which is what a
-fusion chosen on SciFact has to survive. Feed them to benchmarks/search/quality.py.
+fusion chosen on SciFact has to survive.
+
+From scifact: ``OUT/scifact-titles``: every tenth abstract's title is a query (519), the one
+relevant document is that abstract without its title, among all 5,183 abstracts without
+titles (known-item search at SciFact's size, with titles that share words with their text
+and titles that paraphrase it).
 """
 
 from __future__ import annotations
@@ -19,7 +26,8 @@ import argparse
 import json
 from pathlib import Path
 
-SRC = Path(__file__).resolve().parents[3] / "shared" / "data" / "coco_captions_mini"
+DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
+SRC = DATA / "coco_captions_mini"
 
 
 def write_set(out: Path, records: list[dict[str, object]], join_from: int, join_to: int) -> None:
@@ -38,10 +46,29 @@ def write_set(out: Path, records: list[dict[str, object]], join_from: int, join_
             r.write(f"q{image}\t{image}\t1\n")
 
 
+def write_titles_set(out: Path, corpus: Path, every: int = 10) -> int:
+    (out / "qrels").mkdir(parents=True, exist_ok=True)
+    n = 0
+    with open(corpus, encoding="utf-8") as src, \
+            open(out / "corpus.jsonl", "w", encoding="utf-8") as c, \
+            open(out / "queries.jsonl", "w", encoding="utf-8") as q, \
+            open(out / "qrels" / "test.tsv", "w", encoding="utf-8") as r:
+        r.write("query-id\tcorpus-id\tscore\n")
+        for i, line in enumerate(src):
+            d = json.loads(line)
+            c.write(json.dumps({"_id": d["_id"], "title": "", "text": d["text"]}) + "\n")
+            if i % every == 0 and (d.get("title") or "").strip():
+                q.write(json.dumps({"_id": f"t{d['_id']}", "text": d["title"]}) + "\n")
+                r.write(f"t{d['_id']}\t{d['_id']}\t1\n")
+                n += 1
+    return n
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     ap.add_argument("out", type=Path)
     ap.add_argument("--source", type=Path, default=SRC)
+    ap.add_argument("--scifact", type=Path, default=DATA / "scifact")
     args = ap.parse_args()
     with open(args.source / "captions.jsonl", encoding="utf-8") as f:
         records = [json.loads(line) for line in f]
@@ -49,6 +76,9 @@ def main() -> None:
     write_set(args.out / "coco-cap4", records, 1, 5)
     print(f"wrote {args.out / 'coco-cap1'} and {args.out / 'coco-cap4'}: {len(records)} "
           "queries each")
+    if (args.scifact / "corpus.jsonl").exists():
+        n = write_titles_set(args.out / "scifact-titles", args.scifact / "corpus.jsonl")
+        print(f"wrote {args.out / 'scifact-titles'}: {n} queries")
 
 
 if __name__ == "__main__":
