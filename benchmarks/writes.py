@@ -7,7 +7,8 @@ Starts a throwaway PostgreSQL (TLS on, default durability; see pgwire_bench.py) 
 Postgres server, and prints for each, then the ratios and whether each target was met:
 single-row INSERT p50, psycopg 2 and 3 ``executemany`` rows/s, COPY BINARY rows/s, and
 ``--writers`` clients each writing ``--rate`` statements/s (INSERT and ``n = n + 1``):
-p50/p99 and whether any write was lost (final counter = acknowledged increments).
+p50/p99 and whether any write was lost (final counter = acknowledged increments); and, at
+each ``--scale`` table size, single-row INSERT and UPDATE p50 and executemany rows/s.
 """
 
 from __future__ import annotations
@@ -134,13 +135,49 @@ def measure(dsn: str, rows: int, writers: int, rate: float, seconds: float) -> d
     return out
 
 
+def scale(dsn: str, sizes: list[int]) -> dict[str, float]:
+    """Single-row INSERT and UPDATE p50 and executemany rows/s with the table at each size
+    (id BIGINT PRIMARY KEY, n INT), to see whether writes stay flat as a table grows."""
+    out: dict[str, float] = {}
+    with psycopg.connect(dsn, autocommit=True) as c:
+        c.execute("DROP TABLE IF EXISTS big")
+        c.execute("CREATE TABLE big (id BIGINT PRIMARY KEY, n INT)")
+        have = 0
+        for size in sizes:
+            with c.cursor() as cur, cur.copy("COPY big (id, n) FROM STDIN") as cp:
+                for i in range(have, size):
+                    cp.write_row((i, 0))
+            have = size
+            c.execute("INSERT INTO big VALUES (%s, 0)", [10_000_000_000])  # warm the key check
+            ins, upd = [], []
+            for j in range(60):
+                t0 = time.perf_counter()
+                c.execute("INSERT INTO big VALUES (%s, 0)", [20_000_000_000 + size + j])
+                ins.append(time.perf_counter() - t0)
+                t0 = time.perf_counter()
+                c.execute("UPDATE big SET n = n + 1 WHERE id = %s", [(j * 7919) % size])
+                upd.append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            with c.cursor() as cur:
+                cur.executemany("INSERT INTO big VALUES (%s, 0)",
+                                [(30_000_000_000 + size * 10 + j, ) for j in range(500)])
+            label = f"{size // 1000}k"
+            out[f"insert_p50_ms@{label}"] = pct(ins, 0.5)
+            out[f"update_p50_ms@{label}"] = pct(upd, 0.5)
+            out[f"executemany_rows_s@{label}"] = 500 / (time.perf_counter() - t0)
+    return out
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--rows", type=int, default=2000)
     p.add_argument("--writers", type=int, default=50)
     p.add_argument("--rate", type=float, default=10.0)
     p.add_argument("--seconds", type=float, default=10.0)
+    p.add_argument("--scale", default="100000,1000000",
+                   help="table sizes for the growth test (empty: skip it)")
     args = p.parse_args()
+    sizes = [int(x) for x in args.scale.split(",") if x]
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         started = start_postgres(tmp)
@@ -148,10 +185,14 @@ def main() -> None:
         results: dict[str, dict[str, float]] = {}
         try:
             results["tarndb"] = measure(dsn, args.rows, args.writers, args.rate, args.seconds)
+            if sizes:
+                results["tarndb"].update(scale(dsn, sizes))
             if started is not None:
                 pg_stop, pg_dsn = started
                 results["postgres"] = measure(pg_dsn, args.rows, args.writers, args.rate,
                                               args.seconds)
+                if sizes:
+                    results["postgres"].update(scale(pg_dsn, sizes))
         finally:
             proc.terminate()
             proc.wait()
@@ -184,6 +225,15 @@ def main() -> None:
     print(f"  COPY >= 50k rows/s: {judge(t['copy_binary_rows_s'] >= 50_000)}")
     print(f"  {args.writers} writers: no lost write: {judge(t['writers_lost'] == 0)}, "
           f"p99 <= 50 ms: {judge(t['writers_p99_ms'] <= 50)}")
+    if len(sizes) >= 2:
+        lo, hi = (f"{sizes[0] // 1000}k", f"{sizes[-1] // 1000}k")
+        for k in ("insert_p50_ms", "update_p50_ms"):
+            ratio = t[f"{k}@{hi}"] / t[f"{k}@{lo}"]
+            print(f"  {k} flat from {lo} to {hi} rows (within 1.5x): {judge(ratio <= 1.5)} "
+                  f"({ratio:.2f}x)")
+        ratio = t[f"executemany_rows_s@{hi}"] / t[f"executemany_rows_s@{lo}"]
+        print(f"  executemany rows/s flat from {lo} to {hi} (>= 0.67x): "
+              f"{judge(ratio >= 0.67)} ({ratio:.2f}x)")
 
 
 if __name__ == "__main__":
