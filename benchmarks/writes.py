@@ -148,7 +148,7 @@ def scale(dsn: str, sizes: list[int]) -> dict[str, float]:
                 for i in range(have, size):
                     cp.write_row((i, 0))
             have = size
-            c.execute("INSERT INTO big VALUES (%s, 0)", [10_000_000_000])  # warm the key check
+            c.execute("INSERT INTO big VALUES (%s, 0)", [10_000_000_000 + size])  # warm up
             ins, upd = [], []
             for j in range(60):
                 t0 = time.perf_counter()
