@@ -187,19 +187,8 @@ def select_locking(session: Session, stmt: pb.Node, params: list[Any]) -> Result
     info = session.table_for(rv)
     alias = rv.alias.aliasname if rv.HasField("alias") else info.name
     for _ in range(_RECHECK_RUNS):
-        q = pb.Node()
-        q.CopyFrom(stmt)
-        del q.select_stmt.locking_clause[:]
-        del q.select_stmt.target_list[:]
-        q.select_stmt.target_list.add().res_target.val.CopyFrom(ast.column_ref(alias, RID))
-        target_rv = q.select_stmt.from_clause[0].range_var
-        scope = Scope(session)
-        try:
-            scope.bind_range_var(target_rv, with_rid=True)
-            scope.bind(q, skip_first_target=target_rv, params=params)
-            table, _ = session.query_arrow(q, params, scope)
-        finally:
-            scope.close()
+        q = _rid_query(stmt, alias)
+        table, _ = _target_rows(session, q, params)
         rids = list(dict.fromkeys(table.column(0).to_pylist())) if table is not None else []
         if clause.wait_policy == pb.LockWaitError:
             _lock_now(session, info, rids, exclusive)
@@ -231,21 +220,9 @@ def _select_skip_locked(session: Session, stmt: pb.Node, params: list[Any], info
     if sel.HasField("limit_offset"):
         raise E.FeatureNotSupported("SKIP LOCKED with OFFSET is not supported")
     for _ in range(_RECHECK_RUNS):
-        q = pb.Node()
-        q.CopyFrom(stmt)
-        qs = q.select_stmt
-        del qs.locking_clause[:]
-        del qs.target_list[:]
-        qs.ClearField("limit_count")
-        qs.target_list.add().res_target.val.CopyFrom(ast.column_ref(alias, RID))
-        target_rv = qs.from_clause[0].range_var
-        scope = Scope(session)
-        try:
-            scope.bind_range_var(target_rv, with_rid=True)
-            scope.bind(q, skip_first_target=target_rv, params=params)
-            table, _ = session.query_arrow(q, params, scope)
-        finally:
-            scope.close()
+        q = _rid_query(stmt, alias)
+        q.select_stmt.ClearField("limit_count")
+        table, _ = _target_rows(session, q, params)
         claimed: list[int] = []
         for rid in dict.fromkeys(table.column(0).to_pylist() if table is not None else []):
             if limit is not None and len(claimed) >= limit:
@@ -288,6 +265,16 @@ def _select_skip_locked(session: Session, stmt: pb.Node, params: list[Any], info
         res._arrow = res._arrow.select(keep)
         res.columns = [res.columns[i] for i in keep]
     return res
+
+
+def _rid_query(stmt: pb.Node, alias: str) -> pb.Node:
+    """``stmt`` (a row-locking SELECT) selecting only the target's ``__rid``."""
+    q = pb.Node()
+    q.CopyFrom(stmt)
+    del q.select_stmt.locking_clause[:]
+    del q.select_stmt.target_list[:]
+    q.select_stmt.target_list.add().res_target.val.CopyFrom(ast.column_ref(alias, RID))
+    return q
 
 
 def _lock_now(session: Session, info: TableInfo, rids: list[int], exclusive: bool) -> None:
@@ -848,17 +835,7 @@ def _old_rows(session: Session, info: TableInfo, rids: list[int]) -> pa.Table:
 def _updated_rows(session: Session, info: TableInfo, sel: pb.Node, target_rv: pb.RangeVar,
                   params: list[Any]) -> tuple[pa.Table, list[int]]:
     """The new versions of the rows an UPDATE changes, read at the newest version."""
-    sel_copy = pb.Node()
-    sel_copy.CopyFrom(sel)
-    sel = sel_copy
-    target_rv = sel.select_stmt.from_clause[0].range_var
-    scope = Scope(session)
-    try:
-        scope.bind_range_var(target_rv, with_rid=True)
-        scope.bind(sel, skip_first_target=target_rv)
-        table, description = session.query_arrow(sel, params, scope)
-    finally:
-        scope.close()
+    table, description = _target_rows(session, sel, params)
     # Convert to storage types (validating casts) in DuckDB.
     scope = Scope(session)
     try:
@@ -940,6 +917,12 @@ def delete(session: Session, node: pb.DeleteStmt, params: list[Any]) -> Result:
 
 def _deleted_rows(session: Session, sel: pb.Node, params: list[Any]) -> pa.Table:
     """``__rid`` and the columns of the rows a DELETE removes, read at the newest version."""
+    return _target_rows(session, sel, params)[0]
+
+
+def _target_rows(session: Session, sel: pb.Node, params: list[Any]) -> tuple[Any, Any]:
+    """Run ``sel`` (its first FROM item is the written table, read with ``__rid``) on a
+    copy, so a READ COMMITTED re-run starts from the statement as written."""
     copy = pb.Node()
     copy.CopyFrom(sel)
     target_rv = copy.select_stmt.from_clause[0].range_var
@@ -947,7 +930,6 @@ def _deleted_rows(session: Session, sel: pb.Node, params: list[Any]) -> pa.Table
     try:
         scope.bind_range_var(target_rv, with_rid=True)
         scope.bind(copy, skip_first_target=target_rv)
-        table, _ = session.query_arrow(copy, params, scope)
+        return session.query_arrow(copy, params, scope)
     finally:
         scope.close()
-    return table
