@@ -39,6 +39,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -127,26 +128,91 @@ def unique_error(info: TableInfo, key: UniqueKey, value: Any) -> E.UniqueViolati
 
 
 class KeyIndex:
-    """Key -> ``__rid`` of one unique rule at one table version."""
+    """Key -> ``__rid`` of one unique rule at one table version.
+
+    A table's integer keys as they were when the index was built sit in two sorted numpy
+    arrays (16 bytes a key; a dict of Python ints costs ~170 bytes a key); keys written since
+    are in a dict, and base entries removed since in a set of rids. ``by_key.get(k)`` answers
+    from both. The dict part is folded into the arrays when it grows large.
+    """
+
+    _FOLD_AT = 200_000
 
     def __init__(self, key: UniqueKey, version: int) -> None:
         self.key = key
         self.version = version
-        self.by_key: dict[Any, int] = {}
-        self.by_rid: dict[int, Any] = {}
+        self._base_keys = np.empty(0, np.int64)
+        self._base_rids = np.empty(0, np.int64)
+        self._base_gone: set[int] = set()
+        self._keys: dict[Any, int] = {}
+        self._rids: dict[int, Any] = {}
+        #: what callers look keys up in (``ix.by_key.get(k)``)
+        self.by_key = self
+
+    def get(self, k: Any, default: Any = None) -> Any:
+        rid = self._keys.get(k)
+        if rid is not None:
+            return rid
+        if self._base_keys.size and isinstance(k, int) and not isinstance(k, bool) and \
+                -(1 << 63) <= k < (1 << 63):
+            i = int(np.searchsorted(self._base_keys, k))
+            if i < self._base_keys.size and int(self._base_keys[i]) == k:
+                found = int(self._base_rids[i])
+                if found not in self._base_gone:
+                    return found
+        return default
 
     def load(self, rows: pa.Table) -> None:
+        if self._bulk(rows):
+            return
         for k, rid in zip(_keys(rows, self.key.columns), rows.column(RID).to_pylist(),
                           strict=True):
             if k is not None:
-                self.by_key[k] = rid
-                self.by_rid[rid] = k
+                self._keys[k] = rid
+                self._rids[rid] = k
+        if len(self._keys) + len(self._base_gone) > self._FOLD_AT:
+            self._fold()
+
+    def _bulk(self, rows: pa.Table) -> bool:
+        """The first load of a single integer column goes straight into the arrays."""
+        if len(self.key.columns) != 1 or self._base_keys.size or self._keys:
+            return False
+        col = rows.column(self.key.columns[0])
+        if not pa.types.is_integer(col.type) or pa.types.is_uint64(col.type):
+            return False
+        valid = pc.is_valid(col)
+        keys = pc.filter(col, valid).to_numpy().astype(np.int64)
+        rids = pc.filter(rows.column(RID), valid).to_numpy().astype(np.int64)
+        order = np.argsort(keys, kind="stable")
+        self._base_keys, self._base_rids = keys[order], rids[order]
+        return True
+
+    def _fold(self) -> None:
+        """Merge the dict part into the arrays (integer keys only; others stay in the dict)."""
+        if not self._base_keys.size and not all(
+                isinstance(k, int) and not isinstance(k, bool) for k in self._keys):
+            return
+        keep = ~np.isin(self._base_rids, np.fromiter(self._base_gone, np.int64,
+                                                      len(self._base_gone)))
+        ints = {k: r for k, r in self._keys.items()
+                if isinstance(k, int) and not isinstance(k, bool) and -(1 << 63) <= k < (1 << 63)}
+        keys = np.concatenate([self._base_keys[keep], np.fromiter(ints, np.int64, len(ints))])
+        rids = np.concatenate([self._base_rids[keep],
+                               np.fromiter(ints.values(), np.int64, len(ints))])
+        order = np.argsort(keys, kind="stable")
+        self._base_keys, self._base_rids = keys[order], rids[order]
+        self._base_gone = set()
+        for k in ints:
+            self._rids.pop(self._keys.pop(k), None)
 
     def remove(self, rids: set[int] | list[int]) -> None:
         for rid in rids:
-            k = self.by_rid.pop(rid, None)
-            if k is not None and self.by_key.get(k) == rid:
-                del self.by_key[k]
+            k = self._rids.pop(rid, None)
+            if k is not None:
+                if self._keys.get(k) == rid:
+                    del self._keys[k]
+            elif self._base_keys.size:
+                self._base_gone.add(rid)
 
 
 # -- a transaction's changes ----------------------------------------------------------------
