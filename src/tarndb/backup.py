@@ -173,13 +173,13 @@ def _prune_catalog(cat: Catalog, workspace: str) -> None:
 
 
 def _rebuild_indexes(db: Any, info: TableInfo, say: Callable[[str], None]) -> list[str]:
+    from .search import IndexManager
+
     built = []
     for ix in info.indexes:
         if not db.has_search_state(ix):
             continue
         say(f"rebuilding index {ix.name}")
-        from .search import IndexManager
-
         mgr = IndexManager.open(db.store(info).uri)
         mgr.create_index(db.store(info).dataset(), ix.name, ix.column,
                          index_type=ix.index_type or None, options=ix.options)

@@ -279,9 +279,11 @@ class Catalog:
         return [TableInfo.from_json(spec) for (k, _), spec in self._objects.items()
                 if k == "table"]
 
-    def find_table(self, workspace: str, name: str) -> TableInfo | None:
+    def find_table(self, workspace: str, name: str, fresh: bool = True) -> TableInfo | None:
+        """The table, or None. ``fresh=False`` answers a miss from what this process knows
+        (callers that try several names first, then ask again with ``fresh``)."""
         spec = self._objects.get(("table", f"{workspace}.{name}"))
-        if spec is None:
+        if spec is None and fresh:
             # A name this process does not know may have just been created by another
             # server on the lake: look at the newest catalog before saying it is missing.
             self.refresh(force=True)

@@ -46,7 +46,7 @@ import pyarrow.compute as pc
 from .. import errors as E
 from .. import metrics
 from ..storage.lakelock import lake_lock
-from ..storage.tables import RID
+from ..storage.tables import RID, conform_rows
 from .catalog import TableInfo
 
 if TYPE_CHECKING:
@@ -132,8 +132,8 @@ class KeyIndex:
 
     A table's integer keys as they were when the index was built sit in two sorted numpy
     arrays (16 bytes a key; a dict of Python ints costs ~170 bytes a key); keys written since
-    are in a dict, and base entries removed since in a set of rids. ``by_key.get(k)`` answers
-    from both. The dict part is folded into the arrays when it grows large.
+    are in a dict, and base entries removed since in a set of rids. ``get(k)`` answers from
+    both. The dict part is folded into the arrays when it grows large.
     """
 
     _FOLD_AT = 200_000
@@ -146,8 +146,6 @@ class KeyIndex:
         self._base_gone: set[int] = set()
         self._keys: dict[Any, int] = {}
         self._rids: dict[int, Any] = {}
-        #: what callers look keys up in (``ix.by_key.get(k)``)
-        self.by_key = self
 
     def get(self, k: Any, default: Any = None) -> Any:
         rid = self._keys.get(k)
@@ -297,7 +295,8 @@ class _TableState:
     def record(self, version: int, touched: frozenset[int] | None) -> None:
         self.log[version] = touched
         while len(self.log) > _LOG_VERSIONS:
-            self.log.popitem(last=False)
+            old, _ = self.log.popitem(last=False)
+            self.preserving.discard(old)
 
 
 class WritePath:
@@ -454,12 +453,11 @@ class WritePath:
         """Raise 23505 if a key of ``rows`` is taken at ``version`` by a row other than
         those in ``excluded`` (rows the writer replaces or deleted), or by the writer's own
         pending rows, or twice within ``rows``."""
+        own = set(rows.column(RID).to_pylist()) if RID in rows.column_names else set()
         for key in unique_keys(info):
             if any(rows.schema.get_field_index(c) < 0 for c in key.columns):
                 continue
             keys = _keys(rows, key.columns)
-            rids = rows.column(RID).to_pylist() if RID in rows.column_names else None
-            own = set(rids) if rids is not None else set()
             seen: set[Any] = set()
             for k in keys:
                 if k is None:
@@ -469,7 +467,7 @@ class WritePath:
                 seen.add(k)
             ix = self.key_index(info, key, version)
             for k in seen:
-                holder = ix.by_key.get(k)
+                holder = ix.get(k)
                 if holder is not None and holder not in excluded and holder not in own:
                     raise unique_error(info, key, k)
             if pending is not None and pending.added is not None and pending.added.num_rows:
@@ -536,28 +534,32 @@ class WritePath:
         try:
             with store.lock, lake_lock(self.db.lake, "table:" + info.path):
                 latest = store.dataset().version
+                schema = store.dataset().schema
                 accepted: list[_Request] = []
-                removed: set[int] = set()
+                # The accepted changes so far, as one change: what later members are
+                # checked against, and then what is published.
+                merged = TableChange(info)
                 for req in batch:
                     try:
-                        self._validate(req.change, latest, removed_before=removed,
-                                       earlier=[r.change for r in accepted])
+                        self._validate(req.change, latest, merged)
                     except BaseException as e:  # noqa: BLE001 - that transaction's error
                         req.error = e
                         metrics.CONFLICTS.labels(getattr(e, "sqlstate", "XX000")).inc()
                         continue
                     accepted.append(req)
-                    removed |= req.change.removed
+                    if req.change.added is not None and req.change.added.num_rows:
+                        merged.add_rows(conform_rows(req.change.added, schema))
+                    merged.removed |= req.change.removed
                 if not accepted:
                     return
-                merged = _merge([r.change for r in accepted], store.dataset().schema)
                 version = store.commit(merged.added, sorted(merged.removed))
                 metrics.COMMITS.inc()
                 metrics.COMMITTED_TRANSACTIONS.inc(len(accepted))
                 metrics.ROWS_WRITTEN.inc(merged.added.num_rows if merged.added is not None
                                          else 0)
                 metrics.ROWS_REMOVED.inc(len(merged.removed))
-                touched = frozenset(removed) if len(removed) <= _LOG_MAX_RIDS else None
+                touched = (frozenset(merged.removed) if len(merged.removed) <= _LOG_MAX_RIDS
+                           else None)
                 st.record(version, touched)
                 self._apply_to_indexes(merged, st, latest, version)
                 for r in accepted:
@@ -567,9 +569,10 @@ class WritePath:
                 if r.error is None:
                     r.error = e
 
-    def _validate(self, ch: TableChange, latest: int, removed_before: set[int] | None = None,
-                  earlier: list[TableChange] | None = None) -> None:
-        """Check one change against the newest version and the changes published with it."""
+    def _validate(self, ch: TableChange, latest: int, earlier: TableChange | None = None
+                  ) -> None:
+        """Check one change against the newest version and against ``earlier``: the
+        changes accepted before it into the same publication."""
         if ch.removed:
             by_version: dict[int, list[int]] = {}
             for rid in ch.removed:
@@ -580,11 +583,8 @@ class WritePath:
                         "could not serialize access due to concurrent update",
                         table=ch.info.name)
         if ch.added is not None and ch.added.num_rows and unique_keys(ch.info):
-            self.check_unique(ch.info, ch.added, latest, ch.removed | (removed_before or set()))
-            for other in earlier or []:
-                if other.added is not None and other.added.num_rows:
-                    self.check_unique(ch.info, ch.added, latest,
-                                      ch.removed | (removed_before or set()), other)
+            excluded = ch.removed | earlier.removed if earlier is not None else ch.removed
+            self.check_unique(ch.info, ch.added, latest, excluded, earlier)
 
     def _apply_to_indexes(self, ch: TableChange, st: _TableState, before: int, after: int
                           ) -> None:
@@ -598,18 +598,3 @@ class WritePath:
                         all(c in ch.added.column_names for c in key.columns):
                     ix.load(ch.added.select(list(key.columns) + [RID]))
                 ix.version = after
-
-
-def _merge(changes: list[TableChange], schema: pa.Schema) -> TableChange:
-    """Several transactions' changes to one table as one change (they touch different rows:
-    row locks and validation saw to that)."""
-    from ..storage.tables import _conform
-
-    parts = [_conform(c.added, schema) for c in changes
-             if c.added is not None and c.added.num_rows]
-    merged = TableChange(changes[0].info)
-    if parts:
-        merged.added = parts[0] if len(parts) == 1 else pa.concat_tables(parts)
-    for c in changes:
-        merged.removed |= c.removed
-    return merged

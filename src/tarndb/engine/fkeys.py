@@ -122,7 +122,7 @@ def _verify_present(session: Session, info: TableInfo, parent: TableInfo, key: U
         for v in wanted:
             if v in own:
                 continue
-            h = ix.by_key.get(v)
+            h = ix.get(v)
             if h is None or h in removed:
                 raise _missing(info, parent, fk, v)
             holders.append(h)

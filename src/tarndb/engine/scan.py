@@ -219,7 +219,8 @@ class Scope:
         schema = rv.schemaname or None
         if schema in SYSTEM_SCHEMAS or (schema is None and rv.relname.startswith("pg_")
                                         and session.db.catalog.find_table(
-                                            session.workspace, rv.relname) is None):
+                                            session.workspace, rv.relname, fresh=False)
+                                        is None):
             rel = session.db.system_relation(schema, rv.relname, session)
             if rel is not None:
                 name = self.register(rel, "__c")

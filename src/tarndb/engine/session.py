@@ -320,13 +320,14 @@ class Session:
 
     # -- transactional DDL ---------------------------------------------------------------------
 
-    def find_table(self, workspace: str, name: str) -> TableInfo | None:
-        """A table as this session sees it: its own uncommitted DDL first, then the catalog."""
+    def find_table(self, workspace: str, name: str, fresh: bool = True) -> TableInfo | None:
+        """A table as this session sees it: its own uncommitted DDL first, then the catalog
+        (``fresh``: see :meth:`Catalog.find_table`)."""
         key = (workspace, name)
         if key in self._overlay:
             found = self._overlay[key]
             return _copy_info(found) if found is not None else None
-        return self.db.catalog.find_table(workspace, name)
+        return self.db.catalog.find_table(workspace, name, fresh)
 
     def all_tables(self) -> list[TableInfo]:
         out = {(t.workspace, t.name): t for t in self.db.catalog.all_tables()}
@@ -429,7 +430,7 @@ class Session:
                                autocommit=kind != "transaction_stmt", kind=kind or "other")
 
     def _statement(self, run: Any, map_pos: Any = None, allowed_when_failed: bool = False,
-                   autocommit: bool = True, kind: str = "insert_stmt") -> Result:
+                   autocommit: bool = True, kind: str = "other_stmt") -> Result:
         """Run one statement with Postgres' transaction rules: outside a transaction it
         commits on its own; inside one, a failure aborts the transaction."""
         started = time.perf_counter()
@@ -513,7 +514,7 @@ class Session:
             if info is None:
                 raise E.UndefinedTable(f'relation "{name}" does not exist', table=name)
             return dml.insert_arrow(self, info, data, columns)
-        return self._statement(run)
+        return self._statement(run, kind="insert_stmt")
 
     def check_workspace(self, workspace: str) -> None:
         if self.allowed_workspaces is not None and workspace not in self.allowed_workspaces \
@@ -576,13 +577,18 @@ class Session:
             self.check_workspace(schema)
             found = self.find_table(schema, name)
         else:
-            found = None
-            for ws in self.search_path():
-                if self.allowed_workspaces is not None and ws not in self.allowed_workspaces:
-                    continue
-                found = self.find_table(ws, name)
-                if found is not None:
-                    break
+            # Every schema of the search path from what this process knows first; the
+            # catalog is read again (another server may have just created the name) only
+            # when none has it, not on each schema that does not.
+            usable = [ws for ws in self.search_path()
+                      if self.allowed_workspaces is None or ws in self.allowed_workspaces]
+            found = next((t for ws in usable
+                          if (t := self.find_table(ws, name, fresh=False)) is not None), None)
+            if found is None and usable:
+                self.db.catalog.refresh(force=True)
+                found = next((t for ws in usable
+                              if (t := self.find_table(ws, name, fresh=False)) is not None),
+                             None)
         if found is None and (parts := versions.split_name(name)) is not None:
             found = self.resolve_table(schema, parts[0])
             if found is not None:

@@ -100,7 +100,7 @@ def upsert(session: Session, info: TableInfo, node: pb.InsertStmt, alias: str,
                     continue
                 h = pend.get(v)
                 if h is None:
-                    h = ix.by_key.get(v)
+                    h = ix.get(v)
                     if h is not None and h in removed:
                         h = None
                 holders[i] = h

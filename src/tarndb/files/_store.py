@@ -263,6 +263,7 @@ class FileStore:
         fs, base = fs_pair if fs_pair is not None else (None, None)
         store = cls(lake.uri, getattr(lake, "storage_options", None) or {}, fs, base)
         store._uri_for = getattr(lake, "uri_for", None)
+        store._lake = lake  # the lake-wide locks are the database's
         return store
 
     # -- paths ---------------------------------------------------------------------------

@@ -80,7 +80,7 @@ class TableStore:
             ds = self.dataset()
             added_rids: set[int] = set()
             if added is not None and added.num_rows:
-                added = _conform(added, ds.schema)
+                added = conform_rows(added, ds.schema)
                 added_rids = set(added.column(RID).to_pylist()) if removed else set()
             deletes = [r for r in (removed or []) if r not in added_rids]
             try:
@@ -212,7 +212,7 @@ class TableStore:
                 "fragments": len(ds.get_fragments())}
 
 
-def _conform(added: pa.Table, schema: pa.Schema) -> pa.Table:
+def conform_rows(added: pa.Table, schema: pa.Schema) -> pa.Table:
     """Rows in the dataset's column order and types; columns the writer did not know of
     (added by a transaction it did not see) are NULL."""
     cols = []
