@@ -6,6 +6,8 @@ The tree is protobuf messages: a ``Node`` wraps exactly one concrete node in a o
 
 from __future__ import annotations
 
+import functools
+import re
 from collections.abc import Iterator
 from typing import Any, TypeAlias
 
@@ -36,10 +38,88 @@ def parse(sql: str) -> Any:
 
 
 def deparse_node(stmt_node: Node) -> str:
+    """SQL text of a statement, for DuckDB: PostgreSQL's deparser, plus quotes around the
+    identifiers that are keywords to DuckDB but not to PostgreSQL (a column named ``at``,
+    ``by``, ``map``, ``show`` ... which DuckDB's grammar would read as syntax)."""
     tree = pb.ParseResult(version=180004)
     raw = tree.stmts.add()
     raw.stmt.CopyFrom(stmt_node)
-    return str(postgast.deparse(tree))
+    text = str(postgast.deparse(tree))
+    kw = _duck_keywords()
+    if kw.pattern.search(text) is None or _QUOTE_MARK in text:
+        return text
+    marks: dict[str, str] = {}
+
+    def mark(name: str) -> str:
+        if name.lower() != name or name not in kw.words:
+            return name
+        m = f"{_QUOTE_MARK}{len(marks)}_q"
+        marks[m] = '"' + name + '"'
+        return m
+
+    for m in walk(raw.stmt):
+        if isinstance(m, pb.ColumnRef):
+            for f in m.fields:
+                if f.WhichOneof("node") == "string":
+                    f.string.sval = mark(f.string.sval)
+        elif isinstance(m, pb.ResTarget):
+            if m.name:
+                m.name = mark(m.name)
+        elif isinstance(m, pb.RangeVar):
+            m.relname = mark(m.relname)
+            if m.schemaname:
+                m.schemaname = mark(m.schemaname)
+        elif isinstance(m, pb.Alias):
+            m.aliasname = mark(m.aliasname)
+            for f in m.colnames:
+                if f.WhichOneof("node") == "string":
+                    f.string.sval = mark(f.string.sval)
+        elif isinstance(m, pb.ColumnDef):
+            m.colname = mark(m.colname)
+        elif isinstance(m, pb.IndexElem):
+            if m.name:
+                m.name = mark(m.name)
+        elif isinstance(m, pb.CommonTableExpr):
+            m.ctename = mark(m.ctename)
+    if not marks:
+        return text
+    out = str(postgast.deparse(tree))
+    return re.sub(_QUOTE_MARK + r"\d+_q", lambda g: marks[g.group(0)], out)
+
+
+_QUOTE_MARK = "tarndb_qid_"
+
+
+class _Keywords:
+    def __init__(self, words: frozenset[str]) -> None:
+        self.words = words
+        alt = "|".join(sorted(words, key=len, reverse=True)) or "(?!)"
+        # Case-sensitive: the deparser writes keywords in capitals and bare identifiers in
+        # lower case, so only a lower-case word can be an identifier to quote.
+        self.pattern = re.compile(rf"\b(?:{alt})\b")
+
+
+@functools.lru_cache(maxsize=1)
+def _duck_keywords() -> _Keywords:
+    """DuckDB's keywords that may not stand as a bare column or table name there, less those
+    PostgreSQL's deparser quotes anyway."""
+    import duckdb
+
+    rows = duckdb.connect().execute(
+        "SELECT DISTINCT keyword_name FROM duckdb_keywords() "
+        "WHERE keyword_category <> 'unreserved'").fetchall()
+    words = set()
+    for (w,) in rows:
+        w = str(w).lower()
+        if re.fullmatch(r"[a-z_][a-z0-9_]*", w) is None:
+            continue
+        try:
+            quoted = f'"{w}"' in str(postgast.deparse(postgast.parse(f'SELECT "{w}" FROM t')))
+        except Exception:  # noqa: BLE001 - not deparsable bare: quoting is the deparser's
+            quoted = True
+        if not quoted:
+            words.add(w)
+    return _Keywords(frozenset(words))
 
 
 def kind(node: Node) -> str | None:

@@ -1305,7 +1305,10 @@ def rewrite(stmt: Any, db: Any, session: Any) -> None:
             target = tnames[-1].lower() if tnames else ""
             is_text = tc.arg.WhichOneof("node") == "a_const" and \
                 tc.arg.a_const.WhichOneof("val") == "sval"
-            if target == "regclass" and is_text and not tc.type_name.array_bounds:
+            # ``$1::regclass``: the bound name (or OID) is looked up like a literal one.
+            is_param = tc.arg.WhichOneof("node") == "param_ref"
+            if target == "regclass" and (is_text or is_param) \
+                    and not tc.type_name.array_bounds:
                 repl = _call("regclass", [tc.arg], db, session)
                 if repl is not None:
                     n.CopyFrom(repl)
