@@ -262,16 +262,54 @@ def plan(stmt: pb.Node, scope: Scope, params: list[Any]) -> None:
                 hits = search.bm25_topk(ds, req.columns[0], str(value), req.k,
                                         allowed_row_keys=allowed, exact=exact)
         hits_keys = np.asarray(hits.row_keys, dtype=np.int64)
+        hits_scores = np.asarray(hits.scores)
         plan_text = hits.plan
         if req.nulls_last and hits_keys.size < req.k:
             return  # fewer rows with a vector than k: NULL distances fill up, exactly
+        if req.mode == "bm25" and hits_keys.size < req.k:
+            # A BM25 search returns only rows that hold a query term; SQL returns min(k, rows)
+            # rows, the others scoring 0 (and rows without text NULL, sorted last), exactly
+            # as the per-row path does.
+            fill = _bm25_fill(ds, req.columns[0], allowed, hits_keys, req.k - hits_keys.size)
+            if fill.size:
+                plan_text += f", {fill.size} row(s) without a query term (score 0)"
+                hits_keys = np.concatenate([hits_keys, fill])
+                hits_scores = np.concatenate([hits_scores.astype(np.float64),
+                                              np.zeros(fill.size, np.float64)])
         if req.mode in ("bm25", "hybrid"):
-            scope.precomputed[expr.SerializeToString()] = (req, hits_keys,
-                                                           np.asarray(hits.scores))
+            from ..sql.rewrite.similarity import score_key
+
+            scope.precomputed[score_key(expr, params)] = (req, hits_keys, hits_scores)
     scope.plan.append(f"Top-{req.k} {req.mode} on {req.info.name}.{','.join(req.columns)}: "
                       f"{plan_text}" + (f", prefilter allowed {allowed.size} row(s)"
                                         if allowed is not None else ""))
     scope.restrict(req.alias, req.info, hits_keys)
+
+
+def _bm25_fill(ds: Any, column: str, allowed: np.ndarray | None, hits: np.ndarray,
+               need: int) -> np.ndarray:
+    """Up to ``need`` allowed rows that are not in ``hits``: rows with text first (they score
+    0), then rows whose text is NULL. Rows are taken in ``__rid`` order, a batch at a time."""
+    from ..storage.rowmap import live_rids
+
+    pool = live_rids(ds) if allowed is None else np.sort(np.asarray(allowed, np.int64))
+    if hits.size:
+        pool = pool[~np.isin(pool, hits)]
+    with_text: list[np.ndarray] = []
+    without: list[np.ndarray] = []
+    found = 0
+    batch = max(64, 4 * need)
+    for start in range(0, pool.size, batch):
+        rows = rows_by_rid(ds, pool[start:start + batch], [RID, column])
+        valid = np.asarray(rows.column(column).is_valid().to_numpy(zero_copy_only=False), bool)
+        rids = np.asarray(rows.column(RID).to_numpy(), np.int64)
+        with_text.append(np.sort(rids[valid]))
+        without.append(np.sort(rids[~valid]))
+        found += int(valid.sum())
+        if found >= need:
+            break
+    out = np.concatenate(with_text + without) if with_text else np.zeros(0, np.int64)
+    return out[:need]
 
 
 def _array(value: Any) -> Any:

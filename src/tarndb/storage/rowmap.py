@@ -93,6 +93,11 @@ def _load_uncached(ds: lance.LanceDataset) -> tuple[I64, U64]:
     return rids[order], addrs[order]
 
 
+def live_rids(ds: lance.LanceDataset) -> I64:
+    """The ``__rid`` of every live row of ``ds``, ascending (cached per table version)."""
+    return _load(ds)[0]
+
+
 def row_addresses(ds: lance.LanceDataset, rids: Any, ordered: bool = True) -> U64:
     """Row addresses of the live rows of ``ds`` with these ``__rid`` values (absent ones are
     skipped); ``ordered``: in ascending address order (a take reads pages in order), else in

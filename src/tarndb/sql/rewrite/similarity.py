@@ -153,7 +153,7 @@ class _Rewriter:
     def rewrite(self, node: pb.Node) -> None:
         k = ast.kind(node)
         if k == "a_expr" and ast.op_name(node.a_expr) == "<#>":
-            self.expr_key = node.SerializeToString()
+            self.expr_key = score_key(node, self.params)
             node.CopyFrom(self.similarity(node.a_expr.lexpr, node.a_expr.rexpr))
         elif k == "a_expr" and ast.op_name(node.a_expr) == "@>":
             left = node.a_expr.lexpr
@@ -365,6 +365,39 @@ class _Rewriter:
 
     stmt: pb.Node
     expr_key: bytes = b""
+
+
+def score_key(node: pb.Node, params: list[Any] | None = None) -> bytes:
+    """``node`` serialized without its source positions and with each parameter replaced by
+    its value: the same ``<#>`` expression written twice (in the select list and in ORDER BY,
+    with ``$1`` and ``$2`` bound to one query) has one key, so both use the scores the
+    planner's search computed over the whole table."""
+    copy = pb.Node()
+    copy.CopyFrom(node)
+    _normalise(copy, params or [])
+    return copy.SerializeToString(deterministic=True)
+
+
+def _normalise(msg: Any, params: list[Any]) -> None:
+    if isinstance(msg, pb.Node) and msg.WhichOneof("node") == "param_ref":
+        n = msg.param_ref.number
+        if 0 < n <= len(params):
+            import hashlib
+
+            v = params[n - 1]
+            raw = v.tobytes() + str(v.dtype).encode() if isinstance(v, np.ndarray) \
+                else repr(v).encode()
+            msg.a_const.sval.sval = "\x00param " + hashlib.sha1(raw).hexdigest()
+        return
+    for fd, value in msg.ListFields():
+        if fd.name == "location":
+            msg.ClearField("location")
+        elif fd.type == fd.TYPE_MESSAGE:
+            if fd.is_repeated:
+                for v in value:
+                    _normalise(v, params)
+            else:
+                _normalise(value, params)
 
 
 def bm25_text_scores(texts: list[str | None], query: str) -> dict[str, float]:
