@@ -670,6 +670,12 @@ def grant(session: Session, node: Any, params: list[Any]) -> Result:
     return Result(command="GRANT" if node.is_grant else "REVOKE")
 
 
+def _merge(session: Session, node: Any, params: list[Any]) -> Result:
+    from .merge import merge  # DML, not DDL: dispatched from here as the other statements
+
+    return merge(session, node, params)
+
+
 HANDLERS: dict[str, Callable[[Session, Any, list[Any]], Result]] = {
     "create_stmt": create_table,
     "create_table_as_stmt": create_table_as,
@@ -687,4 +693,5 @@ HANDLERS: dict[str, Callable[[Session, Any, list[Any]], Result]] = {
     "check_point_stmt": noop("CHECKPOINT"),
     "comment_stmt": noop("COMMENT"),
     "grant_stmt": grant,
+    "merge_stmt": _merge,
 }

@@ -148,6 +148,16 @@ def check_statement(session: Any, kind: str | None, stmt: Any) -> None:
         targets[(node.relation.relname, node.relation.location)] = "UPDATE"
     elif kind == "delete_stmt":
         targets[(node.relation.relname, node.relation.location)] = "DELETE"
+    elif kind == "merge_stmt":
+        # MERGE needs the privilege of every action it names on the target (and SELECT,
+        # which PostgreSQL also asks of it: the join reads it).
+        found = _resolved(session, node.relation)
+        if found is not None:
+            names = {pb.CMD_UPDATE: "UPDATE", pb.CMD_DELETE: "DELETE", pb.CMD_INSERT: "INSERT"}
+            for w in node.merge_when_clauses:
+                priv = names.get(w.merge_when_clause.command_type)
+                if priv is not None:
+                    check_table(session, *found, priv)
     elif kind == "copy_stmt" and node.HasField("relation"):
         targets[(node.relation.relname, node.relation.location)] = \
             "INSERT" if node.is_from else "SELECT"
