@@ -1,8 +1,12 @@
-"""The point-lookup fast path: ``SELECT cols FROM t WHERE key = constant [LIMIT n]``.
+"""Fast paths for the smallest statements, answered without a DuckDB plan, view or Arrow
+round trip; any other shape of query takes the general path.
 
-Fetching one row by its primary key is the most common statement an application sends. Its
-answer comes straight from Lance (the key's BTREE index finds the row) without a DuckDB
-plan, view or Arrow round trip; any other shape of query takes the general path.
+- Constant selects: ``SELECT 1``, ``SELECT 'x' AS name, 2`` (integer, string, boolean and NULL
+  literals, no FROM). Connection pools send ``SELECT 1`` before handing out a connection, so
+  its cost is every pooled statement's cost; DuckDB's own round trip is a third of it.
+- Point lookups: ``SELECT cols FROM t WHERE key = constant [LIMIT n]``. Fetching one row by its
+  primary key is the most common statement an application sends. Its answer comes straight
+  from Lance (the key's BTREE index finds the row).
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from postgast import pg_query_pb2 as pb
 
 from ..sql import ast
 from .result import Column, Result
+from .types import ColumnType
 
 if TYPE_CHECKING:
     from .session import Session
@@ -45,8 +50,61 @@ def _key_filter(session: Session, sel: Any, info: Any, params: list[Any]) -> str
     return None
 
 
+_INT4 = ColumnType("int4")
+_INT8 = ColumnType("int8")
+_TEXT = ColumnType("text")
+_BOOL = ColumnType("bool")
+
+
+def _constant(node: pb.Node) -> tuple[Any, ColumnType] | None:
+    """A literal's value and the type the general path gives it (None: not one handled
+    here; floats are numeric there, and casts go through DuckDB)."""
+    if node.WhichOneof("node") != "a_const":
+        return None
+    c = node.a_const
+    if c.isnull:
+        return None, _TEXT
+    k = c.WhichOneof("val")
+    if k == "ival":
+        return c.ival.ival, _INT4
+    if k == "sval":
+        return c.sval.sval, _TEXT
+    if k == "boolval":
+        return c.boolval.boolval, _BOOL
+    if k == "fval":
+        text = c.fval.fval
+        if text.lstrip("-").isdigit():
+            v = int(text)
+            if -(1 << 63) <= v < (1 << 63):
+                return v, _INT8
+    return None
+
+
+def try_constant(sel: Any) -> Result | None:
+    """``SELECT <literals>`` without FROM (see the module docstring)."""
+    if (sel.from_clause or sel.HasField("where_clause") or sel.group_clause
+            or sel.distinct_clause or sel.sort_clause or sel.HasField("limit_count")
+            or sel.HasField("limit_offset") or sel.HasField("having_clause")
+            or sel.with_clause.ctes or sel.op != pb.SETOP_NONE or sel.window_clause
+            or sel.HasField("into_clause") or sel.locking_clause or sel.values_lists
+            or not sel.target_list):
+        return None
+    cols: list[Column] = []
+    row: list[Any] = []
+    for t in sel.target_list:
+        rt = t.res_target
+        found = _constant(rt.val)
+        if found is None or rt.indirection:
+            return None
+        row.append(found[0])
+        cols.append(Column(rt.name or "?column?", found[1]))
+    return Result(columns=cols, command="SELECT 1", rowcount=1, _rows=[tuple(row)])
+
+
 def try_lookup(session: Session, stmt: pb.Node, params: list[Any]) -> Result | None:
     sel = stmt.select_stmt
+    if not sel.from_clause:
+        return try_constant(sel)
     if (len(sel.from_clause) != 1 or ast.kind(sel.from_clause[0]) != "range_var"
             or not sel.HasField("where_clause") or sel.group_clause or sel.distinct_clause
             or sel.sort_clause or sel.HasField("limit_offset") or sel.HasField("having_clause")
