@@ -35,3 +35,45 @@ def test_jsonb_key_operators_and_path_match(pg_server: Server) -> None:
         assert ids("jsonb_path_exists(d, '$.b.c')") == [1]
         with pytest.raises(psycopg.errors.FeatureNotSupported):
             c.execute(f"SELECT jsonb_path_match(d, '$.k like_regex \"c\"') FROM {t}")
+
+
+def test_jsonb_path_operators_and_functions(pg_server: Server) -> None:
+    t = f"jp_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(pg_server.dsn(), autocommit=True) as c:
+        c.execute(f"CREATE TABLE {t} (id INT, d JSONB)")
+        c.execute(f"""INSERT INTO {t} VALUES
+                      (1, '{{"a": {{"b": [10, {{"c": "x"}}]}}, "k": "v", "n": null}}'),
+                      (2, '{{"a": {{"b": [20]}}, "k": "w/z"}}'), (3, NULL)""")
+
+        def one(expr: str, *params: object) -> object:
+            row = c.execute(f"SELECT {expr} FROM {t} WHERE id = 1", params).fetchone()
+            assert row is not None
+            return row[0]
+
+        assert one("d #> '{a,b,1}'") == {"c": "x"}
+        assert one("d #>> '{a,b,1,c}'") == "x"
+        assert one("d #>> '{a,b,0}'") == "10"
+        assert one("d #>> ARRAY['a', 'b', '0']") == "10"
+        assert one("d #> '{a,b}'") == [10, {"c": "x"}]
+        assert one("d #> '{}'") == {"a": {"b": [10, {"c": "x"}]}, "k": "v", "n": None}
+        assert one("d #> '{nope,b}'") is None
+        assert one("d #>> '{n}'") is None  # a JSON null is SQL NULL as text
+        assert one("d #> '{n}'") is None  # jsonb 'null', which psycopg reads as None
+        assert one("jsonb_extract_path_text(d, 'a', 'b', '1', 'c')") == "x"
+        assert one("jsonb_extract_path(d, 'a')") == {"b": [10, {"c": "x"}]}
+        assert one("jsonb_set(d, '{a,b,0}', '99')") == \
+            {"a": {"b": [99, {"c": "x"}]}, "k": "v", "n": None}
+        assert one("d - 'k'") == {"a": {"b": [10, {"c": "x"}]}, "n": None}
+        assert one("d #- '{a,b}'") == {"a": {}, "k": "v", "n": None}
+        assert one("jsonb_typeof(d)") == "object"
+        assert one("jsonb_typeof(d -> 'k')") == "string"
+        assert one("jsonb_array_length(d #> '{a,b}')") == 2
+        assert one("jsonb_build_object('id', id, 'k', d ->> 'k')") == {"id": 1, "k": "v"}
+        rows = c.execute(f"SELECT id FROM {t} WHERE d #>> '{{a,b,0}}' = %s ORDER BY id",
+                         ("20",)).fetchall()
+        assert rows == [(2,)]
+        # A key with a slash is a key, not two path steps.
+        assert c.execute(f"SELECT id FROM {t} WHERE d #>> '{{k}}' = 'w/z'").fetchall() == [(2,)]
+        assert c.execute(f"SELECT d #> '{{a}}' FROM {t} WHERE id = 3").fetchone() == (None,)
+        agg = c.execute(f"SELECT jsonb_agg(id ORDER BY id) FROM {t}").fetchone()
+        assert agg is not None and agg[0] == [1, 2, 3]
