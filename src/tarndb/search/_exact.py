@@ -1,8 +1,23 @@
-"""Exact top-k by scanning a Lance dataset: the path without an index, and the fresh-row
-path with one. Scans run batch by batch with a running top-k, so memory stays bounded."""
+"""Exact top-k by scanning a Lance dataset: the path without an index, the fresh-row path
+with one, and pinned versions (``t@12``).
+
+Vector and multi-vector columns are stored as variable-length lists, which Lance decodes
+slowly (1M x 384: seconds), and cosine needs unit vectors. So an exact scan keeps each
+fragment's column decoded and normalised in a process-wide cache (:class:`FragmentCache`,
+``TARNDB_EXACT_CACHE_BYTES``, default 2 GiB, least recently used out first). Lance never
+rewrites a fragment's rows, so a cache entry is keyed by the fragment's data files and
+deletion file: it serves every later version that still holds the fragment unchanged (a
+pinned version, the next INSERT's version), and a DELETE only re-reads the fragments it
+touched. A query is then one matrix product per fragment at memory speed; a filter is
+evaluated first (row keys), and only the allowed rows are gathered and scored. Fragments
+too large for the cache are scanned batch by batch with a running top-k, as before.
+"""
 
 from __future__ import annotations
 
+import os
+import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -11,15 +26,19 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 
+from tarndb.errors import DataError
+
 from ._kernels import (
     F32,
     I64,
+    PackedBags,
+    _check_dim,
     as_query_matrix,
     as_query_vector,
     bags_from_arrow,
-    cosine_scores,
+    matvec,
     maxsim_scores,
-    topk_indices,
+    normalize_rows,
     vectors_from_arrow,
 )
 
@@ -60,46 +79,237 @@ class TopK:
     def push(self, keys: I64, scores: F32) -> None:
         if keys.size == 0:
             return
-        keys = np.concatenate([self.keys, keys.astype(np.int64)])
-        scores = np.concatenate([self.scores, scores.astype(np.float32)])
-        # Break ties by key so results do not depend on scan order.
-        order = np.argsort(keys, kind="stable")
-        keys, scores = keys[order], scores[order]
-        idx = topk_indices(scores, self.k)
-        self.keys, self.scores = keys[idx], scores[idx]
+        keys = keys.astype(np.int64, copy=False)
+        scores = scores.astype(np.float32, copy=False)
+        if keys.size > self.k > 0:
+            # Only rows that can make the top k (every row tied with the k-th included, so
+            # the tie-break below sees them all): a partition, not a sort of the batch.
+            kth = np.partition(scores, keys.size - self.k)[keys.size - self.k]
+            if self.scores.size >= self.k:
+                kth = max(kth, self.scores.min())
+            pick = np.flatnonzero(scores >= kth)
+            keys, scores = keys[pick], scores[pick]
+        keys = np.concatenate([self.keys, keys])
+        scores = np.concatenate([self.scores, scores])
+        # Best score first, ties broken by lower key, so results do not depend on scan order.
+        order = np.lexsort((keys, -scores.astype(np.float64)))[:max(self.k, 0)]
+        self.keys, self.scores = keys[order], scores[order]
 
     def result(self) -> tuple[I64, F32]:
         return self.keys, self.scores
+
+
+class FragmentCache:
+    """Decoded, normalised columns of fragments, bounded in bytes (least recently used out).
+
+    Keys name a fragment's content exactly (table, column, fragment id, data files,
+    deletion file), so an entry never goes stale: it is only ever unused.
+    """
+
+    def __init__(self, budget: int) -> None:
+        self.budget = budget
+        self.used = 0
+        self._entries: OrderedDict[tuple[Any, ...], tuple[Any, int]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[Any, ...]) -> Any:
+        with self._lock:
+            hit = self._entries.get(key)
+            if hit is None:
+                return None
+            self._entries.move_to_end(key)
+            return hit[0]
+
+    def fits(self, nbytes: int) -> bool:
+        return nbytes <= self.budget
+
+    def put(self, key: tuple[Any, ...], value: Any, nbytes: int) -> None:
+        if not self.fits(nbytes):
+            return
+        with self._lock:
+            old = self._entries.pop(key, None)
+            if old is not None:
+                self.used -= old[1]
+            self._entries[key] = (value, nbytes)
+            self.used += nbytes
+            while self.used > self.budget and self._entries:
+                _, (_, size) = self._entries.popitem(last=False)
+                self.used -= size
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+            self.used = 0
+
+
+CACHE = FragmentCache(int(os.environ.get("TARNDB_EXACT_CACHE_BYTES", str(2 << 30))))
+
+
+class _Keyed:
+    """Row keys of one fragment's valid rows with a sorted copy, for gathers by key."""
+
+    def __init__(self, keys: I64) -> None:
+        self.keys = keys
+        self._order = np.argsort(keys, kind="stable")
+        self._sorted = keys[self._order]
+
+    def positions(self, rids: I64) -> I64:
+        """Positions (ascending) of the given keys present here."""
+        if self._sorted.size == 0 or rids.size == 0:
+            return np.zeros(0, np.int64)
+        pos = np.clip(np.searchsorted(self._sorted, rids), 0, self._sorted.size - 1)
+        return np.sort(self._order[pos[self._sorted[pos] == rids]])
+
+
+class _VectorPart(_Keyed):
+    def __init__(self, keys: I64, mat: F32) -> None:
+        super().__init__(keys)
+        self.mat = mat
+
+
+class _BagPart(_Keyed):
+    def __init__(self, packed: PackedBags) -> None:
+        super().__init__(packed.row_keys)
+        self.packed = packed
+
+
+def _fragment_key(ds: lance.LanceDataset, frag: Any, column: str, kind: str,
+                  ) -> tuple[Any, ...]:
+    md = frag.metadata
+    dfile = md.deletion_file
+    dels = None if dfile is None else (int(dfile.id), int(dfile.read_version),
+                                       int(dfile.num_deleted_rows))
+    return (ds.uri, column, kind, int(md.id), tuple(f.path for f in md.files), dels)
+
+
+def _vector_part(ds: lance.LanceDataset, frag: Any, column: str) -> _VectorPart | None:
+    """The fragment's valid vectors, normalised (cached); None when they would not fit
+    the cache (the caller then streams the fragment)."""
+    key = _fragment_key(ds, frag, column, "vector")
+    part = CACHE.get(key)
+    if part is not None:
+        return part  # type: ignore[no-any-return]
+    keys: list[I64] = []
+    mats: list[F32] = []
+    for batch in scan(ds, [RID, column], fragments=[frag]):
+        k_ = batch.column(0).to_numpy().astype(np.int64)
+        mat, valid = vectors_from_arrow(batch.column(1))
+        if mat.shape[0]:
+            if mats and mat.shape[1] != mats[0].shape[1]:
+                raise DataError(f"vector dimension mismatch: stored vectors have "
+                                f"{mats[0].shape[1]} and {mat.shape[1]} dimensions")
+            if not mats and not CACHE.fits(int(frag.count_rows()) * mat.shape[1] * 4):
+                return None
+            keys.append(k_[valid])
+            mats.append(normalize_rows(mat))
+    dim = mats[0].shape[1] if mats else 0
+    out = _VectorPart(np.concatenate(keys) if keys else np.zeros(0, np.int64),
+                      np.ascontiguousarray(np.concatenate(mats)) if mats
+                      else np.zeros((0, dim), np.float32))
+    CACHE.put(key, out, out.mat.nbytes + out.keys.nbytes * 3)
+    return out
+
+
+def _bag_part(ds: lance.LanceDataset, frag: Any, column: str) -> _BagPart:
+    key = _fragment_key(ds, frag, column, "bags")
+    part = CACHE.get(key)
+    if part is not None:
+        return part  # type: ignore[no-any-return]
+    packs = [p for b in scan(ds, [RID, column], fragments=[frag])
+             if len(p := bags_from_arrow(b.column(1), b.column(0).to_numpy()))]
+    dims = {p.dim for p in packs if p.vectors.shape[0]}
+    if len(dims) > 1:
+        raise DataError("multi-vector dimension mismatch: stored vectors differ in length")
+    dim = dims.pop() if dims else 0
+    vecs = [p.vectors for p in packs if p.vectors.shape[0]]
+    offsets = [np.zeros(1, np.int64)]
+    base = 0
+    for p in packs:
+        offsets.append(p.offsets[1:] + base)
+        base += int(p.offsets[-1])
+    packed = PackedBags(np.ascontiguousarray(np.concatenate(vecs)) if vecs
+                        else np.zeros((0, dim), np.float32), np.concatenate(offsets),
+                        np.concatenate([p.row_keys for p in packs]) if packs
+                        else np.zeros(0, np.int64))
+    out = _BagPart(packed)
+    CACHE.put(key, out, packed.vectors.nbytes + packed.offsets.nbytes
+              + packed.row_keys.nbytes * 3)
+    return out
+
+
+def _filtered(ds: lance.LanceDataset, filter_sql: str | None, allowed: I64 | None,
+              fragments: Iterable[Any] | None) -> I64 | None:
+    """The sorted row keys a query may return (None: all): the filter evaluated first."""
+    if filter_sql is None:
+        return allowed
+    keys = np.unique(scan_row_keys(ds, filter_sql, fragments))
+    if allowed is not None:
+        keys = np.intersect1d(keys, allowed, assume_unique=True)
+    return keys
 
 
 def exact_vector_topk(ds: lance.LanceDataset, column: str, query: Any, k: int,
                       filter_sql: str | None = None, allowed: I64 | None = None,
                       fragments: Iterable[Any] | None = None) -> tuple[I64, F32]:
     q = as_query_vector(query)
+    norm = float(np.linalg.norm(q))
+    qn = (q / np.float32(norm)).astype(np.float32) if norm > 0 else q
+    frags = list(fragments) if fragments is not None else ds.get_fragments()
+    keep = _filtered(ds, filter_sql, allowed, frags)
     top = TopK(k)
-    for batch in scan(ds, [RID, column], filter_sql, fragments):
+    if keep is not None and keep.size == 0:
+        return top.result()
+    for frag in frags:
+        part = _vector_part(ds, frag, column)
+        if part is None:
+            _stream_vector(ds, frag, column, q, qn, keep, top)
+            continue
+        if part.mat.shape[0] == 0:
+            continue
+        _check_dim(q.size, part.mat.shape[1])
+        if keep is None:
+            top.push(part.keys, matvec(part.mat, qn))
+        else:
+            pos = part.positions(keep)
+            if pos.size:
+                top.push(part.keys[pos], matvec(np.take(part.mat, pos, axis=0), qn))
+    return top.result()
+
+
+def _stream_vector(ds: lance.LanceDataset, frag: Any, column: str, q: F32, qn: F32,
+                   keep: I64 | None, top: TopK) -> None:
+    """A fragment too large for the cache, batch by batch with a running top-k."""
+    for batch in scan(ds, [RID, column], fragments=[frag]):
         keys = batch.column(0).to_numpy().astype(np.int64)
         mat, valid = vectors_from_arrow(batch.column(1))
         keys = keys[valid]
+        if keep is not None:
+            ok = np.isin(keys, keep)
+            keys, mat = keys[ok], mat[ok]
         if mat.shape[0]:
-            scores = cosine_scores(mat, q)
-            keep = restrict(keys, allowed)
-            top.push(keys[keep], scores[keep])
-    return top.result()
+            _check_dim(q.size, mat.shape[1])
+            top.push(keys, matvec(normalize_rows(mat), qn))
 
 
 def exact_maxsim_topk(ds: lance.LanceDataset, column: str, query: Any, k: int,
                       filter_sql: str | None = None, allowed: I64 | None = None,
                       fragments: Iterable[Any] | None = None) -> tuple[I64, F32]:
     q = as_query_matrix(query)
+    frags = list(fragments) if fragments is not None else ds.get_fragments()
+    keep = _filtered(ds, filter_sql, allowed, frags)
     top = TopK(k)
-    for batch in scan(ds, [RID, column], filter_sql, fragments):
-        keys = batch.column(0).to_numpy().astype(np.int64)
-        packed = bags_from_arrow(batch.column(1), keys)
+    if keep is not None and keep.size == 0:
+        return top.result()
+    for frag in frags:
+        part = _bag_part(ds, frag, column)
+        packed = part.packed
+        if keep is not None:
+            pos = part.positions(keep)
+            if pos.size == 0:
+                continue
+            if pos.size != len(packed):
+                packed = packed.take(pos)
         if len(packed):
-            keep = np.flatnonzero(restrict(packed.row_keys, allowed))
-            if keep.size != len(packed):
-                packed = packed.take(keep)
             top.push(packed.row_keys, maxsim_scores(packed, q))
     return top.result()
 

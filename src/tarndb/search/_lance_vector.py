@@ -232,11 +232,26 @@ def _mapped_bags(ds: lance.LanceDataset, uri: str, dim: int) -> BagStore | None:
 
 @dataclass
 class AnnParams:
-    """Search knobs; the defaults meet recall@10 >= 0.95 on the benchmark data."""
+    """Search knobs.
+
+    ``nprobes``: IVF lists to probe. Unset, an index uses the count calibrated on its own
+    data for recall@10 >= RECALL_TARGET (see :meth:`SideVectorIndex.calibrate`); set, it
+    overrides that (``SET tarndb.probes``). ``nprobe_fraction`` / ``min_nprobes`` are the
+    rule for an index without calibration (or with the ``nprobe_fraction`` option).
+    """
 
     nprobe_fraction: float = 0.1
     min_nprobes: int = 16
     refine_factor: int = 20
+    nprobes: int | None = None
+
+
+# Calibration: the recall@10 an index is tuned to, the sampled rows used as queries, and the
+# margin the sample must clear (200 queries x 10 neighbours: a standard error of ~0.005).
+RECALL_TARGET = 0.95
+CALIBRATION_QUERIES = 200
+CALIBRATION_MARGIN = 0.02
+CALIBRATION_SLACK = 1.25
 
 
 def fsl(matrix: F32) -> pa.FixedSizeListArray:
@@ -273,7 +288,7 @@ class SideVectorIndex:
         self.storage_options = storage_options
         self._ds: lance.LanceDataset | None = None
         self._version = version
-        self._parts_cache: tuple[int, int] | None = None
+        self._parts_cache: tuple[int, int, F32 | None] | None = None
         self._matrix_cache: tuple[int, VectorMatrix] | None = None
         self._warmed: int | None = None
         self._bags_cache: tuple[int, BagStore] | None = None
@@ -407,8 +422,11 @@ class SideVectorIndex:
                 if self.dim % div == 0 and self.dim // div >= 1:
                     kwargs["num_sub_vectors"] = self.dim // div
                     break
+        # The target list size too: without it Lance's optimize_indices (a fold) re-balances
+        # to its own default (16k rows) and merges the lists, e.g. 158 -> 7 at 100k rows.
         ds.create_index("vec", lance_type, name="vec_idx", metric="L2",
-                        num_partitions=parts, replace=True, **kwargs)
+                        num_partitions=parts, target_partition_size=int(math.ceil(n / parts)),
+                        replace=True, **kwargs)
         self._ds = self._open()
         return True
 
@@ -420,20 +438,92 @@ class SideVectorIndex:
             self._ds = self._open()
 
     def num_partitions(self) -> int:
+        return self.ivf_layout()[0]
+
+    def ivf_layout(self) -> tuple[int, F32 | None]:
+        """(number of IVF lists, their centroids or None), cached per version."""
         ds = self.ds
         if ds is None:
-            return 0
+            return 0, None
         if self._parts_cache is not None and self._parts_cache[0] == ds.version:
-            return self._parts_cache[1]
+            return self._parts_cache[1], self._parts_cache[2]
+        parts, cents = 0, None
         try:
             stats = ds.stats.index_stats("vec_idx")
-            parts = int(stats["indices"][0].get("num_partitions", 0)) if stats.get(
-                "indices") else 0
-        except (ValueError, KeyError, RuntimeError):
-            parts = 0
+            first = stats["indices"][0] if stats.get("indices") else {}
+            parts = int(first.get("num_partitions", 0))
+            raw = first.get("centroids")
+            if raw is not None and len(raw) == parts and parts:
+                cents = np.asarray(raw, dtype=np.float32).reshape(parts, -1)
+        except (ValueError, KeyError, RuntimeError, TypeError):
+            pass
         # index_stats returns every centroid: far too slow to ask on each query.
-        self._parts_cache = (int(ds.version), parts)
-        return parts
+        self._parts_cache = (int(ds.version), parts, cents)
+        return parts, cents
+
+    def calibrate(self, target: float = RECALL_TARGET, k: int = 10,
+                  queries: int = CALIBRATION_QUERIES, seed: int = 0) -> dict[str, Any] | None:
+        """The fewest IVF lists to probe for recall@k >= ``target`` on this index's data.
+
+        Sampled rows serve as queries; their exact k nearest other rows come from one pass
+        of matrix products over :meth:`matrix`. An IVF_FLAT probe finds a neighbour exactly
+        when the neighbour's list (its nearest centroid) is among the query's ``nprobes``
+        nearest centroids, so recall at every probe count follows from the centroid ranks,
+        without running a single ANN query. Quantized indexes refine ``k * refine_factor``
+        candidates, so the same count is a lower bound there. Returns ``{"nprobes",
+        "lists", "rows", "recall", "target", "scan_fraction"}`` (``scan_fraction``: the mean
+        share of rows in the probed lists, what an ANN query costs against an exact scan),
+        or None without an IVF index or the in-memory copy.
+        """
+        parts, cents = self.ivf_layout()
+        m = self.matrix() if parts else None
+        if m is None or cents is None or len(m) < 2:
+            return None
+        n = len(m)
+        rng = np.random.default_rng(seed)
+        qi = np.sort(rng.choice(n, size=min(queries, n), replace=False))
+        qs = np.ascontiguousarray(m.mat[qi], dtype=np.float32)
+        kk = min(k, n - 1)
+        best_s = np.full((qs.shape[0], 0), -np.inf, np.float32)
+        best_i = np.zeros((qs.shape[0], 0), np.int64)
+        cols = np.arange(qs.shape[0])
+        for s in range(0, n, 65536):
+            sims = (qs @ np.asarray(m.mat[s:s + 65536]).T).astype(np.float32)
+            own = (qi >= s) & (qi < s + sims.shape[1])
+            sims[cols[own], qi[own] - s] = -np.inf  # a row is not its own neighbour
+            cand_s = np.concatenate([best_s, sims], axis=1)
+            cand_i = np.concatenate([best_i, np.broadcast_to(
+                np.arange(s, s + sims.shape[1]), sims.shape)], axis=1)
+            if cand_s.shape[1] > kk:
+                pick = np.argpartition(-cand_s, kk - 1, axis=1)[:, :kk]
+                cand_s = np.take_along_axis(cand_s, pick, axis=1)
+                cand_i = np.take_along_axis(cand_i, pick, axis=1)
+            best_s, best_i = cand_s, cand_i
+        c2 = np.einsum("ij,ij->i", cents, cents)
+        # Lists of the neighbours (L2 to the centroids, as the index assigns them) and the
+        # rank of every list by distance from each query.
+        nb = np.asarray(m.mat[best_i.ravel()], dtype=np.float32)
+        nb_list = np.argmin(c2[None, :] - 2 * nb @ cents.T, axis=1).reshape(best_i.shape)
+        order = np.argsort(c2[None, :] - 2 * qs @ cents.T, axis=1)
+        rank = np.empty_like(order)
+        np.put_along_axis(rank, order, np.arange(parts)[None, :].repeat(len(qi), 0), axis=1)
+        needed = np.take_along_axis(rank, nb_list, axis=1) + 1
+        hist = np.bincount(needed.ravel(), minlength=parts + 1)[1:]
+        recall_at = np.cumsum(hist) / max(1, needed.size)
+        goal = min(1.0, target + CALIBRATION_MARGIN)
+        nprobes = int(np.searchsorted(recall_at, goal - 1e-9) + 1)
+        # Queries are not rows (a question against passages): a quarter more lists, and at
+        # least two, cost little against the fixed cost of a query.
+        nprobes = min(parts, max(2, int(math.ceil(nprobes * CALIBRATION_SLACK))))
+        # Rows behind the probed lists, from the sizes of the lists (assignment of a sample).
+        sample = np.asarray(m.mat[rng.choice(n, size=min(n, 20000), replace=False)])
+        sizes = np.bincount(np.argmin(c2[None, :] - 2 * sample @ cents.T, axis=1),
+                            minlength=parts).astype(np.float64)
+        sizes /= max(1.0, sizes.sum())
+        scan = float(np.mean(sizes[order[:, :nprobes]].sum(axis=1)))
+        return {"nprobes": nprobes, "lists": parts, "rows": n,
+                "recall": round(float(recall_at[nprobes - 1]), 4), "target": target,
+                "scan_fraction": round(scan, 4)}
 
     # -- querying ----------------------------------------------------------------------
 
@@ -514,8 +604,9 @@ class SideVectorIndex:
         nearest: dict[str, Any] = {"column": "vec", "q": np.asarray(q, np.float32), "k": k}
         parts = self.num_partitions()
         if parts:
-            probes = max(p.min_nprobes, int(math.ceil(parts * p.nprobe_fraction)))
-            nearest["minimum_nprobes"] = min(parts, probes)
+            probes = (p.nprobes if p.nprobes is not None
+                      else max(p.min_nprobes, int(math.ceil(parts * p.nprobe_fraction))))
+            nearest["minimum_nprobes"] = max(1, min(parts, probes))
             if LANCE_INDEX_TYPES.get(self.index_type) != "IVF_FLAT":
                 if refine_here:
                     nearest["k"] = k * max(1, p.refine_factor)

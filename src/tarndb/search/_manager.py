@@ -61,7 +61,13 @@ from ._kernels import (
     normalize_rows,
     vectors_from_arrow,
 )
-from ._lance_vector import MIN_ROWS_FOR_ANN, AnnParams, SideVectorIndex, VectorMatrix
+from ._lance_vector import (
+    MIN_ROWS_FOR_ANN,
+    RECALL_TARGET,
+    AnnParams,
+    SideVectorIndex,
+    VectorMatrix,
+)
 from ._text import TokenizerConfig
 
 INDEX_DIR = "_tarn_indexes"
@@ -82,6 +88,12 @@ EXACT_MAX_FRACTION = 0.02
 # At or above this selectivity, unfiltered ANN with a deeper k and a postfilter ("ANN with
 # refill"), falling back to the prefiltered search when it comes back short.
 POSTFILTER_MIN_SELECTIVITY = 0.3
+# When the calibrated probe count reads at least this share of the rows, an exact scan of
+# the in-memory copy is cheaper than the ANN (a Lance list scan costs ~3x a numpy product
+# per row), and exact.
+EXACT_SCAN_FRACTION = 0.3
+# A vector index's calibration is redone at a refresh that changed its rows by this much.
+RETUNE_CHANGE = 0.2
 
 
 @dataclass
@@ -113,18 +125,22 @@ class IndexInfo:
     covered: dict[int, int] = field(default_factory=dict)
     synced_version: int = 0
     side_version: int | None = None
+    # Vector indexes: the probe count calibrated on the index's data (see
+    # SideVectorIndex.calibrate), recomputed when the lists or the row count change.
+    tuning: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {"format": _FORMAT, "name": self.name, "column": self.column,
                 "index_type": self.index_type, "kind": self.kind, "options": self.options,
                 "dim": self.dim, "covered": {str(k): v for k, v in self.covered.items()},
-                "synced_version": self.synced_version, "side_version": self.side_version}
+                "synced_version": self.synced_version, "side_version": self.side_version,
+                "tuning": self.tuning}
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> IndexInfo:
         return cls(d["name"], d["column"], d["index_type"], d["kind"], d.get("options", {}),
                    int(d.get("dim", 0)), {int(k): int(v) for k, v in d["covered"].items()},
-                   int(d["synced_version"]), d.get("side_version"))
+                   int(d["synced_version"]), d.get("side_version"), dict(d.get("tuning") or {}))
 
 
 @dataclass
@@ -430,9 +446,26 @@ class IndexManager:
                 side.matrix()
                 side.bag_store()
                 side.prewarm()
+                self._tune(side, info)
+            else:
+                info.tuning = {}
         info.covered = {fid: dels for fid, (_, dels) in frags.items()}
         info.synced_version = int(ds.version)
         self._save_info(info)
+
+    @staticmethod
+    def _tune(side: SideVectorIndex, info: IndexInfo) -> dict[str, Any]:
+        """The index's calibrated probe count (see SideVectorIndex.calibrate), computed again
+        when the IVF lists changed or the row count moved by more than RETUNE_CHANGE."""
+        t = info.tuning
+        parts = side.num_partitions()
+        n = side.count()
+        target = float(info.options.get("recall_target", RECALL_TARGET))
+        if (t and t.get("lists") == parts and t.get("target") == target
+                and abs(n - int(t.get("rows", 0))) <= RETUNE_CHANGE * max(1, int(t["rows"]))):
+            return t
+        info.tuning = side.calibrate(target) or {}
+        return info.tuning
 
     def _check_dim(self, info: IndexInfo, dim: int) -> None:
         if info.dim == 0:
@@ -520,11 +553,17 @@ class IndexManager:
                                     or allowed.size <= EXACT_MAX_FRACTION * n):
             self._exact_on_side(side, qn, allowed, top)
             return f"exact scan of {allowed.size} filtered rows (via index {info.name})"
-        p = params or AnnParams(**{k_: v for k_, v in info.options.items()
-                                   if k_ in ("nprobe_fraction", "refine_factor")})
+        p, tuned = self._ann_params(side, info, params)
         # Exact scores of ANN hits come from the in-memory (or mapped) copy when there is
         # one, so Lance returns keys only.
         mat = side.matrix()
+        if tuned and mat is not None and tuned["scan_fraction"] >= EXACT_SCAN_FRACTION:
+            # On this data the recall target needs so many lists that the ANN reads most of
+            # the rows anyway (isotropic vectors): one exact product is cheaper, and exact.
+            self._exact_on_side(side, qn, allowed, top)
+            what = "all" if allowed is None else f"{allowed.size} filtered"
+            return (f"exact scan of {what} rows of index {info.name} (recall "
+                    f"{tuned['target']} needs {tuned['nprobes']} of {tuned['lists']} lists)")
         if allowed is not None and n and allowed.size >= POSTFILTER_MIN_SELECTIVITY * n:
             # Most rows pass: an unfiltered ANN for k / selectivity * 2 rows, filtered
             # afterwards, skips serialising a huge allowlist (at 1M rows, 50%: 100 -> ~15 ms).
@@ -541,8 +580,10 @@ class IndexManager:
         if allowed is not None and n:
             # A selective prefilter thins every partition, so probe proportionally more.
             sel = allowed.size / n
-            p = AnnParams(min(1.0, p.nprobe_fraction / max(sel, 0.05) ** 0.5),
-                          p.min_nprobes, p.refine_factor)
+            boost = 1 / max(sel, 0.05) ** 0.5
+            p = AnnParams(min(1.0, p.nprobe_fraction * boost), p.min_nprobes,
+                          p.refine_factor,
+                          None if p.nprobes is None else int(math.ceil(p.nprobes * boost)))
         t = side.search(qn, k, allowed, p, with_vec=mat is None,
                         refine_here=mat is not None)
         keys = t[RID].to_numpy().astype(np.int64)
@@ -553,7 +594,36 @@ class IndexManager:
             self._exact_on_side(side, qn, allowed, top)
             return f"filtered ANN on {info.name} + exact refill"
         kind = "filtered ANN" if allowed is not None else "ANN"
-        return f"{kind} on {info.name} ({info.index_type}, {side.num_partitions()} lists)"
+        probes = (f", {p.nprobes} probed" + (" (calibrated)" if tuned else "")
+                  if p.nprobes is not None else "")
+        return (f"{kind} on {info.name} ({info.index_type}, {side.num_partitions()} lists"
+                f"{probes})")
+
+    def _ann_params(self, side: SideVectorIndex, info: IndexInfo,
+                    params: AnnParams | None) -> tuple[AnnParams, dict[str, Any] | None]:
+        """Search knobs for one query, and the calibration they come from (None when the
+        probe count is the caller's or the index's fixed ``nprobe_fraction`` option)."""
+        o = info.options
+        base = AnnParams(**{k_: v for k_, v in o.items()
+                            if k_ in ("nprobe_fraction", "refine_factor")})
+        if "nprobes" in o:
+            base.nprobes = int(o["nprobes"])
+        if params is not None:
+            base = AnnParams(params.nprobe_fraction, params.min_nprobes,
+                             params.refine_factor, params.nprobes)
+            if params.nprobes is not None:
+                return base, None
+        if base.nprobes is not None or "nprobe_fraction" in o:
+            return base, None
+        if not info.tuning:
+            # An index built before calibration existed: calibrate now, in memory (the next
+            # refresh stores it).
+            with self._mutex:
+                self._tune(side, info)
+        if not info.tuning:
+            return base, None
+        base.nprobes = int(info.tuning["nprobes"])
+        return base, info.tuning
 
     @staticmethod
     def _push_scored(top: TopK, qn: F32, keys: I64, t: pa.Table,
