@@ -254,10 +254,12 @@ def plan(stmt: pb.Node, scope: Scope, params: list[Any]) -> None:
                 raise E.DataError("the query of <#> must not be NULL")
             if req.mode == "cosine":
                 hits = search.vector_topk(ds, req.columns[0], _array(value), req.k,
-                                          allowed_row_keys=allowed, exact=exact)
+                                          allowed_row_keys=allowed, exact=exact,
+                                          params=search.ann_params(scope.session.settings))
             elif req.mode == "maxsim":
                 hits = search.maxsim_topk(ds, req.columns[0], _array(value), req.k,
-                                          allowed_row_keys=allowed, exact=exact)
+                                          allowed_row_keys=allowed, exact=exact,
+                                          params=search.ann_params(scope.session.settings))
             else:
                 hits = search.bm25_topk(ds, req.columns[0], str(value), req.k,
                                         allowed_row_keys=allowed, exact=exact)

@@ -57,6 +57,7 @@ DEFAULT_SETTINGS = {
     "lc_ctype": "C.UTF-8",
     "is_superuser": "on",
     "tarndb.hybrid_fusion": "dbsf_adaptive",
+    "tarndb.probes": "auto",
     "statement_timeout": "0",
     "lock_timeout": "0",
     "idle_in_transaction_session_timeout": "0",
@@ -795,6 +796,10 @@ class Session:
             value = level
         if name in ("statement_timeout", "lock_timeout", "idle_in_transaction_session_timeout"):
             ms_setting(value)  # validates
+        if name == "tarndb.probes":
+            from ..search import ann_params
+
+            ann_params({name: value})  # validates
         if name == "timezone" and value.upper() not in ("UTC", "GMT", "ETC/UTC", "Z", "0"):
             self.notices.append("tarndb reports timestamps in UTC")
         self.settings[name] = value

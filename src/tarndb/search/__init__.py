@@ -52,9 +52,12 @@ exact MaxSim rerank); text ``bm25`` (default) and alias ``inverted_index``. Stat
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import lance
+
+from tarndb.errors import InvalidParameterValue
 
 from ._bm25 import BM25Index, BM25Params
 from ._fusion import DEFAULT_FUSION, FUSION_METHODS, hybrid_fuse, leg_confidence
@@ -86,11 +89,33 @@ def vector_topk(ds: lance.LanceDataset, column: str, query: Any, k: int, *,
 
 def maxsim_topk(ds: lance.LanceDataset, column: str, query: Any, k: int, *,
                 filter_sql: str | None = None, allowed_row_keys: Any = None,
-                exact: bool = False, candidates: int | None = None) -> Hits:
+                exact: bool = False, candidates: int | None = None,
+                params: AnnParams | None = None) -> Hits:
     """Top-k rows by MaxSim (see the module docstring)."""
     return _manager_for(ds).maxsim_topk(ds, column, query, k, filter_sql=filter_sql,
                                     allowed_row_keys=allowed_row_keys, exact=exact,
-                                    candidates=candidates)
+                                    candidates=candidates, params=params)
+
+
+PROBES_SETTING = "tarndb.probes"
+
+
+def ann_params(settings: Mapping[str, Any]) -> AnnParams | None:
+    """The session's override of the index's calibrated search knobs: ``SET tarndb.probes =
+    n`` probes n IVF lists per query (``auto``, the default, uses the calibrated count).
+    None when nothing is overridden; InvalidParameterValue for a value that is no count."""
+    raw = str(settings.get(PROBES_SETTING, "auto") or "auto").strip().strip("'").lower()
+    if raw in ("auto", "default", "0"):
+        return None
+    try:
+        n = int(raw)
+    except ValueError:
+        n = -1
+    if n < 1:
+        raise InvalidParameterValue(
+            f'invalid value for parameter "{PROBES_SETTING}": "{raw}"',
+            hint="a number of IVF lists (1 or more), or auto for the calibrated count")
+    return AnnParams(nprobes=n)
 
 
 def bm25_topk(ds: lance.LanceDataset, column: str, query: str, k: int, *,
@@ -124,9 +149,11 @@ __all__ = [
     "Hits",
     "IndexInfo",
     "IndexManager",
+    "PROBES_SETTING",
     "PackedBags",
     "Tokenizer",
     "TokenizerConfig",
+    "ann_params",
     "bm25_topk",
     "column_kind",
     "contains",

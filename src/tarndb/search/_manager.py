@@ -711,14 +711,16 @@ class IndexManager:
                 # unrefined candidates), exact pooled scores from the in-memory copy, then
                 # the bags of the best ``depth`` from the bag store: no row is read from
                 # disk by Lance.
-                t = side.search(pooled_q, depth, allowed, params, with_vec=False,
+                t = side.search(pooled_q, depth, allowed,
+                                self._ann_params(side, info, params)[0], with_vec=False,
                                 refine_here=True)
                 got, vecs = mat.rows(t[RID].to_numpy().astype(np.int64))
                 first = TopK(depth)
                 first.push(got, matvec(vecs, pooled_q))
                 self._rerank_packed(bags.take(first.keys), qn, top)
             else:
-                t = side.search(pooled_q, depth, allowed, params, with_bags=True)
+                t = side.search(pooled_q, depth, allowed,
+                                self._ann_params(side, info, params)[0], with_bags=True)
                 self._rerank(t, qn, top)
             plan = (f"pooled ANN on {info.name} ({depth} candidates) + exact MaxSim rerank"
                     if n >= depth else f"exact MaxSim via {info.name}")
