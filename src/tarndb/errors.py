@@ -223,6 +223,16 @@ class NumericValueOutOfRange(DataError):
     code = "numeric_value_out_of_range"
 
 
+class StringDataLengthMismatch(DataError):
+    sqlstate = "22026"
+    code = "string_data_length_mismatch"
+
+
+class StringDataRightTruncation(DataError):
+    sqlstate = "22001"
+    code = "string_data_right_truncation"
+
+
 class DivisionByZero(DataError):
     sqlstate = "22012"
     code = "division_by_zero"

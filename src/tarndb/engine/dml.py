@@ -42,10 +42,26 @@ def storage_expr(expr: str, col: ColumnInfo, source_type: str | None = None) -> 
         return f"CAST(CAST({expr} AS UUID) AS VARCHAR)"
     if t.is_vector:
         # '[1,2,3]' (pgvector's text form, also DuckDB's list text) or a list; the dimension
-        # is checked on the stored rows (check_constraints), in pgvector's words.
+        # is checked on the stored rows (check_constraints), in pgvector's words. A sparsevec
+        # reads pgvector's sparse text ('{1:0.5}/3'); a halfvec rounds to half precision.
         if str(source_type).upper() == "VARCHAR":
-            return f"CAST({arraytext.to_duckdb_sql(expr)} AS FLOAT[])"
-        return f"CAST({expr} AS FLOAT[])"
+            out = f"sparsevec_in({expr})" if t.domain == "SPARSEVEC" else \
+                f"CAST({arraytext.to_duckdb_sql(expr)} AS FLOAT[])"
+        else:
+            out = f"CAST({expr} AS FLOAT[])"
+        return f"halfvec_round({out})" if t.domain == "HALFVEC" else out
+    if t.ndim == 0 and t.base in ("bit", "varbit"):
+        # bit(n) text: only 0 and 1 (DuckDB's BIT cast checks), exactly n of them (bit varying:
+        # at most n), PostgreSQL's 22026 otherwise
+        bits = f"CAST(CAST(CAST({expr} AS VARCHAR) AS BIT) AS VARCHAR)"
+        if not t.typmods:
+            return bits
+        n = t.typmods[0]
+        if t.base == "varbit":
+            return (f"CASE WHEN length({bits}) > {n} THEN error('bit string too long for "
+                    f"type bit varying({n})') ELSE {bits} END")
+        return (f"CASE WHEN length({bits}) <> {n} THEN error('bit string length ' || "
+                f"length({bits}) || ' does not match type bit({n})') ELSE {bits} END")
     if t.ndim and str(source_type).upper() == "VARCHAR":
         # '{1,2}' into a float4[] column, as psql scripts write arrays.
         return f"CAST({arraytext.to_duckdb_sql(expr)} AS {t.duckdb})"

@@ -74,6 +74,10 @@ def translate(exc: BaseException) -> E.TarnError:
     if isinstance(exc, duckdb.InvalidInputException):
         if low.startswith("division by zero"):
             return E.DivisionByZero("division by zero")  # PostgreSQL's words and 22012
+        if re.fullmatch(r"bit string length \d+ does not match type bit\(\d+\)", msg):
+            return E.StringDataLengthMismatch(msg)
+        if re.fullmatch(r"bit string too long for type bit varying\(\d+\)", msg):
+            return E.StringDataRightTruncation(msg)
         if re.fullmatch(r'relation ".*" does not exist', msg):
             return E.UndefinedTable(msg)  # a '...'::regclass of an unknown name: 42P01
         return E.DataError(msg)

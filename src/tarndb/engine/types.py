@@ -52,6 +52,10 @@ _SCALARS = [
     ScalarType("numeric", 1700, 1231, pa.decimal128(38, 10), "DECIMAL(38,10)", -1, "N"),
     ScalarType("uuid", 2950, 2951, pa.string(), "UUID", 16, "U"),
     ScalarType("jsonb", 3802, 3807, pa.string(), "JSON", -1, "U"),
+    # bit(n) / bit varying(n): stored as the text of their bits ('0101'); pgvector's
+    # <~> (Hamming) and <%> (Jaccard) compute on DuckDB's BIT.
+    ScalarType("bit", 1560, 1561, pa.string(), "VARCHAR", -1, "V"),
+    ScalarType("varbit", 1562, 1563, pa.string(), "VARCHAR", -1, "V"),
 ]
 
 SCALARS: dict[str, ScalarType] = {t.name: t for t in _SCALARS}
@@ -63,6 +67,23 @@ SCALARS: dict[str, ScalarType] = {t.name: t for t in _SCALARS}
 VECTOR = "VECTOR"
 VECTOR_OID = 8100
 VECTOR_ARRAY_OID = 8101
+#: pgvector's ``halfvec(n)`` (values rounded to half precision on the way in) and
+#: ``sparsevec(n)`` (text ``{1:0.5,3:2}/5``): stored, computed on and indexed as vector(n) is.
+HALFVEC = "HALFVEC"
+HALFVEC_OID = 8102
+HALFVEC_ARRAY_OID = 8103
+SPARSEVEC = "SPARSEVEC"
+SPARSEVEC_OID = 8104
+SPARSEVEC_ARRAY_OID = 8105
+#: domain -> (type name, OID, array OID, largest dimension)
+VECTOR_KINDS: dict[str, tuple[str, int, int, int]] = {
+    VECTOR: ("vector", VECTOR_OID, VECTOR_ARRAY_OID, 16000),
+    HALFVEC: ("halfvec", HALFVEC_OID, HALFVEC_ARRAY_OID, 16000),
+    # pgvector allows 1e9; tarndb stores a sparse vector densely, so far fewer.
+    SPARSEVEC: ("sparsevec", SPARSEVEC_OID, SPARSEVEC_ARRAY_OID, 100000),
+}
+VECTOR_BY_NAME = {v[0]: d for d, v in VECTOR_KINDS.items()}
+VECTOR_BY_OID = {v[1]: d for d, v in VECTOR_KINDS.items()}
 BY_OID: dict[int, ScalarType] = {t.oid: t for t in _SCALARS}
 ARRAY_OIDS: dict[int, ScalarType] = {t.array_oid: t for t in _SCALARS if t.array_oid}
 
@@ -85,6 +106,7 @@ ALIASES: dict[str, str] = {
     "interval": "interval",
     "uuid": "uuid", "oid": "oid", "regclass": "oid", "regtype": "oid",
     "jsonpath": "text",  # SQL/JSON path text, read by jsonb_path_match (engine/jsonpath.py)
+    "bit": "bit", "bit varying": "varbit", "varbit": "varbit",
 }
 
 SERIALS = {"bigserial": "int8", "serial8": "int8", "serial": "int4", "serial4": "int4",
@@ -117,7 +139,13 @@ class ColumnType:
 
     @property
     def is_vector(self) -> bool:
-        return self.domain == VECTOR
+        """pgvector's vector, halfvec or sparsevec (all stored as ``float4[]``)."""
+        return self.domain in VECTOR_KINDS
+
+    @property
+    def vector_name(self) -> str:
+        """``vector``, ``halfvec`` or ``sparsevec`` (empty for other types)."""
+        return VECTOR_KINDS[self.domain][0] if self.domain in VECTOR_KINDS else ""
 
     @property
     def dim(self) -> int | None:
@@ -127,14 +155,15 @@ class ColumnType:
     @property
     def oid(self) -> int:
         if self.is_vector:
-            return VECTOR_OID
+            return VECTOR_KINDS[str(self.domain)][1]
         return self.scalar.array_oid if self.ndim else self.scalar.oid
 
     @property
     def pg_name(self) -> str:
         """The name Postgres shows (``format_type``): ``real[]``, ``jsonb``, ``numeric(10,2)``."""
         if self.is_vector:
-            return f"vector({self.typmods[0]})" if self.typmods else "vector"
+            name = self.vector_name
+            return f"{name}({self.typmods[0]})" if self.typmods else name
         if self.domain:
             return self.domain
         nice = {
@@ -142,6 +171,7 @@ class ColumnType:
             "float8": "double precision", "bool": "boolean", "varchar": "character varying",
             "timestamp": "timestamp without time zone",
             "timestamptz": "timestamp with time zone", "bpchar": "character",
+            "varbit": "bit varying",
         }.get(self.base, self.base)
         if self.typmods:
             nice += "(" + ",".join(str(m) for m in self.typmods) + ")"
@@ -151,7 +181,7 @@ class ColumnType:
     def typname(self) -> str:
         """pg_type.typname of the column's type (arrays are ``_float4``)."""
         if self.is_vector:
-            return "vector"
+            return self.vector_name
         return ("_" + self.base) if self.ndim else self.base
 
     @property
@@ -191,13 +221,16 @@ def resolve_type(names: list[str], ndim: int = 0, typmods: tuple[int, ...] = ())
     """Map a Postgres type name as written (``pg_catalog.float4``, ``EMBEDDING``) to a type."""
     parts = [n.lower() for n in names if n.lower() not in ("pg_catalog", "public")]
     name = " ".join(parts)
-    if name == "vector" and ndim == 0:
-        if len(typmods) > 1 or (typmods and not 1 <= typmods[0] <= 16000):
+    if name in VECTOR_BY_NAME and ndim == 0:
+        domain = VECTOR_BY_NAME[name]
+        most = VECTOR_KINDS[domain][3]
+        if len(typmods) > 1 or (typmods and not 1 <= typmods[0] <= most):
             from ..errors import InvalidParameterValue
 
-            raise InvalidParameterValue("dimensions for type vector must be between 1 and "
-                                        "16000" if typmods else "invalid type modifier")
-        return ColumnType("float4", 1, VECTOR, tuple(typmods))
+            raise InvalidParameterValue(f"dimensions for type {name} must be between 1 and "
+                                        f"{most}" if len(typmods) == 1
+                                        else "invalid type modifier")
+        return ColumnType("float4", 1, domain, tuple(typmods))
     if name in DOMAINS:
         base, dn = DOMAINS[name]
         return ColumnType(base, dn + ndim, name.upper())
@@ -212,8 +245,8 @@ def resolve_type(names: list[str], ndim: int = 0, typmods: tuple[int, ...] = ())
 
 
 def type_for_oid(oid: int) -> ColumnType:
-    if oid == VECTOR_OID:
-        return ColumnType("float4", 1, VECTOR)
+    if oid in VECTOR_BY_OID:
+        return ColumnType("float4", 1, VECTOR_BY_OID[oid])
     if oid in BY_OID:
         return ColumnType(BY_OID[oid].name)
     if oid in ARRAY_OIDS:

@@ -22,8 +22,22 @@ from typing import Any
 
 import numpy as np
 
-from ..engine.types import ARRAY_OIDS, BY_OID, SCALARS, VECTOR, VECTOR_OID, ColumnType
-from ..errors import InvalidParameterValue, InvalidTextRepresentation
+from ..engine.types import (
+    ARRAY_OIDS,
+    BY_OID,
+    HALFVEC,
+    SCALARS,
+    SPARSEVEC,
+    VECTOR_BY_OID,
+    ColumnType,
+)
+from ..engine.vectors import SPARSEVEC_MAX_DIM, format_sparsevec, parse_sparsevec, to_half
+from ..errors import (
+    DataError,
+    InvalidParameterValue,
+    InvalidTextRepresentation,
+    ProgramLimitExceeded,
+)
 
 Encoder = Callable[[Any], bytes]
 Decoder = Callable[[bytes], Any]
@@ -267,10 +281,91 @@ def _bin_vector(b: bytes) -> np.ndarray:
     return np.frombuffer(b, dtype=">f4", offset=4, count=dim).astype(np.float32)
 
 
+def _halfvec_text(v: Any) -> str:
+    """pgvector's ``halfvec_out``: as vector's, of the half-precision values."""
+    return _vector_text(np.asarray(v, dtype=np.float32).astype(np.float16))
+
+
+def _sparsevec_text(v: Any) -> str:
+    return format_sparsevec(v)
+
+
+def _halfvec_binary(v: Any) -> bytes:
+    """pgvector's ``halfvec_send``: int16 dimensions, int16 unused (0), float2s."""
+    arr = np.asarray(v, dtype=np.float32).reshape(-1).astype(">f2")
+    return struct.pack("!HH", arr.size, 0) + arr.tobytes()
+
+
+def _sparsevec_binary(v: Any) -> bytes:
+    """pgvector's ``sparsevec_send``: int32 dim, nnz, unused; int32 0-based indices; float4s."""
+    arr = np.asarray(v, dtype=np.float32).reshape(-1)
+    nz = np.flatnonzero(arr)
+    return struct.pack("!iii", arr.size, nz.size, 0) + nz.astype(">i4").tobytes() \
+        + arr[nz].astype(">f4").tobytes()
+
+
+def _parse_halfvec_text(s: str) -> np.ndarray:
+    return to_half(_parse_vector_text(s))
+
+
+def parse_sparsevec_text(s: str) -> np.ndarray:
+    return parse_sparsevec(s)
+
+
+def _bin_halfvec(b: bytes) -> np.ndarray:
+    if len(b) < 4:
+        raise InvalidParameterValue("incorrect binary data format for type halfvec")
+    dim, unused = struct.unpack_from("!HH", b)
+    if unused != 0:
+        raise InvalidParameterValue("expected unused to be 0")
+    if len(b) != 4 + 2 * dim:
+        raise InvalidParameterValue(f"invalid binary halfvec: {dim} dimensions in "
+                                    f"{len(b) - 4} bytes")
+    return np.frombuffer(b, dtype=">f2", offset=4, count=dim).astype(np.float32)
+
+
+def _bin_sparsevec(b: bytes) -> np.ndarray:
+    if len(b) < 12:
+        raise InvalidParameterValue("incorrect binary data format for type sparsevec")
+    dim, nnz, unused = struct.unpack_from("!iii", b)
+    if unused != 0:
+        raise InvalidParameterValue("expected unused to be 0")
+    if dim < 1 or nnz < 0 or nnz > dim or len(b) != 12 + 8 * nnz:
+        raise InvalidParameterValue("incorrect binary data format for type sparsevec")
+    if dim > SPARSEVEC_MAX_DIM:
+        raise ProgramLimitExceeded(f"sparsevec cannot have more than {SPARSEVEC_MAX_DIM} "
+                                   "dimensions in tarndb (it is stored dense)")
+    idx = np.frombuffer(b, dtype=">i4", offset=12, count=nnz).astype(np.int64)
+    vals = np.frombuffer(b, dtype=">f4", offset=12 + 4 * nnz, count=nnz)
+    if nnz and (idx.min() < 0 or idx.max() >= dim or (np.diff(idx) <= 0).any()):
+        raise DataError("sparsevec indices must be in order and within dimensions")
+    out = np.zeros(dim, dtype=np.float32)
+    out[idx] = vals
+    return out
+
+
+def _bit_binary(v: Any) -> bytes:
+    """``bit_send``: int32 length in bits, then the bits, first bit highest, zero-padded."""
+    bits = str(v)
+    padded = bits + "0" * (-len(bits) % 8)
+    return _I32.pack(len(bits)) + bytes(int(padded[i:i + 8], 2)
+                                        for i in range(0, len(padded), 8))
+
+
+def _bin_bit(b: bytes) -> str:
+    if len(b) < 4:
+        raise InvalidParameterValue("incorrect binary data format for type bit")
+    (n,) = _I32.unpack_from(b)
+    if n < 0 or len(b) - 4 != (n + 7) // 8:
+        raise InvalidParameterValue("invalid length in external bit string")
+    return "".join(f"{x:08b}" for x in b[4:])[:n]
+
+
 def text_encoder(ctype: ColumnType) -> Callable[[Any], str]:
     """A function from a non-NULL Python value to its Postgres text representation."""
     if ctype.is_vector:
-        return _vector_text
+        return {HALFVEC: _halfvec_text, SPARSEVEC: _sparsevec_text}.get(
+            str(ctype.domain), _vector_text)
     base = ctype.base
     scalar: Callable[[Any], str] = _TEXT_OUT.get(base, str)
     if ctype.ndim == 0:
@@ -451,7 +546,10 @@ def _array_binary(v: Any, ctype: ColumnType, elem: Encoder) -> bytes:
 
 def binary_encoder(ctype: ColumnType) -> Encoder:
     if ctype.is_vector:
-        return _vector_binary
+        return {HALFVEC: _halfvec_binary, SPARSEVEC: _sparsevec_binary}.get(
+            str(ctype.domain), _vector_binary)
+    if ctype.base in ("bit", "varbit") and not ctype.ndim:
+        return _bit_binary
     scalar = _BIN_OUT.get(ctype.base, _BIN_OUT["text"])
     if ctype.ndim == 0:
         return scalar
@@ -731,7 +829,8 @@ def _parse_float_array_text(s: str, ndim: int) -> Any:
 
 def text_decoder(ctype: ColumnType) -> Callable[[str], Any]:
     if ctype.is_vector:
-        return _parse_vector_text
+        return {HALFVEC: _parse_halfvec_text, SPARSEVEC: parse_sparsevec_text}.get(
+            str(ctype.domain), _parse_vector_text)
     scalar: Callable[[str], Any] = _TEXT_IN.get(ctype.base, lambda s: s)
     if ctype.ndim == 0:
         return scalar
@@ -905,7 +1004,10 @@ def _bin_array(b: bytes, elem: Decoder, base: str) -> Any:
 
 def binary_decoder(ctype: ColumnType) -> Decoder:
     if ctype.is_vector:
-        return _bin_vector
+        return {HALFVEC: _bin_halfvec, SPARSEVEC: _bin_sparsevec}.get(
+            str(ctype.domain), _bin_vector)
+    if ctype.base in ("bit", "varbit") and not ctype.ndim:
+        return _bin_bit
     scalar = _BIN_IN.get(ctype.base, _bin_text)
     if ctype.ndim == 0:
         return scalar
@@ -917,8 +1019,8 @@ def type_for_param_oid(oid: int) -> ColumnType | None:
     """The ColumnType of a parameter type OID, or None for unspecified/unknown (0, 705)."""
     if oid in (0, 705):
         return None
-    if oid == VECTOR_OID:
-        return ColumnType("float4", 1, VECTOR)
+    if oid in VECTOR_BY_OID:
+        return ColumnType("float4", 1, VECTOR_BY_OID[oid])
     if oid in BY_OID:
         return ColumnType(BY_OID[oid].name)
     if oid in ARRAY_OIDS:

@@ -27,7 +27,16 @@ from typing import Any
 
 import pyarrow as pa
 
-from ..engine.types import SCALARS, VECTOR_ARRAY_OID, VECTOR_OID, ColumnType
+from ..engine.types import (
+    HALFVEC_ARRAY_OID,
+    HALFVEC_OID,
+    SCALARS,
+    SPARSEVEC_ARRAY_OID,
+    SPARSEVEC_OID,
+    VECTOR_ARRAY_OID,
+    VECTOR_OID,
+    ColumnType,
+)
 
 PG_CATALOG_OID = 11
 PUBLIC_OID = 2200
@@ -76,10 +85,14 @@ _EXTRA_TYPES = [
     (2278, "void", 4, "P", 0),
     (2283, "anyelement", 4, "P", 0),
     (3614, "tsvector", -1, "U", 3643),
-    (1560, "bit", -1, "V", 1561),
     # pgvector's (drivers look it up by name: pgvector-python's register_vector)
     (VECTOR_OID, "vector", -1, "U", VECTOR_ARRAY_OID),
+    (HALFVEC_OID, "halfvec", -1, "U", HALFVEC_ARRAY_OID),
+    (SPARSEVEC_OID, "sparsevec", -1, "U", SPARSEVEC_ARRAY_OID),
 ]
+#: types CREATE EXTENSION vector puts in public
+_PGVECTOR_OIDS = {VECTOR_OID, VECTOR_ARRAY_OID, HALFVEC_OID, HALFVEC_ARRAY_OID, SPARSEVEC_OID,
+                  SPARSEVEC_ARRAY_OID}
 
 _NICE = {
     "int8": "bigint", "int4": "integer", "int2": "smallint", "float4": "real",
@@ -201,6 +214,8 @@ def _typmod(t: ColumnType) -> int:
         p = t.typmods[0]
         s = t.typmods[1] if len(t.typmods) > 1 else 0
         return ((p << 16) | s) + 4
+    if t.base in ("bit", "varbit") and t.typmods:
+        return t.typmods[0]  # bit(n): n
     return -1
 
 
@@ -278,7 +293,7 @@ def _pg_type(db: Any, session: Any) -> pa.Table:
         out["typname"].append(name)
         # pgvector's types live where CREATE EXTENSION put them (public), as asyncpg's
         # set_type_codec('vector', schema='public') looks them up.
-        out["typnamespace"].append(PUBLIC_OID if r["oid"] in (VECTOR_OID, VECTOR_ARRAY_OID)
+        out["typnamespace"].append(PUBLIC_OID if r["oid"] in _PGVECTOR_OIDS
                                    else PG_CATALOG_OID)
         out["typowner"].append(SUPERUSER_OID)
         out["typlen"].append(r["typlen"])
@@ -875,13 +890,20 @@ def _format_type_sql() -> str:
             whens.append(f"WHEN {st.oid} THEN {expr}")
             whens.append(f"WHEN {st.array_oid} THEN ({expr}) || '[]'")
             continue
+        if st.name in ("bit", "varbit"):
+            word = "bit" if st.name == "bit" else "bit varying"
+            expr = (f"CASE WHEN typmod IS NOT NULL AND typmod > 0 THEN '{word}(' || typmod || "
+                    f"')' ELSE '{word}' END")
+            whens.append(f"WHEN {st.oid} THEN {expr}")
+            whens.append(f"WHEN {st.array_oid} THEN ({expr}) || '[]'")
+            continue
         whens.append(f"WHEN {st.oid} THEN '{nice}'")
         if st.array_oid:
             whens.append(f"WHEN {st.array_oid} THEN '{nice}[]'")
     for oid, tname, _size, _cat, arr in _EXTRA_TYPES:
-        if oid == VECTOR_OID:
+        if oid in (VECTOR_OID, HALFVEC_OID, SPARSEVEC_OID):
             whens.append(f"WHEN {oid} THEN CASE WHEN typmod IS NOT NULL AND typmod > 0 THEN "
-                         "'vector(' || typmod || ')' ELSE 'vector' END")
+                         f"'{tname}(' || typmod || ')' ELSE '{tname}' END")
             continue
         whens.append(f"WHEN {oid} THEN '{tname}'")
         if arr:

@@ -66,10 +66,57 @@ MACROS = [
             CAST(a AS FLOAT[]), CAST(a AS FLOAT[])))) AS FLOAT[]) END)""",
 ]
 
-OPERATORS = {"<->": "l2_distance", "<=>": "cosine_distance", "<+>": "l1_distance"}
+_SAME_BITS = ("CASE WHEN a IS NULL OR b IS NULL THEN NULL "
+              "WHEN length(CAST(a AS VARCHAR)) <> length(CAST(b AS VARCHAR)) THEN "
+              "error('different bit lengths ' || length(CAST(a AS VARCHAR)) || ' and ' || "
+              "length(CAST(b AS VARCHAR))) ")
+
+MACROS += [
+    # bit(n) values are stored as their text ('0101'); DuckDB's BIT computes on them.
+    f"""CREATE OR REPLACE MACRO hamming_distance(a, b) AS ({_SAME_BITS}
+        ELSE CAST(bit_count(xor(CAST(CAST(a AS VARCHAR) AS BIT), CAST(CAST(b AS VARCHAR) AS BIT)))
+                  AS DOUBLE) END)""",
+    f"""CREATE OR REPLACE MACRO jaccard_distance(a, b) AS ({_SAME_BITS}
+        WHEN bit_count(CAST(CAST(a AS VARCHAR) AS BIT) & CAST(CAST(b AS VARCHAR) AS BIT)) = 0
+        THEN CAST(1 AS DOUBLE)
+        ELSE 1 - bit_count(CAST(CAST(a AS VARCHAR) AS BIT) & CAST(CAST(b AS VARCHAR) AS BIT))
+             / CAST(bit_count(CAST(CAST(a AS VARCHAR) AS BIT) | CAST(CAST(b AS VARCHAR) AS BIT))
+                    AS DOUBLE) END)""",
+    # binary_quantize(v): bit i is set where v[i] > 0
+    """CREATE OR REPLACE MACRO binary_quantize(a) AS array_to_string(list_transform(
+        CAST(a AS FLOAT[]), lambda x: CASE WHEN x > 0 THEN '1' ELSE '0' END), '')""",
+    """CREATE OR REPLACE MACRO subvector(a, start, count) AS (
+        CASE WHEN count < 1 THEN error('vector must have at least 1 dimension')
+        ELSE list_slice(CAST(a AS FLOAT[]), greatest(start, 1), start + count - 1) END)""",
+    # x::sparsevec: sparse text ('{1:0.5}/3') or a vector / real[]
+    """CREATE OR REPLACE MACRO sparsevec_cast(x) AS (
+        CASE WHEN typeof(x) = 'VARCHAR' THEN sparsevec_in(CAST(x AS VARCHAR))
+        ELSE CAST(x AS FLOAT[]) END)""",
+]
+
+OPERATORS = {"<->": "l2_distance", "<=>": "cosine_distance", "<+>": "l1_distance",
+             "<~>": "hamming_distance", "<%>": "jaccard_distance"}
+
+#: the pgvector types computed on as FLOAT[] (halfvec and sparsevec are vectors here)
+_VECTOR_NAMES = ("vector", "halfvec", "sparsevec")
 
 
 def install(cur: duckdb.DuckDBPyConnection) -> None:
+    from typing import cast as _cast
+
+    from ...engine import vectors
+    from ...engine.udf import register_arrow
+
+    floats = duckdb.list_type(duckdb.sqltype("FLOAT"))
+    text = duckdb.sqltype("VARCHAR")
+    for name, fn, params, returns in (
+            ("halfvec_round", vectors.halfvec_round_arrow, [floats], floats),
+            ("sparsevec_in", vectors.sparsevec_in_arrow, [text], floats),
+            ("sparsevec_out", vectors.sparsevec_out_arrow, [floats], text)):
+        try:
+            register_arrow(_cast(duckdb.DuckDBPyConnection, cur), name, fn, params, returns)
+        except Exception:  # noqa: BLE001 - already registered on this connection
+            pass
     for m in MACROS:
         cur.execute(m)
 
@@ -105,13 +152,28 @@ def _aggregate(node: pb.Node, scope: Scope) -> pb.Node | None:
     return out
 
 
+def _cast_target(node: pb.Node) -> str | None:
+    """``vector``, ``halfvec`` or ``sparsevec`` when ``node`` casts to one of them."""
+    if ast.kind(node) != "type_cast" or node.type_cast.type_name.array_bounds:
+        return None
+    names = [n.lower() for n in ast.names(node.type_cast.type_name.names)]
+    return names[-1] if names and names[-1] in _VECTOR_NAMES else None
+
+
+def _cast_type(node: pb.Node) -> ColumnType:
+    from ...engine.types import resolve_type
+
+    tn = node.type_cast.type_name
+    mods = [ast.const_value(m) for m in tn.typmods if ast.kind(m) == "a_const"]
+    return resolve_type([n.lower() for n in ast.names(tn.names)], 0,
+                        tuple(int(m) for m in mods if isinstance(m, int)))
+
+
 def _is_vector(node: pb.Node, scope: Scope) -> bool:
     """Whether an operand is of type ``vector``: a vector column or a ``::vector`` cast."""
     k = ast.kind(node)
     if k == "type_cast":
-        names = [n.lower() for n in ast.names(node.type_cast.type_name.names)]
-        return bool(names) and names[-1] == "vector" and \
-            not node.type_cast.type_name.array_bounds
+        return _cast_target(node) is not None
     if k == "column_ref":
         from .similarity import _Resolver
 
@@ -144,40 +206,122 @@ def result_types(stmt: pb.Node, scope: Scope) -> dict[int, ColumnType]:
             if len(infos) != 1:
                 return out  # positions past a multi-table * are not known
             for c in infos[0].columns:
-                if c.type.is_vector and c.type.dim is None:
+                if c.type.is_vector and (c.type.dim is None or c.type.domain != VECTOR):
                     out[i] = c.type
                 i += 1
             continue
         if k == "column_ref":
             col = resolver.column(val.column_ref)
-            if col is not None and col[2].is_vector and col[2].dim is None:
+            if col is not None and col[2].is_vector and (col[2].dim is None
+                                                          or col[2].domain != VECTOR):
                 out[i] = col[2]
-        elif k == "type_cast" and _is_vector(val, scope) and \
-                not val.type_cast.type_name.typmods:
-            out[i] = ColumnType("float4", 1, VECTOR)
+        elif k == "type_cast" and _cast_target(val) is not None:
+            t = _cast_type(val)
+            if t.dim is None or t.domain != VECTOR:
+                out[i] = t
         i += 1
     return out
+
+
+def _column_type(node: pb.Node, scope: Scope) -> ColumnType | None:
+    if ast.kind(node) == "column_ref":
+        from .similarity import _Resolver
+
+        col = _Resolver(scope).column(node.column_ref)
+        return col[2] if col is not None else None
+    if _cast_target(node) is not None:
+        return _cast_type(node)
+    return None
+
+
+def _text_of_vector(node: pb.Node, scope: Scope) -> bool:
+    """``v::text`` of a vector, halfvec or sparsevec -> its pgvector text form."""
+    from ...engine.types import SPARSEVEC
+
+    if ast.kind(node) != "type_cast":
+        return False
+    tc = node.type_cast
+    names = [n.lower() for n in ast.names(tc.type_name.names)]
+    if not names or names[-1] not in ("text", "varchar") or tc.type_name.array_bounds:
+        return False
+    source = _column_type(tc.arg, scope)
+    if source is None or not source.is_vector:
+        return False
+    fn = "sparsevec_out" if source.domain == SPARSEVEC else "vector_out"
+    node.CopyFrom(ast.func_call(fn, [ast.type_cast(tc.arg, ["float4"], 1)]))
+    return True
+
+
+def _rewrite_cast(node: pb.Node, scope: Scope) -> None:
+    """Casts to halfvec / sparsevec (from text, vector or real[])."""
+    from ...engine.types import HALFVEC, SPARSEVEC
+
+    tc = node.type_cast
+    target = _cast_target(node)
+    if target is None or target == "vector":
+        return
+    t = _cast_type(node)
+    arg = pb.Node()
+    arg.CopyFrom(tc.arg)
+    if t.domain == SPARSEVEC:
+        arg = ast.func_call("sparsevec_cast", [arg])
+    as_vector = pb.Node()
+    as_vector.CopyFrom(node)
+    as_vector.type_cast.arg.CopyFrom(arg)
+    del as_vector.type_cast.type_name.names[:]
+    as_vector.type_cast.type_name.names.add().string.sval = "vector"
+    if t.domain == HALFVEC:
+        node.CopyFrom(ast.func_call("halfvec_round", [as_vector]))
+        if t.dim is not None:  # keep the fixed size (FLOAT[n]) that checks the dimension
+            node.CopyFrom(ast.type_cast(node, ["vector"]))
+            node.type_cast.type_name.typmods.add().CopyFrom(ast.int_const(t.dim))
+    else:
+        node.CopyFrom(as_vector)
+
+
+def _type_operands(expr: pb.A_Expr, scope: Scope) -> None:
+    """A literal or parameter compared with a halfvec or sparsevec column takes the column's
+    type, as PostgreSQL resolves the operator: ``s <-> '{1:1}/5'`` reads sparse text,
+    ``h <-> '[...]'`` rounds to half precision."""
+    from ...engine.types import HALFVEC, SPARSEVEC
+
+    for a, b in ((expr.lexpr, expr.rexpr), (expr.rexpr, expr.lexpr)):
+        t = _column_type(a, scope)
+        if t is None or t.domain not in (HALFVEC, SPARSEVEC) or \
+                ast.kind(b) not in ("a_const", "param_ref"):
+            continue
+        wrapped = pb.Node()
+        wrapped.CopyFrom(b)
+        if t.domain == SPARSEVEC:
+            b.CopyFrom(ast.type_cast(ast.func_call("sparsevec_cast", [wrapped]), ["float4"], 1))
+        else:
+            b.CopyFrom(ast.func_call("halfvec_round", [ast.type_cast(wrapped, ["float4"], 1)]))
 
 
 def apply(stmt: pb.Node, scope: Scope) -> None:
     """Rewrite pgvector's operators in ``stmt`` (already bound) into function calls."""
     nodes = [m for m in ast.walk(stmt) if isinstance(m, pb.Node)]
+    # ``x::halfvec::text``: the text form is chosen by the inner type, so casts to text go
+    # first (parents first), while their operands still say what they are.
+    if sum(_text_of_vector(n, scope) for n in nodes):  # every one: no short cut
+        nodes = [m for m in ast.walk(stmt) if isinstance(m, pb.Node)]
     for node in reversed(nodes):  # children first
         if ast.kind(node) == "func_call":
             agg = _aggregate(node, scope)
             if agg is not None:
                 node.CopyFrom(agg)
             continue
-        if ast.kind(node) == "type_cast" and _is_vector(node.type_cast.arg, scope):
-            names = [n.lower() for n in ast.names(node.type_cast.type_name.names)]
-            if names and names[-1] in ("text", "varchar") and \
-                    not node.type_cast.type_name.array_bounds:
-                node.CopyFrom(ast.func_call("vector_out", [node.type_cast.arg]))
+        if ast.kind(node) == "type_cast":
+            if not _text_of_vector(node, scope):  # avg(v)::text: known once rewritten
+                _rewrite_cast(node, scope)
             continue
         if ast.kind(node) != "a_expr" or node.a_expr.kind != pb.AEXPR_OP:
             continue
         op = ast.op_name(node.a_expr)
         left, right = node.a_expr.lexpr, node.a_expr.rexpr
+        if op in OPERATORS or op == "<#>":
+            _type_operands(node.a_expr, scope)
+            left, right = node.a_expr.lexpr, node.a_expr.rexpr
         if op in OPERATORS:
             node.CopyFrom(ast.func_call(OPERATORS[op], [left, right]))
         elif op == "<#>" and (_is_vector(left, scope) or _is_vector(right, scope)):
