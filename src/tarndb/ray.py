@@ -154,8 +154,11 @@ def read_table(lake: Any, table: str, *, version: int | str | None = None,
     ds = rd.read_lance(store.uri, version=version, columns=wanted,
                        storage_options=db.lake.storage_options or None,
                        scanner_options=scanner or None, **read_args)
-    # The table's columns in their stored types, nothing else. Also a real step for Ray's
-    # planner: a bare read reports the unfiltered row count and every column in schema().
+    if filter is None:
+        # Only the table's columns (Ray's schema() of a bare read lists the dataset's).
+        return ds.select_columns(wanted)
+    # A real step after a filtered read: Ray counts a bare read from fragment metadata,
+    # which knows nothing of the filter. Its types are the table's stored ones.
     schema = pa.schema([pa.field(c, _column_type(info, c)) for c in wanted])
     conform: Any = functools.partial(_conform_batch, schema=schema)
     return ds.map_batches(conform, batch_format="pyarrow", zero_copy_batch=True)

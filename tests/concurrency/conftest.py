@@ -120,3 +120,27 @@ def s3_servers(tmp_path: Path) -> Iterator[Callable[[int], list[Serve]]]:
     for s in started:
         s.stop()
     srv.stop()
+
+
+@pytest.fixture(scope="module")
+def ray_cluster() -> Iterator[str]:
+    """A local Ray cluster (one CPU) for the module; yields its address."""
+    ray = pytest.importorskip("ray")
+    pytest.importorskip("ray.data")
+    ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    ray.data.DataContext.get_current().enable_progress_bars = False
+    yield ray.get_runtime_context().gcs_address
+    ray.shutdown()
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[Serve]:
+    """One ``tarndb serve`` on a fresh lake."""
+    srv = start_serve(tmp_path / "lake", tmp_path / "serve.log")
+    yield srv
+    srv.stop()
+
+
+def lake_data_files(lake: Path, table: str) -> list[Path]:
+    """The data files of ``ws.<table>`` on a local lake (committed or not)."""
+    return sorted(lake.glob(f"ws/{table}*.lance/data/*.lance"))
