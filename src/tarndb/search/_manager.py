@@ -609,10 +609,7 @@ class IndexManager:
         if "nprobes" in o:
             base.nprobes = int(o["nprobes"])
         if params is not None:
-            base = AnnParams(params.nprobe_fraction, params.min_nprobes,
-                             params.refine_factor, params.nprobes)
-            if params.nprobes is not None:
-                return base, None
+            return params, None  # the caller's knobs, as given
         if base.nprobes is not None or "nprobe_fraction" in o:
             return base, None
         if not info.tuning:
