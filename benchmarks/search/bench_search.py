@@ -2,6 +2,8 @@
 
     python benchmarks/search/bench_search.py                 # reduced: 100k rows, a few minutes
     python benchmarks/search/bench_search.py --full          # issue 9's sizes: 1M x 384, 100k bags
+    python benchmarks/search/bench_search.py --via psycopg   # through the wire vs PostgreSQL +
+                                                             # pgvector (bench_wire.py)
 
 Every row prints p50/p95 latency (ms) and recall@10 against the exact answer; filtered rows
 also count under-filled answers (fewer than 10 rows while at least 10 rows match):
@@ -713,6 +715,14 @@ def main() -> None:
                     help="tarndb vector index types to time (e.g. clustered,clustered_quantized)")
     ap.add_argument("--dir", default=None,
                     help="work directory (default: a temp dir, removed at exit)")
+    ap.add_argument("--via", choices=("direct", "psycopg", "both"), default="direct",
+                    help="psycopg: tarndb serve vs PostgreSQL + pgvector through psycopg over "
+                         "TLS, with issue 18's targets (bench_wire.py); both: that first, then "
+                         "the direct mode (default: direct)")
+    ap.add_argument("--ef-search", type=int, default=100,
+                    help="--via psycopg: pgvector's hnsw.ef_search (default 100)")
+    ap.add_argument("--probes", type=int, default=None,
+                    help="--via psycopg: pgvector's ivfflat.probes (default sqrt(lists))")
     args = ap.parse_args()
     SLOW_QUERIES = args.slow_queries
     n = args.n or (1_000_000 if args.full else 100_000)
@@ -726,6 +736,18 @@ def main() -> None:
     rng = np.random.default_rng(0)
     t_start = time.perf_counter()
     try:
+        if args.via != "direct":
+            import bench_wire
+
+            v = make_vectors(root, n, args.dim, args.queries, rng, text=not args.skip_text)
+            bench_wire.run(root, v, args.queries, args.repeats, SLOW_QUERIES, args.ef_search,
+                           args.probes, text=not args.skip_text)
+            del v
+            if args.via == "psycopg":
+                print(f"\ntotal {time.perf_counter() - t_start:.0f} s")
+                return
+            print("\n-- direct mode (in process) --")
+            rng = np.random.default_rng(0)
         if not (args.skip_vector and args.skip_text):
             v = make_vectors(root, n, args.dim, args.queries, rng, text=not args.skip_text)
             if not args.skip_deeplake:

@@ -45,3 +45,40 @@ def test_constant_select_in_a_failed_transaction_is_refused(pg_server: Server) -
             c.execute("SELECT 1")
         c.rollback()
         assert c.execute("SELECT 1").fetchone() == (1,)
+
+
+HAS_TABLE = ("SELECT pg_catalog.pg_class.relname FROM pg_catalog.pg_class JOIN "
+             "pg_catalog.pg_namespace ON pg_catalog.pg_namespace.oid = "
+             "pg_catalog.pg_class.relnamespace WHERE pg_catalog.pg_class.relname = %s "
+             "AND pg_catalog.pg_table_is_visible(pg_catalog.pg_class.oid)")
+
+
+def test_catalog_answers_follow_the_catalog_and_the_session(pg_server: Server) -> None:
+    """Catalog queries are kept per catalog version and session state: a repeated one gives
+    the same rows, and DDL and the search path show through at once."""
+    import uuid
+
+    name = f"cat_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(pg_server.dsn(), autocommit=True) as c:
+        assert c.execute(HAS_TABLE, (name,)).fetchall() == []
+        assert c.execute(HAS_TABLE, (name,)).fetchall() == []
+        c.execute(f"CREATE SCHEMA {name}_ws")
+        c.execute(f"CREATE TABLE {name}_ws.{name} (id INT)")
+        assert c.execute(HAS_TABLE, (name,)).fetchall() == []  # not on the search path
+        c.execute(f"SET search_path = {name}_ws, public")
+        assert c.execute(HAS_TABLE, (name,)).fetchall() == [(name,)]
+        c.execute("SET search_path = public")
+        assert c.execute(HAS_TABLE, (name,)).fetchall() == []
+        c.execute(f"CREATE TABLE {name} (id INT)")
+        assert c.execute(HAS_TABLE, (name,)).fetchall() == [(name,)]
+        cols = ("SELECT attname FROM pg_attribute WHERE attrelid = %s::regclass AND attnum > 0 "
+                "ORDER BY attnum")
+        assert c.execute(cols, (name,)).fetchall() == [("id",)]
+        c.execute(f"ALTER TABLE {name} ADD COLUMN note TEXT")
+        assert c.execute(cols, (name,)).fetchall() == [("id",), ("note",)]
+        for fast in ("off", "on"):  # the general path gives the same answers
+            c.execute(f"SET tarndb.fast_paths = {fast}")
+            assert c.execute(cols, (name,)).fetchall() == [("id",), ("note",)]
+        c.execute(f"DROP TABLE {name}")
+        assert c.execute(HAS_TABLE, (name,)).fetchall() == []
+

@@ -173,6 +173,12 @@ class Catalog:
         self._version = self._ds.version
         self._checked_at = time.monotonic()
 
+    @property
+    def version(self) -> int:
+        """The catalog version this process holds: what is derived from the catalog alone
+        (the answers of system catalog queries) may be kept under it."""
+        return self._version
+
     def refresh(self, force: bool = False) -> None:
         """Pick up changes another process committed (cheap; rate-limited unless forced)."""
         now = time.monotonic()

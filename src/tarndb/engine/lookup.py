@@ -4,6 +4,13 @@ round trip; any other shape of query takes the general path.
 - Constant selects: ``SELECT 1``, ``SELECT 'x' AS name, 2`` (integer, string, boolean and NULL
   literals, no FROM). Connection pools send ``SELECT 1`` before handing out a connection, so
   its cost is every pooled statement's cost; DuckDB's own round trip is a third of it.
+- Rankings: ``SELECT cols[, score] FROM t [WHERE ...] ORDER BY col <#> q LIMIT k``
+  (:func:`.planner.try_direct`): the search, then one take of the selected columns.
+- System catalog queries (``pg_catalog.*``, ``information_schema.*`` only, as drivers send at
+  connect and introspection time): their answers depend on the catalog, the session's
+  settings and who it runs as, so they are kept per catalog version and session state; a
+  repeated one costs a dictionary lookup instead of building the catalog relations and a
+  DuckDB plan.
 - Point lookups: ``SELECT cols FROM t WHERE key = constant [LIMIT n]``. Fetching one row by its
   primary key is the most common statement an application sends. Its answer comes straight
   from Lance (the key's BTREE index finds the row).
@@ -11,6 +18,9 @@ round trip; any other shape of query takes the general path.
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
+from collections.abc import Hashable
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -103,8 +113,22 @@ def try_constant(sel: Any) -> Result | None:
 
 def try_lookup(session: Session, stmt: pb.Node, params: list[Any]) -> Result | None:
     sel = stmt.select_stmt
+    # ``SET tarndb.fast_paths = off`` sends constant selects and rankings down the general
+    # path (benchmarks compare the two in one run; a way out should a fast path misbehave).
+    fast = session.settings.get("tarndb.fast_paths", "on").lower() not in ("off", "false", "0")
     if not sel.from_clause:
-        return try_constant(sel)
+        return try_constant(sel) if fast else None
+    if fast:
+        key = _catalog_key(session, stmt, params)
+        if key is not None:
+            return _cached_catalog_query(session, stmt, params, key)
+    if sel.sort_clause:
+        if not fast:
+            return None
+        from .planner import try_direct
+
+        found: Result | None = try_direct(session, stmt, params)
+        return found
     if (len(sel.from_clause) != 1 or ast.kind(sel.from_clause[0]) != "range_var"
             or not sel.HasField("where_clause") or sel.group_clause or sel.distinct_clause
             or sel.sort_clause or sel.HasField("limit_offset") or sel.HasField("having_clause")
@@ -151,3 +175,101 @@ def try_lookup(session: Session, stmt: pb.Node, params: list[Any]) -> Result | N
     cols = [Column(name, c.type) for name, c in columns]
     return Result(columns=cols, command=f"SELECT {out.num_rows}", rowcount=out.num_rows,
                   _arrow=out)
+
+
+# -- system catalog queries ------------------------------------------------------------------
+
+#: Relations whose rows change without the catalog changing (sessions, locks).
+_LIVE_RELATIONS = ("pg_stat", "pg_locks", "pg_prepared", "pg_cursors", "pg_backend")
+#: Functions whose answer changes from call to call, or that do something.
+_VOLATILE = frozenset({
+    "now", "clock_timestamp", "statement_timestamp", "transaction_timestamp", "timeofday",
+    "random", "setseed", "pg_backend_pid", "txid_current", "txid_current_if_assigned",
+    "pg_current_xact_id", "nextval", "currval", "setval", "lastval", "gen_random_uuid",
+    "uuid_generate_v4", "pg_sleep", "set_config", "pg_cancel_backend", "pg_terminate_backend",
+    "pg_notify", "inet_client_addr", "inet_client_port", "pg_postmaster_start_time",
+    "pg_conf_load_time", "pg_current_wal_lsn", "embed", "deep_memory"})
+_TIME_SVF = frozenset({pb.SVFOP_CURRENT_DATE, pb.SVFOP_CURRENT_TIME, pb.SVFOP_CURRENT_TIME_N,
+                       pb.SVFOP_CURRENT_TIMESTAMP, pb.SVFOP_CURRENT_TIMESTAMP_N,
+                       pb.SVFOP_LOCALTIME, pb.SVFOP_LOCALTIME_N, pb.SVFOP_LOCALTIMESTAMP,
+                       pb.SVFOP_LOCALTIMESTAMP_N})
+_CATALOG_CACHE: OrderedDict[Hashable, Result] = OrderedDict()
+_CATALOG_LOCK = threading.Lock()
+_CATALOG_MAX_ENTRIES = 1024
+_CATALOG_MAX_BYTES = 1 << 20  # per answer
+
+
+def _is_system_relation(schema: str, name: str) -> bool:
+    """``schema.name`` (``name`` alone: an unqualified ``pg_*``) is a relation of the system
+    catalogs that :mod:`tarndb.sql.pgcatalog` builds, never a user's table."""
+    from ..sql import pgcatalog, pgcatalog15
+
+    if schema == "information_schema":
+        return name in pgcatalog._INFORMATION_SCHEMA
+    if schema in ("pg_catalog", ""):
+        return name in pgcatalog._RELATIONS or name in pgcatalog15.COLUMNS
+    return False
+
+
+def _catalog_key(session: Session, stmt: pb.Node, params: list[Any]) -> Hashable | None:
+    """The cache key of a query that reads system catalogs only (None: not one)."""
+    sel = stmt.select_stmt
+    if sel.locking_clause or sel.HasField("into_clause"):
+        return None
+    # Uncommitted DDL or writes of this transaction change what the catalogs show it.
+    if getattr(session, "_overlay", None) or getattr(session, "_txn", None):
+        return None
+    ctes: set[str] = set()
+    relations = 0
+    for m in ast.walk(stmt):
+        if isinstance(m, pb.CommonTableExpr):
+            ctes.add(m.ctename)
+        elif isinstance(m, pb.RangeVar):
+            schema, name = m.schemaname.lower(), m.relname.lower()
+            if not schema and m.relname in ctes:
+                continue
+            if not _is_system_relation(schema, name):
+                return None
+            if name.startswith(_LIVE_RELATIONS):
+                return None
+            relations += 1
+        elif isinstance(m, (pb.RangeFunction, pb.RangeTableFunc, pb.RangeTableSample)):
+            return None
+        elif isinstance(m, pb.FuncCall):
+            names = ast.names(m.funcname)
+            if not names or names[-1].lower() in _VOLATILE or \
+                    names[-1].lower().startswith(("pg_advisory", "pg_try_advisory",
+                                                  "tarndb_")):
+                return None
+        elif isinstance(m, pb.SQLValueFunction) and m.op in _TIME_SVF:
+            return None
+    if not relations:
+        return None
+    db = session.db
+    db.catalog.refresh()  # what the uncached query would do (rate-limited)
+    allowed = session.allowed_workspaces
+    return (stmt.SerializeToString(), repr(params), db.catalog.version,
+            tuple(sorted(session.settings.items())), session.user, session.workspace,
+            None if allowed is None else frozenset(allowed), session.read_only,
+            repr(getattr(session, "acl_role", None)), id(db))
+
+
+def _cached_catalog_query(session: Session, stmt: pb.Node, params: list[Any],
+                          key: Hashable) -> Result:
+    with _CATALOG_LOCK:
+        hit = _CATALOG_CACHE.get(key)
+        if hit is not None:
+            _CATALOG_CACHE.move_to_end(key)
+    if hit is None:
+        res = session.run_select(stmt, params)
+        rows = res.rows  # converted once, here
+        if res.notices or (res._arrow is not None and res._arrow.nbytes > _CATALOG_MAX_BYTES):
+            return res
+        hit = Result(columns=list(res.columns), command=res.command, rowcount=res.rowcount,
+                     _rows=rows, _arrow=res._arrow)
+        with _CATALOG_LOCK:
+            _CATALOG_CACHE[key] = hit
+            while len(_CATALOG_CACHE) > _CATALOG_MAX_ENTRIES:
+                _CATALOG_CACHE.popitem(last=False)
+    return Result(columns=list(hit.columns), command=hit.command, rowcount=hit.rowcount,
+                  _rows=hit._rows, _arrow=hit._arrow)

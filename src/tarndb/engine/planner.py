@@ -327,3 +327,206 @@ def rows_by_rid(ds: Any, rids: np.ndarray, columns: list[str] | None = None) -> 
     from ..storage.rowmap import rows_by_rid as take
 
     return take(ds, rids, columns)
+
+
+# -- the direct path -------------------------------------------------------------------------
+
+#: WHERE clauses the direct path evaluates: comparisons, ranges, lists, NULL tests and their
+#: boolean combinations of scalar columns with constants (a jsonb or array operator needs the
+#: rewrites of the general path first).
+_FILTER_NODES = (pb.A_Expr, pb.BoolExpr, pb.NullTest, pb.ColumnRef, pb.A_Const, pb.ParamRef,
+                 pb.List, pb.String, pb.Integer, pb.Float, pb.Boolean, pb.TypeCast, pb.TypeName)
+_FILTER_OPS = {"=", "<>", "!=", "<", ">", "<=", ">="}
+_FILTER_EXPRS = {pb.AEXPR_OP, pb.AEXPR_IN, pb.AEXPR_BETWEEN, pb.AEXPR_NOT_BETWEEN}
+_FILTER_TYPES = {"int2", "int4", "int8", "float4", "float8", "text", "varchar", "bpchar",
+                 "bool", "date", "timestamp", "timestamptz", "numeric", "uuid"}
+
+
+def _simple_filter(where: pb.Node, info: TableInfo, alias: str) -> bool:
+    for m in ast.walk(where):
+        if isinstance(m, pb.Node):
+            continue
+        if not isinstance(m, _FILTER_NODES):
+            return False
+        if isinstance(m, pb.A_Expr) and (m.kind not in _FILTER_EXPRS or (
+                m.kind == pb.AEXPR_OP and ast.op_name(m) not in _FILTER_OPS)):
+            return False
+        if isinstance(m, pb.ColumnRef):
+            parts = ast.names(m.fields)
+            if len(parts) > 2 or (len(parts) == 2 and parts[0] != alias):
+                return False
+            col = info.column(parts[-1])
+            if col is None or col.type.ndim or col.type.base not in _FILTER_TYPES:
+                return False
+    return True
+
+
+def try_direct(session: Any, stmt: pb.Node, params: list[Any]) -> Any:
+    """``SELECT columns[, score] FROM t [WHERE simple filter] ORDER BY col <#> q LIMIT k``
+    answered without DuckDB planning the statement: the search picks the k rows, Lance hands
+    over just the selected columns of those rows, and the exact scores order them. Returns
+    None for any other shape (the general path answers, with the same rows).
+
+    The general path registers the table, builds views, re-points the statement at the k
+    rows (reading every column of them, vectors included), registers a scoring function and
+    runs DuckDB over them: 5-30 ms of fixed cost on top of the search. Here it is parsing,
+    one take of the selected columns and a sort of k scores.
+    """
+    from ..sql import colnames
+    from ..sql.rewrite import ranking
+    from ..sql.rewrite.similarity import score_key
+    from .result import Column, Result
+    from .types import ColumnType
+
+    sel = stmt.select_stmt
+    if (len(sel.from_clause) != 1 or ast.kind(sel.from_clause[0]) != "range_var"
+            or sel.group_clause or sel.distinct_clause or sel.HasField("having_clause")
+            or not sel.HasField("limit_count") or sel.window_clause or sel.op != pb.SETOP_NONE
+            or sel.with_clause.ctes or sel.HasField("into_clause") or sel.locking_clause
+            or len(sel.sort_clause) != 1 or sel.values_lists):
+        return None
+    rv = sel.from_clause[0].range_var
+    if rv.schemaname in ("pg_catalog", "information_schema") or rv.relname == "_files":
+        return None
+    expr = _sort_expr(sel)
+    if expr is None or ast.kind(expr) != "a_expr" or ast.op_name(expr.a_expr) != "<#>":
+        return None
+    sort_by = sel.sort_clause[0].sort_by
+    if sort_by.use_op or sort_by.sortby_nulls != pb.SORTBY_NULLS_DEFAULT:
+        return None
+    right = expr.a_expr.rexpr
+    if ast.kind(right) == "func_call" or not _is_constant(right):
+        return None
+    limit = _int(sel.limit_count, params)
+    offset = _int(sel.limit_offset, params) if sel.HasField("limit_offset") else 0
+    if limit is None or offset is None or limit <= 0 or offset < 0:
+        return None
+    info = session.resolve_table(rv.schemaname or None, rv.relname)
+    if info is None or (info.read_only and info.as_of is None) or \
+            session.pending_change(info) is not None:
+        return None
+    alias = rv.alias.aliasname if rv.HasField("alias") else info.name
+    col_name = _column(expr.a_expr.lexpr, alias)
+    ci = info.column(col_name) if col_name else None
+    if ci is None or ci.type.is_vector:
+        return None
+    if ci.type.ndim == 1 and ci.type.base in ("float4", "float8"):
+        mode = "cosine"
+    elif ci.type.ndim == 2:
+        mode = "maxsim"
+    elif ci.type.ndim == 0 and ci.type.base in ("text", "varchar", "bpchar"):
+        mode = "bm25"
+    else:
+        return None
+    key = score_key(expr, params)
+    # Output columns: stored columns by name, or the ranking score itself.
+    outputs: list[tuple[str, Any]] = []  # (output name, ColumnInfo or None for the score)
+    for t in sel.target_list:
+        rt = t.res_target
+        if rt.indirection:
+            return None
+        if ast.kind(rt.val) == "column_ref":
+            parts = ast.names(rt.val.column_ref.fields)
+            if len(parts) > 2 or (len(parts) == 2 and parts[0] != alias):
+                return None
+            if parts[-1] == "*":
+                if rt.name:
+                    return None
+                outputs.extend((c.name, c) for c in info.columns)
+                continue
+            c = info.column(parts[-1])
+            if c is None:
+                return None
+            outputs.append((rt.name or c.name, c))
+        elif ast.kind(rt.val) == "a_expr" and score_key(rt.val, params) == key:
+            outputs.append((rt.name or colnames.figure(rt.val), None))
+        else:
+            return None
+    if sel.HasField("where_clause") and not _simple_filter(sel.where_clause, info, alias):
+        return None
+    from .. import search
+
+    version = info.as_of if info.as_of is not None else session.snapshot_version(info)
+    ds = session.db.store(info).dataset(version)
+    exact = info.as_of is not None
+    req = TopK(alias, info, mode, [ci.name], limit + offset)
+    allowed = None
+    if sel.HasField("where_clause"):
+        from .scan import Scope
+
+        scope = Scope(session)
+        try:
+            allowed = _allowed_rids(sel, scope, req, params, version)
+        finally:
+            scope.close()
+    value = _constant_value_direct(right, session, params)
+    if value is None:
+        raise E.DataError("the query of <#> must not be NULL")
+    filled = False
+    if allowed is not None and allowed.size == 0:
+        keys, scores = np.zeros(0, np.int64), np.zeros(0, np.float64)
+    else:
+        if mode == "cosine":
+            hits = search.vector_topk(ds, ci.name, _array(value), req.k,
+                                      allowed_row_keys=allowed, exact=exact)
+        elif mode == "maxsim":
+            hits = search.maxsim_topk(ds, ci.name, _array(value), req.k,
+                                      allowed_row_keys=allowed, exact=exact)
+        else:
+            hits = search.bm25_topk(ds, ci.name, str(value), req.k, allowed_row_keys=allowed,
+                                    exact=exact)
+        # The search's scores are exact (an index's candidates are re-scored exactly).
+        keys = np.asarray(hits.row_keys, np.int64)
+        scores = np.asarray(hits.scores, np.float64)
+        if mode == "bm25" and keys.size < req.k:
+            fill = _bm25_fill(ds, ci.name, allowed, keys, req.k - keys.size)
+            keys = np.concatenate([keys, fill])
+            scores = np.concatenate([scores, np.zeros(fill.size, np.float64)])
+            filled = fill.size > 0
+    # Rows without text among the filling rows score NULL: their text is read to know.
+    wanted = list(dict.fromkeys([RID] + ([ci.name] if filled else [])
+                                + [c.name for _, c in outputs if c is not None]))
+    rows = rows_by_rid(ds, keys, wanted)
+    rids = np.asarray(rows.column(RID).to_numpy(), np.int64)
+    by_rid = dict(zip(keys.tolist(), scores.tolist(), strict=True))
+    exact_scores = np.array([by_rid.get(r, np.nan) for r in rids.tolist()], np.float64)
+    if filled:
+        valid = np.asarray(rows.column(ci.name).is_valid().to_numpy(zero_copy_only=False),
+                           dtype=bool)
+        exact_scores[~valid] = np.nan
+    # Best first, NULL scores last (the ranking rule); then OFFSET and LIMIT.
+    order = np.lexsort((rids, -np.nan_to_num(exact_scores, nan=-np.inf),
+                        np.isnan(exact_scores)))[offset:offset + limit]
+    take = pa.array(order, pa.int64())
+    score_col = pa.array(exact_scores[order], pa.float64(), mask=np.isnan(exact_scores[order]))
+    data = {str(i): (score_col if c is None else rows.column(c.name).take(take))
+            for i, (_, c) in enumerate(outputs)}
+    out = pa.table(data) if data else pa.table({})
+    limit_bytes = session.db.max_result_bytes
+    if limit_bytes and out.nbytes > limit_bytes:
+        return None  # the general path reports it
+    cols = [Column(name, ColumnType("float8") if c is None else c.type) for name, c in outputs]
+    notices = [ranking.NOTICE] if sort_by.sortby_dir == pb.SORTBY_ASC else []
+    return Result(columns=cols, command=f"SELECT {out.num_rows}", rowcount=out.num_rows,
+                  notices=notices, _arrow=out)
+
+
+def _constant_value_direct(node: pb.Node, session: Any, params: list[Any]) -> Any:
+    """The query side of ``<#>``: a parameter or a literal (cast or not); other constant
+    expressions are evaluated by DuckDB on the session's cursor."""
+    inner = node
+    while ast.kind(inner) == "type_cast":
+        inner = inner.type_cast.arg
+    if ast.kind(inner) == "param_ref":
+        n = inner.param_ref.number
+        if n > len(params):
+            raise E.InvalidParameterValue(f"no value given for parameter ${n}")
+        return params[n - 1]
+    if ast.kind(inner) == "a_const":
+        return ast.const_value(inner)
+    probe = pb.Node()
+    probe.select_stmt.target_list.add().res_target.val.CopyFrom(node)
+    casts.apply(probe)
+    sql, values = param_rule.apply(probe, params)
+    found = session.cursor.execute(sql, values or None).fetchall()
+    return found[0][0] if found else None

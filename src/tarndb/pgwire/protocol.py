@@ -39,8 +39,8 @@ from . import acl, codecs, copy, intercept, roles
 from . import messages as m
 from .scram import MECHANISM, ScramServer, mock_salt
 
-SERVER_VERSION = "16.4"
-SERVER_VERSION_NUM = "160004"
+SERVER_VERSION = "15.8"
+SERVER_VERSION_NUM = "150008"
 
 #: Settings a client learns through ParameterStatus, with their values at connection start.
 REPORTED = {
@@ -758,8 +758,10 @@ class ServerConnection:
         if _EMPTY.match(sql) or _COPY.match(sql) or roles.is_role_statement(sql):
             return []
         if _is_read_only(sql):
-            # Reads run now, so the RowDescription is exactly what Execute sends.
+            # Reads run now, so the RowDescription is exactly what Execute sends; their
+            # notices go out now too (Execute sends only those of statements it runs).
             portal.result = self._run_one(sql, portal.params)
+            self._notices(portal.result)
             return portal.result.columns
         return self._describe_statement(portal.statement)[1]
 
