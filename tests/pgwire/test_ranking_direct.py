@@ -180,3 +180,27 @@ def test_which_shapes_take_the_direct_path(session: Any) -> None:
     session.execute("INSERT INTO d VALUES (3, 3, 'c', '{}', ARRAY[1,1])")
     assert not direct("SELECT id FROM d ORDER BY emb <#> $1 LIMIT 1", [q])  # own changes
     session.execute("ROLLBACK")
+
+
+def test_kept_columns_follow_updates_and_deletes(pg_server: Server) -> None:
+    """Ids and numbers of the ranked rows come from memory (engine/colcache.py): after an
+    UPDATE (rows move to new fragments) and a DELETE (a deletion file) they are current."""
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((60, 8)).astype(np.float32)
+    t = f"kept_{uuid.uuid4().hex[:8]}"
+    sql = f"SELECT id, n, w FROM {t} ORDER BY emb <#> %s LIMIT 3"
+    with psycopg.connect(pg_server.dsn(), autocommit=True) as c:
+        c.execute(f"CREATE TABLE {t} (id BIGINT PRIMARY KEY, n INT, w FLOAT8, emb FLOAT4[])")
+        with c.cursor() as cur:
+            cur.executemany(f"INSERT INTO {t} VALUES (%s, %s, %s, %s)",
+                            [(i, i * 10, i / 4, x[i].tolist()) for i in range(60)])
+        q = x[7].tolist()
+        assert c.execute(sql, (q,)).fetchall()[0] == (7, 70, 1.75)
+        c.execute(f"UPDATE {t} SET n = -1, w = 0.5 WHERE id = 7")
+        assert c.execute(sql, (q,)).fetchall()[0] == (7, -1, 0.5)
+        c.execute(f"DELETE FROM {t} WHERE id = 7")
+        rows = c.execute(sql, (q,)).fetchall()
+        assert 7 not in [r[0] for r in rows]
+        assert all(r[1] == r[0] * 10 and r[2] == r[0] / 4 for r in rows)
+        general = c.execute(sql.replace("LIMIT", ", id LIMIT"), (q,)).fetchall()
+        assert rows == general

@@ -418,7 +418,7 @@ def try_direct(session: Any, stmt: pb.Node, params: list[Any]) -> Any:
         mode = "bm25"
     else:
         return None
-    key = score_key(expr, params)
+    key: bytes | None = None  # the score's, computed only when the select list needs it
     # Output columns: stored columns by name, or the ranking score itself.
     outputs: list[tuple[str, Any]] = []  # (output name, ColumnInfo or None for the score)
     for t in sel.target_list:
@@ -438,7 +438,8 @@ def try_direct(session: Any, stmt: pb.Node, params: list[Any]) -> Any:
             if c is None:
                 return None
             outputs.append((rt.name or c.name, c))
-        elif ast.kind(rt.val) == "a_expr" and score_key(rt.val, params) == key:
+        elif ast.kind(rt.val) == "a_expr" and ast.op_name(rt.val.a_expr) == "<#>" and \
+                score_key(rt.val, params) == (key := key or score_key(expr, params)):
             outputs.append((rt.name or colnames.figure(rt.val), None))
         else:
             return None
@@ -446,8 +447,13 @@ def try_direct(session: Any, stmt: pb.Node, params: list[Any]) -> Any:
         return None
     from .. import search
 
-    version = info.as_of if info.as_of is not None else session.snapshot_version(info)
-    ds = session.db.store(info).dataset(version)
+    store = session.db.store(info)
+    if info.as_of is not None or (session.in_transaction and session.serializable):
+        version = info.as_of if info.as_of is not None else session.snapshot_version(info)
+        ds = store.dataset(version)
+    else:  # READ COMMITTED: the newest version, recorded as the statement's read
+        ds = store.dataset()
+        version = session.read_versions[info.path] = ds.version
     exact = info.as_of is not None
     req = TopK(alias, info, mode, [ci.name], limit + offset)
     allowed = None
@@ -486,7 +492,9 @@ def try_direct(session: Any, stmt: pb.Node, params: list[Any]) -> Any:
     # Rows without text among the filling rows score NULL: their text is read to know.
     wanted = list(dict.fromkeys([RID] + ([ci.name] if filled else [])
                                 + [c.name for _, c in outputs if c is not None]))
-    rows = rows_by_rid(ds, keys, wanted)
+    rows = _cached_rows(ds, keys, wanted[1:])
+    if rows is None:
+        rows = rows_by_rid(ds, keys, wanted)
     rids = np.asarray(rows.column(RID).to_numpy(), np.int64)
     by_rid = dict(zip(keys.tolist(), scores.tolist(), strict=True))
     exact_scores = np.array([by_rid.get(r, np.nan) for r in rids.tolist()], np.float64)
@@ -509,6 +517,22 @@ def try_direct(session: Any, stmt: pb.Node, params: list[Any]) -> Any:
     notices = [ranking.NOTICE] if sort_by.sortby_dir == pb.SORTBY_ASC else []
     return Result(columns=cols, command=f"SELECT {out.num_rows}", rowcount=out.num_rows,
                   notices=notices, _arrow=out)
+
+
+def _cached_rows(ds: Any, rids: np.ndarray, columns: list[str]) -> pa.Table | None:
+    """The rows' ``columns`` from :mod:`.colcache` when every one is kept there (None:
+    take them from Lance)."""
+    from . import colcache
+
+    if not all(colcache.cacheable(ds, c) for c in columns):
+        return None
+    data: dict[str, Any] = {RID: pa.array(rids, pa.int64())}
+    for c in columns:
+        values = colcache.values_by_rid(ds, c, rids)
+        if values is None:
+            return None
+        data[c] = values
+    return pa.table(data)
 
 
 def _constant_value_direct(node: pb.Node, session: Any, params: list[Any]) -> Any:

@@ -1,0 +1,122 @@
+"""Narrow columns of recently read table versions, in memory, by ``__rid``.
+
+A ranking query ends with the k rows the search picked; most select a key or a number per
+row (``SELECT id ... ORDER BY emb <#> $1 LIMIT 10``). A Lance take of those k rows costs
+0.5-2 ms however few columns it reads (row-id translation, page scheduling), more than the
+search itself on a small table. Fixed-width columns (integers, floats, booleans, dates and
+timestamps) are small: a million int64 values are 8 MB. This module keeps them per fragment,
+keyed by what makes a fragment change (its id and deletion count: Lance never rewrites a
+fragment's rows in place), as :mod:`tarndb.storage.rowmap` keeps ``__rid``, so a new table
+version reads only its new or changed fragments; answers are then a binary search.
+
+The cache is bounded (``_MAX_BYTES``, least recently used out first). Wider columns (text,
+arrays, JSON) are never kept: a take reads them.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from typing import Any
+
+import lance
+import numpy as np
+import pyarrow as pa
+
+from ..storage.tables import RID
+
+#: Arrow types kept here (fixed width; decoding them to Python is what a take would give).
+_KEPT = (pa.types.is_integer, pa.types.is_floating, pa.types.is_boolean, pa.types.is_date,
+         pa.types.is_timestamp)
+_MAX_BYTES = 256 << 20
+
+_lock = threading.Lock()
+# (uri, fragment id, deleted rows, column) -> (__rid in scan order, values)
+_fragments: OrderedDict[tuple[str, int, int, str], tuple[np.ndarray, pa.Array]] = OrderedDict()
+# (uri, version, column) -> (__rid ascending, values in that order)
+_versions: OrderedDict[tuple[str, int, str], tuple[np.ndarray, pa.Array]] = OrderedDict()
+_bytes = 0
+
+
+def cacheable(ds: lance.LanceDataset, column: str) -> bool:
+    try:
+        t = ds.schema.field(column).type
+    except KeyError:
+        return False
+    return any(test(t) for test in _KEPT)
+
+
+def _fragment_key(uri: str, frag: Any, column: str) -> tuple[str, int, int, str]:
+    dfile = frag.metadata.deletion_file
+    return (uri, int(frag.fragment_id), int(dfile.num_deleted_rows) if dfile else 0, column)
+
+
+def _evict() -> None:
+    global _bytes
+    while _bytes > _MAX_BYTES and _fragments:
+        _, (rids, values) = _fragments.popitem(last=False)
+        _bytes -= rids.nbytes + values.nbytes
+    while len(_versions) > 8:
+        _versions.popitem(last=False)
+
+
+def _load(ds: lance.LanceDataset, column: str) -> tuple[np.ndarray, pa.Array]:
+    global _bytes
+    uri, vkey = ds.uri, (ds.uri, int(ds.version), column)
+    with _lock:
+        hit = _versions.get(vkey)
+        if hit is not None:
+            _versions.move_to_end(vkey)
+            return hit
+    frags = ds.get_fragments()
+    keys = [_fragment_key(uri, f, column) for f in frags]
+    with _lock:
+        missing = [f for f, k in zip(frags, keys, strict=True) if k not in _fragments]
+    if missing:
+        t = ds.scanner(columns=[RID, column], with_row_address=True,
+                       fragments=missing).to_table()
+        rids = t[RID].to_numpy().astype(np.int64)
+        values = t[column].combine_chunks()
+        frag_of = (t["_rowaddr"].to_numpy().astype(np.uint64) >> np.uint64(32)).astype(np.int64)
+        with _lock:
+            for f in missing:
+                m = frag_of == int(f.fragment_id)
+                part = (rids[m], values.filter(pa.array(m)))
+                _fragments[_fragment_key(uri, f, column)] = part
+                _bytes += part[0].nbytes + part[1].nbytes
+    with _lock:
+        parts: list[tuple[np.ndarray, pa.Array]] = []
+        for k in keys:
+            found = _fragments.get(k)
+            if found is None:  # evicted meanwhile: read the whole column once more
+                break
+            _fragments.move_to_end(k)
+            parts.append(found)
+    if len(parts) != len(keys):
+        t = ds.to_table(columns=[RID, column])
+        parts = [(t[RID].to_numpy().astype(np.int64), t[column].combine_chunks())]
+    rids = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, np.int64)
+    values = pa.concat_arrays([p[1] for p in parts]) if parts else \
+        pa.array([], ds.schema.field(column).type)
+    if rids.size > 1 and not bool(np.all(rids[1:] > rids[:-1])):
+        order = np.argsort(rids, kind="stable")
+        rids, values = rids[order], values.take(pa.array(order))
+    with _lock:
+        _versions[vkey] = (rids, values)
+        _evict()
+    return rids, values
+
+
+def values_by_rid(ds: lance.LanceDataset, column: str, rids: np.ndarray) -> pa.Array | None:
+    """``column``'s values of the rows with these ``__rid`` (in that order), or None when a
+    row is not in ``ds``."""
+    keys, values = _load(ds, column)
+    want = np.asarray(rids, dtype=np.int64)
+    if want.size == 0:
+        return values.slice(0, 0)
+    if keys.size == 0:
+        return None
+    pos = np.clip(np.searchsorted(keys, want), 0, keys.size - 1)
+    if not bool(np.all(keys[pos] == want)):
+        return None
+    return values.take(pa.array(pos))
