@@ -38,7 +38,7 @@ from ..errors import (
     UndefinedColumn,
     UndefinedTable,
 )
-from . import _jobs, _synthetic
+from . import _jobs
 from ._model import (
     F32,
     I64,
@@ -58,9 +58,7 @@ DEFAULT_TOP_K = (1, 3, 5, 10, 50, 100)
 Relevance = Sequence[Sequence[tuple[Any, float]]]
 EmbeddingFunction = Callable[[list[str]], Any]
 #: ``pseudo_queries`` modes besides a column name
-PSEUDO_MODES = ("auto", "first_sentence", "sentences", "keywords", "all", "none")
-#: sentences drawn per document by ``pseudo_queries="sentences"`` (and ``"all"``)
-SENTENCES_PER_DOC = 2
+PSEUDO_MODES = ("auto", "first_sentence", "none")
 #: above this many rows, hard negatives come from the table's vector index (when it has one)
 #: instead of an exact scan of every query against every document
 INDEX_MINING_MIN_ROWS = 200_000
@@ -370,17 +368,6 @@ def _pseudo_texts(mode: str | None, db: Any, info: Any, snap: Snapshot,
     """(document rows, texts) of the pseudo-queries ``mode`` makes (see ``train``)."""
     if mode is None or mode == "none":
         return [], []
-    if mode in ("sentences", "keywords", "all"):
-        if snap.texts is None:
-            raise InvalidParameterValue(f"pseudo_queries='{mode}' needs the store's "
-                                        f"text_column")
-        parts = [_pseudo_texts("auto", db, info, snap, text_column, version)] \
-            if mode == "all" else []
-        if mode in ("sentences", "all"):
-            parts.append(_synthetic.sentence_queries(snap.texts, SENTENCES_PER_DOC))
-        if mode in ("keywords", "all"):
-            parts.append(_synthetic.keyword_queries(snap.texts))
-        return [r for p in parts for r in p[0]], [t for p in parts for t in p[1]]
     fallback = False  # empty titles fall back to the document's first sentence ("auto")
     if mode == "auto":
         title = info.column("title")
@@ -499,8 +486,7 @@ def _train_job(ctx: _jobs.JobContext, db: Any, embed: EmbeddingFunction | None
                "baseline_recall@10": m["val_baseline_recall@10"],
                "best_epoch": m["best_epoch"], "epochs_run": m["epochs_run"],
                "train_seconds": time.monotonic() - started,
-               "val_queries": m["val_queries"], "validation": m["validation"],
-               "val_documents": m["val_documents"], "train_pairs": m["train_pairs"],
+               "val_queries": m["val_queries"], "train_pairs": m["train_pairs"],
                "pseudo_queries": len(kw["pseudo_docs"])}
     return {"results": results, "model_uri": uri, "model_parts": parts}
 
@@ -1120,19 +1106,8 @@ class DeepMemory:
         """
         store = self.store
         snap = store.snapshot()
-        if queries is None and relevance is None and corpus is None:
-            # No labelled queries at all: synthetic queries only (validated on held-out
-            # documents' synthetic queries, and labelled so).
-            if pseudo_queries is None or pseudo_queries == "none":
-                raise InvalidParameterValue(
-                    "no queries to train on", hint="give queries and relevance, or "
-                    "pseudo_queries= 'auto', 'sentences', 'keywords' or 'all' to train on "
-                    "synthetic queries made from the documents")
-            queries_l: list[str] = []
-            rel_rows: list[list[tuple[int, float]]] = []
-        else:
-            queries_l, rel_rows = self._resolve(queries, relevance if relevance is not None
-                                                else corpus, snap, "train")
+        queries_l, rel_rows = self._resolve(queries, relevance if relevance is not None
+                                            else corpus, snap, "train")
         cfg = config if isinstance(config, AdapterConfig) else AdapterConfig.from_json(config)
         cfg.check()
         fn = embedding_function if embedding_function is not None else store.embedding_function
@@ -1140,8 +1115,7 @@ class DeepMemory:
         if _loaded_or_callable(fn):
             embed = store.embedder(fn)
             # A wrong model (dimension, shape) must fail this call, not a job later.
-            _as_matrix(embed(queries_l[:1] or ["a query"]), 1, snap.dim,
-                       store.embedding_column)
+            _as_matrix(embed(queries_l[:1]), 1, snap.dim, store.embedding_column)
         else:
             # A model name not loaded yet: loading takes seconds, so the job loads it and
             # this call returns the job id at once. The dimension its files declare is
@@ -1156,10 +1130,9 @@ class DeepMemory:
         if mode not in PSEUDO_MODES and info.column(mode) is None:
             raise UndefinedColumn(f'pseudo_queries: column "{mode}" does not exist (or use '
                                   f"one of {', '.join(PSEUDO_MODES)})", column=mode)
-        if mode in ("first_sentence", "sentences", "keywords", "all") and \
-                not store.text_column:
-            raise InvalidParameterValue(f"pseudo_queries='{mode}' needs the store's "
-                                        f"text_column")
+        if mode == "first_sentence" and not store.text_column:
+            raise InvalidParameterValue("pseudo_queries='first_sentence' needs the store's "
+                                        "text_column")
         job_id = _jobs.new_job_id()
         ws, table = store.workspace, store.table
         inputs = {"queries": queries_l,
@@ -1304,17 +1277,6 @@ def _recall_line(d: dict[str, Any] | None) -> str | None:
     return f"recall@10: {r * 100:.2f}% ({(r - base) * 100:+.2f}%)"
 
 
-def _validation_line(d: dict[str, Any] | None) -> str | None:
-    """What the recall@10 figure was measured on (the job's held-out split)."""
-    kind = (d or {}).get("validation")
-    n = (d or {}).get("val_queries")
-    if kind == "real":
-        return f"on {n} held-out queries about documents training never saw"
-    if kind == "synthetic":
-        return f"on {n} synthetic queries of held-out documents (no real queries)"
-    return None
-
-
 def progress_lines(job: dict[str, Any]) -> list[str]:
     """The PROGRESS cell: ETA and held-out recall@10 (with its change), or None."""
     p = job.get("progress")
@@ -1326,9 +1288,6 @@ def progress_lines(job: dict[str, Any]) -> list[str]:
     line = _recall_line(p)
     if line:
         lines.append(line)
-        label = _validation_line(p)
-        if label:
-            lines.append(label)
     elif training and job.get("phase"):
         # before the first epoch: what the job does now (loading the model, embedding
         # queries 256/400 ...); the ETA is that stage's
@@ -1344,10 +1303,7 @@ def results_lines(job: dict[str, Any]) -> list[str]:
     if status == "cancelled":
         return ["cancelled"]
     line = _recall_line(job.get("results")) if status == "completed" else None
-    if not line:
-        return ["not available yet"]
-    label = _validation_line(job.get("results"))
-    return [line, label] if label else [line]
+    return [line] if line else ["not available yet"]
 
 
 def _wrap(text: str, width: int) -> list[str]:
