@@ -21,6 +21,12 @@ STATEMENT_SECONDS = Histogram(
 COMMITS = Counter(
     "tarndb_commits", "Lance commits made by the write path (a grouped commit counts once)",
     registry=REGISTRY)
+WAL_COMMITS = Counter(
+    "tarndb_wal_commits", "Insert-only commits made durable in a table's write-ahead log",
+    registry=REGISTRY)
+WAL_FOLDS = Counter(
+    "tarndb_wal_folds", "Lance appends that folded write-ahead logs into tables",
+    registry=REGISTRY)
 COMMITTED_TRANSACTIONS = Counter(
     "tarndb_committed_changes", "Transactions' table changes published", registry=REGISTRY)
 ROWS_WRITTEN = Counter(

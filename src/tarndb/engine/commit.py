@@ -46,7 +46,7 @@ import pyarrow.compute as pc
 from .. import errors as E
 from .. import metrics
 from ..storage.lakelock import lake_lock
-from ..storage.tables import RID, conform_rows
+from ..storage.tables import RID, TableStore, conform_rows
 from .catalog import TableInfo
 
 if TYPE_CHECKING:
@@ -61,6 +61,8 @@ _LOG_MAX_RIDS = 200_000
 #: Statements inserting at most this many rows lock their keys (larger bulk loads are
 #: checked at commit only, so a duplicate is reported by COMMIT).
 KEY_LOCK_MAX_ROWS = 10_000
+#: Insert-only commits up to this size go to the table's write-ahead log (storage/wal.py).
+WAL_MAX_BYTES = 8 << 20
 #: Lance operations that never add, change or remove rows.
 _ROW_PRESERVING = {"Rewrite", "CreateIndex", "UpdateConfig", "Project", "ReserveFragments",
                    "DataReplacement", "Clone", "UpdateMemWalState", "UpdateBases"}
@@ -276,7 +278,7 @@ class _Request:
     change: TableChange
     done: bool = False
     error: BaseException | None = None
-    version: int = -1
+    version: int | None = -1
 
 
 class _TableState:
@@ -336,7 +338,7 @@ class WritePath:
         if kind is not None:
             return kind
         try:
-            tx = self.db.store(info).dataset().read_transaction(version)
+            tx = self.db.store(info).dataset(fold=False).read_transaction(version)
             kind = type(tx.operation).__name__ if tx is not None else "Unknown"
         except Exception:  # noqa: BLE001 - a version whose record is gone: assume the worst
             kind = "Unknown"
@@ -354,7 +356,7 @@ class WritePath:
             return set()
         store = self.db.store(info)
         if latest is None:
-            latest = store.dataset().version
+            latest = store.lance_version()
         if latest <= version:
             return set()
         st = self._state(info)
@@ -398,8 +400,9 @@ class WritePath:
     def key_index(self, info: TableInfo, key: UniqueKey, version: int) -> KeyIndex:
         """The key index of ``key`` at table version ``version`` (the newest, normally)."""
         st = self._state(info)
+        store = self.db.store(info)
         # Lock order: the table store's lock, then this state's (commits hold the first).
-        with self.db.store(info).lock, st.lock:
+        with store.lock, st.lock:
             ix = st.indexes.get(key)
             if ix is not None and ix.version > version:
                 # A commit of this process moved the shared index past the caller's
@@ -410,8 +413,12 @@ class WritePath:
             if ix is not None and ix.version != version:
                 ix = self._catch_up(info, st, ix, version)
             if ix is None:
+                if store.wal_pending():
+                    # Built from Lance alone, the index would miss the logged rows' keys.
+                    store.fold()
+                    version = max(version, store.lance_version())
                 ix = KeyIndex(key, version)
-                ds = self.db.store(info).dataset(version)
+                ds = store.dataset(version)
                 cols = list(key.columns)
                 present = set(ds.schema.names)
                 if all(c in present for c in cols):
@@ -488,8 +495,9 @@ class WritePath:
 
     # -- commit ---------------------------------------------------------------------------------
 
-    def commit(self, changes: list[TableChange]) -> list[tuple[TableInfo, int]]:
-        """Validate and publish each table's changes; returns (table, new version) pairs.
+    def commit(self, changes: list[TableChange]) -> list[tuple[TableInfo, int | None]]:
+        """Validate and publish each table's changes; returns (table, new version) pairs,
+        the version None where the rows went to the table's write-ahead log.
 
         Raises 40001 when a row the transaction changed was changed by another server after
         the transaction checked it, and 23505 when a key was taken meanwhile.
@@ -499,14 +507,14 @@ class WritePath:
         commit, each change validated on its own (a failing one gets its error, the others
         go ahead). Many writers thus share the cost of a commit instead of queueing for it.
         """
-        published: list[tuple[TableInfo, int]] = []
+        published: list[tuple[TableInfo, int | None]] = []
         for ch in sorted(changes, key=lambda c: c.info.path):
             if ch.empty:
                 continue
             published.append((ch.info, self._group_commit(ch)))
         return published
 
-    def _group_commit(self, ch: TableChange) -> int:
+    def _group_commit(self, ch: TableChange) -> int | None:
         st = self._state(ch.info)
         req = _Request(ch)
         with st.turn:
@@ -533,8 +541,11 @@ class WritePath:
         store = self.db.store(info)
         try:
             with store.lock, lake_lock(self.db.lake, "table:" + info.path):
-                latest = store.dataset().version
-                schema = store.dataset().schema
+                if store.wal is not None and self._fold_first(batch, store):
+                    store.fold()
+                ds = store.dataset(fold=False)
+                latest, schema = ds.version, ds.schema
+                folds = store.folds
                 accepted: list[_Request] = []
                 # The accepted changes so far, as one change: what later members are
                 # checked against, and then what is published.
@@ -552,22 +563,59 @@ class WritePath:
                     merged.removed |= req.change.removed
                 if not accepted:
                     return
-                version = store.commit(merged.added, sorted(merged.removed))
-                metrics.COMMITS.inc()
+                if store.folds != folds:
+                    # Validation folded the log (a key index built afresh must see every
+                    # row): what is published goes after that.
+                    latest = store.lance_version()
+                version: int | None
+                if store.wal is not None and not merged.removed and \
+                        merged.added is not None and merged.added.nbytes <= WAL_MAX_BYTES:
+                    # Small inserts only: the write-ahead log makes them durable and visible
+                    # (storage/wal.py); they reach Lance with the next fold. A bulk load
+                    # goes to Lance at once (logging it would write it twice).
+                    assert merged.added is not None
+                    store.append_wal(merged.added)
+                    version = None
+                    self._apply_to_indexes(merged, st, latest, latest)
+                    metrics.WAL_COMMITS.inc()
+                else:
+                    version = store.commit(merged.added, sorted(merged.removed))
+                    touched = (frozenset(merged.removed)
+                               if len(merged.removed) <= _LOG_MAX_RIDS else None)
+                    st.record(version, touched)
+                    self._apply_to_indexes(merged, st, latest, version)
+                    metrics.COMMITS.inc()
                 metrics.COMMITTED_TRANSACTIONS.inc(len(accepted))
                 metrics.ROWS_WRITTEN.inc(merged.added.num_rows if merged.added is not None
                                          else 0)
                 metrics.ROWS_REMOVED.inc(len(merged.removed))
-                touched = (frozenset(merged.removed) if len(merged.removed) <= _LOG_MAX_RIDS
-                           else None)
-                st.record(version, touched)
-                self._apply_to_indexes(merged, st, latest, version)
                 for r in accepted:
                     r.version = version
         except BaseException as e:  # noqa: BLE001 - the publication failed for everyone
             for r in batch:
                 if r.error is None:
                     r.error = e
+
+    def _fold_first(self, batch: list[_Request], store: TableStore) -> bool:
+        """Whether the write-ahead log must reach Lance before this publication: rows other
+        servers logged (their keys are in no index of ours), or an update or delete
+        (published in Lance, after the inserts before it). A key index that has to be built
+        afresh folds the log itself (:meth:`key_index`)."""
+        assert store.wal is not None
+        names = store.wal.files()
+        if not names:
+            return False
+        if any(n != store.wal.own_name for n in names):
+            return True
+        return any(r.change.removed for r in batch)
+
+    def folded(self, info: TableInfo, before: int, after: int, rows: pa.Table) -> None:
+        """The table store folded its write-ahead log (``rows``) into version ``after``:
+        a version that only added rows; key indexes current at ``before`` take the rows."""
+        st = self._state(info)
+        st.record(after, frozenset())
+        metrics.WAL_FOLDS.inc()
+        self._apply_to_indexes(TableChange(info, added=rows), st, before, after)
 
     def _validate(self, ch: TableChange, latest: int, earlier: TableChange | None = None
                   ) -> None:

@@ -39,6 +39,10 @@ _BLOCK = 1000
 # Compaction, retention and the key column's scalar index are looked at once per this many
 # commits of a table (and at its first).
 _MAINTAIN_EVERY = 16
+# Rows in a table's write-ahead log (storage/wal.py) are folded into Lance this long after
+# the first of them was logged, or at once past _FOLD_ROWS rows; reads fold at once.
+_FOLD_AFTER_S = 0.1
+_FOLD_ROWS = 20_000
 
 
 #: Column types a Lance BTREE index takes.
@@ -82,6 +86,8 @@ class Database:
             raise E.InvalidParameterValue(f"invalid memory_limit or temp_limit: {e}") from e
         self._lock = threading.RLock()
         self._stores: dict[str, TableStore] = {}
+        self._store_infos: dict[str, TableInfo] = {}
+        self._folder: _Folder | None = None
         self._blocks: dict[str, list[int]] = {}  # key -> [next, end)
         #: Row and key locks of the transactions running in this process.
         self.locks = LockManager()
@@ -194,11 +200,16 @@ class Database:
             if st is None:
                 st = self._stores[info.path] = TableStore(self.lake, info.path)
                 st.retention = self.version_retention
+                path = info.path
+                st.on_fold = lambda before, after, rows: self.writes.folded(
+                    self._store_infos[path], before, after, rows)
+            self._store_infos[info.path] = info
             return st
 
     def forget_store(self, info: TableInfo) -> None:
         with self._lock:
             st = self._stores.pop(info.path, None) or TableStore(self.lake, info.path)
+            self._store_infos.pop(info.path, None)
         self.writes.forget(info)
         st.drop()
 
@@ -238,8 +249,43 @@ class Database:
     def commit_changes(self, changes: list[TableChange]) -> None:
         """Publish a transaction's changes through the write path (engine/commit.py)."""
         published = self.writes.commit(changes)
-        for info, _ in published:
-            self._maintain(info)
+        for info, version in published:
+            if version is None:  # logged: folded into Lance by the folder thread
+                folder = self._folding()
+                wal = self.store(info).wal
+                if wal is not None and wal.pending_rows >= _FOLD_ROWS:
+                    folder.kick()
+            else:
+                self._maintain(info)
+
+    def _folding(self) -> _Folder:
+        with self._lock:
+            if self._folder is None:
+                self._folder = _Folder(self)
+                self._folder.start()
+            return self._folder
+
+    def fold_logs(self, older_than: float = 0.0) -> None:
+        """Fold every table's write-ahead log that has rows waiting longer than
+        ``older_than`` seconds (or more than ``_FOLD_ROWS``) into its Lance dataset."""
+        import time
+
+        with self._lock:
+            stores = list(self._stores.items())
+        now = time.monotonic()
+        for path, store in stores:
+            since = store.pending_since
+            if since is None or store.wal is None:
+                continue
+            if now - since < older_than and store.wal.pending_rows < _FOLD_ROWS:
+                continue
+            try:
+                if store.fold() is not None:
+                    info = self._store_infos.get(path)
+                    if info is not None:
+                        self._maintain(info)
+            except Exception:  # the rows stay logged; the next read or fold retries
+                log.exception("folding the write-ahead log of %s failed", path)
 
     def _maintain(self, info: TableInfo) -> None:
         """Work after a commit that keeps every row: compaction, retention, key indexes.
@@ -324,10 +370,13 @@ class Database:
         if fresh is None or not any(i.index_type not in SCALAR_INDEX_TYPES
                                     for i in fresh.indexes):
             return
-        try:
-            self._index_manager(fresh).after_write(self.store(fresh).dataset())
-        except Exception:  # an index that lags is searched exactly; never fail the commit
-            log.exception("index maintenance on %s failed", info.name)
+        with lease_or_skip(self.lake, "index:" + info.path) as mine:
+            if not mine:  # another server folds the index now; fresh rows stay exact
+                return
+            try:
+                self._index_manager(fresh).after_write(self.store(fresh).dataset())
+            except Exception:  # an index that lags is searched exactly; never fail the commit
+                log.exception("index maintenance on %s failed", info.name)
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -335,6 +384,12 @@ class Database:
         if self._closed:
             return
         self._closed = True
+        if self._folder is not None:
+            self._folder.stop()
+        try:
+            self.fold_logs()
+        except Exception:  # the log stays on the lake: the next open folds it
+            log.exception("folding write-ahead logs at close failed")
         try:
             self._duck.close()
         except duckdb.Error:
@@ -355,3 +410,32 @@ class Database:
 
 def arrow_rows(result: Result) -> pa.Table:
     return result.arrow()
+
+
+class _Folder(threading.Thread):
+    """Folds tables' write-ahead logs into Lance in the background (see storage/wal.py)."""
+
+    def __init__(self, db: Database) -> None:
+        super().__init__(name="tarndb-wal-folder", daemon=True)
+        self.db = db
+        self._wake = threading.Event()
+        self._stopped = False
+
+    def kick(self) -> None:
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stopped = True
+        self._wake.set()
+        self.join(timeout=30)
+
+    def run(self) -> None:
+        while not self._stopped:
+            self._wake.wait(_FOLD_AFTER_S)
+            self._wake.clear()
+            if self._stopped:
+                return
+            try:
+                self.db.fold_logs(older_than=_FOLD_AFTER_S)
+            except Exception:  # noqa: BLE001 - never let the thread die
+                log.exception("write-ahead log folder")

@@ -118,7 +118,8 @@ def check_constraints(session: Session, info: TableInfo, rows: pa.Table,
         excluded = set(replacing or [])
         if change is not None:
             excluded |= change.removed
-        version = session.db.store(info).dataset().version
+        # Lance's version, the log unfolded: the key index holds the logged keys.
+        version = session.db.store(info).lance_version(fresh=False)
         writes.check_unique(info, rows, version, excluded, change)
     if rows.num_rows and any(c.get("type") == "foreign" for c in info.constraints):
         from .fkeys import check_child
@@ -165,7 +166,7 @@ def lock_and_verify(session: Session, info: TableInfo, rids: list[int],
     read_version = session.read_versions.get(info.path)
     if read_version is None:
         read_version = session.snapshot_version(info)
-    latest = session.db.store(info).dataset().version
+    latest = session.db.store(info).lance_version()  # a fold only adds rows
     if committed and latest != read_version:
         if session.db.writes.changed_since(info, read_version, committed, latest):
             if session.serializable:
@@ -405,7 +406,7 @@ def insert(session: Session, node: pb.InsertStmt, params: list[Any]) -> Result:
     check_constraints(session, info, rows)
     rids = session.db.allocate_rids(info, rows.num_rows)
     stored = rows.append_column(RID, pa.array(rids, pa.int64()))
-    session.change_for(info).add_rows(stored)
+    session.change_for(info, reads=False).add_rows(stored)
     tag = f"INSERT 0 {rows.num_rows}"
     if node.returning_clause.exprs:
         return _returning(session, info, alias, rows, node.returning_clause.exprs, params, tag)
@@ -454,7 +455,8 @@ def _insert_rows(session: Session, info: TableInfo, rows: pa.Table, names: list[
     rows = compute_generated(session, info, rows)
     check_constraints(session, info, rows)
     rids = session.db.allocate_rids(info, rows.num_rows)
-    session.change_for(info).add_rows(rows.append_column(RID, pa.array(rids, pa.int64())))
+    session.change_for(info, reads=False).add_rows(
+        rows.append_column(RID, pa.array(rids, pa.int64())))
     return Result(command=f"INSERT 0 {rows.num_rows}", rowcount=rows.num_rows)
 
 

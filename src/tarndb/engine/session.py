@@ -217,11 +217,16 @@ class Session:
     def pending_change(self, info: TableInfo) -> TableChange | None:
         return self._txn.get(info.path) if self._txn is not None else None
 
-    def change_for(self, info: TableInfo) -> TableChange:
+    def change_for(self, info: TableInfo, reads: bool = True) -> TableChange:
+        """This transaction's change to ``info``. ``reads=False`` (a plain INSERT): the
+        statement read nothing of the table, so it takes no snapshot (which would fold the
+        table's write-ahead log into Lance, see storage/wal.py)."""
         assert self._txn is not None
         ch = self._txn.get(info.path)
         if ch is None:
-            ch = self._txn[info.path] = TableChange(info, base_version=self.snapshot_version(info))
+            base = (self.snapshot_version(info) if reads
+                    else self.db.store(info).lance_version(fresh=False))
+            ch = self._txn[info.path] = TableChange(info, base_version=base)
         return ch
 
     @property

@@ -7,17 +7,23 @@ change under compaction.
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import threading
 import time
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any, cast
 
 import lance
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from ..errors import SerializationFailure
 from .lake import Lake
+from .lakelock import lake_lock
+from .wal import FOLD_PROPERTY, WAL_DIR, TableWal
 
 RID = "__rid"
 log = logging.getLogger(__name__)
@@ -32,11 +38,24 @@ RETENTION_EVERY_S = 3600.0
 class TableStore:
     """Read and commit rows of one table's Lance dataset."""
 
-    def __init__(self, lake: Lake, path: str) -> None:
+    def __init__(self, lake: Lake, path: str, wal: bool = True) -> None:
         self.lake = lake
+        self.path = path
         self.uri = lake.uri_for(path)
         self.lock = threading.RLock()  # serialises this process's commits to the table
         self._ds: lance.LanceDataset | None = None
+        #: committed rows not yet in Lance (storage/wal.py); local lakes only
+        self.wal: TableWal | None = None
+        if wal and lake.is_local:
+            local = self.uri[len("file://"):] if self.uri.startswith("file://") else self.uri
+            self.wal = TableWal(os.path.join(local, WAL_DIR))
+        #: called after a fold, under the table's locks, with (version before, version
+        #: after, the rows folded): the write path brings its key indexes along
+        self.on_fold: Callable[[int, int, pa.Table], None] | None = None
+        #: when this server's oldest unfolded append was made (monotonic), or None
+        self.pending_since: float | None = None
+        #: folds this process made (the write path notices one made during validation)
+        self.folds = 0
         #: Drop untagged versions older than this after commits (None: keep them all).
         self.retention: timedelta | None = None
         #: commits this process made to the table (paces maintenance)
@@ -54,12 +73,16 @@ class TableStore:
         self._ds = lance.write_dataset(empty, self.uri, mode="overwrite",
                                        storage_options=self._opts, enable_stable_row_ids=True)
 
-    def dataset(self, version: int | None = None) -> lance.LanceDataset:
-        """The dataset at ``version``, or the latest committed one.
+    def dataset(self, version: int | None = None, fold: bool = True) -> lance.LanceDataset:
+        """The dataset at ``version``, or the latest committed one: with every row of the
+        write-ahead log folded in first, unless ``fold`` is False (the write path's own
+        reads, which account for the log themselves).
 
         Every call returns its own dataset object (a checkout is microseconds and shares the
         open session's caches): Lance objects must not be used from two threads at once.
         """
+        if version is None and fold and self.wal is not None and self.wal.files():
+            self.fold()
         with self.lock:
             ds = self._ds
             if ds is None:
@@ -69,6 +92,100 @@ class TableStore:
                 ds = self._ds = ds.checkout_version(target)
             return ds.checkout_version(target)
 
+    def lance_version(self, fresh: bool = True) -> int:
+        """The latest Lance version, without folding the write-ahead log. ``fresh=False``:
+        the newest this process has seen, without listing the lake (for a statement's early
+        checks, which COMMIT repeats at the newest version)."""
+        with self.lock:
+            ds = self._ds
+            if ds is None:
+                ds = self._ds = lance.dataset(self.uri, storage_options=self._opts)
+            elif not fresh:
+                return int(ds.version)
+            return int(ds.latest_version)
+
+    def wal_pending(self) -> bool:
+        return self.wal is not None and bool(self.wal.files())
+
+    def append_wal(self, rows: pa.Table) -> None:
+        """Log one validated commit's inserted rows (the caller holds the table's lock and
+        lake lock): durable when this returns, visible to every read from now on."""
+        assert self.wal is not None
+        ds = self.dataset(fold=False)
+        self.wal.append(conform_rows(rows, ds.schema), ds.version)
+        if self.pending_since is None:
+            self.pending_since = time.monotonic()
+
+    def fold(self) -> int | None:
+        """Move every server's logged rows into the Lance dataset in one append; returns the
+        new version (None when there was nothing to fold)."""
+        wal = self.wal
+        if wal is None:
+            return None
+        with self.lock, lake_lock(self.lake, "table:" + self.path):
+            names = wal.files()
+            if not names:
+                self.pending_since = None
+                return None
+            ds = self.dataset(fold=False)
+            before = ds.version
+            parts: list[pa.Table] = []
+            folded: dict[str, int] = {}
+            for name in names:
+                f = wal.read(name)
+                if f is None or not f.records:
+                    folded[name] = 0
+                    continue
+                done = self._folded_offset(ds, name, f.base)
+                if done is None:  # the record of earlier folds is gone: ask the rows
+                    present = self._present_rids(ds, [r.rows.column(RID)[0].as_py()
+                                                      for r in f.records if r.rows.num_rows])
+                    recs = [r for r in f.records
+                            if r.rows.num_rows and r.rows.column(RID)[0].as_py() not in present]
+                else:
+                    recs = [r for r in f.records if r.end > done]
+                parts.extend(conform_rows(r.rows, ds.schema) for r in recs if r.rows.num_rows)
+                folded[name] = f.records[-1].end
+            after = before
+            rows = pa.concat_tables(parts) if parts else None
+            if rows is not None and rows.num_rows:
+                # A copy into buffers of Arrow's own allocator: buffers read from the log
+                # are only 8-byte aligned, and Lance (arrow-rs) panics on a 128-bit column
+                # that is not 16-byte aligned.
+                rows = rows.take(pa.array(range(rows.num_rows), pa.int64()))
+                self._ds = lance.write_dataset(
+                    rows, ds, mode="append", storage_options=self._opts,
+                    transaction_properties={FOLD_PROPERTY: json.dumps(folded)})
+                after = self._ds.version
+                self.folds += 1
+                if self.on_fold is not None:
+                    self.on_fold(before, after, rows)
+            wal.remove(names)
+            self.pending_since = None
+            return after if after != before else None
+
+    @staticmethod
+    def _folded_offset(ds: lance.LanceDataset, name: str, base: int) -> int | None:
+        """How far earlier folds (versions after ``base``) folded log file ``name``; None
+        when a version's record cannot be read (removed by retention)."""
+        done = 0
+        for v in range(base + 1, ds.version + 1):
+            try:
+                tx = ds.read_transaction(v)
+            except Exception:  # noqa: BLE001 - cleaned up
+                return None
+            props = getattr(tx, "transaction_properties", None) or {}
+            if FOLD_PROPERTY in props:
+                done = max(done, int(json.loads(props[FOLD_PROPERTY]).get(name, 0)))
+        return done
+
+    @staticmethod
+    def _present_rids(ds: lance.LanceDataset, rids: list[int]) -> set[int]:
+        if not rids:
+            return set()
+        t = ds.to_table(columns=[RID], filter=_rid_filter(rids))
+        return set(pc.unique(t.column(RID)).to_pylist())
+
     def commit(self, added: pa.Table | None, removed: list[int] | None) -> int:
         """Publish one transaction's changes to this table in one Lance commit.
 
@@ -77,7 +194,7 @@ class TableStore:
         Only the write path (engine/commit.py) calls this, after validating the changes.
         """
         with self.lock:
-            ds = self.dataset()
+            ds = self.dataset(fold=False)
             added_rids: set[int] = set()
             if added is not None and added.num_rows:
                 added = conform_rows(added, ds.schema)
@@ -103,7 +220,7 @@ class TableStore:
                         "could not serialize access due to a concurrent update") from e
                 raise
             self._ds = None
-            return self.dataset().version
+            return self.lance_version()
 
     def retention_due(self) -> bool:
         return self.retention is not None and \
@@ -185,20 +302,25 @@ class TableStore:
 
     def add_column(self, field: pa.Field) -> None:
         with self.lock:
+            self.fold()  # logged rows have the old columns
             self.dataset().add_columns(field)
             self._ds = None
 
     def drop_column(self, name: str) -> None:
         with self.lock:
+            self.fold()  # logged rows have the old columns
             self.dataset().drop_columns([name])
             self._ds = None
 
     def rename_column(self, old: str, new: str) -> None:
         with self.lock:
+            self.fold()  # logged rows have the old columns
             self.dataset().alter_columns(cast(Any, {"path": old, "name": new}))
             self._ds = None
 
     def drop(self) -> None:
+        if self.wal is not None:
+            self.wal.close()
         fs, base = self.lake.fs
         path = base + self.uri[len(self.lake.uri):]
         try:

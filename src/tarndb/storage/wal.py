@@ -1,0 +1,181 @@
+"""A table's write-ahead log: committed rows that are not yet in its Lance dataset.
+
+Why it exists: a Lance commit writes a data file, a transaction file and a new manifest
+(2–4 ms for one row, more as the table grows), while PostgreSQL acknowledges a small insert
+after one fsync of its WAL (~0.3 ms here). So a commit that only inserts rows appends them
+to this log, fsyncs, and is acknowledged; the rows are *folded* into the Lance dataset later,
+many commits in one Lance append (:meth:`~tarndb.storage.tables.TableStore.fold`): by a
+background thread soon after, and by anyone who reads the table or changes it in another way
+first, so every read sees every acknowledged row at once.
+
+Layout: each server appends to its own file in ``<table>.lance/_tarndb_wal/``, named
+``<lance version when opened>-<random id>.wal``. A record is one commit's rows as an Arrow
+IPC stream, framed by its length and CRC32, so the torn tail of a crash mid-append (never
+acknowledged) is recognised and ignored. Appends happen under the table's lake lock, after
+the commit protocol validated the rows (engine/commit.py).
+
+Folding is idempotent: the Lance commit that folds a file's records names the file and the
+offset it folded up to in its transaction properties, so a folder that finds a file after a
+crash between that commit and the file's removal skips what was already folded.
+
+Only local lakes log: on an object store an append is a PUT, which costs what the Lance
+commit it would save costs.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import uuid
+import zlib
+from dataclasses import dataclass
+
+import pyarrow as pa
+
+#: The directory, inside the table's Lance dataset directory.
+WAL_DIR = "_tarndb_wal"
+#: Transaction property of a fold commit: JSON {file name: offset folded up to}.
+FOLD_PROPERTY = "tarndb.wal"
+_FRAME = struct.Struct("<II")  # payload length, CRC32 of the payload
+
+
+@dataclass
+class WalRecord:
+    end: int  # offset just past the record in its file
+    rows: pa.Table
+
+
+@dataclass
+class WalFile:
+    name: str
+    base: int  # the table's Lance version when the file was opened
+    records: list[WalRecord]
+
+
+def encode(rows: pa.Table) -> bytes:
+    """One record: the frame, then ``rows`` as an Arrow IPC stream."""
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, rows.schema) as w:
+        w.write_table(rows)
+    payload = sink.getvalue().to_pybytes()
+    return _FRAME.pack(len(payload), zlib.crc32(payload)) + payload
+
+
+def decode(data: bytes) -> list[WalRecord]:
+    """The whole records of a file's bytes; stops at a torn or corrupt tail."""
+    out: list[WalRecord] = []
+    pos = 0
+    while pos + _FRAME.size <= len(data):
+        size, crc = _FRAME.unpack_from(data, pos)
+        start = pos + _FRAME.size
+        payload = data[start:start + size]
+        if len(payload) < size or zlib.crc32(payload) != crc:
+            break
+        out.append(WalRecord(start + size, pa.ipc.open_stream(payload).read_all()))
+        pos = start + size
+    return out
+
+
+class TableWal:
+    """This server's log file for one table, and the reading of every server's files.
+
+    The caller serialises appends and folds (the table store's lock and the table's lake
+    lock); nothing here locks.
+    """
+
+    def __init__(self, directory: str, sync: bool = True) -> None:
+        self.dir = directory
+        self.sync = sync
+        self._fd: int | None = None
+        self._name: str | None = None
+        #: rows appended to this server's file since it was last folded
+        self.pending_rows = 0
+
+    @property
+    def own_name(self) -> str | None:
+        return self._name
+
+    def files(self) -> list[str]:
+        """Names of the log files on the lake (every server's), oldest first."""
+        try:
+            names = os.listdir(self.dir)
+        except FileNotFoundError:
+            return []
+        return sorted(n for n in names if n.endswith(".wal"))
+
+    def append(self, rows: pa.Table, base: int) -> None:
+        """Append one commit's rows and make them durable. ``base`` is the table's Lance
+        version now (it names a new file: folds of it can only be later versions)."""
+        fd = self._open(base)
+        data = encode(rows)
+        written = os.write(fd, data)
+        if written != len(data):  # a full disk: drop the partial record, report 53100
+            os.ftruncate(fd, os.lseek(fd, 0, os.SEEK_CUR) - written)
+            raise OSError(28, "No space left on device")
+        if self.sync:
+            os.fdatasync(fd)
+        self.pending_rows += rows.num_rows
+
+    def _open(self, base: int) -> int:
+        if self._fd is not None:
+            # Another server folds and removes this file when it needs the rows in Lance:
+            # then start a new file (appending to the removed one would lose the rows).
+            if os.fstat(self._fd).st_nlink > 0:
+                return self._fd
+            self._close()
+        os.makedirs(self.dir, exist_ok=True)
+        self._name = f"{base:016d}-{uuid.uuid4().hex}.wal"
+        self._fd = os.open(os.path.join(self.dir, self._name),
+                           os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        if self.sync:  # the new name itself must survive a crash
+            dfd = os.open(self.dir, os.O_RDONLY)
+            try:
+                os.fsync(dfd)
+            finally:
+                os.close(dfd)
+        return self._fd
+
+    def read(self, name: str) -> WalFile | None:
+        try:
+            with open(os.path.join(self.dir, name), "rb") as f:
+                data = f.read()
+        except FileNotFoundError:
+            return None
+        try:
+            base = int(name.split("-", 1)[0])
+        except ValueError:
+            base = 0
+        return WalFile(name, base, decode(data))
+
+    def remove(self, names: list[str]) -> None:
+        """Remove folded files (this server's own is closed; the next append opens a new
+        one)."""
+        for name in names:
+            if name == self._name:
+                self._close()
+            try:
+                os.unlink(os.path.join(self.dir, name))
+            except FileNotFoundError:
+                pass
+        if self.sync and names:
+            try:
+                dfd = os.open(self.dir, os.O_RDONLY)
+            except FileNotFoundError:
+                return
+            try:
+                os.fsync(dfd)
+            finally:
+                os.close(dfd)
+
+    def _close(self) -> None:
+        if self._fd is not None:
+            try:
+                os.close(self._fd)
+            except OSError:
+                pass
+        self._fd = None
+        self._name = None
+        self.pending_rows = 0
+
+    def close(self) -> None:
+        self._close()
