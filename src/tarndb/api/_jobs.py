@@ -17,6 +17,7 @@ import datetime as dt
 import logging
 import re
 import threading
+import time
 from typing import Any
 
 from starlette.requests import Request
@@ -184,16 +185,23 @@ async def evaluate(request: Request) -> Response:
 
 
 def resume_in_background(db: Any) -> None:
-    """Resume (or fail) jobs a stopped server left unfinished, off the caller's thread."""
+    """Resume (or fail) jobs whose server stopped, off the caller's thread: at start, then
+    every ``SWEEP_S`` seconds, so a job whose server died is taken over by another server
+    on the lake (the job's lease decides which one: deepmemory/_jobs.py)."""
     def run() -> None:
-        try:
-            from ..deepmemory import recover_jobs
+        from ..deepmemory import recover_jobs
+        from ..deepmemory._jobs import SWEEP_S
 
-            recover_jobs(db)
-        except Exception:  # a lake without jobs, or one closing: nothing to resume
-            log.exception("resuming deep memory jobs failed")
+        while not getattr(db, "_closed", False):
+            try:
+                recover_jobs(db)
+            except Exception:  # a lake without jobs, or one closing: nothing to resume
+                if getattr(db, "_closed", False):
+                    return
+                log.exception("resuming deep memory jobs failed")
+            time.sleep(SWEEP_S)
 
-    threading.Thread(target=run, name="deepmemory-resume", daemon=True).start()
+    threading.Thread(target=run, name="deepmemory-sweep", daemon=True).start()
 
 
 def routes() -> list[Route]:

@@ -26,6 +26,8 @@ _RANK = {r: i for i, r in enumerate(ROLES)}
 TOKEN_PREFIX = "tdb_"
 # Revocation reaches every server within this many seconds; lookups in between are free.
 CACHE_TTL_S = 5.0
+#: An unknown token makes the catalog be re-read at most this often.
+_MISS_REFRESH_S = 0.05
 
 
 def _digest(token: str) -> str:
@@ -89,6 +91,7 @@ class TokenStore:
     def __init__(self, catalog: Any) -> None:
         self.catalog = catalog
         self._cache: dict[str, tuple[Token | None, float]] = {}
+        self._forced_at = float("-inf")
         self._guard = threading.Lock()
 
     def create(self, *, org: str, role: str = "write", workspaces: Any = "*", name: str = "",
@@ -153,6 +156,12 @@ class TokenStore:
         digest = _digest(token)
         now = time.monotonic()
         spec = self.catalog.get_object(KIND, digest[:16])
+        if spec is None and now - self._forced_at >= _MISS_REFRESH_S:
+            # Perhaps minted a moment ago by another server on the lake: look at the newest
+            # catalog (at most every _MISS_REFRESH_S, so a flood of bad tokens costs no I/O).
+            self._forced_at = now
+            self.catalog.refresh(force=True)
+            spec = self.catalog.get_object(KIND, digest[:16])
         found = (Token._from_spec(spec) if spec is not None
                  and hmac.compare_digest(str(spec.get("sha256", "")), digest) else None)
         with self._guard:

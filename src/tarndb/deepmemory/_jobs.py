@@ -6,12 +6,16 @@ A job is a catalog object of kind ``deepmemory_job``, so every process on the la
 ``results``. The process running a job (its ``owner``) writes a heartbeat at least every
 :data:`HEARTBEAT_S`.
 
-A job whose owner is gone (same host and a dead pid, or a heartbeat older than
-:data:`STALE_AFTER_S`) is recovered by the next process that looks at the jobs, a restarted
-``tarndb serve`` first of all: resumed when its inputs let it run again (see
-``make_work`` in :func:`recover`), otherwise marked failed with the reason. So no job shows
-"training" forever after a crash. Two processes recovering the same job at the same instant
-may both run it; both write the same kind of result, and the later one wins.
+The owner also holds the job's lease on the lake (``job:<id>``, :mod:`tarndb.storage.leases`:
+a file lock on a local lake, freed by the kernel when the process dies; an expiring,
+renewed object on S3). A job whose lease is free while it says ``pending`` or ``training``
+lost its owner; it is recovered by the next process that looks at the jobs (every
+``tarndb serve`` looks every :data:`SWEEP_S` seconds, and at start): resumed when its inputs
+let it run again (see ``make_work`` in :func:`recover`), otherwise marked failed with the
+reason. Recovering takes the lease first, so exactly one server resumes a job, and no job
+shows "training" forever after a crash. (On lakes without leases, other object stores, an
+owner is taken for gone when its pid is dead on the same host or its heartbeat is older
+than :data:`STALE_AFTER_S`.)
 
 Cancelling from another process writes a ``deepmemory_cancel`` object that the owner polls
 (a separate object, so the owner's own writes of the job record cannot erase the request).
@@ -32,6 +36,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..errors import NotFound, TarnError
+from ..storage.leases import Lease
 from ._model import TrainingCancelled
 
 log = logging.getLogger(__name__)
@@ -47,6 +52,8 @@ HEARTBEAT_S = 10.0
 STALE_AFTER_S = 60.0
 #: progress is written at most this often (each write is a catalog commit)
 PROGRESS_EVERY_S = 1.0
+#: how often ``tarndb serve`` looks for jobs whose owner died
+SWEEP_S = float(os.environ.get("TARNDB_JOB_SWEEP_S", "5"))
 #: a job interrupted this many times is not resumed again
 MAX_ATTEMPTS = 3
 #: jobs training at once in one process; the others wait as ``pending``
@@ -94,9 +101,20 @@ class JobContext:
 Work = Callable[[JobContext], dict[str, Any]]
 
 
+def _leased(db: Any) -> bool:
+    lake = getattr(db, "lake", None)
+    return lake is not None and (lake.is_local or lake.is_s3)
+
+
+def _lease(db: Any, job_id: str) -> Lease | None:
+    return Lease(db.lake, f"job:{job_id}") if _leased(db) else None
+
+
 class _Job:
-    def __init__(self, db: Any, record: dict[str, Any], work: Work) -> None:
+    def __init__(self, db: Any, record: dict[str, Any], work: Work,
+                 lease: Lease | None = None) -> None:
         self.db = db
+        self.lease = lease
         self.id = str(record["id"])
         self.record = record
         self.work = work
@@ -124,6 +142,10 @@ class _Job:
         """Write the heartbeat (or a held-back progress update) when due; pick up a cancel
         asked for by another process."""
         if self.db.catalog.get_object(CANCEL_KIND, self.id) is not None:
+            self.stop.set()
+        if self.lease is not None and not self.lease.renew_if_due():
+            # Another server broke the lease after it expired and runs the job now.
+            log.warning("deep memory job %s: lost its lease; stopping", self.id)
             self.stop.set()
         if self.pending_progress and time.time() - self.written_at >= PROGRESS_EVERY_S:
             self.write()
@@ -172,6 +194,8 @@ class _Job:
             self.done.set()
             with _guard:
                 _running.pop(self.id, None)
+            if self.lease is not None:
+                self.lease.release()
             try:
                 if self.db.catalog.get_object(CANCEL_KIND, self.id) is not None:
                     self.db.catalog.delete_object(CANCEL_KIND, self.id)
@@ -184,15 +208,20 @@ def new_job_id() -> str:
     return f"{int(time.time()):08x}{uuid.uuid4().hex[:16]}"
 
 
-def start(db: Any, record: dict[str, Any], work: Work) -> str:
+def start(db: Any, record: dict[str, Any], work: Work, lease: Lease | None = None) -> str:
     """Record ``record`` as a pending job owned by this process and run ``work`` in a daemon
-    thread once a worker slot is free; returns the job id."""
+    thread once a worker slot is free; returns the job id. ``lease``: the job's lease, when
+    the caller took it (a recovery); otherwise it is taken here."""
     now = time.time()
+    if lease is None:
+        lease = _lease(db, str(record["id"]))
+        if lease is not None and not lease.try_acquire():
+            raise TarnError(f"deep memory job {record['id']} is run by another server")
     record.setdefault("created_at", now)
     record.update(status="pending", phase="waiting for a worker", progress=None,
                   results=None, error=None, owner=OWNER, heartbeat=now)
     record.setdefault("attempts", 0)
-    job = _Job(db, record, work)
+    job = _Job(db, record, work, lease)
     # Listed as running here before the record says so: a listing in between must not take
     # the job for an orphan and start it a second time.
     with _guard:
@@ -202,6 +231,8 @@ def start(db: Any, record: dict[str, Any], work: Work) -> str:
     except BaseException:
         with _guard:
             _running.pop(job.id, None)
+        if lease is not None:
+            lease.release()
         raise
     job.written_at = now
     job.thread.start()
@@ -218,12 +249,17 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def owner_gone(job: dict[str, Any], now: float | None = None) -> bool:
-    """Whether the process that runs ``job`` can no longer finish it."""
+def owner_gone(job: dict[str, Any], now: float | None = None, db: Any = None) -> bool:
+    """Whether the process that runs ``job`` can no longer finish it (with ``db`` on a lake
+    with leases: nobody holds the job's lease)."""
     owner = str(job.get("owner", ""))
     if owner == OWNER:
         with _guard:
             return str(job.get("id")) not in _running
+    if db is not None and _leased(db):
+        from ..storage.leases import holder_alive
+
+        return not holder_alive(db.lake, f"job:{job.get('id')}")
     host, _, rest = owner.partition(":")
     pid_s = rest.partition(":")[0]
     if host == socket.gethostname() and pid_s.isdigit() and not _pid_alive(int(pid_s)):
@@ -244,22 +280,45 @@ def recover(db: Any, make_work: MakeWork | None) -> dict[str, dict[str, Any]]:
     jobs = db.catalog.list_objects(JOB_KIND)
     now = time.time()
     for job_id, job in list(jobs.items()):
-        if job.get("status") not in ACTIVE or not owner_gone(job, now):
+        if job.get("status") not in ACTIVE:
             continue
         with _guard:
             if job_id in _running:
                 continue
-        jobs[job_id] = _recover_one(db, job, make_work)
+        lease = _lease(db, job_id)
+        if lease is None:
+            if owner_gone(job, now):
+                jobs[job_id] = _recover_one(db, job, make_work)
+            continue
+        if not lease.try_acquire():
+            continue  # its owner is alive (or another server is recovering it)
+        try:
+            # The owner may have finished (and let go) since the listing was read.
+            db.catalog.refresh(force=True)
+            fresh = db.catalog.get_object(JOB_KIND, job_id)
+            if fresh is None or fresh.get("status") not in ACTIVE:
+                if fresh is not None:
+                    jobs[job_id] = fresh
+                lease.release()
+                continue
+            jobs[job_id] = _recover_one(db, fresh, make_work, lease)
+        except BaseException:
+            lease.release()
+            raise
     return jobs
 
 
-def _recover_one(db: Any, job: dict[str, Any], make_work: MakeWork | None) -> dict[str, Any]:
+def _recover_one(db: Any, job: dict[str, Any], make_work: MakeWork | None,
+                 lease: Lease | None = None) -> dict[str, Any]:
+    """Resume or fail ``job``; ``lease`` (held) goes to the resumed run, or is released."""
     job_id = str(job["id"])
     now = time.time()
     if db.catalog.get_object(CANCEL_KIND, job_id) is not None:
         job = dict(job, status="cancelled", phase="cancelled", finished_at=now)
         db.catalog.put_object(JOB_KIND, job_id, job)
         db.catalog.delete_object(CANCEL_KIND, job_id)
+        if lease is not None:
+            lease.release()
         return job
     work: Work | None = None
     why: str | None = "this process cannot resume it"
@@ -277,10 +336,12 @@ def _recover_one(db: Any, job: dict[str, Any], make_work: MakeWork | None) -> di
                          f"finished (server restart or crash) and the job cannot be "
                          f"resumed: {why}. Train again.")
         db.catalog.put_object(JOB_KIND, job_id, job)
+        if lease is not None:
+            lease.release()
         return job
     log.info("resuming deep memory job %s (attempt %d)", job_id, attempts + 1)
     record = dict(job, resumed_at=now, interrupted_owner=job.get("owner"))
-    start(db, record, work)
+    start(db, record, work, lease=lease if lease is not None else _take(db, job_id))
     with _guard:
         running = _running.get(job_id)
     if running is not None:
@@ -288,6 +349,13 @@ def _recover_one(db: Any, job: dict[str, Any], make_work: MakeWork | None) -> di
             record = dict(running.record)
     record["phase"] = "resuming after an interrupted run"
     return record
+
+
+def _take(db: Any, job_id: str) -> Lease | None:
+    lease = _lease(db, job_id)
+    if lease is not None and not lease.try_acquire():
+        raise TarnError(f"deep memory job {job_id} is run by another server")
+    return lease
 
 
 def request_cancel(db: Any, job_id: str) -> bool:
@@ -301,7 +369,7 @@ def request_cancel(db: Any, job_id: str) -> bool:
         running = _running.get(job_id)
     if running is not None:
         running.stop.set()
-    elif owner_gone(job):
+    elif owner_gone(job, db=db):
         db.catalog.put_object(JOB_KIND, job_id, dict(job, status="cancelled",
                                                       phase="cancelled",
                                                       finished_at=time.time()))

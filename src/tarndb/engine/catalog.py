@@ -287,7 +287,12 @@ class Catalog:
 
     def find_table(self, workspace: str, name: str, fresh: bool = True) -> TableInfo | None:
         """The table, or None. ``fresh=False`` answers a miss from what this process knows
-        (callers that try several names first, then ask again with ``fresh``)."""
+        (callers that try several names first, then ask again with ``fresh``).
+
+        A definition another server changed (a new constraint or index, a dropped column) is
+        seen within ``_REFRESH_EVERY_S``: the newest catalog is looked for at most that often.
+        """
+        self.refresh()
         spec = self._objects.get(("table", f"{workspace}.{name}"))
         if spec is None and fresh:
             # A name this process does not know may have just been created by another
