@@ -17,6 +17,7 @@ import pyarrow as pa
 
 from .. import errors as E
 from ..storage.lake import Lake
+from ..storage.leases import lease_or_skip
 from ..storage.tables import RID, TableStore
 from .catalog import PLAIN_INDEX_METHODS, SCALAR_INDEX_TYPES, Catalog, IndexInfo, TableInfo
 from .commit import WritePath
@@ -296,14 +297,18 @@ class Database:
         if store.commits % _MAINTAIN_EVERY != 1 and not store.retention_due():
             self._after_write(info)
             return
-        for v in store.maintain():
-            self.writes.note_row_preserving(info, v)
-        if len(info.primary_key) == 1:
-            for v in store.ensure_scalar_index(info.primary_key[0]):
-                self.writes.note_row_preserving(info, v)
-        for ix in info.indexes:
-            if ix.index_type in PLAIN_INDEX_METHODS:
-                self._scalar_index(info, ix)
+        # Once across the servers of the lake: a server that finds another one maintaining
+        # the table skips it (storage/leases.py; a dead holder's lease frees itself).
+        with lease_or_skip(self.lake, "maintain:" + info.path) as mine:
+            if mine:
+                for v in store.maintain():
+                    self.writes.note_row_preserving(info, v)
+                if len(info.primary_key) == 1:
+                    for v in store.ensure_scalar_index(info.primary_key[0]):
+                        self.writes.note_row_preserving(info, v)
+                for ix in info.indexes:
+                    if ix.index_type in PLAIN_INDEX_METHODS:
+                        self._scalar_index(info, ix)
         self._after_write(info)
 
     # -- indexes ------------------------------------------------------------------------------
