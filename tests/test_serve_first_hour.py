@@ -135,3 +135,43 @@ def test_banner_org_header_and_restart(lake: Path, tmp_path: Path) -> None:
         assert me["org"] == "default" and me["org_id"] == org_id
     finally:
         second.stop()
+
+
+def test_demo_answers_vector_maxsim_and_hybrid_search(lake: Path, tmp_path: Path) -> None:
+    """The README's first command with no further install: the demo table has vectors from
+    the default model (no torch) and answers vector, MaxSim and hybrid search over the
+    Postgres protocol and HTTP."""
+    psycopg = pytest.importorskip("psycopg")
+    served = Served(lake, tmp_path / "serve.log")
+    try:
+        text = served.wait_banner()
+        token = re.search(r"admin API token \(shown once; set TARNDB_TOKEN to choose it\): "
+                          r"(\S+)", text)
+        assert token, text
+        queries = {
+            "vector": ("SELECT caption FROM shapes "
+                       "ORDER BY emb <#> embed('a red round thing') DESC LIMIT 1",
+                       "a red circle on a white background"),
+            "maxsim": ("SELECT caption FROM shapes "
+                       "ORDER BY tok <#> embed_multi('blue triangle') DESC LIMIT 1",
+                       "a blue triangle on a white background"),
+            "hybrid": ("SELECT caption FROM shapes ORDER BY (emb, caption) <#> "
+                       "deeplake_hybrid_record(embed('green square'), 'green square', 0.5, "
+                       "0.5) DESC LIMIT 1", "a green square on a white background"),
+        }
+        with psycopg.connect(host="127.0.0.1", port=served.pg_port, user="postgres",
+                             password=ENV["TARNDB_PASSWORD"], dbname="demo",
+                             autocommit=True) as conn:
+            for sql, want in queries.values():
+                assert conn.execute(sql).fetchall() == [(want,)], sql
+            idx = conn.execute("SELECT indexname FROM pg_indexes WHERE tablename = 'shapes' "
+                               "ORDER BY indexname").fetchall()
+            assert {"shapes_emb", "shapes_tok", "shapes_caption"} <= {r[0] for r in idx}
+        for sql, want in queries.values():
+            r = requests.post(f"{served.url}/workspaces/demo/tables/query",
+                              json={"query": sql}, timeout=60,
+                              headers={"Authorization": f"Bearer {token.group(1)}"})
+            assert r.status_code == 200, r.text
+            assert r.json()["rows"] == [[want]]
+    finally:
+        served.stop()
