@@ -184,7 +184,11 @@ def start_postgres(tmp: Path) -> tuple[list[str], str] | None:
         pw = pwd.getpwnam("postgres")
         for f in (data / "tls", cert, key):
             os.chown(f, pw.pw_uid, pw.pw_gid)
-    port = "55499"
+    import socket
+
+    with socket.socket() as sk:  # a free port: several benchmarks may run at once
+        sk.bind(("127.0.0.1", 0))
+        port = str(sk.getsockname()[1])
     subprocess.run([*as_user, pg_ctl, "-D", str(data), "-o",
                     f"-p {port} -k {tmp} -c listen_addresses=127.0.0.1 -c ssl=on "
                     f"-c ssl_cert_file={cert} -c ssl_key_file={key}", "-l",
