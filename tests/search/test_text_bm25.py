@@ -162,7 +162,9 @@ def test_pruned_search_equals_exhaustive_top_k(monkeypatch: pytest.MonkeyPatch,
         if trial % 2:
             idx.delete(rng.choice(keys, n // 4))
         for qi in range(20):
-            words = np.minimum(rng.zipf(1.2, size=int(rng.integers(1, 5))), vocab + 2) - 1
+            # Short queries, and every third one long (8-20 words: MaxScore skips terms).
+            size = int(rng.integers(1, 5)) if qi % 3 else int(rng.integers(8, 21))
+            words = np.minimum(rng.zipf(1.2, size=size), vocab + 2) - 1
             q = " ".join(f"w{int(r)}" for r in words)
             k = int(rng.integers(1, 120))
             allowed = None if qi % 2 else rng.choice(keys, max(1, n // int(rng.integers(1, 30))))

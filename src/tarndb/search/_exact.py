@@ -203,9 +203,11 @@ def _vector_part(ds: lance.LanceDataset, frag: Any, column: str) -> _VectorPart 
             keys.append(k_[valid])
             mats.append(normalize_rows(mat))
     dim = mats[0].shape[1] if mats else 0
+    # One batch (fragments up to _BATCH rows) needs no copy.
+    mat = (mats[0] if len(mats) == 1 else np.concatenate(mats)) if mats else np.zeros(
+        (0, dim), np.float32)
     out = _VectorPart(np.concatenate(keys) if keys else np.zeros(0, np.int64),
-                      np.ascontiguousarray(np.concatenate(mats)) if mats
-                      else np.zeros((0, dim), np.float32))
+                      np.ascontiguousarray(mat))
     CACHE.put(key, out, out.mat.nbytes + out.keys.nbytes * 3)
     return out
 
