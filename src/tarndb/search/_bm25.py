@@ -530,16 +530,17 @@ class BM25Index:
         out = np.zeros(local.size, np.float64)
         if local.size == 0:
             return out
+        by_seg: dict[int, I64]
         if len(self.segments) == 1:
             by_seg = {0: np.arange(local.size)}
         else:
-            by_seg = {si: idx for si in range(len(self.segments))
-                      if (idx := np.flatnonzero(seg_of == si)).size}
+            by_seg = {si: where for si in range(len(self.segments))
+                      if (where := np.flatnonzero(seg_of == si)).size}
         for term in terms:
             for si, tid, docs, tfs in term.parts:
-                idx = by_seg.get(si)
-                if idx is None:
+                if si not in by_seg:
                     continue
+                idx = by_seg[si]
                 want = local[idx]
                 seg = self.segments[si]
                 dense = seg.dense_tf(tid)
