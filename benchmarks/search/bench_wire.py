@@ -146,29 +146,47 @@ class Wire:
     def time(self, name: str, fn: Callable[[int], Sequence[int] | None], nq: int,
              truth: list[set[int]] | None = None, want: int | None = None,
              note: str = "") -> None:
-        for i in range(min(3, nq)):
-            fn(i)  # warm: caches, the index opened, the statement prepared
-        p50s, p95s, rec, under = [], [], [], 0
+        self.group([(name, fn, truth, want, note)], nq)
+
+    def group(self, rows: Sequence[tuple[str, Callable[[int], Sequence[int] | None],
+                                         list[set[int]] | None, int | None, str]],
+              nq: int) -> None:
+        """Time several ways of answering the same queries, interleaved query by query (on a
+        busy machine, rows timed one after the other see different loads; interleaved, they
+        share it, and a warm-up that one path leaves behind does not favour the next)."""
+        for _, fn, *_rest in rows:
+            for i in range(min(3, nq)):
+                fn(i)  # warm: caches, the index opened, the statement prepared
+        n = len(rows)
+        p50s: list[list[float]] = [[] for _ in rows]
+        p95s: list[list[float]] = [[] for _ in rows]
+        rec: list[list[float]] = [[] for _ in rows]
+        under = [0] * n
         for r in range(self.repeats):
-            lat = []
+            lat: list[list[float]] = [[] for _ in rows]
             for i in range(nq):
-                t0 = time.perf_counter()
-                keys = fn(i)
-                lat.append((time.perf_counter() - t0) * 1000)
-                if r == 0 and truth is not None and keys is not None:
-                    got = list(keys)
-                    rec.append(len(set(got[:K]) & truth[i]) / max(1, min(K, len(truth[i]))))
-                    if want is not None and len(got) < want:
-                        under += 1
-            p50s.append(float(np.percentile(lat, 50)))
-            p95s.append(float(np.percentile(lat, 95)))
-        res = (float(np.median(p50s)), float(np.median(p95s)),
-               float(np.mean(rec)) if rec else None, under if want is not None else None)
-        self.rows[name] = res
-        r_txt = "   n/a" if res[2] is None else f"{res[2]:6.3f}"
-        u_txt = "" if res[3] is None else f"   under-filled {res[3]}"
-        print(f"  {name:<58} p50 {res[0]:8.3f} ms   p95 {res[1]:8.3f} ms   recall@10 "
-              f"{r_txt}{u_txt}" + (f"   ({note})" if note else ""), flush=True)
+                for j, (_, fn, truth, want, _note) in enumerate(rows):
+                    t0 = time.perf_counter()
+                    keys = fn(i)
+                    lat[j].append((time.perf_counter() - t0) * 1000)
+                    if r == 0 and truth is not None and keys is not None:
+                        got = list(keys)
+                        rec[j].append(len(set(got[:K]) & truth[i])
+                                      / max(1, min(K, len(truth[i]))))
+                        if want is not None and len(got) < want:
+                            under[j] += 1
+            for j in range(n):
+                p50s[j].append(float(np.percentile(lat[j], 50)))
+                p95s[j].append(float(np.percentile(lat[j], 95)))
+        for j, (name, _, _, want, note) in enumerate(rows):
+            res = (float(np.median(p50s[j])), float(np.median(p95s[j])),
+                   float(np.mean(rec[j])) if rec[j] else None,
+                   under[j] if want is not None else None)
+            self.rows[name] = res
+            r_txt = "   n/a" if res[2] is None else f"{res[2]:6.3f}"
+            u_txt = "" if res[3] is None else f"   under-filled {res[3]}"
+            print(f"  {name:<58} p50 {res[0]:8.3f} ms   p95 {res[1]:8.3f} ms   recall@10 "
+                  f"{r_txt}{u_txt}" + (f"   ({note})" if note else ""), flush=True)
 
     def skip(self, name: str, why: str) -> None:
         print(f"  {name:<58} not run: {why}", flush=True)
@@ -179,6 +197,18 @@ class Wire:
 
 def _ids(cur: Any) -> list[int]:
     return [r[0] for r in cur.fetchall()]
+
+
+def _one_blas_thread() -> Any:
+    """numpy's BLAS on one thread: on a small shared machine its threads fight the servers'
+    and each other (a 100k x 384 product took 0.7 s with two)."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        import contextlib
+
+        return contextlib.nullcontext()
+    return threadpool_limits(1)
 
 
 def _const(args: Any) -> Callable[[int], Any] | None:
@@ -280,24 +310,39 @@ def run(root: str, v: Any, nq: int, repeats: int, slow: int, ef_search: int,
                 "AND pg_catalog.pg_namespace.nspname != 'pg_catalog'", ("docs",)),
             "SHOW standard_conforming_strings": ("SHOW standard_conforming_strings", None),
         }
-        servers = [("tarndb", tdsn)] + ([("PostgreSQL", pg_dsn)] if pg_dsn else [])
-        for label, dsn in servers:
-            with psycopg.connect(dsn, autocommit=True) as c:
-                w.time(f"{label}: SELECT 1", statement(c, "SELECT 1"), small_n)
-                w.time(f"{label}: primary-key lookup", statement(
-                    c, "SELECT id, cat, body FROM docs WHERE id = %s",
-                    lambda i: (keys[i],)), small_n)
+        pk = "SELECT id, cat, body FROM docs WHERE id = %s"
+        with psycopg.connect(tdsn, autocommit=True) as c, \
+                psycopg.connect(tdsn, autocommit=True) as off:
+            off.execute("SET tarndb.fast_paths = off")
+            pg = psycopg.connect(pg_dsn, autocommit=True) if pg_dsn else None
+            try:
+                def rows_for(what: str, sql: str, args: Callable[[int], Any] | None
+                             ) -> list[Any]:
+                    out: list[Any] = [(f"tarndb: {what}", statement(c, sql, args), None, None,
+                                       "")]
+                    if pg is not None:
+                        out.append((f"PostgreSQL: {what}", statement(pg, sql, args), None,
+                                    None, ""))
+                    return out
+
+                w.group(rows_for("SELECT 1", "SELECT 1", None) + [
+                    ("tarndb: SELECT 1, fast paths off (before)", statement(off, "SELECT 1"),
+                     None, None, "")], small_n)
+                w.group(rows_for("primary-key lookup", pk, lambda i: (keys[i],)), small_n)
                 for what, (sql, args) in cat_sql.items():
                     try:
-                        c.execute(sql, args).fetchall()
+                        for conn in (c, pg, off):
+                            if conn is not None:
+                                conn.execute(sql, args).fetchall()
                     except psycopg.Error as e:
-                        w.skip(f"{label}: {what}", e.diag.message_primary or repr(e))
+                        w.skip(what, e.diag.message_primary or repr(e))
                         continue
-                    w.time(f"{label}: {what}", statement(c, sql, _const(args)), 100)
-                if label == "tarndb":
-                    c.execute("SET tarndb.fast_paths = off")
-                    w.time("tarndb: SELECT 1, fast paths off (before)",
-                           statement(c, "SELECT 1"), small_n)
+                    w.group(rows_for(what, sql, _const(args)) + [
+                        (f"tarndb: {what}, fast paths off (before)",
+                         statement(off, sql, _const(args)), None, None, "")], 100)
+            finally:
+                if pg is not None:
+                    pg.close()
 
         # -- vectors ------------------------------------------------------------------------
         print(f"\n vector top-{K} (cosine), {n} x {d}")
@@ -314,22 +359,24 @@ def run(root: str, v: Any, nq: int, repeats: int, slow: int, ef_search: int,
                 top = topk(xs @ v.qs[i], K)
                 return (top if sub is None else sub[top]).tolist()
 
-            w.time(f"numpy brute force (in process), {fname}", brute, min(nq, slow),
-                   v.truths[fname], want[fname], f"{min(nq, slow)} queries")
-        with psycopg.connect(tdsn, autocommit=True) as c:
+            with _one_blas_thread():
+                w.time(f"numpy brute force (in process), {fname}", brute, min(nq, slow),
+                       v.truths[fname], want[fname], f"{min(nq, slow)} queries, 1 BLAS thread")
+        with psycopg.connect(tdsn, autocommit=True) as c, \
+                psycopg.connect(tdsn, autocommit=True) as off:
+            off.execute("SET tarndb.fast_paths = off")
             for fname, where in wheres.items():
                 sql = f"SELECT id FROM docs {where}ORDER BY emb <#> %s LIMIT {K}"
-                w.time(f"tarndb, {fname}", ranked(c, sql, qlists), nq, v.truths[fname],
-                       want[fname])
-            c.execute("SET tarndb.fast_paths = off")
-            sql = f"SELECT id FROM docs ORDER BY emb <#> %s LIMIT {K}"
-            w.time("tarndb, unfiltered, fast paths off (before)", ranked(c, sql, qlists), nq,
-                   v.truths["unfiltered"], K)
-            c.execute("SET tarndb.fast_paths = on")
+                group = [(f"tarndb, {fname}", ranked(c, sql, qlists), v.truths[fname],
+                          want[fname], ""),
+                         (f"tarndb, {fname}, fast paths off (before)", ranked(off, sql, qlists),
+                          v.truths[fname], want[fname], "")]
+                if fname == "unfiltered":
+                    group.append(_search_alone(lake, v))
+                w.group(group, nq)
             sql = f'SELECT id FROM "docs@{version}" ORDER BY emb <#> %s LIMIT {K}'
             w.time("tarndb exact scan (pinned version), unfiltered", ranked(c, sql, qlists),
                    min(nq, slow), v.truths["unfiltered"], K, f"{min(nq, slow)} queries")
-        _search_alone(w, lake, v, nq)
         if pg_dsn is not None and pgvector_ok:
             _pgvector(w, pg_dsn, v, nq, ef_search, probes, wheres, want)
         elif pg_dsn is not None:
@@ -357,7 +404,8 @@ def _table_uri(lake: str) -> str:
     return found[-1]
 
 
-def _search_alone(w: Wire, lake: str, v: Any, nq: int) -> None:
+def _search_alone(lake: str, v: Any) -> tuple[str, Callable[[int], list[int]],
+                                               list[set[int]], int, str]:
     """The search the server runs for an unfiltered ranking, called in this process on the
     server's table: what the SQL and the wire add is the difference."""
     import lance
@@ -373,8 +421,8 @@ def _search_alone(w: Wire, lake: str, v: Any, nq: int) -> None:
         rids = search.vector_topk(ds, "emb", v.qs[i], K).row_keys
         return id_of[np.searchsorted(rid_sorted, rids)].tolist()  # the server's __rid -> id
 
-    w.time("tarndb search alone (in process, the server's table)", alone, nq,
-           v.truths["unfiltered"], K)
+    return ("tarndb search alone (in process, the server's table)", alone,
+            v.truths["unfiltered"], K, "")
 
 
 def _pgvector(w: Wire, dsn: str, v: Any, nq: int, ef_search: int, probes: int | None,
@@ -428,11 +476,13 @@ def _bm25(w: Wire, dsn: str, root: str, v: Any, nq: int) -> None:
 
     truth = [set(bm25_exact(i)) for i in range(nq)]
     w.time("exhaustive BM25 (in process, the recall reference)", bm25_exact, nq, truth)
-    with psycopg.connect(dsn, autocommit=True) as c:
+    with psycopg.connect(dsn, autocommit=True) as c, \
+            psycopg.connect(dsn, autocommit=True) as off:
+        off.execute("SET tarndb.fast_paths = off")
         sql = f"SELECT id FROM docs ORDER BY body <#> %s LIMIT {K}"
-        w.time("tarndb BM25", ranked(c, sql, v.qtexts), nq, truth)
-        c.execute("SET tarndb.fast_paths = off")
-        w.time("tarndb BM25, fast paths off (before)", ranked(c, sql, v.qtexts), nq, truth)
+        w.group([("tarndb BM25", ranked(c, sql, v.qtexts), truth, None, ""),
+                 ("tarndb BM25, fast paths off (before)", ranked(off, sql, v.qtexts), truth,
+                  None, "")], nq)
     try:
         import bm25s  # type: ignore[import-not-found,import-untyped,unused-ignore]
     except ImportError:

@@ -188,8 +188,11 @@ def test_agent_memory_seed(db: tarndb.Database) -> None:
                                               "fix typo in README"}
     assert bm25.notices  # ASC is treated as DESC, and the server says so
     scores = [r[3] for r in bm25.rows]
-    # a BM25 ranking returns the rows that contain a query term, best first
-    assert scores == sorted(scores, reverse=True) and len(scores) == 3 and min(scores) > 0
+    # a BM25 ranking returns min(k, rows) rows, best first: the 3 that contain a query term,
+    # then the others scoring 0 (issue 18: as without an index)
+    n_rows = s.execute('SELECT count(*) FROM "swe_agent_memory_full"').rows[0][0]
+    assert scores == sorted(scores, reverse=True) and len(scores) == min(10, n_rows)
+    assert min(scores[:3]) > 0 and scores[3:] == [0.0] * (len(scores) - 3)
     q = rng.standard_normal(8).astype(np.float32)
     vec = s.execute(f"""
         SELECT task, episode, model,
@@ -232,7 +235,8 @@ def test_agent_memory_seed(db: tarndb.Database) -> None:
     assert row[4] == [{"role": "user", "content": row[2]}]
 
 
-@pytest.mark.parametrize("fusion", ["minmax", "rrf", "softmax", "dbsf", "dbsf_adaptive"])
+@pytest.mark.parametrize("fusion", ["minmax", "rrf", "softmax", "dbsf", "dbsf_adaptive",
+                                    "dbsf_coverage"])
 def test_hybrid_fusion_setting(db: tarndb.Database, fusion: str) -> None:
     s = db.session()
     s.execute("CREATE TABLE m (id INT, e FLOAT4[], t TEXT)")

@@ -82,3 +82,32 @@ def test_catalog_answers_follow_the_catalog_and_the_session(pg_server: Server) -
         c.execute(f"DROP TABLE {name}")
         assert c.execute(HAS_TABLE, (name,)).fetchall() == []
 
+
+
+def test_key_lookups_follow_writes(pg_server: Server) -> None:
+    """``WHERE key = $1`` finds the key in the kept key column (engine/colcache.py): inserts,
+    updates (rows move to new fragments), deletes and keys out of the type's range."""
+    import uuid
+
+    t = f"keys_{uuid.uuid4().hex[:8]}"
+    q = f"SELECT id, n, body FROM {t} WHERE id = %s"
+    with psycopg.connect(pg_server.dsn(), autocommit=True) as c:
+        c.execute(f"CREATE TABLE {t} (id INT PRIMARY KEY, n BIGINT, body TEXT)")
+        with c.cursor() as cur:
+            cur.executemany(f"INSERT INTO {t} VALUES (%s, %s, %s)",
+                            [(i, i * 3, f"row {i}") for i in range(200)])
+        assert c.execute(q, (17,)).fetchall() == [(17, 51, "row 17")]
+        assert c.execute(f"SELECT n FROM {t} WHERE id = 18").fetchall() == [(54,)]
+        assert c.execute(q, (500,)).fetchall() == []
+        assert c.execute(q, (-1,)).fetchall() == []
+        c.execute(f"UPDATE {t} SET n = -5, body = 'moved' WHERE id = 17")
+        assert c.execute(q, (17,)).fetchall() == [(17, -5, "moved")]
+        c.execute(f"DELETE FROM {t} WHERE id = 18")
+        assert c.execute(q, (18,)).fetchall() == []
+        c.execute(f"INSERT INTO {t} VALUES (18, 1, 'back')")
+        assert c.execute(q, (18,)).fetchall() == [(18, 1, "back")]
+        assert c.execute(f"SELECT id, n FROM {t} WHERE id = %s", (199,)).fetchall() == \
+            [(199, 597)]
+        # Beyond int4: no row (PostgreSQL compares int4 with int8).
+        assert c.execute(f"SELECT id FROM {t} WHERE id = 99999999999").fetchall() == []
+        assert c.execute(q, (2**40,)).fetchall() == []

@@ -120,3 +120,46 @@ def values_by_rid(ds: lance.LanceDataset, column: str, rids: np.ndarray) -> pa.A
     if not bool(np.all(keys[pos] == want)):
         return None
     return values.take(pa.array(pos))
+
+
+# (uri, fragment id, deleted rows, column) -> (the fragment's values sorted, their __rid)
+_sorted: OrderedDict[tuple[str, int, int, str], tuple[np.ndarray, np.ndarray]] = OrderedDict()
+
+
+def rids_for_value(ds: lance.LanceDataset, column: str, value: Any) -> np.ndarray | None:
+    """``__rid`` of the rows of ``ds`` whose integer ``column`` equals ``value`` (a key
+    lookup: a binary search per fragment), or None when the column is not an integer one."""
+    if not pa.types.is_integer(ds.schema.field(column).type) or isinstance(value, bool) \
+            or not isinstance(value, (int, np.integer)):
+        return None
+    _load(ds, column)  # every fragment of this version is in _fragments now
+    uri = ds.uri
+    out: list[np.ndarray] = []
+    for frag in ds.get_fragments():
+        key = _fragment_key(uri, frag, column)
+        with _lock:
+            entry = _sorted.get(key)
+            part = _fragments.get(key)
+        if entry is None:
+            if part is None:
+                return None  # evicted meanwhile: let the caller read Lance
+            rids, values = part
+            vals = values.to_numpy(zero_copy_only=False)
+            if values.null_count:
+                valid = np.asarray(values.is_valid().to_numpy(zero_copy_only=False), bool)
+                vals, rids = vals[valid], rids[valid]
+            order = np.argsort(vals, kind="stable")
+            entry = (vals[order], rids[order])
+            with _lock:
+                _sorted[key] = entry
+                while len(_sorted) > 4096:
+                    _sorted.popitem(last=False)
+        vals, rids = entry
+        try:
+            lo = int(np.searchsorted(vals, value, "left"))
+            hi = int(np.searchsorted(vals, value, "right"))
+        except OverflowError:  # out of the column type's range: no row has it
+            continue
+        if hi > lo:
+            out.append(rids[lo:hi])
+    return np.concatenate(out) if out else np.zeros(0, np.int64)

@@ -34,7 +34,9 @@ if TYPE_CHECKING:
     from .session import Session
 
 
-def _key_filter(session: Session, sel: Any, info: Any, params: list[Any]) -> str | None:
+def _key_filter(session: Session, sel: Any, info: Any, params: list[Any]
+                ) -> tuple[str, Any, Any] | None:
+    """(Lance filter, key column, key value) of ``WHERE key = constant``."""
     from .scan import _lance_literal
 
     where = sel.where_clause
@@ -56,7 +58,7 @@ def _key_filter(session: Session, sel: Any, info: Any, params: list[Any]) -> str
             return None
         literal = _lance_literal(value, col)
         if literal is not None:
-            return f"`{col.name}` = {literal}"
+            return f"`{col.name}` = {literal}", col, value
     return None
 
 
@@ -165,16 +167,49 @@ def try_lookup(session: Session, stmt: pb.Node, params: list[Any]) -> Result | N
                 not isinstance(ast.const_value(sel.limit_count), int):
             return None
         limit = int(ast.const_value(sel.limit_count))
-    flt = _key_filter(session, sel, info, params)
-    if flt is None:
+    key_filter = _key_filter(session, sel, info, params)
+    if key_filter is None:
         return None
+    flt, key_col, value = key_filter
     ds = session.db.store(info).dataset()
     wanted = list(dict.fromkeys(c.name for _, c in columns))
-    table = ds.to_table(columns=wanted, filter=flt, limit=limit)
+    table = _by_key(ds, key_col.name, value, wanted, limit)
+    if table is None:
+        table = ds.to_table(columns=wanted, filter=flt, limit=limit)
     out = pa.table({str(i): table.column(c.name) for i, (_, c) in enumerate(columns)})
     cols = [Column(name, c.type) for name, c in columns]
     return Result(columns=cols, command=f"SELECT {out.num_rows}", rowcount=out.num_rows,
                   _arrow=out)
+
+
+def _by_key(ds: Any, column: str, value: Any, wanted: list[str], limit: int | None
+            ) -> pa.Table | None:
+    """The rows whose integer key is ``value``: the key's rows from the kept column
+    (engine/colcache.py), their columns from memory too when all are kept, else by a take
+    of just those rows. None: not an integer key (the caller filters in Lance)."""
+    from ..storage.rowmap import rows_by_rid
+    from ..storage.tables import RID
+    from . import colcache
+
+    if not colcache.cacheable(ds, column):
+        return None
+    rids = colcache.rids_for_value(ds, column, value)
+    if rids is None:
+        return None
+    rids = rids[:limit] if limit is not None else rids
+    if rids.size == 0:
+        return ds.to_table(columns=wanted, limit=0)
+    if all(colcache.cacheable(ds, c) for c in wanted):
+        data = {}
+        for c in wanted:
+            values = colcache.values_by_rid(ds, c, rids)
+            if values is None:
+                break
+            data[c] = values
+        else:
+            return pa.table(data)
+    rows = rows_by_rid(ds, rids, [*wanted, RID] if RID not in wanted else wanted)
+    return rows.select(wanted)
 
 
 # -- system catalog queries ------------------------------------------------------------------
