@@ -119,3 +119,27 @@ def test_isotropic_vectors_are_answered_exactly(server: tuple[int, dict[str, np.
         c.execute("SET tarndb.probes = 3")
         _, plan3 = _run(c, "isotropic", vecs, queries)
         assert "ANN on isotropic_emb (clustered, " in plan3 and "3 probed" in plan3, plan3
+
+
+def test_bm25_without_index_on_a_large_table_names_the_index(
+        server: tuple[int, dict[str, np.ndarray]], monkeypatch: pytest.MonkeyPatch) -> None:
+    import tarndb.search._manager as manager_mod
+
+    # 300 rows stand in for a table too large to tokenize per query (1M rows: minutes).
+    monkeypatch.setattr(manager_mod, "ADHOC_BM25_MAX_ROWS", 100)
+    port, _ = server
+    words = ["alpha", "beta", "gamma", "delta", "lake", "vector", "search", "bug"]
+    rng = np.random.default_rng(2)
+    with _connect(port) as c:
+        c.execute("CREATE TABLE notes (id int8 PRIMARY KEY, body text)")
+        values = ",".join(f"({i}, '{' '.join(rng.choice(words, 6))}')" for i in range(300))
+        c.execute(f"INSERT INTO notes (id, body) VALUES {values}")
+        sql = "SELECT id FROM notes ORDER BY body <#> 'lake search' DESC LIMIT 5"
+        with pytest.raises(psycopg.errors.ProgramLimitExceeded) as err:
+            c.execute(sql)
+        assert "without an index" in str(err.value)
+        hint = err.value.diag.message_hint or ""
+        statement = hint.split(": ", 1)[1]
+        assert statement.startswith('CREATE INDEX ON notes USING deeplake_index ("body")'), hint
+        c.execute(statement)  # the hint is a statement that runs as given
+        assert len(c.execute(sql).fetchall()) == 5
