@@ -111,3 +111,14 @@ def test_key_lookups_follow_writes(pg_server: Server) -> None:
         # Beyond int4: no row (PostgreSQL compares int4 with int8).
         assert c.execute(f"SELECT id FROM {t} WHERE id = 99999999999").fetchall() == []
         assert c.execute(q, (2**40,)).fetchall() == []
+
+
+def test_set_reports_parameter_status(pg_server: Server) -> None:
+    """A SET of a reported setting sends ParameterStatus (the client's view follows)."""
+    with psycopg.connect(pg_server.dsn(), autocommit=True) as c:
+        c.execute("SET application_name = 'reporter'")
+        assert c.info.parameter_status("application_name") == "reporter"
+        c.execute("SET DateStyle = 'ISO, DMY'")
+        assert c.info.parameter_status("DateStyle") == "ISO, DMY"
+        assert c.execute("SELECT 1").fetchone() == (1,)  # nothing else changes
+        assert c.info.parameter_status("application_name") == "reporter"

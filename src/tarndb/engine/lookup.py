@@ -251,10 +251,17 @@ def _catalog_key(session: Session, stmt: pb.Node, params: list[Any]) -> Hashable
     sel = stmt.select_stmt
     if sel.locking_clause or sel.HasField("into_clause"):
         return None
+    # Most statements name a user table at the top: no walk of the whole tree for them.
+    ctes = {c.common_table_expr.ctename for c in sel.with_clause.ctes}
+    for item in sel.from_clause:
+        if item.WhichOneof("node") == "range_var":
+            rv = item.range_var
+            if not (not rv.schemaname and rv.relname in ctes) and \
+                    not _is_system_relation(rv.schemaname.lower(), rv.relname.lower()):
+                return None
     # Uncommitted DDL or writes of this transaction change what the catalogs show it.
     if getattr(session, "_overlay", None) or getattr(session, "_txn", None):
         return None
-    ctes: set[str] = set()
     relations = 0
     for m in ast.walk(stmt):
         if isinstance(m, pb.CommonTableExpr):

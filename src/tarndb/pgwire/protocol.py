@@ -59,6 +59,11 @@ REPORTED = {
     "in_hot_standby": "off",
 }
 
+#: (ParameterStatus name, session setting) of the settings whose changes a client hears of.
+_REPORTABLE = [(k, k.lower()) for k in REPORTED
+               if k not in ("server_version", "server_encoding", "is_superuser",
+                            "session_authorization", "integer_datetimes")]
+
 log = logging.getLogger("tarndb.pgwire")
 _SESSION_LOCK = threading.Lock()
 
@@ -575,14 +580,14 @@ class ServerConnection:
         settings = getattr(self.session, "settings", None)
         if not isinstance(settings, dict):
             return
-        lower = {k.lower(): k for k in self._reported}
-        for key, value in settings.items():
-            name = lower.get(str(key).lower())
-            if name is None or name in ("server_version", "server_encoding", "is_superuser",
-                                        "session_authorization", "integer_datetimes"):
+        # Once per statement: look up the few reported names (settings keys are lower case)
+        # rather than walk every setting.
+        for name, key in _REPORTABLE:
+            value = settings.get(key)
+            if value is None or name not in self._reported:
                 continue
             v = str(value)
-            if self._reported.get(name) != v:
+            if self._reported[name] != v:
                 self._reported[name] = v
                 self._out.append(m.b_parameter_status(name, v))
 
