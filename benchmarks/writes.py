@@ -5,7 +5,9 @@
 
 Starts a throwaway PostgreSQL (TLS on, default durability; see pgwire_bench.py) and a tarndb
 Postgres server, and prints for each, then the ratios and whether each target was met:
-single-row INSERT p50, psycopg 2 and 3 ``executemany`` rows/s, COPY BINARY rows/s, and
+single-row INSERT p50, psycopg 2 and 3 and asyncpg ``executemany`` rows/s, COPY BINARY rows/s,
+the seeds' ``POST /tables/query/batch`` rows/s (against PostgreSQL's executemany in one
+transaction, its equivalent), and
 ``--writers`` clients each writing ``--rate`` statements/s (INSERT and ``n = n + 1``):
 p50/p99 and whether any write was lost (final counter = acknowledged increments); and, at
 each ``--scale`` table size, single-row INSERT and UPDATE p50 and executemany rows/s.
@@ -69,6 +71,7 @@ def measure(dsn: str, rows: int, writers: int, rate: float, seconds: float) -> d
         out["psycopg2_executemany_rows_s"] = n / (time.perf_counter() - t0)
     finally:
         p2.close()
+    out["asyncpg_executemany_rows_s"] = _asyncpg_executemany(dsn, vecs, n)
     with psycopg.connect(dsn, autocommit=True) as c:
         c.execute("DROP TABLE IF EXISTS cb")
         c.execute("CREATE TABLE cb (id BIGINT, t TEXT, v FLOAT4[])")
@@ -135,6 +138,79 @@ def measure(dsn: str, rows: int, writers: int, rate: float, seconds: float) -> d
     return out
 
 
+def _asyncpg_executemany(dsn: str, vecs: np.ndarray, n: int) -> float:
+    import asyncio
+    import ssl
+
+    import asyncpg
+
+    kv = dict(part.split("=", 1) for part in dsn.split())
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+
+    async def run() -> float:
+        conn = await asyncpg.connect(host=kv["host"], port=int(kv["port"]), user=kv["user"],
+                                     password=kv.get("password"), database=kv["dbname"],
+                                     ssl=ctx)
+        try:
+            rows = [(3_000_000 + i, f"row {i}", json.dumps({"k": i % 7, "tag": "x"}),
+                     vecs[i % len(vecs)].tolist()) for i in range(n)]
+            t0 = time.perf_counter()
+            await conn.executemany(
+                "INSERT INTO w (id, t, j, v) VALUES ($1, $2, $3::jsonb, $4)", rows)
+            return n / (time.perf_counter() - t0)
+        finally:
+            await conn.close()
+
+    return asyncio.run(run())
+
+
+def http_batch(rows: int) -> dict[str, float]:
+    """The seeds' ``POST /workspaces/{ws}/tables/query/batch`` of ``rows`` INSERTs against a
+    fresh ``tarndb.api`` server (HTTP, as the seeds call it)."""
+    import requests
+
+    from api import ORG, TOKEN, start
+
+    rng = np.random.default_rng(1)
+    vecs = rng.standard_normal((rows, DIM)).astype(np.float32)
+    with tempfile.TemporaryDirectory() as d:
+        proc, url = start(Path(d) / "lake")
+        try:
+            h = {"Authorization": f"Bearer {TOKEN}", "X-Activeloop-Org-Id": ORG}
+            q = f"{url}/workspaces/ws/tables/query"
+            r = requests.post(q, headers=h, json={"query": DDL}, timeout=60)
+            r.raise_for_status()
+            batch = [[i, f"row {i}", json.dumps({"k": i % 7}), vecs[i].tolist()]
+                     for i in range(rows)]
+            t0 = time.perf_counter()
+            r = requests.post(q + "/batch", headers=h, timeout=600, json={
+                "query": "INSERT INTO w (id, t, j, v) VALUES ($1, $2, $3::jsonb, $4)",
+                "params_batch": batch})
+            r.raise_for_status()
+            return {"http_batch_rows_s": rows / (time.perf_counter() - t0)}
+        finally:
+            proc.terminate()
+            proc.wait()
+
+
+def pg_batch(dsn: str, rows: int) -> dict[str, float]:
+    """PostgreSQL's equivalent of a batch: executemany in one transaction."""
+    rng = np.random.default_rng(1)
+    vecs = rng.standard_normal((rows, DIM)).astype(np.float32)
+    with psycopg.connect(dsn) as c:
+        c.execute("DROP TABLE IF EXISTS wb")
+        c.execute(DDL.replace("TABLE w ", "TABLE wb "))
+        c.commit()
+        t0 = time.perf_counter()
+        with c.cursor() as cur:
+            cur.executemany(INSERT.replace("INTO w ", "INTO wb "),
+                            [_row(i, vecs[i]) for i in range(rows)])
+        c.commit()
+        return {"http_batch_rows_s": rows / (time.perf_counter() - t0)}
+
+
 def scale(dsn: str, sizes: list[int]) -> dict[str, float]:
     """Single-row INSERT and UPDATE p50 and executemany rows/s with the table at each size
     (id BIGINT PRIMARY KEY, n INT), to see whether writes stay flat as a table grows."""
@@ -185,12 +261,14 @@ def main() -> None:
         results: dict[str, dict[str, float]] = {}
         try:
             results["tarndb"] = measure(dsn, args.rows, args.writers, args.rate, args.seconds)
+            results["tarndb"].update(http_batch(args.rows))
             if sizes:
                 results["tarndb"].update(scale(dsn, sizes))
             if started is not None:
                 pg_stop, pg_dsn = started
                 results["postgres"] = measure(pg_dsn, args.rows, args.writers, args.rate,
                                               args.seconds)
+                results["postgres"].update(pg_batch(pg_dsn, args.rows))
                 if sizes:
                     results["postgres"].update(scale(pg_dsn, sizes))
         finally:
@@ -217,7 +295,7 @@ def main() -> None:
     print("targets (tarndb, through psycopg over TLS):")
     if pg:
         for k in ("psycopg3_executemany_rows_s", "psycopg2_executemany_rows_s",
-                  "copy_binary_rows_s"):
+                  "asyncpg_executemany_rows_s", "copy_binary_rows_s", "http_batch_rows_s"):
             print(f"  {k} >= PostgreSQL's: {judge(t[k] >= pg[k])} ({t[k] / pg[k]:.2f}x)")
         print(f"  single-row INSERT p50 <= 2x PostgreSQL's: "
               f"{judge(t['insert_p50_ms'] <= 2 * pg['insert_p50_ms'])} "

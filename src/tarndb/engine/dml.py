@@ -946,7 +946,8 @@ def _target_rows(session: Session, sel: pb.Node, params: list[Any]) -> tuple[Any
     target_rv = copy.select_stmt.from_clause[0].range_var
     scope = Scope(session)
     try:
-        scope.bind_range_var(target_rv, with_rid=True)
+        scope.bind_range_var(target_rv, with_rid=True, target_of=copy.select_stmt,
+                             params=params)
         scope.bind(copy, skip_first_target=target_rv)
         return session.query_arrow(copy, params, scope)
     finally:

@@ -170,11 +170,16 @@ class Scope:
         node.CopyFrom(new)
         return True
 
-    def _lookup_filter(self, rv: pb.RangeVar, info: TableInfo) -> str | None:
+    def _lookup_filter(self, rv: pb.RangeVar, info: TableInfo,
+                       sel: pb.SelectStmt | None = None) -> str | None:
         """A Lance filter for ``key = constant`` when rv is a SELECT's only table."""
-        # Compared by value: protobuf wrappers are not stable objects to key a dict on.
-        sel = next((m for m in self._single_table_selects if m.from_clause[0].range_var == rv),
-                   None)
+        if sel is not None:
+            if len(sel.from_clause) != 1:
+                return None
+        else:
+            # Compared by value: protobuf wrappers are not stable objects to key a dict on.
+            sel = next((m for m in self._single_table_selects
+                        if m.from_clause[0].range_var == rv), None)
         if sel is None or not sel.HasField("where_clause"):
             return None
         keys = set(info.primary_key[:1]) if len(info.primary_key) == 1 else set()
@@ -214,7 +219,14 @@ class Scope:
             return self._params[node.param_ref.number - 1]
         return None
 
-    def bind_range_var(self, rv: pb.RangeVar, with_rid: bool = False) -> TableInfo | None:
+    def bind_range_var(self, rv: pb.RangeVar, with_rid: bool = False,
+                       target_of: pb.SelectStmt | None = None,
+                       params: list[Any] | None = None) -> TableInfo | None:
+        """Point ``rv`` at a view of its table. ``target_of``: the SELECT that finds the
+        rows an UPDATE or DELETE writes, with its ``params`` (its WHERE clause may name a
+        key: then Lance's scalar index finds the rows, not a scan)."""
+        if params is not None:
+            self._params = params
         session = self.session
         schema = rv.schemaname or None
         if schema in SYSTEM_SCHEMAS or (schema is None and rv.relname.startswith("pg_")
@@ -243,7 +255,9 @@ class Scope:
             raise UndefinedTable(f'relation "{rv.relname}" does not exist',
                                  position=rv.location + 1 if rv.location >= 0 else None,
                                  table=rv.relname)
-        prefilter = self._lookup_filter(rv, info) if not with_rid else None
+        prefilter = (self._lookup_filter(rv, info) if not with_rid
+                     else self._lookup_filter(rv, info, target_of) if target_of is not None
+                     else None)
         view = self.view(info, with_rid=with_rid, prefilter=prefilter)
         alias = rv.alias.aliasname if rv.HasField("alias") and rv.alias.aliasname \
             else info.name
