@@ -432,3 +432,27 @@ def test_null_embeddings_never_match_and_zero_vectors_score_zero(tmp_path: Path,
     # Row 13: best per query vector 1.0 and 0.8; empty bag 14 and zero bag 12 score 0.
     assert mh.row_keys.tolist() == [13, 10, 12, 14]
     np.testing.assert_allclose(mh.scores, [1.8, 1.0, 0.0, 0.0], atol=1e-6)
+
+
+def test_bm25_exact_on_a_large_table_uses_its_index(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    # 500 rows stand in for a table too large for a transient index (the limit set to 100).
+    monkeypatch.setattr(manager_mod, "ADHOC_BM25_MAX_ROWS", 100)
+    rng = np.random.default_rng(8)
+    uri = str(tmp_path / "big.lance")
+    texts = _texts(rng, 500)
+    ds = lance.write_dataset(_table(np.arange(500), _vectors(rng, 500), texts), uri)
+    with pytest.raises(manager_mod.ProgramLimitExceeded, match="without an index"):
+        bm25_topk(ds, "body", "w1 w2", 10)
+    mgr = IndexManager.open(uri)
+    mgr.create_index(ds, "body_idx", "body", "bm25")
+    ds = lance.write_dataset(_table(np.arange(500, 520), _vectors(rng, 20),
+                                    ["w1 w1 w2"] * 20), uri, mode="append")
+    pinned = bm25_topk(ds, "body", "w1 w2", 10, exact=True)  # what a pinned version runs
+    assert pinned.plan.startswith("BM25 index body_idx + 20 fresh rows"), pinned.plan
+    # The same answer as a transient index over the rows (limit lifted).
+    monkeypatch.setattr(manager_mod, "ADHOC_BM25_MAX_ROWS", 10_000)
+    oracle = bm25_topk(ds, "body", "w1 w2", 10, exact=True)
+    assert oracle.plan.startswith("BM25 over a transient index")
+    assert pinned.row_keys.tolist() == oracle.row_keys.tolist()
+    np.testing.assert_allclose(pinned.scores, oracle.scores, rtol=1e-5)

@@ -743,8 +743,16 @@ class IndexManager:
 
     def _bm25_for_query(self, ds: lance.LanceDataset, column: str, exact: bool,
                         ) -> tuple[BM25Index, str]:
-        """The BM25 index that reflects ``ds`` exactly (fresh rows added, dead rows gone)."""
-        info = None if exact else self.index_for(column)
+        """The BM25 index that reflects ``ds`` exactly (fresh rows added, dead rows gone).
+
+        ``exact`` (pinned versions, oracles) builds a transient index over the column, up to
+        ADHOC_BM25_MAX_ROWS rows; above that the table's index answers (BM25 over an index
+        is exact, unlike ANN): a pinned query on a 1M-row table would otherwise tokenize the
+        whole column.
+        """
+        info = self.index_for(column)
+        if exact and int(ds.count_rows()) <= ADHOC_BM25_MAX_ROWS:
+            info = None
         if info is None or info.kind != "text":
             return _adhoc_bm25(ds, column), "BM25 over a transient index (no index)"
         fr = self._freshness(ds, info)
