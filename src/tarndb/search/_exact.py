@@ -273,7 +273,10 @@ def exact_vector_topk(ds: lance.LanceDataset, column: str, query: Any, k: int,
             top.push(part.keys, matvec(part.mat, qn))
         else:
             pos = part.positions(keep)
-            if pos.size:
+            if pos.size * 3 > part.keys.size:
+                # Most rows pass: one product over all, then pick (a gather costs more).
+                top.push(part.keys[pos], matvec(part.mat, qn)[pos])
+            elif pos.size:
                 top.push(part.keys[pos], matvec(np.take(part.mat, pos, axis=0), qn))
     return top.result()
 

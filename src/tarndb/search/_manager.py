@@ -645,8 +645,7 @@ class IndexManager:
             return
         cached = side.matrix()
         if cached is not None:
-            keys, mat = cached.rows(allowed)
-            top.push(keys, matvec(mat, qn))
+            top.push(*cached.scores(allowed, qn))
             return
         if allowed is None:
             t = sds.to_table(columns=[RID, "vec"])
