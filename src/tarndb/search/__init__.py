@@ -15,11 +15,11 @@ Module-level entry points (they use the table's indexes when there are any)::
     bm25_topk(ds, column, text, k, *, filter_sql=None, allowed_row_keys=None,
               exact=False) -> Hits                     # text <#> 'query': BM25
     hybrid_topk(ds, vector_column, text_column, vector_query, text_query, k, *,
-                w_vec=0.5, w_text=0.5, method='dbsf_adaptive', depth=100, filter_sql=None,
+                w_vec=0.5, w_text=0.5, method='dbsf_coverage', depth=100, filter_sql=None,
                 allowed_row_keys=None, exact=False, rescore=True) -> Hits
                                                        # deeplake_hybrid_record
-    hybrid_fuse(vec_hits, text_hits, w_vec, w_text, method='dbsf_adaptive', k=None)
-                          # or 'dbsf', 'minmax', 'rrf', 'softmax' (docs/hybrid-fusion.md)
+    hybrid_fuse(vec_hits, text_hits, w_vec, w_text, method='dbsf_coverage', k=None)
+                          # or 'dbsf_adaptive', 'dbsf', 'minmax', 'rrf', 'softmax'
 
 Filters: ``filter_sql`` is a Lance (DataFusion) SQL predicate over the table's columns;
 ``allowed_row_keys`` is an array of ``__rid`` values (e.g. what DuckDB computed for a WHERE
@@ -48,6 +48,19 @@ Index types: float4[] ``clustered`` (default; Lance IVF_FLAT) and ``clustered_qu
 (IVF_PQ + exact refine); float4[][] ``pooled_quantized`` (default; ANN on the mean vector,
 exact MaxSim rerank); text ``bm25`` (default) and alias ``inverted_index``. State lives in
 ``<table uri>/_tarn_indexes/<name>/``; rows written after the last fold are searched exactly.
+
+Recall target, not a probe fraction: a vector index calibrates its IVF probe count on its own
+rows when it is built and when a refresh changed its rows by 20% (``IndexInfo.tuning``,
+recall@10 >= 0.95 by default, option ``recall_target``). Where the target needs most lists
+(isotropic vectors) it answers by one exact product over its in-memory copy instead.
+:func:`ann_params` reads the session's override, ``SET tarndb.probes = n`` (``auto``: the
+calibrated count); ``params=AnnParams(nprobes=n)`` is the same through the Python API. The
+options ``nprobes`` / ``nprobe_fraction`` fix the count per index (docs/search-tuning.md).
+
+Exact scans (no index, pinned versions, fresh rows) score each fragment's vectors from a
+process-wide cache of decoded, normalised matrices (``TARNDB_EXACT_CACHE_BYTES``), filter
+first. BM25 without an index tokenizes the column per query: above 100k rows
+(``TARNDB_BM25_ADHOC_MAX_ROWS``) it raises ProgramLimitExceeded with the CREATE INDEX to run.
 """
 
 from __future__ import annotations
