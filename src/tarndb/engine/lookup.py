@@ -223,7 +223,10 @@ _VOLATILE = frozenset({
     "pg_current_xact_id", "nextval", "currval", "setval", "lastval", "gen_random_uuid",
     "uuid_generate_v4", "pg_sleep", "set_config", "pg_cancel_backend", "pg_terminate_backend",
     "pg_notify", "inet_client_addr", "inet_client_port", "pg_postmaster_start_time",
-    "pg_conf_load_time", "pg_current_wal_lsn", "embed", "deep_memory"})
+    "pg_conf_load_time", "pg_current_wal_lsn", "embed", "deep_memory",
+    # sizes follow the data, not the catalog
+    "pg_relation_size", "pg_total_relation_size", "pg_table_size", "pg_indexes_size",
+    "pg_database_size", "pg_column_size"})
 _TIME_SVF = frozenset({pb.SVFOP_CURRENT_DATE, pb.SVFOP_CURRENT_TIME, pb.SVFOP_CURRENT_TIME_N,
                        pb.SVFOP_CURRENT_TIMESTAMP, pb.SVFOP_CURRENT_TIMESTAMP_N,
                        pb.SVFOP_LOCALTIME, pb.SVFOP_LOCALTIME_N, pb.SVFOP_LOCALTIMESTAMP,
