@@ -66,12 +66,17 @@ class Http:
 
 
 def test_increments_from_three_servers_over_both_protocols(three: list[Serve]) -> None:
+    increments_across(three, clients=6, each=15)
+
+
+def increments_across(three: list[Serve], clients: int, each: int) -> None:
+    """``clients`` clients (every other one over HTTP) on the servers in turn, each adding 1
+    to one row ``each`` times: nothing lost, every value returned once."""
     with three[0].connect() as c:
         c.execute("CREATE TABLE counters3 (id INT PRIMARY KEY, n INT NOT NULL)")
         c.execute("INSERT INTO counters3 VALUES (1, 0)")
     returned: list[int] = []
     lock = threading.Lock()
-    each = 15
 
     def work(i: int) -> None:
         srv = three[i % 3]
@@ -90,8 +95,8 @@ def test_increments_from_three_servers_over_both_protocols(three: list[Serve]) -
                     with lock:
                         returned.append(row[0])
 
-    assert _run_threads(6, work) == []
-    total = 6 * each
+    assert _run_threads(clients, work) == []
+    total = clients * each
     for srv in three:
         with srv.connect() as c:
             assert c.execute("SELECT n FROM counters3").fetchone() == (total,)
