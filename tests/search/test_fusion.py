@@ -10,6 +10,7 @@ import pytest
 
 from tarndb.errors import InvalidParameterValue
 from tarndb.search import DEFAULT_FUSION, FUSION_METHODS, hybrid_fuse, leg_confidence
+from tarndb.search._fusion import leg_coverage
 
 VEC = ([1, 2, 3], [0.9, 0.7, 0.5])
 TXT = ([3, 4], [12.0, 2.0])
@@ -108,10 +109,40 @@ def test_dbsf_single_hit_and_ties() -> None:
     assert leg_confidence([0.3]) == 1.0 and leg_confidence([]) == 0.0
 
 
-def test_default_is_dbsf_adaptive() -> None:
+def test_dbsf_coverage_weights() -> None:
+    # Both legs hand over the same three candidates (rescored). The text leg scored only
+    # row 3 above 0 (rows 1 and 2 share no term with the query): coverage 1/3; the vector
+    # leg scored all three: coverage 1.
+    vec = ([1, 2, 3], [0.9, 0.7, 0.5])
+    txt = ([1, 2, 3], [0.0, 0.0, 6.0])
+    assert leg_coverage(vec[1], 3) == 1.0 and leg_coverage(txt[1], 3) == pytest.approx(1 / 3)
+    assert leg_coverage([], 0) == 0.0
+    # Text: mean 2, std 2 sqrt(2), confidence (6 - 2) / (2 sqrt(2)) = sqrt(2); DBSF maps
+    # 0 -> (0 - 2 + 6 sqrt(2)) / (12 sqrt(2)) and 6 -> (6 - 2 + 6 sqrt(2)) / (12 sqrt(2)).
+    sd = 2 * math.sqrt(2)
+    t_norm = {1: (3 * sd - 2) / (6 * sd), 2: (3 * sd - 2) / (6 * sd), 3: (3 * sd + 4) / (6 * sd)}
+    cv, ct = math.sqrt(1.5) * 1.0, math.sqrt(2) / 3
+    wv, wt = cv / (cv + ct), ct / (cv + ct)
+    keys, scores = hybrid_fuse(vec, txt, 0.5, 0.5, "dbsf_coverage")
+    want = {k: wv * V_NORM[k] + wt * t_norm[k] for k in (1, 2, 3)}
+    assert dict(zip(keys.tolist(), scores.tolist(), strict=True)) == pytest.approx(want)
+    assert keys.tolist() == [1, 2, 3]
+    # dbsf_adaptive gives the one-match text leg its full confidence: its match ties row 1
+    _, adaptive = hybrid_fuse(vec, txt, 0.5, 0.5, "dbsf_adaptive")
+    assert adaptive[0] == pytest.approx(adaptive[1]) and scores[0] - scores[1] > 0.1
+    # a text leg that matches nothing has no say; a vector leg alone ranks as it is
+    keys, _ = hybrid_fuse(vec, ([1, 2, 3], [0.0, 0.0, 0.0]), 0.5, 0.5, "dbsf_coverage")
+    assert keys.tolist() == [1, 2, 3]
+    # where every candidate is scored by both legs it is dbsf_adaptive
+    full = ([1, 2, 3], [1.0, 2.0, 6.0])
+    assert hybrid_fuse(vec, full, 0.3, 0.7, "dbsf_coverage")[1].tolist() == pytest.approx(
+        hybrid_fuse(vec, full, 0.3, 0.7, "dbsf_adaptive")[1].tolist())
+
+
+def test_default_is_dbsf_coverage() -> None:
     from tarndb.engine.session import DEFAULT_SETTINGS
 
-    assert DEFAULT_FUSION == "dbsf_adaptive"
+    assert DEFAULT_FUSION == "dbsf_coverage"
     assert DEFAULT_SETTINGS["tarndb.hybrid_fusion"] == DEFAULT_FUSION
 
 

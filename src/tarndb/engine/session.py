@@ -56,7 +56,7 @@ DEFAULT_SETTINGS = {
     "lc_collate": "C.UTF-8",
     "lc_ctype": "C.UTF-8",
     "is_superuser": "on",
-    "tarndb.hybrid_fusion": "dbsf_adaptive",
+    "tarndb.hybrid_fusion": "dbsf_coverage",
     "tarndb.probes": "auto",
     "statement_timeout": "0",
     "lock_timeout": "0",

@@ -1,9 +1,11 @@
 """Hybrid fusion of a vector leg and a text leg into one ranking.
 
-The default is ``dbsf_adaptive``: distribution-based score fusion (each leg's scores put on
+The default is ``dbsf_coverage``: distribution-based score fusion (each leg's scores put on
 one scale by the mean and 3 standard deviations of its own top-N), with each leg's weight
-scaled per query by how far its best hit stands out from that leg's top-N. Min-max, RRF and
-softmax lost to the better single leg on sets they were not chosen on; see
+scaled per query by how far its best hit stands out from that leg's top-N and by the share
+of the candidates the leg has any evidence for (a BM25 leg that matches a third of them
+gets a third of its say). Min-max, RRF and softmax lost to the better single leg on sets
+they were not chosen on, and ``dbsf_adaptive`` (without the coverage) on short documents; see
 docs/hybrid-fusion.md for the measurements (``benchmarks/search/quality.py``) and reasoning.
 """
 
@@ -18,9 +20,10 @@ from tarndb.errors import InvalidParameterValue
 
 from ._kernels import topk_indices
 
-FusionMethod = Literal["minmax", "rrf", "softmax", "dbsf", "dbsf_adaptive"]
-FUSION_METHODS: tuple[str, ...] = ("minmax", "rrf", "softmax", "dbsf", "dbsf_adaptive")
-DEFAULT_FUSION: FusionMethod = "dbsf_adaptive"
+FusionMethod = Literal["minmax", "rrf", "softmax", "dbsf", "dbsf_adaptive", "dbsf_coverage"]
+FUSION_METHODS: tuple[str, ...] = ("minmax", "rrf", "softmax", "dbsf", "dbsf_adaptive",
+                                   "dbsf_coverage")
+DEFAULT_FUSION: FusionMethod = "dbsf_coverage"
 RRF_K = 60
 # DBSF: a leg's mean and standard deviation are those of its best DBSF_TOP_N scores, so the
 # scale does not depend on how many rows a leg hands over (a top-100 leg, or every row of
@@ -68,10 +71,24 @@ def leg_confidence(scores: npt.ArrayLike) -> float:
     return float((s.max() - mean) / std) if std > 0.0 else 1.0
 
 
+def leg_coverage(scores: npt.ArrayLike, candidates: int) -> float:
+    """The share of the ``candidates`` (both legs' rows together) this leg scored above 0.
+
+    BM25 gives 0 to a row that shares no term with the query: no evidence either way, not a
+    low score. On short documents (captions, titles, one-sentence passages) most candidates
+    share no term, and a leg's mean and spread taken over that mix of zeros and a few
+    matches make every match look like a standout; its say is cut to the share of the
+    candidates it can tell anything about. A vector leg scores every row (coverage 1).
+    """
+    if candidates <= 0:
+        return 0.0
+    return float(np.count_nonzero(np.asarray(scores, dtype=np.float64))) / candidates
+
+
 def _normalise(scores: npt.NDArray[np.float64], method: str) -> npt.NDArray[np.float64]:
     if scores.size == 0:
         return scores
-    if method in ("dbsf", "dbsf_adaptive"):
+    if method in ("dbsf", "dbsf_adaptive", "dbsf_coverage"):
         return _dbsf(scores)
     if method == "minmax":
         lo, hi = float(scores.min()), float(scores.max())
@@ -100,9 +117,11 @@ def hybrid_fuse(vec_hits: Leg, text_hits: Leg, w_vec: float = 0.5, w_text: float
       ``(s - (mean - 3 std)) / (6 std)``, mean and std of that leg's best 100 scores, then
       ``w_vec * v + w_text * t``; a row missing from a leg gets 0 from it. Not clipped: a
       row 3 std above the mean scores above 1, one far below the head below 0.
-    - ``dbsf_adaptive`` (default): as ``dbsf``, with each weight scaled per query by the
-      leg's confidence (:func:`leg_confidence`, ``(max - mean) / std`` of its best 100) and
-      the two renormalised to sum to ``w_vec + w_text``.
+    - ``dbsf_adaptive``: as ``dbsf``, with each weight scaled per query by the leg's
+      confidence (:func:`leg_confidence`, ``(max - mean) / std`` of its best 100) and the
+      two renormalised to sum to ``w_vec + w_text``.
+    - ``dbsf_coverage`` (default): as ``dbsf_adaptive``, each weight also scaled by the
+      leg's coverage (:func:`leg_coverage`: the share of all candidates it scored above 0).
 
     Returns ``(row_keys, fused_scores)`` best first (ties: lower row key first), cut to ``k``
     when given.
@@ -116,12 +135,15 @@ def hybrid_fuse(vec_hits: Leg, text_hits: Leg, w_vec: float = 0.5, w_text: float
         # Rank order is what RRF reads, so make sure each leg is sorted best first.
         vo, to = np.argsort(-vs, kind="stable"), np.argsort(-ts, kind="stable")
         vk, vs, tk, ts = vk[vo], vs[vo], tk[to], ts[to]
-    if method == "dbsf_adaptive":
+    keys = np.union1d(vk, tk)
+    if method in ("dbsf_adaptive", "dbsf_coverage"):
         cv, ct = w_vec * leg_confidence(vs), w_text * leg_confidence(ts)
+        if method == "dbsf_coverage":
+            cv *= leg_coverage(vs, keys.size)
+            ct *= leg_coverage(ts, keys.size)
         if cv + ct > 0.0:
             total = float(w_vec) + float(w_text)
             w_vec, w_text = total * cv / (cv + ct), total * ct / (cv + ct)
-    keys = np.union1d(vk, tk)
     fused = np.zeros(keys.size, np.float64)
     for lk, ls, w in ((vk, vs, w_vec), (tk, ts, w_text)):
         if lk.size:
