@@ -193,7 +193,7 @@ def test_information_schema(duck: Any) -> None:
 def test_functions_installed_once_and_idempotent(duck: Any) -> None:
     cur, _ = duck
     pgcatalog.install_functions(cur)  # a second call is a no-op
-    assert q(cur, "SELECT version()")[0][0].startswith("PostgreSQL 16")
+    assert q(cur, "SELECT version()")[0][0].startswith("PostgreSQL 15")  # pg_dump 15 runs
     assert q(cur, "SELECT to_regtype('hstore'), to_regtype('float4[]'), "
                   "to_regtype('integer')") == [(None, 1021, 23)]
     assert q(cur, "SELECT current_setting('jit'), set_config('jit', 'off', false)") == [

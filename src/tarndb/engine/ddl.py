@@ -317,6 +317,12 @@ def alter_table(session: Session, node: pb.AlterTableStmt, params: list[Any]) ->
     if node.objtype not in (pb.OBJECT_TABLE, 0):
         raise E.FeatureNotSupported("only ALTER TABLE is supported")
     info = session.resolve_table(node.relation.schemaname or None, node.relation.relname)
+    if info is None and _serial_target(session, node.relation) is not None and all(
+            c.alter_table_cmd.subtype == pb.AT_ChangeOwner for c in node.cmds):
+        # ALTER TABLE seq OWNER TO (pg_dump's, for a serial column's sequence)
+        for c in node.cmds:
+            _check_owner(session, c.alter_table_cmd.newowner)
+        return Result(command="ALTER TABLE")
     if info is None:
         if node.missing_ok:
             session.notices.append(f'relation "{node.relation.relname}" does not exist, skipping')
@@ -392,16 +398,77 @@ def alter_table(session: Session, node: pb.AlterTableStmt, params: list[Any]) ->
                 raise E.UndefinedColumn(f'column "{cmd.name}" does not exist')
             target.not_null = cmd.subtype == pb.AT_SetNotNull
             session.catalog_update(info)
+        elif cmd.subtype == pb.AT_ChangeOwner:
+            _check_owner(session, cmd.newowner)  # tables belong to the superusers
+        elif cmd.subtype == pb.AT_ColumnDefault:
+            _set_default(session, info, cmd)
         else:
             raise E.FeatureNotSupported("this ALTER TABLE action is not supported")
     return Result(command="ALTER TABLE")
+
+
+def _check_owner(session: Session, role: Any) -> None:
+    """``OWNER TO role`` (what pg_dump writes after each object): every object is owned by
+    the superusers, so only a superuser (or CURRENT_USER, SESSION_USER) may be named."""
+    user = getattr(session, "user", "postgres")
+    name = role.rolename if role.rolename else user
+    if name not in (user, "postgres"):
+        raise E.FeatureNotSupported(
+            f'tarndb objects are owned by the superusers; cannot make "{name}" the owner')
+
+
+def _set_default(session: Session, info: TableInfo, cmd: Any) -> None:
+    """``ALTER COLUMN c SET DEFAULT expr`` / ``DROP DEFAULT``. ``nextval('t_c_seq')`` of
+    the column's own sequence (pg_dump's spelling of a serial column) makes it serial."""
+    col = info.column(cmd.name)
+    if col is None:
+        raise E.UndefinedColumn(
+            f'column "{cmd.name}" of relation "{info.name}" does not exist', column=cmd.name)
+    if col.generated_sql:
+        raise E.SyntaxError_(f'column "{cmd.name}" of relation "{info.name}" is a generated '
+                             "column", hint="Use ALTER TABLE ... ALTER COLUMN ... SET "
+                             "EXPRESSION instead.")
+    if not cmd.HasField("def"):  # DROP DEFAULT
+        col.default_sql = None
+        col.serial = False
+    else:
+        expr = getattr(cmd, "def")
+        seq = _nextval_of(expr)
+        own = f"{info.name}_{col.name}_seq"
+        if seq is not None and seq.split(".")[-1].strip('"') == own:
+            if col.type.base not in ("int2", "int4", "int8") or col.type.ndim:
+                raise E.FeatureNotSupported(
+                    "a sequence default is supported on integer columns only")
+            col.serial = True
+            col.default_sql = None
+        elif seq is not None:
+            raise E.FeatureNotSupported(
+                f"tarndb's sequences belong to serial columns; nextval('{seq}') names none "
+                f'(a serial column "{col.name}" of "{info.name}" uses "{own}")')
+        else:
+            col.serial = False
+            col.default_sql = _expr_sql(expr)
+    session.catalog_update(info)
+
+
+def _nextval_of(expr: pb.Node) -> str | None:
+    """The sequence name of ``nextval('name'[::regclass])``, else None."""
+    if ast.kind(expr) != "func_call" or ast.func_name(expr.func_call) != "nextval" or \
+            len(expr.func_call.args) != 1:
+        return None
+    arg = expr.func_call.args[0]
+    if ast.kind(arg) == "type_cast":
+        arg = arg.type_cast.arg
+    value = ast.const_value(arg) if ast.kind(arg) == "a_const" else None
+    return value if isinstance(value, str) else None
 
 
 def _add_constraint(session: Session, info: TableInfo, con: pb.Constraint) -> None:
     """ALTER TABLE ADD [CONSTRAINT name] PRIMARY KEY / UNIQUE / CHECK, after checking the
     rows already in the table, as PostgreSQL does."""
     taken = {c["name"] for c in info.constraints} | {ix.name for ix in info.indexes}
-    if con.conname and (con.conname in taken or con.conname == f"{info.name}_pkey"):
+    if con.conname and (con.conname in taken or (
+            info.primary_key and con.conname == f"{info.name}_pkey")):
         raise E.DuplicateObject(
             f'constraint "{con.conname}" for relation "{info.name}" already exists')
     if con.contype == pb.CONSTR_PRIMARY:
@@ -670,6 +737,60 @@ def grant(session: Session, node: Any, params: list[Any]) -> Result:
     return Result(command="GRANT" if node.is_grant else "REVOKE")
 
 
+def _serial_target(session: Session, rv: Any) -> tuple[TableInfo, ColumnInfo] | None:
+    """The integer column ``<table>_<column>_seq`` names, in the sequence's schema."""
+    ws = rv.schemaname or session.search_path()[0]
+    for info in session.db.catalog.all_tables():
+        if info.workspace != ws:
+            continue
+        for col in info.columns:
+            if f"{info.name}_{col.name}_seq" == rv.relname and not col.type.ndim \
+                    and col.type.base in ("int2", "int4", "int8"):
+                return info, col
+    return None
+
+
+def _create_sequence(session: Session, node: Any, params: list[Any]) -> Result:
+    """``CREATE SEQUENCE <table>_<column>_seq``, as pg_dump writes a serial column's: the
+    column's own sequence (it becomes serial with ``SET DEFAULT nextval(...)``). Sequences
+    of their own are refused."""
+    if _serial_target(session, node.sequence) is None:
+        raise E.FeatureNotSupported(
+            f'sequence "{node.sequence.relname}": tarndb has the sequences of serial columns '
+            "only (<table>_<column>_seq of an integer column); use a serial column")
+    for opt in node.options:
+        d = opt.def_elem
+        if d.defname in ("increment",) and ast.const_value(d.arg) not in (1, None):
+            raise E.FeatureNotSupported("sequences with an increment other than 1 are not "
+                                        "supported by tarndb")
+    return Result(command="CREATE SEQUENCE")
+
+
+def _alter_sequence(session: Session, node: Any, params: list[Any]) -> Result:
+    """``ALTER SEQUENCE s OWNED BY t.c`` of a column's own sequence."""
+    target = _serial_target(session, node.sequence)
+    if target is None:
+        raise E.UndefinedTable(f'relation "{node.sequence.relname}" does not exist')
+    for opt in node.options:
+        d = opt.def_elem
+        if d.defname == "owned_by":
+            names = ast.names(d.arg.list.items) if ast.kind(d.arg) == "list" else []
+            if names and names != ["none"] and names[-1] != target[1].name:
+                raise E.FeatureNotSupported(
+                    f'sequence "{node.sequence.relname}" belongs to column '
+                    f'"{target[1].name}" of "{target[0].name}"')
+        elif d.defname not in ("as", "start", "minvalue", "maxvalue", "cache", "restart"):
+            raise E.FeatureNotSupported(f"ALTER SEQUENCE ... {d.defname} is not supported by "
+                                        "tarndb")
+    return Result(command="ALTER SEQUENCE")
+
+
+def _alter_owner(session: Session, node: Any, params: list[Any]) -> Result:
+    """``ALTER SCHEMA s OWNER TO r`` and friends (pg_dump writes one per object)."""
+    _check_owner(session, node.newowner)
+    return Result(command=f"ALTER {pb.ObjectType.Name(node.object_type)[len('OBJECT_'):]}")
+
+
 def _merge(session: Session, node: Any, params: list[Any]) -> Result:
     from .merge import merge  # DML, not DDL: dispatched from here as the other statements
 
@@ -694,4 +815,9 @@ HANDLERS: dict[str, Callable[[Session, Any, list[Any]], Result]] = {
     "comment_stmt": noop("COMMENT"),
     "grant_stmt": grant,
     "merge_stmt": _merge,
+    # pg_dump locks what it dumps against DDL; its snapshot already fixes what it reads
+    "lock_stmt": noop("LOCK TABLE"),
+    "alter_owner_stmt": _alter_owner,
+    "create_seq_stmt": _create_sequence,
+    "alter_seq_stmt": _alter_sequence,
 }

@@ -38,8 +38,8 @@ if TYPE_CHECKING:
     from .database import Database
 
 DEFAULT_SETTINGS = {
-    "server_version": "16.4 (tarndb)",
-    "server_version_num": "160004",
+    "server_version": "15.8 (tarndb)",
+    "server_version_num": "150008",
     "server_encoding": "UTF8",
     "client_encoding": "UTF8",
     "datestyle": "ISO, MDY",

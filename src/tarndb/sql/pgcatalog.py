@@ -37,6 +37,7 @@ from ..engine.types import (
     VECTOR_OID,
     ColumnType,
 )
+from . import pgcatalog15
 
 PG_CATALOG_OID = 11
 PUBLIC_OID = 2200
@@ -55,7 +56,7 @@ INDEX_AMS = {"btree": BTREE_AM, "hash": 405, "gist": 783, "gin": 2742, "spgist":
              "brin": 3580, "hnsw": HNSW_AM, "ivfflat": IVFFLAT_AM,
              "deeplake_index": DEEPLAKE_INDEX_AM}
 DEFAULT_COLLATION = 100
-SERVER_VERSION = "16.4"
+SERVER_VERSION = "15.8"
 VERSION_STRING = (f"PostgreSQL {SERVER_VERSION} (tarndb) on x86_64-pc-linux-gnu, "
                   "compiled by tarndb, 64-bit")
 
@@ -67,6 +68,8 @@ SYSTEM_RELATION_OIDS = {
     "pg_inherits": 2611, "pg_trigger": 2620, "pg_collation": 3456, "pg_sequence": 2224,
     "pg_tablespace": 1213, "pg_extension": 3079, "pg_settings": 0, "pg_roles": 0,
 }
+for _name, _oid in pgcatalog15.OIDS.items():  # every other catalog, for 'pg_cast'::regclass
+    SYSTEM_RELATION_OIDS.setdefault(_name, _oid)
 
 # Extra types clients look up by OID besides the ones tarndb stores.
 _EXTRA_TYPES = [
@@ -178,6 +181,11 @@ def _indexes(info: Any) -> list[dict[str, Any]]:
                     "am": INDEX_AMS.get(method, DEEPLAKE_INDEX_AM),
                     "method": method, "index_type": ix.index_type,
                     "opclass": ix.options.get("opclass")})
+    for con in getattr(info, "constraints", None) or []:
+        if con.get("type") == "unique":  # a UNIQUE constraint's index, as PostgreSQL has
+            out.append({"name": con["name"], "columns": list(con["columns"]), "primary": False,
+                        "unique": True, "am": BTREE_AM, "method": "btree",
+                        "index_type": None, "constraint": True})
     for d in out:
         d["oid"] = stable_oid("index", info.workspace, info.name, d["name"])
     return out
@@ -219,9 +227,13 @@ def _typmod(t: ColumnType) -> int:
     return -1
 
 
-def _default_expr(info: Any, col: Any) -> str | None:
+def _default_expr(info: Any, col: Any, path: list[str] | None = None) -> str | None:
     if col.serial:
-        return f"nextval('{_seq_name(info, col)}'::regclass)"
+        # qualified unless the search path finds it, as PostgreSQL prints it (pg_dump's
+        # search path is empty: it gets the schema)
+        seq = _seq_name(info, col) if path is None or info.workspace in path else \
+            f"{_qi(info.workspace)}.{_seq_name(info, col)}"
+        return f"nextval('{seq}'::regclass)"
     return str(col.default_sql) if col.default_sql else None
 
 
@@ -280,6 +292,9 @@ def _type_rows() -> list[dict[str, Any]]:
 def _pg_type(db: Any, session: Any) -> pa.Table:
     rows = _type_rows()
     collatable = {"text", "varchar", "bpchar", "name", "char"}
+    # pgvector's types are in public once CREATE EXTENSION vector ran (as pg_dump expects of
+    # an extension's members); before, they are built-in types.
+    vector_ns = PUBLIC_OID if _has_pgvector(db) else PG_CATALOG_OID
     out: dict[str, list[Any]] = {k: [] for k in (
         "oid", "typname", "typnamespace", "typowner", "typlen", "typbyval", "typtype",
         "typcategory", "typispreferred", "typisdefined", "typdelim", "typrelid", "typsubscript",
@@ -293,7 +308,7 @@ def _pg_type(db: Any, session: Any) -> pa.Table:
         out["typname"].append(name)
         # pgvector's types live where CREATE EXTENSION put them (public), as asyncpg's
         # set_type_codec('vector', schema='public') looks them up.
-        out["typnamespace"].append(PUBLIC_OID if r["oid"] in _PGVECTOR_OIDS
+        out["typnamespace"].append(vector_ns if r["oid"] in _PGVECTOR_OIDS
                                    else PG_CATALOG_OID)
         out["typowner"].append(SUPERUSER_OID)
         out["typlen"].append(r["typlen"])
@@ -358,11 +373,26 @@ def _class_row(oid: int, name: str, ns: int, kind: str, natts: int, am: int,
 
 def _pg_class(db: Any, session: Any) -> pa.Table:
     rows = []
-    for info in _tables(db, session):
+    tables = _tables(db, session)
+    # PostgreSQL enforces a foreign key with triggers on both tables; pg_dump looks for
+    # foreign keys only on tables that say they have triggers.
+    with_fk = set()
+    for info, _, parent in _foreign_keys(tables):
+        with_fk |= {_table_oid(info), _table_oid(parent)}
+    triggers = [c[0] for c in _CLASS_SCHEMA].index("relhastriggers")
+    checks_at = [c[0] for c in _CLASS_SCHEMA].index("relchecks")
+    for info in tables:
         ns = namespace_oid(info.workspace)
         ixs = _indexes(info)
-        rows.append(_class_row(_table_oid(info), info.name, ns, "r", len(info.columns),
-                               HEAP_AM, bool(ixs)))
+        row = _class_row(_table_oid(info), info.name, ns, "r", len(info.columns), HEAP_AM,
+                         bool(ixs))
+        if _table_oid(info) in with_fk:
+            row = row[:triggers] + (True,) + row[triggers + 1:]
+        checks = sum(1 for c in getattr(info, "constraints", None) or []
+                     if c.get("type") == "check")
+        if checks:  # relchecks: pg_dump and psql read CHECK constraints when it is not 0
+            row = row[:checks_at] + (checks,) + row[checks_at + 1:]
+        rows.append(row)
         for ix in ixs:
             rows.append(_class_row(ix["oid"], ix["name"], ns, "i", len(ix["columns"]),
                                    ix["am"]))
@@ -416,7 +446,7 @@ def _pg_attrdef(db: Any, session: Any) -> pa.Table:
     rows = []
     for info in _tables(db, session):
         for i, col in enumerate(info.columns):
-            expr = _default_expr(info, col)
+            expr = _default_expr(info, col, _search_path(session))
             if expr is not None:
                 rows.append((stable_oid("attrdef", info.workspace, info.name, col.name),
                              _table_oid(info), i + 1, expr))
@@ -467,10 +497,24 @@ def _fk_oid(info: Any, fk: dict[str, Any]) -> int:
     return stable_oid("constraint", info.workspace, info.name, fk["name"])
 
 
-def _fk_def(fk: dict[str, Any], parent: Any) -> str:
+def _named_constraint_oid(info: Any, name: str) -> int:
+    return stable_oid("constraint", info.workspace, info.name, name)
+
+
+def _constraint_def(con: dict[str, Any]) -> str:
+    """pg_get_constraintdef of a UNIQUE or CHECK constraint."""
+    if con["type"] == "unique":
+        return "UNIQUE (" + ", ".join(_qi(c) for c in con["columns"]) + ")"
+    return f"CHECK (({con['expr']}))"
+
+
+def _fk_def(fk: dict[str, Any], parent: Any, path: list[str] | None = None) -> str:
     actions = {"r": "RESTRICT", "c": "CASCADE", "n": "SET NULL", "d": "SET DEFAULT"}
+    # qualified unless the search path finds it (pg_dump restores with another path)
+    name = _qi(parent.name) if path is None or parent.workspace in path else \
+        f"{_qi(parent.workspace)}.{_qi(parent.name)}"
     out = (f"FOREIGN KEY ({', '.join(_qi(c) for c in fk['columns'])}) REFERENCES "
-           f"{_qi(parent.name)}({', '.join(_qi(c) for c in fk['ref_columns'])})")
+           f"{name}({', '.join(_qi(c) for c in fk['ref_columns'])})")
     if fk.get("on_update") in actions:
         out += f" ON UPDATE {actions[fk['on_update']]}"
     if fk.get("on_delete") in actions:
@@ -488,6 +532,16 @@ def _pg_constraint(db: Any, session: Any) -> pa.Table:
                      [_attnum(info, c) for c in fk["columns"]],
                      [_attnum(parent, c) for c in fk["ref_columns"]], None))
     for info in tables:
+        for con in getattr(info, "constraints", None) or []:
+            if con.get("type") not in ("unique", "check"):
+                continue
+            unique = con["type"] == "unique"
+            rows.append((_named_constraint_oid(info, con["name"]), con["name"],
+                         namespace_oid(info.workspace), "u" if unique else "c", False, False,
+                         True, _table_oid(info), 0,
+                         stable_oid("index", info.workspace, info.name, con["name"])
+                         if unique else 0, 0, 0, " ", " ", " ", True, 0, False,
+                         [_attnum(info, c) for c in con["columns"]] or None, None, None))
         if not info.primary_key:
             continue
         keys = [_attnum(info, c) for c in info.primary_key]
@@ -502,6 +556,35 @@ def _pg_constraint(db: Any, session: Any) -> pa.Table:
         ("confupdtype", _S), ("confdeltype", _S), ("confmatchtype", _S), ("conislocal", _B),
         ("coninhcount", _I16), ("connoinherit", _B), ("conkey", pa.list_(_I16)),
         ("confkey", pa.list_(_I16)), ("conbin", _S)], rows)
+
+
+def _has_pgvector(db: Any) -> bool:
+    try:
+        return db.catalog.get_object("extension", "vector") is not None
+    except Exception:  # noqa: BLE001 - a catalog without objects (tests' stand-ins)
+        return False
+
+
+def _pg_depend(db: Any, session: Any) -> pa.Table:
+    """What pg_dump reads to leave out what CREATE EXTENSION makes (pgvector's types,
+    deptype 'e') and to tie a serial column's sequence to its column (deptype 'a')."""
+    rows: list[tuple[Any, ...]] = []
+    if _has_pgvector(db):
+        ext = stable_oid("extension", "vector")
+        for oid in sorted(_PGVECTOR_OIDS):
+            rows.append((1247, oid, 0, 3079, ext, 0, "e"))
+    for info in _tables(db, session):
+        for col in info.columns:
+            if col.serial:
+                seq = stable_oid("sequence", info.workspace, info.name, col.name)
+                rows.append((1259, seq, 0, 1259, _table_oid(info), _attnum(info, col.name),
+                             "a"))
+                # the column's default uses the sequence: pg_dump sets it after creating it
+                rows.append((2604, stable_oid("attrdef", info.workspace, info.name, col.name),
+                             0, 1259, seq, 0, "n"))
+    return _rows([("classid", _I64), ("objid", _I64), ("objsubid", _I32),
+                  ("refclassid", _I64), ("refobjid", _I64), ("refobjsubid", _I32),
+                  ("deptype", _S)], rows)
 
 
 def _pg_sequence(db: Any, session: Any) -> pa.Table:
@@ -746,9 +829,7 @@ _RELATIONS: dict[str, Callable[[Any, Any], pa.Table]] = {
                            ("definition", _S)]),
     "pg_views": _empty([("schemaname", _S), ("viewname", _S), ("viewowner", _S),
                         ("definition", _S)]),
-    "pg_depend": _empty([("classid", _I64), ("objid", _I64), ("objsubid", _I32),
-                         ("refclassid", _I64), ("refobjid", _I64), ("refobjsubid", _I32),
-                         ("deptype", _S)]),
+    "pg_depend": _pg_depend,
     "pg_event_trigger": _empty([("oid", _I64), ("evtname", _S), ("evtevent", _S)]),
     "pg_cast": _empty([("oid", _I64), ("castsource", _I64), ("casttarget", _I64),
                        ("castfunc", _I64), ("castcontext", _S), ("castmethod", _S)]),
@@ -871,7 +952,40 @@ def relation(schema: str | None, name: str, db: Any, session: Any) -> pa.Table |
         build = _INFORMATION_SCHEMA.get(n)
     else:
         return None
-    return build(db, session) if build is not None else None
+    full = pgcatalog15.COLUMNS.get(n) if s == "pg_catalog" else None
+    if build is None and full is None:
+        return None
+    table = build(db, session) if build is not None else pa.table({})
+    if full is not None:
+        # PostgreSQL 15's other columns (and catalogs) as NULLs of their types: tools select
+        # them, tarndb has nothing in them.
+        for item in full.split("; "):
+            col, typ = item.split(" ", 1)
+            if col not in table.column_names:
+                # 0 is PostgreSQL's "none" for an OID (conparentid = 0), false and 0 what
+                # its catalogs hold for flags and counts; NULL for the rest
+                t = _pg15_arrow(typ)
+                fill = 0 if pa.types.is_integer(t) else (False if pa.types.is_boolean(t)
+                                                         else None)
+                table = table.append_column(col, pa.array([fill] * table.num_rows, t))
+        # Every PostgreSQL row has the system column tableoid (pg_dump selects it).
+        if "tableoid" not in table.column_names:
+            table = table.append_column("tableoid", pa.array(
+                [pgcatalog15.OIDS.get(n, 0)] * table.num_rows, pa.int64()))
+    return table
+
+
+def _pg15_arrow(typ: str) -> pa.DataType:
+    """Arrow type of a PostgreSQL catalog column type (``oid``, ``aclitem[]``, ``int2vector``)."""
+    if typ.endswith("[]"):
+        return pa.list_(_pg15_arrow(typ[:-2]))
+    vectors = {"oidvector": pa.list_(pa.int64()), "int2vector": pa.list_(pa.int16())}
+    if typ in vectors:
+        return vectors[typ]
+    return {"oid": pa.int64(), "bigint": pa.int64(), "xid": pa.int64(), "regtype": pa.int64(),
+            "integer": pa.int32(), "smallint": pa.int16(), "boolean": pa.bool_(),
+            "real": pa.float32(), "double precision": pa.float64(), "numeric": pa.float64(),
+            "timestamp with time zone": pa.timestamp("us", tz="UTC")}.get(typ, pa.string())
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1004,7 +1118,7 @@ def _macros() -> list[str]:
         # DuckDB's own current_setting() reads DuckDB options; Postgres clients ask for these.
         "current_setting(setting_name) AS CASE lower(CAST(setting_name AS VARCHAR)) "
         "WHEN 'jit' THEN 'off' WHEN 'default_table_access_method' THEN 'heap' "
-        f"WHEN 'server_version_num' THEN '160004' WHEN 'server_version' THEN '{SERVER_VERSION}' "
+        f"WHEN 'server_version_num' THEN '150008' WHEN 'server_version' THEN '{SERVER_VERSION}' "
         "WHEN 'default_transaction_read_only' THEN 'off' WHEN 'transaction_read_only' THEN 'off' "
         "WHEN 'standard_conforming_strings' THEN 'on' WHEN 'search_path' THEN '\"$user\", public' "
         "WHEN 'timezone' THEN 'UTC' WHEN 'datestyle' THEN 'ISO, MDY' "
@@ -1018,6 +1132,18 @@ def _macros() -> list[str]:
         "'[a-z_][a-z0-9_$]*') THEN CAST(ident AS VARCHAR) ELSE '\"' || "
         "replace(CAST(ident AS VARCHAR), '\"', '\"\"') || '\"' END",
         # pg_advisory_* are real locks: engine/advisory.py
+        # pg_dump's: no object has privileges beyond its owner's defaults
+        "acldefault(kind, owner) AS CAST(NULL AS VARCHAR[])",
+        # objects tarndb has none of (triggers, rules, statistics, partitions)
+        "pg_get_triggerdef(t) AS CAST(NULL AS VARCHAR), (t, pretty) AS CAST(NULL AS VARCHAR)",
+        "pg_get_ruledef(r) AS CAST(NULL AS VARCHAR), (r, pretty) AS CAST(NULL AS VARCHAR)",
+        "pg_get_statisticsobjdef(s) AS CAST(NULL AS VARCHAR)",
+        "pg_get_partition_constraintdef(r) AS CAST(NULL AS VARCHAR)",
+        "pg_get_function_arguments(fn) AS ''",
+        "pg_get_function_sqlbody(fn) AS CAST(NULL AS VARCHAR)",
+        "quote_literal(x) AS CASE WHEN x IS NULL THEN NULL ELSE "
+        "'''' || replace(CAST(x AS VARCHAR), '''', '''''') || '''' END",
+        "array_remove(arr, x) AS list_filter(arr, lambda e: e IS DISTINCT FROM x)",
         "array_upper(arr, dim) AS CASE WHEN len(arr) = 0 THEN NULL ELSE len(arr) END",
         "array_lower(arr, dim) AS CASE WHEN len(arr) = 0 THEN NULL ELSE 1 END",
     ]
@@ -1029,11 +1155,16 @@ def _macros() -> list[str]:
         args = ", ".join(f"CAST(a{i} AS VARCHAR)" if i % 2 == 0 else f"a{i}" for i in range(n))
         overloads.append(f"({params}) AS json_object({args})")
     m.append("json_build_object" + ", ".join(overloads))
-    return [f"CREATE OR REPLACE MACRO main.{body}" for body in m]
+    out = [f"CREATE OR REPLACE MACRO main.{body}" for body in m]
+    # pg_dump reads options ('k=v' text[]) through this table function
+    out.append("CREATE OR REPLACE MACRO main.pg_options_to_table(opts) AS TABLE "
+               "SELECT split_part(o, '=', 1) AS option_name, "
+               "substr(o, strpos(o, '=') + 1) AS option_value FROM unnest(opts) AS t(o)")
+    return out
 
 
 #: Type names Postgres catalog queries cast to; DuckDB has ``oid`` and ``"char"`` already.
-_TYPES = [("regclass", "BIGINT"), ("regtype", "BIGINT"), ("regproc", "BIGINT"),
+_TYPES = [("regclass", "BIGINT"), ("regtype", "BIGINT"), ("regproc", "VARCHAR"),
           ("regprocedure", "BIGINT"), ("regnamespace", "BIGINT"), ("regrole", "BIGINT"),
           ("regoper", "BIGINT"), ("xid", "BIGINT"), ("name", "VARCHAR"),
           ("int2vector", "SMALLINT[]"), ("oidvector", "BIGINT[]"),
@@ -1170,7 +1301,7 @@ def session_function(name: str, args: list[str], db: Any, session: Any) -> str |
         settings = {str(k).lower(): str(v) for k, v in
                     (getattr(session, "settings", {}) or {}).items()}
         settings.setdefault("default_table_access_method", "heap")
-        settings.setdefault("server_version_num", "160004")
+        settings.setdefault("server_version_num", "150008")
         settings.setdefault("jit", "off")
         return _case(settings, f"lower(CAST({args[0]} AS text))")
     if n == "pg_table_is_visible" and args:
@@ -1187,8 +1318,11 @@ def session_function(name: str, args: list[str], db: Any, session: Any) -> str |
         defs = {_constraint_oid(info): "PRIMARY KEY (" + ", ".join(
             _qi(c) for c in info.primary_key) + ")"
             for info in tables if info.primary_key}
-        defs.update({_fk_oid(info, fk): _fk_def(fk, parent)
+        defs.update({_fk_oid(info, fk): _fk_def(fk, parent, _search_path(session))
                      for info, fk, parent in _foreign_keys(tables)})
+        defs.update({_named_constraint_oid(info, con["name"]): _constraint_def(con)
+                     for info in tables for con in getattr(info, "constraints", None) or []
+                     if con.get("type") in ("unique", "check")})
         return _case(defs, f"CAST({args[0]} AS bigint)")
     if n == "pg_get_indexdef" and args:
         defs = {ix["oid"]: _index_def(info, ix)
@@ -1267,6 +1401,71 @@ def _call(name: str, args: list[Any], db: Any, session: Any) -> Any | None:
     return _expr(sql, args) if sql is not None else None
 
 
+#: PostgreSQL's int2vector / oidvector catalog columns, whose text form is "1 2" (pg_dump
+#: parses it so), unlike an array's "{1,2}"
+_VECTOR_COLUMNS = {"indkey", "indclass", "partattrs", "partclass", "partcollation",
+                   "proargtypes", "prattrs", "stxkeys", "tgattr"}  # (indoption: text here)
+
+
+def _vector_columns_as_text(stmt: Any, nodes: list[Any]) -> bool:
+    """A select-list entry that is one of :data:`_VECTOR_COLUMNS` of a catalog relation is
+    sent as PostgreSQL sends it: its elements separated by spaces (the statement's other
+    uses of the column, ``indkey[1]`` or ``unnest(indkey)``, stay arrays)."""
+    from . import ast
+
+    if ast.kind(stmt) != "select_stmt":
+        return False
+    if not any(n.WhichOneof("node") == "range_var" and n.range_var.relname.startswith("pg_")
+               for n in nodes):
+        return False
+    changed = False
+    for t in stmt.select_stmt.target_list:
+        rt = t.res_target
+        if ast.kind(rt.val) != "column_ref":
+            continue
+        parts = ast.names(rt.val.column_ref.fields)
+        if not parts or parts[-1] not in _VECTOR_COLUMNS:
+            continue
+        if not rt.name:
+            rt.name = parts[-1]
+        val = ast.func_call("array_to_string", [rt.val, ast.string_const(" ")])
+        rt.val.CopyFrom(val)
+        changed = True
+    return changed
+
+
+def _sequences_as_rows(nodes: list[Any], db: Any, session: Any) -> bool:
+    """``SELECT last_value, is_called FROM t_col_seq`` (pg_dump reads a sequence so): a
+    serial column's sequence as one row, its last value no lower than the column's largest
+    value (the next value handed out is always above it)."""
+    from . import ast
+
+    found = False
+    for n in nodes:
+        if n.WhichOneof("node") != "range_var" or not n.range_var.relname.endswith("_seq"):
+            continue
+        rv = n.range_var
+        path = [rv.schemaname] if rv.schemaname else _search_path(session)
+        hit = next(((info, c) for ws in path for info in _tables(db, session)
+                    if info.workspace == ws for c in info.columns
+                    if c.serial and _seq_name(info, c) == rv.relname), None)
+        if hit is None or any(info.name == rv.relname and info.workspace in path
+                              for info in _tables(db, session)):
+            continue
+        info, col = hit
+        alias = rv.alias.aliasname if rv.HasField("alias") else rv.relname
+        sub = ast.parse(
+            f"SELECT coalesce(max({_qi(col.name)}), 1)::bigint AS last_value, "
+            f"0::bigint AS log_cnt, max({_qi(col.name)}) IS NOT NULL AS is_called "
+            f"FROM {_qi(info.workspace)}.{_qi(info.name)}").stmts[0].stmt
+        new = ast.parse(f"SELECT * FROM (SELECT 1) AS {_qi(alias)}").stmts[0].stmt
+        item = new.select_stmt.from_clause[0]
+        item.range_subselect.subquery.CopyFrom(sub)
+        n.CopyFrom(item)
+        found = True
+    return found
+
+
 def rewrite(stmt: Any, db: Any, session: Any) -> None:
     """Make a parsed statement's Postgres catalog idioms runnable on DuckDB, in place.
 
@@ -1281,7 +1480,13 @@ def rewrite(stmt: Any, db: Any, session: Any) -> None:
     """
     from . import ast
 
+    if db is not None and hasattr(db, "_duck"):
+        from ..engine import sequences
+
+        sequences.rewrite_calls(stmt, db, session, _search_path(session))
     nodes = list(ast.walk_nodes(stmt))
+    if _vector_columns_as_text(stmt, nodes) | _sequences_as_rows(nodes, db, session):
+        nodes = list(ast.walk_nodes(stmt))  # replaced nodes: walk the new ones
     # Children before parents: a replaced node's arguments are already rewritten.
     for n in reversed(nodes):
         k = n.WhichOneof("node")
