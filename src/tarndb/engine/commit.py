@@ -36,7 +36,7 @@ import itertools
 import logging
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -217,47 +217,72 @@ class KeyIndex:
 
 # -- a transaction's changes ----------------------------------------------------------------
 
-@dataclass
 class TableChange:
-    """A transaction's uncommitted changes to one table."""
+    """A transaction's uncommitted changes to one table.
 
-    info: TableInfo
-    added: pa.Table | None = None
-    removed: set[int] = field(default_factory=set)
-    #: table version the transaction first saw (its snapshot under REPEATABLE READ)
-    base_version: int = -1
-    #: rid -> the newest version at which the transaction checked that nobody else had
-    #: changed the row since its statement read it
-    verified: dict[int, int] = field(default_factory=dict)
+    Inserted rows are kept as the list of tables the statements added and joined only when
+    someone reads them whole (``added``): a transaction of many single-row INSERTs (a
+    pipeline, ``executemany``) then costs O(1) per statement, not O(rows so far).
+    """
 
-    #: per unique rule: (rows of ``added`` covered, their key -> rid), grown as rows come
-    _key_cache: dict[UniqueKey, tuple[int, dict[Any, int]]] = field(
-        default_factory=dict, repr=False)
+    def __init__(self, info: TableInfo, added: pa.Table | None = None,
+                 removed: set[int] | None = None, base_version: int = -1,
+                 verified: dict[int, int] | None = None) -> None:
+        self.info = info
+        self._parts: list[pa.Table] = [added] if added is not None else []
+        self.num_added = added.num_rows if added is not None else 0
+        self.removed: set[int] = removed if removed is not None else set()
+        #: table version the transaction first saw (its snapshot under REPEATABLE READ)
+        self.base_version = base_version
+        #: rid -> the newest version at which the transaction checked that nobody else had
+        #: changed the row since its statement read it
+        self.verified: dict[int, int] = verified if verified is not None else {}
+        #: per unique rule: (parts covered, their key -> rid), grown as rows come
+        self._key_cache: dict[UniqueKey, tuple[int, dict[Any, int]]] = {}
+
+    @property
+    def added(self) -> pa.Table | None:
+        if len(self._parts) > 1:
+            n = len(self._parts)
+            self._parts = [pa.concat_tables(self._parts).combine_chunks()]
+            # A cache that covered every part covers the joined one; others start over.
+            self._key_cache = {k: (1, keys) for k, (covered, keys) in self._key_cache.items()
+                               if covered == n}
+        return self._parts[0] if self._parts else None
+
+    @added.setter
+    def added(self, rows: pa.Table | None) -> None:
+        self._parts = [rows] if rows is not None else []
+        self.num_added = rows.num_rows if rows is not None else 0
+        self._key_cache.clear()
 
     def add_rows(self, rows: pa.Table) -> None:
-        self.added = rows if self.added is None else pa.concat_tables(
-            [self.added, rows.cast(self.added.schema)])
+        if self._parts and not rows.schema.equals(self._parts[0].schema):
+            rows = rows.cast(self._parts[0].schema)
+        self._parts.append(rows)
+        self.num_added += rows.num_rows
 
     def keys_of(self, key: UniqueKey) -> dict[Any, int]:
         """Key -> rid of the rows this transaction added (kept between statements, so a
         transaction of many small inserts does not re-read its own rows each time)."""
-        if self.added is None:
+        if not self._parts:
             return {}
         covered, keys = self._key_cache.get(key, (0, {}))
-        if covered < self.added.num_rows:
-            new = self.added.slice(covered)
-            keys.update(zip(_keys(new, key.columns), new.column(RID).to_pylist(), strict=True))
+        if covered < len(self._parts):
+            for new in self._parts[covered:]:
+                keys.update(zip(_keys(new, key.columns), new.column(RID).to_pylist(),
+                                strict=True))
             keys.pop(None, None)
-            self._key_cache[key] = (self.added.num_rows, keys)
+            self._key_cache[key] = (len(self._parts), keys)
         return keys
 
     def remove(self, rids: list[int]) -> None:
         if not rids:
             return
-        self._key_cache.clear()  # rows move: rebuilt on the next check
-        if self.added is not None and self.added.num_rows:
-            mask = pc.is_in(self.added.column(RID), value_set=pa.array(rids, pa.int64()))
-            self.added = self.added.filter(pc.invert(mask))
+        added = self.added
+        if added is not None and added.num_rows:
+            mask = pc.is_in(added.column(RID), value_set=pa.array(rids, pa.int64()))
+            self.added = added.filter(pc.invert(mask))  # clears the key cache
         self.removed.update(rids)
 
     def copy(self) -> TableChange:
@@ -266,7 +291,7 @@ class TableChange:
 
     @property
     def empty(self) -> bool:
-        return (self.added is None or self.added.num_rows == 0) and not self.removed
+        return self.num_added == 0 and not self.removed
 
 
 # -- per-table state ------------------------------------------------------------------------
@@ -477,7 +502,7 @@ class WritePath:
                 holder = ix.get(k)
                 if holder is not None and holder not in excluded and holder not in own:
                     raise unique_error(info, key, k)
-            if pending is not None and pending.added is not None and pending.added.num_rows:
+            if pending is not None and pending.num_added:
                 pend = pending.keys_of(key)
                 for k in seen:
                     holder = pend.get(k)
@@ -558,8 +583,10 @@ class WritePath:
                         metrics.CONFLICTS.labels(getattr(e, "sqlstate", "XX000")).inc()
                         continue
                     accepted.append(req)
-                    if req.change.added is not None and req.change.added.num_rows:
-                        merged.add_rows(conform_rows(req.change.added, schema))
+                    if req.change.num_added:
+                        added = req.change.added
+                        assert added is not None
+                        merged.add_rows(conform_rows(added, schema))
                     merged.removed |= req.change.removed
                 if not accepted:
                     return

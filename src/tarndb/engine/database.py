@@ -204,6 +204,7 @@ class Database:
                 path = info.path
                 st.on_fold = lambda before, after, rows: self.writes.folded(
                     self._store_infos[path], before, after, rows)
+                st.after_fold = lambda: self._maintain(self._store_infos[path])
             self._store_infos[info.path] = info
             return st
 

@@ -52,6 +52,8 @@ class TableStore:
         #: called after a fold, under the table's locks, with (version before, version
         #: after, the rows folded): the write path brings its key indexes along
         self.on_fold: Callable[[int, int, pa.Table], None] | None = None
+        #: called after a read folded the log (the engine's after-commit maintenance)
+        self.after_fold: Callable[[], None] | None = None
         #: when this server's oldest unfolded append was made (monotonic), or None
         self.pending_since: float | None = None
         #: folds this process made (the write path notices one made during validation)
@@ -81,8 +83,9 @@ class TableStore:
         Every call returns its own dataset object (a checkout is microseconds and shares the
         open session's caches): Lance objects must not be used from two threads at once.
         """
-        if version is None and fold and self.wal is not None and self.wal.files():
-            self.fold()
+        if version is None and fold and self.wal is not None and self.wal.files() and \
+                self.fold() is not None and self.after_fold is not None:
+            self.after_fold()
         with self.lock:
             ds = self._ds
             if ds is None:
