@@ -189,25 +189,35 @@ def _vector_part(ds: lance.LanceDataset, frag: Any, column: str) -> _VectorPart 
     part = CACHE.get(key)
     if part is not None:
         return part  # type: ignore[no-any-return]
-    keys: list[I64] = []
-    mats: list[F32] = []
+    keys = np.empty(int(frag.count_rows()), np.int64)
+    buf: F32 | None = None
+    filled = 0
     for batch in scan(ds, [RID, column], fragments=[frag]):
         k_ = batch.column(0).to_numpy().astype(np.int64)
         mat, valid = vectors_from_arrow(batch.column(1))
-        if mat.shape[0]:
-            if mats and mat.shape[1] != mats[0].shape[1]:
-                raise DataError(f"vector dimension mismatch: stored vectors have "
-                                f"{mats[0].shape[1]} and {mat.shape[1]} dimensions")
-            if not mats and not CACHE.fits(int(frag.count_rows()) * mat.shape[1] * 4):
+        m = mat.shape[0]
+        if not m:
+            continue
+        if buf is None:
+            if not CACHE.fits(keys.size * mat.shape[1] * 4):
                 return None
-            keys.append(k_[valid])
-            mats.append(normalize_rows(mat))
-    dim = mats[0].shape[1] if mats else 0
-    # One batch (fragments up to _BATCH rows) needs no copy.
-    mat = (mats[0] if len(mats) == 1 else np.concatenate(mats)) if mats else np.zeros(
-        (0, dim), np.float32)
-    out = _VectorPart(np.concatenate(keys) if keys else np.zeros(0, np.int64),
-                      np.ascontiguousarray(mat))
+            # One buffer for the fragment, each batch normalised straight into it (no
+            # per-batch temporaries and no concatenation: the first query is decode-bound).
+            buf = np.empty((keys.size, mat.shape[1]), np.float32)
+        elif mat.shape[1] != buf.shape[1]:
+            raise DataError(f"vector dimension mismatch: stored vectors have "
+                            f"{buf.shape[1]} and {mat.shape[1]} dimensions")
+        if filled + m > keys.size:  # rows appeared since count_rows (cannot, but be safe)
+            grow = max(m, keys.size)
+            keys = np.concatenate([keys, np.empty(grow, np.int64)])
+            buf = np.concatenate([buf, np.empty((grow, buf.shape[1]), np.float32)])
+        out_rows = buf[filled:filled + m]
+        norms = np.sqrt(np.einsum("ij,ij->i", mat, mat, dtype=np.float32))
+        np.divide(mat, np.where(norms > 0, norms, np.float32(1.0))[:, None], out=out_rows)
+        keys[filled:filled + m] = k_[valid]
+        filled += m
+    out = _VectorPart(keys[:filled].copy(), buf[:filled] if buf is not None
+                      else np.zeros((0, 0), np.float32))
     CACHE.put(key, out, out.mat.nbytes + out.keys.nbytes * 3)
     return out
 
