@@ -22,8 +22,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "search"))
 import _scifact  # noqa: E402
 
 import tarndb  # noqa: E402
-from tarndb.deepmemory import AdapterConfig, VectorStore  # noqa: E402
-from tarndb.deepmemory._store import first_sentence  # noqa: E402
+from tarndb.deepmemory import (  # noqa: E402
+    AdapterConfig,
+    VectorStore,
+    _synthetic,  # noqa: E402
+)
+from tarndb.deepmemory._store import SENTENCES_PER_DOC, first_sentence  # noqa: E402
 
 KS = [1, 3, 5, 10, 50, 100]
 Relevance = list[list[tuple[str, float]]]
@@ -79,6 +83,13 @@ def build(lake: str, pseudo_queries: str | None = "auto"
         emb.add(title_list)
     elif pseudo_queries == "first_sentence":
         emb.add([first_sentence(t) for t in train.doc_texts])
+    # The texts the job makes (same functions, same seed), embedded once and cached.
+    if pseudo_queries in ("sentences", "all"):
+        emb.add(_synthetic.sentence_queries(train.doc_texts, SENTENCES_PER_DOC)[1])
+    if pseudo_queries in ("keywords", "all"):
+        emb.add(_synthetic.keyword_queries(train.doc_texts)[1])
+    if pseudo_queries == "all":
+        emb.add(title_list)
     db = tarndb.open(lake)
     db.execute('CREATE TABLE "sci"."docs" (id BIGSERIAL PRIMARY KEY, doc_id TEXT, '
                'title TEXT, body TEXT, emb FLOAT4[])')
@@ -101,23 +112,29 @@ def relevance(data: Any) -> tuple[list[str], Relevance]:
 
 
 def run(lake: str, *, pseudo_queries: str | None = "auto",
-        config: AdapterConfig | None = None, embedding_function: Any = None) -> Run:
+        config: AdapterConfig | None = None, embedding_function: Any = None,
+        synthetic_only: bool = False) -> Run:
     """Train on the train queries through the API and evaluate on the test queries (seen /
-    unseen split by the training relevance)."""
+    unseen split by the training relevance); ``synthetic_only``: train on no queries at all,
+    only the synthetic ones ``pseudo_queries`` makes (every test query is then unseen)."""
     db, emb, train, test = build(lake, pseudo_queries)
     store = VectorStore(db, table="sci.docs", embedding_column="emb", id_column="doc_id",
                         text_column="body", embedding_function=embedding_function or emb)
     q_train, rel_train = relevance(train)
     t0 = time.perf_counter()
-    job_id = store.deep_memory.train(queries=q_train, relevance=rel_train,
-                                     pseudo_queries=pseudo_queries, config=config)
+    if synthetic_only:
+        job_id = store.deep_memory.train(pseudo_queries=pseudo_queries, config=config)
+    else:
+        job_id = store.deep_memory.train(queries=q_train, relevance=rel_train,
+                                         pseudo_queries=pseudo_queries, config=config)
     job = store.deep_memory.wait(job_id, timeout=1200)
     seconds = time.perf_counter() - t0
     if job["status"] != "completed":
         raise RuntimeError(f"training {job['status']}: {job.get('error')}")
     q_test, rel_test = relevance(test)
     report = store.deep_memory.evaluate(relevance=rel_test, queries=q_test, top_k=KS,
-                                        embedding_function=emb, train_relevance=rel_train)
+                                        embedding_function=emb,
+                                        train_relevance=[] if synthetic_only else rel_train)
     return Run(store, job_id, seconds, job, report, q_test, rel_test)
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import pytest
 from _dm_support import FAST, N_DOCS, Synthetic, make_table
 
@@ -56,21 +55,22 @@ def test_auto_job_with_an_all_empty_title_column_trains_on_first_sentences(
 
 def test_a_job_with_no_training_pairs_fails_with_a_clear_message(
         db: tarndb.Database, synthetic: Synthetic) -> None:
-    # Two queries, one held out for validation; the one left to train on has only a score-0
-    # pair, and the table has no text to make pseudo-queries from.
+    # No queries (synthetic queries only), and the table has no text to make them from.
     db.execute('CREATE TABLE "ws"."bare" (id TEXT PRIMARY KEY, embedding FLOAT4[])')
     for i, v in enumerate(synthetic.docs[:20]):
         db.execute('INSERT INTO "ws"."bare" VALUES ($1, $2)', [f"doc-{i}", v.tolist()])
     store = VectorStore(db, table="ws.bare", embedding_function=synthetic.embed)
     assert store.text_column is None
-    cfg = AdapterConfig(max_epochs=5, val_fraction=0.5, seed=3)
-    held_out = int(np.random.default_rng(cfg.seed).permutation(2)[0])
-    queries = synthetic.train_queries[:2]
-    relevance: list[Any] = [[("doc-1", 0.0)], [("doc-1", 0.0)]]
-    relevance[held_out] = [("doc-2", 1.0)]
-    job_id = store.deep_memory.train(queries=queries, relevance=relevance, config=cfg)
+    job_id = store.deep_memory.train(pseudo_queries="auto", config=AdapterConfig(max_epochs=5))
     job = store.deep_memory.wait(job_id, 120)
     assert job["status"] == "failed" and job["phase"] == "failed"
-    assert job["error"] == ("no training pairs: the 1 training queries have no relevant "
-                            "document with a score above 0 (1 of 2 queries are held out for "
-                            "validation) and 0 pseudo-queries were made")
+    assert job["error"] == ("no training pairs: no queries were given and 0 pseudo-queries "
+                            "were made")
+    # With queries, the one training query left after the held-out split trains.
+    cfg = AdapterConfig(max_epochs=5, val_fraction=0.5, seed=3)
+    relevance: list[Any] = [[("doc-1", 0.0), ("doc-3", 1.0)], [("doc-2", 1.0)]]
+    job_id = store.deep_memory.train(queries=synthetic.train_queries[:2], relevance=relevance,
+                                     config=cfg)
+    job = store.deep_memory.wait(job_id, 120)
+    assert job["status"] == "completed", job
+    assert job["results"]["train_pairs"] == 1 and job["results"]["val_queries"] == 1

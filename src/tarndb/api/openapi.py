@@ -250,8 +250,11 @@ def _jobs_schemas() -> dict[str, Any]:
                 "queries": {"type": "array", "items": {"type": "string"}},
                 "relevance": relevance,
                 "pseudo_queries": {"type": ["string", "null"], "default": "auto",
-                                   "description": "auto, first_sentence, a text column, "
-                                                  "or null"},
+                                   "description": "synthetic queries made from the "
+                                                  "documents: auto, first_sentence, "
+                                                  "sentences, keywords, all, a text "
+                                                  "column, or null; without queries and "
+                                                  "relevance the job trains on them alone"},
                 "config": {"type": "object", "description": "Training settings "
                                                             "(rank, max_epochs, ...)"},
             },

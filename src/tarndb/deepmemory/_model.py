@@ -197,6 +197,70 @@ def recall_at_k(queries: F32, docs: F32, relevant: Sequence[Sequence[int]],
     return out
 
 
+#: most synthetic queries held out for validation when no real query can be (each costs a
+#: row of scores over the whole corpus per epoch)
+MAX_SYNTHETIC_VAL = 1000
+
+
+@dataclass
+class Split:
+    """Which queries train and which validate (early stopping and the job's figures).
+
+    ``kind`` is ``"real"`` (held-out real queries about documents no training query is
+    about), ``"synthetic"`` (no real query could be held out: held-out documents' synthetic
+    queries) or ``"none"``. ``val_queries`` index the real queries followed by the synthetic
+    ones.
+    """
+
+    train_queries: list[int]
+    val_queries: list[int]
+    val_relevant: list[list[int]]
+    val_docs: set[int]
+    kind: str
+
+
+def split_by_document(positives: Sequence[set[int]], pseudo_docs: Sequence[int],
+                      fraction: float, rng: np.random.Generator) -> Split:
+    """Hold out *documents*, not only queries.
+
+    With at least two real queries: about ``fraction`` of them are drawn, their relevant
+    documents are held out, and every real query about a held-out document validates
+    instead of training, so the validation figure is recall on queries whose documents
+    training never saw (the case a query-level split cannot measure: there most held-out
+    queries share documents with training queries). Without real queries the held-out
+    documents' synthetic queries validate (labelled ``"synthetic"``).
+    """
+    n = len(positives)
+    real = [i for i in range(n) if positives[i]]
+    if fraction <= 0:
+        return Split(real, [], [], set(), "none")
+    if len(real) >= 2:
+        target = min(len(real) - 1, max(1, int(round(len(real) * fraction))))
+        val_docs: set[int] = set()
+        picked: list[int] = []
+        for i in rng.permutation(real).tolist():
+            if len(picked) >= target:
+                break
+            picked.append(i)
+            val_docs |= positives[i]
+        val = [i for i in real if positives[i] & val_docs]
+        train = [i for i in real if not positives[i] & val_docs]
+        if not train:
+            # Every query shares a document with a drawn one (a hub document): hold out
+            # the drawn queries only.
+            val, train = sorted(picked), [i for i in real if i not in set(picked)]
+        return Split(train, val, [sorted(positives[i]) for i in val], val_docs, "real")
+    docs = sorted(set(pseudo_docs))
+    if len(docs) >= 2:
+        per_doc = max(1.0, len(pseudo_docs) / len(docs))
+        k = min(len(docs) - 1, max(1, int(round(len(docs) * fraction))),
+                max(1, int(MAX_SYNTHETIC_VAL / per_doc)))
+        held = {int(d) for d in rng.permutation(docs)[:k].tolist()}
+        val = [n + j for j, d in enumerate(pseudo_docs) if d in held]
+        return Split(real, val, [[int(pseudo_docs[j - n])] for j in val], held, "synthetic")
+    return Split(real, [], [], set(), "none")
+
+
 #: ``miner(query_vectors, k) -> (n, k)`` document rows, best first
 Miner = Callable[[F32, int], I64]
 ProgressFn = Callable[[dict[str, Any]], None]
@@ -259,40 +323,44 @@ def _train(torch: Any, cfg: AdapterConfig, query_emb: F32,
     if docs_np.ndim != 2 or docs_np.shape[1] != dim:
         raise DataError(f"query vectors are {dim}-d, documents {docs_np.shape[-1]}-d")
 
-    # Hold out whole queries (not pairs), so that early stopping sees queries it never
-    # trained on.
-    order = rng.permutation(n)
-    n_val = min(n - 1, max(1, int(round(n * cfg.val_fraction)))) if cfg.val_fraction > 0 \
-        else 0
-    val_q = sorted(order[:n_val].tolist())
-    train_q = sorted(order[n_val:].tolist())
-
     positives_of: list[set[int]] = [{int(d) for d, s in r if s > 0} for r in relevant]
+    n_pseudo = 0 if pseudo_docs is None else len(pseudo_docs)
+    pseudo_rows = [int(d) for d in pseudo_docs] if pseudo_docs is not None else []
+    all_q = q_np
+    if n_pseudo:
+        assert pseudo_emb is not None
+        all_q = np.concatenate([q_np, normalize(pseudo_emb)])
+    split = split_by_document(positives_of, pseudo_rows, cfg.val_fraction, rng)
+    val_q, val_rel = split.val_queries, split.val_relevant
+
     ex_q: list[int] = []
     ex_d: list[int] = []
     ex_w: list[float] = []
-    for i in train_q:
+    for i in split.train_queries:
         for d, s in relevant[i]:
             if s > 0:
                 ex_q.append(i)
                 ex_d.append(int(d))
                 ex_w.append(float(s))
-    all_q = q_np
-    if pseudo_emb is not None and pseudo_docs is not None and len(pseudo_docs) > 0:
-        all_q = np.concatenate([q_np, normalize(pseudo_emb)])
-        for j, d in enumerate(pseudo_docs):
+    for j, d in enumerate(pseudo_rows):
+        positives_of.append({d})
+        if d not in split.val_docs or split.kind == "real":
+            # Synthetic queries cover every document, also those held out from the real
+            # pairs (as they do once trained: unseen documents still have their synthetic
+            # queries); only a synthetic validation set holds its documents' out.
             ex_q.append(n + j)
-            ex_d.append(int(d))
+            ex_d.append(d)
             ex_w.append(cfg.pseudo_weight)
-            positives_of.append({int(d)})
     if not ex_q or not any(w > 0 for w in ex_w):
-        n_pseudo = 0 if pseudo_docs is None else len(pseudo_docs)
+        queries_part = "no queries were given" if n == 0 else (
+            f"the {len(split.train_queries)} training queries have no relevant document with "
+            f"a score above 0 ({len(val_q) if split.kind == 'real' else 0} of {n} queries "
+            f"are held out for validation)")
         raise InvalidParameterValue(
-            f"no training pairs: the {len(train_q)} training queries have no relevant "
-            f"document with a score above 0 ({n_val} of {n} queries are held out for "
-            f"validation) and {n_pseudo} pseudo-queries were made",
+            f"no training pairs: {queries_part} and {n_pseudo} pseudo-queries were made",
             hint="give more queries with relevant documents, or pseudo_queries= a text "
-                 "column or 'first_sentence' (the table's text column must be set)")
+                 "column, 'first_sentence', 'sentences' or 'keywords' (the table's text "
+                 "column must be set)")
 
     hard = mine_hard_negatives(all_q, docs_np, positives_of, cfg.mine_depth, rng, miner)
     docs_t = torch.from_numpy(docs_np)
@@ -302,14 +370,13 @@ def _train(torch: Any, cfg: AdapterConfig, query_emb: F32,
     opt = torch.optim.Adam([a, b], lr=cfg.lr)
     avg_a, avg_b = a.detach().clone(), b.detach().clone()
 
-    val_rel = [sorted(positives_of[i]) for i in val_q]
     val_pairs = [(j, d) for j, i in enumerate(val_q) for d in val_rel[j]]
 
     def held_out(a_np: F32, b_np: F32) -> tuple[float, float]:
         """(InfoNCE over the whole corpus, recall@10) of the held-out queries."""
         if not val_q:
             return 0.0, 0.0
-        qa = Adapter(a_np, b_np).apply(q_np[val_q])
+        qa = Adapter(a_np, b_np).apply(all_q[val_q])
         logits = (qa @ docs_np.T) / cfg.temperature
         top = logits.max(axis=1, keepdims=True)
         lse = top[:, 0] + np.log(np.exp(logits - top).sum(axis=1))
@@ -372,11 +439,13 @@ def _train(torch: Any, cfg: AdapterConfig, query_emb: F32,
             left = 0 if stop else cfg.max_epochs - epoch
             progress({"epoch": epoch, "max_epochs": cfg.max_epochs,
                       "eta_s": elapsed / epoch * left, "recall@10": best_recall,
-                      "baseline_recall@10": base_recall, "val_loss": best_loss})
+                      "baseline_recall@10": base_recall, "val_loss": best_loss,
+                      "validation": split.kind, "val_queries": len(val_q)})
         if stop:
             break
     meta = {"config": cfg.to_json(), "best_epoch": best_epoch, "epochs_run": epochs_run,
-            "val_queries": len(val_q), "train_pairs": n_ex, "val_recall@10": best_recall,
+            "val_queries": len(val_q), "validation": split.kind,
+            "val_documents": len(split.val_docs), "train_pairs": n_ex, "val_recall@10": best_recall,
             "val_baseline_recall@10": base_recall, "val_loss": best_loss,
             "train_seconds": time.monotonic() - started, "history": history}
     return Adapter(best_state[0].astype(np.float32), best_state[1].astype(np.float32), meta)

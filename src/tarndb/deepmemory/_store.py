@@ -38,7 +38,7 @@ from ..errors import (
     UndefinedColumn,
     UndefinedTable,
 )
-from . import _jobs
+from . import _jobs, _synthetic
 from ._model import (
     F32,
     I64,
@@ -58,7 +58,9 @@ DEFAULT_TOP_K = (1, 3, 5, 10, 50, 100)
 Relevance = Sequence[Sequence[tuple[Any, float]]]
 EmbeddingFunction = Callable[[list[str]], Any]
 #: ``pseudo_queries`` modes besides a column name
-PSEUDO_MODES = ("auto", "first_sentence", "none")
+PSEUDO_MODES = ("auto", "first_sentence", "sentences", "keywords", "all", "none")
+#: sentences drawn per document by ``pseudo_queries="sentences"`` (and ``"all"``)
+SENTENCES_PER_DOC = 2
 #: above this many rows, hard negatives come from the table's vector index (when it has one)
 #: instead of an exact scan of every query against every document
 INDEX_MINING_MIN_ROWS = 200_000
@@ -368,6 +370,17 @@ def _pseudo_texts(mode: str | None, db: Any, info: Any, snap: Snapshot,
     """(document rows, texts) of the pseudo-queries ``mode`` makes (see ``train``)."""
     if mode is None or mode == "none":
         return [], []
+    if mode in ("sentences", "keywords", "all"):
+        if snap.texts is None:
+            raise InvalidParameterValue(f"pseudo_queries='{mode}' needs the store's "
+                                        f"text_column")
+        parts = [_pseudo_texts("auto", db, info, snap, text_column, version)] \
+            if mode == "all" else []
+        if mode in ("sentences", "all"):
+            parts.append(_synthetic.sentence_queries(snap.texts, SENTENCES_PER_DOC))
+        if mode in ("keywords", "all"):
+            parts.append(_synthetic.keyword_queries(snap.texts))
+        return [r for p in parts for r in p[0]], [t for p in parts for t in p[1]]
     fallback = False  # empty titles fall back to the document's first sentence ("auto")
     if mode == "auto":
         title = info.column("title")
@@ -486,7 +499,8 @@ def _train_job(ctx: _jobs.JobContext, db: Any, embed: EmbeddingFunction | None
                "baseline_recall@10": m["val_baseline_recall@10"],
                "best_epoch": m["best_epoch"], "epochs_run": m["epochs_run"],
                "train_seconds": time.monotonic() - started,
-               "val_queries": m["val_queries"], "train_pairs": m["train_pairs"],
+               "val_queries": m["val_queries"], "validation": m["validation"],
+               "val_documents": m["val_documents"], "train_pairs": m["train_pairs"],
                "pseudo_queries": len(kw["pseudo_docs"])}
     return {"results": results, "model_uri": uri, "model_parts": parts}
 
@@ -1095,19 +1109,41 @@ class DeepMemory:
         ``relevance`` (alias ``corpus``, as in Deep Lake's docs): for each query a list of
         ``(document id, score in [0, 1])``. Every input is checked here, before a job starts.
 
-        ``pseudo_queries`` adds one query per document, made from the document itself, so
-        that the parts of the corpus no training query is about keep their recall: a text
-        column's name (e.g. ``"title"``), ``"first_sentence"`` (of the text column),
-        ``"auto"`` (a ``title`` column if the table has one, with the first sentence of the
-        text column for rows whose title is empty; else the first sentence of the text
-        column; else none) or ``None``. A job left with no training pairs at all fails.
+        ``pseudo_queries`` adds synthetic queries made from the documents themselves
+        (:mod:`._synthetic`), so that the parts of the corpus no training query is about
+        take part too: a text column's name (e.g. ``"title"``), ``"first_sentence"`` (of
+        the text column), ``"auto"`` (a ``title`` column if the table has one, with the
+        first sentence of the text column for rows whose title is empty; else the first
+        sentence of the text column; else none), ``"sentences"`` (two sentences drawn from
+        each document), ``"keywords"`` (each document's six most distinctive words),
+        ``"all"`` (auto, sentences and keywords) or ``None``. With no ``queries`` and no
+        ``relevance`` at all the job trains on the synthetic queries alone. A job left with
+        no training pairs at all fails.
+
+        The job holds out *documents* for early stopping and for its reported recall@10:
+        about ``config.val_fraction`` of the queries are drawn and every query about their
+        documents is held out with them, so the figure is on real queries about documents
+        training never saw (``results["validation"] == "real"``); with no real queries, on
+        the held-out documents' synthetic queries (``"synthetic"``, and the status box says
+        so).
         ``config``: :class:`AdapterConfig` or a dict of its fields. ``token`` is accepted for
         Deep Lake compatibility and ignored.
         """
         store = self.store
         snap = store.snapshot()
-        queries_l, rel_rows = self._resolve(queries, relevance if relevance is not None
-                                            else corpus, snap, "train")
+        if queries is None and relevance is None and corpus is None:
+            # No labelled queries at all: synthetic queries only (validated on held-out
+            # documents' synthetic queries, and labelled so).
+            if pseudo_queries is None or pseudo_queries == "none":
+                raise InvalidParameterValue(
+                    "no queries to train on", hint="give queries and relevance, or "
+                    "pseudo_queries= 'auto', 'sentences', 'keywords' or 'all' to train on "
+                    "synthetic queries made from the documents")
+            queries_l: list[str] = []
+            rel_rows: list[list[tuple[int, float]]] = []
+        else:
+            queries_l, rel_rows = self._resolve(queries, relevance if relevance is not None
+                                                else corpus, snap, "train")
         cfg = config if isinstance(config, AdapterConfig) else AdapterConfig.from_json(config)
         cfg.check()
         fn = embedding_function if embedding_function is not None else store.embedding_function
@@ -1115,7 +1151,9 @@ class DeepMemory:
         if _loaded_or_callable(fn):
             embed = store.embedder(fn)
             # A wrong model (dimension, shape) must fail this call, not a job later.
-            _as_matrix(embed(queries_l[:1]), 1, snap.dim, store.embedding_column)
+            # (Without queries the job checks the vectors of its synthetic queries.)
+            if queries_l:
+                _as_matrix(embed(queries_l[:1]), 1, snap.dim, store.embedding_column)
         else:
             # A model name not loaded yet: loading takes seconds, so the job loads it and
             # this call returns the job id at once. The dimension its files declare is
@@ -1130,9 +1168,10 @@ class DeepMemory:
         if mode not in PSEUDO_MODES and info.column(mode) is None:
             raise UndefinedColumn(f'pseudo_queries: column "{mode}" does not exist (or use '
                                   f"one of {', '.join(PSEUDO_MODES)})", column=mode)
-        if mode == "first_sentence" and not store.text_column:
-            raise InvalidParameterValue("pseudo_queries='first_sentence' needs the store's "
-                                        "text_column")
+        if mode in ("first_sentence", "sentences", "keywords", "all") and \
+                not store.text_column:
+            raise InvalidParameterValue(f"pseudo_queries='{mode}' needs the store's "
+                                        f"text_column")
         job_id = _jobs.new_job_id()
         ws, table = store.workspace, store.table
         inputs = {"queries": queries_l,
@@ -1277,6 +1316,16 @@ def _recall_line(d: dict[str, Any] | None) -> str | None:
     return f"recall@10: {r * 100:.2f}% ({(r - base) * 100:+.2f}%)"
 
 
+def _validation_line(d: dict[str, Any] | None) -> str | None:
+    """A label under the recall@10 figure when it was measured on synthetic queries (no
+    real query to hold out). On real held-out queries (about documents training never saw)
+    the box is the seed's, unlabelled; ``validation`` in the record says which."""
+    d = d or {}
+    if d.get("validation") == "synthetic":
+        return f"on {d.get('val_queries')} synthetic queries of held-out documents"
+    return None
+
+
 def progress_lines(job: dict[str, Any]) -> list[str]:
     """The PROGRESS cell: ETA and held-out recall@10 (with its change), or None."""
     p = job.get("progress")
@@ -1288,6 +1337,9 @@ def progress_lines(job: dict[str, Any]) -> list[str]:
     line = _recall_line(p)
     if line:
         lines.append(line)
+        label = _validation_line(p)
+        if label:
+            lines.append(label)
     elif training and job.get("phase"):
         # before the first epoch: what the job does now (loading the model, embedding
         # queries 256/400 ...); the ETA is that stage's
@@ -1303,7 +1355,10 @@ def results_lines(job: dict[str, Any]) -> list[str]:
     if status == "cancelled":
         return ["cancelled"]
     line = _recall_line(job.get("results")) if status == "completed" else None
-    return [line] if line else ["not available yet"]
+    if not line:
+        return ["not available yet"]
+    label = _validation_line(job.get("results"))
+    return [line, label] if label else [line]
 
 
 def _wrap(text: str, width: int) -> list[str]:
