@@ -1,0 +1,252 @@
+"""The seeds' code, cut out of ``../shared/seeds/*.txt`` at run time and run as written against a
+real ``tarndb serve``: only the connection details (the seeds' environment variables), the
+``deeplake`` import and, where a seed reads from a hub, local data differ. Between the cut
+blocks the test does what the seed leaves to the reader (rows to search, an encoder ``ve``),
+through the same clients. Skips when ``../shared/seeds`` is absent.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+
+SEEDS = Path(__file__).resolve().parents[2] / "shared" / "seeds"
+pytestmark = pytest.mark.skipif(not SEEDS.is_dir(), reason="../shared/seeds is absent")
+
+TOKEN = "tdb_seed_verbatim_test_token_0123456789"
+PASSWORD = "pw-seeds"
+WORKSPACE = "seedws"
+
+
+def seed(prefix: str) -> str:
+    return next(SEEDS.glob(f"{prefix}_*.txt")).read_text(encoding="utf-8")
+
+
+def cut(text: str, start: str, end: str) -> str:
+    """The seed's text from the line that starts with ``start`` to the line holding ``end``."""
+    i = text.index(start)
+    j = text.index(end, i) + len(end)
+    return text[i:j]
+
+
+def doctest_code(text: str, first: str) -> str:
+    """The Python of one ``>>>`` statement of the seed (with its ``...`` lines)."""
+    lines = text[text.index(first):].splitlines()
+    out = [lines[0][4:]]
+    for line in lines[1:]:
+        if not line.startswith("..."):
+            break
+        out.append(line[4:] if line.startswith("... ") else line[3:])
+    return "\n".join(out)
+
+
+def deeplake_to_tarndb(code: str) -> str:
+    """The one import the seeds' README allows to change."""
+    return code.replace("from deeplake.db import", "from tarndb.db import").replace(
+        "from deeplake import VectorStore", "from tarndb import VectorStore")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Server:
+    url: str
+    pg_port: int
+    env: dict[str, str]
+
+    def run(self, code: str, timeout: float = 120) -> str:
+        """Run code in a fresh interpreter with the seeds' environment; its stdout."""
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                             timeout=timeout, env=self.env, cwd=self.env["SEED_CWD"])
+        assert out.returncode == 0, f"{out.stdout}\n{out.stderr}\n--- code ---\n{code}"
+        return out.stdout
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    root = tmp_path_factory.mktemp("seeds")
+    lake = root / "lake"
+    http_port, pg_port = _free_port(), _free_port()
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TARNDB_TOKEN": TOKEN,
+           "TARNDB_PASSWORD": PASSWORD, "TARNDB_DEMO": "false"}
+    env.pop("LANCE_LOG", None)
+    log = root / "serve.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tarndb", "serve", "--data", str(lake), "--http-port",
+             str(http_port), "--pg-port", str(pg_port), "--log-level", "warning"],
+            env=env, stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{http_port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            assert proc.poll() is None, log.read_text()
+            try:
+                if requests.get(f"{url}/health", timeout=1).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                pass
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.2)
+        # What docs/from-deeplake-pg.md says to set each of the seeds' variables to.
+        seed_env = {**env, "BASE_URL": url, "TEST_PG_MANAGED_TOKEN": TOKEN,
+                    "ACTIVELOOP_ORG_ID": "default", "ACTIVELOOP_WORKSPACE_ID": WORKSPACE,
+                    "SHARED_DLPG_HOST": "127.0.0.1", "SHARED_DLPG_PORT": str(pg_port),
+                    "SHARED_DLPG_USER": "postgres", "SHARED_DLPG_PASSWORD": PASSWORD,
+                    "SEED_CWD": str(root)}
+        yield Server(url, pg_port, seed_env)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def test_001_minimal_file_upload(server: Server) -> None:
+    pytest.importorskip("dotenv")
+    code = cut(seed("001"), "import io\nimport os\nimport requests\nfrom PIL import Image\n"
+                            "from dotenv import load_dotenv", 'print("file_id:", file_id)')
+    out = server.run(code)
+    m = re.fullmatch(r"file_id: ([0-9a-f-]{36})\n", out)
+    assert m, out
+    r = requests.get(f"{server.url}/workspaces/{WORKSPACE}/files/{m.group(1)}/content",
+                     headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30)
+    assert r.status_code == 200 and r.content[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_001_video_chunks_index_retrieve_download(server: Server) -> None:
+    """Seed 001's video section: its schema, its Postgres helpers, its upload helper, its
+    index statements, its retrieval loop (MaxSim over ``FLOAT4[][]`` with the encoder ``ve``
+    the seed leaves to the reader: here the default model's token vectors) and its download
+    loop, run as written. The rows (chunks) come from the test, as the seed's ffmpeg step
+    would make them."""
+    pytest.importorskip("dotenv")
+    pytest.importorskip("psycopg2")
+    text = seed("001")
+    blocks = [
+        cut(text, 'table_name = "api_test_videos_colqwen_v2_pg"', "}\n"),
+        cut(text, "import os\nfrom dotenv import load_dotenv\nfrom deeplake.db import connect",
+            "        pg_conn.commit()"),
+        cut(text, "import io\nimport os\nimport requests\nfrom typing import Optional\n\n"
+                  "BASE_URL", "else None"),
+    ]
+    glue = textwrap.dedent('''
+        # -- the test: the table and three chunks, as the seed's chunking step makes them
+        import json
+        import numpy as np
+        from tarndb.embeddings import embed_multi
+        create_table(get_connection(), table_name, schema)
+        scenes = [("robot arm picking up a red cup from a table", "lab"),
+                  ("a car driving on a highway at night", "road"),
+                  ("a small drone flying through a warehouse", "warehouse")]
+        with get_connection().get_connection() as pg_conn:
+            with pg_conn.cursor() as cur:
+                for i, (caption, scene) in enumerate(scenes):
+                    fid = upload_video_file(b"\\x00\\x00\\x00\\x18ftypmp42" + bytes(64),
+                                            f"chunk{i}.mp4")
+                    assert fid, "upload failed"
+                    emb = embed_multi([caption])[0].tolist()
+                    cur.execute(
+                        f'INSERT INTO "{WORKSPACE_ID}"."{table_name}" (video_id, scene_name, '
+                        'chunk_index, start_s, end_s, colqwen_embedding, file_id, metadata) '
+                        'VALUES (%s, %s, %s, %s, %s, %s, %s, %s)',
+                        (f"vid{i}", scene, i, 20.0 * i, 20.0 * i + 20, emb, fid,
+                         json.dumps({"caption": caption})))
+            pg_conn.commit()
+
+        class _Encoder:  # the seed's ColQwen encoder; here the default model's token vectors
+            def encode_texts(self, texts):
+                return [np.asarray(m) for m in embed_multi(texts)]
+        ve = _Encoder()
+    ''')
+    blocks += [glue,
+               cut(text, "with get_connection().get_connection() as pg_conn:\n"
+                         "    with pg_conn.cursor() as cur:\n        cur.execute(\n"
+                         "            f'CREATE INDEX IF NOT EXISTS idx_video_vec",
+                   "    pg_conn.commit()"),
+               cut(text, "search_queries = [\n    \"robot arm picking up an object",
+                   '            "score": score,\n        })'),
+               cut(text, "from pathlib import Path\n\ntraining_dir = Path(",
+                   "out.write_bytes(res.content)"),
+               textwrap.dedent('''
+                   print(json.dumps([[c["query"], c["video_id"], c["scene_name"]]
+                                     for c in retrieved_chunks]))
+                   print(sorted(p.name for p in training_dir.iterdir()))
+               ''')]
+    out = server.run(deeplake_to_tarndb("\n".join(blocks)).replace(
+        'Path("/tmp/training_chunks")', f'Path({server.env["SEED_CWD"]!r}) / "chunks"'))
+    import json
+
+    first, files = out.strip().splitlines()[-2:]
+    got = json.loads(first)
+    assert len(got) == 15  # 5 queries x LIMIT 3
+    top = {q: v for q, v, _ in got[::3]}
+    assert top["robot arm picking up an object from a table"] == "vid0"
+    assert top["drone footage of indoor warehouse navigation"] == "vid2"
+    assert files.count(".mp4") == 3, files
+
+
+def test_002_deep_memory(server: Server) -> None:
+    """Seed 002's doctest lines as written, with what it leaves to the reader (``token``,
+    ``embedding_function``, ``corpus``, ``queries``) given first and its placeholders
+    ``{$ORG_ID}``/``{$DATASET_ID}`` filled in. The seed writes keyword arguments with type
+    annotations (``corpus: List[...] = corpus``), which Python does not parse: those are read
+    as ``corpus = corpus``."""
+    pytest.importorskip("torch", reason="training an adapter needs tarndb[embeddings]")
+    text = seed("002")
+    statements = [doctest_code(text, s) for s in (
+        ">>> from deeplake import VectorStore", ">>> db = VectorStore(",
+        ">>> job_id = db.deep_memory.train(", ">>> db.deep_memory.status(job_id)",
+        ">>> db.deep_memory.list_jobs()", ">>> recalls = db.deep_memory.evaluate(",
+        ">>> results = db.search(")]
+    code = "\n".join(statements)
+    code = re.sub(r"^(\s+)(\w+): [\w\[\], ]+ = ", r"\1\2 = ", code, flags=re.M)
+    code = code.replace("{$ORG_ID}", "default").replace("{$DATASET_ID}", "seed002_docs")
+    setup = textwrap.dedent(f'''
+        import os, time
+        os.environ["TARNDB_API_URL"] = {server.url!r}
+        import tarndb
+        token = {TOKEN!r}
+        embedding_function = "minilm"  # the server's default model, by name
+        words = ["robot", "cake", "bank", "football", "plants", "gripper", "ocean", "music"]
+        texts = [f"note {{i}} about {{words[i % 8]}} number {{i}}" for i in range(48)]
+        queries = [f"what about {{words[i % 8]}} {{i}}" for i in range(48)]
+        corpus = [[(f"doc-{{i}}", 1.0)] for i in range(48)]
+        store = tarndb.VectorStore(path="hub://default/seed002_docs", token=token,
+                                   embedding_function=embedding_function)
+        store.add(text=texts, id=[f"doc-{{i}}" for i in range(48)])
+        store.close()
+    ''')
+    # the seed's "after some time": wait for the job between status() and evaluate()
+    wait = "db.deep_memory.wait(job_id, timeout=240)\n"
+    code = code.replace("db.deep_memory.list_jobs()", wait + "db.deep_memory.list_jobs()")
+    check = textwrap.dedent('''
+        print("JOB", job_id)
+        print("RECALLS", sorted(recalls))
+        print("RESULTS", [r["id"][:4] for r in results][:3])
+    ''')
+    out = server.run(deeplake_to_tarndb(setup + code + check), timeout=300)
+    job_id = re.search(r"JOB ([0-9a-f]{24})", out)
+    assert job_id, out
+    assert re.search(r"\| status +\| (pending|training|completed)", out), out
+    assert f"{job_id.group(1)}    completed" in out, out
+    assert re.search(r"^RECALLS \[.*'with model', 'without model'\]$", out, re.M), out
+    res = re.search(r"^RESULTS (\[\[.*)$", out, re.M)
+    assert res and res.group(1).startswith("[['doc-0'"), out
