@@ -1140,6 +1140,8 @@ def _macros() -> list[str]:
         "pg_get_statisticsobjdef(s) AS CAST(NULL AS VARCHAR)",
         "pg_get_partition_constraintdef(r) AS CAST(NULL AS VARCHAR)",
         "pg_get_function_arguments(fn) AS ''",
+        # no table is partitioned: a relation's only ancestor is itself (psql's \d)
+        "pg_partition_ancestors(rel) AS CAST(rel AS BIGINT)",
         "pg_get_function_sqlbody(fn) AS CAST(NULL AS VARCHAR)",
         "quote_literal(x) AS CASE WHEN x IS NULL THEN NULL ELSE "
         "'''' || replace(CAST(x AS VARCHAR), '''', '''''') || '''' END",
@@ -1160,6 +1162,8 @@ def _macros() -> list[str]:
     out.append("CREATE OR REPLACE MACRO main.pg_options_to_table(opts) AS TABLE "
                "SELECT split_part(o, '=', 1) AS option_name, "
                "substr(o, strpos(o, '=') + 1) AS option_value FROM unnest(opts) AS t(o)")
+    out.append("CREATE OR REPLACE MACRO main.pg_partition_ancestors(rel) AS TABLE "
+               "SELECT CAST(rel AS BIGINT) AS relid, 1 AS depth")
     return out
 
 
@@ -1434,6 +1438,45 @@ def _vector_columns_as_text(stmt: Any, nodes: list[Any]) -> bool:
     return changed
 
 
+def _regclass_output(stmt: Any, db: Any, session: Any) -> bool:
+    """``SELECT conrelid::regclass``: a regclass in the select list is shown as PostgreSQL
+    shows it, the relation's name (schema-qualified when the search path does not find
+    it); elsewhere (comparisons, joins) it stays the OID."""
+    from . import ast
+
+    if ast.kind(stmt) != "select_stmt" or db is None:
+        return False
+    changed = False
+    for t in stmt.select_stmt.target_list:
+        val = t.res_target.val
+        if ast.kind(val) != "type_cast" or val.type_cast.type_name.array_bounds:
+            continue
+        names = [n.lower() for n in ast.names(val.type_cast.type_name.names)]
+        arg = val.type_cast.arg
+        if names[-1:] != ["regclass"] or ast.kind(arg) == "param_ref" or (
+                ast.kind(arg) == "a_const" and arg.a_const.WhichOneof("val") == "sval"):
+            continue
+        path = _search_path(session)
+        shown: dict[int, str] = {}
+        for info in _tables(db, session):
+            visible = next((ws for ws in path if any(
+                i.workspace == ws and i.name == info.name for i in _tables(db, session))),
+                None) == info.workspace
+            prefix = "" if visible else f"{_qi(info.workspace)}."
+            shown[_table_oid(info)] = prefix + _qi(info.name)
+            for ix in _indexes(info):
+                shown.setdefault(ix["oid"], prefix + _qi(ix["name"]))
+        for n, o in SYSTEM_RELATION_OIDS.items():
+            if o:
+                shown.setdefault(o, n)
+        if not t.res_target.name and ast.kind(arg) == "column_ref":
+            t.res_target.name = ast.names(arg.column_ref.fields)[-1]
+        expr = _expr(_case(shown, "CAST(__pgarg0 AS bigint)", "CAST(__pgarg0 AS text)"), [arg])
+        val.CopyFrom(expr)
+        changed = True
+    return changed
+
+
 def _sequences_as_rows(nodes: list[Any], db: Any, session: Any) -> bool:
     """``SELECT last_value, is_called FROM t_col_seq`` (pg_dump reads a sequence so): a
     serial column's sequence as one row, its last value no lower than the column's largest
@@ -1485,7 +1528,8 @@ def rewrite(stmt: Any, db: Any, session: Any) -> None:
 
         sequences.rewrite_calls(stmt, db, session, _search_path(session))
     nodes = list(ast.walk_nodes(stmt))
-    if _vector_columns_as_text(stmt, nodes) | _sequences_as_rows(nodes, db, session):
+    if _vector_columns_as_text(stmt, nodes) | _sequences_as_rows(nodes, db, session) | \
+            _regclass_output(stmt, db, session):
         nodes = list(ast.walk_nodes(stmt))  # replaced nodes: walk the new ones
     # Children before parents: a replaced node's arguments are already rewritten.
     for n in reversed(nodes):
