@@ -158,3 +158,56 @@ def test_files_filter_and_delete(ui: Any, site: Site) -> None:
     ui.get_by_label("Filter files").fill("")
     ui.locator("table.grid.files button.link", has_text="notes.txt").wait_for()
     shot(ui, "23_files_filter")
+
+
+def test_video_poster_placeholder_and_media_columns_in_view(browser: Any, site: Site) -> None:
+    """A video's poster is cut on first view: until it arrives the cell shows a moving
+    placeholder (a progressbar), not an empty box. The poster is held back here so that the
+    waiting state is seen for sure. Then, at 1440 and 1920 px, every image and video cell of the
+    grid can be scrolled fully into view (none is cut off at the grid's edge)."""
+    ctx = browser.new_context(viewport={"width": 1440, "height": 900}, base_url=site.url)
+    page = ctx.new_page()
+    page.set_default_timeout(20000)
+    held: list[Any] = []
+
+    def hold_poster(route: Any) -> None:
+        if site.video_id in route.request.url:
+            held.append(route)
+        else:
+            route.continue_()
+
+    try:
+        page.route("**/thumbnail?*", hold_poster)
+        page.goto("/")
+        page.get_by_label("API token").fill(site.token)
+        page.get_by_role("button", name="Sign in").click()
+        page.locator(".table-card[data-table='docs']").wait_for()
+        page.get_by_role("link", name="docs", exact=True).first.click()
+        box = page.locator(".thumb[title^='clip.mp4']")
+        box.locator(".thumb-pending[role='progressbar']").wait_for()
+        assert box.get_attribute("aria-busy") == "true"
+        assert box.locator("img.thumb-img").evaluate("e => getComputedStyle(e).opacity") == "0"
+        shot(page, "poster-pending-1440")
+        assert held, "the poster request was not made"
+        for route in held:
+            route.continue_()
+        page.wait_for_function(
+            "() => { const i = document.querySelector(\".thumb[title^='clip.mp4'] img\");"
+            " return i && i.naturalWidth > 0 && !i.classList.contains('is-loading'); }")
+        assert box.locator(".thumb-pending").count() == 0
+        assert box.get_attribute("aria-busy") is None
+        for width in (1440, 1920):
+            page.set_viewport_size({"width": width, "height": 900})
+            thumbs = page.locator(".grid-wrap .thumb")
+            assert thumbs.count() >= 5
+            for i in range(thumbs.count()):
+                t = thumbs.nth(i)
+                t.scroll_into_view_if_needed()
+                clipped = t.evaluate(
+                    "t => { const w = t.closest('.grid-wrap').getBoundingClientRect();"
+                    " const r = t.getBoundingClientRect();"
+                    " return r.left < w.left - 1 || r.right > w.right + 1; }")
+                assert not clipped, (width, i)
+            shot(page, f"media-columns-{width}")
+    finally:
+        ctx.close()

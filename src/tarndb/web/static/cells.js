@@ -111,10 +111,18 @@ export function fileCell(ws, id, size = 128) {
     box.title = `${meta.filename} · ${meta.content_type}`;
     const canThumb = kind === "image" || (kind === "video" && state.config.video_thumbnails);
     if (canThumb) {
+      // The placeholder stays until the picture has arrived: a video's poster is cut by ffmpeg
+      // on first view (seconds), and an empty box then looked like a broken file.
+      const skel = h("span", { class: "thumb-skeleton thumb-pending", role: "progressbar",
+        "aria-label": `Loading the preview of ${meta.filename}` });
       const img = h("img", { src: api.thumbUrl(ws, id, size), alt: meta.filename, loading: "lazy",
-        decoding: "async", class: "thumb-img" });
-      img.addEventListener("error", () => img.replaceWith(fileTile(meta.filename, kind, meta.filename)));
-      box.append(img);
+        decoding: "async", class: "thumb-img is-loading" });
+      const done = () => { skel.remove(); box.removeAttribute("aria-busy"); };
+      img.addEventListener("load", () => { img.classList.remove("is-loading"); done(); });
+      img.addEventListener("error", () => { done(); img.replaceWith(fileTile(meta.filename, kind, meta.filename)); });
+      box.setAttribute("aria-busy", "true");
+      box.append(img, skel);
+      if (img.complete && img.naturalWidth > 0) { img.classList.remove("is-loading"); done(); }
       if (kind === "video") box.append(h("span", { class: "play-badge", "aria-hidden": "true" }, "▶"));
     } else {
       const ext = meta.filename.includes(".") ? meta.filename.split(".").pop().toLowerCase() : kind;
