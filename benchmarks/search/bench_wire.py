@@ -9,7 +9,11 @@ with TLS on (``benchmarks/pgwire_bench.py``'s helper; Debian's server, run as ``
 when root) with pgvector (build it from ``../shared/vendor/pgvector-0.8.6.tar.gz``, see
 ``../shared/vendor/README.md``; without it the pgvector rows say why they did not run). Both
 get the same table (id, cat, body, emb) by COPY BINARY: ``emb`` is ``float4[]`` ranked with
-``<#>`` on tarndb and ``vector(d)`` ranked with ``<=>`` on PostgreSQL. Every row prints p50 /
+``<#>`` on tarndb and ``vector(d)`` ranked with ``<=>`` on PostgreSQL. Query vectors are numpy
+arrays sent in binary to both: pgvector-python's ``register_vector`` for PostgreSQL, a 10-line
+``float4[]`` dumper (:class:`Float4ArrayDumper`) for tarndb (psycopg's own list dumper spends
+1-2 ms formatting 384 floats as text). Rows that compare paths are timed interleaved, query
+by query. Every row prints p50 /
 p95 latency and recall@10 against the exact answer; filtered rows also count under-filled
 answers. Rows:
 
@@ -202,6 +206,21 @@ def _ids(cur: Any) -> list[int]:
     return [r[0] for r in cur.fetchall()]
 
 
+class Float4ArrayDumper(psycopg.adapt.Dumper):
+    """numpy vectors as binary ``float4[]`` parameters: the client side of tarndb's rows, as
+    pgvector-python's ``register_vector`` is of PostgreSQL's (psycopg's own list dumper
+    spends ~1-2 ms formatting 384 floats as text, more than the statement costs)."""
+
+    oid = 1021  # float4[]
+    format = psycopg.pq.Format.BINARY
+
+    def dump(self, obj: Any) -> bytes:
+        a = np.asarray(obj, dtype=">f4").ravel()
+        body = np.empty(a.size, dtype=[("len", ">i4"), ("x", ">f4")])
+        body["len"], body["x"] = 4, a
+        return np.array([1, 0, 700, a.size, 1], ">i4").tobytes() + body.tobytes()
+
+
 def _one_blas_thread() -> Any:
     """numpy's BLAS on one thread: on a small shared machine its threads fight the servers'
     and each other (a 100k x 384 product took 0.7 s with two)."""
@@ -353,7 +372,7 @@ def run(root: str, v: Any, nq: int, repeats: int, slow: int, ef_search: int,
                   "WHERE cat < 50 "}
         want = {f: min(K, int(m.sum()) if m is not None else n)
                 for f, (_, m) in v.filters.items()}
-        qlists = [q.tolist() for q in v.qs]
+        qlists = list(v.qs)
         for fname, (_, mask) in v.filters.items():
             sub = np.flatnonzero(mask) if mask is not None else None
             xs = v.data if sub is None else v.data[sub]
@@ -367,6 +386,8 @@ def run(root: str, v: Any, nq: int, repeats: int, slow: int, ef_search: int,
                        v.truths[fname], want[fname], f"{min(nq, slow)} queries, 1 BLAS thread")
         with psycopg.connect(tdsn, autocommit=True) as c, \
                 psycopg.connect(tdsn, autocommit=True) as off:
+            for conn in (c, off):  # query vectors go as binary float4[] (numpy)
+                conn.adapters.register_dumper(np.ndarray, Float4ArrayDumper)
             off.execute("SET tarndb.fast_paths = off")
             for fname, where in wheres.items():
                 sql = f"SELECT id FROM docs {where}ORDER BY emb <#> %s LIMIT {K}"
@@ -419,8 +440,8 @@ def _fixed_cost(w: Wire, c: psycopg.Connection[Any], off: psycopg.Connection[Any
     c.execute("CREATE TABLE tiny (id BIGINT PRIMARY KEY, emb FLOAT4[])")
     with c.cursor() as cur:
         cur.executemany("INSERT INTO tiny VALUES (%s, %s)",
-                        [(i, tiny[i].tolist()) for i in range(K)])
-    qlists = [q.tolist() for q in v.qs]
+                        [(i, tiny[i]) for i in range(K)])
+    qlists = list(v.qs)
     sql = f"SELECT id FROM tiny ORDER BY emb <#> %s LIMIT {K}"
     packed = np.ascontiguousarray(tiny)
     w.group([("tarndb ranking, 10-row table", ranked(c, sql, qlists), None, None,
