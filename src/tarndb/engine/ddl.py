@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import pyarrow as pa
 from postgast import pg_query_pb2 as pb
@@ -81,6 +81,14 @@ def create_table(session: Session, node: pb.CreateStmt, params: list[Any]) -> Re
                     col.default_sql = _expr_sql(con.raw_expr)
                 elif con.contype == pb.CONSTR_GENERATED:
                     col.generated_sql = _expr_sql(con.raw_expr)
+                elif con.contype == pb.CONSTR_IDENTITY:
+                    # GENERATED {ALWAYS | BY DEFAULT} AS IDENTITY (Django's primary keys): a
+                    # sequence of the column's own, as a serial column has
+                    if ctype.base not in ("int2", "int4", "int8") or ctype.ndim:
+                        raise E.InvalidTableDefinition(
+                            'identity column type must be smallint, integer, or bigint')
+                    col.serial = True
+                    col.not_null = True
                 elif con.contype == pb.CONSTR_FOREIGN:
                     foreign.append((con, [cd.colname]))
                 elif con.contype in (pb.CONSTR_UNIQUE, pb.CONSTR_CHECK):
@@ -402,9 +410,93 @@ def alter_table(session: Session, node: pb.AlterTableStmt, params: list[Any]) ->
             _check_owner(session, cmd.newowner)  # tables belong to the superusers
         elif cmd.subtype == pb.AT_ColumnDefault:
             _set_default(session, info, cmd)
+        elif cmd.subtype == pb.AT_AlterColumnType:
+            _alter_type(session, info, cmd)
         else:
             raise E.FeatureNotSupported("this ALTER TABLE action is not supported")
     return Result(command="ALTER TABLE")
+
+
+def _alter_type(session: Session, info: TableInfo, cmd: Any) -> None:
+    """``ALTER COLUMN c [SET DATA] TYPE t [USING c::t]`` (Alembic's ``alter_column(type_=)``,
+    Django's AlterField): every value is converted with SQL's cast (its errors, 22P02 and
+    friends, leave the table as it was), then the column is rewritten on the lake."""
+    col = info.column(cmd.name)
+    if col is None:
+        raise E.UndefinedColumn(
+            f'column "{cmd.name}" of relation "{info.name}" does not exist', column=cmd.name)
+    cd = getattr(cmd, "def").column_def
+    new, serial = _type_of(cd.type_name)
+    if serial:
+        raise E.UndefinedObject(f'type "{ast.names(cd.type_name.names)[-1]}" does not exist')
+    if cd.HasField("raw_default"):  # USING: only the column itself, maybe cast
+        using = cd.raw_default
+        while ast.kind(using) == "type_cast":
+            using = using.type_cast.arg
+        if ast.kind(using) != "column_ref" or \
+                ast.names(using.column_ref.fields)[-1] != col.name:
+            raise E.FeatureNotSupported(
+                "ALTER COLUMN TYPE ... USING an expression other than the column is not "
+                "supported by tarndb")
+    if col.generated_sql or any(col.name in (c.get("columns") or [])
+                                for c in info.constraints if c.get("type") == "foreign"):
+        raise E.FeatureNotSupported("ALTER COLUMN TYPE of a generated or foreign-key column "
+                                    "is not supported by tarndb")
+    change = session.pending_change(info)
+    store = session.db.store(info)
+    from .dml import storage_expr
+    from .scan import Scope, quote_ident
+
+    scope = Scope(session)
+    try:  # every value must convert, by SQL's rules (errors as PostgreSQL's)
+        view = scope.view(info)
+        probe = ColumnInfo(col.name, new)
+        session.run_duckdb(
+            f"SELECT count({storage_expr(quote_ident(col.name), probe, col.type.duckdb)}) "
+            f"FROM {view}", [])
+    finally:
+        scope.close()
+    if new.arrow != col.type.arrow:
+        import pyarrow.compute as pc
+
+        name = col.name
+
+        def convert(batch: pa.RecordBatch) -> pa.RecordBatch:
+            return pa.RecordBatch.from_arrays(
+                [pc.cast(batch.column(0), new.arrow, safe=False)], names=[f"{name}__new"])
+
+        with store.lock:
+            store.fold()  # logged rows have the old type
+            ds = store.dataset()
+            try:
+                pa.array([], col.type.arrow).cast(new.arrow)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as e:
+                raise E.FeatureNotSupported(
+                    f"tarndb cannot rewrite a column of type {col.type.pg_name} as "
+                    f"{new.pg_name}") from e
+            if ds.get_fragments():
+                ds.add_columns(lance_udf(convert), read_columns=[name])
+                store.dataset().drop_columns([name])
+                store.dataset().alter_columns(cast(Any, {"path": f"{name}__new",
+                                                         "name": name}))
+            else:  # no rows on the lake yet: a column of the new type
+                ds.drop_columns([name])
+                store.dataset().add_columns(pa.field(name, new.arrow))
+            store._ds = None
+        if change is not None and change.added is not None and change.added.num_rows:
+            # rows this transaction inserted (checked above with the others) take the type
+            added = change.added
+            i = added.schema.get_field_index(name)
+            change.added = added.set_column(i, pa.field(name, new.arrow),
+                                            pc.cast(added.column(i), new.arrow, safe=False))
+    col.type = new
+    session.catalog_update(info)
+
+
+def lance_udf(fn: Callable[[pa.RecordBatch], pa.RecordBatch]) -> Any:
+    import lance
+
+    return lance.batch_udf()(fn)
 
 
 def _check_owner(session: Session, role: Any) -> None:
