@@ -161,3 +161,22 @@ def test_every_column_type_survives_the_log(db: tarndb.Database) -> None:
         "SELECT id, n::text, j->>'a', octet_length(b), v[2], ok FROM k ORDER BY id").rows
     assert rows == [(0, "0.25", "1", 2, 0.0, True), (1, "1.25", "1", 2, 1.0, True),
                     (2, "2.25", "1", 2, 2.0, True)]
+
+
+def test_keys_of_folded_rows_go_with_their_rows(db: tarndb.Database) -> None:
+    """A logged row's key enters the key index when it is logged and again when it is
+    folded; an UPDATE or DELETE of the row must take the key out of both places."""
+    s = _setup(db)
+    s.execute("BEGIN")
+    for i in range(50):
+        s.execute("INSERT INTO t VALUES ($1, $2)", [i, f"v{i}"])
+    s.execute("COMMIT")
+    s.execute("UPDATE t SET v = 'moved' WHERE id = 17")
+    assert s.execute("DELETE FROM t WHERE id = 18").rowcount == 1
+    s.execute("INSERT INTO t VALUES (18, 'back')")
+    s.execute("UPDATE t SET id = 1017 WHERE id = 17")
+    s.execute("INSERT INTO t VALUES (17, 'again')")
+    with pytest.raises(E.UniqueViolation):
+        s.execute("INSERT INTO t VALUES (1017, 'dup')")
+    assert s.execute("SELECT id, v FROM t WHERE id IN (17, 18, 1017) ORDER BY id").rows == [
+        (17, "again"), (18, "back"), (1017, "moved")]

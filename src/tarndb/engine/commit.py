@@ -208,10 +208,11 @@ class KeyIndex:
     def remove(self, rids: set[int] | list[int]) -> None:
         for rid in rids:
             k = self._rids.pop(rid, None)
-            if k is not None:
-                if self._keys.get(k) == rid:
-                    del self._keys[k]
-            elif self._base_keys.size:
+            if k is not None and self._keys.get(k) == rid:
+                del self._keys[k]
+            # The row may be in the arrays too (loaded again after them: a folded log's rows
+            # are loaded when they are logged and when they are folded).
+            if self._base_keys.size:
                 self._base_gone.add(rid)
 
 
@@ -441,7 +442,10 @@ class WritePath:
                 if store.wal_pending():
                     # Built from Lance alone, the index would miss the logged rows' keys.
                     store.fold()
-                    version = max(version, store.lance_version())
+                # Built at the newest version: a caller's version may be one this process
+                # saw before its own later commits (a statement's early check), and an index
+                # built there would hold keys those commits deleted.
+                version = max(version, store.lance_version())
                 ix = KeyIndex(key, version)
                 ds = store.dataset(version)
                 cols = list(key.columns)
