@@ -418,6 +418,11 @@ class _Column:
             raise DataError(f"value does not fit column type {self.ctype.pg_name}: {e}") from None
 
 
+#: Binary COPY is decoded in blocks of at least this many bytes: each block costs a few
+#: numpy calls per column, so CopyData messages of a few kB (psycopg's) are gathered first.
+_BINARY_BLOCK = 1 << 20
+
+
 class CopyReader:
     """Decodes COPY FROM STDIN data into columns."""
 
@@ -447,7 +452,7 @@ class CopyReader:
             # whole stream is ever made, and decoding overlaps the client's sending.
             self._chunks.append(data)
             self._pending += len(data)
-            if self._pending >= self._need:
+            if self._pending >= max(self._need, _BINARY_BLOCK):
                 self._decode_binary(final=False)
         else:
             self._chunks.append(data)

@@ -28,6 +28,11 @@ from .wal import FOLD_PROPERTY, WAL_DIR, TableWal
 RID = "__rid"
 log = logging.getLogger(__name__)
 
+# Lance file format of new tables. 2.0 over the default 2.2, measured on this machine with
+# 384-d float4[] (list<float32>) rows, 100k rows, same run: writes 2.7x, full scans of the
+# vector column 2.3x, 100-row takes 3x and filtered scans 3x faster (2.1+ encodes variable
+# lists as "mini-blocks", costly for long lists of floats). Existing tables keep their format.
+DATA_STORAGE_VERSION = "2.0"
 # Compact when a table has this many fragments; single-row inserts each add one.
 COMPACT_AT_FRAGMENTS = 64
 # With a retention set, old versions are dropped at most this often per table and process
@@ -73,7 +78,8 @@ class TableStore:
         # Stable row ids give every row its last-updated version, which the commit protocol
         # reads to find rows another server changed (engine/commit.py).
         self._ds = lance.write_dataset(empty, self.uri, mode="overwrite",
-                                       storage_options=self._opts, enable_stable_row_ids=True)
+                                       storage_options=self._opts, enable_stable_row_ids=True,
+                                       data_storage_version=DATA_STORAGE_VERSION)
 
     def dataset(self, version: int | None = None, fold: bool = True) -> lance.LanceDataset:
         """The dataset at ``version``, or the latest committed one: with every row of the
