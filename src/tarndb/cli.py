@@ -103,6 +103,32 @@ def cmd_backup(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_embed(args: argparse.Namespace) -> int:
+    from . import ray as tray
+
+    cfg = S.resolve(args)
+    db = _open(cfg)
+    try:
+        if args.ray is not None:
+            import ray
+
+            try:
+                ray.init(address=args.ray, log_to_driver=False)
+            except ConnectionError:
+                if args.ray != "auto":
+                    raise
+                ray.init(log_to_driver=False)  # no cluster running: a local one
+        res = tray.embed_table(db, args.table, args.column, into=args.into, key=args.key,
+                               model=args.model, use_ray=args.ray is not None,
+                               chunk_rows=args.chunk_rows, concurrency=args.workers,
+                               progress=lambda msg: print(msg, file=sys.stderr))
+    finally:
+        db.close()
+    print(f"embedded {res.rows} rows of {args.table}.{args.column} into {res.into} "
+          f"in {res.chunks} commits ({res.skipped} already there)")
+    return 0
+
+
 def cmd_restore(args: argparse.Namespace) -> int:
     import tarndb
 
@@ -189,6 +215,22 @@ def build_parser() -> argparse.ArgumentParser:
     rs.add_argument("backup", help="the backup's directory or s3:// URI")
     rs.add_argument("--workspace", default=None, help="restore only this workspace")
     rs.set_defaults(func=cmd_restore)
+
+    em = sub.add_parser("embed", help="embed a text column into a table of (key, embedding), "
+                        "resumably, on a Ray cluster with --ray")
+    S.add_arguments(em, "backup")
+    em.add_argument("table", help="the source table, ws.table")
+    em.add_argument("--column", required=True, help="the text column to embed")
+    em.add_argument("--into", required=True,
+                    help="the table that gets (key, embedding); made when missing")
+    em.add_argument("--key", default=None, help="key column (default: the primary key)")
+    em.add_argument("--model", default=None, help="a registry model (default: the default)")
+    em.add_argument("--chunk-rows", type=int, default=50_000,
+                    help="rows per commit (a killed run resumes after the last one)")
+    em.add_argument("--ray", nargs="?", const="auto", default=None, metavar="ADDRESS",
+                    help="run on a Ray cluster (default address: auto, else a local one)")
+    em.add_argument("--workers", type=int, default=None, help="Ray actors embedding at once")
+    em.set_defaults(func=cmd_embed)
 
     st = sub.add_parser("settings", help="list settings and their environment variables")
     st.add_argument("--markdown", action="store_true", help="print the settings table")

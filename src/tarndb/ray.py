@@ -39,7 +39,8 @@ if TYPE_CHECKING:
     from .engine.catalog import TableInfo
     from .engine.database import Database
 
-__all__ = ["WriteResult", "read_table", "read_training_set", "write_table"]
+__all__ = ["EmbedResult", "WriteResult", "embed_table", "read_table", "read_training_set",
+           "write_table"]
 
 
 def _ray() -> Any:
@@ -359,3 +360,139 @@ def write_table(dataset: ray.data.Dataset, table: str, lake: Any = None, *,
         raise
     return WriteResult(f"{ws}.{name}", version, sum(p.rows for p in parts),
                        sum(len(p.fragments) for p in parts))
+
+
+# -- distributed embedding ----------------------------------------------------------------------
+
+@dataclass
+class EmbedResult:
+    into: str
+    rows: int
+    chunks: int
+    skipped: int
+
+
+_models: dict[tuple[str, str | None, str], Any] = {}
+
+
+def _embed_task(batch: pa.Table, *, uri: str, storage_options: dict[str, str],
+                workspace: str, model: str | None, key: str, column: str) -> pa.Table:
+    """Runs on a Ray worker: the model is loaded once per worker process, then applied to
+    batches of (key, text)."""
+    from .embeddings import get_model
+
+    m = _models.get((uri, model, workspace))
+    if m is None:
+        db = _database(uri, storage_options)
+        m = _models[(uri, model, workspace)] = get_model(model, db=db, workspace=workspace)
+    return _embed_batch(m, batch, key, column)
+
+
+def _embed_batch(model: Any, batch: pa.Table, key: str, column: str) -> pa.Table:
+    texts = batch.column(column).to_pylist()
+    keep = [i for i, t in enumerate(texts) if t is not None]
+    batch = batch.take(pa.array(keep, pa.int64())) if len(keep) < len(texts) else batch
+    vecs = model.embed([texts[i] for i in keep]) if keep else None
+    emb = pa.array([] if vecs is None else list(vecs.astype("float32")),
+                   pa.list_(pa.float32()))
+    return pa.table({key: batch.column(key), "embedding": emb})
+
+
+def _chunks(keys: list[Any], size: int) -> list[list[Any]]:
+    keys = sorted(keys)
+    return [keys[i:i + size] for i in range(0, len(keys), size)]
+
+
+def _literal(v: Any) -> str:
+    if isinstance(v, str):
+        return "'" + v.replace("'", "''") + "'"
+    return repr(int(v)) if isinstance(v, int) else repr(v)
+
+
+def embed_table(lake: Any, table: str, column: str, *, into: str, key: str | None = None,
+                model: str | None = None, use_ray: bool = True, chunk_rows: int = 50_000,
+                batch_size: int = 256, concurrency: int | None = None,
+                storage_options: dict[str, str] | None = None,
+                progress: Any = None) -> EmbedResult:
+    """Embed ``column`` of ``table`` with a registry model into the table ``into``
+    (``key``, ``embedding FLOAT4[]``; made when missing), resumably.
+
+    Rows are taken in chunks of ``chunk_rows`` keys; each chunk is embedded (with
+    ``use_ray`` by Ray tasks, ``concurrency`` at a time, each worker process loading the
+    model once; else in this process) and committed into ``into`` as one transaction. Keys
+    already in ``into`` are skipped, so a run that was killed goes on where its last commit
+    ended. ``key`` defaults
+    to the table's one-column primary key. Join the result back in SQL
+    (``SELECT ... FROM docs JOIN docs_emb USING (id)``)."""
+    import pyarrow.compute as pc
+
+    from .engine.scan import quote_ident
+
+    db = _database(lake, storage_options)
+    info = _table(db, table)
+    if key is None:
+        if len(info.primary_key) != 1:
+            raise E.InvalidParameterValue(
+                f'table "{info.name}" has no one-column primary key: name the key column')
+        key = info.primary_key[0]
+    for c in (key, column):
+        if info.column(c) is None:
+            raise E.UndefinedColumn(f'column "{c}" does not exist', column=c)
+    key_col = info.column(key)
+    assert key_col is not None
+    ws, name = _split(into)
+    target = f"{quote_ident(ws)}.{quote_ident(name)}"
+    if db.catalog.find_table(ws, name) is None:
+        db.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(ws)}")
+        db.execute(f"CREATE TABLE IF NOT EXISTS {target} ({quote_ident(key)} "
+                   f"{key_col.type.pg_name} PRIMARY KEY, embedding FLOAT4[])")
+    src = f"{quote_ident(info.workspace)}.{quote_ident(info.name)}"
+    done = set(db.execute(f"SELECT {quote_ident(key)} FROM {target}").arrow()
+               .column(0).to_pylist())
+    todo = [k for k in db.execute(f"SELECT {quote_ident(key)} FROM {src}").arrow()
+            .column(0).to_pylist() if k is not None and k not in done]
+    chunks = _chunks(todo, max(1, chunk_rows))
+    rows = 0
+    for i, chunk in enumerate(chunks):
+        lo, hi = chunk[0], chunk[-1]
+        col = "`" + key.replace("`", "``") + "`"  # Lance's SQL quotes names with backticks
+        flt = f"{col} >= {_literal(lo)} AND {col} <= {_literal(hi)}"
+        wanted = set(chunk)
+        if use_ray:
+            _ray()
+            ds = read_table(db, table, columns=[key, column], filter=flt)
+            skip = pa.array([k for k in done if lo <= k <= hi], key_col.type.arrow)
+            if len(skip):
+                ds = ds.map_batches(functools.partial(_drop_keys, key=key, skip=skip),
+                                    batch_format="pyarrow")
+            embed: Any = functools.partial(
+                _embed_task, uri=db.lake.uri, storage_options=dict(db.lake.storage_options),
+                workspace=info.workspace, model=model, key=key, column=column)
+            ds = ds.map_batches(embed, batch_format="pyarrow", batch_size=batch_size,
+                                concurrency=concurrency)
+            n = write_table(ds, into, db).rows
+        else:
+            from .embeddings import get_model
+
+            m = get_model(model, db=db, workspace=info.workspace)
+            got = db.execute(f"SELECT {quote_ident(key)}, {quote_ident(column)} FROM {src} "
+                             f"WHERE {quote_ident(key)} BETWEEN $1 AND $2", [lo, hi]).arrow()
+            got = got.filter(pc.is_in(got.column(0), value_set=pa.array(
+                list(wanted), got.schema.field(0).type)))
+            out = _embed_batch(m, got.rename_columns([key, column]), key, column)
+            s = db.session(workspace=ws)
+            try:
+                s.insert_arrow(target, out)
+            finally:
+                s.close()
+            n = out.num_rows
+        rows += n
+        if progress is not None:
+            progress(f"chunk {i + 1}/{len(chunks)}: {n} rows embedded into {into}")
+    return EmbedResult(f"{ws}.{name}", rows, len(chunks), len(done))
+
+
+def _drop_keys(batch: pa.Table, *, key: str, skip: pa.Array) -> pa.Table:
+    import pyarrow.compute as pc
+
+    return batch.filter(pc.invert(pc.is_in(batch.column(key), value_set=skip)))

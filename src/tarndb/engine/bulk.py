@@ -59,6 +59,9 @@ def _qualified(info: TableInfo) -> str:
 def prepare_rows(db: Database, info: TableInfo, batch: pa.Table) -> pa.Table:
     """Rows of ``batch`` (columns named as the table's) as the table stores them, with row
     ids, checked as INSERT checks them; nothing is committed."""
+    # A statement's early key check reads the newest version this process has seen; a
+    # worker that last looked before another server's delete would refuse a freed key.
+    db.store(info).dataset()
     s = db.session(workspace=info.workspace)
     try:
         s.begin()
