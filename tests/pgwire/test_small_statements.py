@@ -104,13 +104,29 @@ def test_key_lookups_follow_writes(pg_server: Server) -> None:
         assert c.execute(q, (17,)).fetchall() == [(17, -5, "moved")]
         c.execute(f"DELETE FROM {t} WHERE id = 18")
         assert c.execute(q, (18,)).fetchall() == []
-        c.execute(f"INSERT INTO {t} VALUES (18, 1, 'back')")
-        assert c.execute(q, (18,)).fetchall() == [(18, 1, "back")]
+        c.execute(f"INSERT INTO {t} VALUES (1018, 1, 'new')")
+        assert c.execute(q, (1018,)).fetchall() == [(1018, 1, "new")]
         assert c.execute(f"SELECT id, n FROM {t} WHERE id = %s", (199,)).fetchall() == \
             [(199, 597)]
         # Beyond int4: no row (PostgreSQL compares int4 with int8).
         assert c.execute(f"SELECT id FROM {t} WHERE id = 99999999999").fetchall() == []
         assert c.execute(q, (2**40,)).fetchall() == []
+
+
+def test_a_deleted_key_can_be_inserted_again(pg_server: Server) -> None:
+    """After an UPDATE moved a row, a DELETEd key is free again and its lookup finds the new
+    row (a regression of 72d4783, fixed in 02d0b95)."""
+    import uuid
+
+    t = f"rekey_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(pg_server.dsn(), autocommit=True) as c:
+        c.execute(f"CREATE TABLE {t} (id INT PRIMARY KEY, n INT)")
+        with c.cursor() as cur:
+            cur.executemany(f"INSERT INTO {t} VALUES (%s, 0)", [(i,) for i in range(3)])
+        c.execute(f"UPDATE {t} SET n = 5 WHERE id = 0")
+        c.execute(f"DELETE FROM {t} WHERE id = 1")
+        c.execute(f"INSERT INTO {t} VALUES (1, 7)")
+        assert c.execute(f"SELECT id, n FROM {t} WHERE id = 1").fetchall() == [(1, 7)]
 
 
 def test_set_reports_parameter_status(pg_server: Server) -> None:
