@@ -77,3 +77,11 @@ def test_jsonb_path_operators_and_functions(pg_server: Server) -> None:
         assert c.execute(f"SELECT d #> '{{a}}' FROM {t} WHERE id = 3").fetchone() == (None,)
         agg = c.execute(f"SELECT jsonb_agg(id ORDER BY id) FROM {t}").fetchone()
         assert agg is not None and agg[0] == [1, 2, 3]
+        # jsonb || jsonb: objects merge their top-level keys, arrays concatenate
+        assert one("d || '{\"k\": 1, \"z\": [2]}'") == \
+            {"a": {"b": [10, {"c": "x"}]}, "k": 1, "n": None, "z": [2]}
+        assert one("(d #> '{a,b}') || '[3]'::jsonb") == [10, {"c": "x"}, 3]
+        assert one("'x' || 'y'") == "xy"  # text || text is still text
+        c.execute(f"UPDATE {t} SET d = d || %s::jsonb WHERE id = 2", ('{"new": true}',))
+        assert c.execute(f"SELECT d FROM {t} WHERE id = 2").fetchone() == (
+            {"a": {"b": [20]}, "k": "w/z", "new": True},)

@@ -84,7 +84,31 @@ _RENAMED = {"jsonb_build_object": "json_build_object", "jsonb_build_array": "jso
             "jsonb_pretty": "json_pretty", "jsonb_strip_nulls": "json_strip_nulls"}
 
 
+def _concat(a: str | None, b: str | None) -> str | None:
+    """PostgreSQL's ``jsonb || jsonb``: two objects merge their top-level keys (the right
+    one's value wins), two arrays concatenate, anything else joins as array elements."""
+    import json
+
+    if a is None or b is None:
+        return None
+    x, y = json.loads(a), json.loads(b)
+    if isinstance(x, dict) and isinstance(y, dict):
+        out: object = {**x, **y}
+    else:
+        out = (x if isinstance(x, list) else [x]) + (y if isinstance(y, list) else [y])
+    return json.dumps(out, separators=(", ", ": "), ensure_ascii=False)
+
+
 def install(cur: duckdb.DuckDBPyConnection) -> None:
+    from typing import Any
+    from typing import cast as _cast
+
+    text = duckdb.sqltype("VARCHAR")
+    try:
+        _cast(Any, cur).create_function(
+            "__jsonb_concat", _concat, [text, text], text, null_handling="special")
+    except Exception:  # noqa: BLE001 - already registered on this connection
+        pass
     for m in MACROS:
         cur.execute(m)
 
@@ -165,6 +189,10 @@ def apply(stmt: pb.Node, scope: Scope) -> None:
                 arr.a_array_expr.elements.add().CopyFrom(right)
                 ptr = ast.func_call("jsonb_ptr", [arr])
             node.CopyFrom(ast.func_call("json_remove", [ast.type_cast(left, ["json"]), ptr]))
+        elif op == "||" and (_is_json(left, scope) or _is_json(right, scope)):
+            node.CopyFrom(ast.type_cast(ast.func_call("__jsonb_concat", [
+                ast.type_cast(ast.type_cast(left, ["json"]), ["text"]),
+                ast.type_cast(ast.type_cast(right, ["json"]), ["text"])]), ["json"]))
         elif op == "<@" and (_is_json(left, scope) or _is_json(right, scope)):
             node.CopyFrom(ast.func_call("json_contains", [
                 ast.type_cast(right, ["json"]), ast.type_cast(left, ["json"])]))
