@@ -249,10 +249,10 @@ def main() -> None:
     moto = None
     lake = str(tmp / "lake")
     if args.s3:
+        import logging
+
         import boto3
         from moto.server import ThreadedMotoServer
-
-        import logging
 
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per S3 request
         moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
