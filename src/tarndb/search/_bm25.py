@@ -491,9 +491,11 @@ class BM25Index:
             if allowed_keys is not None:
                 ok = _member(rids, allowed_keys)
                 seg_of, local_all, rids = seg_of[ok], local_all[ok], rids[ok]
+            full, kept = self._score_candidates(terms, seg_of, local_all, avgdl, theta, skip)
+            if kept is not None:
+                rids, full = rids[kept], full[kept]
             rid_parts.append(rids)
-            score_parts.append(self._score_docs(terms, seg_of, local_all,
-                                                avgdl).astype(np.float32))
+            score_parts.append(full.astype(np.float32))
             scores = np.concatenate(score_parts) if len(score_parts) > 1 else score_parts[0]
             if len(score_parts) > 1:
                 rid_parts, score_parts = [np.concatenate(rid_parts)], [scores]
@@ -527,38 +529,80 @@ class BM25Index:
                     avgdl: float) -> npt.NDArray[np.float64]:
         """Full scores of the given (segment, local doc) pairs, by binary search in each
         term's postings (sorted by local doc)."""
-        out = np.zeros(local.size, np.float64)
-        if local.size == 0:
-            return out
+        return self._score_candidates(terms, seg_of, local, avgdl)[0]
+
+    def _score_candidates(self, terms: list[_QueryTerm], seg_of: I64, local: I64,
+                          avgdl: float, theta: float = 0.0,
+                          deferred: Sequence[bool] | None = None,
+                          ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_] | None]:
+        """Scores of the candidates, and which of them were scored in full (None: all).
+
+        With ``deferred`` terms and a threshold ``theta``, the other terms are scored
+        first; a candidate whose partial score plus the deferred terms' bounds stays below
+        ``theta`` cannot reach the top k and is dropped (mask False) before the deferred
+        terms, usually the frequent ones with the longest postings, are looked up for it.
+        Scores are summed in query-term order either way, so they equal score_all's.
+        """
+        n = local.size
         by_seg: dict[int, I64]
         if len(self.segments) == 1:
-            by_seg = {0: np.arange(local.size)}
+            by_seg = {0: np.arange(n)}
         else:
             by_seg = {si: where for si in range(len(self.segments))
                       if (where := np.flatnonzero(seg_of == si)).size}
-        for term in terms:
-            for si, tid, docs, tfs in term.parts:
-                if si not in by_seg:
-                    continue
-                idx = by_seg[si]
-                want = local[idx]
-                seg = self.segments[si]
-                dense = seg.dense_tf(tid)
-                if dense is not None:
-                    # The candidates are live documents, so the dense row (which also
-                    # holds deleted ones) gives the same hits as the live postings.
-                    got = dense[want]
-                    hit = got > 0
-                    if hit.any():
-                        out[idx[hit]] += self._weights(term, seg, want[hit],
-                                                       got[hit].astype(np.int32), avgdl)
-                    continue
-                pos = np.clip(np.searchsorted(docs, want), 0, docs.size - 1)
-                hit = docs[pos] == want
+        if n == 0 or deferred is None or theta <= 0.0 or not any(deferred):
+            out = np.zeros(n, np.float64)
+            for term in terms:
+                self._add_term(term, by_seg, local, avgdl, out)
+            return out, None
+        contrib = np.zeros((len(terms), n), np.float64)
+        for ti, term in enumerate(terms):
+            if not deferred[ti]:
+                self._add_term(term, by_seg, local, avgdl, contrib[ti])
+        rest = sum(term.ub for ti, term in enumerate(terms) if deferred[ti])
+        keep = contrib.sum(axis=0) + rest >= theta * (1.0 - 1e-6)
+        if keep.any():
+            kept = np.flatnonzero(keep)
+            # Positions of each segment's candidates among the kept ones.
+            sub_seg = ({0: np.arange(kept.size)} if len(self.segments) == 1 else
+                       {si: np.flatnonzero(seg_of[kept] == si) for si in by_seg})
+            sub_local = local[kept]
+            for ti, term in enumerate(terms):
+                if deferred[ti]:
+                    part = np.zeros(kept.size, np.float64)
+                    self._add_term(term, sub_seg, sub_local, avgdl, part)
+                    contrib[ti, kept] = part
+        out = np.zeros(n, np.float64)
+        for ti in range(len(terms)):
+            out += contrib[ti]
+        return out, keep
+
+    def _add_term(self, term: _QueryTerm, by_seg: dict[int, I64], local: I64, avgdl: float,
+                  out: npt.NDArray[np.float64]) -> None:
+        """``out[i] +=`` the term's weight in candidate ``i`` (``by_seg``: the candidates of
+        each segment, as positions in ``local``)."""
+        for si, tid, docs, tfs in term.parts:
+            if si not in by_seg:
+                continue
+            idx = by_seg[si]
+            if idx.size == 0:
+                continue
+            want = local[idx]
+            seg = self.segments[si]
+            dense = seg.dense_tf(tid)
+            if dense is not None:
+                # The candidates are live documents, so the dense row (which also holds
+                # deleted ones) gives the same hits as the live postings.
+                got = dense[want]
+                hit = got > 0
                 if hit.any():
-                    out[idx[hit]] += self._weights(term, self.segments[si], want[hit],
-                                                   tfs[pos[hit]], avgdl)
-        return out
+                    out[idx[hit]] += self._weights(term, seg, want[hit],
+                                                   got[hit].astype(np.int32), avgdl)
+                continue
+            pos = np.clip(np.searchsorted(docs, want), 0, docs.size - 1)
+            hit = docs[pos] == want
+            if hit.any():
+                out[idx[hit]] += self._weights(term, seg, want[hit], tfs[pos[hit]], avgdl)
 
     def _dense_topk(self, terms: list[_QueryTerm], k: int, allowed_keys: I64 | None,
                     avgdl: float) -> tuple[I64, F32]:
