@@ -115,10 +115,12 @@ def test_isotropic_vectors_are_answered_exactly(server: tuple[int, dict[str, np.
         # needs most lists, so the index scans its in-memory copy instead (recall 1).
         assert recall == 1.0, plan
         assert "exact scan of all rows of index isotropic_emb (recall 0.95 needs" in plan, plan
-        # The override takes the ANN path (Lance probes at least that many lists).
+        # The override takes the ANN path (Lance probes at least that many lists), on the
+        # statement's path as in EXPLAIN's: the answers are no longer exact.
         c.execute("SET tarndb.probes = 3")
-        _, plan3 = _run(c, "isotropic", vecs, queries)
+        recall3, plan3 = _run(c, "isotropic", vecs, queries)
         assert "ANN on isotropic_emb (clustered, " in plan3 and "3 probed" in plan3, plan3
+        assert recall3 < 1.0, plan3
 
 
 def test_bm25_without_index_on_a_large_table_names_the_index(

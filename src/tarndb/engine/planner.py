@@ -474,10 +474,12 @@ def try_direct(session: Any, stmt: pb.Node, params: list[Any]) -> Any:
     else:
         if mode == "cosine":
             hits = search.vector_topk(ds, ci.name, _array(value), req.k,
-                                      allowed_row_keys=allowed, exact=exact)
+                                      allowed_row_keys=allowed, exact=exact,
+                                      params=search.ann_params(session.settings))
         elif mode == "maxsim":
             hits = search.maxsim_topk(ds, ci.name, _array(value), req.k,
-                                      allowed_row_keys=allowed, exact=exact)
+                                      allowed_row_keys=allowed, exact=exact,
+                                      params=search.ann_params(session.settings))
         else:
             hits = search.bm25_topk(ds, ci.name, str(value), req.k, allowed_row_keys=allowed,
                                     exact=exact)
