@@ -460,19 +460,18 @@ def _pg_index(db: Any, session: Any) -> pa.Table:
         for ix in _indexes(info):
             keys = [_attnum(info, c) for c in ix["columns"]]
             n = len(keys)
-            # indkey and indclass are unnested by clients, so they are arrays; indoption and
-            # indcollation are read whole and parsed as int2vector/oidvector text ("0 0").
-            zeros = " ".join(["0"] * n)
+            # int2vector / oidvector columns: arrays (clients unnest and subscript them),
+            # sent as "0 0" text when selected whole (_vector_columns_as_text)
             rows.append((ix["oid"], toid, n, n, ix["unique"], False, ix["primary"], False, True,
-                         False, True, False, True, True, False, keys, zeros, [0] * n,
-                         zeros, None, None))
+                         False, True, False, True, True, False, keys, [0] * n, [0] * n,
+                         [0] * n, None, None))
     return _rows([
         ("indexrelid", _I64), ("indrelid", _I64), ("indnatts", _I16), ("indnkeyatts", _I16),
         ("indisunique", _B), ("indnullsnotdistinct", _B), ("indisprimary", _B),
         ("indisexclusion", _B), ("indimmediate", _B), ("indisclustered", _B),
         ("indisvalid", _B), ("indcheckxmin", _B), ("indisready", _B), ("indislive", _B),
-        ("indisreplident", _B), ("indkey", pa.list_(_I16)), ("indcollation", _S),
-        ("indclass", pa.list_(_I64)), ("indoption", _S), ("indexprs", _S),
+        ("indisreplident", _B), ("indkey", pa.list_(_I16)), ("indcollation", pa.list_(_I64)),
+        ("indclass", pa.list_(_I64)), ("indoption", pa.list_(_I16)), ("indexprs", _S),
         ("indpred", _S)], rows)
 
 
@@ -526,8 +525,11 @@ def _pg_constraint(db: Any, session: Any) -> pa.Table:
     rows: list[tuple[Any, ...]] = []
     tables = _tables(db, session)
     for info, fk, parent in _foreign_keys(tables):
+        # conindid: the referenced table's unique index the key uses (pgjdbc joins on it)
+        refix = next((ix["oid"] for ix in _indexes(parent) if ix["unique"]
+                      and list(ix["columns"]) == list(fk["ref_columns"])), 0)
         rows.append((_fk_oid(info, fk), fk["name"], namespace_oid(info.workspace), "f",
-                     False, False, True, _table_oid(info), 0, 0, 0, _table_oid(parent),
+                     False, False, True, _table_oid(info), 0, refix, 0, _table_oid(parent),
                      fk.get("on_update", "a"), fk.get("on_delete", "a"), "s", True, 0, True,
                      [_attnum(info, c) for c in fk["columns"]],
                      [_attnum(parent, c) for c in fk["ref_columns"]], None))
@@ -671,6 +673,7 @@ def _pg_settings(db: Any, session: Any) -> pa.Table:
     settings = dict(getattr(session, "settings", {}) or {})
     settings.setdefault("default_table_access_method", "heap")
     settings.setdefault("max_identifier_length", "63")
+    settings.setdefault("max_index_keys", "32")  # pgjdbc getImportedKeys reads it
     rows = [(k, str(v), None, "Client Connection Defaults", "", None, "user", "string",
              "default", None, None, None, str(v), str(v), None, None, False)
             for k, v in sorted(settings.items())]
@@ -1140,6 +1143,10 @@ def _macros() -> list[str]:
         "pg_get_statisticsobjdef(s) AS CAST(NULL AS VARCHAR)",
         "pg_get_partition_constraintdef(r) AS CAST(NULL AS VARCHAR)",
         "pg_get_function_arguments(fn) AS ''",
+        "btrim(s) AS trim(s), (s, chars) AS trim(s, chars)",
+        # information_schema._pg_expandarray(arr): (x, n) per element (pgjdbc's metadata)
+        "_pg_expandarray(arr) AS unnest(list_transform(range(len(arr)), "
+        "lambda i: struct_pack(x := arr[i + 1], n := CAST(i + 1 AS INTEGER))))",
         # no table is partitioned: a relation's only ancestor is itself (psql's \d)
         "pg_partition_ancestors(rel) AS CAST(rel AS BIGINT)",
         "pg_get_function_sqlbody(fn) AS CAST(NULL AS VARCHAR)",
@@ -1407,8 +1414,8 @@ def _call(name: str, args: list[Any], db: Any, session: Any) -> Any | None:
 
 #: PostgreSQL's int2vector / oidvector catalog columns, whose text form is "1 2" (pg_dump
 #: parses it so), unlike an array's "{1,2}"
-_VECTOR_COLUMNS = {"indkey", "indclass", "partattrs", "partclass", "partcollation",
-                   "proargtypes", "prattrs", "stxkeys", "tgattr"}  # (indoption: text here)
+_VECTOR_COLUMNS = {"indkey", "indcollation", "indclass", "indoption", "partattrs",
+                   "partclass", "partcollation", "proargtypes", "prattrs", "stxkeys", "tgattr"}
 
 
 def _vector_columns_as_text(stmt: Any, nodes: list[Any]) -> bool:
@@ -1537,7 +1544,7 @@ def rewrite(stmt: Any, db: Any, session: Any) -> None:
         if k == "func_call":
             fc = n.func_call
             parts = ast.names(fc.funcname)
-            if len(parts) == 2 and parts[0].lower() == "pg_catalog":
+            if len(parts) == 2 and parts[0].lower() in _CATALOG_SCHEMAS:
                 del fc.funcname[0]
             name = parts[-1].lower()
             if name in SESSION_FUNCTIONS and not fc.agg_star:
