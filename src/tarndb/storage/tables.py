@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 import lance
 import pyarrow as pa
@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 # 384-d float4[] (list<float32>) rows, 100k rows, same run: writes 2.7x, full scans of the
 # vector column 2.3x, 100-row takes 3x and filtered scans 3x faster (2.1+ encodes variable
 # lists as "mini-blocks", costly for long lists of floats). Existing tables keep their format.
-DATA_STORAGE_VERSION = "2.0"
+DATA_STORAGE_VERSION: Literal["2.0"] = "2.0"
 # Compact when a table has this many fragments; single-row inserts each add one.
 COMPACT_AT_FRAGMENTS = 64
 # With a retention set, old versions are dropped at most this often per table and process
