@@ -94,12 +94,13 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     url = f"http://127.0.0.1:{http_port}"
     try:
         deadline = time.monotonic() + 90
-        while True:
+        while True:  # the HTTP API answers, and the Postgres port listens
             assert proc.poll() is None, log.read_text()
             try:
                 if requests.get(f"{url}/health", timeout=1).status_code == 200:
+                    socket.create_connection(("127.0.0.1", pg_port), timeout=1).close()
                     break
-            except requests.ConnectionError:
+            except (requests.ConnectionError, OSError):
                 pass
             assert time.monotonic() < deadline, log.read_text()
             time.sleep(0.2)

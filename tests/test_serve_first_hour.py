@@ -82,6 +82,10 @@ def test_version_and_python_dash_m() -> None:
     assert out.stdout.strip() == f"tarndb {tarndb.__version__}"
     helped = _cli("--help")
     assert helped.returncode == 0 and "serve" in helped.stdout
+    for command in ("serve", "sql"):  # memory_limit's "50%" once broke argparse's help
+        helped = _cli(command, "--help")
+        assert helped.returncode == 0, helped.stderr
+        assert "--memory-limit" in helped.stdout and "default 50%]" in helped.stdout
 
 
 def test_banner_org_header_and_restart(lake: Path, tmp_path: Path) -> None:
@@ -159,9 +163,17 @@ def test_demo_answers_vector_maxsim_and_hybrid_search(lake: Path, tmp_path: Path
                        "deeplake_hybrid_record(embed('green square'), 'green square', 0.5, "
                        "0.5) DESC LIMIT 1", "a green square on a white background"),
         }
-        with psycopg.connect(host="127.0.0.1", port=served.pg_port, user="postgres",
-                             password=ENV["TARNDB_PASSWORD"], dbname="demo",
-                             autocommit=True) as conn:
+        deadline = time.monotonic() + 60
+        while True:  # /health answers before the Postgres port listens
+            try:
+                conn = psycopg.connect(host="127.0.0.1", port=served.pg_port, user="postgres",
+                                       password=ENV["TARNDB_PASSWORD"], dbname="demo",
+                                       autocommit=True)
+                break
+            except psycopg.OperationalError:
+                assert time.monotonic() < deadline, served.log.read_text()
+                time.sleep(0.2)
+        with conn:
             for sql, want in queries.values():
                 assert conn.execute(sql).fetchall() == [(want,)], sql
             idx = conn.execute("SELECT indexname FROM pg_indexes WHERE tablename = 'shapes' "

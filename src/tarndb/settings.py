@@ -128,13 +128,15 @@ def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
     for s in SETTINGS:
         if command not in s.commands:
             continue
+        # argparse %-formats help texts: a literal "%" (memory_limit's "50%") must be doubled.
         if s.type is bool:
             parser.add_argument(s.flag, dest=s.dest, default=None,
                                 action=argparse.BooleanOptionalAction,
-                                help=f"{s.help} [env {s.env}]")
+                                help=f"{s.help} [env {s.env}]".replace("%", "%%"))
         else:
             parser.add_argument(s.flag, dest=s.dest, default=None, type=s.type,
-                                help=f"{s.help} [env {s.env}; default {s.default}]")
+                                help=f"{s.help} [env {s.env}; default {s.default}]"
+                                .replace("%", "%%"))
 
 
 def resolve(args: argparse.Namespace | None = None, environ: Mapping[str, str] | None = None
