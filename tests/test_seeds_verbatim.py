@@ -33,9 +33,10 @@ def seed(prefix: str) -> str:
     return next(SEEDS.glob(f"{prefix}_*.txt")).read_text(encoding="utf-8")
 
 
-def cut(text: str, start: str, end: str) -> str:
-    """The seed's text from the line that starts with ``start`` to the line holding ``end``."""
-    i = text.index(start)
+def cut(text: str, start: str, end: str, after: str = "") -> str:
+    """The seed's text from ``start`` to the end of ``end`` (the first of each past
+    ``after``)."""
+    i = text.index(start, text.index(after) if after else 0)
     j = text.index(end, i) + len(end)
     return text[i:j]
 
@@ -251,3 +252,111 @@ def test_002_deep_memory(server: Server) -> None:
     assert re.search(r"^RECALLS \[.*'with model', 'without model'\]$", out, re.M), out
     res = re.search(r"^RESULTS (\[\[.*)$", out, re.M)
     assert res and res.group(1).startswith("[['doc-0'"), out
+
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "swe_agent_trajectories"
+
+
+def _embedding_service() -> tuple[str, object]:
+    """An OpenAI-compatible ``/api/v1/embeddings`` on loopback that answers with tarndb's
+    default model (real embeddings): where the seed calls OpenRouter, it calls this host."""
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from tarndb.embeddings import embed
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            vecs = embed(list(body["input"]))
+            out = json.dumps({"data": [{"index": i, "embedding": v.tolist()}
+                                       for i, v in enumerate(vecs)]}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(out)))
+            self.end_headers()
+            self.wfile.write(out)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    return f"http://127.0.0.1:{srv.server_address[1]}", srv
+
+
+def test_001_traces_memory_bm25_hybrid_replay(server: Server) -> None:
+    """Seed 001's agent section: its trace table schema and insert statement (rows from the
+    local SWE-agent trajectories instead of the hub dataset), its memory-table SQL and index
+    statements, and its Python blocks for embedding the tasks, BM25 search, hybrid search and
+    replay, as written (psycopg2 with ``database=SHARED_DLPG_DATABASE`` = the workspace and
+    unqualified table names). OpenRouter's URL is the one thing changed: it points at a local
+    embedding service with the default model."""
+    pytest.importorskip("dotenv")
+    pytest.importorskip("psycopg2")
+    if not (DATA / "manifest.jsonl").is_file():
+        pytest.skip("../shared/data/swe_agent_trajectories is absent")
+    import json
+
+    text = seed("001")
+    env = {**server.env, "SHARED_DLPG_DATABASE": WORKSPACE, "OPENROUTER_API_KEY": "local"}
+    url, srv = _embedding_service()
+    # -- the trace table with the seed's schema and insert statement, filled from local files
+    schema_src = cut(text, 'schema = {\n    "id": "BIGSERIAL PRIMARY KEY",\n    "agent": "TEXT",',
+                     "}\n")
+    insert_src = cut(text, "insert_query = (", ")\n")
+    ns: dict[str, object] = {}
+    exec(schema_src + "\n" + insert_src.replace('"{table_name}"', "\"swe_agent_trajectories2\""),
+         ns)
+    h = {"Authorization": f"Bearer {TOKEN}", "X-Activeloop-Org-Id": "default"}
+    cols = ", ".join(f"{k} {v}" for k, v in ns["schema"].items())  # type: ignore[attr-defined]
+    q = f"{server.url}/workspaces/{WORKSPACE}/tables/query"
+    requests.post(q, headers=h, timeout=60, json={
+        "query": f'CREATE TABLE IF NOT EXISTS "swe_agent_trajectories2" ({cols})'}
+    ).raise_for_status()
+    rows = []
+    for line in (DATA / "manifest.jsonl").read_text().splitlines():
+        m = json.loads(line)
+        traj = json.loads((DATA / m["file"]).read_text())
+        hist = traj.get("history", [])
+        task = next((str(x.get("content")) for x in hist if x.get("role") == "user"), "")
+        rows.append(["swe-agent", m.get("model") or "", "openai", "", task[:4000],
+                     m["instance"], m["instance"], Path(m["file"]).parent.name,
+                     json.dumps(hist)])
+    r = requests.post(f"{q}/batch", headers=h, timeout=120,
+                      json={"query": ns["insert_query"], "params_batch": rows})
+    assert r.status_code == 200, r.text
+    # -- the memory table and its indexes, as the seed's SQL
+    sql = [cut(text, 'CREATE TABLE IF NOT EXISTS "swe_agent_memory_full" AS', "LIMIT 1000;"),
+           cut(text, 'ALTER TABLE "swe_agent_memory_full"', "embedding FLOAT4[];"),
+           cut(text, "CREATE INDEX IF NOT EXISTS idx_memory_full_vec", "(embedding DESC);"),
+           cut(text, "CREATE INDEX IF NOT EXISTS idx_memory_full_bm25", "'bm25');")]
+    for stmt in sql:
+        stmt = stmt.replace('"workspace".', f'"{WORKSPACE}".')
+        r = requests.post(q, headers=h, timeout=120, json={"query": stmt.rstrip(";")})
+        assert r.status_code == 200, (stmt, r.text)
+    # -- the seed's Python blocks, one interpreter each, as a user runs them
+    py = "import os\nimport psycopg2\nfrom dotenv import load_dotenv"
+    embed_src = cut(text, "import os\nimport requests\nimport psycopg2", "conn.close()",
+                    after="Python implementation for embedding tasks")
+    bm25_src = cut(text, py, "conn.close()", after="BM25 Search (Keyword Precision)")
+    hybrid_src = cut(text, "import os\nimport requests\nimport psycopg2", "conn.close()",
+                     after="Python implementation for Hybrid Search")
+    replay_src = cut(text, py, "conn.close()", after="Deterministic Replay For Debugging")
+    try:
+        old = "https://openrouter.ai/api/v1/embeddings"
+        run_env = Server(server.url, server.pg_port, env)
+        run_env.run(embed_src.replace(old, f"{url}/api/v1/embeddings"))
+        left = requests.post(q, headers=h, timeout=60, json={
+            "query": 'SELECT count(*) FROM "swe_agent_memory_full" WHERE embedding IS NULL'})
+        assert left.json()["rows"] == [[0]], left.text
+        out = run_env.run(bm25_src)
+        assert out.count("\n") == min(10, len(rows)), out
+        out = run_env.run(hybrid_src.replace(old, f"{url}/api/v1/embeddings"))
+        assert out.count("\n") == min(10, len(rows)), out
+        out = run_env.run(replay_src)
+        assert "Sample run_id values:" in out and "Full trace:" in out, out
+        assert out.split("Full trace:")[1].strip().startswith("('swe-agent',"), out
+    finally:
+        srv.shutdown()  # type: ignore[attr-defined]
