@@ -360,3 +360,49 @@ def test_001_traces_memory_bm25_hybrid_replay(server: Server) -> None:
         assert out.split("Full trace:")[1].strip().startswith("('swe-agent',"), out
     finally:
         srv.shutdown()  # type: ignore[attr-defined]
+
+
+def test_000_retrieval_to_training(server: Server) -> None:
+    """Seed 000 as written: its setup (API_URL, TOKEN and WORKSPACE filled in), objectives,
+    ``retrieve_training_set``, ``download_training_set``, the loop that puts them together,
+    and the filtered query. What it leaves to the reader comes first: the ``video_chunks``
+    table with file references and ``encode_text`` (the default model)."""
+    text = seed("000")
+    setup = cut(text, "import os\nimport requests\n\nAPI_URL", "    return res.json()")
+    setup = setup.replace('"https://api.deeplake.ai"', repr(server.url)).replace(
+        '"YOUR_TOKEN"', repr(TOKEN)).replace('"YOUR_WORKSPACE"', repr(WORKSPACE))
+    glue = textwrap.dedent('''
+        # -- the reader's part: a table of clips with embeddings, and an encoder
+        from tarndb.embeddings import embed
+        def encode_text(t):
+            return embed([t])[0].tolist()
+        query(f'CREATE TABLE "{WORKSPACE}"."{TABLE}" (id BIGSERIAL PRIMARY KEY, file_id UUID, '
+              'metadata JSONB, embedding FLOAT4[], start_s FLOAT4)')
+        clips = [("a robot arm picks small parts off a table", "cam1", 120.0),
+                 ("a self-driving car in a narrow corridor", "cam2", 10.0),
+                 ("a worker hands a wrench to a robot", "cam1", 50.0)]
+        for i, (caption, cam, start) in enumerate(clips):
+            up = {"file": (f"clip{i}.mp4", bytes(64), "video/mp4")}
+            fid = requests.post(f"{API_URL}/workspaces/{WORKSPACE}/files",
+                                headers=auth_headers, files=up).json()["id"]
+            vec = "ARRAY[" + ",".join(map(str, encode_text(caption))) + "]::float4[]"
+            r = query(f"INSERT INTO \\"{WORKSPACE}\\".\\"{TABLE}\\" (file_id, metadata, embedding, "
+                      f"start_s) VALUES ('{fid}', '{{\\"camera\\": \\"{cam}\\"}}', {vec}, {start})")
+            assert "error" not in r, r
+    ''')
+    body = [cut(text, "training_objectives = [", "]\n"),
+            cut(text, "def retrieve_training_set(objective, top_k=20):",
+                'return result.get("rows", [])'),
+            cut(text, 'def download_training_set(rows, output_dir="/tmp/training_data"):',
+                "    return paths"),
+            cut(text, "for objective in training_objectives:",
+                'print(f"Downloaded {len(paths)} files for training")'),
+            "emb = encode_text(training_objectives[0])\n"
+            'emb_literal = "ARRAY[" + ",".join(str(v) for v in emb) + "]::float4[]"',
+            cut(text, 'result = query(f"""\n    SELECT id, file_id, metadata,', '""")'),
+            'print("FILTERED", [r[0] for r in result["rows"]])']
+    code = "\n".join([setup, glue, *body]).replace(
+        '"/tmp/training_data"', repr(str(Path(server.env["SEED_CWD"]) / "training_data")))
+    out = server.run(code)
+    assert out.count("Downloaded 3 files for training") == 3, out
+    assert "FILTERED [1]" in out, out  # cam1 and start_s > 100: the robot arm clip only
