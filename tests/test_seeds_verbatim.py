@@ -226,13 +226,14 @@ def test_002_deep_memory(server: Server) -> None:
         os.environ["TARNDB_API_URL"] = {server.url!r}
         import tarndb
         token = {TOKEN!r}
-        embedding_function = "minilm"  # the server's default model, by name
+        def embedding_function(texts):  # the reader's own function, run in this process
+            return tarndb.embeddings.embed(texts)
         words = ["robot", "cake", "bank", "football", "plants", "gripper", "ocean", "music"]
         texts = [f"note {{i}} about {{words[i % 8]}} number {{i}}" for i in range(48)]
         queries = [f"what about {{words[i % 8]}} {{i}}" for i in range(48)]
         corpus = [[(f"doc-{{i}}", 1.0)] for i in range(48)]
         store = tarndb.VectorStore(path="hub://default/seed002_docs", token=token,
-                                   embedding_function=embedding_function)
+                                   embedding_function="minilm")
         store.add(text=texts, id=[f"doc-{{i}}" for i in range(48)])
         store.close()
     ''')

@@ -155,5 +155,21 @@ def test_deep_memory_train_returns_at_once(server: str, capsys: pytest.CaptureFi
         rec = vs.deep_memory.evaluate(relevance=relevance[:8], queries=queries[:8],
                                       top_k=[1, 10])
         assert set(rec) >= {"with model", "without model"}
+        # an embedding function of the caller's own: queries embedded here, sent as vectors
+        calls: list[int] = []
+
+        def mine(texts: list[str]) -> np.ndarray:
+            calls.append(len(texts))
+            return tarndb.embeddings.embed(texts)
+
+        job2 = vs.deep_memory.train(queries=queries, relevance=relevance,
+                                    embedding_function=mine, config={"max_epochs": 5})
+        assert calls == [48] and job2 != job_id
+        job = vs.deep_memory.wait(job2, timeout=240)
+        assert job["status"] == "completed" and job["pseudo_queries"] in (0, None, "none"), job
+        again = vs.deep_memory.evaluate(relevance=relevance[:8], queries=queries[:8],
+                                        top_k=[1, 10], embedding_function=mine)
+        assert calls == [48, 8]
+        assert again["without model"] == rec["without model"]
     finally:
         vs.close()

@@ -134,6 +134,40 @@ def _store(db: Any, ws: str, body: dict[str, Any]) -> Any:
                        embedding_function=model or default_model_name(db, ws), **kw)
 
 
+def _query_vectors(body: dict[str, Any]) -> Any:
+    """``query_embeddings``: the client's own vectors for ``queries`` (a client whose
+    embedding function is its own code), as a ``list[str] -> vectors`` function over exactly
+    those texts; None when not given."""
+    vecs = body.get("query_embeddings")
+    if vecs is None:
+        return None
+    import numpy as np
+
+    queries = body.get("queries")
+    if not isinstance(vecs, list) or not isinstance(queries, list) or \
+            len(vecs) != len(queries):
+        raise InvalidRequest("query_embeddings must be a JSON array with one vector per query")
+    try:
+        arr = np.asarray(vecs, dtype=np.float32)
+    except (TypeError, ValueError):
+        raise InvalidRequest("query_embeddings must be arrays of numbers of one length") \
+            from None
+    if arr.ndim != 2 or not np.isfinite(arr).all():
+        raise InvalidRequest("query_embeddings must be arrays of numbers of one length")
+    known = {str(q): arr[i] for i, q in enumerate(queries)}
+
+    def embed(texts: list[str]) -> Any:
+        missing = [t for t in texts if t not in known]
+        if missing:
+            raise InvalidRequest(
+                f"no query embedding for {missing[0]!r}: with query_embeddings the job embeds "
+                f"nothing itself", hint="send pseudo_queries: null (synthetic queries need a "
+                "model on the server)")
+        return np.stack([known[t] for t in texts])
+
+    return embed
+
+
 def _lists(body: dict[str, Any], *names: str) -> None:
     for name in names:
         if name in body and body[name] is not None and not isinstance(body[name], list):
@@ -145,10 +179,14 @@ async def train(request: Request) -> Response:
     ws = request.path_params["ws"]
     await authorize(request, "write", ws)
     body = await json_body(request)
-    _lists(body, "queries", "relevance")
+    _lists(body, "queries", "relevance", "query_embeddings")
     pseudo = body.get("pseudo_queries", "auto")
     if pseudo is not None and not isinstance(pseudo, str):
         raise InvalidRequest("pseudo_queries must be a string or null")
+    own = _query_vectors(body)
+    if own is not None and pseudo not in (None, "none"):
+        raise InvalidRequest("query_embeddings need pseudo_queries: null (synthetic queries "
+                             "are embedded by a model on the server)")
     config = body.get("config")
     if config is not None and not isinstance(config, dict):
         raise InvalidRequest("config must be a JSON object")
@@ -156,7 +194,8 @@ async def train(request: Request) -> Response:
     def work() -> dict[str, Any]:
         vs = _store(st.db, ws, body)
         job_id = vs.deep_memory.train(body.get("queries"), body.get("relevance"),
-                                      pseudo_queries=pseudo, config=config)
+                                      embedding_function=own, pseudo_queries=pseudo,
+                                      config=config)
         return job_json(_one(st.db, ws, job_id))
 
     async with st.admit():
@@ -169,15 +208,18 @@ async def evaluate(request: Request) -> Response:
     ws = request.path_params["ws"]
     await authorize(request, "read", ws)
     body = await json_body(request)
-    _lists(body, "queries", "relevance", "train_relevance", "top_k")
+    _lists(body, "queries", "relevance", "train_relevance", "top_k", "query_embeddings")
     top_k = body.get("top_k") or [1, 3, 5, 10, 50, 100]
     if not all(isinstance(k, int) and not isinstance(k, bool) and k > 0 for k in top_k):
         raise InvalidRequest("top_k must be positive integers")
 
     def work() -> dict[str, Any]:
         vs = _store(st.db, ws, body)
+        own = body.get("query_embeddings")
+        if own is not None:
+            _query_vectors(body)  # checks the shape
         return dict(vs.deep_memory.evaluate(body.get("relevance"), body.get("queries"),
-                                            top_k=top_k,
+                                            embedding=own, top_k=top_k,
                                             train_relevance=body.get("train_relevance")))
 
     async with st.admit():

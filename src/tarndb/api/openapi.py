@@ -213,6 +213,10 @@ def _jobs_schemas() -> dict[str, Any]:
                "examples": [{"recall@1": 0.53, "recall@10": 0.87}]}
     pair = {"type": "object", "properties": {"with model": recalls, "without model": recalls,
                                              "queries": {"type": "integer"}}}
+    qvecs = {"type": "array", "items": {"type": "array", "items": {"type": "number"}},
+             "description": "the client's own vectors for queries (one per query), when its "
+                            "embedding function is its own code; training then needs "
+                            "pseudo_queries: null"}
     return {
         "Job": {
             "type": "object", "required": ["id", "status"],
@@ -257,6 +261,7 @@ def _jobs_schemas() -> dict[str, Any]:
                                                   "relevance the job trains on them alone"},
                 "config": {"type": "object", "description": "Training settings "
                                                             "(rank, max_epochs, ...)"},
+                "query_embeddings": qvecs,
             },
         },
         "EvaluateRequest": {
@@ -266,6 +271,7 @@ def _jobs_schemas() -> dict[str, Any]:
                 "queries": {"type": "array", "items": {"type": "string"}},
                 "relevance": relevance, "train_relevance": relevance,
                 "top_k": {"type": "array", "items": {"type": "integer", "minimum": 1}},
+                "query_embeddings": qvecs,
             },
         },
         "Recalls": {

@@ -16,9 +16,9 @@ Every call is a request: ``add``/``delete``/``search`` are SQL through ``/tables
 ``deep_memory.train`` posts ``/deep_memory/train`` and returns the job id as soon as the
 server has checked the inputs (the job runs on the server); ``status``/``list_jobs`` read
 ``/jobs``. Embeddings: a model *name* (``embedding_function="minilm"``, default the
-workspace's default model) is run by the server (``embed()`` in SQL); a callable runs here,
-for ``add`` and ``search``, while training embeds its queries on the server with the named
-model.
+workspace's default model) is run by the server (``embed()`` in SQL); a callable runs here:
+for ``add`` and ``search``, and for ``deep_memory.train``/``evaluate``, whose queries are then
+embedded here and sent as ``query_embeddings`` (training then makes no synthetic queries).
 """
 
 from __future__ import annotations
@@ -412,21 +412,24 @@ class RemoteDeepMemory:
     def __init__(self, store: RemoteVectorStore) -> None:
         self.store = store
 
-    def _body(self, embedding_function: Any) -> dict[str, Any]:
+    def _body(self, embedding_function: Any, queries: list[str] | None
+              ) -> dict[str, Any]:
+        """The request body's store and model fields. A model name goes to the server; a
+        callable embeds the queries here and they go as ``query_embeddings``."""
         s = self.store
         fn = embedding_function if embedding_function is not None else s.embedding_function
-        if fn is not None and not isinstance(fn, str):
-            raise InvalidParameterValue(
-                "over a server, training and evaluation embed the queries on the server: "
-                "give embedding_function as a model name the server has (e.g. 'minilm'), or "
-                "leave it out for the workspace's default model",
-                hint="a callable embedding_function still works for add() and search()")
         body: dict[str, Any] = {"table": s.table, "embedding_column": s.embedding_column,
-                                "id_column": s.id_column}
+                                "id_column": s.id_column, "queries": queries}
         if s.text_column is not None:
             body["text_column"] = s.text_column
-        if fn:
+        if isinstance(fn, str) and fn:
             body["embedding_model"] = fn
+        elif fn is not None:
+            if not queries:
+                raise InvalidParameterValue(
+                    "with an embedding_function of your own the server cannot make "
+                    "synthetic queries: give queries and relevance, or a model name")
+            body["query_embeddings"] = s._embed_here(list(queries), fn)
         return body
 
     @staticmethod
@@ -439,10 +442,13 @@ class RemoteDeepMemory:
               embedding_function: Any = None, *, corpus: Any = None,
               pseudo_queries: str | None = "auto", config: Any = None, **_: Any) -> str:
         """Start training on the server; returns the job id at once (the server checks the
-        inputs first, so a wrong column or id fails here)."""
-        body = self._body(embedding_function)
-        body.update(queries=None if queries is None else list(queries),
-                    relevance=self._pairs(relevance if relevance is not None else corpus),
+        inputs first, so a wrong column or id fails here). With a callable
+        ``embedding_function`` the queries are embedded here and sent with the request, and
+        no synthetic queries are made (they would need a model on the server)."""
+        body = self._body(embedding_function, None if queries is None else list(queries))
+        if "query_embeddings" in body:
+            pseudo_queries = None
+        body.update(relevance=self._pairs(relevance if relevance is not None else corpus),
                     pseudo_queries=pseudo_queries)
         if config is not None:
             body["config"] = config if isinstance(config, dict) else json.loads(
@@ -493,9 +499,8 @@ class RemoteDeepMemory:
         if embedding is not None:
             raise FeatureNotSupported("evaluate(embedding=...) over a server: give queries "
                                       "(the server embeds them)")
-        body = self._body(embedding_function)
-        body.update(queries=None if queries is None else list(queries),
-                    relevance=self._pairs(relevance if relevance is not None else corpus),
+        body = self._body(embedding_function, None if queries is None else list(queries))
+        body.update(relevance=self._pairs(relevance if relevance is not None else corpus),
                     top_k=[int(k) for k in top_k],
                     train_relevance=self._pairs(train_relevance))
         r = self.store.client._request("POST",
