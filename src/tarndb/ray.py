@@ -39,7 +39,8 @@ if TYPE_CHECKING:
     from .engine.catalog import TableInfo
     from .engine.database import Database
 
-__all__ = ["EmbedResult", "WriteResult", "embed_table", "read_table", "read_training_set",
+__all__ = ["EmbedResult", "WriteResult", "embed_table", "ingest_images", "read_table",
+           "read_training_set",
            "write_table"]
 
 
@@ -496,3 +497,114 @@ def _drop_keys(batch: pa.Table, *, key: str, skip: pa.Array) -> pa.Table:
     import pyarrow.compute as pc
 
     return batch.filter(pc.invert(pc.is_in(batch.column(key), value_set=skip)))
+
+
+# -- distributed image ingestion -----------------------------------------------------------------
+
+def _ingest_task(batch: pa.Table, *, uri: str, storage_options: dict[str, str],
+                 workspace: str, model: str | None, embedding_column: str,
+                 schema: pa.Schema) -> pa.Table:
+    """Runs on a Ray worker: images (path, key, annotations) uploaded to the file store and
+    turned into rows, as ``tarndb ingest images`` does in one process."""
+    import json
+    import logging
+    from pathlib import Path
+
+    from .ingest._common import FileStoreUploader
+    from .ingest._images import ImageRecord, _build_row, _embed_rows
+
+    db = _database(uri, storage_options)
+    up = FileStoreUploader(db, workspace)
+    rows = []
+    for path, key, meta in zip(batch.column("path").to_pylist(), batch.column("key").to_pylist(),
+                               batch.column("meta").to_pylist(), strict=True):
+        try:
+            rows.append(_build_row(ImageRecord(Path(path), key, json.loads(meta)),
+                                   json.loads(meta), up))
+        except Exception as e:  # noqa: BLE001 - one bad file must not stop the run
+            logging.getLogger(__name__).warning("skipping %s: %s", path, e)
+    if rows and model is not None:
+        from .embeddings import get_model
+
+        m = _models.get((uri, model, workspace))
+        if m is None:
+            m = _models[(uri, model, workspace)] = get_model(model, db=db, workspace=workspace)
+        _embed_rows(m, rows, embedding_column)
+    for r in rows:
+        r.pop("_text", None)
+        r.pop("_path", None)
+    return pa.Table.from_pylist(rows, schema=schema)
+
+
+def ingest_images(lake: Any, folder: str | os.PathLike[str], table: str = "images",
+                  workspace: str = "public", *, annotations: str | None = None,
+                  embed_model: str | None = None, embedding_column: str = "embedding",
+                  chunk_rows: int = 1000, batch_size: int = 32, concurrency: int | None = None,
+                  limit: int | None = None, storage_options: dict[str, str] | None = None,
+                  progress: Any = None) -> Any:
+    """``tarndb ingest images`` on a Ray cluster: the same table, rows and file store, with
+    the uploads, header reads and embeddings done by Ray tasks (every worker must see
+    ``folder``: a shared mount). Each chunk of ``chunk_rows`` images is one commit; images
+    whose path is already in the table are skipped, so a killed run goes on where it
+    stopped. Returns the :class:`~tarndb.ingest.IngestReport`."""
+    import json
+    import time
+    from pathlib import Path
+
+    from .ingest._common import IngestReport, ensure_table, existing_keys
+    from .ingest._images import (
+        _ARROW,
+        BASE_COLUMNS,
+        find_annotations,
+        iter_images,
+        load_annotations,
+    )
+
+    ray = _ray()
+    t0 = time.perf_counter()
+    db = _database(lake, storage_options)
+    root = Path(folder).resolve()
+    if not root.is_dir():
+        raise FileNotFoundError(f"no such folder: {root}")
+    report = IngestReport(table=f"{workspace}.{table}")
+    ann_path = Path(annotations) if annotations else find_annotations(root)
+    ann = load_annotations(ann_path, root) if ann_path else {}
+    columns = list(BASE_COLUMNS)
+    if embed_model:
+        from .embeddings import get_model
+
+        multi = get_model(embed_model, db=db, workspace=workspace).multi
+        columns.append((embedding_column, "FLOAT4[][]" if multi else "FLOAT4[]"))
+    schema = pa.schema([(n, _ARROW[t]) for n, t in columns if n != "id"])
+    session = db.session(workspace=workspace)
+    try:
+        ensure_table(session, workspace, table, columns)
+        done = existing_keys(session, workspace, table, "path")
+    finally:
+        session.close()
+    items: list[dict[str, Any]] = []
+    for p in iter_images(root):
+        key = p.relative_to(root).as_posix()
+        if key in done:
+            report.skipped += 1
+            continue
+        items.append({"path": str(p), "key": key,
+                      "meta": json.dumps(ann.get(key) or ann.get(p.name) or {})})
+        if limit is not None and len(items) >= limit:
+            break
+    task: Any = functools.partial(
+        _ingest_task, uri=db.lake.uri, storage_options=dict(db.lake.storage_options),
+        workspace=workspace, model=embed_model, embedding_column=embedding_column,
+        schema=schema)
+    target = _quoted(workspace, table)
+    for i in range(0, len(items), max(1, chunk_rows)):
+        chunk = items[i:i + max(1, chunk_rows)]
+        ds = ray.data.from_items(chunk).map_batches(
+            task, batch_format="pyarrow", batch_size=batch_size, concurrency=concurrency)
+        n = write_table(ds, target, db).rows
+        report.inserted += n
+        report.failed += len(chunk) - n
+        if progress is not None:
+            progress(f"{report.inserted}/{len(items)} images -> {workspace}.{table}")
+    report.seconds = time.perf_counter() - t0
+    return report

@@ -39,6 +39,11 @@ def add_cli(subparsers: Any) -> argparse.ArgumentParser:
     im.add_argument("--batch-size", type=int, default=32)
     im.add_argument("--workers", type=int, default=4, help="parallel uploads")
     im.add_argument("--limit", type=int, default=None)
+    im.add_argument("--ray", nargs="?", const="auto", default=None, metavar="ADDRESS",
+                    help="run the uploads and embeddings on a Ray cluster (every worker must "
+                    "see the folder); one commit per --chunk-rows images")
+    im.add_argument("--chunk-rows", type=int, default=1000,
+                    help="with --ray: images per commit (a killed run resumes after it)")
     _common(im)
     _embed(im)
     im.set_defaults(func=run, table_default="images")
@@ -90,7 +95,23 @@ def run(args: argparse.Namespace) -> int:
         install(db)
         table = args.table or args.table_default
         progress = not args.no_progress
-        if args.ingest_kind == "images":
+        if args.ingest_kind == "images" and args.ray is not None:
+            import ray
+
+            from .. import ray as tray
+
+            try:
+                ray.init(address=args.ray, log_to_driver=False)
+            except ConnectionError:
+                if args.ray != "auto":
+                    raise
+                ray.init(log_to_driver=False)  # no cluster running: a local one
+            report = tray.ingest_images(db, args.folder, table=table, workspace=args.workspace,
+                                        annotations=args.annotations,
+                                        embed_model=args.embed_model,
+                                        chunk_rows=args.chunk_rows, batch_size=args.batch_size,
+                                        limit=args.limit)
+        elif args.ingest_kind == "images":
             from ._images import ingest_images
 
             report = ingest_images(db, args.folder, table=table, workspace=args.workspace,
