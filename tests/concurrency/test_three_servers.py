@@ -223,9 +223,6 @@ def test_writes_tables_and_tokens_are_seen_at_once_on_the_other_servers(
             time.sleep(0.1)
 
 
-@pytest.mark.xfail(strict=True, reason="a statement's early key check (engine/dml.py "
-                   "check_constraints) reads the newest table version this server has seen, "
-                   "so a key another server deleted since is refused with 23505")
 def test_a_key_deleted_on_one_server_is_free_on_the_others(three: list[Serve]) -> None:
     with three[0].connect() as a, three[1].connect() as b:
         a.execute("CREATE TABLE freed (id INT PRIMARY KEY)")

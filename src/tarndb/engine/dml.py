@@ -118,9 +118,14 @@ def check_constraints(session: Session, info: TableInfo, rows: pa.Table,
         excluded = set(replacing or [])
         if change is not None:
             excluded |= change.removed
-        # Lance's version, the log unfolded: the key index holds the logged keys.
-        version = session.db.store(info).lance_version(fresh=False)
-        writes.check_unique(info, rows, version, excluded, change)
+        # The version this server saw last (no listing of the lake), the log unfolded: the
+        # key index holds the logged keys. A key found taken is looked up again at the
+        # newest version, which may hold another server's delete of it.
+        store = session.db.store(info)
+        try:
+            writes.check_unique(info, rows, store.lance_version(fresh=False), excluded, change)
+        except E.UniqueViolation:
+            writes.check_unique(info, rows, store.lance_version(), excluded, change)
     if rows.num_rows and any(c.get("type") == "foreign" for c in info.constraints):
         from .fkeys import check_child
 
