@@ -242,7 +242,11 @@ class TableStore:
         """Compaction and retention after commits; returns the versions it made (they keep
         every row)."""
         made: list[int] = []
-        with self.lock:
+        # Under the table's lake lock, as every commit: the versions between before and
+        # after are then ours alone, and are reported as keeping every row. (Without it a
+        # delete another server committed meanwhile was taken for one of them, and an
+        # update of the deleted row then wrote it back.)
+        with self.lock, lake_lock(self.lake, "table:" + self.path):
             before = self.dataset().version
             compacted = self.needs_compaction()
             if compacted:
@@ -292,7 +296,7 @@ class TableStore:
         """A BTREE index on a key column, so point lookups read a few pages, not the table.
         Rows appended later are found by scanning until compaction folds them in. Returns
         the versions it made (measured under the table's lock: they keep every row)."""
-        with self.lock:
+        with self.lock, lake_lock(self.lake, "table:" + self.path):  # see maintain()
             ds = self.dataset()
             before = ds.version
             try:
