@@ -34,6 +34,8 @@ from urllib.parse import urlsplit
 import numpy as np
 
 from ..errors import FeatureNotSupported, InvalidParameterValue, NotFound
+from ._conditions import delete_where, filter_conditions
+from ._conditions import ident as _ident
 from ._store import format_jobs, format_status, split_table
 
 HUB_PREFIX = "hub://"
@@ -86,8 +88,6 @@ def server_target(path: Any, table: str | None, workspace: str | None, lake: Any
     return None
 
 
-def _ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 class RemoteVectorStore:
@@ -279,32 +279,10 @@ class RemoteVectorStore:
                exec_option: str | None = None, delete_all: bool | None = None) -> bool:
         """Delete rows by ``ids``, a ``filter`` (``{"column": value}`` or a SQL condition),
         or all (``delete_all=True``); returns True."""
-        if query is not None or row_ids is not None:
-            raise FeatureNotSupported("delete by TQL query or row index is not supported; "
-                                      "use ids= or filter=")
-        conds: list[str] = []
-        params: list[Any] = []
-        if ids is not None:
-            ids = list(ids)
-            if not ids:
-                return True
-            marks = []
-            for v in ids:
-                params.append(v)
-                marks.append(f"${len(params)}")
-            conds.append(f"{_ident(self.id_column)} IN ({', '.join(marks)})")
-        if isinstance(filter, dict):
-            for col, value in filter.items():
-                params.append(value)
-                conds.append(f"{_ident(col)} = ${len(params)}")
-        elif isinstance(filter, str) and filter.strip():
-            conds.append(f"({filter})")
-        elif filter is not None:
-            raise FeatureNotSupported("filter must be a {column: value} dict or a SQL "
-                                      "condition")
-        if not conds and not delete_all:
-            raise InvalidParameterValue("delete() needs ids, filter or delete_all=True")
-        where = " WHERE " + " AND ".join(conds) if conds else ""
+        clause = delete_where(self.id_column, ids, filter, delete_all, row_ids, query)
+        if clause is None:
+            return True
+        where, params = clause
         self.client.query(f"DELETE FROM {self._qualified()}{where}", params)
         return True
 
@@ -355,19 +333,10 @@ class RemoteVectorStore:
             return_tensors = ["metadata"] if "metadata" in cols else []
         names = [self.id_column] + ([self.text_column] if self.text_column else []) + \
             [c for c in return_tensors if c not in (self.id_column, self.text_column)]
-        where = ""
-        extra: list[Any] = []
-        if isinstance(filter, dict):
-            conds = []
-            for col, value in filter.items():
-                extra.append(value)
-                conds.append(f"{_ident(col)} = ${len(extra) + 1}")
-            where = " WHERE " + " AND ".join(conds) if conds else ""
-        elif isinstance(filter, str) and filter.strip():
-            where = f" WHERE {filter}"
-        elif filter is not None:
-            raise FeatureNotSupported("filter must be a {column: value} dict or a SQL "
-                                      "condition")
+        numbered: list[Any] = [None]  # $1 is the query
+        conds = filter_conditions(filter, numbered)
+        extra = numbered[1:]
+        where = " WHERE " + " AND ".join(conds) if conds else ""
         if exact:
             raise FeatureNotSupported("exact=True over a server: the table's version is not "
                                       "in its HTTP description; search a local lake for an "

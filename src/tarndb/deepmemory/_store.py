@@ -39,6 +39,7 @@ from ..errors import (
     UndefinedTable,
 )
 from . import _jobs, _synthetic
+from ._conditions import delete_where, filter_conditions
 from ._model import (
     F32,
     I64,
@@ -804,36 +805,18 @@ class VectorStore:
         """Delete rows by ``ids``, by a ``filter`` (``{"column": value}`` or a SQL
         condition), or all of them (``delete_all=True``), as Deep Lake's
         ``VectorStore.delete``; returns True."""
-        if query is not None or row_ids is not None:
-            raise FeatureNotSupported("delete by TQL query or row index is not supported; "
-                                      "use ids= or filter=")
-        conds: list[str] = []
-        params: list[Any] = []
-        if ids is not None:
-            ids = list(ids)
-            if not ids:
-                return True
-            marks = []
-            for v in ids:
-                params.append(v)
-                marks.append(f"${len(params)}")
-            conds.append(f'"{self.id_column}" IN ({", ".join(marks)})')
-        if isinstance(filter, dict):
-            info = self._info()
-            for col, value in filter.items():
-                if info.column(col) is None:
-                    raise UndefinedColumn(f'column "{col}" does not exist in '
-                                          f'"{self.workspace}"."{self.table}"', column=col)
-                params.append(value)
-                conds.append(f'"{col.replace(chr(34), chr(34) * 2)}" = ${len(params)}')
-        elif isinstance(filter, str) and filter.strip():
-            conds.append(f"({filter})")
-        elif filter is not None:
-            raise FeatureNotSupported("filter must be a {column: value} dict or a SQL "
-                                      "condition")
-        if not conds and not delete_all:
-            raise InvalidParameterValue("delete() needs ids, filter or delete_all=True")
-        where = " WHERE " + " AND ".join(conds) if conds else ""
+        info = self._info()
+
+        def check_column(col: str) -> None:
+            if info.column(col) is None:
+                raise UndefinedColumn(f'column "{col}" does not exist in '
+                                      f'"{self.workspace}"."{self.table}"', column=col)
+
+        clause = delete_where(self.id_column, ids, filter, delete_all, row_ids, query,
+                              check_column)
+        if clause is None:
+            return True
+        where, params = clause
         s = self.db.session(workspace=self.workspace)
         try:
             s.execute(f"DELETE FROM {self._qualified()}{where}", params)
@@ -903,18 +886,8 @@ class VectorStore:
         names = [self.id_column] + ([self.text_column] if self.text_column else []) + \
             [c for c in extra if c not in (self.id_column, self.text_column)]
         params: list[Any] = [q.tolist()]
-        where = ""
-        if isinstance(filt, dict):
-            conds = []
-            for col, value in filt.items():
-                params.append(value)
-                conds.append(f"{ident(col)} = ${len(params)}")
-            where = " WHERE " + " AND ".join(conds) if conds else ""
-        elif isinstance(filt, str) and filt.strip():
-            where = f" WHERE {filt}"
-        elif filt is not None and not isinstance(filt, (dict, str)):
-            raise FeatureNotSupported("filter must be a {column: value} dict or a SQL "
-                                      "condition")
+        conds = filter_conditions(filt, params, check_column=ident)  # refuses a column
+        where = " WHERE " + " AND ".join(conds) if conds else ""
         cols = ", ".join(ident(c) for c in names)
         name = self.table
         if exact:
