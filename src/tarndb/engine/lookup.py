@@ -149,18 +149,10 @@ def try_lookup(session: Session, stmt: pb.Node, params: list[Any]) -> Result | N
         rt = t.res_target
         if ast.kind(rt.val) != "column_ref":
             return None
-        parts = ast.names(rt.val.column_ref.fields)
-        if len(parts) > 2 or (len(parts) == 2 and parts[0] != alias):
+        targets = stored_columns(rt, alias, info)
+        if targets is None:
             return None
-        if parts[-1] == "*":
-            if rt.name:
-                return None
-            columns.extend((c.name, c) for c in info.columns)
-            continue
-        col = info.column(parts[-1])
-        if col is None:
-            return None
-        columns.append((rt.name or col.name, col))
+        columns.extend(targets)
     limit = None
     if sel.HasField("limit_count"):
         if ast.kind(sel.limit_count) != "a_const" or \
@@ -318,3 +310,16 @@ def _cached_catalog_query(session: Session, stmt: pb.Node, params: list[Any],
                 _CATALOG_CACHE.popitem(last=False)
     return Result(columns=list(hit.columns), command=hit.command, rowcount=hit.rowcount,
                   _rows=hit._rows, _arrow=hit._arrow)
+
+
+def stored_columns(rt: Any, alias: str, info: Any) -> list[tuple[str, Any]] | None:
+    """(output name, ColumnInfo) pairs of a select-list column reference (``col``,
+    ``alias.col`` or ``*``) to the table ``info``; None for anything else (another table,
+    an unknown column, ``* AS name``). The fast paths answer only such lists."""
+    parts = ast.names(rt.val.column_ref.fields)
+    if len(parts) > 2 or (len(parts) == 2 and parts[0] != alias):
+        return None
+    if parts[-1] == "*":
+        return None if rt.name else [(c.name, c) for c in info.columns]
+    col = info.column(parts[-1])
+    return None if col is None else [(rt.name or col.name, col)]

@@ -30,6 +30,7 @@ from ..sql.rewrite import params as param_rule
 from ..storage.tables import RID
 from .catalog import TableInfo
 from .filtercache import cache_key
+from .lookup import stored_columns
 
 if TYPE_CHECKING:
     from .scan import Scope
@@ -120,17 +121,22 @@ def _request(sel: Any, scope: Scope, params: list[Any]) -> tuple[TopK, pb.Node] 
     if col is None or not _is_constant(right):
         return None
     ci = info.column(col)
-    if ci is None:
-        return None
-    if ci.type.ndim == 1 and ci.type.base in ("float4", "float8"):
-        mode = "cosine"
-    elif ci.type.ndim == 2:
-        mode = "maxsim"
-    elif ci.type.ndim == 0 and ci.type.base in ("text", "varchar", "bpchar"):
-        mode = "bm25"
-    else:
+    mode = _ranking_mode(ci) if ci is not None else None
+    if mode is None:
         return None
     return TopK(alias, info, mode, [col], limit + offset), expr
+
+
+def _ranking_mode(ci: Any) -> str | None:
+    """How ``<#>`` ranks a column of this type: cosine (a vector), MaxSim (a bag of vectors)
+    or BM25 (text); None when it cannot."""
+    if ci.type.ndim == 1 and ci.type.base in ("float4", "float8"):
+        return "cosine"
+    if ci.type.ndim == 2:
+        return "maxsim"
+    if ci.type.ndim == 0 and ci.type.base in ("text", "varchar", "bpchar"):
+        return "bm25"
+    return None
 
 
 def _cosine_distance_request(sel: Any, expr: pb.Node, alias: str, info: TableInfo, k: int
@@ -410,13 +416,8 @@ def try_direct(session: Any, stmt: pb.Node, params: list[Any]) -> Any:
     ci = info.column(col_name) if col_name else None
     if ci is None or ci.type.is_vector:
         return None
-    if ci.type.ndim == 1 and ci.type.base in ("float4", "float8"):
-        mode = "cosine"
-    elif ci.type.ndim == 2:
-        mode = "maxsim"
-    elif ci.type.ndim == 0 and ci.type.base in ("text", "varchar", "bpchar"):
-        mode = "bm25"
-    else:
+    mode = _ranking_mode(ci)
+    if mode is None:
         return None
     key: bytes | None = None  # the score's, computed only when the select list needs it
     # Output columns: stored columns by name, or the ranking score itself.
@@ -426,18 +427,10 @@ def try_direct(session: Any, stmt: pb.Node, params: list[Any]) -> Any:
         if rt.indirection:
             return None
         if ast.kind(rt.val) == "column_ref":
-            parts = ast.names(rt.val.column_ref.fields)
-            if len(parts) > 2 or (len(parts) == 2 and parts[0] != alias):
+            found = stored_columns(rt, alias, info)
+            if found is None:
                 return None
-            if parts[-1] == "*":
-                if rt.name:
-                    return None
-                outputs.extend((c.name, c) for c in info.columns)
-                continue
-            c = info.column(parts[-1])
-            if c is None:
-                return None
-            outputs.append((rt.name or c.name, c))
+            outputs.extend(found)
         elif ast.kind(rt.val) == "a_expr" and ast.op_name(rt.val.a_expr) == "<#>" and \
                 score_key(rt.val, params) == (key := key or score_key(expr, params)):
             outputs.append((rt.name or colnames.figure(rt.val), None))
