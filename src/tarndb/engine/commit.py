@@ -605,7 +605,7 @@ class WritePath:
                     # (storage/wal.py); they reach Lance with the next fold. A bulk load
                     # goes to Lance at once (logging it would write it twice).
                     assert merged.added is not None
-                    store.append_wal(merged.added)
+                    store.append_wal(merged.added, latest)  # conformed as merged
                     version = None
                     self._apply_to_indexes(merged, st, latest, latest)
                     metrics.WAL_COMMITS.inc()

@@ -89,7 +89,7 @@ class TableStore:
         Every call returns its own dataset object (a checkout is microseconds and shares the
         open session's caches): Lance objects must not be used from two threads at once.
         """
-        if version is None and fold and self.wal is not None and self.wal.files() and \
+        if version is None and fold and self.wal_pending() and \
                 self.fold() is not None and self.after_fold is not None:
             self.after_fold()
         with self.lock:
@@ -116,12 +116,12 @@ class TableStore:
     def wal_pending(self) -> bool:
         return self.wal is not None and bool(self.wal.files())
 
-    def append_wal(self, rows: pa.Table) -> None:
-        """Log one validated commit's inserted rows (the caller holds the table's lock and
-        lake lock): durable when this returns, visible to every read from now on."""
+    def append_wal(self, rows: pa.Table, version: int) -> None:
+        """Log one validated commit's inserted rows, in the table's columns, validated at
+        Lance ``version`` (the caller holds the table's lock and lake lock): durable when
+        this returns, visible to every read from now on."""
         assert self.wal is not None
-        ds = self.dataset(fold=False)
-        self.wal.append(conform_rows(rows, ds.schema), ds.version)
+        self.wal.append(rows, version)
         if self.pending_since is None:
             self.pending_since = time.monotonic()
 
@@ -314,20 +314,17 @@ class TableStore:
             return list(range(before + 1, self.dataset().version + 1))
 
     def add_column(self, field: pa.Field) -> None:
-        with self.lock:
-            self.fold()  # logged rows have the old columns
+        with self.lock:  # dataset() folds the log first: logged rows have the old columns
             self.dataset().add_columns(field)
             self._ds = None
 
     def drop_column(self, name: str) -> None:
-        with self.lock:
-            self.fold()  # logged rows have the old columns
+        with self.lock:  # dataset() folds the log first: logged rows have the old columns
             self.dataset().drop_columns([name])
             self._ds = None
 
     def rename_column(self, old: str, new: str) -> None:
-        with self.lock:
-            self.fold()  # logged rows have the old columns
+        with self.lock:  # dataset() folds the log first: logged rows have the old columns
             self.dataset().alter_columns(cast(Any, {"path": old, "name": new}))
             self._ds = None
 
