@@ -293,3 +293,119 @@ def test_asyncpg_register_vector(pg_server: Server) -> None:
     rows = asyncio.run(run())
     assert [r["id"] for r in rows] == [2, 1]
     np.testing.assert_array_equal(_np(rows[0]["emb"]), [3, 2, 1])
+
+
+_OPCLASS_OPS = [("vector_l2_ops", "<->", "l2"), ("vector_ip_ops", "<#>", "dot"),
+                ("vector_cosine_ops", "<=>", "cosine")]
+
+
+def _load(c: Any, t: str, x: np.ndarray, cats: np.ndarray) -> None:
+    c.execute(f"CREATE TABLE {t} (id BIGINT, cat INT, emb vector({x.shape[1]}))")
+    with c.cursor().copy(f"COPY {t} (id, cat, emb) FROM STDIN") as cp:
+        for i in range(x.shape[0]):
+            cp.write_row((i, int(cats[i]), "[" + ",".join(map(repr, x[i].tolist())) + "]"))
+        cp.write_row((x.shape[0], 0, None))  # a row without a vector
+
+
+@pytest.mark.parametrize(("opclass", "op", "mode"), _OPCLASS_OPS)
+def test_each_opclass_index_serves_its_operator(pg_server: Server, opclass: str, op: str,
+                                                 mode: str) -> None:
+    """``vector_l2_ops`` serves ``<->``, ``vector_ip_ops`` serves ``<#>`` (negative inner
+    product), ``vector_cosine_ops`` ``<=>``: EXPLAIN names the index, the rows and their
+    distances are pgvector's exact ones, with or without a WHERE clause, never under-filled;
+    an operator of another opclass runs exactly."""
+    rng = np.random.default_rng(11)
+    n = 600
+    x = (rng.standard_normal((n, DIM)) * rng.uniform(0.2, 3.0, (n, 1))).astype(np.float32)
+    cats = np.arange(n) % 10
+    t = f"oc_{mode}_{uuid.uuid4().hex[:6]}"
+    with psycopg.connect(pg_server.dsn(), autocommit=True) as c:
+        pgvector_psycopg.register_vector(c)
+        _load(c, t, x, cats)
+        c.execute(f"CREATE INDEX {t}_ix ON {t} USING hnsw (emb {opclass})")
+        c.execute("SET hnsw.ef_search = 40")
+        c.execute("SET ivfflat.probes = 3")
+        for _ in range(3):
+            q = rng.standard_normal(DIM).astype(np.float32)
+            want = _oracle(x, q, op)
+            for where, allowed, k in (("", np.arange(n), 10),
+                                      ("WHERE cat = 3", np.flatnonzero(cats == 3), 10),
+                                      ("WHERE cat = 3 AND id < 45", np.array([3, 13, 23, 33, 43]),
+                                       10)):
+                sql = f"SELECT id, emb {op} %s FROM {t} {where} ORDER BY emb {op} %s LIMIT {k}"
+                plan = [r[0] for r in c.execute("EXPLAIN " + sql, (q, q))]
+                if allowed.size >= k:
+                    assert plan[0].startswith(f"Top-{k} {mode} on {t}.emb"), plan[0]
+                    assert f"index {t}_ix" in plan[0], plan[0]
+                # (fewer matching rows than k: the exact SQL runs, NULL distances last)
+                rows = c.execute(sql, (q, q)).fetchall()
+                best = allowed[np.argsort(want[allowed], kind="stable")[:k]]
+                assert len(rows) == min(k, allowed.size)
+                assert [r[0] for r in rows] == best.tolist()
+                np.testing.assert_allclose([r[1] for r in rows], want[best], rtol=1e-5,
+                                           atol=1e-5)
+        # The other operators are not this index's: exact (cosine) or left to SQL.
+        q = rng.standard_normal(DIM).astype(np.float32)
+        for _, other, _mode in _OPCLASS_OPS:
+            if other == op:
+                continue
+            plan = [r[0] for r in c.execute(
+                f"EXPLAIN SELECT id FROM {t} ORDER BY emb {other} %s LIMIT 5", (q,))]
+            assert f"index {t}_ix" not in " ".join(plan), plan
+            rows = c.execute(f"SELECT id FROM {t} ORDER BY emb {other} %s LIMIT 5",
+                             (q,)).fetchall()
+            assert [r[0] for r in rows] == np.argsort(_oracle(x, q, other),
+                                                      kind="stable")[:5].tolist()
+        # The row without a vector comes last, as pgvector sorts a NULL distance.
+        rows = c.execute(f"SELECT id FROM {t} WHERE cat = 0 ORDER BY emb {op} %s "
+                         f"LIMIT 100", (q,)).fetchall()
+        assert len(rows) == 61 and rows[-1][0] == n
+
+
+@pytest.mark.parametrize("metric", ["l2", "dot"])
+def test_l2_and_ip_orderings_use_the_ann_index(pg_server: Server, metric: str) -> None:
+    """Above the index's exact-scan size (here ``ann_min_rows`` = 1000, through
+    ``USING deeplake_index ... WITH (metric = ...)``, which a pgvector opclass sets) the
+    ordering runs on the ANN, calibrated for recall@10 >= 0.95 in that metric."""
+    rng = np.random.default_rng(5 if metric == "l2" else 6)
+    n, clusters = 4000, 40
+    centers = rng.standard_normal((clusters, DIM)).astype(np.float32) * 4
+    x = (centers[rng.integers(0, clusters, n)]
+         + rng.standard_normal((n, DIM)).astype(np.float32))
+    if metric == "dot":
+        x *= rng.uniform(0.5, 1.5, (n, 1)).astype(np.float32)
+    cats = rng.integers(0, 10, n)
+    op = "<->" if metric == "l2" else "<#>"
+    t = f"ann_{metric}_{uuid.uuid4().hex[:6]}"
+    with psycopg.connect(pg_server.dsn(), autocommit=True) as c:
+        pgvector_psycopg.register_vector(c)
+        _load(c, t, x, cats)
+        c.execute(f"CREATE INDEX {t}_ix ON {t} USING deeplake_index (emb) "
+                  f"WITH (metric = '{metric}', ann_min_rows = 1000)")
+        recalls = []
+        for i in range(20):
+            q = (x[rng.integers(0, n)] + 0.5 * rng.standard_normal(DIM)).astype(np.float32)
+            want = _oracle(x, q, op)
+            sql = f"SELECT id FROM {t} ORDER BY emb {op} %s LIMIT 10"
+            if i == 0:
+                plan = [r[0] for r in c.execute("EXPLAIN " + sql, (q,))]
+                assert plan[0].startswith(f"Top-10 {metric} on {t}.emb: ANN on {t}_ix"), plan
+            got = [r[0] for r in c.execute(sql, (q,)).fetchall()]
+            assert len(got) == 10
+            recalls.append(len(set(got) & set(np.argsort(want)[:10].tolist())) / 10)
+            # Filtered (10%): every allowed row is a candidate, never under-filled.
+            rows = c.execute(f"SELECT id FROM {t} WHERE cat = 4 ORDER BY emb {op} %s "
+                             "LIMIT 10", (q,)).fetchall()
+            allowed = np.flatnonzero(cats == 4)
+            assert [r[0] for r in rows] == allowed[np.argsort(want[allowed])[:10]].tolist()
+        assert float(np.mean(recalls)) >= 0.95, recalls
+        # A row written after the index was built (not folded in yet) is scored exactly.
+        q = rng.standard_normal(DIM).astype(np.float32)
+        c.execute(f"INSERT INTO {t} (id, cat, emb) VALUES (%s, 4, %s)",
+                  (n + 1, q if metric == "l2" else 100 * q))
+        for where in ("", "WHERE cat = 4"):
+            assert c.execute(f"SELECT id FROM {t} {where} ORDER BY emb {op} %s LIMIT 10",
+                             (q,)).fetchall()[0] == (n + 1,)
+        c.execute(f"CREATE TABLE {t}_b (emb vector(2))")
+        with pytest.raises(psycopg.errors.InvalidParameterValue):
+            c.execute(f"CREATE INDEX ON {t}_b USING deeplake_index (emb) WITH (metric = 'l1')")

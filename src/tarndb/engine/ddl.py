@@ -737,8 +737,9 @@ def create_index(session: Session, node: pb.IndexStmt, params: list[Any]) -> Res
         options["expression"] = expression
     index_type = options.pop("index_type", "")
     if pgvector:
-        # pgvector's index on tarndb's vector index (cosine-clustered; the ops class and
-        # m / ef_construction / lists are kept for the catalog).
+        # pgvector's index on tarndb's vector index, clustered by the ops class's metric
+        # (m / ef_construction / lists are kept for the catalog; the probe count is
+        # calibrated on the data).
         index_type = ""
         options.update(_pgvector_index(info, node, method, column))
     if plain:
@@ -752,6 +753,10 @@ def create_index(session: Session, node: pb.IndexStmt, params: list[Any]) -> Res
 
 
 _VECTOR_OPCLASSES = ("vector_l2_ops", "vector_cosine_ops", "vector_ip_ops", "vector_l1_ops")
+#: The metric of tarndb's vector index that serves each opclass's operator (``<->``, ``<=>``,
+#: ``<#>``). L1 has no ANN metric in Lance: a vector_l1_ops index is a cosine one, and
+#: ``<+>`` runs as an exact scan.
+_OPCLASS_METRICS = {"vector_l2_ops": "l2", "vector_cosine_ops": "cosine", "vector_ip_ops": "dot"}
 
 
 def _pgvector_index(info: TableInfo, node: pb.IndexStmt, method: str, column: str
@@ -777,7 +782,10 @@ def _pgvector_index(info: TableInfo, node: pb.IndexStmt, method: str, column: st
         name = opt.def_elem.defname.lower()
         if name not in allowed and name != "index_type":
             raise E.InvalidParameterValue(f'unrecognized parameter "{name}"')
-    return {"method": method, "opclass": opclass}
+    out = {"method": method, "opclass": opclass}
+    if opclass in _OPCLASS_METRICS:
+        out["metric"] = _OPCLASS_METRICS[opclass]
+    return out
 
 
 def _def_arg(node: pb.Node) -> str:

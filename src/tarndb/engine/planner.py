@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 class TopK:
     alias: str
     info: TableInfo
-    mode: str  # cosine | maxsim | bm25 | hybrid
+    mode: str  # cosine | l2 | dot (pgvector's <-> / <#>) | maxsim | bm25 | hybrid
     columns: list[str]
     k: int
     #: pgvector's ORDER BY distance: rows without a vector sort last (NULL distance), so a
@@ -105,7 +105,16 @@ def _request(sel: Any, scope: Scope, params: list[Any]) -> tuple[TopK, pb.Node] 
     expr = _sort_expr(sel)
     if expr is not None and ast.kind(expr) == "func_call" and \
             ast.func_name(expr.func_call) == "cosine_distance":
-        return _cosine_distance_request(sel, expr, alias, info, limit + offset)
+        return _distance_request(sel, expr, alias, info, limit + offset, "cosine")
+    if expr is not None and ast.kind(expr) == "func_call" and \
+            ast.func_name(expr.func_call) == "l2_distance":
+        return _distance_request(sel, expr, alias, info, limit + offset, "l2")
+    if expr is not None and ast.kind(expr) == "a_expr" and ast.op_name(expr.a_expr) == "-" \
+            and not expr.a_expr.HasField("lexpr") and ast.kind(expr.a_expr.rexpr) == "func_call" \
+            and ast.func_name(expr.a_expr.rexpr.func_call) == "inner_product":
+        # ``<#>`` on vector: pgvector's negative inner product (rewritten to
+        # ``(- inner_product(a, b))``), nearest first.
+        return _distance_request(sel, expr.a_expr.rexpr, alias, info, limit + offset, "dot")
     if expr is None or ast.kind(expr) != "a_expr" or ast.op_name(expr.a_expr) != "<#>":
         return None
     left, right = expr.a_expr.lexpr, expr.a_expr.rexpr
@@ -139,11 +148,18 @@ def _ranking_mode(ci: Any) -> str | None:
     return None
 
 
-def _cosine_distance_request(sel: Any, expr: pb.Node, alias: str, info: TableInfo, k: int
-                             ) -> tuple[TopK, pb.Node] | None:
-    """pgvector's ``ORDER BY col <=> $1 [ASC] LIMIT k`` (rewritten to ``cosine_distance``):
-    the k nearest by cosine distance are the k best by cosine similarity, which the column's
-    vector index answers."""
+#: The operator pgvector writes for each metric (for EXPLAIN's plan line).
+_METRIC_OPERATORS = {"cosine": "<=>", "l2": "<->", "dot": "<#>"}
+
+
+def _distance_request(sel: Any, expr: pb.Node, alias: str, info: TableInfo, k: int,
+                      metric: str) -> tuple[TopK, pb.Node] | None:
+    """pgvector's ``ORDER BY col <=> | <-> | <#> $1 [ASC] LIMIT k`` (rewritten to
+    ``cosine_distance``, ``l2_distance``, ``- inner_product``): the k nearest rows, which the
+    column's vector index answers when it ranks by the same metric (cosine: always planned,
+    exactly without such an index; l2 and dot: only with one, pgvector's ``vector_l2_ops``
+    or ``vector_ip_ops``, else the exact SQL runs). SQL then computes the distances of those
+    k rows and sorts them."""
     if sel.sort_clause[0].sort_by.sortby_dir == pb.SORTBY_DESC:
         return None
     args = list(expr.func_call.args)
@@ -159,13 +175,19 @@ def _cosine_distance_request(sel: Any, expr: pb.Node, alias: str, info: TableInf
     ci = info.column(col)
     if ci is None or ci.type.ndim != 1 or ci.type.base not in ("float4", "float8"):
         return None
+    if metric != "cosine":
+        if ci.type.is_vector and ci.type.vector_name != "vector":
+            return None  # halfvec / sparsevec: pgvector's own opclasses, not served here
+        if not any(ix.column == col and ix.options.get("metric") == metric
+                   for ix in info.indexes):
+            return None
     # The planner reads the query from a ``<#>``-shaped expression: give it one.
     shaped = pb.Node()
     shaped.a_expr.kind = pb.AEXPR_OP
-    shaped.a_expr.name.add().string.sval = "<=>"
+    shaped.a_expr.name.add().string.sval = _METRIC_OPERATORS[metric]
     shaped.a_expr.lexpr.CopyFrom(left)
     shaped.a_expr.rexpr.CopyFrom(right)
-    return TopK(alias, info, "cosine", [col], k, nulls_last=True), shaped
+    return TopK(alias, info, metric, [col], k, nulls_last=True), shaped
 
 
 def _allowed_rids(sel: Any, scope: Scope, req: TopK, params: list[Any],
@@ -258,10 +280,11 @@ def plan(stmt: pb.Node, scope: Scope, params: list[Any]) -> None:
             value = _query_value(right, scope, params)
             if value is None:
                 raise E.DataError("the query of <#> must not be NULL")
-            if req.mode == "cosine":
+            if req.mode in ("cosine", "l2", "dot"):
                 hits = search.vector_topk(ds, req.columns[0], _array(value), req.k,
                                           allowed_row_keys=allowed, exact=exact,
-                                          params=search.ann_params(scope.session.settings))
+                                          params=search.ann_params(scope.session.settings),
+                                          metric=req.mode)
             elif req.mode == "maxsim":
                 hits = search.maxsim_topk(ds, req.columns[0], _array(value), req.k,
                                           allowed_row_keys=allowed, exact=exact,

@@ -9,7 +9,9 @@ does not match the filter. ``hits.plan`` says which path ran (for EXPLAIN).
 Module-level entry points (they use the table's indexes when there are any)::
 
     vector_topk(ds, column, query, k, *, filter_sql=None, allowed_row_keys=None,
-                exact=False) -> Hits                   # float4[] <#> float4[]: cosine
+                exact=False, metric='cosine') -> Hits  # float4[] <#> float4[]: cosine
+                          # metric 'l2' / 'dot': pgvector's <-> / <#> (scores: higher is
+                          # nearer; an index answers when its ``metric`` option matches)
     maxsim_topk(ds, column, query, k, *, filter_sql=None, allowed_row_keys=None,
                 exact=False, candidates=None) -> Hits  # float4[][] <#> float4[][]: MaxSim
     bm25_topk(ds, column, text, k, *, filter_sql=None, allowed_row_keys=None,
@@ -93,11 +95,13 @@ def _manager_for(ds: lance.LanceDataset) -> IndexManager:
 
 def vector_topk(ds: lance.LanceDataset, column: str, query: Any, k: int, *,
                 filter_sql: str | None = None, allowed_row_keys: Any = None,
-                exact: bool = False, params: AnnParams | None = None) -> Hits:
-    """Top-k rows by cosine similarity (see the module docstring)."""
+                exact: bool = False, params: AnnParams | None = None,
+                metric: str = "cosine") -> Hits:
+    """Top-k rows by cosine similarity, or by L2 distance / inner product with ``metric``
+    ``l2`` / ``dot`` (see the module docstring)."""
     return _manager_for(ds).vector_topk(ds, column, query, k, filter_sql=filter_sql,
                                     allowed_row_keys=allowed_row_keys, exact=exact,
-                                    params=params)
+                                    params=params, metric=metric)
 
 
 def maxsim_topk(ds: lance.LanceDataset, column: str, query: Any, k: int, *,

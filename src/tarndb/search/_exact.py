@@ -36,8 +36,8 @@ from ._kernels import (
     as_query_matrix,
     as_query_vector,
     bags_from_arrow,
-    matvec,
     maxsim_scores,
+    metric_scores,
     normalize_rows,
     vectors_from_arrow,
 )
@@ -182,10 +182,11 @@ def _fragment_key(ds: lance.LanceDataset, frag: Any, column: str, kind: str,
     return (ds.uri, column, kind, int(md.id), tuple(f.path for f in md.files), dels)
 
 
-def _vector_part(ds: lance.LanceDataset, frag: Any, column: str) -> _VectorPart | None:
-    """The fragment's valid vectors, normalised (cached); None when they would not fit
-    the cache (the caller then streams the fragment)."""
-    key = _fragment_key(ds, frag, column, "vector")
+def _vector_part(ds: lance.LanceDataset, frag: Any, column: str, normalise: bool = True
+                 ) -> _VectorPart | None:
+    """The fragment's valid vectors, normalised unless ``normalise`` is false (cached);
+    None when they would not fit the cache (the caller then streams the fragment)."""
+    key = _fragment_key(ds, frag, column, "vector" if normalise else "vector_raw")
     part = CACHE.get(key)
     if part is not None:
         return part  # type: ignore[no-any-return]
@@ -212,8 +213,11 @@ def _vector_part(ds: lance.LanceDataset, frag: Any, column: str) -> _VectorPart 
             keys = np.concatenate([keys, np.empty(grow, np.int64)])
             buf = np.concatenate([buf, np.empty((grow, buf.shape[1]), np.float32)])
         out_rows = buf[filled:filled + m]
-        norms = np.sqrt(np.einsum("ij,ij->i", mat, mat, dtype=np.float32))
-        np.divide(mat, np.where(norms > 0, norms, np.float32(1.0))[:, None], out=out_rows)
+        if normalise:
+            norms = np.sqrt(np.einsum("ij,ij->i", mat, mat, dtype=np.float32))
+            np.divide(mat, np.where(norms > 0, norms, np.float32(1.0))[:, None], out=out_rows)
+        else:
+            out_rows[:] = mat
         keys[filled:filled + m] = k_[valid]
         filled += m
     out = _VectorPart(keys[:filled].copy(), buf[:filled] if buf is not None
@@ -262,37 +266,41 @@ def _filtered(ds: lance.LanceDataset, filter_sql: str | None, allowed: I64 | Non
 
 def exact_vector_topk(ds: lance.LanceDataset, column: str, query: Any, k: int,
                       filter_sql: str | None = None, allowed: I64 | None = None,
-                      fragments: Iterable[Any] | None = None) -> tuple[I64, F32]:
+                      fragments: Iterable[Any] | None = None, metric: str = "cosine",
+                      ) -> tuple[I64, F32]:
+    """Top-k rows by ``metric`` (cosine, l2 or dot; scores as ``metric_scores``)."""
     q = as_query_vector(query)
     norm = float(np.linalg.norm(q))
-    qn = (q / np.float32(norm)).astype(np.float32) if norm > 0 else q
+    cosine = metric == "cosine"
+    qn = (q / np.float32(norm)).astype(np.float32) if norm > 0 and cosine else q
     frags = list(fragments) if fragments is not None else ds.get_fragments()
     keep = _filtered(ds, filter_sql, allowed, frags)
     top = TopK(k)
     if keep is not None and keep.size == 0:
         return top.result()
     for frag in frags:
-        part = _vector_part(ds, frag, column)
+        part = _vector_part(ds, frag, column, normalise=cosine)
         if part is None:
-            _stream_vector(ds, frag, column, q, qn, keep, top)
+            _stream_vector(ds, frag, column, q, qn, keep, top, metric)
             continue
         if part.mat.shape[0] == 0:
             continue
         _check_dim(q.size, part.mat.shape[1])
         if keep is None:
-            top.push(part.keys, matvec(part.mat, qn))
+            top.push(part.keys, metric_scores(part.mat, qn, metric))
         else:
             pos = part.positions(keep)
             if pos.size * 3 > part.keys.size:
                 # Most rows pass: one product over all, then pick (a gather costs more).
-                top.push(part.keys[pos], matvec(part.mat, qn)[pos])
+                top.push(part.keys[pos], metric_scores(part.mat, qn, metric)[pos])
             elif pos.size:
-                top.push(part.keys[pos], matvec(np.take(part.mat, pos, axis=0), qn))
+                top.push(part.keys[pos],
+                         metric_scores(np.take(part.mat, pos, axis=0), qn, metric))
     return top.result()
 
 
 def _stream_vector(ds: lance.LanceDataset, frag: Any, column: str, q: F32, qn: F32,
-                   keep: I64 | None, top: TopK) -> None:
+                   keep: I64 | None, top: TopK, metric: str = "cosine") -> None:
     """A fragment too large for the cache, batch by batch with a running top-k."""
     for batch in scan(ds, [RID, column], fragments=[frag]):
         keys = batch.column(0).to_numpy().astype(np.int64)
@@ -303,7 +311,8 @@ def _stream_vector(ds: lance.LanceDataset, frag: Any, column: str, q: F32, qn: F
             keys, mat = keys[ok], mat[ok]
         if mat.shape[0]:
             _check_dim(q.size, mat.shape[1])
-            top.push(keys, matvec(normalize_rows(mat), qn))
+            top.push(keys, metric_scores(normalize_rows(mat), qn, metric) if metric == "cosine"
+                     else metric_scores(mat, qn, metric))
 
 
 def exact_maxsim_topk(ds: lance.LanceDataset, column: str, query: Any, k: int,

@@ -278,6 +278,32 @@ def matvec(mat: F32, q: F32) -> F32:
     return np.asarray(mat @ q, dtype=np.float32)
 
 
+#: The vector metrics a vector index and the exact kernels rank by: cosine similarity
+#: (pg_deeplake's ``<#>`` on float4[], pgvector's ``<=>``), L2 distance (``<->``) and inner
+#: product (``<#>`` on vector, negated).
+METRICS = ("cosine", "l2", "dot")
+
+
+def sq_norms(mat: F32) -> F32:
+    """Squared L2 norm of every row."""
+    return np.einsum("ij,ij->i", mat, mat, dtype=np.float32).astype(np.float32, copy=False)
+
+
+def metric_scores(mat: F32, q: F32, metric: str, norms2: F32 | None = None) -> F32:
+    """Scores of the rows of ``mat`` against ``q`` by ``metric``, higher is nearer.
+
+    cosine and dot: ``mat @ q`` (for cosine both sides are normalised already); l2:
+    ``2 mat @ q - |row|^2``, which is ``|q|^2 - |row - q|^2``: the L2 order, without the
+    square root and the query's constant. ``norms2``: the rows' squared norms, when known.
+    """
+    dots = matvec(mat, q)
+    if metric != "l2":
+        return dots
+    if norms2 is None:
+        norms2 = sq_norms(mat)
+    return (np.float32(2.0) * dots - norms2).astype(np.float32, copy=False)
+
+
 def topk_indices(scores: npt.NDArray[Any], k: int) -> npt.NDArray[np.int64]:
     """Indices of the k largest scores, best first; ties broken by lower index."""
     n = scores.shape[0]

@@ -6,9 +6,11 @@ a fixed-size list), so each vector index keeps a side dataset::
     <index dir>/vectors.lance   __rid int64, vec fixed_size_list<float32, d>
                                 [, bag list<fixed_size_list<float32, d>>]   (multi-vectors)
 
-``vec`` is L2-normalised, and the Lance index uses the L2 metric: for unit vectors
-``|a - b|^2 = 2 - 2 cos(a, b)``, so L2 order is cosine order, and a zero vector (kept at zero)
-lands at distance 1, i.e. cosine 0, exactly as the exact kernel scores it. For multi-vector
+For a cosine index (the default) ``vec`` is L2-normalised, and the Lance index uses the L2
+metric: for unit vectors ``|a - b|^2 = 2 - 2 cos(a, b)``, so L2 order is cosine order, and a
+zero vector (kept at zero) lands at distance 1, i.e. cosine 0, exactly as the exact kernel
+scores it. An ``l2`` or ``dot`` index (pgvector's ``vector_l2_ops`` / ``vector_ip_ops``)
+keeps the vectors as they are, and its Lance index uses that metric. For multi-vector
 rows ``vec`` is the normalised mean of the normalised token vectors (the first stage) and
 ``bag`` keeps the normalised token vectors for the exact MaxSim rerank.
 
@@ -37,7 +39,14 @@ import pyarrow as pa
 from lance.dataset import serialize_row_addrs
 
 from ..storage import rowmap
-from ._kernels import PackedBags, bags_from_arrow, normalize_rows, take_bags
+from ._kernels import (
+    PackedBags,
+    bags_from_arrow,
+    metric_scores,
+    normalize_rows,
+    sq_norms,
+    take_bags,
+)
 
 I64 = npt.NDArray[np.int64]
 F32 = npt.NDArray[np.float32]
@@ -69,12 +78,18 @@ GATHER_MAX_FRACTION_INV = 3
 LANCE_INDEX_TYPES = {"clustered": "IVF_FLAT", "clustered_quantized": "IVF_PQ",
                      "pooled_quantized": "IVF_PQ"}
 
+# The Lance metric of each index metric (cosine indexes hold normalised vectors, see above).
+LANCE_METRICS = {"cosine": "L2", "l2": "L2", "dot": "dot"}
+
 
 class VectorMatrix:
-    """Normalised vectors (``mat``, in storage order) with their row keys, indexed by key."""
+    """An index's vectors (``mat``, in storage order; normalised for a cosine index) with
+    their row keys, indexed by key."""
 
-    def __init__(self, keys: I64, mat: F32) -> None:
+    def __init__(self, keys: I64, mat: F32, metric: str = "cosine") -> None:
         self.keys = keys
+        self.metric = metric
+        self._norms2: F32 | None = None
         # A plain view of a memmap: numpy's memmap.__getitem__ adds work to every gather.
         self.mat = mat.view(np.ndarray) if isinstance(mat, np.memmap) else mat
         self._order = np.argsort(keys, kind="stable")
@@ -104,20 +119,29 @@ class VectorMatrix:
         pos = self.positions(rids)
         return self.keys[pos], np.take(self.mat, pos, axis=0)
 
+    def norms2(self) -> F32 | None:
+        """The rows' squared norms, for an l2 index (computed once); None otherwise."""
+        if self.metric != "l2":
+            return None
+        if self._norms2 is None:
+            self._norms2 = sq_norms(self.mat)
+        return self._norms2
+
     def scores(self, rids: I64 | None, q: F32) -> tuple[I64, F32]:
-        """(keys, ``vector @ q``) of the given keys present here (all rows for None).
+        """(keys, score by the index's metric, higher is nearer; see ``metric_scores``) of
+        the given keys present here (all rows for None). ``q`` is normalised for cosine.
 
         A large subset is scored by one product over every row and then picked: a gather
         copies each row before the product reads it again (50% of 100k x 384: 5x numpy).
         """
-        from ._kernels import matvec
-
         if rids is None:
-            return self.keys, matvec(self.mat, q)
+            return self.keys, metric_scores(self.mat, q, self.metric, self.norms2())
         pos = self.positions(rids)
         if pos.size * GATHER_MAX_FRACTION_INV > self.keys.size:
-            return self.keys[pos], matvec(self.mat, q)[pos]
-        return self.keys[pos], matvec(np.take(self.mat, pos, axis=0), q)
+            return self.keys[pos], metric_scores(self.mat, q, self.metric, self.norms2())[pos]
+        n2 = self.norms2()
+        return self.keys[pos], metric_scores(np.take(self.mat, pos, axis=0), q, self.metric,
+                                             None if n2 is None else n2[pos])
 
 
 def cache_dir() -> str:
@@ -144,7 +168,8 @@ def _prune_other_versions(root: str, uri: str, ds: lance.LanceDataset) -> None:
                 os.remove(os.path.join(root, old))
 
 
-def _mapped_matrix(ds: lance.LanceDataset, uri: str, dim: int, n: int) -> VectorMatrix | None:
+def _mapped_matrix(ds: lance.LanceDataset, uri: str, dim: int, n: int,
+                   metric: str = "cosine") -> VectorMatrix | None:
     """The side dataset's vectors as a float32 file (mapped), written once per version."""
     nbytes = n * dim * 4
     if nbytes > MATRIX_MMAP_MAX_BYTES:
@@ -176,7 +201,7 @@ def _mapped_matrix(ds: lance.LanceDataset, uri: str, dim: int, n: int) -> Vector
             return None
         mat = (np.memmap(base + ".f32", dtype=np.float32, mode="r", shape=(keys.size, dim))
                if keys.size else np.zeros((0, dim), np.float32))
-        return VectorMatrix(keys.astype(np.int64), mat)
+        return VectorMatrix(keys.astype(np.int64), mat, metric)
     except OSError:
         return None
 
@@ -298,9 +323,12 @@ class SideVectorIndex:
 
     def __init__(self, uri: str, *, multi: bool, index_type: str, dim: int,
                  version: int | None = None, storage_options: dict[str, str] | None = None,
-                 ) -> None:
+                 metric: str = "cosine") -> None:
         self.uri = uri
         self.multi = multi
+        # cosine (vectors normalised), l2 or dot (vectors as stored); multi-vector indexes
+        # are cosine.
+        self.metric = "cosine" if multi else metric
         self.index_type = index_type
         self.dim = dim
         self.storage_options = storage_options
@@ -376,7 +404,8 @@ class SideVectorIndex:
                                     bags_to_arrow(bags)]
         else:
             assert vectors is not None
-            cols = [pa.array(rids, pa.int64()), fsl(normalize_rows(vectors))]
+            cols = [pa.array(rids, pa.int64()),
+                    fsl(normalize_rows(vectors) if self.metric == "cosine" else vectors)]
         return pa.Table.from_arrays(cols, schema=self._schema())
 
     def upsert(self, rids: I64, vectors: F32 | None = None, bags: PackedBags | None = None,
@@ -442,7 +471,7 @@ class SideVectorIndex:
                     break
         # The target list size too: without it Lance's optimize_indices (a fold) re-balances
         # to its own default (16k rows) and merges the lists, e.g. 158 -> 7 at 100k rows.
-        ds.create_index("vec", lance_type, name="vec_idx", metric="L2",
+        ds.create_index("vec", lance_type, name="vec_idx", metric=LANCE_METRICS[self.metric],
                         num_partitions=parts, target_partition_size=int(math.ceil(n / parts)),
                         replace=True, **kwargs)
         self._ds = self._open()
@@ -501,12 +530,15 @@ class SideVectorIndex:
         rng = np.random.default_rng(seed)
         qi = np.sort(rng.choice(n, size=min(queries, n), replace=False))
         qs = np.ascontiguousarray(m.mat[qi], dtype=np.float32)
+        norms2 = m.norms2()  # l2: |q - a|^2 ranks as 2 q.a - |a|^2 (q's own norm is constant)
         kk = min(k, n - 1)
         best_s = np.full((qs.shape[0], 0), -np.inf, np.float32)
         best_i = np.zeros((qs.shape[0], 0), np.int64)
         cols = np.arange(qs.shape[0])
         for s in range(0, n, 65536):
             sims = (qs @ np.asarray(m.mat[s:s + 65536]).T).astype(np.float32)
+            if norms2 is not None:
+                sims = 2 * sims - norms2[None, s:s + sims.shape[1]]
             own = (qi >= s) & (qi < s + sims.shape[1])
             sims[cols[own], qi[own] - s] = -np.inf  # a row is not its own neighbour
             cand_s = np.concatenate([best_s, sims], axis=1)
@@ -517,7 +549,11 @@ class SideVectorIndex:
                 cand_s = np.take_along_axis(cand_s, pick, axis=1)
                 cand_i = np.take_along_axis(cand_i, pick, axis=1)
             best_s, best_i = cand_s, cand_i
+        # A dot index's centroids are unit vectors (Lance's spherical k-means), for which the
+        # L2 assignment below is the dot one (the largest a.c).
         c2 = np.einsum("ij,ij->i", cents, cents)
+        if self.metric == "dot":
+            c2 = np.ones_like(c2)
         # Lists of the neighbours (L2 to the centroids, as the index assigns them) and the
         # rank of every list by distance from each query.
         nb = np.asarray(m.mat[best_i.ravel()], dtype=np.float32)
@@ -546,7 +582,8 @@ class SideVectorIndex:
     # -- querying ----------------------------------------------------------------------
 
     def matrix(self) -> VectorMatrix | None:
-        """All normalised vectors (the pooled ones of a multi-vector index), for exact
+        """All vectors (normalised for a cosine index; the pooled ones of a multi-vector
+        index), for exact
         scoring of any subset with one gather and a matrix product (selective filters,
         rescoring); cached per version. Up to MATRIX_CACHE_FLOATS in memory, larger ones as
         a memory-mapped file in the local cache directory (see :func:`cache_dir`); None
@@ -565,9 +602,9 @@ class SideVectorIndex:
             arr = t["vec"].combine_chunks()
             mat = (arr.flatten().to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
                    .reshape(-1, dim) if len(arr) else np.zeros((0, dim), np.float32))
-            m = VectorMatrix(keys, np.ascontiguousarray(mat))
+            m = VectorMatrix(keys, np.ascontiguousarray(mat), self.metric)
         else:
-            m = _mapped_matrix(ds, self.uri, dim, n)
+            m = _mapped_matrix(ds, self.uri, dim, n, self.metric)
         if m is not None:
             self._matrix_cache = (int(ds.version), m)
         return m
@@ -605,7 +642,8 @@ class SideVectorIndex:
     def search(self, q: F32, k: int, allowed: I64 | None = None,
                params: AnnParams | None = None, with_bags: bool = False,
                with_vec: bool = True, refine_here: bool = False) -> pa.Table:
-        """Nearest rows to the normalised query ``q`` (``__rid`` [, ``vec``] [, ``bag``]).
+        """Nearest rows to the query ``q`` (normalised for a cosine index) by the index's
+        metric (``__rid`` [, ``vec``] [, ``bag``]).
 
         ``allowed`` restricts the search to those row keys before the k-NN (prefilter).
         Without ``with_vec`` only keys come back (Lance then skips a take of the vectors,

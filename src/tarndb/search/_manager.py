@@ -54,6 +54,7 @@ from ._fusion import DEFAULT_FUSION, hybrid_fuse
 from ._kernels import (
     F32,
     I64,
+    METRICS,
     PackedBags,
     as_query_matrix,
     as_query_vector,
@@ -61,6 +62,7 @@ from ._kernels import (
     cosine_scores,
     matvec,
     maxsim_scores,
+    metric_scores,
     normalize_rows,
     vectors_from_arrow,
 )
@@ -131,6 +133,13 @@ class IndexInfo:
     # Vector indexes: the probe count calibrated on the index's data (see
     # SideVectorIndex.calibrate), recomputed when the lists or the row count change.
     tuning: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def metric(self) -> str:
+        """What a vector index ranks by: ``cosine`` (the default), ``l2`` or ``dot`` (the
+        ``metric`` option; pgvector's ``vector_l2_ops`` / ``vector_ip_ops``)."""
+        return str(self.options.get("metric") or "cosine") if self.kind == "vector" \
+            else "cosine"
 
     def to_json(self) -> dict[str, Any]:
         return {"format": _FORMAT, "name": self.name, "column": self.column,
@@ -316,6 +325,11 @@ class IndexManager:
                 self._fs.delete_dir(self._dir(name))
                 self._side.pop(name, None)
             info = IndexInfo(name, column, canonical, kind, dict(options or {}))
+            metric = info.options.get("metric")
+            if metric is not None and (kind != "vector" or metric not in METRICS):
+                raise InvalidParameterValue(
+                    f"metric {metric!r} does not apply to a {kind} index"
+                    + (f"; use one of {', '.join(METRICS)}" if kind == "vector" else ""))
             if kind == "text":
                 self._bm25[name] = BM25Index(self._bm25_params(info),
                                              self._tokenizer_config(info))
@@ -387,7 +401,8 @@ class IndexManager:
             side = self._side[info.name] = SideVectorIndex(
                 self._join(INDEX_DIR, info.name, "vectors.lance"),
                 multi=info.kind == "multivector", index_type=info.index_type, dim=info.dim,
-                version=info.side_version, storage_options=self.storage_options)
+                version=info.side_version, storage_options=self.storage_options,
+                metric=info.metric)
         return side
 
     def _refresh_one(self, ds: lance.LanceDataset, info: IndexInfo) -> None:
@@ -507,29 +522,34 @@ class IndexManager:
 
     def vector_topk(self, ds: lance.LanceDataset, column: str, query: Any, k: int, *,
                     filter_sql: str | None = None, allowed_row_keys: Any = None,
-                    exact: bool = False, params: AnnParams | None = None) -> Hits:
-        """Top-k rows by cosine similarity of ``column`` (float4[]) to ``query``."""
+                    exact: bool = False, params: AnnParams | None = None,
+                    metric: str = "cosine") -> Hits:
+        """Top-k rows of ``column`` (float4[]) nearest to ``query`` by ``metric``: cosine
+        similarity, L2 distance or inner product (scores: higher is nearer, see
+        ``metric_scores``). The column's index answers when it ranks by that metric."""
         q = as_query_vector(query)
         allowed_user = _as_keys(allowed_row_keys)
         info = None if exact else self.index_for(column)
-        if info is None or info.kind != "vector" or info.dim == 0:
+        if info is None or info.kind != "vector" or info.dim == 0 or info.metric != metric:
             if info is not None and info.dim and info.dim != q.size:
                 raise DataError(f"vector dimension mismatch: the query has {q.size} "
                                 f"dimensions but the column has {info.dim}")
-            return Hits(*_exact.exact_vector_topk(ds, column, q, k, filter_sql, allowed_user),
+            return Hits(*_exact.exact_vector_topk(ds, column, q, k, filter_sql, allowed_user,
+                                                  metric=metric),
                         plan="exact scan")
         if q.size != info.dim:
             raise DataError(f"vector dimension mismatch: the query has {q.size} dimensions "
                             f"but the column has {info.dim}")
         fr = self._freshness(ds, info)
         if not fr.usable:
-            return Hits(*_exact.exact_vector_topk(ds, column, q, k, filter_sql, allowed_user),
+            return Hits(*_exact.exact_vector_topk(ds, column, q, k, filter_sql, allowed_user,
+                                                  metric=metric),
                         plan="exact scan (table version older than index)")
         top = TopK(k)
         if fr.fresh_fragments:
             top.push(*_exact.exact_vector_topk(ds, column, q, k, filter_sql, allowed_user,
-                                               fr.fresh_fragments))
-        qn = normalize_rows(q[None, :])[0]
+                                               fr.fresh_fragments, metric=metric))
+        qn = normalize_rows(q[None, :])[0] if metric == "cosine" else q
         side = self._side_index(info)
         allowed = self._allowed(ds, filter_sql, allowed_user, fr.covered_fragments,
                                 must_be_live=fr.stale)
@@ -576,7 +596,7 @@ class IndexManager:
             keys = t[RID].to_numpy().astype(np.int64)
             ok = _member(keys, allowed)
             if int(ok.sum()) >= min(k, allowed.size):
-                self._push_scored(top, qn, keys[ok], t, ok, mat, info.dim)
+                self._push_scored(top, qn, keys[ok], t, ok, mat, info.dim, side.metric)
                 return (f"ANN on {info.name} ({depth} rows) + postfilter "
                         f"({allowed.size} of {n} rows pass)")
             # Too few survived: fall through to the prefiltered search (refill).
@@ -590,7 +610,7 @@ class IndexManager:
         t = side.search(qn, k, allowed, p, with_vec=mat is None,
                         refine_here=mat is not None)
         keys = t[RID].to_numpy().astype(np.int64)
-        self._push_scored(top, qn, keys, t, None, mat, info.dim)
+        self._push_scored(top, qn, keys, t, None, mat, info.dim, side.metric)
         want = min(k, n if allowed is None else allowed.size)
         if keys.size < want:
             # Under-filled (the prefilter emptied the probed partitions): refill exactly.
@@ -628,15 +648,14 @@ class IndexManager:
     @staticmethod
     def _push_scored(top: TopK, qn: F32, keys: I64, t: pa.Table,
                      ok: npt.NDArray[np.bool_] | None, mat: VectorMatrix | None,
-                     dim: int) -> None:
+                     dim: int, metric: str = "cosine") -> None:
         if mat is not None:
-            got, vecs = mat.rows(keys)
-            top.push(got, matvec(vecs, qn))
+            top.push(*mat.scores(keys, qn))
             return
         vecs = _fsl_matrix(t["vec"], dim)
         if ok is not None:
             vecs = vecs[ok]
-        top.push(keys, matvec(vecs, qn))
+        top.push(keys, metric_scores(vecs, qn, metric))
 
     def _exact_on_side(self, side: SideVectorIndex, qn: F32, allowed: I64 | None,
                        top: TopK) -> None:
@@ -655,7 +674,7 @@ class IndexManager:
                 return
             t = sds._take_rows(addrs.astype(np.int64).tolist(), columns=[RID, "vec"])
         keys = t[RID].to_numpy().astype(np.int64)
-        top.push(keys, (_fsl_matrix(t["vec"], side.dim) @ qn).astype(np.float32))
+        top.push(keys, metric_scores(_fsl_matrix(t["vec"], side.dim), qn, side.metric))
 
     def maxsim_topk(self, ds: lance.LanceDataset, column: str, query: Any, k: int, *,
                     filter_sql: str | None = None, allowed_row_keys: Any = None,
@@ -810,7 +829,8 @@ class IndexManager:
                 sources.append(self._table_rows(ds, column, todo, fr.fresh_fragments))
                 todo = np.setdiff1d(todo, sources[-1][0])
             side = self._side_index(info)
-            cached = None if multi else side.matrix()
+            # (the in-memory copy holds normalised vectors only for a cosine index)
+            cached = None if multi or info.metric != "cosine" else side.matrix()
             if cached is not None:
                 got, mat = cached.rows(todo)
                 qn = normalize_rows(np.asarray(q, np.float32)[None, :])[0]
