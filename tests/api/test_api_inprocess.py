@@ -251,6 +251,25 @@ def test_batch_is_one_transaction(client: TestClient, tokens: Tokens) -> None:
     assert r.json()["rows"] == [[1], [2], [3]]  # nothing of the failed batch
 
 
+def test_batch_of_inserts_is_one_statement(client: TestClient, tokens: Tokens) -> None:
+    from tarndb import metrics
+
+    def inserts() -> float:
+        return metrics.STATEMENTS.labels("insert", "ok")._value.get()  # type: ignore[no-any-return]
+
+    assert q(client, tokens.write, "CREATE TABLE bb (id INT8 PRIMARY KEY, v FLOAT4[])"
+             ).status_code == 200
+    before = inserts()
+    ok = client.post("/workspaces/ws1/tables/query/batch", headers=bearer(tokens.write),
+                     json={"query": "INSERT INTO bb VALUES ($1, $2)",
+                           "params_batch": [[i, [i, 0.5]] for i in range(200)]})
+    assert ok.status_code == 200, ok.text
+    assert ok.json()["rows_affected"] == 200 and ok.json()["statements"] == 200
+    assert inserts() - before == 1
+    r = q(client, tokens.read, "SELECT count(*), sum(id), max(v[1]) FROM bb")
+    assert r.json()["rows"] == [[200, sum(range(200)), 199.0]]
+
+
 def test_timeout(client: TestClient, tokens: Tokens) -> None:
     import time
 

@@ -350,11 +350,19 @@ async def query_batch(request: Request) -> Response:
         rows: list[Any] = []
         last: Any = None
         try:
+            # An INSERT of one VALUES row runs as one statement for the whole batch; when
+            # that fails (or the statement is another kind) each set runs on its own, so
+            # the error names the set that caused it.
+            batched = session.execute_many(sql, params_batch) if len(params_batch) > 1 \
+                else None
             for i, params in enumerate(params_batch):
-                try:
-                    last = session.execute(sql, params)
-                except TarnError as exc:
-                    raise _BatchFailed(exc, i) from exc
+                if batched is not None:
+                    last = batched[i]
+                else:
+                    try:
+                        last = session.execute(sql, params)
+                    except TarnError as exc:
+                        raise _BatchFailed(exc, i) from exc
                 affected += last.rowcount
                 if last.returns_rows:
                     rows.extend(list(r) for r in last.rows)

@@ -382,7 +382,28 @@ def _returning(session: Session, info: TableInfo, alias: str, rows: pa.Table,
 
 # -- INSERT -----------------------------------------------------------------------------------
 
-def insert(session: Session, node: pb.InsertStmt, params: list[Any]) -> Result:
+def batchable_insert(node: pb.InsertStmt) -> bool:
+    """Whether running this INSERT once per parameter set equals one INSERT of all their
+    rows: one VALUES row of constants and parameters, no RETURNING, no ON CONFLICT (which
+    may not affect a row twice in one statement), no WITH."""
+    if node.returning_clause.exprs or node.HasField("on_conflict_clause") or \
+            node.HasField("with_clause") or not node.HasField("select_stmt"):
+        return False
+    sel = node.select_stmt.select_stmt
+    if len(sel.values_lists) != 1:
+        return False
+    for item in sel.values_lists[0].list.items:
+        while ast.kind(item) == "type_cast":
+            item = item.type_cast.arg
+        if ast.kind(item) not in ("param_ref", "a_const"):
+            return False
+    return True
+
+
+def insert(session: Session, node: pb.InsertStmt, params: list[Any],
+           batch: list[list[Any]] | None = None) -> Result:
+    """INSERT. ``batch`` (for a :func:`batchable_insert`) gives one parameter set per row:
+    the rows of a pipeline or ``executemany`` go in as one statement."""
     info = session.table_for(node.relation)
     if info.read_only:
         raise E.InsufficientPrivilege(f'table "{info.name}" is read-only')
@@ -403,7 +424,7 @@ def insert(session: Session, node: pb.InsertStmt, params: list[Any]) -> Result:
 
         arbiters = upsert.arbiters(session, info, node.on_conflict_clause)
     _refuse_generated(info, node, names)
-    rows = _source_rows(session, info, node, names, params)
+    rows = _source_rows(session, info, node, names, params, batch)
     rows = _fill_serials(session, info, rows, set(names))
     rows = compute_generated(session, info, rows)
     if arbiters is not None:
@@ -544,8 +565,9 @@ def _duck_type(t: pa.DataType) -> str:
 
 
 def _source_rows(session: Session, info: TableInfo, node: pb.InsertStmt, names: list[str],
-                 params: list[Any]) -> pa.Table:
-    """The inserted rows in storage form (all table columns; omitted ones default/NULL)."""
+                 params: list[Any], batch: list[list[Any]] | None = None) -> pa.Table:
+    """The inserted rows in storage form (all table columns; omitted ones default/NULL).
+    With ``batch``, the one VALUES row once per parameter set."""
     omitted = [c for c in info.columns if c.name not in names]
     if not node.HasField("select_stmt"):  # DEFAULT VALUES
         src = pb.Node()
@@ -568,7 +590,13 @@ def _source_rows(session: Session, info: TableInfo, node: pb.InsertStmt, names: 
                         col = info.column(names[i])
                         assert col is not None
                         item.CopyFrom(_default_node(col))
-    fast = _values_to_arrow(select, info, names_in, params) if names_in else None
+    fast = _values_to_arrow(select, info, names_in, params, batch) if names_in else None
+    if fast is None and batch is not None:
+        # Values Arrow cannot hold as one column (mixed types): each set on its own, as
+        # separate statements would convert them.
+        return pa.concat_tables([_source_rows(session, info, node, names, p)
+                                 for p in batch]) if batch else \
+            _source_rows(session, info, node, names, params)
     if fast is not None:
         native = _native_rows(fast[0], info, names_in, omitted)
         if native is not None:
@@ -666,9 +694,11 @@ def _arrow_column(values: list[Any]) -> pa.Array | None:
         return None
 
 
-def _values_to_arrow(select: pb.Node, info: TableInfo, names: list[str], params: list[Any]
+def _values_to_arrow(select: pb.Node, info: TableInfo, names: list[str], params: list[Any],
+                     batch: list[list[Any]] | None = None
                      ) -> tuple[pa.Table, list[tuple[str, str]]] | None:
-    """VALUES rows made only of constants and parameters, built straight into Arrow.
+    """VALUES rows made only of constants and parameters, built straight into Arrow (with
+    ``batch``: the rows once per parameter set).
 
     This skips DuckDB's row-at-a-time VALUES evaluation, which dominates the cost of an insert
     carrying a large embedding; the casts to the column types still run in DuckDB.
@@ -678,7 +708,8 @@ def _values_to_arrow(select: pb.Node, info: TableInfo, names: list[str], params:
         return None
     columns: list[list[Any]] = [[] for _ in names]
     types = [info.column(n).type for n in names]  # type: ignore[union-attr]
-    for row in rows:
+    sets = batch if batch is not None else [params]
+    for row, params in ((r, p) for p in sets for r in rows):
         for i, item in enumerate(row.list.items):
             ok, value = _simple_value(item, params)
             if not ok:

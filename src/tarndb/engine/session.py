@@ -77,6 +77,21 @@ READ_ONLY_KINDS = {"select_stmt", "transaction_stmt", "variable_set_stmt", "vari
                    "unlisten_stmt"}
 
 
+def _batchable(sql: str) -> pb.Node | None:
+    """The parsed statement when ``sql`` is one INSERT that a batch may run (see
+    :func:`dml.batchable_insert`), else None."""
+    if lift_arrays(sql).arrays:
+        return None
+    try:
+        tree = ast.parse(sql)
+    except E.TarnError:
+        return None
+    if len(tree.stmts) != 1 or ast.kind(tree.stmts[0].stmt) != "insert_stmt":
+        return None
+    stmt = tree.stmts[0].stmt
+    return stmt if dml.batchable_insert(stmt.insert_stmt) else None
+
+
 class Session:
     def __init__(self, db: Database, workspace: str = "public", user: str = "postgres",
                  allowed_workspaces: set[str] | None = None, read_only: bool = False) -> None:
@@ -187,6 +202,45 @@ class Session:
                         sql, e.column, lifted.original_position(raw.stmt_location + 1) - 1)
                 raise
         return results
+
+    def execute_many(self, sql: str, params_batch: list[list[Any]]) -> list[Result] | None:
+        """Run ``sql`` once per parameter set as ONE statement when that is the same as
+        running it once per set: an INSERT of one VALUES row (see
+        :func:`dml.batchable_insert`), as a pipeline or ``executemany`` sends it. One
+        Result per set; the rows go in together (one constraint check, one commit).
+
+        None when the statement is not such an INSERT, or when the batch failed, which
+        leaves the session as it was: the caller then runs the sets one at a time, so that
+        each gets its own outcome (the rows before a duplicate key succeed, as in
+        PostgreSQL). A cancel or statement timeout is raised as is.
+        """
+        if self._closed or self._failed or self.terminated or not params_batch:
+            return None
+        stmt = _batchable(sql)
+        if stmt is None:
+            return None
+        node = stmt.insert_stmt
+        failed: list[BaseException] = []
+
+        def run() -> Result:
+            try:
+                self._authorize("insert_stmt", stmt)
+                return dml.insert(self, node, [], [list(p) for p in params_batch])
+            except E.QueryCanceled:
+                raise
+            except E.TarnError as e:
+                failed.append(e)  # nothing was added: the caller runs the sets one by one
+                return Result(command="INSERT 0 0")
+
+        self._statement(run, kind="insert_stmt")
+        if failed:
+            return None
+        return [Result(command="INSERT 0 1", rowcount=1) for _ in params_batch]
+
+    @staticmethod
+    def batchable(sql: str) -> bool:
+        """Whether :meth:`execute_many` can run ``sql`` as one statement."""
+        return _batchable(sql) is not None
 
     def describe(self, sql: str, param_types: list[ColumnType | None] | None = None
                  ) -> tuple[list[ColumnType], list[Column]]:
@@ -527,8 +581,8 @@ class Session:
                 and workspace not in ("pg_catalog", "information_schema"):
             raise E.InsufficientPrivilege(f'permission denied for schema "{workspace}"')
 
-    def _dispatch(self, kind: str | None, stmt: pb.Node, params: list[Any]) -> Result:
-        node = ast.inner(stmt)
+    def _authorize(self, kind: str | None, stmt: pb.Node) -> None:
+        """Refuse a statement this session may not run (read-only, workspaces, GRANTs)."""
         if self.read_only and kind not in READ_ONLY_KINDS:
             raise E.InsufficientPrivilege(
                 f"permission denied: this session is read-only ({kind})")
@@ -541,6 +595,10 @@ class Session:
         check = self.db.statement_hooks.get("check_privileges")
         if check is not None:
             check(self, kind, stmt)  # GRANTs of a role that is not a superuser (pgwire/acl.py)
+
+    def _dispatch(self, kind: str | None, stmt: pb.Node, params: list[Any]) -> Result:
+        node = ast.inner(stmt)
+        self._authorize(kind, stmt)
         if kind == "select_stmt":
             if versions.is_version_function(stmt.select_stmt):
                 if self.read_only:

@@ -101,6 +101,8 @@ class PreparedStatement:
     param_oids: list[int]
     #: From session.describe, filled on first need.
     described: tuple[list[int], list[Column]] | None = None
+    #: Whether pipelined executions may run as one batch (None: not asked yet).
+    batchable: bool | None = None
 
 
 @dataclass
@@ -143,6 +145,31 @@ class ServerConfig:
     #: Called once a client has authenticated, with the connection and whether its role is a
     #: superuser: None lets it in, (SQLSTATE, message) turns it away (connection limits).
     admit: Any = None
+
+
+@dataclass
+class _Batch:
+    """Pipelined executions of one INSERT waiting to run as one statement.
+
+    A pipeline (psycopg's ``executemany``, asyncpg's ``executemany``, any client in
+    pipeline mode) sends Bind/Execute for one INSERT many times before its Sync. PostgreSQL
+    may hold its replies until Sync or Flush, so tarndb does: it gathers the parameter sets
+    and runs them as ONE insert (one Arrow conversion, one constraint check) instead of one
+    statement per row, then puts each Execute's reply where it belongs in the output."""
+
+    sql: str
+    #: The parameter sets, in Execute order.
+    sets: list[list[Any]]
+    #: Where each Execute's reply goes in the connection's output (later messages' replies,
+    #: e.g. the next BindComplete, were appended after it).
+    slots: list[int]
+    #: Bytes of parameters held (the batch runs early past MAX_BATCH_BYTES).
+    size: int = 0
+
+
+#: A batch runs once it holds this many parameter sets or bytes of parameters.
+MAX_BATCH_SETS = 10_000
+MAX_BATCH_BYTES = 16 << 20
 
 
 @dataclass
@@ -193,6 +220,7 @@ class ServerConnection:
         self._copy: _Copy | None = None
         self._reported: dict[str, str] = {}
         self._out: list[bytes] = []
+        self._batch: _Batch | None = None
 
     # -- the one entry point -----------------------------------------------------------------
 
@@ -206,7 +234,9 @@ class ServerConnection:
         if self.closed:
             return b""
         self.reader.feed(data)
-        out = self._out = []
+        if self._batch is None:
+            self._out = []
+        out = self._out
         try:
             while not self.closed and not self.wants_tls:
                 if self.state is State.STARTUP:
@@ -231,6 +261,8 @@ class ServerConnection:
             out.append(m.b_error("XX000", f"internal error: {type(e).__name__}: {e}",
                                  severity="FATAL"))
             self._close()
+        if self._batch is not None:
+            return b""  # the replies wait for the batch, which runs at Sync or Flush
         return b"".join(out)
 
     def connection_lost(self) -> None:
@@ -496,6 +528,8 @@ class ServerConnection:
         if isinstance(msg, m.Terminate):
             self._close()
             return
+        if self._batch is not None and not self._continues_batch(msg):
+            self._run_batch()
         if isinstance(msg, m.Sync):
             self._skip_until_sync = False
             self._end_implicit()
@@ -535,6 +569,92 @@ class ServerConnection:
             self._error(e)
             self._skip_until_sync = True
 
+    # -- pipelined inserts as one batch -------------------------------------------------------
+
+    def _continues_batch(self, msg: m.FrontendMessage) -> bool:
+        """Messages a pipeline of one INSERT repeats: they may join the held batch."""
+        batch = self._batch
+        assert batch is not None
+        if isinstance(msg, m.Execute):
+            return not msg.portal  # _execute checks the portal's statement
+        if isinstance(msg, m.Bind):
+            st = self._statements.get(msg.statement)
+            return not msg.portal and st is not None and st.sql == batch.sql
+        if isinstance(msg, m.Describe):
+            return msg.kind == "P" and not msg.name
+        if isinstance(msg, m.Parse):  # libpq re-parses the unnamed statement every time
+            return not msg.name and msg.sql == batch.sql
+        return False
+
+    def _batchable(self, portal: Portal) -> bool:
+        st = portal.statement
+        if st.batchable is None:
+            check = getattr(self.session, "batchable", None)
+            st.batchable = bool(check is not None and hasattr(self.session, "execute_many")
+                                and check(st.sql))
+        return st.batchable and not portal.name
+
+    def _hold(self, portal: Portal) -> None:
+        """Add an Execute of a batchable INSERT to the batch, its reply to come."""
+        batch = self._batch
+        if batch is not None and batch.sql != portal.statement.sql:
+            self._run_batch()
+            batch = None
+        if batch is None:
+            batch = self._batch = _Batch(portal.statement.sql, [], [])
+        batch.sets.append(portal.params)
+        batch.slots.append(len(self._out))
+        batch.size += sum(len(v) if isinstance(v, (str, bytes)) else
+                          (len(v) * 4 if isinstance(v, list) else 8) for v in portal.params)
+        portal.done = True
+        portal.result = Result(command="INSERT 0 1", rowcount=1)
+        if len(batch.sets) >= MAX_BATCH_SETS or batch.size >= MAX_BATCH_BYTES:
+            self._run_batch()
+
+    def _run_batch(self) -> None:
+        """Run the held batch and put each Execute's reply in its slot. If the batch as one
+        statement fails, its sets run one by one, so the client sees exactly what
+        PostgreSQL would send: replies up to the failing Execute, its error, then nothing
+        until Sync."""
+        batch, self._batch = self._batch, None
+        if batch is None:
+            return
+        replies: list[bytes] = []
+        results = None
+        if len(batch.sets) > 1:
+            try:
+                results = self.session.execute_many(batch.sql, batch.sets)
+            except Exception as e:  # noqa: BLE001 - a cancel: the first Execute reports it
+                self._fail_batch_at(batch, 0, e)
+                return
+        if results is None:
+            for i, params in enumerate(batch.sets):
+                try:
+                    result = self._run_one(batch.sql, params)
+                except Exception as e:  # noqa: BLE001 - the failing Execute reports it
+                    for slot, reply in zip(reversed(batch.slots[:i]), reversed(replies),
+                                           strict=True):
+                        self._out.insert(slot, reply)
+                    self._fail_batch_at(batch, i, e, shifted=i)
+                    return
+                replies.append(self._reply_bytes(result))
+        else:
+            replies = [self._reply_bytes(r) for r in results]
+        for slot, reply in zip(reversed(batch.slots), reversed(replies), strict=True):
+            self._out.insert(slot, reply)
+        self._report_changes()
+
+    def _fail_batch_at(self, batch: _Batch, i: int, e: BaseException, shifted: int = 0) -> None:
+        """Execute ``i`` of the batch failed: its error goes in its slot and what the
+        messages after it answered is dropped (PostgreSQL skips them until Sync)."""
+        del self._out[batch.slots[i] + shifted:]
+        self._error(e)
+        self._skip_until_sync = True
+
+    def _reply_bytes(self, result: Result) -> bytes:
+        return b"".join([m.b_notice(n) for n in result.notices] +
+                        [m.b_command_complete(self._tag(result))])
+
     def _end_implicit(self) -> None:
         end = getattr(self.session, "end_implicit", None)
         if end is None:
@@ -554,6 +674,7 @@ class ServerConnection:
         if self.state is State.CLOSED:
             return
         self.state = State.CLOSED
+        self._batch = None  # never run: the implicit transaction it belongs to rolls back
         s, self.session = self.session, None
         if s is not None:
             try:
@@ -798,6 +919,9 @@ class ServerConnection:
                 # update that lost a race with another server's commit is re-run before
                 # its answer is sent.
                 self.session.begin_implicit()
+                if self._batchable(portal):
+                    self._hold(portal)
+                    return
             portal.result = self._run_one(sql, portal.params)
             self._notices(portal.result)
         result = portal.result
