@@ -409,3 +409,93 @@ def test_l2_and_ip_orderings_use_the_ann_index(pg_server: Server, metric: str) -
         c.execute(f"CREATE TABLE {t}_b (emb vector(2))")
         with pytest.raises(psycopg.errors.InvalidParameterValue):
             c.execute(f"CREATE INDEX ON {t}_b USING deeplake_index (emb) WITH (metric = 'l1')")
+
+
+@pytest.fixture(scope="module")
+def three(pg_server: Server) -> tuple[str, np.ndarray]:
+    """One table, three vector columns, each with the index of one opclass."""
+    rng = np.random.default_rng(21)
+    n = 300
+    x = (rng.standard_normal((n, DIM)) * rng.uniform(0.3, 2.0, (n, 1))).astype(np.float32)
+    t = f"three_{uuid.uuid4().hex[:6]}"
+    with psycopg.connect(pg_server.dsn(), autocommit=True) as c:
+        pgvector_psycopg.register_vector(c)
+        c.execute(f"CREATE TABLE {t} (id BIGINT PRIMARY KEY, cat INT, ec vector({DIM}), "
+                  f"el vector({DIM}), ei vector({DIM}))")
+        with c.cursor() as cur:
+            cur.executemany(f"INSERT INTO {t} VALUES (%s, %s, %s, %s, %s)",
+                            [(i, i % 7, x[i], x[i], x[i]) for i in range(n)])
+        for col, opclass in (("ec", "vector_cosine_ops"), ("el", "vector_l2_ops"),
+                             ("ei", "vector_ip_ops")):
+            c.execute(f"CREATE INDEX ON {t} USING hnsw ({col} {opclass})")
+    return t, x
+
+
+@pytest.mark.parametrize(("col", "op"), [("ec", "<=>"), ("el", "<->"), ("ei", "<#>")])
+@pytest.mark.parametrize("select, where, tail", [
+    ("id, {col} {op} %s AS d", "", "ORDER BY d LIMIT 10"),
+    ("id, {col} {op} %s", "", "ORDER BY 2 LIMIT 10"),
+    ("id, cat", "WHERE cat = 3 ", "ORDER BY {col} {op} %s LIMIT 5 OFFSET 2"),
+    ("*", "WHERE cat BETWEEN 1 AND 4 AND id <> 7 ", "ORDER BY {col} {op} %s ASC LIMIT 8"),
+])
+def test_pgvector_orderings_on_the_direct_path_match_the_general_path(
+        pg_server: Server, three: Any, col: str, op: str, select: str, where: str,
+        tail: str) -> None:
+    """pgvector's orderings skip DuckDB (engine/planner.py try_direct) with the same rows,
+    distances and column types as the general path (a second sort key sends it there)."""
+    t, x = three
+    q = (x[5] + 0.05).astype(np.float32)
+    direct = f"SELECT {select} FROM {t} {where}{tail}".format(col=col, op=op)
+    general = direct.replace("LIMIT", ", id LIMIT", 1)
+    with psycopg.connect(pg_server.dsn(), autocommit=True) as c:
+        pgvector_psycopg.register_vector(c)
+        n_params = direct.count("%s")
+        cur = c.execute(direct, (q,) * n_params)
+        rows1, d1 = cur.fetchall(), [(d.name, d.type_code) for d in cur.description]
+        cur = c.execute(general, (q,) * n_params)
+        rows2, d2 = cur.fetchall(), [(d.name, d.type_code) for d in cur.description]
+    assert d1 == d2 and rows1
+    assert len(rows1) == len(rows2)
+    for a, b in zip(rows1, rows2, strict=True):
+        for u, v in zip(a, b, strict=True):
+            if isinstance(u, float):
+                assert u == pytest.approx(v, rel=1e-5, abs=1e-6)
+            elif hasattr(u, "to_numpy") or isinstance(u, np.ndarray):
+                np.testing.assert_array_equal(_np(u), _np(v))
+            else:
+                assert u == v
+
+
+def test_which_pgvector_shapes_take_the_direct_path(session: Any) -> None:
+    from tarndb.engine.planner import try_direct
+    from tarndb.sql import ast
+
+    session.execute("CREATE EXTENSION IF NOT EXISTS vector")
+    session.execute("CREATE TABLE dv (id INT, ec vector(2), el vector(2), ei vector(2), "
+                    "f REAL[], h halfvec(2))")
+    session.execute("INSERT INTO dv VALUES (1, '[1,0]', '[1,0]', '[1,0]', '{1,0}', '[1,0]'), "
+                    "(2, '[0,1]', '[0,1]', '[0,1]', '{0,1}', '[0,1]')")
+    session.execute("CREATE INDEX ON dv USING hnsw (ec vector_cosine_ops)")
+    session.execute("CREATE INDEX ON dv USING hnsw (el vector_l2_ops)")
+    session.execute("CREATE INDEX ON dv USING ivfflat (ei vector_ip_ops)")
+
+    def direct(sql: str, params: list[Any] | None = None) -> Any:
+        stmt = ast.parse(sql).stmts[0].stmt
+        return try_direct(session, stmt, params or [])
+
+    q = "'[1,0.2]'"
+    r = direct(f"SELECT id, el <-> {q} FROM dv ORDER BY el <-> {q} LIMIT 2")
+    assert r is not None and r.rows == [(1, pytest.approx(0.2)), (2, pytest.approx(1.64 ** .5))]
+    r = direct(f"SELECT id, ei <#> {q} FROM dv ORDER BY ei <#> {q} LIMIT 2")
+    assert r is not None and r.rows == [(1, pytest.approx(-1.0)), (2, pytest.approx(-0.2))]
+    assert direct(f"SELECT id FROM dv ORDER BY ec <=> {q} LIMIT 1") is not None
+    assert direct(f"SELECT id FROM dv ORDER BY f <=> {q}::real[] LIMIT 1") is not None
+    # Not this index's metric, no index of it, DESC, halfvec, more rows than have a vector,
+    # a zero query (NaN cosine distances): the general path.
+    assert direct(f"SELECT id FROM dv ORDER BY el <=> {q} LIMIT 1") is not None  # cosine: exact
+    assert direct(f"SELECT id FROM dv ORDER BY ec <-> {q} LIMIT 1") is None
+    assert direct(f"SELECT id FROM dv ORDER BY f <-> {q}::real[] LIMIT 1") is None
+    assert direct(f"SELECT id FROM dv ORDER BY el <-> {q} DESC LIMIT 1") is None
+    assert direct(f"SELECT id FROM dv ORDER BY h <-> {q} LIMIT 1") is None
+    assert direct(f"SELECT id FROM dv ORDER BY el <-> {q} LIMIT 3") is None
+    assert direct("SELECT id FROM dv ORDER BY ec <=> '[0,0]' LIMIT 1") is None

@@ -418,7 +418,10 @@ def try_direct(session: Any, stmt: pb.Node, params: list[Any]) -> Any:
     if rv.schemaname in ("pg_catalog", "information_schema") or rv.relname == "_files":
         return None
     expr = _sort_expr(sel)
-    if expr is None or ast.kind(expr) != "a_expr" or ast.op_name(expr.a_expr) != "<#>":
+    if expr is None or ast.kind(expr) != "a_expr":
+        return None
+    op = ast.op_name(expr.a_expr)
+    if op not in ("<#>", "<=>", "<->"):
         return None
     sort_by = sel.sort_clause[0].sort_by
     if sort_by.use_op or sort_by.sortby_nulls != pb.SORTBY_NULLS_DEFAULT:
@@ -437,9 +440,18 @@ def try_direct(session: Any, stmt: pb.Node, params: list[Any]) -> Any:
     alias = rv.alias.aliasname if rv.HasField("alias") else info.name
     col_name = _column(expr.a_expr.lexpr, alias)
     ci = info.column(col_name) if col_name else None
-    if ci is None or ci.type.is_vector:
+    if ci is None:
         return None
-    mode = _ranking_mode(ci)
+    # pgvector's distances (``<=>``, ``<->``, and ``<#>`` on vector: nearest first, the
+    # distance as the score) or pg_deeplake's ``<#>`` on float4[] (a similarity).
+    metric = _pgvector_metric(op, ci, info, sort_by)
+    mode: str | None
+    if op != "<#>" or ci.type.is_vector:
+        if metric is None:
+            return None
+        mode = metric
+    else:
+        mode = _ranking_mode(ci)
     if mode is None:
         return None
     key: bytes | None = None  # the score's, computed only when the select list needs it
@@ -454,7 +466,7 @@ def try_direct(session: Any, stmt: pb.Node, params: list[Any]) -> Any:
             if found is None:
                 return None
             outputs.extend(found)
-        elif ast.kind(rt.val) == "a_expr" and ast.op_name(rt.val.a_expr) == "<#>" and \
+        elif ast.kind(rt.val) == "a_expr" and ast.op_name(rt.val.a_expr) == op and \
                 score_key(rt.val, params) == (key := key or score_key(expr, params)):
             outputs.append((rt.name or colnames.figure(rt.val), None))
         else:
@@ -483,15 +495,34 @@ def try_direct(session: Any, stmt: pb.Node, params: list[Any]) -> Any:
             scope.close()
     value = _constant_value_direct(right, session, params)
     if value is None:
+        if metric is not None:
+            return None  # a NULL distance for every row: the general path
         raise E.DataError("the query of <#> must not be NULL")
+    query = None
+    if metric is not None:
+        try:
+            query = _array(value)
+        except (E.TarnError, ValueError, TypeError):
+            return None
+        if query.ndim != 1 or query.size == 0 or not np.all(np.isfinite(query)) or (
+                metric == "cosine" and not np.any(query)) or (
+                ci.type.dim is not None and query.size != ci.type.dim):
+            return None  # pgvector's errors and NaN distances: the general path
     filled = False
     if allowed is not None and allowed.size == 0:
         keys, scores = np.zeros(0, np.int64), np.zeros(0, np.float64)
     else:
-        if mode == "cosine":
-            hits = search.vector_topk(ds, ci.name, _array(value), req.k,
-                                      allowed_row_keys=allowed, exact=exact,
-                                      params=search.ann_params(session.settings))
+        if mode in ("cosine", "l2", "dot"):
+            try:
+                hits = search.vector_topk(ds, ci.name,
+                                          _array(value) if query is None else query, req.k,
+                                          allowed_row_keys=allowed, exact=exact,
+                                          params=search.ann_params(session.settings),
+                                          metric=mode)
+            except E.DataError:
+                if metric is None:
+                    raise
+                return None  # e.g. dimensions that differ: pgvector's error, from SQL
         elif mode == "maxsim":
             hits = search.maxsim_topk(ds, ci.name, _array(value), req.k,
                                       allowed_row_keys=allowed, exact=exact,
@@ -502,6 +533,8 @@ def try_direct(session: Any, stmt: pb.Node, params: list[Any]) -> Any:
         # The search's scores are exact (an index's candidates are re-scored exactly).
         keys = np.asarray(hits.row_keys, np.int64)
         scores = np.asarray(hits.scores, np.float64)
+        if metric is not None and keys.size < req.k:
+            return None  # fewer rows with a vector than k: NULL distances fill up
         if mode == "bm25" and keys.size < req.k:
             fill = _bm25_fill(ds, ci.name, allowed, keys, req.k - keys.size)
             keys = np.concatenate([keys, fill])
@@ -524,7 +557,11 @@ def try_direct(session: Any, stmt: pb.Node, params: list[Any]) -> Any:
     order = np.lexsort((rids, -np.nan_to_num(exact_scores, nan=-np.inf),
                         np.isnan(exact_scores)))[offset:offset + limit]
     take = pa.array(order, pa.int64())
-    score_col = pa.array(exact_scores[order], pa.float64(), mask=np.isnan(exact_scores[order]))
+    shown = exact_scores[order]
+    if metric is not None:  # pgvector's distance from the search's score
+        shown = (1.0 - shown if metric == "cosine" else -shown if metric == "dot"
+                 else np.sqrt(np.maximum(-shown, 0.0)))
+    score_col = pa.array(shown, pa.float64(), mask=np.isnan(shown))
     data = {str(i): (score_col if c is None else rows.column(c.name).take(take))
             for i, (_, c) in enumerate(outputs)}
     out = pa.table(data) if data else pa.table({})
@@ -532,9 +569,28 @@ def try_direct(session: Any, stmt: pb.Node, params: list[Any]) -> Any:
     if limit_bytes and out.nbytes > limit_bytes:
         return None  # the general path reports it
     cols = [Column(name, ColumnType("float8") if c is None else c.type) for name, c in outputs]
-    notices = [ranking.NOTICE] if sort_by.sortby_dir == pb.SORTBY_ASC else []
+    notices = [ranking.NOTICE] if sort_by.sortby_dir == pb.SORTBY_ASC and metric is None \
+        else []
     return Result(columns=cols, command=f"SELECT {out.num_rows}", rowcount=out.num_rows,
                   notices=notices, _arrow=out)
+
+
+def _pgvector_metric(op: str, ci: Any, info: TableInfo, sort_by: Any) -> str | None:
+    """The search metric of pgvector's ``ORDER BY col <op> q [ASC]`` (``<=>`` cosine,
+    ``<->`` l2, ``<#>`` on vector dot) where the direct path serves it: a vector(n) or
+    float4[] column, nearest first, and for l2 / dot an index of that metric (pgvector's
+    vector_l2_ops / vector_ip_ops); None otherwise."""
+    if sort_by.sortby_dir == pb.SORTBY_DESC or ci.type.ndim != 1 or \
+            ci.type.base not in ("float4", "float8") or \
+            (ci.type.is_vector and ci.type.vector_name != "vector"):
+        return None
+    if op == "<#>" and not ci.type.is_vector:
+        return None  # pg_deeplake's similarity
+    metric = {"<=>": "cosine", "<->": "l2", "<#>": "dot"}[op]
+    if metric != "cosine" and not any(ix.column == ci.name and ix.options.get("metric") ==
+                                      metric for ix in info.indexes):
+        return None
+    return metric
 
 
 def _cached_rows(ds: Any, rids: np.ndarray, columns: list[str]) -> pa.Table | None:

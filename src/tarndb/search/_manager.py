@@ -525,8 +525,58 @@ class IndexManager:
                     exact: bool = False, params: AnnParams | None = None,
                     metric: str = "cosine") -> Hits:
         """Top-k rows of ``column`` (float4[]) nearest to ``query`` by ``metric``: cosine
-        similarity, L2 distance or inner product (scores: higher is nearer, see
-        ``metric_scores``). The column's index answers when it ranks by that metric."""
+        similarity, L2 distance or inner product (scores: higher is nearer; for ``l2`` the
+        negated squared distance, recomputed exactly for the k rows). The column's index
+        answers when it ranks by that metric."""
+        hits = self._vector_topk(ds, column, query, k, filter_sql, allowed_row_keys, exact,
+                                 params, metric)
+        if metric == "l2" and len(hits):
+            keys, scores = self._l2_exact(ds, column, as_query_vector(query), hits.row_keys,
+                                          None if exact else self.index_for(column))
+            hits = Hits(keys, scores, hits.plan)
+        return hits
+
+    def _l2_exact(self, ds: lance.LanceDataset, column: str, q: F32, keys: I64,
+                  info: IndexInfo | None) -> tuple[I64, F32]:
+        """``-|row - q|^2`` of the given rows in float64 (the ranking's ``2 q.row - |row|^2``
+        in float32 loses the digits of near neighbours), best first. Vectors come from
+        rows written since the index's last fold first (an updated row's live copy), then
+        the index's in-memory copy, then the table."""
+        todo = np.unique(keys)
+        sources: list[tuple[I64, F32]] = []
+
+        def from_table(fragments: list[Any] | None) -> None:
+            nonlocal todo
+            got, col = self._table_rows(ds, column, todo, fragments)
+            mat, valid = vectors_from_arrow(col)
+            sources.append((got[valid], mat))
+            todo = np.setdiff1d(todo, got)
+
+        if info is not None and info.kind == "vector" and info.dim and info.metric == "l2":
+            fr = self._freshness(ds, info)
+            if fr.usable:
+                if fr.fresh_fragments:
+                    from_table(fr.fresh_fragments)
+                cached = self._side_index(info).matrix()
+                if cached is not None and todo.size:
+                    got, mat = cached.rows(todo)
+                    sources.append((got, np.asarray(mat)))
+                    todo = np.setdiff1d(todo, got, assume_unique=True)
+        if todo.size:
+            from_table(None)
+        q64 = q.astype(np.float64)
+        out_keys = [g for g, m in sources if g.size]
+        d2 = [((m.astype(np.float64) - q64) ** 2).sum(axis=1) for g, m in sources if g.size]
+        if not out_keys:
+            return np.zeros(0, np.int64), np.zeros(0, np.float32)
+        all_keys = np.concatenate(out_keys)
+        neg = -np.concatenate(d2)
+        order = np.lexsort((all_keys, -neg))
+        return all_keys[order], neg[order].astype(np.float32)
+
+    def _vector_topk(self, ds: lance.LanceDataset, column: str, query: Any, k: int,
+                     filter_sql: str | None, allowed_row_keys: Any, exact: bool,
+                     params: AnnParams | None, metric: str) -> Hits:
         q = as_query_vector(query)
         allowed_user = _as_keys(allowed_row_keys)
         info = None if exact else self.index_for(column)
