@@ -164,3 +164,27 @@ def test_read_only_and_workspace_checks_hold_for_batches(pg_server: Server) -> N
             cur.executemany("INSERT INTO pb_ro VALUES (%s)", [(i,) for i in range(5)])
     with psycopg.connect(pg_server.dsn(), autocommit=True) as c:
         assert c.execute("SELECT count(*) FROM pb_ro").fetchone() == (0,)
+
+
+def test_bad_bind_after_held_inserts_rolls_the_pipeline_back(pdb: tarndb.Database) -> None:  # noqa: F811
+    s = pdb.session()
+    s.execute("CREATE TABLE pb4 (id INT8)")
+    s.close()
+    conn, _ = connect(pdb)
+    frames = [m.f_parse("", "INSERT INTO pb4 VALUES ($1)", [20])]
+    for i in range(2):
+        frames += [m.f_bind("", "", [str(i).encode()]), m.f_execute("")]
+    # A binary int8 of 3 bytes: the Bind fails, after the two Executes before it ran.
+    frames += [m.f_bind("", "", [b"\x00\x00\x01"], [1]), m.f_execute(""), m.f_sync()]
+    out = send(conn, *frames)
+    assert kinds(out) == b"12C2CEZ"
+    assert error(out)["C"] in ("22P03", "08P01", "22023")
+    # As in PostgreSQL the error aborted the pipeline's implicit transaction.
+    s = pdb.session()
+    assert s.execute("SELECT count(*) FROM pb4").rows == [(0,)]
+    s.close()
+    # In an explicit transaction block a protocol error aborts the block (25P02 after it).
+    out = send(conn, m.f_query("BEGIN"), m.f_bind("", "nope", []), m.f_sync(),
+               m.f_query("SELECT 1"), m.f_query("ROLLBACK"))
+    assert error(out)["C"] == "26000"
+    assert [m.parse_error_fields(b)["C"] for k, b in out if k == b"E"] == ["26000", "25P02"]

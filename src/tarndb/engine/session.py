@@ -337,6 +337,12 @@ class Session:
             self.begin(explicit=False)
             self._implicit = True
 
+    def abort_transaction(self) -> None:
+        """A protocol error (a bad Bind, an unknown portal) happened in this session's
+        transaction: it is aborted as if a statement had failed."""
+        if self._txn is not None:
+            self._failed = True
+
     def end_implicit(self) -> None:
         """Sync: commit the implicit transaction (roll it back if a statement failed)."""
         if not self._implicit:

@@ -566,8 +566,17 @@ class ServerConnection:
             elif isinstance(msg, m.FunctionCall):
                 raise errors.FeatureNotSupported("the function call protocol is not supported")
         except Exception as e:  # noqa: BLE001 - every error becomes an ErrorResponse
+            if self._batch is not None:
+                self._run_batch()  # the Executes before this message ran before it failed
+                if self._skip_until_sync:
+                    return  # one of them failed: PostgreSQL never got to this message
             self._error(e)
             self._skip_until_sync = True
+            # As in PostgreSQL, any error aborts the transaction it happens in (an implicit
+            # one rolls back at Sync), not only errors of statements.
+            abort = getattr(self.session, "abort_transaction", None)
+            if abort is not None:
+                abort()
 
     # -- pipelined inserts as one batch -------------------------------------------------------
 
@@ -587,12 +596,14 @@ class ServerConnection:
         return False
 
     def _batchable(self, portal: Portal) -> bool:
-        st = portal.statement
+        return self._batchable_statement(portal.statement) and not portal.name
+
+    def _batchable_statement(self, st: PreparedStatement) -> bool:
         if st.batchable is None:
             check = getattr(self.session, "batchable", None)
-            st.batchable = bool(check is not None and hasattr(self.session, "execute_many")
-                                and check(st.sql))
-        return st.batchable and not portal.name
+            st.batchable = bool(_INSERT.match(st.sql) and check is not None and
+                                hasattr(self.session, "execute_many") and check(st.sql))
+        return st.batchable
 
     def _hold(self, portal: Portal) -> None:
         """Add an Execute of a batchable INSERT to the batch, its reply to come."""
@@ -881,8 +892,9 @@ class ServerConnection:
         sql = portal.statement.sql
         if portal.result is not None:
             return portal.result.columns
-        if _EMPTY.match(sql) or _COPY.match(sql) or roles.is_role_statement(sql):
-            return []
+        if _EMPTY.match(sql) or _COPY.match(sql) or roles.is_role_statement(sql) or \
+                self._batchable_statement(portal.statement):
+            return []  # (a batchable INSERT has no RETURNING: no need to plan it)
         if _is_read_only(sql):
             # Reads run now, so the RowDescription is exactly what Execute sends; their
             # notices go out now too (Execute sends only those of statements it runs).
