@@ -224,16 +224,23 @@ def _plain(batch: pa.Table) -> pa.Table:
 
 
 def _write_batch(batch: pa.Table, *, uri: str, storage_options: dict[str, str],
-                 workspace: str, name: str) -> pa.Table:
-    """Runs on a Ray worker: one batch as stored rows in uncommitted fragments."""
+                 workspace: str, name: str, new_table: str | None = None) -> pa.Table:
+    """Runs on a Ray worker: one batch as stored rows in uncommitted fragments.
+
+    ``new_table``: the JSON definition of a table being created, not in the catalog yet."""
+    import json
     import pickle
 
     from .engine import bulk
+    from .engine.catalog import TableInfo
 
     try:
         db = _database(uri, storage_options)
-        info = _table(db, _quoted(workspace, name))
-        rows = bulk.prepare_rows(db, info, _plain(batch))
+        if new_table is not None:
+            info = TableInfo.from_json(json.loads(new_table))
+        else:
+            info = _table(db, _quoted(workspace, name))
+        rows = bulk.prepare_rows(db, info, _plain(batch), new=new_table is not None)
         part = bulk.write_fragments(db, info, rows)
     except E.TarnError as e:
         # Returned, not raised: Ray keeps only the text of a task's exception, and the
@@ -299,13 +306,15 @@ def write_table(dataset: ray.data.Dataset, table: str, lake: Any = None, *,
     """Write ``dataset`` into ``table`` (``"ws.table"``) on ``lake`` in one atomic commit.
 
     ``mode="append"`` adds the rows to an existing table (its column names; columns left out
-    get their defaults and serial values); ``mode="create"`` first creates the table from the
-    dataset's schema (42P07 if it exists; ``primary_key`` names its key), and drops it again
-    if the write fails. Ray workers convert, check and write the rows as fragments in
-    parallel (``batch_size`` rows per task, default one Ray block; ``concurrency`` tasks at a
-    time); this process then checks unique keys and publishes every fragment at once. On any
-    error nothing is published: readers never see part of the rows."""
+    get their defaults and serial values); ``mode="create"`` creates the table from the
+    dataset's schema (42P07 if it exists; ``primary_key`` names its key) in the same step
+    that publishes the rows: the table appears with all of them or not at all, even if this
+    process is killed part-way. Ray workers convert, check and write the rows as fragments
+    in parallel (``batch_size`` rows per task, default one Ray block; ``concurrency`` tasks
+    at a time); this process then checks unique keys and publishes every fragment at once.
+    On any error nothing is published: readers never see part of the rows."""
     _ray()
+    import json
     import pickle
 
     from .engine import bulk
@@ -315,7 +324,7 @@ def write_table(dataset: ray.data.Dataset, table: str, lake: Any = None, *,
         raise E.InvalidParameterValue(f'mode must be "append" or "create", not "{mode}"')
     db = _database(lake, storage_options)
     ws, name = _split(table)
-    created = False
+    creating = None  # the session whose open transaction holds CREATE TABLE
     if mode == "create":
         if db.catalog.find_table(ws, name) is not None:
             raise E.DuplicateTable(f'relation "{name}" already exists', table=name)
@@ -326,15 +335,29 @@ def write_table(dataset: ray.data.Dataset, table: str, lake: Any = None, *,
         if not isinstance(arrow_schema, pa.Schema):
             arrow_schema = pa.schema(list(zip(schema.names, schema.types, strict=True)))
         db.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(ws)}")
-        db.execute(_create_sql(ws, name, arrow_schema, primary_key))
-        created = True
+        # The dataset is made now; the catalog entry only by bulk.commit_new_table.
+        creating = db.session(workspace=ws)
+        creating.begin()
+        try:
+            creating.execute(_create_sql(ws, name, arrow_schema, primary_key))
+        except BaseException:
+            creating.rollback()
+            creating.close()
+            raise
     try:
-        info = _table(db, _quoted(ws, name))
+        if creating is not None:
+            found = creating.find_table(ws, name)
+            assert found is not None
+            info = found
+        else:
+            info = _table(db, _quoted(ws, name))
         if info.read_only:
             raise E.InsufficientPrivilege(f'table "{info.name}" is read-only')
         kwargs: dict[str, Any] = {"uri": db.lake.uri,
                                   "storage_options": dict(db.lake.storage_options),
-                                  "workspace": ws, "name": name}
+                                  "workspace": ws, "name": name,
+                                  "new_table": (json.dumps(info.to_json())
+                                                if creating is not None else None)}
         write: Any = functools.partial(_write_batch, **kwargs)
         mapped = dataset.map_batches(write, batch_format="pyarrow", batch_size=batch_size,
                                      concurrency=concurrency, zero_copy_batch=True)
@@ -348,17 +371,20 @@ def write_table(dataset: ray.data.Dataset, table: str, lake: Any = None, *,
             schema_b = pa.ipc.read_schema(pa.py_buffer(row["schema"]))
             parts.append(bulk.Fragments(list(row["fragments"]), int(row["rows"]), keys,
                                         schema_b))
-        version = bulk.commit_fragments(db, info, parts)
+        if creating is not None:
+            version = bulk.commit_new_table(db, creating, info, parts)
+        else:
+            version = bulk.commit_fragments(db, info, parts)
     except BaseException as e:
         cause = _tarn_cause(e)
-        if created:
-            try:
-                db.execute(f"DROP TABLE IF EXISTS {quote_ident(ws)}.{quote_ident(name)}")
-            except E.TarnError:
-                pass
+        if creating is not None and creating.in_transaction:
+            creating.rollback()  # ROLLBACK of CREATE TABLE: the dataset is removed
         if cause is not None and cause is not e:
             raise cause from e  # a worker's 23502, 23505... as if raised here
         raise
+    finally:
+        if creating is not None:
+            creating.close()
     return WriteResult(f"{ws}.{name}", version, sum(p.rows for p in parts),
                        sum(len(p.fragments) for p in parts))
 

@@ -88,7 +88,7 @@ def test_failed_worker_publishes_nothing(ray_cluster: str, served: Serve) -> Non
     with served.connect() as c:
         assert c.execute("SELECT count(*) FROM ws.t").fetchone() == (1,)
     assert len(lake_data_files(served.lake, "t")) > before  # fragments were written, unpublished
-    # mode="create" drops the table it made.
+    # mode="create" publishes no table, and removes the dataset it made.
     with pytest.raises(Exception, match="not-null|null"):
         tray.write_table(ds.map_batches(lambda b: b, batch_format="pyarrow"), "ws.t2",
                          served.lake, mode="create", batch_size=1000,
@@ -96,6 +96,7 @@ def test_failed_worker_publishes_nothing(ray_cluster: str, served: Serve) -> Non
     with served.connect() as c:
         assert c.execute("SELECT count(*) FROM pg_tables WHERE tablename = 't2'"
                          ).fetchone() == (0,)
+    assert not list(served.lake.glob("ws/t2*.lance"))
 
 
 def test_killed_driver_publishes_nothing(ray_cluster: str, served: Serve, tmp_path: Path) -> None:

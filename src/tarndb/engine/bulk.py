@@ -17,6 +17,15 @@ unreferenced files are removed by ``tarndb_cleanup``'s version cleanup).
    Appends change no existing row, so there is nothing else to validate: the other writers'
    conflict checks already treat another server's ``Append`` as touching no row, and key
    indexes catch up by reading the appended fragments.
+
+A new table (``write_table(mode="create")``) appears with all of its rows or not at all:
+the driver runs ``CREATE TABLE`` in a transaction that it keeps open (the table's empty
+dataset is made, its catalog entry is not published), the workers prepare and write rows
+against that definition (``prepare_rows(..., new=True)``), and :func:`commit_new_table`
+commits the fragments into the still unlisted dataset, then commits the transaction: one
+catalog commit publishes the table with every row. A driver killed before that commit
+leaves no table (an unlisted dataset directory, garbage, is all that remains); a failure
+it sees removes the dataset as ROLLBACK of ``CREATE TABLE`` does.
 """
 
 from __future__ import annotations
@@ -37,6 +46,7 @@ from .commit import unique_keys
 
 if TYPE_CHECKING:
     from .database import Database
+    from .session import Session
 
 
 @dataclass
@@ -56,15 +66,21 @@ def _qualified(info: TableInfo) -> str:
     return '"{}"."{}"'.format(info.workspace.replace('"', '""'), info.name.replace('"', '""'))
 
 
-def prepare_rows(db: Database, info: TableInfo, batch: pa.Table) -> pa.Table:
+def prepare_rows(db: Database, info: TableInfo, batch: pa.Table, *,
+                 new: bool = False) -> pa.Table:
     """Rows of ``batch`` (columns named as the table's) as the table stores them, with row
-    ids, checked as INSERT checks them; nothing is committed."""
+    ids, checked as INSERT checks them; nothing is committed.
+
+    ``new``: ``info`` is a table being created whose catalog entry is not published yet
+    (:func:`commit_new_table`); this worker's session sees it as its own uncommitted DDL."""
     # A statement's early key check reads the newest version this process has seen; a
     # worker that last looked before another server's delete would refuse a freed key.
     db.store(info).dataset()
     s = db.session(workspace=info.workspace)
     try:
         s.begin()
+        if new:
+            s.catalog_create(info)  # undone by the rollback below, like the rows
         s.insert_arrow(_qualified(info), batch)
         found = s.find_table(info.workspace, info.name)
         change = s.pending_change(found) if found is not None else None
@@ -95,12 +111,14 @@ def write_fragments(db: Database, info: TableInfo, rows: pa.Table,
     return Fragments([json.dumps(f.to_json()) for f in frags], rows.num_rows, keys, schema)
 
 
-def commit_fragments(db: Database, info: TableInfo, parts: list[Fragments]) -> int:
+def commit_fragments(db: Database, info: TableInfo, parts: list[Fragments], *,
+                     maintain: bool = True) -> int:
     """Publish every part's fragments in one commit; returns the new table version.
 
     Raises 23505 when a key is taken (by another row of ``parts`` or by a committed row),
     40001 when the table's columns changed after the fragments were written; either way
-    nothing is published."""
+    nothing is published. ``maintain=False`` leaves the table's upkeep (compaction, key
+    index) to the caller."""
     store = db.store(info)
     frags = [lance.fragment.FragmentMetadata.from_json(f) for p in parts for f in p.fragments]
     if not frags:
@@ -131,5 +149,32 @@ def commit_fragments(db: Database, info: TableInfo, parts: list[Fragments]) -> i
     metrics.COMMITS.inc()
     metrics.COMMITTED_TRANSACTIONS.inc()
     metrics.ROWS_WRITTEN.inc(rows)
-    db._maintain(info)  # compaction, key column index, search index folding
+    if maintain:
+        db._maintain(info)  # compaction, key column index, search index folding
+    return version
+
+
+def commit_new_table(db: Database, session: Session, info: TableInfo,
+                     parts: list[Fragments]) -> int:
+    """Publish a new table with every part's rows in one catalog step; returns its version.
+
+    ``session`` holds the open transaction whose ``CREATE TABLE`` made ``info`` (its dataset
+    exists, no catalog entry lists it). The fragments are committed into that dataset first,
+    which no reader can find yet, then the transaction's commit publishes the catalog entry:
+    the table appears with all of its rows at once. On any error the dataset is removed and
+    nothing is published (42P07 if another server created the name meanwhile)."""
+    try:
+        version = commit_fragments(db, info, parts, maintain=False)
+        session.commit()  # the catalog entry: the only step readers can see
+    except BaseException:
+        if session.in_transaction:
+            session.rollback()  # ROLLBACK of CREATE TABLE removes the dataset
+        else:  # the catalog step itself failed (42P07: the name was taken meanwhile)
+            listed = db.catalog.find_table(info.workspace, info.name)
+            if listed is None or listed.path != info.path:
+                db.forget_store(info)  # unlisted: nobody else can be using it
+        raise
+    created = db.catalog.find_table(info.workspace, info.name)
+    if created is not None:
+        db._maintain(created)  # compaction, key column index, search index folding
     return version
