@@ -188,3 +188,21 @@ def test_bad_bind_after_held_inserts_rolls_the_pipeline_back(pdb: tarndb.Databas
                m.f_query("SELECT 1"), m.f_query("ROLLBACK"))
     assert error(out)["C"] == "26000"
     assert [m.parse_error_fields(b)["C"] for k, b in out if k == b"E"] == ["26000", "25P02"]
+
+
+def test_float8_arrays_keep_their_precision(pg_server: Server) -> None:
+    """float8[] parameters (text or binary, alone or batched) are stored as float8, not
+    through float4 (0.1 stays 0.1, 1e300 stays finite)."""
+    with psycopg.connect(pg_server.dsn(), autocommit=True) as c:
+        c.execute("CREATE TABLE pb_f8 (id INT8, d FLOAT8[], f FLOAT4[])")
+        row = ([0.1, 1e300, -2.5e-310], [0.1])
+        c.execute("INSERT INTO pb_f8 VALUES (1, %s, %s)", row)
+        c.execute("INSERT INTO pb_f8 VALUES (2, %s, %s)", row, binary=True)
+        with c.cursor() as cur:
+            cur.executemany("INSERT INTO pb_f8 VALUES (%s, %s, %s)",
+                            [(3 + i, *row) for i in range(3)])
+        got = c.execute("SELECT d, f FROM pb_f8 ORDER BY id").fetchall()
+    assert len(got) == 5
+    for d, f in got:
+        assert d == [0.1, 1e300, -2.5e-310]
+        assert f == [0.1]  # float4's shortest text, as PostgreSQL prints it

@@ -670,7 +670,9 @@ def _arrow_column(values: list[Any]) -> pa.Array | None:
         ndims = {v.ndim for v in present}
         if len(ndims) != 1 or ndims == {0} or max(ndims) > 2:
             return None
-        flat = np.concatenate([v.reshape(-1).astype(np.float32, copy=False) for v in present])
+        # float8[] values stay float8 (a float4 column's cast happens later, in to_storage).
+        dtype = np.float64 if any(v.dtype == np.float64 for v in present) else np.float32
+        flat = np.concatenate([v.reshape(-1).astype(dtype, copy=False) for v in present])
         mask = [v is None for v in values]
         if max(ndims) == 1:
             lengths = [0 if v is None else v.shape[0] for v in values]
@@ -721,7 +723,8 @@ def _values_to_arrow(select: pb.Node, info: TableInfo, names: list[str], params:
             elif isinstance(value, list) and value and t.ndim and \
                     t.base in ("float4", "float8") and isinstance(value[0], (list, float, int)):
                 try:
-                    value = np.asarray(value, dtype=np.float32)
+                    value = np.asarray(value, dtype=np.float64 if t.base == "float8"
+                                       else np.float32)
                 except (ValueError, TypeError):
                     return None
             columns[i].append(value)

@@ -976,7 +976,9 @@ def _bin_array(b: bytes, elem: Decoder, base: str) -> Any:
         if len(b) - pos == total * (4 + width):
             rec = np.frombuffer(b, dtype=dtype, count=total, offset=pos)
             if (rec["len"] == width).all():
-                return rec["v"].astype(np.float64).reshape(dims).tolist()
+                # A numpy array, not a list of Python floats: an embedding goes to Arrow
+                # as is (engine/dml.py), and to DuckDB as a list (engine/values.py).
+                return rec["v"].astype(np.float32 if width == 4 else np.float64).reshape(dims)
     flat: list[Any] = []
     for _ in range(total):
         if pos + 4 > len(b):
