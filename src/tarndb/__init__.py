@@ -31,13 +31,17 @@ __version__ = "0.1.0"
 
 def open(uri: str, storage_options: dict[str, str] | None = None, *,  # noqa: A001
          version_retention: str | None = None, memory_limit: str | None = None,
-         temp_limit: str | None = None, max_result_bytes: int | None = None) -> Database:
+         temp_limit: str | None = None, max_result_bytes: int | None = None,
+         session_memory_limit: str | None = None,
+         session_temp_limit: str | None = None) -> Database:
     """Open (or create) the lake at ``uri``: a local directory or an ``s3://`` URI.
 
     ``version_retention`` (``'30 days'``; default: ``TARNDB_VERSION_RETENTION``, else keep
     every version) drops untagged table versions older than that as tables are written.
     ``memory_limit``, ``temp_limit`` and ``max_result_bytes`` bound what queries may use
-    (defaults: the settings of the same names, ``tarndb settings``)."""
+    (defaults: the settings of the same names, ``tarndb settings``);
+    ``session_memory_limit`` and ``session_temp_limit`` bound each session on its own
+    (``tarndb.engine.limits``)."""
     from . import settings
 
     cfg = settings.resolve(None)
@@ -45,7 +49,9 @@ def open(uri: str, storage_options: dict[str, str] | None = None, *,  # noqa: A0
                   version_retention=version_retention or cfg.version_retention,
                   memory_limit=memory_limit or cfg.memory_limit,
                   temp_limit=temp_limit or cfg.temp_limit,
-                  max_result_bytes=max_result_bytes or cfg.max_result_bytes)
+                  max_result_bytes=max_result_bytes or cfg.max_result_bytes,
+                  session_memory_limit=session_memory_limit or cfg.session_memory_limit,
+                  session_temp_limit=session_temp_limit or cfg.session_temp_limit)
     from .embeddings import install
 
     install(db)  # embed() / embed_multi() in SQL; models load on first use

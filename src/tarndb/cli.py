@@ -24,7 +24,9 @@ def _open(cfg: S.Settings) -> Any:
     return tarndb.open(cfg.data, version_retention=getattr(cfg, "version_retention", None),
                        memory_limit=getattr(cfg, "memory_limit", None),
                        temp_limit=getattr(cfg, "temp_limit", None),
-                       max_result_bytes=getattr(cfg, "max_result_bytes", None))
+                       max_result_bytes=getattr(cfg, "max_result_bytes", None),
+                       session_memory_limit=getattr(cfg, "session_memory_limit", None),
+                       session_temp_limit=getattr(cfg, "session_temp_limit", None))
 
 
 def cmd_sql(args: argparse.Namespace) -> int:

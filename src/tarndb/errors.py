@@ -45,7 +45,8 @@ that the wire protocol reports and the HTTP status the REST API answers with::
     ├── ReservedName            42939  400   role names starting with pg_, reserved workspaces
     ├── ProgramLimitExceeded    54000  400   nesting or sizes past a limit
     ├── DiskFull                53100  507   no space left on the lake's device
-    ├── OutOfMemory             53200  503   DuckDB out of memory and temp space
+    ├── OutOfMemory             53200  503   DuckDB out of memory
+    ├── ConfigurationLimitExceeded 53400 503 temp_file_limit passed
     ├── InvalidPassword         28P01  401
     ├── ProtocolViolation       08P01  400
     ├── InvalidRequest          22023  400   HTTP body that is not what the endpoint takes
@@ -360,6 +361,12 @@ class OutOfMemory(TarnError):
     sqlstate = "53200"
     http_status = 503
     code = "out_of_memory"
+
+
+class ConfigurationLimitExceeded(TarnError):
+    sqlstate = "53400"
+    http_status = 503
+    code = "configuration_limit_exceeded"
 
 
 class InvalidPassword(TarnError):

@@ -129,7 +129,9 @@ def serve(cfg: Settings) -> int:
 
     db = tarndb.open(str(cfg.data), version_retention=cfg.version_retention,
                      memory_limit=cfg.memory_limit, temp_limit=cfg.temp_limit,
-                     max_result_bytes=cfg.max_result_bytes)
+                     max_result_bytes=cfg.max_result_bytes,
+                     session_memory_limit=cfg.session_memory_limit,
+                     session_temp_limit=cfg.session_temp_limit)
     db.log_statements = bool(cfg.log_statements)
     try:
         if cfg.demo:

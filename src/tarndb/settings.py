@@ -102,6 +102,14 @@ SETTINGS: list[Setting] = [
     Setting("temp_limit", "10GiB", "Disk DuckDB may use for spilled query state (in a "
             "private directory under the system's temp directory); past it 53200.",
             commands=("serve", "sql")),
+    Setting("session_memory_limit", None, "Memory one session's statements may use (e.g. "
+            "256MB): each session then runs on a DuckDB instance of its own held to it, "
+            "past it 53200; sessions may lower it (SET tarndb.memory_limit), only superusers "
+            "raise it. Unset: sessions share --memory-limit.", commands=("serve", "sql")),
+    Setting("session_temp_limit", None, "Disk one session's spilled query state may use "
+            "(e.g. 1GB), as PostgreSQL's temp_file_limit: past it 53400; sessions may lower "
+            "it (SET temp_file_limit), only superusers raise it. Unset: sessions share "
+            "--temp-limit.", commands=("serve", "sql")),
     Setting("max_result_bytes", 1 << 30, "Largest result one statement may return; past it "
             "54000 (program_limit_exceeded).", int, commands=("serve", "sql")),
 ]

@@ -10,7 +10,7 @@ import datetime as dt
 import logging
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import duckdb
 import pyarrow as pa
@@ -19,6 +19,7 @@ from .. import errors as E
 from ..storage.lake import Lake
 from ..storage.leases import lease_or_skip
 from ..storage.tables import RID, TableStore
+from . import limits
 from .catalog import PLAIN_INDEX_METHODS, SCALAR_INDEX_TYPES, Catalog, IndexInfo, TableInfo
 from .commit import WritePath
 from .filtercache import FilterCache
@@ -55,7 +56,9 @@ class Database:
     def __init__(self, uri: str, storage_options: dict[str, str] | None = None, *,
                  version_retention: str | dt.timedelta | None = None,
                  memory_limit: str | None = None, temp_limit: str | None = None,
-                 max_result_bytes: int | None = None) -> None:
+                 max_result_bytes: int | None = None,
+                 session_memory_limit: str | None = None,
+                 session_temp_limit: str | None = None) -> None:
         self.lake = Lake(uri, storage_options)
         #: Untagged table versions older than this are dropped as tables are written (None:
         #: every version is kept until ``tarndb_cleanup``).
@@ -82,9 +85,31 @@ class Database:
         if temp_limit:
             config["max_temp_directory_size"] = temp_limit
         try:
-            self._duck = duckdb.connect(config=config)
+            shared = duckdb.connect(config=config)
         except duckdb.Error as e:
             raise E.InvalidParameterValue(f"invalid memory_limit or temp_limit: {e}") from e
+        # Definitions made on the shared connection are made on every session engine too
+        # (engine/limits.py): sessions held to limits of their own run on one of those.
+        recorder = limits.Recorder(shared)
+        self._duck = cast(DuckConnection, recorder)
+
+        def total(given: str | None, setting: str) -> int:
+            # The server's limits in bytes as DuckDB reads them (its MB is 10^6 bytes).
+            n = limits.parse_size(given, decimal=True) if given else None
+            if n is None:
+                row = shared.execute(f"SELECT current_setting('{setting}')").fetchone()
+                n = limits.parse_size(str(row[0]) if row else "0")
+            return n or 0
+
+        #: DuckDB instances of sessions with memory and temp limits of their own.
+        self.engines = limits.Engines(
+            recorder,
+            session_memory=limits.parse_size(session_memory_limit, decimal=True)
+            if session_memory_limit else None,
+            session_temp=limits.parse_size(session_temp_limit, decimal=True)
+            if session_temp_limit else None,
+            total_memory=total(memory_limit, "memory_limit"),
+            total_temp=total(temp_limit, "max_temp_directory_size"))
         self._lock = threading.RLock()
         self._stores: dict[str, TableStore] = {}
         self._store_infos: dict[str, TableInfo] = {}
@@ -160,8 +185,10 @@ class Database:
             except duckdb.Error:  # catalog emulation is for clients' introspection only
                 log.exception("installing pg_catalog functions failed")
 
-    def new_cursor(self) -> DuckConnection:
-        cur = self._duck.cursor()
+    def new_cursor(self, session: Session | None = None) -> DuckConnection:
+        """A DuckDB cursor for a new session: of an engine of its own when the server holds
+        sessions to limits of their own (engine/limits.py), else of the shared instance."""
+        cur = self.engines.cursor(session) or self._duck.cursor()
         with self._lock:  # installers may define catalog objects
             for installer in self.cursor_installers:
                 installer(cur, self)
@@ -396,6 +423,7 @@ class Database:
             self.fold_logs()
         except Exception:  # the log stays on the lake: the next open folds it
             log.exception("folding write-ahead logs at close failed")
+        self.engines.close()
         try:
             self._duck.close()
         except duckdb.Error:

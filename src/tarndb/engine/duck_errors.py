@@ -36,7 +36,17 @@ def translate(exc: BaseException) -> E.TarnError:
         # Lance and DuckDB report a full disk in their own words; PostgreSQL says 53100.
         return E.DiskFull("could not write to the lake: no space left on device")
     if isinstance(exc, duckdb.OutOfMemoryException):
-        return E.OutOfMemory("out of memory", detail=msg)
+        first = msg.split("\n", 1)[0]
+        if "max_temp_directory_size" in msg:
+            # Spilling went past the temp limit (the session's, engine/limits.py).
+            m = re.search(r"/\s*([\d.]+\s*[KMGT]?i?B|\d+ bytes)\s+used", first)
+            limit = _kb(m.group(1)) if m else None
+            return E.ConfigurationLimitExceeded(
+                "temporary file size exceeds temp_file_limit"
+                + (f" ({limit}kB)" if limit is not None else ""), detail=first)
+        return E.OutOfMemory("out of memory", detail=first,
+                             hint="Lower the statement's memory needs, or raise "
+                             "tarndb.memory_limit (superusers) or the server's limits.")
     if isinstance(exc, duckdb.InterruptException):
         return E.QueryCanceled("canceling statement due to user request")
     if isinstance(exc, duckdb.PermissionException):
@@ -90,3 +100,12 @@ def translate(exc: BaseException) -> E.TarnError:
     return E.InternalError(msg)
 
 
+def _kb(size: str) -> int | None:
+    """kB in a size as DuckDB prints it (``30.5 MiB``, ``0 bytes``)."""
+    m = re.match(r"([\d.]+)\s*([KMGT]?)i?B|([\d.]+) bytes", size.strip())
+    if not m:
+        return None
+    if m.group(3) is not None:
+        return int(float(m.group(3)) / 1024)
+    scale = {"": 1 / 1024, "K": 1, "M": 1024, "G": 1 << 20, "T": 1 << 30}[m.group(2)]
+    return round(float(m.group(1)) * scale)

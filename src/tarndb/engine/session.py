@@ -21,7 +21,7 @@ from ..sql import ast, colnames
 from ..sql.literals import lift_arrays
 from ..sql.rewrite import casts, jsonb, pgvector, ranking, similarity
 from ..sql.rewrite import params as param_rule
-from . import advisory, ddl, dml, lookup, planner, udf, versions
+from . import advisory, ddl, dml, limits, lookup, planner, udf, versions
 from .catalog import TableInfo
 from .commit import TableChange, new_txn_id
 from .duck_errors import translate
@@ -61,6 +61,9 @@ DEFAULT_SETTINGS = {
     "statement_timeout": "0",
     "lock_timeout": "0",
     "idle_in_transaction_session_timeout": "0",
+    # -1: the server's limits per session (engine/limits.py)
+    "temp_file_limit": "-1",
+    "tarndb.memory_limit": "-1",
 }
 
 _statement_log = logging.getLogger("tarndb.statements")
@@ -103,7 +106,7 @@ class Session:
         self.settings: dict[str, str] = dict(DEFAULT_SETTINGS)
         self.settings["search_path"] = f'"{workspace}", public' if workspace != "public" \
             else '"$user", public'
-        self.cursor = db.new_cursor()
+        self.cursor = db.new_cursor(self)
         self._workspace = workspace
         self._announce_workspace()
         if self.allowed_workspaces is not None:
@@ -262,7 +265,7 @@ class Session:
         self.advisory.close()
         self._closed = True
         try:
-            self.cursor.close()
+            self.db.engines.release(self, self.cursor)  # closes the cursor
         except Exception:  # noqa: BLE001
             pass
 
@@ -518,6 +521,7 @@ class Session:
             timer.start()
         self._running.set()
         try:
+            self.db.engines.enter(self, kind)  # this session's memory and temp limits
             for attempt in range(_AUTOCOMMIT_RETRIES + 1):
                 if autocommit:
                     self.begin(explicit=False)
@@ -557,6 +561,7 @@ class Session:
             self._deadline = None
             self._running.clear()
             self.idle_since = time.monotonic()
+            self.db.engines.exit(self)
             udf.end_statement(self.cursor)  # embed() results are memoised per statement
             label = kind.removesuffix("_stmt")
             metrics.STATEMENTS.labels(label, metrics.outcome_of(failure)).inc()
@@ -869,6 +874,8 @@ class Session:
             from ..search import ann_params
 
             ann_params({name: value})  # validates
+        if name in limits.NAMES:  # temp_file_limit, tarndb.memory_limit
+            value = self.db.engines.check_setting(self, name, value)
         if name == "timezone" and value.upper() not in ("UTC", "GMT", "ETC/UTC", "Z", "0"):
             self.notices.append("tarndb reports timestamps in UTC")
         self.settings[name] = value

@@ -363,6 +363,9 @@ def install(db: Any) -> None:
     for kind, fn in _HANDLERS.items():
         hooks.setdefault(kind, _hook(fn))
     hooks.setdefault("set_role", set_role)
+    engines = getattr(db, "engines", None)
+    if engines is not None:  # who may raise temp_file_limit & co. (engine/limits.py)
+        engines.is_superuser = lambda user: is_superuser(db, user)
     from . import acl
 
     # GRANT/REVOKE on tables and schemas, and the check of every statement of a role that is
