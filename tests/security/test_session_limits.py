@@ -49,6 +49,7 @@ def limited(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         alive = s.proc.poll() is None
         stop_stack(s)
         assert alive, "tarndb serve died during the session limit tests"
+        assert s.proc.returncode == 0, "tarndb serve did not shut down cleanly"
 
 
 def _alice(stack: Stack, **extra: Any) -> psycopg.Connection[Any]:

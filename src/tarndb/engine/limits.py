@@ -33,6 +33,7 @@ statement fails with 53200 (out_of_memory), past its temp limit with 53400
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import re
@@ -193,6 +194,17 @@ def _replay(con: duckdb.DuckDBPyConnection,
             log.debug("replaying %s %r on an engine failed", method, args[:1], exc_info=True)
 
 
+_open_pools: weakref.WeakSet[Engines] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_pools() -> None:
+    """A database left open at exit: stop its filler outside DuckDB first (a daemon thread
+    inside DuckDB when the interpreter exits aborts the process)."""
+    for pool in list(_open_pools):
+        pool.close()
+
+
 class Engines:
     """The DuckDB instances of sessions held to limits of their own (see the module doc)."""
 
@@ -230,6 +242,7 @@ class Engines:
             self._filler = threading.Thread(target=self._fill, name="tarndb-engines",
                                             daemon=True)
             self._filler.start()
+            _open_pools.add(self)
 
     @property
     def per_session(self) -> bool:
@@ -470,5 +483,8 @@ class Engines:
             # engines of sessions still open when the database closes
             engines += [h.engine for h in list(self._held.values()) if h.engine is not None]
             self._cv.notify_all()
+        # A daemon thread still inside DuckDB when the interpreter exits aborts the process.
+        if self._filler is not None and self._filler is not threading.current_thread():
+            self._filler.join(30)
         for e in engines:
             e.close()
