@@ -7,8 +7,10 @@ through the same clients. Skips when ``../shared/seeds`` is absent.
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -407,3 +409,112 @@ def test_000_retrieval_to_training(server: Server) -> None:
     out = server.run(code)
     assert out.count("Downloaded 3 files for training") == 3, out
     assert "FILTERED [1]" in out, out  # cam1 and start_s > 100: the robot arm clip only
+
+
+COCO = Path(__file__).resolve().parents[2] / "shared" / "data" / "coco_captions_mini"
+STANDINS = Path(__file__).resolve().parent / "seeds_local"  # colqwen_encoder.py
+HUB_COCO = 'load_dataset("detection-datasets/coco", split="train", streaming=True)'
+UUID_RE = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+
+
+def _coco_folder(root: Path, n: int) -> Path:
+    """The first ``n`` images of ``../shared/data/coco_captions_mini`` as a ``datasets``
+    imagefolder, streamed by the real ``datasets.load_dataset("imagefolder", ...)`` where the
+    seed streams ``detection-datasets/coco``: each item has ``image`` (PIL), ``image_id``,
+    ``width``, ``height`` (and ``captions``), the fields the seed reads. The local data has no
+    box annotations, so items carry no ``objects`` and the seed's own
+    ``item.get("objects", {})`` gives empty ``bboxes`` / ``category_ids``."""
+    d = root / f"coco_imagefolder_{n}"
+    d.mkdir(exist_ok=True)
+    meta = []
+    for line in (COCO / "captions.jsonl").read_text(encoding="utf-8").splitlines()[:n]:
+        r = json.loads(line)
+        name = Path(r["file"]).name
+        shutil.copyfile(COCO / r["file"], d / name)
+        meta.append(json.dumps({"file_name": name, "image_id": r["image_id"],
+                                "width": r["width"], "height": r["height"],
+                                "captions": r["captions"]}))
+    (d / "metadata.jsonl").write_text("\n".join(meta) + "\n", encoding="utf-8")
+    return d
+
+
+def _local_coco(server: Server, n: int, workspace: str) -> tuple[Server, str, Path]:
+    """The seeds' environment for a COCO run: its own workspace, embeddings on, the stand-in
+    ``colqwen_encoder`` importable, and the local imagefolder expression to stream."""
+    if not (COCO / "captions.jsonl").is_file():
+        pytest.skip("../shared/data/coco_captions_mini is absent")
+    pytest.importorskip("datasets")
+    pytest.importorskip("dotenv")
+    folder = _coco_folder(Path(server.env["SEED_CWD"]), n)
+    env = {**server.env, "ACTIVELOOP_WORKSPACE_ID": workspace, "ENABLE_EMBEDDINGS": "true",
+           "HF_DATASETS_OFFLINE": "1",
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(STANDINS),
+                                                       server.env.get("PYTHONPATH")]))}
+    local = f'load_dataset("imagefolder", data_dir={str(folder)!r}, split="train", streaming=True)'
+    return Server(server.url, server.pg_port, env), local, folder
+
+
+def _maxsim_oracle(folder: Path, query: str) -> dict[int, float]:
+    """Exact MaxSim of ``query`` against every image of ``folder``, from the same stand-in
+    encoder: per query token the best cosine over the image's vectors, summed."""
+    import importlib.util
+
+    import numpy as np
+    from PIL import Image
+
+    spec = importlib.util.spec_from_file_location("colqwen_encoder_oracle",
+                                                  STANDINS / "colqwen_encoder.py")
+    assert spec and spec.loader
+    enc = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(enc)
+    q = enc.encode_texts([query])[0].astype(np.float64)
+    q /= np.linalg.norm(q, axis=1, keepdims=True)
+    out = {}
+    for line in (folder / "metadata.jsonl").read_text().splitlines():
+        m = json.loads(line)
+        with Image.open(folder / m["file_name"]) as im:
+            bag = enc.encode_images([im.convert("RGB")])[0].astype(np.float64)
+        norms = np.linalg.norm(bag, axis=1, keepdims=True)
+        bag = bag / np.where(norms > 0, norms, 1.0)
+        out[int(m["image_id"])] = float((bag @ q.T).max(axis=0).sum())
+    return out
+
+
+def test_001_coco_ingestion_main_maxsim(server: Server) -> None:
+    """Seed 001's "COCO Image Ingestion And Multi-Vector Retrieval" program as written (its
+    settings, ``get_connection``/``run_query``/``create_table``, ``upload_image`` with retries,
+    ``upload_files_parallel``, ``convert_bbox_to_coco`` and ``main()``: the table, batches of
+    12 uploaded in parallel to /files and inserted with ``executemany`` through
+    ``deeplake.db.connect``, the index and the ``<#>`` query it prints), with
+    ``ENABLE_EMBEDDINGS=true``. Two substitutions: the hub stream of ``detection-datasets/coco``
+    becomes ``load_dataset("imagefolder", ...)`` over 24 local COCO images (see
+    ``_coco_folder``: no boxes locally), and the ``colqwen_encoder`` module the seed asks the
+    reader for is ``tests/seeds_local/colqwen_encoder.py`` (ColQwen3's contract; text tokens
+    from the packaged model, images by a patch featurizer). The printed top 5 must be the exact
+    MaxSim ranking of those vectors."""
+    pytest.importorskip("psycopg")
+    ws = "seedws_coco"
+    env, local, folder = _local_coco(server, 24, ws)
+    text = seed("001")
+    code = cut(text, "import io\nimport json\nimport os\nimport time\n"
+                     "from concurrent.futures import ThreadPoolExecutor, as_completed",
+               'if __name__ == "__main__":\n    main()')
+    assert HUB_COCO in code
+    out = env.run(deeplake_to_tarndb(code).replace(HUB_COCO, local), timeout=240)
+    rows = re.findall(rf"\((\d+), UUID\('({UUID_RE})'\), ([-+.\deE]+)\)", out)
+    assert len(rows) == 5, out  # LIMIT 5
+    oracle = _maxsim_oracle(folder, "a photo of a city skyline")
+    best = sorted(oracle, key=lambda i: -oracle[i])[:5]
+    assert [int(r[0]) for r in rows] == best, (rows, best)
+    for image_id, _, score in rows:
+        assert abs(float(score) - oracle[int(image_id)]) < 1e-3, (rows, oracle)
+    # every image landed: 24 rows (two batches of 12), each file_id the image as PNG
+    h = {"Authorization": f"Bearer {TOKEN}", "X-Activeloop-Org-Id": "default"}
+    r = requests.post(f"{server.url}/workspaces/{ws}/tables/query", headers=h, timeout=60,
+                      json={"query": 'SELECT count(*), count(DISTINCT file_id), '
+                                     'max(json_array_length(bboxes)) '
+                                     f'FROM "{ws}"."coco_dataset_v3_pg"'})
+    assert r.status_code == 200 and r.json()["rows"] == [[24, 24, 0]], r.text
+    png = requests.get(f"{server.url}/workspaces/{ws}/files/{rows[0][1]}/content", headers=h,
+                       timeout=30)
+    assert png.status_code == 200 and png.content[:8] == b"\x89PNG\r\n\x1a\n"
