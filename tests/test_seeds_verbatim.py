@@ -328,7 +328,7 @@ def test_001_traces_memory_bm25_hybrid_replay(server: Server) -> None:
                      m["instance"], m["instance"], Path(m["file"]).parent.name,
                      json.dumps(hist)])
     r = requests.post(f"{q}/batch", headers=h, timeout=120,
-                      json={"query": ns["insert_query"], "params_batch": rows})
+                      json={"query": str(ns["insert_query"]), "params_batch": rows})
     assert r.status_code == 200, r.text
     # -- the memory table and its indexes, as the seed's SQL
     sql = [cut(text, 'CREATE TABLE IF NOT EXISTS "swe_agent_memory_full" AS', "LIMIT 1000;"),
@@ -518,3 +518,100 @@ def test_001_coco_ingestion_main_maxsim(server: Server) -> None:
     png = requests.get(f"{server.url}/workspaces/{ws}/files/{rows[0][1]}/content", headers=h,
                        timeout=30)
     assert png.status_code == 200 and png.content[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_001_coco_helpers_loop_verify_index_maxsim(server: Server) -> None:
+    """Seed 001's COCO building blocks as written: the HTTP query helpers (``run_query``,
+    ``batch_insert``), "Load COCO In Streaming Mode", "Compute Embeddings" (``emb_img`` /
+    ``emb_txt``), the /files ``upload_image``, "A Minimal Ingestion Loop"'s
+    ``process_one_batch`` (embeddings, parallel uploads, one literal ``{EMB}`` insert per
+    row), "Convert Bbox To COCO Style", ``format_2d_array``, ``insert_sql``, "Verify Ingestion
+    Quickly", the index, the query encoding, the ``<#>`` search loop and the filtering
+    pattern (its ``ARRAY[...]`` and ``"workspace"`` placeholders filled in). Substituted: the
+    ColQwen3 model block (a hub download; ``encode_images`` / ``encode_texts`` come from the
+    stand-in ``colqwen_encoder``) and the hub stream (16 local images, see ``_coco_folder``).
+    What the seed leaves to the reader comes first: headers, the table, a batch to process."""
+    ws = "seedws_coco_http"
+    env, local, folder = _local_coco(server, 16, ws)
+    text = seed("001")
+    after = "Query Helpers (Single Query And Batch Query)"
+    reader = textwrap.dedent('''
+        # -- the reader's part: settings, headers, encoder, the table
+        import io, itertools, json, os, time
+        from concurrent.futures import ThreadPoolExecutor, as_completed
+        import requests
+        from PIL import Image
+        from colqwen_encoder import encode_images, encode_texts
+        BASE_URL = os.environ["BASE_URL"]
+        TOKEN = os.environ["TEST_PG_MANAGED_TOKEN"]
+        ORG_ID = os.environ["ACTIVELOOP_ORG_ID"]
+        WORKSPACE_ID = os.environ["ACTIVELOOP_WORKSPACE_ID"]
+        headers_upload = {"Authorization": f"Bearer {TOKEN}", "X-Activeloop-Org-Id": ORG_ID}
+        headers_json = {**headers_upload, "Content-Type": "application/json"}
+        table_name = "coco_multi_modal_search"
+    ''')
+    create = textwrap.dedent('''
+        made = run_query(f\'CREATE TABLE "{WORKSPACE_ID}"."{table_name}" (id BIGSERIAL PRIMARY \'
+                         "KEY, image_id BIGINT, width INT, height INT, bboxes JSONB, "
+                         "category_ids JSONB, file_id UUID, metadata JSONB, "
+                         "colqwen_embedding FLOAT4[][])")
+        assert made, "CREATE TABLE failed"
+        pil_image = next(iter(dataset))["image"]
+    ''')
+    blocks = [
+        reader,
+        cut(text, "def run_query(query: str, params", "else {}", after=after),
+        cut(text, "def batch_insert(query: str", "else {}", after=after),
+        cut(text, "from datasets import load_dataset\n\ndataset = ", "streaming=True)"),
+        create,
+        cut(text, "emb_img = encode_images([pil_image])[0]", "# (tokens, dim)\n",
+            after="Compute Embeddings (Multi-Vector"),
+        cut(text, "emb_txt = encode_texts(", "# (tokens, dim)",
+            after="Compute Embeddings (Multi-Vector"),
+        'print("EMB", emb_img.shape, emb_img.dtype, emb_txt.shape, emb_txt.dtype)',
+        cut(text, "def upload_image(pil_img: Image.Image, filename: str) -> str | None:",
+            'return out.get("id")\n    return None'),
+        cut(text, "BATCH_SIZE = 16\nUPLOAD_WORKERS = 8", "time.sleep(0.05)"),
+        cut(text, "def convert_bbox_to_coco(", "ymax - ymin]", after="Convert Bbox To COCO Style"),
+        'print("BBOX", convert_bbox_to_coco([10.0, 20.0, 110.0, 70.0]))',
+        cut(text, "def format_2d_array(", 'return f"ARRAY[{inner}]::float4[][]"'),
+        cut(text, "insert_sql = (", ")\n", after="Then insert. Keep bboxes"),
+        "process_one_batch(list(itertools.islice(dataset, BATCH_SIZE)))",
+        'print("COUNT", end=" ")',
+        cut(text, "count = run_query(f\'SELECT COUNT(*)", "[0][0])"),
+        cut(text, "run_query(\n    f\'CREATE INDEX idx_coco_colqwen_vec ", 'DESC);"\n)'),
+        cut(text, 'query_text = "a photo of a city skyline"', "# (tokens, dim) as nested lists"),
+        'print("SEARCH")',
+        cut(text, 'maxsim_sql = f"""', "print(image_id, score)"),
+        "filtered = run_query(\"\"\"" + cut(text, "SELECT image_id,\n       colqwen_embedding <#> "
+                                             "ARRAY[...]", "LIMIT 10;",
+                                         after="Practical Filtering Patterns")
+        .replace("ARRAY[...]", "ARRAY{query_emb}").replace('"workspace".', '"{WORKSPACE_ID}".')
+        .rstrip(";") + '""".format(query_emb=query_emb, WORKSPACE_ID=WORKSPACE_ID))',
+        'print("FILTERED", json.dumps(filtered["rows"]))',
+    ]
+    code = deeplake_to_tarndb("\n".join(blocks))
+    assert HUB_COCO in code
+    out = env.run(code.replace(HUB_COCO, local), timeout=240)
+    assert re.search(r"^EMB \(16, 384\) float32 \(\d+, 384\) float32$", out, re.M), out
+    assert "BBOX [10.0, 20.0, 100.0, 50.0]" in out, out
+    assert re.search(r"^COUNT 16$", out, re.M), out
+    ranked = [line.split() for line in out.split("SEARCH\n")[1].splitlines()
+              if not line.startswith("FILTERED")]
+    assert len(ranked) == 10, out  # LIMIT 10
+    oracle = _maxsim_oracle(folder, "a photo of a city skyline")
+    assert [int(i) for i, _ in ranked] == sorted(oracle, key=lambda i: -oracle[i])[:10], out
+    for image_id, score in ranked:
+        assert abs(float(score) - oracle[int(image_id)]) < 1e-3, (ranked, oracle)
+    sizes = {json.loads(line)["image_id"]: (json.loads(line)["width"],
+                                             json.loads(line)["height"])
+             for line in (folder / "metadata.jsonl").read_text().splitlines()}
+    big = [i for i, (w, h) in sizes.items() if w >= 640 and h >= 480]
+    filtered = json.loads(out.split("FILTERED ")[1])
+    assert [r[0] for r in filtered] == sorted(big, key=lambda i: -oracle[i])[:10], out
+    # the index the seed builds exists (run_query swallows errors, so ask the catalog)
+    h = {"Authorization": f"Bearer {TOKEN}", "X-Activeloop-Org-Id": "default"}
+    r = requests.post(f"{server.url}/workspaces/{ws}/tables/query", headers=h, timeout=60,
+                      json={"query": "SELECT indexname FROM pg_indexes "
+                                     "WHERE tablename = 'coco_multi_modal_search'"})
+    assert r.status_code == 200 and ["idx_coco_colqwen_vec"] in r.json()["rows"], r.text
