@@ -224,7 +224,7 @@ def test_002_deep_memory(server: Server) -> None:
     code = re.sub(r"^(\s+)(\w+): [\w\[\], ]+ = ", r"\1\2 = ", code, flags=re.M)
     code = code.replace("{$ORG_ID}", "default").replace("{$DATASET_ID}", "seed002_docs")
     setup = textwrap.dedent(f'''
-        import os, time
+        import json, os, time
         os.environ["TARNDB_API_URL"] = {server.url!r}
         import tarndb
         token = {TOKEN!r}
@@ -245,16 +245,71 @@ def test_002_deep_memory(server: Server) -> None:
     check = textwrap.dedent('''
         print("JOB", job_id)
         print("RECALLS", sorted(recalls))
+        print("WITH", json.dumps(recalls["with_model"]))  # the keys as the seed spells them
+        print("WITHOUT", json.dumps(recalls["without_model"]))
         print("RESULTS", [r["id"][:4] for r in results][:3])
     ''')
     out = server.run(deeplake_to_tarndb(setup + code + check), timeout=300)
     job_id = re.search(r"JOB ([0-9a-f]{24})", out)
     assert job_id, out
-    assert re.search(r"\| status +\| (pending|training|completed)", out), out
-    assert f"{job_id.group(1)}    completed" in out, out
+    job = job_id.group(1)
+    # status(): the seed's box, 62 wide; pending (as here, right after train()) exactly as shown
+    box = out[:out.index("\nID ")].splitlines()
+    assert all(len(line) == 62 for line in box), box
+    seed_box = _seed_boxes(text)
+    if box[3].startswith("| status                     | pending"):
+        assert box == [line.replace("6508464cd80cab681bfcfff3", job) for line in seed_box[0]]
+    else:  # training already: the seed's second box's rows, its id, status, progress, results
+        assert box[:3] == [line.replace("6508464cd80cab681bfcfff3", job)
+                           for line in seed_box[1][:3]], box
+        assert [line[:30] for line in box if line[2:3].strip()] == [
+            line[:30] for line in seed_box[1] if line[2:3].strip()], box
+    # list_jobs(): the seed's columns (ID 28, STATUS 11, RESULTS 29, PROGRESS)
+    jobs = out[out.index("\nID ") + 1:].splitlines()
+    head = next(line for line in text.splitlines() if line.startswith("ID  "))
+    assert jobs[0] == head.rstrip(), (jobs[0], head)
+    assert re.fullmatch(rf"{job}    completed  recall@10: \d+\.\d\d% \([+-]\d+\.\d\d%\) *"
+                        r"eta: \d+\.\d seconds", jobs[1]), jobs
+    assert jobs[1].index("eta:") == head.index("PROGRESS"), jobs
+    assert re.fullmatch(r" {68}recall@10: \d+\.\d\d% \([+-]\d+\.\d\d%\)", jobs[2]), jobs
+    # evaluate(): with_model / without_model, recall metrics for different k values
     assert re.search(r"^RECALLS \[.*'with model', 'without model'\]$", out, re.M), out
+    for key in ("WITH", "WITHOUT"):
+        got = json.loads(re.search(rf"^{key} (.*)$", out, re.M).group(1))  # type: ignore[union-attr]
+        assert sorted(got, key=lambda k: int(k.split("@")[1])) == [
+            "recall@1", "recall@3", "recall@5", "recall@10", "recall@50", "recall@100"], got
+        assert all(0.0 <= v <= 1.0 for v in got.values()), got
     res = re.search(r"^RESULTS (\[\[.*)$", out, re.M)
     assert res and res.group(1).startswith("[['doc-0'"), out
+
+
+def _seed_boxes(text: str) -> list[list[str]]:
+    """The status boxes seed 002 shows (pending, then training), line by line."""
+    boxes: list[list[str]] = []
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        if line == ">>> db.deep_memory.status(job_id)":
+            box = []
+            for b in lines[i + 1:]:
+                if not b.startswith(("-", "|")):
+                    break
+                box.append(b)
+            boxes.append(box)
+    return boxes
+
+
+def test_002_status_box_training_as_seed() -> None:
+    """The training box seed 002 shows, character for character, from a job record with the
+    seed's figures (ETA 2.5 s, held-out recall@10 0.62%, up 0.62 from 0): the layout
+    ``status()`` prints while a job trains (a fast job on a real server can finish before a
+    test sees it training; the pending box is checked through the server above)."""
+    from tarndb.deepmemory import format_status
+
+    job = {"id": "6508464cd80cab681bfcfff3", "status": "training",
+           "progress": {"eta_s": 2.5, "recall@10": 0.0062, "baseline_recall@10": 0.0}}
+    assert format_status(job).splitlines() == _seed_boxes(seed("002"))[1]
+    pending = {"id": "6508464cd80cab681bfcfff3", "status": "pending", "progress": None}
+    assert format_status(pending).splitlines() == _seed_boxes(seed("002"))[0]
 
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "swe_agent_trajectories"

@@ -36,7 +36,7 @@ import numpy as np
 from ..errors import FeatureNotSupported, InvalidParameterValue, NotFound
 from ._conditions import delete_where, filter_conditions
 from ._conditions import ident as _ident
-from ._store import format_jobs, format_status, split_table
+from ._store import as_recalls, format_jobs, format_status, split_table
 
 HUB_PREFIX = "hub://"
 URL_ENV = "TARNDB_API_URL"  # the api_url setting of tarndb.settings
@@ -475,5 +475,5 @@ class RemoteDeepMemory:
         r = self.store.client._request("POST",
                                        self.store.client._ws("/deep_memory/evaluate"),
                                        json=body)
-        out: dict[str, Any] = r.json()
-        return out
+        # the seed reads recalls["with_model"] / ["without_model"]: the same aliases as local
+        return as_recalls(r.json())

@@ -609,6 +609,16 @@ class _Recalls(dict[str, Any]):
                                     else key)
 
 
+def as_recalls(d: dict[str, Any]) -> _Recalls:
+    """``evaluate``'s result (a JSON object from a server, say) with the seed's key aliases,
+    its ``seen`` / ``unseen`` parts too."""
+    out = _Recalls(d)
+    for part in ("seen", "unseen"):
+        if isinstance(out.get(part), dict):
+            out[part] = _Recalls(out[part])
+    return out
+
+
 class VectorStore:
     """A table with an embedding column, searched by vector, with a trainable Deep Memory.
 
@@ -1267,7 +1277,7 @@ class DeepMemory:
             unseen = [i for i, rel in enumerate(relevant) if rel and i not in seen_set]
             for name, idx in (("seen", seen), ("unseen", unseen)):
                 out[name] = both(idx) if idx else {"queries": 0}
-        return out
+        return as_recalls(out)
 
     def rank(self, query_vectors: Any, k: int, *, job_id: str | None = None) -> I64:
         """Exact top-k rows (snapshot positions) for query vectors, ranked with the model."""
@@ -1368,5 +1378,5 @@ def format_jobs(jobs: list[dict[str, Any]]) -> str:
 
 
 __all__ = ["DEFAULT_TOP_K", "DeepMemory", "Snapshot", "TrainingCancelled", "VectorStore",
-           "active_model", "first_sentence", "format_jobs", "format_status", "load_snapshot",
-           "recover_jobs", "split_table"]
+           "active_model", "as_recalls", "first_sentence", "format_jobs", "format_status",
+           "load_snapshot", "recover_jobs", "split_table"]
