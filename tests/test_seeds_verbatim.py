@@ -413,11 +413,70 @@ def test_001_traces_memory_bm25_hybrid_replay(server: Server) -> None:
         assert out.count("\n") == min(10, len(rows)), out
         out = run_env.run(hybrid_src.replace(old, f"{url}/api/v1/embeddings"))
         assert out.count("\n") == min(10, len(rows)), out
+        _seed_search_sql(text, server, url, min(10, len(rows)))
         out = run_env.run(replay_src)
         assert "Sample run_id values:" in out and "Full trace:" in out, out
         assert out.split("Full trace:")[1].strip().startswith("('swe-agent',"), out
     finally:
         srv.shutdown()  # type: ignore[attr-defined]
+
+
+def _seed_search_sql(text: str, server: Server, url: str, n: int) -> None:
+    """Seed 001's three search statements (BM25, vector, hybrid) over psycopg2 as its blocks
+    connect, their ``ARRAY[...]`` filled with the query's embedding from the same service.
+    The embeddings the seed's UPDATE wrote are the service's; the vector search's scores are
+    the exact cosine ranking of them; every ranking comes best first (the seed writes ``ORDER
+    BY ... ASC`` on a ``<#>`` similarity, which tarndb reads as best first, with a NOTICE)."""
+    import numpy as np
+    import psycopg2
+
+    def service(texts: list[str]) -> np.ndarray:
+        r = requests.post(f"{url}/api/v1/embeddings", timeout=60,
+                          json={"model": "mistralai/codestral-embed-2505", "input": texts})
+        r.raise_for_status()
+        return np.array([d["embedding"] for d in r.json()["data"]], dtype=np.float64)
+
+    query = "fix authentication bug"
+    lit = "ARRAY[" + ",".join(map(str, service([query])[0].tolist())) + "]"
+    stmts = {
+        name: cut(text, start, "LIMIT 10;", after=after).replace("ARRAY[...]", lit)
+        for name, start, after in (
+            ("bm25", "SELECT task, episode, model,\n       task <#> 'fix authentication bug'",
+             "BM25 Search (Keyword Precision)"),
+            ("vector", "SELECT task, episode, model,\n       embedding <#> ARRAY[...]",
+             "Vector Search (Semantic Similarity)"),
+            ("hybrid", "SELECT task, episode, model,\n    (embedding, task) <#>",
+             "Hybrid Search (Combined Signal)"))}
+    assert not any("ARRAY[...]" in sql for sql in stmts.values()), stmts
+    assert query in stmts["bm25"] and query in stmts["hybrid"], stmts
+    conn = psycopg2.connect(host="127.0.0.1", port=server.pg_port, user="postgres",
+                            password=PASSWORD, database=WORKSPACE, sslmode="require")
+    try:
+        got = {}
+        with conn.cursor() as cur:
+            for name, sql in stmts.items():
+                cur.execute(sql)
+                got[name] = cur.fetchall()
+            cur.execute('SELECT task, embedding FROM "swe_agent_memory_full"')
+            stored = cur.fetchall()
+    finally:
+        conn.close()
+    for name, res in got.items():
+        assert len(res) == n and all(len(r) == 4 for r in res), (name, res)
+        scores = [r[3] for r in res]
+        assert scores == sorted(scores, reverse=True), (name, scores)
+    # the UPDATE wrote the service's vectors; vector search ranks them by exact cosine
+    tasks = [t or "" for t, _ in stored]
+    emb = np.array([e for _, e in stored], dtype=np.float64)
+    want = service(tasks)
+    cos = (emb * want).sum(1) / np.linalg.norm(emb, axis=1) / np.linalg.norm(want, axis=1)
+    assert cos.min() > 0.9999, cos
+    qv = service([query])[0]
+    exact = emb @ qv / np.linalg.norm(emb, axis=1) / np.linalg.norm(qv)
+    best = np.sort(exact)[::-1][:n]
+    assert np.allclose([r[3] for r in got["vector"]], best, atol=1e-4), (got["vector"], best)
+    by_task = {t: float(x) for t, x in zip(tasks, exact, strict=True)}
+    assert all(abs(by_task[r[0]] - r[3]) < 1e-4 for r in got["vector"]), got["vector"]
 
 
 def test_000_retrieval_to_training(server: Server) -> None:
