@@ -19,6 +19,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -417,6 +418,7 @@ def test_001_traces_memory_bm25_hybrid_replay(server: Server) -> None:
         out = run_env.run(replay_src)
         assert "Sample run_id values:" in out and "Full trace:" in out, out
         assert out.split("Full trace:")[1].strip().startswith("('swe-agent',"), out
+        _seed_agents(text, server, url)
     finally:
         srv.shutdown()  # type: ignore[attr-defined]
 
@@ -477,6 +479,97 @@ def _seed_search_sql(text: str, server: Server, url: str, n: int) -> None:
     assert np.allclose([r[3] for r in got["vector"]], best, atol=1e-4), (got["vector"], best)
     by_task = {t: float(x) for t, x in zip(tasks, exact, strict=True)}
     assert all(abs(by_task[r[0]] - r[3]) < 1e-4 for r in got["vector"]), got["vector"]
+
+
+def _seed_agents(text: str, server: Server, url: str) -> None:
+    """Seed 001's "Multi-Agent Workflows (Memory-Backed Tools)": the seed describes, without
+    code, three Pydantic AI agents that differ only in how their tools query the shared
+    memory (Code Assistant: search before answering; Debugging Oracle: "error + description";
+    Strategy Learner: patterns across similar tasks). Built here as described, each tool runs
+    the seed's hybrid statement (its ``embed_query`` cut from the seed, pointed at the local
+    service) over psycopg2. The one substitution: the OpenAI model becomes Pydantic AI's
+    offline ``FunctionModel``, scripted to call the agent's tool with the user's words, then
+    answer from the rows it got. Skips without ``pydantic_ai`` (the test extra has it)."""
+    pydantic_ai = pytest.importorskip("pydantic_ai")
+    import psycopg2
+    from pydantic_ai.messages import (
+        ModelMessage,
+        ModelResponse,
+        TextPart,
+        ToolCallPart,
+        ToolReturnPart,
+        UserPromptPart,
+    )
+    from pydantic_ai.models.function import AgentInfo, FunctionModel
+
+    ns: dict[str, Any] = {"requests": requests, "OPENROUTER_API_KEY": "local",
+                          "OPENROUTER_MODEL": "mistralai/codestral-embed-2505"}
+    exec(cut(text, "def embed_query(text: str) -> list[float]:", '["embedding"]',
+             after="Python implementation for Hybrid Search").replace(
+        "https://openrouter.ai/api/v1/embeddings", f"{url}/api/v1/embeddings"), ns)
+    hybrid = cut(text, "SELECT task, episode, model,\n    (embedding, task) <#>", "LIMIT 10;",
+                 after="Hybrid Search (Combined Signal)").rstrip(";")
+
+    def memory(query: str) -> list[dict[str, Any]]:
+        lit = "ARRAY[" + ",".join(map(str, ns["embed_query"](query))) + "]"
+        sql = hybrid.replace("ARRAY[...]", lit).replace(
+            "'fix authentication bug'", "'" + query.replace("'", "''") + "'")
+        conn = psycopg2.connect(host="127.0.0.1", port=server.pg_port, user="postgres",
+                                password=PASSWORD, database=WORKSPACE, sslmode="require")
+        try:
+            with conn.cursor() as cur:
+                cur.execute(sql)
+                return [{"task": t[:200], "episode": e, "model": m, "score": s}
+                        for t, e, m, s in cur.fetchall()]
+        finally:
+            conn.close()
+
+    def scripted(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+        returns = [p for p in messages[-1].parts if isinstance(p, ToolReturnPart)]
+        if not returns:  # first turn: the agent's tool, with the user's words
+            prompt = next(p.content for p in messages[0].parts if isinstance(p, UserPromptPart))
+            tool = info.function_tools[0]
+            return ModelResponse(parts=[ToolCallPart(tool.name, {
+                k: prompt for k in tool.parameters_json_schema["properties"]})])
+        got: Any = returns[0].content
+        rows = got["rows"] if isinstance(got, dict) else got
+        return ModelResponse(parts=[TextPart(
+            f"{len(rows)} past runs; closest: {rows[0]['episode']} ({rows[0]['model']})")])
+
+    model = FunctionModel(scripted)
+    code = pydantic_ai.Agent(model, instructions="Search memory before answering.")
+    oracle = pydantic_ai.Agent(model, instructions="Find past fixes for this error.")
+    strategy = pydantic_ai.Agent(model, instructions="Summarise what worked on similar tasks.")
+
+    @code.tool_plain
+    def search_memory(query: str) -> list[dict[str, Any]]:
+        """Hybrid (BM25 + vector) search over past agent runs."""
+        return memory(query)
+
+    @oracle.tool_plain
+    def search_errors(error: str, description: str) -> list[dict[str, Any]]:
+        """Past runs that hit this error, by error text plus description."""
+        return memory(f"{error} {description}")
+
+    @strategy.tool_plain
+    def similar_tasks(task: str) -> dict[str, Any]:
+        """Which models and episodes handled similar tasks."""
+        rows = memory(task)
+        return {"rows": rows, "models": sorted({r["model"] for r in rows})}
+
+    for agent, prompt in ((code, "fix authentication bug"),
+                          (oracle, "TypeError: unsupported operand"),
+                          (strategy, "add a command line option")):
+        result = agent.run_sync(prompt)
+        calls = [p for m in result.all_messages() for p in m.parts
+                 if isinstance(p, ToolReturnPart)]
+        assert len(calls) == 1, result.all_messages()
+        got: Any = calls[0].content
+        rows = got["rows"] if isinstance(got, dict) else got
+        direct = memory(prompt if agent is not oracle else f"{prompt} {prompt}")
+        assert rows == direct and len(rows) == 10, (rows, direct)  # the tool queried tarndb
+        assert result.output == (f"{len(rows)} past runs; closest: {rows[0]['episode']} "
+                                 f"({rows[0]['model']})"), result.output
 
 
 def test_000_retrieval_to_training(server: Server) -> None:
