@@ -4,124 +4,36 @@ real ``tarndb serve``: only the connection details (the seeds' environment varia
 blocks the test does what the seed leaves to the reader (rows to search, an encoder ``ve``),
 through the same clients. Skips when ``../shared/seeds`` is absent.
 """
-
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
-import socket
-import subprocess
 import sys
 import textwrap
-import time
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 
-SEEDS = Path(__file__).resolve().parents[2] / "shared" / "seeds"
-pytestmark = pytest.mark.skipif(not SEEDS.is_dir(), reason="../shared/seeds is absent")
+# pytest runs with --import-mode=importlib, which does not put test folders on sys.path; the
+# seeds tests share their server and helpers through _seeds_support.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-TOKEN = "tdb_seed_verbatim_test_token_0123456789"
-PASSWORD = "pw-seeds"
-WORKSPACE = "seedws"
+from _seeds_support import (  # noqa: E402
+    PASSWORD,
+    TOKEN,
+    WORKSPACE,
+    Server,
+    cut,
+    deeplake_to_tarndb,
+    needs_seeds,
+    seed,
+    server,
+)
 
-
-def seed(prefix: str) -> str:
-    return next(SEEDS.glob(f"{prefix}_*.txt")).read_text(encoding="utf-8")
-
-
-def cut(text: str, start: str, end: str, after: str = "") -> str:
-    """The seed's text from ``start`` to the end of ``end`` (the first of each past
-    ``after``)."""
-    i = text.index(start, text.index(after) if after else 0)
-    j = text.index(end, i) + len(end)
-    return text[i:j]
-
-
-def doctest_code(text: str, first: str) -> str:
-    """The Python of one ``>>>`` statement of the seed (with its ``...`` lines)."""
-    lines = text[text.index(first):].splitlines()
-    out = [lines[0][4:]]
-    for line in lines[1:]:
-        if not line.startswith("..."):
-            break
-        out.append(line[4:] if line.startswith("... ") else line[3:])
-    return "\n".join(out)
-
-
-def deeplake_to_tarndb(code: str) -> str:
-    """The one import the seeds' README allows to change."""
-    return code.replace("from deeplake.db import", "from tarndb.db import").replace(
-        "from deeplake import VectorStore", "from tarndb import VectorStore")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@dataclass
-class Server:
-    url: str
-    pg_port: int
-    env: dict[str, str]
-
-    def run(self, code: str, timeout: float = 120) -> str:
-        """Run code in a fresh interpreter with the seeds' environment; its stdout."""
-        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                             timeout=timeout, env=self.env, cwd=self.env["SEED_CWD"])
-        assert out.returncode == 0, f"{out.stdout}\n{out.stderr}\n--- code ---\n{code}"
-        return out.stdout
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    root = tmp_path_factory.mktemp("seeds")
-    lake = root / "lake"
-    http_port, pg_port = _free_port(), _free_port()
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TARNDB_TOKEN": TOKEN,
-           "TARNDB_PASSWORD": PASSWORD, "TARNDB_DEMO": "false"}
-    env.pop("LANCE_LOG", None)
-    log = root / "serve.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "tarndb", "serve", "--data", str(lake), "--http-port",
-             str(http_port), "--pg-port", str(pg_port), "--log-level", "warning"],
-            env=env, stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{http_port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:  # the HTTP API answers, and the Postgres port listens
-            assert proc.poll() is None, log.read_text()
-            try:
-                if requests.get(f"{url}/health", timeout=1).status_code == 200:
-                    socket.create_connection(("127.0.0.1", pg_port), timeout=1).close()
-                    break
-            except (requests.ConnectionError, OSError):
-                pass
-            assert time.monotonic() < deadline, log.read_text()
-            time.sleep(0.2)
-        # What docs/from-deeplake-pg.md says to set each of the seeds' variables to.
-        seed_env = {**env, "BASE_URL": url, "TEST_PG_MANAGED_TOKEN": TOKEN,
-                    "ACTIVELOOP_ORG_ID": "default", "ACTIVELOOP_WORKSPACE_ID": WORKSPACE,
-                    "SHARED_DLPG_HOST": "127.0.0.1", "SHARED_DLPG_PORT": str(pg_port),
-                    "SHARED_DLPG_USER": "postgres", "SHARED_DLPG_PASSWORD": PASSWORD,
-                    "SEED_CWD": str(root)}
-        yield Server(url, pg_port, seed_env)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+pytestmark = needs_seeds
+__all__ = ["server"]  # the module-scoped fixture, one server per file
 
 
 def test_001_minimal_file_upload(server: Server) -> None:
@@ -197,7 +109,6 @@ def test_001_video_chunks_index_retrieve_download(server: Server) -> None:
                ''')]
     out = server.run(deeplake_to_tarndb("\n".join(blocks)).replace(
         'Path("/tmp/training_chunks")', f'Path({server.env["SEED_CWD"]!r}) / "chunks"'))
-    import json
 
     first, files = out.strip().splitlines()[-2:]
     got = json.loads(first)
@@ -208,118 +119,12 @@ def test_001_video_chunks_index_retrieve_download(server: Server) -> None:
     assert files.count(".mp4") == 3, files
 
 
-def test_002_deep_memory(server: Server) -> None:
-    """Seed 002's doctest lines as written, with what it leaves to the reader (``token``,
-    ``embedding_function``, ``corpus``, ``queries``) given first and its placeholders
-    ``{$ORG_ID}``/``{$DATASET_ID}`` filled in. The seed writes keyword arguments with type
-    annotations (``corpus: List[...] = corpus``), which Python does not parse: those are read
-    as ``corpus = corpus``."""
-    pytest.importorskip("torch", reason="training an adapter needs tarndb[embeddings]")
-    text = seed("002")
-    statements = [doctest_code(text, s) for s in (
-        ">>> from deeplake import VectorStore", ">>> db = VectorStore(",
-        ">>> job_id = db.deep_memory.train(", ">>> db.deep_memory.status(job_id)",
-        ">>> db.deep_memory.list_jobs()", ">>> recalls = db.deep_memory.evaluate(",
-        ">>> results = db.search(")]
-    code = "\n".join(statements)
-    code = re.sub(r"^(\s+)(\w+): [\w\[\], ]+ = ", r"\1\2 = ", code, flags=re.M)
-    code = code.replace("{$ORG_ID}", "default").replace("{$DATASET_ID}", "seed002_docs")
-    setup = textwrap.dedent(f'''
-        import json, os, time
-        os.environ["TARNDB_API_URL"] = {server.url!r}
-        import tarndb
-        token = {TOKEN!r}
-        def embedding_function(texts):  # the reader's own function, run in this process
-            return tarndb.embeddings.embed(texts)
-        words = ["robot", "cake", "bank", "football", "plants", "gripper", "ocean", "music"]
-        texts = [f"note {{i}} about {{words[i % 8]}} number {{i}}" for i in range(48)]
-        queries = [f"what about {{words[i % 8]}} {{i}}" for i in range(48)]
-        corpus = [[(f"doc-{{i}}", 1.0)] for i in range(48)]
-        store = tarndb.VectorStore(path="hub://default/seed002_docs", token=token,
-                                   embedding_function="minilm")
-        store.add(text=texts, id=[f"doc-{{i}}" for i in range(48)])
-        store.close()
-    ''')
-    # the seed's "after some time": wait for the job between status() and evaluate()
-    wait = "db.deep_memory.wait(job_id, timeout=240)\n"
-    code = code.replace("db.deep_memory.list_jobs()", wait + "db.deep_memory.list_jobs()")
-    check = textwrap.dedent('''
-        print("JOB", job_id)
-        print("RECALLS", sorted(recalls))
-        print("WITH", json.dumps(recalls["with_model"]))  # the keys as the seed spells them
-        print("WITHOUT", json.dumps(recalls["without_model"]))
-        print("RESULTS", [r["id"][:4] for r in results][:3])
-    ''')
-    out = server.run(deeplake_to_tarndb(setup + code + check), timeout=300)
-    job_id = re.search(r"JOB ([0-9a-f]{24})", out)
-    assert job_id, out
-    job = job_id.group(1)
-    # status(): the seed's box, 62 wide; pending (as here, right after train()) exactly as shown
-    box = out[:out.index("\nID ")].splitlines()
-    assert all(len(line) == 62 for line in box), box
-    seed_box = _seed_boxes(text)
-    if box[3].startswith("| status                     | pending"):
-        assert box == [line.replace("6508464cd80cab681bfcfff3", job) for line in seed_box[0]]
-    else:  # training already: the seed's second box's rows, its id, status, progress, results
-        assert box[:3] == [line.replace("6508464cd80cab681bfcfff3", job)
-                           for line in seed_box[1][:3]], box
-        assert [line[:30] for line in box if line[2:3].strip()] == [
-            line[:30] for line in seed_box[1] if line[2:3].strip()], box
-    # list_jobs(): the seed's columns (ID 28, STATUS 11, RESULTS 29, PROGRESS)
-    jobs = out[out.index("\nID ") + 1:].splitlines()
-    head = next(line for line in text.splitlines() if line.startswith("ID  "))
-    assert jobs[0] == head.rstrip(), (jobs[0], head)
-    assert re.fullmatch(rf"{job}    completed  recall@10: \d+\.\d\d% \([+-]\d+\.\d\d%\) *"
-                        r"eta: \d+\.\d seconds", jobs[1]), jobs
-    assert jobs[1].index("eta:") == head.index("PROGRESS"), jobs
-    assert re.fullmatch(r" {68}recall@10: \d+\.\d\d% \([+-]\d+\.\d\d%\)", jobs[2]), jobs
-    # evaluate(): with_model / without_model, recall metrics for different k values
-    assert re.search(r"^RECALLS \[.*'with model', 'without model'\]$", out, re.M), out
-    for key in ("WITH", "WITHOUT"):
-        got = json.loads(re.search(rf"^{key} (.*)$", out, re.M).group(1))  # type: ignore[union-attr]
-        assert sorted(got, key=lambda k: int(k.split("@")[1])) == [
-            "recall@1", "recall@3", "recall@5", "recall@10", "recall@50", "recall@100"], got
-        assert all(0.0 <= v <= 1.0 for v in got.values()), got
-    res = re.search(r"^RESULTS (\[\[.*)$", out, re.M)
-    assert res and res.group(1).startswith("[['doc-0'"), out
-
-
-def _seed_boxes(text: str) -> list[list[str]]:
-    """The status boxes seed 002 shows (pending, then training), line by line."""
-    boxes: list[list[str]] = []
-    lines = text.splitlines()
-    for i, line in enumerate(lines):
-        if line == ">>> db.deep_memory.status(job_id)":
-            box = []
-            for b in lines[i + 1:]:
-                if not b.startswith(("-", "|")):
-                    break
-                box.append(b)
-            boxes.append(box)
-    return boxes
-
-
-def test_002_status_box_training_as_seed() -> None:
-    """The training box seed 002 shows, character for character, from a job record with the
-    seed's figures (ETA 2.5 s, held-out recall@10 0.62%, up 0.62 from 0): the layout
-    ``status()`` prints while a job trains (a fast job on a real server can finish before a
-    test sees it training; the pending box is checked through the server above)."""
-    from tarndb.deepmemory import format_status
-
-    job = {"id": "6508464cd80cab681bfcfff3", "status": "training",
-           "progress": {"eta_s": 2.5, "recall@10": 0.0062, "baseline_recall@10": 0.0}}
-    assert format_status(job).splitlines() == _seed_boxes(seed("002"))[1]
-    pending = {"id": "6508464cd80cab681bfcfff3", "status": "pending", "progress": None}
-    assert format_status(pending).splitlines() == _seed_boxes(seed("002"))[0]
-
-
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "swe_agent_trajectories"
 
 
 def _embedding_service() -> tuple[str, object]:
     """An OpenAI-compatible ``/api/v1/embeddings`` on loopback that answers with tarndb's
     default model (real embeddings): where the seed calls OpenRouter, it calls this host."""
-    import json
     import threading
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -356,7 +161,6 @@ def test_001_traces_memory_bm25_hybrid_replay(server: Server) -> None:
     pytest.importorskip("psycopg2")
     if not (DATA / "manifest.jsonl").is_file():
         pytest.skip("../shared/data/swe_agent_trajectories is absent")
-    import json
 
     text = seed("001")
     env = {**server.env, "SHARED_DLPG_DATABASE": WORKSPACE, "OPENROUTER_API_KEY": "local"}
@@ -616,209 +420,3 @@ def test_000_retrieval_to_training(server: Server) -> None:
     out = server.run(code)
     assert out.count("Downloaded 3 files for training") == 3, out
     assert "FILTERED [1]" in out, out  # cam1 and start_s > 100: the robot arm clip only
-
-
-COCO = Path(__file__).resolve().parents[2] / "shared" / "data" / "coco_captions_mini"
-STANDINS = Path(__file__).resolve().parent / "seeds_local"  # colqwen_encoder.py
-HUB_COCO = 'load_dataset("detection-datasets/coco", split="train", streaming=True)'
-UUID_RE = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
-
-
-def _coco_folder(root: Path, n: int) -> Path:
-    """The first ``n`` images of ``../shared/data/coco_captions_mini`` as a ``datasets``
-    imagefolder, streamed by the real ``datasets.load_dataset("imagefolder", ...)`` where the
-    seed streams ``detection-datasets/coco``: each item has ``image`` (PIL), ``image_id``,
-    ``width``, ``height`` (and ``captions``), the fields the seed reads. The local data has no
-    box annotations, so items carry no ``objects`` and the seed's own
-    ``item.get("objects", {})`` gives empty ``bboxes`` / ``category_ids``."""
-    d = root / f"coco_imagefolder_{n}"
-    d.mkdir(exist_ok=True)
-    meta = []
-    for line in (COCO / "captions.jsonl").read_text(encoding="utf-8").splitlines()[:n]:
-        r = json.loads(line)
-        name = Path(r["file"]).name
-        shutil.copyfile(COCO / r["file"], d / name)
-        meta.append(json.dumps({"file_name": name, "image_id": r["image_id"],
-                                "width": r["width"], "height": r["height"],
-                                "captions": r["captions"]}))
-    (d / "metadata.jsonl").write_text("\n".join(meta) + "\n", encoding="utf-8")
-    return d
-
-
-def _local_coco(server: Server, n: int, workspace: str) -> tuple[Server, str, Path]:
-    """The seeds' environment for a COCO run: its own workspace, embeddings on, the stand-in
-    ``colqwen_encoder`` importable, and the local imagefolder expression to stream."""
-    if not (COCO / "captions.jsonl").is_file():
-        pytest.skip("../shared/data/coco_captions_mini is absent")
-    pytest.importorskip("datasets")
-    pytest.importorskip("dotenv")
-    folder = _coco_folder(Path(server.env["SEED_CWD"]), n)
-    env = {**server.env, "ACTIVELOOP_WORKSPACE_ID": workspace, "ENABLE_EMBEDDINGS": "true",
-           "HF_DATASETS_OFFLINE": "1",
-           "PYTHONPATH": os.pathsep.join(filter(None, [str(STANDINS),
-                                                       server.env.get("PYTHONPATH")]))}
-    local = f'load_dataset("imagefolder", data_dir={str(folder)!r}, split="train", streaming=True)'
-    return Server(server.url, server.pg_port, env), local, folder
-
-
-def _maxsim_oracle(folder: Path, query: str) -> dict[int, float]:
-    """Exact MaxSim of ``query`` against every image of ``folder``, from the same stand-in
-    encoder: per query token the best cosine over the image's vectors, summed."""
-    import importlib.util
-
-    import numpy as np
-    from PIL import Image
-
-    spec = importlib.util.spec_from_file_location("colqwen_encoder_oracle",
-                                                  STANDINS / "colqwen_encoder.py")
-    assert spec and spec.loader
-    enc = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(enc)
-    q = enc.encode_texts([query])[0].astype(np.float64)
-    q /= np.linalg.norm(q, axis=1, keepdims=True)
-    out = {}
-    for line in (folder / "metadata.jsonl").read_text().splitlines():
-        m = json.loads(line)
-        with Image.open(folder / m["file_name"]) as im:
-            bag = enc.encode_images([im.convert("RGB")])[0].astype(np.float64)
-        norms = np.linalg.norm(bag, axis=1, keepdims=True)
-        bag = bag / np.where(norms > 0, norms, 1.0)
-        out[int(m["image_id"])] = float((bag @ q.T).max(axis=0).sum())
-    return out
-
-
-def test_001_coco_ingestion_main_maxsim(server: Server) -> None:
-    """Seed 001's "COCO Image Ingestion And Multi-Vector Retrieval" program as written (its
-    settings, ``get_connection``/``run_query``/``create_table``, ``upload_image`` with retries,
-    ``upload_files_parallel``, ``convert_bbox_to_coco`` and ``main()``: the table, batches of
-    12 uploaded in parallel to /files and inserted with ``executemany`` through
-    ``deeplake.db.connect``, the index and the ``<#>`` query it prints), with
-    ``ENABLE_EMBEDDINGS=true``. Two substitutions: the hub stream of ``detection-datasets/coco``
-    becomes ``load_dataset("imagefolder", ...)`` over 24 local COCO images (see
-    ``_coco_folder``: no boxes locally), and the ``colqwen_encoder`` module the seed asks the
-    reader for is ``tests/seeds_local/colqwen_encoder.py`` (ColQwen3's contract; text tokens
-    from the packaged model, images by a patch featurizer). The printed top 5 must be the exact
-    MaxSim ranking of those vectors."""
-    pytest.importorskip("psycopg")
-    ws = "seedws_coco"
-    env, local, folder = _local_coco(server, 24, ws)
-    text = seed("001")
-    code = cut(text, "import io\nimport json\nimport os\nimport time\n"
-                     "from concurrent.futures import ThreadPoolExecutor, as_completed",
-               'if __name__ == "__main__":\n    main()')
-    assert HUB_COCO in code
-    out = env.run(deeplake_to_tarndb(code).replace(HUB_COCO, local), timeout=240)
-    rows = re.findall(rf"\((\d+), UUID\('({UUID_RE})'\), ([-+.\deE]+)\)", out)
-    assert len(rows) == 5, out  # LIMIT 5
-    oracle = _maxsim_oracle(folder, "a photo of a city skyline")
-    best = sorted(oracle, key=lambda i: -oracle[i])[:5]
-    assert [int(r[0]) for r in rows] == best, (rows, best)
-    for image_id, _, score in rows:
-        assert abs(float(score) - oracle[int(image_id)]) < 1e-3, (rows, oracle)
-    # every image landed: 24 rows (two batches of 12), each file_id the image as PNG
-    h = {"Authorization": f"Bearer {TOKEN}", "X-Activeloop-Org-Id": "default"}
-    r = requests.post(f"{server.url}/workspaces/{ws}/tables/query", headers=h, timeout=60,
-                      json={"query": 'SELECT count(*), count(DISTINCT file_id), '
-                                     'max(json_array_length(bboxes)) '
-                                     f'FROM "{ws}"."coco_dataset_v3_pg"'})
-    assert r.status_code == 200 and r.json()["rows"] == [[24, 24, 0]], r.text
-    png = requests.get(f"{server.url}/workspaces/{ws}/files/{rows[0][1]}/content", headers=h,
-                       timeout=30)
-    assert png.status_code == 200 and png.content[:8] == b"\x89PNG\r\n\x1a\n"
-
-
-def test_001_coco_helpers_loop_verify_index_maxsim(server: Server) -> None:
-    """Seed 001's COCO building blocks as written: the HTTP query helpers (``run_query``,
-    ``batch_insert``), "Load COCO In Streaming Mode", "Compute Embeddings" (``emb_img`` /
-    ``emb_txt``), the /files ``upload_image``, "A Minimal Ingestion Loop"'s
-    ``process_one_batch`` (embeddings, parallel uploads, one literal ``{EMB}`` insert per
-    row), "Convert Bbox To COCO Style", ``format_2d_array``, ``insert_sql``, "Verify Ingestion
-    Quickly", the index, the query encoding, the ``<#>`` search loop and the filtering
-    pattern (its ``ARRAY[...]`` and ``"workspace"`` placeholders filled in). Substituted: the
-    ColQwen3 model block (a hub download; ``encode_images`` / ``encode_texts`` come from the
-    stand-in ``colqwen_encoder``) and the hub stream (16 local images, see ``_coco_folder``).
-    What the seed leaves to the reader comes first: headers, the table, a batch to process."""
-    ws = "seedws_coco_http"
-    env, local, folder = _local_coco(server, 16, ws)
-    text = seed("001")
-    after = "Query Helpers (Single Query And Batch Query)"
-    reader = textwrap.dedent('''
-        # -- the reader's part: settings, headers, encoder, the table
-        import io, itertools, json, os, time
-        from concurrent.futures import ThreadPoolExecutor, as_completed
-        import requests
-        from PIL import Image
-        from colqwen_encoder import encode_images, encode_texts
-        BASE_URL = os.environ["BASE_URL"]
-        TOKEN = os.environ["TEST_PG_MANAGED_TOKEN"]
-        ORG_ID = os.environ["ACTIVELOOP_ORG_ID"]
-        WORKSPACE_ID = os.environ["ACTIVELOOP_WORKSPACE_ID"]
-        headers_upload = {"Authorization": f"Bearer {TOKEN}", "X-Activeloop-Org-Id": ORG_ID}
-        headers_json = {**headers_upload, "Content-Type": "application/json"}
-        table_name = "coco_multi_modal_search"
-    ''')
-    create = textwrap.dedent('''
-        made = run_query(f\'CREATE TABLE "{WORKSPACE_ID}"."{table_name}" (id BIGSERIAL PRIMARY \'
-                         "KEY, image_id BIGINT, width INT, height INT, bboxes JSONB, "
-                         "category_ids JSONB, file_id UUID, metadata JSONB, "
-                         "colqwen_embedding FLOAT4[][])")
-        assert made, "CREATE TABLE failed"
-        pil_image = next(iter(dataset))["image"]
-    ''')
-    blocks = [
-        reader,
-        cut(text, "def run_query(query: str, params", "else {}", after=after),
-        cut(text, "def batch_insert(query: str", "else {}", after=after),
-        cut(text, "from datasets import load_dataset\n\ndataset = ", "streaming=True)"),
-        create,
-        cut(text, "emb_img = encode_images([pil_image])[0]", "# (tokens, dim)\n",
-            after="Compute Embeddings (Multi-Vector"),
-        cut(text, "emb_txt = encode_texts(", "# (tokens, dim)",
-            after="Compute Embeddings (Multi-Vector"),
-        'print("EMB", emb_img.shape, emb_img.dtype, emb_txt.shape, emb_txt.dtype)',
-        cut(text, "def upload_image(pil_img: Image.Image, filename: str) -> str | None:",
-            'return out.get("id")\n    return None'),
-        cut(text, "BATCH_SIZE = 16\nUPLOAD_WORKERS = 8", "time.sleep(0.05)"),
-        cut(text, "def convert_bbox_to_coco(", "ymax - ymin]", after="Convert Bbox To COCO Style"),
-        'print("BBOX", convert_bbox_to_coco([10.0, 20.0, 110.0, 70.0]))',
-        cut(text, "def format_2d_array(", 'return f"ARRAY[{inner}]::float4[][]"'),
-        cut(text, "insert_sql = (", ")\n", after="Then insert. Keep bboxes"),
-        "process_one_batch(list(itertools.islice(dataset, BATCH_SIZE)))",
-        'print("COUNT", end=" ")',
-        cut(text, "count = run_query(f\'SELECT COUNT(*)", "[0][0])"),
-        cut(text, "run_query(\n    f\'CREATE INDEX idx_coco_colqwen_vec ", 'DESC);"\n)'),
-        cut(text, 'query_text = "a photo of a city skyline"', "# (tokens, dim) as nested lists"),
-        'print("SEARCH")',
-        cut(text, 'maxsim_sql = f"""', "print(image_id, score)"),
-        "filtered = run_query(\"\"\"" + cut(text, "SELECT image_id,\n       colqwen_embedding <#> "
-                                             "ARRAY[...]", "LIMIT 10;",
-                                         after="Practical Filtering Patterns")
-        .replace("ARRAY[...]", "ARRAY{query_emb}").replace('"workspace".', '"{WORKSPACE_ID}".')
-        .rstrip(";") + '""".format(query_emb=query_emb, WORKSPACE_ID=WORKSPACE_ID))',
-        'print("FILTERED", json.dumps(filtered["rows"]))',
-    ]
-    code = deeplake_to_tarndb("\n".join(blocks))
-    assert HUB_COCO in code
-    out = env.run(code.replace(HUB_COCO, local), timeout=240)
-    assert re.search(r"^EMB \(16, 384\) float32 \(\d+, 384\) float32$", out, re.M), out
-    assert "BBOX [10.0, 20.0, 100.0, 50.0]" in out, out
-    assert re.search(r"^COUNT 16$", out, re.M), out
-    ranked = [line.split() for line in out.split("SEARCH\n")[1].splitlines()
-              if not line.startswith("FILTERED")]
-    assert len(ranked) == 10, out  # LIMIT 10
-    oracle = _maxsim_oracle(folder, "a photo of a city skyline")
-    assert [int(i) for i, _ in ranked] == sorted(oracle, key=lambda i: -oracle[i])[:10], out
-    for image_id, score in ranked:
-        assert abs(float(score) - oracle[int(image_id)]) < 1e-3, (ranked, oracle)
-    sizes = {json.loads(line)["image_id"]: (json.loads(line)["width"],
-                                             json.loads(line)["height"])
-             for line in (folder / "metadata.jsonl").read_text().splitlines()}
-    big = [i for i, (w, h) in sizes.items() if w >= 640 and h >= 480]
-    filtered = json.loads(out.split("FILTERED ")[1])
-    assert [r[0] for r in filtered] == sorted(big, key=lambda i: -oracle[i])[:10], out
-    # the index the seed builds exists (run_query swallows errors, so ask the catalog)
-    h = {"Authorization": f"Bearer {TOKEN}", "X-Activeloop-Org-Id": "default"}
-    r = requests.post(f"{server.url}/workspaces/{ws}/tables/query", headers=h, timeout=60,
-                      json={"query": "SELECT indexname FROM pg_indexes "
-                                     "WHERE tablename = 'coco_multi_modal_search'"})
-    assert r.status_code == 200 and ["idx_coco_colqwen_vec"] in r.json()["rows"], r.text
