@@ -10,6 +10,8 @@ import json
 import re
 import sys
 import textwrap
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -150,18 +152,24 @@ def _embedding_service() -> tuple[str, object]:
     return f"http://127.0.0.1:{srv.server_address[1]}", srv
 
 
-def test_001_traces_memory_bm25_hybrid_replay(server: Server) -> None:
-    """Seed 001's agent section: its trace table schema and insert statement (rows from the
-    local SWE-agent trajectories instead of the hub dataset), its memory-table SQL and index
-    statements, and its Python blocks for embedding the tasks, BM25 search, hybrid search and
-    replay, as written (psycopg2 with ``database=SHARED_DLPG_DATABASE`` = the workspace and
-    unqualified table names). OpenRouter's URL is the one thing changed: it points at a local
-    embedding service with the default model."""
+@dataclass
+class AgentMemory:
+    url: str  # the local OpenAI-compatible embeddings service
+    rows: int  # trajectories in the trace table
+    env: Server  # the seeds' environment with SHARED_DLPG_DATABASE = the workspace
+
+
+@pytest.fixture(scope="module")
+def agent_memory(server: Server) -> Iterator[AgentMemory]:
+    """Seed 001's agent memory, set up as the seed does: its trace table schema and insert
+    statement (rows from the local SWE-agent trajectories instead of the hub dataset), its
+    memory-table SQL and index statements, then its Python block that embeds the tasks
+    (OpenRouter's URL pointed at a local embedding service with the default model) and
+    UPDATEs the rows."""
     pytest.importorskip("dotenv")
     pytest.importorskip("psycopg2")
     if not (DATA / "manifest.jsonl").is_file():
         pytest.skip("../shared/data/swe_agent_trajectories is absent")
-
     text = seed("001")
     env = {**server.env, "SHARED_DLPG_DATABASE": WORKSPACE, "OPENROUTER_API_KEY": "local"}
     url, srv = _embedding_service()
@@ -199,32 +207,48 @@ def test_001_traces_memory_bm25_hybrid_replay(server: Server) -> None:
         stmt = stmt.replace('"workspace".', f'"{WORKSPACE}".')
         r = requests.post(q, headers=h, timeout=120, json={"query": stmt.rstrip(";")})
         assert r.status_code == 200, (stmt, r.text)
-    # -- the seed's Python blocks, one interpreter each, as a user runs them
-    py = "import os\nimport psycopg2\nfrom dotenv import load_dotenv"
+    # -- the seed's embedding block: embeddings from the service, UPDATEd into the rows
     embed_src = cut(text, "import os\nimport requests\nimport psycopg2", "conn.close()",
                     after="Python implementation for embedding tasks")
+    run_env = Server(server.url, server.pg_port, env)
+    try:
+        run_env.run(embed_src.replace(OPENROUTER, f"{url}/api/v1/embeddings"))
+        yield AgentMemory(url, len(rows), run_env)
+    finally:
+        srv.shutdown()  # type: ignore[attr-defined]
+
+
+OPENROUTER = "https://openrouter.ai/api/v1/embeddings"
+
+
+def test_001_traces_memory_bm25_hybrid_replay(server: Server,
+                                              agent_memory: AgentMemory) -> None:
+    """Seed 001's agent section (set up by ``agent_memory``: trace table, memory table,
+    indexes, the embedding block's UPDATE) and its Python blocks for BM25 search, hybrid
+    search and replay, as written (psycopg2 with ``database=SHARED_DLPG_DATABASE`` = the
+    workspace and unqualified table names), and its BM25, vector and hybrid SQL. OpenRouter's
+    URL is the one thing changed: it points at a local embedding service with the default
+    model."""
+    text = seed("001")
+    h = {"Authorization": f"Bearer {TOKEN}", "X-Activeloop-Org-Id": "default"}
+    q = f"{server.url}/workspaces/{WORKSPACE}/tables/query"
+    url, n = agent_memory.url, min(10, agent_memory.rows)
+    left = requests.post(q, headers=h, timeout=60, json={
+        "query": 'SELECT count(*) FROM "swe_agent_memory_full" WHERE embedding IS NULL'})
+    assert left.json()["rows"] == [[0]], left.text
+    py = "import os\nimport psycopg2\nfrom dotenv import load_dotenv"
     bm25_src = cut(text, py, "conn.close()", after="BM25 Search (Keyword Precision)")
     hybrid_src = cut(text, "import os\nimport requests\nimport psycopg2", "conn.close()",
                      after="Python implementation for Hybrid Search")
     replay_src = cut(text, py, "conn.close()", after="Deterministic Replay For Debugging")
-    try:
-        old = "https://openrouter.ai/api/v1/embeddings"
-        run_env = Server(server.url, server.pg_port, env)
-        run_env.run(embed_src.replace(old, f"{url}/api/v1/embeddings"))
-        left = requests.post(q, headers=h, timeout=60, json={
-            "query": 'SELECT count(*) FROM "swe_agent_memory_full" WHERE embedding IS NULL'})
-        assert left.json()["rows"] == [[0]], left.text
-        out = run_env.run(bm25_src)
-        assert out.count("\n") == min(10, len(rows)), out
-        out = run_env.run(hybrid_src.replace(old, f"{url}/api/v1/embeddings"))
-        assert out.count("\n") == min(10, len(rows)), out
-        _seed_search_sql(text, server, url, min(10, len(rows)))
-        out = run_env.run(replay_src)
-        assert "Sample run_id values:" in out and "Full trace:" in out, out
-        assert out.split("Full trace:")[1].strip().startswith("('swe-agent',"), out
-        _seed_agents(text, server, url)
-    finally:
-        srv.shutdown()  # type: ignore[attr-defined]
+    out = agent_memory.env.run(bm25_src)
+    assert out.count("\n") == n, out
+    out = agent_memory.env.run(hybrid_src.replace(OPENROUTER, f"{url}/api/v1/embeddings"))
+    assert out.count("\n") == n, out
+    _seed_search_sql(text, server, url, n)
+    out = agent_memory.env.run(replay_src)
+    assert "Sample run_id values:" in out and "Full trace:" in out, out
+    assert out.split("Full trace:")[1].strip().startswith("('swe-agent',"), out
 
 
 def _seed_search_sql(text: str, server: Server, url: str, n: int) -> None:
@@ -285,7 +309,7 @@ def _seed_search_sql(text: str, server: Server, url: str, n: int) -> None:
     assert all(abs(by_task[r[0]] - r[3]) < 1e-4 for r in got["vector"]), got["vector"]
 
 
-def _seed_agents(text: str, server: Server, url: str) -> None:
+def test_001_memory_agents(server: Server, agent_memory: AgentMemory) -> None:
     """Seed 001's "Multi-Agent Workflows (Memory-Backed Tools)": the seed describes, without
     code, three Pydantic AI agents that differ only in how their tools query the shared
     memory (Code Assistant: search before answering; Debugging Oracle: "error + description";
@@ -306,11 +330,12 @@ def _seed_agents(text: str, server: Server, url: str) -> None:
     )
     from pydantic_ai.models.function import AgentInfo, FunctionModel
 
+    text, url = seed("001"), agent_memory.url
     ns: dict[str, Any] = {"requests": requests, "OPENROUTER_API_KEY": "local",
                           "OPENROUTER_MODEL": "mistralai/codestral-embed-2505"}
     exec(cut(text, "def embed_query(text: str) -> list[float]:", '["embedding"]',
              after="Python implementation for Hybrid Search").replace(
-        "https://openrouter.ai/api/v1/embeddings", f"{url}/api/v1/embeddings"), ns)
+        OPENROUTER, f"{url}/api/v1/embeddings"), ns)
     hybrid = cut(text, "SELECT task, episode, model,\n    (embedding, task) <#>", "LIMIT 10;",
                  after="Hybrid Search (Combined Signal)").rstrip(";")
 
@@ -370,8 +395,9 @@ def _seed_agents(text: str, server: Server, url: str) -> None:
         assert len(calls) == 1, result.all_messages()
         got: Any = calls[0].content
         rows = got["rows"] if isinstance(got, dict) else got
+        # the tool queried tarndb: its rows are what the same statement returns directly
         direct = memory(prompt if agent is not oracle else f"{prompt} {prompt}")
-        assert rows == direct and len(rows) == 10, (rows, direct)  # the tool queried tarndb
+        assert rows == direct and len(rows) == min(10, agent_memory.rows), (rows, direct)
         assert result.output == (f"{len(rows)} past runs; closest: {rows[0]['episode']} "
                                  f"({rows[0]['model']})"), result.output
 
