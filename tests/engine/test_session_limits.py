@@ -160,7 +160,9 @@ def test_a_lowered_limit_moves_the_session_with_its_variables(db: tarndb.Databas
 
 
 def test_without_session_limits_sessions_share_the_instance_until_they_lower_one(
-        tmp_path: Path) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("TARNDB_SESSION_MEMORY_LIMIT", raising=False)
+    monkeypatch.delenv("TARNDB_SESSION_TEMP_LIMIT", raising=False)
     d = tarndb.open(str(tmp_path / "lake"), memory_limit="256MiB", temp_limit="256MiB")
     try:
         s = d.session()

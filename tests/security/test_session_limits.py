@@ -181,4 +181,5 @@ def test_rss_stays_bounded_under_concurrent_heavy_sessions(limited: Stack) -> No
         assert c.execute(SMALL_SORT).fetchone() == (1_000_000,)
     time.sleep(0.5)
     after_mb = (limited.rss_kb() - before) / 1024
+    print(f"RSS {before // 1024} MB before; peak +{growth_mb:.0f} MB; after +{after_mb:.0f} MB")
     assert after_mb < 120, f"RSS stayed {after_mb:.0f} MB above where it was"

@@ -185,13 +185,39 @@ class Recorder:
 
 def _replay(con: duckdb.DuckDBPyConnection,
             ops: list[tuple[str, tuple[Any, ...], dict[str, Any]]]) -> None:
+    batch: list[str] = []
+
+    def flush() -> None:
+        # Consecutive statements go as one script (half the time of one call each); if it
+        # fails, one by one, so that one failure does not lose the rest.
+        if len(batch) > 1:
+            try:
+                con.execute(";\n".join(batch))
+                batch.clear()
+                return
+            except duckdb.Error:
+                pass
+        for sql in batch:
+            _run(con, "execute", (sql,), {})
+        batch.clear()
+
     for method, args, kwargs in ops:
-        try:
-            getattr(con, method)(*args, **kwargs)
-        except duckdb.Error:
-            # It worked on the shared instance: a failure here is a definition made twice
-            # (CREATE TYPE of a type an earlier op made); anything else is logged.
-            log.debug("replaying %s %r on an engine failed", method, args[:1], exc_info=True)
+        if method == "execute":
+            batch.append(args[0])
+            continue
+        flush()
+        _run(con, method, args, kwargs)
+    flush()
+
+
+def _run(con: duckdb.DuckDBPyConnection, method: str, args: tuple[Any, ...],
+         kwargs: dict[str, Any]) -> None:
+    try:
+        getattr(con, method)(*args, **kwargs)
+    except duckdb.Error:
+        # It worked on the shared instance: a failure here is a definition made twice
+        # (CREATE TYPE of a type an earlier op made); anything else is logged.
+        log.debug("replaying %s %r on an engine failed", method, args[:1], exc_info=True)
 
 
 _open_pools: weakref.WeakSet[Engines] = weakref.WeakSet()
