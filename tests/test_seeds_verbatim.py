@@ -7,6 +7,7 @@ through the same clients. Skips when ``../shared/seeds`` is absent.
 from __future__ import annotations
 
 import json
+import os
 import re
 import sys
 import textwrap
@@ -50,14 +51,32 @@ def test_001_minimal_file_upload(server: Server) -> None:
     assert r.status_code == 200 and r.content[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.filterwarnings("ignore:lance is not fork-safe")  # ffmpeg runs in a child
 def test_001_video_chunks_index_retrieve_download(server: Server) -> None:
     """Seed 001's video section: its schema, its Postgres helpers, its upload helper, its
-    index statements, its retrieval loop (MaxSim over ``FLOAT4[][]`` with the encoder ``ve``
-    the seed leaves to the reader: here the default model's token vectors) and its download
-    loop, run as written. The rows (chunks) come from the test, as the seed's ffmpeg step
-    would make them."""
+    index statements, its "Embed Videos With ColQwen3-Video" block (``import
+    colqwen_video_encoder as ve``: the module the seed asks the reader for is
+    ``tests/seeds_local/colqwen_video_encoder.py``, a stand-in whose texts are the default
+    model's token vectors), its retrieval loop (MaxSim over ``FLOAT4[][]`` with that ``ve``)
+    and its download loop, run as written. The rows come from the test, as the seed's ffmpeg
+    step would make them: a real ``chunk.mp4`` (made with imageio-ffmpeg) uploaded per scene,
+    with its scene caption's token vectors as the embedding, so retrieval has a meaning to
+    check."""
     pytest.importorskip("dotenv")
     pytest.importorskip("psycopg2")
+    imageio_ffmpeg = pytest.importorskip("imageio_ffmpeg")
+    import numpy as np
+
+    cwd = Path(server.env["SEED_CWD"])
+    writer = imageio_ffmpeg.write_frames(str(cwd / "chunk.mp4"), (64, 48), fps=8)
+    writer.send(None)
+    for i in range(16):  # a 2 s clip: a bright square moving over a dark gradient
+        frame = np.tile(np.linspace(0, 90, 64, dtype=np.uint8), (48, 1))[..., None].repeat(3, 2)
+        frame[10:26, 3 * i:3 * i + 16] = (230, 60, 40)
+        writer.send(frame.tobytes())
+    writer.close()
+    env = Server(server.url, server.pg_port, {**server.env, "PYTHONPATH": os.pathsep.join(
+        filter(None, [str(STANDINS), server.env.get("PYTHONPATH")]))})
     text = seed("001")
     blocks = [
         cut(text, 'table_name = "api_test_videos_colqwen_v2_pg"', "}\n"),
@@ -69,7 +88,7 @@ def test_001_video_chunks_index_retrieve_download(server: Server) -> None:
     glue = textwrap.dedent('''
         # -- the test: the table and three chunks, as the seed's chunking step makes them
         import json
-        import numpy as np
+        from pathlib import Path
         from tarndb.embeddings import embed_multi
         create_table(get_connection(), table_name, schema)
         scenes = [("robot arm picking up a red cup from a table", "lab"),
@@ -78,7 +97,7 @@ def test_001_video_chunks_index_retrieve_download(server: Server) -> None:
         with get_connection().get_connection() as pg_conn:
             with pg_conn.cursor() as cur:
                 for i, (caption, scene) in enumerate(scenes):
-                    fid = upload_video_file(b"\\x00\\x00\\x00\\x18ftypmp42" + bytes(64),
+                    fid = upload_video_file(Path("chunk.mp4").read_bytes(),
                                             f"chunk{i}.mp4")
                     assert fid, "upload failed"
                     emb = embed_multi([caption])[0].tolist()
@@ -89,13 +108,11 @@ def test_001_video_chunks_index_retrieve_download(server: Server) -> None:
                         (f"vid{i}", scene, i, 20.0 * i, 20.0 * i + 20, emb, fid,
                          json.dumps({"caption": caption})))
             pg_conn.commit()
-
-        class _Encoder:  # the seed's ColQwen encoder; here the default model's token vectors
-            def encode_texts(self, texts):
-                return [np.asarray(m) for m in embed_multi(texts)]
-        ve = _Encoder()
     ''')
     blocks += [glue,
+               cut(text, "from pathlib import Path\nimport colqwen_video_encoder as ve",
+                   "# nested lists"),
+               'print("EMBED", emb.shape, emb.dtype, len(q), len(q[0]))',
                cut(text, "with get_connection().get_connection() as pg_conn:\n"
                          "    with pg_conn.cursor() as cur:\n        cur.execute(\n"
                          "            f'CREATE INDEX IF NOT EXISTS idx_video_vec",
@@ -109,8 +126,11 @@ def test_001_video_chunks_index_retrieve_download(server: Server) -> None:
                                      for c in retrieved_chunks]))
                    print(sorted(p.name for p in training_dir.iterdir()))
                ''')]
-    out = server.run(deeplake_to_tarndb("\n".join(blocks)).replace(
+    out = env.run(deeplake_to_tarndb("\n".join(blocks)).replace(
         'Path("/tmp/training_chunks")', f'Path({server.env["SEED_CWD"]!r}) / "chunks"'))
+    # the seed's encoder block: a (tokens, dim) bag for the clip (4 frames x 16 patches) and
+    # the query's token vectors as nested lists
+    assert re.search(r"^EMBED \(64, 384\) float32 \d+ 384$", out, re.M), out
 
     first, files = out.strip().splitlines()[-2:]
     got = json.loads(first)
@@ -119,9 +139,12 @@ def test_001_video_chunks_index_retrieve_download(server: Server) -> None:
     assert top["robot arm picking up an object from a table"] == "vid0"
     assert top["drone footage of indoor warehouse navigation"] == "vid2"
     assert files.count(".mp4") == 3, files
+    clip = (cwd / "chunk.mp4").read_bytes()
+    assert all(p.read_bytes() == clip for p in (cwd / "chunks").iterdir())
 
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "swe_agent_trajectories"
+STANDINS = Path(__file__).resolve().parent / "seeds_local"  # the seeds' encoder modules
 
 
 def _embedding_service() -> tuple[str, object]:
