@@ -499,3 +499,34 @@ def test_which_pgvector_shapes_take_the_direct_path(session: Any) -> None:
     assert direct(f"SELECT id FROM dv ORDER BY h <-> {q} LIMIT 1") is None
     assert direct(f"SELECT id FROM dv ORDER BY el <-> {q} LIMIT 3") is None
     assert direct("SELECT id FROM dv ORDER BY ec <=> '[0,0]' LIMIT 1") is None
+
+
+def test_integer_filter_follows_updates_and_deletes(pg_server: Server) -> None:
+    """``WHERE int_col = $2`` is answered from the column's in-memory copy: after an UPDATE
+    of the column and a DELETE the ordering sees the current rows (and NULLs never match)."""
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((200, 8)).astype(np.float32)
+    t = f"flt_{uuid.uuid4().hex[:6]}"
+    with psycopg.connect(pg_server.dsn(), autocommit=True) as c:
+        pgvector_psycopg.register_vector(c)
+        c.execute(f"CREATE TABLE {t} (id INT, cat INT, emb vector(8))")
+        with c.cursor() as cur:
+            cur.executemany(f"INSERT INTO {t} VALUES (%s, %s, %s)",
+                            [(i, None if i % 10 == 9 else i % 3, x[i]) for i in range(200)])
+        c.execute(f"CREATE INDEX ON {t} USING hnsw (emb vector_l2_ops)")
+        cats = np.array([-1 if i % 10 == 9 else i % 3 for i in range(200)])
+        q = x[4]
+        sql = f"SELECT id FROM {t} WHERE cat = %s ORDER BY emb <-> %s LIMIT 5"
+
+        def want(cat: int) -> list[int]:
+            ok = np.flatnonzero(cats == cat)
+            return ok[np.argsort(np.linalg.norm(x[ok] - q, axis=1))[:5]].tolist()
+
+        assert [r[0] for r in c.execute(sql, (1, q))] == want(1) and want(1)[0] == 4
+        gone = want(1)[1]
+        c.execute(f"UPDATE {t} SET cat = 2 WHERE id = 4")
+        c.execute(f"DELETE FROM {t} WHERE id = {gone}")
+        cats[4], cats[gone] = 2, -2
+        assert [r[0] for r in c.execute(sql, (1, q))] == want(1)
+        assert [r[0] for r in c.execute(sql, (2, q))][0] == 4
+        assert c.execute(f"SELECT count(*) FROM ({sql}) s", (7, q)).fetchone() == (0,)

@@ -191,14 +191,19 @@ def _distance_request(sel: Any, expr: pb.Node, alias: str, info: TableInfo, k: i
 
 
 def _allowed_rids(sel: Any, scope: Scope, req: TopK, params: list[Any],
-                  version: int) -> np.ndarray | None:
-    """The row ids of ``version`` that the WHERE clause lets through (None: no WHERE)."""
+                  version: int, ds: Any = None) -> np.ndarray | None:
+    """The row ids of ``version`` that the WHERE clause lets through (None: no WHERE).
+    ``ds``: the table at ``version``, for the in-memory answer of ``int_col = value``."""
     if not sel.HasField("where_clause"):
         return None
     if any(isinstance(m, pb.A_Expr) and ast.op_name(m) == "<#>"
            for m in ast.walk(sel.where_clause)):
         raise _NotPlannable
     session = scope.session
+    if ds is not None and session.pending_change(req.info) is None:
+        found = _int_equality_rids(sel.where_clause, req, params, ds)
+        if found is not None:
+            return found
     key = None
     info = req.info
     if session.pending_change(info) is None:
@@ -230,6 +235,35 @@ class _NotPlannable(Exception):
     pass
 
 
+def _int_equality_rids(where: pb.Node, req: TopK, params: list[Any], ds: Any
+                       ) -> np.ndarray | None:
+    """``int_column = value`` (a constant or a parameter) answered from the column's
+    in-memory copy (engine/colcache.py, a binary search per fragment) instead of a DuckDB
+    scan of the table (100k rows: ~6 ms); None for any other WHERE."""
+    from . import colcache
+
+    if ast.kind(where) != "a_expr" or where.a_expr.kind != pb.AEXPR_OP or \
+            ast.op_name(where.a_expr) != "=":
+        return None
+    left, right = where.a_expr.lexpr, where.a_expr.rexpr
+    col = _column(left, req.alias)
+    if col is None:
+        left, right = right, left
+        col = _column(left, req.alias)
+    ci = req.info.column(col) if col is not None else None
+    if ci is None or ci.type.ndim or ci.type.base not in ("int2", "int4", "int8"):
+        return None
+    value: Any = None
+    if ast.kind(right) == "a_const":
+        value = ast.const_value(right)
+    elif ast.kind(right) == "param_ref" and right.param_ref.number <= len(params):
+        value = params[right.param_ref.number - 1]
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        return None
+    rids = colcache.rids_for_value(ds, ci.name, int(value))
+    return None if rids is None else np.unique(rids)
+
+
 def _query_value(node: pb.Node, scope: Scope, params: list[Any]) -> Any:
     from ..sql.rewrite.similarity import _constant_value
 
@@ -254,7 +288,7 @@ def plan(stmt: pb.Node, scope: Scope, params: list[Any]) -> None:
     # must return the same rows whenever it runs (training sets rely on it).
     exact = req.info.as_of is not None
     try:
-        allowed = _allowed_rids(sel, scope, req, params, ds.version)
+        allowed = _allowed_rids(sel, scope, req, params, ds.version, ds)
     except _NotPlannable:
         return
     if allowed is not None and allowed.size == 0:
@@ -490,7 +524,7 @@ def try_direct(session: Any, stmt: pb.Node, params: list[Any]) -> Any:
 
         scope = Scope(session)
         try:
-            allowed = _allowed_rids(sel, scope, req, params, version)
+            allowed = _allowed_rids(sel, scope, req, params, version, ds)
         finally:
             scope.close()
     value = _constant_value_direct(right, session, params)
