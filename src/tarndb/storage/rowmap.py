@@ -118,3 +118,80 @@ def rows_by_rid(ds: lance.LanceDataset, rids: Any, columns: list[str] | None = N
     if addrs.size == 0:
         return ds.to_table(columns=columns, limit=0)
     return ds._take_rows(addrs.astype(np.int64).tolist(), columns=columns)
+
+
+# -- locating rows for a rewrite -------------------------------------------------------------
+
+# (uri, fragment id, deleted rows) -> (__rid ascending, Lance row id in that order, positions
+# of rows this process deleted since the arrays were read: arrays are shared, not copied)
+_sorted: OrderedDict[tuple[str, int, int], tuple[I64, U64, frozenset[int]]] = OrderedDict()
+
+
+def _fragment_sorted(ds: lance.LanceDataset, frag: Any) -> tuple[I64, U64, frozenset[int]]:
+    key = _fragment_key(ds.uri, frag)
+    with _lock:
+        hit = _sorted.get(key)
+        if hit is not None:
+            _sorted.move_to_end(key)
+            return hit
+    t = ds.scanner(columns=[RID], with_row_id=True, fragments=[frag]).to_table()
+    rids = t[RID].to_numpy().astype(np.int64)
+    ids = t["_rowid"].to_numpy().astype(np.uint64)
+    if rids.size > 1 and not bool(np.all(rids[1:] > rids[:-1])):
+        order = np.argsort(rids, kind="stable")
+        rids, ids = rids[order], ids[order]
+    entry = (rids, ids, frozenset[int]())
+    with _lock:
+        _sorted[key] = entry
+        while len(_sorted) > _MAX_FRAGMENTS:
+            _sorted.popitem(last=False)
+    return entry
+
+
+def locate(ds: lance.LanceDataset, rids: Any, partial: bool = False
+           ) -> dict[int, tuple[I64, U64]] | None:
+    """Fragment id -> (``__rid``, Lance row id) of the live rows of ``ds`` with these
+    ``__rid`` values, for a rewrite that deletes them fragment by fragment
+    (storage/tables.py). None when one of the rids is not a live row (``partial``: those
+    are left out). A fragment is read once (its entry is carried over when this process
+    deletes rows from it: :func:`note_deleted`)."""
+    want = np.unique(np.asarray(rids, dtype=np.int64).ravel())
+    if want.size == 0:
+        return {}
+    out: dict[int, tuple[I64, U64]] = {}
+    found = 0
+    for frag in ds.get_fragments():
+        keys, ids, dead = _fragment_sorted(ds, frag)
+        if keys.size == 0 or want[-1] < keys[0] or want[0] > keys[-1]:
+            continue
+        pos = np.clip(np.searchsorted(keys, want), 0, keys.size - 1)
+        hit = keys[pos] == want
+        if dead:
+            hit &= np.array([int(p) not in dead for p in pos])
+        if hit.any():
+            out[int(frag.fragment_id)] = (keys[pos[hit]], ids[pos[hit]])
+            found += int(hit.sum())
+    return out if partial or found == want.size else None
+
+
+def note_deleted(uri: str, fragment_id: int, deleted_before: int, deleted_after: int,
+                 rids: I64) -> None:
+    """This process deleted the rows ``rids`` from a fragment (its deletion count went from
+    ``deleted_before`` to ``deleted_after``): its entry for the new count, without reading
+    the fragment again (a 1M-row fragment takes ~30 ms to read) or copying its arrays."""
+    with _lock:
+        old = _sorted.get((uri, fragment_id, deleted_before))
+        if old is None:
+            return
+        keys, ids, dead = old
+        pos = np.searchsorted(keys, rids)
+        gone = dead | {int(p) for p in pos}
+        if len(gone) > max(1024, keys.size // 8):  # many deletions: arrays without them
+            keep = np.ones(keys.size, bool)
+            keep[list(gone)] = False
+            entry = (keys[keep], ids[keep], frozenset[int]())
+        else:
+            entry = (keys, ids, frozenset(gone))
+        _sorted[(uri, fragment_id, deleted_after)] = entry
+        while len(_sorted) > _MAX_FRAGMENTS:
+            _sorted.popitem(last=False)

@@ -33,6 +33,9 @@ log = logging.getLogger(__name__)
 # vector column 2.3x, 100-row takes 3x and filtered scans 3x faster (2.1+ encodes variable
 # lists as "mini-blocks", costly for long lists of floats). Existing tables keep their format.
 DATA_STORAGE_VERSION: Literal["2.0"] = "2.0"
+#: Changes that replace or delete at most this many rows are committed fragment by fragment
+#: (TableStore._rewrite); bigger ones by one merge on ``__rid``.
+REWRITE_MAX_ROWS = 4096
 # Compact when a table has this many fragments; single-row inserts each add one.
 COMPACT_AT_FRAGMENTS = 64
 # With a retention set, old versions are dropped at most this often per table and process
@@ -215,7 +218,12 @@ class TableStore:
                                              storage_options=self._opts)
                     self._ds = ds  # the dataset at the version just written
                     return ds.version
-                elif added is not None and added.num_rows:
+                if len(added_rids) + len(removed or []) <= REWRITE_MAX_ROWS:
+                    done = self._rewrite(ds, added, set(removed or []), added_rids)
+                    if done is not None:
+                        self._ds = done
+                        return done.version
+                if added is not None and added.num_rows:
                     builder = (ds.merge_insert(RID).when_matched_update_all()
                                .when_not_matched_insert_all())
                     if deletes:
@@ -230,6 +238,58 @@ class TableStore:
                 raise
             self._ds = None
             return self.lance_version()
+
+    def _rewrite(self, ds: lance.LanceDataset, added: pa.Table | None, removed: set[int],
+                 added_rids: set[int]) -> lance.LanceDataset | None:
+        """Delete the rows ``removed`` and add ``added`` (which replace live rows of the same
+        rid) in one Lance Update: a deletion in each fragment that holds one of the rows
+        that go, by Lance row id, and the new rows as new fragments. A merge on ``__rid``
+        reads the ``__rid`` of every row instead (30-60 ms at 1M rows, against ~3 ms).
+
+        None when the rows cannot be located exactly (the caller merges instead): the
+        deletion count of each fragment must grow by exactly the rows asked, or nothing is
+        committed."""
+        from lance import LanceOperation
+        from lance.fragment import write_fragments
+
+        from . import rowmap
+
+        # Rids that are not live are rows the transaction added and removed itself (a merge
+        # leaves them alone too). The row map mirrors each fragment exactly: it is read
+        # from Lance per fragment state, and carried over only for this process's own
+        # deletions, whose counts are checked below.
+        where = rowmap.locate(ds, sorted(removed | added_rids), partial=True)
+        assert where is not None
+        updated, removed_ids, carried = [], [], []
+        for fid, (rids, ids) in where.items():
+            frag = ds.get_fragment(fid)
+            if frag is None:
+                return None
+            dfile = frag.metadata.deletion_file
+            before = int(dfile.num_deleted_rows) if dfile else 0
+            meta = frag.delete("_rowid IN (" + ",".join(str(int(i)) for i in ids) + ")")
+            if meta is None:  # every row of it went
+                if frag.count_rows() != ids.size:
+                    return None
+                removed_ids.append(fid)
+                continue
+            after = int(meta.deletion_file.num_deleted_rows) if meta.deletion_file else 0
+            if after - before != ids.size:
+                return None
+            updated.append(meta)
+            carried.append((fid, before, after, rids))
+        new: list[Any] = []
+        if added is not None and added.num_rows:
+            new = write_fragments(added, ds.uri, schema=ds.schema,
+                                  data_storage_version=ds.data_storage_version,
+                                  storage_options=self._opts)
+        op = LanceOperation.Update(removed_fragment_ids=removed_ids,
+                                   updated_fragments=updated, new_fragments=new)
+        out = lance.LanceDataset.commit(ds.uri, op, read_version=ds.version,
+                                        storage_options=self._opts)
+        for fid, before, after, rids in carried:
+            rowmap.note_deleted(ds.uri, fid, before, after, rids)
+        return out
 
     def retention_due(self) -> bool:
         return self.retention is not None and \
