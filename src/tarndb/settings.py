@@ -100,7 +100,8 @@ SETTINGS: list[Setting] = [
             "(e.g. 4GB, or a percentage of RAM); past it a query spills to disk or fails with "
             "53200.", commands=("serve", "sql")),
     Setting("temp_limit", "10GiB", "Disk DuckDB may use for spilled query state (in a "
-            "private directory under the system's temp directory); past it 53200.",
+            "private directory under the system's temp directory), all sessions together; past "
+            "it 53400 (temporary file size exceeds temp_file_limit).",
             commands=("serve", "sql")),
     Setting("session_memory_limit", None, "Memory one session's statements may use (e.g. "
             "256MB): each session then runs on a DuckDB instance of its own held to it, "
