@@ -5,12 +5,16 @@ the lake. It reads a pinned table version with tasks on both nodes (rows equal S
 writes a 100k-row dataset into a new table atomically (a driver killed part-way leaves no
 table, a retry writes every row) and embeds a text column with the packaged model.
 
-The other Ray tests use an in-process ``ray.init()``; this module is the multi-process one.
+Every Ray driver here is a Python process of its own that joins the cluster, as a job
+would: this pytest process never calls ``ray.init`` (after another module's in-process
+``ray.init()``/``ray.shutdown()``, Ray Data in the same process fails on a second cluster
+with OwnerDiedError), and one driver is SIGKILLed part-way on purpose.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -23,22 +27,17 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 
 pytest.importorskip("ray.data", reason="Ray Data is not installed (pip install 'tarndb[ray]')")
 
-import pyarrow as pa  # noqa: E402
-import ray  # noqa: E402
-
-import tarndb  # noqa: E402
-import tarndb.ray as tray  # noqa: E402
+import ray.util  # noqa: E402
 
 from .conftest import Serve, free_port, lake_data_files, start_serve  # noqa: E402
-
-# The cluster's workers cannot import this test module: its functions travel by value.
-ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
 #: Object store per node: small, so two nodes fit next to the servers on a small machine.
 _OBJECT_STORE = 150 * 1024 * 1024
@@ -52,15 +51,20 @@ _RAY_ENV = {"RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0",
 @dataclass
 class Cluster:
     address: str
-    nodes: set[str]
     temp_dir: Path
+    logs: list[Path]
+
+
+def _node_ip() -> str:
+    """The address Ray gives this machine (what a driver on it connects from)."""
+    return str(ray.util.get_node_ip_address())
 
 
 def _node_args() -> list[str]:
     """Every port a node listens on, free ones: two nodes (and other engineers' Ray
     clusters) share this machine, and Ray's fixed defaults would collide."""
     return ["--block", "--num-cpus=1", f"--object-store-memory={_OBJECT_STORE}",
-            "--disable-usage-stats", "--node-ip-address=127.0.0.1",
+            "--disable-usage-stats", f"--node-ip-address={_node_ip()}",
             f"--node-manager-port={free_port()}", f"--object-manager-port={free_port()}",
             f"--dashboard-agent-listen-port={free_port()}",
             f"--dashboard-agent-grpc-port={free_port()}",
@@ -120,7 +124,7 @@ def _wait(what: str, done: Callable[[], bool], procs: list[subprocess.Popen[byte
 
 def _gcs_listening(port: int) -> bool:
     try:
-        socket.create_connection(("127.0.0.1", port), 0.5).close()
+        socket.create_connection((_node_ip(), port), 0.5).close()
         return True
     except OSError:
         return False
@@ -133,37 +137,58 @@ def cluster() -> Iterator[Cluster]:
     ray_bin = str(Path(sys.executable).with_name("ray"))
     env = dict(os.environ, **_RAY_ENV)
     port = free_port()
-    address = f"127.0.0.1:{port}"
+    address = f"{_node_ip()}:{port}"
     procs: list[subprocess.Popen[bytes]] = []
     logs = [temp_dir / "head.log", temp_dir / "node2.log"]
-    with pytest.MonkeyPatch.context() as mp:
-        for k, v in _RAY_ENV.items():
-            mp.setenv(k, v)
-        try:
-            with open(logs[0], "wb") as out:
-                procs.append(subprocess.Popen(
-                    [ray_bin, "start", "--head", f"--port={port}", "--include-dashboard=false",
-                     f"--dashboard-port={free_port()}", f"--temp-dir={temp_dir}",
-                     *_node_args()],
-                    stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True))
-            _wait("the head's GCS did not listen", lambda: _gcs_listening(port), procs,
-                  logs[:1])
-            with open(logs[1], "wb") as out:
-                procs.append(subprocess.Popen(
-                    [ray_bin, "start", f"--address={address}", *_node_args()],
-                    stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True))
-            ray.init(address=address, log_to_driver=False, configure_logging=False)
-            ray.data.DataContext.get_current().enable_progress_bars = False
+    try:
+        with open(logs[0], "wb") as out:
+            procs.append(subprocess.Popen(
+                [ray_bin, "start", "--head", f"--port={port}", "--include-dashboard=false",
+                 f"--dashboard-port={free_port()}", f"--temp-dir={temp_dir}", *_node_args()],
+                stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True))
+        _wait("the head's GCS did not listen", lambda: _gcs_listening(port), procs, logs[:1])
+        with open(logs[1], "wb") as out:
+            procs.append(subprocess.Popen(
+                [ray_bin, "start", f"--address={address}", *_node_args()],
+                stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True))
+        yield Cluster(address, temp_dir, logs)
+    finally:
+        _stop(procs, temp_dir)
+        shutil.rmtree(temp_dir, ignore_errors=True)
 
-            def alive() -> set[str]:
-                return {n["NodeID"] for n in ray.nodes() if n["Alive"]}
 
-            _wait("the second node did not join", lambda: len(alive()) == 2, procs, logs)
-            yield Cluster(address, alive(), temp_dir)
-        finally:
-            ray.shutdown()
-            _stop(procs, temp_dir)
-            shutil.rmtree(temp_dir, ignore_errors=True)
+def driver_script(cluster: Cluster, body: str, result: Path, setup: str = "") -> str:
+    """A driver program: joins ``cluster``, runs ``setup`` then ``body`` (which fills the
+    dict ``out``), writes ``out`` as JSON to ``result``."""
+    return textwrap.dedent(f"""
+        import json, time
+        import numpy as np, pyarrow as pa, pyarrow.parquet as pq, ray, ray.data
+        import tarndb, tarndb.ray
+        ray.init(address={cluster.address!r}, log_to_driver=False, configure_logging=False)
+        ray.data.DataContext.get_current().enable_progress_bars = False
+        deadline = time.monotonic() + 60  # the second node may still be joining
+        while len([n for n in ray.nodes() if n["Alive"]]) < 2:
+            assert time.monotonic() < deadline, "the second node did not join"
+            time.sleep(0.2)
+        out = {{"nodes": sorted(n["NodeID"] for n in ray.nodes() if n["Alive"])}}
+    """) + textwrap.dedent(setup) + textwrap.dedent(body) + textwrap.dedent(f"""
+        with open({str(result)!r}, "w") as f:
+            json.dump(out, f)
+        print("DONE", flush=True)
+    """)
+
+
+def run_driver(cluster: Cluster, tmp: Path, body: str, setup: str = "",
+               timeout: float = 120) -> dict[str, Any]:
+    """Run a driver program to its end; returns its ``out``."""
+    script, result, log = tmp / "driver.py", tmp / "driver.json", tmp / "driver.log"
+    script.write_text(driver_script(cluster, body, result, setup))
+    with open(log, "wb") as f:
+        proc = subprocess.run([sys.executable, str(script)], stdout=f, stderr=subprocess.STDOUT,
+                              env=dict(os.environ, **_RAY_ENV), timeout=timeout, check=False)
+    assert proc.returncode == 0, log.read_text()[-6000:] + "".join(
+        f.read_text()[-2000:] for f in cluster.logs)
+    return dict(json.loads(result.read_text()))
 
 
 @pytest.fixture(scope="module")
@@ -175,26 +200,27 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Serve]:
     srv.stop()
 
 
-def _tag_node(batch: pa.Table) -> pa.Table:
-    time.sleep(0.2)  # a task long enough that one node cannot take every block alone
-    node = ray.get_runtime_context().get_node_id()
-    return batch.append_column("node", pa.array([node] * batch.num_rows, pa.string()))
-
-
-def _rows(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    ids = batch["id"]
+#: A Ray Data step making (id, body, emb) rows from ``ray.data.range``'s ids.
+_ROWS = """
+def rows(b):
+    ids = b["id"]
     return {"id": ids, "body": np.array([f"row {i}" for i in ids]),
             "emb": np.stack([ids.astype("float32"), np.ones(len(ids), "float32")], axis=1)}
+"""
 
 
-def test_reads_a_pinned_version_on_both_nodes(cluster: Cluster, server: Serve) -> None:
+def test_reads_a_pinned_version_on_both_nodes(cluster: Cluster, server: Serve,
+                                              tmp_path: Path) -> None:
     with server.connect() as c:
         c.execute("CREATE SCHEMA IF NOT EXISTS ws")
         c.execute("CREATE TABLE ws.docs (id BIGINT PRIMARY KEY, body TEXT, emb FLOAT4[])")
         c.execute("INSERT INTO ws.docs VALUES (-1, 'from sql', ARRAY[0, 0]::float4[])")
     # Eight blocks written by the cluster: eight fragments, read by tasks on both nodes.
-    ds = ray.data.range(8000, override_num_blocks=8).map_batches(_rows)
-    pinned = tray.write_table(ds, "ws.docs", server.lake).version
+    wrote = run_driver(cluster, tmp_path, setup=_ROWS, body=f"""
+        ds = ray.data.range(8000, override_num_blocks=8).map_batches(rows)
+        out["version"] = tarndb.ray.write_table(ds, "ws.docs", {str(server.lake)!r}).version
+    """)
+    pinned = int(wrote["version"])
     with server.connect() as c:
         c.execute("DELETE FROM ws.docs WHERE id % 7 = 0")
         c.execute("UPDATE ws.docs SET body = 'changed' WHERE id < 100")
@@ -203,16 +229,25 @@ def test_reads_a_pinned_version_on_both_nodes(cluster: Cluster, server: Serve) -
         now = c.execute("SELECT count(*) FROM ws.docs").fetchone()
     assert len(want) == 8001 and now is not None and now[0] < 8001
 
-    # One block per fragment (Ray would split the 8k rows into ~200 tiny blocks).
-    got_ds = tray.read_table(server.lake, "ws.docs", version=pinned, override_num_blocks=8)
-    assert got_ds.schema().names == ["id", "body", "emb"]  # no __rid
-    tagged = pa.concat_tables(ray.get(got_ds.map_batches(
-        _tag_node, batch_format="pyarrow").to_arrow_refs())).sort_by("id")
+    got = run_driver(cluster, tmp_path, f"""
+        def tag_node(batch):
+            time.sleep(0.2)  # a task long enough that one node cannot take every block alone
+            node = ray.get_runtime_context().get_node_id()
+            return batch.append_column("node", pa.array([node] * batch.num_rows, pa.string()))
+        ds = tarndb.ray.read_table({str(server.lake)!r}, "ws.docs", version={pinned})
+        out["names"] = ds.schema().names
+        t = pa.concat_tables(ray.get(ds.map_batches(tag_node, batch_format="pyarrow")
+                                     .to_arrow_refs()))
+        pq.write_table(t, {str(tmp_path / "read.parquet")!r})
+    """)
+    assert got["names"] == ["id", "body", "emb"]  # no __rid
+    tagged = pq.read_table(tmp_path / "read.parquet").sort_by("id")
     assert tagged.column("id").to_pylist() == [w[0] for w in want]
     assert tagged.column("body").to_pylist() == [w[1] for w in want]
     assert [[float(x) for x in e] for e in tagged.column("emb").to_pylist()] == \
         [[float(x) for x in w[2]] for w in want]
-    assert set(tagged.column("node").to_pylist()) == cluster.nodes
+    assert len(got["nodes"]) == 2
+    assert set(tagged.column("node").to_pylist()) == set(got["nodes"])
 
 
 def test_a_killed_create_leaves_no_table_and_a_retry_writes_100k_rows(
@@ -220,11 +255,8 @@ def test_a_killed_create_leaves_no_table_and_a_retry_writes_100k_rows(
     n = 100_000
     with server.connect() as c:
         c.execute("CREATE SCHEMA IF NOT EXISTS ws")
-    script = tmp_path / "driver.py"
-    script.write_text(textwrap.dedent(f"""
-        import time
-        import numpy as np, ray, tarndb.ray
-        ray.init(address={cluster.address!r}, log_to_driver=False, configure_logging=False)
+    script = tmp_path / "killed.py"
+    script.write_text(driver_script(cluster, f"""
         def slow(b):
             time.sleep(0.4)
             return {{"id": b["id"], "body": np.array([f"row {{i}}" for i in b["id"]])}}
@@ -232,8 +264,8 @@ def test_a_killed_create_leaves_no_table_and_a_retry_writes_100k_rows(
         tarndb.ray.write_table(ds, "ws.big", {str(server.lake)!r}, mode="create",
                                primary_key=["id"], batch_size=2500)
         print("COMMITTED", flush=True)
-    """))
-    log_path = tmp_path / "driver.log"
+    """, tmp_path / "killed.json"))
+    log_path = tmp_path / "killed.log"
     with open(log_path, "wb") as log:
         proc = subprocess.Popen([sys.executable, str(script)], stdout=log,
                                 stderr=subprocess.STDOUT, env=dict(os.environ, **_RAY_ENV))
@@ -255,30 +287,40 @@ def test_a_killed_create_leaves_no_table_and_a_retry_writes_100k_rows(
         with pytest.raises(Exception, match='relation "ws.big" does not exist|"big"'):
             c.execute("SELECT count(*) FROM ws.big")
 
-    # The same write again, to the end: every row in one step.
-    ds = ray.data.range(n, override_num_blocks=8).map_batches(_rows)
-    res = tray.write_table(ds, "ws.big", server.lake, mode="create", primary_key=["id"])
-    assert res.rows == n and res.fragments >= 8
+    # The same write again, to the end: every row in one step; the name is then taken.
+    res = run_driver(cluster, tmp_path, setup=_ROWS, body=f"""
+        ds = ray.data.range({n}, override_num_blocks=8).map_batches(rows)
+        r = tarndb.ray.write_table(ds, "ws.big", {str(server.lake)!r}, mode="create",
+                                   primary_key=["id"])
+        out["rows"], out["fragments"] = r.rows, r.fragments
+        try:
+            tarndb.ray.write_table(ds, "ws.big", {str(server.lake)!r}, mode="create")
+        except tarndb.errors.DuplicateTable as e:
+            out["again"] = e.sqlstate
+    """)
+    assert res["rows"] == n and res["fragments"] >= 8 and res["again"] == "42P07"
     with server.connect() as c:
         assert c.execute("SELECT count(*), count(DISTINCT id), min(id), max(id), "
                          "sum(emb[1]::float8) FROM ws.big").fetchone() == \
             (n, n, 0, n - 1, float(n * (n - 1) // 2))
         with pytest.raises(Exception, match="duplicate key"):
             c.execute("INSERT INTO ws.big (id, body) VALUES (5, 'dup')")
-    with pytest.raises(tarndb.errors.DuplicateTable):
-        tray.write_table(ds, "ws.big", server.lake, mode="create")
 
 
-def test_embeds_a_text_column_with_the_packaged_model(cluster: Cluster, server: Serve) -> None:
+def test_embeds_a_text_column_with_the_packaged_model(cluster: Cluster, server: Serve,
+                                                      tmp_path: Path) -> None:
     with server.connect() as c:
         c.execute("CREATE SCHEMA IF NOT EXISTS ws")
         c.execute("CREATE TABLE ws.notes (id INT PRIMARY KEY, body TEXT)")
         c.execute("INSERT INTO ws.notes SELECT i, 'note ' || i || ' about ' || CASE WHEN "
                   "i % 2 = 0 THEN 'sailing boats' ELSE 'mountain walks' END "
                   "FROM generate_series(1, 80) t(i)")
-    res = tray.embed_table(server.lake, "ws.notes", "body", into="ws.notes_emb",
-                           chunk_rows=40, batch_size=10)
-    assert (res.rows, res.chunks, res.skipped) == (80, 2, 0)
+    res = run_driver(cluster, tmp_path, f"""
+        r = tarndb.ray.embed_table({str(server.lake)!r}, "ws.notes", "body",
+                                   into="ws.notes_emb", chunk_rows=40, batch_size=10)
+        out["res"] = [r.rows, r.chunks, r.skipped]
+    """)
+    assert res["res"] == [80, 2, 0]
     with server.connect() as c:
         assert c.execute("SELECT count(*), count(DISTINCT id) FROM ws.notes_emb"
                          ).fetchone() == (80, 80)
