@@ -178,3 +178,18 @@ def test_without_session_limits_sessions_share_the_instance_until_they_lower_one
         s.close()
     finally:
         d.close()
+
+
+def test_a_burst_of_sessions_starts_without_waiting_for_engines(db: tarndb.Database) -> None:
+    """Past the engines made ahead, a new session starts on the shared instance and moves to
+    an engine of its own at its first statement, still held to its limits."""
+    sessions = [db.session() for _ in range(6)]
+    try:
+        for s in sessions:
+            with pytest.raises(E.ConfigurationLimitExceeded, match=r"\(16384kB\)"):
+                s.execute(SORT.format(n=4_000_000))
+            assert "tarndb-session-" in _setting(s, "temp_directory")
+            assert _setting(s, "memory_limit") == "64.0 MiB"
+    finally:
+        for s in sessions:
+            s.close()

@@ -13,7 +13,9 @@ Engines are costly to make (about 70 ms: DuckDB's start plus the catalog emulati
 about 6 MB idle, so :class:`Engines` keeps a few with the server's default session limits
 ready (made by a background thread) and takes back the engine of a session that ends: a new
 session takes one from the pool with a cursor, as it took a cursor of the shared instance
-before. An engine with other limits (a session that lowered them, or a superuser that raised
+before (when none is ready, it starts on the shared instance and moves to an engine at its
+first statement, so that session starts never wait for one to be made). An engine with other
+limits (a session that lowered them, or a superuser that raised
 them) is made when the session's next statement needs it, and closed when it is let go.
 
 The server-wide total stays bounded: a statement running on an engine reserves the engine's
@@ -391,14 +393,19 @@ class Engines:
 
     def cursor(self, session: Session | None) -> duckdb.DuckDBPyConnection | None:
         """A cursor of an engine for a new session (None: a cursor of the shared instance
-        will do, the session has no limits of its own)."""
+        will do: the session has no limits of its own, or no engine is ready and its first
+        statement gets one, see :meth:`enter`; session starts, one at a time in pgwire, do
+        not wait ~70 ms each for an engine to be made in a burst of connections)."""
         if session is None or not self.per_session:
             return None
-        held = self._held.setdefault(session, _Held())
-        engine = self._take(self.default_key)
         with self._cv:
+            idle = self._idle.get(self.default_key)
+            if not idle:
+                return None
+            engine = idle.pop()
             engine.cursors += 1
-        held.engine = engine
+            self._cv.notify_all()  # the filler makes the next spare one
+        self._held.setdefault(session, _Held()).engine = engine
         return engine.con.cursor()
 
     def enter(self, session: Session, kind: str = "") -> None:
