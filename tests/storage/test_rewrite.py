@@ -125,3 +125,29 @@ def test_big_changes_still_merge(tmp_path: Path, rewrites: list[bool],
     assert rewrites == [True]  # the 50-row update merged without trying
     s.close()
     db.close()
+
+
+def test_a_hot_row_moves_from_fragment_to_fragment(tmp_path: Path, rewrites: list[bool]) -> None:
+    """Each update of one row writes it to a new fragment; the row map knows the new
+    fragment's row ids from Lance's metadata (no read of it), and they are right."""
+    from tarndb.storage import rowmap
+
+    db = tarndb.open(str(tmp_path / "lake"))
+    s = db.session()
+    s.execute("CREATE TABLE h (id INT PRIMARY KEY, n INT)")
+    s.execute("INSERT INTO h VALUES (1, 0), (2, 0)")
+    for _ in range(25):
+        s.execute("UPDATE h SET n = n + 1 WHERE id = 1")
+    assert s.execute("SELECT id, n FROM h ORDER BY id").rows == [(1, 25), (2, 0)]
+    assert len(rewrites) == 25 and all(rewrites)
+    info = s.resolve_table(None, "h")
+    assert info is not None
+    ds = db.store(info).dataset()
+    cached = rowmap.locate(ds, [0, 1, 2, 3], partial=True)
+    assert cached is not None
+    truth = ds.to_table(columns=["__rid"], with_row_id=True)
+    want = dict(zip(truth["__rid"].to_pylist(), truth["_rowid"].to_pylist(), strict=True))
+    got = {int(r): int(i) for rids, ids in cached.values() for r, i in zip(rids, ids, strict=True)}
+    assert got == want
+    s.close()
+    db.close()

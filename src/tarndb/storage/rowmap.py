@@ -195,3 +195,71 @@ def note_deleted(uri: str, fragment_id: int, deleted_before: int, deleted_after:
         _sorted[(uri, fragment_id, deleted_after)] = entry
         while len(_sorted) > _MAX_FRAGMENTS:
             _sorted.popitem(last=False)
+
+
+def _varint(b: list[int], i: int) -> tuple[int, int]:
+    out = shift = 0
+    while True:
+        if i >= len(b) or shift > 63:
+            raise ValueError("bad varint")
+        byte = b[i]
+        out |= (byte & 0x7F) << shift
+        i += 1
+        if not byte & 0x80:
+            return out, i
+        shift += 7
+
+
+def _id_range(frag: Any) -> tuple[int, int] | None:
+    """The stable row ids [start, end) of a fragment whose ids are one range, as Lance gives
+    a newly written fragment (its RowIdSequence inline: one segment, a Range), read from
+    the metadata; None for any other shape (the fragment is then read)."""
+    try:
+        b = list(frag.metadata.row_id_meta.asdict()["Inline"])
+        if not b or b[0] != 0x0A:
+            return None
+        seg_len, i = _varint(b, 1)
+        if i + seg_len != len(b) or b[i] != 0x0A:
+            return None
+        range_len, i = _varint(b, i + 1)
+        if i + range_len != len(b):
+            return None
+        start = end = 0
+        while i < len(b):
+            tag = b[i]
+            value, i = _varint(b, i + 1)
+            if tag == 0x08:
+                start = value
+            elif tag == 0x10:
+                end = value
+            else:
+                return None
+    except (AttributeError, KeyError, TypeError, ValueError):
+        return None
+    return (start, end) if end - start == frag.metadata.physical_rows else None
+
+
+def note_written(ds: lance.LanceDataset, fragment_ids: list[int], rids: I64) -> None:
+    """This process wrote the fragments ``fragment_ids`` of ``ds`` with the rows ``rids``,
+    in order: their entries from the row ids Lance assigned, without reading them."""
+    pos = 0
+    entries = []
+    for fid in fragment_ids:
+        frag = ds.get_fragment(fid)
+        ids = _id_range(frag) if frag is not None else None
+        if frag is None or ids is None:
+            return
+        n = ids[1] - ids[0]
+        part = rids[pos:pos + n]
+        pos += n
+        order = np.argsort(part, kind="stable")
+        entries.append((_fragment_key(ds.uri, frag),
+                        (part[order], np.arange(ids[0], ids[1], dtype=np.uint64)[order],
+                         frozenset[int]())))
+    if pos != rids.size:
+        return
+    with _lock:
+        for key, entry in entries:
+            _sorted[key] = entry
+        while len(_sorted) > _MAX_FRAGMENTS:
+            _sorted.popitem(last=False)

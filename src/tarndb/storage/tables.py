@@ -289,6 +289,12 @@ class TableStore:
                                         storage_options=self._opts)
         for fid, before, after, rids in carried:
             rowmap.note_deleted(ds.uri, fid, before, after, rids)
+        if added is not None and added.num_rows:
+            # The new fragments' ids are assigned by the commit: those ``ds`` did not have.
+            before_ids = {int(f.fragment_id) for f in ds.get_fragments()}
+            new_ids = sorted(int(f.fragment_id) for f in out.get_fragments()
+                             if int(f.fragment_id) not in before_ids)
+            rowmap.note_written(out, new_ids, added.column(RID).to_numpy().astype("int64"))
         return out
 
     def retention_due(self) -> bool:
