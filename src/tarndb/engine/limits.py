@@ -190,7 +190,7 @@ def _replay(con: duckdb.DuckDBPyConnection,
     batch: list[str] = []
 
     def flush() -> None:
-        # Consecutive statements go as one script (half the time of one call each); if it
+        # Consecutive statements go as one script (~10% less CPU than a call each); if it
         # fails, one by one, so that one failure does not lose the rest.
         if len(batch) > 1:
             try:
