@@ -196,6 +196,12 @@ class InvalidTableDefinition(TarnError):
     code = "invalid_table_definition"
 
 
+class ObjectNotInPrerequisiteState(TarnError):
+    sqlstate = "55000"
+    http_status = 409
+    code = "object_not_in_prerequisite_state"
+
+
 class DependentObjectsStillExist(TarnError):
     sqlstate = "2BP01"
     http_status = 409

@@ -69,6 +69,9 @@ def dumped(pg_server: Server) -> tuple[str, str, str, str]:
         c.execute(f"CREATE TABLE {plain}.child (id BIGINT PRIMARY KEY, "
                   f"item_id INT REFERENCES {plain}.items(id), note TEXT)")
         c.execute(f"CREATE INDEX child_note_idx ON {plain}.child (note)")
+        c.execute(f"CREATE TABLE {plain}.ident (id INT GENERATED ALWAYS AS IDENTITY "
+                  "PRIMARY KEY, x INT)")
+        c.execute(f"INSERT INTO {plain}.ident (x) VALUES (10), (20), (30)")
         with c.cursor() as cur:
             cur.executemany(
                 f"INSERT INTO {plain}.items (name, price, tags, meta, at) "
@@ -112,6 +115,8 @@ def test_dump_has_postgresqls_shape(dumped: tuple[str, str, str, str]) -> None:
            f"{plain}.items(id)" in script
     assert f"CREATE INDEX child_note_idx ON {plain}.child USING btree (note);" in script
     assert "v vector(3)" in vscript and "h halfvec(2)" in vscript
+    assert f"ALTER TABLE {plain}.ident ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (" \
+        in script
 
 
 def test_restore_into_a_fresh_tarndb(pg_server: Server, fresh_server: Server,
@@ -127,6 +132,12 @@ def test_restore_into_a_fresh_tarndb(pg_server: Server, fresh_server: Server,
                     f"SELECT id, v::text, h::text FROM {vec}.emb ORDER BY id"):
             assert _rows(a, sql) == _rows(b, sql), sql
         assert len(_rows(b, f"SELECT * FROM {plain}.items")) == 30
+        # An identity column stays GENERATED ALWAYS, its sequence after the restored rows.
+        assert _rows(b, f"SELECT * FROM {plain}.ident ORDER BY id") == \
+            [(1, 10), (2, 20), (3, 30)]
+        assert _rows(b, f"INSERT INTO {plain}.ident (x) VALUES (40) RETURNING id") == [(4,)]
+        with pytest.raises(psycopg.errors.GeneratedAlways):
+            b.execute(f"INSERT INTO {plain}.ident (id, x) VALUES (9, 9)")
         # The serial column continues after the restored rows; keys and references hold.
         assert _rows(b, f"INSERT INTO {plain}.items (name) VALUES ('new') RETURNING id") \
             == [(31,)]

@@ -45,16 +45,23 @@ class ColumnInfo:
     serial: bool = False
     #: SQL of ``GENERATED ALWAYS AS (expr) STORED``: computed from the row on every write.
     generated_sql: str | None = None
+    #: ``GENERATED ALWAYS AS IDENTITY`` ("a": values only from its sequence unless an INSERT
+    #: says OVERRIDING SYSTEM VALUE), ``BY DEFAULT`` ("d"), or not an identity column ("").
+    identity: str = ""
 
     def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "type": self.type.to_json(), "not_null": self.not_null,
-                "default_sql": self.default_sql, "serial": self.serial,
-                "generated_sql": self.generated_sql}
+        out = {"name": self.name, "type": self.type.to_json(), "not_null": self.not_null,
+               "default_sql": self.default_sql, "serial": self.serial,
+               "generated_sql": self.generated_sql}
+        if self.identity:
+            out["identity"] = self.identity
+        return out
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> ColumnInfo:
         return cls(d["name"], ColumnType.from_json(d["type"]), d.get("not_null", False),
-                   d.get("default_sql"), d.get("serial", False), d.get("generated_sql"))
+                   d.get("default_sql"), d.get("serial", False), d.get("generated_sql"),
+                   d.get("identity", ""))
 
 
 #: ``CREATE INDEX ... [USING btree | hash | gin | brin | gist | spgist]``: a scalar index

@@ -89,6 +89,7 @@ def create_table(session: Session, node: pb.CreateStmt, params: list[Any]) -> Re
                             'identity column type must be smallint, integer, or bigint')
                     col.serial = True
                     col.not_null = True
+                    col.identity = con.generated_when or "a"
                 elif con.contype == pb.CONSTR_FOREIGN:
                     foreign.append((con, [cd.colname]))
                 elif con.contype in (pb.CONSTR_UNIQUE, pb.CONSTR_CHECK):
@@ -412,9 +413,34 @@ def alter_table(session: Session, node: pb.AlterTableStmt, params: list[Any]) ->
             _set_default(session, info, cmd)
         elif cmd.subtype == pb.AT_AlterColumnType:
             _alter_type(session, info, cmd)
+        elif cmd.subtype == pb.AT_AddIdentity:
+            _add_identity(session, info, cmd)
         else:
             raise E.FeatureNotSupported("this ALTER TABLE action is not supported")
     return Result(command="ALTER TABLE")
+
+
+def _add_identity(session: Session, info: TableInfo, cmd: Any) -> None:
+    """``ALTER COLUMN c ADD GENERATED {ALWAYS | BY DEFAULT} AS IDENTITY [(SEQUENCE NAME s
+    ...)]``, as pg_dump writes an identity column: the column gets its sequence (named as
+    a serial column's; pg_dump's ``setval`` then moves it past the restored rows)."""
+    col = info.column(cmd.name)
+    if col is None:
+        raise E.UndefinedColumn(
+            f'column "{cmd.name}" of relation "{info.name}" does not exist', column=cmd.name)
+    if col.type.base not in ("int2", "int4", "int8") or col.type.ndim:
+        raise E.InvalidTableDefinition(
+            "identity column type must be smallint, integer, or bigint")
+    if col.serial or col.default_sql:
+        raise E.ObjectNotInPrerequisiteState(
+            f'column "{col.name}" of relation "{info.name}" is already an identity column'
+            if col.identity else
+            f'column "{col.name}" of relation "{info.name}" already has a default value')
+    con = getattr(cmd, "def").constraint
+    col.serial = True
+    col.not_null = True
+    col.identity = con.generated_when or "a"
+    session.catalog_update(info)
 
 
 def _alter_type(session: Session, info: TableInfo, cmd: Any) -> None:

@@ -748,17 +748,26 @@ def _default_node(col: ColumnInfo) -> pb.Node:
 
 
 def _refuse_generated(info: TableInfo, node: pb.InsertStmt, names: list[str]) -> None:
+    """Generated columns, and GENERATED ALWAYS identity columns (unless OVERRIDING SYSTEM
+    VALUE), take only DEFAULT, as in PostgreSQL (428C9)."""
     generated = {c.name for c in info.columns if c.generated_sql}
-    if not generated or not node.HasField("select_stmt"):
+    always = {c.name for c in info.columns if c.identity == "a"} \
+        if node.override != pb.OVERRIDING_SYSTEM_VALUE else set()
+    if not (generated or always) or not node.HasField("select_stmt"):
         return
     rows = node.select_stmt.select_stmt.values_lists
     for i, n in enumerate(names):
-        if n not in generated:
+        if n not in generated and n not in always:
             continue
         if rows and all(ast.kind(r.list.items[i]) == "set_to_default" for r in rows):
             continue
-        raise E.GeneratedAlways(f'cannot insert a non-DEFAULT value into column "{n}"',
-                                detail=f'Column "{n}" is a generated column.', column=n)
+        if n in generated:
+            raise E.GeneratedAlways(f'cannot insert a non-DEFAULT value into column "{n}"',
+                                    detail=f'Column "{n}" is a generated column.', column=n)
+        raise E.GeneratedAlways(
+            f'cannot insert a non-DEFAULT value into column "{n}"',
+            detail=f'Column "{n}" is an identity column defined as GENERATED ALWAYS.',
+            hint="Use OVERRIDING SYSTEM VALUE to override.", column=n)
 
 
 def compute_generated(session: Session, info: TableInfo, rows: pa.Table) -> pa.Table:
@@ -831,6 +840,11 @@ def update(session: Session, node: pb.UpdateStmt, params: list[Any]) -> Result:
             raise E.GeneratedAlways(f'column "{name}" can only be updated to DEFAULT',
                                     detail=f'Column "{name}" is a generated column.',
                                     column=name)
+        if info.column(name).identity == "a" and ast.kind(val) != "set_to_default":  # type: ignore[union-attr]
+            raise E.GeneratedAlways(
+                f'column "{name}" can only be updated to DEFAULT',
+                detail=f'Column "{name}" is an identity column defined as GENERATED ALWAYS.',
+                column=name)
         if ast.kind(val) == "set_to_default":
             col = info.column(name)
             assert col is not None

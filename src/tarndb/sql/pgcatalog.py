@@ -228,6 +228,8 @@ def _typmod(t: ColumnType) -> int:
 
 
 def _default_expr(info: Any, col: Any, path: list[str] | None = None) -> str | None:
+    if getattr(col, "identity", ""):
+        return None  # an identity column has no default, as in PostgreSQL (attidentity)
     if col.serial:
         # qualified unless the search path finds it, as PostgreSQL prints it (pg_dump's
         # search path is empty: it gets the schema)
@@ -427,7 +429,8 @@ def _pg_attribute(db: Any, session: Any) -> pa.Table:
             rows.append((toid, col.name, t.oid, -1, size, i + 1, 0 if t.is_vector else t.ndim,
                          -1, _typmod(t),
                          size in (1, 2, 4, 8), "i", "x" if size == -1 else "p", "", not_null,
-                         _default_expr(info, col) is not None, False, "", "", False, True, 0,
+                         _default_expr(info, col) is not None, False,
+                         getattr(col, "identity", ""), "", False, True, 0,
                          DEFAULT_COLLATION if t.base in collatable and not t.ndim else 0,
                          None, None, None))
         for ix in _indexes(info):
@@ -579,11 +582,16 @@ def _pg_depend(db: Any, session: Any) -> pa.Table:
         for col in info.columns:
             if col.serial:
                 seq = stable_oid("sequence", info.workspace, info.name, col.name)
+                identity = bool(getattr(col, "identity", ""))
+                # an identity column's sequence is internal to it ('i': pg_dump writes
+                # ALTER COLUMN ... ADD GENERATED ... AS IDENTITY), a serial's is owned ('a')
                 rows.append((1259, seq, 0, 1259, _table_oid(info), _attnum(info, col.name),
-                             "a"))
-                # the column's default uses the sequence: pg_dump sets it after creating it
-                rows.append((2604, stable_oid("attrdef", info.workspace, info.name, col.name),
-                             0, 1259, seq, 0, "n"))
+                             "i" if identity else "a"))
+                if not identity:
+                    # the column's default uses the sequence: pg_dump sets it after
+                    # creating it
+                    rows.append((2604, stable_oid("attrdef", info.workspace, info.name,
+                                                  col.name), 0, 1259, seq, 0, "n"))
     return _rows([("classid", _I64), ("objid", _I64), ("objsubid", _I32),
                   ("refclassid", _I64), ("refobjid", _I64), ("refobjsubid", _I32),
                   ("deptype", _S)], rows)
@@ -888,7 +896,8 @@ def _is_columns(db: Any, session: Any) -> pa.Table:
                          _default_expr(info, col), "NO" if not_null else "YES", data_type,
                          None, prec, 2 if prec is not None and t.base != "numeric" else
                          (10 if prec is not None else None), scale, "postgres", "pg_catalog",
-                         t.typname, "NO", "NO", "NEVER", "YES" if not info.read_only else "NO",
+                         t.typname, "YES" if getattr(col, "identity", "") else "NO", "NO",
+                         "NEVER", "YES" if not info.read_only else "NO",
                          str(i + 1)))
     return _rows([("table_catalog", _S), ("table_schema", _S), ("table_name", _S),
                   ("column_name", _S), ("ordinal_position", _I32), ("column_default", _S),
