@@ -1,7 +1,7 @@
 """pgvector's own SQL on tarndb and on PostgreSQL 15 + pgvector, in one run, on the same rows.
 
-    python benchmarks/pgvector_bench.py                 # 100k x 384, ~10-15 min on 2 cores
-    python benchmarks/pgvector_bench.py --n 20000       # a few minutes
+    python benchmarks/pgvector_bench.py                 # 100k x 384, ~5 min on 2 cores
+    python benchmarks/pgvector_bench.py --n 20000       # about a minute
     python benchmarks/pgvector_bench.py --ops cosine    # <=> only (skips the L2 index builds)
 
 (Not ``benchmarks/pgvector.py``: a script's folder comes first on ``sys.path``, and a file of
@@ -59,6 +59,9 @@ from bench_wire import K, Wire, _one_blas_thread, start_tarndb  # noqa: E402
 from pgwire_bench import start_postgres  # noqa: E402
 
 _BIN_HEADER = b"PGCOPY\n\xff\r\n\x00" + b"\x00" * 8
+# Recalls within this of each other are equal (200 queries x 10 neighbours: the sampling
+# error of a recall near 1 is about 0.002).
+RECALL_TIE = 0.005
 OPS = {"cosine": ("vector_cosine_ops", "<=>"), "l2": ("vector_l2_ops", "<->")}
 FILTERS = {"unfiltered": ("", None), "1% filter": ("WHERE c100 = %s ", "c100"),
            "10% filter": ("WHERE c10 = %s ", "c10")}
@@ -238,8 +241,8 @@ def main() -> None:
         subprocess.run(pg_stop, check=False, stdout=subprocess.DEVNULL)
         shutil.rmtree(root, ignore_errors=True)
         shutil.rmtree(pg_dir, ignore_errors=True)
-    print("\ntargets (tarndb p50 <= PostgreSQL's where tarndb's recall@10 is equal or better; "
-          "tarndb never under-filled):")
+    print(f"\ntargets (tarndb p50 <= PostgreSQL's where tarndb's recall@10 is equal (within "
+          f"{RECALL_TIE}) or better; tarndb never under-filled):")
     for what, ok, got in verdicts:
         print(f"  {'met   ' if ok else 'missed'} {what}: {got}")
 
@@ -254,7 +257,7 @@ def judge(w: Wire, sym: str, fname: str, pg_rows: list[str]) -> list[tuple[str, 
         assert pg is not None
         setting = name.split(f"{fname}, ", 1)[1]
         t_rec, pg_rec = t[2] or 0.0, pg[2] or 0.0
-        if t_rec + 1e-9 < pg_rec:
+        if t_rec + RECALL_TIE < pg_rec:
             ok, why = False, "tarndb's recall is lower"
         else:
             ok, why = t[0] <= pg[0], ""
