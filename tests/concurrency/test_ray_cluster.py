@@ -1,9 +1,10 @@
 """``tarndb.ray`` on a real local Ray cluster, as an operator runs one: ``ray start --head``
 and a second node joined with ``ray start --address``, both on this machine (one CPU each),
-driven by ``ray.init(address=...)`` from this process, against a real ``tarndb serve`` on
-the lake. It reads a pinned table version with tasks on both nodes (rows equal SQL's),
-writes a 100k-row dataset into a new table atomically (a driver killed part-way leaves no
-table, a retry writes every row) and embeds a text column with the packaged model.
+driven by programs that join it with ``ray.init(address=...)``, against a real
+``tarndb serve`` on the lake. It reads a pinned table version with tasks on both nodes
+(rows equal SQL's), writes a 100k-row dataset into a new table atomically (a driver killed
+part-way leaves no table, a retry writes every row) and embeds a text column with the
+packaged model (``tarndb embed --ray <head address>``).
 
 Every Ray driver here is a Python process of its own that joins the cluster, as a job
 would: this pytest process never calls ``ray.init`` (after another module's in-process
@@ -315,12 +316,15 @@ def test_embeds_a_text_column_with_the_packaged_model(cluster: Cluster, server: 
         c.execute("INSERT INTO ws.notes SELECT i, 'note ' || i || ' about ' || CASE WHEN "
                   "i % 2 = 0 THEN 'sailing boats' ELSE 'mountain walks' END "
                   "FROM generate_series(1, 80) t(i)")
-    res = run_driver(cluster, tmp_path, f"""
-        r = tarndb.ray.embed_table({str(server.lake)!r}, "ws.notes", "body",
-                                   into="ws.notes_emb", chunk_rows=40, batch_size=10)
-        out["res"] = [r.rows, r.chunks, r.skipped]
-    """)
-    assert res["res"] == [80, 2, 0]
+    # The operator's way: `tarndb embed --ray <head>` as the driver.
+    out = subprocess.run([sys.executable, "-m", "tarndb", "embed", "ws.notes", "--column",
+                          "body", "--into", "ws.notes_emb", "--chunk-rows", "40",
+                          "--data", str(server.lake), "--ray", cluster.address],
+                         capture_output=True, text=True, timeout=180,
+                         env=dict(os.environ, **_RAY_ENV))
+    assert out.returncode == 0, out.stderr[-6000:]
+    assert "embedded 80 rows of ws.notes.body into ws.notes_emb in 2 commits (0 already " \
+        "there)" in out.stdout, out.stdout
     with server.connect() as c:
         assert c.execute("SELECT count(*), count(DISTINCT id) FROM ws.notes_emb"
                          ).fetchone() == (80, 80)
