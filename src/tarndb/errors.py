@@ -230,6 +230,11 @@ class NumericValueOutOfRange(DataError):
     code = "numeric_value_out_of_range"
 
 
+class SequenceGeneratorLimitExceeded(DataError):
+    sqlstate = "2200H"
+    code = "sequence_generator_limit_exceeded"
+
+
 class StringDataLengthMismatch(DataError):
     sqlstate = "22026"
     code = "string_data_length_mismatch"

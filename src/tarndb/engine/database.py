@@ -174,6 +174,9 @@ class Database:
 
         advisory.install(self._duck)
         jsonpath.install(self._duck)
+        from . import sequences
+
+        sequences.install(self)  # a column's DEFAULT nextval('s') runs in DuckDB
         try:
             from ..sql import pgcatalog
         except ImportError:
@@ -419,6 +422,12 @@ class Database:
         self._closed = True
         if self._folder is not None:
             self._folder.stop()
+        try:
+            from . import sequences
+
+            sequences.release(self)  # unused sequence values back, if still the newest
+        except Exception:  # a gap, never a value handed out twice
+            log.exception("giving back sequence values at close failed")
         try:
             self.fold_logs()
         except Exception:  # the log stays on the lake: the next open folds it

@@ -19,7 +19,7 @@ from .. import errors as E
 from ..sql import ast
 from ..sql import colnames as output_names
 from ..storage.tables import RID
-from . import fkeys
+from . import fkeys, sequences
 from .catalog import PLAIN_INDEX_METHODS, ColumnInfo, IndexInfo, TableInfo
 from .commit import unique_keys
 from .result import Result
@@ -78,7 +78,9 @@ def create_table(session: Session, node: pb.CreateStmt, params: list[Any]) -> Re
                 elif con.contype == pb.CONSTR_NOTNULL:
                     col.not_null = True
                 elif con.contype == pb.CONSTR_DEFAULT:
-                    col.default_sql = _expr_sql(con.raw_expr)
+                    seq = _nextval_of(con.raw_expr)
+                    col.default_sql = (seq and _sequence_default(session, seq)) or \
+                        _expr_sql(con.raw_expr)
                 elif con.contype == pb.CONSTR_GENERATED:
                     col.generated_sql = _expr_sql(con.raw_expr)
                 elif con.contype == pb.CONSTR_IDENTITY:
@@ -258,7 +260,10 @@ def drop(session: Session, node: pb.DropStmt, params: list[Any]) -> Result:
             _drop_references_to(session, info, cascade, dropping={
                 (o.workspace, o.name) for o in [info]})
             session.catalog_drop(info)
+            sequences.drop_owned(session, info)
         return Result(command="DROP TABLE")
+    if node.remove_type == pb.OBJECT_SEQUENCE:
+        return sequences.drop(session, node)
     if node.remove_type == pb.OBJECT_SCHEMA:
         for obj in node.objects:
             name = obj.string.sval
@@ -559,6 +564,9 @@ def _set_default(session: Session, info: TableInfo, cmd: Any) -> None:
                     "a sequence default is supported on integer columns only")
             col.serial = True
             col.default_sql = None
+        elif seq is not None and (standalone := sequences.default_of(session, seq)):
+            col.serial = False
+            col.default_sql = standalone
         elif seq is not None:
             raise E.FeatureNotSupported(
                 f"tarndb's sequences belong to serial columns; nextval('{seq}') names none "
@@ -567,6 +575,14 @@ def _set_default(session: Session, info: TableInfo, cmd: Any) -> None:
             col.serial = False
             col.default_sql = _expr_sql(expr)
     session.catalog_update(info)
+
+
+def _sequence_default(session: Session, seq: str) -> str | None:
+    """``DEFAULT nextval('s')`` of a standalone sequence, as stored; None for others."""
+    try:
+        return sequences.default_of(session, seq)
+    except E.UndefinedTable:
+        return None
 
 
 def _nextval_of(expr: pb.Node) -> str | None:
@@ -877,13 +893,13 @@ def _serial_target(session: Session, rv: Any) -> tuple[TableInfo, ColumnInfo] | 
 
 
 def _create_sequence(session: Session, node: Any, params: list[Any]) -> Result:
-    """``CREATE SEQUENCE <table>_<column>_seq``, as pg_dump writes a serial column's: the
-    column's own sequence (it becomes serial with ``SET DEFAULT nextval(...)``). Sequences
-    of their own are refused."""
-    if _serial_target(session, node.sequence) is None:
-        raise E.FeatureNotSupported(
-            f'sequence "{node.sequence.relname}": tarndb has the sequences of serial columns '
-            "only (<table>_<column>_seq of an integer column); use a serial column")
+    """``CREATE SEQUENCE``: a standalone sequence (engine/sequences.py), or, for
+    ``<table>_<column>_seq`` of an integer column (pg_dump's spelling of a serial column),
+    the column's own sequence (it becomes serial with ``SET DEFAULT nextval(...)``)."""
+    if _serial_target(session, node.sequence) is None or \
+            sequences.lookup(session.db, session, node.sequence.schemaname
+                             or sequences.creation_schema(session), node.sequence.relname):
+        return sequences.create(session, node)
     for opt in node.options:
         d = opt.def_elem
         if d.defname in ("increment",) and ast.const_value(d.arg) not in (1, None):
@@ -893,9 +909,17 @@ def _create_sequence(session: Session, node: Any, params: list[Any]) -> Result:
 
 
 def _alter_sequence(session: Session, node: Any, params: list[Any]) -> Result:
-    """``ALTER SEQUENCE s OWNED BY t.c`` of a column's own sequence."""
+    """``ALTER SEQUENCE`` of a standalone sequence, or ``ALTER SEQUENCE s OWNED BY t.c`` of
+    a column's own sequence."""
+    done = sequences.alter(session, node)
+    if done is not None:
+        return done
     target = _serial_target(session, node.sequence)
     if target is None:
+        if node.missing_ok:
+            session.notices.append(
+                f'relation "{node.sequence.relname}" does not exist, skipping')
+            return Result(command="ALTER SEQUENCE")
         raise E.UndefinedTable(f'relation "{node.sequence.relname}" does not exist')
     for opt in node.options:
         d = opt.def_elem
