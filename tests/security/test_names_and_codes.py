@@ -27,9 +27,12 @@ RESERVED = ["tls", "TLS", "_catalog.lance", "_locks", "_deepmemory", "_anything"
 
 
 def _lake_entries(stack: Stack) -> dict[str, list[str]]:
+    """The lake's top entries and what each holds (the lock directory's contents come and go
+    with the server's background leases: only its presence counts)."""
     out = {}
     for d in sorted(stack.lake.iterdir()):
-        out[d.name] = sorted(p.name for p in d.iterdir()) if d.is_dir() else []
+        out[d.name] = sorted(p.name for p in d.iterdir()) \
+            if d.is_dir() and d.name != "_locks" else []
     return out
 
 
