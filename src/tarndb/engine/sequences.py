@@ -635,8 +635,8 @@ def creation_schema(session: Session) -> str:
     that exists (PostgreSQL's rule)."""
     cat = session.db.catalog
     for ws in session.search_path():
-        if cat.workspace_exists(ws):
-            return ws
+        if ws == session.workspace or cat.workspace_exists(ws):
+            return ws  # the session's own workspace is made on first use
     return session.workspace
 
 
@@ -646,10 +646,7 @@ def create(session: Session, node: Any) -> Result:
     ws = rv.schemaname or creation_schema(session)
     session.check_workspace(ws)
     db = session.db
-    if not db.catalog.workspace_exists(ws):
-        db.catalog.refresh(force=True)
-        if not db.catalog.workspace_exists(ws):
-            raise E.InvalidSchemaName(f'schema "{ws}" does not exist')
+    db.catalog.ensure_workspace(ws)  # as CREATE TABLE does: a workspace on first use
     name = rv.relname
     if lookup(db, session, ws, name) is not None or \
             session.find_table(ws, name) is not None:

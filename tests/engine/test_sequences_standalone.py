@@ -1,0 +1,150 @@
+"""Standalone sequences (``CREATE SEQUENCE``) as PostgreSQL has them: options, nextval,
+currval, setval, lastval, bounds and CYCLE, column defaults, transactional DDL, workspace
+checks, and values unique across two servers on one lake."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import tarndb
+from tarndb import errors as E
+
+
+def _one(s: tarndb.Session, sql: str) -> object:
+    return s.execute(sql).rows[0][0]
+
+
+def test_options_nextval_currval_setval_lastval(session: tarndb.Session) -> None:
+    s = session
+    s.execute("CREATE SEQUENCE myseq START 10 INCREMENT 5")
+    with pytest.raises(E.ObjectNotInPrerequisiteState,
+                       match='currval of sequence "myseq" is not yet defined in this session'):
+        s.execute("SELECT currval('myseq')")
+    with pytest.raises(E.ObjectNotInPrerequisiteState, match="lastval is not yet defined"):
+        s.execute("SELECT lastval()")
+    assert [_one(s, "SELECT nextval('myseq')") for _ in range(3)] == [10, 15, 20]
+    assert s.execute("SELECT currval('myseq'), lastval()").rows == [(20, 20)]
+    assert _one(s, "SELECT setval('myseq', 100)") == 100
+    assert _one(s, "SELECT nextval('ws.myseq'::regclass)") == 105
+    s.execute("SELECT setval('myseq', 7, false)")
+    assert _one(s, "SELECT nextval('myseq')") == 7
+    s.execute("ALTER SEQUENCE myseq RESTART WITH 1000 INCREMENT BY 2")
+    assert _one(s, "SELECT nextval('myseq')") == 1000
+    assert _one(s, "SELECT nextval('myseq')") == 1002
+    with pytest.raises(E.DuplicateTable, match='relation "myseq" already exists'):
+        s.execute("CREATE SEQUENCE myseq")
+    s.execute("CREATE SEQUENCE IF NOT EXISTS myseq")
+    with pytest.raises(E.UndefinedTable):
+        s.execute("SELECT nextval('nosuch')")
+    with pytest.raises(E.NumericValueOutOfRange, match="out of bounds"):
+        s.execute("SELECT setval('myseq', 0)")
+
+
+def test_bounds_negative_increment_and_cycle(session: tarndb.Session) -> None:
+    s = session
+    s.execute("CREATE SEQUENCE up AS smallint MAXVALUE 2")
+    assert [_one(s, "SELECT nextval('up')") for _ in range(2)] == [1, 2]
+    with pytest.raises(E.SequenceGeneratorLimitExceeded) as e:
+        s.execute("SELECT nextval('up')")
+    assert e.value.sqlstate == "2200H"
+    assert e.value.message == 'nextval: reached maximum value of sequence "up" (2)'
+    s.execute("CREATE SEQUENCE down INCREMENT BY -3 MINVALUE -7")
+    assert [_one(s, "SELECT nextval('down')") for _ in range(3)] == [-1, -4, -7]
+    with pytest.raises(E.SequenceGeneratorLimitExceeded, match=r"minimum value .*\(-7\)"):
+        s.execute("SELECT nextval('down')")
+    s.execute("CREATE SEQUENCE c MINVALUE 1 MAXVALUE 3 CYCLE")
+    assert [r[0] for r in s.execute("SELECT nextval('c') FROM range(7)").rows] == \
+        [1, 2, 3, 1, 2, 3, 1]
+    with pytest.raises(E.InvalidParameterValue, match="INCREMENT must not be zero"):
+        s.execute("CREATE SEQUENCE z INCREMENT 0")
+    with pytest.raises(E.InvalidParameterValue, match="out of range for sequence data type"):
+        s.execute("CREATE SEQUENCE z AS smallint MAXVALUE 100000")
+    with pytest.raises(E.InvalidParameterValue, match=r"START value \(0\) cannot be less"):
+        s.execute("CREATE SEQUENCE z START 0")
+
+
+def test_default_nextval_and_drop(session: tarndb.Session) -> None:
+    s = session
+    s.execute("CREATE SEQUENCE ids START 100")
+    s.execute("CREATE TABLE a (id BIGINT DEFAULT nextval('ids'), v TEXT)")
+    s.execute("CREATE TABLE b (id INT, v TEXT)")
+    s.execute("ALTER TABLE b ALTER COLUMN id SET DEFAULT nextval('ids'::regclass)")
+    s.execute("INSERT INTO a (v) VALUES ('x'), ('y')")
+    s.execute("INSERT INTO b (v) VALUES ('z')")
+    assert s.execute("SELECT id FROM a ORDER BY id").rows == [(100,), (101,)]
+    assert s.execute("SELECT id FROM b").rows == [(102,)]
+    with pytest.raises(E.DependentObjectsStillExist, match="cannot drop sequence ids"):
+        s.execute("DROP SEQUENCE ids")
+    s.execute("DROP SEQUENCE ids CASCADE")
+    s.execute("INSERT INTO a (v) VALUES ('w')")
+    assert s.execute("SELECT id FROM a WHERE v = 'w'").rows == [(None,)]
+    s.execute("DROP SEQUENCE IF EXISTS ids")
+    with pytest.raises(E.UndefinedTable):
+        s.execute("DROP SEQUENCE ids")
+    s.execute("CREATE TABLE o (id INT)")
+    s.execute("CREATE SEQUENCE owned OWNED BY o.id")
+    s.execute("DROP TABLE o")
+    with pytest.raises(E.UndefinedTable):
+        s.execute("SELECT nextval('owned')")
+
+
+def test_transactional_ddl_and_nextval_not_rolled_back(session: tarndb.Session) -> None:
+    s = session
+    s.execute("BEGIN")
+    s.execute("CREATE SEQUENCE tx")
+    assert _one(s, "SELECT nextval('tx')") == 1
+    s.execute("ROLLBACK")
+    with pytest.raises(E.UndefinedTable):
+        s.execute("SELECT nextval('tx')")
+    s.execute("CREATE SEQUENCE keep")
+    s.execute("BEGIN")
+    assert _one(s, "SELECT nextval('keep')") == 1
+    s.execute("DROP SEQUENCE keep")
+    s.execute("ROLLBACK")
+    assert _one(s, "SELECT nextval('keep')") == 2  # nextval is never rolled back
+
+
+def test_workspace_checks(db: tarndb.Database) -> None:
+    admin = db.session(workspace="a")
+    admin.execute("CREATE SCHEMA b")
+    admin.execute("CREATE SEQUENCE b.secret")
+    admin.execute("CREATE SEQUENCE a.mine")
+    scoped = db.session(workspace="a", allowed_workspaces={"a"})
+    try:
+        assert _one(scoped, "SELECT nextval('mine')") == 1
+        for sql in ("SELECT nextval('b.secret')", "SELECT setval('b.secret', 5)",
+                    "SELECT currval('b.secret')", "DROP SEQUENCE b.secret",
+                    "ALTER SEQUENCE b.secret RESTART", "CREATE SEQUENCE b.other"):
+            with pytest.raises(E.InsufficientPrivilege):
+                scoped.execute(sql)
+        with pytest.raises(E.UndefinedTable):  # b is not on its path
+            scoped.execute("SELECT nextval('secret')")
+    finally:
+        scoped.close()
+        admin.close()
+
+
+def test_two_servers_one_lake_hand_out_distinct_values(tmp_path: Path) -> None:
+    lake = str(tmp_path / "lake")
+    one, two = tarndb.open(lake), tarndb.open(lake)
+    try:
+        one.execute("CREATE SEQUENCE shared")
+        s1, s2 = one.session(), two.session()
+        got = []
+        for _ in range(200):
+            got.append(_one(s1, "SELECT nextval('shared')"))
+            got.append(_one(s2, "SELECT nextval('shared')"))
+        assert len(got) == 400 and len(set(got)) == 400
+        s1.close()
+        s2.close()
+    finally:
+        one.close()
+        two.close()
+    # a value handed out is never handed out again after a restart
+    again = tarndb.open(lake)
+    try:
+        assert _one(again.session(), "SELECT nextval('shared')") > max(got)
+    finally:
+        again.close()
