@@ -12,8 +12,8 @@ import tarndb
 from tarndb import errors as E
 
 
-def _one(s: tarndb.Session, sql: str) -> object:
-    return s.execute(sql).rows[0][0]
+def _one(s: tarndb.Session, sql: str) -> int:
+    return int(s.execute(sql).rows[0][0])
 
 
 def test_options_nextval_currval_setval_lastval(session: tarndb.Session) -> None:
