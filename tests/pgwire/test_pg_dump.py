@@ -1,5 +1,6 @@
 """pg_dump (Debian's pg_dump 15) of a tarndb workspace restores with ``psql -f``: into a
-fresh tarndb (rows, vectors, serial sequences, keys, foreign keys, indexes) and into a real
+fresh tarndb (rows, vectors, serial and standalone sequences, keys, foreign keys, indexes)
+and into a real
 PostgreSQL 15 when its binaries are installed."""
 
 from __future__ import annotations
@@ -72,6 +73,15 @@ def dumped(pg_server: Server) -> tuple[str, str, str, str]:
         c.execute(f"CREATE TABLE {plain}.ident (id INT GENERATED ALWAYS AS IDENTITY "
                   "PRIMARY KEY, x INT)")
         c.execute(f"INSERT INTO {plain}.ident (x) VALUES (10), (20), (30)")
+        # a standalone sequence behind a column default, and one used by hand
+        c.execute(f"CREATE SEQUENCE {plain}.ticket_no AS integer START 10 INCREMENT 5")
+        c.execute(f"CREATE TABLE {plain}.tickets (no INT DEFAULT nextval('{plain}.ticket_no'), "
+                  "note TEXT)")
+        c.execute(f"INSERT INTO {plain}.tickets (note) VALUES ('a'), ('b'), ('c')")
+        c.execute(f"CREATE SEQUENCE {plain}.counter INCREMENT -2 MINVALUE -100 MAXVALUE 0 "
+                  "START 0 CYCLE")
+        for _ in range(4):
+            c.execute(f"SELECT nextval('{plain}.counter')")
         with c.cursor() as cur:
             cur.executemany(
                 f"INSERT INTO {plain}.items (name, price, tags, meta, at) "
@@ -117,6 +127,14 @@ def test_dump_has_postgresqls_shape(dumped: tuple[str, str, str, str]) -> None:
     assert "v vector(3)" in vscript and "h halfvec(2)" in vscript
     assert f"ALTER TABLE {plain}.ident ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (" \
         in script
+    assert f"CREATE SEQUENCE {plain}.ticket_no\n    AS integer\n    START WITH 10\n" \
+           "    INCREMENT BY 5\n" in script
+    assert f"SELECT pg_catalog.setval('{plain}.ticket_no', 20, true);" in script
+    assert f"SELECT pg_catalog.setval('{plain}.counter', -6, true);" in script
+    assert "    CYCLE;" in script
+    # the sequence is created before the table whose default uses it
+    assert script.index(f"CREATE SEQUENCE {plain}.ticket_no") < \
+        script.index(f"CREATE TABLE {plain}.tickets")
 
 
 def test_restore_into_a_fresh_tarndb(pg_server: Server, fresh_server: Server,
@@ -138,6 +156,15 @@ def test_restore_into_a_fresh_tarndb(pg_server: Server, fresh_server: Server,
         assert _rows(b, f"INSERT INTO {plain}.ident (x) VALUES (40) RETURNING id") == [(4,)]
         with pytest.raises(psycopg.errors.GeneratedAlways):
             b.execute(f"INSERT INTO {plain}.ident (id, x) VALUES (9, 9)")
+        # Standalone sequences keep their definition and current value.
+        assert _rows(b, f"SELECT * FROM {plain}.tickets ORDER BY no") == \
+            [(10, "a"), (15, "b"), (20, "c")]
+        assert _rows(b, f"INSERT INTO {plain}.tickets (note) VALUES ('d') RETURNING no") == \
+            [(25,)]
+        assert _rows(b, f"SELECT nextval('{plain}.counter')") == [(-8,)]
+        assert _rows(b, "SELECT sequencename, data_type::int, increment_by, cycle FROM "
+                        f"pg_sequences WHERE schemaname = '{plain}' ORDER BY 1") == [
+            ("counter", 20, -2, True), ("ticket_no", 23, 5, False)]
         # The serial column continues after the restored rows; keys and references hold.
         assert _rows(b, f"INSERT INTO {plain}.items (name) VALUES ('new') RETURNING id") \
             == [(31,)]

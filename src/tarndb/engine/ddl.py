@@ -53,7 +53,8 @@ def create_table(session: Session, node: pb.CreateStmt, params: list[Any]) -> Re
     name = node.relation.relname
     if name == "_files":
         raise E.DuplicateTable('"_files" is the file store\'s system table; choose another name')
-    if session.find_table(ws, name) is not None:
+    if session.find_table(ws, name) is not None or \
+            sequences.lookup(session.db, session, ws, name) is not None:
         if node.if_not_exists:
             session.notices.append(f'relation "{name}" already exists, skipping')
             return Result(command="CREATE TABLE")
@@ -331,9 +332,12 @@ def alter_table(session: Session, node: pb.AlterTableStmt, params: list[Any]) ->
     if node.objtype not in (pb.OBJECT_TABLE, 0):
         raise E.FeatureNotSupported("only ALTER TABLE is supported")
     info = session.resolve_table(node.relation.schemaname or None, node.relation.relname)
-    if info is None and _serial_target(session, node.relation) is not None and all(
+    if info is None and (_serial_target(session, node.relation) is not None or any(
+            sequences.lookup(session.db, session, ws, node.relation.relname)
+            for ws in ([node.relation.schemaname] if node.relation.schemaname
+                       else session.search_path()))) and all(
             c.alter_table_cmd.subtype == pb.AT_ChangeOwner for c in node.cmds):
-        # ALTER TABLE seq OWNER TO (pg_dump's, for a serial column's sequence)
+        # ALTER TABLE seq OWNER TO (pg_dump's, for a sequence)
         for c in node.cmds:
             _check_owner(session, c.alter_table_cmd.newowner)
         return Result(command="ALTER TABLE")

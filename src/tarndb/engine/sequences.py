@@ -631,12 +631,8 @@ def _stage(session: Session, ws: str, name: str, d: SeqDef | None,
 
 
 def creation_schema(session: Session) -> str:
-    """Where an unqualified CREATE puts an object: the first schema of the search path
-    that exists (PostgreSQL's rule)."""
-    cat = session.db.catalog
-    for ws in session.search_path():
-        if ws == session.workspace or cat.workspace_exists(ws):
-            return ws  # the session's own workspace is made on first use
+    """Where an unqualified CREATE SEQUENCE puts it: the session's workspace, as CREATE
+    TABLE does."""
     return session.workspace
 
 

@@ -159,6 +159,24 @@ def _seq_name(info: Any, col: Any) -> str:
     return f"{info.name}_{col.name}_seq"
 
 
+def _standalone(db: Any, session: Any) -> list[Any]:
+    """Standalone sequences (``CREATE SEQUENCE``) this session may see."""
+    if not hasattr(db, "catalog"):
+        return []
+    from ..engine import sequences
+
+    allowed = _allowed(session)
+    return [d for d in sequences.all_defs(db, session)
+            if allowed is None or d.workspace in allowed]
+
+
+def _standalone_oid(d: Any) -> int:
+    return int(d.oid or stable_oid("sequence", d.workspace, d.name))
+
+
+_SEQ_TYPE_OIDS = {"int2": 21, "int4": 23, "int8": 20}
+
+
 def _attnum(info: Any, name: str) -> int:
     for i, c in enumerate(info.columns):
         if c.name == name:
@@ -403,6 +421,9 @@ def _pg_class(db: Any, session: Any) -> pa.Table:
                 rows.append(_class_row(stable_oid("sequence", info.workspace, info.name,
                                                   col.name),
                                        _seq_name(info, col), ns, "S", 3, 0))
+    for d in _standalone(db, session):
+        rows.append(_class_row(_standalone_oid(d), d.name, namespace_oid(d.workspace), "S", 3,
+                               0))
     return _rows(_CLASS_SCHEMA, rows)
 
 
@@ -592,6 +613,28 @@ def _pg_depend(db: Any, session: Any) -> pa.Table:
                     # creating it
                     rows.append((2604, stable_oid("attrdef", info.workspace, info.name,
                                                   col.name), 0, 1259, seq, 0, "n"))
+    seqs = _standalone(db, session)
+    if seqs:
+        from ..engine import sequences
+
+        by_name = {(d.workspace, d.name): d for d in seqs}
+        tables = {(i.workspace, i.name): i for i in _tables(db, session)}
+        for d in seqs:
+            owner = tables.get((d.workspace, d.owned_by[0])) if d.owned_by else None
+            if owner is not None and d.owned_by:  # OWNED BY t.c
+                rows.append((1259, _standalone_oid(d), 0, 1259, _table_oid(owner),
+                             _attnum(owner, d.owned_by[1]), "a"))
+        for info in tables.values():
+            for col in info.columns:
+                named = sequences.default_names(col)
+                if named is None:
+                    continue
+                parts = sequences.split_name(named)
+                d = by_name.get((parts[-2] if len(parts) > 1 else "public", parts[-1]))
+                if d is not None:  # DEFAULT nextval('s'): pg_dump creates s first
+                    rows.append((2604, stable_oid("attrdef", info.workspace, info.name,
+                                                  col.name), 0, 1259, _standalone_oid(d), 0,
+                                 "n"))
     return _rows([("classid", _I64), ("objid", _I64), ("objsubid", _I32),
                   ("refclassid", _I64), ("refobjid", _I64), ("refobjsubid", _I32),
                   ("deptype", _S)], rows)
@@ -605,9 +648,44 @@ def _pg_sequence(db: Any, session: Any) -> pa.Table:
                 big = col.type.base == "int8"
                 rows.append((stable_oid("sequence", info.workspace, info.name, col.name),
                              col.type.oid, 1, 1, 2**63 - 1 if big else 2**31 - 1, 1, 1, False))
+    for d in _standalone(db, session):
+        rows.append((_standalone_oid(d), _SEQ_TYPE_OIDS[d.type], d.start, d.increment, d.max,
+                     d.min, d.cache, d.cycle))
     return _rows([("seqrelid", _I64), ("seqtypid", _I64), ("seqstart", _I64),
                   ("seqincrement", _I64), ("seqmax", _I64), ("seqmin", _I64),
                   ("seqcache", _I64), ("seqcycle", _B)], rows)
+
+
+def _pg_sequences(db: Any, session: Any) -> pa.Table:
+    """The pg_sequences view: standalone sequences with their last value (NULL before
+    the first nextval, as in PostgreSQL)."""
+    from ..engine import sequences
+
+    rows = []
+    for d in _standalone(db, session):
+        last, called = sequences.shown_state(db, d)
+        rows.append((d.workspace, d.name, "postgres", _SEQ_TYPE_OIDS[d.type], d.start, d.min,
+                     d.max, d.increment, d.cycle, d.cache, last if called else None))
+    return _rows([("schemaname", _S), ("sequencename", _S), ("sequenceowner", _S),
+                  ("data_type", _I64), ("start_value", _I64), ("min_value", _I64),
+                  ("max_value", _I64), ("increment_by", _I64), ("cycle", _B),
+                  ("cache_size", _I64), ("last_value", _I64)], rows)
+
+
+def _is_sequences(db: Any, session: Any) -> pa.Table:
+    from ..engine import sequences
+
+    rows = []
+    for d in _standalone(db, session):
+        bits = {"int2": 16, "int4": 32, "int8": 64}[d.type]
+        rows.append(("postgres", d.workspace, d.name, sequences.TYPES[d.type][2], bits, 2, 0,
+                     str(d.start), str(d.min), str(d.max), str(d.increment),
+                     "YES" if d.cycle else "NO"))
+    return _rows([("sequence_catalog", _S), ("sequence_schema", _S), ("sequence_name", _S),
+                  ("data_type", _S), ("numeric_precision", _I32),
+                  ("numeric_precision_radix", _I32), ("numeric_scale", _I32),
+                  ("start_value", _S), ("minimum_value", _S), ("maximum_value", _S),
+                  ("increment", _S), ("cycle_option", _S)], rows)
 
 
 def _pg_database(db: Any, session: Any) -> pa.Table:
@@ -790,6 +868,7 @@ _RELATIONS: dict[str, Callable[[Any, Any], pa.Table]] = {
     "pg_index": _pg_index,
     "pg_constraint": _pg_constraint,
     "pg_sequence": _pg_sequence,
+    "pg_sequences": _pg_sequences,
     "pg_database": _pg_database,
     "pg_roles": _pg_roles,
     "pg_authid": _pg_authid,
@@ -946,8 +1025,7 @@ _INFORMATION_SCHEMA: dict[str, Callable[[Any, Any], pa.Table]] = {
                      ("view_definition", _S)]),
     "routines": _empty([("routine_catalog", _S), ("routine_schema", _S),
                         ("routine_name", _S), ("routine_type", _S)]),
-    "sequences": _empty([("sequence_catalog", _S), ("sequence_schema", _S),
-                         ("sequence_name", _S), ("data_type", _S)]),
+    "sequences": _is_sequences,
 }
 
 
@@ -1248,6 +1326,10 @@ def _visible_oids(db: Any, session: Any) -> list[int]:
                 out.extend(ix["oid"] for ix in _indexes(info))
                 out.extend(stable_oid("sequence", info.workspace, info.name, c.name)
                            for c in info.columns if c.serial)
+        for d in _standalone(db, session):
+            if d.workspace == ws and d.name not in seen:
+                seen.add(d.name)
+                out.append(_standalone_oid(d))
     return out
 
 
@@ -1286,7 +1368,17 @@ def _relation_oids(db: Any, session: Any) -> dict[str, int]:
         out[f'"{info.workspace}".{info.name}'] = oid
         for ix in _indexes(info):
             out.setdefault(ix["name"], ix["oid"])
+    seqs = _standalone(db, session)
+    for d in seqs:
+        oid = _standalone_oid(d)
+        out[f"{d.workspace}.{d.name}"] = oid
+        out[f'"{d.workspace}"."{d.name}"'] = oid
+        out[f'{d.workspace}."{d.name}"'] = oid
+        out[f'"{d.workspace}".{d.name}'] = oid
     for ws in reversed(path):
+        for d in seqs:
+            if d.workspace == ws:
+                out[d.name] = out[f'"{d.name}"'] = _standalone_oid(d)
         for info in _tables(db, session):
             if info.workspace == ws:
                 out[info.name] = _table_oid(info)
@@ -1500,10 +1592,33 @@ def _sequences_as_rows(nodes: list[Any], db: Any, session: Any) -> bool:
     from . import ast
 
     found = False
+    seqs = None
     for n in nodes:
-        if n.WhichOneof("node") != "range_var" or not n.range_var.relname.endswith("_seq"):
+        if n.WhichOneof("node") != "range_var":
             continue
         rv = n.range_var
+        if seqs is None:
+            seqs = {(d.workspace, d.name): d for d in _standalone(db, session)}
+        if seqs and not rv.relname.startswith("pg_"):
+            where = [rv.schemaname] if rv.schemaname else _search_path(session)
+            d = next((seqs[(ws, rv.relname)] for ws in where if (ws, rv.relname) in seqs),
+                     None)
+            if d is not None:
+                from ..engine import sequences
+
+                last, called = sequences.shown_state(db, d)
+                alias = rv.alias.aliasname if rv.HasField("alias") else rv.relname
+                sub = ast.parse(
+                    f"SELECT {int(last)}::bigint AS last_value, 0::bigint AS log_cnt, "
+                    f"{'true' if called else 'false'} AS is_called").stmts[0].stmt
+                new = ast.parse(f"SELECT * FROM (SELECT 1) AS {_qi(alias)}").stmts[0].stmt
+                item = new.select_stmt.from_clause[0]
+                item.range_subselect.subquery.CopyFrom(sub)
+                n.CopyFrom(item)
+                found = True
+                continue
+        if not rv.relname.endswith("_seq"):
+            continue
         path = [rv.schemaname] if rv.schemaname else _search_path(session)
         hit = next(((info, c) for ws in path for info in _tables(db, session)
                     if info.workspace == ws for c in info.columns
