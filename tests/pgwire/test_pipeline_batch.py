@@ -206,3 +206,30 @@ def test_float8_arrays_keep_their_precision(pg_server: Server) -> None:
     for d, f in got:
         assert d == [0.1, 1e300, -2.5e-310]
         assert f == [0.1]  # float4's shortest text, as PostgreSQL prints it
+
+
+def test_a_batch_runs_early_past_its_byte_bound(pdb: tarndb.Database,  # noqa: F811
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    import struct
+
+    from tarndb.pgwire import protocol
+
+    monkeypatch.setattr(protocol, "MAX_BATCH_BYTES", 3000)  # two 384-d float4 vectors
+    s = pdb.session()
+    s.execute("CREATE TABLE pb5 (id INT8, v FLOAT4[])")
+    s.close()
+    conn, _ = connect(pdb)
+    vec = struct.pack("!iiiii", 1, 0, 700, 384, 1) + struct.pack("!if", 4, 0.5) * 384
+    frames = [m.f_parse("", "INSERT INTO pb5 VALUES ($1, $2)", [20, 1021])]
+    for i in range(3):
+        frames += [m.f_bind("", "", [str(i).encode(), vec], [0, 1]), m.f_execute("")]
+    # No Sync yet: the first two ran as one statement once past the bound; the third waits
+    # for the Sync (and so do the replies: a pipeline's replies may wait until Sync).
+    before = _inserts_run()
+    assert send(conn, *frames) == []
+    assert _inserts_run() - before == 1
+    assert kinds(send(conn, m.f_sync())) == b"1" + b"2C" * 3 + b"Z"
+    assert _inserts_run() - before == 2
+    s = pdb.session()
+    assert s.execute("SELECT count(*), sum(v[384]) FROM pb5").rows == [(3, 1.5)]
+    s.close()

@@ -167,6 +167,18 @@ class _Batch:
     size: int = 0
 
 
+def _param_bytes(v: Any) -> int:
+    """About what a decoded parameter holds (to bound a batch's memory)."""
+    if isinstance(v, (str, bytes)):
+        return len(v)
+    nbytes = getattr(v, "nbytes", None)  # numpy arrays (binary float arrays)
+    if isinstance(nbytes, int):
+        return nbytes
+    if isinstance(v, (list, tuple)):
+        return 8 * len(v)
+    return 8
+
+
 #: A batch runs once it holds this many parameter sets or bytes of parameters.
 MAX_BATCH_SETS = 10_000
 MAX_BATCH_BYTES = 16 << 20
@@ -615,8 +627,7 @@ class ServerConnection:
             batch = self._batch = _Batch(portal.statement.sql, [], [])
         batch.sets.append(portal.params)
         batch.slots.append(len(self._out))
-        batch.size += sum(len(v) if isinstance(v, (str, bytes)) else
-                          (len(v) * 4 if isinstance(v, list) else 8) for v in portal.params)
+        batch.size += sum(_param_bytes(v) for v in portal.params)
         portal.done = True
         portal.result = Result(command="INSERT 0 1", rowcount=1)
         if len(batch.sets) >= MAX_BATCH_SETS or batch.size >= MAX_BATCH_BYTES:
