@@ -290,6 +290,7 @@ class IvfLists:
     order: I64
     offsets: I64
     row_list: npt.NDArray[np.int32]  # the list of the row at each position
+    matrix: VectorMatrix  # the copy these positions are of (one version)
 
 
 @dataclass
@@ -692,7 +693,7 @@ class SideVectorIndex:
         offsets = np.zeros(parts + 1, np.int64)
         np.cumsum(np.bincount(lists, minlength=parts), out=offsets[1:])
         out = IvfLists(np.ascontiguousarray(cents, dtype=np.float32), c2, order, offsets,
-                       lists)
+                       lists, m)
         self._ivf_cache = (version, out)
         return out
 
@@ -704,9 +705,9 @@ class SideVectorIndex:
         probe of ~1,300 rows, against ~0.3 ms here). None until :meth:`ivf_lists` is ready
         (the caller then asks Lance). ``allowed``: sorted unique row keys."""
         lists = self.ivf_lists(background=True)
-        m = self.matrix()
-        if lists is None or m is None:
+        if lists is None:
             return None
+        m = lists.matrix
         parts = lists.offsets.size - 1
         rank = lists.c2 - 2 * (lists.cents @ np.asarray(q, np.float32))
         nprobes = max(1, min(parts, nprobes))
