@@ -141,12 +141,20 @@ def _state(db: Database) -> _DbState:
 
 # -- finding sequences -------------------------------------------------------------------------
 
+def _overlay_of(session: Any) -> dict[tuple[str, str], SeqDef | None] | None:
+    if session is None:
+        return None
+    try:
+        return _overlays.get(session)
+    except TypeError:  # not a Session (a catalog query without one)
+        return None
+
+
 def lookup(db: Database, session: Session | None, ws: str, name: str) -> SeqDef | None:
     """The standalone sequence ``ws.name`` as ``session`` sees it (its own DDL first)."""
-    if session is not None:
-        ov = _overlays.get(session)
-        if ov and (ws, name) in ov:
-            return ov[(ws, name)]
+    ov = _overlay_of(session)
+    if ov and (ws, name) in ov:
+        return ov[(ws, name)]
     spec = db.catalog.get_object("seqdef", f"{ws}.{name}")
     return SeqDef.from_json(spec) if spec is not None else None
 
@@ -155,7 +163,7 @@ def all_defs(db: Database, session: Session | None = None) -> list[SeqDef]:
     """Every standalone sequence (those of ``session``'s uncommitted DDL included)."""
     out = {(s["workspace"], s["name"]): SeqDef.from_json(s)
            for s in db.catalog.list_objects("seqdef").values()}
-    for key, d in (_overlays.get(session) or {}).items() if session is not None else ():
+    for key, d in (_overlay_of(session) or {}).items():
         if d is None:
             out.pop(key, None)
         else:

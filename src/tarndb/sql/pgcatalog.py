@@ -1586,26 +1586,27 @@ def _regclass_output(stmt: Any, db: Any, session: Any) -> bool:
 
 
 def _sequences_as_rows(nodes: list[Any], db: Any, session: Any) -> bool:
-    """``SELECT last_value, is_called FROM t_col_seq`` (pg_dump reads a sequence so): a
-    serial column's sequence as one row, its last value no lower than the column's largest
-    value (the next value handed out is always above it)."""
+    """``SELECT last_value, is_called FROM s`` (pg_dump reads a sequence so): a standalone
+    sequence as one row of its state (engine/sequences.py ``shown_state``); a serial
+    column's sequence as one row, its last value no lower than the column's largest value
+    (the next value handed out is always above it)."""
     from . import ast
 
     found = False
-    seqs = None
     for n in nodes:
         if n.WhichOneof("node") != "range_var":
             continue
         rv = n.range_var
-        if seqs is None:
-            seqs = {(d.workspace, d.name): d for d in _standalone(db, session)}
-        if seqs and not rv.relname.startswith("pg_"):
+        if hasattr(db, "catalog") and not rv.relname.startswith("pg_"):
+            from ..engine import sequences
+
+            allowed = _allowed(session)
             where = [rv.schemaname] if rv.schemaname else _search_path(session)
-            d = next((seqs[(ws, rv.relname)] for ws in where if (ws, rv.relname) in seqs),
+            # a dictionary look-up per schema: this runs for every statement's tables
+            d = next((x for ws in where if (allowed is None or ws in allowed)
+                      and (x := sequences.lookup(db, session, ws, rv.relname)) is not None),
                      None)
             if d is not None:
-                from ..engine import sequences
-
                 last, called = sequences.shown_state(db, d)
                 alias = rv.alias.aliasname if rv.HasField("alias") else rv.relname
                 sub = ast.parse(
