@@ -38,7 +38,7 @@ pytest.importorskip("ray.data", reason="Ray Data is not installed (pip install '
 
 import ray.util  # noqa: E402
 
-from .conftest import Serve, free_port, lake_data_files, start_serve  # noqa: E402
+from .conftest import PASSWORD, Serve, free_port, lake_data_files, start_serve  # noqa: E402
 
 #: Object store per node: small, so two nodes fit next to the servers on a small machine.
 _OBJECT_STORE = 150 * 1024 * 1024
@@ -216,31 +216,36 @@ def test_reads_a_pinned_version_on_both_nodes(cluster: Cluster, server: Serve,
         c.execute("CREATE SCHEMA IF NOT EXISTS ws")
         c.execute("CREATE TABLE ws.docs (id BIGINT PRIMARY KEY, body TEXT, emb FLOAT4[])")
         c.execute("INSERT INTO ws.docs VALUES (-1, 'from sql', ARRAY[0, 0]::float4[])")
-    # Eight blocks written by the cluster: eight fragments, read by tasks on both nodes.
-    wrote = run_driver(cluster, tmp_path, setup=_ROWS, body=f"""
+    # One job: eight blocks written by the cluster (eight fragments), rows changed through
+    # the server after that version, then the version read back by tasks on both nodes.
+    dsn = (f"host=127.0.0.1 port={server.pg_port} user=postgres password={PASSWORD} "
+           "dbname=postgres sslmode=require")
+    got = run_driver(cluster, tmp_path, setup=_ROWS, body=f"""
+        import psycopg
         ds = ray.data.range(8000, override_num_blocks=8).map_batches(rows)
-        out["version"] = tarndb.ray.write_table(ds, "ws.docs", {str(server.lake)!r}).version
-    """)
-    pinned = int(wrote["version"])
-    with server.connect() as c:
-        c.execute("DELETE FROM ws.docs WHERE id % 7 = 0")
-        c.execute("UPDATE ws.docs SET body = 'changed' WHERE id < 100")
-        c.execute("INSERT INTO ws.docs VALUES (9000, 'after the pin', NULL)")
-        want = c.execute(f'SELECT id, body, emb FROM ws."docs@{pinned}" ORDER BY id').fetchall()
-        now = c.execute("SELECT count(*) FROM ws.docs").fetchone()
-    assert len(want) == 8001 and now is not None and now[0] < 8001
+        pinned = out["version"] = tarndb.ray.write_table(ds, "ws.docs", {str(server.lake)!r}
+                                                         ).version
+        with psycopg.connect({dsn!r}, autocommit=True) as c:
+            c.execute("DELETE FROM ws.docs WHERE id % 7 = 0")
+            c.execute("UPDATE ws.docs SET body = 'changed' WHERE id < 100")
+            c.execute("INSERT INTO ws.docs VALUES (9000, 'after the pin', NULL)")
 
-    got = run_driver(cluster, tmp_path, f"""
         def tag_node(batch):
             time.sleep(0.2)  # a task long enough that one node cannot take every block alone
             node = ray.get_runtime_context().get_node_id()
             return batch.append_column("node", pa.array([node] * batch.num_rows, pa.string()))
-        ds = tarndb.ray.read_table({str(server.lake)!r}, "ws.docs", version={pinned})
+        ds = tarndb.ray.read_table({str(server.lake)!r}, "ws.docs", version=pinned)
         out["names"] = ds.schema().names
         t = pa.concat_tables(ray.get(ds.map_batches(tag_node, batch_format="pyarrow")
                                      .to_arrow_refs()))
         pq.write_table(t, {str(tmp_path / "read.parquet")!r})
     """)
+    pinned = int(got["version"])
+    with server.connect() as c:
+        want = c.execute(f'SELECT id, body, emb FROM ws."docs@{pinned}" ORDER BY id').fetchall()
+        now = c.execute("SELECT count(*), count(*) FILTER (WHERE body = 'changed') "
+                        "FROM ws.docs").fetchone()
+    assert len(want) == 8001 and now is not None and now[0] < 8001 and now[1] > 0
     assert got["names"] == ["id", "body", "emb"]  # no __rid
     tagged = pq.read_table(tmp_path / "read.parquet").sort_by("id")
     assert tagged.column("id").to_pylist() == [w[0] for w in want]
