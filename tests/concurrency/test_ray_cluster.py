@@ -43,8 +43,9 @@ from .conftest import PASSWORD, Serve, free_port, lake_data_files, start_serve  
 #: Object store per node: small, so two nodes fit next to the servers on a small machine.
 _OBJECT_STORE = 150 * 1024 * 1024
 
-# Ray 2.5x+ has token authentication; a token left in ~/.ray/auth_token makes the GCS ask for
-# it while clients that were not told to send it don't: this cluster runs without it.
+# Ray 2.60 turns token authentication on where it finds a token (~/.ray/auth_token): a GCS
+# started by `ray start` then refused this test's drivers. Nodes and drivers here all run
+# with it off, so they agree whatever the machine holds.
 _RAY_ENV = {"RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0",
             "HF_HUB_OFFLINE": "1"}
 
