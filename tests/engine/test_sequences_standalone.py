@@ -85,7 +85,8 @@ def test_default_nextval_and_drop(session: tarndb.Session) -> None:
         s.execute("DROP SEQUENCE ids")
     s.execute("CREATE TABLE o (id INT)")
     s.execute("CREATE SEQUENCE owned OWNED BY o.id")
-    s.execute("DROP TABLE o")
+    s.execute("ALTER TABLE o RENAME TO o2")
+    s.execute("DROP TABLE o2")
     with pytest.raises(E.UndefinedTable):
         s.execute("SELECT nextval('owned')")
 
@@ -148,3 +149,18 @@ def test_two_servers_one_lake_hand_out_distinct_values(tmp_path: Path) -> None:
         assert _one(again.session(), "SELECT nextval('shared')") > max(got)
     finally:
         again.close()
+
+
+def test_rename_keeps_value_and_defaults(session: tarndb.Session) -> None:
+    s = session
+    s.execute("CREATE SEQUENCE r START 5")
+    s.execute("CREATE TABLE rt (id BIGINT DEFAULT nextval('r'), v TEXT)")
+    s.execute("INSERT INTO rt (v) VALUES ('a')")
+    s.execute("ALTER SEQUENCE r RENAME TO r2")
+    with pytest.raises(E.UndefinedTable):
+        s.execute("SELECT nextval('r')")
+    s.execute("INSERT INTO rt (v) VALUES ('b')")
+    assert _one(s, "SELECT nextval('r2')") == 7
+    assert s.execute("SELECT id FROM rt ORDER BY id").rows == [(5,), (6,)]
+    with pytest.raises(E.DuplicateTable):
+        s.execute("ALTER SEQUENCE r2 RENAME TO rt")

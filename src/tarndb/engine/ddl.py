@@ -694,10 +694,15 @@ def rename(session: Session, node: pb.RenameStmt, params: list[Any]) -> Result:
         info = session.table_for(node.relation)
         if session.find_table(info.workspace, node.newname) is not None:
             raise E.DuplicateTable(f'relation "{node.newname}" already exists')
+        if sequences.lookup(session.db, session, info.workspace, node.newname) is not None:
+            raise E.DuplicateTable(f'relation "{node.newname}" already exists')
         old = info.name
         info.name = node.newname
         session.catalog_update(info, old_name=old)
+        sequences.owner_renamed(session, info.workspace, old, info.name)
         return Result(command="ALTER TABLE")
+    if node.rename_type == pb.OBJECT_SEQUENCE:
+        return sequences.rename(session, node)
     if node.rename_type == pb.OBJECT_COLUMN:
         info = session.table_for(node.relation)
         col = info.column(node.subname)
@@ -713,6 +718,8 @@ def rename(session: Session, node: pb.RenameStmt, params: list[Any]) -> Result:
             if ix.column == node.subname:
                 ix.column = node.newname
         session.catalog_update(info)
+        sequences.owner_renamed(session, info.workspace, info.name, info.name, node.subname,
+                                node.newname)
         return Result(command="ALTER TABLE")
     raise E.FeatureNotSupported("this RENAME is not supported")
 

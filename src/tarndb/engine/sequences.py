@@ -799,3 +799,53 @@ def drop_owned(session: Session, info: TableInfo) -> None:
             db.catalog._write([("seqdef", f"{gone.workspace}.{gone.name}", None),
                                ("sequence", gone.key, None)])
         _stage(session, d.workspace, d.name, None, publish)
+
+
+def rename(session: Session, node: Any) -> Result:
+    """``ALTER SEQUENCE [IF EXISTS] s RENAME TO n``: the columns whose default uses it
+    follow (PostgreSQL's defaults name the sequence by OID)."""
+    rv = node.relation
+    if rv.schemaname:
+        session.check_workspace(rv.schemaname)
+    db = session.db
+    path = [rv.schemaname] if rv.schemaname else session.search_path()
+    d = next((x for ws in path if (x := lookup(db, session, ws, rv.relname))), None)
+    if d is None:
+        if node.missing_ok:
+            session.notices.append(f'relation "{rv.relname}" does not exist, skipping')
+            return Result(command="ALTER SEQUENCE")
+        raise E.UndefinedTable(f'relation "{rv.relname}" does not exist')
+    if lookup(db, session, d.workspace, node.newname) is not None or \
+            session.find_table(d.workspace, node.newname) is not None:
+        raise E.DuplicateTable(f'relation "{node.newname}" already exists')
+    new = SeqDef.from_json(d.to_json())
+    new.name = node.newname
+    for info, col in dependents(session, db, d):
+        c = info.column(col.name)
+        assert c is not None
+        c.default_sql = "nextval('" + new.qualified.replace("'", "''") + "')"
+        session.catalog_update(info)
+    old_key = f"{d.workspace}.{d.name}"
+    _stage(session, d.workspace, d.name, None, lambda: None)
+
+    def publish() -> None:
+        db.catalog._write([("seqdef", old_key, None),
+                           ("seqdef", f"{new.workspace}.{new.name}", new.to_json())])
+
+    _stage(session, new.workspace, new.name, new, publish)
+    return Result(command="ALTER SEQUENCE")
+
+
+def owner_renamed(session: Session, ws: str, table: str, new_table: str,
+                  column: str | None = None, new_column: str | None = None) -> None:
+    """A table or column renamed: the sequences ``OWNED BY`` it follow."""
+    db = session.db
+    for d in all_defs(db, session):
+        if d.workspace != ws or not d.owned_by or d.owned_by[0] != table or (
+                column is not None and d.owned_by[1] != column):
+            continue
+        new = SeqDef.from_json(d.to_json())
+        new.owned_by = [new_table, new_column or d.owned_by[1]]
+        _stage(session, ws, d.name, new,
+               lambda new=new: db.catalog.put_object(
+                   "seqdef", f"{new.workspace}.{new.name}", new.to_json()))
