@@ -164,3 +164,14 @@ def test_rename_keeps_value_and_defaults(session: tarndb.Session) -> None:
     assert s.execute("SELECT id FROM rt ORDER BY id").rows == [(5,), (6,)]
     with pytest.raises(E.DuplicateTable):
         s.execute("ALTER SEQUENCE r2 RENAME TO rt")
+
+
+def test_drop_schema_with_sequences(session: tarndb.Session) -> None:
+    s = session
+    s.execute("CREATE SEQUENCE gone.q")
+    with pytest.raises(E.DependentObjectsStillExist):
+        s.execute("DROP SCHEMA gone")
+    assert _one(s, "SELECT nextval('gone.q')") == 1
+    s.execute("DROP SCHEMA gone CASCADE")
+    with pytest.raises(E.UndefinedTable):
+        s.execute("SELECT nextval('gone.q')")

@@ -270,6 +270,7 @@ def drop(session: Session, node: pb.DropStmt, params: list[Any]) -> Result:
             name = obj.string.sval
             session.refuse_in_transaction_block("DROP SCHEMA")
             tables = cat.tables(name) if cat.workspace_exists(name) else []
+            sequences.drop_workspace(session, name, cascade)
             cat.drop_workspace(name, cascade=cascade, missing_ok=node.missing_ok)
             for info in tables:
                 session.db.forget_store(info)

@@ -849,3 +849,18 @@ def owner_renamed(session: Session, ws: str, table: str, new_table: str,
         _stage(session, ws, d.name, new,
                lambda new=new: db.catalog.put_object(
                    "seqdef", f"{new.workspace}.{new.name}", new.to_json()))
+
+
+def drop_workspace(session: Session, ws: str, cascade: bool) -> None:
+    """DROP SCHEMA: its sequences go with CASCADE, else 2BP01 (before the schema goes)."""
+    db = session.db
+    seqs = [d for d in all_defs(db, session) if d.workspace == ws]
+    if not seqs:
+        return
+    if not cascade:
+        raise E.DependentObjectsStillExist(
+            f'cannot drop schema "{ws}" because other objects depend on it',
+            detail=f"sequence {ws}.{seqs[0].name} depends on schema {ws}",
+            hint="Use DROP ... CASCADE to drop the dependent objects too.")
+    db.catalog._write([row for d in seqs for row in (
+        ("seqdef", f"{d.workspace}.{d.name}", None), ("sequence", d.key, None))])
