@@ -32,7 +32,9 @@ import uuid
 import weakref
 from collections import deque
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
+
+import pyarrow as pa
 
 from .. import errors as E
 from ..storage.lakelock import lake_lock
@@ -243,9 +245,9 @@ def _stored(db: Database, d: SeqDef) -> dict[str, Any]:
     return dict(spec) if spec is not None else {"last": d.start, "called": False}
 
 
-def _reserve(db: Database, d: SeqDef, st: _DbState) -> _Block:
+def _reserve(db: Database, d: SeqDef, st: _DbState, want: int = 1) -> _Block:
     now = time.monotonic()
-    size = max(d.cache, _MIN_BLOCK)
+    size = max(d.cache, _MIN_BLOCK, min(want, 1 << 20))
     prev_size, prev_at = st.sizes.get(d.key, (0, 0.0))
     if now - prev_at < 1.0:
         size = max(size, min(prev_size * 2, _MAX_BLOCK))
@@ -264,15 +266,19 @@ def _reserve(db: Database, d: SeqDef, st: _DbState) -> _Block:
     return _Block(deque(values), state, end, _shape(d))
 
 
-def next_value(db: Database, d: SeqDef) -> int:
+def next_values(db: Database, d: SeqDef, n: int) -> list[int]:
+    """The next ``n`` values of ``d`` on this server (blocks reserved as needed)."""
     st = _state(db)
+    out: list[int] = []
     with st.lock:
-        b = st.blocks.get(d.key)
-        if b is None or not b.values or b.shape != _shape(d):
-            b = st.blocks[d.key] = _reserve(db, d, st)
-        v = b.values.popleft()
-        b.shown = {"last": v, "called": True}
-        return v
+        while len(out) < n:
+            b = st.blocks.get(d.key)
+            if b is None or not b.values or b.shape != _shape(d):
+                b = st.blocks[d.key] = _reserve(db, d, st, n - len(out))
+            take = min(n - len(out), len(b.values))
+            out.extend(b.values.popleft() for _ in range(take))
+            b.shown = {"last": out[-1], "called": True}
+    return out
 
 
 def shown_state(db: Database, d: SeqDef) -> tuple[int, bool]:
@@ -329,16 +335,18 @@ def _key_and_name(target: SeqDef | tuple[TableInfo, ColumnInfo]) -> tuple[str, s
     return f"seq:{info.path}:{col.name}", f"{info.name}_{col.name}_seq"
 
 
-def nextval(db: Database, session: Session | None, name: str, path: list[str]) -> int:
+def nextval(db: Database, session: Session | None, name: str, path: list[str], n: int = 1
+            ) -> list[int]:
+    """The next ``n`` values of the sequence ``name`` (one row each of a statement)."""
     target = resolve(db, session, name, path)
     if session is not None and session.read_only:
         raise E.InsufficientPrivilege("permission denied: this session is read-only (nextval)")
     if isinstance(target, SeqDef):
-        value = next_value(db, target)
+        values = next_values(db, target, n)
     else:
-        value = db.next_values(target[0], target[1].name, 1)[0]
-    _remember(session, _key_and_name(target)[0], value)
-    return value
+        values = db.next_values(target[0], target[1].name, n)
+    _remember(session, _key_and_name(target)[0], values[-1])
+    return values
 
 
 def currval(db: Database, session: Session | None, name: str, path: list[str]) -> int:
@@ -392,12 +400,24 @@ def install(db: Database) -> None:
     def session_of(sid: str) -> Session | None:
         return _sessions.get(sid) if sid else None
 
-    def nextval_(name: str, path: str, sid: str) -> int:
+    def nextval_(names: pa.Array, paths: pa.Array, sids: pa.Array) -> pa.Array:
+        # a batch of rows at once: one block reservation serves them all
+        out: list[int | None] = [None] * len(names)
+        groups: dict[tuple[str, str, str], list[int]] = {}
+        for i, key in enumerate(zip(names.to_pylist(), paths.to_pylist(), sids.to_pylist(),
+                                    strict=True)):
+            if key[0] is not None:  # nextval(NULL) is NULL
+                groups.setdefault(key, []).append(i)
         try:
-            return nextval(db, session_of(sid), name, path.split(","))
+            for (name, path, sid), rows in groups.items():
+                values = nextval(db, session_of(sid), name, (path or "").split(","),
+                                 len(rows))
+                for i, v in zip(rows, values, strict=True):
+                    out[i] = v
         except E.TarnError as e:
             remember_error(e)
             raise
+        return pa.array(out, pa.int64())
 
     def currval_(name: str, path: str, sid: str) -> int:
         try:
@@ -421,8 +441,9 @@ def install(db: Database) -> None:
             raise
 
     big, text = duckdb.sqltype("BIGINT"), duckdb.sqltype("VARCHAR")
-    con.create_function("__tarndb_nextval", nextval_, [text, text, text], big,
-                        side_effects=True)
+    # (cast: duckdb's stubs do not list the string form of type)
+    cast(Any, con).create_function("__tarndb_nextval", nextval_, [text, text, text], big,
+                                   type="arrow", side_effects=True)
     con.create_function("__tarndb_currval", currval_, [text, text, text], big,
                         side_effects=True)
     con.create_function("__tarndb_lastval", lastval_, [text], big, side_effects=True)
