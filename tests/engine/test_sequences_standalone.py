@@ -122,6 +122,13 @@ def test_workspace_checks(db: tarndb.Database) -> None:
                 scoped.execute(sql)
         with pytest.raises(E.UndefinedTable):  # b is not on its path
             scoped.execute("SELECT nextval('secret')")
+        reader = db.session(workspace="a", allowed_workspaces={"a"}, read_only=True)
+        try:
+            for sql in ("SELECT nextval('mine')", "SELECT setval('mine', 5)"):
+                with pytest.raises(E.InsufficientPrivilege, match="read-only"):
+                    reader.execute(sql)
+        finally:
+            reader.close()
     finally:
         scoped.close()
         admin.close()

@@ -369,6 +369,8 @@ def lastval(session: Session | None) -> int:
 def setval(db: Database, session: Session | None, name: str, value: int, called: bool,
            path: list[str]) -> int:
     target = resolve(db, session, name, path)
+    if session is not None and session.read_only:
+        raise E.InsufficientPrivilege("permission denied: this session is read-only (setval)")
     if isinstance(target, SeqDef):
         if value < target.min or value > target.max:
             raise E.NumericValueOutOfRange(
