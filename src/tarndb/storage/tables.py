@@ -23,6 +23,7 @@ import pyarrow.compute as pc
 from ..errors import SerializationFailure
 from .lake import Lake
 from .lakelock import lake_lock
+from .latest import LatestVersion
 from .wal import FOLD_PROPERTY, WAL_DIR, TableWal
 
 RID = "__rid"
@@ -54,9 +55,13 @@ class TableStore:
         self._ds: lance.LanceDataset | None = None
         #: committed rows not yet in Lance (storage/wal.py); local lakes only
         self.wal: TableWal | None = None
-        if wal and lake.is_local:
+        local = None
+        if lake.is_local:
             local = self.uri[len("file://"):] if self.uri.startswith("file://") else self.uri
+        if wal and local is not None:
             self.wal = TableWal(os.path.join(local, WAL_DIR))
+        #: the latest Lance version without listing every version each time (local disks)
+        self._latest = LatestVersion(os.path.join(local, "_versions") if local else None)
         #: called after a fold, under the table's locks, with (version before, version
         #: after, the rows folded): the write path brings its key indexes along
         self.on_fold: Callable[[int, int, pa.Table], None] | None = None
@@ -99,7 +104,7 @@ class TableStore:
             ds = self._ds
             if ds is None:
                 ds = self._ds = lance.dataset(self.uri, storage_options=self._opts)
-            target = version if version is not None else ds.latest_version
+            target = version if version is not None else self._latest_of(ds)
             if version is None and target != ds.version:
                 ds = self._ds = ds.checkout_version(target)
             return ds.checkout_version(target)
@@ -114,7 +119,10 @@ class TableStore:
                 ds = self._ds = lance.dataset(self.uri, storage_options=self._opts)
             elif not fresh:
                 return int(ds.version)
-            return int(ds.latest_version)
+            return self._latest_of(ds)
+
+    def _latest_of(self, ds: lance.LanceDataset) -> int:
+        return self._latest.latest(lambda: int(ds.latest_version))
 
     def wal_pending(self) -> bool:
         return self.wal is not None and bool(self.wal.files())
