@@ -10,6 +10,7 @@ object behind; readers notice a new catalog version and reload.
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 import uuid
@@ -28,6 +29,7 @@ from ..errors import (
 )
 from ..storage.lake import Lake
 from ..storage.lakelock import lake_lock
+from ..storage.latest import LatestVersion
 from .types import ColumnType
 
 _SCHEMA = pa.schema([("k", pa.string()), ("kind", pa.string()), ("key", pa.string()),
@@ -146,6 +148,10 @@ class Catalog:
     def __init__(self, lake: Lake) -> None:
         self.lake = lake
         self.uri = lake.uri_for("_catalog.lance")
+        local = self.uri[len("file://"):] if self.uri.startswith("file://") else self.uri
+        #: the latest catalog version without listing every version (storage/latest.py)
+        self._latest = LatestVersion(os.path.join(local, "_versions") if lake.is_local
+                                     else None)
         self._lock = threading.RLock()
         self._objects: dict[tuple[str, str], dict[str, Any]] = {}
         self._version = -1
@@ -194,7 +200,8 @@ class Catalog:
         with self._lock:
             assert self._ds is not None
             self._checked_at = now
-            latest = self._ds.latest_version
+            ds = self._ds
+            latest = self._latest.latest(lambda: int(ds.latest_version))
             if latest != self._version:
                 self._ds = self._ds.checkout_version(latest)
                 self._load()
@@ -207,7 +214,8 @@ class Catalog:
             assert self._ds is not None
             upserts = [(kind, key, spec) for kind, key, spec in rows if spec is not None]
             deletes = [(kind, key) for kind, key, spec in rows if spec is None]
-            ds = self._ds.checkout_version(self._ds.latest_version)
+            cur = self._ds
+            ds = cur.checkout_version(self._latest.latest(lambda: int(cur.latest_version)))
             if upserts:
                 t = pa.table({
                     "k": [_k(a, b) for a, b, _ in upserts],
@@ -219,7 +227,7 @@ class Catalog:
                    .execute(t))
             for kind, key in deletes:
                 ds.delete("k = '" + _k(kind, key).replace("'", "''") + "'")
-            self._ds = ds.checkout_version(ds.latest_version)
+            self._ds = ds.checkout_version(self._latest.latest(lambda: int(ds.latest_version)))
             if self._ds.version != self._version:
                 self._load()
 
