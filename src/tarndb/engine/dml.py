@@ -907,18 +907,23 @@ def _updated_rows(session: Session, info: TableInfo, sel: pb.Node, target_rv: pb
                   params: list[Any]) -> tuple[pa.Table, list[int]]:
     """The new versions of the rows an UPDATE changes, read at the newest version."""
     table, description = _target_rows(session, sel, params)
-    # Convert to storage types (validating casts) in DuckDB.
-    scope = Scope(session)
-    try:
-        raw = scope.register(table, "__upd")
-        exprs = [f"{raw}.{quote_ident(description[0][0])} AS {RID}"]
-        for i, col in enumerate(info.columns):
-            exprs.append(storage_expr(f"{raw}.{quote_ident(description[i + 1][0])}", col,
-                                      str(description[i + 1][1]))
-                         + f" AS {quote_ident(col.name)}")
-        out, _ = session.run_duckdb(f"SELECT {', '.join(exprs)} FROM {raw}", [])
-    finally:
-        scope.close()
+    if _already_stored(table, info):
+        # Every value already has its stored type (``SET n = n + 1`` on an int column, the
+        # other columns as read): nothing to cast or validate, no second DuckDB pass.
+        out = table.rename_columns([RID, *info.column_names])
+    else:
+        # Convert to storage types (validating casts) in DuckDB.
+        scope = Scope(session)
+        try:
+            raw = scope.register(table, "__upd")
+            exprs = [f"{raw}.{quote_ident(description[0][0])} AS {RID}"]
+            for i, col in enumerate(info.columns):
+                exprs.append(storage_expr(f"{raw}.{quote_ident(description[i + 1][0])}",
+                                          col, str(description[i + 1][1]))
+                             + f" AS {quote_ident(col.name)}")
+            out, _ = session.run_duckdb(f"SELECT {', '.join(exprs)} FROM {raw}", [])
+        finally:
+            scope.close()
     rids_all = out.column(RID).to_pylist()
     if len(set(rids_all)) != len(rids_all):  # UPDATE ... FROM matched a row twice
         keep, seen = [], set()
@@ -931,6 +936,26 @@ def _updated_rows(session: Session, info: TableInfo, sel: pb.Node, target_rv: pb
     rows = to_storage(out, info, info.column_names)
     rows = compute_generated(session, info, rows)
     return rows, rids_all
+
+
+#: Stored types whose values need no conversion beyond having the type (storage_expr casts
+#: them with a plain CAST): numbers, booleans, text, dates and times.
+_PLAIN_BASES = frozenset({"int2", "int4", "int8", "float4", "float8", "bool", "text",
+                          "varchar", "bpchar", "name", "date", "timestamp", "timestamptz"})
+
+
+def _already_stored(table: pa.Table, info: TableInfo) -> bool:
+    """Whether an UPDATE's new rows (``__rid`` then every column, in order) already have the
+    stored Arrow types of plain columns."""
+    if table.num_columns != len(info.columns) + 1 or \
+            table.schema.field(0).type != pa.int64():
+        return False
+    for field, col in zip(list(table.schema)[1:], info.columns, strict=True):
+        t = col.type
+        if t.ndim or t.is_vector or t.base not in _PLAIN_BASES or t.typmods or \
+                field.type != t.arrow:
+            return False
+    return True
 
 
 # -- DELETE -----------------------------------------------------------------------------------
