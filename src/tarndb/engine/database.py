@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
@@ -98,7 +99,14 @@ class Database:
             n = limits.parse_size(given, decimal=True) if given else None
             if n is None:
                 row = shared.execute(f"SELECT current_setting('{setting}')").fetchone()
-                n = limits.parse_size(str(row[0]) if row else "0")
+                text = str(row[0]) if row else "0"
+                disk = re.fullmatch(r"\s*([\d.]+)% of available disk space\s*", text)
+                if disk:  # DuckDB's default temp limit (a library Database, no --temp-limit)
+                    import shutil
+
+                    free = shutil.disk_usage(self._temp_dir).free
+                    return int(free * float(disk.group(1)) / 100)
+                n = limits.parse_size(text)
             return n or 0
 
         #: DuckDB instances of sessions with memory and temp limits of their own.
