@@ -524,13 +524,15 @@ class IndexManager:
     def vector_topk(self, ds: lance.LanceDataset, column: str, query: Any, k: int, *,
                     filter_sql: str | None = None, allowed_row_keys: Any = None,
                     exact: bool = False, params: AnnParams | None = None,
-                    metric: str = "cosine") -> Hits:
+                    metric: str = "cosine", recall_k: int | None = None) -> Hits:
         """Top-k rows of ``column`` (float4[]) nearest to ``query`` by ``metric``: cosine
         similarity, L2 distance or inner product (scores: higher is nearer; for ``l2`` the
         negated squared distance, recomputed exactly for the k rows). The column's index
-        answers when it ranks by that metric."""
+        answers when it ranks by that metric. ``recall_k``: the depth whose recall matters
+        when the k rows are a candidate pool (a hybrid leg's 100 rows for a top-10): the
+        probe count is calibrated for it, not for k."""
         hits = self._vector_topk(ds, column, query, k, filter_sql, allowed_row_keys, exact,
-                                 params, metric)
+                                 params, metric, recall_k)
         if metric == "l2" and len(hits):
             keys, scores = self._l2_exact(ds, column, as_query_vector(query), hits.row_keys,
                                           None if exact else self.index_for(column))
@@ -577,7 +579,8 @@ class IndexManager:
 
     def _vector_topk(self, ds: lance.LanceDataset, column: str, query: Any, k: int,
                      filter_sql: str | None, allowed_row_keys: Any, exact: bool,
-                     params: AnnParams | None, metric: str) -> Hits:
+                     params: AnnParams | None, metric: str,
+                     recall_k: int | None = None) -> Hits:
         q = as_query_vector(query)
         allowed_user = _as_keys(allowed_row_keys)
         info = None if exact else self.index_for(column)
@@ -604,7 +607,7 @@ class IndexManager:
         side = self._side_index(info)
         allowed = self._allowed(ds, filter_sql, allowed_user, fr.covered_fragments,
                                 must_be_live=fr.stale)
-        plan = self._side_vector_search(side, qn, k, allowed, params, top, info)
+        plan = self._side_vector_search(side, qn, k, allowed, params, top, info, recall_k)
         keys, scores = top.result()
         if fr.fresh_fragments:
             plan += f" + exact scan of {len(fr.fresh_fragments)} fresh fragment(s)"
@@ -612,7 +615,7 @@ class IndexManager:
 
     def _side_vector_search(self, side: SideVectorIndex, qn: F32, k: int,
                             allowed: I64 | None, params: AnnParams | None, top: TopK,
-                            info: IndexInfo) -> str:
+                            info: IndexInfo, recall_k: int | None = None) -> str:
         n = side.count()
         if allowed is not None and allowed.size == 0:
             return "index (no allowed rows)"
@@ -643,7 +646,7 @@ class IndexManager:
                     f"{tuned['target']} needs {tuned['nprobes']} of {tuned['lists']} lists)")
         if mat is not None and lists is not None:
             parts = side.num_partitions()
-            count = _memory_probes(p, tuned, k, n, allowed, parts)
+            count = _memory_probes(p, tuned, min(k, recall_k or k), n, allowed, parts)
             found = side.ivf_topk(qn, allowed, count)
             if found is not None:
                 top.push(*found)
@@ -961,8 +964,9 @@ class IndexManager:
             vec = self.maxsim_topk(ds, vector_column, vector_query, depth,
                                    allowed_row_keys=allowed, exact=exact)
         else:
+            # The legs are candidate pools: what must be found is the fused top-k.
             vec = self.vector_topk(ds, vector_column, vector_query, depth,
-                                   allowed_row_keys=allowed, exact=exact)
+                                   allowed_row_keys=allowed, exact=exact, recall_k=k)
         idx, tplan = self._bm25_for_query(ds, text_column, exact)
         # The text leg is a pruned top-k (frequent terms are never scanned in full); the
         # rescoring below looks up the few vector-leg rows it lacks.
