@@ -108,6 +108,8 @@ def check_constraints(session: Session, info: TableInfo, rows: pa.Table,
             _check_rectangular(rows.column(col.name), col)
         if col.type.is_vector:
             check_vector_dims(rows.column(col.name), col.type.dim)
+        if col.type.typmods and col.type.base in ("varchar", "bpchar") and not col.type.ndim:
+            _check_length(rows.column(col.name), col)
     if rows.num_rows:
         _check_checks(session, info, rows)
     if unique and rows.num_rows and unique_keys(info):
@@ -130,6 +132,20 @@ def check_constraints(session: Session, info: TableInfo, rows: pa.Table,
         from .fkeys import check_child
 
         check_child(session, info, rows)
+
+
+def _check_length(column: pa.ChunkedArray, col: ColumnInfo) -> None:
+    """varchar(n) / char(n): at most n characters, not counting trailing spaces (PostgreSQL
+    drops those; other excess is 22001)."""
+    n = col.type.typmods[0]
+    lengths = pc.utf8_length(column)
+    if not pc.any(pc.greater(lengths, n)).as_py():
+        return
+    trimmed = pc.utf8_length(pc.utf8_rtrim(column, characters=" "))
+    if pc.any(pc.greater(trimmed, n)).as_py():
+        name = "character varying" if col.type.base == "varchar" else "character"
+        raise E.StringDataRightTruncation(f"value too long for type {name}({n})",
+                                          column=col.name)
 
 
 def _check_checks(session: Session, info: TableInfo, rows: pa.Table) -> None:

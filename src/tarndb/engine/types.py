@@ -240,7 +240,12 @@ def resolve_type(names: list[str], ndim: int = 0, typmods: tuple[int, ...] = ())
     if canonical is None:
         raise UndefinedObject(f'type "{name}" does not exist')
     if canonical in ("varchar", "bpchar"):
-        typmods = ()  # lengths are not enforced; keep the type simple
+        # varchar(n) / char(n): the length is checked on write (engine/dml.py, 22001);
+        # ``char`` alone is char(1) in PostgreSQL, but tarndb keeps it unbounded as before
+        if len(typmods) > 1 or (typmods and typmods[0] < 1):
+            from ..errors import InvalidParameterValue
+
+            raise InvalidParameterValue(f"length for type {name} must be at least 1")
     return ColumnType(canonical, ndim, None, typmods)
 
 

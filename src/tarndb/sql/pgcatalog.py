@@ -242,6 +242,8 @@ def _typmod(t: ColumnType) -> int:
         return ((p << 16) | s) + 4
     if t.base in ("bit", "varbit") and t.typmods:
         return t.typmods[0]  # bit(n): n
+    if t.base in ("varchar", "bpchar") and t.typmods:
+        return t.typmods[0] + 4  # varchar(n): n + VARHDRSZ, as PostgreSQL stores it
     return -1
 
 
@@ -973,7 +975,9 @@ def _is_columns(db: Any, session: Any) -> pa.Table:
             not_null = bool(col.not_null or col.name in info.primary_key)
             rows.append(("postgres", info.workspace, info.name, col.name, i + 1,
                          _default_expr(info, col), "NO" if not_null else "YES", data_type,
-                         None, prec, 2 if prec is not None and t.base != "numeric" else
+                         t.typmods[0] if t.base in ("varchar", "bpchar") and t.typmods
+                         and not t.ndim else None,
+                         prec, 2 if prec is not None and t.base != "numeric" else
                          (10 if prec is not None else None), scale, "postgres", "pg_catalog",
                          t.typname, "YES" if getattr(col, "identity", "") else "NO", "NO",
                          "NEVER", "YES" if not info.read_only else "NO",
@@ -1091,6 +1095,13 @@ def _format_type_sql() -> str:
             expr = ("CASE WHEN typmod IS NOT NULL AND typmod >= 4 THEN 'numeric(' || "
                     "((typmod - 4) >> 16) || ',' || ((typmod - 4) & 65535) || ')' "
                     "ELSE 'numeric' END")
+            whens.append(f"WHEN {st.oid} THEN {expr}")
+            whens.append(f"WHEN {st.array_oid} THEN ({expr}) || '[]'")
+            continue
+        if st.name in ("varchar", "bpchar"):
+            word = "character varying" if st.name == "varchar" else "character"
+            expr = (f"CASE WHEN typmod IS NOT NULL AND typmod > 4 THEN '{word}(' || "
+                    f"(typmod - 4) || ')' ELSE '{word}' END")
             whens.append(f"WHEN {st.oid} THEN {expr}")
             whens.append(f"WHEN {st.array_oid} THEN ({expr}) || '[]'")
             continue
