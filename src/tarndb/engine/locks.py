@@ -6,7 +6,10 @@ closes it).
 
 Locks name things as hashable tuples: ``(table path, rid)`` for rows and
 ``(table path, constraint, key...)`` for unique keys. Shared locks (``FOR SHARE``) may be held
-by several owners; an exclusive lock by one. Locks of one owner are re-entrant.
+by several owners; an exclusive lock by one. Locks of one owner are re-entrant. Waiters are
+served in arrival order, as PostgreSQL queues them: a newcomer does not overtake owners
+already waiting for the same lock (fifty writers of one counter row otherwise saw some
+writes wait far longer than others).
 
 Across servers there are no waits: the commit protocol (:mod:`tarndb.engine.commit`) detects
 a row changed by another server at commit time instead.
@@ -27,11 +30,13 @@ Key = Hashable
 
 
 class _Entry:
-    __slots__ = ("exclusive", "owners")
+    __slots__ = ("exclusive", "owners", "queue")
 
     def __init__(self) -> None:
         self.owners: set[int] = set()
         self.exclusive = False
+        #: owners waiting for the lock, first come first served
+        self.queue: list[int] = []
 
 
 class LockManager:
@@ -59,36 +64,48 @@ class LockManager:
             held = self._held.setdefault(owner, set())
             for key in keys:
                 first = True
-                while True:
-                    entry = self._locks.get(key)
-                    if entry is None:
-                        entry = self._locks[key] = _Entry()
-                    blockers = entry.owners - {owner}
-                    if not blockers or (not exclusive and not entry.exclusive):
-                        entry.owners.add(owner)
-                        entry.exclusive = entry.exclusive or exclusive
-                        held.add(key)
-                        break
-                    if first:
-                        waited.append(key)
-                        first = False
-                    self._waits[owner] = blockers
-                    if self._cycle(owner):
-                        self._waits.pop(owner, None)
-                        raise E.DeadlockDetected(
-                            "deadlock detected",
-                            detail="Process waits for a lock held by a transaction that "
-                                   "waits for this one.",
-                            hint="See server log for query details.")
-                    remaining = None if deadline is None else deadline - time.monotonic()
-                    if remaining is not None and remaining <= 0:
-                        self._waits.pop(owner, None)
-                        raise E.LockNotAvailable("canceling statement due to lock timeout")
-                    if cancelled is not None and cancelled():
-                        self._waits.pop(owner, None)
-                        raise E.QueryCanceled("canceling statement due to user request")
-                    self._cond.wait(0.05 if remaining is None else min(remaining, 0.05))
-                self._waits.pop(owner, None)
+                entry = self._locks.get(key)
+                if entry is None:
+                    entry = self._locks[key] = _Entry()
+                try:
+                    while True:
+                        blockers = entry.owners - {owner}
+                        # Owners queued before this one go first (a re-entrant owner, who
+                        # already holds the lock, never queues).
+                        ahead = entry.queue[:entry.queue.index(owner)] \
+                            if owner in entry.queue else list(entry.queue)
+                        free = not blockers or (not exclusive and not entry.exclusive)
+                        if free and (owner in entry.owners or not ahead):
+                            entry.owners.add(owner)
+                            entry.exclusive = entry.exclusive or exclusive
+                            held.add(key)
+                            break
+                        if first:
+                            waited.append(key)
+                            first = False
+                            entry.queue.append(owner)
+                        self._waits[owner] = blockers | set(ahead)
+                        if self._cycle(owner):
+                            raise E.DeadlockDetected(
+                                "deadlock detected",
+                                detail="Process waits for a lock held by a transaction "
+                                       "that waits for this one.",
+                                hint="See server log for query details.")
+                        remaining = None if deadline is None else \
+                            deadline - time.monotonic()
+                        if remaining is not None and remaining <= 0:
+                            raise E.LockNotAvailable(
+                                "canceling statement due to lock timeout")
+                        if cancelled is not None and cancelled():
+                            raise E.QueryCanceled("canceling statement due to user request")
+                        self._cond.wait(0.05 if remaining is None else min(remaining, 0.05))
+                finally:
+                    self._waits.pop(owner, None)
+                    if owner in entry.queue:
+                        entry.queue.remove(owner)
+                        self._cond.notify_all()  # the next in line may go now
+                    if not entry.owners and not entry.queue and self._locks.get(key) is entry:
+                        del self._locks[key]
         return waited
 
     def held_by(self, owner: int) -> set[Key]:
@@ -105,9 +122,9 @@ class LockManager:
             entry = self._locks.get(key)
             if entry is not None:
                 entry.owners.discard(owner)
-                if not entry.owners:
+                if not entry.owners and not entry.queue:
                     del self._locks[key]
-                elif entry.exclusive:
+                elif not entry.owners or entry.exclusive:
                     entry.exclusive = False
             self._cond.notify_all()
 
@@ -122,9 +139,9 @@ class LockManager:
                 if entry is None:
                     continue
                 entry.owners.discard(owner)
-                if not entry.owners:
+                if not entry.owners and not entry.queue:
                     del self._locks[key]
-                elif entry.exclusive:
+                elif not entry.owners or entry.exclusive:
                     entry.exclusive = False  # the last exclusive owner is gone
             self._waits.pop(owner, None)
             self._cond.notify_all()
