@@ -123,6 +123,8 @@ class Database:
         self._store_infos: dict[str, TableInfo] = {}
         self._folder: _Folder | None = None
         self._blocks: dict[str, list[int]] = {}  # key -> [next, end)
+        #: table path -> the row-id floor read once from the table (see allocate_rids)
+        self._rid_floors: dict[str, int] = {}
         #: Row and key locks of the transactions running in this process.
         self.locks = LockManager()
         #: The one path by which rows reach the lake (validation, key indexes, publication).
@@ -273,13 +275,22 @@ class Database:
             return []
 
         def floor() -> int:
+            # Above every row of the table. Once the lake's counter has been moved past it,
+            # every row id comes from the counter: read the table once per process, not at
+            # every block (a reservation at 1M rows scanned every __rid, ~20 ms).
+            known = self._rid_floors.get(info.path)
+            if known is not None:
+                return known
             ds = self.store(info).dataset()
             if ds.count_rows() == 0:
-                return 1
-            t = ds.to_table(columns=[RID])
-            import pyarrow.compute as pc
+                value = 1
+            else:
+                import pyarrow.compute as pc
 
-            return int(pc.max(t.column(RID)).as_py() or 0) + 1
+                t = ds.to_table(columns=[RID])
+                value = int(pc.max(t.column(RID)).as_py() or 0) + 1
+            self._rid_floors[info.path] = value
+            return value
         return self._reserve(f"rid:{info.path}", n, floor)
 
     def next_values(self, info: TableInfo, column: str, n: int) -> list[int]:
