@@ -233,6 +233,11 @@ def _format_type(t: ColumnType) -> str:
     return t.pg_name if not t.domain or t.is_vector else t.domain.lower()
 
 
+#: Types whose typmod is a length: the name format_type gives and what the typmod adds to n.
+_LENGTH_TYPMODS = {"varchar": ("character varying", 4), "bpchar": ("character", 4),
+                   "bit": ("bit", 0), "varbit": ("bit varying", 0)}
+
+
 def _typmod(t: ColumnType) -> int:
     if t.dim is not None:
         return t.dim  # pgvector's typmod is the dimension
@@ -240,10 +245,8 @@ def _typmod(t: ColumnType) -> int:
         p = t.typmods[0]
         s = t.typmods[1] if len(t.typmods) > 1 else 0
         return ((p << 16) | s) + 4
-    if t.base in ("bit", "varbit") and t.typmods:
-        return t.typmods[0]  # bit(n): n
-    if t.base in ("varchar", "bpchar") and t.typmods:
-        return t.typmods[0] + 4  # varchar(n): n + VARHDRSZ, as PostgreSQL stores it
+    if t.base in _LENGTH_TYPMODS and t.typmods:
+        return t.typmods[0] + _LENGTH_TYPMODS[t.base][1]  # bit(n): n; varchar(n): n + 4
     return -1
 
 
@@ -1098,17 +1101,12 @@ def _format_type_sql() -> str:
             whens.append(f"WHEN {st.oid} THEN {expr}")
             whens.append(f"WHEN {st.array_oid} THEN ({expr}) || '[]'")
             continue
-        if st.name in ("varchar", "bpchar"):
-            word = "character varying" if st.name == "varchar" else "character"
-            expr = (f"CASE WHEN typmod IS NOT NULL AND typmod > 4 THEN '{word}(' || "
-                    f"(typmod - 4) || ')' ELSE '{word}' END")
-            whens.append(f"WHEN {st.oid} THEN {expr}")
-            whens.append(f"WHEN {st.array_oid} THEN ({expr}) || '[]'")
-            continue
-        if st.name in ("bit", "varbit"):
-            word = "bit" if st.name == "bit" else "bit varying"
-            expr = (f"CASE WHEN typmod IS NOT NULL AND typmod > 0 THEN '{word}(' || typmod || "
-                    f"')' ELSE '{word}' END")
+        if st.name in _LENGTH_TYPMODS:
+            # name(n), with n stored in the typmod as PostgreSQL stores it (plus VARHDRSZ for
+            # the character types)
+            word, header = _LENGTH_TYPMODS[st.name]
+            expr = (f"CASE WHEN typmod IS NOT NULL AND typmod > {header} THEN '{word}(' || "
+                    f"(typmod - {header}) || ')' ELSE '{word}' END")
             whens.append(f"WHEN {st.oid} THEN {expr}")
             whens.append(f"WHEN {st.array_oid} THEN ({expr}) || '[]'")
             continue
