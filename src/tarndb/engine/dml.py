@@ -208,9 +208,9 @@ def _lock_keyed_row(session: Session, info: TableInfo, node: Any, params: list[A
     optimisation: the statement still locks and verifies the rows it read."""
     if not session.txn_id or session.pending_change(info) is not None:
         return
-    from .lookup import _key_filter
+    from .lookup import key_filter
 
-    found = _key_filter(session, node, info, params)
+    found = key_filter(session, node, info, params)
     keys = unique_keys(info)
     if found is None or not keys or list(keys[0].columns) != [found[1].name]:
         return

@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from .session import Session
 
 
-def _key_filter(session: Session, sel: Any, info: Any, params: list[Any]
+def key_filter(session: Session, sel: Any, info: Any, params: list[Any]
                 ) -> tuple[str, Any, Any] | None:
     """(Lance filter, key column, key value) of ``WHERE key = constant``."""
     from .scan import _lance_literal
@@ -159,10 +159,10 @@ def try_lookup(session: Session, stmt: pb.Node, params: list[Any]) -> Result | N
                 not isinstance(ast.const_value(sel.limit_count), int):
             return None
         limit = int(ast.const_value(sel.limit_count))
-    key_filter = _key_filter(session, sel, info, params)
-    if key_filter is None:
+    keyed = key_filter(session, sel, info, params)
+    if keyed is None:
         return None
-    flt, key_col, value = key_filter
+    flt, key_col, value = keyed
     ds = session.db.store(info).dataset()
     wanted = list(dict.fromkeys(c.name for _, c in columns))
     table = _by_key(ds, key_col.name, value, wanted, limit)

@@ -134,9 +134,18 @@ def _fragment_sorted(ds: lance.LanceDataset, frag: Any) -> tuple[I64, U64, froze
         if hit is not None:
             _sorted.move_to_end(key)
             return hit
-    t = ds.scanner(columns=[RID], with_row_id=True, fragments=[frag]).to_table()
-    rids = t[RID].to_numpy().astype(np.int64)
-    ids = t["_rowid"].to_numpy().astype(np.uint64)
+    with _lock:
+        scanned = _fragments.get(key)  # the same fragment as the row map read it
+    if scanned is not None:
+        rids, ids = scanned
+    else:
+        t = ds.scanner(columns=[RID], with_row_id=True, fragments=[frag]).to_table()
+        rids = t[RID].to_numpy().astype(np.int64)
+        ids = t["_rowid"].to_numpy().astype(np.uint64)
+        with _lock:
+            _fragments[key] = (rids, ids)
+            while len(_fragments) > _MAX_FRAGMENTS:
+                _fragments.popitem(last=False)
     if rids.size > 1 and not bool(np.all(rids[1:] > rids[:-1])):
         order = np.argsort(rids, kind="stable")
         rids, ids = rids[order], ids[order]
