@@ -4,6 +4,7 @@
     tarndb sql --data PATH "SELECT ..."
     tarndb token create|list|revoke ...
     tarndb trainset build|download|show|release ...
+    tarndb vacuum --data PATH [--orphan-grace '1 day'] [--dry-run]
     tarndb settings [--markdown]
 """
 
@@ -147,6 +148,27 @@ def cmd_restore(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_vacuum(args: argparse.Namespace) -> int:
+    from .engine.vacuum import vacuum_orphans
+
+    cfg = S.resolve(args)
+    db = _open(cfg)
+    try:
+        found = vacuum_orphans(db, cfg.orphan_grace, dry_run=args.dry_run)
+    finally:
+        db.close()
+    if args.json:
+        print(json.dumps([vars(o) for o in found]))
+        return 0
+    for o in found:
+        print(f"{o.status:<13} {o.path}  ({o.files} files, {o.bytes} bytes, "
+              f"newest {o.age_s:.0f} s old)")
+    removed = sum(o.status in ("removed", "would remove") for o in found)
+    verb = "would remove" if args.dry_run else "removed"
+    print(f"{verb} {removed} of {len(found)} unlisted table datasets")
+    return 0
+
+
 def cmd_token(args: argparse.Namespace) -> int:
     from .api import tokens
 
@@ -233,6 +255,13 @@ def build_parser() -> argparse.ArgumentParser:
                     help="run on a Ray cluster (default address: auto, else a local one)")
     em.add_argument("--workers", type=int, default=None, help="Ray actors embedding at once")
     em.set_defaults(func=cmd_embed)
+
+    vac = sub.add_parser("vacuum", help="remove table datasets no catalog entry lists (left "
+                         "by creates whose process died), older than --orphan-grace")
+    S.add_arguments(vac, "vacuum")
+    vac.add_argument("--dry-run", action="store_true", help="list them, remove nothing")
+    vac.add_argument("--json", action="store_true", help="print the result as JSON")
+    vac.set_defaults(func=cmd_vacuum)
 
     st = sub.add_parser("settings", help="list settings and their environment variables")
     st.add_argument("--markdown", action="store_true", help="print the settings table")

@@ -140,15 +140,25 @@ def serve(cfg: Settings) -> int:
                      session_memory_limit=cfg.session_memory_limit,
                      session_temp_limit=cfg.session_temp_limit)
     db.log_statements = bool(cfg.log_statements)
+    sweeper = None
     try:
         if cfg.demo:
             from .demo import load_demo
 
             load_demo(db)
+        if cfg.orphan_sweep_s and cfg.orphan_sweep_s > 0:
+            # Unlisted table datasets left by creates that died (engine/vacuum.py).
+            from .engine.vacuum import Sweeper
+
+            sweeper = Sweeper(db, float(cfg.orphan_sweep_s), cfg.orphan_grace)
+            sweeper.start()
         asyncio.run(_serve(db, cfg))
     except KeyboardInterrupt:
         pass
     finally:
+        if sweeper is not None:
+            sweeper.stop()
+            sweeper.join(timeout=10)
         db.close()
     return 0
 

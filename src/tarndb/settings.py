@@ -41,7 +41,8 @@ SETTINGS: list[Setting] = [
     Setting("data", "./tarndb-data",
             "Lake root: a local directory or an s3:// URI (S3 credentials and endpoint from "
             "the usual AWS_* variables).",
-            commands=("serve", "sql", "token", "ingest", "trainset", "backup", "restore")),
+            commands=("serve", "sql", "token", "ingest", "trainset", "backup", "restore",
+                      "vacuum")),
     Setting("host", "127.0.0.1", "Address the Postgres and HTTP servers listen on."),
     Setting("pg_port", 5433, "Postgres protocol port.", int),
     Setting("max_connections", 500, "Postgres connections served at once; the next one is "
@@ -77,6 +78,13 @@ SETTINGS: list[Setting] = [
             "(e.g. '30 days') as tables are written; unset keeps every version until "
             "tarndb_cleanup() drops it. Tagged versions (and so training sets) are never "
             "dropped.", commands=("serve", "sql")),
+    Setting("orphan_grace", "1 day", "Unlisted table datasets (left by a CREATE TABLE or a "
+            "Ray create whose process died before COMMIT) are removed once their newest file "
+            "is older than this (seconds, or e.g. '6 hours'); creates in progress are never "
+            "touched.", commands=("serve", "vacuum")),
+    Setting("orphan_sweep_s", 3600.0, "Seconds between the server's sweeps for unlisted table "
+            "datasets (one server of the lake sweeps at a time; 0: never; tarndb vacuum "
+            "sweeps once).", float),
     Setting("api_url", None, "Base URL of a tarndb HTTP API for client commands (tarndb "
             "trainset ... --api-url http://host:8080); unset: use --data directly.",
             commands=("trainset",)),

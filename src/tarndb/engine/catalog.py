@@ -25,6 +25,7 @@ from ..errors import (
     DuplicateSchema,
     DuplicateTable,
     InvalidSchemaName,
+    ObjectNotInPrerequisiteState,
     UndefinedTable,
 )
 from ..storage.lake import Lake
@@ -335,8 +336,27 @@ class Catalog:
                 raise InvalidSchemaName(f'schema "{info.workspace}" does not exist')
             if self.find_table(info.workspace, info.name) is not None:
                 raise DuplicateTable(f'relation "{info.name}" already exists', table=info.name)
+            if not self._dataset_exists(info.path):
+                # Its creator stayed unheard of past the orphan grace period and the
+                # dataset was swept away (engine/vacuum.py): never list a table without one.
+                raise ObjectNotInPrerequisiteState(
+                    f'the dataset of new table "{info.name}" was removed before its '
+                    "CREATE TABLE committed",
+                    hint="The transaction stayed open longer than the lake's orphan grace "
+                         "period (--orphan-grace); run CREATE TABLE again.")
             info.oid = self._next_oid()
             self.put_object("table", f"{info.workspace}.{info.name}", info.to_json())
+
+    def _dataset_exists(self, path: str) -> bool:
+        """Whether the table dataset at ``path`` (relative to the lake) has its manifests."""
+        import pyarrow.fs as pafs
+
+        fs, base = self.lake.fs
+        try:
+            got = fs.get_file_info(f"{base.rstrip('/')}/{path.strip('/')}/_versions")
+        except (OSError, ValueError):
+            return True  # cannot tell: let Lance's own errors speak later
+        return bool(got.type == pafs.FileType.Directory)
 
     def update_table(self, info: TableInfo, old_name: str | None = None) -> None:
         rows: list[tuple[str, str, dict[str, Any] | None]] = []

@@ -19,7 +19,7 @@ from .. import errors as E
 from ..sql import ast
 from ..sql import colnames as output_names
 from ..storage.tables import RID
-from . import fkeys, sequences
+from . import fkeys, sequences, vacuum
 from .catalog import PLAIN_INDEX_METHODS, ColumnInfo, IndexInfo, TableInfo
 from .commit import unique_keys
 from .result import Result
@@ -171,6 +171,8 @@ def _create(session: Session, ws: str, name: str, columns: list[ColumnInfo], pk:
                      constraints=list(constraints or []))
     schema = pa.schema([pa.field(c.name, c.type.arrow) for c in columns]
                        + [pa.field(RID, pa.int64())])
+    # A create in progress until COMMIT or ROLLBACK: the orphan sweep leaves it alone.
+    vacuum.hold_create(session, info.path)
     store = session.db.store(info)
     store.create(schema)
     session.on_rollback(lambda: session.db.forget_store(info))

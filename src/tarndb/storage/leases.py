@@ -103,13 +103,21 @@ class Lease:
             return self.renew()
         return self.held
 
-    def release(self) -> None:
+    def release(self, forget: bool = False) -> None:
+        """Let the lease go. ``forget``: also remove its file on a local lake (a lease named
+        after a one-off object, such as a table being created, that nobody takes again;
+        unlinked while still locked, so a process that opened it meanwhile only ever locks
+        the removed file)."""
         if not self.held:
             return
         self.held = False
         try:
             if self._fd is not None:
                 import fcntl
+
+                if forget:
+                    with contextlib.suppress(OSError):
+                        os.unlink(self._local_path())
 
                 with contextlib.suppress(OSError):
                     fcntl.flock(self._fd, fcntl.LOCK_UN)
@@ -134,15 +142,17 @@ class Lease:
 
     # -- local: flock -------------------------------------------------------------------------
 
+    def _local_path(self) -> str:
+        root = self.lake.uri[len("file://"):] if self.lake.uri.startswith("file://") \
+            else self.lake.uri
+        return os.path.join(root, "_locks", _file_name(self.name) + ".lease")
+
     def _take_local(self) -> bool:
         import fcntl
 
-        root = self.lake.uri[len("file://"):] if self.lake.uri.startswith("file://") \
-            else self.lake.uri
-        d = os.path.join(root, "_locks")
-        os.makedirs(d, exist_ok=True)
-        fd = os.open(os.path.join(d, _file_name(self.name) + ".lease"),
-                     os.O_RDWR | os.O_CREAT, 0o600)
+        path = self._local_path()
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

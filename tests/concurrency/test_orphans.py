@@ -1,0 +1,100 @@
+"""Unlisted table datasets left by creates that died are swept away (engine/vacuum.py), and
+nothing else is: a ``CREATE TABLE`` whose server is killed before COMMIT leaves its dataset
+directory with no catalog entry; while the create is in progress neither ``tarndb vacuum`` nor
+the servers' background sweep touch it (its create lease), once its server is dead another
+server's sweep removes it, and every listed table keeps its directory and rows."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from .conftest import Serve
+
+# Sweep every half second, anything unlisted older than one second.
+_ENV = {"TARNDB_ORPHAN_SWEEP_S": "0.5", "TARNDB_ORPHAN_GRACE": "1", "TARNDB_DEMO": "false"}
+
+
+def _dirs(lake: Path) -> set[str]:
+    return {f"{p.parent.name}/{p.name}" for p in lake.glob("*/*.lance")}
+
+
+def _vacuum(lake: Path, *flags: str) -> list[dict[str, Any]]:
+    out = subprocess.run([sys.executable, "-m", "tarndb", "vacuum", "--data", str(lake),
+                          "--json", *flags], capture_output=True, text=True, timeout=60,
+                         env=dict(os.environ, HF_HUB_OFFLINE="1"))
+    assert out.returncode == 0, out.stderr
+    return list(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def test_a_killed_create_is_swept_and_nothing_else(servers: Any) -> None:
+    a, b = servers(2, _ENV)
+    lake = a.lake
+    with a.connect() as c:
+        c.execute("CREATE SCHEMA ws")
+        c.execute("CREATE TABLE ws.live (id INT PRIMARY KEY, v TEXT)")
+        c.execute("INSERT INTO ws.live SELECT i, 'v' || i FROM generate_series(1, 50) i")
+        c.execute("UPDATE ws.live SET v = 'changed' WHERE id <= 5")
+    with b.connect() as c:
+        c.execute("CREATE TABLE ws.kept (id INT)")  # made on the server that will die
+        c.execute("INSERT INTO ws.kept VALUES (1), (2)")
+    listed = _dirs(lake)
+
+    # A create in progress on b: its dataset exists, no catalog entry lists it.
+    conn = b.connect(autocommit=False)
+    conn.execute("CREATE TABLE ws.doomed (id INT PRIMARY KEY, body TEXT)")
+    conn.execute("INSERT INTO ws.doomed VALUES (1, 'never committed')")
+    doomed = _dirs(lake) - listed
+    assert len(doomed) == 1 and next(iter(doomed)).startswith("ws/doomed-")
+    time.sleep(1.5)  # past the grace period: only the create's lease keeps it
+    found = _vacuum(lake, "--orphan-grace", "0")
+    assert [(o["path"], o["status"]) for o in found] == [(next(iter(doomed)), "in progress")]
+    assert _dirs(lake) == listed | doomed
+
+    b.kill9()
+    with pytest.raises(psycopg.OperationalError):
+        conn.execute("SELECT 1")
+    deadline = time.monotonic() + 20
+    while _dirs(lake) != listed:  # a's background sweep
+        assert time.monotonic() < deadline, (a.log.read_text(), _dirs(lake))
+        time.sleep(0.2)
+    assert "removed the unlisted dataset ws/doomed-" in a.log.read_text()
+
+    with a.connect() as c:
+        assert c.execute("SELECT count(*), count(*) FILTER (WHERE v = 'changed') "
+                         "FROM ws.live").fetchone() == (50, 5)
+        assert c.execute("SELECT sum(id) FROM ws.kept").fetchone() == (3,)
+        c.execute("CREATE TABLE ws.doomed (id INT)")  # the name was never taken
+        c.execute("INSERT INTO ws.doomed VALUES (7)")
+        assert c.execute("SELECT * FROM ws.doomed").fetchall() == [(7,)]
+    assert _vacuum(lake, "--orphan-grace", "0") == []
+
+
+def test_a_create_whose_dataset_was_swept_fails_at_commit(served: Serve) -> None:
+    """A creator that comes back after its dataset was removed (on an object store, where its
+    lease lapses, past the grace period) gets 55000 at COMMIT, never a table without data."""
+    with served.connect() as c:
+        c.execute("CREATE SCHEMA ws")
+    before = _dirs(served.lake)
+    with served.connect(autocommit=False) as conn:
+        conn.execute("CREATE TABLE ws.late (id INT)")
+        (new,) = _dirs(served.lake) - before
+        shutil.rmtree(served.lake / new / "_versions")  # what the sweep takes away first
+        with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState,
+                           match='dataset of new table "late" was removed'):
+            conn.commit()
+    with served.connect() as c:
+        assert c.execute("SELECT count(*) FROM pg_tables WHERE tablename = 'late'"
+                         ).fetchone() == (0,)
+        c.execute("CREATE TABLE ws.late (id INT)")
+        c.execute("INSERT INTO ws.late VALUES (1)")
+        assert c.execute("SELECT count(*) FROM ws.late").fetchone() == (1,)
