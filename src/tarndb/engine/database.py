@@ -205,6 +205,10 @@ class Database:
         with self._lock:  # installers may define catalog objects
             for installer in self.cursor_installers:
                 installer(cur, self)
+        if session is not None:
+            from . import sequences
+
+            sequences.attach(cur, session)
         return cur
 
     def system_relation(self, schema: str | None, name: str, session: Session) -> Any:

@@ -40,7 +40,8 @@ def key_filter(session: Session, sel: Any, info: Any, params: list[Any]
     from .scan import _lance_literal
 
     where = sel.where_clause
-    if ast.kind(where) != "a_expr" or ast.op_name(where.a_expr) != "=":
+    if ast.kind(where) != "a_expr" or where.a_expr.kind != pb.AEXPR_OP \
+            or ast.op_name(where.a_expr) != "=":  # not key = ANY(...)
         return None
     keys = set(info.primary_key) if len(info.primary_key) == 1 else set()
     for a, b in ((where.a_expr.lexpr, where.a_expr.rexpr),

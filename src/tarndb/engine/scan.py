@@ -194,7 +194,8 @@ class Scope:
             if ast.kind(node) == "bool_expr" and node.bool_expr.boolop == pb.AND_EXPR:
                 conjuncts.extend(node.bool_expr.args)
                 continue
-            if ast.kind(node) != "a_expr" or ast.op_name(node.a_expr) != "=":
+            if ast.kind(node) != "a_expr" or node.a_expr.kind != pb.AEXPR_OP \
+                    or ast.op_name(node.a_expr) != "=":  # not key = ANY(...)
                 continue
             for a, b in ((node.a_expr.lexpr, node.a_expr.rexpr),
                          (node.a_expr.rexpr, node.a_expr.lexpr)):

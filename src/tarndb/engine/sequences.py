@@ -452,9 +452,21 @@ def install(db: Database) -> None:
     con.create_function("__tarndb_setval", setval_,
                         [text, big, duckdb.sqltype("BOOLEAN"), text, text], big,
                         side_effects=True)
+    # The session id comes from the calling cursor (attach): a column's DEFAULT sets the
+    # session's currval / lastval as an explicit nextval does.
     con.execute("CREATE OR REPLACE MACRO nextval(x) AS "
-                "__tarndb_nextval(CAST(x AS VARCHAR), 'public', '')")
+                "__tarndb_nextval(CAST(x AS VARCHAR), 'public', "
+                "coalesce(getvariable('tarndb_seq_session'), ''))")
     setattr(db, _INSTALLED, True)
+
+
+def attach(cur: Any, session: Session) -> None:
+    """Name ``session`` on its DuckDB cursor, so that ``nextval`` in a column's DEFAULT
+    (the macro above, run by DuckDB without the statement's rewrite) counts for its
+    ``currval`` and ``lastval``."""
+    sid = str(id(session))
+    _sessions[sid] = session
+    cur.execute(f"SET VARIABLE tarndb_seq_session = '{sid}'")
 
 
 def rewrite_calls(stmt: Any, db: Database, session: Any, path: list[str]) -> None:

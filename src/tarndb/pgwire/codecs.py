@@ -38,6 +38,7 @@ from ..errors import (
     InvalidTextRepresentation,
     ProgramLimitExceeded,
 )
+from ..sql.arraytext import parse_array_text
 
 Encoder = Callable[[Any], bytes]
 Decoder = Callable[[bytes], Any]
@@ -745,72 +746,6 @@ _TEXT_IN: dict[str, Callable[[str], Any]] = {
     "timestamptz": lambda s: _parse_timestamp(s, True),
     "interval": _parse_interval,
 }
-
-
-def parse_array_text(s: str, elem: Callable[[str], Any]) -> Any:
-    """Parse a Postgres array literal ``{...}`` (any depth, quoted elements, NULL)."""
-    s = s.strip()
-    if s.startswith("[") and "=" in s:  # explicit bounds '[1:3]={1,2,3}'
-        s = s[s.index("=") + 1:].strip()
-    if not s.startswith("{"):
-        raise _bad("array", s)
-    pos = 0
-    n = len(s)
-
-    def parse_level() -> list[Any]:
-        nonlocal pos
-        assert s[pos] == "{"
-        pos += 1
-        out: list[Any] = []
-        while True:
-            while pos < n and s[pos].isspace():
-                pos += 1
-            if pos >= n:
-                raise _bad("array", s)
-            c = s[pos]
-            if c == "}":
-                pos += 1
-                return out
-            if c == "{":
-                out.append(parse_level())
-            elif c == '"':
-                pos += 1
-                buf = []
-                while True:
-                    if pos >= n:
-                        raise _bad("array", s)
-                    ch = s[pos]
-                    if ch == "\\":
-                        buf.append(s[pos + 1:pos + 2])
-                        pos += 2
-                    elif ch == '"':
-                        pos += 1
-                        break
-                    else:
-                        buf.append(ch)
-                        pos += 1
-                out.append(elem("".join(buf)))
-            else:
-                start = pos
-                while pos < n and s[pos] not in ",}":
-                    pos += 1
-                tok = s[start:pos].strip()
-                if tok.replace("\\", "") == "":
-                    raise _bad("array", s)
-                out.append(None if tok.upper() == "NULL" else elem(tok.replace("\\", "")))
-            while pos < n and s[pos].isspace():
-                pos += 1
-            if pos < n and s[pos] == ",":
-                pos += 1
-            elif pos < n and s[pos] == "}":
-                continue
-            else:
-                raise _bad("array", s)
-
-    result = parse_level()
-    if s[pos:].strip():
-        raise _bad("array", s)
-    return result
 
 
 _PLAIN_NUMBERS = re.compile(r"[^0-9eE+\-.,{}\s]")

@@ -1555,42 +1555,95 @@ def _vector_columns_as_text(stmt: Any, nodes: list[Any]) -> bool:
     return changed
 
 
-def _regclass_output(stmt: Any, db: Any, session: Any) -> bool:
-    """``SELECT conrelid::regclass``: a regclass in the select list is shown as PostgreSQL
-    shows it, the relation's name (schema-qualified when the search path does not find
-    it); elsewhere (comparisons, joins) it stays the OID."""
+def _regclass_names(db: Any, session: Any) -> dict[int, str]:
+    """A relation's OID -> its name as regclass output shows it (schema-qualified when the
+    search path does not find it)."""
+    path = _search_path(session)
+    tables = _tables(db, session)
+    shown: dict[int, str] = {}
+    for info in tables:
+        visible = next((ws for ws in path if any(
+            i.workspace == ws and i.name == info.name for i in tables)),
+            None) == info.workspace
+        prefix = "" if visible else f"{_qi(info.workspace)}."
+        shown[_table_oid(info)] = prefix + _qi(info.name)
+        for ix in _indexes(info):
+            shown.setdefault(ix["oid"], prefix + _qi(ix["name"]))
+    for n, o in SYSTEM_RELATION_OIDS.items():
+        if o:
+            shown.setdefault(o, n)
+    return shown
+
+
+_AS_TEXT = {"text", "varchar", "name"}
+
+
+def _reg_cast(node: Any) -> tuple[str, Any] | None:
+    """(``regclass`` | ``regtype``, the cast's argument) of ``x::regclass`` /
+    ``x::regtype``."""
     from . import ast
 
-    if ast.kind(stmt) != "select_stmt" or db is None:
+    if ast.kind(node) != "type_cast" or node.type_cast.type_name.array_bounds:
+        return None
+    names = [n.lower() for n in ast.names(node.type_cast.type_name.names)]
+    if names[-1:] not in (["regclass"], ["regtype"]):
+        return None
+    return names[-1], node.type_cast.arg
+
+
+def _regclass_output(stmt: Any, db: Any, session: Any) -> bool:
+    """``SELECT conrelid::regclass, atttypid::regtype``: a regclass or regtype in the select
+    list is shown as PostgreSQL shows it, the relation's name (schema-qualified when the
+    search path does not find it) or the type's (``format_type``); elsewhere (comparisons,
+    joins) it stays the OID, unless cast to text (``c.oid::regclass::text = 't'``,
+    ``atttypid::regtype::text``), which is the name anywhere."""
+    from . import ast
+
+    if db is None:
         return False
+    shown: dict[int, str] | None = None
+
+    def as_name(node: Any, reg: str, arg: Any) -> None:
+        nonlocal shown
+        if reg == "regtype":
+            node.CopyFrom(_expr("format_type(CAST(__pgarg0 AS bigint), NULL)", [arg]))
+            return
+        if shown is None:
+            shown = _regclass_names(db, session)
+        node.CopyFrom(_expr(
+            _case(shown, "CAST(__pgarg0 AS bigint)", "CAST(__pgarg0 AS text)"), [arg]))
+
     changed = False
-    for t in stmt.select_stmt.target_list:
-        val = t.res_target.val
-        if ast.kind(val) != "type_cast" or val.type_cast.type_name.array_bounds:
+    if ast.kind(stmt) == "select_stmt":
+        for t in stmt.select_stmt.target_list:
+            val = t.res_target.val
+            hit = _reg_cast(val)
+            if hit is None:
+                inner = val
+                while ast.kind(inner) == "type_cast":  # oid::regclass::text is named "oid"
+                    inner = inner.type_cast.arg
+                if not t.res_target.name and inner is not val \
+                        and ast.kind(inner) == "column_ref" and any(
+                            _reg_cast(m) for m in ast.walk_nodes(val)):
+                    t.res_target.name = ast.names(inner.column_ref.fields)[-1]
+                continue
+            reg, arg = hit
+            if ast.kind(arg) == "param_ref" or (
+                    ast.kind(arg) == "a_const" and arg.a_const.WhichOneof("val") == "sval"):
+                continue
+            if not t.res_target.name and ast.kind(arg) == "column_ref":
+                t.res_target.name = ast.names(arg.column_ref.fields)[-1]
+            as_name(val, reg, arg)
+            changed = True
+    for n in list(ast.walk_nodes(stmt)):
+        if ast.kind(n) != "type_cast" or n.type_cast.type_name.array_bounds:
             continue
-        names = [n.lower() for n in ast.names(val.type_cast.type_name.names)]
-        arg = val.type_cast.arg
-        if names[-1:] != ["regclass"] or ast.kind(arg) == "param_ref" or (
-                ast.kind(arg) == "a_const" and arg.a_const.WhichOneof("val") == "sval"):
-            continue
-        path = _search_path(session)
-        shown: dict[int, str] = {}
-        for info in _tables(db, session):
-            visible = next((ws for ws in path if any(
-                i.workspace == ws and i.name == info.name for i in _tables(db, session))),
-                None) == info.workspace
-            prefix = "" if visible else f"{_qi(info.workspace)}."
-            shown[_table_oid(info)] = prefix + _qi(info.name)
-            for ix in _indexes(info):
-                shown.setdefault(ix["oid"], prefix + _qi(ix["name"]))
-        for n, o in SYSTEM_RELATION_OIDS.items():
-            if o:
-                shown.setdefault(o, n)
-        if not t.res_target.name and ast.kind(arg) == "column_ref":
-            t.res_target.name = ast.names(arg.column_ref.fields)[-1]
-        expr = _expr(_case(shown, "CAST(__pgarg0 AS bigint)", "CAST(__pgarg0 AS text)"), [arg])
-        val.CopyFrom(expr)
-        changed = True
+        names = [x.lower() for x in ast.names(n.type_cast.type_name.names)]
+        hit = _reg_cast(n.type_cast.arg)
+        if names[-1:] and names[-1] in _AS_TEXT and hit is not None:
+            # the inner cast stays: '$1'::regclass / 't'::regclass become the OID later
+            as_name(n, hit[0], n.type_cast.arg)
+            changed = True
     return changed
 
 

@@ -100,8 +100,22 @@ def _array_literal(node: pb.Node) -> None:
         arg.a_const.sval.sval = arraytext.to_duckdb_text(arg.a_const.sval.sval)
 
 
+def _any_literal(expr: Any) -> None:
+    """``x = ANY('{r,p}')``: Postgres reads the untyped literal as an array of x's type; here
+    it becomes a ``VARCHAR[]`` (DuckDB compares it with text, and asks for a cast
+    otherwise)."""
+    r = expr.rexpr
+    if ast.kind(r) == "a_const" and r.a_const.WhichOneof("val") == "sval" \
+            and r.a_const.sval.sval.lstrip().startswith("{"):
+        text = arraytext.to_duckdb_text(r.a_const.sval.sval)
+        expr.rexpr.CopyFrom(ast.type_cast(ast.string_const(text), ["varchar"], 1))
+
+
 def apply(stmt: pb.Node) -> None:
     """Rewrite every cast's type in place."""
+    for m in list(ast.walk(stmt)):
+        if isinstance(m, pb.A_Expr) and m.kind in (pb.AEXPR_OP_ANY, pb.AEXPR_OP_ALL):
+            _any_literal(m)
     for node in list(ast.walk_nodes(stmt)):
         if ast.kind(node) != "type_cast" or not node.type_cast.HasField("type_name"):
             continue
