@@ -16,6 +16,7 @@ that the wire protocol reports and the HTTP status the REST API answers with::
     ├── DuplicateColumn         42701  409
     ├── SyntaxErrorOrAccessRuleViolation 42000 400
     ├── GroupingError           42803  400
+    ├── DatatypeMismatch        42804  400   an operator class for another type
     ├── InvalidColumnReference  42P10  400   ON CONFLICT target matching no unique rule
     ├── InvalidForeignKey       42830  400   REFERENCES naming no unique key
     ├── DependentObjectsStillExist 2BP01 409
@@ -170,6 +171,12 @@ class GroupingError(TarnError):
     sqlstate = "42803"
     http_status = 400
     code = "grouping_error"
+
+
+class DatatypeMismatch(TarnError):
+    sqlstate = "42804"
+    http_status = 400
+    code = "datatype_mismatch"
 
 
 class InvalidColumnReference(TarnError):

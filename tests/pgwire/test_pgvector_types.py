@@ -166,3 +166,43 @@ def test_typmod_and_input_checks(pg_server: Server, table: Any) -> None:
                                .replace("{", r"\{").replace("}", r"\}")):
                 c.execute(sql)
         assert c.execute(f"SELECT count(*) FROM {t} WHERE id = 1000").fetchone() == (0,)
+
+
+@pytest.mark.parametrize("kind,op", [("l2", "<->"), ("ip", "<#>"), ("cosine", "<=>")])
+def test_halfvec_and_sparsevec_indexes(pg_server: Server, table: Any, kind: str, op: str
+                                       ) -> None:
+    """pgvector's halfvec_*_ops / sparsevec_*_ops make the column's vector index, which its
+    operator's ORDER BY uses (EXPLAIN names it), with the same rows as numpy, filtered too."""
+    src, half, sparse, _ = table
+    t = f"pvi_{kind}_{uuid.uuid4().hex[:6]}"
+    rng = np.random.default_rng(5)
+    q = rng.standard_normal(DIM).astype(np.float16).astype(np.float32)
+    with psycopg.connect(pg_server.dsn(), autocommit=True) as c:
+        pgvector_psycopg.register_vector(c)
+        c.execute(f"CREATE TABLE {t} AS SELECT * FROM {src}")
+        c.execute(f"CREATE INDEX {t}_h ON {t} USING hnsw (h halfvec_{kind}_ops) "
+                  "WITH (m = 8)")
+        c.execute(f"CREATE INDEX {t}_s ON {t} USING hnsw (s sparsevec_{kind}_ops)")
+        for col, x, qv in (("h", half, utils.HalfVector(q)),
+                           ("s", sparse, utils.SparseVector(q))):
+            plan = "\n".join(r[0] for r in c.execute(
+                f"EXPLAIN SELECT id FROM {t} ORDER BY {col} {op} %s LIMIT 5", (qv,)))
+            assert f"{t}_{col}" in plan, plan
+            d = _dists(x, q, op)
+            rows = c.execute(f"SELECT id, {col} {op} %s FROM {t} ORDER BY {col} {op} %s "
+                             "LIMIT 5", (qv, qv)).fetchall()
+            expect = np.argsort(d, kind="stable")[:5]
+            assert [r[0] for r in rows] == expect.tolist(), col
+            np.testing.assert_allclose([r[1] for r in rows], d[expect], rtol=1e-5, atol=1e-5)
+            rows = c.execute(f"SELECT id FROM {t} WHERE id %% 3 = 1 ORDER BY {col} {op} %s "
+                             "LIMIT 7", (qv,)).fetchall()
+            allowed = np.flatnonzero(np.arange(N) % 3 == 1)
+            assert [r[0] for r in rows] == \
+                allowed[np.argsort(d[allowed], kind="stable")[:7]].tolist(), col
+        # pgvector's checks: an opclass of another type, sparsevec under ivfflat
+        with pytest.raises(psycopg.errors.DatatypeMismatch) as e:
+            c.execute(f"CREATE INDEX ON {src} USING hnsw (h vector_{kind}_ops)")
+        assert str(e.value).startswith(
+            f'operator class "vector_{kind}_ops" does not accept data type halfvec')
+        with pytest.raises(psycopg.errors.UndefinedObject):
+            c.execute(f"CREATE INDEX ON {src} USING ivfflat (s sparsevec_{kind}_ops)")

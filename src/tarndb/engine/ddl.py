@@ -808,11 +808,22 @@ def create_index(session: Session, node: pb.IndexStmt, params: list[Any]) -> Res
     return Result(command="CREATE INDEX")
 
 
-_VECTOR_OPCLASSES = ("vector_l2_ops", "vector_cosine_ops", "vector_ip_ops", "vector_l1_ops")
+#: pgvector's operator classes by the type they index (a float4[] column takes vector's)
+_OPCLASS_KINDS = ("l2", "cosine", "ip", "l1")
 #: The metric of tarndb's vector index that serves each opclass's operator (``<->``, ``<=>``,
-#: ``<#>``). L1 has no ANN metric in Lance: a vector_l1_ops index is a cosine one, and
-#: ``<+>`` runs as an exact scan.
-_OPCLASS_METRICS = {"vector_l2_ops": "l2", "vector_cosine_ops": "cosine", "vector_ip_ops": "dot"}
+#: ``<#>``). L1 has no ANN metric in Lance: a *_l1_ops index is a cosine one, and ``<+>``
+#: runs as an exact scan.
+_KIND_METRICS = {"l2": "l2", "cosine": "cosine", "ip": "dot"}
+
+
+def _opclass(name: str) -> tuple[str, str] | None:
+    """(type, kind) of ``vector_l2_ops``, ``halfvec_cosine_ops``, ``sparsevec_ip_ops`` ...;
+    None for other names."""
+    for t in ("vector", "halfvec", "sparsevec"):
+        for kind in _OPCLASS_KINDS:
+            if name == f"{t}_{kind}_ops":
+                return t, kind
+    return None
 
 
 def _pgvector_index(info: TableInfo, node: pb.IndexStmt, method: str, column: str
@@ -826,21 +837,26 @@ def _pgvector_index(info: TableInfo, node: pb.IndexStmt, method: str, column: st
             f'"{method}"',
             hint="You must specify an operator class for the index or define a default "
                  "operator class for the data type.")
-    opclass = "vector_l2_ops"
+    col_type = col.type.vector_name or "vector"
+    opclass = f"{col_type}_l2_ops"
     elem = node.index_params[0].index_elem
     if elem.opclass:
         opclass = ast.names(elem.opclass)[-1].lower()
-        if opclass not in _VECTOR_OPCLASSES:
-            raise E.UndefinedObject(f'operator class "{opclass}" does not exist for access '
-                                    f'method "{method}"')
+    found = _opclass(opclass)
+    if found is None or (found[0] == "sparsevec" and method == "ivfflat"):
+        raise E.UndefinedObject(f'operator class "{opclass}" does not exist for access '
+                                f'method "{method}"')
+    if found[0] != col_type:
+        raise E.DatatypeMismatch(
+            f'operator class "{opclass}" does not accept data type {col_type}')
     allowed = ("m", "ef_construction") if method == "hnsw" else ("lists",)
     for opt in node.options:
         name = opt.def_elem.defname.lower()
         if name not in allowed and name != "index_type":
             raise E.InvalidParameterValue(f'unrecognized parameter "{name}"')
     out = {"method": method, "opclass": opclass}
-    if opclass in _OPCLASS_METRICS:
-        out["metric"] = _OPCLASS_METRICS[opclass]
+    if found[1] in _KIND_METRICS:
+        out["metric"] = _KIND_METRICS[found[1]]
     return out
 
 

@@ -176,8 +176,6 @@ def _distance_request(sel: Any, expr: pb.Node, alias: str, info: TableInfo, k: i
     if ci is None or ci.type.ndim != 1 or ci.type.base not in ("float4", "float8"):
         return None
     if metric != "cosine":
-        if ci.type.is_vector and ci.type.vector_name != "vector":
-            return None  # halfvec / sparsevec: pgvector's own opclasses, not served here
         if not any(ix.column == col and ix.options.get("metric") == metric
                    for ix in info.indexes):
             return None
