@@ -1,6 +1,7 @@
-"""MERGE (PostgreSQL 15's syntax) through psycopg against a real server: every WHEN clause,
-parameters, the errors PostgreSQL gives (23505, 21000, 23503, 42501), and concurrent MERGEs
-that update one row without losing an update."""
+"""MERGE (PostgreSQL 15's syntax, and 17's WHEN NOT MATCHED BY SOURCE and RETURNING) through
+psycopg against a real server: every WHEN clause, parameters, the errors PostgreSQL gives
+(23505, 21000, 23503, 42501), and concurrent MERGEs that update one row without losing an
+update."""
 
 from __future__ import annotations
 
@@ -49,6 +50,44 @@ def test_merge_clauses_in_order(pg_server: Server) -> None:
         cur = c.execute(f"MERGE INTO {t} t USING (SELECT 99 AS id) s ON t.id = s.id "
                         "WHEN MATCHED THEN DELETE")
         assert cur.statusmessage == "MERGE 0"
+
+
+def test_merge_not_matched_by_source_and_returning(pg_server: Server) -> None:
+    """PostgreSQL 17: target rows that no source row matches, and RETURNING with
+    merge_action(), the target's new (INSERT, UPDATE) or old (DELETE) contents and the
+    source's values, one row per action in the order of the join."""
+    with psycopg.connect(pg_server.dsn(), autocommit=True) as c:
+        t = f"mr_{uuid.uuid4().hex[:8]}"
+        c.execute(f"CREATE TABLE {t} (id INT PRIMARY KEY, v TEXT, n SERIAL)")
+        c.execute(f"INSERT INTO {t} (id, v) VALUES (1, 'a'), (2, 'b'), (4, 'd'), (5, 'e')")
+        cur = c.execute(
+            f"MERGE INTO {t} AS t USING (VALUES (2, 'bb'), (3, 'c')) AS s(id, v) "
+            "ON t.id = s.id "
+            "WHEN MATCHED THEN UPDATE SET v = s.v "
+            "WHEN NOT MATCHED BY TARGET THEN INSERT (id, v) VALUES (s.id, s.v) "
+            "WHEN NOT MATCHED BY SOURCE AND t.id = 4 THEN DELETE "
+            "WHEN NOT MATCHED BY SOURCE THEN UPDATE SET v = t.v || '!' "
+            "RETURNING merge_action(), t.*, s.v AS sv")
+        assert cur.statusmessage == "MERGE 5" and cur.rowcount == 5
+        assert [d.name for d in cur.description] == ["merge_action", "id", "v", "n", "sv"]
+        got = sorted(cur.fetchall(), key=lambda r: r[1])
+        assert got == [("UPDATE", 1, "a!", 1, None), ("UPDATE", 2, "bb", 2, "bb"),
+                       ("INSERT", 3, "c", 5, "c"), ("DELETE", 4, "d", 3, None),
+                       ("UPDATE", 5, "e!", 4, None)]
+        assert c.execute(f"SELECT id, v FROM {t} ORDER BY id").fetchall() == [
+            (1, "a!"), (2, "bb"), (3, "c"), (5, "e!")]
+        # only BY SOURCE clauses; RETURNING of the source's columns; nothing affected
+        cur = c.execute(f"MERGE INTO {t} t USING (SELECT 3 AS id) s ON t.id = s.id "
+                        "WHEN NOT MATCHED BY SOURCE AND t.id > 2 THEN DELETE "
+                        "RETURNING s.*, t.id, lower(merge_action())")
+        assert cur.fetchall() == [(None, 5, "delete")]
+        cur = c.execute(f"MERGE INTO {t} t USING (SELECT 3 AS id, 'x' AS v) s "
+                        "ON t.id = s.id WHEN MATCHED AND false THEN DELETE RETURNING t.id")
+        assert cur.fetchall() == [] and cur.statusmessage == "MERGE 0"
+        with pytest.raises(psycopg.errors.FeatureNotSupported):
+            c.execute(f"MERGE INTO {t} t USING (SELECT 9 AS id) s ON t.id = s.id "
+                      "WHEN NOT MATCHED THEN INSERT (id) VALUES (s.id) RETURNING *")
+        assert c.execute(f"SELECT count(*) FROM {t} WHERE id = 9").fetchone() == (0,)
 
 
 def test_merge_with_bound_parameters_inside_a_transaction(pg_server: Server) -> None:
