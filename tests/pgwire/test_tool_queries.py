@@ -84,6 +84,18 @@ def test_regclass_and_regtype_as_text(pg_server: Server) -> None:
         assert isinstance(oid, int)
         assert q("SELECT relname FROM pg_class WHERE oid = %s::regclass",
                  (f"{ws}.rt",)).fetchone() == ("rt",)
+        # regnamespace and regrole: names out, OIDs in
+        assert q("SELECT relnamespace::regnamespace, relowner::regrole, "
+                 "relnamespace::regnamespace::text FROM pg_class WHERE relname = 'rt'"
+                 ).fetchall() == [(ws, "postgres", ws)]
+        assert q(f"SELECT relname FROM pg_class WHERE relnamespace = '{ws}'::regnamespace "
+                 "ORDER BY 1").fetchall() == [("rt",), ("rt_pkey",)]
+        assert q("SELECT 'public'::regnamespace::oid, 'postgres'::regrole::oid"
+                 ).fetchone() == (2200, 10)
+        with pytest.raises(psycopg.errors.InvalidSchemaName):
+            q("SELECT 'no_such_schema'::regnamespace")
+        with pytest.raises(psycopg.errors.UndefinedObject):
+            q("SELECT 'no_such_role'::regrole")
 
 
 def test_column_default_nextval_sets_currval_and_lastval(pg_server: Server) -> None:

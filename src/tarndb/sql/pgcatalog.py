@@ -1578,24 +1578,53 @@ def _regclass_names(db: Any, session: Any) -> dict[int, str]:
 _AS_TEXT = {"text", "varchar", "name"}
 
 
+_NAMED_REGS = ("regclass", "regtype", "regnamespace", "regrole")
+
+
 def _reg_cast(node: Any) -> tuple[str, Any] | None:
-    """(``regclass`` | ``regtype``, the cast's argument) of ``x::regclass`` /
-    ``x::regtype``."""
+    """(``regclass`` | ``regtype`` | ``regnamespace`` | ``regrole``, the cast's argument) of
+    ``x::regclass`` and the like."""
     from . import ast
 
     if ast.kind(node) != "type_cast" or node.type_cast.type_name.array_bounds:
         return None
     names = [n.lower() for n in ast.names(node.type_cast.type_name.names)]
-    if names[-1:] not in (["regclass"], ["regtype"]):
+    if not names or names[-1] not in _NAMED_REGS:
         return None
     return names[-1], node.type_cast.arg
 
 
+def _reg_names(reg: str, db: Any, session: Any) -> dict[int, str]:
+    """OID -> name as a regnamespace / regrole shows it."""
+    if reg == "regnamespace":
+        ns = _pg_namespace(db, session)
+        return {int(o): _qi(str(n)) for o, n in zip(ns.column("oid").to_pylist(),
+                                                   ns.column("nspname").to_pylist(),
+                                                   strict=True)}
+    return {int(r[0]): _qi(str(r[1])) for r in _role_rows(db, session)}
+
+
+def reg_oid(reg: str, name: str, db: Any, session: Any) -> int:
+    """``'public'::regnamespace`` / ``'postgres'::regrole``: the OID (3F000 / 42704 for an
+    unknown name, as PostgreSQL)."""
+    from ..errors import InvalidSchemaName, UndefinedObject
+
+    plain = name[1:-1].replace('""', '"') if name.startswith('"') and name.endswith('"') \
+        else name.lower()
+    for o, n in _reg_names(reg, db, session).items():
+        if n == _qi(plain):
+            return o
+    if reg == "regnamespace":
+        raise InvalidSchemaName(f'schema "{plain}" does not exist')
+    raise UndefinedObject(f'role "{plain}" does not exist')
+
+
 def _regclass_output(stmt: Any, db: Any, session: Any) -> bool:
-    """``SELECT conrelid::regclass, atttypid::regtype``: a regclass or regtype in the select
-    list is shown as PostgreSQL shows it, the relation's name (schema-qualified when the
-    search path does not find it) or the type's (``format_type``); elsewhere (comparisons,
-    joins) it stays the OID, unless cast to text (``c.oid::regclass::text = 't'``,
+    """``SELECT conrelid::regclass, atttypid::regtype, relnamespace::regnamespace,
+    relowner::regrole``: such a cast in the select list is shown as PostgreSQL shows it, the
+    relation's name (schema-qualified when the search path does not find it), the type's
+    (``format_type``), the schema's or the role's; elsewhere (comparisons, joins) it stays
+    the OID, unless cast to text (``c.oid::regclass::text = 't'``,
     ``atttypid::regtype::text``), which is the name anywhere."""
     from . import ast
 
@@ -1608,10 +1637,14 @@ def _regclass_output(stmt: Any, db: Any, session: Any) -> bool:
         if reg == "regtype":
             node.CopyFrom(_expr("format_type(CAST(__pgarg0 AS bigint), NULL)", [arg]))
             return
-        if shown is None:
-            shown = _regclass_names(db, session)
+        if reg == "regclass":
+            if shown is None:
+                shown = _regclass_names(db, session)
+            names = shown
+        else:
+            names = _reg_names(reg, db, session)
         node.CopyFrom(_expr(
-            _case(shown, "CAST(__pgarg0 AS bigint)", "CAST(__pgarg0 AS text)"), [arg]))
+            _case(names, "CAST(__pgarg0 AS bigint)", "CAST(__pgarg0 AS text)"), [arg]))
 
     changed = False
     if ast.kind(stmt) == "select_stmt":
@@ -1779,3 +1812,7 @@ def rewrite(stmt: Any, db: Any, session: Any) -> None:
                     n.CopyFrom(repl)
             elif target == "regtype" and is_text and not tc.type_name.array_bounds:
                 n.CopyFrom(_expr("to_regtype(__pgarg0)", [tc.arg]))
+            elif target in ("regnamespace", "regrole") and is_text and db is not None \
+                    and not tc.type_name.array_bounds:
+                oid = reg_oid(target, tc.arg.a_const.sval.sval, db, session)
+                n.CopyFrom(_expr(f"CAST({oid} AS bigint)", []))
