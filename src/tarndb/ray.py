@@ -39,7 +39,8 @@ if TYPE_CHECKING:
     from .engine.catalog import TableInfo
     from .engine.database import Database
 
-__all__ = ["EmbedResult", "WriteResult", "embed_table", "ingest_images", "read_table",
+__all__ = ["EmbedResult", "WriteResult", "embed_table", "ingest_images", "ingest_traces",
+           "ingest_videos", "read_table",
            "read_training_set",
            "write_table"]
 
@@ -650,5 +651,262 @@ def ingest_images(lake: Any, folder: str | os.PathLike[str], table: str = "image
         report.failed += len(chunk) - n
         if progress is not None:
             progress(f"{report.inserted}/{len(items)} images -> {workspace}.{table}")
+    report.seconds = time.perf_counter() - t0
+    return report
+
+
+# -- distributed video and trace ingestion ------------------------------------------------------
+
+def _video_id_task(batch: dict[str, Any]) -> dict[str, Any]:
+    """Runs on a Ray worker: each video's stable id (a hash of its bytes)."""
+    from pathlib import Path
+
+    from .ingest._video import video_id_for
+
+    paths = list(batch["path"])
+    return {"path": paths, "video_id": [video_id_for(Path(str(p))) for p in paths]}
+
+
+def _video_task(batch: pa.Table, *, uri: str, storage_options: dict[str, str],
+                workspace: str, model: str | None, embedding_column: str,
+                chunk_s: float, schema: pa.Schema) -> pa.Table:
+    """Runs on a Ray worker: videos cut into clips (ffmpeg stream copy), the clips uploaded
+    to the file store and embedded, as ``tarndb ingest videos`` does in one process. A video
+    that fails gives no rows (the driver counts it as failed)."""
+    import json
+    import logging
+    from pathlib import Path
+
+    from .ingest._common import FileStoreUploader
+    from .ingest._video import _clip_rows, _embed_clips, ffmpeg_exe
+
+    db = _database(uri, storage_options)
+    up = FileStoreUploader(db, workspace)
+    exe = ffmpeg_exe()
+    m = None
+    if model is not None:
+        from .embeddings import get_model
+
+        m = _models.get((uri, model, workspace))
+        if m is None:
+            m = _models[(uri, model, workspace)] = get_model(model, db=db, workspace=workspace)
+    rows: list[dict[str, Any]] = []
+    for path, vid, meta in zip(batch.column("path").to_pylist(),
+                               batch.column("video_id").to_pylist(),
+                               batch.column("meta").to_pylist(), strict=True):
+        extra = json.loads(meta)
+        try:
+            got = _clip_rows(Path(path), vid, chunk_s, exe, up, extra, max_workers=2,
+                             frames=m is not None and m.supports_images)
+            if m is not None:
+                _embed_clips(m, got, embedding_column, extra, Path(path))
+        except Exception as e:  # noqa: BLE001 - one bad file must not stop the run
+            logging.getLogger(__name__).warning("skipping %s: %s", path, e)
+            continue
+        for r in got:
+            r.pop("_clip", None)
+        rows.extend(got)
+    return pa.Table.from_pylist(rows, schema=schema)
+
+
+def ingest_videos(lake: Any, source: Any, table: str = "videos", workspace: str = "public", *,
+                  chunk_duration_s: float | None = None, embed_model: str | None = None,
+                  embedding_column: str = "embedding",
+                  metadata: dict[str, dict[str, Any]] | None = None, chunk_videos: int = 16,
+                  concurrency: int | None = None,
+                  storage_options: dict[str, str] | None = None, progress: Any = None) -> Any:
+    """``tarndb ingest videos`` on a Ray cluster: the same table, clips and file store, with
+    the hashing, cutting, uploads and embeddings done by Ray tasks, one video per task (every
+    worker must see the videos: a shared mount). Each chunk of ``chunk_videos`` videos is one
+    commit, so a video is wholly in the table or not at all; videos whose ``video_id`` is
+    already there are skipped, so a killed run goes on where it stopped. Returns the
+    :class:`~tarndb.ingest.IngestReport` (``inserted`` counts clips, ``failed`` videos)."""
+    import json
+    import time
+
+    from .ingest._common import IngestReport, ensure_table, existing_keys
+    from .ingest._video import _ARROW_V, BASE_COLUMNS, DEFAULT_CHUNK_S, iter_videos
+
+    ray = _ray()
+    t0 = time.perf_counter()
+    db = _database(lake, storage_options)
+    chunk_s = DEFAULT_CHUNK_S if chunk_duration_s is None else float(chunk_duration_s)
+    paths = [p.resolve() for p in iter_videos(source)]
+    missing = [p for p in paths if not p.is_file()]
+    if missing:
+        raise FileNotFoundError(f"no such video: {missing[0]}")
+    report = IngestReport(table=f"{workspace}.{table}")
+    columns = list(BASE_COLUMNS)
+    if embed_model:
+        from .embeddings import get_model
+
+        multi = get_model(embed_model, db=db, workspace=workspace).multi
+        columns.append((embedding_column, "FLOAT4[][]" if multi else "FLOAT4[]"))
+    schema = pa.schema([(n, _ARROW_V[t]) for n, t in columns if n != "id"])
+    session = db.session(workspace=workspace)
+    try:
+        ensure_table(session, workspace, table, columns)
+        done = existing_keys(session, workspace, table, "video_id")
+    finally:
+        session.close()
+    ids: list[dict[str, Any]] = []
+    if paths:
+        ids = ray.data.from_items([{"path": str(p)} for p in paths]).map_batches(
+            _video_id_task, batch_size=1, concurrency=concurrency).take_all()
+    vid_of = {str(r["path"]): str(r["video_id"]) for r in ids}
+    items: list[dict[str, Any]] = []
+    for p in paths:
+        vid = vid_of[str(p)]
+        if vid in done:
+            report.skipped += 1
+            continue
+        done.add(vid)  # the same video twice in one run: once
+        extra = dict((metadata or {}).get(p.name) or (metadata or {}).get(vid) or {})
+        items.append({"path": str(p), "video_id": vid, "meta": json.dumps(extra)})
+    task: Any = functools.partial(
+        _video_task, uri=db.lake.uri, storage_options=dict(db.lake.storage_options),
+        workspace=workspace, model=embed_model, embedding_column=embedding_column,
+        chunk_s=chunk_s, schema=schema)
+    target = _quoted(workspace, table)
+    step = max(1, chunk_videos)
+    for i in range(0, len(items), step):
+        chunk = items[i:i + step]
+        ds = ray.data.from_items(chunk, override_num_blocks=len(chunk)).map_batches(
+            task, batch_format="pyarrow", batch_size=1, concurrency=concurrency)
+        report.inserted += write_table(ds, target, db).rows
+        s = db.session(workspace=workspace)
+        try:
+            present = existing_keys(s, workspace, table, "video_id")
+        finally:
+            s.close()
+        lost = [c for c in chunk if c["video_id"] not in present]
+        report.failed += len(lost)
+        report.errors.extend(f"{os.path.basename(c['path'])}: no clips (see the Ray worker's "
+                             "log)" for c in lost)
+        if progress is not None:
+            progress(f"{i + len(chunk)}/{len(items)} videos -> {workspace}.{table}")
+    report.seconds = time.perf_counter() - t0
+    return report
+
+
+def _trace_units(source: Any, lines_per_task: int) -> tuple[str, list[dict[str, Any]]]:
+    """The trace files of ``source`` as units of work: each ``.traj`` file whole, each JSONL
+    file in ranges of ``lines_per_task`` lines (numbered as the one-process ingester numbers
+    them, so rows without a run id get the same one either way)."""
+    from pathlib import Path
+
+    p = Path(source).resolve()
+    if p.is_dir():
+        root = str(p)
+        files = [f for f in sorted(p.rglob("*")) if f.is_file() and (
+            f.suffix == ".traj" or (f.suffix == ".jsonl" and f.name != "manifest.jsonl"))]
+    elif p.is_file():
+        root, files = str(p.parent), [p]
+    else:
+        raise FileNotFoundError(f"no such file or folder: {p}")
+    units: list[dict[str, Any]] = []
+    for f in files:
+        if f.suffix == ".traj":
+            units.append({"file": str(f), "start": 0, "stop": 0})
+            continue
+        with f.open("rb") as fh:
+            n = sum(1 for _ in fh)
+        for start in range(0, n, max(1, lines_per_task)):
+            units.append({"file": str(f), "start": start,
+                          "stop": min(n, start + max(1, lines_per_task))})
+    return root, units
+
+
+def _trace_task(batch: dict[str, Any], *, root: str, folder: bool) -> pa.Table:
+    """Runs on a Ray worker: trace rows of a few units (see :func:`_trace_units`), each with
+    its unit's number and its position in it (the driver keeps the first of each run id)."""
+    import itertools
+    import json
+    from pathlib import Path
+
+    from .ingest._traces import TRACE_SCHEMA, _manifest, record_from_json, record_from_traj
+
+    rows: list[dict[str, Any]] = []
+
+    def add(row: dict[str, Any], unit: int, pos: int) -> None:
+        rows.append({**row, "_unit": unit, "_pos": pos})
+
+    manifest = _manifest(Path(root)) if folder else {}
+    for unit, file, start, stop in zip(batch["unit"], batch["file"], batch["start"],
+                                       batch["stop"], strict=True):
+        f = Path(str(file))
+        if f.suffix == ".traj":
+            add(record_from_traj(f, Path(root), manifest), int(unit), 0)
+            continue
+        with f.open(encoding="utf-8") as fh:
+            for i, line in enumerate(itertools.islice(fh, int(start), int(stop)), int(start)):
+                if line.strip():
+                    add(record_from_json(json.loads(line), i, f.name), int(unit), i)
+    schema = TRACE_SCHEMA.append(pa.field("_unit", pa.int64())).append(
+        pa.field("_pos", pa.int64()))
+    return pa.Table.from_pylist(rows, schema=schema)
+
+
+def _keep_rows(batch: pa.Table, *, keep: set[tuple[int, int]]) -> pa.Table:
+    mask = [(u, p) in keep for u, p in zip(batch.column("_unit").to_pylist(),
+                                           batch.column("_pos").to_pylist(), strict=True)]
+    return batch.filter(pa.array(mask, pa.bool_())).drop_columns(["_unit", "_pos"])
+
+
+def ingest_traces(lake: Any, source: Any, table: str = "agent_traces",
+                  workspace: str = "public", *, chunk_units: int = 256,
+                  lines_per_task: int = 1000, concurrency: int | None = None,
+                  storage_options: dict[str, str] | None = None, progress: Any = None) -> Any:
+    """``tarndb ingest traces`` on a Ray cluster: the same table and rows, parsed by Ray tasks
+    (every worker must see ``source``: a shared mount), a ``.traj`` file or ``lines_per_task``
+    JSONL lines per task. Each chunk of ``chunk_units`` such units is one commit; runs whose
+    ``run_id`` is already in the table (or earlier in the run) are skipped, so a killed run
+    goes on where it stopped. Returns the :class:`~tarndb.ingest.IngestReport`."""
+    import time
+
+    from .ingest._common import IngestReport, ensure_table, existing_keys
+    from .ingest._traces import TRACE_COLUMNS
+
+    ray = _ray()
+    t0 = time.perf_counter()
+    db = _database(lake, storage_options)
+    root, units = _trace_units(source, lines_per_task)
+    report = IngestReport(table=f"{workspace}.{table}")
+    session = db.session(workspace=workspace)
+    try:
+        ensure_table(session, workspace, table, TRACE_COLUMNS)
+        done = existing_keys(session, workspace, table, "run_id")
+    finally:
+        session.close()
+    from pathlib import Path
+
+    task: Any = functools.partial(_trace_task, root=root, folder=Path(source).is_dir())
+    target = _quoted(workspace, table)
+    step = max(1, chunk_units)
+    for i in range(0, len(units), step):
+        chunk = [{"unit": i + j, **u} for j, u in enumerate(units[i:i + step])]
+        parsed = ray.data.from_items(chunk, override_num_blocks=len(chunk)).map_batches(
+            task, batch_size=1, concurrency=concurrency).materialize()
+        # The first row of each run id, in the order of the source (as the one-process
+        # ingester keeps them); the rest, and runs already in the table, are skipped.
+        order = parsed.select_columns(["run_id", "_unit", "_pos"]).to_arrow_refs()
+        ids = pa.concat_tables(ray.get(order)) if order else pa.table({})
+        keep: set[tuple[int, int]] = set()
+        if ids.num_rows:
+            ids = ids.sort_by([("_unit", "ascending"), ("_pos", "ascending")])
+            for rid, u, p in zip(ids.column("run_id").to_pylist(),
+                                 ids.column("_unit").to_pylist(),
+                                 ids.column("_pos").to_pylist(), strict=True):
+                if rid in done:
+                    report.skipped += 1
+                    continue
+                done.add(rid)
+                keep.add((u, p))
+        if keep:
+            rows = parsed.map_batches(functools.partial(_keep_rows, keep=keep),
+                                      batch_format="pyarrow", batch_size=None)
+            report.inserted += write_table(rows, target, db).rows
+        if progress is not None:
+            progress(f"{report.inserted} traces -> {workspace}.{table}")
     report.seconds = time.perf_counter() - t0
     return report

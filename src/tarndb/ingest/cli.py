@@ -68,6 +68,11 @@ def add_cli(subparsers: Any) -> argparse.ArgumentParser:
     vd.add_argument("--metadata", default=None,
                     help="JSON file mapping a file name to extra metadata for its clips")
     vd.add_argument("--workers", type=int, default=4, help="parallel uploads")
+    vd.add_argument("--ray", nargs="?", const="auto", default=None, metavar="ADDRESS",
+                    help="hash, cut, upload and embed on a Ray cluster, one video per task "
+                    "(every worker must see the videos); one commit per --chunk-videos")
+    vd.add_argument("--chunk-videos", type=int, default=16,
+                    help="with --ray: videos per commit (a killed run resumes after it)")
     _common(vd)
     _embed(vd)
     vd.set_defaults(func=run, table_default="videos")
@@ -76,9 +81,28 @@ def add_cli(subparsers: Any) -> argparse.ArgumentParser:
     tr.add_argument("source", help="a .jsonl file or a folder of .traj/.jsonl files")
     tr.add_argument("--batch-size", type=int, default=50)
     tr.add_argument("--limit", type=int, default=None)
+    tr.add_argument("--ray", nargs="?", const="auto", default=None, metavar="ADDRESS",
+                    help="parse on a Ray cluster, a .traj file or 1,000 JSONL lines per task "
+                    "(every worker must see the source); one commit per --chunk-units")
+    tr.add_argument("--chunk-units", type=int, default=256,
+                    help="with --ray: tasks' worth of traces per commit (a killed run "
+                    "resumes after it)")
     _common(tr)
     tr.set_defaults(func=run, table_default="agent_traces")
     return ingest
+
+
+def _ray_init(address: str) -> None:
+    """Join the Ray cluster at ``address`` (``auto``: the one this machine runs, else a local
+    one started for the run)."""
+    import ray
+
+    try:
+        ray.init(address=address, log_to_driver=False)
+    except ConnectionError:
+        if address != "auto":
+            raise
+        ray.init(log_to_driver=False)  # no cluster running: a local one
 
 
 def run(args: argparse.Namespace) -> int:
@@ -95,17 +119,11 @@ def run(args: argparse.Namespace) -> int:
         install(db)
         table = args.table or args.table_default
         progress = not args.no_progress
+        if getattr(args, "ray", None) is not None:
+            _ray_init(args.ray)
         if args.ingest_kind == "images" and args.ray is not None:
-            import ray
-
             from .. import ray as tray
 
-            try:
-                ray.init(address=args.ray, log_to_driver=False)
-            except ConnectionError:
-                if args.ray != "auto":
-                    raise
-                ray.init(log_to_driver=False)  # no cluster running: a local one
             report = tray.ingest_images(db, args.folder, table=table, workspace=args.workspace,
                                         annotations=args.annotations,
                                         embed_model=args.embed_model,
@@ -133,10 +151,26 @@ def run(args: argparse.Namespace) -> int:
             if args.metadata:
                 with open(args.metadata, encoding="utf-8") as f:
                     meta = json.load(f)
-            report = ingest_videos(db, args.source, table=table, workspace=args.workspace,
-                                   chunk_duration_s=args.chunk_duration,
-                                   embed_model=args.embed_model, metadata=meta,
-                                   max_workers=args.workers, progress=progress)
+            if args.ray is not None:
+                from .. import ray as tray
+
+                report = tray.ingest_videos(db, args.source, table=table,
+                                            workspace=args.workspace,
+                                            chunk_duration_s=args.chunk_duration,
+                                            embed_model=args.embed_model, metadata=meta,
+                                            chunk_videos=args.chunk_videos)
+            else:
+                report = ingest_videos(db, args.source, table=table, workspace=args.workspace,
+                                       chunk_duration_s=args.chunk_duration,
+                                       embed_model=args.embed_model, metadata=meta,
+                                       max_workers=args.workers, progress=progress)
+        elif args.ray is not None:
+            if args.limit is not None:
+                raise ValueError("--limit is not taken with --ray")
+            from .. import ray as tray
+
+            report = tray.ingest_traces(db, args.source, table=table, workspace=args.workspace,
+                                        chunk_units=args.chunk_units)
         else:
             from ._traces import ingest_traces
 
