@@ -149,12 +149,18 @@ def cmd_restore(args: argparse.Namespace) -> int:
 
 
 def cmd_vacuum(args: argparse.Namespace) -> int:
-    from .engine.vacuum import vacuum_orphans
+    from .engine.vacuum import grace_seconds, vacuum_orphans
+    from .errors import TarnError
 
     cfg = S.resolve(args)
+    try:
+        grace = grace_seconds(cfg.orphan_grace)
+    except TarnError as e:
+        print(f"ERROR: {e.message} (SQLSTATE {e.sqlstate})", file=sys.stderr)
+        return 1
     db = _open(cfg)
     try:
-        found = vacuum_orphans(db, cfg.orphan_grace, dry_run=args.dry_run)
+        found = vacuum_orphans(db, grace, dry_run=args.dry_run)
     finally:
         db.close()
     if args.json:
