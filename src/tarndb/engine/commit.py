@@ -61,8 +61,15 @@ _LOG_MAX_RIDS = 200_000
 #: Statements inserting at most this many rows lock their keys (larger bulk loads are
 #: checked at commit only, so a duplicate is reported by COMMIT).
 KEY_LOCK_MAX_ROWS = 10_000
-#: Insert-only commits up to this size go to the table's write-ahead log (storage/wal.py).
+#: Commits up to this size go to the table's write-ahead log (storage/wal.py).
 WAL_MAX_BYTES = 8 << 20
+#: ... and removing (updating or deleting) at most this many rows, while the log's unfolded
+#: records of this server remove at most WAL_MAX_PENDING_REMOVED (a fold then rewrites
+#: fragment by fragment: storage/tables.py's REWRITE_MAX_ROWS).
+WAL_MAX_REMOVED = 1024
+WAL_MAX_PENDING_REMOVED = 4096
+#: The record number of rows another server removed (never seen by a read of this one).
+_FOREIGN = 1 << 62
 #: Lance operations that never add, change or remove rows.
 _ROW_PRESERVING = {"Rewrite", "CreateIndex", "UpdateConfig", "Project", "ReserveFragments",
                    "DataReplacement", "Clone", "UpdateMemWalState", "UpdateBases"}
@@ -238,6 +245,9 @@ class TableChange:
         #: rid -> the newest version at which the transaction checked that nobody else had
         #: changed the row since its statement read it
         self.verified: dict[int, int] = verified if verified is not None else {}
+        #: rid -> the write-ahead log record number up to which that check saw this
+        #: server's logged changes (absent: the check folded the log, as reads do)
+        self.verified_seq: dict[int, int] = {}
         #: per unique rule: (parts covered, their key -> rid), grown as rows come
         self._key_cache: dict[UniqueKey, tuple[int, dict[Any, int]]] = {}
 
@@ -287,8 +297,10 @@ class TableChange:
         self.removed.update(rids)
 
     def copy(self) -> TableChange:
-        return TableChange(self.info, self.added, set(self.removed), self.base_version,
-                           dict(self.verified))
+        out = TableChange(self.info, self.added, set(self.removed), self.base_version,
+                          dict(self.verified))
+        out.verified_seq = dict(self.verified_seq)
+        return out
 
     @property
     def empty(self) -> bool:
@@ -311,6 +323,9 @@ class _TableState:
     def __init__(self) -> None:
         #: version -> rids it updated or deleted (None: not known)
         self.log: OrderedDict[int, frozenset[int] | None] = OrderedDict()
+        #: fold version -> rid -> number of the log record that removed it (_FOREIGN for
+        #: another server's records): a read of the overlay up to number n saw those <= n
+        self.fold_seqs: dict[int, dict[int, int]] = {}
         self.indexes: dict[UniqueKey, KeyIndex] = {}
         #: versions this process made that keep every row (compaction, index builds)
         self.preserving: set[int] = set()
@@ -325,6 +340,7 @@ class _TableState:
         while len(self.log) > _LOG_VERSIONS:
             old, _ = self.log.popitem(last=False)
             self.preserving.discard(old)
+            self.fold_seqs.pop(old, None)
 
 
 class WritePath:
@@ -375,18 +391,34 @@ class WritePath:
         return kind
 
     def changed_since(self, info: TableInfo, version: int, rids: set[int] | list[int],
-                      latest: int | None = None) -> set[int]:
-        """Which of ``rids`` were updated or deleted by a version after ``version``."""
+                      latest: int | None = None, seen: int | None = None) -> set[int]:
+        """Which of ``rids`` were updated or deleted after a read at ``version``: by a later
+        version up to ``latest``, or by this server's write-ahead log.
+
+        ``seen``: the read was of the log's overlay (TableStore.overlay) up to that record
+        number; None: the read folded the log first, as reads do, so every logged change
+        that is not yet in a version it read came after it."""
+        return self.changes_and_latest(info, version, rids, latest, seen)[0]
+
+    def changes_and_latest(self, info: TableInfo, version: int, rids: set[int] | list[int],
+                           latest: int | None = None, seen: int | None = None
+                           ) -> tuple[set[int], int]:
+        """:meth:`changed_since`, and the newest version it looked at (when the caller
+        gives none, the newest read after the log: nothing between the two is missed)."""
         rids = set(rids)
-        if not rids:
-            return set()
         store = self.db.store(info)
+        if not rids:
+            return set(), latest if latest is not None else store.lance_version()
+        # The log before the version: a fold moves changes from the one to the other, and
+        # records them in the version's entry before it forgets them (TableStore.fold).
+        touch = store.pending_touches()
+        hit = {r for r in rids if touch.get(r, -1) > (seen if seen is not None else -1)} \
+            if touch else set()
         if latest is None:
             latest = store.lance_version()
         if latest <= version:
-            return set()
+            return hit, latest
         st = self._state(info)
-        hit: set[int] = set()
         unknown = False
         for v in range(version + 1, latest + 1):
             touched = st.log.get(v, ...)
@@ -399,10 +431,14 @@ class WritePath:
             if touched is None:
                 unknown = True
             else:
-                hit |= rids & touched
+                found = rids & touched
+                seqs = st.fold_seqs.get(v)
+                if found and seqs is not None and seen is not None:
+                    found = {r for r in found if seqs.get(r, _FOREIGN) > seen}
+                hit |= found
         if unknown:
             hit |= self._changed_in_lance(info, version, rids - hit, latest)
-        return hit
+        return hit, latest
 
     def _changed_in_lance(self, info: TableInfo, version: int, rids: set[int], latest: int
                           ) -> set[int]:
@@ -594,18 +630,25 @@ class WritePath:
                     merged.removed |= req.change.removed
                 if not accepted:
                     return
+                logged = store.wal is not None and \
+                    (merged.added is None or merged.added.nbytes <= WAL_MAX_BYTES) and \
+                    self._loggable_removals(store, len(merged.removed))
+                if not logged and merged.removed and store.wal_pending():
+                    # Published in Lance: after this server's logged changes (validation
+                    # accounted for them).
+                    store.fold()
                 if store.folds != folds:
                     # Validation folded the log (a key index built afresh must see every
                     # row): what is published goes after that.
                     latest = store.lance_version()
                 version: int | None
-                if store.wal is not None and not merged.removed and \
-                        merged.added is not None and merged.added.nbytes <= WAL_MAX_BYTES:
-                    # Small inserts only: the write-ahead log makes them durable and visible
+                if logged:
+                    # Small changes: the write-ahead log makes them durable and visible
                     # (storage/wal.py); they reach Lance with the next fold. A bulk load
                     # goes to Lance at once (logging it would write it twice).
-                    assert merged.added is not None
-                    store.append_wal(merged.added, latest)  # conformed as merged
+                    added = merged.added if merged.added is not None else \
+                        pa.table({f.name: pa.array([], f.type) for f in schema}, schema=schema)
+                    store.append_wal(added, latest, sorted(merged.removed))
                     version = None
                     self._apply_to_indexes(merged, st, latest, latest)
                     metrics.WAL_COMMITS.inc()
@@ -628,36 +671,56 @@ class WritePath:
                     r.error = e
 
     def _fold_first(self, batch: list[_Request], store: TableStore) -> bool:
-        """Whether the write-ahead log must reach Lance before this publication: rows other
-        servers logged (their keys are in no index of ours), or an update or delete
-        (published in Lance, after the inserts before it). A key index that has to be built
-        afresh folds the log itself (:meth:`key_index`)."""
+        """Whether the write-ahead log must reach Lance before this publication: changes
+        other servers logged (their keys are in no index of ours, their changed rows in no
+        record of ours), or more updates and deletes than the log takes (published in
+        Lance, after the changes before them). A key index that has to be built afresh
+        folds the log itself (:meth:`key_index`)."""
         assert store.wal is not None
         names = store.wal.files()
         if not names:
             return False
         if any(n != store.wal.own_name for n in names):
             return True
-        return any(r.change.removed for r in batch)
+        removed = sum(len(r.change.removed) for r in batch)
+        return removed > 0 and not self._loggable_removals(store, removed)
 
-    def folded(self, info: TableInfo, before: int, after: int, rows: pa.Table) -> None:
-        """The table store folded its write-ahead log (``rows``) into version ``after``:
-        a version that only added rows; key indexes current at ``before`` take the rows."""
+    @staticmethod
+    def _loggable_removals(store: TableStore, removed: int) -> bool:
+        return removed <= WAL_MAX_REMOVED and \
+            store.pending_removed + removed <= WAL_MAX_PENDING_REMOVED
+
+    def folded(self, info: TableInfo, before: int, after: int, rows: pa.Table,
+               removed: set[int] | None = None) -> None:
+        """The table store folded its write-ahead log into version ``after``: ``rows``
+        added, ``removed`` rids gone (or replaced by a row of ``rows``). Key indexes
+        current at ``before`` take the rows; the version is recorded as changing the
+        removed rows, each with the number of the log record that changed it (a read of
+        the overlay that saw the record did not miss the change)."""
         st = self._state(info)
-        st.record(after, frozenset())
+        removed = removed or set()
+        if removed:
+            own = self.db.store(info).pending_touches()
+            st.fold_seqs[after] = {r: own.get(r, _FOREIGN) for r in removed}
+        st.record(after, frozenset(removed))
         metrics.WAL_FOLDS.inc()
-        self._apply_to_indexes(TableChange(info, added=rows), st, before, after)
+        # The removals are in the indexes since their records were logged (by this server)
+        # or are not (another server's): taking them out again is harmless.
+        self._apply_to_indexes(TableChange(info, added=rows, removed=set(removed)), st,
+                               before, after)
 
     def _validate(self, ch: TableChange, latest: int, earlier: TableChange | None = None
                   ) -> None:
         """Check one change against the newest version and against ``earlier``: the
         changes accepted before it into the same publication."""
         if ch.removed:
-            by_version: dict[int, list[int]] = {}
+            by_read: dict[tuple[int, int | None], list[int]] = {}
             for rid in ch.removed:
-                by_version.setdefault(ch.verified.get(rid, ch.base_version), []).append(rid)
-            for v, rids in by_version.items():
-                if v < latest and self.changed_since(ch.info, v, rids, latest):
+                v = ch.verified.get(rid)
+                read = (ch.base_version, None) if v is None else (v, ch.verified_seq.get(rid))
+                by_read.setdefault(read, []).append(rid)
+            for (v, seen), rids in by_read.items():
+                if self.changed_since(ch.info, v, rids, latest, seen):
                     raise E.SerializationFailure(
                         "could not serialize access due to concurrent update",
                         table=ch.info.name)

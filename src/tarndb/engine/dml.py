@@ -122,12 +122,13 @@ def check_constraints(session: Session, info: TableInfo, rows: pa.Table,
             excluded |= change.removed
         # The version this server saw last (no listing of the lake), the log unfolded: the
         # key index holds the logged keys. A key found taken is looked up again at the
-        # newest version, which may hold another server's delete of it.
+        # newest version, with the log folded: another server's delete of it may be in
+        # either.
         store = session.db.store(info)
         try:
             writes.check_unique(info, rows, store.lance_version(fresh=False), excluded, change)
         except E.UniqueViolation:
-            writes.check_unique(info, rows, store.lance_version(), excluded, change)
+            writes.check_unique(info, rows, store.dataset().version, excluded, change)
     if rows.num_rows and any(c.get("type") == "foreign" for c in info.constraints):
         from .fkeys import check_child
 
@@ -185,18 +186,25 @@ def lock_and_verify(session: Session, info: TableInfo, rids: list[int],
     committed = [r for r in rids if r not in own]
     session.lock([(info.path, r) for r in committed], exclusive=exclusive)
     read_version = session.read_versions.get(info.path)
+    seen = session.read_seqs.get(info.path)
     if read_version is None:
         read_version = session.snapshot_version(info)
-    latest = session.db.store(info).lance_version()  # a fold only adds rows
-    if committed and latest != read_version:
-        if session.db.writes.changed_since(info, read_version, committed, latest):
-            if session.serializable:
-                raise E.SerializationFailure(
-                    "could not serialize access due to concurrent update", table=info.name)
-            return False
-    verified = session.change_for(info).verified
+        seen = None
+    store = session.db.store(info)
+    # Every log record that changed these rows was made before we got their locks: the
+    # record number now covers them all.
+    seq = store.wal_seq
+    changed, latest = session.db.writes.changes_and_latest(info, read_version, committed,
+                                                          seen=seen)
+    if changed:
+        if session.serializable:
+            raise E.SerializationFailure(
+                "could not serialize access due to concurrent update", table=info.name)
+        return False
+    change = session.change_for(info)
     for r in committed:
-        verified[r] = latest  # unchanged from the statement's read up to here
+        change.verified[r] = latest  # unchanged from the statement's read up to here
+        change.verified_seq[r] = seq
     return True
 
 

@@ -164,15 +164,41 @@ def try_lookup(session: Session, stmt: pb.Node, params: list[Any]) -> Result | N
     if keyed is None:
         return None
     flt, key_col, value = keyed
-    ds = session.db.store(info).dataset()
     wanted = list(dict.fromkeys(c.name for _, c in columns))
-    table = _by_key(ds, key_col.name, value, wanted, limit)
+    table = _logged_row(session, info, key_col.name, value, wanted, limit)
     if table is None:
-        table = ds.to_table(columns=wanted, filter=flt, limit=limit)
+        store = session.db.store(info)
+        # A REPEATABLE READ transaction reads its snapshot (the first read pins it).
+        ds = store.dataset(session.snapshot_version(info)) \
+            if session.in_transaction and session.serializable else store.dataset()
+        table = _by_key(ds, key_col.name, value, wanted, limit)
+        if table is None:
+            table = ds.to_table(columns=wanted, filter=flt, limit=limit)
     out = pa.table({str(i): table.column(c.name) for i, (_, c) in enumerate(columns)})
     cols = [Column(name, c.type) for name, c in columns]
     return Result(columns=cols, command=f"SELECT {out.num_rows}", rowcount=out.num_rows,
                   _arrow=out)
+
+
+def _logged_row(session: Session, info: Any, column: str, value: Any, wanted: list[str],
+                limit: int | None) -> pa.Table | None:
+    """The row of primary key ``value`` when its newest version is in the table's
+    write-ahead log (a row many writers update), read without folding the log; None
+    otherwise (the caller reads Lance, after a fold)."""
+    import pyarrow.compute as pc
+
+    got = session.overlay_read(info)
+    if got is None or got[1] is None or not got[1].num_rows:
+        return None
+    logged = got[1]
+    col = logged.column(column)
+    try:
+        mine = logged.filter(pc.equal(col, pa.scalar(value, col.type)))
+    except (pa.ArrowException, ValueError, OverflowError, TypeError):
+        return None
+    if not mine.num_rows:
+        return None
+    return mine.select(wanted).slice(0, limit if limit is not None else mine.num_rows)
 
 
 def _by_key(ds: Any, column: str, value: Any, wanted: list[str], limit: int | None

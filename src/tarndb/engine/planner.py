@@ -514,6 +514,7 @@ def try_direct(session: Any, stmt: pb.Node, params: list[Any]) -> Any:
     else:  # READ COMMITTED: the newest version, recorded as the statement's read
         ds = store.dataset()
         version = session.read_versions[info.path] = ds.version
+        session.read_seqs.pop(info.path, None)
     exact = info.as_of is not None
     req = TopK(alias, info, mode, [ci.name], limit + offset)
     allowed = None

@@ -10,15 +10,26 @@ alias) so qualified column references still resolve.
 from __future__ import annotations
 
 import itertools
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import pyarrow as pa
+import pyarrow.compute as pc
 from postgast import pg_query_pb2 as pb
 
 from ..errors import UndefinedTable
 from ..sql import ast
-from ..storage.tables import RID
+from ..storage.tables import RID, conform_rows
 from .catalog import SCALAR_INDEX_TYPES, ColumnInfo, TableInfo
+from .commit import unique_keys
+
+
+class KeyLookup(NamedTuple):
+    """``column = value`` in a statement's WHERE clause, on a column with a scalar index."""
+
+    filter: str  # as a Lance filter
+    column: str
+    value: Any
+    unique: bool  # the column is a unique key by itself
 
 if TYPE_CHECKING:
     from .session import Session
@@ -71,10 +82,15 @@ class Scope:
         self._objects.append(name)
         return name
 
-    def view(self, info: TableInfo, with_rid: bool = False, prefilter: str | None = None
+    def view(self, info: TableInfo, with_rid: bool = False, lookup: KeyLookup | None = None
              ) -> str:
         db = self.session.db
         store = db.store(info)
+        prefilter = lookup.filter if lookup is not None else None
+        if lookup is not None:
+            merged = self._overlay_lookup(info, lookup)
+            if merged is not None:
+                return self._view_over(info, merged, with_rid, set(merged.schema.names))
         try:
             ds = store.dataset(info.as_of if info.as_of is not None or info.read_only
                                else self.session.snapshot_version(info))
@@ -91,7 +107,74 @@ class Scope:
             self.plan.append(f"Lance scalar-index prefilter on {info.name}: {prefilter}")
         else:
             raw = self.register(ds, "__raw")
-        present = set(ds.schema.names)
+        return self._view_over(info, raw, with_rid, set(ds.schema.names))
+
+    def _overlay_lookup(self, info: TableInfo, lookup: KeyLookup) -> pa.Table | None:
+        """A key lookup's rows without folding the table's write-ahead log: the Lance rows
+        the key filter finds, less those the log's records replaced or deleted, plus the
+        logged rows (DuckDB applies the whole WHERE clause to them). A row that many
+        writers update then costs no Lance commit per statement (storage/tables.py)."""
+        got = self.session.overlay_read(info)
+        if got is None:
+            return None
+        ds, logged, hidden = got
+        prefilter = lookup.filter
+        if logged is not None and logged.num_rows and lookup.unique:
+            # A unique key found among the logged rows is nowhere else: any Lance row with
+            # that key is an older version, or was deleted before the key was reused.
+            col = logged.column(lookup.column)
+            try:
+                mine = logged.filter(pc.equal(col, pa.scalar(lookup.value, col.type)))
+            except (pa.ArrowException, ValueError, OverflowError):
+                mine = logged.slice(0, 0)  # not of the column's type: ask Lance
+            if mine.num_rows:
+                self.plan.append(f"key lookup on {info.name} in the write-ahead log: "
+                                 f"{prefilter}")
+                return mine
+        if lookup.unique:
+            found = self._by_key_index(info, ds, lookup, hidden)
+            if found is not None:
+                return found
+        rows = ds.to_table(filter=prefilter)
+        if hidden and rows.num_rows:
+            gone = pc.is_in(rows.column(RID), value_set=pa.array(list(hidden), pa.int64()))
+            rows = rows.filter(pc.invert(gone))
+        if logged is not None and logged.num_rows:
+            rows = pa.concat_tables([rows, conform_rows(logged, rows.schema)])
+        self.plan.append(f"Lance scalar-index prefilter on {info.name}: {prefilter}"
+                         + (" (with logged rows)" if logged is not None else ""))
+        return rows
+
+    def _by_key_index(self, info: TableInfo, ds: Any, lookup: KeyLookup, hidden: set[int]
+                      ) -> pa.Table | None:
+        """The live Lance row of a unique key, found by the write path's key index and
+        taken by its row address: no index search or scan in Lance (whose scalar index
+        does not cover rows appended since it was built). None when the key index cannot
+        answer (the caller filters in Lance)."""
+        from ..storage.rowmap import rows_by_rid
+
+        key = next((k for k in unique_keys(info) if list(k.columns) == [lookup.column]),
+                   None)
+        if key is None:
+            return None
+        try:
+            ix = self.session.db.writes.key_index(info, key, int(ds.version))
+            rid = ix.get(lookup.value)
+        except (TypeError, ValueError):
+            return None
+        if ix.version != int(ds.version):
+            return None  # the index is of another version than the rows read
+        want = [] if rid is None or int(rid) in hidden else [int(rid)]
+        rows = rows_by_rid(ds, want)
+        if want and rows.num_rows != 1:
+            return None  # not where the row map says: let Lance look
+        self.plan.append(f"key lookup on {info.name} by the key index: {lookup.filter}")
+        return rows
+
+    def _view_over(self, info: TableInfo, raw: str | pa.Table, with_rid: bool,
+                   present: set[str]) -> str:
+        if isinstance(raw, pa.Table):
+            raw = self.register(raw, "__raw")
         cols = ", ".join(select_expr(c) if c.name in present  # an older version may lack it
                          else f"CAST(NULL AS {c.type.duckdb}) AS {quote_ident(c.name)}"
                          for c in info.columns)
@@ -171,7 +254,7 @@ class Scope:
         return True
 
     def _lookup_filter(self, rv: pb.RangeVar, info: TableInfo,
-                       sel: pb.SelectStmt | None = None) -> str | None:
+                       sel: pb.SelectStmt | None = None) -> KeyLookup | None:
         """A Lance filter for ``key = constant`` when rv is a SELECT's only table."""
         if sel is not None:
             if len(sel.from_clause) != 1:
@@ -208,7 +291,12 @@ class Scope:
                 value = self._constant(b)
                 literal = _lance_literal(value, col)
                 if literal is not None:
-                    return f"{quote_ident(col.name).replace(chr(34), '`')} = {literal}"
+                    typed = int(literal) if col.type.base in ("int2", "int4", "int8") \
+                        else value
+                    unique = any(list(k.columns) == [col.name] for k in unique_keys(info))
+                    return KeyLookup(
+                        f"{quote_ident(col.name).replace(chr(34), '`')} = {literal}",
+                        col.name, typed, unique)
         return None
 
     def _constant(self, node: pb.Node) -> Any:
@@ -256,10 +344,10 @@ class Scope:
             raise UndefinedTable(f'relation "{rv.relname}" does not exist',
                                  position=rv.location + 1 if rv.location >= 0 else None,
                                  table=rv.relname)
-        prefilter = (self._lookup_filter(rv, info) if not with_rid
-                     else self._lookup_filter(rv, info, target_of) if target_of is not None
-                     else None)
-        view = self.view(info, with_rid=with_rid, prefilter=prefilter)
+        lookup = (self._lookup_filter(rv, info) if not with_rid
+                  else self._lookup_filter(rv, info, target_of) if target_of is not None
+                  else None)
+        view = self.view(info, with_rid=with_rid, lookup=lookup)
         alias = rv.alias.aliasname if rv.HasField("alias") and rv.alias.aliasname \
             else info.name
         rv.schemaname = ""

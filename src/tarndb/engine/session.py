@@ -121,6 +121,9 @@ class Session:
         self.isolation = "read committed"
         #: versions each table was read at by the running statement (path -> version)
         self.read_versions: dict[str, int] = {}
+        #: ... and the write-ahead log record number up to which a read of the log's
+        #: overlay saw this server's changes (absent: the read folded the log)
+        self.read_seqs: dict[str, int] = {}
         #: REPEATABLE READ / SERIALIZABLE: the version of each table the transaction sees
         self._snapshot: dict[str, int] = {}
         self._deadline: float | None = None
@@ -281,8 +284,12 @@ class Session:
         assert self._txn is not None
         ch = self._txn.get(info.path)
         if ch is None:
-            base = (self.snapshot_version(info) if reads
-                    else self.db.store(info).lance_version(fresh=False))
+            read = self.read_versions.get(info.path)
+            if reads and read is not None and not self.serializable:
+                base = read  # the statement's read (which may not have folded the log)
+            else:
+                base = (self.snapshot_version(info) if reads
+                        else self.db.store(info).lance_version(fresh=False))
             ch = self._txn[info.path] = TableChange(info, base_version=base)
         return ch
 
@@ -300,7 +307,24 @@ class Session:
             if self._txn is not None and self.serializable:
                 self._snapshot[info.path] = pinned
         self.read_versions[info.path] = pinned
+        self.read_seqs.pop(info.path, None)
         return pinned
+
+    def overlay_read(self, info: TableInfo) -> tuple[Any, Any, set[int]] | None:
+        """A READ COMMITTED statement's read of the newest rows without folding the
+        write-ahead log (TableStore.overlay): (Lance dataset, logged rows or None, rids the
+        logged rows hide), recorded as the statement's read. None where a read must fold
+        (a transaction snapshot, another server's logged rows)."""
+        if info.as_of is not None or info.read_only or \
+                (self._txn is not None and self.serializable):
+            return None
+        got = self.db.store(info).overlay()
+        if got is None:
+            return None
+        ds, rows, hidden, seq = got
+        self.read_versions[info.path] = int(ds.version)
+        self.read_seqs[info.path] = seq
+        return ds, rows, hidden
 
     def lock_timeout(self) -> float | None:
         return ms_setting(self.settings.get("lock_timeout", "0"))
@@ -526,6 +550,7 @@ class Session:
                 if autocommit:
                     self.begin(explicit=False)
                 self.read_versions = {}
+                self.read_seqs = {}
                 try:
                     result: Result = run()
                     if autocommit:

@@ -17,6 +17,7 @@ from datetime import timedelta
 from typing import Any, Literal, cast
 
 import lance
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -63,12 +64,24 @@ class TableStore:
         #: the latest Lance version without listing every version each time (local disks)
         self._latest = LatestVersion(os.path.join(local, "_versions") if local else None)
         #: called after a fold, under the table's locks, with (version before, version
-        #: after, the rows folded): the write path brings its key indexes along
-        self.on_fold: Callable[[int, int, pa.Table], None] | None = None
+        #: after, the rows folded, the rids removed): the write path brings its key indexes
+        #: and its record of changed rows along
+        self.on_fold: Callable[[int, int, pa.Table, set[int]], None] | None = None
         #: called after a read folded the log (the engine's after-commit maintenance)
         self.after_fold: Callable[[], None] | None = None
         #: when this server's oldest unfolded append was made (monotonic), or None
         self.pending_since: float | None = None
+        #: this server's unfolded log records, collapsed: the rows they add (the newest
+        #: version of each rid) and the rids whose Lance rows they hide (see overlay())
+        self._overlay_rows: pa.Table | None = None
+        self._overlay_hidden: set[int] = set()
+        #: rids removed by this server's unfolded records (bounds a fold's deletions)
+        self.pending_removed = 0
+        #: numbers this server's log records in order (never reset): a read of the overlay
+        #: saw every record up to the number it took (engine/commit.py's change checks)
+        self.wal_seq = 0
+        #: rid -> number of the newest unfolded record of this server that removed it
+        self._pending_touch: dict[int, int] = {}
         #: folds this process made (the write path notices one made during validation)
         self.folds = 0
         #: Drop untagged versions older than this after commits (None: keep them all).
@@ -127,14 +140,77 @@ class TableStore:
     def wal_pending(self) -> bool:
         return self.wal is not None and bool(self.wal.files())
 
-    def append_wal(self, rows: pa.Table, version: int) -> None:
-        """Log one validated commit's inserted rows, in the table's columns, validated at
-        Lance ``version`` (the caller holds the table's lock and lake lock): durable when
-        this returns, visible to every read from now on."""
+    def append_wal(self, rows: pa.Table, version: int, removed: list[int] | None = None
+                   ) -> None:
+        """Log one validated commit's rows, in the table's columns, validated at Lance
+        ``version`` (the caller holds the table's lock and lake lock): the rids it
+        ``removed`` (deleted rows, and the old versions of updated ones) and the rows it
+        adds. Durable when this returns, visible to every read from now on."""
         assert self.wal is not None
-        self.wal.append(rows, version)
+        gone = np.asarray(removed or [], dtype=np.int64)
+        if self._overlay_rows is not None and not self.wal.own_alive():
+            self._drop_overlay()  # another server folded our records into Lance
+        self.wal.append(rows, version, gone)
+        self.wal_seq += 1
+        for r in gone.tolist():
+            self._pending_touch[r] = self.wal_seq
         if self.pending_since is None:
             self.pending_since = time.monotonic()
+        self.pending_removed += int(gone.size)
+        # The overlay: later records win, rows a record removes go.
+        ov = self._overlay_rows
+        if ov is not None and gone.size:
+            ov = ov.filter(pc.invert(pc.is_in(ov.column(RID), value_set=pa.array(gone))))
+        if rows.num_rows:
+            ov = rows if ov is None or not ov.num_rows else pa.concat_tables([ov, rows])
+        self._overlay_rows = ov if ov is not None else rows.slice(0, 0)
+        self._overlay_hidden.update(gone.tolist())
+        self._overlay_hidden.update(rows.column(RID).to_pylist())
+
+    def _drop_overlay(self) -> None:
+        self._overlay_rows = None
+        self._overlay_hidden = set()
+        self.pending_removed = 0
+        self._pending_touch = {}
+
+    def pending_touches(self) -> dict[int, int]:
+        """rid -> record number of the rows this server's unfolded log records removed or
+        replaced (empty once another server folded them: then they are Lance versions)."""
+        touch = self._pending_touch
+        if touch and self.wal is not None and not self.wal.own_alive():
+            with self.lock:
+                if self._pending_touch is touch and not self.wal.own_alive():
+                    self._drop_overlay()
+            return {}
+        return touch
+
+    def overlay(self) -> tuple[lance.LanceDataset, pa.Table | None, set[int], int] | None:
+        """The newest rows without a fold: the latest Lance dataset, this server's unfolded
+        logged rows, the rids whose Lance rows those records replace or delete, and the
+        number of the last record (:attr:`wal_seq`). A read
+        of the Lance rows minus the hidden rids, plus the logged rows, is the table as of
+        now (a merge on read). None when another server has records in the log (or folded
+        ours away): then only a fold gives every acknowledged row.
+
+        A key lookup of a row that many writers update (a counter) then costs no Lance
+        commit; everything else folds (:meth:`dataset`)."""
+        wal = self.wal
+        if wal is None:
+            return None
+        with self.lock:
+            # The version first: a server that folds our records removes our file before
+            # it commits anything else, so a file still there now means the rows of
+            # ``ds`` are at most that fold (which holds the same rows as the overlay).
+            ds = self.dataset(fold=False)
+            names = wal.files()
+            if any(n != wal.own_name for n in names):
+                return None
+            if self._overlay_rows is not None and not wal.own_alive():
+                self._drop_overlay()  # another server folded our records into Lance:
+                ds = self.dataset(fold=False)  # read the version that holds them
+            if self._overlay_rows is None or not names:
+                return ds, None, set(), self.wal_seq
+            return ds, self._overlay_rows, set(self._overlay_hidden), self.wal_seq
 
     def fold(self) -> int | None:
         """Move every server's logged rows into the Lance dataset in one append; returns the
@@ -150,6 +226,7 @@ class TableStore:
             ds = self.dataset(fold=False)
             before = ds.version
             parts: list[pa.Table] = []
+            removed: set[int] = set()
             folded: dict[str, int] = {}
             for name in names:
                 f = wal.read(name)
@@ -158,13 +235,25 @@ class TableStore:
                     continue
                 done = self._folded_offset(ds, name, f.base)
                 if done is None:  # the record of earlier folds is gone: ask the rows
+                    # Insert records whose first row is in Lance were folded. Records that
+                    # remove rows are applied again: removing a row's new version and
+                    # adding it again leaves the same rows (nothing else wrote the table in
+                    # between: every writer and reader folds first).
                     present = self._present_rids(ds, [r.rows.column(RID)[0].as_py()
-                                                      for r in f.records if r.rows.num_rows])
-                    recs = [r for r in f.records
-                            if r.rows.num_rows and r.rows.column(RID)[0].as_py() not in present]
+                                                      for r in f.records if r.rows.num_rows
+                                                      and not r.removed.size])
+                    recs = [r for r in f.records if r.removed.size or (
+                        r.rows.num_rows and r.rows.column(RID)[0].as_py() not in present)]
                 else:
                     recs = [r for r in f.records if r.end > done]
-                parts.extend(conform_rows(r.rows, ds.schema) for r in recs if r.rows.num_rows)
+                for r in recs:  # in order: a record's removals apply to earlier rows
+                    if r.removed.size:
+                        gone = pa.array(r.removed)
+                        parts = [p.filter(pc.invert(pc.is_in(p.column(RID), value_set=gone)))
+                                 for p in parts]
+                        removed.update(r.removed.tolist())
+                    if r.rows.num_rows:
+                        parts.append(conform_rows(r.rows, ds.schema))
                 folded[name] = f.records[-1].end
             after = before
             rows = pa.concat_tables(parts) if parts else None
@@ -173,16 +262,47 @@ class TableStore:
                 # are only 8-byte aligned, and Lance (arrow-rs) panics on a 128-bit column
                 # that is not 16-byte aligned.
                 rows = rows.take(pa.array(range(rows.num_rows), pa.int64()))
+            else:
+                rows = None
+            props = {FOLD_PROPERTY: json.dumps(folded)}
+            if removed:
+                self._ds = self._fold_changes(ds, rows, removed, props)
+            elif rows is not None:
                 self._ds = lance.write_dataset(
                     rows, ds, mode="append", storage_options=self._opts,
-                    transaction_properties={FOLD_PROPERTY: json.dumps(folded)})
+                    transaction_properties=props)
+            if removed or rows is not None:
+                assert self._ds is not None
                 after = self._ds.version
                 self.folds += 1
                 if self.on_fold is not None:
-                    self.on_fold(before, after, rows)
+                    empty = pa.table({f.name: pa.array([], f.type) for f in ds.schema},
+                                     schema=ds.schema)
+                    self.on_fold(before, after, rows if rows is not None else empty, removed)
             wal.remove(names)
             self.pending_since = None
+            self._drop_overlay()
             return after if after != before else None
+
+    def _fold_changes(self, ds: lance.LanceDataset, rows: pa.Table | None, removed: set[int],
+                      props: dict[str, str]) -> lance.LanceDataset:
+        """Publish a fold that removes rows: the live Lance rows with the removed rids (and
+        with the rids of ``rows``, the new versions of updated rows) go, ``rows`` come."""
+        # An updated row's record removed its rid before adding it again: ``removed`` names
+        # every Lance row that goes.
+        if len(removed) <= REWRITE_MAX_ROWS:
+            done = self._rewrite(ds, rows, removed, set(), props)
+            if done is not None:
+                return done
+        # Two commits; a crash between them leaves the log to be folded again, which
+        # removes nothing more and adds the rows (see fold()).
+        ds.delete(_rid_filter(sorted(removed)))
+        ds = lance.dataset(self.uri, storage_options=self._opts)
+        if rows is None:
+            rows = pa.table({f.name: pa.array([], f.type) for f in ds.schema},
+                            schema=ds.schema)
+        return lance.write_dataset(rows, ds, mode="append", storage_options=self._opts,
+                                   transaction_properties=props)
 
     @staticmethod
     def _folded_offset(ds: lance.LanceDataset, name: str, base: int) -> int | None:
@@ -248,7 +368,8 @@ class TableStore:
             return self.lance_version()
 
     def _rewrite(self, ds: lance.LanceDataset, added: pa.Table | None, removed: set[int],
-                 added_rids: set[int]) -> lance.LanceDataset | None:
+                 added_rids: set[int], properties: dict[str, str] | None = None
+                 ) -> lance.LanceDataset | None:
         """Delete the rows ``removed`` and add ``added`` (which replace live rows of the same
         rid) in one Lance Update: a deletion in each fragment that holds one of the rows
         that go, by Lance row id, and the new rows as new fragments. A merge on ``__rid``
@@ -293,8 +414,9 @@ class TableStore:
                                   storage_options=self._opts)
         op = LanceOperation.Update(removed_fragment_ids=removed_ids,
                                    updated_fragments=updated, new_fragments=new)
-        out = lance.LanceDataset.commit(ds.uri, op, read_version=ds.version,
-                                        storage_options=self._opts)
+        out = lance.LanceDataset.commit(
+            ds.uri, lance.Transaction(ds.version, op, transaction_properties=properties or {}),
+            read_version=ds.version, storage_options=self._opts)
         for fid, before, after, rids in carried:
             rowmap.note_deleted(ds.uri, fid, before, after, rids)
         if added is not None and added.num_rows:

@@ -8,11 +8,16 @@ many commits in one Lance append (:meth:`~tarndb.storage.tables.TableStore.fold`
 background thread soon after, and by anyone who reads the table or changes it in another way
 first, so every read sees every acknowledged row at once.
 
+Small updates and deletes are logged the same way: a record also names the ``__rid`` of the
+rows it removes (an update removes the old version of a row and adds the new one, with the
+same ``__rid``). A fold applies the records in order.
+
 Layout: each server appends to its own file in ``<table>.lance/_tarndb_wal/``, named
 ``<lance version when opened>-<random id>.wal``. A record is one commit's rows as an Arrow
-IPC stream, framed by its length and CRC32, so the torn tail of a crash mid-append (never
-acknowledged) is recognised and ignored. Appends happen under the table's lake lock, after
-the commit protocol validated the rows (engine/commit.py).
+IPC stream (the removed rids in its schema metadata), framed by its length and CRC32, so the
+torn tail of a crash mid-append (never acknowledged) is recognised and ignored. Appends
+happen under the table's lake lock, after the commit protocol validated the rows
+(engine/commit.py).
 
 Folding is idempotent: the Lance commit that folds a file's records names the file and the
 offset it folded up to in its transaction properties, so a folder that finds a file after a
@@ -30,6 +35,7 @@ import uuid
 import zlib
 from dataclasses import dataclass
 
+import numpy as np
 import pyarrow as pa
 
 #: The directory, inside the table's Lance dataset directory.
@@ -37,12 +43,15 @@ WAL_DIR = "_tarndb_wal"
 #: Transaction property of a fold commit: JSON {file name: offset folded up to}.
 FOLD_PROPERTY = "tarndb.wal"
 _FRAME = struct.Struct("<II")  # payload length, CRC32 of the payload
+#: Schema metadata key of a record's removed rids (little-endian int64s).
+_REMOVED = b"tarndb.removed"
 
 
 @dataclass
 class WalRecord:
     end: int  # offset just past the record in its file
-    rows: pa.Table
+    rows: pa.Table  # rows added (the new versions of updated rows included)
+    removed: np.ndarray  # int64 rids of rows removed before ``rows`` are added
 
 
 @dataclass
@@ -52,8 +61,13 @@ class WalFile:
     records: list[WalRecord]
 
 
-def encode(rows: pa.Table) -> bytes:
-    """One record: the frame, then ``rows`` as an Arrow IPC stream."""
+def encode(rows: pa.Table, removed: np.ndarray | None = None) -> bytes:
+    """One record: the frame, then ``rows`` as an Arrow IPC stream (``removed``, the rids
+    the record deletes, in the schema's metadata)."""
+    if removed is not None and removed.size:
+        meta = dict(rows.schema.metadata or {})
+        meta[_REMOVED] = np.ascontiguousarray(removed, dtype="<i8").tobytes()
+        rows = rows.replace_schema_metadata(meta)
     sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, rows.schema) as w:
         w.write_table(rows)
@@ -71,9 +85,19 @@ def decode(data: bytes) -> list[WalRecord]:
         payload = data[start:start + size]
         if len(payload) < size or zlib.crc32(payload) != crc:
             break
-        out.append(WalRecord(start + size, pa.ipc.open_stream(payload).read_all()))
+        rows = pa.ipc.open_stream(payload).read_all()
+        meta = rows.schema.metadata or {}
+        removed = np.frombuffer(meta[_REMOVED], dtype="<i8").astype(np.int64) \
+            if _REMOVED in meta else _NONE
+        if _REMOVED in meta:
+            rows = rows.replace_schema_metadata(
+                {k: v for k, v in meta.items() if k != _REMOVED} or None)
+        out.append(WalRecord(start + size, rows, removed))
         pos = start + size
     return out
+
+
+_NONE = np.empty(0, np.int64)
 
 
 class TableWal:
@@ -95,6 +119,11 @@ class TableWal:
     def own_name(self) -> str | None:
         return self._name
 
+    def own_alive(self) -> bool:
+        """Whether this server's file still holds its records: another server that folds
+        the log removes the file (then its records are in Lance)."""
+        return self._fd is not None and os.fstat(self._fd).st_nlink > 0
+
     def files(self) -> list[str]:
         """Names of the log files on the lake (every server's), oldest first."""
         try:
@@ -103,11 +132,12 @@ class TableWal:
             return []
         return sorted(n for n in names if n.endswith(".wal"))
 
-    def append(self, rows: pa.Table, base: int) -> None:
-        """Append one commit's rows and make them durable. ``base`` is the table's Lance
-        version now (it names a new file: folds of it can only be later versions)."""
+    def append(self, rows: pa.Table, base: int, removed: np.ndarray | None = None) -> None:
+        """Append one commit's rows (and the rids it removes) and make them durable.
+        ``base`` is the table's Lance version now (it names a new file: folds of it can only
+        be later versions)."""
         fd = self._open(base)
-        data = encode(rows)
+        data = encode(rows, removed)
         written = os.write(fd, data)
         if written != len(data):  # a full disk: drop the partial record, report 53100
             os.ftruncate(fd, os.lseek(fd, 0, os.SEEK_CUR) - written)
