@@ -860,6 +860,10 @@ def _fill_serials(session: Session, info: TableInfo, rows: pa.Table, given: set[
             continue
         missing = current.null_count if col.name in given else rows.num_rows
         values = session.db.next_values(info, col.name, missing)
+        if values:  # currval('t_id_seq') and lastval() see it, as after nextval()
+            from .sequences import _remember
+
+            _remember(session, f"seq:{info.path}:{col.name}", int(values[-1]))
         if col.name in given:
             filled = current.to_pylist()
             it = iter(values)
