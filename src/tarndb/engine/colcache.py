@@ -38,12 +38,25 @@ _versions: OrderedDict[tuple[str, int, str], tuple[np.ndarray, pa.Array]] = Orde
 _bytes = 0
 
 
+# (uri, version, column) -> whether it is kept: Lance builds ds.schema anew on every call
+# (~40 us), and a ranking asks once per output column.
+_kept: dict[tuple[str, int, str], bool] = {}
+
+
 def cacheable(ds: lance.LanceDataset, column: str) -> bool:
+    key = (ds.uri, int(ds.version), column)
+    found = _kept.get(key)
+    if found is not None:
+        return found
     try:
         t = ds.schema.field(column).type
     except KeyError:
         return False
-    return any(test(t) for test in _KEPT)
+    kept = any(test(t) for test in _KEPT)
+    if len(_kept) > 4096:
+        _kept.clear()
+    _kept[key] = kept
+    return kept
 
 
 def _fragment_key(uri: str, frag: Any, column: str) -> tuple[str, int, int, str]:
@@ -128,7 +141,8 @@ _sorted: OrderedDict[tuple[str, int, int, str], tuple[np.ndarray, np.ndarray]] =
 
 def rids_for_value(ds: lance.LanceDataset, column: str, value: Any) -> np.ndarray | None:
     """``__rid`` of the rows of ``ds`` whose integer ``column`` equals ``value`` (a key
-    lookup: a binary search per fragment), or None when the column is not an integer one."""
+    lookup: a binary search per fragment), ascending (each row once), or None when the
+    column is not an integer one."""
     if not pa.types.is_integer(ds.schema.field(column).type) or isinstance(value, bool) \
             or not isinstance(value, (int, np.integer)):
         return None
@@ -148,7 +162,7 @@ def rids_for_value(ds: lance.LanceDataset, column: str, value: Any) -> np.ndarra
             if values.null_count:
                 valid = np.asarray(values.is_valid().to_numpy(zero_copy_only=False), bool)
                 vals, rids = vals[valid], rids[valid]
-            order = np.argsort(vals, kind="stable")
+            order = np.lexsort((rids, vals))  # by value, then __rid
             entry = (vals[order], rids[order])
             with _lock:
                 _sorted[key] = entry
@@ -162,4 +176,7 @@ def rids_for_value(ds: lance.LanceDataset, column: str, value: Any) -> np.ndarra
             continue
         if hi > lo:
             out.append(rids[lo:hi])
-    return np.concatenate(out) if out else np.zeros(0, np.int64)
+    found = np.concatenate(out) if out else np.zeros(0, np.int64)
+    if found.size > 1 and not bool(np.all(found[1:] > found[:-1])):
+        found = np.sort(found)  # each fragment's are ascending: a short merge
+    return found

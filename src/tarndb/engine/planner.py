@@ -258,8 +258,8 @@ def _int_equality_rids(where: pb.Node, req: TopK, params: list[Any], ds: Any
         value = params[right.param_ref.number - 1]
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         return None
-    rids = colcache.rids_for_value(ds, ci.name, int(value))
-    return None if rids is None else np.unique(rids)
+    # Ascending and unique already (np.unique would hash them: ~3 ms for 10k rows).
+    return colcache.rids_for_value(ds, ci.name, int(value))
 
 
 def _query_value(node: pb.Node, scope: Scope, params: list[Any]) -> Any:

@@ -29,6 +29,7 @@ import os
 import shutil
 import tempfile
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -74,6 +75,10 @@ PREWARM_MAX_BYTES = 2 << 30
 
 # Subsets of more than 1/this of the rows are scored by a product over all rows, then picked.
 GATHER_MAX_FRACTION_INV = 3
+# Filters of at least this many rows keep their gathered rows (VectorMatrix.scores), up to
+# this many bytes per copy (TARNDB_FILTER_ROWS_CACHE_BYTES; 0: none).
+SUBSET_MIN_ROWS = 1000
+SUBSET_MAX_BYTES = int(os.environ.get("TARNDB_FILTER_ROWS_CACHE_BYTES", str(256 << 20)))
 
 # The in-memory IVF probe (SideVectorIndex.ivf_topk) needs every row's list: one product of
 # the rows with the centroids, n x lists x dim multiply-adds (100k x 158 x 384: 6e9, ~1 s).
@@ -97,6 +102,12 @@ class VectorMatrix:
         self.keys = keys
         self.metric = metric
         self._norms2: F32 | None = None
+        self.mapped = isinstance(mat, np.memmap)
+        # Gathered copies of the rows of recent filters (see :meth:`scores`).
+        self._subsets: OrderedDict[tuple[int, ...], tuple[I64, I64, F32, F32 | None]] = \
+            OrderedDict()
+        self._subset_bytes = 0
+        self._subset_lock = threading.Lock()
         # A plain view of a memmap: numpy's memmap.__getitem__ adds work to every gather.
         self.mat = mat.view(np.ndarray) if isinstance(mat, np.memmap) else mat
         self._order = np.argsort(keys, kind="stable")
@@ -143,12 +154,54 @@ class VectorMatrix:
         """
         if rids is None:
             return self.keys, metric_scores(self.mat, q, self.metric, self.norms2())
+        kept = self._subset(rids) if rids.size >= SUBSET_MIN_ROWS else None
+        if kept is not None:
+            return kept[1], metric_scores(kept[2], q, self.metric, kept[3])
         pos = self.positions(rids)
         if pos.size * GATHER_MAX_FRACTION_INV > self.keys.size:
             return self.keys[pos], metric_scores(self.mat, q, self.metric, self.norms2())[pos]
         n2 = self.norms2()
-        return self.keys[pos], metric_scores(np.take(self.mat, pos, axis=0), q, self.metric,
-                                             None if n2 is None else n2[pos])
+        sub = np.take(self.mat, pos, axis=0)
+        sub_n2 = None if n2 is None else n2[pos]
+        if rids.size >= SUBSET_MIN_ROWS:
+            self._keep_subset(rids, self.keys[pos], sub, sub_n2)
+        return self.keys[pos], metric_scores(sub, q, self.metric, sub_n2)
+
+    # A filter's rows gathered once: the same filter (``WHERE tenant = 7``, the same allowed
+    # keys) is scored from the kept copy, one product over contiguous rows (10% of 100k x
+    # 384: a 15 MB gather per query before). Kept per copy (a version), least recently
+    # used out first, up to twice the copy's own size or SUBSET_MAX_BYTES.
+
+    @staticmethod
+    def _fingerprint(rids: I64) -> tuple[int, ...]:
+        r = rids.astype(np.int64, copy=False)
+        # Cheap, not unique: a hit is confirmed by comparing the keys themselves.
+        return (int(r.size), int(r[0]), int(r[-1]), int(r.sum()), int((r * r).sum()))
+
+    def _subset(self, rids: I64) -> tuple[I64, I64, F32, F32 | None] | None:
+        fp = self._fingerprint(rids)
+        with self._subset_lock:
+            found = self._subsets.get(fp)
+            if found is not None:
+                self._subsets.move_to_end(fp)
+        if found is None or not np.array_equal(found[0], rids):
+            return None
+        return found
+
+    def _keep_subset(self, rids: I64, keys: I64, sub: F32, n2: F32 | None) -> None:
+        budget = min(SUBSET_MAX_BYTES, 2 * int(self.mat.nbytes))
+        size = int(sub.nbytes + keys.nbytes + rids.nbytes)
+        if size > budget // 2:
+            return
+        fp = self._fingerprint(rids)
+        with self._subset_lock:
+            if fp in self._subsets:
+                return
+            self._subsets[fp] = (rids.copy(), keys, sub, n2)
+            self._subset_bytes += size
+            while self._subset_bytes > budget and self._subsets:
+                _, old = self._subsets.popitem(last=False)
+                self._subset_bytes -= int(old[2].nbytes + old[1].nbytes + old[0].nbytes)
 
 
 def cache_dir() -> str:
@@ -283,7 +336,9 @@ def _mapped_bags(ds: lance.LanceDataset, uri: str, dim: int) -> BagStore | None:
 @dataclass
 class IvfLists:
     """The IVF lists of an index over its in-memory copy: list ``l`` holds the rows at
-    positions ``order[offsets[l]:offsets[l + 1]]`` of :meth:`SideVectorIndex.matrix`."""
+    positions ``order[offsets[l]:offsets[l + 1]]`` of ``matrix``. With ``contiguous`` the
+    copy is in list order (``order`` is the identity): list ``l`` is the slice
+    ``offsets[l]:offsets[l + 1]``, scored without a gather."""
 
     cents: F32
     c2: F32  # the centroid term of the L2 rank (|c|^2; 1 for a dot index's unit centroids)
@@ -291,6 +346,7 @@ class IvfLists:
     offsets: I64
     row_list: npt.NDArray[np.int32]  # the list of the row at each position
     matrix: VectorMatrix  # the copy these positions are of (one version)
+    contiguous: bool = False
 
 
 @dataclass
@@ -301,12 +357,21 @@ class AnnParams:
     data for recall@10 >= RECALL_TARGET (see :meth:`SideVectorIndex.calibrate`); set, it
     overrides that (``SET tarndb.probes``). ``nprobe_fraction`` / ``min_nprobes`` are the
     rule for an index without calibration (or with the ``nprobe_fraction`` option).
+
+    pgvector's knobs, for indexes made with ``USING hnsw`` / ``USING ivfflat``:
+    ``ef_search`` (``SET hnsw.ef_search``) probes the count calibrated for the ef_search
+    nearest rows (more candidates, more recall, as HNSW's search list); ``ivf_probes``
+    (``SET ivfflat.probes``) probes that many lists. ``nprobes`` wins over both; other
+    indexes ignore them. ``source``: what set the count, for EXPLAIN.
     """
 
     nprobe_fraction: float = 0.1
     min_nprobes: int = 16
     refine_factor: int = 20
     nprobes: int | None = None
+    ef_search: int | None = None
+    ivf_probes: int | None = None
+    source: str | None = None
 
 
 # Calibration: the recall@10 an index is tuned to, the sampled rows used as queries, and the
@@ -363,6 +428,8 @@ class SideVectorIndex:
         self._warmed: int | None = None
         self._bags_cache: tuple[int, BagStore] | None = None
         self._ivf_cache: tuple[int, IvfLists] | None = None
+        # (version, rows, has the ANN index): asked on every query, fixed per version.
+        self._meta_cache: tuple[int, int, bool] | None = None
         self._ivf_started: int | None = None
         self._ivf_lock = threading.Lock()
 
@@ -470,13 +537,26 @@ class SideVectorIndex:
                                 storage_options=self.storage_options)
             self._ds = self._open()
 
-    def count(self) -> int:
+    def _meta(self) -> tuple[int, bool]:
+        """(rows, whether the ANN index exists) of the current version, kept per version
+        (a version never changes; Lance's count_rows and describe_indices cost ~0.1 ms
+        each, on every query)."""
         ds = self.ds
-        return 0 if ds is None else int(ds.count_rows())
+        if ds is None:
+            return 0, False
+        version = int(ds.version)
+        cached = self._meta_cache
+        if cached is None or cached[0] != version:
+            cached = (version, int(ds.count_rows()),
+                      any(i.get("name") == "vec_idx" for i in _list_indices(ds)))
+            self._meta_cache = cached
+        return cached[1], cached[2]
+
+    def count(self) -> int:
+        return self._meta()[0]
 
     def has_ann(self) -> bool:
-        ds = self.ds
-        return ds is not None and any(i.get("name") == "vec_idx" for i in _list_indices(ds))
+        return self._meta()[1]
 
     def train(self, min_rows: int = MIN_ROWS_FOR_ANN) -> bool:
         """(Re)build the Lance index when there are enough rows; returns whether it did."""
@@ -550,7 +630,10 @@ class SideVectorIndex:
         or None without an IVF index or the in-memory copy.
         """
         parts, cents = self.ivf_layout()
-        m = self.matrix() if parts else None
+        known = self._ivf_cache[1] if (self._ivf_cache is not None and self.ds is not None
+                                        and self._ivf_cache[0] == self.ds.version) else None
+        # The lists' own copy when they are known: their row_list is by its positions.
+        m = (known.matrix if known is not None else self.matrix()) if parts else None
         if m is None or cents is None or len(m) < 2:
             return None
         n = len(m)
@@ -558,8 +641,6 @@ class SideVectorIndex:
         qi = np.sort(rng.choice(n, size=min(queries, n), replace=False))
         qs = np.ascontiguousarray(m.mat[qi], dtype=np.float32)
         norms2 = m.norms2()  # l2: |q - a|^2 ranks as 2 q.a - |a|^2 (q's own norm is constant)
-        known = self._ivf_cache[1] if (self._ivf_cache is not None and self.ds is not None
-                                        and self._ivf_cache[0] == self.ds.version) else None
         kk = min(max(k, *DEEP_KS) if known is not None else k, n - 1)
         best_s = np.full((qs.shape[0], 0), -np.inf, np.float32)
         best_i = np.zeros((qs.shape[0], 0), np.int64)
@@ -692,8 +773,19 @@ class SideVectorIndex:
         order = np.argsort(lists, kind="stable").astype(np.int64)
         offsets = np.zeros(parts + 1, np.int64)
         np.cumsum(np.bincount(lists, minlength=parts), out=offsets[1:])
-        out = IvfLists(np.ascontiguousarray(cents, dtype=np.float32), c2, order, offsets,
-                       lists, m)
+        cents = np.ascontiguousarray(cents, dtype=np.float32)
+        if m.mapped:
+            out = IvfLists(cents, c2, order, offsets, lists, m)
+        else:
+            # An in-memory copy is rearranged in list order (one copy while it is built;
+            # the old one goes with the cache entry): a probe then scores each probed list
+            # in place instead of gathering its rows first (100k x 384, 2 lists: the gather
+            # was a third of the query).
+            lm = VectorMatrix(m.keys[order], np.ascontiguousarray(m.mat[order]), m.metric)
+            out = IvfLists(cents, c2, np.arange(len(m), dtype=np.int64), offsets,
+                           lists[order], lm, contiguous=True)
+            if self._matrix_cache is not None and self._matrix_cache[0] == version:
+                self._matrix_cache = (version, lm)
         self._ivf_cache = (version, out)
         return out
 
@@ -714,6 +806,9 @@ class SideVectorIndex:
         probe = (np.argpartition(rank, nprobes - 1)[:nprobes] if nprobes < parts
                  else np.arange(parts))
         off = lists.offsets
+        qf = np.asarray(q, np.float32)
+        if lists.contiguous:
+            return self._score_runs(m, _runs(off, probe), qf, allowed)
         pos = np.concatenate([lists.order[off[p]:off[p + 1]] for p in probe.tolist()])
         if allowed is not None:
             keys = m.keys[pos]
@@ -723,9 +818,44 @@ class SideVectorIndex:
             pos = pos[allowed[at] == keys]
         pos.sort()  # storage order: locality for a mapped copy
         n2 = m.norms2()
-        scores = metric_scores(np.take(m.mat, pos, axis=0), np.asarray(q, np.float32),
+        scores = metric_scores(np.take(m.mat, pos, axis=0), qf,
                                self.metric, None if n2 is None else n2[pos])
         return m.keys[pos], scores
+
+    def _score_runs(self, m: VectorMatrix, runs: list[tuple[int, int]], q: F32,
+                    allowed: I64 | None) -> tuple[I64, F32]:
+        """Keys and scores of the rows in the slices ``runs`` of a list-ordered copy (the
+        allowed ones): a run is scored in place, and a filtered one is gathered first only
+        when few of its rows pass (a gather copies a row before the product reads it)."""
+        n2 = m.norms2()
+        keys_out: list[I64] = []
+        scores_out: list[F32] = []
+        for a, b in runs:
+            keys = m.keys[a:b]
+            if allowed is None:
+                keys_out.append(keys)
+                scores_out.append(metric_scores(m.mat[a:b], q, self.metric,
+                                                None if n2 is None else n2[a:b]))
+                continue
+            if allowed.size == 0:
+                break
+            at = np.clip(np.searchsorted(allowed, keys), 0, allowed.size - 1)
+            ok = np.flatnonzero(allowed[at] == keys)
+            if ok.size == 0:
+                continue
+            if ok.size * GATHER_MAX_FRACTION_INV > keys.size:
+                got = metric_scores(m.mat[a:b], q, self.metric,
+                                    None if n2 is None else n2[a:b])[ok]
+            else:
+                got = metric_scores(np.take(m.mat[a:b], ok, axis=0), q, self.metric,
+                                    None if n2 is None else n2[a:b][ok])
+            keys_out.append(keys[ok])
+            scores_out.append(got)
+        if not keys_out:
+            return np.zeros(0, np.int64), np.zeros(0, np.float32)
+        if len(keys_out) == 1:
+            return keys_out[0], scores_out[0]
+        return np.concatenate(keys_out), np.concatenate(scores_out)
 
     def bag_store(self) -> BagStore | None:
         """The bags of a multi-vector index (see :class:`BagStore`), cached per version:
@@ -808,6 +938,20 @@ def _session() -> Any:
         if _SESSION is None and hasattr(lance, "Session"):
             _SESSION = lance.Session(index_cache_size_bytes=INDEX_CACHE_BYTES)
         return _SESSION
+
+
+def _runs(offsets: I64, probe: npt.NDArray[Any]) -> list[tuple[int, int]]:
+    """The row slices of the probed lists of a list-ordered copy, adjacent lists merged."""
+    runs: list[tuple[int, int]] = []
+    for p in np.sort(probe).tolist():
+        a, b = int(offsets[p]), int(offsets[p + 1])
+        if a == b:
+            continue
+        if runs and runs[-1][1] == a:
+            runs[-1] = (runs[-1][0], b)
+        else:
+            runs.append((a, b))
+    return runs
 
 
 def _describe(ds: lance.LanceDataset) -> list[Any]:

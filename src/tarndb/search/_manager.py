@@ -649,13 +649,16 @@ class IndexManager:
             count = _memory_probes(p, tuned, min(k, recall_k or k), n, allowed, parts)
             found = side.ivf_topk(qn, allowed, count)
             if found is not None:
-                top.push(*found)
                 want = min(k, n if allowed is None else allowed.size)
                 if found[0].size < want:
+                    # (The exact scan scores the found rows again: they are not pushed
+                    # twice.)
                     self._exact_on_side(side, qn, allowed, top)
                     return f"filtered ANN on {info.name} + exact refill"
+                top.push(*found)
                 probed = (f"{info.index_type}, {parts} lists, {count} probed"
-                          + (" (calibrated)" if tuned else "") + ", in memory")
+                          + (" (calibrated)" if tuned else "")
+                          + (f" ({p.source})" if p.source else "") + ", in memory")
                 if allowed is not None and allowed.size >= POSTFILTER_MIN_SELECTIVITY * n:
                     return (f"ANN on {info.name} ({probed}) + postfilter "
                             f"({allowed.size} of {n} rows pass)")
@@ -680,18 +683,21 @@ class IndexManager:
             boost = 1 / max(sel, 0.05) ** 0.5
             p = AnnParams(min(1.0, p.nprobe_fraction * boost), p.min_nprobes,
                           p.refine_factor,
-                          None if p.nprobes is None else int(math.ceil(p.nprobes * boost)))
+                          None if p.nprobes is None else int(math.ceil(p.nprobes * boost)),
+                          source=p.source)
         t = side.search(qn, k, allowed, p, with_vec=mat is None,
                         refine_here=mat is not None)
         keys = t[RID].to_numpy().astype(np.int64)
-        self._push_scored(top, qn, keys, t, None, mat, info.dim, side.metric)
         want = min(k, n if allowed is None else allowed.size)
         if keys.size < want:
-            # Under-filled (the prefilter emptied the probed partitions): refill exactly.
+            # Under-filled (the prefilter emptied the probed partitions): refill exactly
+            # (which scores the ANN's rows too: they are not pushed twice).
             self._exact_on_side(side, qn, allowed, top)
             return f"filtered ANN on {info.name} + exact refill"
+        self._push_scored(top, qn, keys, t, None, mat, info.dim, side.metric)
         kind = "filtered ANN" if allowed is not None else "ANN"
         probes = (f", {p.nprobes} probed" + (" (calibrated)" if tuned else "")
+                  + (f" ({p.source})" if p.source else "")
                   if p.nprobes is not None else "")
         return (f"{kind} on {info.name} ({info.index_type}, {side.num_partitions()} lists"
                 f"{probes})")
@@ -705,8 +711,13 @@ class IndexManager:
                             if k_ in ("nprobe_fraction", "refine_factor")})
         if "nprobes" in o:
             base.nprobes = int(o["nprobes"])
-        if params is not None:
-            return params, None  # the caller's knobs, as given
+        method = o.get("method")
+        if params is not None and params.nprobes is not None:
+            return params, None  # the caller's knobs, as given (tarndb.probes)
+        if params is not None and method == "ivfflat" and params.ivf_probes is not None:
+            base.nprobes = int(params.ivf_probes)
+            base.source = "ivfflat.probes"
+            return base, None
         if base.nprobes is not None or "nprobe_fraction" in o:
             return base, None
         if not info.tuning:
@@ -715,6 +726,10 @@ class IndexManager:
             with self._mutex:
                 self._tune(side, info)
         if not info.tuning:
+            return base, None
+        if params is not None and method == "hnsw" and params.ef_search is not None:
+            base.nprobes = _ef_search_probes(info.tuning, int(params.ef_search))
+            base.source = f"hnsw.ef_search = {int(params.ef_search)}"
             return base, None
         base.nprobes = int(info.tuning["nprobes"])
         return base, info.tuning
@@ -1004,6 +1019,26 @@ def _as_keys(allowed: Any) -> I64 | None:
     if keys.size > 1 and not bool(np.all(keys[1:] > keys[:-1])):
         keys = np.unique(keys)
     return keys
+
+
+def _ef_search_probes(tuned: dict[str, Any], ef: int) -> int:
+    """pgvector's ``hnsw.ef_search`` as a probe count: HNSW keeps the ef nearest candidates
+    it has seen, so ef plays the part of a depth. The count calibrated for that many nearest
+    rows (``tuning["deep"]``; depth 10 is the index's own count), interpolated in log depth
+    between the calibrated depths, scaled down below 10 and up beyond the deepest one."""
+    lists = max(1, int(tuned.get("lists", 1)))
+    points = sorted([(10, int(tuned["nprobes"]))]
+                    + [(int(d), int(c)) for d, c in (tuned.get("deep") or {}).items()])
+    if ef <= points[0][0]:
+        count = points[0][1] * ef / points[0][0]
+    elif ef >= points[-1][0]:
+        count = points[-1][1] * ef / points[-1][0]
+    else:
+        (d0, c0), (d1, c1) = next((a, b) for a, b in zip(points, points[1:], strict=False)
+                                  if a[0] <= ef <= b[0])
+        t = math.log(ef / d0) / math.log(d1 / d0) if d1 > d0 else 1.0
+        count = c0 + t * (c1 - c0)
+    return max(1, min(lists, int(math.ceil(count))))
 
 
 def _memory_probes(p: AnnParams, tuned: dict[str, Any] | None, k: int, n: int,
