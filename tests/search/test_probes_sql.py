@@ -145,3 +145,81 @@ def test_bm25_without_index_on_a_large_table_names_the_index(
         assert statement.startswith('CREATE INDEX ON notes USING deeplake_index ("body")'), hint
         c.execute(statement)  # the hint is a statement that runs as given
         assert len(c.execute(sql).fetchall()) == 5
+
+
+def test_pgvector_settings_set_the_probe_depth(server: tuple[int, dict[str, np.ndarray]],
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """``SET hnsw.ef_search`` / ``SET ivfflat.probes`` move an index made ``USING hnsw`` /
+    ``USING ivfflat`` along its recall/cost curve (more lists probed, more recall), each
+    only on its own kind of index; ``tarndb.probes`` wins over both; pgvector's ranges.
+    Isotropic vectors, where the probe count matters most (unset, the index scans exactly)."""
+    import tarndb.search._manager as manager_mod
+
+    monkeypatch.setattr(manager_mod, "MIN_ROWS_FOR_ANN", 2000)  # ANN at test scale
+    port, data = server
+    vecs = data["isotropic"]
+    norm = vecs / np.linalg.norm(vecs, axis=1, keepdims=True)
+    queries = np.random.default_rng(21).standard_normal((30, D)).astype(np.float32)
+
+    def vec(v: np.ndarray) -> str:
+        return "'[" + ",".join(f"{x:.6f}" for x in v.tolist()) + "]'"
+
+    def run(c: psycopg.Connection, table: str) -> tuple[float, int, str]:
+        """(recall@10, lists probed or -1 for an exact scan, plan)."""
+        recalls = []
+        for q in queries:
+            sql = f"SELECT id FROM {table} ORDER BY emb <=> {vec(q)} LIMIT {K}"
+            got = [r[0] for r in c.execute(sql).fetchall()]
+            assert len(got) == K
+            want = set(np.argsort(-(norm @ (q / np.linalg.norm(q))))[:K].tolist())
+            recalls.append(len(want & set(got)) / K)
+        plan = str(c.execute("EXPLAIN " + sql).fetchone()[0])  # type: ignore[index]
+        m = re.search(r"(\d+) lists, (\d+) probed", plan)
+        return float(np.mean(recalls)), int(m.group(2)) if m else -1, plan
+
+    with _connect(port) as c:
+        c.execute("CREATE EXTENSION IF NOT EXISTS vector")
+        for table, method in (("pgv_hnsw", "hnsw"), ("pgv_ivf", "ivfflat")):
+            c.execute(f"CREATE TABLE {table} (id int8 PRIMARY KEY, emb vector({D}))")
+            for start in range(0, N, 2000):
+                values = ",".join(f"({i}, {vec(vecs[i])})" for i in range(start, start + 2000))
+                c.execute(f"INSERT INTO {table} (id, emb) VALUES {values}")
+            c.execute(f"CREATE INDEX {table}_emb ON {table} USING {method} "
+                      "(emb vector_cosine_ops)")
+
+        recall, probes, plan = run(c, "pgv_hnsw")
+        assert probes == -1 and "exact scan of all rows" in plan and recall == 1.0, plan
+        curve = []
+        for ef in (1, 10, 1000):
+            c.execute(f"SET hnsw.ef_search = {ef}")
+            r, p, pl = run(c, "pgv_hnsw")
+            assert f"(hnsw.ef_search = {ef})" in pl, pl
+            curve.append((ef, p, r))
+        print("hnsw.ef_search, lists probed, recall@10:", curve)
+        (_, p1, r1), (_, p10, r10), (_, p1000, r1000) = curve
+        lists = int(re.search(r"(\d+) lists", pl).group(1))  # type: ignore[union-attr]
+        # ef_search 10 is the count calibrated for the top 10; 1000 probes every list.
+        assert p1 < p10 < p1000 == lists, curve
+        assert r1 < 0.6 < r10 <= r1000 == 1.0, curve
+        # hnsw.ef_search is not an ivfflat index's knob, and tarndb.probes wins over it.
+        assert "exact scan of all rows" in run(c, "pgv_ivf")[2]
+        c.execute("SET tarndb.probes = 2")
+        _, probes_2, plan_2 = run(c, "pgv_hnsw")
+        assert probes_2 == 2 and "ef_search" not in plan_2, plan_2
+        c.execute("RESET tarndb.probes")
+        c.execute("RESET hnsw.ef_search")
+        assert run(c, "pgv_hnsw")[2] == plan
+
+        c.execute("SET ivfflat.probes = 1")
+        recall_i1, probes_i1, plan_i1 = run(c, "pgv_ivf")
+        assert probes_i1 == 1 and "(ivfflat.probes)" in plan_i1, plan_i1
+        c.execute("SET ivfflat.probes = 32768")  # more than there are lists: all of them
+        recall_all, probes_all, _ = run(c, "pgv_ivf")
+        lists = int(re.search(r"(\d+) lists", plan_i1).group(1))  # type: ignore[union-attr]
+        assert probes_all == lists and recall_all == 1.0 and recall_i1 < 0.5
+
+        for name, bad, message in (("hnsw.ef_search", "0", "outside the valid range"),
+                                   ("hnsw.ef_search", "1001", "outside the valid range"),
+                                   ("ivfflat.probes", "'many'", "invalid value")):
+            with pytest.raises(psycopg.errors.InvalidParameterValue, match=message):
+                c.execute(f"SET {name} = {bad}")

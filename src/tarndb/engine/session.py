@@ -853,6 +853,8 @@ class Session:
                 self.settings = dict(DEFAULT_SETTINGS)
             elif name in DEFAULT_SETTINGS:
                 self.settings[name] = DEFAULT_SETTINGS[name]
+            else:  # a setting without a default here (hnsw.ef_search, ...): unset again
+                self.settings.pop(name, None)
             return Result(command="RESET")
         if node.kind == pb.VAR_SET_MULTI:
             # SET TRANSACTION ISOLATION LEVEL ... / SET SESSION CHARACTERISTICS AS ...
@@ -895,7 +897,7 @@ class Session:
             value = level
         if name in ("statement_timeout", "lock_timeout", "idle_in_transaction_session_timeout"):
             ms_setting(value)  # validates
-        if name == "tarndb.probes":
+        if name in ("tarndb.probes", "hnsw.ef_search", "ivfflat.probes"):
             from ..search import ann_params
 
             ann_params({name: value})  # validates

@@ -56,8 +56,10 @@ rows when it is built and when a refresh changed its rows by 20% (``IndexInfo.tu
 recall@10 >= 0.95 by default, option ``recall_target``). Where the target needs most lists
 (isotropic vectors) it answers by one exact product over its in-memory copy instead.
 :func:`ann_params` reads the session's override, ``SET tarndb.probes = n`` (``auto``: the
-calibrated count); ``params=AnnParams(nprobes=n)`` is the same through the Python API. The
-options ``nprobes`` / ``nprobe_fraction`` fix the count per index (docs/search-tuning.md).
+calibrated count), and pgvector's ``SET hnsw.ef_search`` / ``SET ivfflat.probes`` for
+indexes made ``USING hnsw`` / ``USING ivfflat``; ``params=AnnParams(nprobes=n)`` is the same
+through the Python API. The options ``nprobes`` / ``nprobe_fraction`` fix the count per
+index (docs/search-tuning.md).
 
 Exact scans (no index, pinned versions, fresh rows) score each fragment's vectors from a
 process-wide cache of decoded, normalised matrices (``TARNDB_EXACT_CACHE_BYTES``), filter
@@ -115,24 +117,53 @@ def maxsim_topk(ds: lance.LanceDataset, column: str, query: Any, k: int, *,
 
 
 PROBES_SETTING = "tarndb.probes"
+EF_SEARCH_SETTING = "hnsw.ef_search"
+IVF_PROBES_SETTING = "ivfflat.probes"
+# pgvector's ranges for its settings.
+_PGVECTOR_RANGES = {EF_SEARCH_SETTING: (1, 1000), IVF_PROBES_SETTING: (1, 32768)}
+#: The settings :func:`ann_params` reads (and validates at SET).
+ANN_SETTINGS = (PROBES_SETTING, EF_SEARCH_SETTING, IVF_PROBES_SETTING)
+
+
+def _pgvector_setting(settings: Mapping[str, Any], name: str) -> int | None:
+    raw = settings.get(name)
+    if raw is None or str(raw).strip().strip("'").lower() in ("", "default"):
+        return None
+    text = str(raw).strip().strip("'")
+    try:
+        n = int(text)
+    except ValueError:
+        raise InvalidParameterValue(
+            f'invalid value for parameter "{name}": "{text}"') from None
+    lo, hi = _PGVECTOR_RANGES[name]
+    if not lo <= n <= hi:
+        raise InvalidParameterValue(
+            f'{n} is outside the valid range for parameter "{name}" ({lo} .. {hi})')
+    return n
 
 
 def ann_params(settings: Mapping[str, Any]) -> AnnParams | None:
     """The session's override of the index's calibrated search knobs: ``SET tarndb.probes =
-    n`` probes n IVF lists per query (``auto``, the default, uses the calibrated count).
-    None when nothing is overridden; InvalidParameterValue for a value that is no count."""
+    n`` probes n IVF lists per query (``auto``, the default, uses the calibrated count);
+    pgvector's ``SET hnsw.ef_search`` / ``SET ivfflat.probes`` set the probe depth of
+    indexes made ``USING hnsw`` / ``USING ivfflat`` (see :class:`AnnParams`). None when
+    nothing is overridden; InvalidParameterValue for a value out of range."""
+    ef = _pgvector_setting(settings, EF_SEARCH_SETTING)
+    ivf = _pgvector_setting(settings, IVF_PROBES_SETTING)
     raw = str(settings.get(PROBES_SETTING, "auto") or "auto").strip().strip("'").lower()
-    if raw in ("auto", "default", "0"):
+    n: int | None = None
+    if raw not in ("auto", "default", "0"):
+        try:
+            n = int(raw)
+        except ValueError:
+            n = -1
+        if n < 1:
+            raise InvalidParameterValue(
+                f'invalid value for parameter "{PROBES_SETTING}": "{raw}"',
+                hint="a number of IVF lists (1 or more), or auto for the calibrated count")
+    if n is None and ef is None and ivf is None:
         return None
-    try:
-        n = int(raw)
-    except ValueError:
-        n = -1
-    if n < 1:
-        raise InvalidParameterValue(
-            f'invalid value for parameter "{PROBES_SETTING}": "{raw}"',
-            hint="a number of IVF lists (1 or more), or auto for the calibrated count")
-    return AnnParams(nprobes=n)
+    return AnnParams(nprobes=n, ef_search=ef, ivf_probes=ivf)
 
 
 def bm25_topk(ds: lance.LanceDataset, column: str, query: str, k: int, *,
@@ -166,6 +197,9 @@ __all__ = [
     "Hits",
     "IndexInfo",
     "IndexManager",
+    "ANN_SETTINGS",
+    "EF_SEARCH_SETTING",
+    "IVF_PROBES_SETTING",
     "PROBES_SETTING",
     "PackedBags",
     "Tokenizer",
