@@ -43,6 +43,20 @@ _bytes = 0
 _kept: dict[tuple[str, int, str], bool] = {}
 
 
+_integer: dict[tuple[str, int, str], bool] = {}
+
+
+def _is_integer(ds: lance.LanceDataset, column: str) -> bool:
+    key = (ds.uri, int(ds.version), column)
+    found = _integer.get(key)
+    if found is None:
+        found = pa.types.is_integer(ds.schema.field(column).type)
+        if len(_integer) > 4096:
+            _integer.clear()
+        _integer[key] = found
+    return found
+
+
 def cacheable(ds: lance.LanceDataset, column: str) -> bool:
     key = (ds.uri, int(ds.version), column)
     found = _kept.get(key)
@@ -143,8 +157,8 @@ def rids_for_value(ds: lance.LanceDataset, column: str, value: Any) -> np.ndarra
     """``__rid`` of the rows of ``ds`` whose integer ``column`` equals ``value`` (a key
     lookup: a binary search per fragment), ascending (each row once), or None when the
     column is not an integer one."""
-    if not pa.types.is_integer(ds.schema.field(column).type) or isinstance(value, bool) \
-            or not isinstance(value, (int, np.integer)):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or \
+            not _is_integer(ds, column):
         return None
     _load(ds, column)  # every fragment of this version is in _fragments now
     uri = ds.uri

@@ -77,7 +77,7 @@ PREWARM_MAX_BYTES = 2 << 30
 GATHER_MAX_FRACTION_INV = 3
 # Filters of at least this many rows keep their gathered rows (VectorMatrix.scores), up to
 # this many bytes per copy (TARNDB_FILTER_ROWS_CACHE_BYTES; 0: none).
-SUBSET_MIN_ROWS = 1000
+SUBSET_MIN_ROWS = 256
 SUBSET_MAX_BYTES = int(os.environ.get("TARNDB_FILTER_ROWS_CACHE_BYTES", str(256 << 20)))
 
 # The in-memory IVF probe (SideVectorIndex.ivf_topk) needs every row's list: one product of
