@@ -1,7 +1,8 @@
 """The orphan sweep on an S3 lake (moto): a process killed inside ``CREATE TABLE`` leaves an
 unlisted dataset under the bucket's prefix; the sweep leaves it alone while the create's
-lease is live, removes every object of it once the lease has lapsed, and touches no listed
-table (engine/vacuum.py)."""
+lease is live (renewed by the creating process past its TTL while the transaction sits
+idle), removes every object of it once the lease has lapsed, and touches no listed table
+(engine/vacuum.py)."""
 
 from __future__ import annotations
 
@@ -65,6 +66,10 @@ def test_sweep_on_s3_waits_for_the_lease_then_removes(s3: Any, tmp_path: Any) ->
                                 env=dict(os.environ, TARNDB_LEASE_TTL_S="2"))
         try:
             assert proc.stdout is not None and proc.stdout.readline() == b"ready\n"
+            found = vacuum_orphans(db, 0)
+            assert [(o.path[:10], o.status) for o in found] == [("ws/doomed-", "in progress")]
+            # Past the lease's TTL: the idle creator's process renews it, so still in progress.
+            time.sleep(3)
             found = vacuum_orphans(db, 0)
             assert [(o.path[:10], o.status) for o in found] == [("ws/doomed-", "in progress")]
         finally:

@@ -11,8 +11,8 @@ removes such directories:
   directory of the lake, and no table of the catalog (read fresh) names it;
 - it is left alone while its create is in progress: the creating session holds the lease
   ``create:<path>`` (storage/leases.py) from before the dataset is made until its COMMIT or
-  ROLLBACK, and the lease frees itself when the creator dies; on object stores, where a lease
-  lapses unless renewed, an idle creator is covered by the grace period below;
+  ROLLBACK, and the lease frees itself when the creator dies (on object stores a thread of
+  the creating process renews it; it lapses one lease TTL after the process is gone);
 - it is left alone while anything in it is younger than the grace period (its newest file);
 - it is removed under the lake-wide catalog lock, after the catalog is read again: its
   version manifests first (from that moment it is no dataset, and a creator that comes back
@@ -72,6 +72,39 @@ class Orphan:
     status: str
 
 
+_renewing: set[Lease] = set()
+_renew_lock = threading.Lock()
+_renewer: threading.Thread | None = None
+
+
+def _renew_loop() -> None:
+    while True:
+        time.sleep(1.0)
+        with _renew_lock:
+            leases = list(_renewing)
+        for lease in leases:
+            try:
+                if not lease.held or not lease.renew_if_due():
+                    with _renew_lock:
+                        _renewing.discard(lease)
+            except Exception:  # noqa: BLE001 - a missed renewal only shortens the lease
+                log.exception("renewing the create lease %s failed", lease.name)
+
+
+def _keep_renewed(lease: Lease) -> None:
+    """Object-store leases lapse unless renewed: a create's lease is renewed by one thread
+    of the process for as long as it is held (an idle transaction renews nothing itself)."""
+    global _renewer
+    if not lease.lake.is_s3:
+        return  # a flock lasts as long as its process
+    with _renew_lock:
+        _renewing.add(lease)
+        if _renewer is None:
+            _renewer = threading.Thread(target=_renew_loop, name="tarndb-create-leases",
+                                        daemon=True)
+            _renewer.start()
+
+
 def hold_create(session: Session, path: str) -> None:
     """Take the lease that marks ``path`` as a create in progress, for as long as the
     session's transaction runs (released at COMMIT or ROLLBACK; freed with the process)."""
@@ -79,6 +112,7 @@ def hold_create(session: Session, path: str) -> None:
     if not lease.try_acquire():  # a fresh random path: only a sweep could hold it, briefly
         log.warning("the create lease of %s is held elsewhere", path)
         return
+    _keep_renewed(lease)
 
     def release() -> None:
         lease.release(forget=True)
