@@ -94,3 +94,20 @@ def test_a_killed_create_is_swept_and_nothing_else(servers: Any) -> None:
         assert c.execute("SELECT count(*) FROM pg_tables WHERE tablename = 'late'"
                          ).fetchone() == (0,)
 
+    # A COMMIT whose second CREATE TABLE fails (42P07: the name was taken meanwhile) leaves
+    # no dataset for it; the first one, published, keeps its rows through a later ROLLBACK of
+    # the same session (which once ran the failed transaction's undo actions).
+    before = _dirs(lake)
+    with a.connect(autocommit=False) as t1, a.connect() as t2:
+        t1.execute("CREATE TABLE ws.first (id INT)")
+        t1.execute("CREATE TABLE ws.taken (id INT)")
+        t2.execute("CREATE TABLE ws.taken (id INT)")
+        with pytest.raises(psycopg.errors.DuplicateTable):
+            t1.commit()
+        t2.execute("INSERT INTO ws.first VALUES (1), (2)")
+        t1.execute("SELECT 1")
+        t1.rollback()
+        assert t2.execute("SELECT sum(id) FROM ws.first").fetchone() == (3,)
+    assert len(_dirs(lake) - before) == 2  # first and t2's taken, nothing else
+    assert _vacuum(lake, "--orphan-grace", "0") == []
+

@@ -464,19 +464,38 @@ class Session:
     def _publish_ddl(self) -> None:
         cat = self.db.catalog
         ops, self._catalog_ops = self._catalog_ops, []
-        for op, info, old_name in ops:
-            if op == "create":
-                cat.create_table(info)
-                created = cat.find_table(info.workspace, info.name)
-                if created is not None:  # later ops of this transaction keep its oid
-                    for _, later, _ in ops:
-                        if later.path == info.path:
-                            later.oid = created.oid
-            elif op == "update":
-                cat.update_table(info, old_name=old_name)
-            else:
-                cat.drop_table(info)
-                self.db.forget_store(info)
+        done = 0
+        try:
+            for op, info, old_name in ops:
+                if op == "create":
+                    cat.create_table(info)
+                    created = cat.find_table(info.workspace, info.name)
+                    if created is not None:  # later ops of this transaction keep its oid
+                        for _, later, _ in ops:
+                            if later.path == info.path:
+                                later.oid = created.oid
+                elif op == "update":
+                    cat.update_table(info, old_name=old_name)
+                else:
+                    cat.drop_table(info)
+                    self.db.forget_store(info)
+                done += 1
+        except BaseException:
+            # Ops before ``done`` are published: their undo actions must never run (a later
+            # ROLLBACK of this session ran them, removing a published table's dataset). The
+            # datasets of the creates not published are removed, their create leases freed.
+            from . import vacuum
+
+            self._on_rollback.clear()
+            self._on_commit.clear()
+            self._overlay.clear()
+            for op, info, _ in ops[done:]:
+                if op == "create":
+                    self.db.forget_store(info)
+            for op, info, _ in ops:
+                if op == "create":
+                    vacuum.release_create(self.db.lake, info.path)
+            raise
         actions, self._on_commit = self._on_commit, []
         self._overlay.clear()
         self._on_rollback.clear()

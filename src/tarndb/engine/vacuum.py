@@ -105,20 +105,38 @@ def _keep_renewed(lease: Lease) -> None:
             _renewer.start()
 
 
+#: create leases held by this process, by (lake, path)
+_creates: dict[tuple[str, str], Lease] = {}
+
+
 def hold_create(session: Session, path: str) -> None:
     """Take the lease that marks ``path`` as a create in progress, for as long as the
-    session's transaction runs (released at COMMIT or ROLLBACK; freed with the process)."""
-    lease = Lease(session.db.lake, CREATE_LEASE + path)
+    session's transaction runs (released at COMMIT or ROLLBACK, or by
+    :func:`release_create`; freed with the process)."""
+    lake = session.db.lake
+    lease = Lease(lake, CREATE_LEASE + path)
     if not lease.try_acquire():  # a fresh random path: only a sweep could hold it, briefly
         log.warning("the create lease of %s is held elsewhere", path)
         return
+    with _renew_lock:
+        _creates[(lake.uri, path)] = lease
     _keep_renewed(lease)
 
     def release() -> None:
-        lease.release(forget=True)
+        release_create(lake, path)
 
     session.on_rollback(release)
     session.on_commit(release)
+
+
+def release_create(lake: Any, path: str) -> None:
+    """The create of ``path`` is over (published, rolled back or failed): free its lease."""
+    with _renew_lock:
+        lease = _creates.pop((lake.uri, path), None)
+        if lease is not None:
+            _renewing.discard(lease)
+    if lease is not None:
+        lease.release(forget=True)
 
 
 def grace_seconds(grace: float | str | dt.timedelta | None) -> float:
