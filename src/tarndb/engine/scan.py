@@ -173,14 +173,20 @@ class Scope:
 
     def _view_over(self, info: TableInfo, raw: str | pa.Table, with_rid: bool,
                    present: set[str]) -> str:
+        change = self.session.pending_change(info) if info.as_of is None else None
         if isinstance(raw, pa.Table):
+            names = [c.name for c in info.columns]
+            if change is None and all(n in present for n in names) and \
+                    all(select_expr(c) == quote_ident(c.name) for c in info.columns):
+                # Rows already in memory, of plain columns: DuckDB reads them as they are
+                # (a view would cost a CREATE and a DROP per statement).
+                return self.register(raw.select([RID, *names] if with_rid else names), "__t")
             raw = self.register(raw, "__raw")
         cols = ", ".join(select_expr(c) if c.name in present  # an older version may lack it
                          else f"CAST(NULL AS {c.type.duckdb}) AS {quote_ident(c.name)}"
                          for c in info.columns)
         rid = f"{RID}, " if with_rid else ""
         sql = f"SELECT {rid}{cols} FROM {raw}"
-        change = self.session.pending_change(info) if info.as_of is None else None
         if change is not None:
             if change.removed:
                 removed = self.register(pa.table({RID: pa.array(sorted(change.removed),
