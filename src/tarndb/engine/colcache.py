@@ -143,8 +143,10 @@ def values_by_rid(ds: lance.LanceDataset, column: str, rids: np.ndarray) -> pa.A
         return values.slice(0, 0)
     if keys.size == 0:
         return None
-    pos = np.clip(np.searchsorted(keys, want), 0, keys.size - 1)
-    if not bool(np.all(keys[pos] == want)):
+    # (ufunc methods, not np.clip / np.all: their Python wrappers cost more than the work
+    # for the k rows of a ranking)
+    pos = np.minimum(keys.searchsorted(want), keys.size - 1)
+    if not bool((keys[pos] == want).all()):
         return None
     return values.take(pa.array(pos))
 
