@@ -44,7 +44,7 @@ _BLOCK = 1000
 _MAINTAIN_EVERY = 16
 # Rows in a table's write-ahead log (storage/wal.py) are folded into Lance this long after
 # the first of them was logged, or at once past _FOLD_ROWS rows; reads fold at once.
-_FOLD_AFTER_S = 0.1
+_FOLD_AFTER_S = 1.0
 _FOLD_ROWS = 20_000
 
 

@@ -25,7 +25,7 @@ from ..errors import SerializationFailure
 from .lake import Lake
 from .lakelock import lake_lock
 from .latest import LatestVersion
-from .wal import FOLD_PROPERTY, WAL_DIR, TableWal
+from .wal import FOLD_PROPERTY, WAL_DIR, TableWal, WalRecord
 
 RID = "__rid"
 log = logging.getLogger(__name__)
@@ -163,6 +163,8 @@ class TableStore:
             ov = ov.filter(pc.invert(pc.is_in(ov.column(RID), value_set=pa.array(gone))))
         if rows.num_rows:
             ov = rows if ov is None or not ov.num_rows else pa.concat_tables([ov, rows])
+            if ov.column(0).num_chunks > 32:  # filters cost per chunk
+                ov = ov.combine_chunks()
         self._overlay_rows = ov if ov is not None else rows.slice(0, 0)
         self._overlay_hidden.update(gone.tolist())
         self._overlay_hidden.update(rows.column(RID).to_pylist())
@@ -225,8 +227,7 @@ class TableStore:
                 return None
             ds = self.dataset(fold=False)
             before = ds.version
-            parts: list[pa.Table] = []
-            removed: set[int] = set()
+            records: list[WalRecord] = []
             folded: dict[str, int] = {}
             for name in names:
                 f = wal.read(name)
@@ -246,15 +247,10 @@ class TableStore:
                         r.rows.num_rows and r.rows.column(RID)[0].as_py() not in present)]
                 else:
                     recs = [r for r in f.records if r.end > done]
-                for r in recs:  # in order: a record's removals apply to earlier rows
-                    if r.removed.size:
-                        gone = pa.array(r.removed)
-                        parts = [p.filter(pc.invert(pc.is_in(p.column(RID), value_set=gone)))
-                                 for p in parts]
-                        removed.update(r.removed.tolist())
-                    if r.rows.num_rows:
-                        parts.append(conform_rows(r.rows, ds.schema))
+                records.extend(recs)
                 folded[name] = f.records[-1].end
+            # In order: a record's removals apply to the rows earlier records added.
+            parts, removed = _collapse(records, ds.schema)
             after = before
             rows = pa.concat_tables(parts) if parts else None
             if rows is not None and rows.num_rows:
@@ -538,6 +534,31 @@ class TableStore:
         ds = self.dataset()
         return {"version": ds.version, "rows": ds.count_rows(),
                 "fragments": len(ds.get_fragments())}
+
+
+def _collapse(records: list[WalRecord], schema: pa.Schema) -> tuple[list[pa.Table], set[int]]:
+    """Log records applied in order: the rows still live at the end (each rid's newest
+    version, none of those a later record removed) and every rid the records removed."""
+    last_removed: dict[int, int] = {}
+    for i, r in enumerate(records):
+        for rid in r.removed.tolist():
+            last_removed[rid] = i
+    parts: list[pa.Table] = []
+    for i, r in enumerate(records):
+        if not r.rows.num_rows:
+            continue
+        rows = r.rows
+        if last_removed:
+            rids = rows.column(RID).to_numpy()
+            keep = np.fromiter((last_removed.get(int(x), -1) <= i for x in rids), bool,
+                               rids.size)
+            if not keep.all():
+                rows = rows.filter(pa.array(keep))
+        if rows.num_rows:
+            parts.append(rows)
+    if parts and all(p.schema.equals(parts[0].schema) for p in parts):
+        parts = [pa.concat_tables(parts)]  # one conversion, not one per record
+    return [conform_rows(p, schema) for p in parts], set(last_removed)
 
 
 def conform_rows(added: pa.Table, schema: pa.Schema) -> pa.Table:
