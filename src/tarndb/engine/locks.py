@@ -43,7 +43,13 @@ class LockManager:
     """All transaction locks of one Database."""
 
     def __init__(self) -> None:
-        self._cond = threading.Condition()
+        self._mutex = threading.RLock()
+        self._cond = threading.Condition(self._mutex)
+        #: a condition per waiting owner, on the same mutex: a release wakes only the first
+        #: waiter of the lock it frees (who, once through, wakes the next), not every
+        #: waiter of every lock (fifty waiters of one counter row each woke, re-checked and
+        #: slept again on every commit in the process)
+        self._wake: dict[int, threading.Condition] = {}
         self._locks: dict[Key, _Entry] = {}
         self._held: dict[int, set[Key]] = {}
         #: owner -> the owners it waits for (the wait-for graph)
@@ -98,15 +104,27 @@ class LockManager:
                                 "canceling statement due to lock timeout")
                         if cancelled is not None and cancelled():
                             raise E.QueryCanceled("canceling statement due to user request")
-                        self._cond.wait(0.05 if remaining is None else min(remaining, 0.05))
+                        wake = self._wake.get(owner)
+                        if wake is None:
+                            wake = self._wake[owner] = threading.Condition(self._mutex)
+                        # The timeout re-checks deadlocks, lock_timeout and cancellation.
+                        wake.wait(0.05 if remaining is None else min(remaining, 0.05))
                 finally:
                     self._waits.pop(owner, None)
+                    self._wake.pop(owner, None)
                     if owner in entry.queue:
                         entry.queue.remove(owner)
-                        self._cond.notify_all()  # the next in line may go now
+                        self._wake_first(entry)  # the next in line may go now
                     if not entry.owners and not entry.queue and self._locks.get(key) is entry:
                         del self._locks[key]
         return waited
+
+    def _wake_first(self, entry: _Entry) -> None:
+        """Wake the first waiter of ``entry`` (the caller holds the mutex)."""
+        if entry.queue:
+            wake = self._wake.get(entry.queue[0])
+            if wake is not None:
+                wake.notify()
 
     def held_by(self, owner: int) -> set[Key]:
         with self._cond:
@@ -126,7 +144,7 @@ class LockManager:
                     del self._locks[key]
                 elif not entry.owners or entry.exclusive:
                     entry.exclusive = False
-            self._cond.notify_all()
+                self._wake_first(entry)
 
     def holds(self, owner: int, key: Key) -> bool:
         with self._cond:
@@ -141,10 +159,11 @@ class LockManager:
                 entry.owners.discard(owner)
                 if not entry.owners and not entry.queue:
                     del self._locks[key]
-                elif not entry.owners or entry.exclusive:
+                    continue
+                if not entry.owners or entry.exclusive:
                     entry.exclusive = False  # the last exclusive owner is gone
+                self._wake_first(entry)
             self._waits.pop(owner, None)
-            self._cond.notify_all()
 
     def count(self) -> int:
         with self._cond:
