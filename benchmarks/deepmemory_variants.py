@@ -12,7 +12,10 @@ job, early-stops on its own document split of those), and "val" is the change of
 on the held-out queries, all about documents training never saw: the case of issue 21's
 "unseen" test queries. ``--test`` also trains each variant on all 809 train queries and
 prints the change on the 300 test queries, all / seen / unseen (104 unseen); use it for
-the variant chosen on val, not to choose.
+the variant chosen on val, not to choose. ``--synthetic-only`` trains on no real query at
+all, only the variant's synthetic queries (the job then early-stops on held-out documents'
+synthetic queries); "val" is then all 809 train queries (real queries training never saw)
+and ``--test`` the 300 test queries, every one of them unseen.
 
 Synthetic query sources (each over the whole corpus, offline): ``titles``, ``keywords``
 and ``sentences`` (two per document) as ``pseudo_queries=`` makes them; ``last`` (each
@@ -130,6 +133,9 @@ class Data:
         embs = [self.source(s) for s in sources]
         pe = np.concatenate([e for e, _ in embs]) if embs else None
         pr = [r for _, rows in embs for r in rows] if embs else None
+        if not queries:
+            return train_adapter(np.zeros((0, self.docs.shape[1]), np.float32), [],
+                                 self.docs, config=cfg, pseudo_emb=pe, pseudo_docs=pr)
         return train_adapter(self.q_train[list(queries)],
                              [self.rel_train[i] for i in queries], self.docs, config=cfg,
                              pseudo_emb=pe, pseudo_docs=pr)
@@ -150,17 +156,30 @@ def main() -> None:
     ap.add_argument("--split-seed", type=int, default=123)
     ap.add_argument("--test", action="store_true",
                     help="also train on all train queries and report the test queries")
+    ap.add_argument("--synthetic-only", action="store_true",
+                    help="train on synthetic queries only; validate on all train queries")
     args = ap.parse_args()
     data = Data()
-    positives = [{d for d, s in r if s > 0} for r in data.rel_train]
-    split = split_by_document(positives, [], args.val_fraction,
-                              np.random.default_rng(args.split_seed))
-    q_val = data.q_train[split.val_queries]
-    seen_docs = {d for r in data.rel_train for d, _ in r}
+    if args.synthetic_only:
+        train_q: list[int] = []
+        full_q: list[int] = []
+        val_q = list(range(len(data.rel_train)))
+        val_rel = [[d for d, s in r if s > 0] for r in data.rel_train]
+        seen_docs: set[int] = set()
+        print(f"synthetic only: val = all {len(val_q)} train queries (never trained on); "
+              f"test: {len(data.rel_test)} queries, all unseen")
+    else:
+        positives = [{d for d, s in r if s > 0} for r in data.rel_train]
+        split = split_by_document(positives, [], args.val_fraction,
+                                  np.random.default_rng(args.split_seed))
+        train_q, val_q, val_rel = split.train_queries, split.val_queries, split.val_relevant
+        full_q = list(range(len(data.rel_train)))
+        seen_docs = {d for r in data.rel_train for d, _ in r}
+        print(f"selection split: {len(train_q)} train queries, {len(val_q)} held-out "
+              f"queries about {len(split.val_docs)} held-out documents; test: "
+              f"{len(data.rel_test)} queries")
+    q_val = data.q_train[val_q]
     unseen = [i for i, r in enumerate(data.rel_test) if not set(r) & seen_docs]
-    print(f"selection split: {len(split.train_queries)} train queries, "
-          f"{len(split.val_queries)} held-out queries about {len(split.val_docs)} held-out "
-          f"documents; test: {len(data.rel_test)} queries, {len(unseen)} unseen")
     head = f"{'variant':<34}{'seed':>5}{'val@1':>7}{'val@10':>8}{'val@100':>9}{'epoch':>7}"
     if args.test:
         head += f"{'test@10':>9}{'seen@10':>9}{'unseen@10':>11}{'unseen@100':>11}"
@@ -170,16 +189,18 @@ def main() -> None:
         for seed in (int(s) for s in args.seeds.split(",")):
             t0 = time.perf_counter()
             cfg = AdapterConfig(**{**over, "seed": seed})
-            ad = data.fit(split.train_queries, sources, cfg)
-            v = data.change(ad, q_val, split.val_relevant, [1, 10, 100])
+            ad = data.fit(train_q, sources, cfg)
+            v = data.change(ad, q_val, val_rel, [1, 10, 100])
             line = (f"{name:<34}{seed:>5}{v[1]:>+7.1f}{v[10]:>+8.1f}{v[100]:>+9.1f}"
                     f"{ad.meta['best_epoch']:>7}")
             if args.test:
-                full = data.fit(range(len(data.rel_train)), sources, cfg)
+                # Synthetic only: the same training data, so the same model.
+                full = ad if args.synthetic_only else data.fit(full_q, sources, cfg)
                 t_all = data.change(full, data.q_test, data.rel_test, [10])
                 seen = [i for i in range(len(data.rel_test)) if i not in set(unseen)]
                 t_seen = data.change(full, data.q_test[seen],
-                                     [data.rel_test[i] for i in seen], [10])
+                                     [data.rel_test[i] for i in seen], [10]) if seen \
+                    else {10: float("nan")}
                 t_un = data.change(full, data.q_test[unseen],
                                    [data.rel_test[i] for i in unseen], [10, 100])
                 line += (f"{t_all[10]:>+9.1f}{t_seen[10]:>+9.1f}{t_un[10]:>+11.1f}"
