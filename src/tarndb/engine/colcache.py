@@ -9,8 +9,12 @@ keyed by what makes a fragment change (its id and deletion count: Lance never re
 fragment's rows in place), as :mod:`tarndb.storage.rowmap` keeps ``__rid``, so a new table
 version reads only its new or changed fragments; answers are then a binary search.
 
-The cache is bounded (``_MAX_BYTES``, least recently used out first). Wider columns (text,
-arrays, JSON) are never kept: a take reads them.
+The cache is bounded (``_MAX_BYTES``, least recently used out first). Narrow text columns
+are kept too (a key lookup's ``SELECT name, ... WHERE id = $1`` otherwise pays a Lance take of
+the one row, ~0.6 ms, for a few bytes): a text column whose values average at most
+``_NARROW_TEXT`` bytes on disk and whose whole copy is at most ``_MAX_TEXT_BYTES`` (judged per
+table version from Lance's per-field data statistics, no read of the data). Wider columns
+(long text, arrays, JSON, vectors) are never kept: a take reads them.
 """
 
 from __future__ import annotations
@@ -29,6 +33,9 @@ from ..storage.tables import RID
 _KEPT = (pa.types.is_integer, pa.types.is_floating, pa.types.is_boolean, pa.types.is_date,
          pa.types.is_timestamp)
 _MAX_BYTES = 256 << 20
+#: Text columns kept: at most this many bytes a value on disk on average, and this many in all.
+_NARROW_TEXT = 64
+_MAX_TEXT_BYTES = 16 << 20
 
 _lock = threading.Lock()
 # (uri, fragment id, deleted rows, column) -> (__rid in scan order, values)
@@ -66,11 +73,31 @@ def cacheable(ds: lance.LanceDataset, column: str) -> bool:
         t = ds.schema.field(column).type
     except KeyError:
         return False
-    kept = any(test(t) for test in _KEPT)
+    kept = any(test(t) for test in _KEPT) or \
+        ((pa.types.is_string(t) or pa.types.is_large_string(t)) and _narrow_text(ds, column))
     if len(_kept) > 4096:
         _kept.clear()
     _kept[key] = kept
     return kept
+
+
+def _narrow_text(ds: lance.LanceDataset, column: str) -> bool:
+    """Whether text ``column`` of ``ds`` is narrow enough to keep whole (module docstring):
+    its bytes on disk per row, from the manifest's statistics (no data read)."""
+    try:
+        field = ds.lance_schema.field(column)
+        if field is None:
+            return False
+        field_id = field.id()
+        stats: Any = ds.stats.data_stats().fields
+        on_disk = next(f.bytes_on_disk for f in stats if f.id == field_id)
+        rows = sum(int(f.metadata.physical_rows) for f in ds.get_fragments())
+    except (KeyError, StopIteration, AttributeError, ValueError, OSError):
+        return False
+    if rows == 0:
+        return False
+    # In memory: the bytes (at least what is on disk; compression makes it more) and offsets.
+    return on_disk / rows <= _NARROW_TEXT and on_disk + 8 * rows <= _MAX_TEXT_BYTES
 
 
 def _fragment_key(uri: str, frag: Any, column: str) -> tuple[str, int, int, str]:
@@ -148,6 +175,8 @@ def values_by_rid(ds: lance.LanceDataset, column: str, rids: np.ndarray) -> pa.A
     pos = np.minimum(keys.searchsorted(want), keys.size - 1)
     if not bool((keys[pos] == want).all()):
         return None
+    if pos.size == 1:  # a key lookup's one row: a slice, no take kernel
+        return values.slice(int(pos[0]), 1)
     return values.take(pa.array(pos))
 
 
@@ -162,9 +191,42 @@ def rids_for_value(ds: lance.LanceDataset, column: str, value: Any) -> np.ndarra
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or \
             not _is_integer(ds, column):
         return None
+    entries = _sorted_entries(ds, column)
+    if entries is None:
+        return None
+    out: list[np.ndarray] = []
+    for vals, rids in entries:
+        try:
+            lo = int(np.searchsorted(vals, value, "left"))
+            hi = int(np.searchsorted(vals, value, "right"))
+        except OverflowError:  # out of the column type's range: no row has it
+            continue
+        if hi > lo:
+            out.append(rids[lo:hi])
+    found = np.concatenate(out) if out else np.zeros(0, np.int64)
+    if found.size > 1 and not bool(np.all(found[1:] > found[:-1])):
+        found = np.sort(found)  # each fragment's are ascending: a short merge
+    return found
+
+
+# (uri, version, column) -> the sorted entries of every fragment of that version (a version
+# is immutable: a lookup then skips listing the fragments and reading their metadata)
+_version_sorted: OrderedDict[tuple[str, int, str], list[tuple[np.ndarray, np.ndarray]]] = \
+    OrderedDict()
+
+
+def _sorted_entries(ds: lance.LanceDataset, column: str
+                    ) -> list[tuple[np.ndarray, np.ndarray]] | None:
+    """(values sorted, their ``__rid``) per fragment of ``ds`` (None: evicted meanwhile)."""
+    vkey = (ds.uri, int(ds.version), column)
+    with _lock:
+        found = _version_sorted.get(vkey)
+        if found is not None:
+            _version_sorted.move_to_end(vkey)
+            return found
     _load(ds, column)  # every fragment of this version is in _fragments now
     uri = ds.uri
-    out: list[np.ndarray] = []
+    entries: list[tuple[np.ndarray, np.ndarray]] = []
     for frag in ds.get_fragments():
         key = _fragment_key(uri, frag, column)
         with _lock:
@@ -184,15 +246,9 @@ def rids_for_value(ds: lance.LanceDataset, column: str, value: Any) -> np.ndarra
                 _sorted[key] = entry
                 while len(_sorted) > 4096:
                     _sorted.popitem(last=False)
-        vals, rids = entry
-        try:
-            lo = int(np.searchsorted(vals, value, "left"))
-            hi = int(np.searchsorted(vals, value, "right"))
-        except OverflowError:  # out of the column type's range: no row has it
-            continue
-        if hi > lo:
-            out.append(rids[lo:hi])
-    found = np.concatenate(out) if out else np.zeros(0, np.int64)
-    if found.size > 1 and not bool(np.all(found[1:] > found[:-1])):
-        found = np.sort(found)  # each fragment's are ascending: a short merge
-    return found
+        entries.append(entry)
+    with _lock:
+        _version_sorted[vkey] = entries
+        while len(_version_sorted) > 8:
+            _version_sorted.popitem(last=False)
+    return entries

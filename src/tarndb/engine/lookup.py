@@ -165,7 +165,12 @@ def try_lookup(session: Session, stmt: pb.Node, params: list[Any]) -> Result | N
         return None
     flt, key_col, value = keyed
     wanted = list(dict.fromkeys(c.name for _, c in columns))
-    table = _logged_row(session, info, key_col.name, value, wanted, limit)
+    got = session.overlay_read(info)
+    table = _logged_row(got, key_col.name, value, wanted, limit)
+    if table is None and got is not None:
+        # Not in the log: the overlay's dataset is the newest committed version, minus the
+        # rows the log replaced or deleted (no second look at the log, no fold).
+        table = _by_key(got[0], key_col.name, value, wanted, limit, hidden=got[2])
     if table is None:
         store = session.db.store(info)
         # A REPEATABLE READ transaction reads its snapshot (the first read pins it).
@@ -180,14 +185,14 @@ def try_lookup(session: Session, stmt: pb.Node, params: list[Any]) -> Result | N
                   _arrow=out)
 
 
-def _logged_row(session: Session, info: Any, column: str, value: Any, wanted: list[str],
-                limit: int | None) -> pa.Table | None:
+def _logged_row(got: tuple[Any, Any, set[int]] | None, column: str, value: Any,
+                wanted: list[str], limit: int | None) -> pa.Table | None:
     """The row of primary key ``value`` when its newest version is in the table's
-    write-ahead log (a row many writers update), read without folding the log; None
-    otherwise (the caller reads Lance, after a fold)."""
+    write-ahead log (a row many writers update), from the statement's overlay read
+    (:meth:`.Session.overlay_read`) without folding the log; None otherwise (the caller
+    reads Lance)."""
     import pyarrow.compute as pc
 
-    got = session.overlay_read(info)
     if got is None or got[1] is None or not got[1].num_rows:
         return None
     logged = got[1]
@@ -201,11 +206,14 @@ def _logged_row(session: Session, info: Any, column: str, value: Any, wanted: li
     return mine.select(wanted).slice(0, limit if limit is not None else mine.num_rows)
 
 
-def _by_key(ds: Any, column: str, value: Any, wanted: list[str], limit: int | None
-            ) -> pa.Table | None:
+def _by_key(ds: Any, column: str, value: Any, wanted: list[str], limit: int | None,
+            hidden: set[int] | None = None) -> pa.Table | None:
     """The rows whose integer key is ``value``: the key's rows from the kept column
     (engine/colcache.py), their columns from memory too when all are kept, else by a take
-    of just those rows. None: not an integer key (the caller filters in Lance)."""
+    of just those rows; rows whose ``__rid`` is in ``hidden`` (replaced or deleted by the
+    write-ahead log) left out. None: not an integer key (the caller filters in Lance)."""
+    import numpy as np
+
     from ..storage.rowmap import rows_by_rid
     from ..storage.tables import RID
     from . import colcache
@@ -215,6 +223,8 @@ def _by_key(ds: Any, column: str, value: Any, wanted: list[str], limit: int | No
     rids = colcache.rids_for_value(ds, column, value)
     if rids is None:
         return None
+    if hidden and rids.size:
+        rids = rids[~np.isin(rids, np.fromiter(hidden, np.int64, len(hidden)))]
     rids = rids[:limit] if limit is not None else rids
     if rids.size == 0:
         return ds.to_table(columns=wanted, limit=0)

@@ -1,0 +1,111 @@
+"""Small statements through psycopg 3 over TLS, tarndb beside PostgreSQL in the same run
+(issue 18: "small statements (SELECT 1, key lookups, the catalog queries drivers send) at
+most 2x PostgreSQL's round trip").
+
+One connection per server, ``--n`` statements of each kind, p50 and p95 per side, the ratio
+of the p50s and "met"/"missed" against 2x. Key lookups go through the extended protocol
+(psycopg sends Parse/Bind/Describe/Execute/Sync for a parameterised statement) on a table of
+``--rows`` rows (BIGINT PRIMARY KEY, TEXT, INT), keys spread over the table; a second round
+repeats the same keys (a cache's best case, said as such). Run::
+
+    python benchmarks/small_statements.py --rows 100000 --n 300
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from pgwire_bench import start_postgres, start_tarndb  # noqa: E402
+
+#: What drivers send at connect or introspection time (psycopg's type lookup, SQLAlchemy's
+#: has_table/version checks).
+CATALOG = ("SELECT t.oid, typarray FROM pg_catalog.pg_type t "
+           "JOIN pg_catalog.pg_namespace ns ON typnamespace = ns.oid "
+           "WHERE typname = %s AND nspname = 'pg_catalog'")
+
+
+def _statements(rows: int) -> list[tuple[str, Callable[[psycopg.Connection[Any], int], Any]]]:
+    def key(i: int) -> int:
+        return (i * 7919) % rows
+
+    return [
+        ("SELECT 1 (extended)", lambda c, i: c.execute("SELECT 1").fetchall()),
+        ("SELECT 1 (simple)",
+         lambda c, i: psycopg.ClientCursor(c).execute("SELECT 1").fetchall()),
+        ("key lookup, spread keys",
+         lambda c, i: c.execute("SELECT t, n FROM kl WHERE id = %s", [key(i)]).fetchall()),
+        ("key lookup, same 10 keys",
+         lambda c, i: c.execute("SELECT t, n FROM kl WHERE id = %s", [key(i % 10)]).fetchall()),
+        ("key lookup, int columns",
+         lambda c, i: c.execute("SELECT id, n FROM kl WHERE id = %s", [key(i)]).fetchall()),
+        ("catalog: pg_type by name", lambda c, i: c.execute(CATALOG, ["int4"]).fetchall()),
+    ]
+
+
+def _load(c: psycopg.Connection[Any], rows: int) -> None:
+    c.execute("DROP TABLE IF EXISTS kl")
+    c.execute("CREATE TABLE kl (id BIGINT PRIMARY KEY, t TEXT, n INT)")
+    with c.cursor() as cur, cur.copy("COPY kl (id, t, n) FROM STDIN") as cp:
+        for i in range(rows):
+            cp.write_row((i, f"row {i}", i % 7))
+    c.execute("SELECT count(*) FROM kl").fetchall()
+
+
+def measure(dsn: str, rows: int, n: int) -> dict[str, tuple[float, float]]:
+    out: dict[str, tuple[float, float]] = {}
+    with psycopg.connect(dsn, autocommit=True) as c:
+        _load(c, rows)
+        for label, fn in _statements(rows):
+            for i in range(10):  # warm: prepared statements, caches, first version read
+                fn(c, i)
+            lat = []
+            for i in range(n):
+                a = time.perf_counter()
+                fn(c, i)
+                lat.append(time.perf_counter() - a)
+            lat.sort()
+            out[label] = (lat[len(lat) // 2] * 1000, lat[int(len(lat) * 0.95)] * 1000)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--rows", type=int, default=100_000)
+    ap.add_argument("--n", type=int, default=300)
+    args = ap.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="small-statements-"))
+    proc, dsn = start_tarndb(tmp)
+    pg = start_postgres(tmp)
+    try:
+        tarn = measure(dsn, args.rows, args.n)
+        peer = measure(pg[1], args.rows, args.n) if pg else None
+    finally:
+        proc.terminate()
+        if pg:
+            subprocess.run(pg[0], capture_output=True)
+    print(f"psycopg {psycopg.__version__} over TLS, one connection, {args.n} statements each, "
+          f"{args.rows} rows")
+    print(f"{'statement':28s} {'tarndb p50/p95 ms':>20s} {'PostgreSQL p50/p95 ms':>22s} "
+          f"{'ratio':>6s}  target 2x")
+    for label, (p50, p95) in tarn.items():
+        if peer is None:
+            print(f"{label:28s} {p50:9.3f} /{p95:7.3f}   (PostgreSQL not installed)")
+            continue
+        q50, q95 = peer[label]
+        ratio = p50 / q50
+        print(f"{label:28s} {p50:9.3f} /{p95:7.3f} {q50:11.3f} /{q95:7.3f} {ratio:7.1f}x  "
+              f"{'met' if ratio <= 2 else 'missed'}")
+
+
+if __name__ == "__main__":
+    main()
