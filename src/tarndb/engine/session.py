@@ -6,6 +6,7 @@ is not shared between threads except for :meth:`Session.cancel`.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -554,7 +555,7 @@ class Session:
             raise E.InFailedTransaction(
                 "current transaction is aborted, commands ignored until end of transaction block")
         autocommit = autocommit and self._txn is None
-        timeout = ms_setting(self.settings.get("statement_timeout", "0"))
+        timeout = _statement_timeout(self.settings.get("statement_timeout", "0"))
         self._deadline = None if timeout is None else time.monotonic() + timeout
         self._cancelled = False
         timer = None
@@ -608,8 +609,16 @@ class Session:
             self.db.engines.exit(self)
             udf.end_statement(self.cursor)  # embed() results are memoised per statement
             label = kind.removesuffix("_stmt")
-            metrics.STATEMENTS.labels(label, metrics.outcome_of(failure)).inc()
-            metrics.STATEMENT_SECONDS.labels(label).observe(time.perf_counter() - started)
+            outcome = metrics.outcome_of(failure)
+            counter = _STATEMENT_COUNTERS.get((label, outcome))
+            if counter is None:
+                counter = _STATEMENT_COUNTERS[(label, outcome)] = \
+                    metrics.STATEMENTS.labels(label, outcome)
+            counter.inc()
+            seconds = _STATEMENT_SECONDS.get(label)
+            if seconds is None:
+                seconds = _STATEMENT_SECONDS[label] = metrics.STATEMENT_SECONDS.labels(label)
+            seconds.observe(time.perf_counter() - started)
             if self.db.log_statements:
                 _statement_log.info("statement", extra={
                     "kind": label, "ms": round((time.perf_counter() - started) * 1000, 3),
@@ -953,6 +962,18 @@ def _find_identifier(sql: str, name: str, start: int = 0) -> int | None:
 
     m = re.search(r'(?<![\w"])"?' + re.escape(name) + r'"?(?![\w"])', sql[start:])
     return start + m.start() + 1 if m else None
+
+
+#: The metric children of each statement kind and outcome (``labels()`` looks them up under
+#: a lock on every call).
+_STATEMENT_COUNTERS: dict[tuple[str, str], Any] = {}
+_STATEMENT_SECONDS: dict[str, Any] = {}
+
+
+@functools.lru_cache(maxsize=64)
+def _statement_timeout(value: str) -> float | None:
+    """``statement_timeout`` in seconds (:func:`ms_setting`, parsed once per value)."""
+    return ms_setting(value)
 
 
 def ms_setting(value: str) -> float | None:

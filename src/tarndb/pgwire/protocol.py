@@ -751,7 +751,7 @@ class ServerConnection:
                     cols = result.columns
                     if result.returns_rows:
                         encs = self._encoders(cols, [])
-                        self._out.append(m.b_row_description(self._fields(cols, [])))
+                        self._out.append(self._row_description(cols, []))
                         self._rows(result.rows, encs)
                     self._out.append(m.b_command_complete(self._tag(result)))
         except Exception as e:  # noqa: BLE001 - every error becomes an ErrorResponse
@@ -800,7 +800,14 @@ class ServerConnection:
         return f"SELECT {result.rowcount}" if result.returns_rows else "OK"
 
     def _encoders(self, cols: list[Column], formats: list[int]) -> list[codecs.Encoder]:
-        return [codecs.encoder(c.type, self._fmt(formats, i)) for i, c in enumerate(cols)]
+        key = (tuple(cols), tuple(formats))
+        found = _ENCODERS.get(key)
+        if found is None:
+            found = [codecs.encoder(c.type, self._fmt(formats, i)) for i, c in enumerate(cols)]
+            if len(_ENCODERS) >= 1024:
+                _ENCODERS.clear()
+            _ENCODERS[key] = found
+        return found
 
     @staticmethod
     def _fmt(formats: list[int], i: int) -> int:
@@ -814,6 +821,18 @@ class ServerConnection:
         return [m.FieldDesc(c.name, c.type.oid, codecs.type_size(c.type),
                             codecs.type_mod(c.type), 0, 0, self._fmt(formats, i))
                 for i, c in enumerate(cols)]
+
+    def _row_description(self, cols: list[Column], formats: list[int]) -> bytes:
+        """RowDescription of ``cols``, kept per (columns, formats): the same statement
+        sends the same one every time."""
+        key = (tuple(cols), tuple(formats))
+        found = _ROW_DESCRIPTIONS.get(key)
+        if found is None:
+            found = m.b_row_description(self._fields(cols, formats))
+            if len(_ROW_DESCRIPTIONS) >= 1024:
+                _ROW_DESCRIPTIONS.clear()
+            _ROW_DESCRIPTIONS[key] = found
+        return found
 
     def _rows(self, rows: Sequence[tuple[Any, ...]], encs: list[codecs.Encoder]) -> None:
         out = self._out
@@ -885,7 +904,7 @@ class ServerConnection:
             oids, cols = self._describe_statement(st)
             self._out.append(m.b_parameter_description(oids))
             if cols:
-                self._out.append(m.b_row_description(self._fields(cols, [])))
+                self._out.append(self._row_description(cols, []))
             else:
                 self._out.append(m.b_no_data())
             return
@@ -895,7 +914,7 @@ class ServerConnection:
         cols = self._portal_columns(portal)
         portal.columns = cols
         if cols:
-            self._out.append(m.b_row_description(self._fields(cols, portal.result_formats)))
+            self._out.append(self._row_description(cols, portal.result_formats))
         else:
             self._out.append(m.b_no_data())
 
@@ -1059,6 +1078,12 @@ def _oid(p: Any) -> int:
     if isinstance(p, ColumnType):
         return p.oid
     return int(getattr(p, "oid", 0) or getattr(p, "type_oid", 0))
+
+
+#: Encoders and RowDescription bytes per (result columns, formats): built once per shape
+#: (Column and ColumnType are frozen; encoders are pure functions). Bounded; cleared when full.
+_ENCODERS: dict[tuple[tuple[Column, ...], tuple[int, ...]], list[codecs.Encoder]] = {}
+_ROW_DESCRIPTIONS: dict[tuple[tuple[Column, ...], tuple[int, ...]], bytes] = {}
 
 
 def _is_read_only(sql: str) -> bool:
