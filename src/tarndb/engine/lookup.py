@@ -294,6 +294,32 @@ def _catalog_key(session: Session, stmt: pb.Node, params: list[Any]) -> Hashable
     # Uncommitted DDL or writes of this transaction change what the catalogs show it.
     if getattr(session, "_overlay", None) or getattr(session, "_txn", None):
         return None
+    blob = stmt.SerializeToString()
+    shape = _CATALOG_SHAPES.get(blob)
+    if shape is None:
+        shape = _catalog_only(stmt, ctes)
+        if len(_CATALOG_SHAPES) >= _CATALOG_MAX_ENTRIES:
+            _CATALOG_SHAPES.clear()
+        _CATALOG_SHAPES[blob] = shape
+    if not shape:
+        return None
+    db = session.db
+    db.catalog.refresh()  # what the uncached query would do (rate-limited)
+    allowed = session.allowed_workspaces
+    return (blob, repr(params), db.catalog.version,
+            tuple(sorted(session.settings.items())), session.user, session.workspace,
+            None if allowed is None else frozenset(allowed), session.read_only,
+            repr(getattr(session, "acl_role", None)), id(db))
+
+
+#: Statement (serialized parse tree) -> whether it reads system catalogs only, with nothing
+#: volatile (:func:`_catalog_only`): a tree walk costs more than the cached answer.
+_CATALOG_SHAPES: dict[bytes, bool] = {}
+
+
+def _catalog_only(stmt: pb.Node, ctes: set[str]) -> bool:
+    """Whether ``stmt`` reads system catalog relations only (at least one), and calls
+    nothing whose answer changes from call to call."""
     relations = 0
     for m in ast.walk(stmt):
         if isinstance(m, pb.CommonTableExpr):
@@ -303,29 +329,21 @@ def _catalog_key(session: Session, stmt: pb.Node, params: list[Any]) -> Hashable
             if not schema and m.relname in ctes:
                 continue
             if not _is_system_relation(schema, name):
-                return None
+                return False
             if name.startswith(_LIVE_RELATIONS):
-                return None
+                return False
             relations += 1
         elif isinstance(m, (pb.RangeFunction, pb.RangeTableFunc, pb.RangeTableSample)):
-            return None
+            return False
         elif isinstance(m, pb.FuncCall):
             names = ast.names(m.funcname)
             if not names or names[-1].lower() in _VOLATILE or \
                     names[-1].lower().startswith(("pg_advisory", "pg_try_advisory",
                                                   "tarndb_")):
-                return None
+                return False
         elif isinstance(m, pb.SQLValueFunction) and m.op in _TIME_SVF:
-            return None
-    if not relations:
-        return None
-    db = session.db
-    db.catalog.refresh()  # what the uncached query would do (rate-limited)
-    allowed = session.allowed_workspaces
-    return (stmt.SerializeToString(), repr(params), db.catalog.version,
-            tuple(sorted(session.settings.items())), session.user, session.workspace,
-            None if allowed is None else frozenset(allowed), session.read_only,
-            repr(getattr(session, "acl_role", None)), id(db))
+            return False
+    return relations > 0
 
 
 def _cached_catalog_query(session: Session, stmt: pb.Node, params: list[Any],
