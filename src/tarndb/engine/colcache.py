@@ -170,13 +170,15 @@ def values_by_rid(ds: lance.LanceDataset, column: str, rids: np.ndarray) -> pa.A
         return values.slice(0, 0)
     if keys.size == 0:
         return None
+    if want.size == 1:  # a key lookup's one row: a slice, no take kernel
+        rid = int(want[0])
+        i = int(keys.searchsorted(rid))
+        return values.slice(i, 1) if i < keys.size and int(keys[i]) == rid else None
     # (ufunc methods, not np.clip / np.all: their Python wrappers cost more than the work
     # for the k rows of a ranking)
     pos = np.minimum(keys.searchsorted(want), keys.size - 1)
     if not bool((keys[pos] == want).all()):
         return None
-    if pos.size == 1:  # a key lookup's one row: a slice, no take kernel
-        return values.slice(int(pos[0]), 1)
     return values.take(pa.array(pos))
 
 
@@ -197,12 +199,14 @@ def rids_for_value(ds: lance.LanceDataset, column: str, value: Any) -> np.ndarra
     out: list[np.ndarray] = []
     for vals, rids in entries:
         try:
-            lo = int(np.searchsorted(vals, value, "left"))
-            hi = int(np.searchsorted(vals, value, "right"))
+            lo = int(vals.searchsorted(value, "left"))
+            hi = int(vals.searchsorted(value, "right"))
         except OverflowError:  # out of the column type's range: no row has it
             continue
         if hi > lo:
             out.append(rids[lo:hi])
+    if len(out) == 1:
+        return out[0].copy()  # one fragment's: ascending already (a copy: callers own it)
     found = np.concatenate(out) if out else np.zeros(0, np.int64)
     if found.size > 1 and not bool(np.all(found[1:] > found[:-1])):
         found = np.sort(found)  # each fragment's are ascending: a short merge
