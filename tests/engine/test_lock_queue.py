@@ -82,6 +82,17 @@ def test_update_by_key_waits_for_the_row_before_reading_it(
         return real(*args, **kw)  # type: ignore[arg-type]
 
     monkeypatch.setattr(dml, "_updated_rows", counting)
+    from tarndb.engine import setexpr
+
+    real_simple = setexpr.updated_rows
+
+    def counting_simple(*args: object, **kw: object) -> object:
+        out = real_simple(*args, **kw)  # type: ignore[arg-type]
+        if out is not None:  # a read of the row (else the general path reads it)
+            reads.append(1)
+        return out
+
+    monkeypatch.setattr(setexpr, "updated_rows", counting_simple)
     s1.execute("BEGIN")
     s1.execute("UPDATE hot SET n = n + 1 WHERE id = 1")
     assert len(reads) == 1
