@@ -9,6 +9,13 @@ of the p50s and "met"/"missed" against 2x. Key lookups go through the extended p
 repeats the same keys (a cache's best case, said as such). Run::
 
     python benchmarks/small_statements.py --rows 100000 --n 300
+
+``--floor`` shows where the floor is instead, with the server on a thread of this process:
+the round trip when the server answers each request with the bytes it sent for it before
+(TLS, the server's socket loop and psycopg only), beside the real one; and the server's own
+time per request (``ServerConnection.receive_data`` fed the same request 2,000 times)::
+
+    python benchmarks/small_statements.py --floor --rows 100000
 """
 
 from __future__ import annotations
@@ -78,11 +85,80 @@ def measure(dsn: str, rows: int, n: int) -> dict[str, tuple[float, float]]:
     return out
 
 
+def floor(rows: int, n: int) -> None:
+    """The ``--floor`` measurement (module docstring)."""
+    import tarndb
+    from tarndb.pgwire import protocol
+    from tarndb.pgwire.server import ServerThread
+
+    tmp = Path(tempfile.mkdtemp(prefix="small-statements-floor-"))
+    db = tarndb.open(str(tmp / "lake"))
+    srv = ServerThread(db, port=0, password="pw", data_dir=tmp).start()
+    dsn = (f"host=127.0.0.1 port={srv.port} user=postgres password=pw dbname=postgres "
+           "sslmode=require")
+    real = protocol.ServerConnection.receive_data
+    replies: dict[bytes, bytes] = {}
+    mode: dict[str, Any] = {"v": "record", "us": 0.0}
+
+    def receive(self: Any, data: bytes | bytearray) -> bytes:
+        key = bytes(data)
+        if mode["v"] == "canned" and key in replies:
+            return replies[key]
+        if mode["v"] == "time":
+            mode["v"] = "record"
+            a = time.perf_counter()
+            for _ in range(2000):
+                real(self, bytearray(key))
+            mode["us"] = (time.perf_counter() - a) / 2000 * 1e6
+        out: bytes = real(self, data)
+        if mode["v"] == "record":
+            replies[key] = out
+        return out
+
+    protocol.ServerConnection.receive_data = receive  # type: ignore[method-assign]
+    statements = [s for s in _statements(rows) if "catalog" not in s[0]]
+    try:
+        with psycopg.connect(dsn, autocommit=True) as c:
+            c.execute("CREATE TABLE kl (id BIGINT PRIMARY KEY, t TEXT, n INT)")
+            c.execute("INSERT INTO kl SELECT i, 'row ' || i, i %% 7 FROM range(0, %s) t(i)",
+                      [rows])
+            print(f"{'statement':28s} {'real p50 ms':>12s} {'canned reply p50 ms':>20s} "
+                  f"{'server us/request':>18s}")
+            for label, fn in statements:
+                if "same 10" in label:
+                    continue
+                for _ in range(20):
+                    fn(c, 0)  # one key: the canned reply is the right answer
+                lat: dict[str, float] = {}
+                for m in ("record", "canned"):
+                    mode["v"] = m
+                    t = []
+                    for _ in range(n):
+                        a = time.perf_counter()
+                        fn(c, 0)
+                        t.append(time.perf_counter() - a)
+                    t.sort()
+                    lat[m] = t[len(t) // 2] * 1000
+                mode["v"] = "time"
+                fn(c, 0)
+                print(f"{label:28s} {lat['record']:12.3f} {lat['canned']:20.3f} "
+                      f"{mode['us']:18.1f}")
+    finally:
+        protocol.ServerConnection.receive_data = real  # type: ignore[method-assign]
+        srv.stop()
+        db.close()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rows", type=int, default=100_000)
     ap.add_argument("--n", type=int, default=300)
+    ap.add_argument("--floor", action="store_true",
+                    help="where the floor is: canned replies and the server's own time")
     args = ap.parse_args()
+    if args.floor:
+        floor(args.rows, args.n)
+        return
     tmp = Path(tempfile.mkdtemp(prefix="small-statements-"))
     proc, dsn = start_tarndb(tmp)
     pg = start_postgres(tmp)

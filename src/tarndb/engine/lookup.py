@@ -223,8 +223,8 @@ def _by_key(ds: Any, column: str, value: Any, wanted: list[str], limit: int | No
     rids = colcache.rids_for_value(ds, column, value)
     if rids is None:
         return None
-    if hidden and rids.size:
-        rids = rids[~np.isin(rids, np.fromiter(hidden, np.int64, len(hidden)))]
+    if hidden and rids.size:  # (a set lookup per found row: the hidden set may be large)
+        rids = np.array([r for r in rids.tolist() if r not in hidden], dtype=np.int64)
     rids = rids[:limit] if limit is not None else rids
     if rids.size == 0:
         return ds.to_table(columns=wanted, limit=0)
