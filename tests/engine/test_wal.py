@@ -302,3 +302,44 @@ def test_a_fold_of_logged_updates_interrupted_after_its_commit(
         assert s2.execute("SELECT count(*), sum(n) FROM c").rows == [(3, 7)]
     finally:
         db2.close()
+
+
+def test_commits_go_on_while_a_fold_writes(db: tarndb.Database,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fold of this server's inserts writes its rows without the table's locks: commits
+    made meanwhile are neither held up nor lost, nor folded twice; a read folds them."""
+    import threading
+    import time
+
+    import lance.fragment
+
+    s = _setup(db)
+    db._folding().stop()  # type: ignore[attr-defined]
+    store = _store(db, s)
+    for i in range(5):
+        s.execute("INSERT INTO t VALUES ($1, $2)", [i, f"v{i}"])
+    real = lance.fragment.write_fragments
+    writing = threading.Event()
+
+    def slow(*args: object, **kw: object) -> object:
+        writing.set()
+        time.sleep(0.6)
+        return real(*args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(lance.fragment, "write_fragments", slow)
+    folder = threading.Thread(target=lambda: store.fold(complete=False))  # type: ignore[attr-defined]
+    folder.start()
+    assert writing.wait(10)
+    t0 = time.monotonic()
+    for i in range(5, 10):
+        s.execute("INSERT INTO t VALUES ($1, $2)", [i, f"v{i}"])
+        s.execute("UPDATE t SET v = 'u' || v WHERE id = $1", [i - 5])
+    assert time.monotonic() - t0 < 0.5  # not held up by the fold's write
+    folder.join(10)
+    assert not folder.is_alive()
+    assert store.wal.files()  # type: ignore[attr-defined]  # the later commits, logged
+    assert db.session(workspace="ws").execute(
+        "SELECT count(*), count(DISTINCT id), sum(CASE WHEN v LIKE 'u%' THEN 1 ELSE 0 END) "
+        "FROM t").rows == [(10, 10, 5)]
+    with pytest.raises(E.UniqueViolation):
+        s.execute("INSERT INTO t VALUES (3, 'again')")

@@ -335,7 +335,7 @@ class Database:
             if now - since < older_than and store.wal.pending_rows < _FOLD_ROWS:
                 continue
             try:
-                if store.fold() is not None:
+                if store.fold(complete=older_than == 0) is not None:
                     info = self._store_infos.get(path)
                     if info is not None:
                         self._maintain(info)

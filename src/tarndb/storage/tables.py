@@ -84,6 +84,10 @@ class TableStore:
         self._pending_touch: dict[int, int] = {}
         #: folds this process made (the write path notices one made during validation)
         self.folds = 0
+        #: one fold at a time per table and process (see fold())
+        self._folding = threading.Lock()
+        #: rids this server's records touched since its log file was rotated for a fold
+        self._since_rotation: set[int] | None = None
         #: Drop untagged versions older than this after commits (None: keep them all).
         self.retention: timedelta | None = None
         #: commits this process made to the table (paces maintenance)
@@ -168,6 +172,9 @@ class TableStore:
         self._overlay_rows = ov if ov is not None else rows.slice(0, 0)
         self._overlay_hidden.update(gone.tolist())
         self._overlay_hidden.update(rows.column(RID).to_pylist())
+        if self._since_rotation is not None:
+            self._since_rotation.update(gone.tolist())
+            self._since_rotation.update(rows.column(RID).to_pylist())
 
     def _drop_overlay(self) -> None:
         self._overlay_rows = None
@@ -214,12 +221,112 @@ class TableStore:
                 return ds, None, set(), self.wal_seq
             return ds, self._overlay_rows, set(self._overlay_hidden), self.wal_seq
 
-    def fold(self) -> int | None:
-        """Move every server's logged rows into the Lance dataset in one append; returns the
-        new version (None when there was nothing to fold)."""
+    def fold(self, complete: bool = True) -> int | None:
+        """Move every server's logged rows into the Lance dataset; returns the new version
+        (None when there was nothing to fold). ``complete``: every row logged before the
+        call is in Lance on return (a read's fold); else rows logged while this fold wrote
+        may wait for the next one (the background fold)."""
         wal = self.wal
         if wal is None:
             return None
+        if self._lock_is_mine():
+            # Under the table's lock (a commit, an ALTER, a key index built afresh): fold at
+            # once. A fold writing its rows on another thread finds its file folded when it
+            # comes back, and drops its work. (Waiting for it here would deadlock: it needs
+            # this lock to finish.)
+            return self._fold_all()
+        with self._folding:
+            done = self._fold_own_inserts()
+            if done is None:
+                return self._fold_all()
+            if complete and wal.files():  # logged while the rows were written
+                return self._fold_all() or (done if done >= 0 else None)
+            return done if done >= 0 else None
+
+    def _lock_is_mine(self) -> bool:
+        owned = getattr(self.lock, "_is_owned", None)
+        return bool(owned()) if owned is not None else True
+
+    def _fold_own_inserts(self) -> int | None:
+        """The common fold, in three steps, so that writers are not held up by the data
+        write: when the log is this server's own file of inserts only, rotate the file
+        under the table's locks (later commits append to a new one), write the rows as
+        Lance fragments without the locks, then commit them (under the locks again) unless
+        another server folded the file meanwhile. Returns the new version, -1 when there
+        was nothing to fold, None when the log is not of that kind (fold it all at once)."""
+        from lance.fragment import write_fragments
+
+        wal = self.wal
+        assert wal is not None
+        with self.lock, lake_lock(self.lake, "table:" + self.path):
+            names = wal.files()
+            if not names:
+                self.pending_since = None
+                return -1
+            if names != [wal.own_name]:
+                return None
+            ds = self.dataset(fold=False)
+            f = wal.read(names[0])
+            if f is None or not f.records or any(r.removed.size for r in f.records):
+                return None
+            done = self._folded_offset(ds, f.name, f.base)
+            if done is None or done > 0:
+                return None  # an earlier fold was cut short: the careful way
+            parts, _ = _collapse(f.records, ds.schema)
+            if not parts:
+                return None
+            wal.rotate()
+            self._since_rotation = set()
+            rotated_at = time.monotonic()
+            schema = ds.schema
+            storage = ds.data_storage_version
+        rows = pa.concat_tables(parts)
+        rows = rows.take(pa.array(range(rows.num_rows), pa.int64()))  # see _fold_all
+        try:
+            frags = write_fragments(rows, self.uri, schema=schema,
+                                    data_storage_version=storage, storage_options=self._opts)
+        except BaseException:
+            with self.lock:
+                self._since_rotation = None
+            raise
+        from lance import LanceOperation
+
+        with self.lock, lake_lock(self.lake, "table:" + self.path):
+            since, self._since_rotation = self._since_rotation or set(), None
+            if not os.path.exists(os.path.join(wal.dir, f.name)):
+                return -1  # another server folded the file (and removed it) meanwhile
+            ds = self.dataset(fold=False)
+            before = ds.version
+            if not ds.schema.equals(schema):
+                return None  # the columns changed: fold the file the careful way
+            props = {FOLD_PROPERTY: json.dumps({f.name: f.records[-1].end})}
+            self._ds = lance.LanceDataset.commit(
+                self.uri, lance.Transaction(before, LanceOperation.Append(frags),
+                                            transaction_properties=props),
+                read_version=before, storage_options=self._opts)
+            after = self._ds.version
+            self.folds += 1
+            if self.on_fold is not None:
+                self.on_fold(before, after, rows, set())
+            wal.remove([f.name])
+            # The overlay keeps what later records wrote; the folded rows are in Lance now.
+            folded = set(rows.column(RID).to_pylist()) - since
+            ov = self._overlay_rows
+            if ov is not None and folded:
+                ov = ov.filter(pc.invert(pc.is_in(ov.column(RID), value_set=pa.array(
+                    sorted(folded), pa.int64()))))
+                self._overlay_rows = ov if ov.num_rows or wal.own_name else None
+                self._overlay_hidden -= folded
+            if wal.own_name is None:
+                self._drop_overlay()
+                self.pending_since = None
+            else:
+                self.pending_since = rotated_at
+            return after
+
+    def _fold_all(self) -> int | None:
+        wal = self.wal
+        assert wal is not None
         with self.lock, lake_lock(self.lake, "table:" + self.path):
             names = wal.files()
             if not names:

@@ -197,6 +197,13 @@ class TableWal:
             finally:
                 os.close(dfd)
 
+    def rotate(self) -> str | None:
+        """Start a new file for later appends; returns the name of the one closed (whose
+        records a fold is about to write to Lance without holding the table's locks)."""
+        name = self._name
+        self._close()
+        return name
+
     def _close(self) -> None:
         if self._fd is not None:
             try:
