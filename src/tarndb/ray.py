@@ -581,6 +581,29 @@ def _ingest_task(batch: pa.Table, *, uri: str, storage_options: dict[str, str],
     return pa.Table.from_pylist(rows, schema=schema)
 
 
+def _ingest_table(db: Any, workspace: str, table: str, base: Any, arrow: dict[str, Any],
+                  embed_model: str | None, embedding_column: str, key: str
+                  ) -> tuple[pa.Schema, set[Any]]:
+    """Create the ingest table (with an embedding column when a model is given); its Arrow
+    schema without ``id``, and the ``key`` values already in it (a resumed run skips
+    them)."""
+    from .ingest._common import ensure_table, existing_keys
+
+    columns = list(base)
+    if embed_model:
+        from .embeddings import get_model
+
+        multi = get_model(embed_model, db=db, workspace=workspace).multi
+        columns.append((embedding_column, "FLOAT4[][]" if multi else "FLOAT4[]"))
+    schema = pa.schema([(n, arrow[t]) for n, t in columns if n != "id"])
+    session = db.session(workspace=workspace)
+    try:
+        ensure_table(session, workspace, table, columns)
+        return schema, existing_keys(session, workspace, table, key)
+    finally:
+        session.close()
+
+
 def ingest_images(lake: Any, folder: str | os.PathLike[str], table: str = "images",
                   workspace: str = "public", *, annotations: str | None = None,
                   embed_model: str | None = None, embedding_column: str = "embedding",
@@ -596,7 +619,7 @@ def ingest_images(lake: Any, folder: str | os.PathLike[str], table: str = "image
     import time
     from pathlib import Path
 
-    from .ingest._common import IngestReport, ensure_table, existing_keys
+    from .ingest._common import IngestReport
     from .ingest._images import (
         _ARROW,
         BASE_COLUMNS,
@@ -614,19 +637,8 @@ def ingest_images(lake: Any, folder: str | os.PathLike[str], table: str = "image
     report = IngestReport(table=f"{workspace}.{table}")
     ann_path = Path(annotations) if annotations else find_annotations(root)
     ann = load_annotations(ann_path, root) if ann_path else {}
-    columns = list(BASE_COLUMNS)
-    if embed_model:
-        from .embeddings import get_model
-
-        multi = get_model(embed_model, db=db, workspace=workspace).multi
-        columns.append((embedding_column, "FLOAT4[][]" if multi else "FLOAT4[]"))
-    schema = pa.schema([(n, _ARROW[t]) for n, t in columns if n != "id"])
-    session = db.session(workspace=workspace)
-    try:
-        ensure_table(session, workspace, table, columns)
-        done = existing_keys(session, workspace, table, "path")
-    finally:
-        session.close()
+    schema, done = _ingest_table(db, workspace, table, BASE_COLUMNS, _ARROW, embed_model,
+                                 embedding_column, "path")
     items: list[dict[str, Any]] = []
     for p in iter_images(root):
         key = p.relative_to(root).as_posix()
@@ -724,7 +736,7 @@ def ingest_videos(lake: Any, source: Any, table: str = "videos", workspace: str 
     import json
     import time
 
-    from .ingest._common import IngestReport, ensure_table, existing_keys
+    from .ingest._common import IngestReport, existing_keys
     from .ingest._video import _ARROW_V, BASE_COLUMNS, DEFAULT_CHUNK_S, iter_videos
 
     ray = _ray()
@@ -736,19 +748,8 @@ def ingest_videos(lake: Any, source: Any, table: str = "videos", workspace: str 
     if missing:
         raise FileNotFoundError(f"no such video: {missing[0]}")
     report = IngestReport(table=f"{workspace}.{table}")
-    columns = list(BASE_COLUMNS)
-    if embed_model:
-        from .embeddings import get_model
-
-        multi = get_model(embed_model, db=db, workspace=workspace).multi
-        columns.append((embedding_column, "FLOAT4[][]" if multi else "FLOAT4[]"))
-    schema = pa.schema([(n, _ARROW_V[t]) for n, t in columns if n != "id"])
-    session = db.session(workspace=workspace)
-    try:
-        ensure_table(session, workspace, table, columns)
-        done = existing_keys(session, workspace, table, "video_id")
-    finally:
-        session.close()
+    schema, done = _ingest_table(db, workspace, table, BASE_COLUMNS, _ARROW_V, embed_model,
+                                 embedding_column, "video_id")
     ids: list[dict[str, Any]] = []
     if paths:
         ids = ray.data.from_items([{"path": str(p)} for p in paths]).map_batches(
