@@ -327,7 +327,9 @@ def test_commits_go_on_while_a_fold_writes(db: tarndb.Database,
         return real(*args, **kw)  # type: ignore[arg-type]
 
     monkeypatch.setattr(lance.fragment, "write_fragments", slow)
-    folder = threading.Thread(target=lambda: store.fold(complete=False))  # type: ignore[attr-defined]
+    folded: list[object] = []
+    folder = threading.Thread(target=lambda: folded.append(
+        store.fold(complete=False)))  # type: ignore[attr-defined]
     folder.start()
     assert writing.wait(10)
     t0 = time.monotonic()
@@ -337,7 +339,13 @@ def test_commits_go_on_while_a_fold_writes(db: tarndb.Database,
     assert time.monotonic() - t0 < 0.5  # not held up by the fold's write
     folder.join(10)
     assert not folder.is_alive()
+    assert isinstance(folded[0], int)  # the fold committed its rows (no commit folded them)
     assert store.wal.files()  # type: ignore[attr-defined]  # the later commits, logged
+    # A key lookup of a row the fold wrote and of one logged after it, without a fold.
+    version = store.lance_version()  # type: ignore[attr-defined]
+    assert s.execute("SELECT v FROM t WHERE id = 2").rows == [("uv2",)]
+    assert s.execute("SELECT v FROM t WHERE id = 7").rows == [("v7",)]
+    assert store.lance_version() == version  # type: ignore[attr-defined]
     assert db.session(workspace="ws").execute(
         "SELECT count(*), count(DISTINCT id), sum(CASE WHEN v LIKE 'u%' THEN 1 ELSE 0 END) "
         "FROM t").rows == [(10, 10, 5)]

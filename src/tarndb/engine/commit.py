@@ -680,7 +680,7 @@ class WritePath:
         names = store.wal.files()
         if not names:
             return False
-        if any(n != store.wal.own_name for n in names):
+        if not all(store.wal.is_own(n) for n in names):
             return True
         removed = sum(len(r.change.removed) for r in batch)
         return removed > 0 and not self._loggable_removals(store, removed)

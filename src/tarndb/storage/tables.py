@@ -212,7 +212,7 @@ class TableStore:
             # ``ds`` are at most that fold (which holds the same rows as the overlay).
             ds = self.dataset(fold=False)
             names = wal.files()
-            if any(n != wal.own_name for n in names):
+            if not all(wal.is_own(n) for n in names):
                 return None
             if self._overlay_rows is not None and not wal.own_alive():
                 self._drop_overlay()  # another server folded our records into Lance:
@@ -263,7 +263,7 @@ class TableStore:
             if not names:
                 self.pending_since = None
                 return -1
-            if names != [wal.own_name]:
+            if wal.own_name is None or names != [wal.own_name]:
                 return None
             ds = self.dataset(fold=False)
             f = wal.read(names[0])

@@ -114,15 +114,23 @@ class TableWal:
         self._name: str | None = None
         #: rows appended to this server's file since it was last folded
         self.pending_rows = 0
+        #: this server's earlier files whose fold is under way (TableStore.fold)
+        self._rotated: set[str] = set()
 
     @property
     def own_name(self) -> str | None:
         return self._name
 
+    def is_own(self, name: str) -> bool:
+        """Whether ``name`` is this server's file, or one it rotated out to fold."""
+        return name == self._name or name in self._rotated
+
     def own_alive(self) -> bool:
-        """Whether this server's file still holds its records: another server that folds
-        the log removes the file (then its records are in Lance)."""
-        return self._fd is not None and os.fstat(self._fd).st_nlink > 0
+        """Whether this server's files still hold their records: another server that folds
+        the log removes them (then their records are in Lance)."""
+        if self._fd is not None and os.fstat(self._fd).st_nlink == 0:
+            return False
+        return all(os.path.exists(os.path.join(self.dir, n)) for n in self._rotated)
 
     def files(self) -> list[str]:
         """Names of the log files on the lake (every server's), oldest first."""
@@ -181,6 +189,7 @@ class TableWal:
         """Remove folded files (this server's own is closed; the next append opens a new
         one)."""
         for name in names:
+            self._rotated.discard(name)
             if name == self._name:
                 self._close()
             try:
@@ -201,6 +210,8 @@ class TableWal:
         """Start a new file for later appends; returns the name of the one closed (whose
         records a fold is about to write to Lance without holding the table's locks)."""
         name = self._name
+        if name is not None:
+            self._rotated.add(name)
         self._close()
         return name
 
