@@ -351,3 +351,53 @@ def test_commits_go_on_while_a_fold_writes(db: tarndb.Database,
         "FROM t").rows == [(10, 10, 5)]
     with pytest.raises(E.UniqueViolation):
         s.execute("INSERT INTO t VALUES (3, 'again')")
+
+
+def test_another_server_folds_a_file_this_one_is_folding(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another server folds (and removes) the log file this server rotated out for its own
+    fold: this server drops its fragments, and its key lookups read the other server's fold
+    and its own later rows, never a stale copy."""
+    import threading
+    import time
+
+    import lance.fragment
+
+    lake = str(tmp_path / "lake")
+    db1, db2 = tarndb.open(lake), tarndb.open(lake)
+    try:
+        s1 = _setup(db1)
+        db1._folding().stop()  # type: ignore[attr-defined]
+        store = _store(db1, s1)
+        for i in range(3):
+            s1.execute("INSERT INTO t VALUES ($1, $2)", [i, f"v{i}"])
+        real = lance.fragment.write_fragments
+        writing = threading.Event()
+
+        def slow(*args: object, **kw: object) -> object:
+            writing.set()
+            time.sleep(0.8)
+            return real(*args, **kw)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(lance.fragment, "write_fragments", slow)
+        folded: list[object] = []
+        folder = threading.Thread(target=lambda: folded.append(
+            store.fold(complete=False)))  # type: ignore[attr-defined]
+        folder.start()
+        assert writing.wait(10)
+        s2 = db2.session(workspace="ws")
+        # db2 folds db1's rotated file, then changes a row of it in Lance.
+        assert s2.execute("SELECT count(*) FROM t").rows == [(3,)]
+        s2.execute("UPDATE t SET v = 'changed' WHERE id = 1")
+        s2.execute("SELECT count(*) FROM t")  # db2's update folded into Lance
+        folder.join(10)
+        assert folded == [None]  # db1 dropped its own fragments
+        s1.execute("INSERT INTO t VALUES (3, 'v3')")
+        assert s1.execute("SELECT v FROM t WHERE id = 1").rows == [("changed",)]
+        assert s1.execute("SELECT v FROM t WHERE id = 3").rows == [("v3",)]
+        s1.execute("UPDATE t SET v = v || '!' WHERE id = 1")
+        assert s2.execute("SELECT id, v FROM t ORDER BY id").rows == [
+            (0, "v0"), (1, "changed!"), (2, "v2"), (3, "v3")]
+    finally:
+        db1.close()
+        db2.close()

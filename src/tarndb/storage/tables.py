@@ -294,7 +294,13 @@ class TableStore:
         with self.lock, lake_lock(self.lake, "table:" + self.path):
             since, self._since_rotation = self._since_rotation or set(), None
             if not os.path.exists(os.path.join(wal.dir, f.name)):
-                return -1  # another server folded the file (and removed it) meanwhile
+                # Folded meanwhile: by this process (under the table's lock), or by another
+                # server, with every file of ours it found. Then the overlay is stale unless
+                # a file of ours was started since (the append that started it dropped the
+                # stale overlay: own_alive() was False).
+                if wal.forget(f.name) and not wal.current_alive():
+                    self._drop_overlay()
+                return -1
             ds = self.dataset(fold=False)
             before = ds.version
             if not ds.schema.equals(schema):

@@ -121,6 +121,18 @@ class TableWal:
     def own_name(self) -> str | None:
         return self._name
 
+    def forget(self, name: str) -> bool:
+        """A rotated file that is gone: True when another server folded and removed it
+        (this server's own folds remove it from the set themselves)."""
+        if name not in self._rotated:
+            return False
+        self._rotated.discard(name)
+        return True
+
+    def current_alive(self) -> bool:
+        """Whether this server has a current file and it is still on the lake."""
+        return self._fd is not None and os.fstat(self._fd).st_nlink > 0
+
     def is_own(self, name: str) -> bool:
         """Whether ``name`` is this server's file, or one it rotated out to fold."""
         return name == self._name or name in self._rotated
