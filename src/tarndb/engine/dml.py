@@ -922,7 +922,7 @@ def update(session: Session, node: pb.UpdateStmt, params: list[Any]) -> Result:
     for _ in range(_RECHECK_RUNS):
         # ``SET n = n + 1 WHERE pk = value`` and the like: evaluated without DuckDB.
         simple = setexpr.updated_rows(session, info, node, targets, params) \
-            if _fast_paths(session) else None
+            if session.fast_paths else None
         rows, rids_all = simple if simple is not None else \
             _updated_rows(session, info, sel, target_rv, params)
         if lock_and_verify(session, info, rids_all):
@@ -943,11 +943,6 @@ def update(session: Session, node: pb.UpdateStmt, params: list[Any]) -> Result:
     if node.returning_clause.exprs:
         return _returning(session, info, alias, rows, node.returning_clause.exprs, params, tag)
     return Result(command=tag, rowcount=rows.num_rows)
-
-
-def _fast_paths(session: Session) -> bool:
-    """``SET tarndb.fast_paths = off`` sends statements down the general path."""
-    return session.settings.get("tarndb.fast_paths", "on").lower() not in ("off", "false", "0")
 
 
 def _old_rows(session: Session, info: TableInfo, rids: list[int]) -> pa.Table:

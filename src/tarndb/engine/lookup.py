@@ -116,9 +116,7 @@ def try_constant(sel: Any) -> Result | None:
 
 def try_lookup(session: Session, stmt: pb.Node, params: list[Any]) -> Result | None:
     sel = stmt.select_stmt
-    # ``SET tarndb.fast_paths = off`` sends constant selects and rankings down the general
-    # path (benchmarks compare the two in one run; a way out should a fast path misbehave).
-    fast = session.settings.get("tarndb.fast_paths", "on").lower() not in ("off", "false", "0")
+    fast = session.fast_paths
     if not sel.from_clause:
         return try_constant(sel) if fast else None
     if fast:
@@ -191,17 +189,10 @@ def _logged_row(got: tuple[Any, Any, set[int]] | None, column: str, value: Any,
     write-ahead log (a row many writers update), from the statement's overlay read
     (:meth:`.Session.overlay_read`) without folding the log; None otherwise (the caller
     reads Lance)."""
-    import pyarrow.compute as pc
+    from .scan import logged_key_rows
 
-    if got is None or got[1] is None or not got[1].num_rows:
-        return None
-    logged = got[1]
-    col = logged.column(column)
-    try:
-        mine = logged.filter(pc.equal(col, pa.scalar(value, col.type)))
-    except (pa.ArrowException, ValueError, OverflowError, TypeError):
-        return None
-    if not mine.num_rows:
+    mine = logged_key_rows(got[1] if got is not None else None, column, value)
+    if mine is None:
         return None
     return mine.select(wanted).slice(0, limit if limit is not None else mine.num_rows)
 

@@ -22,6 +22,9 @@ from ..storage.tables import RID, conform_rows
 from .catalog import SCALAR_INDEX_TYPES, ColumnInfo, TableInfo
 from .commit import unique_keys
 
+if TYPE_CHECKING:
+    from .session import Session
+
 
 class KeyLookup(NamedTuple):
     """``column = value`` in a statement's WHERE clause, on a column with a scalar index."""
@@ -31,8 +34,20 @@ class KeyLookup(NamedTuple):
     value: Any
     unique: bool  # the column is a unique key by itself
 
-if TYPE_CHECKING:
-    from .session import Session
+
+def logged_key_rows(logged: pa.Table | None, column: str, value: Any) -> pa.Table | None:
+    """The rows of the write-ahead log's overlay (TableStore.overlay) whose ``column`` is
+    ``value``; None when there are none (or the value is not of the column's type). For a
+    unique key they are the key's only live row: any Lance row with the key is an older
+    version, or was deleted before the key was reused."""
+    if logged is None or not logged.num_rows:
+        return None
+    col = logged.column(column)
+    try:
+        mine = logged.filter(pc.equal(col, pa.scalar(value, col.type)))
+    except (pa.ArrowException, ValueError, OverflowError, TypeError):
+        return None
+    return mine if mine.num_rows else None
 
 _counter = itertools.count()
 SYSTEM_SCHEMAS = ("pg_catalog", "information_schema")
@@ -88,7 +103,7 @@ class Scope:
         store = db.store(info)
         prefilter = lookup.filter if lookup is not None else None
         if lookup is not None:
-            merged = self._overlay_lookup(info, lookup)
+            merged = self.key_rows(info, lookup)
             if merged is not None:
                 return self._view_over(info, merged, with_rid, set(merged.schema.names))
         try:
@@ -109,7 +124,7 @@ class Scope:
             raw = self.register(ds, "__raw")
         return self._view_over(info, raw, with_rid, set(ds.schema.names))
 
-    def _overlay_lookup(self, info: TableInfo, lookup: KeyLookup) -> pa.Table | None:
+    def key_rows(self, info: TableInfo, lookup: KeyLookup) -> pa.Table | None:
         """A key lookup's rows without folding the table's write-ahead log: the Lance rows
         the key filter finds, less those the log's records replaced or deleted, plus the
         logged rows (DuckDB applies the whole WHERE clause to them). A row that many
@@ -119,18 +134,11 @@ class Scope:
             return None
         ds, logged, hidden = got
         prefilter = lookup.filter
-        if logged is not None and logged.num_rows and lookup.unique:
-            # A unique key found among the logged rows is nowhere else: any Lance row with
-            # that key is an older version, or was deleted before the key was reused.
-            col = logged.column(lookup.column)
-            try:
-                mine = logged.filter(pc.equal(col, pa.scalar(lookup.value, col.type)))
-            except (pa.ArrowException, ValueError, OverflowError):
-                mine = logged.slice(0, 0)  # not of the column's type: ask Lance
-            if mine.num_rows:
-                self.plan.append(f"key lookup on {info.name} in the write-ahead log: "
-                                 f"{prefilter}")
-                return mine
+        mine = logged_key_rows(logged, lookup.column, lookup.value) if lookup.unique \
+            else None
+        if mine is not None:
+            self.plan.append(f"key lookup on {info.name} in the write-ahead log: {prefilter}")
+            return mine
         if lookup.unique:
             found = self._by_key_index(info, ds, lookup, hidden)
             if found is not None:

@@ -295,6 +295,13 @@ class Session:
         return ch
 
     @property
+    def fast_paths(self) -> bool:
+        """``SET tarndb.fast_paths = off`` sends statements down the general path (benchmarks
+        compare the two in one run; a way out should a fast path misbehave)."""
+        return self.settings.get("tarndb.fast_paths", "on").lower() not in ("off", "false",
+                                                                              "0")
+
+    @property
     def serializable(self) -> bool:
         """REPEATABLE READ or SERIALIZABLE: one snapshot for the whole transaction, and a
         row another transaction changed since is an error (40001), never re-read."""

@@ -76,7 +76,7 @@ def updated_rows(session: Session, info: TableInfo, node: pb.UpdateStmt,
         return None
     scope = Scope(session)
     try:
-        rows = scope._overlay_lookup(info, KeyLookup(flt, col.name, typed, True))
+        rows = scope.key_rows(info, KeyLookup(flt, col.name, typed, True))
     finally:
         scope.close()
     if rows is None or rows.num_rows > 1 or \
