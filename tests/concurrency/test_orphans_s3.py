@@ -14,13 +14,12 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import boto3
+import moto.server as moto_server
 import pytest
 
 import tarndb
 from tarndb.engine.vacuum import vacuum_orphans
-
-moto_server = pytest.importorskip("moto.server")
-boto3 = pytest.importorskip("boto3")
 
 
 @pytest.fixture

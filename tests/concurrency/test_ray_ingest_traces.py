@@ -12,11 +12,10 @@ import sys
 from pathlib import Path
 
 import pytest
+import ray.data  # noqa: F401  (the test extra installs ray[data]: a missing one fails)
 
-pytest.importorskip("ray.data")
-
-import tarndb  # noqa: E402
-import tarndb.ray as tray  # noqa: E402
+import tarndb
+import tarndb.ray as tray
 
 from .conftest import Serve  # noqa: E402
 

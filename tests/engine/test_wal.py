@@ -4,6 +4,7 @@ read sees them at once, and folding them into Lance is exactly-once across crash
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 import pytest
@@ -221,8 +222,6 @@ def test_keyed_updates_and_deletes_are_logged_not_lance_versions(
 def test_a_read_before_a_logged_update_sees_the_conflict(db: tarndb.Database) -> None:
     """A statement that read a row (folding the log) before another transaction logged a
     change to it re-reads the row under READ COMMITTED: no increment is lost."""
-    import threading
-
     s, _ = _counter(db)
     s.execute("BEGIN")
     s.execute("UPDATE c SET n = n + 10 WHERE id = 1")  # holds the row
@@ -304,27 +303,22 @@ def test_a_fold_of_logged_updates_interrupted_after_its_commit(
         db2.close()
 
 
-def test_commits_go_on_while_a_fold_writes(db: tarndb.Database,
-                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    """A fold of this server's inserts writes its rows without the table's locks: commits
-    made meanwhile are neither held up nor lost, nor folded twice; a read folds them."""
-    import threading
+def _slow_fold(store: object, monkeypatch: pytest.MonkeyPatch, seconds: float
+               ) -> tuple[threading.Thread, list[object]]:
+    """Start ``store.fold(complete=False)`` on a thread whose Lance fragment write takes
+    ``seconds``; returns once the write has begun (the thread, and a list that gets the
+    fold's result)."""
     import time
 
     import lance.fragment
 
-    s = _setup(db)
-    db._folding().stop()  # type: ignore[attr-defined]
-    store = _store(db, s)
-    for i in range(5):
-        s.execute("INSERT INTO t VALUES ($1, $2)", [i, f"v{i}"])
     real = lance.fragment.write_fragments
     writing = threading.Event()
 
     def slow(*args: object, **kw: object) -> object:
         writing.set()
-        time.sleep(0.6)
-        return real(*args, **kw)  # type: ignore[arg-type]
+        time.sleep(seconds)
+        return real(*args, **kw)  # type: ignore[call-overload]
 
     monkeypatch.setattr(lance.fragment, "write_fragments", slow)
     folded: list[object] = []
@@ -332,6 +326,21 @@ def test_commits_go_on_while_a_fold_writes(db: tarndb.Database,
         store.fold(complete=False)))  # type: ignore[attr-defined]
     folder.start()
     assert writing.wait(10)
+    return folder, folded
+
+
+def test_commits_go_on_while_a_fold_writes(db: tarndb.Database,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fold of this server's inserts writes its rows without the table's locks: commits
+    made meanwhile are neither held up nor lost, nor folded twice; a read folds them."""
+    import time
+
+    s = _setup(db)
+    db._folding().stop()  # type: ignore[attr-defined]
+    store = _store(db, s)
+    for i in range(5):
+        s.execute("INSERT INTO t VALUES ($1, $2)", [i, f"v{i}"])
+    folder, folded = _slow_fold(store, monkeypatch, 0.6)
     t0 = time.monotonic()
     for i in range(5, 10):
         s.execute("INSERT INTO t VALUES ($1, $2)", [i, f"v{i}"])
@@ -358,11 +367,6 @@ def test_another_server_folds_a_file_this_one_is_folding(
     """Another server folds (and removes) the log file this server rotated out for its own
     fold: this server drops its fragments, and its key lookups read the other server's fold
     and its own later rows, never a stale copy."""
-    import threading
-    import time
-
-    import lance.fragment
-
     lake = str(tmp_path / "lake")
     db1, db2 = tarndb.open(lake), tarndb.open(lake)
     try:
@@ -371,20 +375,7 @@ def test_another_server_folds_a_file_this_one_is_folding(
         store = _store(db1, s1)
         for i in range(3):
             s1.execute("INSERT INTO t VALUES ($1, $2)", [i, f"v{i}"])
-        real = lance.fragment.write_fragments
-        writing = threading.Event()
-
-        def slow(*args: object, **kw: object) -> object:
-            writing.set()
-            time.sleep(0.8)
-            return real(*args, **kw)  # type: ignore[arg-type]
-
-        monkeypatch.setattr(lance.fragment, "write_fragments", slow)
-        folded: list[object] = []
-        folder = threading.Thread(target=lambda: folded.append(
-            store.fold(complete=False)))  # type: ignore[attr-defined]
-        folder.start()
-        assert writing.wait(10)
+        folder, folded = _slow_fold(store, monkeypatch, 0.8)
         s2 = db2.session(workspace="ws")
         # db2 folds db1's rotated file, then changes a row of it in Lance.
         assert s2.execute("SELECT count(*) FROM t").rows == [(3,)]

@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 
 import tarndb
@@ -18,8 +19,6 @@ from tarndb.api.tokens import TokenStore
 from tarndb.pgwire.server import ServerThread
 
 from .conftest import Server
-
-psycopg = pytest.importorskip("psycopg")
 
 
 def test_sequence_functions_and_errors(pg_server: Server) -> None:

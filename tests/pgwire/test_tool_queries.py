@@ -7,11 +7,10 @@ from __future__ import annotations
 
 import uuid
 
+import psycopg
 import pytest
 
 from .conftest import Server
-
-psycopg = pytest.importorskip("psycopg")
 
 
 def _ws() -> str:
@@ -119,7 +118,6 @@ def test_column_default_nextval_sets_currval_and_lastval(pg_server: Server) -> N
 
 
 def test_pgcli_commands_and_completion(pg_server: Server) -> None:
-    pytest.importorskip("pgcli")
     from pgcli.pgexecute import PGExecute
     from pgspecial.main import PGSpecial
 
