@@ -123,6 +123,11 @@ class _Segment:
         self._groups: dict[int, tuple[npt.NDArray[np.int32], npt.NDArray[np.int32],
                                       npt.NDArray[np.int32], I64]] = {}
         self._dense: dict[int, npt.NDArray[np.integer[Any]]] = {}
+        # Per term: (avgdl, k1, b, group order by decreasing weight, the groups' weights
+        # before the qtf * idf factor, in that order); see BM25Index._walk.
+        self._orders: dict[int, tuple[float, float, float, I64, npt.NDArray[np.float64]]] = {}
+        # Whether every document is live, or None when not known since the last kill().
+        self._all_live: bool | None = None
         self.del_gen = 0
         self.dirty_deletes = False
         self.persisted = False
@@ -130,6 +135,35 @@ class _Segment:
     @property
     def n_docs(self) -> int:
         return int(self.doc_rids.size)
+
+    def all_live(self) -> bool:
+        """No document of the segment is deleted (kept: queries ask twice per segment, and
+        ``live.all()`` over 1M documents costs ~30 us)."""
+        if self._all_live is None:
+            self._all_live = bool(self.live.all())
+        return self._all_live
+
+    def kill(self, local: npt.ArrayLike) -> None:
+        """Mark local documents deleted (every change of ``live`` goes through here)."""
+        self.live[local] = False
+        self._all_live = None
+
+    def weight_order(self, t: int, avgdl: float, k1: float, b: float,
+                     ) -> tuple[I64, npt.NDArray[np.float64]]:
+        """Term ``t``'s impact groups by decreasing BM25 weight, and those weights without
+        the query's ``qtf * idf`` factor (which scales every group alike, so the order does
+        not depend on it). Kept per term while the average document length stays the same:
+        a query then skips a sort per long posting list."""
+        got = self._orders.get(t)
+        if got is not None and got[0] == avgdl and got[1] == k1 and got[2] == b:
+            return got[3], got[4]
+        _, g_tf, g_dl, _ = self.impact_groups(t)
+        tf = g_tf.astype(np.float64)
+        unit = tf * (k1 + 1.0) / (tf + k1 * (1.0 - b + b * g_dl / avgdl))
+        order = np.argsort(-unit, kind="stable")
+        out = (order, unit[order])
+        self._orders[t] = (avgdl, k1, b, *out)
+        return out
 
     def locate(self, rids: I64) -> I64:
         """Local doc numbers of the live docs among ``rids``."""
@@ -296,7 +330,7 @@ class BM25Index:
         for seg in self.segments:
             local = seg.locate(rids)
             if local.size:
-                seg.live[local] = False
+                seg.kill(local)
                 seg.dirty_deletes = True
                 removed += int(local.size)
                 self._n_live -= int(local.size)
@@ -351,7 +385,7 @@ class BM25Index:
         if not qterms or self._n_live == 0:
             return []
         n = float(self._n_live)
-        all_live = [bool(seg.live.all()) for seg in self.segments]
+        all_live = [seg.all_live() for seg in self.segments]
         out: list[_QueryTerm] = []
         for term, qtf in qterms.items():
             parts: list[tuple[int, int, npt.NDArray[np.int32], npt.NDArray[np.int32]]] = []
@@ -418,7 +452,7 @@ class BM25Index:
         avgdl = self.avgdl or 1.0
         bases = np.zeros(len(self.segments) + 1, np.int64)
         np.cumsum([seg.n_docs for seg in self.segments], out=bases[1:])
-        live_all = [bool(seg.live.all()) for seg in self.segments]
+        live_all = [seg.all_live() for seg in self.segments]
         walks = [[self._walk(term, si, tid, docs, tfs, avgdl) for si, tid, docs, tfs in
                   term.parts] for term in terms]
         total = sum(term.df for term in terms)
@@ -519,11 +553,13 @@ class BM25Index:
         seg = self.segments[si]
         if docs.size <= _FIRST_BATCH:
             return _Walk(si, docs.astype(np.int64), None, None, None)
-        perm, g_tf, g_dl, starts = seg.impact_groups(tid)
-        gw = self._weights(term, seg, g_dl, g_tf, avgdl, lengths_given=True)
-        order = np.argsort(-gw, kind="stable")
+        perm, _, _, starts = seg.impact_groups(tid)
+        # The weights only bound what unseen postings can add (scores are computed by
+        # _weights); the relative margin in search covers a last-bit difference.
+        order, unit = seg.weight_order(tid, avgdl, self.params.k1, self.params.b)
         a = int(seg.term_offsets[tid])
-        return _Walk(si, seg.post_docs[a:a + perm.size], perm, starts, (order, gw[order]))
+        return _Walk(si, seg.post_docs[a:a + perm.size], perm, starts,
+                     (order, unit * (term.qtf * term.idf)))
 
     def _score_docs(self, terms: list[_QueryTerm], seg_of: I64, local: I64,
                     avgdl: float) -> npt.NDArray[np.float64]:
@@ -731,7 +767,7 @@ class BM25Index:
                 seg.del_gen = int(entry["del_gen"])
                 dead = np.load(io.BytesIO(
                     _read(fs, f"{root}/seg-{seg.name}-{seg.del_gen}.del.npy")))
-                seg.live[dead] = False
+                seg.kill(dead)
             idx.segments.append(seg)
             idx._saved_to = (fs.type_name, id(fs) if filesystem is not None else 0, root)
             idx._n_live += int(seg.live.sum())
