@@ -143,7 +143,7 @@ class _Segment:
             self._all_live = bool(self.live.all())
         return self._all_live
 
-    def kill(self, local: npt.ArrayLike) -> None:
+    def kill(self, local: npt.NDArray[np.integer[Any]]) -> None:
         """Mark local documents deleted (every change of ``live`` goes through here)."""
         self.live[local] = False
         self._all_live = None
