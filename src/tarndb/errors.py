@@ -215,6 +215,18 @@ class DependentObjectsStillExist(TarnError):
     code = "dependent_objects_still_exist"
 
 
+class WrongObjectType(TarnError):
+    sqlstate = "42809"
+    http_status = 400
+    code = "wrong_object_type"
+
+
+class InvalidRecursion(TarnError):
+    sqlstate = "42P17"
+    http_status = 400
+    code = "invalid_object_definition"
+
+
 class InvalidSchemaName(TarnError):
     sqlstate = "3F000"
     http_status = 404

@@ -19,7 +19,7 @@ from .. import errors as E
 from ..sql import ast
 from ..sql import colnames as output_names
 from ..storage.tables import RID
-from . import fkeys, sequences, vacuum
+from . import fkeys, sequences, vacuum, views
 from .catalog import PLAIN_INDEX_METHODS, ColumnInfo, IndexInfo, TableInfo
 from .commit import unique_keys
 from .result import Result
@@ -54,7 +54,8 @@ def create_table(session: Session, node: pb.CreateStmt, params: list[Any]) -> Re
     if name == "_files":
         raise E.DuplicateTable('"_files" is the file store\'s system table; choose another name')
     if session.find_table(ws, name) is not None or \
-            sequences.lookup(session.db, session, ws, name) is not None:
+            sequences.lookup(session.db, session, ws, name) is not None or \
+            views.lookup(session.db, session, ws, name) is not None:
         if node.if_not_exists:
             session.notices.append(f'relation "{name}" already exists, skipping')
             return Result(command="CREATE TABLE")
@@ -262,11 +263,15 @@ def drop(session: Session, node: pb.DropStmt, params: list[Any]) -> Result:
                 raise E.UndefinedTable(f'table "{parts[-1]}" does not exist', table=parts[-1])
             _drop_references_to(session, info, cascade, dropping={
                 (o.workspace, o.name) for o in [info]})
+            views.check_dependents(session, info.workspace, info.name, "table", cascade,
+                                   {(info.workspace, info.name)})
             session.catalog_drop(info)
             sequences.drop_owned(session, info)
         return Result(command="DROP TABLE")
     if node.remove_type == pb.OBJECT_SEQUENCE:
         return sequences.drop(session, node)
+    if node.remove_type == pb.OBJECT_VIEW:
+        return views.drop(session, node)
     if node.remove_type == pb.OBJECT_SCHEMA:
         for obj in node.objects:
             name = obj.string.sval
@@ -332,9 +337,22 @@ def _find_index(session: Session, name: str, ws: str | None) -> tuple[TableInfo,
 
 
 def alter_table(session: Session, node: pb.AlterTableStmt, params: list[Any]) -> Result:
-    if node.objtype not in (pb.OBJECT_TABLE, 0):
+    if node.objtype not in (pb.OBJECT_TABLE, pb.OBJECT_VIEW, 0):
         raise E.FeatureNotSupported("only ALTER TABLE is supported")
     info = session.resolve_table(node.relation.schemaname or None, node.relation.relname)
+    if info is None and views.resolve(session, node.relation.schemaname or None,
+                                      node.relation.relname) is not None:
+        # ALTER TABLE / VIEW v OWNER TO (pg_dump's): views are owned as tables are
+        for c in node.cmds:
+            if c.alter_table_cmd.subtype != pb.AT_ChangeOwner:
+                raise E.FeatureNotSupported(
+                    f'ALTER of view "{node.relation.relname}" is not supported; use CREATE OR '
+                    "REPLACE VIEW")
+            _check_owner(session, c.alter_table_cmd.newowner)
+        return Result(command="ALTER VIEW" if node.objtype == pb.OBJECT_VIEW
+                      else "ALTER TABLE")
+    if info is not None and node.objtype == pb.OBJECT_VIEW:
+        raise E.WrongObjectType(f'"{info.name}" is not a view')
     if info is None and (_serial_target(session, node.relation) is not None or any(
             sequences.lookup(session.db, session, ws, node.relation.relname)
             for ws in ([node.relation.schemaname] if node.relation.schemaname
@@ -999,5 +1017,6 @@ HANDLERS: dict[str, Callable[[Session, Any, list[Any]], Result]] = {
     "lock_stmt": noop("LOCK TABLE"),
     "alter_owner_stmt": _alter_owner,
     "create_seq_stmt": _create_sequence,
+    "view_stmt": views.create,
     "alter_seq_stmt": _alter_sequence,
 }

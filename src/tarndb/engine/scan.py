@@ -212,6 +212,9 @@ class Scope:
              params: list[Any] | None = None) -> None:
         """Point every RangeVar in ``stmt`` at a view (tables) or a catalog relation."""
         self._params = params
+        from . import views
+
+        views.expand(self.session, stmt)  # a view's name -> its query (engine/views.py)
         if ast.kind(stmt) == "select_stmt":
             from ..sql import pgcatalog
 

@@ -440,8 +440,11 @@ class Session:
         return list(out.values())
 
     def catalog_create(self, info: TableInfo) -> None:
+        from . import views
+
         if self.db.catalog.find_table(info.workspace, info.name) is not None and \
-                self._overlay.get((info.workspace, info.name), ...) is ...:
+                self._overlay.get((info.workspace, info.name), ...) is ... or \
+                views.lookup(self.db, self, info.workspace, info.name) is not None:
             raise E.DuplicateTable(f'relation "{info.name}" already exists', table=info.name)
         self.db.catalog.ensure_workspace(info.workspace)
         self._overlay[(info.workspace, info.name)] = _copy_info(info)
@@ -667,6 +670,10 @@ class Session:
         if check is not None:
             check(self, kind, stmt)  # GRANTs of a role that is not a superuser (pgwire/acl.py)
 
+    def check_view_query(self, query: pb.Node) -> None:
+        """A view's query is checked as this session's own SELECT (engine/views.py)."""
+        self._authorize("select_stmt", query)
+
     def _dispatch(self, kind: str | None, stmt: pb.Node, params: list[Any]) -> Result:
         node = ast.inner(stmt)
         self._authorize(kind, stmt)
@@ -746,6 +753,12 @@ class Session:
     def table_for(self, rv: pb.RangeVar) -> TableInfo:
         info = self.resolve_table(rv.schemaname or None, rv.relname)
         if info is None:
+            from . import views
+
+            if views.resolve(self, rv.schemaname or None, rv.relname) is not None:
+                raise E.WrongObjectType(f'"{rv.relname}" is a view',
+                                        detail="tarndb views are read-only.",
+                                        hint="Write to the tables the view reads.")
             raise E.UndefinedTable(f'relation "{rv.relname}" does not exist',
                                    position=rv.location + 1 if rv.location >= 0 else None,
                                    table=rv.relname)

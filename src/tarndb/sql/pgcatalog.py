@@ -139,6 +139,15 @@ def _tables(db: Any, session: Any) -> list[Any]:
     return found if allowed is None else [t for t in found if t.workspace in allowed]
 
 
+def _views(db: Any, session: Any) -> list[Any]:
+    """The views this session may see (engine/views.py), its temporary ones aside."""
+    if not hasattr(db, "catalog"):
+        return []
+    from ..engine import views
+
+    return [v for v in views.all_views(db, session) if not v.temp]
+
+
 def _workspaces(db: Any, session: Any) -> list[str]:
     names = list(db.catalog.workspaces())
     if "public" not in names:
@@ -429,6 +438,9 @@ def _pg_class(db: Any, session: Any) -> pa.Table:
     for d in _standalone(db, session):
         rows.append(_class_row(_standalone_oid(d), d.name, namespace_oid(d.workspace), "S", 3,
                                0))
+    for v in _views(db, session):
+        rows.append(_class_row(v.oid, v.name, namespace_oid(v.workspace), "v", len(v.columns),
+                               0))
     return _rows(_CLASS_SCHEMA, rows)
 
 
@@ -468,6 +480,14 @@ def _pg_attribute(db: Any, session: Any) -> pa.Table:
                 rows.append((ix["oid"], cname, t.oid, -1, -1, j + 1, t.ndim, -1, -1, False, "i",
                              "x", "", False, False, False, "", "", False, True, 0, 0, None, None,
                              None))
+    for v in _views(db, session):
+        for i, (cname, t) in enumerate(v.columns):
+            size = -1 if t.ndim else t.scalar.size
+            rows.append((v.oid, cname, t.oid, -1, size, i + 1, 0 if t.is_vector else t.ndim,
+                         -1, _typmod(t), size in (1, 2, 4, 8), "i",
+                         "x" if size == -1 else "p", "", False, False, False, "", "", False,
+                         True, 0, DEFAULT_COLLATION if t.base in collatable and not t.ndim
+                         else 0, None, None, None))
     return _rows(_ATTR_SCHEMA, rows)
 
 
@@ -640,6 +660,14 @@ def _pg_depend(db: Any, session: Any) -> pa.Table:
                     rows.append((2604, stable_oid("attrdef", info.workspace, info.name,
                                                   col.name), 0, 1259, _standalone_oid(d), 0,
                                  "n"))
+    views = _views(db, session)
+    if views:  # a view after what it reads (pg_dump orders its output by these)
+        oids = {(i.workspace, i.name): _table_oid(i) for i in _tables(db, session)}
+        oids.update({(v.workspace, v.name): v.oid for v in views})
+        for v in views:
+            for dep in v.depends:
+                if dep in oids:
+                    rows.append((1259, v.oid, 0, 1259, oids[dep], 0, "n"))
     return _rows([("classid", _I64), ("objid", _I64), ("objsubid", _I32),
                   ("refclassid", _I64), ("refobjid", _I64), ("refobjsubid", _I32),
                   ("deptype", _S)], rows)
@@ -922,8 +950,9 @@ _RELATIONS: dict[str, Callable[[Any, Any], pa.Table]] = {
                                     ("partnatts", _I16)]),
     "pg_matviews": _empty([("schemaname", _S), ("matviewname", _S), ("matviewowner", _S),
                            ("definition", _S)]),
-    "pg_views": _empty([("schemaname", _S), ("viewname", _S), ("viewowner", _S),
-                        ("definition", _S)]),
+    "pg_views": lambda db, session: _rows(
+        [("schemaname", _S), ("viewname", _S), ("viewowner", _S), ("definition", _S)],
+        [(v.workspace, v.name, "postgres", v.definition) for v in _views(db, session)]),
     "pg_depend": _pg_depend,
     "pg_event_trigger": _empty([("oid", _I64), ("evtname", _S), ("evtevent", _S)]),
     "pg_cast": _empty([("oid", _I64), ("castsource", _I64), ("casttarget", _I64),
@@ -946,6 +975,8 @@ _RELATIONS: dict[str, Callable[[Any, Any], pa.Table]] = {
 def _is_tables(db: Any, session: Any) -> pa.Table:
     rows = [("postgres", info.workspace, info.name, "BASE TABLE", None, None, None, None, None,
              "YES", "NO", None) for info in _tables(db, session)]
+    rows += [("postgres", v.workspace, v.name, "VIEW", None, None, None, None, None, "NO", "NO",
+              None) for v in _views(db, session)]
     return _rows([("table_catalog", _S), ("table_schema", _S), ("table_name", _S),
                   ("table_type", _S), ("self_referencing_column_name", _S),
                   ("reference_generation", _S), ("user_defined_type_catalog", _S),
@@ -985,6 +1016,12 @@ def _is_columns(db: Any, session: Any) -> pa.Table:
                          t.typname, "YES" if getattr(col, "identity", "") else "NO", "NO",
                          "NEVER", "YES" if not info.read_only else "NO",
                          str(i + 1)))
+    for v in _views(db, session):
+        for i, (cname, t) in enumerate(v.columns):
+            data_type = "ARRAY" if t.ndim else _IS_DATA_TYPE.get(t.base, t.base)
+            rows.append(("postgres", v.workspace, v.name, cname, i + 1, None, "YES",
+                         data_type, None, None, None, None, "postgres", "pg_catalog",
+                         t.typname, "NO", "NO", "NEVER", "NO", str(i + 1)))
     return _rows([("table_catalog", _S), ("table_schema", _S), ("table_name", _S),
                   ("column_name", _S), ("ordinal_position", _I32), ("column_default", _S),
                   ("is_nullable", _S), ("data_type", _S), ("character_maximum_length", _I32),
@@ -1028,8 +1065,13 @@ _INFORMATION_SCHEMA: dict[str, Callable[[Any, Any], pa.Table]] = {
     "schemata": _is_schemata,
     "table_constraints": _is_table_constraints,
     "key_column_usage": _is_key_column_usage,
-    "views": _empty([("table_catalog", _S), ("table_schema", _S), ("table_name", _S),
-                     ("view_definition", _S)]),
+    "views": lambda db, session: _rows(
+        [("table_catalog", _S), ("table_schema", _S), ("table_name", _S),
+         ("view_definition", _S), ("check_option", _S), ("is_updatable", _S),
+         ("is_insertable_into", _S), ("is_trigger_updatable", _S),
+         ("is_trigger_deletable", _S), ("is_trigger_insertable_into", _S)],
+        [("postgres", v.workspace, v.name, v.definition, "NONE", "NO", "NO", "NO", "NO", "NO")
+         for v in _views(db, session)]),
     "routines": _empty([("routine_catalog", _S), ("routine_schema", _S),
                         ("routine_name", _S), ("routine_type", _S)]),
     "sequences": _is_sequences,
@@ -1339,6 +1381,10 @@ def _visible_oids(db: Any, session: Any) -> list[int]:
             if d.workspace == ws and d.name not in seen:
                 seen.add(d.name)
                 out.append(_standalone_oid(d))
+        for v in _views(db, session):
+            if v.workspace == ws and v.name not in seen:
+                seen.add(v.name)
+                out.append(v.oid)
     return out
 
 
@@ -1384,7 +1430,16 @@ def _relation_oids(db: Any, session: Any) -> dict[str, int]:
         out[f'"{d.workspace}"."{d.name}"'] = oid
         out[f'{d.workspace}."{d.name}"'] = oid
         out[f'"{d.workspace}".{d.name}'] = oid
+    views = _views(db, session)
+    for v in views:
+        out[f"{v.workspace}.{v.name}"] = v.oid
+        out[f'"{v.workspace}"."{v.name}"'] = v.oid
+        out[f'{v.workspace}."{v.name}"'] = v.oid
+        out[f'"{v.workspace}".{v.name}'] = v.oid
     for ws in reversed(path):
+        for v in views:
+            if v.workspace == ws:
+                out[v.name] = out[f'"{v.name}"'] = v.oid
         for d in seqs:
             if d.workspace == ws:
                 out[d.name] = out[f'"{d.name}"'] = _standalone_oid(d)
@@ -1455,6 +1510,9 @@ def session_function(name: str, args: list[str], db: Any, session: Any) -> str |
             return (f"CASE WHEN CAST({args[1]} AS integer) = 0 THEN {whole} "
                     f"ELSE {_case(cols, f'CAST({args[0]} AS bigint)')} END")
         return whole
+    if n == "pg_get_viewdef" and args:
+        defs = {v.oid: v.definition for v in _views(db, session)}
+        return _case(defs, f"CAST({args[0]} AS bigint)")
     if n == "pg_get_serial_sequence" and len(args) >= 2:
         seqs: dict[str, str] = {}
         by_oid = {_table_oid(i): i for i in _tables(db, session)}
@@ -1482,6 +1540,7 @@ SESSION_FUNCTIONS = frozenset({
     "current_schema", "current_schemas", "current_user", "session_user", "user",
     "current_role", "current_setting", "pg_table_is_visible", "pg_get_userbyid",
     "pg_get_constraintdef", "pg_get_indexdef", "pg_get_serial_sequence", "to_regclass",
+    "pg_get_viewdef",
 })
 
 
@@ -1569,6 +1628,11 @@ def _regclass_names(db: Any, session: Any) -> dict[int, str]:
         shown[_table_oid(info)] = prefix + _qi(info.name)
         for ix in _indexes(info):
             shown.setdefault(ix["oid"], prefix + _qi(ix["name"]))
+    for v in _views(db, session):
+        first = next((ws for ws in path if any(
+            i.workspace == ws and i.name == v.name for i in tables)
+            or ws == v.workspace), None)
+        shown[v.oid] = ("" if first == v.workspace else f"{_qi(v.workspace)}.") + _qi(v.name)
     for n, o in SYSTEM_RELATION_OIDS.items():
         if o:
             shown.setdefault(o, n)

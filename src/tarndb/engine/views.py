@@ -1,0 +1,452 @@
+"""Views: ``CREATE [OR REPLACE] [TEMP] VIEW``, ``DROP VIEW [IF EXISTS]``, and reading them.
+
+A view is a catalog object (kind ``view``) holding its query as SQL text, with every table
+and view it reads named with its schema (resolved when the view is made, as PostgreSQL binds
+a view to the relations it names), and its output columns with their types, fixed at
+creation (``SELECT *`` does not grow when the table does).
+
+Reading a view replaces its name in the statement by its query (a subquery with the view's
+name as alias), before the statement's tables are bound, so filters, joins, aggregates and
+``<#>`` / ``<=>`` ordering run over it as over any subquery (exact scans: the vector index
+planner looks at single-table statements only).
+
+Privileges: a view is read with the privileges of the session reading it, never of whoever
+made it (PostgreSQL's ``security_invoker = true``): its query is checked as if the session
+had written it, so a view never lets a session (an API token limited to some workspaces, a
+role with table GRANTs) read a table it could not read directly.
+
+Transactions: CREATE / DROP VIEW are transactional like the other DDL. The session sees its
+own uncommitted views; others see them after COMMIT; ROLLBACK forgets them.
+
+``CREATE TEMP VIEW``: a view of this session only, never published, dropped when the
+session ends (kept in the session's ``pg_temp`` overlay).
+"""
+
+from __future__ import annotations
+
+import weakref
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import postgast
+from postgast import pg_query_pb2 as pb
+
+from .. import errors as E
+from ..sql import ast
+from .types import ColumnType
+
+if TYPE_CHECKING:
+    from .session import Session
+
+KIND = "view"
+TEMP_SCHEMA = "pg_temp"
+_MAX_DEPTH = 64
+
+
+@dataclass
+class ViewDef:
+    workspace: str
+    name: str
+    #: the view's SELECT in PostgreSQL syntax, its relations schema-qualified
+    sql: str
+    columns: list[tuple[str, ColumnType]]
+    oid: int = 0
+    #: (schema, name) of the tables and views the query reads
+    depends: list[tuple[str, str]] = field(default_factory=list)
+    temp: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {"workspace": self.workspace, "name": self.name, "sql": self.sql,
+                "columns": [{"name": n, "type": t.to_json()} for n, t in self.columns],
+                "oid": self.oid, "depends": [list(d) for d in self.depends]}
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> ViewDef:
+        return cls(d["workspace"], d["name"], d["sql"],
+                   [(c["name"], ColumnType.from_json(c["type"])) for c in d["columns"]],
+                   int(d.get("oid", 0)), [(a, b) for a, b in d.get("depends", [])])
+
+    @property
+    def definition(self) -> str:
+        """``pg_get_viewdef``: the query, ending with a semicolon as PostgreSQL's does."""
+        return " " + self.sql + ";"
+
+
+def _key(ws: str, name: str) -> str:
+    return f"{ws}\x1f{name}"
+
+
+#: uncommitted CREATE / DROP VIEW of a session's transaction (None: dropped)
+_overlays: weakref.WeakKeyDictionary[Any, dict[tuple[str, str], ViewDef | None]] = \
+    weakref.WeakKeyDictionary()
+#: a session's temporary views
+_temps: weakref.WeakKeyDictionary[Any, dict[str, ViewDef]] = weakref.WeakKeyDictionary()
+#: parsed view bodies, by SQL text
+_parsed: dict[str, bytes] = {}
+
+
+def _overlay_of(session: Any) -> dict[tuple[str, str], ViewDef | None] | None:
+    if session is None:
+        return None
+    try:
+        return _overlays.get(session)
+    except TypeError:
+        return None
+
+
+def _temps_of(session: Any) -> dict[str, ViewDef] | None:
+    if session is None:
+        return None
+    try:
+        return _temps.get(session)
+    except TypeError:
+        return None
+
+
+def _committed(db: Any) -> dict[str, dict[str, Any]]:
+    return db.catalog.list_objects(KIND)  # type: ignore[no-any-return]
+
+
+def lookup(db: Any, session: Any, ws: str, name: str) -> ViewDef | None:
+    """The view ``ws.name`` as ``session`` sees it (its own DDL first)."""
+    if ws == TEMP_SCHEMA:
+        return (_temps_of(session) or {}).get(name)
+    ov = _overlay_of(session)
+    if ov and (ws, name) in ov:
+        return ov[(ws, name)]
+    spec = db.catalog.get_object(KIND, _key(ws, name))
+    return ViewDef.from_json(spec) if spec is not None else None
+
+
+def any_views(db: Any, session: Any) -> bool:
+    """Whether a statement may name a view at all (the cheap test before each SELECT)."""
+    db.catalog.refresh()
+    return bool(_overlay_of(session) or _temps_of(session)) or any(
+        k == KIND for k, _ in db.catalog._objects)  # noqa: SLF001 - hot path, no copy
+
+
+def all_views(db: Any, session: Any = None) -> list[ViewDef]:
+    """Every view ``session`` may see: committed ones, its uncommitted DDL, its temporary
+    ones; limited to its workspaces."""
+    out = {(s["workspace"], s["name"]): ViewDef.from_json(s)
+           for s in _committed(db).values()}
+    for key, d in (_overlay_of(session) or {}).items():
+        if d is None:
+            out.pop(key, None)
+        else:
+            out[key] = d
+    for name, d in (_temps_of(session) or {}).items():
+        out[(TEMP_SCHEMA, name)] = d
+    allowed = getattr(session, "allowed_workspaces", None)
+    return sorted((d for d in out.values()
+                   if allowed is None or d.temp or d.workspace in allowed),
+                  key=lambda d: (d.workspace, d.name))
+
+
+def resolve(session: Session, schema: str | None, name: str) -> ViewDef | None:
+    """The view a (possibly unqualified) name means, or None (a table, or nothing)."""
+    db = session.db
+    if schema:
+        if schema == TEMP_SCHEMA:
+            return lookup(db, session, schema, name)
+        session.check_workspace(schema)
+        return lookup(db, session, schema, name)
+    temp = (_temps_of(session) or {}).get(name)
+    if temp is not None:
+        return temp
+    for ws in session.search_path():
+        if session.allowed_workspaces is not None and ws not in session.allowed_workspaces:
+            continue
+        if session.find_table(ws, name, fresh=False) is not None:
+            return None  # a table comes first in its schema (they share one namespace)
+        found = lookup(db, session, ws, name)
+        if found is not None:
+            return found
+    return None
+
+
+def _stage(session: Session, ws: str, name: str, d: ViewDef | None) -> None:
+    """Make ``d`` (None: dropped) what ``session`` sees of ``ws.name``; published at
+    COMMIT, forgotten at ROLLBACK."""
+    ov = _overlays.setdefault(session, {})
+    ov[(ws, name)] = d
+    marker = d
+
+    def commit() -> None:
+        cur = _overlays.get(session, {})
+        if (ws, name) in cur and cur[(ws, name)] is marker:
+            del cur[(ws, name)]
+            if marker is None:
+                session.db.catalog.delete_object(KIND, _key(ws, name))
+            else:
+                session.db.catalog.put_object(KIND, _key(ws, name), marker.to_json())
+
+    def rollback() -> None:
+        cur = _overlays.get(session, {})
+        if (ws, name) in cur and cur[(ws, name)] is marker:
+            del cur[(ws, name)]
+
+    session.on_commit(commit)
+    session.on_rollback(rollback)
+
+
+# -- CREATE VIEW -------------------------------------------------------------------------------
+
+def _qualify(session: Session, query: pb.Node) -> list[tuple[str, str]]:
+    """Name every table and view ``query`` reads with its schema (in place); what it reads."""
+    from .scan import SYSTEM_SCHEMAS
+
+    nodes = list(ast.walk(query))
+    ctes = {c.common_table_expr.ctename for m in nodes
+            if isinstance(m, pb.WithClause) for c in m.ctes}
+    depends: list[tuple[str, str]] = []
+    for m in nodes:
+        if isinstance(m, pb.ParamRef):
+            raise E.UndefinedObject(f"there is no parameter ${m.number}")
+        if not isinstance(m, pb.RangeVar):
+            continue
+        schema = m.schemaname or None
+        if schema is None and m.relname in ctes:
+            continue
+        if schema in SYSTEM_SCHEMAS or (schema is None and m.relname.startswith("pg_")
+                                        and session.resolve_table(None, m.relname) is None
+                                        and resolve(session, None, m.relname) is None):
+            continue  # the system catalogs
+        view = resolve(session, schema, m.relname)
+        if view is not None:
+            if view.temp:
+                raise E.FeatureNotSupported(
+                    "a view that reads a temporary view must be temporary itself "
+                    "(CREATE TEMP VIEW)")
+            m.schemaname = view.workspace
+            depends.append((view.workspace, view.name))
+            continue
+        info = session.table_for(m)
+        m.schemaname = info.workspace
+        depends.append((info.workspace, info.name))
+    return list(dict.fromkeys(depends))
+
+
+def _deparse(query: pb.Node) -> str:
+    tree = pb.ParseResult(version=180004)
+    tree.stmts.add().stmt.CopyFrom(query)
+    return str(postgast.deparse(tree))
+
+
+def create(session: Session, node: Any, params: list[Any]) -> Result:
+    """``CREATE [OR REPLACE] [TEMP] VIEW name [(columns)] AS query``."""
+    from .result import Result
+
+    rv = node.view
+    temp = rv.relpersistence == "t"
+    if node.with_check_option not in (0, pb.NO_CHECK_OPTION):
+        raise E.FeatureNotSupported("WITH CHECK OPTION is not supported: tarndb views are "
+                                    "read-only")
+    for opt in node.options:
+        name = opt.def_elem.defname
+        if name not in ("security_invoker", "security_barrier"):
+            raise E.InvalidParameterValue(f'unrecognized parameter "{name}"')
+    if temp and rv.schemaname and rv.schemaname != TEMP_SCHEMA:
+        raise E.InvalidTableDefinition("cannot create temporary relation in non-temporary "
+                                       "schema")
+    ws = TEMP_SCHEMA if temp or rv.schemaname == TEMP_SCHEMA else \
+        (rv.schemaname or session.workspace)
+    name = rv.relname
+    if not temp:
+        session.check_workspace(ws)
+        if session.find_table(ws, name) is not None or \
+                _sequence(session, ws, name):
+            if node.replace:
+                raise E.WrongObjectType(f'"{name}" is not a view')
+            raise E.DuplicateTable(f'relation "{name}" already exists', table=name)
+    old = lookup(session.db, session, ws, name)
+    if old is not None and not node.replace:
+        raise E.DuplicateTable(f'relation "{name}" already exists', table=name)
+    query = pb.Node()
+    query.CopyFrom(node.query)
+    depends = _qualify(session, query)
+    if (ws, name) in depends:
+        raise E.InvalidRecursion(f'infinite recursion detected in rules for relation "{name}"')
+    sql = _deparse(query)
+    columns = _describe(session, sql)
+    aliases = [a.string.sval for a in node.aliases]
+    if len(aliases) > len(columns):
+        raise E.SyntaxError_("CREATE VIEW specifies more column names than columns")
+    columns = [(aliases[i] if i < len(aliases) else n, t)
+               for i, (n, t) in enumerate(columns)]
+    seen: set[str] = set()
+    for n, _ in columns:
+        if n in seen:
+            raise E.DuplicateColumn(f'column "{n}" specified more than once')
+        seen.add(n)
+    if old is not None:
+        if len(columns) < len(old.columns):
+            raise E.InvalidTableDefinition("cannot drop columns from view")
+        for (n, t), (on, ot) in zip(columns, old.columns, strict=False):
+            if n != on:
+                raise E.InvalidTableDefinition(
+                    f'cannot change name of view column "{on}" to "{n}"',
+                    hint="Use ALTER VIEW ... RENAME COLUMN ... to change name of view column "
+                         "instead.")
+            if t.pg_name != ot.pg_name:
+                raise E.InvalidTableDefinition(
+                    f'cannot change data type of view column "{n}" from {ot.pg_name} to '
+                    f'{t.pg_name}')
+    oid = old.oid if old is not None else session.db.catalog._next_oid()  # noqa: SLF001
+    d = ViewDef(ws, name, sql, columns, oid, depends, temp)
+    if temp:
+        mine = _temps.setdefault(session, {})
+        mine[name] = d
+        session.on_rollback(lambda: mine.pop(name, None) if mine.get(name) is d else None)
+    else:
+        session.db.catalog.ensure_workspace(ws)
+        _stage(session, ws, name, d)
+    return Result(command="CREATE VIEW")
+
+
+def _sequence(session: Session, ws: str, name: str) -> bool:
+    from . import sequences
+
+    return sequences.lookup(session.db, session, ws, name) is not None
+
+
+def _describe(session: Session, sql: str) -> list[tuple[str, ColumnType]]:
+    """The output columns of a view's query, from running it with no rows."""
+    stmt = ast.parse(f"SELECT * FROM ({sql}) AS __view LIMIT 0").stmts[0].stmt
+    result = session.run_select(stmt, [])
+    return [(c.name, c.type) for c in result.columns]
+
+
+# -- DROP VIEW ---------------------------------------------------------------------------------
+
+def dependents(session: Session, ws: str, name: str,
+               dropping: set[tuple[str, str]]) -> list[ViewDef]:
+    """The views that read ``ws.name``, besides those being dropped with it."""
+    return [v for v in all_views(session.db, session)
+            if (ws, name) in v.depends and (v.workspace, v.name) not in dropping]
+
+
+def check_dependents(session: Session, ws: str, name: str, what: str, cascade: bool,
+                     dropping: set[tuple[str, str]]) -> None:
+    """Before dropping the table or view ``ws.name``: the views that read it make it 2BP01,
+    or with CASCADE they are dropped too (and the views that read them)."""
+    deps = dependents(session, ws, name, dropping)
+    if not deps:
+        return
+    if not cascade:
+        raise E.DependentObjectsStillExist(
+            f"cannot drop {what} {name} because other objects depend on it",
+            detail="\n".join(f"view {v.name} depends on {what} {name}" for v in deps),
+            hint="Use DROP ... CASCADE to drop the dependent objects too.")
+    for v in deps:
+        dropping.add((v.workspace, v.name))
+    for v in deps:
+        check_dependents(session, v.workspace, v.name, "view", True, dropping)
+        session.notices.append(f"drop cascades to view {v.name}")
+        _drop(session, v)
+
+
+def _drop(session: Session, v: ViewDef) -> None:
+    if v.temp:
+        (_temps_of(session) or {}).pop(v.name, None)
+    else:
+        _stage(session, v.workspace, v.name, None)
+
+
+def drop(session: Session, node: Any) -> Result:
+    """``DROP VIEW [IF EXISTS] name [, ...] [CASCADE | RESTRICT]``."""
+    from .result import Result
+
+    cascade = node.behavior == pb.DROP_CASCADE
+    found: list[ViewDef] = []
+    for obj in node.objects:
+        parts = ast.names(obj.list.items)
+        schema = parts[-2] if len(parts) >= 2 else None
+        name = parts[-1]
+        v = resolve(session, schema, name)
+        if v is None:
+            if session.resolve_table(schema, name) is not None:
+                raise E.WrongObjectType(f'"{name}" is not a view',
+                                        hint="Use DROP TABLE to remove a table.")
+            if node.missing_ok:
+                session.notices.append(f'view "{name}" does not exist, skipping')
+                continue
+            raise E.UndefinedTable(f'view "{name}" does not exist', table=name)
+        found.append(v)
+    dropping = {(v.workspace, v.name) for v in found}
+    for v in found:
+        check_dependents(session, v.workspace, v.name, "view", cascade, dropping)
+        _drop(session, v)
+    return Result(command="DROP VIEW")
+
+
+# -- reading views -----------------------------------------------------------------------------
+
+def _body(d: ViewDef, alias: pb.Alias | None) -> pb.Node:
+    """A RangeSubselect node over ``d``'s query, with exactly its columns."""
+    cols = ", ".join(_qi(n) for n, _ in d.columns)
+    text = f"SELECT {cols} FROM ({d.sql}) AS __view({cols})"
+    data = _parsed.get(text)
+    if data is None:
+        if len(_parsed) > 256:
+            _parsed.clear()
+        data = _parsed[text] = ast.parse(text).stmts[0].stmt.SerializeToString()
+    sub = pb.Node()
+    sub.range_subselect.subquery.ParseFromString(data)
+    if alias is not None and alias.aliasname:
+        sub.range_subselect.alias.CopyFrom(alias)
+    else:
+        sub.range_subselect.alias.aliasname = d.name
+    return sub
+
+
+def _qi(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def expand(session: Session, stmt: pb.Node) -> bool:
+    """Replace every view a statement reads by its query (checked as the session's own
+    query); whether any was. Names of the statement's CTEs and of what its scope registered
+    (``__...``) are left alone."""
+    if not any_views(session.db, session):
+        return False
+    skip = {c.common_table_expr.ctename for m in ast.walk(stmt)
+            if isinstance(m, pb.WithClause) for c in m.ctes}
+    expanded = False
+    for depth in range(_MAX_DEPTH + 1):
+        changed = False
+        for n in list(ast.walk_nodes(stmt)):
+            if ast.kind(n) != "range_var":
+                continue
+            rv = n.range_var
+            if not rv.schemaname and (rv.relname in skip or rv.relname.startswith("__")):
+                continue
+            d = resolve(session, rv.schemaname or None, rv.relname)
+            if d is None:
+                continue
+            if depth == _MAX_DEPTH:
+                raise E.InvalidRecursion(
+                    f'infinite recursion detected in rules for relation "{d.name}"')
+            sub = _body(d, rv.alias if rv.HasField("alias") else None)
+            check = pb.Node()
+            check.CopyFrom(sub.range_subselect.subquery)
+            session.check_view_query(check)
+            n.CopyFrom(sub)
+            changed = expanded = True
+        if not changed:
+            break
+    return expanded
+
+
+def refuse_write(session: Session, rv: Any, verb: str) -> None:
+    """The 42809 for an INSERT / UPDATE / DELETE / COPY FROM that names a view."""
+    d = resolve(session, rv.schemaname or None, rv.relname)
+    if d is not None:
+        raise E.WrongObjectType(
+            f'cannot {verb} view "{d.name}"',
+            detail="tarndb views are read-only.",
+            hint="Write to the tables the view reads.")
+
+
+if TYPE_CHECKING:
+    from .result import Result
