@@ -699,7 +699,7 @@ def main() -> None:
                     help="queries timed for the slow baselines: brute force, exact MaxSim, "
                          f"scans (default {SLOW_QUERIES})")
     ap.add_argument("--mv-rows", type=int, default=None,
-                    help="MaxSim rows (default 10000; --full: 100000)")
+                    help="MaxSim rows (default 10000, --via psycopg 2000; --full: 100000)")
     ap.add_argument("--mv-tokens", type=int, default=32, help="most vectors in a bag")
     ap.add_argument("--mv-dim", type=int, default=128)
     ap.add_argument("--skip-vector", action="store_true",
@@ -721,6 +721,15 @@ def main() -> None:
                          "the direct mode (default: direct)")
     ap.add_argument("--ef-search", type=int, default=100,
                     help="--via psycopg: pgvector's hnsw.ef_search (default 100)")
+    ap.add_argument("--real-n", type=int, default=None,
+                    help="--via psycopg: rows of SciFact MiniLM embeddings (the 5,183 "
+                         "abstracts repeated with noise; default min(--n, 100000))")
+    ap.add_argument("--skip-real", action="store_true",
+                    help="--via psycopg: no SciFact MiniLM / real-claims BM25 rows")
+    ap.add_argument("--file-mb", type=int, default=64,
+                    help="--via psycopg: size of the file uploaded and downloaded over HTTP")
+    ap.add_argument("--skip-files", action="store_true",
+                    help="--via psycopg: no HTTP upload / download rows")
     ap.add_argument("--probes", type=int, default=None,
                     help="--via psycopg: pgvector's ivfflat.probes (default sqrt(lists))")
     args = ap.parse_args()
@@ -740,8 +749,14 @@ def main() -> None:
             import bench_wire
 
             v = make_vectors(root, n, args.dim, args.queries, rng, text=not args.skip_text)
+            extras = bench_wire.Extras(
+                mv_rows=0 if args.skip_maxsim else (
+                    args.mv_rows or (100_000 if args.full else 2000)),
+                mv_tokens=args.mv_tokens, mv_dim=args.mv_dim,
+                real_n=0 if args.skip_real else (args.real_n or min(n, 100_000)),
+                file_mb=0 if args.skip_files else args.file_mb)
             bench_wire.run(root, v, args.queries, args.repeats, SLOW_QUERIES, args.ef_search,
-                           args.probes, text=not args.skip_text)
+                           args.probes, text=not args.skip_text, extras=extras)
             del v
             if args.via == "psycopg":
                 print(f"\ntotal {time.perf_counter() - t_start:.0f} s")
