@@ -221,6 +221,12 @@ class WrongObjectType(TarnError):
     code = "wrong_object_type"
 
 
+class AmbiguousFunction(TarnError):
+    sqlstate = "42725"
+    http_status = 400
+    code = "ambiguous_function"
+
+
 class InvalidRecursion(TarnError):
     sqlstate = "42P17"
     http_status = 400

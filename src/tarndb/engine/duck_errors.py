@@ -90,6 +90,12 @@ def translate(exc: BaseException) -> E.TarnError:
             return E.StringDataRightTruncation(msg)
         if re.fullmatch(r'relation ".*" does not exist', msg):
             return E.UndefinedTable(msg)  # a '...'::regclass of an unknown name: 42P01
+        if re.fullmatch(r'function ".*" does not exist', msg):
+            return E.UndefinedFunction(msg)  # '...'::regproc (sql/pgprocs.py)
+        if re.fullmatch(r'more than one function named ".*"', msg):
+            return E.AmbiguousFunction(msg)
+        if re.fullmatch(r'".*" is an aggregate function', msg):
+            return E.WrongObjectType(msg)
         return E.DataError(msg)
     if isinstance(exc, duckdb.ConstraintException):
         return E.IntegrityError(msg)

@@ -808,14 +808,22 @@ _PROCS = ["version", "current_schema", "current_database", "format_type", "pg_ge
           "avg", "min", "max", "lower", "upper", "length", "coalesce", "deeplake_hybrid_record"]
 
 
+def _procs(db: Any) -> list[Any]:
+    from . import pgprocs
+
+    return pgprocs.visible(_has_pgvector(db))
+
+
 def _pg_proc(db: Any, session: Any) -> pa.Table:
     rows: list[tuple[Any, ...]] = [
-        (stable_oid("proc", p), p, PG_CATALOG_OID, SUPERUSER_OID, 12, "f", False, False, 25,
-         [], 0) for p in _PROCS]
+        (p.oid, p.name, p.namespace, SUPERUSER_OID, p.language, p.kind, False, True,
+         p.result, list(p.args), len(p.args), p.source or p.name, p.volatile, "s", False)
+        for p in _procs(db)]
     return _rows([("oid", _I64), ("proname", _S), ("pronamespace", _I64), ("proowner", _I64),
                   ("prolang", _I64), ("prokind", _S), ("proretset", _B), ("proisstrict", _B),
-                  ("prorettype", _I64), ("proargtypes", pa.list_(_I64)), ("pronargs", _I16)],
-                 rows)
+                  ("prorettype", _I64), ("proargtypes", pa.list_(_I64)), ("pronargs", _I16),
+                  ("prosrc", _S), ("provolatile", _S), ("proparallel", _S),
+                  ("prosecdef", _B)], rows)
 
 
 def _pg_am(db: Any, session: Any) -> pa.Table:
@@ -959,7 +967,11 @@ _RELATIONS: dict[str, Callable[[Any, Any], pa.Table]] = {
                        ("castfunc", _I64), ("castcontext", _S), ("castmethod", _S)]),
     "pg_operator": _empty([("oid", _I64), ("oprname", _S), ("oprnamespace", _I64),
                            ("oprleft", _I64), ("oprright", _I64), ("oprresult", _I64)]),
-    "pg_language": _empty([("oid", _I64), ("lanname", _S)]),
+    "pg_language": lambda db, session: _rows(
+        [("oid", _I64), ("lanname", _S), ("lanowner", _I64), ("lanispl", _B),
+         ("lanpltrusted", _B)],
+        [(12, "internal", SUPERUSER_OID, False, False), (13, "c", SUPERUSER_OID, False, False),
+         (14, "sql", SUPERUSER_OID, False, True)]),
     "pg_opclass": _empty([("oid", _I64), ("opcname", _S), ("opcmethod", _I64),
                           ("opcnamespace", _I64), ("opcdefault", _B)]),
     "pg_aggregate": _empty([("aggfnoid", _I64), ("aggkind", _S)]),
@@ -1513,6 +1525,8 @@ def session_function(name: str, args: list[str], db: Any, session: Any) -> str |
     if n == "pg_get_viewdef" and args:
         defs = {v.oid: v.definition for v in _views(db, session)}
         return _case(defs, f"CAST({args[0]} AS bigint)")
+    if n in _PROC_FUNCTIONS and args:
+        return _proc_function(n, args[0], db, session)
     if n == "pg_get_serial_sequence" and len(args) >= 2:
         seqs: dict[str, str] = {}
         by_oid = {_table_oid(i): i for i in _tables(db, session)}
@@ -1540,8 +1554,75 @@ SESSION_FUNCTIONS = frozenset({
     "current_schema", "current_schemas", "current_user", "session_user", "user",
     "current_role", "current_setting", "pg_table_is_visible", "pg_get_userbyid",
     "pg_get_constraintdef", "pg_get_indexdef", "pg_get_serial_sequence", "to_regclass",
-    "pg_get_viewdef",
+    "pg_get_viewdef", "pg_get_functiondef", "pg_get_function_arguments",
+    "pg_get_function_identity_arguments", "pg_get_function_result", "to_regproc",
+    "to_regprocedure",
 })
+
+_PROC_FUNCTIONS = frozenset({
+    "pg_get_functiondef", "pg_get_function_arguments", "pg_get_function_identity_arguments",
+    "pg_get_function_result", "to_regproc", "to_regprocedure", "regproc", "regprocedure",
+    "regproc_oid", "regprocedure_oid", "to_regproc_oid", "to_regprocedure_oid"})
+
+
+def _error_sql(message_sql: str) -> str:
+    return f"error({message_sql})"
+
+
+def _proc_function(n: str, arg: str, db: Any, session: Any) -> str:
+    """SQL for the functions and casts that look functions up (sql/pgprocs.py), of an
+    argument known only when the statement runs (an OID column, a bound parameter)."""
+    procs = _procs(db)
+    by_oid = f"CAST({arg} AS bigint)"
+    if n == "pg_get_functiondef":
+        whens = " ".join(
+            f"WHEN {p.oid} THEN " + (_error_sql(_sql_str(f'"{p.name}" is an aggregate '
+                                                         "function"))
+                                     if p.kind == "a" else _sql_str(p.definition))
+            for p in procs)
+        return f"CASE {by_oid} {whens} ELSE NULL END"
+    if n in ("pg_get_function_arguments", "pg_get_function_identity_arguments"):
+        return _case({p.oid: p.arguments for p in procs}, by_oid)
+    if n == "pg_get_function_result":
+        return _case({p.oid: p.result_type for p in procs}, by_oid)
+    # a name -> the function: regproc(name), regprocedure(name(args)) and to_... (NULL)
+    with_args = "procedure" in n
+    soft = n.startswith("to_")
+    as_oid = n.endswith("_oid")
+    key = f"replace(lower(CAST({arg} AS text)), ' ', '')"
+    names: dict[str, list[Any]] = {}
+    path = _search_path(session)
+    for p in procs:
+        sig = p.signature if with_args else p.name
+        for spelled in _proc_spellings(p, with_args):
+            names.setdefault(f"{p.schema}.{spelled}", []).append((p, sig))
+            if p.schema == "pg_catalog" or p.schema in path:
+                names.setdefault(spelled, []).append((p, sig))
+    cases: list[str] = []
+    for spelled, found in names.items():
+        oids = {p.oid for p, _ in found}
+        if len(oids) > 1:
+            value = "NULL" if soft else _error_sql(
+                _sql_str(f'more than one function named "{found[0][0].name}"'))
+        else:
+            p, sig = found[0]
+            value = str(p.oid) if as_oid else _sql_str(sig)
+        cases.append(f"WHEN {_sql_str(spelled)} THEN {value}")
+    missing = "NULL" if soft else _error_sql(
+        f"'function \"' || CAST({arg} AS text) || '\" does not exist'")
+    return f"CASE {key} {' '.join(cases)} ELSE {missing} END"
+
+
+def _proc_spellings(p: Any, with_args: bool) -> list[str]:
+    """How a regproc / regprocedure input may name ``p``, lower case without spaces."""
+    import itertools
+
+    from . import pgprocs
+
+    if not with_args:
+        return [p.name]
+    per_arg = [sorted(s.replace(" ", "") for s in pgprocs.spellings(a)) for a in p.args]
+    return [f"{p.name}({','.join(combo)})" for combo in itertools.product(*per_arg)]
 
 
 __all__ = ["relation", "install_functions", "session_function", "SESSION_FUNCTIONS",
@@ -1800,6 +1881,79 @@ def _sequences_as_rows(nodes: list[Any], db: Any, session: Any) -> bool:
     return found
 
 
+_OID_TYPES = {"oid", "int4", "int8", "integer", "bigint", "regproc", "regprocedure"}
+
+
+def _regproc(arg: Any, with_args: bool, as_oid: bool, db: Any, session: Any,
+             soft: bool = False) -> Any:
+    """``arg::regproc`` (``::regprocedure``; ``to_regproc(arg)`` when ``soft``): the
+    function's name (signature), or with ``as_oid`` its OID. A literal is looked up now,
+    with PostgreSQL's errors; a parameter when the statement runs."""
+    from ..errors import AmbiguousFunction, UndefinedFunction
+    from . import ast, pgprocs
+
+    if arg.WhichOneof("node") == "a_const" and arg.a_const.WhichOneof("val") == "sval":
+        text = arg.a_const.sval.sval
+        try:
+            p = pgprocs.lookup(text, with_args, _procs(db), _search_path(session))
+        except pgprocs.Ambiguous as e:
+            if soft:
+                return ast.null_const()
+            raise AmbiguousFunction(f'more than one function named "{e.name}"') from None
+        except ValueError:
+            if soft:
+                return ast.null_const()
+            raise UndefinedFunction(f'function "{text}" does not exist') from None
+        if p is None:
+            if soft:
+                return ast.null_const()
+            raise UndefinedFunction(f'function "{text}" does not exist')
+        if as_oid:
+            return _expr(f"CAST({p.oid} AS bigint)", [])
+        return ast.string_const(p.signature if with_args else p.name)
+    name = ("to_" if soft else "") + ("regprocedure" if with_args else "regproc") + \
+        ("_oid" if as_oid else "")
+    return _expr(_proc_function(name, "__pgarg0", db, session), [arg])
+
+
+def _regproc_oids(nodes: list[Any], db: Any, session: Any) -> bool:
+    """``'f'::regproc::oid``, ``to_regproc('f')::oid`` (psql's ``\\sf``, pgcli's): the
+    function's OID (a regproc alone shows its name, see :func:`rewrite`)."""
+    from . import ast
+
+    found = False
+    if db is None or not hasattr(db, "catalog"):
+        return False
+    for n in nodes:
+        if n.WhichOneof("node") != "type_cast":
+            continue
+        tnames = [t.lower() for t in ast.names(n.type_cast.type_name.names)]
+        if not tnames or tnames[-1] not in _OID_TYPES or n.type_cast.type_name.array_bounds:
+            continue
+        inner = n.type_cast.arg
+        k = inner.WhichOneof("node")
+        if k == "type_cast":
+            inames = [t.lower() for t in ast.names(inner.type_cast.type_name.names)]
+            arg = inner.type_cast.arg
+            if inames[-1:] not in (["regproc"], ["regprocedure"]) or \
+                    arg.WhichOneof("node") not in ("a_const", "param_ref"):
+                continue
+            repl = _regproc(arg, inames[-1] == "regprocedure", tnames[-1] not in
+                            ("regproc", "regprocedure"), db, session)
+        elif k == "func_call" and ast.func_name(inner.func_call) in ("to_regproc",
+                                                                     "to_regprocedure") \
+                and len(inner.func_call.args) == 1:
+            repl = _regproc(inner.func_call.args[0],
+                            ast.func_name(inner.func_call) == "to_regprocedure",
+                            tnames[-1] not in ("regproc", "regprocedure"), db, session,
+                            soft=True)
+        else:
+            continue
+        n.CopyFrom(repl)
+        found = True
+    return found
+
+
 def rewrite(stmt: Any, db: Any, session: Any) -> None:
     """Make a parsed statement's Postgres catalog idioms runnable on DuckDB, in place.
 
@@ -1812,6 +1966,7 @@ def rewrite(stmt: Any, db: Any, session: Any) -> None:
     - ``pg_catalog.pg_class.relname`` -> ``pg_class.relname`` (the relation keeps its name as
       alias when the engine binds it).
     """
+    from .. import errors
     from . import ast
 
     if db is not None and hasattr(db, "_duck"):
@@ -1820,7 +1975,7 @@ def rewrite(stmt: Any, db: Any, session: Any) -> None:
         sequences.rewrite_calls(stmt, db, session, _search_path(session))
     nodes = list(ast.walk_nodes(stmt))
     if _vector_columns_as_text(stmt, nodes) | _sequences_as_rows(nodes, db, session) | \
-            _regclass_output(stmt, db, session):
+            _regclass_output(stmt, db, session) | _regproc_oids(nodes, db, session):
         nodes = list(ast.walk_nodes(stmt))  # replaced nodes: walk the new ones
     # Children before parents: a replaced node's arguments are already rewritten.
     for n in reversed(nodes):
@@ -1874,6 +2029,15 @@ def rewrite(stmt: Any, db: Any, session: Any) -> None:
                 repl = _call("regclass", [tc.arg], db, session)
                 if repl is not None:
                     n.CopyFrom(repl)
+            elif target in ("regproc", "regprocedure") and is_text \
+                    and not tc.type_name.array_bounds and db is not None:
+                # the name as PostgreSQL shows it; a name tarndb does not list stays as
+                # written (pgjdbc compares pg_type.typinput with 'array_in'::regproc)
+                try:
+                    n.CopyFrom(_regproc(tc.arg, target == "regprocedure", False, db,
+                                        session))
+                except errors.UndefinedFunction:
+                    pass
             elif target == "regtype" and is_text and not tc.type_name.array_bounds:
                 n.CopyFrom(_expr("to_regtype(__pgarg0)", [tc.arg]))
             elif target in ("regnamespace", "regrole") and is_text and db is not None \
