@@ -771,6 +771,13 @@ def create_index(session: Session, node: pb.IndexStmt, params: list[Any]) -> Res
             expression = _expr_sql(elem.expr)
             columns.append(known[0])
             continue
+        if not elem.name and pgvector and len(node.index_params) == 1:
+            # pgvector's ((emb::halfvec(n)) halfvec_cosine_ops) and
+            # ((binary_quantize(emb)::bit(n)) bit_hamming_ops): kept in the catalog; the
+            # queries that order by the expression run as exact scans
+            col_name, expression = _pgvector_expression(info, elem, method)
+            columns.append(col_name)
+            continue
         if not elem.name:
             raise E.FeatureNotSupported("an index on an expression is not supported by tarndb")
         if info.column(elem.name) is None:
@@ -810,7 +817,10 @@ def create_index(session: Session, node: pb.IndexStmt, params: list[Any]) -> Res
     if expression is not None:
         options["expression"] = expression
     index_type = options.pop("index_type", "")
-    if pgvector:
+    if pgvector and expression is not None:
+        index_type = "btree"  # no search state: the queries run as exact scans
+        options.update(_pgvector_expression_options(node, method))
+    elif pgvector:
         # pgvector's index on tarndb's vector index, clustered by the ops class's metric
         # (m / ef_construction / lists are kept for the catalog; the probe count is
         # calibrated on the data).
@@ -875,6 +885,72 @@ def _pgvector_index(info: TableInfo, node: pb.IndexStmt, method: str, column: st
     out = {"method": method, "opclass": opclass}
     if found[1] in _KIND_METRICS:
         out["metric"] = _KIND_METRICS[found[1]]
+    return out
+
+
+def _pgvector_expression(info: TableInfo, elem: Any, method: str) -> tuple[str, str]:
+    """(column, SQL) of an hnsw / ivfflat index expression tarndb accepts: a vector column
+    cast to ``halfvec(n)`` / ``vector(n)``, or ``binary_quantize(col)::bit(n)``, with an
+    operator class of the expression's type (pgvector's checks and words)."""
+    expr = elem.expr
+    if ast.kind(expr) != "type_cast":
+        raise E.FeatureNotSupported(
+            "an hnsw / ivfflat index expression must be a vector column cast to halfvec(n) "
+            "or vector(n), or binary_quantize(column)::bit(n)")
+    tc = expr.type_cast
+    target = ast.names(tc.type_name.names)[-1].lower()
+    typmods = [ast.const_value(m) for m in tc.type_name.typmods]
+    arg = tc.arg
+    quantized = ast.kind(arg) == "func_call" and \
+        ast.func_name(arg.func_call) == "binary_quantize" and len(arg.func_call.args) == 1
+    if quantized:
+        arg = arg.func_call.args[0]
+    if ast.kind(arg) != "column_ref" or (target != "bit" if quantized
+                                         else target not in ("halfvec", "vector")):
+        raise E.FeatureNotSupported(
+            "an hnsw / ivfflat index expression must be a vector column cast to halfvec(n) "
+            "or vector(n), or binary_quantize(column)::bit(n)")
+    name = ast.names(arg.column_ref.fields)[-1]
+    col = info.column(name)
+    if col is None:
+        raise E.UndefinedColumn(f'column "{name}" does not exist', column=name)
+    if col.type.ndim != 1 or col.type.base not in ("float4", "float8"):
+        raise E.UndefinedFunction(
+            f"function binary_quantize({col.type.pg_name}) does not exist" if quantized else
+            f"cannot cast type {col.type.pg_name} to {target}")
+    if len(typmods) != 1 or not isinstance(typmods[0], int):
+        raise E.DataError(f"column cannot have more than 16000 dimensions for {method} index"
+                          if not typmods else f"invalid type modifier for {target}")
+    if col.type.dim is not None and typmods[0] != col.type.dim:
+        raise E.DataError(f"expected {typmods[0]} dimensions, not {col.type.dim}"
+                          if not quantized else
+                          f"bit string length {col.type.dim} does not match type "
+                          f"bit({typmods[0]})")
+    opclass = ast.names(elem.opclass)[-1].lower() if elem.opclass else f"{target}_l2_ops"
+    allowed = {"bit": ("bit_hamming_ops", "bit_jaccard_ops") if method == "hnsw"
+               else ("bit_hamming_ops",)}.get(target) or \
+        tuple(f"{target}_{k}_ops" for k in _OPCLASS_KINDS)
+    if opclass not in allowed:
+        found = _opclass(opclass)
+        if found is not None or opclass.startswith("bit_"):
+            raise E.DatatypeMismatch(
+                f'operator class "{opclass}" does not accept data type {target}')
+        raise E.UndefinedObject(f'operator class "{opclass}" does not exist for access '
+                                f'method "{method}"')
+    return col.name, _expr_sql(expr)
+
+
+def _pgvector_expression_options(node: pb.IndexStmt, method: str) -> dict[str, Any]:
+    elem = node.index_params[0].index_elem
+    allowed = ("m", "ef_construction") if method == "hnsw" else ("lists",)
+    for opt in node.options:
+        name = opt.def_elem.defname.lower()
+        if name not in allowed:
+            raise E.InvalidParameterValue(f'unrecognized parameter "{name}"')
+    opclass = ast.names(elem.opclass)[-1].lower() if elem.opclass else None
+    out: dict[str, Any] = {"method": method, "exact_scan": True}
+    if opclass:
+        out["opclass"] = opclass
     return out
 
 
