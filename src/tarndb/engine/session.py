@@ -996,6 +996,7 @@ def _statement_timeout(value: str) -> float | None:
     return ms_setting(value)
 
 
+@functools.lru_cache(maxsize=256)
 def ms_setting(value: str) -> float | None:
     """A Postgres time setting (``'5s'``, ``'250ms'``, ``'1min'``, a bare number of
     milliseconds) in seconds; None for 0 (no limit)."""

@@ -84,30 +84,59 @@ def lake_lock(lake: Lake, name: str, timeout: float = 60.0) -> Iterator[None]:
         tl.release()
 
 
-@contextlib.contextmanager
-def _flock(lake: Lake, name: str, timeout: float) -> Iterator[None]:
-    import fcntl
+#: Open lock files by (lake, name), used only while the name's thread lock is held: a commit
+#: then costs two ``flock`` calls, not a mkdir, an open and a close as well.
+_fds: dict[tuple[str, str], int] = {}
+_MAX_FDS = 256
 
+
+def _lock_fd(lake: Lake, name: str) -> int:
+    key = (lake.uri, name)
+    fd = _fds.get(key)
+    if fd is not None:
+        return fd
     root = lake.uri[len("file://"):] if lake.uri.startswith("file://") else lake.uri
     d = os.path.join(root, "_locks")
     os.makedirs(d, exist_ok=True)
     fd = os.open(os.path.join(d, _file_name(name) + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
+    with _registry:
+        if len(_fds) >= _MAX_FDS:
+            _evict()
+        _fds[key] = fd
+    return fd
+
+
+def _evict() -> None:
+    """Close the files of names no thread holds (the caller holds ``_registry``)."""
+    for key in list(_fds):
+        tl = _thread_locks.get(key)
+        if tl is not None and tl.acquire(blocking=False):
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise E.LockNotAvailable(f'could not obtain lock on "{name}"') from None
-                time.sleep(0.001)
+                os.close(_fds.pop(key))
+            finally:
+                tl.release()
+        if len(_fds) < _MAX_FDS // 2:
+            return
+
+
+@contextlib.contextmanager
+def _flock(lake: Lake, name: str, timeout: float) -> Iterator[None]:
+    import fcntl
+
+    fd = _lock_fd(lake, name)
+    deadline = time.monotonic() + timeout
+    while True:
         try:
-            yield
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                raise E.LockNotAvailable(f'could not obtain lock on "{name}"') from None
+            time.sleep(0.001)
+    try:
+        yield
     finally:
-        os.close(fd)
+        fcntl.flock(fd, fcntl.LOCK_UN)
 
 
 def _s3_client(lake: Lake) -> Any:

@@ -677,10 +677,14 @@ def _collapse(records: list[WalRecord], schema: pa.Schema) -> tuple[list[pa.Tabl
 def conform_rows(added: pa.Table, schema: pa.Schema) -> pa.Table:
     """Rows in the dataset's column order and types; columns the writer did not know of
     (added by a transaction it did not see) are NULL."""
+    if added.schema.equals(schema):
+        return added  # the common case: the writer's rows as they are
     cols = []
+    names = set(added.column_names)
     for f in schema:
-        if f.name in added.column_names:
-            cols.append(added.column(f.name).cast(f.type))
+        if f.name in names:
+            col = added.column(f.name)
+            cols.append(col if col.type == f.type else col.cast(f.type))
         else:
             cols.append(pa.nulls(added.num_rows, f.type))
     return pa.Table.from_arrays(cols, schema=schema)
