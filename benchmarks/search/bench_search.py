@@ -699,7 +699,7 @@ def main() -> None:
                     help="queries timed for the slow baselines: brute force, exact MaxSim, "
                          f"scans (default {SLOW_QUERIES})")
     ap.add_argument("--mv-rows", type=int, default=None,
-                    help="MaxSim rows (default 10000, --via psycopg 2000; --full: 100000)")
+                    help="MaxSim rows (default 10000; --full: 100000)")
     ap.add_argument("--mv-tokens", type=int, default=32, help="most vectors in a bag")
     ap.add_argument("--mv-dim", type=int, default=128)
     ap.add_argument("--skip-vector", action="store_true",
@@ -751,7 +751,7 @@ def main() -> None:
             v = make_vectors(root, n, args.dim, args.queries, rng, text=not args.skip_text)
             extras = bench_wire.Extras(
                 mv_rows=0 if args.skip_maxsim else (
-                    args.mv_rows or (100_000 if args.full else 2000)),
+                    args.mv_rows or (100_000 if args.full else 10_000)),
                 mv_tokens=args.mv_tokens, mv_dim=args.mv_dim,
                 real_n=0 if args.skip_real else (args.real_n or min(n, 100_000)),
                 file_mb=0 if args.skip_files else args.file_mb)

@@ -269,7 +269,7 @@ def statement(c: psycopg.Connection[Any], sql: str, args: Callable[[int], Any] |
 class Extras:
     """Sizes of the sections beyond the synthetic table (0 skips one)."""
 
-    mv_rows: int = 2000  # MaxSim bags
+    mv_rows: int = 10_000  # MaxSim bags
     mv_tokens: int = 32  # most vectors in a bag (at least half as many)
     mv_dim: int = 128
     real_n: int = 100_000  # rows of SciFact MiniLM embeddings (the corpus repeated)
