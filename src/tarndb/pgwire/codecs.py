@@ -11,6 +11,7 @@ fast paths because they dominate the bytes on the wire.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import math
 import re
@@ -890,6 +891,11 @@ _BIN_IN: dict[str, Decoder] = {
 }
 
 
+#: A binary float array's items: each value after its length word.
+_F4_ITEMS = np.dtype([("len", ">i4"), ("v", ">f4")])
+_F8_ITEMS = np.dtype([("len", ">i4"), ("v", ">f8")])
+
+
 def _bin_array(b: bytes, elem: Decoder, base: str) -> Any:
     if len(b) < 12:
         raise InvalidParameterValue("incorrect binary data format in array")
@@ -907,7 +913,7 @@ def _bin_array(b: bytes, elem: Decoder, base: str) -> Any:
         total *= d
     if base in ("float4", "float8") and total:
         width = 4 if base == "float4" else 8
-        dtype = np.dtype([("len", ">i4"), ("v", ">f4" if width == 4 else ">f8")])
+        dtype = _F4_ITEMS if width == 4 else _F8_ITEMS
         if len(b) - pos == total * (4 + width):
             rec = np.frombuffer(b, dtype=dtype, count=total, offset=pos)
             if (rec["len"] == width).all():
@@ -971,20 +977,32 @@ def decode_param(data: bytes, oid: int, fmt: int) -> Any:
     Text parameters of unspecified type stay ``str`` so the engine can coerce them by context
     (``$1::jsonb``); typed ones are decoded so ``$1`` of type int8 arrives as ``int``.
     """
+    return param_decoder(oid, fmt)(data)
+
+
+@functools.lru_cache(maxsize=1024)
+def param_decoder(oid: int, fmt: int) -> Decoder:
+    """The function :func:`decode_param` applies to a parameter of type ``oid`` sent in format
+    ``fmt``: chosen once per (type, format), not once per value (a pipeline binds thousands
+    of rows)."""
     ctype = type_for_param_oid(oid)
     if fmt == 0:
-        s = _bin_text(data)
         if ctype is None or ctype.base in ("text", "varchar", "bpchar", "name", "char",
                                            "unknown"):
             if ctype is not None and ctype.ndim:
-                return parse_array_text(s, lambda x: x)
-            return s
-        return text_decoder(ctype)(s)
+                return lambda data: parse_array_text(_bin_text(data), lambda x: x)
+            return _bin_text
+        text = text_decoder(ctype)
+        return lambda data: text(_bin_text(data))
     if ctype is None:
         if oid in (0, 705):
-            return _bin_text(data)
-        raise InvalidParameterValue(f"no binary input function available for type {oid}")
-    return binary_decoder(ctype)(data)
+            return _bin_text
+
+        def refuse(_: bytes) -> Any:
+            raise InvalidParameterValue(f"no binary input function available for type {oid}")
+
+        return refuse
+    return binary_decoder(ctype)
 
 
 def type_size(ctype: ColumnType) -> int:

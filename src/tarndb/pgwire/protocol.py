@@ -887,12 +887,14 @@ class ServerConnection:
         if needs_types:
             oids = self._describe_statement(st)[0]
         values: list[Any] = []
+        decoder = codecs.param_decoder
+        formats = msg.param_formats
         for i, raw in enumerate(msg.params):
             if raw is None:
                 values.append(None)
                 continue
             oid = oids[i] if i < len(oids) else 0
-            values.append(codecs.decode_param(raw, oid, self._fmt(msg.param_formats, i)))
+            values.append(decoder(oid, self._fmt(formats, i))(raw))
         if msg.portal and msg.portal in self._portals:
             raise DuplicateCursor(f'portal "{msg.portal}" already exists')
         self._portals[msg.portal] = Portal(msg.portal, st, values, list(msg.result_formats))
