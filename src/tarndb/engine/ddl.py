@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 from postgast import pg_query_pb2 as pb
@@ -498,11 +498,22 @@ def _alter_type(session: Session, info: TableInfo, cmd: Any) -> None:
                                 for c in info.constraints if c.get("type") == "foreign"):
         raise E.FeatureNotSupported("ALTER COLUMN TYPE of a generated or foreign-key column "
                                     "is not supported by tarndb")
-    change = session.pending_change(info)
-    store = session.db.store(info)
+    import re
+
+    from . import retype
     from .dml import storage_expr
     from .scan import Scope, quote_ident
 
+    for v in views.dependents(session, info.workspace, info.name, set()):
+        if "*" in v.sql or re.search(rf'(?<![\w"]){re.escape(col.name)}(?![\w"])|'
+                                     rf'"{re.escape(col.name)}"', v.sql):
+            raise E.FeatureNotSupported(
+                "cannot alter type of a column used by a view or rule",
+                detail=f'rule _RETURN on view {v.name} depends on column "{col.name}"')
+    # ACCESS EXCLUSIVE, as PostgreSQL: other writers of the table wait for this
+    # transaction's end; the rewrite happens at COMMIT (engine/retype.py)
+    retype.stage(session, info)
+    change = session.change_for(info)
     scope = Scope(session)
     try:  # every value must convert, by SQL's rules (errors as PostgreSQL's)
         view = scope.view(info)
@@ -510,40 +521,26 @@ def _alter_type(session: Session, info: TableInfo, cmd: Any) -> None:
         session.run_duckdb(
             f"SELECT count({storage_expr(quote_ident(col.name), probe, col.type.duckdb)}) "
             f"FROM {view}", [])
+        if new.base in ("varchar", "bpchar") and new.typmods and not new.ndim:
+            n = new.typmods[0]
+            q = quote_ident(col.name)
+            got, _ = session.run_duckdb(
+                f"SELECT count(*) FROM {view} WHERE length(rtrim(CAST({q} AS VARCHAR), ' '))"
+                f" > {n}", [])
+            if got is not None and got.column(0)[0].as_py():
+                name = "character varying" if new.base == "varchar" else "character"
+                raise E.StringDataRightTruncation(f"value too long for type {name}({n})",
+                                                  column=col.name)
     finally:
         scope.close()
-    if new.arrow != col.type.arrow:
+    if change.added is not None and change.added.num_rows and new.arrow != col.type.arrow:
         import pyarrow.compute as pc
 
-        name = col.name
-
-        def convert(batch: pa.RecordBatch) -> pa.RecordBatch:
-            return pa.RecordBatch.from_arrays(
-                [pc.cast(batch.column(0), new.arrow, safe=False)], names=[f"{name}__new"])
-
-        with store.lock:
-            store.fold()  # logged rows have the old type
-            ds = store.dataset()
-            try:
-                pa.array([], col.type.arrow).cast(new.arrow)
-            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as e:
-                raise E.FeatureNotSupported(
-                    f"tarndb cannot rewrite a column of type {col.type.pg_name} as "
-                    f"{new.pg_name}") from e
-            if ds.get_fragments():
-                ds.add_columns(lance_udf(convert), read_columns=[name])
-                store.dataset().drop_columns([name])
-                store.dataset().alter_columns(cast(Any, {"path": f"{name}__new",
-                                                         "name": name}))
-            else:  # no rows on the lake yet: a column of the new type
-                ds.drop_columns([name])
-                store.dataset().add_columns(pa.field(name, new.arrow))
-            store._ds = None
-        if change is not None and change.added is not None and change.added.num_rows:
-            # rows this transaction inserted (checked above with the others) take the type
-            added = change.added
-            i = added.schema.get_field_index(name)
-            change.added = added.set_column(i, pa.field(name, new.arrow),
+        # rows this transaction inserted (checked above with the others) take the type
+        added = change.added
+        i = added.schema.get_field_index(col.name)
+        if i >= 0:
+            change.added = added.set_column(i, pa.field(col.name, new.arrow),
                                             pc.cast(added.column(i), new.arrow, safe=False))
     col.type = new
     session.catalog_update(info)

@@ -27,6 +27,7 @@ import pyarrow as pa
 from postgast import pg_query_pb2 as pb
 
 from ..sql import ast
+from . import views
 from .result import Column, Result
 from .types import ColumnType
 
@@ -283,7 +284,8 @@ def _catalog_key(session: Session, stmt: pb.Node, params: list[Any]) -> Hashable
                     not _is_system_relation(rv.schemaname.lower(), rv.relname.lower()):
                 return None
     # Uncommitted DDL or writes of this transaction change what the catalogs show it.
-    if getattr(session, "_overlay", None) or getattr(session, "_txn", None):
+    if getattr(session, "_overlay", None) or getattr(session, "_txn", None) or \
+            views.staged(session):
         return None
     blob = stmt.SerializeToString()
     shape = _CATALOG_SHAPES.get(blob)

@@ -57,16 +57,18 @@ def quote_ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def select_expr(col: ColumnInfo) -> str:
-    """How a stored column appears in views: json/jsonb as JSON, uuid as UUID."""
+def select_expr(col: ColumnInfo, stored: str | None = None) -> str:
+    """How a stored column appears in views: json/jsonb as JSON, uuid as UUID.
+    ``stored``: SQL of the stored value when it is not the column itself."""
     q = quote_ident(col.name)
+    v = stored or q
     if col.type.ndim == 0 and col.type.base in ("json", "jsonb"):
-        return f"CAST({q} AS JSON) AS {q}"
+        return f"CAST({v} AS JSON) AS {q}"
     if col.type.ndim == 0 and col.type.base == "uuid":
-        return f"CAST({q} AS UUID) AS {q}"
+        return f"CAST({v} AS UUID) AS {q}"
     if col.type.dim is not None:  # vector(n): DuckDB's fixed-size FLOAT[n]
-        return f"CAST({q} AS FLOAT[{col.type.dim}]) AS {q}"
-    return q
+        return f"CAST({v} AS FLOAT[{col.type.dim}]) AS {q}"
+    return q if stored is None else f"{v} AS {q}"
 
 
 class Scope:
@@ -105,7 +107,8 @@ class Scope:
         if lookup is not None:
             merged = self.key_rows(info, lookup)
             if merged is not None:
-                return self._view_over(info, merged, with_rid, set(merged.schema.names))
+                return self._view_over(info, merged, with_rid, set(merged.schema.names),
+                                       self._retyped(info, merged.schema))
         try:
             ds = store.dataset(info.as_of if info.as_of is not None or info.read_only
                                else self.session.snapshot_version(info))
@@ -122,7 +125,17 @@ class Scope:
             self.plan.append(f"Lance scalar-index prefilter on {info.name}: {prefilter}")
         else:
             raw = self.register(ds, "__raw")
-        return self._view_over(info, raw, with_rid, set(ds.schema.names))
+        return self._view_over(info, raw, with_rid, set(ds.schema.names),
+                               self._retyped(info, ds.schema))
+
+    def _retyped(self, info: TableInfo, schema: pa.Schema) -> dict[str, pa.DataType] | None:
+        """The stored types of a table whose column types this transaction changed (it
+        reads them converted until COMMIT rewrites them: engine/retype.py)."""
+        from . import retype
+
+        if info.as_of is not None or not retype.retyped(self.session, info.path):
+            return None
+        return {f.name: f.type for f in schema}
 
     def key_rows(self, info: TableInfo, lookup: KeyLookup) -> pa.Table | None:
         """A key lookup's rows without folding the table's write-ahead log: the Lance rows
@@ -180,11 +193,11 @@ class Scope:
         return rows
 
     def _view_over(self, info: TableInfo, raw: str | pa.Table, with_rid: bool,
-                   present: set[str]) -> str:
+                   present: set[str], stored: dict[str, pa.DataType] | None = None) -> str:
         change = self.session.pending_change(info) if info.as_of is None else None
         if isinstance(raw, pa.Table):
             names = [c.name for c in info.columns]
-            if change is None and all(n in present for n in names) and \
+            if change is None and stored is None and all(n in present for n in names) and \
                     all(select_expr(c) == quote_ident(c.name) for c in info.columns):
                 # Rows already in memory, of plain columns: DuckDB reads them as they are
                 # (a view would cost a CREATE and a DROP per statement).
@@ -193,6 +206,15 @@ class Scope:
         cols = ", ".join(select_expr(c) if c.name in present  # an older version may lack it
                          else f"CAST(NULL AS {c.type.duckdb}) AS {quote_ident(c.name)}"
                          for c in info.columns)
+        added_cols = cols
+        if stored is not None:
+            from . import retype
+
+            cols = ", ".join(
+                select_expr(c, retype.view_expr(quote_ident(c.name), c, stored[c.name]))
+                if c.name in stored else
+                f"CAST(NULL AS {c.type.duckdb}) AS {quote_ident(c.name)}"
+                for c in info.columns)
         rid = f"{RID}, " if with_rid else ""
         sql = f"SELECT {rid}{cols} FROM {raw}"
         if change is not None:
@@ -202,7 +224,7 @@ class Scope:
                 sql += f" WHERE {RID} NOT IN (SELECT {RID} FROM {removed})"
             if change.added is not None and change.added.num_rows:
                 added = self.register(change.added, "__add")
-                sql += f" UNION ALL SELECT {rid}{cols} FROM {added}"
+                sql += f" UNION ALL SELECT {rid}{added_cols} FROM {added}"
         name = f"__t{next(_counter)}"
         self.cur.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS {sql}")
         self._views.append(name)

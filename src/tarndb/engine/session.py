@@ -22,7 +22,7 @@ from ..sql import ast, colnames
 from ..sql.literals import lift_arrays
 from ..sql.rewrite import casts, jsonb, pgvector, ranking, similarity
 from ..sql.rewrite import params as param_rule
-from . import advisory, ddl, dml, limits, lookup, planner, udf, versions
+from . import advisory, ddl, dml, limits, lookup, planner, retype, udf, versions
 from .catalog import TableInfo
 from .commit import TableChange, new_txn_id
 from .duck_errors import translate
@@ -138,6 +138,8 @@ class Session:
         self._catalog_ops: list[tuple[str, TableInfo, str | None]] = []
         self._on_commit: list[Any] = []
         self._on_rollback: list[Any] = []
+        #: run at COMMIT before the rows are committed (ALTER COLUMN TYPE's rewrite)
+        self._before_commit: list[Any] = []
         self._explicit = False
         #: an implicit transaction of the extended protocol, ended by Sync (end_implicit)
         self._implicit = False
@@ -285,6 +287,9 @@ class Session:
         assert self._txn is not None
         ch = self._txn.get(info.path)
         if ch is None:
+            # the table's lock, shared: an ALTER COLUMN TYPE holds it exclusively until its
+            # transaction ends (engine/retype.py)
+            self.lock([("table", info.path)], exclusive=False)
             read = self.read_versions.get(info.path)
             if reads and read is not None and not self.serializable:
                 base = read  # the statement's read (which may not have folded the log)
@@ -400,6 +405,8 @@ class Session:
                 self._undo_ddl()
                 return
             try:
+                for action in self._before_commit:
+                    action()
                 changes = list(txn.values())
                 for ch in changes:  # a table altered in this transaction: its new shape
                     ch.info = self._overlay.get((ch.info.workspace, ch.info.name)) or ch.info
@@ -463,6 +470,15 @@ class Session:
     def on_commit(self, action: Any) -> None:
         """Run ``action`` after the transaction's catalog changes are published."""
         self._on_commit.append(action)
+
+    def before_commit(self, action: Any) -> None:
+        """Run ``action`` at COMMIT before the transaction's rows are committed; a failure
+        rolls the transaction back."""
+        self._before_commit.append(action)
+
+    def overlay_tables(self) -> list[TableInfo]:
+        """The tables this transaction's DDL created or altered, as it left them."""
+        return [t for t in self._overlay.values() if t is not None]
 
     def on_rollback(self, action: Any) -> None:
         """Undo a physical change (a created dataset, an added column) at ROLLBACK."""
@@ -533,6 +549,8 @@ class Session:
             self._on_commit.clear()
 
     def _end_transaction(self) -> None:
+        self._before_commit.clear()
+        retype.forget(self)
         if self.txn_id:
             self.db.locks.release_all(self.txn_id)
         self.advisory.end_transaction()

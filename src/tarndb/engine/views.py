@@ -103,6 +103,11 @@ def _temps_of(session: Any) -> dict[str, ViewDef] | None:
         return None
 
 
+def staged(session: Any) -> bool:
+    """Whether ``session`` has views others do not see (uncommitted, or temporary)."""
+    return bool(_overlay_of(session) or _temps_of(session))
+
+
 def _committed(db: Any) -> dict[str, dict[str, Any]]:
     return db.catalog.list_objects(KIND)  # type: ignore[no-any-return]
 

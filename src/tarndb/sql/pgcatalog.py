@@ -135,7 +135,9 @@ def _tables(db: Any, session: Any) -> list[Any]:
     """The tables this session may see: a token scoped to some workspaces does not learn
     the names of the tables (or, below, of the schemas) in the others."""
     allowed = _allowed(session)
-    found = list(db.catalog.all_tables())
+    # a session's own uncommitted DDL included, as PostgreSQL's catalogs show it
+    all_tables = getattr(session, "all_tables", None)
+    found = list(all_tables() if callable(all_tables) else db.catalog.all_tables())
     return found if allowed is None else [t for t in found if t.workspace in allowed]
 
 
