@@ -123,11 +123,22 @@ def lookup(db: Any, session: Any, ws: str, name: str) -> ViewDef | None:
     return ViewDef.from_json(spec) if spec is not None else None
 
 
+#: catalog -> (its version, whether it holds a view)
+_has_views: weakref.WeakKeyDictionary[Any, tuple[int, bool]] = weakref.WeakKeyDictionary()
+
+
 def any_views(db: Any, session: Any) -> bool:
     """Whether a statement may name a view at all (the cheap test before each SELECT)."""
-    db.catalog.refresh()
-    return bool(_overlay_of(session) or _temps_of(session)) or any(
-        k == KIND for k, _ in db.catalog._objects)  # noqa: SLF001 - hot path, no copy
+    if _overlay_of(session) or _temps_of(session):
+        return True
+    cat = db.catalog
+    cat.refresh()
+    known = _has_views.get(cat)
+    if known is not None and known[0] == cat.version:
+        return known[1]
+    found = any(k == KIND for k, _ in cat._objects)  # noqa: SLF001 - no copy of the specs
+    _has_views[cat] = (cat.version, found)
+    return found
 
 
 def all_views(db: Any, session: Any = None) -> list[ViewDef]:
