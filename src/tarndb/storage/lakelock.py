@@ -94,7 +94,13 @@ def _lock_fd(lake: Lake, name: str) -> int:
     key = (lake.uri, name)
     fd = _fds.get(key)
     if fd is not None:
-        return fd
+        if os.fstat(fd).st_nlink > 0:
+            return fd
+        # The lake was removed (and maybe made again at the same place): a lock on the
+        # removed file would exclude nobody.
+        with _registry:
+            _fds.pop(key, None)
+        os.close(fd)
     root = lake.uri[len("file://"):] if lake.uri.startswith("file://") else lake.uri
     d = os.path.join(root, "_locks")
     os.makedirs(d, exist_ok=True)
