@@ -135,15 +135,20 @@ def test_incremental_add_delete_update_equals_rebuild() -> None:
     assert k3.tolist() == ref.search("w1 w2", 25)[0].tolist()
 
 
-@pytest.mark.parametrize("first_batch,dense_min", [(1, 1), (8, 1), (64, 65536), (2048, 1)])
+@pytest.mark.parametrize("first_batch,dense_min,dense_work", [
+    (1, 1, 0), (8, 1, 0), (64, 65536, 0), (2048, 1, 0), (2048, 65536, 20_000)])
 def test_pruned_search_equals_exhaustive_top_k(monkeypatch: pytest.MonkeyPatch,
-                                               first_batch: int, dense_min: int) -> None:
+                                               first_batch: int, dense_min: int,
+                                               dense_work: int) -> None:
     """search() skips rows (threshold algorithm over impact groups, dense fallback); it must
-    return exactly what scoring every matching row returns: same keys, order, scores."""
+    return exactly what scoring every matching row returns: same keys, order, scores.
+    ``dense_work`` 0 keeps these small indexes on the pruned path; 20,000 (the default)
+    sends most of them to the one-pass accumulator."""
     import tarndb.search._bm25 as bm25_mod
 
     monkeypatch.setattr(bm25_mod, "_FIRST_BATCH", first_batch)
     monkeypatch.setattr(bm25_mod, "_DENSE_TF_MIN_DOCS", dense_min)
+    monkeypatch.setattr(bm25_mod, "_DENSE_MAX_WORK", dense_work)
     rng = np.random.default_rng(first_batch)
     for trial in range(12):
         n = int(rng.integers(50, 3000))
