@@ -233,3 +233,43 @@ def test_a_batch_runs_early_past_its_byte_bound(pdb: tarndb.Database,  # noqa: F
     s = pdb.session()
     assert s.execute("SELECT count(*), sum(v[384]) FROM pb5").rows == [(3, 1.5)]
     s.close()
+
+
+def test_a_long_pipeline_runs_while_it_arrives_and_stays_one_transaction(
+        pdb: tarndb.Database) -> None:  # noqa: F811
+    """Past EARLY_BATCH_SETS held Executes, what has arrived runs before the Sync (the work
+    overlaps the client's) and its replies go out; a later failure still rolls back every row
+    of the implicit transaction, and the replies are exactly PostgreSQL's."""
+    from tarndb.pgwire import protocol
+
+    n = protocol.EARLY_BATCH_SETS * 2 + 10
+    dup = protocol.EARLY_BATCH_SETS + 20  # fails after an early batch ran
+    s = pdb.session()
+    s.execute("CREATE TABLE pb6 (id INT8 PRIMARY KEY, t TEXT)")
+    s.execute(f"INSERT INTO pb6 VALUES ({10_000 + dup}, 'old')")
+    s.close()
+    conn, _ = connect(pdb)
+    frames = [m.f_parse("", "INSERT INTO pb6 (id, t) VALUES ($1, $2)")]
+    for i in range(n):
+        frames += [m.f_bind("", "", [str(10_000 + i).encode(), b"new"]), m.f_execute("")]
+    wire = b"".join(frames)
+    outs = [conn.receive_data(wire[i:i + 4096]) for i in range(0, len(wire), 4096)]
+    early = m.split_backend(b"".join(outs))
+    assert kinds(early).startswith(b"1" + b"2C" * protocol.EARLY_BATCH_SETS)  # before Sync
+    out = early + m.split_backend(conn.receive_data(m.f_sync()))
+    assert kinds(out) == b"1" + b"2C" * dup + b"2E" + b"Z"
+    assert error(out)["C"] == "23505"
+    s = pdb.session()
+    assert s.execute("SELECT count(*), min(t) FROM pb6").rows == [(1, "old")]  # all rolled back
+    s.close()
+    # Without a failure, every row of a long pipeline goes in, once.
+    frames = [m.f_bind("", "", [str(20_000 + i).encode(), b"x"]) + m.f_execute("")
+              for i in range(n)]
+    wire = b"".join(frames)
+    outs = [conn.receive_data(wire[i:i + 4096]) for i in range(0, len(wire), 4096)]
+    out = m.split_backend(b"".join(outs) + conn.receive_data(m.f_sync()))
+    assert kinds(out) == b"2C" * n + b"Z"
+    s = pdb.session()
+    assert s.execute("SELECT count(*), count(DISTINCT id) FROM pb6 WHERE t = 'x'").rows == \
+        [(n, n)]
+    s.close()

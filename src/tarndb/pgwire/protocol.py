@@ -182,6 +182,11 @@ def _param_bytes(v: Any) -> int:
 #: A batch runs once it holds this many parameter sets or bytes of parameters.
 MAX_BATCH_SETS = 10_000
 MAX_BATCH_BYTES = 16 << 20
+#: Once all that arrived is read, a batch holding this many sets or bytes runs without
+#: waiting for Sync (small enough that the work overlaps the client's, large enough that
+#: the per-statement cost is shared).
+EARLY_BATCH_SETS = 64
+EARLY_BATCH_BYTES = 256 << 10
 
 
 @dataclass
@@ -273,6 +278,14 @@ class ServerConnection:
             out.append(m.b_error("XX000", f"internal error: {type(e).__name__}: {e}",
                                  severity="FATAL"))
             self._close()
+        batch = self._batch
+        if batch is not None and not self.closed and (
+                len(batch.sets) >= EARLY_BATCH_SETS or batch.size >= EARLY_BATCH_BYTES):
+            # Everything the client sent so far is read: run what the batch holds now, while
+            # the client encodes the next rows (as PostgreSQL runs each Execute on arrival),
+            # instead of leaving all the work until Sync. The rows join the same implicit
+            # transaction, committed at Sync.
+            self._run_batch()
         if self._batch is not None:
             return b""  # the replies wait for the batch, which runs at Sync or Flush
         return b"".join(out)
