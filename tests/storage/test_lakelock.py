@@ -10,6 +10,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from tarndb.storage.lake import Lake
 from tarndb.storage.lakelock import lake_lock
 
@@ -57,3 +59,25 @@ def test_a_lake_made_again_at_the_same_place_is_still_locked(tmp_path: Path) -> 
     shutil.rmtree(lake_dir)
     os.makedirs(lake_dir)
     assert _wait_behind_another_process(lake_dir, 1.0) >= 0.8
+
+
+def test_kept_lock_files_are_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tarndb.storage import lakelock
+
+    monkeypatch.setattr(lakelock, "_MAX_FDS", 8)
+    lake = Lake(str(tmp_path / "lake"))
+    held = lake_lock(lake, "name-0")
+    held.__enter__()  # a held name's file is never closed under it
+    try:
+        for i in range(1, 40):
+            with lake_lock(lake, f"name-{i}"):
+                pass
+        mine = [k for k in lakelock._fds if k[0] == lake.uri]
+        assert len(mine) <= 8
+        assert (lake.uri, "name-0") in lakelock._fds
+    finally:
+        held.__exit__(None, None, None)
+    # Every name still locks (evicted ones open their file again).
+    for i in range(40):
+        with lake_lock(lake, f"name-{i}"):
+            pass
