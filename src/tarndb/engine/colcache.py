@@ -193,6 +193,10 @@ def values_by_rid(ds: lance.LanceDataset, column: str, rids: np.ndarray) -> pa.A
     pos = np.minimum(keys.searchsorted(want), keys.size - 1)
     if not bool((keys[pos] == want).all()):
         return None
+    if values.null_count == 0 and (pa.types.is_integer(values.type)
+                                   or pa.types.is_floating(values.type)):
+        # A numpy gather of the k values: Arrow's take kernel costs ~15 us to dispatch.
+        return pa.array(values.to_numpy()[pos], values.type)
     return values.take(pa.array(pos))
 
 

@@ -403,41 +403,116 @@ _FILTER_TYPES = {"int2", "int4", "int8", "float4", "float8", "text", "varchar", 
                  "bool", "date", "timestamp", "timestamptz", "numeric", "uuid"}
 
 
-def _simple_filter(where: pb.Node, info: TableInfo, alias: str) -> bool:
+def _filter_shape(where: pb.Node) -> list[list[str]] | None:
+    """The column references (name parts) of a WHERE clause the direct path evaluates (see
+    _FILTER_NODES), or None for any other clause. What depends on the table (the columns'
+    types) is :func:`_filter_columns_ok`'s."""
+    refs: list[list[str]] = []
     for m in ast.walk(where):
         if isinstance(m, pb.Node):
             continue
         if not isinstance(m, _FILTER_NODES):
-            return False
+            return None
         if isinstance(m, pb.A_Expr) and (m.kind not in _FILTER_EXPRS or (
                 m.kind == pb.AEXPR_OP and ast.op_name(m) not in _FILTER_OPS)):
-            return False
+            return None
         if isinstance(m, pb.ColumnRef):
-            parts = ast.names(m.fields)
-            if len(parts) > 2 or (len(parts) == 2 and parts[0] != alias):
-                return False
-            col = info.column(parts[-1])
-            if col is None or col.type.ndim or col.type.base not in _FILTER_TYPES:
-                return False
+            refs.append(ast.names(m.fields))
+    return refs
+
+
+def _filter_columns_ok(refs: list[list[str]], info: TableInfo, alias: str) -> bool:
+    for parts in refs:
+        if len(parts) > 2 or (len(parts) == 2 and parts[0] != alias):
+            return False
+        col = info.column(parts[-1])
+        if col is None or col.type.ndim or col.type.base not in _FILTER_TYPES:
+            return False
     return True
 
 
-def try_direct(session: Any, stmt: pb.Node, params: list[Any]) -> Any:
-    """``SELECT columns[, score] FROM t [WHERE simple filter] ORDER BY col <#> q LIMIT k``
-    answered without DuckDB planning the statement: the search picks the k rows, Lance hands
-    over just the selected columns of those rows, and the exact scores order them. Returns
-    None for any other shape (the general path answers, with the same rows).
+def _simple_filter(where: pb.Node, info: TableInfo, alias: str) -> bool:
+    refs = _filter_shape(where)
+    return refs is not None and _filter_columns_ok(refs, info, alias)
 
-    The general path registers the table, builds views, re-points the statement at the k
-    rows (reading every column of them, vectors included), registers a scoring function and
-    runs DuckDB over them: 5-30 ms of fixed cost on top of the search. Here it is parsing,
-    one take of the selected columns and a sort of k scores.
-    """
-    from ..sql import colnames
-    from ..sql.rewrite import ranking
+
+def _parts_column(parts: list[str] | None, alias: str) -> str | None:
+    """:func:`_column` of a column reference's name parts."""
+    if parts is None or len(parts) > 2 or (len(parts) == 2 and parts[0] != alias) or \
+            parts[-1] == "*":
+        return None
+    return parts[-1]
+
+
+_NOT_GIVEN = object()
+
+
+@dataclass(frozen=True)
+class _Operand:
+    """A LIMIT / OFFSET count or an ``int_col = value`` value: a constant or ``$n``."""
+
+    const: Any = _NOT_GIVEN
+    param: int = 0
+
+    @staticmethod
+    def of(node: pb.Node) -> _Operand | None:
+        k = ast.kind(node)
+        if k == "a_const":
+            return _Operand(const=ast.const_value(node))
+        if k == "param_ref":
+            return _Operand(param=node.param_ref.number)
+        return None
+
+    def value(self, params: list[Any]) -> Any:
+        """The value (_NOT_GIVEN for a parameter that was not given)."""
+        if self.param:
+            return params[self.param - 1] if self.param <= len(params) else _NOT_GIVEN
+        return self.const
+
+    def count(self, params: list[Any]) -> int | None:
+        """:func:`_int`'s answer."""
+        v = self.value(params)
+        if self.param:
+            return int(v) if isinstance(v, (int, np.integer)) else None
+        return int(v) if isinstance(v, int) else None
+
+
+@dataclass(frozen=True)
+class _Shape:
+    """What :func:`try_direct` reads from a statement's parse tree alone, kept per statement
+    (its serialized tree): checking the tree's shape again on every call of a prepared
+    ranking cost more than the rest of the statement around the search."""
+
+    schema: str
+    relname: str
+    alias: str | None  # the FROM item's alias (None: the table's name)
+    op: str
+    sort_by: Any  # the SortBy node (its direction)
+    sort_col: list[str] | None  # the ordered column's name parts
+    expr: pb.Node  # the ranking expression (for score_key)
+    right: pb.Node  # the query side
+    limit: _Operand
+    offset: _Operand | None
+    #: select list: ("col", ResTarget) or ("score", ResTarget, the same expression as the
+    #: ranking's for any parameters)
+    targets: list[tuple[Any, ...]]
+    where: pb.Node | None
+    where_refs: list[list[str]]
+    #: ``col = value`` (either order): (the column's name parts, the value), for the
+    #: in-memory answer of an integer column
+    int_eq: tuple[list[str], _Operand] | None
+
+
+#: Statement (serialized parse tree) -> its _Shape, or None when try_direct does not answer
+#: it. Bounded; cleared when full.
+_SHAPES: dict[bytes, _Shape | None] = {}
+_SHAPES_MAX = 512
+
+
+def _direct_shape(stmt: pb.Node) -> _Shape | None:
+    """The tree-only checks of :func:`try_direct` (everything that does not depend on the
+    table, the session or the parameters)."""
     from ..sql.rewrite.similarity import score_key
-    from .result import Column, Result
-    from .types import ColumnType
 
     sel = stmt.select_stmt
     if (len(sel.from_clause) != 1 or ast.kind(sel.from_clause[0]) != "range_var"
@@ -461,19 +536,91 @@ def try_direct(session: Any, stmt: pb.Node, params: list[Any]) -> Any:
     right = expr.a_expr.rexpr
     if ast.kind(right) == "func_call" or not _is_constant(right):
         return None
-    limit = _int(sel.limit_count, params)
-    offset = _int(sel.limit_offset, params) if sel.HasField("limit_offset") else 0
+    limit = _Operand.of(sel.limit_count)
+    offset = _Operand.of(sel.limit_offset) if sel.HasField("limit_offset") else None
+    if limit is None or (offset is None and sel.HasField("limit_offset")):
+        return None
+    lexpr = expr.a_expr.lexpr
+    sort_col = ast.names(lexpr.column_ref.fields) if ast.kind(lexpr) == "column_ref" else None
+    # Parameters stand for themselves: a select-list score with the ranking's own
+    # expression (the same parameters) is its score whatever they are bound to.
+    most = max((m.number for m in ast.walk(stmt) if isinstance(m, pb.ParamRef)), default=0)
+    symbolic = [f"\x00${i + 1}" for i in range(most)]
+    targets: list[tuple[Any, ...]] = []
+    for t in sel.target_list:
+        rt = t.res_target
+        if rt.indirection:
+            return None
+        if ast.kind(rt.val) == "column_ref":
+            targets.append(("col", rt))
+        elif ast.kind(rt.val) == "a_expr" and ast.op_name(rt.val.a_expr) == op:
+            targets.append(("score", rt,
+                            score_key(rt.val, symbolic) == score_key(expr, symbolic)))
+        else:
+            return None
+    where = sel.where_clause if sel.HasField("where_clause") else None
+    refs = _filter_shape(where) if where is not None else []
+    if refs is None:
+        return None
+    int_eq = None
+    if where is not None and ast.kind(where) == "a_expr" and \
+            where.a_expr.kind == pb.AEXPR_OP and ast.op_name(where.a_expr) == "=":
+        a, b = where.a_expr.lexpr, where.a_expr.rexpr
+        if ast.kind(a) != "column_ref":
+            a, b = b, a
+        value = _Operand.of(b)
+        if ast.kind(a) == "column_ref" and value is not None:
+            int_eq = (ast.names(a.column_ref.fields), value)
+    return _Shape(rv.schemaname, rv.relname, rv.alias.aliasname if rv.HasField("alias")
+                  else None, op, sort_by, sort_col, expr, right, limit, offset, targets, where,
+                  refs, int_eq)
+
+
+def try_direct(session: Any, stmt: pb.Node, params: list[Any]) -> Any:
+    """``SELECT columns[, score] FROM t [WHERE simple filter] ORDER BY col <#> q LIMIT k``
+    answered without DuckDB planning the statement: the search picks the k rows, Lance hands
+    over just the selected columns of those rows, and the exact scores order them. Returns
+    None for any other shape (the general path answers, with the same rows).
+
+    The general path registers the table, builds views, re-points the statement at the k
+    rows (reading every column of them, vectors included), registers a scoring function and
+    runs DuckDB over them: 5-30 ms of fixed cost on top of the search. Here it is the
+    statement's kept shape (:class:`_Shape`), one take of the selected columns (from memory
+    for fixed-width and narrow text columns) and a sort of k scores.
+    """
+    blob = stmt.SerializeToString()
+    shape = _SHAPES.get(blob, _NOT_GIVEN)
+    if shape is _NOT_GIVEN:
+        shape = _direct_shape(stmt)
+        if len(_SHAPES) >= _SHAPES_MAX:
+            _SHAPES.clear()
+        _SHAPES[blob] = shape
+    if shape is None:
+        return None
+    assert isinstance(shape, _Shape)
+    return _run_direct(session, stmt, shape, params)
+
+
+def _run_direct(session: Any, stmt: pb.Node, shape: _Shape, params: list[Any]) -> Any:
+    from ..sql.rewrite import ranking
+    from ..sql.rewrite.similarity import score_key
+    from .result import Column, Result
+    from .types import ColumnType
+
+    limit = shape.limit.count(params)
+    offset = shape.offset.count(params) if shape.offset is not None else 0
     if limit is None or offset is None or limit <= 0 or offset < 0:
         return None
-    info = session.resolve_table(rv.schemaname or None, rv.relname)
+    info = session.resolve_table(shape.schema or None, shape.relname)
     if info is None or (info.read_only and info.as_of is None) or \
             session.pending_change(info) is not None:
         return None
-    alias = rv.alias.aliasname if rv.HasField("alias") else info.name
-    col_name = _column(expr.a_expr.lexpr, alias)
+    alias = shape.alias or info.name
+    col_name = _parts_column(shape.sort_col, alias)
     ci = info.column(col_name) if col_name else None
     if ci is None:
         return None
+    op, sort_by = shape.op, shape.sort_by
     # pgvector's distances (``<=>``, ``<->``, and ``<#>`` on vector: nearest first, the
     # distance as the score) or pg_deeplake's ``<#>`` on float4[] (a similarity).
     metric = _pgvector_metric(op, ci, info, sort_by)
@@ -486,24 +633,22 @@ def try_direct(session: Any, stmt: pb.Node, params: list[Any]) -> Any:
         mode = _ranking_mode(ci)
     if mode is None:
         return None
-    key: bytes | None = None  # the score's, computed only when the select list needs it
     # Output columns: stored columns by name, or the ranking score itself.
     outputs: list[tuple[str, Any]] = []  # (output name, ColumnInfo or None for the score)
-    for t in sel.target_list:
-        rt = t.res_target
-        if rt.indirection:
-            return None
-        if ast.kind(rt.val) == "column_ref":
+    for target in shape.targets:
+        rt = target[1]
+        if target[0] == "col":
             found = stored_columns(rt, alias, info)
             if found is None:
                 return None
             outputs.extend(found)
-        elif ast.kind(rt.val) == "a_expr" and ast.op_name(rt.val.a_expr) == op and \
-                score_key(rt.val, params) == (key := key or score_key(expr, params)):
+        elif target[2] or score_key(rt.val, params) == score_key(shape.expr, params):
+            from ..sql import colnames
+
             outputs.append((rt.name or colnames.figure(rt.val), None))
         else:
             return None
-    if sel.HasField("where_clause") and not _simple_filter(sel.where_clause, info, alias):
+    if shape.where is not None and not _filter_columns_ok(shape.where_refs, info, alias):
         return None
     from .. import search
 
@@ -518,15 +663,17 @@ def try_direct(session: Any, stmt: pb.Node, params: list[Any]) -> Any:
     exact = info.as_of is not None
     req = TopK(alias, info, mode, [ci.name], limit + offset)
     allowed = None
-    if sel.HasField("where_clause"):
-        from .scan import Scope
+    if shape.where is not None:
+        allowed = _direct_int_equality(shape, alias, info, params, ds)
+        if allowed is None:
+            from .scan import Scope
 
-        scope = Scope(session)
-        try:
-            allowed = _allowed_rids(sel, scope, req, params, version, ds)
-        finally:
-            scope.close()
-    value = _constant_value_direct(right, session, params)
+            scope = Scope(session)
+            try:
+                allowed = _allowed_rids(stmt.select_stmt, scope, req, params, version, ds)
+            finally:
+                scope.close()
+    value = _constant_value_direct(shape.right, session, params)
     if value is None:
         if metric is not None:
             return None  # a NULL distance for every row: the general path
@@ -537,8 +684,8 @@ def try_direct(session: Any, stmt: pb.Node, params: list[Any]) -> Any:
             query = _array(value)
         except (E.TarnError, ValueError, TypeError):
             return None
-        if query.ndim != 1 or query.size == 0 or not np.all(np.isfinite(query)) or (
-                metric == "cosine" and not np.any(query)) or (
+        if query.ndim != 1 or query.size == 0 or not np.isfinite(query).all() or (
+                metric == "cosine" and not query.any()) or (
                 ci.type.dim is not None and query.size != ci.type.dim):
             return None  # pgvector's errors and NaN distances: the general path
     filled = False
@@ -574,29 +721,41 @@ def try_direct(session: Any, stmt: pb.Node, params: list[Any]) -> Any:
             scores = np.concatenate([scores, np.zeros(fill.size, np.float64)])
             filled = fill.size > 0
     # Rows without text among the filling rows score NULL: their text is read to know.
-    wanted = list(dict.fromkeys([RID] + ([ci.name] if filled else [])
+    wanted = list(dict.fromkeys(([ci.name] if filled else [])
                                 + [c.name for _, c in outputs if c is not None]))
-    rows = _cached_rows(ds, keys, wanted[1:])
-    if rows is None:
-        rows = rows_by_rid(ds, keys, wanted)
-    rids = np.asarray(rows.column(RID).to_numpy(), np.int64)
-    by_rid = dict(zip(keys.tolist(), scores.tolist(), strict=True))
-    exact_scores = np.array([by_rid.get(r, np.nan) for r in rids.tolist()], np.float64)
+    got = _cached_columns(ds, keys, wanted)
+    if got is not None:
+        rids, exact_scores = keys, scores  # in the search's order
+    else:
+        rows = rows_by_rid(ds, keys, [RID] + wanted)
+        got = {c: rows.column(c) for c in wanted}
+        rids = np.asarray(rows.column(RID).to_numpy(), np.int64)
+        by_rid = dict(zip(keys.tolist(), scores.tolist(), strict=True))
+        exact_scores = np.array([by_rid.get(r, np.nan) for r in rids.tolist()], np.float64)
     if filled:
-        valid = np.asarray(rows.column(ci.name).is_valid().to_numpy(zero_copy_only=False),
-                           dtype=bool)
+        exact_scores = exact_scores.copy()
+        valid = np.asarray(got[ci.name].is_valid().to_numpy(zero_copy_only=False), dtype=bool)
         exact_scores[~valid] = np.nan
     # Best first, NULL scores last (the ranking rule); then OFFSET and LIMIT.
-    order = np.lexsort((rids, -np.nan_to_num(exact_scores, nan=-np.inf),
-                        np.isnan(exact_scores)))[offset:offset + limit]
-    take = pa.array(order, pa.int64())
+    nan = np.isnan(exact_scores)
+    if nan.any():
+        order = np.lexsort((rids, -np.where(nan, -np.inf, exact_scores), nan))
+    else:
+        order = np.lexsort((rids, -exact_scores))
+    order = order[offset:offset + limit]
     shown = exact_scores[order]
     if metric is not None:  # pgvector's distance from the search's score
         shown = (1.0 - shown if metric == "cosine" else -shown if metric == "dot"
                  else np.sqrt(np.maximum(-shown, 0.0)))
-    score_col = pa.array(shown, pa.float64(), mask=np.isnan(shown))
-    data = {str(i): (score_col if c is None else rows.column(c.name).take(take))
-            for i, (_, c) in enumerate(outputs)}
+    in_place = order.size == rids.size and bool((order == np.arange(order.size)).all())
+    take = None if in_place else pa.array(order, pa.int64())
+    data: dict[str, Any] = {}
+    for i, (_, c) in enumerate(outputs):
+        if c is None:
+            data[str(i)] = pa.array(shown, pa.float64(), mask=np.isnan(shown))
+        else:
+            col = got[c.name]
+            data[str(i)] = col if take is None else col.take(take)
     out = pa.table(data) if data else pa.table({})
     limit_bytes = session.db.max_result_bytes
     if limit_bytes and out.nbytes > limit_bytes:
@@ -606,6 +765,23 @@ def try_direct(session: Any, stmt: pb.Node, params: list[Any]) -> Any:
         else []
     return Result(columns=cols, command=f"SELECT {out.num_rows}", rowcount=out.num_rows,
                   notices=notices, _arrow=out)
+
+
+def _direct_int_equality(shape: _Shape, alias: str, info: TableInfo, params: list[Any],
+                         ds: Any) -> np.ndarray | None:
+    """:func:`_int_equality_rids` from the statement's kept shape (no tree walk)."""
+    from . import colcache
+
+    if shape.int_eq is None:
+        return None
+    col = _parts_column(shape.int_eq[0], alias)
+    ci = info.column(col) if col is not None else None
+    if ci is None or ci.type.ndim or ci.type.base not in ("int2", "int4", "int8"):
+        return None
+    value = shape.int_eq[1].value(params)
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        return None
+    return colcache.rids_for_value(ds, ci.name, int(value))
 
 
 def _pgvector_metric(op: str, ci: Any, info: TableInfo, sort_by: Any) -> str | None:
@@ -626,20 +802,21 @@ def _pgvector_metric(op: str, ci: Any, info: TableInfo, sort_by: Any) -> str | N
     return metric
 
 
-def _cached_rows(ds: Any, rids: np.ndarray, columns: list[str]) -> pa.Table | None:
-    """The rows' ``columns`` from :mod:`.colcache` when every one is kept there (None:
-    take them from Lance)."""
+def _cached_columns(ds: Any, rids: np.ndarray, columns: list[str]
+                    ) -> dict[str, pa.Array] | None:
+    """The rows' ``columns`` (in the order of ``rids``) from :mod:`.colcache` when every one
+    is kept there (None: take them from Lance)."""
     from . import colcache
 
     if not all(colcache.cacheable(ds, c) for c in columns):
         return None
-    data: dict[str, Any] = {RID: pa.array(rids, pa.int64())}
+    data: dict[str, pa.Array] = {}
     for c in columns:
         values = colcache.values_by_rid(ds, c, rids)
         if values is None:
             return None
         data[c] = values
-    return pa.table(data)
+    return data
 
 
 def _constant_value_direct(node: pb.Node, session: Any, params: list[Any]) -> Any:

@@ -89,8 +89,9 @@ class TopK:
                 kth = max(kth, self.scores.min())
             pick = np.flatnonzero(scores >= kth)
             keys, scores = keys[pick], scores[pick]
-        keys = np.concatenate([self.keys, keys])
-        scores = np.concatenate([self.scores, scores])
+        if self.keys.size:
+            keys = np.concatenate([self.keys, keys])
+            scores = np.concatenate([self.scores, scores])
         # Best score first, ties broken by lower key, so results do not depend on scan order.
         order = np.lexsort((keys, -scores.astype(np.float64)))[:max(self.k, 0)]
         self.keys, self.scores = keys[order], scores[order]

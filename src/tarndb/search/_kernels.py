@@ -63,6 +63,18 @@ def normalize_rows(m: F32) -> F32:
     return out
 
 
+def normalize_vector(q: F32) -> F32:
+    """One vector scaled to unit L2 norm (the zero vector stays zero): what
+    ``normalize_rows(q[None, :])[0]`` gives, without its per-row machinery (a query's
+    normalisation cost a tenth of an in-memory ANN probe)."""
+    q = np.asarray(q, dtype=np.float32)
+    norm = np.float32(np.sqrt(np.einsum("i,i->", q, q, dtype=np.float32)))
+    if not norm > 0:
+        return q.copy()
+    out: F32 = q / norm
+    return out
+
+
 def _check_dim(expected: int, got: int, what: str = "vector") -> None:
     if expected != got:
         raise DataError(
@@ -271,9 +283,17 @@ def bags_from_arrow(column: pa.Array | pa.ChunkedArray, row_keys: I64) -> Packed
 MATVEC_SINGLE_THREAD_ROWS = 1 << 16
 
 
+#: numpy's ``vecdot`` (2.0+): one single-threaded BLAS dot per row, 10-50% faster than
+#: einsum's generic loop for the probed lists of an ANN query (1,270 x 384: 59 vs 87 us hot).
+_VECDOT = getattr(np, "vecdot", None)
+
+
 def matvec(mat: F32, q: F32) -> F32:
     """``mat @ q`` as float32, single-threaded for small matrices (see above)."""
     if mat.shape[0] <= MATVEC_SINGLE_THREAD_ROWS:
+        if _VECDOT is not None and mat.dtype == np.float32 and q.dtype == np.float32:
+            out: F32 = _VECDOT(mat, q)
+            return out
         return np.einsum("ij,j->i", mat, q).astype(np.float32, copy=False)
     return np.asarray(mat @ q, dtype=np.float32)
 

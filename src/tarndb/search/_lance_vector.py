@@ -43,6 +43,7 @@ from ..storage import rowmap
 from ._kernels import (
     PackedBags,
     bags_from_arrow,
+    matvec,
     metric_scores,
     normalize_rows,
     sq_norms,
@@ -801,7 +802,8 @@ class SideVectorIndex:
             return None
         m = lists.matrix
         parts = lists.offsets.size - 1
-        rank = lists.c2 - 2 * (lists.cents @ np.asarray(q, np.float32))
+        # (single-threaded: BLAS would split 500 x 384 over the machine's threads)
+        rank = lists.c2 - 2 * matvec(lists.cents, np.asarray(q, np.float32))
         nprobes = max(1, min(parts, nprobes))
         probe = (np.argpartition(rank, nprobes - 1)[:nprobes] if nprobes < parts
                  else np.arange(parts))

@@ -64,6 +64,7 @@ from ._kernels import (
     maxsim_scores,
     metric_scores,
     normalize_rows,
+    normalize_vector,
     vectors_from_arrow,
 )
 from ._lance_vector import (
@@ -226,6 +227,7 @@ class IndexManager:
         self._bm25: dict[str, BM25Index] = {}
         self._side: dict[str, SideVectorIndex] = {}
         self._mutex = threading.RLock()
+        self._frag_cache: tuple[int, dict[int, tuple[Any, int]]] | None = None
 
     @classmethod
     def open(cls, table_uri: str, storage_options: dict[str, str] | None = None,
@@ -493,10 +495,21 @@ class IndexManager:
             raise DataError(f'index "{info.name}" holds {info.dim}-dimensional vectors; '
                             f"a row has {dim} dimensions")
 
+    def _fragments_of(self, ds: lance.LanceDataset) -> dict[int, tuple[Any, int]]:
+        """:func:`_fragment_state` of ``ds``, kept for its version (a version never changes;
+        listing the fragments and reading their metadata was a twentieth of a query)."""
+        version = int(ds.version)
+        cached = self._frag_cache
+        if cached is not None and cached[0] == version:
+            return cached[1]
+        frags = _fragment_state(ds)
+        self._frag_cache = (version, frags)
+        return frags
+
     def _freshness(self, ds: lance.LanceDataset, info: IndexInfo) -> _Freshness:
         if int(ds.version) < info.synced_version:
             return _Freshness(False, [], [], True)
-        frags = _fragment_state(ds)
+        frags = self._fragments_of(ds)
         fresh = [f for fid, (f, _) in frags.items() if fid not in info.covered]
         covered = [f for fid, (f, _) in frags.items() if fid in info.covered]
         stale = any(fid not in frags or frags[fid][1] != dels
@@ -603,7 +616,7 @@ class IndexManager:
         if fr.fresh_fragments:
             top.push(*_exact.exact_vector_topk(ds, column, q, k, filter_sql, allowed_user,
                                                fr.fresh_fragments, metric=metric))
-        qn = normalize_rows(q[None, :])[0] if metric == "cosine" else q
+        qn = normalize_vector(q) if metric == "cosine" else q
         side = self._side_index(info)
         allowed = self._allowed(ds, filter_sql, allowed_user, fr.covered_fragments,
                                 must_be_live=fr.stale)
@@ -922,7 +935,7 @@ class IndexManager:
             cached = None if multi or info.metric != "cosine" else side.matrix()
             if cached is not None:
                 got, mat = cached.rows(todo)
-                qn = normalize_rows(np.asarray(q, np.float32)[None, :])[0]
+                qn = normalize_vector(np.asarray(q, np.float32))
                 for k_, s_ in zip(got.tolist(), matvec(mat, qn).tolist(), strict=True):
                     out[pos_of[k_]] = s_
                 todo = np.setdiff1d(todo, got, assume_unique=True)
