@@ -516,6 +516,10 @@ class BM25Index:
             new = batch[~seen[batch]]
             slot[new] = np.arange(new.size)
             new = new[slot[new] == np.arange(new.size)]
+            # In document order: the binary searches of _add_term (a dozen per candidate for
+            # a long query) then walk each posting list forwards, which numpy's searchsorted
+            # exploits and the cache likes.
+            new.sort()
             seen[new] = True
             n_seen += new.size
             if n_seen > total // 4 and bound > 0.0:
