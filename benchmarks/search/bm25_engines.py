@@ -20,6 +20,9 @@ variant 1.5 / 0.75). Sections, printed as one table per section, an engine a col
 4. CJK (Chinese, Japanese, Korean) and stemming probes: small document sets whose right
    answer is known; the count of queries whose right document comes first.
 
+``--before REV`` adds tarndb's index as of git revision REV as a column ("tarndb before"),
+for a same-run before/after of changes to ``_bm25.py``.
+
 Needs ``pip install -e '.[bench]'`` (bm25s, PyStemmer, tantivy); an engine that cannot be
 imported is reported as not run. The findings are written up in docs/search-tuning.md
 ("Which BM25 engine") and in ``tarndb/search/_bm25.py``'s docstring.
@@ -99,6 +102,42 @@ class Tarndb(Engine):
         self.idx.add(new_ids, new_texts)
         self.idx.delete(deleted)
         self.idx.save(self.root)
+
+
+_BEFORE: list[Any] = []  # the _bm25 module of --before, when given
+
+
+class TarndbBefore(Tarndb):
+    """tarndb's index as of ``--before`` (a git revision), on the same texts: the same-run
+    before/after of changes to ``_bm25.py``."""
+
+    name = "tarndb before"
+
+    def __init__(self, root: str, cjk: bool = False) -> None:
+        Engine.__init__(self, root)
+        if not _BEFORE:
+            raise ImportError("no --before revision")
+        self.idx = _BEFORE[0].BM25Index()
+
+
+def load_before(rev: str) -> Any:
+    """``tarndb.search._bm25`` as of ``rev``, imported beside the current one."""
+    import importlib.util
+    import subprocess
+
+    src = subprocess.run(["git", "-C", str(HERE.parents[1]), "show",
+                          f"{rev}:src/tarndb/search/_bm25.py"], check=True, capture_output=True,
+                         text=True).stdout
+    path = os.path.join(tempfile.mkdtemp(), "_bm25_before.py")
+    Path(path).write_text(src)
+    full = "tarndb.search._bm25_before"
+    spec = importlib.util.spec_from_file_location(full, path)
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    mod.__package__ = "tarndb.search"
+    sys.modules[full] = mod
+    spec.loader.exec_module(mod)
+    return mod
 
 
 class Tantivy(Engine):
@@ -245,8 +284,8 @@ ENGINES: list[type[Engine]] = [Tarndb, Tantivy, LanceFts, Bm25s]
 
 
 def available(root: str) -> list[type[Engine]]:
-    out = []
-    for cls in ENGINES:
+    out: list[type[Engine]] = []
+    for cls in ([TarndbBefore] if _BEFORE else []) + ENGINES:
         try:
             cls(tempfile.mkdtemp(dir=root))
         except ImportError as e:
@@ -415,7 +454,7 @@ def probes(classes: list[type[Engine]], root: str) -> None:
             ("stemming", STEM_DOCS, STEM_QUERIES, False)):
         vals = []
         for cls in classes:
-            if cjk and cls is Bm25s:
+            if (cjk and cls is Bm25s) or cls is TarndbBefore:
                 vals.append("-")
                 continue
             e = cls(tempfile.mkdtemp(dir=root), cjk=cjk)
@@ -436,7 +475,12 @@ def main() -> None:
     ap.add_argument("--queries", type=int, default=300)
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--updates", type=int, default=1000)
+    ap.add_argument("--before", default=None,
+                    help="a git revision: its tarndb BM25 index as one more column (the "
+                         "same-run before/after of changes to _bm25.py)")
     args = ap.parse_args()
+    if args.before:
+        _BEFORE.append(load_before(args.before))
     if not _scifact.available():
         raise SystemExit(f"SciFact is not at {_scifact.DATA_DIR}")
     root = tempfile.mkdtemp(prefix="tarn-bm25-engines-")

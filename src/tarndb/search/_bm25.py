@@ -15,6 +15,34 @@ costs nothing extra because scoring walks those postings anyway.
 
 BM25 (Robertson/Lucene form): ``idf = ln(1 + (N - df + 0.5) / (df + 0.5))`` and
 ``score = sum_t qtf_t * idf_t * tf (k1 + 1) / (tf + k1 (1 - b + b dl / avgdl))``.
+
+Why this index and not tantivy or Lance's full-text index (issue 18; measured by
+``benchmarks/search/bm25_engines.py``, all in one process and one run, docs/bm25.md):
+
+- Quality is a tie. SciFact test nDCG@10: this index 0.680, tantivy 0.684, Lance FTS 0.688,
+  bm25s (the reference) 0.686. No engine gains a point.
+- Speed (top-10, in process): tantivy answers 1.6-2x faster (its postings are Rust, ours
+  numpy): SciFact's 5k abstracts 0.23 against 0.42 ms for the claims, 0.12 against 0.19 ms
+  for 3 words; 100k abstracts 0.86 against 1.72 and 0.34 against 0.55 ms. This index is
+  1.8-5.7x faster than Lance FTS, 1.8-5.4x faster than bm25s on 3-word queries and 1.1-1.7x
+  slower than bm25s on the claims. Through SQL the statement around the search costs ~1 ms on
+  this machine, more than the difference.
+- Updates and deletes: this index applies and persists 1,000 adds and 1,000 deletes on 100k
+  documents in 0.1-0.3 s (a segment and a deletion mask), tantivy in the same (a commit);
+  both show them to the next query. Lance appends rows its index does not cover: queries
+  scan them (~70 ms a query after 1,000 new rows) until ``optimize_indices`` (~1 s). bm25s
+  cannot update (a rebuild: 26-41 s).
+- CJK: this index finds 10 of 10 CJK probes with no setting (bigrams of CJK runs, as
+  Lucene's CJKAnalyzer); tantivy 1 of 10 with its default tokenizer and 7 of 10 with an
+  n-gram one (which then also splits every English word), Lance 1 of 10 by default and 9 of
+  10 with its ICU tokenizer. Stemming: all 8 of 8.
+- Fit: indexes live on the lake beside the table (local or ``s3://``, through
+  ``pyarrow.fs``) and a query folds the table's newest rows into a copy of the index in
+  memory, so every server answers every version exactly. tantivy-py opens local directories
+  only (each server would keep and sync its own copy of every index) and fixes k1 / b.
+
+tantivy wins on speed alone, not on all counts, so the index stays; tantivy is what to
+revisit if BM25 latency, not the statement around it, becomes the bottleneck.
 """
 
 from __future__ import annotations
