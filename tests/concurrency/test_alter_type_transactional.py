@@ -124,3 +124,24 @@ def test_writers_wait_for_the_altering_transaction(
     with srv.connect() as c:
         assert _types(c, "w")["n"] == "bigint"
         assert c.execute("SELECT count(*) FROM w").fetchone() == (4,)
+
+
+def test_key_column_type_change(servers: Callable[[int], list[Serve]]) -> None:
+    (srv,) = servers(1)
+    with srv.connect() as c:
+        c.execute("CREATE TABLE k (id INT PRIMARY KEY, n INT)")
+        for i in range(10):
+            c.execute("INSERT INTO k VALUES (%s, %s)", (i, i))
+        c.execute("ALTER TABLE k ALTER COLUMN id TYPE BIGINT")
+        c.execute("INSERT INTO k VALUES (30000000000, 1)")
+        with pytest.raises(psycopg.errors.UniqueViolation):
+            c.execute("INSERT INTO k VALUES (3, 0)")
+        c.execute("ALTER TABLE k ALTER COLUMN id TYPE TEXT")
+        # the key index holds the keys as text now: lookups, updates and uniqueness
+        assert c.execute("SELECT n FROM k WHERE id = '5'").fetchone() == (5,)
+        c.execute("UPDATE k SET n = 99 WHERE id = '7'")
+        assert c.execute("SELECT n FROM k WHERE id = '7'").fetchone() == (99,)
+        with pytest.raises(psycopg.errors.UniqueViolation):
+            c.execute("INSERT INTO k VALUES ('5', 0)")
+        c.execute("INSERT INTO k VALUES ('x', 0)")
+        assert c.execute("SELECT count(*) FROM k").fetchone() == (12,)

@@ -153,5 +153,11 @@ def rewrite(session: Session, path: str) -> None:
 
                 session.on_rollback(back_empty)
         after = int(store.dataset().version)
+        if after != before:
+            # the key indexes hold the keys as the old type: built again on first use
+            # (lock order: the store's lock, then the state's, as key_index takes them)
+            st = db.writes._state(info)  # noqa: SLF001 - no public way to drop them
+            with st.lock:
+                st.indexes.clear()
     for v in range(before + 1, after + 1):  # schema changes: every row is kept
         db.writes.note_row_preserving(info, v)
