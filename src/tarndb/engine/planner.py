@@ -758,13 +758,26 @@ def _run_direct(session: Any, stmt: pb.Node, shape: _Shape, params: list[Any]) -
             data[str(i)] = col if take is None else col.take(take)
     out = pa.table(data) if data else pa.table({})
     limit_bytes = session.db.max_result_bytes
-    if limit_bytes and out.nbytes > limit_bytes:
+    # (k rows of fixed-width columns are far below any limit: Table.nbytes walks every
+    # buffer, a twentieth of the statement)
+    if limit_bytes and (out.num_rows * 16 * len(outputs) > limit_bytes
+                        or any(c is not None and not _fixed_width(c.type) for _, c in outputs)) \
+            and out.nbytes > limit_bytes:
         return None  # the general path reports it
     cols = [Column(name, ColumnType("float8") if c is None else c.type) for name, c in outputs]
     notices = [ranking.NOTICE] if sort_by.sortby_dir == pb.SORTBY_ASC and metric is None \
         else []
     return Result(columns=cols, command=f"SELECT {out.num_rows}", rowcount=out.num_rows,
                   notices=notices, _arrow=out)
+
+
+_FIXED_WIDTH = {"int2", "int4", "int8", "float4", "float8", "bool", "date", "timestamp",
+                "timestamptz"}
+
+
+def _fixed_width(ctype: Any) -> bool:
+    """A scalar of at most 8 bytes in Arrow (the result-size check skips such columns)."""
+    return not ctype.ndim and ctype.base in _FIXED_WIDTH and not ctype.is_vector
 
 
 def _direct_int_equality(shape: _Shape, alias: str, info: TableInfo, params: list[Any],
