@@ -245,3 +245,23 @@ def test_pg_dump_restores_views(pg_server: Server, ws: str, tmp_path: Path) -> N
         for view in ("aa_top", "ab_top_ids"):
             assert c.execute(f"SELECT * FROM {restored}.{view} ORDER BY 1").fetchall() == \
                 c.execute(f"SELECT * FROM {ws}.{view} ORDER BY 1").fetchall()
+
+
+def test_views_follow_renames(pg_server: Server, ws: str) -> None:
+    with psycopg.connect(pg_server.dsn(), autocommit=True) as c:
+        c.execute(f"SET search_path = {ws}")
+        c.execute("CREATE VIEW firsts AS SELECT docs.id FROM docs WHERE cat = 'a'")
+        c.execute("CREATE VIEW firsts_ids AS SELECT id FROM firsts")
+        c.execute("ALTER TABLE docs RENAME TO documents")
+        assert c.execute("SELECT id FROM firsts_ids ORDER BY id").fetchall() == \
+            [(1,), (3,), (4,)]
+        c.execute("ALTER VIEW firsts RENAME TO a_ids")
+        assert c.execute("SELECT count(*) FROM firsts_ids").fetchone() == (3,)
+        assert c.execute("SELECT count(*) FROM a_ids").fetchone() == (3,)
+        with pytest.raises(psycopg.errors.UndefinedTable):
+            c.execute("SELECT * FROM firsts")
+        # views read columns by name: renaming one a view reads is refused, loudly
+        with pytest.raises(psycopg.errors.FeatureNotSupported):
+            c.execute("ALTER TABLE documents RENAME COLUMN cat TO category")
+        c.execute("ALTER TABLE documents RENAME COLUMN n TO amount")
+        assert c.execute("SELECT count(*) FROM a_ids").fetchone() == (3,)

@@ -708,9 +708,16 @@ def _validate_existing_check(session: Session, info: TableInfo, spec: dict[str, 
 
 
 def rename(session: Session, node: pb.RenameStmt, params: list[Any]) -> Result:
+    if node.rename_type == pb.OBJECT_VIEW or (
+            node.rename_type == pb.OBJECT_TABLE and session.resolve_table(
+                node.relation.schemaname or None, node.relation.relname) is None
+            and views.resolve(session, node.relation.schemaname or None,
+                              node.relation.relname) is not None):
+        return views.rename(session, node)
     if node.rename_type == pb.OBJECT_TABLE:
         info = session.table_for(node.relation)
-        if session.find_table(info.workspace, node.newname) is not None:
+        if session.find_table(info.workspace, node.newname) is not None or \
+                views.lookup(session.db, session, info.workspace, node.newname) is not None:
             raise E.DuplicateTable(f'relation "{node.newname}" already exists')
         if sequences.lookup(session.db, session, info.workspace, node.newname) is not None:
             raise E.DuplicateTable(f'relation "{node.newname}" already exists')
@@ -718,6 +725,7 @@ def rename(session: Session, node: pb.RenameStmt, params: list[Any]) -> Result:
         info.name = node.newname
         session.catalog_update(info, old_name=old)
         sequences.owner_renamed(session, info.workspace, old, info.name)
+        views.relation_renamed(session, info.workspace, old, info.name)
         return Result(command="ALTER TABLE")
     if node.rename_type == pb.OBJECT_SEQUENCE:
         return sequences.rename(session, node)
@@ -729,6 +737,7 @@ def rename(session: Session, node: pb.RenameStmt, params: list[Any]) -> Result:
         if info.column(node.newname) is not None:
             raise E.DuplicateColumn(f'column "{node.newname}" of relation already exists')
         session.refuse_in_transaction_block("ALTER TABLE ... RENAME COLUMN")
+        views.check_column_rename(session, info.workspace, info.name, node.subname)
         session.db.store(info).rename_column(node.subname, node.newname)
         col.name = node.newname
         info.primary_key = [node.newname if k == node.subname else k for k in info.primary_key]

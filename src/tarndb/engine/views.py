@@ -396,6 +396,66 @@ def drop(session: Session, node: Any) -> Result:
     return Result(command="DROP VIEW")
 
 
+# -- renames -----------------------------------------------------------------------------------
+
+def relation_renamed(session: Session, ws: str, old: str, new: str) -> None:
+    """The table or view ``ws.old`` is now ``ws.new``: the views that read it follow (as
+    PostgreSQL's, which name it by OID), keeping the old name as the alias their columns
+    may be qualified with."""
+    for v in dependents(session, ws, old, set()):
+        query = ast.parse(v.sql).stmts[0].stmt
+        for m in ast.walk(query):
+            if isinstance(m, pb.RangeVar) and m.schemaname == ws and m.relname == old:
+                m.relname = new
+                if not m.HasField("alias") or not m.alias.aliasname:
+                    m.alias.aliasname = old
+        d = ViewDef(v.workspace, v.name, _deparse(query), v.columns, v.oid,
+                    [(ws, new) if dep == (ws, old) else dep for dep in v.depends], v.temp)
+        if v.temp:
+            (_temps_of(session) or {})[v.name] = d
+        else:
+            _stage(session, v.workspace, v.name, d)
+
+
+def rename(session: Session, node: Any) -> Result:
+    """``ALTER VIEW name RENAME TO new`` (and ``ALTER TABLE view RENAME TO``)."""
+    from .result import Result
+
+    rv = node.relation
+    v = resolve(session, rv.schemaname or None, rv.relname)
+    if v is None:
+        if node.missing_ok:
+            session.notices.append(f'relation "{rv.relname}" does not exist, skipping')
+            return Result(command="ALTER VIEW")
+        raise E.UndefinedTable(f'relation "{rv.relname}" does not exist', table=rv.relname)
+    new = node.newname
+    if lookup(session.db, session, v.workspace, new) is not None or (
+            not v.temp and session.find_table(v.workspace, new) is not None):
+        raise E.DuplicateTable(f'relation "{new}" already exists', table=new)
+    d = ViewDef(v.workspace, new, v.sql, v.columns, v.oid, v.depends, v.temp)
+    if v.temp:
+        temps = _temps.setdefault(session, {})
+        temps.pop(v.name, None)
+        temps[new] = d
+    else:
+        _stage(session, v.workspace, v.name, None)
+        _stage(session, v.workspace, new, d)
+    relation_renamed(session, v.workspace, v.name, new)
+    return Result(command="ALTER VIEW")
+
+
+def check_column_rename(session: Session, ws: str, table: str, column: str) -> None:
+    """Views name columns by name: renaming one that a view reads is refused (0A000)."""
+    import re
+
+    for v in dependents(session, ws, table, set()):
+        if "*" in v.sql or re.search(rf'(?<![\w"]){re.escape(column)}(?![\w"])|'
+                                     rf'"{re.escape(column)}"', v.sql):
+            raise E.FeatureNotSupported(
+                f'cannot rename column "{column}" of "{table}": view {v.name} reads it',
+                hint="Drop the view, rename the column, and create the view again.")
+
+
 # -- reading views -----------------------------------------------------------------------------
 
 def _body(d: ViewDef, alias: pb.Alias | None) -> pb.Node:
