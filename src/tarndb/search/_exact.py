@@ -227,6 +227,46 @@ def _vector_part(ds: lance.LanceDataset, frag: Any, column: str, normalise: bool
     return out
 
 
+#: A table whose vectors take at most this many bytes is also kept as one part per version
+#: (its fragments' parts concatenated): a query is then one product and one top-k instead
+#: of a fragment listing, a metadata read and a product per fragment (a 10-row table
+#: written by ten INSERTs has ten fragments).
+WHOLE_MAX_BYTES = 32 << 20
+#: (uri, version, column, kind) of tables found too large (or unreadable) for one part.
+_NOT_WHOLE: dict[tuple[Any, ...], bool] = {}
+
+
+def _whole_part(ds: lance.LanceDataset, column: str, normalise: bool) -> _VectorPart | None:
+    """All of ``ds``'s valid vectors of ``column`` as one part, kept per table version;
+    None for tables above WHOLE_MAX_BYTES (or vectors of different dimensions: the
+    per-fragment path reports that)."""
+    key = ("whole", ds.uri, int(ds.version), column, "vector" if normalise else "vector_raw")
+    part = CACHE.get(key)
+    if part is not None:
+        return part  # type: ignore[no-any-return]
+    if key in _NOT_WHOLE:
+        return None
+    parts: list[_VectorPart] = []
+    size = 0
+    for frag in ds.get_fragments():
+        p = _vector_part(ds, frag, column, normalise)
+        if p is None or size + p.mat.nbytes > WHOLE_MAX_BYTES:
+            parts = []
+            break
+        if p.mat.shape[0]:
+            parts.append(p)
+            size += p.mat.nbytes
+    if len({p.mat.shape[1] for p in parts}) != 1:  # none, or dimensions that differ
+        if len(_NOT_WHOLE) > 4096:
+            _NOT_WHOLE.clear()
+        _NOT_WHOLE[key] = True
+        return None
+    out = parts[0] if len(parts) == 1 else _VectorPart(
+        np.concatenate([p.keys for p in parts]), np.concatenate([p.mat for p in parts]))
+    CACHE.put(key, out, out.mat.nbytes + out.keys.nbytes * 3)
+    return out
+
+
 def _bag_part(ds: lance.LanceDataset, frag: Any, column: str) -> _BagPart:
     key = _fragment_key(ds, frag, column, "bags")
     part = CACHE.get(key)
@@ -274,13 +314,15 @@ def exact_vector_topk(ds: lance.LanceDataset, column: str, query: Any, k: int,
     norm = float(np.linalg.norm(q))
     cosine = metric == "cosine"
     qn = (q / np.float32(norm)).astype(np.float32) if norm > 0 and cosine else q
-    frags = list(fragments) if fragments is not None else ds.get_fragments()
-    keep = _filtered(ds, filter_sql, allowed, frags)
+    whole = _whole_part(ds, column, cosine) if fragments is None else None
+    frags = [] if whole is not None else \
+        list(fragments) if fragments is not None else ds.get_fragments()
+    keep = _filtered(ds, filter_sql, allowed, None if whole is not None else frags)
     top = TopK(k)
     if keep is not None and keep.size == 0:
         return top.result()
-    for frag in frags:
-        part = _vector_part(ds, frag, column, normalise=cosine)
+    for frag in [None] if whole is not None else frags:
+        part = whole if frag is None else _vector_part(ds, frag, column, normalise=cosine)
         if part is None:
             _stream_vector(ds, frag, column, q, qn, keep, top, metric)
             continue

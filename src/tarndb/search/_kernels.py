@@ -31,7 +31,7 @@ def as_query_vector(query: Any) -> F32:
     q = np.asarray(query, dtype=np.float32)
     if q.ndim != 1 or q.size == 0:
         raise DataError(f"a vector query must be a non-empty 1-D array, got shape {q.shape}")
-    if not np.all(np.isfinite(q)):
+    if not np.isfinite(q).all():
         raise DataError("a vector query must not contain NaN or infinity")
     return q
 

@@ -577,7 +577,8 @@ class IndexManager:
                 if cached is not None and todo.size:
                     got, mat = cached.rows(todo)
                     sources.append((got, np.asarray(mat)))
-                    todo = np.setdiff1d(todo, got, assume_unique=True)
+                    todo = todo[:0] if got.size == todo.size else \
+                        np.setdiff1d(todo, got, assume_unique=True)
         if todo.size:
             from_table(None)
         q64 = q.astype(np.float64)
