@@ -50,6 +50,8 @@ from ..storage.tables import RID, TableStore, conform_rows
 from .catalog import TableInfo
 
 if TYPE_CHECKING:
+    import lance
+
     from .database import Database
 
 log = logging.getLogger(__name__)
@@ -125,6 +127,63 @@ def _hashable(v: Any) -> Any:
     if isinstance(v, dict):
         return tuple(sorted((k, _hashable(x)) for k, x in v.items()))
     return v
+
+
+def _fragment_delta(before: lance.LanceDataset, after: lance.LanceDataset, columns: list[str]
+                    ) -> tuple[pa.Table | None, list[int]] | None:
+    """What one version did to a table's rows, read from its fragments only: the rows (key
+    ``columns`` and rids) of the fragments it added, and the rids of rows it removed (the
+    rows of fragments it dropped, and of fragments whose deletions it changed). Another
+    server's insert, update, delete or fold then costs the fragments it touched, not a scan
+    of the table. None when reading the key column afresh is cheaper (one big fragment
+    changed), or when a fragment kept its id but changed its data files (a column rewritten
+    in place): the caller then builds the index again."""
+    old = {f.fragment_id: f for f in before.get_fragments()}
+    new = {f.fragment_id: f for f in after.get_fragments()}
+    changed: list[tuple[Any, Any]] = []
+    cost = 0  # rows to read
+    for fid, f in old.items():
+        g = new.get(fid)
+        if g is None:
+            cost += f.metadata.physical_rows
+        elif [d.path for d in f.metadata.files] != [d.path for d in g.metadata.files]:
+            return None
+        elif f.deletion_file() != g.deletion_file():
+            changed.append((f, g))
+            cost += 2 * f.metadata.physical_rows
+    added = [g for fid, g in new.items() if fid not in old]
+    cost += sum(g.metadata.physical_rows for g in added)
+    if cost > sum(g.metadata.physical_rows for g in new.values()):
+        return None
+    gone: list[int] = []
+    for fid, f in old.items():
+        if fid not in new:
+            gone.extend(f.to_table(columns=[RID]).column(RID).to_pylist())
+    for f, g in changed:
+        was = f.to_table(columns=[RID]).column(RID).to_numpy()
+        now = g.to_table(columns=[RID]).column(RID).to_numpy()
+        gone.extend(_deleted_rids(was, now).tolist())
+    rows = after.scanner(columns=columns + [RID], fragments=added).to_table() if added \
+        else None
+    return rows, gone
+
+
+def _deleted_rids(was: np.ndarray, now: np.ndarray) -> np.ndarray:
+    """The rids of ``was`` (a fragment's rows) missing from ``now`` (the same fragment after
+    more deletions: the same rows in the same order, some gone). A few deletions are found by
+    comparing the two in place, each a linear pass (a set difference sorts both)."""
+    missing = len(was) - len(now)
+    if 0 < missing <= 16:
+        at: list[int] = []
+        for _ in range(missing):
+            shift = len(at)
+            start = at[-1] + 1 - (shift - 1) if at else 0  # where the two last agreed
+            differ = np.flatnonzero(was[start + shift:len(now) + shift] != now[start:])
+            at.append(int(differ[0]) + start + shift if differ.size
+                      else len(now) + shift)
+        if np.array_equal(np.delete(was, at), now):
+            return was[at]
+    return np.setdiff1d(was, now, assume_unique=True)  # rids are unique
 
 
 def unique_error(info: TableInfo, key: UniqueKey, value: Any) -> E.UniqueViolation:
@@ -506,17 +565,17 @@ class WritePath:
             kind = self._op_kind(info, v)
             if kind in _ROW_PRESERVING:
                 continue
-            if kind != "Append":
+            try:
+                delta = _fragment_delta(store.dataset(v - 1), store.dataset(v),
+                                        list(ix.key.columns))
+            except Exception:  # noqa: BLE001 - an unreadable version: build afresh
                 return None
-            try:  # another server's insert: read the rows of the fragments it added
-                ds = store.dataset(v)
-                before = {f.fragment_id for f in store.dataset(v - 1).get_fragments()}
-                frags = [f for f in ds.get_fragments() if f.fragment_id not in before]
-                rows = ds.scanner(columns=list(ix.key.columns) + [RID],
-                                  fragments=frags).to_table()
-            except Exception:  # noqa: BLE001
+            if delta is None:
                 return None
-            ix.load(rows)
+            rows, gone = delta
+            ix.remove(gone)  # first: an updated row may keep its rid in its new version
+            if rows is not None:
+                ix.load(rows)
         ix.version = version
         return ix
 
