@@ -21,17 +21,17 @@ Why this index and not tantivy or Lance's full-text index (issue 18; measured by
 
 - Quality is a tie. SciFact test nDCG@10: this index 0.680, tantivy 0.684, Lance FTS 0.688,
   bm25s (the reference) 0.686. No engine gains a point.
-- Speed (top-10, in process): tantivy answers 1.6-2x faster (its postings are Rust, ours
-  numpy): SciFact's 5k abstracts 0.23 against 0.42 ms for the claims, 0.12 against 0.19 ms
-  for 3 words; 100k abstracts 0.86 against 1.72 and 0.34 against 0.55 ms. This index is
-  1.8-5.7x faster than Lance FTS, 1.8-5.4x faster than bm25s on 3-word queries and 1.1-1.7x
-  slower than bm25s on the claims. Through SQL the statement around the search costs ~1 ms on
-  this machine, more than the difference.
+- Speed (top-10, in process, same run): tantivy answers 1.1-1.9x faster (its postings are
+  Rust, ours numpy): SciFact's 5k abstracts 0.28 against 0.36 ms for the claims, 0.14
+  against 0.16 ms for 3 words; 100k abstracts 1.04 against 2.02 and 0.46 against 0.62 ms.
+  This index is 2.5-9.5x faster than Lance FTS and 1.3-5.8x faster than bm25s, except for
+  the claims over 100k abstracts (bm25s 1.6x faster). Through SQL the statement around the
+  search costs ~1 ms on this machine, more than the difference.
 - Updates and deletes: this index applies and persists 1,000 adds and 1,000 deletes on 100k
-  documents in 0.1-0.3 s (a segment and a deletion mask), tantivy in the same (a commit);
+  documents in 0.1-0.4 s (a segment and a deletion mask), tantivy in the same (a commit);
   both show them to the next query. Lance appends rows its index does not cover: queries
-  scan them (~70 ms a query after 1,000 new rows) until ``optimize_indices`` (~1 s). bm25s
-  cannot update (a rebuild: 26-41 s).
+  scan them (70-130 ms a query after 1,000 new rows) until ``optimize_indices`` (1-1.6 s).
+  bm25s cannot update (a rebuild: 26-42 s).
 - CJK: this index finds 10 of 10 CJK probes with no setting (bigrams of CJK runs, as
   Lucene's CJKAnalyzer); tantivy 1 of 10 with its default tokenizer and 7 of 10 with an
   n-gram one (which then also splits every English word), Lance 1 of 10 by default and 9 of
@@ -41,7 +41,7 @@ Why this index and not tantivy or Lance's full-text index (issue 18; measured by
   memory, so every server answers every version exactly. tantivy-py opens local directories
   only (each server would keep and sync its own copy of every index) and fixes k1 / b.
 
-tantivy wins on speed alone, not on all counts, so the index stays; tantivy is what to
+tantivy wins on speed alone, not on all counts, so this index stays; tantivy is what to
 revisit if BM25 latency, not the statement around it, becomes the bottleneck.
 """
 
