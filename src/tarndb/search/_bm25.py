@@ -568,7 +568,8 @@ class BM25Index:
             if allowed_keys is not None:
                 ok = _member(rids, allowed_keys)
                 seg_of, local_all, rids = seg_of[ok], local_all[ok], rids[ok]
-            full, kept = self._score_candidates(terms, seg_of, local_all, avgdl, theta, skip)
+            full, kept = self._score_candidates(terms, seg_of, local_all, avgdl, theta, skip,
+                                                ascending=True)
             if kept is not None:
                 rids, full = rids[kept], full[kept]
             rid_parts.append(rids)
@@ -612,7 +613,7 @@ class BM25Index:
 
     def _score_candidates(self, terms: list[_QueryTerm], seg_of: I64, local: I64,
                           avgdl: float, theta: float = 0.0,
-                          deferred: Sequence[bool] | None = None,
+                          deferred: Sequence[bool] | None = None, ascending: bool = False,
                           ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_] | None]:
         """Scores of the candidates, and which of them were scored in full (None: all).
 
@@ -632,12 +633,12 @@ class BM25Index:
         if n == 0 or deferred is None or theta <= 0.0 or not any(deferred):
             out = np.zeros(n, np.float64)
             for term in terms:
-                self._add_term(term, by_seg, local, avgdl, out)
+                self._add_term(term, by_seg, local, avgdl, out, ascending)
             return out, None
         contrib = np.zeros((len(terms), n), np.float64)
         for ti, term in enumerate(terms):
             if not deferred[ti]:
-                self._add_term(term, by_seg, local, avgdl, contrib[ti])
+                self._add_term(term, by_seg, local, avgdl, contrib[ti], ascending)
         rest = sum(term.ub for ti, term in enumerate(terms) if deferred[ti])
         keep = contrib.sum(axis=0) + rest >= theta * (1.0 - 1e-6)
         if keep.any():
@@ -649,7 +650,7 @@ class BM25Index:
             for ti, term in enumerate(terms):
                 if deferred[ti]:
                     part = np.zeros(kept.size, np.float64)
-                    self._add_term(term, sub_seg, sub_local, avgdl, part)
+                    self._add_term(term, sub_seg, sub_local, avgdl, part, ascending)
                     contrib[ti, kept] = part
         out = np.zeros(n, np.float64)
         for ti in range(len(terms)):
@@ -657,9 +658,10 @@ class BM25Index:
         return out, keep
 
     def _add_term(self, term: _QueryTerm, by_seg: dict[int, I64], local: I64, avgdl: float,
-                  out: npt.NDArray[np.float64]) -> None:
+                  out: npt.NDArray[np.float64], ascending: bool = False) -> None:
         """``out[i] +=`` the term's weight in candidate ``i`` (``by_seg``: the candidates of
-        each segment, as positions in ``local``)."""
+        each segment, as positions in ``local``; ``ascending``: each segment's candidates
+        are in increasing document order, without repeats)."""
         for si, tid, docs, tfs in term.parts:
             if si not in by_seg:
                 continue
@@ -677,6 +679,14 @@ class BM25Index:
                 if hit.any():
                     out[idx[hit]] += self._weights(term, seg, want[hit],
                                                    got[hit].astype(np.int32), avgdl)
+                continue
+            if ascending and docs.size < want.size:
+                # A rare term among many candidates (most terms of a long query): look its
+                # postings up among the candidates rather than every candidate in them.
+                at = np.minimum(np.searchsorted(want, docs), want.size - 1)
+                hit = want[at] == docs
+                if hit.any():
+                    out[idx[at[hit]]] += self._weights(term, seg, docs[hit], tfs[hit], avgdl)
                 continue
             pos = np.clip(np.searchsorted(docs, want), 0, docs.size - 1)
             hit = docs[pos] == want
