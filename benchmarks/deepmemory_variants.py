@@ -63,7 +63,9 @@ from tarndb.deepmemory._model import (  # noqa: E402
     train_adapter,
 )
 
-#: name -> (synthetic sources, config overrides)
+#: name -> (synthetic sources, config overrides); a ``then_real`` override (not an
+#: AdapterConfig setting) trains in two stages: an adapter on the synthetic queries alone,
+#: then a second one on the real queries on top of it (the query goes through both)
 VARIANTS: dict[str, tuple[list[str], dict[str, Any]]] = {
     "default": (["titles"], {}),
     "no-synthetic": ([], {}),
@@ -82,6 +84,7 @@ VARIANTS: dict[str, tuple[list[str], dict[str, Any]]] = {
     "keywords-pw0.1": (["keywords"], {"pseudo_weight": 0.1}),
     "keywords-pw0.5": (["keywords"], {"pseudo_weight": 0.5}),
     "titles+keywords": (["titles", "keywords"], {}),
+    "titles+keywords-then-real": (["titles", "keywords"], {"then_real": True}),
     "titles+keywords-pw0.25": (["titles", "keywords"], {"pseudo_weight": 0.25}),
     "titles+sentences+keywords-pw0.1": (["titles", "sentences", "keywords"],
                                         {"pseudo_weight": 0.1}),
@@ -90,6 +93,17 @@ VARIANTS: dict[str, tuple[list[str], dict[str, Any]]] = {
     "hard1-pw0.25-rank128": (["hard1"], {"pseudo_weight": 0.25, "rank": 128}),
     "titles+hard3-pw0.25": (["titles", "hard3"], {"pseudo_weight": 0.25}),
 }
+
+
+class Stacked:
+    """Two adapters applied one after the other (synthetic first, then real)."""
+
+    def __init__(self, first: Adapter, second: Adapter) -> None:
+        self.first, self.second = first, second
+        self.meta = second.meta
+
+    def apply(self, q: np.ndarray) -> np.ndarray:
+        return self.second.apply(self.first.apply(q))
 
 
 class Data:
@@ -172,8 +186,15 @@ class Data:
         self._sources[name] = (normalize(_scifact.embed(made)), rows)
         return self._sources[name]
 
-    def fit(self, queries: Sequence[int], sources: Sequence[str], cfg: AdapterConfig
-            ) -> Adapter:
+    def fit(self, queries: Sequence[int], sources: Sequence[str], cfg: AdapterConfig,
+            then_real: bool = False) -> Adapter | Stacked:
+        if then_real and queries:
+            first = self.fit([], sources, cfg)
+            assert isinstance(first, Adapter)
+            second = train_adapter(first.apply(self.q_train[list(queries)]),
+                                   [self.rel_train[i] for i in queries], self.docs,
+                                   config=cfg)
+            return Stacked(first, second)
         embs = [self.source(s) for s in sources]
         pe = np.concatenate([e for e, _ in embs]) if embs else None
         pr = [r for _, rows in embs for r in rows] if embs else None
@@ -184,7 +205,7 @@ class Data:
                              [self.rel_train[i] for i in queries], self.docs, config=cfg,
                              pseudo_emb=pe, pseudo_docs=pr)
 
-    def change(self, ad: Adapter | None, q: np.ndarray, rel: Sequence[Sequence[int]],
+    def change(self, ad: Adapter | Stacked | None, q: np.ndarray, rel: Sequence[Sequence[int]],
                ks: Sequence[int]) -> dict[int, float]:
         """recall@k change (points) against plain search over the stored vectors; with
         ``ad`` None, of the document vectors alone."""
@@ -249,14 +270,16 @@ def main() -> None:
         sources, over = VARIANTS[name]
         for seed in (int(s) for s in args.seeds.split(",")):
             t0 = time.perf_counter()
-            cfg = AdapterConfig(**{**over, "seed": seed})
-            ad = data.fit(train_q, sources, cfg)
+            settings = {k: v for k, v in over.items() if k != "then_real"}
+            then_real = bool(over.get("then_real", False))
+            cfg = AdapterConfig(**{**settings, "seed": seed})
+            ad = data.fit(train_q, sources, cfg, then_real)
             v = data.change(ad, q_val, val_rel, [1, 10, 100])
             line = (f"{name:<34}{seed:>5}{v[1]:>+7.1f}{v[10]:>+8.1f}{v[100]:>+9.1f}"
                     f"{ad.meta['best_epoch']:>7}")
             if args.test:
                 # Synthetic only: the same training data, so the same model.
-                full = ad if args.synthetic_only else data.fit(full_q, sources, cfg)
+                full = ad if args.synthetic_only else data.fit(full_q, sources, cfg, then_real)
                 t_all = data.change(full, data.q_test, data.rel_test, [10])
                 seen = [i for i in range(len(data.rel_test)) if i not in set(unseen)]
                 t_seen = data.change(full, data.q_test[seen],
