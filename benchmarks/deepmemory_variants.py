@@ -21,6 +21,7 @@ and ``--test`` the 300 test queries, every one of them unseen.
 Synthetic query sources (each over the whole corpus, offline): ``titles``, ``keywords``
 and ``sentences`` (two per document) as ``pseudo_queries=`` makes them; ``last`` (each
 abstract's last sentence: SciFact's claims paraphrase findings, which abstracts state last);
+``masked`` (the ``sentences`` with their three rarest words dropped: span masking);
 ``hard1`` / ``hard3`` (of the ``sentences`` and ``last`` sentences, those whose own
 document is not the top 1 / not in the top 3 of plain MiniLM search: the synthetic queries
 that are not already solved). Results are in docs/deep-memory.md.
@@ -39,7 +40,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
+import re
 import sys
 import time
 from collections.abc import Sequence
@@ -84,6 +87,7 @@ VARIANTS: dict[str, tuple[list[str], dict[str, Any]]] = {
     "keywords-pw0.1": (["keywords"], {"pseudo_weight": 0.1}),
     "keywords-pw0.5": (["keywords"], {"pseudo_weight": 0.5}),
     "titles+keywords": (["titles", "keywords"], {}),
+    "masked-pw0.5": (["masked"], {"pseudo_weight": 0.5}),
     "titles+keywords-then-real": (["titles", "keywords"], {"then_real": True}),
     "titles+keywords-pw0.25": (["titles", "keywords"], {"pseudo_weight": 0.25}),
     "titles+sentences+keywords-pw0.1": (["titles", "sentences", "keywords"],
@@ -165,6 +169,24 @@ class Data:
             rows, made = _synthetic.sentence_queries(texts, 2)
         elif name == "keywords":
             rows, made = _synthetic.keyword_queries(texts)
+        elif name == "masked":
+            # Span masking: the two sampled sentences with their three rarest words (highest
+            # IDF over the corpus) dropped, so that the query must match on the rest.
+            rows, sents = _synthetic.sentence_queries(texts, 2)
+            df: dict[str, int] = {}
+            for t in texts:
+                for w in {w.lower() for w in _synthetic._WORD.findall(t)}:
+                    df[w] = df.get(w, 0) + 1
+            n = len(texts)
+
+            def idf(tok: str) -> float:
+                return math.log(n / max(1, df.get(re.sub(r"\W", "", tok.lower()), n)))
+
+            made = []
+            for sent in sents:
+                toks = sent.split()
+                drop = set(sorted(range(len(toks)), key=lambda i: -idf(toks[i]))[:3])
+                made.append(" ".join(t for i, t in enumerate(toks) if i not in drop))
         elif name == "last":
             rows, made = [], []
             for i, t in enumerate(texts):
