@@ -385,6 +385,105 @@ CALIBRATION_SLACK = 1.25
 # filter that lets a share s of the rows through asks, in effect, for the k / s nearest
 # rows, so a filtered probe takes the count calibrated for that depth ("deep" in tuning).
 DEEP_KS = (30, 100, 300, 1000)
+# Real queries: the index keeps a uniform sample of up to WORKLOAD_QUERIES of the query
+# vectors it answers with its calibrated count (:class:`WorkloadSample`, 256 x 384 floats:
+# 384 KiB), and measures the probes they need in the background once it holds
+# WORKLOAD_MIN_QUERIES, again each time the number seen doubles (at most every
+# WORKLOAD_MAX_INTERVAL queries).
+WORKLOAD_QUERIES = 256
+WORKLOAD_MIN_QUERIES = 64
+WORKLOAD_MAX_INTERVAL = 4096
+
+
+def _probes_for(needed: npt.NDArray[np.int64], depth: int, goal: float, parts: int) -> int:
+    """The fewest lists whose probe finds a share ``goal`` of the ``depth`` nearest rows of
+    the queries behind ``needed`` (see :meth:`SideVectorIndex._needed_ranks`), times
+    CALIBRATION_SLACK (sampling: a quarter more lists, and at least two, cost little against
+    the fixed cost of a query)."""
+    sub = needed[:, :depth]
+    hist = np.bincount(sub.ravel(), minlength=parts + 1)[1:parts + 1]
+    recall_at = np.cumsum(hist) / max(1, sub.size)
+    count = int(np.searchsorted(recall_at, goal - 1e-9) + 1)
+    return min(parts, max(2, int(math.ceil(count * CALIBRATION_SLACK))))
+
+
+def _group_counts(needed: npt.NDArray[np.int64], k: int, goal: float, parts: int
+                  ) -> dict[str, int]:
+    """A group's probe counts by depth ("10" for k = 10, then DEEP_KS where its neighbours
+    go that deep), each at least the one before (deeper never needs fewer lists)."""
+    out = {str(k): _probes_for(needed, min(k, needed.shape[1]), goal, parts)}
+    floor = out[str(k)]
+    for d in DEEP_KS:
+        if needed.shape[1] >= d:
+            floor = out[str(d)] = max(floor, _probes_for(needed, d, goal, parts))
+    return out
+
+
+def _groups_used(groups: dict[str, dict[str, int]], workload: int) -> list[str]:
+    """The groups whose counts hold: all, except ``between`` (the guess for queries that
+    are not rows) once WORKLOAD_MIN_QUERIES real queries measured what they need."""
+    return [g for g in groups
+            if not (g == "between" and "workload" in groups and workload >= WORKLOAD_MIN_QUERIES)]
+
+
+def combine_groups(groups: dict[str, dict[str, int]], workload: int, k: int = 10
+                   ) -> dict[str, Any]:
+    """``nprobes`` (depth k) and ``deep`` (DEEP_KS) as the most lists any group in use
+    needs; a depth counts when every group in use went that deep."""
+    use = _groups_used(groups, workload)
+    out: dict[str, Any] = {"nprobes": max(int(groups[g][str(k)]) for g in use),
+                           "groups": groups}
+    deep = {str(d): max(int(groups[g][str(d)]) for g in use) for d in DEEP_KS
+            if all(str(d) in groups[g] for g in use)}
+    if deep:
+        out["deep"] = deep
+    if workload:
+        out["workload_queries"] = workload
+    return out
+
+
+class WorkloadSample:
+    """A uniform sample (reservoir) of the query vectors an index has answered, bounded at
+    ``size`` vectors, thread-safe. :meth:`add` says when the sample is worth measuring
+    again: at ``first`` queries seen, then each time the count seen doubles, at most every
+    WORKLOAD_MAX_INTERVAL queries; and never while a measurement runs."""
+
+    def __init__(self, size: int = WORKLOAD_QUERIES, first: int = WORKLOAD_MIN_QUERIES,
+                 seed: int = 0) -> None:
+        self.size = size
+        self.first = first
+        self.seen = 0
+        self._next = first
+        self._vecs: list[F32] = []
+        self._rng = np.random.default_rng(seed)
+        self._lock = threading.Lock()
+        self.busy = False
+
+    def __len__(self) -> int:
+        return len(self._vecs)
+
+    def add(self, q: F32) -> bool:
+        with self._lock:
+            self.seen += 1
+            if len(self._vecs) < self.size:
+                self._vecs.append(np.array(q, dtype=np.float32))
+            else:
+                j = int(self._rng.integers(0, self.seen))
+                if j < self.size:
+                    self._vecs[j] = np.array(q, dtype=np.float32)
+            if self.seen < self._next or self.busy:
+                return False
+            self._next = self.seen + min(self.seen, WORKLOAD_MAX_INTERVAL)
+            self.busy = True
+            return True
+
+    def snapshot(self) -> F32 | None:
+        with self._lock:
+            return np.stack(self._vecs) if self._vecs else None
+
+    def done(self) -> None:
+        with self._lock:
+            self.busy = False
 
 
 def fsl(matrix: F32) -> pa.FixedSizeListArray:
@@ -617,22 +716,43 @@ class SideVectorIndex:
         return parts, cents
 
     def calibrate(self, target: float = RECALL_TARGET, k: int = 10,
-                  queries: int = CALIBRATION_QUERIES, seed: int = 0) -> dict[str, Any] | None:
+                  queries: int = CALIBRATION_QUERIES, seed: int = 0,
+                  workload: F32 | None = None) -> dict[str, Any] | None:
         """The fewest IVF lists to probe for recall@k >= ``target`` on this index's data.
 
-        Sampled rows serve as queries; their exact k nearest other rows come from one pass
-        of matrix products over :meth:`matrix`. An IVF_FLAT probe finds a neighbour exactly
-        when the neighbour's list (its nearest centroid) is among the query's ``nprobes``
-        nearest centroids, so recall at every probe count follows from the centroid ranks,
-        without running a single ANN query. Quantized indexes refine ``k * refine_factor``
-        candidates, so the same count is a lower bound there. Returns ``{"nprobes",
-        "lists", "rows", "recall", "target", "scan_fraction"}`` (``scan_fraction``: the mean
-        share of rows in the probed lists, what an ANN query costs against an exact scan),
-        or None without an IVF index or the in-memory copy.
+        An IVF_FLAT probe finds a neighbour exactly when the neighbour's list (its nearest
+        centroid) is among the query's ``nprobes`` nearest centroids, so recall at every
+        probe count follows from the centroid ranks of the exact neighbours, without running
+        a single ANN query; the neighbours come from one pass of matrix products over
+        :meth:`matrix`. Quantized indexes refine ``k * refine_factor`` candidates, so the
+        same count is a lower bound there.
+
+        Three groups of queries, and the count is the one the hardest group needs:
+
+        - ``rows``: sampled rows (their neighbours: the other rows). Cheap and always there,
+          but too easy when the queries are not rows: a row's neighbours are its own
+          neighbourhood (on a corpus with near-duplicates, its copies: one list), while a
+          question against passages sits away from every row and its neighbours spread over
+          many lists (SciFact claims over MiniLM abstracts: rows need 3 of 111 lists, the
+          claims 29; recall 0.79 at 3).
+        - ``between``: midpoints of random pairs of rows (normalised for cosine). A point
+          between two rows is near no row, as such queries are, without assuming anything
+          about how far queries are from the data (SciFact: 19 lists, recall 0.97 for the
+          real claims; clustered data with queries near rows: 2 -> 3 lists).
+        - ``workload``: real query vectors the index has seen (see :class:`WorkloadSample`),
+          when given. Once there are WORKLOAD_MIN_QUERIES of them they replace ``between``
+          (the guess for unseen queries) by the measurement: the count may fall back to what
+          the rows need, never below it.
+
+        Returns ``{"nprobes", "lists", "rows", "recall", "target", "scan_fraction",
+        "list_fraction", "groups", "deep"}`` (``scan_fraction``: the mean share of rows in
+        the probed lists, what an ANN query costs against an exact scan; ``list_fraction``:
+        that share for one list; ``recall``: the sampled recall of the hardest group in use
+        at ``nprobes``; ``groups``: each group's counts by depth; ``deep``: the counts for
+        DEEP_KS nearest rows), or None without an IVF index or the in-memory copy.
         """
         parts, cents = self.ivf_layout()
-        known = self._ivf_cache[1] if (self._ivf_cache is not None and self.ds is not None
-                                        and self._ivf_cache[0] == self.ds.version) else None
+        known = self._known_lists()
         # The lists' own copy when they are known: their row_list is by its positions.
         m = (known.matrix if known is not None else self.matrix()) if parts else None
         if m is None or cents is None or len(m) < 2:
@@ -640,18 +760,83 @@ class SideVectorIndex:
         n = len(m)
         rng = np.random.default_rng(seed)
         qi = np.sort(rng.choice(n, size=min(queries, n), replace=False))
-        qs = np.ascontiguousarray(m.mat[qi], dtype=np.float32)
+        rows_q = np.ascontiguousarray(m.mat[qi], dtype=np.float32)
+        other = np.asarray(m.mat[rng.choice(n, size=qi.size)], dtype=np.float32)
+        mid = (rows_q + other) * np.float32(0.5)
+        if self.metric == "cosine":
+            mid = normalize_rows(mid)
+        sets: dict[str, tuple[F32, I64 | None]] = {"rows": (rows_q, qi), "between": (mid, None)}
+        if workload is not None and len(workload):
+            sets["workload"] = (np.asarray(workload, np.float32), None)
+        needed = {g: self._needed_ranks(m, known, cents, qs, own, k)
+                  for g, (qs, own) in sets.items()}
+        goal = min(1.0, target + CALIBRATION_MARGIN)
+        groups = {g: _group_counts(r, k, goal, parts) for g, r in needed.items()}
+        wl = 0 if workload is None else len(workload)
+        out: dict[str, Any] = {"lists": parts, "rows": n, "target": target,
+                               **combine_groups(groups, wl)}
+        use = _groups_used(groups, wl)
+        out["recall"] = round(min(float(np.mean(needed[g][:, :min(k, needed[g].shape[1])]
+                                                <= out["nprobes"])) for g in use), 4)
+        per_probe = self._scan_fraction(m, cents, rows_q, 1, rng)
+        out["scan_fraction"] = round(per_probe * out["nprobes"], 4)
+        out["list_fraction"] = per_probe
+        return out
+
+    def workload_tuning(self, tuned: dict[str, Any], qs: F32, k: int = 10
+                        ) -> dict[str, Any] | None:
+        """``tuned`` (a :meth:`calibrate` result for this index's current lists) with the
+        ``workload`` group measured again on the real queries ``qs`` (only them: the rows'
+        and midpoints' counts stay), or None when the lists changed since."""
+        parts, cents = self.ivf_layout()
+        known = self._known_lists()
+        m = (known.matrix if known is not None else self.matrix()) if parts else None
+        if (m is None or cents is None or len(m) < 2 or parts != tuned.get("lists")
+                or "groups" not in tuned):
+            return None
+        goal = min(1.0, float(tuned["target"]) + CALIBRATION_MARGIN)
+        ranks = self._needed_ranks(m, known, cents, np.asarray(qs, np.float32), None, k)
+        groups = {g: dict(c) for g, c in tuned["groups"].items()}
+        groups["workload"] = _group_counts(ranks, k, goal, parts)
+        out = {**tuned, **combine_groups(groups, len(qs))}
+        at = min(k, ranks.shape[1])
+        out["workload_recall"] = round(float(np.mean(ranks[:, :at] <= out["nprobes"])), 4)
+        per = float(tuned.get("list_fraction") or 1.0 / max(1, parts))
+        out["scan_fraction"] = round(per * out["nprobes"], 4)
+        return out
+
+    def _known_lists(self) -> IvfLists | None:
+        cached, ds = self._ivf_cache, self.ds
+        return cached[1] if (cached is not None and ds is not None
+                             and cached[0] == ds.version) else None
+
+    def _c2(self, cents: F32) -> F32:
+        # A dot index's centroids are unit vectors (Lance's spherical k-means), for which the
+        # L2 assignment is the dot one (the largest a.c).
+        c2 = np.einsum("ij,ij->i", cents, cents).astype(np.float32)
+        return np.ones_like(c2) if self.metric == "dot" else c2
+
+    def _needed_ranks(self, m: VectorMatrix, known: IvfLists | None, cents: F32, qs: F32,
+                      own: I64 | None, k: int) -> npt.NDArray[np.int64]:
+        """For each query (row), the rank (1 = nearest) among the lists, by distance from
+        the query, of the list of each of its exact nearest rows, nearest row first: a
+        probe of p lists finds the neighbours whose rank is at most p. ``own``: the rows'
+        positions when the queries are rows (a row is not its own neighbour). Down to
+        max(DEEP_KS) neighbours when every row's list is known, else k."""
+        n, parts = len(m), cents.shape[0]
         norms2 = m.norms2()  # l2: |q - a|^2 ranks as 2 q.a - |a|^2 (q's own norm is constant)
-        kk = min(max(k, *DEEP_KS) if known is not None else k, n - 1)
-        best_s = np.full((qs.shape[0], 0), -np.inf, np.float32)
-        best_i = np.zeros((qs.shape[0], 0), np.int64)
-        cols = np.arange(qs.shape[0])
+        kk = min(max(k, *DEEP_KS) if known is not None else k, n - (1 if own is not None else 0))
+        nq = qs.shape[0]
+        best_s = np.full((nq, 0), -np.inf, np.float32)
+        best_i = np.zeros((nq, 0), np.int64)
+        cols = np.arange(nq)
         for s in range(0, n, 32768):
             sims = (qs @ np.asarray(m.mat[s:s + 32768]).T).astype(np.float32)
             if norms2 is not None:
                 sims = 2 * sims - norms2[None, s:s + sims.shape[1]]
-            own = (qi >= s) & (qi < s + sims.shape[1])
-            sims[cols[own], qi[own] - s] = -np.inf  # a row is not its own neighbour
+            if own is not None:
+                at = (own >= s) & (own < s + sims.shape[1])
+                sims[cols[at], own[at] - s] = -np.inf
             cand_s = np.concatenate([best_s, sims], axis=1)
             cand_i = np.concatenate([best_i, np.broadcast_to(
                 np.arange(s, s + sims.shape[1]), sims.shape)], axis=1)
@@ -660,15 +845,9 @@ class SideVectorIndex:
                 cand_s = np.take_along_axis(cand_s, pick, axis=1)
                 cand_i = np.take_along_axis(cand_i, pick, axis=1)
             best_s, best_i = cand_s, cand_i
-        # A dot index's centroids are unit vectors (Lance's spherical k-means), for which the
-        # L2 assignment below is the dot one (the largest a.c).
-        c2 = np.einsum("ij,ij->i", cents, cents)
-        if self.metric == "dot":
-            c2 = np.ones_like(c2)
+        c2 = self._c2(cents)
         # Nearest first, so that every depth's neighbours are a prefix.
         best_i = np.take_along_axis(best_i, np.argsort(-best_s, axis=1, kind="stable"), axis=1)
-        # Lists of the neighbours (L2 to the centroids, as the index assigns them) and the
-        # rank of every list by distance from each query.
         if known is not None:
             nb_list = known.row_list[best_i].astype(np.int64)
         else:
@@ -676,33 +855,21 @@ class SideVectorIndex:
             nb_list = np.argmin(c2[None, :] - 2 * nb @ cents.T, axis=1).reshape(best_i.shape)
         order = np.argsort(c2[None, :] - 2 * qs @ cents.T, axis=1)
         rank = np.empty_like(order)
-        np.put_along_axis(rank, order, np.arange(parts)[None, :].repeat(len(qi), 0), axis=1)
-        needed = np.take_along_axis(rank, nb_list, axis=1) + 1
-        goal = min(1.0, target + CALIBRATION_MARGIN)
+        np.put_along_axis(rank, order, np.arange(parts)[None, :].repeat(nq, 0), axis=1)
+        return np.asarray(np.take_along_axis(rank, nb_list, axis=1) + 1, dtype=np.int64)
 
-        def probes_for(depth: int) -> tuple[int, float]:
-            hist = np.bincount(needed[:, :depth].ravel(), minlength=parts + 1)[1:]
-            recall_at = np.cumsum(hist) / max(1, needed[:, :depth].size)
-            count = int(np.searchsorted(recall_at, goal - 1e-9) + 1)
-            # Queries are not rows (a question against passages): a quarter more lists,
-            # and at least two, cost little against the fixed cost of a query.
-            count = min(parts, max(2, int(math.ceil(count * CALIBRATION_SLACK))))
-            return count, float(recall_at[count - 1])
-
-        nprobes, recall = probes_for(min(k, kk))
-        deep = {str(d): probes_for(d)[0] for d in DEEP_KS if d <= kk}
-        # Rows behind the probed lists, from the sizes of the lists (assignment of a sample).
+    def _scan_fraction(self, m: VectorMatrix, cents: F32, qs: F32, nprobes: int,
+                       rng: np.random.Generator) -> float:
+        """The mean share of the rows in the ``nprobes`` lists nearest to each query (list
+        sizes from the assignment of a sample of rows)."""
+        n = len(m)
+        c2 = self._c2(cents)
         sample = np.asarray(m.mat[rng.choice(n, size=min(n, 20000), replace=False)])
         sizes = np.bincount(np.argmin(c2[None, :] - 2 * sample @ cents.T, axis=1),
-                            minlength=parts).astype(np.float64)
+                            minlength=cents.shape[0]).astype(np.float64)
         sizes /= max(1.0, sizes.sum())
-        scan = float(np.mean(sizes[order[:, :nprobes]].sum(axis=1)))
-        out: dict[str, Any] = {"nprobes": nprobes, "lists": parts, "rows": n,
-                               "recall": round(recall, 4), "target": target,
-                               "scan_fraction": round(scan, 4)}
-        if deep:
-            out["deep"] = deep
-        return out
+        order = np.argsort(c2[None, :] - 2 * qs @ cents.T, axis=1)
+        return round(float(np.mean(sizes[order[:, :nprobes]].sum(axis=1))), 4)
 
     # -- querying ----------------------------------------------------------------------
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 import math
 import os
 import re
@@ -73,8 +74,11 @@ from ._lance_vector import (
     AnnParams,
     SideVectorIndex,
     VectorMatrix,
+    WorkloadSample,
 )
 from ._text import TokenizerConfig
+
+log = logging.getLogger(__name__)
 
 INDEX_DIR = "_tarn_indexes"
 _FORMAT = 1
@@ -226,6 +230,8 @@ class IndexManager:
         self._infos: dict[str, IndexInfo] | None = None
         self._bm25: dict[str, BM25Index] = {}
         self._side: dict[str, SideVectorIndex] = {}
+        # Per vector index: a sample of the real queries it answered (see _observe).
+        self._workload: dict[str, WorkloadSample] = {}
         self._mutex = threading.RLock()
         self._frag_cache: tuple[int, dict[int, tuple[Any, int]]] | None = None
 
@@ -474,19 +480,54 @@ class IndexManager:
         info.synced_version = int(ds.version)
         self._save_info(info)
 
-    @staticmethod
-    def _tune(side: SideVectorIndex, info: IndexInfo) -> dict[str, Any]:
+    def _tune(self, side: SideVectorIndex, info: IndexInfo) -> dict[str, Any]:
         """The index's calibrated probe count (see SideVectorIndex.calibrate), computed again
-        when the IVF lists changed or the row count moved by more than RETUNE_CHANGE."""
+        when the IVF lists changed or the row count moved by more than RETUNE_CHANGE; with
+        the real queries sampled so far, when there are any (see :meth:`_observe`)."""
         t = info.tuning
         parts = side.num_partitions()
         n = side.count()
         target = float(info.options.get("recall_target", RECALL_TARGET))
-        if (t and t.get("lists") == parts and t.get("target") == target
+        if (t and t.get("lists") == parts and t.get("target") == target and "groups" in t
                 and abs(n - int(t.get("rows", 0))) <= RETUNE_CHANGE * max(1, int(t["rows"]))):
             return t
-        info.tuning = side.calibrate(target) or {}
+        sample = self._workload.get(info.name)
+        info.tuning = side.calibrate(target, workload=None if sample is None
+                                     else sample.snapshot()) or {}
         return info.tuning
+
+    def _observe(self, side: SideVectorIndex, info: IndexInfo, qn: F32) -> None:
+        """Keep ``qn`` in the index's sample of real queries; when the sample is due (see
+        WorkloadSample), measure in a background thread the probes those queries need and
+        raise (or, once enough were seen, set: never below the rows' count) the index's
+        calibrated count. Calibration's rows and midpoints are a guess at the queries; this
+        is the measurement, on the same exact top-k over the index's in-memory copy."""
+        sample = self._workload.get(info.name)
+        if sample is None:
+            with self._mutex:
+                sample = self._workload.setdefault(info.name, WorkloadSample())
+        if sample.add(qn):
+            threading.Thread(target=self._learn, args=(side, info, sample), daemon=True,
+                             name="tarndb-probe-workload").start()
+
+    def _learn(self, side: SideVectorIndex, info: IndexInfo, sample: WorkloadSample) -> None:
+        try:
+            tuned = info.tuning
+            qs = sample.snapshot()
+            if not tuned or qs is None:
+                return
+            new = side.workload_tuning(tuned, qs)
+            if new is None:
+                return
+            with self._mutex:
+                # Unless a refresh recalibrated (or dropped) the index meanwhile.
+                if info.tuning is tuned and self._load_infos().get(info.name) is info:
+                    info.tuning = new
+                    self._save_info(info)
+        except Exception:  # noqa: BLE001 - a failed measurement keeps the calibration
+            log.debug("probe workload measurement failed", exc_info=True)
+        finally:
+            sample.done()
 
     def _check_dim(self, info: IndexInfo, dim: int) -> None:
         if info.dim == 0:
@@ -648,6 +689,8 @@ class IndexManager:
         # probe then runs here, without a Lance query.
         lists = side.ivf_lists(background=True) if side.matrix() is not None else None
         p, tuned = self._ann_params(side, info, params)
+        if tuned is not None and "groups" in tuned:
+            self._observe(side, info, qn)  # answered with the calibrated count
         # Exact scores of ANN hits come from the in-memory (or mapped) copy when there is
         # one, so Lance returns keys only.
         mat = side.matrix()
