@@ -766,7 +766,10 @@ class SideVectorIndex:
         if self.metric == "cosine":
             mid = normalize_rows(mid)
         sets: dict[str, tuple[F32, I64 | None]] = {"rows": (rows_q, qi), "between": (mid, None)}
-        if workload is not None and len(workload):
+        if workload is not None and (len(workload) == 0 or workload.ndim != 2
+                                     or workload.shape[1] != rows_q.shape[1]):
+            workload = None  # (queries of another index of that name: not this one's)
+        if workload is not None:
             sets["workload"] = (np.asarray(workload, np.float32), None)
         needed = {g: self._needed_ranks(m, known, cents, qs, own, k)
                   for g, (qs, own) in sets.items()}
@@ -792,7 +795,7 @@ class SideVectorIndex:
         known = self._known_lists()
         m = (known.matrix if known is not None else self.matrix()) if parts else None
         if (m is None or cents is None or len(m) < 2 or parts != tuned.get("lists")
-                or "groups" not in tuned):
+                or "groups" not in tuned or qs.ndim != 2 or qs.shape[1] != m.mat.shape[1]):
             return None
         goal = min(1.0, float(tuned["target"]) + CALIBRATION_MARGIN)
         ranks = self._needed_ranks(m, known, cents, np.asarray(qs, np.float32), None, k)

@@ -332,6 +332,7 @@ class IndexManager:
             if self._fs.get_file_info(self._dir(name)).type == pafs.FileType.Directory:
                 self._fs.delete_dir(self._dir(name))
                 self._side.pop(name, None)
+                self._workload.pop(name, None)
             info = IndexInfo(name, column, canonical, kind, dict(options or {}))
             metric = info.options.get("metric")
             if metric is not None and (kind != "vector" or metric not in METRICS):
@@ -356,6 +357,7 @@ class IndexManager:
             self._load_infos().pop(name, None)
             self._bm25.pop(name, None)
             self._side.pop(name, None)
+            self._workload.pop(name, None)
 
     # -- maintenance ---------------------------------------------------------------------
 
