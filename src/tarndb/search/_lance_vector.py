@@ -395,27 +395,28 @@ WORKLOAD_MIN_QUERIES = 64
 WORKLOAD_MAX_INTERVAL = 4096
 
 
-def _probes_for(needed: npt.NDArray[np.int64], depth: int, goal: float, parts: int) -> int:
+def _probes_for(needed: npt.NDArray[np.int64], depth: int, goal: float, parts: int,
+                slack: float = CALIBRATION_SLACK) -> int:
     """The fewest lists whose probe finds a share ``goal`` of the ``depth`` nearest rows of
     the queries behind ``needed`` (see :meth:`SideVectorIndex._needed_ranks`), times
-    CALIBRATION_SLACK (sampling: a quarter more lists, and at least two, cost little against
-    the fixed cost of a query)."""
+    ``slack`` (a quarter more lists for the synthetic groups, which stand in for queries
+    they are not; none for measured real queries), and at least two."""
     sub = needed[:, :depth]
     hist = np.bincount(sub.ravel(), minlength=parts + 1)[1:parts + 1]
     recall_at = np.cumsum(hist) / max(1, sub.size)
     count = int(np.searchsorted(recall_at, goal - 1e-9) + 1)
-    return min(parts, max(2, int(math.ceil(count * CALIBRATION_SLACK))))
+    return min(parts, max(2, int(math.ceil(count * slack))))
 
 
-def _group_counts(needed: npt.NDArray[np.int64], k: int, goal: float, parts: int
-                  ) -> dict[str, int]:
+def _group_counts(needed: npt.NDArray[np.int64], k: int, goal: float, parts: int,
+                  slack: float = CALIBRATION_SLACK) -> dict[str, int]:
     """A group's probe counts by depth ("10" for k = 10, then DEEP_KS where its neighbours
     go that deep), each at least the one before (deeper never needs fewer lists)."""
-    out = {str(k): _probes_for(needed, min(k, needed.shape[1]), goal, parts)}
+    out = {str(k): _probes_for(needed, min(k, needed.shape[1]), goal, parts, slack)}
     floor = out[str(k)]
     for d in DEEP_KS:
         if needed.shape[1] >= d:
-            floor = out[str(d)] = max(floor, _probes_for(needed, d, goal, parts))
+            floor = out[str(d)] = max(floor, _probes_for(needed, d, goal, parts, slack))
     return out
 
 
@@ -774,7 +775,8 @@ class SideVectorIndex:
         needed = {g: self._needed_ranks(m, known, cents, qs, own, k)
                   for g, (qs, own) in sets.items()}
         goal = min(1.0, target + CALIBRATION_MARGIN)
-        groups = {g: _group_counts(r, k, goal, parts) for g, r in needed.items()}
+        groups = {g: _group_counts(r, k, goal, parts, 1.0 if g == "workload" else CALIBRATION_SLACK)
+                  for g, r in needed.items()}
         wl = 0 if workload is None else len(workload)
         out: dict[str, Any] = {"lists": parts, "rows": n, "target": target,
                                **combine_groups(groups, wl)}
@@ -800,7 +802,7 @@ class SideVectorIndex:
         goal = min(1.0, float(tuned["target"]) + CALIBRATION_MARGIN)
         ranks = self._needed_ranks(m, known, cents, np.asarray(qs, np.float32), None, k)
         groups = {g: dict(c) for g, c in tuned["groups"].items()}
-        groups["workload"] = _group_counts(ranks, k, goal, parts)
+        groups["workload"] = _group_counts(ranks, k, goal, parts, 1.0)
         out = {**tuned, **combine_groups(groups, len(qs))}
         at = min(k, ranks.shape[1])
         out["workload_recall"] = round(float(np.mean(ranks[:, :at] <= out["nprobes"])), 4)
