@@ -39,6 +39,7 @@ import pyarrow as pa
 from .. import errors as E
 from ..storage.lakelock import lake_lock
 from .result import Result
+from .staged import StagedObjects
 from .udf import remember_error
 
 if TYPE_CHECKING:
@@ -129,8 +130,7 @@ _dbs_lock = threading.Lock()
 _sessions: weakref.WeakValueDictionary[str, Session] = weakref.WeakValueDictionary()
 _values: weakref.WeakKeyDictionary[Any, dict[str, Any]] = weakref.WeakKeyDictionary()
 #: uncommitted CREATE/ALTER/DROP SEQUENCE of a session's transaction (None: dropped)
-_overlays: weakref.WeakKeyDictionary[Any, dict[tuple[str, str], SeqDef | None]] = \
-    weakref.WeakKeyDictionary()
+_staged: StagedObjects[SeqDef] = StagedObjects()
 
 
 def _state(db: Database) -> _DbState:
@@ -144,12 +144,7 @@ def _state(db: Database) -> _DbState:
 # -- finding sequences -------------------------------------------------------------------------
 
 def _overlay_of(session: Any) -> dict[tuple[str, str], SeqDef | None] | None:
-    if session is None:
-        return None
-    try:
-        return _overlays.get(session)
-    except TypeError:  # not a Session (a catalog query without one)
-        return None
+    return _staged.of(session)
 
 
 def lookup(db: Database, session: Session | None, ws: str, name: str) -> SeqDef | None:
@@ -654,23 +649,7 @@ def _stage(session: Session, ws: str, name: str, d: SeqDef | None,
            publish: Any) -> None:
     """Make ``d`` (None: dropped) what ``session`` sees of ``ws.name`` now, and publish it
     at COMMIT (``publish()``); ROLLBACK forgets it."""
-    ov = _overlays.setdefault(session, {})
-    ov[(ws, name)] = d
-    marker = ov[(ws, name)]
-
-    def commit() -> None:
-        cur = _overlays.get(session, {})
-        if (ws, name) in cur and cur[(ws, name)] is marker:
-            del cur[(ws, name)]
-            publish()
-
-    def rollback() -> None:
-        cur = _overlays.get(session, {})
-        if (ws, name) in cur and cur[(ws, name)] is marker:
-            del cur[(ws, name)]
-
-    session.on_commit(commit)
-    session.on_rollback(rollback)
+    _staged.stage(session, ws, name, d, publish)
 
 
 def creation_schema(session: Session) -> str:

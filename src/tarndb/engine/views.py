@@ -33,6 +33,7 @@ from postgast import pg_query_pb2 as pb
 
 from .. import errors as E
 from ..sql import ast
+from .staged import StagedObjects
 from .types import ColumnType
 
 if TYPE_CHECKING:
@@ -77,8 +78,7 @@ def _key(ws: str, name: str) -> str:
 
 
 #: uncommitted CREATE / DROP VIEW of a session's transaction (None: dropped)
-_overlays: weakref.WeakKeyDictionary[Any, dict[tuple[str, str], ViewDef | None]] = \
-    weakref.WeakKeyDictionary()
+_staged: StagedObjects[ViewDef] = StagedObjects()
 #: a session's temporary views
 _temps: weakref.WeakKeyDictionary[Any, dict[str, ViewDef]] = weakref.WeakKeyDictionary()
 #: parsed view bodies, by SQL text
@@ -86,12 +86,7 @@ _parsed: dict[str, bytes] = {}
 
 
 def _overlay_of(session: Any) -> dict[tuple[str, str], ViewDef | None] | None:
-    if session is None:
-        return None
-    try:
-        return _overlays.get(session)
-    except TypeError:
-        return None
+    return _staged.of(session)
 
 
 def _temps_of(session: Any) -> dict[str, ViewDef] | None:
@@ -184,26 +179,14 @@ def resolve(session: Session, schema: str | None, name: str) -> ViewDef | None:
 def _stage(session: Session, ws: str, name: str, d: ViewDef | None) -> None:
     """Make ``d`` (None: dropped) what ``session`` sees of ``ws.name``; published at
     COMMIT, forgotten at ROLLBACK."""
-    ov = _overlays.setdefault(session, {})
-    ov[(ws, name)] = d
-    marker = d
 
-    def commit() -> None:
-        cur = _overlays.get(session, {})
-        if (ws, name) in cur and cur[(ws, name)] is marker:
-            del cur[(ws, name)]
-            if marker is None:
-                session.db.catalog.delete_object(KIND, _key(ws, name))
-            else:
-                session.db.catalog.put_object(KIND, _key(ws, name), marker.to_json())
+    def publish() -> None:
+        if d is None:
+            session.db.catalog.delete_object(KIND, _key(ws, name))
+        else:
+            session.db.catalog.put_object(KIND, _key(ws, name), d.to_json())
 
-    def rollback() -> None:
-        cur = _overlays.get(session, {})
-        if (ws, name) in cur and cur[(ws, name)] is marker:
-            del cur[(ws, name)]
-
-    session.on_commit(commit)
-    session.on_rollback(rollback)
+    _staged.stage(session, ws, name, d, publish)
 
 
 # -- CREATE VIEW -------------------------------------------------------------------------------
