@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -18,6 +19,20 @@ from tarndb.pgwire.server import ServerThread
 PASSWORD = "s3cret-pw"
 
 
+#: Debian's PostgreSQL 15 client programs (scripts/test installs postgresql-client).
+PG_BIN = Path("/usr/lib/postgresql/15/bin")
+
+
+def pg_tool(name: str) -> str:
+    """The path of a PostgreSQL client program (psql, pg_dump). A missing one fails the
+    test: scripts/test installs them, and a skipped test would prove nothing."""
+    found = str(PG_BIN / name) if (PG_BIN / name).exists() else shutil.which(name)
+    if found is None:
+        pytest.fail(f"{name} is not installed (scripts/test installs Debian's "
+                    "postgresql-client)")
+    return found
+
+
 @dataclass
 class Server:
     host: str
@@ -31,6 +46,12 @@ class Server:
                   "password": self.password, "dbname": "postgres", "sslmode": "require"}
         params.update(extra)
         return " ".join(f"{k}={v}" for k, v in params.items())
+
+    def libpq_env(self) -> dict[str, str]:
+        """The environment that points libpq programs (psql, pg_dump) at this server."""
+        return dict(os.environ, PGPASSWORD=self.password, PGSSLMODE="require",
+                    PGHOST=self.host, PGPORT=str(self.port), PGUSER="postgres",
+                    PGDATABASE="postgres")
 
     def url(self, driver: str = "postgresql") -> str:
         return (f"{driver}://postgres:{self.password}@{self.host}:{self.port}/postgres"

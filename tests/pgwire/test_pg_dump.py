@@ -17,23 +17,12 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import PASSWORD, Server
+from .conftest import PASSWORD, PG_BIN, Server, pg_tool
 
 psycopg = pytest.importorskip("psycopg")
 
-PG_BIN = Path("/usr/lib/postgresql/15/bin")
 pytestmark = pytest.mark.skipif(shutil.which("pg_dump") is None and not PG_BIN.exists(),
                                 reason="pg_dump is not installed")
-
-
-def _tool(name: str) -> str:
-    return str(PG_BIN / name) if (PG_BIN / name).exists() else str(shutil.which(name))
-
-
-def _env(server: Server) -> dict[str, str]:
-    return dict(os.environ, PGPASSWORD=server.password, PGSSLMODE="require",
-                PGHOST=server.host, PGPORT=str(server.port), PGUSER="postgres",
-                PGDATABASE="postgres")
 
 
 @pytest.fixture
@@ -96,7 +85,7 @@ def dumped(pg_server: Server) -> tuple[str, str, str, str]:
                   "(2, '[0.1,0.2,0.3]', '[2,3]')")
     out = []
     for ws in (plain, vec):
-        run = subprocess.run([_tool("pg_dump"), "-n", ws], env=_env(pg_server),
+        run = subprocess.run([pg_tool("pg_dump"), "-n", ws], env=pg_server.libpq_env(),
                              capture_output=True, text=True, timeout=120)
         assert run.returncode == 0, run.stderr
         out.append(run.stdout)
@@ -105,7 +94,7 @@ def dumped(pg_server: Server) -> tuple[str, str, str, str]:
 
 def _restore(server_env: dict[str, str], script: str, extra: list[str] | None = None
              ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([_tool("psql"), "-q", "-v", "ON_ERROR_STOP=1", *(extra or [])],
+    return subprocess.run([pg_tool("psql"), "-q", "-v", "ON_ERROR_STOP=1", *(extra or [])],
                           input=script, env=server_env, capture_output=True, text=True,
                           timeout=120)
 
@@ -141,7 +130,7 @@ def test_restore_into_a_fresh_tarndb(pg_server: Server, fresh_server: Server,
                                      dumped: tuple[str, str, str, str]) -> None:
     plain, vec, script, vscript = dumped
     for s in (script, vscript):
-        run = _restore(_env(fresh_server), s)
+        run = _restore(fresh_server.libpq_env(), s)
         assert run.returncode == 0, run.stderr
     with psycopg.connect(pg_server.dsn(), autocommit=True) as a, \
             psycopg.connect(fresh_server.dsn(), autocommit=True) as b:

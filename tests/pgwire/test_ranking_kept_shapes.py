@@ -13,12 +13,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
+import pgvector.psycopg as pgvector_psycopg
+import psycopg
 import pytest
 
 from .conftest import Server
-
-psycopg = pytest.importorskip("psycopg")
-pgvector_psycopg = pytest.importorskip("pgvector.psycopg")
 
 N, DIM = 240, 8
 

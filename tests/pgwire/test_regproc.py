@@ -5,23 +5,16 @@ names."""
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 
 import psycopg
 import pytest
 
-from .conftest import Server
+from .conftest import Server, pg_tool
 
 
 def _psql(server: Server, command: str) -> subprocess.CompletedProcess[str]:
-    psql = shutil.which("psql") or "/usr/lib/postgresql/15/bin/psql"
-    if not os.path.exists(psql):
-        pytest.skip("psql is not installed")
-    env = dict(os.environ, PGPASSWORD=server.password, PGSSLMODE="require")
-    return subprocess.run([psql, "-h", server.host, "-p", str(server.port), "-U", "postgres",
-                           "-d", "postgres", "-X", "-c", command], env=env,
+    return subprocess.run([pg_tool("psql"), "-X", "-c", command], env=server.libpq_env(),
                           capture_output=True, text=True, timeout=60)
 
 

@@ -5,38 +5,23 @@ transactional DDL, the catalogs (pg_class, pg_views, information_schema), psql `
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 import uuid
 from pathlib import Path
 
 import psycopg
 import pytest
+import sqlalchemy
 
-from .conftest import Server
-
-PG_BIN = Path("/usr/lib/postgresql/15/bin")
-
-
-def _tool(name: str) -> str | None:
-    return str(PG_BIN / name) if (PG_BIN / name).exists() else shutil.which(name)
-
-
-def _env(server: Server) -> dict[str, str]:
-    return dict(os.environ, PGPASSWORD=server.password, PGSSLMODE="require",
-                PGHOST=server.host, PGPORT=str(server.port), PGUSER="postgres",
-                PGDATABASE="postgres")
+from .conftest import Server, pg_tool
 
 
 def _psql(server: Server, *commands: str) -> str:
-    psql = _tool("psql")
-    if psql is None:
-        pytest.skip("psql is not installed")
-    args = [psql, "-X", "-v", "ON_ERROR_STOP=1"]
+    args = [pg_tool("psql"), "-X", "-v", "ON_ERROR_STOP=1"]
     for c in commands:
         args += ["-c", c]
-    run = subprocess.run(args, env=_env(server), capture_output=True, text=True, timeout=60)
+    run = subprocess.run(args, env=server.libpq_env(), capture_output=True, text=True,
+                         timeout=60)
     assert run.returncode == 0, run.stderr
     return run.stdout
 
@@ -204,10 +189,9 @@ def test_catalogs_psql_sqlalchemy(pg_server: Server, ws: str) -> None:
     assert f'View "{ws}.summary"' in out
     assert "cat    | text" in out and "k      | bigint" in out
     assert "View definition:" in out and f"FROM {ws}.docs" in out
-    sa = pytest.importorskip("sqlalchemy")
-    engine = sa.create_engine(pg_server.url("postgresql+psycopg"))
+    engine = sqlalchemy.create_engine(pg_server.url("postgresql+psycopg"))
     try:
-        insp = sa.inspect(engine)
+        insp = sqlalchemy.inspect(engine)
         assert insp.get_view_names(schema=ws) == ["summary"]
         assert "summary" not in insp.get_table_names(schema=ws)
         assert [col["name"] for col in insp.get_columns("summary", schema=ws)] == \
@@ -218,15 +202,12 @@ def test_catalogs_psql_sqlalchemy(pg_server: Server, ws: str) -> None:
 
 
 def test_pg_dump_restores_views(pg_server: Server, ws: str, tmp_path: Path) -> None:
-    pg_dump = _tool("pg_dump")
-    psql = _tool("psql")
-    if pg_dump is None or psql is None:
-        pytest.skip("pg_dump is not installed")
+    pg_dump, psql = pg_tool("pg_dump"), pg_tool("psql")
     with psycopg.connect(pg_server.dsn(), autocommit=True) as c:
         # named to sort before the tables they read: pg_dump must order them by pg_depend
         c.execute(f"CREATE VIEW {ws}.aa_top AS SELECT id, n FROM {ws}.docs WHERE n >= 30")
         c.execute(f"CREATE VIEW {ws}.ab_top_ids AS SELECT id FROM {ws}.aa_top")
-    dump = subprocess.run([pg_dump, "-n", ws], env=_env(pg_server), capture_output=True,
+    dump = subprocess.run([pg_dump, "-n", ws], env=pg_server.libpq_env(), capture_output=True,
                           text=True, timeout=60)
     assert dump.returncode == 0, dump.stderr
     script = dump.stdout
@@ -239,7 +220,7 @@ def test_pg_dump_restores_views(pg_server: Server, ws: str, tmp_path: Path) -> N
     path = tmp_path / "dump.sql"
     path.write_text(script.replace(ws, restored))
     run = subprocess.run([psql, "-X", "-v", "ON_ERROR_STOP=1", "-f", str(path)],
-                         env=_env(pg_server), capture_output=True, text=True, timeout=60)
+                         env=pg_server.libpq_env(), capture_output=True, text=True, timeout=60)
     assert run.returncode == 0, run.stderr
     with psycopg.connect(pg_server.dsn(), autocommit=True) as c:
         for view in ("aa_top", "ab_top_ids"):
