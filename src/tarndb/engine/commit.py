@@ -422,6 +422,14 @@ class WritePath:
         with self._lock:
             self._states.pop(info.path, None)
 
+    def drop_key_indexes(self, info: TableInfo) -> None:
+        """Forget the table's key indexes (its key columns changed type): built again at
+        their next use. The caller holds the table store's lock (the order key_index takes
+        the two locks in)."""
+        st = self._state(info)
+        with st.lock:
+            st.indexes.clear()
+
     def note_row_preserving(self, info: TableInfo, version: int) -> None:
         """A version this process made that keeps every row (compaction, an index build).
         Never overwrites what a commit recorded for the version."""

@@ -116,22 +116,15 @@ def rewrite(session: Session, path: str) -> None:
 
             import lance
 
-            ds = store.dataset()
-            if ds.get_fragments():
-                ds.add_columns(lance.batch_udf()(convert), read_columns=[name])
-                store._ds = None
-                store.dataset().alter_columns(cast(Any, {"path": name, "name": aside}))
-                store._ds = None
-                store.dataset().alter_columns(cast(Any, {"path": tmp, "name": name}))
-                store._ds = None
+            if store.dataset().get_fragments():
+                store.add_computed_column(lance.batch_udf()(convert), [name])
+                store.rename_column(name, aside)
+                store.rename_column(tmp, name)
 
                 def back(name: str = name, aside: str = aside) -> None:
                     with store.lock:
-                        store.dataset().drop_columns([name])
-                        store._ds = None
-                        store.dataset().alter_columns(cast(Any, {"path": aside,
-                                                                 "name": name}))
-                        store._ds = None
+                        store.drop_column(name)
+                        store.rename_column(aside, name)
 
                 def done(aside: str = aside) -> None:
                     store.drop_column(aside)
@@ -139,25 +132,17 @@ def rewrite(session: Session, path: str) -> None:
                 session.on_rollback(back)
                 session.on_commit(done)
             else:  # no rows on the lake: a column of the new type
-                ds.drop_columns([name])
-                store._ds = None
-                store.dataset().add_columns(pa.field(name, target))
-                store._ds = None
+                store.drop_column(name)
+                store.add_column(pa.field(name, target))
 
                 def back_empty(name: str = name, stored: pa.DataType = stored) -> None:
                     with store.lock:
-                        store.dataset().drop_columns([name])
-                        store._ds = None
-                        store.dataset().add_columns(pa.field(name, stored))
-                        store._ds = None
+                        store.drop_column(name)
+                        store.add_column(pa.field(name, stored))
 
                 session.on_rollback(back_empty)
         after = int(store.dataset().version)
-        if after != before:
-            # the key indexes hold the keys as the old type: built again on first use
-            # (lock order: the store's lock, then the state's, as key_index takes them)
-            st = db.writes._state(info)  # noqa: SLF001 - no public way to drop them
-            with st.lock:
-                st.indexes.clear()
+        if after != before:  # the key indexes hold the keys as the old type
+            db.writes.drop_key_indexes(info)
     for v in range(before + 1, after + 1):  # schema changes: every row is kept
         db.writes.note_row_preserving(info, v)

@@ -623,6 +623,12 @@ class TableStore:
             self.dataset().add_columns(field)
             self._ds = None
 
+    def add_computed_column(self, udf: Any, read_columns: list[str]) -> None:
+        """A column whose values a Lance batch UDF computes from ``read_columns``."""
+        with self.lock:  # dataset() folds the log first: logged rows have the old columns
+            self.dataset().add_columns(udf, read_columns=read_columns)
+            self._ds = None
+
     def drop_column(self, name: str) -> None:
         with self.lock:  # dataset() folds the log first: logged rows have the old columns
             self.dataset().drop_columns([name])
