@@ -20,15 +20,7 @@ import numpy as np
 import psycopg
 import pytest
 
-import tarndb
-from tarndb.pgwire.server import ServerThread
-
-PASSWORD = "nonrow-pw"
-N, D, K = 6000, 32, 10
-
-
-def _lit(v: np.ndarray) -> str:
-    return "'{" + ",".join(f"{x:.6f}" for x in v.tolist()) + "}'"
+from ._probes import D, K, N, connect, lit, served_tables
 
 
 def _unit(a: np.ndarray) -> np.ndarray:
@@ -39,31 +31,15 @@ def _unit(a: np.ndarray) -> np.ndarray:
 def server(tmp_path_factory: pytest.TempPathFactory
            ) -> Iterator[tuple[int, Path, dict[str, tuple[np.ndarray, np.ndarray]]]]:
     tmp = tmp_path_factory.mktemp("nonrow")
-    db = tarndb.open(str(tmp / "lake"))
     rng = np.random.default_rng(5)
     data = {}
-    s = db.session()
     for name, count, noise in (("tight", 300, 0.05), ("loose", 150, 0.1)):
         centres = rng.standard_normal((count, D)).astype(np.float32)
         vecs = _unit(centres[rng.integers(0, count, N)]
                      + noise * rng.standard_normal((N, D)).astype(np.float32))
         data[name] = (vecs, centres)
-        s.execute(f"CREATE TABLE {name} (id int8 PRIMARY KEY, emb float4[])")
-        for start in range(0, N, 2000):
-            values = ",".join(f"({i}, {_lit(vecs[i])})" for i in range(start, start + 2000))
-            s.execute(f"INSERT INTO {name} (id, emb) VALUES {values}")
-        s.execute(f"CREATE INDEX {name}_emb ON {name} USING deeplake_index (emb) "
-                  "WITH (ann_min_rows = 2000)")
-    s.close()
-    srv = ServerThread(db, port=0, password=PASSWORD, data_dir=tmp).start()
-    yield srv.port, tmp / "lake", data
-    srv.stop()
-    db.close()
-
-
-def _connect(port: int) -> psycopg.Connection:
-    return psycopg.connect(host="127.0.0.1", port=port, user="postgres", password=PASSWORD,
-                           dbname="postgres", sslmode="require", autocommit=True)
+    with served_tables(tmp, {name: vecs for name, (vecs, _) in data.items()}) as port:
+        yield port, tmp / "lake", data
 
 
 def _tuning(lake: Path, index: str) -> dict:
@@ -77,7 +53,7 @@ def _run(c: psycopg.Connection, table: str, vecs: np.ndarray, queries: np.ndarra
     reads 30% of the rows or more, those the exact scan stands in for)."""
     recalls = []
     for q in queries:
-        sql = f"SELECT id FROM {table} ORDER BY emb <#> {_lit(q)} DESC LIMIT {K}"
+        sql = f"SELECT id FROM {table} ORDER BY emb <#> {lit(q)} DESC LIMIT {K}"
         got = [r[0] for r in c.execute(sql).fetchall()]
         want = set(np.argsort(-(vecs @ q))[:K].tolist())
         recalls.append(len(want & set(got)) / K)
@@ -100,7 +76,7 @@ def test_queries_between_clusters_reach_the_target(
     queries = _mixtures(centres, 2, 50, seed=1)  # midway between two clusters: near no row
     tuned = _tuning(lake, "tight_emb")
     rows_only = int(tuned["groups"]["rows"]["10"])  # what calibrating on rows alone gives
-    with _connect(port) as c:
+    with connect(port) as c:
         recall, probed = _run(c, "tight", vecs, queries)
         assert recall >= 0.95 and probed == tuned["nprobes"] > rows_only, (recall, tuned)
         c.execute(f"SET tarndb.probes = {rows_only}")
@@ -112,7 +88,7 @@ def test_the_workload_sets_the_probe_count(
         server: tuple[int, Path, dict[str, tuple[np.ndarray, np.ndarray]]]) -> None:
     port, lake, data = server
     vecs, centres = data["loose"]
-    with _connect(port) as c:
+    with connect(port) as c:
         # 100 queries farther from every row than the midpoints (mixtures of four centres);
         # the measurement starts at the 64th and runs in the background.
         _run(c, "loose", vecs, _mixtures(centres, 4, 100, seed=2))

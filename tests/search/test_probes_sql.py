@@ -15,21 +15,11 @@ import numpy as np
 import psycopg
 import pytest
 
-import tarndb
-from tarndb.pgwire.server import ServerThread
-
-PASSWORD = "probes-pw"
-N, D, K = 6000, 32, 10
-
-
-def _lit(v: np.ndarray) -> str:
-    return "'{" + ",".join(f"{x:.6f}" for x in v.tolist()) + "}'"
+from ._probes import D, K, N, connect, lit, served_tables
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
-    tmp = tmp_path_factory.mktemp("probes")
-    db = tarndb.open(str(tmp / "lake"))
     rng = np.random.default_rng(5)
     centers = rng.standard_normal((40, D)) * 3
     data = {
@@ -37,24 +27,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, dict
                       ).astype(np.float32),
         "isotropic": rng.standard_normal((N, D)).astype(np.float32),
     }
-    s = db.session()
-    for name, vecs in data.items():
-        s.execute(f"CREATE TABLE {name} (id int8 PRIMARY KEY, emb float4[])")
-        for start in range(0, N, 2000):
-            values = ",".join(f"({i}, {_lit(vecs[i])})" for i in range(start, start + 2000))
-            s.execute(f"INSERT INTO {name} (id, emb) VALUES {values}")
-        s.execute(f"CREATE INDEX {name}_emb ON {name} USING deeplake_index (emb) "
-                  "WITH (ann_min_rows = 2000)")
-    s.close()
-    srv = ServerThread(db, port=0, password=PASSWORD, data_dir=tmp).start()
-    yield srv.port, data
-    srv.stop()
-    db.close()
-
-
-def _connect(port: int) -> psycopg.Connection:
-    return psycopg.connect(host="127.0.0.1", port=port, user="postgres", password=PASSWORD,
-                           dbname="postgres", sslmode="require", autocommit=True)
+    with served_tables(tmp_path_factory.mktemp("probes"), data) as port:
+        yield port, data
 
 
 def _run(c: psycopg.Connection, table: str, vecs: np.ndarray, queries: np.ndarray,
@@ -62,7 +36,7 @@ def _run(c: psycopg.Connection, table: str, vecs: np.ndarray, queries: np.ndarra
     norm = vecs / np.linalg.norm(vecs, axis=1, keepdims=True)
     recalls = []
     for q in queries:
-        sql = f"SELECT id FROM {table} ORDER BY emb <#> {_lit(q)} DESC LIMIT {K}"
+        sql = f"SELECT id FROM {table} ORDER BY emb <#> {lit(q)} DESC LIMIT {K}"
         got = [r[0] for r in c.execute(sql).fetchall()]
         assert len(got) == K
         want = set(np.argsort(-(norm @ q))[:K].tolist())
@@ -78,7 +52,7 @@ def test_calibrated_probes_and_session_override(server: tuple[int, dict[str, np.
     vecs = data["clustered"]
     rng = np.random.default_rng(9)
     queries = (vecs[rng.integers(0, N, 20)] + rng.standard_normal((20, D))).astype(np.float32)
-    with _connect(port) as c:
+    with connect(port) as c:
         assert c.execute("SHOW tarndb.probes").fetchone() == ("auto",)
         recall, plan = _run(c, "clustered", vecs, queries)
         assert recall >= 0.95, (recall, plan)
@@ -100,7 +74,7 @@ def test_calibrated_probes_and_session_override(server: tuple[int, dict[str, np.
                 c.execute(f"SET tarndb.probes = {bad}")
         # Another session keeps its own value.
         c.execute("SET tarndb.probes = 2")
-        with _connect(port) as other:
+        with connect(port) as other:
             assert other.execute("SHOW tarndb.probes").fetchone() == ("auto",)
 
 
@@ -109,7 +83,7 @@ def test_isotropic_vectors_are_answered_exactly(server: tuple[int, dict[str, np.
     port, data = server
     vecs = data["isotropic"]
     queries = np.random.default_rng(4).standard_normal((10, D)).astype(np.float32)
-    with _connect(port) as c:
+    with connect(port) as c:
         recall, plan = _run(c, "isotropic", vecs, queries)
         # Random directions have no neighbourhoods for IVF lists to capture: the target
         # needs most lists, so the index scans its in-memory copy instead (recall 1).
@@ -132,7 +106,7 @@ def test_bm25_without_index_on_a_large_table_names_the_index(
     port, _ = server
     words = ["alpha", "beta", "gamma", "delta", "lake", "vector", "search", "bug"]
     rng = np.random.default_rng(2)
-    with _connect(port) as c:
+    with connect(port) as c:
         c.execute("CREATE TABLE notes (id int8 PRIMARY KEY, body text)")
         values = ",".join(f"({i}, '{' '.join(rng.choice(words, 6))}')" for i in range(300))
         c.execute(f"INSERT INTO notes (id, body) VALUES {values}")
@@ -177,7 +151,7 @@ def test_pgvector_settings_set_the_probe_depth(server: tuple[int, dict[str, np.n
         m = re.search(r"(\d+) lists, (\d+) probed", plan)
         return float(np.mean(recalls)), int(m.group(2)) if m else -1, plan
 
-    with _connect(port) as c:
+    with connect(port) as c:
         c.execute("CREATE EXTENSION IF NOT EXISTS vector")
         for table, method in (("pgv_hnsw", "hnsw"), ("pgv_ivf", "ivfflat")):
             c.execute(f"CREATE TABLE {table} (id int8 PRIMARY KEY, emb vector({D}))")
