@@ -15,36 +15,44 @@ named "x"`` (42725), ``"count" is an aggregate function`` (42809) from pg_get_fu
 
 from __future__ import annotations
 
+import functools
 import re
 import zlib
 from dataclasses import dataclass
 
-from ..engine.types import HALFVEC_OID, SPARSEVEC_OID, VECTOR_OID
+from ..engine.types import (
+    ARRAY_OIDS,
+    BY_OID,
+    HALFVEC_OID,
+    SPARSEVEC_OID,
+    VECTOR_BY_OID,
+    VECTOR_OID,
+    ColumnType,
+)
 
 PG_CATALOG_OID = 11
 PUBLIC_OID = 2200
 LANGUAGES = {12: "internal", 13: "c", 14: "sql"}
 
-#: type OID -> (typname, the name format_type gives, other spellings a regprocedure may use)
-_TYPES: dict[int, tuple[str, str, tuple[str, ...]]] = {
-    16: ("bool", "boolean", ()),
-    19: ("name", "name", ()),
-    20: ("int8", "bigint", ()),
-    23: ("int4", "integer", ("int",)),
-    25: ("text", "text", ()),
-    26: ("oid", "oid", ()),
-    701: ("float8", "double precision", ("float",)),
-    1021: ("_float4", "real[]", ("float4[]",)),
-    1184: ("timestamptz", "timestamp with time zone", ()),
-    1560: ("bit", "bit", ()),
-    2249: ("record", "record", ()),
-    2276: ('"any"', '"any"', ("any",)),
-    2277: ("anyarray", "anyarray", ()),
-    2283: ("anyelement", "anyelement", ()),
-    VECTOR_OID: ("vector", "vector", ()),
-    HALFVEC_OID: ("halfvec", "halfvec", ()),
-    SPARSEVEC_OID: ("sparsevec", "sparsevec", ()),
-}
+#: pseudo-types the functions take or return (not column types): typname, format_type's name
+_PSEUDO = {2249: ("record", "record"), 2276: ('"any"', '"any"'), 2277: ("anyarray", "anyarray"),
+           2283: ("anyelement", "anyelement")}
+#: spellings a regprocedure may use besides the two names
+_OTHER_SPELLINGS = {23: ("int",), 701: ("float",), 1021: ("float4[]",), 2276: ("any",)}
+
+
+@functools.cache
+def _type_names(oid: int) -> tuple[str, str]:
+    """(pg_type.typname, the name format_type gives) of a type OID, from the engine's types
+    (pgvector's vector, halfvec, sparsevec included) or the pseudo-types above."""
+    if oid in _PSEUDO:
+        return _PSEUDO[oid]
+    if oid in VECTOR_BY_OID:
+        t = ColumnType("float4", 1, VECTOR_BY_OID[oid])
+        return t.vector_name, t.pg_name
+    if oid in ARRAY_OIDS:
+        return "_" + ARRAY_OIDS[oid].name, ColumnType(ARRAY_OIDS[oid].name, 1).pg_name
+    return BY_OID[oid].name, ColumnType(BY_OID[oid].name).pg_name
 
 
 @dataclass(frozen=True)
@@ -73,17 +81,17 @@ class Proc:
     @property
     def arguments(self) -> str:
         """pg_get_function_arguments."""
-        return ", ".join(_TYPES[a][1] for a in self.args)
+        return ", ".join(_type_names(a)[1] for a in self.args)
 
     @property
     def result_type(self) -> str:
         """pg_get_function_result."""
-        return _TYPES[self.result][1]
+        return _type_names(self.result)[1]
 
     @property
     def signature(self) -> str:
         """How ``oid::regprocedure`` shows it."""
-        return f"{self.name}({','.join(_TYPES[a][1] for a in self.args)})"
+        return f"{self.name}({','.join(_type_names(a)[1] for a in self.args)})"
 
     @property
     def definition(self) -> str:
@@ -149,8 +157,7 @@ def _norm_type(text: str) -> str:
 
 
 def spellings(oid: int) -> set[str]:
-    typname, shown, other = _TYPES[oid]
-    return {typname, shown, *other}
+    return {*_type_names(oid), *_OTHER_SPELLINGS.get(oid, ())}
 
 
 def _split_name(text: str) -> tuple[str | None, str]:
