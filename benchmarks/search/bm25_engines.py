@@ -122,22 +122,9 @@ class TarndbBefore(Tarndb):
 
 def load_before(rev: str) -> Any:
     """``tarndb.search._bm25`` as of ``rev``, imported beside the current one."""
-    import importlib.util
-    import subprocess
+    from bench_internals import load_before as load_module_before
 
-    src = subprocess.run(["git", "-C", str(HERE.parents[1]), "show",
-                          f"{rev}:src/tarndb/search/_bm25.py"], check=True, capture_output=True,
-                         text=True).stdout
-    path = os.path.join(tempfile.mkdtemp(), "_bm25_before.py")
-    Path(path).write_text(src)
-    full = "tarndb.search._bm25_before"
-    spec = importlib.util.spec_from_file_location(full, path)
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    mod.__package__ = "tarndb.search"
-    sys.modules[full] = mod
-    spec.loader.exec_module(mod)
-    return mod
+    return load_module_before(rev, "_bm25")
 
 
 class Tantivy(Engine):
