@@ -706,6 +706,8 @@ def main() -> None:
                     help="no vector section (BM25 and hybrid still build the table)")
     ap.add_argument("--skip-text", action="store_true", help="no BM25 / hybrid")
     ap.add_argument("--skip-maxsim", action="store_true")
+    ap.add_argument("--only-maxsim", action="store_true",
+                    help="only the MaxSim rows (and their targets): a minute, for iterating")
     ap.add_argument("--skip-sql", action="store_true", help="no queries through SQL")
     ap.add_argument("--skip-raw-lance", action="store_true",
                     help="no raw Lance baselines (IVF_PQ training is slow)")
@@ -745,6 +747,20 @@ def main() -> None:
     rng = np.random.default_rng(0)
     t_start = time.perf_counter()
     try:
+        if args.only_maxsim:
+            if args.via != "direct":
+                import bench_wire
+
+                bench_wire.run_maxsim_only(root, args.queries, args.repeats, SLOW_QUERIES,
+                                           bench_wire.Extras(mv_rows=mv_rows,
+                                                             mv_tokens=args.mv_tokens,
+                                                             mv_dim=args.mv_dim))
+            if args.via != "psycopg":
+                bench_maxsim(root, mv_rows, args.mv_tokens, args.mv_dim, args.queries,
+                             args.repeats, rng, raw_lance=not args.skip_raw_lance,
+                             deeplake_baseline=not args.skip_deeplake)
+            print(f"\ntotal {time.perf_counter() - t_start:.0f} s")
+            return
         if args.via != "direct":
             import bench_wire
 

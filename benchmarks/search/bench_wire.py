@@ -454,6 +454,23 @@ def run(root: str, v: Any, nq: int, repeats: int, slow: int, ef_search: int,
     targets(w, n, d)
 
 
+def run_maxsim_only(root: str, nq: int, repeats: int, slow: int, extras: Extras) -> None:
+    """Only the MaxSim rows through psycopg (``--only-maxsim``): a fresh ``tarndb serve``,
+    the same rows and target lines as in the full run, in about a minute."""
+    w = Wire(repeats)
+    print(f"\nthrough psycopg over TLS: tarndb serve, MaxSim only, {nq} queries", flush=True)
+    proc, tdsn, _lake = start_tarndb(root)
+    try:
+        _maxsim(w, tdsn, extras, nq, slow)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    targets(w, extras.mv_rows, extras.mv_dim)
+
+
 def _table_uri(lake: str) -> str:
     found = sorted(glob.glob(os.path.join(lake, "public", "docs*.lance")))
     if not found:

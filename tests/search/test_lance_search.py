@@ -343,7 +343,7 @@ def test_maxsim_pooled_index_recall_and_exact(tmp_path: Path, monkeypatch: pytes
             assert set(hits.row_keys.tolist()) <= set(oracle.keys(pred).tolist())
             rec.append(_recall(hits.row_keys.tolist(), want_k))
         assert np.mean(rec) >= 0.9, (sql, np.mean(rec), hits.plan)
-        assert ("exact MaxSim of" if sql == "cat < 1" else "pooled ANN") in hits.plan
+        assert ("exact MaxSim of" if sql == "cat < 1" else "pooled first stage") in hits.plan
     with pytest.raises(DataError, match="dimension mismatch"):
         maxsim_topk(ds, "toks", np.ones((2, d + 1)), 5)
     # Deletes and fresh rows: the (now stale) index never returns a deleted row, and fresh

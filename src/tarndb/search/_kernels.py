@@ -25,6 +25,16 @@ I64 = npt.NDArray[np.int64]
 # similarity matrix stays around 32 MB whatever the table size.
 _MAXSIM_CHUNK_TOKENS = 1 << 18
 
+# Up to this many token rows (a rerank's candidates: 200 bags of ~25 vectors) the MaxSim
+# product runs single-threaded, in blocks of at most _SINGLE_THREAD_GEMM multiply-adds:
+# OpenBLAS threads a float32 product above roughly 2^19-2^20 of them (measured: 256 x 128 x
+# 16 ran on one thread, 512 x 128 x 16 on two), and on a small machine shared with the
+# client and other work its threads cost more than they save: in ``tarndb serve`` the
+# 4,800 x 128 x 16 product of a pooled query's rerank took 1.4 ms threaded against 0.3 ms
+# on one thread, and its spinning threads slowed the socket writes after it.
+MAXSIM_SINGLE_THREAD_TOKENS = 1 << 15
+_SINGLE_THREAD_GEMM = 1 << 19
+
 
 def as_query_vector(query: Any) -> F32:
     """A 1-D float32 query vector, or DataError."""
@@ -212,10 +222,22 @@ def maxsim_scores(packed: PackedBags, query: Any) -> F32:
         end_bag = max(end_bag, start_bag + 1)
         bags = nonempty[start_bag:end_bag]
         last_tok = offsets[bags[-1] + 1]
-        sims = packed.vectors[first_tok:last_tok] @ qt
+        sims = _product(packed.vectors[first_tok:last_tok], qt)
         best = np.maximum.reduceat(sims, offsets[bags] - first_tok, axis=0)
         out[bags] = best.sum(axis=1, dtype=np.float32)
         start_bag = end_bag
+    return out
+
+
+def _product(a: F32, b: F32) -> F32:
+    """``a @ b``; single-threaded (in row blocks) up to MAXSIM_SINGLE_THREAD_TOKENS rows."""
+    rows = int(a.shape[0])
+    step = max(1, _SINGLE_THREAD_GEMM // max(1, int(b.shape[0]) * int(b.shape[1])))
+    if rows <= step or rows > MAXSIM_SINGLE_THREAD_TOKENS:
+        return np.asarray(a @ b, dtype=np.float32)
+    out = np.empty((rows, int(b.shape[1])), np.float32)
+    for s in range(0, rows, step):
+        np.matmul(a[s:s + step], b, out=out[s:s + step])
     return out
 
 

@@ -913,7 +913,7 @@ class SideVectorIndex:
         per version; None without an IVF index, an in-memory copy, or while it is computed
         (``background``: in a thread, see IVF_ASSIGN_SYNC_MAX)."""
         ds = self.ds
-        if ds is None or self.multi:
+        if ds is None:
             return None
         version = int(ds.version)
         cached = self._ivf_cache

@@ -868,28 +868,26 @@ class IndexManager:
                     self._rerank(t, qn, top)
             plan = f"exact MaxSim of {allowed.size} filtered rows (via index {info.name})"
         else:
-            if side.has_ann():
-                side.prewarm(background=True)
             pooled_q = normalize_rows(qn.mean(axis=0, keepdims=True))[0]
-            mat = side.matrix()
-            if mat is not None and bags is not None:
-                # Keys only from Lance (a quantized index hands back depth x refine_factor
-                # unrefined candidates), exact pooled scores from the in-memory copy, then
-                # the bags of the best ``depth`` from the bag store: no row is read from
-                # disk by Lance.
-                t = side.search(pooled_q, depth, allowed,
-                                self._ann_params(side, info, params)[0], with_vec=False,
-                                refine_here=True)
-                got, vecs = mat.rows(t[RID].to_numpy().astype(np.int64))
+            if side.matrix() is not None and bags is not None:
+                # The first stage is the index's own vector search over the pooled vectors
+                # (exact from the in-memory copy below ann_min_rows, the in-memory IVF
+                # probe with calibrated counts above), ``depth`` deep; the rerank is one
+                # gather of the candidates' bags from the bag store and one product.
                 first = TopK(depth)
-                first.push(got, matvec(vecs, pooled_q))
+                how = self._side_vector_search(side, pooled_q, depth, allowed, params, first,
+                                               info)
                 self._rerank_packed(bags.take(first.keys), qn, top)
+                plan = (f"pooled first stage ({how}; {depth} candidates) + exact MaxSim "
+                        "rerank" if n >= depth else f"exact MaxSim via {info.name}")
             else:
+                if side.has_ann():
+                    side.prewarm(background=True)
                 t = side.search(pooled_q, depth, allowed,
                                 self._ann_params(side, info, params)[0], with_bags=True)
                 self._rerank(t, qn, top)
-            plan = (f"pooled ANN on {info.name} ({depth} candidates) + exact MaxSim rerank"
-                    if n >= depth else f"exact MaxSim via {info.name}")
+                plan = (f"pooled ANN on {info.name} ({depth} candidates) + exact MaxSim "
+                        "rerank" if n >= depth else f"exact MaxSim via {info.name}")
         keys, scores = top.result()
         if fr.fresh_fragments:
             plan += f" + exact scan of {len(fr.fresh_fragments)} fresh fragment(s)"
