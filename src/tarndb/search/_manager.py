@@ -879,7 +879,7 @@ class IndexManager:
                                                info)
                 self._rerank_packed(bags.take(first.keys), qn, top)
                 plan = (f"pooled first stage ({how}; {depth} candidates) + exact MaxSim "
-                        "rerank" if n >= depth else f"exact MaxSim via {info.name}")
+                        "rerank" if n > depth else f"exact MaxSim via {info.name}")
             else:
                 if side.has_ann():
                     side.prewarm(background=True)
@@ -887,7 +887,7 @@ class IndexManager:
                                 self._ann_params(side, info, params)[0], with_bags=True)
                 self._rerank(t, qn, top)
                 plan = (f"pooled ANN on {info.name} ({depth} candidates) + exact MaxSim "
-                        "rerank" if n >= depth else f"exact MaxSim via {info.name}")
+                        "rerank" if n > depth else f"exact MaxSim via {info.name}")
         keys, scores = top.result()
         if fr.fresh_fragments:
             plan += f" + exact scan of {len(fr.fresh_fragments)} fresh fragment(s)"
