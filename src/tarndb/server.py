@@ -66,6 +66,7 @@ async def _serve(db: Any, cfg: Settings) -> None:
     import uvicorn
 
     from .api import bootstrap_admin_token
+    from .api._protocol import http_protocol
     from .api.orgs import ensure_org
     from .pgwire.server import serve_pg
 
@@ -84,7 +85,7 @@ async def _serve(db: Any, cfg: Settings) -> None:
             cert, key = ensure_certificate(base / "tls")
         tls = {"ssl_certfile": cert, "ssl_keyfile": key}
     config = uvicorn.Config(app, host=cfg.host, port=cfg.http_port, log_level=cfg.log_level,
-                            lifespan="off", **tls)
+                            lifespan="off", http=http_protocol(), **tls)
     http = uvicorn.Server(config)
     # Signals stop both servers together (below), not uvicorn alone.
     setattr(http, "install_signal_handlers", lambda: None)  # noqa: B010

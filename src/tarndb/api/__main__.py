@@ -9,6 +9,7 @@ import sys
 import uvicorn
 
 from ._app import bootstrap_admin_token, create_app
+from ._protocol import http_protocol
 from ._settings import ApiSettings
 
 
@@ -31,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     app = create_app(db, settings)
     try:
         uvicorn.run(app, host=args.host, port=args.port, log_level="warning",
-                    timeout_graceful_shutdown=5)
+                    timeout_graceful_shutdown=5, http=http_protocol())
     finally:
         db.close()
     return 0

@@ -1,6 +1,13 @@
-"""Streaming multipart upload: the ``file`` part goes from the socket to the lake in 1 MiB
-writes, hashed on the way; nothing is spooled to local disk and the file is never whole in
-memory. Starlette's ``request.form()`` would spool to a temporary file first and copy after.
+"""Streaming multipart upload: the ``file`` part goes from the socket to the lake, hashed on
+the way; nothing is spooled to local disk and the file is never whole in memory. Starlette's
+``request.form()`` would spool to a temporary file first and copy after.
+
+python-multipart's streaming parser finds the boundaries (it scans each socket read with
+``bytes.find``); the part's bytes are not copied on the way: the parser's callbacks keep
+zero-copy views of the reads, and batches of about 1 MiB of them go to a worker thread that
+hashes and writes them (:meth:`BlobWriter.write_many`) while the event loop goes on receiving
+the next ones. Receiving, hashing and writing overlap, at most ``_AHEAD`` batches apart, so an
+upload holds a few MiB of memory whatever its size.
 """
 
 from __future__ import annotations
@@ -16,7 +23,9 @@ from starlette.requests import Request
 from ..errors import InvalidRequest
 from ..files import BlobWriter, FileMeta, FileStore, FileTooLarge
 
-_FLUSH = 1 << 20
+# Bytes handed to the writer thread at a time, and how many such batches may wait for it.
+_BATCH = 1 << 20
+_AHEAD = 8
 FIELD = "file"
 
 RunSync = Callable[..., Awaitable[Any]]
@@ -33,7 +42,9 @@ class _Parts:
         self.in_target = False
         self.target_done = False
         self.ended = False
-        self.buffer = bytearray()
+        # Views of the reads the parser was given (immutable bytes), not copies of them.
+        self.pending: list[memoryview] = []
+        self.pending_size = 0
         self._headers: dict[str, str] = {}
         self._field = bytearray()
         self._value = bytearray()
@@ -67,7 +78,12 @@ class _Parts:
 
     def on_part_data(self, data: bytes, start: int, end: int) -> None:
         if self.in_target:
-            self.buffer += data[start:end]
+            # The parser hands out the bytes it was given (or its own constant boundary
+            # bytes): immutable, so a view stays valid after the call.
+            view = memoryview(data)[start:end] if isinstance(data, bytes) else \
+                memoryview(bytes(data[start:end]))
+            self.pending.append(view)
+            self.pending_size += end - start
 
     def on_part_end(self) -> None:
         if self.in_target:
@@ -76,6 +92,10 @@ class _Parts:
 
     def on_end(self) -> None:
         self.ended = True
+
+    def take(self) -> list[memoryview]:
+        batch, self.pending, self.pending_size = self.pending, [], 0
+        return batch
 
     def callbacks(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in (
@@ -100,28 +120,54 @@ async def receive_upload(request: Request, store: FileStore, workspace: str,
             raise FileTooLarge(f"file is larger than the limit of {max_size} bytes")
     parts = _Parts(store, workspace, max_size)
     parser = MultipartParser(boundary, parts.callbacks())  # type: ignore[arg-type]
+    send, batches = anyio.create_memory_object_stream[list[memoryview]](_AHEAD)
+    # Errors are kept, not raised inside the task group (which would wrap them in an
+    # exception group): the first one stops both sides and is raised afterwards.
+    failed: list[Exception] = []
+
+    async def write_batches(scope: anyio.CancelScope) -> None:
+        try:
+            async with batches:
+                async for batch in batches:
+                    assert parts.writer is not None
+                    await run_sync(parts.writer.write_many, batch)
+        except Exception as exc:  # the size limit, a full disk, the object store
+            failed.append(exc)
+            scope.cancel()
+
+    async def receive() -> None:
+        async with send:
+            async for chunk in request.stream():
+                if not chunk:
+                    continue
+                try:
+                    parser.write(chunk)
+                except MultipartParseError as exc:
+                    raise InvalidRequest(f"malformed multipart body: {exc}") from None
+                if parts.pending_size >= _BATCH or (parts.target_done and parts.pending):
+                    await send.send(parts.take())
+            parser.finalize()
+            if parts.writer is None:
+                raise InvalidRequest(f"multipart body has no '{FIELD}' field")
+            if not parts.target_done or not parts.ended:
+                raise InvalidRequest("multipart body is truncated")
+            if parts.pending:
+                await send.send(parts.take())
+
     committed = False
     try:
-        async for chunk in request.stream():
-            if not chunk:
-                continue
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(write_batches, tg.cancel_scope)
             try:
-                parser.write(chunk)
-            except MultipartParseError as exc:
-                raise InvalidRequest(f"malformed multipart body: {exc}") from None
-            if parts.writer is not None and (len(parts.buffer) >= _FLUSH or parts.target_done):
-                data = bytes(parts.buffer)
-                parts.buffer.clear()
-                if data:
-                    await run_sync(parts.writer.write, data)
-        parser.finalize()
-        if parts.writer is None:
-            raise InvalidRequest(f"multipart body has no '{FIELD}' field")
-        if not parts.target_done or not parts.ended:
-            raise InvalidRequest("multipart body is truncated")
-        if parts.buffer:
-            await run_sync(parts.writer.write, bytes(parts.buffer))
-            parts.buffer.clear()
+                await receive()
+            except anyio.BrokenResourceError:
+                pass  # the writer stopped on an error of its own, kept in failed
+            except Exception as exc:  # a malformed body, a client that went away
+                failed.append(exc)
+                tg.cancel_scope.cancel()
+        if failed:
+            raise failed[0]
+        assert parts.writer is not None
         meta: FileMeta = await run_sync(parts.writer.commit)
         committed = True
         return meta

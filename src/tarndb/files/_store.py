@@ -1,8 +1,9 @@
 """Files on the lake, addressed by UUID.
 
-Bytes live at ``<lake>/<workspace>/_files/<id[:2]>/<id>`` and are written through a pyarrow
-filesystem output stream, so an upload never sits whole in memory and the same code writes to a
-local directory or to S3 (where the object only appears when the multipart upload completes).
+Bytes live at ``<lake>/<workspace>/_files/<id[:2]>/<id>`` and are written as they arrive, so an
+upload never sits whole in memory: on a local lake to a plain file, flushed to disk every 8 MiB
+while it streams and fsynced before its metadata row is committed; on S3 through a pyarrow
+filesystem output stream (the object only appears when the multipart upload completes).
 Metadata rows live in a Lance dataset per workspace, ``<lake>/<workspace>/_files.lance``; the
 engine exposes it read-only as the SQL table ``"<workspace>"."_files"``. A file exists once its
 metadata row is committed: the row is appended only after the bytes are complete, so an aborted
@@ -21,6 +22,7 @@ import builtins
 import hashlib
 import json
 import logging
+import os
 import re
 import threading
 import uuid
@@ -61,6 +63,9 @@ _WORKSPACE_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}$")
 # Appends add one small fragment each; past this many we compact so listing stays fast.
 _COMPACT_AFTER_FRAGMENTS = 64
 _CHUNK = 1 << 20
+# A local upload is flushed to disk every this many bytes while it streams.
+_SYNC_EVERY = 8 << 20
+_fdatasync = getattr(os, "fdatasync", os.fsync)  # macOS has no fdatasync
 _PIN_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}$")
 # Ids per Lance filter when looking many files up at once.
 _LOOKUP_CHUNK = 1000
@@ -161,13 +166,20 @@ class BlobWriter:
         self._head = bytearray()
         self._path = store._blob_path(workspace, self.id)
         self._stream: Any = None
+        self._local = False
+        self._unsynced = 0
         self._done = False
 
     def _open(self) -> None:
         fs = self.store.fs
         if fs.type_name == "local":
             fs.create_dir(self._path.rsplit("/", 1)[0], recursive=True)
-        self._stream = fs.open_output_stream(self._path)
+            # A plain unbuffered file: each write is one write(2) of what the caller
+            # gives, and commit can fsync it (pyarrow's output stream cannot).
+            self._stream = builtins.open(self._path, "wb", buffering=0)  # noqa: SIM115
+            self._local = True
+        else:
+            self._stream = fs.open_output_stream(self._path)
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         if self._done:
@@ -181,8 +193,24 @@ class BlobWriter:
         if len(self._head) < SNIFF_BYTES:
             self._head += bytes(data[: SNIFF_BYTES - len(self._head)])
         self._sha.update(data)
-        self._stream.write(data)
+        if self._local:
+            view = memoryview(data)
+            while view:  # a FileIO write may be short
+                view = view[self._stream.write(view):]
+            self._unsynced += n
+            if self._unsynced >= _SYNC_EVERY:
+                # Flush as we go, while the next bytes arrive, so the fsync in commit
+                # finds little left to write instead of the whole file.
+                _fdatasync(self._stream.fileno())
+                self._unsynced = 0
+        else:
+            self._stream.write(data)
         self.size += n
+
+    def write_many(self, pieces: Iterable[bytes | bytearray | memoryview]) -> None:
+        """:meth:`write` each piece in turn (one call for a worker thread)."""
+        for piece in pieces:
+            self.write(piece)
 
     def commit(self) -> FileMeta:
         if self._done:
@@ -190,6 +218,10 @@ class BlobWriter:
         try:
             if self._stream is None:
                 self._open()  # an empty file is still a file
+            if self._local:
+                # On disk before the metadata row says the file exists (S3 has it once
+                # the multipart upload completes, in close()).
+                os.fsync(self._stream.fileno())
             self._stream.close()
             meta = FileMeta(
                 id=self.id,

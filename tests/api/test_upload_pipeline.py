@@ -1,0 +1,120 @@
+"""The streamed upload path through a real server: multipart parsed as it arrives, batches
+hashed and written on a worker thread while the next ones are received (api/_multipart.py),
+uvicorn reading 1 MiB at a time (api/_protocol.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+from _api_support import Server, start_server, stop_server
+
+from tarndb.api._protocol import READ_SIZE, http_protocol
+
+BOUNDARY = "pipelineboundary42"
+
+
+def _blob_files(server: Server, ws: str) -> list[Path]:
+    root = server.lake / ws / "_files"
+    return [p for p in root.rglob("*") if p.is_file()] if root.exists() else []
+
+
+def _chunked_body(payload: bytes, piece: int) -> Iterator[bytes]:
+    """A multipart body sent with chunked encoding (no Content-Length), in odd-sized pieces
+    so part boundaries and batch boundaries fall anywhere."""
+    body = (f"--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"note\"\r\n\r\nhello\r\n"
+            f"--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; "
+            f"filename=\"p.bin\"\r\nContent-Type: application/x-test\r\n\r\n").encode() \
+        + payload + f"\r\n--{BOUNDARY}--\r\n".encode()
+    for start in range(0, len(body), piece):
+        yield body[start:start + piece]
+
+
+@pytest.fixture(scope="module")
+def limited(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    srv = start_server(tmp_path_factory.mktemp("pipeline") / "lake",
+                       {"TARNDB_MAX_UPLOAD_BYTES": str(6 << 20)})
+    yield srv
+    stop_server(srv)
+
+
+def test_chunked_upload_lands_whole_with_its_hash(limited: Server) -> None:
+    # Near-boundaries in the data ("\r\n--" + a prefix of the boundary) must stay data,
+    # including where they straddle two reads.
+    near = f"\r\n--{BOUNDARY[:-1]}".encode()
+    payload = b"".join(os.urandom(300_001) + near for _ in range(15))  # ~4.5 MB
+    h = {"Authorization": f"Bearer {limited.token}",
+         "Content-Type": f"multipart/form-data; boundary={BOUNDARY}"}
+    r = requests.post(f"{limited.url}/workspaces/pipe/files", headers=h,
+                      data=_chunked_body(payload, 77_777))
+    assert r.status_code == 201, r.text
+    meta = r.json()
+    assert meta["size"] == len(payload)
+    assert meta["sha256"] == hashlib.sha256(payload).hexdigest()
+    assert meta["content_type"] == "application/x-test"
+    blobs = _blob_files(limited, "pipe")
+    assert len(blobs) == 1 and blobs[0].read_bytes() == payload
+    auth = {"Authorization": f"Bearer {limited.token}"}
+    whole = requests.get(f"{limited.url}/workspaces/pipe/files/{meta['id']}/content",
+                         headers=auth)
+    assert whole.status_code == 200 and whole.content == payload
+    assert whole.headers["ETag"] == f'"{meta["sha256"]}"'
+    start, end = (1 << 20) - 5, (3 << 20) + 7  # across the download's chunks
+    part = requests.get(f"{limited.url}/workspaces/pipe/files/{meta['id']}/content",
+                        headers={**auth, "Range": f"bytes={start}-{end}"})
+    assert part.status_code == 206 and part.content == payload[start:end + 1]
+
+
+def test_chunked_upload_over_the_limit_mid_stream_leaves_nothing(limited: Server) -> None:
+    # No Content-Length, so the limit can only be found while writing: the writer thread
+    # fails, the upload stops, and its partial blob is removed.
+    h = {"Authorization": f"Bearer {limited.token}",
+         "Content-Type": f"multipart/form-data; boundary={BOUNDARY}"}
+    r = requests.post(f"{limited.url}/workspaces/over/files", headers=h,
+                      data=_chunked_body(os.urandom(10 << 20), 1 << 20))
+    assert r.status_code == 413 and r.json()["error"]["code"] == "payload_too_large"
+    assert _blob_files(limited, "over") == []
+    listing = requests.get(f"{limited.url}/workspaces/over/files",
+                           headers={"Authorization": f"Bearer {limited.token}"})
+    assert listing.status_code == 200 and listing.json()["total"] == 0
+    # The server goes on serving uploads.
+    ok = requests.post(f"{limited.url}/workspaces/over/files", headers=h,
+                       data=_chunked_body(b"small", 3))
+    assert ok.status_code == 201 and ok.json()["size"] == 5
+
+
+def test_protocol_reads_a_connection_in_large_pieces() -> None:
+    import uvicorn
+    from uvicorn.server import ServerState
+
+    cls = http_protocol()
+    assert not isinstance(cls, str)  # httptools is a dependency
+
+    async def main() -> int:
+        async def app(scope: dict, receive: object, send: object) -> None:
+            return None
+
+        config = uvicorn.Config(app, http=cls, log_level="warning")
+        config.load()
+        state = ServerState()
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(
+            lambda: cls(config=config, server_state=state, app_state={}), "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        _, writer = await asyncio.open_connection("127.0.0.1", port)
+        for _ in range(100):
+            if state.connections:
+                break
+            await asyncio.sleep(0.01)
+        (conn,) = state.connections
+        size = int(conn.transport.max_size)  # type: ignore[attr-defined]
+        writer.close()
+        server.close()
+        return size
+
+    assert asyncio.run(main()) == READ_SIZE > 256 * 1024
