@@ -14,7 +14,12 @@ are kept too (a key lookup's ``SELECT name, ... WHERE id = $1`` otherwise pays a
 the one row, ~0.6 ms, for a few bytes): a text column whose values average at most
 ``_NARROW_TEXT`` bytes on disk and whose whole copy is at most ``_MAX_TEXT_BYTES`` (judged per
 table version from Lance's per-field data statistics, no read of the data). Wider columns
-(long text, arrays, JSON, vectors) are never kept: a take reads them.
+(long text, arrays, JSON, vectors) are not kept for rankings: a take reads them.
+
+A key lookup (:func:`key_rows`) keeps text of any width up to ``_LOOKUP_TEXT_BYTES`` a column
+(:func:`lookup_keeps`), per fragment only: it finds the row by the key's sorted values and
+their positions in the fragment, and slices the fragment's arrays, so no per-version copy of
+a wide column is made; the LRU bound covers these arrays too.
 """
 
 from __future__ import annotations
@@ -36,6 +41,8 @@ _MAX_BYTES = 256 << 20
 #: Text columns kept: at most this many bytes a value on disk on average, and this many in all.
 _NARROW_TEXT = 64
 _MAX_TEXT_BYTES = 16 << 20
+#: Text columns a key lookup keeps (:func:`lookup_keeps`): this many bytes in all.
+_LOOKUP_TEXT_BYTES = 32 << 20
 
 _lock = threading.Lock()
 # (uri, fragment id, deleted rows, column) -> (__rid in scan order, values)
@@ -81,37 +88,70 @@ def cacheable(ds: lance.LanceDataset, column: str) -> bool:
     return kept
 
 
-#: (uri, column, Lance field id) -> (whether the text column is kept, live rows then):
-#: Lance's per-field statistics read every fragment's metadata (23-40 ms at 300 fragments),
-#: too slow for each new table version; the answer is taken again only when the table has
-#: grown or shrunk twofold.
-_narrow: dict[tuple[str, str, int], tuple[bool, int]] = {}
+#: (uri, column, Lance field id) -> (bytes on disk, live rows then): Lance's per-field
+#: statistics read every fragment's metadata (23-40 ms at 300 fragments), too slow for each
+#: new table version; they are read again only when the table has grown or shrunk twofold.
+_text_sizes: dict[tuple[str, str, int], tuple[int, int]] = {}
 
 
-def _narrow_text(ds: lance.LanceDataset, column: str) -> bool:
-    """Whether text ``column`` of ``ds`` is narrow enough to keep whole (module docstring):
-    its bytes on disk per row, from the manifest's statistics (no data read)."""
+def _text_size(ds: lance.LanceDataset, column: str) -> tuple[float, int] | None:
+    """(bytes on disk per row, live rows) of text ``column`` of ``ds``, from the manifest's
+    statistics (no data read); None when they cannot be had."""
     try:
         field = ds.lance_schema.field(column)
         if field is None:
-            return False
+            return None
         field_id = field.id()
         rows = int(ds.count_rows())
         key = (ds.uri, column, field_id)
-        found = _narrow.get(key)
-        if found is not None and found[1] // 2 <= rows <= 2 * found[1] + 1024:
-            return found[0]
-        stats: Any = ds.stats.data_stats().fields
-        on_disk = next(f.bytes_on_disk for f in stats if f.id == field_id)
+        found = _text_sizes.get(key)
+        if found is None or not found[1] // 2 <= rows <= 2 * found[1] + 1024:
+            stats: Any = ds.stats.data_stats().fields
+            found = (int(next(f.bytes_on_disk for f in stats if f.id == field_id)), rows)
+            if len(_text_sizes) > 4096:
+                _text_sizes.clear()
+            _text_sizes[key] = found
     except (KeyError, StopIteration, AttributeError, ValueError, OSError):
+        return None
+    return (found[0] / found[1] if found[1] else 0.0), rows
+
+
+def _narrow_text(ds: lance.LanceDataset, column: str) -> bool:
+    """Whether text ``column`` of ``ds`` is narrow enough to keep whole (module docstring)."""
+    size = _text_size(ds, column)
+    if size is None:
         return False
     # In memory: the bytes (at least what is on disk; compression makes it more) and offsets.
-    kept = rows > 0 and on_disk / rows <= _NARROW_TEXT and \
-        on_disk + 8 * rows <= _MAX_TEXT_BYTES
-    if len(_narrow) > 4096:
-        _narrow.clear()
-    _narrow[key] = (kept, rows)
-    return kept
+    per_row, rows = size
+    return rows > 0 and per_row <= _NARROW_TEXT and (per_row + 8) * rows <= _MAX_TEXT_BYTES
+
+
+# (uri, version, column) -> whether a key lookup keeps it (:func:`lookup_keeps`)
+_lookup_kept: dict[tuple[str, int, str], bool] = {}
+
+
+def lookup_keeps(ds: lance.LanceDataset, column: str) -> bool:
+    """Whether a key lookup answers ``column`` from memory (:func:`key_rows`): what
+    :func:`cacheable` keeps, and text of any width whose whole copy is at most
+    ``_LOOKUP_TEXT_BYTES`` (a lookup keeps it per fragment, never as a per-version copy, so
+    it costs its size once; a Lance take of the one row costs 0.3-1 ms)."""
+    key = (ds.uri, int(ds.version), column)
+    found = _lookup_kept.get(key)
+    if found is not None:
+        return found
+    found = cacheable(ds, column)
+    if not found:
+        try:
+            t = ds.schema.field(column).type
+        except KeyError:
+            return False
+        if pa.types.is_string(t) or pa.types.is_large_string(t):
+            size = _text_size(ds, column)
+            found = size is not None and (size[0] + 8) * size[1] <= _LOOKUP_TEXT_BYTES
+    if len(_lookup_kept) > 4096:
+        _lookup_kept.clear()
+    _lookup_kept[key] = found
+    return found
 
 
 def _fragment_key(uri: str, frag: Any, column: str) -> tuple[str, int, int, str]:
@@ -200,8 +240,10 @@ def values_by_rid(ds: lance.LanceDataset, column: str, rids: np.ndarray) -> pa.A
     return values.take(pa.array(pos))
 
 
-# (uri, fragment id, deleted rows, column) -> (the fragment's values sorted, their __rid)
-_sorted: OrderedDict[tuple[str, int, int, str], tuple[np.ndarray, np.ndarray]] = OrderedDict()
+# (uri, fragment id, deleted rows, column) -> (the fragment's values sorted, their __rid,
+# their positions in the fragment's kept arrays)
+_sorted: OrderedDict[tuple[str, int, int, str], tuple[np.ndarray, np.ndarray, np.ndarray]] = \
+    OrderedDict()
 
 
 def rids_for_value(ds: lance.LanceDataset, column: str, value: Any) -> np.ndarray | None:
@@ -215,14 +257,10 @@ def rids_for_value(ds: lance.LanceDataset, column: str, value: Any) -> np.ndarra
     if entries is None:
         return None
     out: list[np.ndarray] = []
-    for vals, rids in entries:
-        try:
-            lo = int(vals.searchsorted(value, "left"))
-            hi = int(vals.searchsorted(value, "right"))
-        except OverflowError:  # out of the column type's range: no row has it
-            continue
-        if hi > lo:
-            out.append(rids[lo:hi])
+    for vals, rids, _, _ in entries:
+        span = _span(vals, value)
+        if span is not None:
+            out.append(rids[span[0]:span[1]])
     if len(out) == 1:
         return out[0].copy()  # one fragment's: ascending already (a copy: callers own it)
     found = np.concatenate(out) if out else np.zeros(0, np.int64)
@@ -231,15 +269,32 @@ def rids_for_value(ds: lance.LanceDataset, column: str, value: Any) -> np.ndarra
     return found
 
 
+def _span(vals: np.ndarray, value: Any) -> tuple[int, int] | None:
+    """Where ``value`` is in the sorted ``vals`` (None: not there). The value is cast to the
+    array's type first: ``searchsorted`` of a Python int in an int32 array otherwise casts the
+    whole array to int64 (~50 us at 100k rows)."""
+    try:
+        v = vals.dtype.type(value)
+    except (OverflowError, ValueError, TypeError):  # out of the column type's range
+        return None
+    lo = int(vals.searchsorted(v, "left"))
+    if lo >= vals.size or vals[lo] != v:
+        return None
+    return lo, int(vals.searchsorted(v, "right"))
+
+
+#: One fragment's key entries: (the key values sorted, their ``__rid``, their positions in
+#: the fragment's kept arrays, (the fragment's cache key less the column, the fragment)).
+Entry = tuple[np.ndarray, np.ndarray, np.ndarray, Any]
+
 # (uri, version, column) -> the sorted entries of every fragment of that version (a version
 # is immutable: a lookup then skips listing the fragments and reading their metadata)
-_version_sorted: OrderedDict[tuple[str, int, str], list[tuple[np.ndarray, np.ndarray]]] = \
-    OrderedDict()
+_version_sorted: OrderedDict[tuple[str, int, str], list[Entry]] = OrderedDict()
 
 
-def _sorted_entries(ds: lance.LanceDataset, column: str
-                    ) -> list[tuple[np.ndarray, np.ndarray]] | None:
-    """(values sorted, their ``__rid``) per fragment of ``ds`` (None: evicted meanwhile)."""
+def _sorted_entries(ds: lance.LanceDataset, column: str) -> list[Entry] | None:
+    """(values sorted, their ``__rid``, their positions, the fragment) per fragment of
+    ``ds`` (None: evicted meanwhile)."""
     vkey = (ds.uri, int(ds.version), column)
     with _lock:
         found = _version_sorted.get(vkey)
@@ -248,7 +303,7 @@ def _sorted_entries(ds: lance.LanceDataset, column: str
             return found
     _load(ds, column)  # every fragment of this version is in _fragments now
     uri = ds.uri
-    entries: list[tuple[np.ndarray, np.ndarray]] = []
+    entries: list[Entry] = []
     for frag in ds.get_fragments():
         key = _fragment_key(uri, frag, column)
         with _lock:
@@ -259,18 +314,85 @@ def _sorted_entries(ds: lance.LanceDataset, column: str
                 return None  # evicted meanwhile: let the caller read Lance
             rids, values = part
             vals = values.to_numpy(zero_copy_only=False)
+            pos = np.arange(rids.size, dtype=np.int64)
             if values.null_count:
                 valid = np.asarray(values.is_valid().to_numpy(zero_copy_only=False), bool)
-                vals, rids = vals[valid], rids[valid]
+                vals, rids, pos = vals[valid], rids[valid], pos[valid]
             order = np.lexsort((rids, vals))  # by value, then __rid
-            entry = (vals[order], rids[order])
+            entry = (vals[order], rids[order], pos[order])
             with _lock:
                 _sorted[key] = entry
                 while len(_sorted) > 4096:
                     _sorted.popitem(last=False)
-        entries.append(entry)
+        entries.append((*entry, (key[:3], frag)))
     with _lock:
         _version_sorted[vkey] = entries
         while len(_version_sorted) > 8:
             _version_sorted.popitem(last=False)
     return entries
+
+
+def _fragment_values(ds: lance.LanceDataset, fragment: tuple[tuple[str, int, int], Any],
+                     column: str) -> tuple[np.ndarray, pa.Array]:
+    """(``__rid``, ``column``'s values) of one fragment's live rows in scan order: kept, or
+    read (that fragment alone) and kept."""
+    global _bytes
+    key = (*fragment[0], column)
+    frag = fragment[1]
+    with _lock:
+        hit = _fragments.get(key)
+        if hit is not None:
+            _fragments.move_to_end(key)
+            return hit
+    t = ds.scanner(columns=[RID, column], fragments=[frag]).to_table()
+    part = (t[RID].to_numpy().astype(np.int64), t[column].combine_chunks())
+    with _lock:
+        _fragments[key] = part
+        _bytes += part[0].nbytes + part[1].nbytes
+        _evict()
+    return part
+
+
+def key_rows(ds: lance.LanceDataset, column: str, value: Any, wanted: list[str],
+             hidden: set[int] | None = None, limit: int | None = None
+             ) -> tuple[dict[str, pa.Array], list[str], np.ndarray] | None:
+    """The rows of ``ds`` whose integer ``column`` equals ``value`` (a key lookup), rows
+    whose ``__rid`` is in ``hidden`` left out, at most ``limit``, ascending by ``__rid``:
+    (the ``wanted`` columns :func:`lookup_keeps` keeps, from memory; the wanted columns it
+    does not, for the caller to take from Lance; the rows' ``__rid``). None: not an integer
+    column or value, or the kept arrays were evicted meanwhile (the caller reads Lance).
+
+    Each fragment's key values are kept sorted with their positions in the fragment's kept
+    arrays (:func:`_sorted_entries`), so a found row's other columns are slices of their
+    fragment's arrays: no per-version copy of a wide column, no search by ``__rid``."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or \
+            not _is_integer(ds, column):
+        return None
+    entries = _sorted_entries(ds, column)
+    if entries is None:
+        return None
+    found: list[tuple[int, int, Any]] = []  # (__rid, position, fragment)
+    for vals, rids, pos, frag in entries:
+        span = _span(vals, value)
+        if span is not None:
+            for i in range(span[0], span[1]):
+                rid = int(rids[i])
+                if not hidden or rid not in hidden:
+                    found.append((rid, int(pos[i]), frag))
+    if len(found) > 1:
+        found.sort(key=lambda f: f[0])
+    if limit is not None:
+        found = found[:max(limit, 0)]
+    kept = [c for c in wanted if lookup_keeps(ds, c)]
+    rest = [c for c in wanted if c not in kept]
+    data: dict[str, pa.Array] = {}
+    for c in kept:
+        parts = []
+        for rid, p, frag in found:
+            rids, values = _fragment_values(ds, frag, c)
+            if p >= rids.size or int(rids[p]) != rid:
+                return None  # not the row the key entries were sorted from
+            parts.append(values.slice(p, 1))
+        data[c] = parts[0] if len(parts) == 1 else (
+            pa.concat_arrays(parts) if parts else pa.array([], ds.schema.field(c).type))
+    return data, rest, np.array([f[0] for f in found], dtype=np.int64)

@@ -11,18 +11,28 @@ round trip; any other shape of query takes the general path.
   settings and who it runs as, so they are kept per catalog version and session state; a
   repeated one costs a dictionary lookup instead of building the catalog relations and a
   DuckDB plan.
-- Point lookups: ``SELECT cols FROM t WHERE key = constant [LIMIT n]``. Fetching one row by its
-  primary key is the most common statement an application sends. Its answer comes straight
-  from Lance (the key's BTREE index finds the row).
+- Point lookups: ``SELECT cols FROM t WHERE key = constant [LIMIT n]`` on a one-column
+  primary key. Fetching one row by its primary key is the most common statement an
+  application sends. What the parse tree decides is kept per statement (:data:`_POINTS`); an
+  integer key's row is found in memory (:func:`.colcache.key_rows`: per fragment, the key
+  values sorted with their positions) and its columns are slices of the kept fragment
+  arrays, wide text included; only columns not kept (vectors, JSON, arrays, very large text)
+  are taken from Lance. Rows still in the write-ahead log come from its overlay. Other keys
+  are filtered in Lance. A transaction that wrote to the table, a composite key, a NULL or
+  mistyped value, or any other shape takes the general path, as does everything under
+  ``SET tarndb.fast_paths = off``.
 """
 
 from __future__ import annotations
 
+import re
 import threading
 from collections import OrderedDict
 from collections.abc import Hashable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pyarrow as pa
 from postgast import pg_query_pb2 as pb
 
@@ -131,6 +141,50 @@ def try_lookup(session: Session, stmt: pb.Node, params: list[Any]) -> Result | N
 
         found: Result | None = try_direct(session, stmt, params)
         return found
+    shape = _point_shape(stmt) if fast else None
+    if shape is None:
+        return None
+    return _point_lookup(session, shape, params)
+
+
+@dataclass(frozen=True)
+class _Point:
+    """What a point lookup's parse tree alone decides (kept per statement, :data:`_POINTS`):
+    the table's name, the select list's column references, the ``WHERE col = value`` sides
+    and LIMIT. Each call binds the table (resolved again: DDL and other servers' changes
+    are seen), the columns and the parameters."""
+
+    schema: str | None
+    relname: str
+    alias: str | None
+    #: (column reference names, output name or "") per select-list entry
+    targets: tuple[tuple[tuple[str, ...], str], ...]
+    #: (column name, parameter number or 0, the constant when 0) per side of the ``=``
+    sides: tuple[tuple[str, int, Any], ...]
+    limit: int | None
+
+
+#: Statement (serialized parse tree) -> its point-lookup shape, None: not one.
+_POINTS: dict[bytes, _Point | None] = {}
+_POINTS_MAX = 1024
+_INT_TEXT = re.compile(r"-?[0-9]+")
+
+
+def _point_shape(stmt: pb.Node) -> _Point | None:
+    blob = stmt.SerializeToString()
+    try:
+        return _POINTS[blob]
+    except KeyError:
+        pass
+    shape = _read_point(stmt.select_stmt)
+    if len(_POINTS) >= _POINTS_MAX:
+        _POINTS.clear()
+    _POINTS[blob] = shape
+    return shape
+
+
+def _read_point(sel: Any) -> _Point | None:
+    """``SELECT cols FROM t WHERE col = constant [LIMIT n]``'s shape, or None."""
     if (len(sel.from_clause) != 1 or ast.kind(sel.from_clause[0]) != "range_var"
             or not sel.HasField("where_clause") or sel.group_clause or sel.distinct_clause
             or sel.sort_clause or sel.HasField("limit_offset") or sel.HasField("having_clause")
@@ -138,50 +192,133 @@ def try_lookup(session: Session, stmt: pb.Node, params: list[Any]) -> Result | N
             or sel.HasField("into_clause") or sel.locking_clause):
         return None
     rv = sel.from_clause[0].range_var
-    if rv.schemaname in ("pg_catalog", "information_schema"):
+    if rv.schemaname in ("pg_catalog", "information_schema") or rv.catalogname \
+            or not rv.inh:
         return None
-    info = session.resolve_table(rv.schemaname or None, rv.relname)
-    if info is None or info.read_only or session.pending_change(info) is not None:
-        return None
-    alias = rv.alias.aliasname if rv.HasField("alias") else info.name
-    columns: list[tuple[str, Any]] = []
+    targets: list[tuple[tuple[str, ...], str]] = []
     for t in sel.target_list:
         rt = t.res_target
-        if ast.kind(rt.val) != "column_ref":
+        if ast.kind(rt.val) != "column_ref" or rt.indirection:
             return None
-        targets = stored_columns(rt, alias, info)
-        if targets is None:
-            return None
-        columns.extend(targets)
+        targets.append((tuple(ast.names(rt.val.column_ref.fields)), rt.name))
     limit = None
     if sel.HasField("limit_count"):
         if ast.kind(sel.limit_count) != "a_const" or \
                 not isinstance(ast.const_value(sel.limit_count), int):
             return None
         limit = int(ast.const_value(sel.limit_count))
-    keyed = key_filter(session, sel, info, params)
-    if keyed is None:
+        if limit < 0:  # an error: the general path says which
+            return None
+    where = sel.where_clause
+    if ast.kind(where) != "a_expr" or where.a_expr.kind != pb.AEXPR_OP \
+            or ast.op_name(where.a_expr) != "=":  # not key = ANY(...)
         return None
-    flt, key_col, value = keyed
+    sides: list[tuple[str, int, Any]] = []
+    for a, b in ((where.a_expr.lexpr, where.a_expr.rexpr),
+                 (where.a_expr.rexpr, where.a_expr.lexpr)):
+        if ast.kind(a) != "column_ref":
+            continue
+        names = ast.names(a.column_ref.fields)
+        if len(names) > 2 or (len(names) == 2 and names[0] not in
+                              (rv.alias.aliasname if rv.HasField("alias") else rv.relname,)):
+            continue
+        if ast.kind(b) == "a_const":
+            sides.append((names[-1], 0, ast.const_value(b)))
+        elif ast.kind(b) == "param_ref":
+            sides.append((names[-1], b.param_ref.number, None))
+    if not sides:
+        return None
+    return _Point(rv.schemaname or None, rv.relname,
+                  rv.alias.aliasname if rv.HasField("alias") else None, tuple(targets),
+                  tuple(sides), limit)
+
+
+def _point_lookup(session: Session, shape: _Point, params: list[Any]) -> Result | None:
+    """A point lookup's answer (module docstring), or None for the general path."""
+    from .scan import _lance_literal
+
+    info = session.resolve_table(shape.schema, shape.relname)
+    if info is None or info.read_only or len(info.primary_key) != 1 or \
+            session.pending_change(info) is not None:
+        return None
+    alias = shape.alias or info.name
+    columns: list[tuple[str, Any]] = []
+    for parts, name in shape.targets:
+        targets = _stored(parts, name, alias, info)
+        if targets is None:
+            return None
+        columns.extend(targets)
+    pk = info.primary_key[0]
+    for name, number, const in shape.sides:
+        col = info.column(name)
+        if col is None or col.name != pk:
+            continue
+        if number:
+            if number > len(params):
+                return None
+            value = params[number - 1]
+        else:
+            value = const
+        if col.type.base in ("int2", "int4", "int8"):
+            # The general path's own reading of an integer key's value (a string of digits
+            # is cast); anything else (NULL, a float, a bad string) goes that way.
+            if isinstance(value, str) and _INT_TEXT.fullmatch(value):
+                value = int(value)
+            if isinstance(value, bool) or not isinstance(value, int):
+                return None
+            return _answer(session, info, col, value, columns, shape.limit, None)
+        literal = _lance_literal(value, col)
+        if literal is not None:
+            return _answer(session, info, col, value, columns, shape.limit,
+                           f"`{col.name}` = {literal}")
+    return None
+
+
+def _answer(session: Session, info: Any, key_col: Any, value: Any,
+            columns: list[tuple[str, Any]], limit: int | None, flt: str | None) -> Result:
+    """The rows of key ``value``: from the write-ahead log's overlay when the key's newest
+    row is logged, else the newest committed Lance version minus the rows the log hides
+    (or the transaction's snapshot); integer keys from memory (:func:`.colcache.key_rows`),
+    other keys by Lance's filter ``flt``."""
     wanted = list(dict.fromkeys(c.name for _, c in columns))
     got = session.overlay_read(info)
     table = _logged_row(got, key_col.name, value, wanted, limit)
-    if table is None and got is not None:
-        # Not in the log: the overlay's dataset is the newest committed version, minus the
-        # rows the log replaced or deleted (no second look at the log, no fold).
-        table = _by_key(got[0], key_col.name, value, wanted, limit, hidden=got[2])
     if table is None:
+        if got is not None and flt is None:
+            # Not in the log: the overlay's dataset is the newest committed version, minus
+            # the rows the log replaced or deleted (no second look at the log, no fold).
+            rows = _by_key(got[0], key_col.name, value, wanted, limit, got[2], columns)
+            if rows is not None:
+                return rows
         store = session.db.store(info)
         # A REPEATABLE READ transaction reads its snapshot (the first read pins it).
         ds = store.dataset(session.snapshot_version(info)) \
             if session.in_transaction and session.serializable else store.dataset()
-        table = _by_key(ds, key_col.name, value, wanted, limit)
-        if table is None:
-            table = ds.to_table(columns=wanted, filter=flt, limit=limit)
-    out = pa.table({str(i): table.column(c.name) for i, (_, c) in enumerate(columns)})
+        if flt is None:
+            rows = _by_key(ds, key_col.name, value, wanted, limit, None, columns)
+            if rows is not None:
+                return rows
+            flt = f"`{key_col.name}` = {value}"
+        table = ds.to_table(columns=wanted, filter=flt, limit=limit)
+    return _result(columns, {c: table.column(c) for c in wanted}, table.num_rows)
+
+
+def _result(columns: list[tuple[str, Any]], data: dict[str, Any], n: int) -> Result:
+    """The Result of one lookup's rows: Python values converted as the general path
+    converts its Arrow result (values.column_to_python), without an Arrow table."""
+    from .values import column_to_python
+
     cols = [Column(name, c.type) for name, c in columns]
-    return Result(columns=cols, command=f"SELECT {out.num_rows}", rowcount=out.num_rows,
-                  _arrow=out)
+    if n == 0:
+        rows: list[tuple[Any, ...]] = []
+    else:
+        converted: dict[str, list[Any]] = {}
+        for _, c in columns:
+            if c.name not in converted:
+                converted[c.name] = column_to_python(data[c.name], c.type)
+        rows = list(zip(*(converted[c.name] for _, c in columns), strict=True)) \
+            if columns else [() for _ in range(n)]
+    return Result(columns=cols, command=f"SELECT {n}", rowcount=n, _rows=rows)
 
 
 def _logged_row(got: tuple[Any, Any, set[int]] | None, column: str, value: Any,
@@ -199,38 +336,30 @@ def _logged_row(got: tuple[Any, Any, set[int]] | None, column: str, value: Any,
 
 
 def _by_key(ds: Any, column: str, value: Any, wanted: list[str], limit: int | None,
-            hidden: set[int] | None = None) -> pa.Table | None:
-    """The rows whose integer key is ``value``: the key's rows from the kept column
-    (engine/colcache.py), their columns from memory too when all are kept, else by a take
-    of just those rows; rows whose ``__rid`` is in ``hidden`` (replaced or deleted by the
-    write-ahead log) left out. None: not an integer key (the caller filters in Lance)."""
-    import numpy as np
-
+            hidden: set[int] | None, columns: list[tuple[str, Any]]) -> Result | None:
+    """The rows whose integer key is ``value`` (:func:`.colcache.key_rows`): the columns it
+    keeps from memory, the others by a Lance take of just those rows. None: the caller
+    filters in Lance."""
     from ..storage.rowmap import rows_by_rid
     from ..storage.tables import RID
     from . import colcache
 
-    if not colcache.cacheable(ds, column):
+    found = colcache.key_rows(ds, column, value, wanted, hidden, limit)
+    if found is None:
         return None
-    rids = colcache.rids_for_value(ds, column, value)
-    if rids is None:
-        return None
-    if hidden and rids.size:  # (a set lookup per found row: the hidden set may be large)
-        rids = np.array([r for r in rids.tolist() if r not in hidden], dtype=np.int64)
-    rids = rids[:limit] if limit is not None else rids
-    if rids.size == 0:
-        return ds.to_table(columns=wanted, limit=0)
-    if all(colcache.cacheable(ds, c) for c in wanted):
-        data = {}
-        for c in wanted:
-            values = colcache.values_by_rid(ds, c, rids)
-            if values is None:
-                break
-            data[c] = values
-        else:
-            return pa.table(data)
-    rows = rows_by_rid(ds, rids, [*wanted, RID] if RID not in wanted else wanted)
-    return rows.select(wanted)
+    data, rest, rids = found
+    if rest and rids.size:
+        taken = rows_by_rid(ds, rids, [*rest, RID])
+        if taken.num_rows != rids.size:
+            return None
+        order = np.argsort(taken.column(RID).to_numpy(), kind="stable")  # rids ascending
+        taken = taken.take(pa.array(order))
+        for c in rest:
+            data[c] = taken.column(c)
+    elif rest:
+        for c in rest:
+            data[c] = pa.array([], ds.schema.field(c).type)
+    return _result(columns, data, int(rids.size))
 
 
 # -- system catalog queries ------------------------------------------------------------------
@@ -364,10 +493,14 @@ def stored_columns(rt: Any, alias: str, info: Any) -> list[tuple[str, Any]] | No
     """(output name, ColumnInfo) pairs of a select-list column reference (``col``,
     ``alias.col`` or ``*``) to the table ``info``; None for anything else (another table,
     an unknown column, ``* AS name``). The fast paths answer only such lists."""
-    parts = ast.names(rt.val.column_ref.fields)
+    return _stored(tuple(ast.names(rt.val.column_ref.fields)), rt.name, alias, info)
+
+
+def _stored(parts: tuple[str, ...], name: str, alias: str, info: Any
+            ) -> list[tuple[str, Any]] | None:
     if len(parts) > 2 or (len(parts) == 2 and parts[0] != alias):
         return None
     if parts[-1] == "*":
-        return None if rt.name else [(c.name, c) for c in info.columns]
+        return None if name else [(c.name, c) for c in info.columns]
     col = info.column(parts[-1])
-    return None if col is None else [(rt.name or col.name, col)]
+    return None if col is None else [(name or col.name, col)]
