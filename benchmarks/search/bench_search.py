@@ -4,6 +4,7 @@
     python benchmarks/search/bench_search.py --full          # issue 9's sizes: 1M x 384, 100k bags
     python benchmarks/search/bench_search.py --via psycopg   # through the wire vs PostgreSQL +
                                                              # pgvector (bench_wire.py)
+    python benchmarks/search/bench_search.py --via psycopg --only-maxsim  # MaxSim rows only
 
 Every row prints p50/p95 latency (ms) and recall@10 against the exact answer; filtered rows
 also count under-filled answers (fewer than 10 rows while at least 10 rows match):

@@ -47,9 +47,14 @@ Indexes (see :class:`IndexManager`)::
     mgr.list_indexes(); mgr.index_for(column)
 
 Index types: float4[] ``clustered`` (default; Lance IVF_FLAT) and ``clustered_quantized``
-(IVF_PQ + exact refine); float4[][] ``pooled_quantized`` (default; ANN on the mean vector,
-exact MaxSim rerank); text ``bm25`` (default) and alias ``inverted_index``. State lives in
+(IVF_PQ + exact refine); float4[][] ``pooled_quantized`` (default; a first stage over each
+bag's normalised mean vector, then exact MaxSim of the best ``candidates`` bags, default
+max(20 k, 200)); text ``bm25`` (default) and alias ``inverted_index``. State lives in
 ``<table uri>/_tarn_indexes/<name>/``; rows written after the last fold are searched exactly.
+The pooled first stage is the same search a float4[] index runs over those mean vectors (one
+product over the in-memory copy below ``ann_min_rows``, the in-memory IVF probe with the
+calibrated count for that depth above it); the rerank gathers the candidates' bags from the
+index's packed copy of them and scores them with one product.
 
 Recall target, not a probe fraction: a vector index calibrates its IVF probe count on its own
 rows when it is built and when a refresh changed its rows by 20% (``IndexInfo.tuning``,
