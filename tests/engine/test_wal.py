@@ -392,3 +392,68 @@ def test_another_server_folds_a_file_this_one_is_folding(
     finally:
         db1.close()
         db2.close()
+
+
+def _own_file_with_spare(wal: walmod.TableWal) -> None:
+    """Let the background spare be made, then start a new file (which takes it)."""
+    assert wal._spare is not None
+    wal._spare.result(timeout=30)
+    wal.rotate()
+
+
+def test_log_files_are_preallocated_and_read_up_to_their_last_record(tmp_path: Path) -> None:
+    """A new file is a spare of zeros made ahead of time; records overwrite the zeros, readers
+    stop at them, and a torn record inside the zeros is ignored like one at the end of a file."""
+    import numpy as np
+    import pyarrow as pa
+
+    wal = walmod.TableWal(str(tmp_path / "wal"))
+    rows = [pa.table({"id": [i], "__rid": pa.array([i], pa.int64())}) for i in range(4)]
+    wal.append(rows[0], 1)  # the first file is a plain one; a spare is made meanwhile
+    _own_file_with_spare(wal)
+    wal.append(rows[1], 1)
+    wal.append(rows[2], 1, np.array([0], np.int64))
+    name = wal.own_name
+    assert name is not None
+    path = tmp_path / "wal" / name
+    assert path.stat().st_size == walmod.PREALLOCATE  # appended in place, not grown
+    got = wal.read(name)
+    assert got is not None
+    assert [r.rows.column("id").to_pylist() for r in got.records] == [[1], [2]]
+    assert got.records[1].removed.tolist() == [0]
+    # A crash in the middle of the next append: its half is followed by zeros.
+    torn = walmod.encode(rows[3])
+    with open(path, "r+b") as f:
+        f.seek(got.records[-1].end)
+        f.write(torn[: len(torn) // 2])
+    again = wal.read(name)
+    assert again is not None and len(again.records) == 2
+    # Spares are not log files, and closing the log removes the one made for it.
+    assert all(n.endswith(".wal") for n in wal.files())
+    wal.close()
+    fut = walmod._spare_maker().submit(lambda: None)
+    fut.result(timeout=30)  # the spare maker has finished what it was making
+    assert not [n for n in os.listdir(tmp_path / "wal") if n.startswith(".spare-")]
+
+
+def test_a_record_past_the_preallocated_end_extends_the_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import pyarrow as pa
+
+    monkeypatch.setattr(walmod, "PREALLOCATE", 4096)
+    wal = walmod.TableWal(str(tmp_path / "wal"))
+    small = pa.table({"id": [1], "__rid": pa.array([1], pa.int64())})
+    wal.append(small, 1)
+    _own_file_with_spare(wal)
+    big = pa.table({"id": list(range(2000)), "__rid": pa.array(range(2000), pa.int64())})
+    wal.append(small, 1)
+    name = wal.own_name
+    assert name is not None
+    assert (tmp_path / "wal" / name).stat().st_size == 4096
+    wal.append(big, 1)
+    wal.append(small, 1)
+    assert (tmp_path / "wal" / name).stat().st_size > 4096
+    got = wal.read(name)
+    assert got is not None
+    assert [r.rows.num_rows for r in got.records] == [1, 2000, 1]
+    wal.close()

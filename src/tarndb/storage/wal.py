@@ -23,6 +23,15 @@ Folding is idempotent: the Lance commit that folds a file's records names the fi
 offset it folded up to in its transaction properties, so a folder that finds a file after a
 crash between that commit and the file's removal skips what was already folded.
 
+Files are preallocated: a new file is a *spare* made ahead of time in the background (zeros,
+written and synced, named ``.spare-<id>``), renamed to its ``.wal`` name when needed, and
+appends overwrite its zeros in place. Then an append's ``fdatasync`` flushes only the data, not
+a grown file size through the filesystem's journal: 0.13 ms instead of 0.8–1.2 ms on this
+project's ext4 disks, and that sync is most of a small commit's wait and of the time a hot row
+stays locked. PostgreSQL preallocates its WAL segments for the same reason. Readers stop at
+the first zero frame (no record is empty). A record past the preallocated end simply extends
+the file.
+
 Only local lakes log: on an object store an append is a PUT, which costs what the Lance
 commit it would save costs.
 """
@@ -31,8 +40,10 @@ from __future__ import annotations
 
 import os
 import struct
+import threading
 import uuid
 import zlib
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -43,6 +54,11 @@ WAL_DIR = "_tarndb_wal"
 #: Transaction property of a fold commit: JSON {file name: offset folded up to}.
 FOLD_PROPERTY = "tarndb.wal"
 _FRAME = struct.Struct("<II")  # payload length, CRC32 of the payload
+#: Bytes of zeros a new log file starts with (see the module docstring). A fold starts a
+#: new file about once a second under steady writes; 2 MiB holds ~1,000 single-row commits
+#: of a 384-d vector table.
+PREALLOCATE = 2 << 20
+_SPARE_PREFIX = ".spare-"
 #: Schema metadata key of a record's removed rids (little-endian int64s).
 _REMOVED = b"tarndb.removed"
 
@@ -81,6 +97,8 @@ def decode(data: bytes) -> list[WalRecord]:
     pos = 0
     while pos + _FRAME.size <= len(data):
         size, crc = _FRAME.unpack_from(data, pos)
+        if size == 0:  # the preallocated zeros past the last record
+            break
         start = pos + _FRAME.size
         payload = data[start:start + size]
         if len(payload) < size or zlib.crc32(payload) != crc:
@@ -99,6 +117,54 @@ def decode(data: bytes) -> list[WalRecord]:
 
 _NONE = np.empty(0, np.int64)
 
+_spare_pool: ThreadPoolExecutor | None = None
+_spare_pool_lock = threading.Lock()
+
+
+def _spare_maker() -> ThreadPoolExecutor:
+    """One background thread for the whole process makes every table's spare files."""
+    global _spare_pool
+    with _spare_pool_lock:
+        if _spare_pool is None:
+            _spare_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tarndb-wal-spare")
+        return _spare_pool
+
+
+def make_spare(directory: str, size: int | None = None) -> str | None:
+    """A new file of ``size`` (default :data:`PREALLOCATE`) zero bytes in ``directory``, on
+    disk (synced); its path, or None when the directory is gone (the table was dropped)."""
+    size = PREALLOCATE if size is None else size
+    path = os.path.join(directory, f"{_SPARE_PREFIX}{uuid.uuid4().hex}")
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except FileNotFoundError:
+        return None
+    try:
+        zeros = bytes(min(size, 1 << 20))
+        left = size
+        while left > 0:
+            left -= os.write(fd, zeros[:left])
+        os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        _unlink(path)
+        raise
+    os.close(fd)
+    return path
+
+
+def _remove_spare(fut: Future[str | None]) -> None:
+    path = fut.result() if fut.exception() is None else None
+    if path is not None:
+        _unlink(path)
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
 
 class TableWal:
     """This server's log file for one table, and the reading of every server's files.
@@ -116,6 +182,11 @@ class TableWal:
         self.pending_rows = 0
         #: this server's earlier files whose fold is under way (TableStore.fold)
         self._rotated: set[str] = set()
+        #: where the next record goes in the current file, and how far it is preallocated
+        self._end = 0
+        self._allocated = 0
+        #: the next file, being made in the background (a path, or None if it failed)
+        self._spare: Future[str | None] | None = None
 
     @property
     def own_name(self) -> str | None:
@@ -158,12 +229,16 @@ class TableWal:
         be later versions)."""
         fd = self._open(base)
         data = encode(rows, removed)
-        written = os.write(fd, data)
+        written = os.pwrite(fd, data, self._end)
         if written != len(data):  # a full disk: drop the partial record, report 53100
-            os.ftruncate(fd, os.lseek(fd, 0, os.SEEK_CUR) - written)
+            # (Inside the preallocated part its bytes stay, and readers stop at them; the
+            # next record overwrites them.)
+            if self._end + written > self._allocated:
+                os.ftruncate(fd, max(self._end, self._allocated))
             raise OSError(28, "No space left on device")
         if self.sync:
             os.fdatasync(fd)
+        self._end += len(data)
         self.pending_rows += rows.num_rows
 
     def _open(self, base: int) -> int:
@@ -174,9 +249,20 @@ class TableWal:
                 return self._fd
             self._close()
         os.makedirs(self.dir, exist_ok=True)
-        self._name = f"{base:016d}-{uuid.uuid4().hex}.wal"
-        self._fd = os.open(os.path.join(self.dir, self._name),
-                           os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        name = f"{base:016d}-{uuid.uuid4().hex}.wal"
+        path = os.path.join(self.dir, name)
+        spare = self._take_spare()
+        if spare is not None:
+            os.rename(spare, path)
+            self._fd = os.open(path, os.O_WRONLY)
+            self._allocated = os.fstat(self._fd).st_size
+        else:
+            self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            self._allocated = 0
+        self._name = name
+        self._end = 0
+        if self.sync:
+            self._spare = _spare_maker().submit(make_spare, self.dir)
         if self.sync:  # the new name itself must survive a crash
             dfd = os.open(self.dir, os.O_RDONLY)
             try:
@@ -184,6 +270,22 @@ class TableWal:
             finally:
                 os.close(dfd)
         return self._fd
+
+    def _take_spare(self) -> str | None:
+        """The spare file if it is ready (never waits for one being made)."""
+        fut = self._spare
+        if fut is None or not fut.done():
+            return None
+        self._spare = None
+        try:
+            return fut.result()
+        except OSError:
+            return None  # a full disk, say: the plain file reports it on append
+
+    def _drop_spare(self) -> None:
+        fut, self._spare = self._spare, None
+        if fut is not None:
+            fut.add_done_callback(_remove_spare)
 
     def read(self, name: str) -> WalFile | None:
         try:
@@ -235,7 +337,9 @@ class TableWal:
                 pass
         self._fd = None
         self._name = None
+        self._end = self._allocated = 0
         self.pending_rows = 0
 
     def close(self) -> None:
         self._close()
+        self._drop_spare()
