@@ -85,3 +85,51 @@ def test_jsonb_path_operators_and_functions(pg_server: Server) -> None:
         c.execute(f"UPDATE {t} SET d = d || %s::jsonb WHERE id = 2", ('{"new": true}',))
         assert c.execute(f"SELECT d FROM {t} WHERE id = 2").fetchone() == (
             {"a": {"b": [20]}, "k": "w/z", "new": True},)
+
+
+class _BinaryJsonb:
+    """Text sent as a binary jsonb parameter as is (psycopg's Jsonb would refuse NaN)."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+
+def _register_binary_jsonb(conn: psycopg.Connection) -> None:
+    from psycopg.adapt import Dumper
+    from psycopg.pq import Format
+
+    class D(Dumper):
+        format = Format.BINARY
+        oid = 3802  # jsonb
+
+        def dump(self, obj: _BinaryJsonb) -> bytes:
+            return b"\x01" + obj.text.encode()
+
+    conn.adapters.register_dumper(_BinaryJsonb, D)
+
+
+def test_json_parameters_keep_long_integers_and_refuse_nan(pg_server: Server) -> None:
+    """Bound json/jsonb parameters, text and binary, single and pipelined: integers past 64
+    bits stay exact (the fast parser would make them floats), and a binary jsonb parameter
+    that is not JSON (NaN, Infinity) is refused with 22P02 as PostgreSQL words it, leaving the
+    table unchanged. (Text JSON goes through DuckDB's JSON cast, which still takes NaN.)"""
+    from psycopg.types.json import Jsonb
+
+    t = f"jn_{uuid.uuid4().hex[:8]}"
+    big = 123456789012345678901234567890
+    with psycopg.connect(pg_server.dsn(), autocommit=True) as c:
+        _register_binary_jsonb(c)
+        c.execute(f"CREATE TABLE {t} (id INT, d JSONB)")
+        c.execute(f"INSERT INTO {t} VALUES (1, %s)", [Jsonb({"n": big, "f": 0.1})])
+        c.execute(f"INSERT INTO {t} VALUES (2, %s)", [Jsonb([big, "x"])], binary=True)
+        with c.cursor() as cur:
+            cur.executemany(f"INSERT INTO {t} VALUES (%s, %s)",
+                            [(3 + i, Jsonb({"i": i, "n": big})) for i in range(3)])
+        rows = c.execute(f"SELECT id, d FROM {t} ORDER BY id").fetchall()
+        assert rows == [(1, {"n": big, "f": 0.1}), (2, [big, "x"])] + [
+            (3 + i, {"i": i, "n": big}) for i in range(3)]
+        for bad in ('{"a": NaN}', "[1, Infinity]", "NaN"):
+            with pytest.raises(psycopg.errors.InvalidTextRepresentation,
+                               match="invalid input syntax for type json"):
+                c.execute(f"INSERT INTO {t} VALUES (9, %s)", [_BinaryJsonb(bad)])
+        assert c.execute(f"SELECT count(*) FROM {t}").fetchone() == (5,)

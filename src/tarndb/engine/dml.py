@@ -13,6 +13,7 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 from postgast import pg_query_pb2 as pb
@@ -602,6 +603,11 @@ def _valid_json(text: str) -> bool:
     def refuse(_: str) -> Any:
         raise ValueError
 
+    try:
+        orjson.loads(text)  # strict JSON (no NaN), 5x faster than the json module
+        return True
+    except orjson.JSONDecodeError:
+        pass  # or JSON that orjson refuses: integers past 64 bits, deep nesting
     try:
         json.loads(text, parse_constant=refuse)
     except (ValueError, RecursionError):
