@@ -214,7 +214,8 @@ def test_a_batch_runs_early_past_its_byte_bound(pdb: tarndb.Database,  # noqa: F
 
     from tarndb.pgwire import protocol
 
-    monkeypatch.setattr(protocol, "MAX_BATCH_BYTES", 3000)  # two 384-d float4 vectors
+    # Two 384-d float4 vectors as sent (3,092 bytes each in binary: a length word per float).
+    monkeypatch.setattr(protocol, "MAX_BATCH_BYTES", 6000)
     s = pdb.session()
     s.execute("CREATE TABLE pb5 (id INT8, v FLOAT4[])")
     s.close()

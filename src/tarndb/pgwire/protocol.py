@@ -116,6 +116,8 @@ class Portal:
     done: bool = False
     #: Columns announced by Describe (so Execute encodes exactly what was described).
     columns: list[Column] | None = None
+    #: Bytes of parameters as the client sent them (what a held batch counts).
+    param_bytes: int = 0
 
 
 #: Largest message before authentication completes (PostgreSQL allows SASL and password
@@ -167,18 +169,6 @@ class _Batch:
     size: int = 0
 
 
-def _param_bytes(v: Any) -> int:
-    """About what a decoded parameter holds (to bound a batch's memory)."""
-    if isinstance(v, (str, bytes)):
-        return len(v)
-    nbytes = getattr(v, "nbytes", None)  # numpy arrays (binary float arrays)
-    if isinstance(nbytes, int):
-        return nbytes
-    if isinstance(v, (list, tuple)):
-        return 8 * len(v)
-    return 8
-
-
 #: A batch runs once it holds this many parameter sets or bytes of parameters.
 MAX_BATCH_SETS = 10_000
 MAX_BATCH_BYTES = 16 << 20
@@ -186,7 +176,7 @@ MAX_BATCH_BYTES = 16 << 20
 #: waiting for Sync (small enough that the work overlaps the client's, large enough that
 #: the per-statement cost is shared).
 EARLY_BATCH_SETS = 64
-EARLY_BATCH_BYTES = 256 << 10
+EARLY_BATCH_BYTES = 512 << 10
 
 
 @dataclass
@@ -640,7 +630,9 @@ class ServerConnection:
             batch = self._batch = _Batch(portal.statement.sql, [], [])
         batch.sets.append(portal.params)
         batch.slots.append(len(self._out))
-        batch.size += sum(_param_bytes(v) for v in portal.params)
+        # (As sent, not as decoded: a decoded embedding is its float32 array, about the same
+        # size, and counting what Python objects hold cost a tenth of a pipelined row.)
+        batch.size += portal.param_bytes
         portal.done = True
         portal.result = Result(command="INSERT 0 1", rowcount=1)
         if len(batch.sets) >= MAX_BATCH_SETS or batch.size >= MAX_BATCH_BYTES:
@@ -910,7 +902,8 @@ class ServerConnection:
             values.append(decoder(oid, self._fmt(formats, i))(raw))
         if msg.portal and msg.portal in self._portals:
             raise DuplicateCursor(f'portal "{msg.portal}" already exists')
-        self._portals[msg.portal] = Portal(msg.portal, st, values, list(msg.result_formats))
+        self._portals[msg.portal] = Portal(msg.portal, st, values, list(msg.result_formats),
+                                           param_bytes=sum(len(r) for r in msg.params if r))
         self._out.append(m.b_bind_complete())
 
     def _describe(self, msg: m.Describe) -> None:
