@@ -84,6 +84,22 @@ def test_maxsim_chunking_gives_same_result(monkeypatch: pytest.MonkeyPatch) -> N
     np.testing.assert_allclose(maxsim_scores(pack_bags(bags), q), full, atol=1e-6)
 
 
+def test_maxsim_single_threaded_blocks_give_same_result(monkeypatch: pytest.MonkeyPatch) -> None:
+    import tarndb.search._kernels as kern
+
+    rng = np.random.default_rng(5)
+    bags = [rng.standard_normal((int(rng.integers(0, 9)), 8)) for _ in range(300)]
+    q = rng.standard_normal((3, 8))
+    monkeypatch.setattr(kern, "MAXSIM_SINGLE_THREAD_TOKENS", 0)  # one product
+    whole = maxsim_scores(pack_bags(bags), q)
+    # Blocks of 5 token rows (odd, so that blocks cut through bags).
+    monkeypatch.setattr(kern, "MAXSIM_SINGLE_THREAD_TOKENS", 1 << 15)
+    monkeypatch.setattr(kern, "_SINGLE_THREAD_GEMM", 5 * 3 * 8)
+    np.testing.assert_allclose(maxsim_scores(pack_bags(bags), q), whole, atol=1e-6)
+    want = [_maxsim_oracle(np.asarray(b), q) for b in bags]
+    np.testing.assert_allclose(whole, want, atol=1e-5)
+
+
 def test_packed_take_keeps_bags() -> None:
     rng = np.random.default_rng(4)
     bags = [rng.standard_normal((int(rng.integers(0, 5)), 4)) for _ in range(20)]
