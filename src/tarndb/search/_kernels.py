@@ -26,8 +26,8 @@ I64 = npt.NDArray[np.int64]
 _MAXSIM_CHUNK_TOKENS = 1 << 18
 
 # Up to this many token rows (a rerank's candidates: 200 bags of ~25 vectors; an exact
-# scan's fragments of up to ~1,000 such bags) the MaxSim
-# product runs single-threaded, in blocks of at most _SINGLE_THREAD_GEMM multiply-adds:
+# scan's fragments of up to ~1,000 such bags) the MaxSim product runs single-threaded, in
+# blocks of at most _SINGLE_THREAD_GEMM multiply-adds:
 # OpenBLAS threads a float32 product above roughly 2^19-2^20 of them (measured: 256 x 128 x
 # 16 ran on one thread, 512 x 128 x 16 on two), and on a small machine shared with the
 # client and other work its threads cost more than they save: in ``tarndb serve`` the
