@@ -37,9 +37,13 @@ import pyarrow as pa
 from postgast import pg_query_pb2 as pb
 
 from ..sql import ast
-from . import views
+from ..storage.rowmap import rows_by_rid
+from ..storage.tables import RID
+from . import colcache, views
 from .result import Column, Result
+from .scan import _lance_literal, logged_key_rows
 from .types import ColumnType
+from .values import column_to_python
 
 if TYPE_CHECKING:
     from .session import Session
@@ -48,8 +52,6 @@ if TYPE_CHECKING:
 def key_filter(session: Session, sel: Any, info: Any, params: list[Any]
                 ) -> tuple[str, Any, Any] | None:
     """(Lance filter, key column, key value) of ``WHERE key = constant``."""
-    from .scan import _lance_literal
-
     where = sel.where_clause
     if ast.kind(where) != "a_expr" or where.a_expr.kind != pb.AEXPR_OP \
             or ast.op_name(where.a_expr) != "=":  # not key = ANY(...)
@@ -235,8 +237,6 @@ def _read_point(sel: Any) -> _Point | None:
 
 def _point_lookup(session: Session, shape: _Point, params: list[Any]) -> Result | None:
     """A point lookup's answer (module docstring), or None for the general path."""
-    from .scan import _lance_literal
-
     info = session.resolve_table(shape.schema, shape.relname)
     if info is None or info.read_only or len(info.primary_key) != 1 or \
             session.pending_change(info) is not None:
@@ -306,8 +306,6 @@ def _answer(session: Session, info: Any, key_col: Any, value: Any,
 def _result(columns: list[tuple[str, Any]], data: dict[str, Any], n: int) -> Result:
     """The Result of one lookup's rows: Python values converted as the general path
     converts its Arrow result (values.column_to_python), without an Arrow table."""
-    from .values import column_to_python
-
     cols = [Column(name, c.type) for name, c in columns]
     if n == 0:
         rows: list[tuple[Any, ...]] = []
@@ -327,8 +325,6 @@ def _logged_row(got: tuple[Any, Any, set[int]] | None, column: str, value: Any,
     write-ahead log (a row many writers update), from the statement's overlay read
     (:meth:`.Session.overlay_read`) without folding the log; None otherwise (the caller
     reads Lance)."""
-    from .scan import logged_key_rows
-
     mine = logged_key_rows(got[1] if got is not None else None, column, value)
     if mine is None:
         return None
@@ -340,10 +336,6 @@ def _by_key(ds: Any, column: str, value: Any, wanted: list[str], limit: int | No
     """The rows whose integer key is ``value`` (:func:`.colcache.key_rows`): the columns it
     keeps from memory, the others by a Lance take of just those rows. None: the caller
     filters in Lance."""
-    from ..storage.rowmap import rows_by_rid
-    from ..storage.tables import RID
-    from . import colcache
-
     found = colcache.key_rows(ds, column, value, wanted, hidden, limit)
     if found is None:
         return None
