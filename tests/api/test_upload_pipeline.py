@@ -1,12 +1,14 @@
-"""The streamed upload path through a real server: multipart parsed as it arrives, batches
-hashed and written on a worker thread while the next ones are received (api/_multipart.py),
-uvicorn reading 1 MiB at a time (api/_protocol.py)."""
+"""Files through a real server: uploads parsed as they arrive, batches hashed and written on
+a worker thread while the next ones are received (api/_multipart.py), uvicorn reading 1 MiB at
+a time, and downloads sent with ``sendfile`` (api/_protocol.py)."""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
 import os
+import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -118,3 +120,63 @@ def test_protocol_reads_a_connection_in_large_pieces() -> None:
         return size
 
     assert asyncio.run(main()) == READ_SIZE > 256 * 1024
+
+
+def _upload(server: Server, ws: str, payload: bytes) -> str:
+    h = {"Authorization": f"Bearer {server.token}",
+         "Content-Type": f"multipart/form-data; boundary={BOUNDARY}"}
+    r = requests.post(f"{server.url}/workspaces/{ws}/files", headers=h,
+                      data=_chunked_body(payload, 1 << 20))
+    assert r.status_code == 201, r.text
+    return str(r.json()["id"])
+
+
+def test_sendfile_downloads_on_one_kept_alive_connection(limited: Server) -> None:
+    payload = os.urandom((2 << 20) + 12345)
+    fid = _upload(limited, "send", payload)
+    url = f"{limited.url}/workspaces/send/files/{fid}"
+    auth = {"Authorization": f"Bearer {limited.token}"}
+    with requests.Session() as s:
+        # Several responses on one connection: each sendfile body ends exactly where its
+        # Content-Length says, or the next response would be read out of its bytes.
+        for _ in range(2):
+            whole = s.get(f"{url}/download", headers=auth)
+            assert whole.status_code == 200 and whole.content == payload
+            assert whole.headers["Content-Disposition"].startswith("attachment")
+            tail = s.get(f"{url}/content", headers={**auth, "Range": "bytes=-1000"})
+            assert tail.status_code == 206 and tail.content == payload[-1000:]
+            assert tail.headers["Content-Range"] == f"bytes {len(payload) - 1000}-" \
+                f"{len(payload) - 1}/{len(payload)}"
+            meta = s.get(url, headers=auth)
+            assert meta.status_code == 200 and meta.json()["size"] == len(payload)
+        head = s.head(f"{url}/content", headers=auth)
+        assert head.status_code == 200 and head.content == b""
+        assert head.headers["Content-Length"] == str(len(payload))
+        etag = whole.headers["ETag"]
+        assert s.get(f"{url}/content", headers={**auth, "If-None-Match": etag}).status_code \
+            == 304
+        other = s.get(f"{url}/content", headers=bearer_other(limited))
+        assert other.status_code == 401
+
+
+def bearer_other(server: Server) -> dict[str, str]:
+    return {"Authorization": "Bearer tdb_not_a_token_000000000000000"}
+
+
+def test_client_leaving_mid_download_does_not_hurt_the_server(limited: Server) -> None:
+    payload = os.urandom(5 << 20)
+    fid = _upload(limited, "leave", payload)
+    port = int(limited.url.rsplit(":", 1)[1])
+    for _ in range(3):
+        with socket.socket() as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before the window
+            sock.connect(("127.0.0.1", port))
+            sock.sendall((f"GET /workspaces/leave/files/{fid}/content HTTP/1.1\r\n"
+                          f"Host: x\r\nAuthorization: Bearer {limited.token}\r\n\r\n")
+                         .encode())
+            assert sock.recv(4096).startswith(b"HTTP/1.1 200")
+            time.sleep(0.1)  # the server is mid-body, blocked on this socket
+    r = requests.get(f"{limited.url}/workspaces/leave/files/{fid}/content",
+                     headers={"Authorization": f"Bearer {limited.token}"})
+    assert r.status_code == 200 and r.content == payload
+    assert requests.get(f"{limited.url}/health").status_code == 200

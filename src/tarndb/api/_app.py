@@ -39,6 +39,7 @@ from ..files import FileMeta, FileStore, check_workspace, parse_file_id
 from ._encode import dumps, result_json, to_param
 from ._errors import MethodNotAllowed, PayloadTooLarge, TooManyRequests, Unauthenticated
 from ._multipart import receive_upload
+from ._protocol import SENDFILE
 from ._ranges import RangeNotSatisfiable, parse_range
 from ._settings import ApiSettings
 from ._sqlcheck import check_statement
@@ -592,6 +593,10 @@ async def _serve_file(request: Request, kind: str) -> Response:
     headers["Content-Length"] = str(end - start)
     if request.method == "HEAD" or end == start:
         return Response(status_code=status, headers=headers, media_type=meta.content_type)
+    if SENDFILE in request.scope.get("extensions", {}):
+        local = await st.run_io(st.store.open_local, meta)
+        if local is not None:
+            return _SendfileResponse(st, local, start, end, status, headers, meta.content_type)
     reader = await st.run_io(st.store.open, meta)
 
     async def body() -> AsyncIterator[bytes]:
@@ -610,6 +615,27 @@ async def _serve_file(request: Request, kind: str) -> Response:
 
     return StreamingResponse(body(), status_code=status, headers=headers,
                              media_type=meta.content_type)
+
+
+class _SendfileResponse(Response):
+    """Headers, then bytes ``start`` to ``end`` of an open local file sent by the server
+    with ``sendfile`` (the ``tarndb.sendfile`` extension of api/_protocol.py): no copy
+    through Python. Servers without the extension get the streamed response instead."""
+
+    def __init__(self, st: _State, file: Any, start: int, end: int, status: int,
+                 headers: dict[str, str], media_type: str) -> None:
+        super().__init__(None, status, headers, media_type)
+        self._st, self._file, self._start, self._end = st, file, start, end
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await send({"type": "http.response.start", "status": self.status_code,
+                        "headers": self.raw_headers})
+            await send({"type": SENDFILE, "file": self._file, "offset": self._start,
+                        "count": self._end - self._start})
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self._st.run_io(self._file.close)
 
 
 async def file_content(request: Request) -> Response:

@@ -618,6 +618,17 @@ class FileStore:
             self._forget(meta.workspace, meta.id)
             raise NotFound(f"file {meta.id} not found in workspace {meta.workspace!r}") from None
 
+    def open_local(self, meta: FileMeta) -> IO[bytes] | None:
+        """The file's bytes as an OS file (for ``sendfile``) when the lake is a local
+        directory, ``None`` on an object store; close it when done."""
+        if self.fs.type_name != "local":
+            return None
+        try:
+            return builtins.open(self._blob_path(meta.workspace, meta.id), "rb")
+        except FileNotFoundError:
+            self._forget(meta.workspace, meta.id)
+            raise NotFound(f"file {meta.id} not found in workspace {meta.workspace!r}") from None
+
     def iter_range(self, meta: FileMeta, start: int = 0, end: int | None = None,
                    chunk_size: int = _CHUNK) -> Iterator[bytes]:
         """Bytes ``start`` to ``end`` (exclusive) in chunks, for callers that stream."""
