@@ -5,8 +5,8 @@ most 2x PostgreSQL's round trip").
 One connection per server, ``--n`` statements of each kind, p50 and p95 per side, the ratio
 of the p50s and "met"/"missed" against 2x. Key lookups go through the extended protocol
 (psycopg sends Parse/Bind/Describe/Execute/Sync for a parameterised statement) on a table of
-``--rows`` rows (BIGINT PRIMARY KEY, TEXT, INT), keys spread over the table; a second round
-repeats the same keys (a cache's best case, said as such). Run::
+``--rows`` rows (BIGINT PRIMARY KEY, short TEXT, INT, ~150-byte TEXT), keys spread over the
+table; a second round repeats the same keys (a cache's best case, said as such). Run::
 
     python benchmarks/small_statements.py --rows 100000 --n 300
 
@@ -21,6 +21,7 @@ time per request (``ServerConnection.receive_data`` fed the same request 2,000 t
 from __future__ import annotations
 
 import argparse
+import random
 import subprocess
 import sys
 import tempfile
@@ -55,16 +56,26 @@ def _statements(rows: int) -> list[tuple[str, Callable[[psycopg.Connection[Any],
          lambda c, i: c.execute("SELECT t, n FROM kl WHERE id = %s", [key(i % 10)]).fetchall()),
         ("key lookup, int columns",
          lambda c, i: c.execute("SELECT id, n FROM kl WHERE id = %s", [key(i)]).fetchall()),
+        ("key lookup, ~150-byte text",
+         lambda c, i: c.execute("SELECT id, n, body FROM kl WHERE id = %s",
+                                [key(i)]).fetchall()),
         ("catalog: pg_type by name", lambda c, i: c.execute(CATALOG, ["int4"]).fetchall()),
     ]
 
 
+def _body(i: int) -> str:
+    """~150 bytes of text per row (a short document or agent memory), different per row:
+    words drawn per row from a 5,000-word vocabulary (text that compresses as prose does)."""
+    rng = random.Random(i)
+    return f"doc {i}: " + " ".join(f"w{rng.randrange(5000)}" for _ in range(24))
+
+
 def _load(c: psycopg.Connection[Any], rows: int) -> None:
     c.execute("DROP TABLE IF EXISTS kl")
-    c.execute("CREATE TABLE kl (id BIGINT PRIMARY KEY, t TEXT, n INT)")
-    with c.cursor() as cur, cur.copy("COPY kl (id, t, n) FROM STDIN") as cp:
+    c.execute("CREATE TABLE kl (id BIGINT PRIMARY KEY, t TEXT, n INT, body TEXT)")
+    with c.cursor() as cur, cur.copy("COPY kl (id, t, n, body) FROM STDIN") as cp:
         for i in range(rows):
-            cp.write_row((i, f"row {i}", i % 7))
+            cp.write_row((i, f"row {i}", i % 7, _body(i)))
     c.execute("SELECT count(*) FROM kl").fetchall()
 
 
@@ -119,9 +130,9 @@ def floor(rows: int, n: int) -> None:
     statements = [s for s in _statements(rows) if "catalog" not in s[0]]
     try:
         with psycopg.connect(dsn, autocommit=True) as c:
-            c.execute("CREATE TABLE kl (id BIGINT PRIMARY KEY, t TEXT, n INT)")
-            c.execute("INSERT INTO kl SELECT i, 'row ' || i, i %% 7 FROM range(0, %s) t(i)",
-                      [rows])
+            c.execute("CREATE TABLE kl (id BIGINT PRIMARY KEY, t TEXT, n INT, body TEXT)")
+            c.execute("INSERT INTO kl SELECT i, 'row ' || i, i %% 7, 'doc ' || i || ': ' || "
+                      "repeat('lake vector ', 12) FROM range(0, %s) t(i)", [rows])
             print(f"{'statement':28s} {'real p50 ms':>12s} {'canned reply p50 ms':>20s} "
                   f"{'server us/request':>18s}")
             for label, fn in statements:
