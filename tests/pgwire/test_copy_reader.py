@@ -128,3 +128,66 @@ def test_text_embeddings_parse_in_runs() -> None:
 def test_text_embedding_errors_name_the_value() -> None:
     with pytest.raises(InvalidTextRepresentation):
         read_text(b"1\t{1,2}\n2\t{1,abc}\n")
+
+
+@pytest.mark.parametrize("base", ["float4", "float8"])
+def test_multivector_bags_decode_exactly_without_python_floats(base: str) -> None:
+    """float[][] values (ColBERT-style bags of different lengths, a NULL, an empty bag) come
+    out exactly as sent, text or binary, and binary ones are built from numpy matrices
+    (the nested list array), not Python lists."""
+    types = [ColumnType("int8"), ColumnType(base, 2)]
+    rng = np.random.default_rng(1)
+    dtype = np.float32 if base == "float4" else np.float64
+    bags: list[np.ndarray | None] = [rng.standard_normal((n, 8)).astype(dtype)
+                                     for n in (3, 1, 5)]
+    bags.insert(1, None)
+    bags.append(rng.standard_normal((2, 3)).astype(dtype))  # another width
+    enc = [codecs.binary_encoder(t) for t in types]
+    out = [BINARY_SIGNATURE, struct.pack("!ii", 0, 0)]
+    for i, bag in enumerate(bags):
+        out.append(struct.pack("!h", 2))
+        b = enc[0](i)
+        out.append(struct.pack("!i", len(b)) + b)
+        if bag is None:
+            out.append(struct.pack("!i", -1))
+        else:
+            b = enc[1](bag.tolist())
+            out.append(struct.pack("!i", len(b)) + b)
+    out.append(b"\xff\xff")
+    r = CopyReader(CopyOptions(format="binary"), types)
+    r.feed(b"".join(out))
+    col = r.finish().column(1)
+    got = col.to_pylist()
+    for bag, value in zip(bags, got, strict=True):
+        if bag is None:
+            assert value is None
+        else:
+            assert np.array_equal(np.array(value, dtype=dtype), bag)
+    assert col.type == types[1].arrow
+
+
+def test_a_copy_of_bags_holds_about_its_size_in_memory() -> None:
+    """500 bags of 32 x 128 float4 (8 MB of floats): decoding keeps them as float32, not as
+    Python floats (32 bytes each, which made a COPY of bags peak at 7x its size)."""
+    import tracemalloc
+
+    types = [ColumnType("int8"), ColumnType("float4", 2)]
+    bag = np.random.default_rng(2).standard_normal((32, 128)).astype(np.float32)
+    head = struct.pack("!iiiiiii", 2, 0, 700, 32, 1, 128, 1)
+    elems = np.empty(bag.size, dtype=[("len", ">i4"), ("v", ">f4")])
+    elems["len"], elems["v"] = 4, bag.reshape(-1)
+    field = head + elems.tobytes()
+    row = struct.pack("!h", 2) + struct.pack("!iq", 8, 7) + struct.pack("!i", len(field)) + field
+    data = BINARY_SIGNATURE + struct.pack("!ii", 0, 0) + row * 500 + b"\xff\xff"
+    floats = 500 * bag.nbytes
+    r = CopyReader(CopyOptions(format="binary"), types)
+    tracemalloc.start()
+    try:
+        r.feed(data)
+        table = r.finish()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert table.num_rows == 500
+    assert np.array_equal(np.array(table.column(1)[499].as_py(), np.float32), bag)
+    assert peak < 4 * floats, (peak, floats)
