@@ -8,13 +8,16 @@ import asyncio
 import hashlib
 import os
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import requests
-from _api_support import Server, start_server, stop_server
+import urllib3
+from _api_support import Server, free_port, start_server, stop_server
 
 from tarndb.api._protocol import READ_SIZE, http_protocol
 
@@ -180,3 +183,51 @@ def test_client_leaving_mid_download_does_not_hurt_the_server(limited: Server) -
                      headers={"Authorization": f"Bearer {limited.token}"})
     assert r.status_code == 200 and r.content == payload
     assert requests.get(f"{limited.url}/health").status_code == 200
+
+
+def test_tarndb_serve_over_https_keeps_the_streamed_paths(tmp_path: Path) -> None:
+    """``tarndb serve`` with HTTPS: no 1 MiB reads or sendfile on TLS transports (their own
+    read sizes, and TLS needs the bytes in user space); uploads and downloads still work."""
+    urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+    pg_port, http_port = free_port(), free_port()
+    token = "tdb_test_tls_files_token_0123456789"
+    env = {**os.environ, "TARNDB_TOKEN": token, "TARNDB_PASSWORD": "pw", "TARNDB_DEMO": "false",
+           "TARNDB_HTTP_TLS": "true", "HF_HUB_OFFLINE": "1"}
+    log = tmp_path / "serve.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tarndb", "serve", "--data", str(tmp_path / "lake"),
+             "--host", "127.0.0.1", "--pg-port", str(pg_port), "--http-port", str(http_port)],
+            env=env, stdout=out, stderr=subprocess.STDOUT)
+    url = f"https://127.0.0.1:{http_port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            assert proc.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, "tarndb serve did not start"
+            try:
+                if requests.get(f"{url}/health", timeout=1, verify=False).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                time.sleep(0.2)
+        payload = os.urandom((3 << 20) + 7)
+        h = {"Authorization": f"Bearer {token}"}
+        r = requests.post(f"{url}/workspaces/tlsws/files", verify=False, data=_chunked_body(
+            payload, 1 << 20), headers={**h, "Content-Type":
+                                        f"multipart/form-data; boundary={BOUNDARY}"})
+        assert r.status_code == 201, r.text
+        assert r.json()["sha256"] == hashlib.sha256(payload).hexdigest()
+        fid = r.json()["id"]
+        with requests.Session() as s:
+            whole = s.get(f"{url}/workspaces/tlsws/files/{fid}/content", headers=h, verify=False)
+            assert whole.status_code == 200 and whole.content == payload
+            part = s.get(f"{url}/workspaces/tlsws/files/{fid}/content", verify=False,
+                         headers={**h, "Range": "bytes=100-199"})
+            assert part.status_code == 206 and part.content == payload[100:200]
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    assert "Traceback" not in log.read_text()
