@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,6 +51,18 @@ class Result:
 
             self._rows = arrow_to_rows(self._arrow, self.columns) if self._arrow is not None else []
         return self._rows
+
+    def row_batches(self, size: int = 8192) -> Iterator[list[tuple[Any, ...]]]:
+        """The rows in lists of at most ``size``, converted from Arrow one list at a time
+        (a COPY TO of a big table never holds every row as Python objects at once)."""
+        if self._rows is not None or self._arrow is None:
+            if self.rows:
+                yield self.rows
+            return
+        from .values import arrow_to_rows
+
+        for off in range(0, self._arrow.num_rows, size):
+            yield arrow_to_rows(self._arrow.slice(off, size), self.columns)
 
     @property
     def column_names(self) -> list[str]:

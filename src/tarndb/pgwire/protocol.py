@@ -1033,13 +1033,16 @@ class ServerConnection:
         # One CopyData per row, as Postgres sends it: psycopg's Copy.rows() relies on it.
         # The binary header travels with the first row (or the trailer), as in Postgres.
         first = header if binary else b""
-        for row in result.rows:
-            self._out.append(m.b_copy_data(first + writer.row(row)))
-            first = b""
+        count = 0
+        for rows in result.row_batches():
+            for row in rows:
+                self._out.append(m.b_copy_data(first + writer.row(row)))
+                first = b""
+            count += len(rows)
         if binary:
             self._out.append(m.b_copy_data(first + writer.trailer()))
         self._out.append(m.b_copy_done())
-        self._out.append(m.b_command_complete(f"COPY {len(result.rows)}"))
+        self._out.append(m.b_command_complete(f"COPY {count}"))
         return False
 
     def _on_copy_message(self, msg: m.FrontendMessage) -> None:
