@@ -129,24 +129,23 @@ def try_constant(sel: Any) -> Result | None:
 
 def try_lookup(session: Session, stmt: pb.Node, params: list[Any]) -> Result | None:
     sel = stmt.select_stmt
-    fast = session.fast_paths
+    if not session.fast_paths:
+        return None
     if not sel.from_clause:
-        return try_constant(sel) if fast else None
-    if fast:
-        key = _catalog_key(session, stmt, params)
-        if key is not None:
-            return _cached_catalog_query(session, stmt, params, key)
+        return try_constant(sel)
+    if not sel.sort_clause:
+        shape = _point_shape(stmt)
+        if shape is not None and not shape.system:  # (a user table: no catalog query)
+            return _point_lookup(session, shape, params)
+    key = _catalog_key(session, stmt, params)
+    if key is not None:
+        return _cached_catalog_query(session, stmt, params, key)
     if sel.sort_clause:
-        if not fast:
-            return None
         from .planner import try_direct
 
         found: Result | None = try_direct(session, stmt, params)
         return found
-    shape = _point_shape(stmt) if fast else None
-    if shape is None:
-        return None
-    return _point_lookup(session, shape, params)
+    return None
 
 
 @dataclass(frozen=True)
@@ -164,6 +163,8 @@ class _Point:
     #: (column name, parameter number or 0, the constant when 0) per side of the ``=``
     sides: tuple[tuple[str, int, Any], ...]
     limit: int | None
+    #: the FROM item names a system catalog relation (the kept catalog answers take it)
+    system: bool
 
 
 #: Statement (serialized parse tree) -> its point-lookup shape, None: not one.
@@ -232,7 +233,8 @@ def _read_point(sel: Any) -> _Point | None:
         return None
     return _Point(rv.schemaname or None, rv.relname,
                   rv.alias.aliasname if rv.HasField("alias") else None, tuple(targets),
-                  tuple(sides), limit)
+                  tuple(sides), limit,
+                  _is_system_relation(rv.schemaname.lower(), rv.relname.lower()))
 
 
 def _point_lookup(session: Session, shape: _Point, params: list[Any]) -> Result | None:
