@@ -206,7 +206,9 @@ def test_pg_dump_restores_views(pg_server: Server, ws: str, tmp_path: Path) -> N
     with psycopg.connect(pg_server.dsn(), autocommit=True) as c:
         # named to sort before the tables they read: pg_dump must order them by pg_depend
         c.execute(f"CREATE VIEW {ws}.aa_top AS SELECT id, n FROM {ws}.docs WHERE n >= 30")
-        c.execute(f"CREATE VIEW {ws}.ab_top_ids AS SELECT id FROM {ws}.aa_top")
+        c.execute(f"CREATE VIEW {ws}.ab_top_ids WITH (security_invoker = true) AS "
+                  f"SELECT id FROM {ws}.aa_top")
+        c.execute(f"GRANT SELECT ON {ws}.aa_top TO PUBLIC")
     dump = subprocess.run([pg_dump, "-n", ws], env=pg_server.libpq_env(), capture_output=True,
                           text=True, timeout=60)
     assert dump.returncode == 0, dump.stderr
@@ -215,6 +217,10 @@ def test_pg_dump_restores_views(pg_server: Server, ws: str, tmp_path: Path) -> N
     assert script.index(f"CREATE TABLE {ws}.docs") < script.index(f"CREATE VIEW {ws}.aa_top")
     assert script.index(f"CREATE VIEW {ws}.aa_top") < \
         script.index(f"CREATE VIEW {ws}.ab_top_ids")
+    # the view's options and GRANTs travel with it (and nothing for the owner's defaults)
+    assert f"CREATE VIEW {ws}.ab_top_ids WITH (security_invoker='true') AS" in script
+    assert f"GRANT SELECT ON TABLE {ws}.aa_top TO PUBLIC;" in script
+    assert "GRANT ALL" not in script and "REVOKE" not in script
     # restore into a new schema of the same server: rename the schema in the script
     restored = ws + "_r"
     path = tmp_path / "dump.sql"
@@ -226,6 +232,38 @@ def test_pg_dump_restores_views(pg_server: Server, ws: str, tmp_path: Path) -> N
         for view in ("aa_top", "ab_top_ids"):
             assert c.execute(f"SELECT * FROM {restored}.{view} ORDER BY 1").fetchall() == \
                 c.execute(f"SELECT * FROM {ws}.{view} ORDER BY 1").fetchall()
+        assert c.execute(
+            "SELECT relname, reloptions, relacl FROM pg_class c JOIN pg_namespace n "
+            "ON n.oid = c.relnamespace WHERE nspname = %s AND relkind = 'v' ORDER BY 1",
+            (restored,)).fetchall() == [
+                ("aa_top", None, ["postgres=arwdDxt/postgres", "=r/postgres"]),
+                ("ab_top_ids", ["security_invoker=true"], None)]
+
+
+def test_copy_refuses_views(pg_server: Server, ws: str) -> None:
+    with psycopg.connect(pg_server.dsn(), autocommit=True) as c:
+        c.execute(f"CREATE VIEW {ws}.b_docs AS SELECT id, n FROM {ws}.docs WHERE cat = 'b'")
+        for sql in (f"COPY {ws}.b_docs TO STDOUT", f"COPY {ws}.b_docs (id) TO STDOUT",
+                    f"COPY {ws}.b_docs TO STDOUT (FORMAT csv)"):
+            with pytest.raises(psycopg.errors.WrongObjectType) as e, \
+                    c.cursor().copy(sql) as cp:
+                cp.read()
+            assert e.value.diag.message_primary == 'cannot copy from view "b_docs"'
+            assert e.value.diag.message_hint == "Try the COPY (SELECT ...) TO variant."
+        with pytest.raises(psycopg.errors.WrongObjectType) as e, \
+                c.cursor().copy(f"COPY {ws}.b_docs FROM STDIN") as cp:
+            cp.write_row((9, 9))
+        assert e.value.diag.message_primary == 'cannot copy to view "b_docs"'
+        # the query form copies a view's rows; a table still copies as before
+        with c.cursor().copy(f"COPY (SELECT * FROM {ws}.b_docs ORDER BY id) TO STDOUT") as cp:
+            assert b"".join(cp) == b"2\t20\n5\t50\n"
+        c.execute(f"SET search_path = {ws}")
+        with pytest.raises(psycopg.errors.WrongObjectType), \
+                c.cursor().copy("COPY b_docs TO STDOUT") as cp:
+            cp.read()
+        with c.cursor().copy("COPY cats TO STDOUT") as cp:
+            assert b"".join(cp) == b"a\tAlpha\nb\tBeta\n"
+        assert c.execute("SELECT count(*) FROM docs").fetchone() == (5,)
 
 
 def test_views_follow_renames(pg_server: Server, ws: str) -> None:

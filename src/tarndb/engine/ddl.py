@@ -342,9 +342,15 @@ def alter_table(session: Session, node: pb.AlterTableStmt, params: list[Any]) ->
     info = session.resolve_table(node.relation.schemaname or None, node.relation.relname)
     if info is None and views.resolve(session, node.relation.schemaname or None,
                                       node.relation.relname) is not None:
-        # ALTER TABLE / VIEW v OWNER TO (pg_dump's): views are owned as tables are
+        # ALTER TABLE / VIEW v OWNER TO (pg_dump's): views are owned as tables are;
+        # SET / RESET (security_invoker) change how the view is read (engine/views.py)
         for c in node.cmds:
-            if c.alter_table_cmd.subtype != pb.AT_ChangeOwner:
+            sub = c.alter_table_cmd.subtype
+            if sub in (pb.AT_SetRelOptions, pb.AT_ResetRelOptions):
+                views.set_options(session, node.relation, c.alter_table_cmd,
+                                  reset=sub == pb.AT_ResetRelOptions)
+                continue
+            if sub != pb.AT_ChangeOwner:
                 raise E.FeatureNotSupported(
                     f'ALTER of view "{node.relation.relname}" is not supported; use CREATE OR '
                     "REPLACE VIEW")

@@ -673,8 +673,9 @@ class Session:
                 and workspace not in ("pg_catalog", "information_schema"):
             raise E.InsufficientPrivilege(f'permission denied for schema "{workspace}"')
 
-    def _authorize(self, kind: str | None, stmt: pb.Node) -> None:
-        """Refuse a statement this session may not run (read-only, workspaces, GRANTs)."""
+    def _authorize(self, kind: str | None, stmt: pb.Node, grants: bool = True) -> None:
+        """Refuse a statement this session may not run (read-only, workspaces, GRANTs;
+        ``grants=False``: not the GRANTs)."""
         if self.read_only and kind not in READ_ONLY_KINDS:
             raise E.InsufficientPrivilege(
                 f"permission denied: this session is read-only ({kind})")
@@ -684,13 +685,15 @@ class Session:
                     self.check_workspace(m.schemaname)
                 elif isinstance(m, pb.CreateSchemaStmt):
                     self.check_workspace(m.schemaname)
-        check = self.db.statement_hooks.get("check_privileges")
+        check = self.db.statement_hooks.get("check_privileges") if grants else None
         if check is not None:
             check(self, kind, stmt)  # GRANTs of a role that is not a superuser (pgwire/acl.py)
 
-    def check_view_query(self, query: pb.Node) -> None:
-        """A view's query is checked as this session's own SELECT (engine/views.py)."""
-        self._authorize("select_stmt", query)
+    def check_view_query(self, query: pb.Node, as_owner: bool = False) -> None:
+        """A view's query is checked as this session's own SELECT, or with ``as_owner`` (a
+        view read with its owner's rights; superusers own every view) for the session's
+        workspaces only (engine/views.py)."""
+        self._authorize("select_stmt", query, grants=not as_owner)
 
     def _dispatch(self, kind: str | None, stmt: pb.Node, params: list[Any]) -> Result:
         node = ast.inner(stmt)

@@ -10,10 +10,23 @@ name as alias), before the statement's tables are bound, so filters, joins, aggr
 ``<#>`` / ``<=>`` ordering run over it as over any subquery (exact scans: the vector index
 planner looks at single-table statements only).
 
-Privileges: a view is read with the privileges of the session reading it, never of whoever
-made it (PostgreSQL's ``security_invoker = true``): its query is checked as if the session
-had written it, so a view never lets a session (an API token limited to some workspaces, a
-role with table GRANTs) read a table it could not read directly.
+Privileges, as PostgreSQL decides them for a role with GRANTs (pgwire/acl.py): reading a
+view needs ``SELECT`` on the view itself. A plain view (``security_invoker = false``,
+PostgreSQL's default) then reads its tables with its owner's privileges (views are made,
+so owned, by superusers only), so a role can be given a view without its tables; a view
+made ``WITH (security_invoker = true)`` is read with the privileges of the session reading
+it (its query checked as if the session had written it, down to the tables). Once inside a
+view read with its owner's rights, the views it reads are too (PostgreSQL checks them as
+the outer view's owner). A role reading a view with its owner's rights reads it through a
+fence (``OFFSET 0``): the reader's own filters run on the rows the view gives, never pushed
+under the view's ``WHERE`` where an error message could show a row the view hides (what
+PostgreSQL's ``security_barrier`` asks for).
+
+Workspaces are never widened by a view: a session limited to some workspaces (an API token,
+a role with USAGE on some schemas) reads a view only when it may reach every workspace the
+view's query reads (42501 otherwise), whatever the view's ``security_invoker``. (In
+PostgreSQL the owner's schema USAGE would do.) API tokens have no per-table grants, so for
+them a view is exactly as readable as its tables' workspaces.
 
 Transactions: CREATE / DROP VIEW are transactional like the other DDL. The session sees its
 own uncommitted views; others see them after COMMIT; ROLLBACK forgets them.
@@ -25,7 +38,7 @@ session ends (kept in the session's ``pg_temp`` overlay).
 from __future__ import annotations
 
 import weakref
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import postgast
@@ -55,17 +68,28 @@ class ViewDef:
     #: (schema, name) of the tables and views the query reads
     depends: list[tuple[str, str]] = field(default_factory=list)
     temp: bool = False
+    #: ``WITH (security_invoker = true)``: read with the reader's privileges, not the owner's
+    security_invoker: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return {"workspace": self.workspace, "name": self.name, "sql": self.sql,
                 "columns": [{"name": n, "type": t.to_json()} for n, t in self.columns],
-                "oid": self.oid, "depends": [list(d) for d in self.depends]}
+                "oid": self.oid, "depends": [list(d) for d in self.depends],
+                "security_invoker": self.security_invoker}
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> ViewDef:
+        # Views stored before GRANT on views existed were read with the reader's privileges:
+        # they keep that (security_invoker) rather than start to widen anyone's access.
         return cls(d["workspace"], d["name"], d["sql"],
                    [(c["name"], ColumnType.from_json(c["type"])) for c in d["columns"]],
-                   int(d.get("oid", 0)), [(a, b) for a, b in d.get("depends", [])])
+                   int(d.get("oid", 0)), [(a, b) for a, b in d.get("depends", [])],
+                   security_invoker=bool(d.get("security_invoker", True)))
+
+    @property
+    def reloptions(self) -> list[str] | None:
+        """``pg_class.reloptions``: what ``CREATE VIEW ... WITH (...)`` set."""
+        return ["security_invoker=true"] if self.security_invoker else None
 
     @property
     def definition(self) -> str:
@@ -241,10 +265,14 @@ def create(session: Session, node: Any, params: list[Any]) -> Result:
     if node.with_check_option not in (0, pb.NO_CHECK_OPTION):
         raise E.FeatureNotSupported("WITH CHECK OPTION is not supported: tarndb views are "
                                     "read-only")
+    invoker = False
     for opt in node.options:
         name = opt.def_elem.defname
         if name not in ("security_invoker", "security_barrier"):
             raise E.InvalidParameterValue(f'unrecognized parameter "{name}"')
+        value = _bool_option(opt.def_elem)
+        if name == "security_invoker":
+            invoker = value
     if temp and rv.schemaname and rv.schemaname != TEMP_SCHEMA:
         raise E.InvalidTableDefinition("cannot create temporary relation in non-temporary "
                                        "schema")
@@ -292,7 +320,7 @@ def create(session: Session, node: Any, params: list[Any]) -> Result:
                     f'cannot change data type of view column "{n}" from {ot.pg_name} to '
                     f'{t.pg_name}')
     oid = old.oid if old is not None else session.db.catalog._next_oid()  # noqa: SLF001
-    d = ViewDef(ws, name, sql, columns, oid, depends, temp)
+    d = ViewDef(ws, name, sql, columns, oid, depends, temp, invoker)
     if temp:
         mine = _temps.setdefault(session, {})
         mine[name] = d
@@ -301,6 +329,37 @@ def create(session: Session, node: Any, params: list[Any]) -> Result:
         session.db.catalog.ensure_workspace(ws)
         _stage(session, ws, name, d)
     return Result(command="CREATE VIEW")
+
+
+def _bool_option(d: Any) -> bool:
+    """A boolean reloption's value (``WITH (security_invoker)`` alone means true)."""
+    if not d.HasField("arg"):
+        return True
+    arg = d.arg
+    k = arg.WhichOneof("node")
+    if k == "string":
+        text = arg.string.sval
+    elif k == "type_name":
+        text = ast.names(arg.type_name.names)[-1]
+    elif k == "integer":
+        text = str(arg.integer.ival)
+    elif k == "boolean":
+        text = "true" if arg.boolean.boolval else "false"
+    elif k == "a_const":
+        c = arg.a_const
+        which = c.WhichOneof("val")
+        text = str(getattr(c, which).ListFields()[0][1]) if which else ""
+        if which == "boolval":
+            text = "true" if c.boolval.boolval else "false"
+    else:
+        text = ""
+    low = text.strip().lower()
+    if low in ("true", "on", "yes", "1", "t", "y"):
+        return True
+    if low in ("false", "off", "no", "0", "f", "n"):
+        return False
+    raise E.InvalidParameterValue(
+        f'invalid value for boolean option "{d.defname}": {text}')
 
 
 def _sequence(session: Session, ws: str, name: str) -> bool:
@@ -392,8 +451,8 @@ def relation_renamed(session: Session, ws: str, old: str, new: str) -> None:
                 m.relname = new
                 if not m.HasField("alias") or not m.alias.aliasname:
                     m.alias.aliasname = old
-        d = ViewDef(v.workspace, v.name, _deparse(query), v.columns, v.oid,
-                    [(ws, new) if dep == (ws, old) else dep for dep in v.depends], v.temp)
+        d = replace(v, sql=_deparse(query),
+                    depends=[(ws, new) if dep == (ws, old) else dep for dep in v.depends])
         if v.temp:
             (_temps_of(session) or {})[v.name] = d
         else:
@@ -415,7 +474,7 @@ def rename(session: Session, node: Any) -> Result:
     if lookup(session.db, session, v.workspace, new) is not None or (
             not v.temp and session.find_table(v.workspace, new) is not None):
         raise E.DuplicateTable(f'relation "{new}" already exists', table=new)
-    d = ViewDef(v.workspace, new, v.sql, v.columns, v.oid, v.depends, v.temp)
+    d = replace(v, name=new)
     if v.temp:
         temps = _temps.setdefault(session, {})
         temps.pop(v.name, None)
@@ -425,6 +484,28 @@ def rename(session: Session, node: Any) -> Result:
         _stage(session, v.workspace, new, d)
     relation_renamed(session, v.workspace, v.name, new)
     return Result(command="ALTER VIEW")
+
+
+def set_options(session: Session, rv: Any, cmd: Any, reset: bool) -> None:
+    """``ALTER VIEW name SET (security_invoker [= bool], security_barrier ...)`` / ``RESET
+    (...)``: the view is read with the reader's (or its owner's) privileges from then on."""
+    v = resolve(session, rv.schemaname or None, rv.relname)
+    if v is None:
+        raise E.UndefinedTable(f'relation "{rv.relname}" does not exist', table=rv.relname)
+    invoker = v.security_invoker
+    for item in getattr(cmd, "def").list.items:
+        d = item.def_elem
+        if d.defname not in ("security_invoker", "security_barrier"):
+            raise E.InvalidParameterValue(f'unrecognized parameter "{d.defname}"')
+        if d.defname == "security_invoker":
+            invoker = False if reset else _bool_option(d)
+        elif not reset:
+            _bool_option(d)
+    new = replace(v, security_invoker=invoker)
+    if v.temp:
+        (_temps_of(session) or {})[v.name] = new
+    else:
+        _stage(session, v.workspace, v.name, new)
 
 
 def check_column_rename(session: Session, ws: str, table: str, column: str) -> None:
@@ -441,10 +522,13 @@ def check_column_rename(session: Session, ws: str, table: str, column: str) -> N
 
 # -- reading views -----------------------------------------------------------------------------
 
-def _body(d: ViewDef, alias: pb.Alias | None) -> pb.Node:
-    """A RangeSubselect node over ``d``'s query, with exactly its columns."""
+def _body(d: ViewDef, alias: pb.Alias | None, fence: bool = False) -> pb.Node:
+    """A RangeSubselect node over ``d``'s query, with exactly its columns; ``fence``: with
+    ``OFFSET 0``, which keeps the reader's filters above the view's (see the module)."""
     cols = ", ".join(_qi(n) for n, _ in d.columns)
     text = f"SELECT {cols} FROM ({d.sql}) AS __view({cols})"
+    if fence:
+        text += " OFFSET 0"
     data = _parsed.get(text)
     if data is None:
         if len(_parsed) > 256:
@@ -464,36 +548,42 @@ def _qi(name: str) -> str:
 
 
 def expand(session: Session, stmt: pb.Node) -> bool:
-    """Replace every view a statement reads by its query (checked as the session's own
-    query); whether any was. Names of the statement's CTEs and of what its scope registered
-    (``__...``) are left alone."""
+    """Replace every view a statement reads by its query; whether any was. Each view's query
+    is checked as the session's own (``security_invoker`` views), or, for the others, for
+    the session's workspaces only (their owner's table privileges: see the module). Names
+    of the statement's CTEs and of what its scope registered (``__...``) are left alone."""
     if not any_views(session.db, session):
         return False
-    skip = {c.common_table_expr.ctename for m in ast.walk(stmt)
+    return _expand_in(session, stmt, as_owner=False, depth=0)
+
+
+def _expand_in(session: Session, node: pb.Node, as_owner: bool, depth: int) -> bool:
+    skip = {c.common_table_expr.ctename for m in ast.walk(node)
             if isinstance(m, pb.WithClause) for c in m.ctes}
     expanded = False
-    for depth in range(_MAX_DEPTH + 1):
-        changed = False
-        for n in list(ast.walk_nodes(stmt)):
-            if ast.kind(n) != "range_var":
-                continue
-            rv = n.range_var
-            if not rv.schemaname and (rv.relname in skip or rv.relname.startswith("__")):
-                continue
-            d = resolve(session, rv.schemaname or None, rv.relname)
-            if d is None:
-                continue
-            if depth == _MAX_DEPTH:
-                raise E.InvalidRecursion(
-                    f'infinite recursion detected in rules for relation "{d.name}"')
-            sub = _body(d, rv.alias if rv.HasField("alias") else None)
-            check = pb.Node()
-            check.CopyFrom(sub.range_subselect.subquery)
-            session.check_view_query(check)
-            n.CopyFrom(sub)
-            changed = expanded = True
-        if not changed:
-            break
+    for n in list(ast.walk_nodes(node)):
+        if ast.kind(n) != "range_var":
+            continue
+        rv = n.range_var
+        if not rv.schemaname and (rv.relname in skip or rv.relname.startswith("__")):
+            continue
+        d = resolve(session, rv.schemaname or None, rv.relname)
+        if d is None:
+            continue
+        if depth >= _MAX_DEPTH:
+            raise E.InvalidRecursion(
+                f'infinite recursion detected in rules for relation "{d.name}"')
+        owner = as_owner or not d.security_invoker
+        # A role (table GRANTs) entering a view read with its owner's rights: fenced.
+        fence = owner and not as_owner and getattr(session, "acl_role", None) is not None
+        sub = _body(d, rv.alias if rv.HasField("alias") else None, fence)
+        body = sub.range_subselect.subquery
+        check = pb.Node()
+        check.CopyFrom(body)
+        session.check_view_query(check, as_owner=owner)
+        _expand_in(session, body, owner, depth + 1)
+        n.CopyFrom(sub)
+        expanded = True
     return expanded
 
 

@@ -12,11 +12,13 @@ The model, PostgreSQL's with one simplification:
   ``PUBLIC`` by default (PostgreSQL 15's default). A role's session is limited to the schemas
   it has ``USAGE`` on when it logs in (the engine's workspace limit: qualified names,
   ``search_path``, ``_files``, ``deep_memory()`` and the catalog views all follow it).
-- **Tables**: ``SELECT``, ``INSERT``, ``UPDATE``, ``DELETE``, ``TRUNCATE`` (and ``REFERENCES``,
-  ``TRIGGER``, kept but unused) per table, granted per table or ``ON ALL TABLES IN SCHEMA``
-  (the tables there now, as in PostgreSQL). Every statement's tables are checked: the
-  target of INSERT/UPDATE/DELETE/COPY FROM for that privilege, every other table read for
-  ``SELECT``.
+- **Tables and views**: ``SELECT``, ``INSERT``, ``UPDATE``, ``DELETE``, ``TRUNCATE`` (and
+  ``REFERENCES``, ``TRIGGER``, kept but unused) per table or view, granted per relation or
+  ``ON ALL TABLES IN SCHEMA`` (the tables and views there now, as in PostgreSQL). Every
+  statement's relations are checked: the target of INSERT/UPDATE/DELETE/COPY FROM for that
+  privilege, every other table or view read for ``SELECT``. What a view reads is checked
+  when it is expanded (engine/views.py): as the reader for a ``security_invoker`` view, not
+  at all (its owner, a superuser) for a plain one; the reader's schemas limit both.
 - **Owners**: every table and schema is owned by the bootstrap superuser. A role that is not
   a superuser cannot create, alter or drop tables or schemas (42501), so ``GRANT CREATE ON
   SCHEMA`` is refused as not supported. Grants are kept in the catalog (kind ``acl``) and
@@ -83,13 +85,27 @@ def usable_schemas(db: Any, role: str) -> set[str]:
     return {ws for ws in names if _holds(_grants(db, _schema_key(ws)), role, "USAGE")}
 
 
-def check_table(session: Any, workspace: str, table: str, oid: int, privilege: str) -> None:
-    """Raise 42501 unless the session's ``acl_role`` holds ``privilege`` on the table."""
+def check_table(session: Any, workspace: str, table: str, oid: int, privilege: str,
+                what: str = "table") -> None:
+    """Raise 42501 unless the session's ``acl_role`` holds ``privilege`` on the table (or
+    the view: ``what``)."""
     role = getattr(session, "acl_role", None)
     if role is None or workspace in _SYSTEM or table == "_files":
         return  # _files: its schema's USAGE (the session's workspace limit) is enough
     if not _holds(_grants(session.db, _table_key(workspace, table, oid)), role, privilege):
-        raise InsufficientPrivilege(f"permission denied for table {table}")
+        raise InsufficientPrivilege(f"permission denied for {what} {table}")
+
+
+def privileges_of(db: Any, workspace: str, name: str, oid: int) -> dict[str, list[str]]:
+    """The grants on a table or view: grantee (``public`` for PUBLIC) -> privileges."""
+    return _grants(db, _table_key(workspace, name, oid))
+
+
+def holds(db: Any, role: str, workspace: str, name: str, oid: int, privilege: str) -> bool:
+    """Whether ``role`` (a superuser: always) holds ``privilege`` on a table or view."""
+    if roles.is_superuser(db, role) or workspace in _SYSTEM:
+        return True
+    return _holds(_grants(db, _table_key(workspace, name, oid)), role, privilege.upper())
 
 
 def check_table_named(session: Any, workspace: str | None, table: str, privilege: str) -> None:
@@ -98,24 +114,31 @@ def check_table_named(session: Any, workspace: str | None, table: str, privilege
         return
     found = _resolve(session, workspace, table)
     if found is not None:
-        check_table(session, *found, privilege)
+        check_table(session, *found[:3], privilege, found[3])
 
 
-def _resolve(session: Any, schema: str | None, name: str) -> tuple[str, str, int] | None:
+def _resolve(session: Any, schema: str | None, name: str
+             ) -> tuple[str, str, int, str] | None:
+    """(workspace, name, oid, "table" | "view") of a lake table or a view, or None."""
     if schema in _SYSTEM:
         return None
+    from ..engine import views
+
     try:
         info = session.resolve_table(schema, name)
+        if info is None:
+            view = views.resolve(session, schema, name)
+            if view is None:
+                return None
+            return view.workspace, view.name, view.oid, "view"
     except Exception:  # noqa: BLE001 - a bad name is the statement's error to report
         return None
-    if info is None:
-        return None
-    return str(info.workspace), str(info.name), int(info.oid)
+    return str(info.workspace), str(info.name), int(info.oid), "table"
 
 
-def _resolved(session: Any, rv: Any) -> tuple[str, str, int] | None:
-    """(workspace, table, oid) a RangeVar names, or None for what is no lake table (CTEs,
-    views of the catalog, names that do not exist: the statement reports those itself)."""
+def _resolved(session: Any, rv: Any) -> tuple[str, str, int, str] | None:
+    """(workspace, name, oid, kind) of the table or view a RangeVar names, or None for what
+    is neither (CTEs, the catalogs, names that do not exist: the statement reports those)."""
     return _resolve(session, rv.schemaname or None, rv.relname)
 
 
@@ -157,7 +180,7 @@ def check_statement(session: Any, kind: str | None, stmt: Any) -> None:
             for w in node.merge_when_clauses:
                 priv = names.get(w.merge_when_clause.command_type)
                 if priv is not None:
-                    check_table(session, *found, priv)
+                    check_table(session, *found[:3], priv, found[3])
     elif kind == "copy_stmt" and node.HasField("relation"):
         targets[(node.relation.relname, node.relation.location)] = \
             "INSERT" if node.is_from else "SELECT"
@@ -169,7 +192,8 @@ def check_statement(session: Any, kind: str | None, stmt: Any) -> None:
             continue
         found = _resolved(session, m)
         if found is not None:
-            check_table(session, *found, targets.get((m.relname, m.location), "SELECT"))
+            check_table(session, *found[:3], targets.get((m.relname, m.location), "SELECT"),
+                        found[3])
 
 
 def _privileges(node: Any, allowed: tuple[str, ...], what: str) -> list[str]:
@@ -202,8 +226,10 @@ def _grantees(db: Any, node: Any) -> list[str]:
 
 
 def grant_stmt(session: Any, node: Any, params: Any) -> Result:  # noqa: ARG001
-    """``GRANT`` / ``REVOKE`` on tables and schemas (the ``grant_stmt`` statement hook)."""
+    """``GRANT`` / ``REVOKE`` on tables, views and schemas (the ``grant_stmt`` hook)."""
     from postgast import pg_query_pb2 as pb
+
+    from ..engine import views
 
     db = session.db
     word = "GRANT" if node.is_grant else "REVOKE"
@@ -216,6 +242,10 @@ def grant_stmt(session: Any, node: Any, params: Any) -> Result:  # noqa: ARG001
                 session.check_workspace(ws)
                 keys += [(_table_key(ws, t.name, t.oid), t.name)
                          for t in db.catalog.tables(ws)]
+                # ALL TABLES takes in the views there too, as in PostgreSQL
+                keys += [(_table_key(ws, v.name, v.oid), v.name)
+                         for v in views.all_views(db, session)
+                         if v.workspace == ws and not v.temp]
         else:
             for o in node.objects:
                 rv = o.range_var
@@ -223,7 +253,7 @@ def grant_stmt(session: Any, node: Any, params: Any) -> Result:  # noqa: ARG001
                 if found is None:
                     raise UndefinedTable(f'relation "{rv.relname}" does not exist',
                                          table=rv.relname)
-                keys.append((_table_key(*found), found[1]))
+                keys.append((_table_key(*found[:3]), found[1]))
     elif node.objtype == pb.OBJECT_SCHEMA:
         privs = _privileges(node, SCHEMA_PRIVILEGES, "schema")
         if "CREATE" in privs and node.privileges:

@@ -30,6 +30,7 @@ from ..errors import (
     InvalidTextRepresentation,
     SyntaxError_,
     UndefinedColumn,
+    WrongObjectType,
 )
 from . import codecs
 
@@ -160,6 +161,24 @@ def parse_copy(sql: str) -> CopySpec:
 
 def _qi(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
+
+
+def refuse_view(session: Any, spec: CopySpec) -> None:
+    """PostgreSQL's 42809 for ``COPY view TO`` / ``COPY view FROM`` (``COPY (SELECT ...
+    FROM view) TO`` is the way to copy a view's rows out)."""
+    if spec.query is not None or not spec.table:
+        return
+    from ..engine import views
+
+    d = views.resolve(session, spec.schema, spec.table)
+    if d is None:
+        return
+    if spec.is_from:
+        raise WrongObjectType(f'cannot copy to view "{d.name}"',
+                              detail="tarndb views are read-only.",
+                              hint="Write to the tables the view reads.")
+    raise WrongObjectType(f'cannot copy from view "{d.name}"',
+                          hint="Try the COPY (SELECT ...) TO variant.")
 
 
 def select_for(spec: CopySpec) -> str:

@@ -21,6 +21,7 @@ indexes, constraints and sequences get stable OIDs derived from their names.
 
 from __future__ import annotations
 
+import re
 import zlib
 from collections.abc import Callable
 from typing import Any
@@ -407,6 +408,48 @@ def _class_row(oid: int, name: str, ns: int, kind: str, natts: int, am: int,
             None, None, None)
 
 
+#: PostgreSQL's letters of the table privileges in an aclitem (``relacl``)
+_ACL_LETTERS = {"SELECT": "r", "INSERT": "a", "UPDATE": "w", "DELETE": "d", "TRUNCATE": "D",
+                "REFERENCES": "x", "TRIGGER": "t"}
+_OWNER_ACL = "postgres=arwdDxt/postgres"
+
+
+def _grants_on(db: Any, workspace: str, name: str, oid: int) -> dict[str, list[str]]:
+    """GRANTs on a table or view (pgwire/acl.py keeps them): grantee -> privileges."""
+    try:
+        from ..pgwire import acl
+
+        grants = acl.privileges_of(db, workspace, name, oid)
+    except Exception:  # noqa: BLE001 - no grant store (embedded use without roles)
+        return {}
+    return {g: p for g, p in grants.items() if p}
+
+
+def _relacl(db: Any, workspace: str, name: str, oid: int) -> list[str] | None:
+    """``relacl``: NULL (the owner's defaults) until something is granted, then the owner's
+    item and one per grantee (``=r/postgres`` for PUBLIC), as PostgreSQL writes them."""
+    grants = _grants_on(db, workspace, name, oid)
+    if not grants:
+        return None
+    items = [_OWNER_ACL]
+    for grantee, privs in sorted(grants.items()):
+        letters = "".join(_ACL_LETTERS[p] for p in _ACL_LETTERS if p in privs)
+        if letters:
+            items.append(f"{'' if grantee == 'public' else _acl_name(grantee)}={letters}"
+                         "/postgres")
+    return items
+
+
+def _acl_name(role: str) -> str:
+    return role if re.fullmatch(r"[a-z_][a-z0-9_$]*", role) else \
+        '"' + role.replace('"', '""') + '"'
+
+
+def _with_acl(row: tuple[Any, ...], acl: list[str] | None,
+              options: list[str] | None = None) -> tuple[Any, ...]:
+    return row[:-3] + (acl, options) + row[-1:]
+
+
 def _pg_class(db: Any, session: Any) -> pa.Table:
     rows = []
     tables = _tables(db, session)
@@ -428,7 +471,7 @@ def _pg_class(db: Any, session: Any) -> pa.Table:
                      if c.get("type") == "check")
         if checks:  # relchecks: pg_dump and psql read CHECK constraints when it is not 0
             row = row[:checks_at] + (checks,) + row[checks_at + 1:]
-        rows.append(row)
+        rows.append(_with_acl(row, _relacl(db, info.workspace, info.name, info.oid)))
         for ix in ixs:
             rows.append(_class_row(ix["oid"], ix["name"], ns, "i", len(ix["columns"]),
                                    ix["am"]))
@@ -441,8 +484,9 @@ def _pg_class(db: Any, session: Any) -> pa.Table:
         rows.append(_class_row(_standalone_oid(d), d.name, namespace_oid(d.workspace), "S", 3,
                                0))
     for v in _views(db, session):
-        rows.append(_class_row(v.oid, v.name, namespace_oid(v.workspace), "v", len(v.columns),
-                               0))
+        rows.append(_with_acl(_class_row(v.oid, v.name, namespace_oid(v.workspace), "v",
+                                         len(v.columns), 0),
+                              _relacl(db, v.workspace, v.name, v.oid), v.reloptions))
     return _rows(_CLASS_SCHEMA, rows)
 
 
@@ -1073,7 +1117,34 @@ def _is_key_column_usage(db: Any, session: Any) -> pa.Table:
                   ("position_in_unique_constraint", _I32)], rows)
 
 
+def _is_table_privileges(db: Any, session: Any) -> pa.Table:
+    """The owner's privileges (shown to superusers) and the GRANTs: to a role's session only
+    those to it or to PUBLIC, as PostgreSQL shows them."""
+    role = getattr(session, "acl_role", None)
+    relations = [(info.workspace, info.name, info.oid) for info in _tables(db, session)]
+    relations += [(v.workspace, v.name, v.oid) for v in _views(db, session)]
+    rows = []
+    for ws, name, oid in relations:
+        grants: dict[str, list[str]] = {} if role is not None else \
+            {"postgres": list(_ACL_LETTERS)}
+        for grantee, privs in _grants_on(db, ws, name, int(oid or 0)).items():
+            if role is None or grantee in (role, "public"):
+                grants.setdefault(grantee, [])
+                grants[grantee] = sorted(set(grants[grantee]) | set(privs))
+        for grantee, privs in sorted(grants.items()):
+            for p in _ACL_LETTERS:
+                if p in privs:
+                    rows.append(("postgres", "PUBLIC" if grantee == "public" else grantee,
+                                 "postgres", ws, name, p,
+                                 "YES" if grantee == "postgres" else "NO",
+                                 "YES" if p == "SELECT" else "NO"))
+    return _rows([("grantor", _S), ("grantee", _S), ("table_catalog", _S),
+                  ("table_schema", _S), ("table_name", _S), ("privilege_type", _S),
+                  ("is_grantable", _S), ("with_hierarchy", _S)], rows)
+
+
 _INFORMATION_SCHEMA: dict[str, Callable[[Any, Any], pa.Table]] = {
+    "table_privileges": _is_table_privileges,
     "tables": _is_tables,
     "columns": _is_columns,
     "schemata": _is_schemata,
@@ -1287,8 +1358,10 @@ def _macros() -> list[str]:
         "'[a-z_][a-z0-9_$]*') THEN CAST(ident AS VARCHAR) ELSE '\"' || "
         "replace(CAST(ident AS VARCHAR), '\"', '\"\"') || '\"' END",
         # pg_advisory_* are real locks: engine/advisory.py
-        # pg_dump's: no object has privileges beyond its owner's defaults
-        "acldefault(kind, owner) AS CAST(NULL AS VARCHAR[])",
+        # pg_dump's: a table's or view's owner holds every privilege (relacl lists what
+        # was granted besides); other objects have no privileges beyond their defaults
+        f"acldefault(kind, owner) AS CASE WHEN CAST(kind AS VARCHAR) = 'r' THEN "
+        f"['{_OWNER_ACL}'] ELSE CAST(NULL AS VARCHAR[]) END",
         # objects tarndb has none of (triggers, rules, statistics, partitions)
         "pg_get_triggerdef(t) AS CAST(NULL AS VARCHAR), (t, pretty) AS CAST(NULL AS VARCHAR)",
         "pg_get_ruledef(r) AS CAST(NULL AS VARCHAR), (r, pretty) AS CAST(NULL AS VARCHAR)",
@@ -1524,6 +1597,8 @@ def session_function(name: str, args: list[str], db: Any, session: Any) -> str |
             return (f"CASE WHEN CAST({args[1]} AS integer) = 0 THEN {whole} "
                     f"ELSE {_case(cols, f'CAST({args[0]} AS bigint)')} END")
         return whole
+    if n == "has_table_privilege" and len(args) >= 2:
+        return _has_table_privilege(args, db, session)
     if n == "pg_get_viewdef" and args:
         defs = {v.oid: v.definition for v in _views(db, session)}
         return _case(defs, f"CAST({args[0]} AS bigint)")
@@ -1551,8 +1626,53 @@ def session_function(name: str, args: list[str], db: Any, session: Any) -> str |
     return None
 
 
+def _has_table_privilege(args: list[str], db: Any, session: Any) -> str:
+    """``has_table_privilege([user,] relation, privilege)`` from the GRANTs (pgwire/acl.py):
+    true for superusers, owners of everything, and for the catalogs; for a role, whether it
+    or PUBLIC holds the privilege on the table or view (named, or by OID). Sessions checked
+    by an API token instead (its workspaces) see true for what they may see, as before."""
+    try:
+        from ..pgwire import roles as roles_mod
+    except Exception:  # noqa: BLE001 - no role store
+        return "true"
+    if len(args) >= 3:
+        by_oid = {str(roles_mod.role_oid(r)): r for r in roles_mod.list_roles(db)}
+        user_sql = f"coalesce({_case(by_oid, f'CAST({args[0]} AS text)')}, " \
+                   f"CAST({args[0]} AS text))"
+        rel_sql, priv_sql = args[1], args[2]
+        users = [r for r in roles_mod.list_roles(db) if not roles_mod.is_superuser(db, r)]
+    else:
+        role = getattr(session, "acl_role", None)
+        if role is None:
+            return "true"
+        user_sql, rel_sql, priv_sql = _sql_str(role), args[0], args[1]
+        users = [role]
+    relations = [(info.workspace, info.name, _table_oid(info), int(info.oid or 0))
+                 for info in _tables(db, session)]
+    relations += [(v.workspace, v.name, v.oid, v.oid) for v in _views(db, session)]
+    items = []
+    for ws, name, oid, key_oid in relations:
+        grants = _grants_on(db, ws, name, key_oid)
+        for user in users:
+            held = set(grants.get(user, ())) | set(grants.get("public", ()))
+            items += [f"{user}|{oid}|{p}" for p in sorted(held)]
+    rels = _relation_oids(db, session)
+    names = {**rels, **{str(o): o for o in set(rels.values())}}
+    oid_sql = _case(names, f"CAST({rel_sql} AS text)")
+    system = sorted({o for o in SYSTEM_RELATION_OIDS.values() if o})
+    supers = [r for r in roles_mod.list_roles(db) if roles_mod.is_superuser(db, r)] or \
+        ["postgres"]
+    held_sql = "false" if not items else (
+        f"({user_sql} || '|' || CAST({oid_sql} AS text) || '|' || "
+        f"upper(trim(CAST({priv_sql} AS text)))) IN ({', '.join(_sql_str(i) for i in items)})")
+    return (f"CASE WHEN {user_sql} IN ({', '.join(_sql_str(r) for r in supers)}) THEN true "
+            f"WHEN {oid_sql} IN ({', '.join(map(str, system))}) THEN true "
+            f"ELSE coalesce({held_sql}, false) END")
+
+
 #: Functions the engine should pass to :func:`session_function`.
 SESSION_FUNCTIONS = frozenset({
+    "has_table_privilege",
     "current_schema", "current_schemas", "current_user", "session_user", "user",
     "current_role", "current_setting", "pg_table_is_visible", "pg_get_userbyid",
     "pg_get_constraintdef", "pg_get_indexdef", "pg_get_serial_sequence", "to_regclass",
