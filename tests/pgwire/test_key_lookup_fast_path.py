@@ -258,3 +258,56 @@ def test_another_servers_commits_are_seen(two_servers: tuple[Server, Server, Any
             assert p.same(q, [7])[:2] == ("error", "42P01")
     finally:
         p.close()
+
+
+def test_ddl_and_search_path_are_seen(pg_server: Server) -> None:
+    """What a statement binds to (the table, its columns) is kept per catalog version and
+    name resolution: DDL, another schema on the search path and a transaction's own
+    uncommitted DDL change the answer at once."""
+    p = Pair(pg_server.dsn())
+    try:
+        t, schema = _docs(p.fast, rows=30), _name()
+        star, q = f"SELECT * FROM {t} WHERE id = %s", f"SELECT body FROM {t} WHERE id = %s"
+        assert p.same(star, [4])[0] == ["id", "cat", "body", "emb"]
+        p.fast.execute(f"ALTER TABLE {t} ADD COLUMN extra INT")
+        p.fast.execute(f"UPDATE {t} SET extra = id * 2 WHERE id = 4")
+        got = p.same(star, [4])
+        assert got[0] == ["id", "cat", "body", "emb", "extra"] and got[2][0][4] == 8
+        p.fast.execute(f"ALTER TABLE {t} RENAME COLUMN body TO b2")
+        assert p.same(q, [4])[:2] == ("error", "42703")
+        assert _rows(p.same(f"SELECT b2 FROM {t} WHERE id = %s", [4])) == [("body 4",)]
+        p.fast.execute(f"ALTER TABLE {t} RENAME COLUMN b2 TO body")
+        # The same name in another schema, first on the search path.
+        p.fast.execute(f"CREATE SCHEMA {schema}")
+        p.fast.execute(f"CREATE TABLE {schema}.{t} (id INT PRIMARY KEY, body TEXT)")
+        p.fast.execute(f"INSERT INTO {schema}.{t} VALUES (4, 'other schema')")
+        for _ in range(3):
+            assert _rows(p.same(q, [4])) == [("body 4",)]
+        for c in (p.fast, p.off):
+            c.execute(f"SET search_path = {schema}, public")
+        assert _rows(p.same(q, [4])) == [("other schema",)]
+        for c in (p.fast, p.off):
+            c.execute("SET search_path = public")
+        assert _rows(p.same(q, [4])) == [("body 4",)]
+        # A table found through the second schema of the path, then not on it any more.
+        only = f"SELECT body FROM {schema}_only WHERE id = %s"
+        p.fast.execute(f"CREATE TABLE {schema}.{schema}_only (id INT PRIMARY KEY, body TEXT)")
+        p.fast.execute(f"INSERT INTO {schema}.{schema}_only VALUES (1, 'found')")
+        for c in (p.fast, p.off):
+            c.execute(f"SET search_path = public, {schema}")
+        for _ in range(3):
+            assert _rows(p.same(only, [1])) == [("found",)]
+        for c in (p.fast, p.off):
+            c.execute("SET search_path = public")
+        assert p.same(only, [1])[:2] == ("error", "42P01")
+        # A transaction's own uncommitted DDL (one connection at a time: it locks the table).
+        seen = []
+        for c in (p.fast, p.off):
+            c.execute("BEGIN")
+            c.execute(f"ALTER TABLE {t} DROP COLUMN cat")
+            seen.append(_answer(c, star, [4]))
+            c.execute("ROLLBACK")
+        assert seen[0] == seen[1] and seen[0][0] == ["id", "body", "emb", "extra"]
+        assert p.same(star, [4])[0] == ["id", "cat", "body", "emb", "extra"]
+    finally:
+        p.close()

@@ -237,11 +237,34 @@ def _read_point(sel: Any) -> _Point | None:
                   _is_system_relation(rv.schemaname.lower(), rv.relname.lower()))
 
 
-def _point_lookup(session: Session, shape: _Point, params: list[Any]) -> Result | None:
-    """A point lookup's answer (module docstring), or None for the general path."""
+#: (point shape, database, catalog version, how names resolve) -> the table and what the
+#: shape binds to in it (:func:`_bind`): a definition is fixed per catalog version.
+_BOUND: dict[tuple[Any, ...], tuple[Any, list[tuple[str, Any]], list[Column],
+                                    list[tuple[Any, int, Any]]]] = {}
+_BOUND_MAX = 1024
+
+
+def _bind(session: Session, shape: _Point) -> tuple[Any, list[tuple[str, Any]], list[Column],
+                                                    list[tuple[Any, int, Any]]] | None:
+    """The table ``shape`` reads, its selected (output name, column) pairs, the result's
+    columns and the ``=`` sides that name the one-column primary key; None: not a table the
+    fast path reads. Kept per catalog version and whatever else decides how a name
+    resolves (search path, user, workspace, allowed workspaces); a session with its own
+    uncommitted DDL resolves afresh."""
+    db = session.db
+    staged = bool(getattr(session, "_overlay", None))
+    key: tuple[Any, ...] | None = None
+    if not staged:
+        db.catalog.refresh()  # what resolving the name does (rate-limited)
+        allowed = session.allowed_workspaces
+        key = (shape, id(db), db.catalog.version, session.settings.get("search_path", ""),
+               session.user, session.workspace,
+               None if allowed is None else frozenset(allowed))
+        hit = _BOUND.get(key)
+        if hit is not None:
+            return hit
     info = session.resolve_table(shape.schema, shape.relname)
-    if info is None or info.read_only or len(info.primary_key) != 1 or \
-            session.pending_change(info) is not None:
+    if info is None or info.read_only or len(info.primary_key) != 1:
         return None
     alias = shape.alias or info.name
     columns: list[tuple[str, Any]] = []
@@ -251,10 +274,25 @@ def _point_lookup(session: Session, shape: _Point, params: list[Any]) -> Result 
             return None
         columns.extend(targets)
     pk = info.primary_key[0]
-    for name, number, const in shape.sides:
-        col = info.column(name)
-        if col is None or col.name != pk:
-            continue
+    sides = [(col, number, const) for name, number, const in shape.sides
+             if (col := info.column(name)) is not None and col.name == pk]
+    bound = (info, columns, [Column(name, c.type) for name, c in columns], sides)
+    if key is not None:
+        if len(_BOUND) >= _BOUND_MAX:
+            _BOUND.clear()
+        _BOUND[key] = bound
+    return bound
+
+
+def _point_lookup(session: Session, shape: _Point, params: list[Any]) -> Result | None:
+    """A point lookup's answer (module docstring), or None for the general path."""
+    bound = _bind(session, shape)
+    if bound is None:
+        return None
+    info, columns, out, sides = bound
+    if session.pending_change(info) is not None:
+        return None
+    for col, number, const in sides:
         if number:
             if number > len(params):
                 return None
@@ -268,16 +306,17 @@ def _point_lookup(session: Session, shape: _Point, params: list[Any]) -> Result 
                 value = int(value)
             if isinstance(value, bool) or not isinstance(value, int):
                 return None
-            return _answer(session, info, col, value, columns, shape.limit, None)
+            return _answer(session, info, col, value, columns, out, shape.limit, None)
         literal = _lance_literal(value, col)
         if literal is not None:
-            return _answer(session, info, col, value, columns, shape.limit,
+            return _answer(session, info, col, value, columns, out, shape.limit,
                            f"`{col.name}` = {literal}")
     return None
 
 
 def _answer(session: Session, info: Any, key_col: Any, value: Any,
-            columns: list[tuple[str, Any]], limit: int | None, flt: str | None) -> Result:
+            columns: list[tuple[str, Any]], out: list[Column], limit: int | None,
+            flt: str | None) -> Result:
     """The rows of key ``value``: from the write-ahead log's overlay when the key's newest
     row is logged, else the newest committed Lance version minus the rows the log hides
     (or the transaction's snapshot); integer keys from memory (:func:`.colcache.key_rows`),
@@ -289,7 +328,7 @@ def _answer(session: Session, info: Any, key_col: Any, value: Any,
         if got is not None and flt is None:
             # Not in the log: the overlay's dataset is the newest committed version, minus
             # the rows the log replaced or deleted (no second look at the log, no fold).
-            rows = _by_key(got[0], key_col.name, value, wanted, limit, got[2], columns)
+            rows = _by_key(got[0], key_col.name, value, wanted, limit, got[2], columns, out)
             if rows is not None:
                 return rows
         store = session.db.store(info)
@@ -297,18 +336,19 @@ def _answer(session: Session, info: Any, key_col: Any, value: Any,
         ds = store.dataset(session.snapshot_version(info)) \
             if session.in_transaction and session.serializable else store.dataset()
         if flt is None:
-            rows = _by_key(ds, key_col.name, value, wanted, limit, None, columns)
+            rows = _by_key(ds, key_col.name, value, wanted, limit, None, columns, out)
             if rows is not None:
                 return rows
             flt = f"`{key_col.name}` = {value}"
         table = ds.to_table(columns=wanted, filter=flt, limit=limit)
-    return _result(columns, {c: table.column(c) for c in wanted}, table.num_rows)
+    return _result(columns, out, {c: table.column(c) for c in wanted}, table.num_rows)
 
 
-def _result(columns: list[tuple[str, Any]], data: dict[str, Any], n: int) -> Result:
+def _result(columns: list[tuple[str, Any]], out: list[Column], data: dict[str, Any],
+            n: int) -> Result:
     """The Result of one lookup's rows: Python values converted as the general path
-    converts its Arrow result (values.column_to_python), without an Arrow table."""
-    cols = [Column(name, c.type) for name, c in columns]
+    converts its Arrow result (values.column_to_python), without an Arrow table; ``out``:
+    the result's columns (kept with the bound statement, copied: a Result's are its own)."""
     if n == 0:
         rows: list[tuple[Any, ...]] = []
     else:
@@ -318,7 +358,7 @@ def _result(columns: list[tuple[str, Any]], data: dict[str, Any], n: int) -> Res
                 converted[c.name] = column_to_python(data[c.name], c.type)
         rows = list(zip(*(converted[c.name] for _, c in columns), strict=True)) \
             if columns else [() for _ in range(n)]
-    return Result(columns=cols, command=f"SELECT {n}", rowcount=n, _rows=rows)
+    return Result(columns=list(out), command=f"SELECT {n}", rowcount=n, _rows=rows)
 
 
 def _logged_row(got: tuple[Any, Any, set[int]] | None, column: str, value: Any,
@@ -334,7 +374,8 @@ def _logged_row(got: tuple[Any, Any, set[int]] | None, column: str, value: Any,
 
 
 def _by_key(ds: Any, column: str, value: Any, wanted: list[str], limit: int | None,
-            hidden: set[int] | None, columns: list[tuple[str, Any]]) -> Result | None:
+            hidden: set[int] | None, columns: list[tuple[str, Any]], out: list[Column]
+            ) -> Result | None:
     """The rows whose integer key is ``value`` (:func:`.colcache.key_rows`): the columns it
     keeps from memory, the others by a Lance take of just those rows. None: the caller
     filters in Lance."""
@@ -353,7 +394,7 @@ def _by_key(ds: Any, column: str, value: Any, wanted: list[str], limit: int | No
     elif rest:
         for c in rest:
             data[c] = pa.array([], ds.schema.field(c).type)
-    return _result(columns, data, int(rids.size))
+    return _result(columns, out, data, int(rids.size))
 
 
 # -- system catalog queries ------------------------------------------------------------------
