@@ -221,6 +221,9 @@ def test_pg_dump_restores_views(pg_server: Server, ws: str, tmp_path: Path) -> N
     assert f"CREATE VIEW {ws}.ab_top_ids WITH (security_invoker='true') AS" in script
     assert f"GRANT SELECT ON TABLE {ws}.aa_top TO PUBLIC;" in script
     assert "GRANT ALL" not in script and "REVOKE" not in script
+    # psql's \dp shows the grant
+    listing = _psql(pg_server, f"\\dp {ws}.*")
+    assert "aa_top" in listing and "=r/postgres" in listing
     # restore into a new schema of the same server: rename the schema in the script
     restored = ws + "_r"
     path = tmp_path / "dump.sql"
