@@ -757,7 +757,8 @@ class ServerConnection:
                     if result.returns_rows:
                         encs = self._encoders(cols, [])
                         self._out.append(self._row_description(cols, []))
-                        self._rows(result.rows, encs)
+                        for rows in result.row_batches():
+                            self._rows(rows, encs)
                     self._out.append(m.b_command_complete(self._tag(result)))
         except Exception as e:  # noqa: BLE001 - every error becomes an ErrorResponse
             self._error(e)
@@ -980,17 +981,24 @@ class ServerConnection:
             cols = portal.columns
         if result.returns_rows:
             encs = self._encoders(cols, portal.result_formats)
-            rows = result.rows
-            start = portal.rows_sent
-            end = len(rows) if msg.max_rows <= 0 else min(len(rows), start + msg.max_rows)
-            self._rows(rows[start:end], encs)
-            portal.rows_sent = end
-            if end < len(rows):
-                self._out.append(m.b_portal_suspended())
-                return
-            tag = self._tag(result)
-            if tag.startswith("SELECT") and msg.max_rows > 0:
-                tag = f"SELECT {len(rows)}"
+            if msg.max_rows <= 0 and not portal.rows_sent:
+                # All rows at once: converted from Arrow a batch at a time (a big result
+                # never sits whole in memory as Python objects), as the simple query does.
+                for batch in result.row_batches():
+                    self._rows(batch, encs)
+                tag = self._tag(result)
+            else:
+                rows = result.rows
+                start = portal.rows_sent
+                end = len(rows) if msg.max_rows <= 0 else min(len(rows), start + msg.max_rows)
+                self._rows(rows[start:end], encs)
+                portal.rows_sent = end
+                if end < len(rows):
+                    self._out.append(m.b_portal_suspended())
+                    return
+                tag = self._tag(result)
+                if tag.startswith("SELECT") and msg.max_rows > 0:
+                    tag = f"SELECT {len(rows)}"
         else:
             tag = self._tag(result)
         portal.done = True
