@@ -189,7 +189,15 @@ def test_tokens_read_views_within_their_workspaces(staff: Stack) -> None:
     assert r.status_code == 200, r.text
     assert r.json()["rows"] == [[1, "1"], [2, "2"]]
     for sql in ("SELECT * FROM over_ws2", "SELECT * FROM ws1.over_ws2 WHERE id = 1",
-                "SELECT count(*) FROM (SELECT * FROM ws1.over_ws2) s"):
+                "SELECT count(*) FROM (SELECT * FROM ws1.over_ws2) s",
+                "WITH x AS (SELECT * FROM ws1.over_ws2) SELECT * FROM x",
+                "SELECT p.id FROM staff_pub p JOIN over_ws2 o USING (id)",
+                "SELECT * FROM staff_pub WHERE id IN (SELECT id FROM ws2.t)",
+                "EXPLAIN SELECT * FROM over_ws2",
+                "SELECT * FROM ws2.t",
+                "CREATE VIEW ws1.mine AS SELECT * FROM ws1.over_ws2",
+                "CREATE VIEW ws1.mine AS SELECT * FROM ws2.t",
+                "GRANT SELECT ON ws1.staff_pub TO carol"):
         for token in ("read", "write"):
             r = staff.http_sql(token, sql)
             assert r.status_code == 403, (sql, r.text)
