@@ -205,7 +205,8 @@ def test_pg_dump_restores_views(pg_server: Server, ws: str, tmp_path: Path) -> N
     pg_dump, psql = pg_tool("pg_dump"), pg_tool("psql")
     with psycopg.connect(pg_server.dsn(), autocommit=True) as c:
         # named to sort before the tables they read: pg_dump must order them by pg_depend
-        c.execute(f"CREATE VIEW {ws}.aa_top AS SELECT id, n FROM {ws}.docs WHERE n >= 30")
+        c.execute(f"CREATE VIEW {ws}.aa_top WITH (security_barrier) AS SELECT id, n "
+                  f"FROM {ws}.docs WHERE n >= 30")
         c.execute(f"CREATE VIEW {ws}.ab_top_ids WITH (security_invoker = true) AS "
                   f"SELECT id FROM {ws}.aa_top")
         c.execute(f"GRANT SELECT ON {ws}.aa_top TO PUBLIC")
@@ -213,7 +214,7 @@ def test_pg_dump_restores_views(pg_server: Server, ws: str, tmp_path: Path) -> N
                           text=True, timeout=60)
     assert dump.returncode == 0, dump.stderr
     script = dump.stdout
-    assert f"CREATE VIEW {ws}.aa_top AS" in script
+    assert f"CREATE VIEW {ws}.aa_top WITH (security_barrier='true') AS" in script
     assert script.index(f"CREATE TABLE {ws}.docs") < script.index(f"CREATE VIEW {ws}.aa_top")
     assert script.index(f"CREATE VIEW {ws}.aa_top") < \
         script.index(f"CREATE VIEW {ws}.ab_top_ids")
@@ -239,7 +240,8 @@ def test_pg_dump_restores_views(pg_server: Server, ws: str, tmp_path: Path) -> N
             "SELECT relname, reloptions, relacl FROM pg_class c JOIN pg_namespace n "
             "ON n.oid = c.relnamespace WHERE nspname = %s AND relkind = 'v' ORDER BY 1",
             (restored,)).fetchall() == [
-                ("aa_top", None, ["postgres=arwdDxt/postgres", "=r/postgres"]),
+                ("aa_top", ["security_barrier=true"],
+                 ["postgres=arwdDxt/postgres", "=r/postgres"]),
                 ("ab_top_ids", ["security_invoker=true"], None)]
 
 

@@ -70,12 +70,16 @@ class ViewDef:
     temp: bool = False
     #: ``WITH (security_invoker = true)``: read with the reader's privileges, not the owner's
     security_invoker: bool = False
+    #: ``WITH (security_barrier)``: kept for the catalogs and pg_dump (a role always reads a
+    #: view with its owner's rights through a fence, barrier or not)
+    security_barrier: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return {"workspace": self.workspace, "name": self.name, "sql": self.sql,
                 "columns": [{"name": n, "type": t.to_json()} for n, t in self.columns],
                 "oid": self.oid, "depends": [list(d) for d in self.depends],
-                "security_invoker": self.security_invoker}
+                "security_invoker": self.security_invoker,
+                "security_barrier": self.security_barrier}
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> ViewDef:
@@ -84,12 +88,15 @@ class ViewDef:
         return cls(d["workspace"], d["name"], d["sql"],
                    [(c["name"], ColumnType.from_json(c["type"])) for c in d["columns"]],
                    int(d.get("oid", 0)), [(a, b) for a, b in d.get("depends", [])],
-                   security_invoker=bool(d.get("security_invoker", True)))
+                   security_invoker=bool(d.get("security_invoker", True)),
+                   security_barrier=bool(d.get("security_barrier", False)))
 
     @property
     def reloptions(self) -> list[str] | None:
         """``pg_class.reloptions``: what ``CREATE VIEW ... WITH (...)`` set."""
-        return ["security_invoker=true"] if self.security_invoker else None
+        out = (["security_barrier=true"] if self.security_barrier else []) + \
+            (["security_invoker=true"] if self.security_invoker else [])
+        return out or None
 
     @property
     def definition(self) -> str:
@@ -265,7 +272,7 @@ def create(session: Session, node: Any, params: list[Any]) -> Result:
     if node.with_check_option not in (0, pb.NO_CHECK_OPTION):
         raise E.FeatureNotSupported("WITH CHECK OPTION is not supported: tarndb views are "
                                     "read-only")
-    invoker = False
+    invoker = barrier = False
     for opt in node.options:
         name = opt.def_elem.defname
         if name not in ("security_invoker", "security_barrier"):
@@ -273,6 +280,8 @@ def create(session: Session, node: Any, params: list[Any]) -> Result:
         value = _bool_option(opt.def_elem)
         if name == "security_invoker":
             invoker = value
+        else:
+            barrier = value
     if temp and rv.schemaname and rv.schemaname != TEMP_SCHEMA:
         raise E.InvalidTableDefinition("cannot create temporary relation in non-temporary "
                                        "schema")
@@ -320,7 +329,7 @@ def create(session: Session, node: Any, params: list[Any]) -> Result:
                     f'cannot change data type of view column "{n}" from {ot.pg_name} to '
                     f'{t.pg_name}')
     oid = old.oid if old is not None else session.db.catalog._next_oid()  # noqa: SLF001
-    d = ViewDef(ws, name, sql, columns, oid, depends, temp, invoker)
+    d = ViewDef(ws, name, sql, columns, oid, depends, temp, invoker, barrier)
     if temp:
         mine = _temps.setdefault(session, {})
         mine[name] = d
@@ -492,16 +501,16 @@ def set_options(session: Session, rv: Any, cmd: Any, reset: bool) -> None:
     v = resolve(session, rv.schemaname or None, rv.relname)
     if v is None:
         raise E.UndefinedTable(f'relation "{rv.relname}" does not exist', table=rv.relname)
-    invoker = v.security_invoker
+    invoker, barrier = v.security_invoker, v.security_barrier
     for item in getattr(cmd, "def").list.items:
         d = item.def_elem
         if d.defname not in ("security_invoker", "security_barrier"):
             raise E.InvalidParameterValue(f'unrecognized parameter "{d.defname}"')
         if d.defname == "security_invoker":
             invoker = False if reset else _bool_option(d)
-        elif not reset:
-            _bool_option(d)
-    new = replace(v, security_invoker=invoker)
+        else:
+            barrier = False if reset else _bool_option(d)
+    new = replace(v, security_invoker=invoker, security_barrier=barrier)
     if v.temp:
         (_temps_of(session) or {})[v.name] = new
     else:
