@@ -1,6 +1,6 @@
-"""Files through a real server: uploads parsed as they arrive, batches hashed and written on
-a worker thread while the next ones are received (api/_multipart.py), uvicorn reading 1 MiB at
-a time, and downloads sent with ``sendfile`` (api/_protocol.py)."""
+"""Files through a real server: uploads parsed as they arrive and hashed and written ~1 MiB
+at a time on a worker thread (api/_multipart.py), uvicorn reading 1 MiB at a time, and
+downloads sent with ``sendfile`` (api/_protocol.py)."""
 
 from __future__ import annotations
 
@@ -76,8 +76,8 @@ def test_chunked_upload_lands_whole_with_its_hash(limited: Server) -> None:
 
 
 def test_chunked_upload_over_the_limit_mid_stream_leaves_nothing(limited: Server) -> None:
-    # No Content-Length, so the limit can only be found while writing: the writer thread
-    # fails, the upload stops, and its partial blob is removed.
+    # No Content-Length, so the limit can only be found while writing: the write on the
+    # worker thread fails, the upload stops, and its partial blob is removed.
     h = {"Authorization": f"Bearer {limited.token}",
          "Content-Type": f"multipart/form-data; boundary={BOUNDARY}"}
     r = requests.post(f"{limited.url}/workspaces/over/files", headers=h,
