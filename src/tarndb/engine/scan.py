@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from postgast import pg_query_pb2 as pb
 
-from ..errors import UndefinedTable
+from ..errors import UndefinedFunction, UndefinedTable
 from ..sql import ast
 from ..storage.tables import RID, conform_rows
 from .catalog import SCALAR_INDEX_TYPES, ColumnInfo, TableInfo
@@ -236,7 +236,9 @@ class Scope:
         self._params = params
         from . import views
 
-        views.expand(self.session, stmt)  # a view's name -> its query (engine/views.py)
+        # a view's name -> its query (engine/views.py); the names this scope registered so
+        # far are the only ``__...`` names the statement may use unqualified
+        views.expand(self.session, stmt, known=set(self._objects) | set(self._views))
         if ast.kind(stmt) == "select_stmt":
             from ..sql import pgcatalog
 
@@ -248,6 +250,8 @@ class Scope:
         nodes = list(ast.walk(stmt))
         functions = [m for m in nodes
                      if isinstance(m, pb.Node) and ast.kind(m) == "range_function"]
+        for m in functions:
+            _refuse_relation_functions(m)
         if functions and sum(self._bind_function(m) for m in functions):
             nodes = list(ast.walk(stmt))
         ctes = {c.common_table_expr.ctename for m in nodes
@@ -428,6 +432,22 @@ class Scope:
         self._views.clear()
         self._objects.clear()
         self.functions.clear()
+
+
+#: DuckDB table functions that read a relation named by a string: they would reach what a
+#: scope registered (the whole table behind a view read with its owner's rights), never
+#: through the privilege checks, and PostgreSQL has none of them.
+_RELATION_FUNCTIONS = frozenset({"query", "query_table"})
+
+
+def _refuse_relation_functions(node: pb.Node) -> None:
+    for f in node.range_function.functions:
+        for item in f.list.items:
+            if ast.kind(item) == "func_call" and \
+                    ast.func_name(item.func_call) in _RELATION_FUNCTIONS:
+                name = ast.func_name(item.func_call)
+                raise UndefinedFunction(f"function {name}() does not exist",
+                                        hint="Name the tables in the statement itself.")
 
 
 def strip_schema_qualifiers(nodes: Any, tables: dict[str, TableInfo]) -> None:

@@ -556,17 +556,25 @@ def _qi(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def expand(session: Session, stmt: pb.Node) -> bool:
+def expand(session: Session, stmt: pb.Node, known: set[str] | None = None) -> bool:
     """Replace every view a statement reads by its query; whether any was. Each view's query
     is checked as the session's own (``security_invoker`` views), or, for the others, for
     the session's workspaces only (their owner's table privileges: see the module). Names
-    of the statement's CTEs and of what its scope registered (``__...``) are left alone."""
+    of the statement's CTEs and of what its scope registered (``known``, ``__...``) are
+    left alone.
+
+    Any other unqualified ``__...`` name is the statement's own: it must be a lake table
+    (then qualified with its schema, so the scope never takes it for one of its own
+    registrations) or a view, else 42P01. Otherwise a statement could name the scope's view
+    of a table that a view read with its owner's rights registers while the statement is
+    bound (``SELECT x.* FROM v, __t10 x``), and read the whole table."""
     if not any_views(session.db, session):
         return False
-    return _expand_in(session, stmt, as_owner=False, depth=0)
+    return _expand_in(session, stmt, as_owner=False, depth=0, known=known)
 
 
-def _expand_in(session: Session, node: pb.Node, as_owner: bool, depth: int) -> bool:
+def _expand_in(session: Session, node: pb.Node, as_owner: bool, depth: int,
+               known: set[str] | None = None) -> bool:
     skip = {c.common_table_expr.ctename for m in ast.walk(node)
             if isinstance(m, pb.WithClause) for c in m.ctes}
     expanded = False
@@ -574,8 +582,19 @@ def _expand_in(session: Session, node: pb.Node, as_owner: bool, depth: int) -> b
         if ast.kind(n) != "range_var":
             continue
         rv = n.range_var
-        if not rv.schemaname and (rv.relname in skip or rv.relname.startswith("__")):
+        if not rv.schemaname and rv.relname in skip:
             continue
+        if not rv.schemaname and rv.relname.startswith("__"):
+            if known is None or rv.relname in known:
+                continue
+            info = session.resolve_table(None, rv.relname)
+            if info is not None:
+                rv.schemaname = info.workspace
+                continue
+            if resolve(session, None, rv.relname) is None:
+                raise E.UndefinedTable(f'relation "{rv.relname}" does not exist',
+                                       position=rv.location + 1 if rv.location >= 0 else None,
+                                       table=rv.relname)
         d = resolve(session, rv.schemaname or None, rv.relname)
         if d is None:
             continue
