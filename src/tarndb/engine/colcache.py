@@ -280,7 +280,10 @@ def _span(vals: np.ndarray, value: Any) -> tuple[int, int] | None:
     lo = int(vals.searchsorted(v, "left"))
     if lo >= vals.size or vals[lo] != v:
         return None
-    return lo, int(vals.searchsorted(v, "right"))
+    hi = lo + 1  # (a key's one row: no second search)
+    if hi < vals.size and vals[hi] == v:
+        hi = int(vals.searchsorted(v, "right"))
+    return lo, hi
 
 
 #: One fragment's key entries: (the key values sorted, their ``__rid``, their positions in
@@ -353,6 +356,11 @@ def _fragment_values(ds: lance.LanceDataset, fragment: tuple[tuple[str, int, int
     return part
 
 
+# (uri, version, key column, wanted columns) -> (the key's sorted entries, the wanted columns
+# kept in memory, the others): what a lookup of that version decides before the key
+_plans: dict[tuple[str, int, str, tuple[str, ...]], tuple[list[Entry], list[str], list[str]]] = {}
+
+
 def key_rows(ds: lance.LanceDataset, column: str, value: Any, wanted: list[str],
              hidden: set[int] | None = None, limit: int | None = None
              ) -> tuple[dict[str, pa.Array], list[str], np.ndarray] | None:
@@ -365,12 +373,22 @@ def key_rows(ds: lance.LanceDataset, column: str, value: Any, wanted: list[str],
     Each fragment's key values are kept sorted with their positions in the fragment's kept
     arrays (:func:`_sorted_entries`), so a found row's other columns are slices of their
     fragment's arrays: no per-version copy of a wide column, no search by ``__rid``."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or \
-            not _is_integer(ds, column):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         return None
-    entries = _sorted_entries(ds, column)
-    if entries is None:
-        return None
+    pkey = (ds.uri, int(ds.version), column, tuple(wanted))
+    plan = _plans.get(pkey)
+    if plan is None:
+        if not _is_integer(ds, column):
+            return None
+        got = _sorted_entries(ds, column)
+        if got is None:
+            return None
+        kept_cols = [c for c in wanted if lookup_keeps(ds, c)]
+        plan = (got, kept_cols, [c for c in wanted if c not in kept_cols])
+        if len(_plans) >= 64:  # (they hold their versions' sorted entries)
+            _plans.clear()
+        _plans[pkey] = plan
+    entries, kept, rest = plan
     found: list[tuple[int, int, Any]] = []  # (__rid, position, fragment)
     for vals, rids, pos, frag in entries:
         span = _span(vals, value)
@@ -383,8 +401,6 @@ def key_rows(ds: lance.LanceDataset, column: str, value: Any, wanted: list[str],
         found.sort(key=lambda f: f[0])
     if limit is not None:
         found = found[:max(limit, 0)]
-    kept = [c for c in wanted if lookup_keeps(ds, c)]
-    rest = [c for c in wanted if c not in kept]
     data: dict[str, pa.Array] = {}
     for c in kept:
         parts = []

@@ -321,7 +321,7 @@ def _answer(session: Session, info: Any, key_col: Any, value: Any,
     row is logged, else the newest committed Lance version minus the rows the log hides
     (or the transaction's snapshot); integer keys from memory (:func:`.colcache.key_rows`),
     other keys by Lance's filter ``flt``."""
-    wanted = list(dict.fromkeys(c.name for _, c in columns))
+    wanted = _wanted(columns)
     got = session.overlay_read(info)
     table = _logged_row(got, key_col.name, value, wanted, limit)
     if table is None:
@@ -342,6 +342,11 @@ def _answer(session: Session, info: Any, key_col: Any, value: Any,
             flt = f"`{key_col.name}` = {value}"
         table = ds.to_table(columns=wanted, filter=flt, limit=limit)
     return _result(columns, out, {c: table.column(c) for c in wanted}, table.num_rows)
+
+
+def _wanted(columns: list[tuple[str, Any]]) -> list[str]:
+    """The stored columns a select list reads, each once, in order."""
+    return list(dict.fromkeys(c.name for _, c in columns))
 
 
 def _result(columns: list[tuple[str, Any]], out: list[Column], data: dict[str, Any],
