@@ -28,7 +28,7 @@ import enum
 import logging
 import re
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -169,6 +169,9 @@ class _Batch:
     size: int = 0
 
 
+#: A long answer goes out through the connection's sink once this much of it waits.
+SPILL_BYTES = 4 << 20
+_SPILL_CHECK = 256 << 10  # bytes of rows between two looks at the sink
 #: A batch runs once it holds this many parameter sets or bytes of parameters.
 MAX_BATCH_SETS = 10_000
 MAX_BATCH_BYTES = 16 << 20
@@ -228,6 +231,12 @@ class ServerConnection:
         self._reported: dict[str, str] = {}
         self._out: list[bytes] = []
         self._batch: _Batch | None = None
+        #: Where a long answer (a big result or COPY TO) goes while it is being made, once
+        #: SPILL_BYTES of it wait: set by the socket server (``sock.sendall``), so that the
+        #: answer never sits whole in memory, as PostgreSQL streams rows. Without one (the
+        #: sans-io tests) everything comes back from :meth:`receive_data`.
+        self.sink: Callable[[bytes], None] | None = None
+        self._unspilled = 0  # bytes of answer counted since the last spill
 
     # -- the one entry point -----------------------------------------------------------------
 
@@ -243,6 +252,7 @@ class ServerConnection:
         self.reader.feed(data)
         if self._batch is None:
             self._out = []
+            self._unspilled = 0
         out = self._out
         try:
             while not self.closed and not self.wants_tls:
@@ -843,9 +853,32 @@ class ServerConnection:
     def _rows(self, rows: Sequence[tuple[Any, ...]], encs: list[codecs.Encoder]) -> None:
         out = self._out
         data_row = m.b_data_row
+        added = 0
         for row in rows:
-            out.append(data_row([None if v is None else enc(v)
-                                 for v, enc in zip(row, encs, strict=False)]))
+            msg = data_row([None if v is None else enc(v)
+                            for v, enc in zip(row, encs, strict=False)])
+            out.append(msg)
+            added += len(msg)
+            if added >= _SPILL_CHECK:
+                self._spill(added)
+                added = 0
+        self._spill(added)
+
+    def _spill(self, added: int) -> None:
+        """Count ``added`` bytes of answer; send the answer so far through :attr:`sink` once
+        SPILL_BYTES wait (never while a held batch's replies wait for their places in it)."""
+        self._unspilled += added
+        if self.sink is None or self._batch is not None or self._unspilled < SPILL_BYTES:
+            return
+        out = self._out
+        data = b"".join(out)
+        del out[:]  # in place: receive_data holds the same list
+        self._unspilled = 0
+        try:
+            self.sink(data)
+        except OSError:
+            self.sink = None
+            raise errors.QueryCanceled("canceling statement: the client has hung up") from None
 
     # -- extended query ------------------------------------------------------------------------
 
@@ -1043,11 +1076,19 @@ class ServerConnection:
         # The binary header travels with the first row (or the trailer), as in Postgres.
         first = header if binary else b""
         count = 0
+        out = self._out
+        added = 0
         for rows in result.row_batches():
             for row in rows:
-                self._out.append(m.b_copy_data(first + writer.row(row)))
+                msg = m.b_copy_data(first + writer.row(row))
+                out.append(msg)
                 first = b""
+                added += len(msg)
+                if added >= _SPILL_CHECK:
+                    self._spill(added)
+                    added = 0
             count += len(rows)
+        self._spill(added)
         if binary:
             self._out.append(m.b_copy_data(first + writer.trailer()))
         self._out.append(m.b_copy_done())

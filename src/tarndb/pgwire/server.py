@@ -342,6 +342,7 @@ class PgServer:
         if conn.closed or conn.session is None:
             return
         sock.settimeout(None)
+        conn.sink = sock.sendall  # a long answer goes out as it is made
         assert self._hangups is not None
         with self._hangups.watching(sock.fileno(), lambda: _cancel_quietly(conn)):
             self._exchange(conn, sock, logged_in=True)
