@@ -363,12 +363,15 @@ _plans: dict[tuple[str, int, str, tuple[str, ...]], tuple[list[Entry], list[str]
 
 def key_rows(ds: lance.LanceDataset, column: str, value: Any, wanted: list[str],
              hidden: set[int] | None = None, limit: int | None = None
-             ) -> tuple[dict[str, pa.Array], list[str], np.ndarray] | None:
+             ) -> tuple[dict[str, pa.Array], list[str], np.ndarray,
+                        list[tuple[int, int]]] | None:
     """The rows of ``ds`` whose integer ``column`` equals ``value`` (a key lookup), rows
     whose ``__rid`` is in ``hidden`` left out, at most ``limit``, ascending by ``__rid``:
     (the ``wanted`` columns :func:`lookup_keeps` keeps, from memory; the wanted columns it
-    does not, for the caller to take from Lance; the rows' ``__rid``). None: not an integer
-    column or value, or the kept arrays were evicted meanwhile (the caller reads Lance).
+    does not, for the caller to take from Lance; the rows' ``__rid``; their fragment ids
+    and positions among the fragment's live rows, which ``LanceFragment.take`` reads).
+    None: not an integer column or value, or the kept arrays were evicted meanwhile (the
+    caller reads Lance).
 
     Each fragment's key values are kept sorted with their positions in the fragment's kept
     arrays (:func:`_sorted_entries`), so a found row's other columns are slices of their
@@ -411,4 +414,5 @@ def key_rows(ds: lance.LanceDataset, column: str, value: Any, wanted: list[str],
             parts.append(values.slice(p, 1))
         data[c] = parts[0] if len(parts) == 1 else (
             pa.concat_arrays(parts) if parts else pa.array([], ds.schema.field(c).type))
-    return data, rest, np.array([f[0] for f in found], dtype=np.int64)
+    return (data, rest, np.array([f[0] for f in found], dtype=np.int64),
+            [(f[2][0][1], f[1]) for f in found])

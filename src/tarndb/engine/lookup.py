@@ -387,19 +387,42 @@ def _by_key(ds: Any, column: str, value: Any, wanted: list[str], limit: int | No
     found = colcache.key_rows(ds, column, value, wanted, hidden, limit)
     if found is None:
         return None
-    data, rest, rids = found
+    data, rest, rids, where = found
     if rest and rids.size:
-        taken = rows_by_rid(ds, rids, [*rest, RID])
-        if taken.num_rows != rids.size:
+        taken = _take(ds, rids, where, rest)
+        if taken is None:
             return None
-        order = np.argsort(taken.column(RID).to_numpy(), kind="stable")  # rids ascending
-        taken = taken.take(pa.array(order))
-        for c in rest:
-            data[c] = taken.column(c)
+        data.update(taken)
     elif rest:
         for c in rest:
             data[c] = pa.array([], ds.schema.field(c).type)
     return _result(columns, out, data, int(rids.size))
+
+
+def _take(ds: Any, rids: Any, where: list[tuple[int, int]], columns: list[str]
+          ) -> dict[str, Any] | None:
+    """``columns`` of the rows ``rids`` (ascending) from Lance: each by its fragment's take
+    of its position among the fragment's live rows (~250 us for a 384-d vector, against
+    ~400 us for a dataset take by row id, which first maps the id to its fragment), checked
+    by ``__rid``; the dataset take when a fragment's answer is not the row."""
+    want = [*columns, RID] if RID not in columns else columns
+    parts: list[Any] = []
+    for rid, (fid, pos) in zip(rids.tolist(), where, strict=True):
+        frag = ds.get_fragment(fid)
+        t = frag.take([pos], columns=want) if frag is not None else None
+        if t is None or t.num_rows != 1 or t.column(RID)[0].as_py() != rid:
+            parts = []
+            break
+        parts.append(t)
+    if parts:
+        taken = parts[0] if len(parts) == 1 else pa.concat_tables(parts)
+    else:
+        taken = rows_by_rid(ds, rids, want)
+        if taken.num_rows != rids.size:
+            return None
+        order = np.argsort(taken.column(RID).to_numpy(), kind="stable")  # rids ascending
+        taken = taken.take(pa.array(order))
+    return {c: taken.column(c) for c in columns}
 
 
 # -- system catalog queries ------------------------------------------------------------------
