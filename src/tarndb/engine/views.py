@@ -17,10 +17,11 @@ so owned, by superusers only), so a role can be given a view without its tables;
 made ``WITH (security_invoker = true)`` is read with the privileges of the session reading
 it (its query checked as if the session had written it, down to the tables). Once inside a
 view read with its owner's rights, the views it reads are too (PostgreSQL checks them as
-the outer view's owner). A role reading a view with its owner's rights reads it through a
-fence (``OFFSET 0``): the reader's own filters run on the rows the view gives, never pushed
-under the view's ``WHERE`` where an error message could show a row the view hides (what
-PostgreSQL's ``security_barrier`` asks for).
+the outer view's owner). A role reading a view with its owner's rights reads a view that
+leaves rows out through a fence (``OFFSET 0``): the reader's own filters run on the rows the
+view gives, never pushed under the view's ``WHERE`` where an error message could show a row
+the view hides (what PostgreSQL's ``security_barrier`` asks for). A view that only picks
+columns shows every row it reads: no fence, its filters keep their pushdown.
 
 Workspaces are never widened by a view: a session limited to some workspaces (an API token,
 a role with USAGE on some schemas) reads a view only when it may reach every workspace the
@@ -556,6 +557,32 @@ def _qi(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+#: view SQL -> whether its query may leave rows of what it reads out
+_hiding: dict[str, bool] = {}
+
+
+def _hides_rows(sql: str) -> bool:
+    """Whether a view's query may leave out rows of what it reads: anything but ``SELECT
+    expressions FROM one_table`` (no WHERE, GROUP BY, HAVING, DISTINCT, LIMIT, WITH, set
+    operation, window, join or subquery in FROM). Those views are read behind the fence."""
+    known = _hiding.get(sql)
+    if known is not None:
+        return known
+    sel = ast.parse(sql).stmts[0].stmt.select_stmt
+    plain = (len(sel.from_clause) == 1 and ast.kind(sel.from_clause[0]) == "range_var"
+             and not sel.HasField("where_clause") and not sel.group_clause
+             and not sel.HasField("having_clause") and not sel.distinct_clause
+             and not sel.HasField("limit_count") and not sel.HasField("limit_offset")
+             and not sel.HasField("with_clause") and not sel.window_clause
+             and sel.op == pb.SETOP_NONE and not sel.locking_clause
+             and not any(isinstance(m, (pb.SubLink, pb.RangeSubselect, pb.RangeFunction))
+                         for m in ast.walk(sel)))
+    if len(_hiding) > 1024:
+        _hiding.clear()
+    _hiding[sql] = not plain
+    return not plain
+
+
 def expand(session: Session, stmt: pb.Node, known: set[str] | None = None) -> bool:
     """Replace every view a statement reads by its query; whether any was. Each view's query
     is checked as the session's own (``security_invoker`` views), or, for the others, for
@@ -602,8 +629,10 @@ def _expand_in(session: Session, node: pb.Node, as_owner: bool, depth: int,
             raise E.InvalidRecursion(
                 f'infinite recursion detected in rules for relation "{d.name}"')
         owner = as_owner or not d.security_invoker
-        # A role (table GRANTs) entering a view read with its owner's rights: fenced.
-        fence = owner and not as_owner and getattr(session, "acl_role", None) is not None
+        # A role (table GRANTs) entering a view read with its owner's rights: fenced, unless
+        # the view hides no row (then every value a pushed-down filter sees is shown anyway)
+        fence = owner and not as_owner and getattr(session, "acl_role", None) is not None \
+            and _hides_rows(d.sql)
         sub = _body(d, rv.alias if rv.HasField("alias") else None, fence)
         body = sub.range_subselect.subquery
         check = pb.Node()
