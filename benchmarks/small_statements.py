@@ -18,7 +18,8 @@ time per request (``ServerConnection.receive_data`` fed the same request 2,000 t
     python benchmarks/small_statements.py --floor --rows 100000
 
 ``--cpu`` prints the CPU time per statement through ``Session.execute`` in this process (the
-engine's own cost, steadier than wall time on a shared machine)::
+engine's own cost, steadier than wall time on a shared machine; its table also holds a 384-d
+``REAL[]`` per row for a ``SELECT *``)::
 
     python benchmarks/small_statements.py --cpu --rows 100000 --n 500
 """
@@ -176,10 +177,16 @@ def cpu(rows: int, n: int) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="small-statements-cpu-"))
     db = tarndb.open(str(tmp / "lake"))
     s = db.session()
-    s.execute("CREATE TABLE kl (id BIGINT PRIMARY KEY, t TEXT, n INT, body TEXT)")
-    s.insert_arrow("kl", __import__("pyarrow").table({
+    import numpy as np
+    import pyarrow as pa
+
+    s.execute("CREATE TABLE kl (id BIGINT PRIMARY KEY, t TEXT, n INT, body TEXT, emb REAL[])")
+    emb = np.random.default_rng(0).standard_normal((rows, 384)).astype(np.float32)
+    s.insert_arrow("kl", pa.table({
         "id": list(range(rows)), "t": [f"row {i}" for i in range(rows)],
-        "n": [i % 7 for i in range(rows)], "body": [_body(i) for i in range(rows)]}))
+        "n": [i % 7 for i in range(rows)], "body": [_body(i) for i in range(rows)],
+        "emb": pa.ListArray.from_arrays(np.arange(0, rows * 384 + 1, 384, dtype=np.int32),
+                                        pa.array(emb.ravel()))}))
     s.execute("SELECT count(*) FROM kl")
     state = [0]
 
@@ -193,7 +200,9 @@ def cpu(rows: int, n: int) -> None:
     for label, fn in (("SELECT 1", lambda: s.execute("SELECT 1").rows),
                       ("key lookup SELECT t, n", lookup("SELECT t, n FROM kl WHERE id = $1")),
                       ("key lookup SELECT id, n, body (~150 B)",
-                       lookup("SELECT id, n, body FROM kl WHERE id = $1"))):
+                       lookup("SELECT id, n, body FROM kl WHERE id = $1")),
+                      ("key lookup SELECT * (with a 384-d REAL[])",
+                       lookup("SELECT * FROM kl WHERE id = $1"))):
         fn()
         best = min(timeit.repeat(fn, number=n, repeat=7, timer=time.process_time))
         print(f"{label:44s} {best / n * 1e6:8.1f}")
