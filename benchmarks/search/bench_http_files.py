@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -34,11 +33,7 @@ def main() -> None:
     try:
         bench_wire._http_files(w, root, args.file_mb)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        bench_wire.stop(proc)
         if args.dir is None:
             shutil.rmtree(root, ignore_errors=True)
     cp = w.rates["plain file copy (shutil.copyfile + fsync)"]

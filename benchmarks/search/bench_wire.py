@@ -443,15 +443,20 @@ def run(root: str, v: Any, nq: int, repeats: int, slow: int, ef_search: int,
         if extras.file_mb:
             _http_files(w, root, extras.file_mb)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop(proc)
         if pg_stop:
             subprocess.run(pg_stop, check=False, stdout=subprocess.DEVNULL)
         shutil.rmtree(pg_dir, ignore_errors=True)
     targets(w, n, d)
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    """End a server started by :func:`start_tarndb` (killed if it does not stop in 20 s)."""
+    proc.terminate()
+    try:
+        proc.wait(20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
 
 
 def run_maxsim_only(root: str, nq: int, repeats: int, slow: int, extras: Extras) -> None:
@@ -463,11 +468,7 @@ def run_maxsim_only(root: str, nq: int, repeats: int, slow: int, extras: Extras)
     try:
         _maxsim(w, tdsn, extras, nq, slow)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop(proc)
     targets(w, extras.mv_rows, extras.mv_dim)
 
 
