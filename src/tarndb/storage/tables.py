@@ -236,7 +236,10 @@ class TableStore:
             # this lock to finish.)
             return self._fold_all()
         with self._folding:
-            done = self._fold_own_inserts()
+            # Records of this server that remove rows: not a log of inserts only, so go
+            # straight to the full fold (trying the other first read the whole file twice,
+            # under the locks a hot row's writers wait for).
+            done = self._fold_own_inserts() if not self.pending_removed else None
             if done is None:
                 return self._fold_all()
             if complete and wal.files():  # logged while the rows were written
