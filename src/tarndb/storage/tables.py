@@ -25,7 +25,7 @@ from ..errors import SerializationFailure
 from .lake import Lake
 from .lakelock import lake_lock
 from .latest import LatestVersion
-from .wal import FOLD_PROPERTY, WAL_DIR, TableWal, WalRecord
+from .wal import FOLD_PROPERTY, WAL_DIR, TableWal, WalFile, WalRecord
 
 RID = "__rid"
 log = logging.getLogger(__name__)
@@ -241,7 +241,7 @@ class TableStore:
             # under the locks a hot row's writers wait for).
             done = self._fold_own_inserts() if not self.pending_removed else None
             if done is None:
-                return self._fold_all()
+                return self._fold_all(self._read_ahead())
             if complete and wal.files():  # logged while the rows were written
                 return self._fold_all() or (done if done >= 0 else None)
             return done if done >= 0 else None
@@ -333,9 +333,23 @@ class TableStore:
                 self.pending_since = rotated_at
             return after
 
-    def _fold_all(self) -> int | None:
+    def _read_ahead(self) -> dict[str, WalFile]:
+        """The log files' records decoded without the table's locks (writers of a hot row
+        wait for them while a fold holds them): the fold then decodes only what was
+        appended since. A record being appended meanwhile is a torn tail here, read then."""
         wal = self.wal
         assert wal is not None
+        out: dict[str, WalFile] = {}
+        for name in wal.files():
+            f = wal.read(name)
+            if f is not None:
+                out[name] = f
+        return out
+
+    def _fold_all(self, ahead: dict[str, WalFile] | None = None) -> int | None:
+        wal = self.wal
+        assert wal is not None
+        ahead = ahead or {}
         with self.lock, lake_lock(self.lake, "table:" + self.path):
             names = wal.files()
             if not names:
@@ -346,7 +360,7 @@ class TableStore:
             records: list[WalRecord] = []
             folded: dict[str, int] = {}
             for name in names:
-                f = wal.read(name)
+                f = wal.read(name, ahead.get(name))
                 if f is None or not f.records:
                     folded[name] = 0
                     continue

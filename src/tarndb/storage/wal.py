@@ -91,10 +91,11 @@ def encode(rows: pa.Table, removed: np.ndarray | None = None) -> bytes:
     return _FRAME.pack(len(payload), zlib.crc32(payload)) + payload
 
 
-def decode(data: bytes) -> list[WalRecord]:
-    """The whole records of a file's bytes; stops at a torn or corrupt tail."""
+def decode(data: bytes, start: int = 0) -> list[WalRecord]:
+    """The whole records of a file's bytes from offset ``start`` (a record boundary); stops at
+    a torn or corrupt tail."""
     out: list[WalRecord] = []
-    pos = 0
+    pos = start
     while pos + _FRAME.size <= len(data):
         size, crc = _FRAME.unpack_from(data, pos)
         if size == 0:  # the preallocated zeros past the last record
@@ -287,7 +288,9 @@ class TableWal:
         if fut is not None:
             fut.add_done_callback(_remove_spare)
 
-    def read(self, name: str) -> WalFile | None:
+    def read(self, name: str, known: WalFile | None = None) -> WalFile | None:
+        """File ``name``'s records; with ``known`` (an earlier read of the same file), only
+        the records after its last one are decoded (a record never changes once written)."""
         try:
             with open(os.path.join(self.dir, name), "rb") as f:
                 data = f.read()
@@ -297,6 +300,8 @@ class TableWal:
             base = int(name.split("-", 1)[0])
         except ValueError:
             base = 0
+        if known is not None and known.name == name and known.records:
+            return WalFile(name, base, known.records + decode(data, known.records[-1].end))
         return WalFile(name, base, decode(data))
 
     def remove(self, names: list[str]) -> None:
