@@ -1,4 +1,5 @@
-"""What the probe-calibration tests share: indexed vector tables served by a real server."""
+"""What the served search tests share: a real server over a lake (:func:`serve`), psycopg
+connections to it, and the probe-calibration tests' indexed vector tables."""
 
 from __future__ import annotations
 
@@ -34,6 +35,13 @@ def served_tables(tmp: Path, tables: dict[str, np.ndarray]) -> Iterator[int]:
         s.execute(f"CREATE INDEX {name}_emb ON {name} USING deeplake_index (emb) "
                   "WITH (ann_min_rows = 2000)")
     s.close()
+    with serve(db, tmp) as port:
+        yield port
+
+
+@contextlib.contextmanager
+def serve(db: tarndb.Database, tmp: Path) -> Iterator[int]:
+    """``db`` behind a server thread; yields its port, then stops it and closes ``db``."""
     srv = ServerThread(db, port=0, password=PASSWORD, data_dir=tmp).start()
     try:
         yield srv.port

@@ -14,9 +14,9 @@ import pyarrow as pa
 import pytest
 
 import tarndb
-from tarndb.pgwire.server import ServerThread
 
-PASSWORD = "maxsim-pw"
+from ._probes import connect, serve
+
 N, D, TOPICS, K = 3000, 16, 80, 10
 rng = np.random.default_rng(18)
 TOPIC_VECS = rng.standard_normal((TOPICS, D)).astype(np.float32)
@@ -72,17 +72,8 @@ def port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
                                        "toks": bags_arrow(BAGS)}))
         s.execute(f"CREATE INDEX {name}_toks ON {name} USING deeplake_index (toks) {opts}")
     s.close()
-    srv = ServerThread(db, port=0, password=PASSWORD, data_dir=tmp).start()
-    try:
-        yield srv.port
-    finally:
-        srv.stop()
-        db.close()
-
-
-def connect(port: int) -> psycopg.Connection:
-    return psycopg.connect(host="127.0.0.1", port=port, user="postgres", password=PASSWORD,
-                           dbname="postgres", sslmode="require", autocommit=True)
+    with serve(db, tmp) as served:
+        yield served
 
 
 def top(c: psycopg.Connection, table: str, q: np.ndarray) -> tuple[list[int], list[float]]:
