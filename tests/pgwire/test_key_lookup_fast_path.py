@@ -56,6 +56,14 @@ class Pair:
         assert got == slow, (sql, args, got, slow)
         return got
 
+    def commit(self) -> None:
+        self.fast.commit()
+        self.off.commit()
+
+    def isolation(self, level: psycopg.IsolationLevel) -> None:
+        for c in (self.fast, self.off):
+            c.isolation_level = level
+
     def close(self) -> None:
         self.fast.close()
         self.off.close()
@@ -164,30 +172,24 @@ def test_own_uncommitted_writes_and_snapshots(pg_server: Server) -> None:
         assert [_rows(a) for a in seen[0]] == [[(1, 1, "mine")], [], [(500, 0, "mine too")],
                                                [(6, 6, "body 6")]]
         assert _rows(p.same(q, [1])) == [(1, 1, "body 1")]
-        p.fast.commit()
-        p.off.commit()
+        p.commit()
         # REPEATABLE READ: the first read pins the snapshot; a later commit is not seen.
-        for c in (p.fast, p.off):
-            c.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+        p.isolation(psycopg.IsolationLevel.REPEATABLE_READ)
         assert _rows(p.same(q, [3])) == [(3, 3, "body 3")]
         writer.execute(f"UPDATE {t} SET body = 'later' WHERE id = 3")
         writer.execute(f"DELETE FROM {t} WHERE id = 4")
         assert _rows(p.same(q, [3])) == [(3, 3, "body 3")]
         assert _rows(p.same(q, [4])) == [(4, 4, "body 4")]
-        p.fast.commit()
-        p.off.commit()
+        p.commit()
         assert _rows(p.same(q, [3])) == [(3, 3, "later")]
         assert _rows(p.same(q, [4])) == []
-        p.fast.commit()
-        p.off.commit()
+        p.commit()
         # READ COMMITTED inside a transaction: each statement sees the newest commit.
-        for c in (p.fast, p.off):
-            c.isolation_level = psycopg.IsolationLevel.READ_COMMITTED
+        p.isolation(psycopg.IsolationLevel.READ_COMMITTED)
         assert _rows(p.same(q, [5])) == [(5, 5, "body 5")]
         writer.execute(f"UPDATE {t} SET body = 'seen' WHERE id = 5")
         assert _rows(p.same(q, [5])) == [(5, 5, "seen")]
-        p.fast.commit()
-        p.off.commit()
+        p.commit()
     finally:
         writer.close()
         p.close()
