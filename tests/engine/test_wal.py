@@ -457,3 +457,28 @@ def test_a_record_past_the_preallocated_end_extends_the_file(
     assert got is not None
     assert [r.rows.num_rows for r in got.records] == [1, 2000, 1]
     wal.close()
+
+
+def test_a_read_that_starts_from_an_earlier_one_equals_a_full_read(tmp_path: Path) -> None:
+    """What a fold decodes before taking the locks, then only the tail under them
+    (TableStore._read_ahead): the same records, offsets and removals as one full read."""
+    import numpy as np
+    import pyarrow as pa
+
+    wal = walmod.TableWal(str(tmp_path / "wal"))
+
+    def row(i: int) -> pa.Table:
+        return pa.table({"id": [i], "__rid": pa.array([i], pa.int64())})
+
+    wal.append(row(1), 1)
+    wal.append(row(2), 1)
+    name = wal.own_name
+    assert name is not None
+    known = wal.read(name)
+    wal.append(row(3), 1, np.array([1], np.int64))
+    full, tail = wal.read(name), wal.read(name, known)
+    assert full is not None and tail is not None
+    assert [(r.end, r.rows.to_pylist(), r.removed.tolist()) for r in tail.records] == \
+        [(r.end, r.rows.to_pylist(), r.removed.tolist()) for r in full.records]
+    assert len(full.records) == 3
+    wal.close()
