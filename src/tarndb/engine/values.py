@@ -5,16 +5,42 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import json
+import re
 import uuid
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import orjson
 import pyarrow as pa
 
 from .types import ColumnType
 
 if TYPE_CHECKING:
     from .result import Column
+
+_LONG_DIGITS = re.compile(r"\d{19}")
+
+
+def strict_json(text: str) -> Any:
+    """``text`` parsed as JSON as PostgreSQL's json/jsonb take it (``NaN`` and ``Infinity``
+    are not JSON); ValueError when it is not JSON.
+
+    orjson first (5x faster than the json module on the small documents a pipeline binds
+    per row); the json module for what orjson refuses (deep nesting, integers past 64 bits)
+    and for long integers, which orjson turns into floats where json keeps them exact."""
+    if not _LONG_DIGITS.search(text):
+        try:
+            return orjson.loads(text)
+        except orjson.JSONDecodeError:
+            pass
+    try:
+        return json.loads(text, parse_constant=_no_constant)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
+
+
+def _no_constant(_: str) -> Any:
+    raise ValueError("not JSON")
 
 
 def _json_or_none(v: Any) -> Any:
