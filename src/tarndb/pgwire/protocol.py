@@ -28,7 +28,7 @@ import enum
 import logging
 import re
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -851,12 +851,16 @@ class ServerConnection:
         return found
 
     def _rows(self, rows: Sequence[tuple[Any, ...]], encs: list[codecs.Encoder]) -> None:
-        out = self._out
         data_row = m.b_data_row
+        self._stream(data_row([None if v is None else enc(v)
+                               for v, enc in zip(row, encs, strict=False)]) for row in rows)
+
+    def _stream(self, messages: Iterable[bytes]) -> None:
+        """Append a long answer's messages, spilling them through :attr:`sink` as they
+        grow (:meth:`_spill`, looked at every _SPILL_CHECK bytes)."""
+        out = self._out
         added = 0
-        for row in rows:
-            msg = data_row([None if v is None else enc(v)
-                            for v, enc in zip(row, encs, strict=False)])
+        for msg in messages:
             out.append(msg)
             added += len(msg)
             if added >= _SPILL_CHECK:
@@ -1073,26 +1077,22 @@ class ServerConnection:
         if header and not binary:
             self._out.append(m.b_copy_data(header))
         # One CopyData per row, as Postgres sends it: psycopg's Copy.rows() relies on it.
-        # The binary header travels with the first row (or the trailer), as in Postgres.
-        first = header if binary else b""
-        count = 0
-        out = self._out
-        added = 0
-        for rows in result.row_batches():
-            for row in rows:
-                msg = m.b_copy_data(first + writer.row(row))
-                out.append(msg)
-                first = b""
-                added += len(msg)
-                if added >= _SPILL_CHECK:
-                    self._spill(added)
-                    added = 0
-            count += len(rows)
-        self._spill(added)
-        if binary:
-            self._out.append(m.b_copy_data(first + writer.trailer()))
+        sent = [0]  # rows, counted as they go
+
+        def messages() -> Iterator[bytes]:
+            # The binary header travels with the first row (or the trailer), as in Postgres.
+            first = header if binary else b""
+            for rows in result.row_batches():
+                for row in rows:
+                    yield m.b_copy_data(first + writer.row(row))
+                    first = b""
+                sent[0] += len(rows)
+            if binary:
+                yield m.b_copy_data(first + writer.trailer())
+
+        self._stream(messages())
         self._out.append(m.b_copy_done())
-        self._out.append(m.b_command_complete(f"COPY {count}"))
+        self._out.append(m.b_command_complete(f"COPY {sent[0]}"))
         return False
 
     def _on_copy_message(self, msg: m.FrontendMessage) -> None:
