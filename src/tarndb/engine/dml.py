@@ -24,7 +24,7 @@ from .catalog import ColumnInfo, TableInfo
 from .commit import KEY_LOCK_MAX_ROWS, unique_keys
 from .result import Result
 from .scan import Scope, quote_ident
-from .values import strict_json
+from .values import matrices_array, strict_json
 
 if TYPE_CHECKING:
     from .session import Session
@@ -724,15 +724,7 @@ def _arrow_column(values: list[Any]) -> pa.Array | None:
             item = pa.float64() if dtype is np.float64 else pa.float32()
             return pa.array([v if v is None or v.dtype == dtype else v.astype(dtype)
                              for v in values], type=pa.list_(item))
-        flat = np.concatenate([v.reshape(-1).astype(dtype, copy=False) for v in present])
-        mask = [v is None for v in values]
-        rows = [0 if v is None else v.shape[0] for v in values]
-        width = [v.shape[1] for v in present]
-        inner_lengths = [w for v, w in zip(present, width, strict=True) for _ in range(v.shape[0])]
-        inner_off = np.concatenate([[0], np.cumsum(inner_lengths)]).astype(np.int32)
-        inner = pa.ListArray.from_arrays(pa.array(inner_off), pa.array(flat))
-        outer_off = np.concatenate([[0], np.cumsum(rows)]).astype(np.int32)
-        return pa.ListArray.from_arrays(pa.array(outer_off), inner, mask=pa.array(mask))
+        return matrices_array(values, dtype)
     if any(isinstance(v, np.ndarray) for v in present):
         return None
     out = [json.dumps(v) if isinstance(v, dict) else

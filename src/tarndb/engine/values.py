@@ -43,6 +43,26 @@ def _no_constant(_: str) -> Any:
     raise ValueError("not JSON")
 
 
+def matrices_array(values: list[Any], dtype: type[np.floating[Any]]) -> pa.ListArray | None:
+    """A list<list<float>> array of 2-D numpy matrices (multi-vector bags; None for NULL),
+    built from their concatenation without a Python float; None past Arrow's 32-bit
+    offsets."""
+    present = [v for v in values if v is not None]
+    rows = np.array([0 if v is None else v.shape[0] for v in values], dtype=np.int64)
+    widths = np.concatenate([np.full(v.shape[0], v.shape[1], np.int64) for v in present]) \
+        if present else np.empty(0, np.int64)
+    if rows.sum() > np.iinfo(np.int32).max or widths.sum() > np.iinfo(np.int32).max:
+        return None
+    flat = np.concatenate([v.astype(dtype, copy=False).reshape(-1) for v in present]) \
+        if present else np.empty(0, dtype)
+    inner = pa.ListArray.from_arrays(
+        pa.array(np.concatenate([[0], np.cumsum(widths)]).astype(np.int32)), pa.array(flat))
+    null = np.array([v is None for v in values], dtype=bool)
+    return pa.ListArray.from_arrays(
+        pa.array(np.concatenate([[0], np.cumsum(rows)]).astype(np.int32)), inner,
+        mask=pa.array(null) if null.any() else None)
+
+
 def _json_or_none(v: Any) -> Any:
     if v is None:
         return None

@@ -23,6 +23,7 @@ import pyarrow as pa
 
 from ..engine.result import Column
 from ..engine.types import ColumnType
+from ..engine.values import matrices_array
 from ..errors import (
     DataError,
     FeatureNotSupported,
@@ -447,22 +448,8 @@ def _float_matrices(values: list[Any], ctype: ColumnType) -> pa.Array | None:
     if ctype.ndim != 2 or ctype.base not in ("float4", "float8") or not values or not all(
             v is None or (isinstance(v, np.ndarray) and v.ndim == 2) for v in values):
         return None
-    dtype = np.float32 if ctype.base == "float4" else np.float64
-    present = [v for v in values if v is not None]
-    rows = np.array([0 if v is None else v.shape[0] for v in values], dtype=np.int64)
-    widths = np.concatenate([np.full(v.shape[0], v.shape[1], np.int64) for v in present]) \
-        if present else np.empty(0, np.int64)
-    if rows.sum() > np.iinfo(np.int32).max or widths.sum() > np.iinfo(np.int32).max:
-        return None
-    flat = np.concatenate([v.astype(dtype, copy=False).reshape(-1) for v in present]) \
-        if present else np.empty(0, dtype)
-    inner = pa.ListArray.from_arrays(
-        pa.array(np.concatenate([[0], np.cumsum(widths)]).astype(np.int32)), pa.array(flat))
-    null = np.array([v is None for v in values])
-    outer = pa.ListArray.from_arrays(
-        pa.array(np.concatenate([[0], np.cumsum(rows)]).astype(np.int32)), inner,
-        mask=pa.array(null) if null.any() else None)
-    return outer.cast(ctype.arrow)
+    arr = matrices_array(values, np.float32 if ctype.base == "float4" else np.float64)
+    return None if arr is None else arr.cast(ctype.arrow)
 
 
 #: Binary COPY is decoded in blocks of at least this many bytes: each block costs a few
