@@ -51,3 +51,19 @@ def test_error_positions_map_back() -> None:
     lifted = lift_arrays(sql)
     pos_in_new = lifted.sql.index("bad") + 1
     assert lifted.original_position(pos_in_new) == sql.index("bad") + 1
+
+
+def test_json_and_arrow_number_parsers_agree() -> None:
+    """The orjson fast path gives the same float4 / float8 values as Arrow's cast, and the
+    forms JSON lacks (``+1``, ``.5``, ``1.``) and overflow still parse through Arrow."""
+    rng = np.random.default_rng(3)
+    v = rng.standard_normal(384)
+    for dtype, cast in ((np.float32, "float4"), (np.float64, "float8")):
+        sql = "SELECT ARRAY[" + ", ".join(repr(float(x)) for x in v) + f"]::{cast}[]"
+        (got,) = lift_arrays(sql).arrays
+        assert got.dtype == dtype
+        np.testing.assert_array_equal(got, v.astype(dtype))
+    odd = "SELECT ARRAY[+1, .5, 1., 1e39, -2e-3, 6, 7, 8, 9]::float4[]"
+    (got,) = lift_arrays(odd).arrays
+    np.testing.assert_array_equal(
+        got, np.array([1, 0.5, 1, np.inf, -2e-3, 6, 7, 8, 9], dtype=np.float32))

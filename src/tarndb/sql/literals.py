@@ -15,6 +15,7 @@ from bisect import bisect_right
 from dataclasses import dataclass, field
 
 import numpy as np
+import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -127,15 +128,44 @@ _STRIP = str.maketrans("", "", "[] \t\r\nARYary")
 _LEADING = re.compile(r"[\[\sARYary]*")
 
 
-def _parse_numbers(body: str, dtype: type) -> np.ndarray | None:
-    depth = _LEADING.match(body).group().count("[")  # type: ignore[union-attr]
-    numbers = body.translate(_STRIP)
+#: Longer number lists go to Arrow's cast, which overtakes orjson at a few thousand numbers.
+_JSON_MAX = 32768
+
+
+def _json_numbers(numbers: str, dtype: type) -> np.ndarray | None:
+    """The numbers as one JSON array: orjson parses a 384-d embedding in ~15 us, 8x faster than
+    Arrow's split-and-cast (a psycopg2 ``executemany`` inlines one per row). Forms JSON lacks
+    (``+1``, ``.5``, ``1.``, ``NaN``) make it give up, and Arrow's parser decides. orjson reads
+    doubles; rounding those to float4 equals parsing float4 directly unless a literal has more
+    than 17 significant digits and lies within 1e-17 of a float4 rounding midpoint."""
+    try:
+        values = orjson.loads(b"[%b]" % numbers.encode())
+    except orjson.JSONDecodeError:
+        return None
+    try:
+        with np.errstate(over="ignore"):  # 1e39 as float4 is inf, as Arrow's cast makes it
+            return np.array(values, dtype=np.float64 if dtype is np.float64 else np.float32)
+    except (TypeError, ValueError):  # a nested list: a ragged or deeper literal
+        return None
+
+
+def _arrow_numbers(numbers: str, dtype: type) -> np.ndarray | None:
     try:
         # Arrow's string-to-float cast is several times faster than numpy's text parser.
-        flat = pc.cast(pc.split_pattern(pa.array([numbers]), ",").flatten(),
+        return pc.cast(pc.split_pattern(pa.array([numbers]), ",").flatten(),
                        pa.float64() if dtype is np.float64 else pa.float32()
                        ).to_numpy(zero_copy_only=False)
     except (pa.ArrowInvalid, ValueError):
+        return None
+
+
+def _parse_numbers(body: str, dtype: type) -> np.ndarray | None:
+    depth = _LEADING.match(body).group().count("[")  # type: ignore[union-attr]
+    numbers = body.translate(_STRIP)
+    flat = _json_numbers(numbers, dtype) if len(numbers) <= _JSON_MAX else None
+    if flat is None:
+        flat = _arrow_numbers(numbers, dtype)
+    if flat is None:
         return None
     if depth == 1:
         return flat
