@@ -179,6 +179,12 @@ class DatatypeMismatch(TarnError):
     code = "datatype_mismatch"
 
 
+class CannotCoerce(TarnError):
+    sqlstate = "42846"
+    http_status = 400
+    code = "cannot_coerce"
+
+
 class InvalidColumnReference(TarnError):
     sqlstate = "42P10"
     http_status = 400

@@ -838,6 +838,12 @@ def create_index(session: Session, node: pb.IndexStmt, params: list[Any]) -> Res
         # calibrated on the data).
         index_type = ""
         options.update(_pgvector_index(info, node, method, column))
+        col = info.column(column)
+        if col is not None and col.type.is_sparse:
+            # tarndb's vector index is over dense vectors: a sparsevec index keeps no search
+            # state, and its queries run as an exact sparse scan (engine/sparse_ops.py)
+            index_type = "btree"
+            options["exact_scan"] = True
     if plain:
         index_type = method or "btree"
         if node.unique:
@@ -871,7 +877,8 @@ def _pgvector_index(info: TableInfo, node: pb.IndexStmt, method: str, column: st
     """Check ``USING hnsw | ivfflat (col opclass)`` as pgvector does; the options to keep."""
     col = info.column(column)
     assert col is not None
-    if col.type.ndim != 1 or col.type.base not in ("float4", "float8"):
+    if (col.type.ndim != 1 or col.type.base not in ("float4", "float8")) and \
+            not col.type.is_sparse:
         raise E.UndefinedObject(
             f'data type {col.type.pg_name} has no default operator class for access method '
             f'"{method}"',

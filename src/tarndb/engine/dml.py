@@ -41,13 +41,26 @@ def storage_expr(expr: str, col: ColumnInfo, source_type: str | None = None) -> 
         return f"CAST(CAST({expr} AS JSON) AS VARCHAR)"
     if t.ndim == 0 and t.base == "uuid":
         return f"CAST(CAST({expr} AS UUID) AS VARCHAR)"
+    if t.is_sparse:
+        # pgvector's sparse text, a sparse value (a parameter, a row read back) or a vector /
+        # real[] (its non-zeros); pgvector's checks run on the stored rows (check_constraints)
+        src = str(source_type).upper()
+        if src == "VARCHAR":
+            return f"sparsevec_in({expr})"
+        if src.endswith("]") and not src.startswith("STRUCT"):
+            return f"sparsevec_from_vector(CAST({expr} AS FLOAT[]))"
+        return f"sparsevec_param({expr})"
     if t.is_vector:
         # '[1,2,3]' (pgvector's text form, also DuckDB's list text) or a list; the dimension
         # is checked on the stored rows (check_constraints), in pgvector's words. A sparsevec
         # reads pgvector's sparse text ('{1:0.5}/3'); a halfvec rounds to half precision.
+        # A sparsevec column of the dense layout (made before sparse storage) densifies
+        # sparse text and sparse values.
         if str(source_type).upper() == "VARCHAR":
-            out = f"sparsevec_in({expr})" if t.domain == "SPARSEVEC" else \
+            out = f"sparsevec_dense_in({expr})" if t.domain == "SPARSEVEC" else \
                 f"CAST({arraytext.to_duckdb_sql(expr)} AS FLOAT[])"
+        elif t.domain == "SPARSEVEC" and str(source_type).upper().startswith("STRUCT"):
+            out = f"sparsevec_to_dense({expr})"
         else:
             out = f"CAST({expr} AS FLOAT[])"
         return f"halfvec_round({out})" if t.domain == "HALFVEC" else out
@@ -108,7 +121,11 @@ def check_constraints(session: Session, info: TableInfo, rows: pa.Table,
                 f"not-null constraint", column=col.name, table=info.name)
         if col.type.ndim >= 2:
             _check_rectangular(rows.column(col.name), col)
-        if col.type.is_vector:
+        if col.type.is_sparse:
+            from .sparsevec import check_stored
+
+            check_stored(rows.column(col.name), col.type.dim)
+        elif col.type.is_vector:
             check_vector_dims(rows.column(col.name), col.type.dim)
         if col.type.typmods and col.type.base in ("varchar", "bpchar") and not col.type.ndim:
             _check_length(rows.column(col.name), col)

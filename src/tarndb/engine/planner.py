@@ -104,6 +104,9 @@ def _request(sel: Any, scope: Scope, params: list[Any]) -> tuple[TopK, pb.Node] 
         return None
     expr = _sort_expr(sel)
     if expr is not None and ast.kind(expr) == "func_call" and \
+            ast.func_name(expr.func_call) in _SPARSE_METRICS:
+        return _sparse_request(sel, expr, alias, info, limit + offset)
+    if expr is not None and ast.kind(expr) == "func_call" and \
             ast.func_name(expr.func_call) == "cosine_distance":
         return _distance_request(sel, expr, alias, info, limit + offset, "cosine")
     if expr is not None and ast.kind(expr) == "func_call" and \
@@ -186,6 +189,54 @@ def _distance_request(sel: Any, expr: pb.Node, alias: str, info: TableInfo, k: i
     shaped.a_expr.lexpr.CopyFrom(left)
     shaped.a_expr.rexpr.CopyFrom(right)
     return TopK(alias, info, metric, [col], k, nulls_last=True), shaped
+
+
+#: pgvector's sparsevec operators as sql/rewrite/sparsevec.py writes them -> the metric
+_SPARSE_METRICS = {"sparsevec_l2_distance": "l2", "sparsevec_cosine_distance": "cosine",
+                   "sparsevec_negative_inner_product": "dot", "sparsevec_l1_distance": "l1"}
+
+
+def _sparse_request(sel: Any, expr: pb.Node, alias: str, info: TableInfo, k: int
+                    ) -> tuple[TopK, pb.Node] | None:
+    """``ORDER BY s <-> | <=> | <#> | <+> $1 LIMIT k`` on a sparsevec column: the k nearest
+    rows by an exact sparse scan (engine/sparse_ops.py), with or without pgvector's index
+    (tarndb's vector index is over dense vectors; a sparsevec index is accepted and named
+    in EXPLAIN, and answers by this scan)."""
+    if sel.sort_clause[0].sort_by.sortby_dir == pb.SORTBY_DESC:
+        return None
+    args = list(expr.func_call.args)
+    if len(args) != 2:
+        return None
+    left, right = args
+    col = _column(left, alias)
+    if col is None:
+        left, right = right, left
+        col = _column(left, alias)
+    ci = info.column(col) if col is not None else None
+    if ci is None or not ci.type.is_sparse or not _is_constant(right):
+        return None
+    metric = _SPARSE_METRICS[ast.func_name(expr.func_call)]
+    shaped = pb.Node()
+    shaped.a_expr.kind = pb.AEXPR_OP
+    shaped.a_expr.name.add().string.sval = metric
+    shaped.a_expr.lexpr.CopyFrom(left)
+    shaped.a_expr.rexpr.CopyFrom(right)
+    return TopK(alias, info, "sparse_" + metric, [ci.name], k, nulls_last=True), shaped
+
+
+def _sparse_hits(req: TopK, ds: Any, value: Any, allowed: np.ndarray | None) -> Any:
+    """The sparse top-k as the search module's Hits (plan text names the index, if any)."""
+    from ..search import Hits
+    from . import sparse_ops
+    from . import sparsevec as sv
+
+    metric = req.mode[len("sparse_"):]
+    col = req.columns[0]
+    keys, dists = sparse_ops.topk(ds, col, sv.of(value), req.k, metric, allowed)
+    ix = next((i for i in req.info.indexes if i.column == col
+               and str(i.options.get("opclass", "")).startswith("sparsevec_")), None)
+    how = f"index {ix.name} ({ix.options.get('opclass')}), " if ix is not None else ""
+    return Hits(keys, dists.astype(np.float32), f"{how}exact sparse scan")
 
 
 def _allowed_rids(sel: Any, scope: Scope, req: TopK, params: list[Any],
@@ -312,7 +363,9 @@ def plan(stmt: pb.Node, scope: Scope, params: list[Any]) -> None:
             value = _query_value(right, scope, params)
             if value is None:
                 raise E.DataError("the query of <#> must not be NULL")
-            if req.mode in ("cosine", "l2", "dot"):
+            if req.mode.startswith("sparse_"):
+                hits = _sparse_hits(req, ds, value, allowed)
+            elif req.mode in ("cosine", "l2", "dot"):
                 hits = search.vector_topk(ds, req.columns[0], _array(value), req.k,
                                           allowed_row_keys=allowed, exact=exact,
                                           params=search.ann_params(scope.session.settings),

@@ -67,8 +67,10 @@ SCALARS: dict[str, ScalarType] = {t.name: t for t in _SCALARS}
 VECTOR = "VECTOR"
 VECTOR_OID = 8100
 VECTOR_ARRAY_OID = 8101
-#: pgvector's ``halfvec(n)`` (values rounded to half precision on the way in) and
-#: ``sparsevec(n)`` (text ``{1:0.5,3:2}/5``): stored, computed on and indexed as vector(n) is.
+#: pgvector's ``halfvec(n)`` (values rounded to half precision on the way in): stored, computed
+#: on and indexed as vector(n) is. ``sparsevec(n)`` (text ``{1:0.5,3:2}/5``, up to 1e9
+#: dimensions) is stored sparsely as a struct (engine/sparsevec.py); a column a table made
+#: before that layout (``ndim`` 1) stays a dense ``float4[]`` (see ``is_sparse``).
 HALFVEC = "HALFVEC"
 HALFVEC_OID = 8102
 HALFVEC_ARRAY_OID = 8103
@@ -79,8 +81,7 @@ SPARSEVEC_ARRAY_OID = 8105
 VECTOR_KINDS: dict[str, tuple[str, int, int, int]] = {
     VECTOR: ("vector", VECTOR_OID, VECTOR_ARRAY_OID, 16000),
     HALFVEC: ("halfvec", HALFVEC_OID, HALFVEC_ARRAY_OID, 16000),
-    # pgvector allows 1e9; tarndb stores a sparse vector densely, so far fewer.
-    SPARSEVEC: ("sparsevec", SPARSEVEC_OID, SPARSEVEC_ARRAY_OID, 100000),
+    SPARSEVEC: ("sparsevec", SPARSEVEC_OID, SPARSEVEC_ARRAY_OID, 1_000_000_000),
 }
 VECTOR_BY_NAME = {v[0]: d for d, v in VECTOR_KINDS.items()}
 VECTOR_BY_OID = {v[1]: d for d, v in VECTOR_KINDS.items()}
@@ -139,8 +140,15 @@ class ColumnType:
 
     @property
     def is_vector(self) -> bool:
-        """pgvector's vector, halfvec or sparsevec (all stored as ``float4[]``)."""
+        """pgvector's vector, halfvec or sparsevec (``float4[]``, but see ``is_sparse``)."""
         return self.domain in VECTOR_KINDS
+
+    @property
+    def is_sparse(self) -> bool:
+        """A ``sparsevec`` stored sparsely (a struct; engine/sparsevec.py). A sparsevec column
+        of a table made before that layout has ``ndim`` 1 and stays a dense ``float4[]``,
+        so lakes written then are read as they are."""
+        return self.domain == SPARSEVEC and self.ndim == 0
 
     @property
     def vector_name(self) -> str:
@@ -186,6 +194,10 @@ class ColumnType:
 
     @property
     def arrow(self) -> pa.DataType:
+        if self.is_sparse:
+            from .sparsevec import ARROW
+
+            return ARROW
         if self.base == "numeric" and len(self.typmods) >= 1:
             precision = min(self.typmods[0], 38)
             scale = self.typmods[1] if len(self.typmods) > 1 else 0
@@ -198,6 +210,10 @@ class ColumnType:
 
     @property
     def duckdb(self) -> str:
+        if self.is_sparse:
+            from .sparsevec import DUCKDB
+
+            return DUCKDB
         if self.is_vector:
             return f"FLOAT[{self.typmods[0]}]" if self.typmods else "FLOAT[]"
         if self.base == "numeric" and self.typmods:
@@ -227,10 +243,15 @@ def resolve_type(names: list[str], ndim: int = 0, typmods: tuple[int, ...] = ())
         if len(typmods) > 1 or (typmods and not 1 <= typmods[0] <= most):
             from ..errors import InvalidParameterValue
 
+            if domain == SPARSEVEC and len(typmods) == 1:  # pgvector's sparsevec words
+                raise InvalidParameterValue(
+                    "dimensions for type sparsevec must be at least 1" if typmods[0] < 1
+                    else f"dimensions for type sparsevec cannot exceed {most}")
             raise InvalidParameterValue(f"dimensions for type {name} must be between 1 and "
                                         f"{most}" if len(typmods) == 1
                                         else "invalid type modifier")
-        return ColumnType("float4", 1, domain, tuple(typmods))
+        # a sparsevec is stored sparsely (ndim 0: see ColumnType.is_sparse)
+        return ColumnType("float4", 0 if domain == SPARSEVEC else 1, domain, tuple(typmods))
     if name in DOMAINS:
         base, dn = DOMAINS[name]
         return ColumnType(base, dn + ndim, name.upper())
@@ -251,7 +272,8 @@ def resolve_type(names: list[str], ndim: int = 0, typmods: tuple[int, ...] = ())
 
 def type_for_oid(oid: int) -> ColumnType:
     if oid in VECTOR_BY_OID:
-        return ColumnType("float4", 1, VECTOR_BY_OID[oid])
+        domain = VECTOR_BY_OID[oid]
+        return ColumnType("float4", 0 if domain == SPARSEVEC else 1, domain)
     if oid in BY_OID:
         return ColumnType(BY_OID[oid].name)
     if oid in ARRAY_OIDS:
@@ -263,6 +285,10 @@ def from_arrow(t: pa.DataType) -> ColumnType:
     """Best Postgres type for an Arrow type (query results computed by DuckDB)."""
     if pa.types.is_fixed_size_list(t) and pa.types.is_float32(t.value_type):
         return ColumnType("float4", 1, VECTOR, (t.list_size,))
+    from .sparsevec import ARROW
+
+    if t == ARROW:  # what sparsevec values are in DuckDB, whatever computed them
+        return ColumnType("float4", 0, SPARSEVEC)
     ndim = 0
     while pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t):
         t = t.value_type
@@ -300,6 +326,10 @@ def from_arrow(t: pa.DataType) -> ColumnType:
 
 def from_duckdb(type_str: str) -> ColumnType:
     """Postgres type for a DuckDB result column type (``FLOAT[][]``, ``JSON``, ``UUID``)."""
+    from .sparsevec import DUCKDB
+
+    if type_str.strip() == DUCKDB:
+        return ColumnType("float4", 0, SPARSEVEC)
     s = type_str.upper().strip()
     if s.startswith("FLOAT[") and s.endswith("]") and s[6:-1].isdigit():
         # A fixed-size FLOAT[n] is how vector(n) columns and casts appear in DuckDB.

@@ -103,6 +103,10 @@ def arrow_to_rows(table: pa.Table, columns: list[Column]) -> list[tuple[Any, ...
 
 def adapt_param(value: Any) -> Any:
     """A Python parameter value as DuckDB should receive it."""
+    from .sparsevec import SparseVec
+
+    if isinstance(value, SparseVec):  # a struct (sparsevec_param casts it exactly)
+        return value.as_dict()
     if isinstance(value, np.ndarray):
         return value.tolist()
     if isinstance(value, dict):

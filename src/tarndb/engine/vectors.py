@@ -1,6 +1,7 @@
-"""pgvector's ``halfvec`` and ``sparsevec`` values and ``bit`` strings, shared by the wire
-codecs and the SQL functions: half-precision rounding and the sparse text form, with
-pgvector's errors."""
+"""pgvector's ``halfvec`` values and the dense ``sparsevec`` layout, shared by the wire codecs
+and the SQL functions: half-precision rounding and the sparse text form, with pgvector's
+errors. ``sparsevec`` columns are stored sparsely now (engine/sparsevec.py); the dense
+functions here serve the columns of tables made before that (a ``float4[]`` per row)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ from ..errors import (
     ProgramLimitExceeded,
 )
 
-#: sparsevec(n) is stored densely, so its dimension is bounded far below pgvector's 1e9.
+#: A sparsevec column of the dense layout (tables made before sparse storage) holds at most
+#: this many dimensions; sparse columns take pgvector's 1e9 (engine/sparsevec.py).
 SPARSEVEC_MAX_DIM = 100000
 
 _SPARSE = re.compile(r"^\s*\{(.*)\}\s*/\s*(-?\d+)\s*$", re.DOTALL)

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import orjson
 
+from ..engine import sparsevec
 from ..engine.types import (
     ARRAY_OIDS,
     BY_OID,
@@ -36,7 +37,6 @@ from ..engine.types import (
 from ..engine.values import strict_json
 from ..engine.vectors import SPARSEVEC_MAX_DIM, format_sparsevec, parse_sparsevec, to_half
 from ..errors import (
-    DataError,
     InvalidParameterValue,
     InvalidTextRepresentation,
     ProgramLimitExceeded,
@@ -291,6 +291,9 @@ def _halfvec_text(v: Any) -> str:
 
 
 def _sparsevec_text(v: Any) -> str:
+    # a sparse value (a struct's dict, a SparseVec) or a pre-struct layout's dense list
+    if isinstance(v, (dict, sparsevec.SparseVec)):
+        return sparsevec.format_text(v)
     return format_sparsevec(v)
 
 
@@ -302,7 +305,9 @@ def _halfvec_binary(v: Any) -> bytes:
 
 def _sparsevec_binary(v: Any) -> bytes:
     """pgvector's ``sparsevec_send``: int32 dim, nnz, unused; int32 0-based indices; float4s."""
-    arr = np.asarray(v, dtype=np.float32).reshape(-1)
+    if isinstance(v, (dict, sparsevec.SparseVec)):
+        return sparsevec.encode_binary(v)
+    arr = np.asarray(v, dtype=np.float32).reshape(-1)  # a pre-struct layout's dense list
     nz = np.flatnonzero(arr)
     return struct.pack("!iii", arr.size, nz.size, 0) + nz.astype(">i4").tobytes() \
         + arr[nz].astype(">f4").tobytes()
@@ -312,7 +317,12 @@ def _parse_halfvec_text(s: str) -> np.ndarray:
     return to_half(_parse_vector_text(s))
 
 
-def parse_sparsevec_text(s: str) -> np.ndarray:
+def parse_sparsevec_text(s: str) -> sparsevec.SparseVec:
+    return sparsevec.parse(s)
+
+
+def _dense_sparsevec_text(s: str) -> np.ndarray:
+    """Into a column of the pre-struct layout (a dense float4[], at most 100,000 dims)."""
     return parse_sparsevec(s)
 
 
@@ -328,23 +338,15 @@ def _bin_halfvec(b: bytes) -> np.ndarray:
     return np.frombuffer(b, dtype=">f2", offset=4, count=dim).astype(np.float32)
 
 
-def _bin_sparsevec(b: bytes) -> np.ndarray:
-    if len(b) < 12:
-        raise InvalidParameterValue("incorrect binary data format for type sparsevec")
-    dim, nnz, unused = struct.unpack_from("!iii", b)
-    if unused != 0:
-        raise InvalidParameterValue("expected unused to be 0")
-    if dim < 1 or nnz < 0 or nnz > dim or len(b) != 12 + 8 * nnz:
-        raise InvalidParameterValue("incorrect binary data format for type sparsevec")
-    if dim > SPARSEVEC_MAX_DIM:
+def _bin_dense_sparsevec(b: bytes) -> np.ndarray:
+    """Into a column of the pre-struct layout (a dense float4[], at most 100,000 dims)."""
+    v = sparsevec.decode_binary(b)
+    if v.dim > SPARSEVEC_MAX_DIM:
         raise ProgramLimitExceeded(f"sparsevec cannot have more than {SPARSEVEC_MAX_DIM} "
-                                   "dimensions in tarndb (it is stored dense)")
-    idx = np.frombuffer(b, dtype=">i4", offset=12, count=nnz).astype(np.int64)
-    vals = np.frombuffer(b, dtype=">f4", offset=12 + 4 * nnz, count=nnz)
-    if nnz and (idx.min() < 0 or idx.max() >= dim or (np.diff(idx) <= 0).any()):
-        raise DataError("sparsevec indices must be in order and within dimensions")
-    out = np.zeros(dim, dtype=np.float32)
-    out[idx] = vals
+                                   "dimensions in a column stored densely (made before "
+                                   "tarndb stored sparsevec sparsely)")
+    out = np.zeros(v.dim, dtype=np.float32)
+    out[v.indices] = v.values
     return out
 
 
@@ -768,8 +770,9 @@ def _parse_float_array_text(s: str, ndim: int) -> Any:
 
 def text_decoder(ctype: ColumnType) -> Callable[[str], Any]:
     if ctype.is_vector:
-        return {HALFVEC: _parse_halfvec_text, SPARSEVEC: parse_sparsevec_text}.get(
-            str(ctype.domain), _parse_vector_text)
+        return {HALFVEC: _parse_halfvec_text, SPARSEVEC: parse_sparsevec_text if
+                ctype.is_sparse else _dense_sparsevec_text}.get(str(ctype.domain),
+                                                                _parse_vector_text)
     scalar: Callable[[str], Any] = _TEXT_IN.get(ctype.base, lambda s: s)
     if ctype.ndim == 0:
         return scalar
@@ -950,8 +953,8 @@ def _bin_array(b: bytes, elem: Decoder, base: str) -> Any:
 
 def binary_decoder(ctype: ColumnType) -> Decoder:
     if ctype.is_vector:
-        return {HALFVEC: _bin_halfvec, SPARSEVEC: _bin_sparsevec}.get(
-            str(ctype.domain), _bin_vector)
+        return {HALFVEC: _bin_halfvec, SPARSEVEC: sparsevec.decode_binary if ctype.is_sparse
+                else _bin_dense_sparsevec}.get(str(ctype.domain), _bin_vector)
     if ctype.base in ("bit", "varbit") and not ctype.ndim:
         return _bin_bit
     scalar = _BIN_IN.get(ctype.base, _bin_text)
@@ -966,7 +969,9 @@ def type_for_param_oid(oid: int) -> ColumnType | None:
     if oid in (0, 705):
         return None
     if oid in VECTOR_BY_OID:
-        return ColumnType("float4", 1, VECTOR_BY_OID[oid])
+        domain = VECTOR_BY_OID[oid]
+        # a sparsevec parameter is a sparse value (ndim 0), whatever its column's layout
+        return ColumnType("float4", 0 if domain == SPARSEVEC else 1, domain)
     if oid in BY_OID:
         return ColumnType(BY_OID[oid].name)
     if oid in ARRAY_OIDS:
@@ -1010,7 +1015,7 @@ def param_decoder(oid: int, fmt: int) -> Decoder:
 
 def type_size(ctype: ColumnType) -> int:
     """typlen for RowDescription (-1 for variable length and arrays)."""
-    if ctype.ndim:
+    if ctype.ndim or ctype.is_vector:
         return -1
     scalar = SCALARS.get(ctype.base)
     return scalar.size if scalar else -1

@@ -24,6 +24,7 @@ from postgast import pg_query_pb2 as pb
 
 from ...engine.types import VECTOR, ColumnType
 from .. import ast
+from . import sparsevec as sparse_rule
 
 if TYPE_CHECKING:
     from ...engine.scan import Scope
@@ -88,10 +89,8 @@ MACROS += [
     """CREATE OR REPLACE MACRO subvector(a, start, count) AS (
         CASE WHEN count < 1 THEN error('vector must have at least 1 dimension')
         ELSE list_slice(CAST(a AS FLOAT[]), greatest(start, 1), start + count - 1) END)""",
-    # x::sparsevec: sparse text ('{1:0.5}/3') or a vector / real[]
-    """CREATE OR REPLACE MACRO sparsevec_cast(x) AS (
-        CASE WHEN typeof(x) = 'VARCHAR' THEN sparsevec_in(CAST(x AS VARCHAR))
-        ELSE CAST(x AS FLOAT[]) END)""",
+    # a sparsevec column stored densely (the layout before sparse storage): values for it
+    # come as sparse values (sparsevec.py) and are densified by sparsevec_to_dense
 ]
 
 OPERATORS = {"<->": "l2_distance", "<=>": "cosine_distance", "<+>": "l1_distance",
@@ -111,13 +110,16 @@ def install(cur: duckdb.DuckDBPyConnection) -> None:
     text = duckdb.sqltype("VARCHAR")
     for name, fn, params, returns in (
             ("halfvec_round", vectors.halfvec_round_arrow, [floats], floats),
-            ("sparsevec_in", vectors.sparsevec_in_arrow, [text], floats),
-            ("sparsevec_out", vectors.sparsevec_out_arrow, [floats], text)):
+            ("sparsevec_dense_in", vectors.sparsevec_in_arrow, [text], floats),
+            ("sparsevec_dense_out", vectors.sparsevec_out_arrow, [floats], text)):
         try:
             register_arrow(_cast(duckdb.DuckDBPyConnection, cur), name, fn, params, returns)
         except Exception:  # noqa: BLE001 - already registered on this connection
             pass
-    for m in MACROS:
+    from ...engine import sparse_ops
+
+    sparse_ops.install(cur)
+    for m in MACROS + sparse_rule.MACROS:
         cur.execute(m)
 
 
@@ -247,7 +249,10 @@ def _text_of_vector(node: pb.Node, scope: Scope) -> bool:
     source = _column_type(tc.arg, scope)
     if source is None or not source.is_vector:
         return False
-    fn = "sparsevec_out" if source.domain == SPARSEVEC else "vector_out"
+    if source.is_sparse:
+        node.CopyFrom(ast.func_call("sparsevec_out", [tc.arg]))
+        return True
+    fn = "sparsevec_dense_out" if source.domain == SPARSEVEC else "vector_out"
     node.CopyFrom(ast.func_call(fn, [ast.type_cast(tc.arg, ["float4"], 1)]))
     return True
 
@@ -261,10 +266,10 @@ def _rewrite_cast(node: pb.Node, scope: Scope) -> None:
     if target is None or target == "vector":
         return
     t = _cast_type(node)
+    if t.domain == SPARSEVEC:
+        return  # sparse: sparsevec.rewrite_cast
     arg = pb.Node()
     arg.CopyFrom(tc.arg)
-    if t.domain == SPARSEVEC:
-        arg = ast.func_call("sparsevec_cast", [arg])
     as_vector = pb.Node()
     as_vector.CopyFrom(node)
     as_vector.type_cast.arg.CopyFrom(arg)
@@ -292,8 +297,8 @@ def _type_operands(expr: pb.A_Expr, scope: Scope) -> None:
             continue
         wrapped = pb.Node()
         wrapped.CopyFrom(b)
-        if t.domain == SPARSEVEC:
-            b.CopyFrom(ast.type_cast(ast.func_call("sparsevec_cast", [wrapped]), ["float4"], 1))
+        if t.domain == SPARSEVEC:  # a column of the dense layout (sparse ones: sparsevec.py)
+            b.CopyFrom(sparse_rule.dense_of(wrapped, scope))
         else:
             b.CopyFrom(ast.func_call("halfvec_round", [ast.type_cast(wrapped, ["float4"], 1)]))
 
@@ -307,15 +312,21 @@ def apply(stmt: pb.Node, scope: Scope) -> None:
         nodes = [m for m in ast.walk(stmt) if isinstance(m, pb.Node)]
     for node in reversed(nodes):  # children first
         if ast.kind(node) == "func_call":
+            if sparse_rule.rewrite_function(node, scope):
+                continue
             agg = _aggregate(node, scope)
             if agg is not None:
                 node.CopyFrom(agg)
             continue
         if ast.kind(node) == "type_cast":
+            if sparse_rule.rewrite_cast(node, scope):
+                continue
             if not _text_of_vector(node, scope):  # avg(v)::text: known once rewritten
                 _rewrite_cast(node, scope)
             continue
         if ast.kind(node) != "a_expr" or node.a_expr.kind != pb.AEXPR_OP:
+            continue
+        if sparse_rule.rewrite_operator(node, scope):
             continue
         op = ast.op_name(node.a_expr)
         left, right = node.a_expr.lexpr, node.a_expr.rexpr
