@@ -60,7 +60,7 @@ def storage_expr(expr: str, col: ColumnInfo, source_type: str | None = None) -> 
             out = f"sparsevec_dense_in({expr})" if t.domain == "SPARSEVEC" else \
                 f"CAST({arraytext.to_duckdb_sql(expr)} AS FLOAT[])"
         elif t.domain == "SPARSEVEC" and str(source_type).upper().startswith("STRUCT"):
-            out = f"sparsevec_to_dense({expr})"
+            out = f"sparsevec_to_dense(sparsevec_param({expr}))"
         else:
             out = f"CAST({expr} AS FLOAT[])"
         return f"halfvec_round({out})" if t.domain == "HALFVEC" else out
@@ -103,6 +103,10 @@ def to_storage(table: pa.Table, info: TableInfo, names: list[str]) -> pa.Table:
                     column=col.name) from e
         else:
             arr = pa.nulls(table.num_rows, t)
+        if col.type.is_sparse:
+            from .sparsevec import storable
+
+            arr = storable(arr)
         arrays.append(arr)
         fields.append(pa.field(col.name, t))
     return pa.Table.from_arrays(arrays, schema=pa.schema(fields))

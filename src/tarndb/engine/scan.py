@@ -66,7 +66,9 @@ def select_expr(col: ColumnInfo, stored: str | None = None) -> str:
         return f"CAST({v} AS JSON) AS {q}"
     if col.type.ndim == 0 and col.type.base == "uuid":
         return f"CAST({v} AS UUID) AS {q}"
-    if col.type.dim is not None and not col.type.is_sparse:  # vector(n): fixed-size FLOAT[n]
+    if col.type.is_sparse:  # NULL as Lance stores it: a struct of NULLs (engine/sparsevec.py)
+        return f"CASE WHEN struct_extract({v}, 'dim') IS NULL THEN NULL ELSE {v} END AS {q}"
+    if col.type.dim is not None:  # vector(n): DuckDB's fixed-size FLOAT[n]
         return f"CAST({v} AS FLOAT[{col.type.dim}]) AS {q}"
     return q if stored is None else f"{v} AS {q}"
 

@@ -186,24 +186,28 @@ def distances_to(c: sv.Columns, query: sv.SparseVec, metric: str) -> F64:
 def topk(
     ds: Any, column: str, query: sv.SparseVec, k: int, metric: str, allowed: I64 | None = None
 ) -> tuple[I64, F64]:
-    """The k rows of a Lance dataset nearest to ``query`` by ``metric``, exactly (row keys
-    and distances, nearest first, ties by row key), scanning the column batch by batch.
-    Rows with a NULL vector (or a NaN cosine distance: a zero vector) are not returned."""
-    from ..search._exact import RID, TopK, scan
+    """The k rows of a Lance dataset nearest to ``query`` by ``metric``, exactly, scanning
+    the column batch by batch: row keys and distances, nearest first. Rows tied with the
+    k-th are all returned, so that SQL's full ORDER BY (``<op>, id``) picks among them; rows
+    with a NULL vector (or a NaN cosine distance: a zero vector) are not."""
+    from ..search._exact import RID, scan
 
-    top = TopK(k)
+    keys = np.zeros(0, np.int64)
+    dists = np.zeros(0, np.float64)
     for batch in scan(ds, [RID, column]):
-        keys = batch.column(0).to_numpy().astype(np.int64)
-        c = sv.columns(batch.column(1))
-        d = distances_to(c, query, metric)
+        bkeys = batch.column(0).to_numpy().astype(np.int64)
+        d = distances_to(sv.columns(batch.column(1)), query, metric)
         ok = ~np.isnan(d)
         if allowed is not None:
-            ok &= np.isin(keys, allowed)
-        if ok.any():
-            # TopK keeps the highest scores: distances go in negated
-            top.push(keys[ok], (-d[ok]).astype(np.float32))
-    keys, scores = top.result()
-    return keys, -scores.astype(np.float64)
+            ok &= np.isin(bkeys, allowed)
+        keys = np.concatenate([keys, bkeys[ok]])
+        dists = np.concatenate([dists, d[ok]])
+        if k > 0 and dists.size > k:
+            kth = np.partition(dists, k - 1)[k - 1]
+            keep = dists <= kth
+            keys, dists = keys[keep], dists[keep]
+    order = np.lexsort((keys, dists))
+    return keys[order], dists[order]
 
 
 # -- DuckDB functions (Arrow batches in and out) ------------------------------------------------

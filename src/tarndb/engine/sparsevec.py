@@ -322,14 +322,11 @@ def columns(a: pa.Array | pa.ChunkedArray) -> Columns:
     if a.type != ARROW:
         a = a.cast(ARROW)
     n = len(a)
-    valid = (
-        np.ones(n, bool)
-        if a.null_count == 0
-        else np.asarray(a.is_valid().to_numpy(zero_copy_only=False), bool)
-    )
     sa: pa.StructArray = a
     # flatten(), not field(): it applies the struct's own offset and validity to children
     dim_a, idx_l, val_l = sa.flatten()
+    # NULL: the struct's validity, or a NULL ``dim`` as Lance stores it (see storable())
+    valid = np.asarray(dim_a.is_valid().to_numpy(zero_copy_only=False), bool)
     dims = dim_a.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
     lens = np.where(
         valid, idx_l.value_lengths().fill_null(0).to_numpy(zero_copy_only=False), 0
@@ -405,6 +402,18 @@ def from_columns(c: Columns) -> pa.StructArray:
         fields=list(ARROW),
         mask=mask,
     )
+
+
+def storable(a: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
+    """A struct array as Lance stores it: Lance's file format 2.0 (tarndb's tables, see
+    storage/tables.py) keeps no validity for a struct, so a NULL sparse vector is stored as a
+    struct whose fields are NULL (views read it back as NULL: engine/scan.py)."""
+    if isinstance(a, pa.ChunkedArray):
+        return pa.chunked_array([storable(c) for c in a.chunks], type=ARROW)
+    if a.null_count == 0:
+        return a
+    fields = a.flatten()  # the struct's NULLs made NULLs of every field
+    return pa.StructArray.from_arrays(fields, fields=list(ARROW))
 
 
 def check_stored(a: pa.Array | pa.ChunkedArray, typmod: int | None) -> None:

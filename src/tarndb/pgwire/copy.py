@@ -421,6 +421,10 @@ class _Column:
 
     def _values_to_arrow(self) -> pa.Array:
         t = self.ctype.arrow
+        if self.ctype.is_sparse:  # decoded SparseVecs: one struct array from their buffers
+            from ..engine.sparsevec import to_arrow
+
+            return to_arrow(self.values)
         if self.vector and self.values and all(
                 v is None or isinstance(v, np.ndarray) for v in self.values):
             lengths = np.array([0 if v is None else len(v) for v in self.values], dtype=np.int32)

@@ -93,6 +93,8 @@ def is_sparse(node: pb.Node, scope: Scope) -> bool:
         return t is not None and t.is_sparse
     if k == "func_call":
         return ast.func_name(node.func_call) in PRODUCERS
+    if k == "param_ref":  # a parameter the client sent as a sparsevec
+        return isinstance(_param_value(node, scope), sv.SparseVec)
     if k == "type_cast":
         names = _cast_names(node)
         return (
@@ -126,7 +128,7 @@ def _is_text(node: pb.Node, scope: Scope) -> bool:
 
 def to_sparse(node: pb.Node, scope: Scope) -> pb.Node:
     """``node`` as a sparse vector (see the module doc)."""
-    if is_sparse(node, scope):
+    if is_sparse(node, scope) and ast.kind(node) != "param_ref":
         return node
     arg = pb.Node()
     arg.CopyFrom(node)
@@ -171,21 +173,20 @@ def rewrite_cast(node: pb.Node, scope: Scope) -> bool:
         return False
     arg = pb.Node()
     arg.CopyFrom(tc.arg)
-    if tc.type_name.array_bounds or target in ("float4", "real", "float8", "_float4"):
-        from ...errors import CannotCoerce
+    if tc.type_name.array_bounds or target not in ("vector", "halfvec", "text", "varchar"):
+        # pgvector casts a sparsevec only to vector, halfvec and text (not to real[])
+        from ...errors import CannotCoerce, TarnError
 
-        raise CannotCoerce(
-            f"cannot cast type sparsevec to {target}[]"
-            if tc.type_name.array_bounds
-            else f"cannot cast type sparsevec to {target}"
-        )
+        try:
+            shown = resolve_type(names, len(tc.type_name.array_bounds)).pg_name
+        except TarnError:
+            shown = target
+        raise CannotCoerce(f"cannot cast type sparsevec to {shown}")
     if target in ("vector", "halfvec"):
         tc.arg.CopyFrom(ast.func_call("sparsevec_to_vector", [arg]))
         return False  # the cast to vector(n) / halfvec(n) itself is pgvector.py's
-    if target in ("text", "varchar"):
-        node.CopyFrom(ast.func_call("sparsevec_out", [arg]))
-        return True
-    return False
+    node.CopyFrom(ast.func_call("sparsevec_out", [arg]))  # text / varchar
+    return True
 
 
 def rewrite_operator(node: pb.Node, scope: Scope) -> bool:
