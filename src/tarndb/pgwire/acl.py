@@ -37,14 +37,17 @@ from ..errors import (
     FeatureNotSupported,
     InsufficientPrivilege,
     SyntaxErrorOrAccessRuleViolation,
+    UndefinedColumn,
     UndefinedObject,
     UndefinedTable,
 )
-from . import roles
+from . import colrefs, roles
 
 KIND = "acl"
 PUBLIC = "public"
 TABLE_PRIVILEGES = ("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER")
+#: the privileges PostgreSQL grants on columns
+COLUMN_PRIVILEGES = ("SELECT", "INSERT", "UPDATE", "REFERENCES")
 SCHEMA_PRIVILEGES = ("USAGE", "CREATE")
 _SYSTEM = ("pg_catalog", "information_schema")
 #: Statements that create, change or drop objects: owners only, and only superusers own.
@@ -70,13 +73,37 @@ def _grants(db: Any, key: str) -> dict[str, list[str]]:
     return {k: list(v) for k, v in dict(obj.get("grants") or {}).items()}
 
 
-def _put(db: Any, key: str, grants: dict[str, list[str]]) -> None:
-    db.catalog.put_object(KIND, key, {"grants": {k: sorted(set(v)) for k, v in grants.items()
-                                                 if v}})
+#: grantee -> column -> privileges (PostgreSQL's ``pg_attribute.attacl``)
+ColumnGrants = dict[str, dict[str, list[str]]]
+
+
+def _column_grants(db: Any, key: str) -> ColumnGrants:
+    obj = db.catalog.get_object(KIND, key)
+    if obj is None:
+        return {}
+    return {g: {c: list(p) for c, p in cols.items()}
+            for g, cols in dict(obj.get("columns") or {}).items()}
+
+
+def _put(db: Any, key: str, grants: dict[str, list[str]],
+         columns: ColumnGrants | None = None) -> None:
+    if columns is None:
+        columns = _column_grants(db, key)
+    cols = {g: {c: sorted(set(p)) for c, p in by_col.items() if p}
+            for g, by_col in columns.items()}
+    db.catalog.put_object(KIND, key, {
+        "grants": {k: sorted(set(v)) for k, v in grants.items() if v},
+        "columns": {g: c for g, c in cols.items() if c}})
 
 
 def _holds(grants: dict[str, list[str]], role: str, privilege: str) -> bool:
     return privilege in grants.get(role, ()) or privilege in grants.get(PUBLIC, ())
+
+
+def _columns_held(columns: ColumnGrants, role: str, privilege: str) -> set[str]:
+    """The columns on which ``role`` (or PUBLIC) holds ``privilege`` by a column grant."""
+    return {c for g in (role, PUBLIC) for c, p in columns.get(g, {}).items()
+            if privilege in p}
 
 
 def usable_schemas(db: Any, role: str) -> set[str]:
@@ -101,6 +128,13 @@ def privileges_of(db: Any, workspace: str, name: str, oid: int) -> dict[str, lis
     return _grants(db, _table_key(workspace, name, oid))
 
 
+def column_privileges_of(db: Any, workspace: str, name: str, oid: int) -> ColumnGrants:
+    """The column grants on a table or view: grantee (``public`` for PUBLIC) -> column ->
+    privileges."""
+    return {g: {c: p for c, p in cols.items() if p}
+            for g, cols in _column_grants(db, _table_key(workspace, name, oid)).items()}
+
+
 def holds(db: Any, role: str, workspace: str, name: str, oid: int, privilege: str) -> bool:
     """Whether ``role`` (a superuser: always) holds ``privilege`` on a table or view."""
     if roles.is_superuser(db, role) or workspace in _SYSTEM:
@@ -108,18 +142,27 @@ def holds(db: Any, role: str, workspace: str, name: str, oid: int, privilege: st
     return _holds(_grants(db, _table_key(workspace, name, oid)), role, privilege.upper())
 
 
-def check_table_named(session: Any, workspace: str | None, table: str, privilege: str) -> None:
-    """:func:`check_table` for a table given by name (COPY FROM STDIN)."""
+def check_table_named(session: Any, workspace: str | None, table: str, privilege: str,
+                      columns: list[str] | None = None) -> None:
+    """:func:`check_table` for a table given by name (COPY FROM STDIN): the privilege on
+    the table, or on each of ``columns`` (all of the table's when none are named)."""
     if getattr(session, "acl_role", None) is None:
         return
     found = _resolve(session, workspace, table)
-    if found is not None:
+    if found is None:
+        return
+    try:
         check_table(session, *found[:3], privilege, found[3])
+    except InsufficientPrivilege:
+        need = colrefs.Need({privilege}, columns=found[4])
+        getattr(need, privilege.lower()).update(columns or found[4])
+        _check_need(session, found[:4], need)
 
 
 def _resolve(session: Any, schema: str | None, name: str
-             ) -> tuple[str, str, int, str] | None:
-    """(workspace, name, oid, "table" | "view") of a lake table or a view, or None."""
+             ) -> tuple[str, str, int, str, list[str]] | None:
+    """(workspace, name, oid, "table" | "view", column names) of a lake table or a view, or
+    None."""
     if schema in _SYSTEM:
         return None
     from ..engine import views
@@ -130,20 +173,31 @@ def _resolve(session: Any, schema: str | None, name: str
             view = views.resolve(session, schema, name)
             if view is None:
                 return None
-            return view.workspace, view.name, view.oid, "view"
+            return view.workspace, view.name, view.oid, "view", [n for n, _ in view.columns]
     except Exception:  # noqa: BLE001 - a bad name is the statement's error to report
         return None
-    return str(info.workspace), str(info.name), int(info.oid), "table"
+    return (str(info.workspace), str(info.name), int(info.oid), "table",
+            [c.name for c in info.columns])
 
 
-def _resolved(session: Any, rv: Any) -> tuple[str, str, int, str] | None:
-    """(workspace, name, oid, kind) of the table or view a RangeVar names, or None for what
-    is neither (CTEs, the catalogs, names that do not exist: the statement reports those)."""
+def _resolved(session: Any, rv: Any) -> tuple[str, str, int, str, list[str]] | None:
+    """(workspace, name, oid, kind, columns) of the table or view a RangeVar names, or None
+    for what is neither (CTEs, the catalogs, names that do not exist: the statement reports
+    those)."""
     return _resolve(session, rv.schemaname or None, rv.relname)
 
 
+#: statements that write to a table: their column needs are always worked out (the columns
+#: they read need SELECT, as in PostgreSQL, even with the table's write privilege)
+_WRITES = ("insert_stmt", "update_stmt", "delete_stmt")
+
+
 def check_statement(session: Any, kind: str | None, stmt: Any) -> None:
-    """The engine's ``check_privileges`` hook: called before every statement runs."""
+    """The engine's ``check_privileges`` hook: called before every statement runs.
+
+    Table privileges first, as PostgreSQL's executor does; a relation the role lacks the
+    table privilege on passes when its column grants cover the columns the statement uses
+    (colrefs.py finds them), which is worked out only for such a relation and for writes."""
     role = getattr(session, "acl_role", None)
     if role is None:
         return
@@ -173,7 +227,7 @@ def check_statement(session: Any, kind: str | None, stmt: Any) -> None:
         targets[(node.relation.relname, node.relation.location)] = "DELETE"
     elif kind == "merge_stmt":
         # MERGE needs the privilege of every action it names on the target (and SELECT,
-        # which PostgreSQL also asks of it: the join reads it).
+        # which PostgreSQL also asks of it: the join reads it); table privileges only.
         found = _resolved(session, node.relation)
         if found is not None:
             names = {pb.CMD_UPDATE: "UPDATE", pb.CMD_DELETE: "DELETE", pb.CMD_INSERT: "INSERT"}
@@ -187,31 +241,100 @@ def check_statement(session: Any, kind: str | None, stmt: Any) -> None:
     elif kind == "truncate_stmt":
         for r in node.relations:
             targets[(r.range_var.relname, r.range_var.location)] = "TRUNCATE"
+    inner_kind, inner = kind, node
+    while inner_kind in ("explain_stmt", "declare_cursor_stmt"):
+        inner_kind = ast.kind(inner.query)
+        inner = ast.inner(inner.query)
+    if inner_kind == "select_stmt" and inner.locking_clause:
+        inner_kind = "update_stmt"  # FOR UPDATE / SHARE: UPDATE on the tables it locks
+    short: list[tuple[tuple[str, str, int, str, list[str]], str]] = []
     for m in ast.walk(stmt):
         if not isinstance(m, pb.RangeVar):
             continue
         found = _resolved(session, m)
-        if found is not None:
-            check_table(session, *found[:3], targets.get((m.relname, m.location), "SELECT"),
-                        found[3])
+        if found is None or found[1] == "_files":
+            continue  # _files: its schema's USAGE (the session's workspace limit) is enough
+        priv = targets.get((m.relname, m.location), "SELECT")
+        if not _holds(_grants(session.db, _table_key(*found[:3])), role, priv):
+            short.append((found, priv))
+    if not short and inner_kind not in _WRITES:
+        return
+    if inner_kind not in _WRITES and not any(
+            _column_grants(session.db, _table_key(*f[:3])) for f, _ in short):
+        check_table(session, *short[0][0][:3], short[0][1], short[0][0][3])
+    analysis = colrefs.analyze(kind, stmt, lambda rv: _rel(session, rv))
+    if analysis is None:  # not taken apart: table privileges on all it names
+        for found, priv in short:
+            check_table(session, *found[:3], priv, found[3])
+        return
+    needs, seen = analysis
+    for m in ast.walk(stmt):
+        if isinstance(m, pb.RangeVar) and (m.relname, m.location) not in seen:
+            found = _resolved(session, m)
+            if found is not None:
+                check_table(session, *found[:3], targets.get((m.relname, m.location),
+                                                             "SELECT"), found[3])
+    for key, need in needs.items():
+        _check_need(session, key, need)
 
 
-def _privileges(node: Any, allowed: tuple[str, ...], what: str) -> list[str]:
+def _rel(session: Any, rv: Any) -> colrefs.Rel | None:
+    found = _resolved(session, rv)
+    if found is None or found[1] == "_files":
+        return None
+    return colrefs.Rel(found[:4], found[4])
+
+
+def _check_need(session: Any, key: tuple[str, str, int, str], need: colrefs.Need) -> None:
+    """PostgreSQL's ExecCheckOneRelPerms: each privilege the statement needs on the
+    relation, held on the table, or on every column it covers (on any column when it
+    covers none: ``count(*)``, ``INSERT ... DEFAULT VALUES``); a whole row covers all."""
+    role = session.acl_role
+    ws, name, oid, what = key
+    tkey = _table_key(ws, name, oid)
+    grants = _grants(session.db, tkey)
+    columns: ColumnGrants | None = None
+    for priv in sorted(need.privileges):
+        if _holds(grants, role, priv):
+            continue
+        if priv in COLUMN_PRIVILEGES:
+            if columns is None:
+                columns = _column_grants(session.db, tkey)
+            # a name that is no column is the statement's 42703, reported when it runs
+            wanted = getattr(need, priv.lower()) & set(need.columns)
+            held = _columns_held(columns, role, priv)
+            if (wanted and wanted <= held) or (not wanted and held):
+                continue
+        raise InsufficientPrivilege(f"permission denied for {what} {name}")
+
+
+def _privileges(node: Any, allowed: tuple[str, ...], what: str
+                ) -> tuple[list[str], dict[str, list[str]]]:
+    """The table (or schema) privileges a GRANT / REVOKE names, and its column ones:
+    privilege -> columns (``SELECT (a, b)``; ``ALL (a)`` is every column privilege)."""
     if not node.privileges:  # ALL [PRIVILEGES]
-        return list(allowed)
-    out = []
+        return list(allowed), {}
+    out: list[str] = []
+    cols: dict[str, list[str]] = {}
     for p in node.privileges:
-        if p.access_priv.cols:
-            # never widened to the whole table: a view of those columns does it
-            raise FeatureNotSupported(
-                "column privileges are not supported",
-                hint="Grant SELECT on a view that reads only those columns.")
         name = p.access_priv.priv_name.upper()
+        if p.access_priv.cols:
+            if what != "relation":
+                raise SyntaxErrorOrAccessRuleViolation(
+                    f"column privileges are only valid for relations, not {what}s")
+            names = [c.string.sval for c in p.access_priv.cols]
+            for priv in ([name] if name else COLUMN_PRIVILEGES):
+                if priv not in COLUMN_PRIVILEGES:
+                    raise SyntaxErrorOrAccessRuleViolation(
+                        f"invalid privilege type {priv} for column")
+                cols.setdefault(priv, [])
+                cols[priv] += [c for c in names if c not in cols[priv]]
+            continue
         if name not in allowed:
             raise SyntaxErrorOrAccessRuleViolation(
                 f"invalid privilege type {name} for {what}")
         out.append(name)
-    return out
+    return out, cols
 
 
 def _grantees(db: Any, node: Any) -> list[str]:
@@ -239,18 +362,22 @@ def grant_stmt(session: Any, node: Any, params: Any) -> Result:  # noqa: ARG001
     db = session.db
     word = "GRANT" if node.is_grant else "REVOKE"
     keys: list[tuple[str, str]] = []  # (catalog key, object name for messages)
+    columns: dict[str, list[str]] = {}  # privilege -> columns
+    known: dict[str, list[str]] = {}  # catalog key -> the relation's columns
     if node.objtype == pb.OBJECT_TABLE:
-        privs = _privileges(node, TABLE_PRIVILEGES, "relation")
+        privs, columns = _privileges(node, TABLE_PRIVILEGES, "relation")
         if node.targtype == pb.ACL_TARGET_ALL_IN_SCHEMA:
             for o in node.objects:
                 ws = o.string.sval
                 session.check_workspace(ws)
-                keys += [(_table_key(ws, t.name, t.oid), t.name)
-                         for t in db.catalog.tables(ws)]
+                for t in db.catalog.tables(ws):
+                    keys.append((_table_key(ws, t.name, t.oid), t.name))
+                    known[keys[-1][0]] = [c.name for c in t.columns]
                 # ALL TABLES takes in the views there too, as in PostgreSQL
-                keys += [(_table_key(ws, v.name, v.oid), v.name)
-                         for v in views.all_views(db, session)
-                         if v.workspace == ws and not v.temp]
+                for v in views.all_views(db, session):
+                    if v.workspace == ws and not v.temp:
+                        keys.append((_table_key(ws, v.name, v.oid), v.name))
+                        known[keys[-1][0]] = [n for n, _ in v.columns]
         else:
             for o in node.objects:
                 rv = o.range_var
@@ -259,8 +386,9 @@ def grant_stmt(session: Any, node: Any, params: Any) -> Result:  # noqa: ARG001
                     raise UndefinedTable(f'relation "{rv.relname}" does not exist',
                                          table=rv.relname)
                 keys.append((_table_key(*found[:3]), found[1]))
+                known[keys[-1][0]] = found[4]
     elif node.objtype == pb.OBJECT_SCHEMA:
-        privs = _privileges(node, SCHEMA_PRIVILEGES, "schema")
+        privs, _ = _privileges(node, SCHEMA_PRIVILEGES, "schema")
         if "CREATE" in privs and node.privileges:
             raise FeatureNotSupported(
                 "GRANT CREATE ON SCHEMA is not supported: in tarndb only superusers create "
@@ -278,10 +406,23 @@ def grant_stmt(session: Any, node: Any, params: Any) -> Result:  # noqa: ARG001
         raise InsufficientPrivilege(
             f"permission denied for {what} {keys[0][1] if keys else ''}".rstrip())
     grantees = _grantees(db, node)
+    for key, rel in keys:
+        for c in sorted({c for cs in columns.values() for c in cs} - set(known.get(key, ()))):
+            raise UndefinedColumn(f'column "{c}" of relation "{rel}" does not exist')
     for key, _ in keys:
         grants = _grants(db, key)
+        by_column = _column_grants(db, key)
         for g in grantees:
             have = set(grants.get(g, ()))
             grants[g] = sorted(have | set(privs)) if node.is_grant else sorted(have - set(privs))
-        _put(db, key, grants)
+            mine = by_column.setdefault(g, {})
+            # REVOKE of a table privilege takes it off every column too (PostgreSQL's
+            # ExecGrant_Relation, per the SQL standard); a GRANT of it leaves them be
+            revoke_all = set() if node.is_grant else set(privs) & set(COLUMN_PRIVILEGES)
+            for col in known.get(key, ()):
+                held = set(mine.get(col, ())) - revoke_all
+                given = {p for p, cs in columns.items() if col in cs}
+                held = held | given if node.is_grant else held - given
+                mine[col] = sorted(held)
+        _put(db, key, grants, by_column)
     return Result(command=word)

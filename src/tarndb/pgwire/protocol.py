@@ -1060,7 +1060,8 @@ class ServerConnection:
             check = getattr(self.session, "check_workspace", None)
             if check is not None:
                 check(spec.schema or workspace)
-            acl.check_table_named(self.session, spec.schema, spec.table or "", "INSERT")
+            acl.check_table_named(self.session, spec.schema, spec.table or "", "INSERT",
+                                  spec.columns)
             target = copy.CopyTarget.resolve(self.db, self.session, spec, workspace)
             reader = copy.CopyReader(spec.options, [c.type for c in target.columns])
             self._copy = _Copy(reader, target, from_simple_query)

@@ -504,8 +504,11 @@ _ATTR_SCHEMA = [
 def _pg_attribute(db: Any, session: Any) -> pa.Table:
     rows = []
     collatable = {"text", "varchar", "bpchar", "name"}
+    from .colprivs import attacl
+
     for info in _tables(db, session):
         toid = _table_oid(info)
+        acls = attacl(db, info.workspace, info.name, int(info.oid or 0))
         for i, col in enumerate(info.columns):
             t: ColumnType = col.type
             size = -1 if t.ndim else t.scalar.size
@@ -516,7 +519,7 @@ def _pg_attribute(db: Any, session: Any) -> pa.Table:
                          _default_expr(info, col) is not None, False,
                          getattr(col, "identity", ""), "", False, True, 0,
                          DEFAULT_COLLATION if t.base in collatable and not t.ndim else 0,
-                         None, None, None))
+                         acls.get(col.name), None, None))
         for ix in _indexes(info):
             for j, cname in enumerate(ix["columns"]):
                 col = info.column(cname) if hasattr(info, "column") else None
@@ -527,13 +530,14 @@ def _pg_attribute(db: Any, session: Any) -> pa.Table:
                              "x", "", False, False, False, "", "", False, True, 0, 0, None, None,
                              None))
     for v in _views(db, session):
+        vacls = attacl(db, v.workspace, v.name, v.oid)
         for i, (cname, t) in enumerate(v.columns):
             size = -1 if t.ndim else t.scalar.size
             rows.append((v.oid, cname, t.oid, -1, size, i + 1, 0 if t.is_vector else t.ndim,
                          -1, _typmod(t), size in (1, 2, 4, 8), "i",
                          "x" if size == -1 else "p", "", False, False, False, "", "", False,
                          True, 0, DEFAULT_COLLATION if t.base in collatable and not t.ndim
-                         else 0, None, None, None))
+                         else 0, vacls.get(cname), None, None))
     return _rows(_ATTR_SCHEMA, rows)
 
 
@@ -1143,8 +1147,15 @@ def _is_table_privileges(db: Any, session: Any) -> pa.Table:
                   ("is_grantable", _S), ("with_hierarchy", _S)], rows)
 
 
+def _is_column_privileges(db: Any, session: Any) -> pa.Table:
+    from . import colprivs
+
+    return colprivs.column_privileges(db, session)
+
+
 _INFORMATION_SCHEMA: dict[str, Callable[[Any, Any], pa.Table]] = {
     "table_privileges": _is_table_privileges,
+    "column_privileges": _is_column_privileges,
     "tables": _is_tables,
     "columns": _is_columns,
     "schemata": _is_schemata,
@@ -1599,6 +1610,11 @@ def session_function(name: str, args: list[str], db: Any, session: Any) -> str |
         return whole
     if n == "has_table_privilege" and len(args) >= 2:
         return _has_table_privilege(args, db, session)
+    if n in ("has_column_privilege", "has_any_column_privilege") and len(args) >= 2:
+        from . import colprivs
+
+        return colprivs.has_column_privilege(args, db, session,
+                                             n == "has_any_column_privilege")
     if n == "pg_get_viewdef" and args:
         defs = {v.oid: v.definition for v in _views(db, session)}
         return _case(defs, f"CAST({args[0]} AS bigint)")
@@ -1672,7 +1688,7 @@ def _has_table_privilege(args: list[str], db: Any, session: Any) -> str:
 
 #: Functions the engine should pass to :func:`session_function`.
 SESSION_FUNCTIONS = frozenset({
-    "has_table_privilege",
+    "has_table_privilege", "has_column_privilege", "has_any_column_privilege",
     "current_schema", "current_schemas", "current_user", "session_user", "user",
     "current_role", "current_setting", "pg_table_is_visible", "pg_get_userbyid",
     "pg_get_constraintdef", "pg_get_indexdef", "pg_get_serial_sequence", "to_regclass",
