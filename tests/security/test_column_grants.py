@@ -390,3 +390,24 @@ def test_tokens_are_not_roles(emp: Stack) -> None:
     r = emp.http_sql("read", "UPDATE emp SET name = 'x'")
     assert r.status_code == 403, r.text
     _unchanged(emp)
+
+
+def test_grants_follow_renamed_and_dropped_columns(emp: Stack) -> None:
+    q = emp.admin_sql
+    with _dave(emp) as c:
+        # a renamed column keeps its grants (PostgreSQL keeps them by column number)
+        q("ALTER TABLE ws1.emp RENAME COLUMN name TO nm")
+        assert c.execute("SELECT nm FROM ws1.emp WHERE id = 1").fetchall() == [("ann",)]
+        q("ALTER TABLE ws1.emp RENAME COLUMN nm TO name")
+        assert c.execute("SELECT name FROM ws1.emp WHERE id = 1").fetchall() == [("ann",)]
+        # a dropped column's grants go with it: a new column of its name has none
+        q("ALTER TABLE ws1.emp ADD COLUMN extra TEXT")
+        q("GRANT SELECT (extra) ON ws1.emp TO dave")
+        assert c.execute("SELECT extra FROM ws1.emp WHERE id = 1").fetchall() == [(None,)]
+        q("ALTER TABLE ws1.emp DROP COLUMN extra")
+        q("ALTER TABLE ws1.emp ADD COLUMN extra TEXT")
+        q("UPDATE ws1.emp SET extra = 'new secret'")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            c.execute("SELECT extra FROM ws1.emp")
+        q("ALTER TABLE ws1.emp DROP COLUMN extra")
+    _unchanged(emp)

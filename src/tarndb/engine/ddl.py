@@ -417,6 +417,7 @@ def alter_table(session: Session, node: pb.AlterTableStmt, params: list[Any]) ->
                 raise E.UndefinedColumn(
                     f'column "{cmd.name}" of relation "{info.name}" does not exist')
             session.on_commit(lambda name=cmd.name: store.drop_column(name))
+            session.on_commit(lambda name=cmd.name: _column_changed(session, info, name, None))
             info.columns = [col for col in info.columns if col.name != cmd.name]
             info.primary_key = [k for k in info.primary_key if k != cmd.name]
             info.indexes = [i for i in info.indexes if i.column != cmd.name]
@@ -751,10 +752,19 @@ def rename(session: Session, node: pb.RenameStmt, params: list[Any]) -> Result:
             if ix.column == node.subname:
                 ix.column = node.newname
         session.catalog_update(info)
+        _column_changed(session, info, node.subname, node.newname)
         sequences.owner_renamed(session, info.workspace, info.name, info.name, node.subname,
                                 node.newname)
         return Result(command="ALTER TABLE")
     raise E.FeatureNotSupported("this RENAME is not supported")
+
+
+def _column_changed(session: Session, info: TableInfo, old: str, new: str | None) -> None:
+    """Tell the privilege store (pgwire/acl.py, when the server has one) that a column was
+    renamed (``new``) or dropped (None): its column grants follow it or go."""
+    hook = session.db.statement_hooks.get("column_changed")
+    if hook is not None:
+        hook(session, (info.workspace, info.name, int(info.oid or 0), old, new), [])
 
 
 def create_index(session: Session, node: pb.IndexStmt, params: list[Any]) -> Result:

@@ -308,6 +308,23 @@ def _check_need(session: Any, key: tuple[str, str, int, str], need: colrefs.Need
         raise InsufficientPrivilege(f"permission denied for {what} {name}")
 
 
+def column_changed(session: Any, change: Any, params: Any) -> Result:  # noqa: ARG001
+    """engine/ddl.py's ``column_changed`` hook, ``change`` = (workspace, table, oid, old
+    name, new name or None): column grants follow a renamed column and go with a dropped
+    one (PostgreSQL keeps them by column number, so neither a rename loses them nor a new
+    column of a dropped one's name finds them)."""
+    ws, table, oid, old, new = change
+    key = _table_key(ws, table, oid)
+    columns = _column_grants(session.db, key)
+    if any(old in by_col for by_col in columns.values()):
+        for by_col in columns.values():
+            privs = by_col.pop(old, None)
+            if privs and new:
+                by_col[new] = privs
+        _put(session.db, key, _grants(session.db, key), columns)
+    return Result(command="ALTER TABLE")
+
+
 def _privileges(node: Any, allowed: tuple[str, ...], what: str
                 ) -> tuple[list[str], dict[str, list[str]]]:
     """The table (or schema) privileges a GRANT / REVOKE names, and its column ones:

@@ -372,6 +372,7 @@ def install(db: Any) -> None:
     # not a superuser (see acl.py).
     hooks.setdefault("grant_stmt", acl.grant_stmt)
     hooks.setdefault("check_privileges", acl.check_statement)
+    hooks.setdefault("column_changed", acl.column_changed)
 
 
 def _hook(fn: Any) -> Any:
