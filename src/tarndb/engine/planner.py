@@ -227,12 +227,12 @@ def _sparse_request(sel: Any, expr: pb.Node, alias: str, info: TableInfo, k: int
 def _sparse_hits(req: TopK, ds: Any, value: Any, allowed: np.ndarray | None) -> Any:
     """The sparse top-k as the search module's Hits (plan text names the index, if any)."""
     from ..search import Hits
-    from . import sparse_ops
+    from . import sparse_scan
     from . import sparsevec as sv
 
     metric = req.mode[len("sparse_"):]
     col = req.columns[0]
-    keys, dists = sparse_ops.topk(ds, col, sv.of(value), req.k, metric, allowed)
+    keys, dists = sparse_scan.topk(ds, col, sv.of(value), req.k, metric, allowed)
     ix = next((i for i in req.info.indexes if i.column == col
                and str(i.options.get("opclass", "")).startswith("sparsevec_")), None)
     how = f"index {ix.name} ({ix.options.get('opclass')}), " if ix is not None else ""

@@ -9,8 +9,8 @@ buffers with numpy:
   index`` of both sides (one ``searchsorted``); every element contributes its own term (a²,
   |a|) unless its index is in the other vector too, then the pair's ((a-b)², |a-b|), so
   equal vectors are exactly 0 apart and no large sums cancel;
-- one query against many rows (the ``ORDER BY col <op> $1 LIMIT k`` scan,
-  :func:`topk`) looks each row element's index up in the query's sorted indices.
+- one query against many rows (the ``ORDER BY col <op> $1 LIMIT k`` scan) is
+  :mod:`.sparse_scan`'s.
 
 Sums are in float64 (pgvector sums in float4 and returns float8; the results agree to float4
 precision). Cosine distance of a zero vector is NaN, as pgvector's.
@@ -149,65 +149,6 @@ def l2_normalize(a: pa.Array) -> pa.Array:
     else:
         c = sv.Columns(c.dim, c.offsets, c.indices, vals, c.valid)
     return sv.from_columns(c)
-
-
-def distances_to(c: sv.Columns, query: sv.SparseVec, metric: str) -> F64:
-    """``metric`` (l2, cosine, dot = negative inner product, l1) of every row of ``c``
-    against one query, as pgvector's operators order them (smaller first); NaN for NULL
-    rows."""
-    n = c.dim.size
-    if (c.valid & (c.dim != query.dim)).any():
-        i = int(np.argmax(c.valid & (c.dim != query.dim)))
-        raise DataError(f"different sparsevec dimensions {c.dim[i]} and {query.dim}")
-    rows = c.rows
-    q_idx = query.indices.astype(np.int64)
-    q_val = query.values.astype(np.float64)
-    vals = c.values.astype(np.float64)
-    pos, hit = _match(q_idx, c.indices)
-    if metric in ("dot", "cosine"):
-        t = _sum_by(rows[hit], vals[hit] * q_val[pos[hit]], n)
-    else:
-        f = np.square if metric == "l2" else np.abs
-        row_terms = np.where(hit, f(vals - q_val[pos]), f(vals))
-        # the query's elements no row element met: their own term, per row
-        q_terms = f(q_val)
-        met = _sum_by(rows[hit], q_terms[pos[hit]], n)
-        t = _sum_by(rows, row_terms, n) + (q_terms.sum() - met)
-    if metric == "cosine":
-        out = _finish("cosine", t, _sum_by(rows, vals * vals, n), np.full(n, float(q_val @ q_val)))
-    elif metric == "dot":
-        out = -t
-    else:
-        out = _finish(metric, t, None, None)
-    out[~c.valid] = np.nan
-    return out
-
-
-def topk(
-    ds: Any, column: str, query: sv.SparseVec, k: int, metric: str, allowed: I64 | None = None
-) -> tuple[I64, F64]:
-    """The k rows of a Lance dataset nearest to ``query`` by ``metric``, exactly, scanning
-    the column batch by batch: row keys and distances, nearest first. Rows tied with the
-    k-th are all returned, so that SQL's full ORDER BY (``<op>, id``) picks among them; rows
-    with a NULL vector (or a NaN cosine distance: a zero vector) are not."""
-    from ..search._exact import RID, scan
-
-    keys = np.zeros(0, np.int64)
-    dists = np.zeros(0, np.float64)
-    for batch in scan(ds, [RID, column]):
-        bkeys = batch.column(0).to_numpy().astype(np.int64)
-        d = distances_to(sv.columns(batch.column(1)), query, metric)
-        ok = ~np.isnan(d)
-        if allowed is not None:
-            ok &= np.isin(bkeys, allowed)
-        keys = np.concatenate([keys, bkeys[ok]])
-        dists = np.concatenate([dists, d[ok]])
-        if k > 0 and dists.size > k:
-            kth = np.partition(dists, k - 1)[k - 1]
-            keep = dists <= kth
-            keys, dists = keys[keep], dists[keep]
-    order = np.lexsort((keys, dists))
-    return keys[order], dists[order]
 
 
 # -- DuckDB functions (Arrow batches in and out) ------------------------------------------------
