@@ -118,6 +118,9 @@ def test_granted_columns_read(emp: Stack) -> None:
             assert q(
                 "SELECT id, name FROM ws1.emp WHERE id = %s", (3,), prepare=True
             ).fetchall() == [(3, "cat")]
+        # SQL-level PREPARE / EXECUTE: checked when it runs
+        q("PREPARE byid(int) AS SELECT name FROM ws1.emp WHERE id = $1")
+        assert q("EXECUTE byid(2)").fetchall() == [("bob",)]
         # <#> ranking on a granted vector column
         assert q(
             "SELECT id FROM ws1.emp ORDER BY emb <#> ARRAY[3, 1]::float4[] DESC LIMIT 1"
@@ -256,6 +259,13 @@ def test_columns_not_granted_stay_closed(emp: Stack, fast: str) -> None:
                 c.execute("SELECT salary FROM ws1.emp WHERE id = %s", (3,), prepare=True)
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
                 c.execute("SELECT * FROM ws1.emp WHERE id = %s", (3,), prepare=True)
+        # SQL-level PREPARE is checked when EXECUTE runs it, as in PostgreSQL
+        c.execute("PREPARE leak(int) AS SELECT salary FROM ws1.emp WHERE id = $1")
+        c.execute("PREPARE raise AS UPDATE ws1.emp SET salary = salary * 2")
+        for sql in ("EXECUTE leak(3)", "EXECUTE raise"):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                c.execute(sql)
+        c.execute("DEALLOCATE ALL")
         # a name that no column has is the statement's own error, not a privilege one
         with pytest.raises(psycopg.errors.UndefinedColumn):
             c.execute("SELECT nosuch FROM ws1.emp")

@@ -19,7 +19,7 @@ from .. import errors as E
 from ..sql import ast
 from ..sql import colnames as output_names
 from ..storage.tables import RID
-from . import fkeys, sequences, vacuum, views
+from . import fkeys, prepared, sequences, vacuum, views
 from .catalog import PLAIN_INDEX_METHODS, ColumnInfo, IndexInfo, TableInfo
 from .commit import unique_keys
 from .result import Result
@@ -1110,7 +1110,9 @@ HANDLERS: dict[str, Callable[[Session, Any, list[Any]], Result]] = {
     "index_stmt": create_index,
     "create_extension_stmt": create_extension,
     "discard_stmt": noop("DISCARD ALL"),
-    "deallocate_stmt": noop("DEALLOCATE"),
+    "deallocate_stmt": prepared.deallocate,
+    "prepare_stmt": prepared.prepare,
+    "execute_stmt": prepared.execute,
     "listen_stmt": noop("LISTEN"),
     "unlisten_stmt": noop("UNLISTEN"),
     "vacuum_stmt": noop("VACUUM"),

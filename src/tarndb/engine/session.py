@@ -78,7 +78,9 @@ _AUTOCOMMIT_RETRIES = 20
 # Statements a read-only session may run (SELECTs are further checked for writes below).
 READ_ONLY_KINDS = {"select_stmt", "transaction_stmt", "variable_set_stmt", "variable_show_stmt",
                    "explain_stmt", "discard_stmt", "deallocate_stmt", "listen_stmt",
-                   "unlisten_stmt"}
+                   "unlisten_stmt",
+                   # the prepared statement is checked as itself when EXECUTE runs it
+                   "prepare_stmt", "execute_stmt"}
 
 
 def _batchable(sql: str) -> pb.Node | None:

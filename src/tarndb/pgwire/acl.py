@@ -206,6 +206,8 @@ def check_statement(session: Any, kind: str | None, stmt: Any) -> None:
     from ..sql import ast
 
     node = ast.inner(stmt)
+    if kind == "prepare_stmt":
+        return  # checked when EXECUTE runs it (engine/prepared.py), as in PostgreSQL
     if kind == "create_schema_stmt":
         raise InsufficientPrivilege('permission denied for database "postgres"')
     if kind in ("create_stmt", "create_table_as_stmt", "view_stmt", "create_seq_stmt"):
