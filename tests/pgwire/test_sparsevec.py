@@ -411,3 +411,45 @@ def test_dense_layout_columns_still_served(thread_server: Any) -> None:
     np.testing.assert_allclose(
         [r[3] for r in rows], [2.0, np.sqrt(10), np.sqrt(17), np.sqrt(26)], rtol=1e-6
     )
+
+
+def test_statements_that_write_and_read_it(pg_server: Server) -> None:
+    """UPDATE, upsert, NULLs, ALTER TABLE ADD COLUMN, CREATE TABLE AS, DELETE RETURNING, a
+    prepared filter; pgvector's catalog entry for l2_norm(sparsevec); no aggregates."""
+    t = f"spw_{uuid.uuid4().hex[:8]}"
+    with _connect(pg_server) as c:
+        c.execute(f"CREATE TABLE {t} (id INT PRIMARY KEY, s sparsevec(5))")
+        c.execute(
+            f"INSERT INTO {t} VALUES (1, %s), (2, '{{2:1}}/5'), (3, NULL)",
+            (SparseVector({0: 1.0, 3: 2.0}, 5),),
+            prepare=True,
+        )
+        c.execute(
+            f"INSERT INTO {t} VALUES (1, '{{1:9}}/5') ON CONFLICT (id) DO UPDATE SET s = EXCLUDED.s"
+        )
+        c.execute(f"UPDATE {t} SET s = %s WHERE id = 2", (SparseVector({4: 3.0}, 5),))
+        c.execute(f"ALTER TABLE {t} ADD COLUMN u sparsevec")
+        c.execute(f"UPDATE {t} SET u = s WHERE id = 1")
+        assert c.execute(f"SELECT id, s::text, u::text FROM {t} ORDER BY id").fetchall() == [
+            (1, "{1:9}/5", "{1:9}/5"),
+            (2, "{5:3}/5", None),
+            (3, None, None),
+        ]
+        assert c.execute(f"SELECT id FROM {t} WHERE s IS NULL").fetchall() == [(3,)]
+        assert c.execute(
+            f"SELECT id FROM {t} WHERE s <-> %s < 1", (SparseVector({4: 3.5}, 5),), prepare=True
+        ).fetchall() == [(2,)]
+        c.execute(f"CREATE TABLE {t}_c AS SELECT id, s FROM {t}")
+        assert c.execute(f"SELECT count(*) FROM {t}_c WHERE s IS NOT NULL").fetchone() == (2,)
+        assert c.execute(f"DELETE FROM {t} WHERE id = 2 RETURNING s::text").fetchall() == [
+            ("{5:3}/5",)
+        ]
+        oid = c.execute("SELECT oid FROM pg_type WHERE typname = 'sparsevec'").fetchone()
+        assert oid is not None
+        assert c.execute(
+            "SELECT proargtypes FROM pg_proc WHERE proname = 'l2_norm'"
+        ).fetchall() == [(str(oid[0]),)]
+        with pytest.raises(
+            psycopg.errors.UndefinedFunction, match=r"function avg\(sparsevec\) does not exist"
+        ):
+            c.execute(f"SELECT avg(s) FROM {t}")

@@ -658,6 +658,13 @@ def _source_rows(session: Session, info: TableInfo, node: pb.InsertStmt, names: 
                         col = info.column(names[i])
                         assert col is not None
                         item.CopyFrom(_default_node(col))
+                    elif ast.kind(item) == "a_const" and isinstance(ast.const_value(item), str):
+                        col = info.column(names[i])
+                        if col is not None and col.type.is_sparse:
+                            # sparse text read as sparsevec here: DuckDB gives a VALUES
+                            # column one type, and a struct parameter in another row
+                            # would make it cast the text to a struct
+                            item.CopyFrom(ast.type_cast(item, ["sparsevec"]))
     fast = _values_to_arrow(select, info, names_in, params, batch) if names_in else None
     if fast is None and batch is not None:
         # Values Arrow cannot hold as one column (mixed types): each set on its own, as

@@ -139,6 +139,7 @@ PGVECTOR_PROCS: list[Proc] = [
       for t, p in ((_V, ""), (_H, "halfvec_"), (_S, "sparsevec_"))),
     *(_vec("vector_dims", (t,), 23, f"{p}vector_dims") for t, p in ((_V, ""), (_H, "halfvec_"))),
     _vec("vector_norm", (_V,), 701),
+    _vec("l2_norm", (_S,), 701, "sparsevec_l2_norm"),
     *(_vec("l2_normalize", (t,), t, f"{p}l2_normalize")
       for t, p in ((_V, ""), (_H, "halfvec_"), (_S, "sparsevec_"))),
     *(_vec("binary_quantize", (t,), 1560, f"{p}binary_quantize")

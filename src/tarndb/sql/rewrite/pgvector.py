@@ -140,6 +140,10 @@ def _aggregate(node: pb.Node, scope: Scope) -> pb.Node | None:
     if name not in ("avg", "sum") or len(fc.args) != 1 or fc.agg_star or fc.agg_distinct \
             or fc.HasField("over") or not _is_vector(fc.args[0], scope):
         return None
+    if sparse_rule.is_sparse(fc.args[0], scope):  # pgvector has no sparsevec aggregates
+        from ...errors import UndefinedFunction
+
+        raise UndefinedFunction(f"function {name}(sparsevec) does not exist")
     call = pb.Node()
     call.CopyFrom(node)
     del call.func_call.funcname[:]
