@@ -118,6 +118,9 @@ def test_granted_columns_read(emp: Stack) -> None:
             assert q(
                 "SELECT id, name FROM ws1.emp WHERE id = %s", (3,), prepare=True
             ).fetchall() == [(3, "cat")]
+        # an earlier version of the table, by the same grants
+        assert emp.admin_sql('SELECT count(*) FROM ws1."emp@2"') == [(3,)]
+        assert q('SELECT name FROM ws1."emp@2" WHERE id = 1').fetchall() == [("ann",)]
         # SQL-level PREPARE / EXECUTE: checked when it runs
         q("PREPARE byid(int) AS SELECT name FROM ws1.emp WHERE id = $1")
         assert q("EXECUTE byid(2)").fetchall() == [("bob",)]
@@ -147,10 +150,15 @@ def test_granted_columns_write(emp: Stack) -> None:
             "UPDATE ws1.emp SET name = 'dan2' WHERE id = 4 RETURNING id, name"
         ).fetchall() == [(4, "dan2")]
         assert c.execute("UPDATE ws1.emp SET name = upper(name) WHERE name = 'eve'").rowcount == 1
+        # an upsert: INSERT (id, name), SELECT (id) for the conflict target, UPDATE (name)
+        c.execute(
+            "INSERT INTO ws1.emp (id, name) VALUES (4, 'dan3') "
+            "ON CONFLICT (id) DO UPDATE SET name = excluded.name"
+        )
         with c.cursor().copy("COPY ws1.emp (id, name) FROM STDIN") as cp:
             cp.write(b"7\tgus\n")
     assert emp.admin_sql("SELECT id, name, salary, note FROM ws1.emp WHERE id > 3 ORDER BY id") == [
-        (4, "dan2", None, None),
+        (4, "dan3", None, None),
         (5, "EVE", None, None),
         (6, "fay", None, None),
         (7, "gus", None, None),
@@ -218,6 +226,9 @@ READS = [
     "SELECT salary FROM ws1.emp WHERE id = 3",
     "SELECT name FROM ws1.emp WHERE id = 3 AND salary > 500",
     "SELECT * FROM ws1.emp WHERE id = 3",
+    # an earlier version of the table (time travel) is the same table
+    'SELECT salary FROM ws1."emp@1"',
+    'SELECT * FROM ws1."emp@2"',
 ]
 
 WRITES = [
@@ -232,6 +243,15 @@ WRITES = [
     "INSERT INTO ws1.emp (id, name) VALUES (9, 'x') RETURNING salary",
     "INSERT INTO ws1.emp (id, name) SELECT id + 100, note FROM ws1.emp",
     "DELETE FROM ws1.emp WHERE id = 3",
+    "INSERT INTO ws1.emp (id, name) VALUES (3, 'x') ON CONFLICT (id) DO UPDATE SET salary = 0",
+    "INSERT INTO ws1.emp (id, name) VALUES (3, 'x') ON CONFLICT (id) DO UPDATE SET name = 'x' "
+    "WHERE emp.salary > 500",
+    "INSERT INTO ws1.emp (id, name) VALUES (3, 'x') ON CONFLICT (id) DO UPDATE SET name = emp.note",
+    "INSERT INTO ws1.emp (id, name) VALUES (3, 'x') ON CONFLICT (id) DO UPDATE SET name = 'y' "
+    "RETURNING salary",
+    # MERGE: table privileges only
+    "MERGE INTO ws1.emp e USING (SELECT 3 AS id) s ON e.id = s.id "
+    "WHEN MATCHED THEN UPDATE SET name = 'x'",
     "WITH u AS (UPDATE ws1.emp SET name = name RETURNING salary) SELECT * FROM u",
     "CREATE VIEW ws1.mine AS SELECT id, salary FROM ws1.emp",
     "CREATE TEMP VIEW mine AS SELECT id, salary FROM ws1.emp",
