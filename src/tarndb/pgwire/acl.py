@@ -249,11 +249,20 @@ def check_statement(session: Any, kind: str | None, stmt: Any) -> None:
         inner = ast.inner(inner.query)
     if inner_kind == "select_stmt" and inner.locking_clause:
         inner_kind = "update_stmt"  # FOR UPDATE / SHARE: UPDATE on the tables it locks
+    resolved: dict[tuple[str, str], tuple[str, str, int, str, list[str]] | None] = {}
+
+    def resolve(rv: Any) -> tuple[str, str, int, str, list[str]] | None:
+        # each name once per statement: a self-join or a subquery names its table again
+        name = (rv.schemaname, rv.relname)
+        if name not in resolved:
+            resolved[name] = _resolved(session, rv)
+        return resolved[name]
+
     short: list[tuple[tuple[str, str, int, str, list[str]], str]] = []
     for m in ast.walk(stmt):
         if not isinstance(m, pb.RangeVar):
             continue
-        found = _resolved(session, m)
+        found = resolve(m)
         if found is None or found[1] == "_files":
             continue  # _files: its schema's USAGE (the session's workspace limit) is enough
         priv = targets.get((m.relname, m.location), "SELECT")
@@ -264,7 +273,7 @@ def check_statement(session: Any, kind: str | None, stmt: Any) -> None:
     if inner_kind not in _WRITES and not any(
             _column_grants(session.db, _table_key(*f[:3])) for f, _ in short):
         check_table(session, *short[0][0][:3], short[0][1], short[0][0][3])
-    analysis = colrefs.analyze(kind, stmt, lambda rv: _rel(session, rv))
+    analysis = colrefs.analyze(kind, stmt, lambda rv: _rel(resolve(rv)))
     if analysis is None:  # not taken apart: table privileges on all it names
         for found, priv in short:
             check_table(session, *found[:3], priv, found[3])
@@ -272,7 +281,7 @@ def check_statement(session: Any, kind: str | None, stmt: Any) -> None:
     needs, seen = analysis
     for m in ast.walk(stmt):
         if isinstance(m, pb.RangeVar) and (m.relname, m.location) not in seen:
-            found = _resolved(session, m)
+            found = resolve(m)
             if found is not None:
                 check_table(session, *found[:3], targets.get((m.relname, m.location),
                                                              "SELECT"), found[3])
@@ -280,8 +289,7 @@ def check_statement(session: Any, kind: str | None, stmt: Any) -> None:
         _check_need(session, key, need)
 
 
-def _rel(session: Any, rv: Any) -> colrefs.Rel | None:
-    found = _resolved(session, rv)
+def _rel(found: tuple[str, str, int, str, list[str]] | None) -> colrefs.Rel | None:
     if found is None or found[1] == "_files":
         return None
     return colrefs.Rel(found[:4], found[4])
