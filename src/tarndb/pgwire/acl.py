@@ -19,6 +19,22 @@ The model, PostgreSQL's with one simplification:
   privilege, every other table or view read for ``SELECT``. What a view reads is checked
   when it is expanded (engine/views.py): as the reader for a ``security_invoker`` view, not
   at all (its owner, a superuser) for a plain one; the reader's schemas limit both.
+- **Columns**: ``SELECT``, ``INSERT``, ``UPDATE`` and ``REFERENCES`` may be granted on
+  columns of a table or view (``GRANT SELECT (a, b) ON t``; ``ALL (a)`` is the four), kept
+  in the same catalog object as the table's grants (``columns``: grantee -> column ->
+  privileges). PostgreSQL's executor check: a statement needs each privilege on the table,
+  or else on every column it uses for that privilege, the columns found in its parse tree
+  by colrefs.py (every column named anywhere, ``*`` and whole-row references all of them);
+  a statement that uses no column of the relation (``count(*)``) needs the privilege on any
+  column. Writes always get this check (the columns their WHERE / SET expressions /
+  RETURNING read need ``SELECT`` even with the table's write privilege); reads only when
+  the role lacks the table privilege and holds some column grant there, so a role with
+  table grants pays nothing more. The refusal is PostgreSQL's ``permission denied for
+  table t``. ``REVOKE`` of a table privilege takes it off every column too (PostgreSQL's
+  ExecGrant_Relation); grants follow a column renamed and go with one dropped. MERGE and
+  statement kinds colrefs.py does not take apart need the table privileges. The catalogs
+  show them (sql/colprivs.py): ``pg_attribute.attacl``, ``information_schema.
+  column_privileges``, ``has_column_privilege``, psql's ``dp`` command, pg_dump.
 - **Owners**: every table and schema is owned by the bootstrap superuser. A role that is not
   a superuser cannot create, alter or drop tables or schemas (42501), so ``GRANT CREATE ON
   SCHEMA`` is refused as not supported. Grants are kept in the catalog (kind ``acl``) and
