@@ -34,7 +34,7 @@ The model, PostgreSQL's with one simplification:
   ExecGrant_Relation); grants follow a column renamed and go with one dropped. MERGE and
   statement kinds colrefs.py does not take apart need the table privileges. The catalogs
   show them (sql/colprivs.py): ``pg_attribute.attacl``, ``information_schema.
-  column_privileges``, ``has_column_privilege``, psql's ``dp`` command, pg_dump.
+  column_privileges``, ``has_column_privilege``, psql's ``\\dp``, pg_dump.
 - **Owners**: every table and schema is owned by the bootstrap superuser. A role that is not
   a superuser cannot create, alter or drop tables or schemas (42501), so ``GRANT CREATE ON
   SCHEMA`` is refused as not supported. Grants are kept in the catalog (kind ``acl``) and
