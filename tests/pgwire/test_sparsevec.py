@@ -411,6 +411,13 @@ def test_dense_layout_columns_still_served(thread_server: Any) -> None:
     np.testing.assert_allclose(
         [r[3] for r in rows], [2.0, np.sqrt(10), np.sqrt(17), np.sqrt(26)], rtol=1e-6
     )
+    # the move to the sparse layout that docs/postgres-tools.md gives
+    with _connect(server) as c:
+        c.execute("CREATE TABLE new_sp AS SELECT id, s::text::sparsevec(3) AS s FROM old_sp")
+        assert db.catalog.table("public", "new_sp").columns[1].type.is_sparse
+        assert c.execute("SELECT id, s::text FROM new_sp ORDER BY id").fetchall() == [
+            (r[0], r[2]) for r in rows
+        ]
 
 
 def test_statements_that_write_and_read_it(pg_server: Server) -> None:

@@ -233,8 +233,9 @@ def _sparse_hits(req: TopK, ds: Any, value: Any, allowed: np.ndarray | None) -> 
     metric = req.mode[len("sparse_"):]
     col = req.columns[0]
     keys, dists = sparse_scan.topk(ds, col, sv.of(value), req.k, metric, allowed)
+    kind = {"dot": "ip"}.get(metric, metric)  # the opclass that serves this operator
     ix = next((i for i in req.info.indexes if i.column == col
-               and str(i.options.get("opclass", "")).startswith("sparsevec_")), None)
+               and i.options.get("opclass") == f"sparsevec_{kind}_ops"), None)
     how = f"index {ix.name} ({ix.options.get('opclass')}), " if ix is not None else ""
     return Hits(keys, dists.astype(np.float32), f"{how}exact sparse scan")
 

@@ -6,17 +6,18 @@ scanning (engine/planner.py), and this is that scan. It is made fast by three th
 - each fragment's column is decoded once into flat numpy buffers (row keys, the row of each
   element, indices, values) with per-row sums (x², |x|) and kept in the exact-search
   fragment cache (search/_exact.py: keyed by the fragment's files, so never stale);
-- every metric is a per-row constant plus a term over the elements whose index the query
-  also has: ``dot = Σ a·b``; ``l2² = Σa² + Σb² − Σ(a² + b² − (a−b)²)``; ``l1 = Σ|a| + Σ|b| −
-  Σ(|a| + |b| − |a−b|)``; cosine from the dot and the two norms. Only those matches are
-  gathered and summed;
-- the matches are found with the query's indices in a small table addressed by an index's
-  low bits (two gathers and a compare per element, from memory that stays in cache), or
-  a direct table when the dimension is small; a binary search when neither fits.
+- every metric is a per-row constant plus a sum over the elements of ``a·b`` or ``|a| +
+  |b| − |a−b|``, where b is the query's value at the element's index (0 where it has
+  none): ``l2² = Σa² + Σb² − 2·dot``, ``l1 = Σ|a| + Σ|b| − Σ(|a| + |b| − |a−b|)``,
+  cosine from the dot and the two norms; the sums are one ``reduceat`` over the rows;
+- b comes from a direct table by index when the dimension is small, else from a small
+  table addressed by the index's low bits (two gathers and a compare per element, from
+  memory that stays in cache), else by a binary search.
 
-Distances are float64. The ranking's near-ties can order differently from the SQL's own
-exact distances (sparse_ops.py) by rounding only; the rows tied with the k-th are all
-returned so that SQL's full ORDER BY picks among them.
+Products are float4, as pgvector computes them, and sums float8: a ranking's near-ties can
+order differently from the exact distances SQL then computes for the rows found
+(sparse_ops.py) by rounding only. Rows tied with the k-th are all returned so that SQL's
+full ORDER BY picks among them.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ class Part:
 
     keys: I64  # row keys
     dim: npt.NDArray[np.int64]
-    rows: npt.NDArray[np.int32]  # the row (0..n-1) of each element
+    offsets: I64  # row r's elements are [offsets[r], offsets[r + 1])
     indices: npt.NDArray[np.int32]
     values: npt.NDArray[np.float32]
     sq: F64  # Σx² per row
@@ -50,129 +51,112 @@ class Part:
 
     @property
     def nbytes(self) -> int:
-        return int(
-            sum(
-                a.nbytes
-                for a in (
-                    self.keys,
-                    self.dim,
-                    self.rows,
-                    self.indices,
-                    self.values,
-                    self.sq,
-                    self.abs,
-                )
-            )
-        )
+        arrays = (self.keys, self.dim, self.offsets, self.indices, self.values, self.sq, self.abs)
+        return int(sum(a.nbytes for a in arrays))
+
+    def row_sums(self, x: npt.NDArray[Any]) -> F64:
+        """Per row sums of ``x`` (one value per element), accumulated in float64."""
+        out = np.zeros(self.keys.size)
+        full = np.flatnonzero(np.diff(self.offsets) > 0)
+        if full.size:  # reduceat over the starts of the rows that have elements
+            out[full] = np.add.reduceat(x, self.offsets[full], dtype=np.float64)
+        return out
 
 
 def part_of(batches: list[Any]) -> Part:
     """A :class:`Part` from Arrow batches of (row key, sparse vector)."""
-    keys, dims, rows, idx, vals = [], [], [], [], []
-    base = 0
+    keys, dims, lens, idx, vals = [], [], [], [], []
     for b in batches:
         c = sv.columns(b.column(1))
-        k = b.column(0).to_numpy().astype(np.int64)
         valid = np.flatnonzero(c.valid)
-        lens = np.diff(c.offsets)[valid]
-        keys.append(k[valid])
+        keys.append(b.column(0).to_numpy().astype(np.int64)[valid])
         dims.append(c.dim[valid])
-        # NULL rows hold no elements, so the elements are the valid rows' in order
-        rows.append((base + np.repeat(np.arange(valid.size), lens)).astype(np.int32))
+        lens.append(np.diff(c.offsets)[valid])  # NULL rows hold no elements
         idx.append(c.indices.astype(np.int32))
         vals.append(c.values)
-        base += valid.size
     if not keys:
         e = np.zeros(0)
         return Part(
             e.astype(np.int64),
             e.astype(np.int64),
-            e.astype(np.int32),
+            np.zeros(1, np.int64),
             e.astype(np.int32),
             e.astype(np.float32),
             e,
             e,
         )
-    r = np.concatenate(rows)
+    offsets = np.zeros(sum(len(k) for k in keys) + 1, np.int64)
+    np.cumsum(np.concatenate(lens), out=offsets[1:])
     v = np.concatenate(vals)
-    v64 = v.astype(np.float64)
-    return Part(
+    part = Part(
         np.concatenate(keys),
         np.concatenate(dims),
-        r,
+        offsets,
         np.concatenate(idx),
         v,
-        np.bincount(r, v64 * v64, minlength=base).astype(np.float64),
-        np.bincount(r, np.abs(v64), minlength=base).astype(np.float64),
+        np.zeros(0),
+        np.zeros(0),
     )
+    v64 = v.astype(np.float64)
+    part.sq = part.row_sums(v64 * v64)
+    part.abs = part.row_sums(np.abs(v64))
+    return part
 
 
-class _Lookup:
-    """Where each element's index is in the query (its position), if it is there."""
-
-    def __init__(self, q_idx: npt.NDArray[np.int64], dim: int) -> None:
-        self.q_idx = q_idx
-        self.direct: npt.NDArray[np.int32] | None = None
-        self.table: npt.NDArray[np.int64] | None = None
-        if dim <= _DIRECT_MAX_DIM:
-            self.direct = np.full(dim, -1, np.int32)
-            self.direct[q_idx] = np.arange(q_idx.size, dtype=np.int32)
-            return
-        size = 1 << max(10, int(q_idx.size * 4).bit_length())
-        while size <= 1 << 22:
-            slot = q_idx & (size - 1)
-            if np.unique(slot).size == slot.size:  # no two query indices share a slot
-                self.mask = size - 1
-                self.table = np.full(size, -1, np.int64)
-                self.table[slot] = q_idx
-                self.pos = np.zeros(size, np.int32)
-                self.pos[slot] = np.arange(q_idx.size, dtype=np.int32)
-                return
-            size <<= 1
-
-    def matches(self, idx: npt.NDArray[np.int32]) -> tuple[I64, I64]:
-        """(element positions that the query has, their positions in the query)."""
-        if self.direct is not None:
-            p = self.direct[idx]
-            h = np.flatnonzero(p >= 0)
-            return h, p[h].astype(np.int64)
-        if self.table is not None:
-            slot = idx & self.mask
-            h = np.flatnonzero(self.table[slot] == idx)
-            return h, self.pos[slot[h]].astype(np.int64)
-        if self.q_idx.size == 0:
-            return np.zeros(0, np.int64), np.zeros(0, np.int64)
-        pos = np.minimum(np.searchsorted(self.q_idx, idx), self.q_idx.size - 1)
-        h = np.flatnonzero(self.q_idx[pos] == idx)
-        return h, pos[h]
+def _weights(query: sv.SparseVec, idx: npt.NDArray[np.int32]) -> npt.NDArray[np.float32]:
+    """For each element, the query's value at its index (0 where the query has none): from a
+    direct table by index for a small dimension, else from a table addressed by the index's
+    low bits (two gathers and a compare, from memory that stays in cache), else by a binary
+    search of the query's sorted indices."""
+    q_idx = query.indices.astype(np.int64)
+    q_val = query.values.astype(np.float32)
+    zero = np.float32(0)
+    if q_idx.size == 0:
+        return np.zeros(idx.size, np.float32)
+    if query.dim <= _DIRECT_MAX_DIM:
+        table = np.zeros(query.dim, np.float32)
+        table[q_idx] = q_val
+        return table[idx]
+    size = 1 << max(10, int(q_idx.size * 4).bit_length())
+    while size <= 1 << 22:
+        slot = q_idx & (size - 1)
+        if np.unique(slot).size == slot.size:  # no two query indices share a slot
+            owner = np.full(size, -1, np.int32)
+            owner[slot] = q_idx
+            value = np.zeros(size, np.float32)
+            value[slot] = q_val
+            s = idx & np.int32(size - 1)
+            return np.where(owner[s] == idx, value[s], zero)
+        size <<= 1
+    pos = np.minimum(np.searchsorted(q_idx, idx), q_idx.size - 1)
+    return np.where(q_idx[pos] == idx, q_val[pos], zero)
 
 
 def distances(part: Part, query: sv.SparseVec, metric: str) -> F64:
     """``metric`` (l2, cosine, dot = negative inner product, l1) of every row of ``part``
     against ``query``, as pgvector's operators order them (smaller first)."""
-    n = part.keys.size
-    if n == 0:
+    if part.keys.size == 0:
         return np.zeros(0)
     wrong = np.flatnonzero(part.dim != query.dim)
     if wrong.size:
         raise DataError(f"different sparsevec dimensions {part.dim[wrong[0]]} and {query.dim}")
     q_val = query.values.astype(np.float64)
-    h, qp = _Lookup(query.indices.astype(np.int64), query.dim).matches(part.indices)
-    a = part.values[h].astype(np.float64)
-    b = q_val[qp]
-    r = part.rows[h]
-    if metric in ("dot", "cosine"):
-        dot = np.bincount(r, a * b, minlength=n).astype(np.float64)
-        if metric == "dot":
-            return -dot
-        with np.errstate(invalid="ignore", divide="ignore"):
-            sim = dot / np.sqrt(part.sq * float(q_val @ q_val))
-        return 1.0 - np.clip(sim, -1.0, 1.0)
-    if metric == "l2":
-        saved = np.bincount(r, a * a + b * b - (a - b) ** 2, minlength=n)
-        return np.sqrt(np.maximum(part.sq + float(q_val @ q_val) - saved, 0.0))
-    saved = np.bincount(r, np.abs(a) + np.abs(b) - np.abs(a - b), minlength=n)
-    return np.asarray(part.abs + float(np.abs(q_val).sum()) - saved, np.float64)
+    # products in float4, as pgvector computes; sums in float8
+    w = _weights(query, part.indices)
+    a = part.values
+    if metric == "l1":
+        # |a| + |b| - |a - b| is 0 where the query has no element (b = 0)
+        saved = part.row_sums(np.abs(a) + np.abs(w) - np.abs(a - w))
+        return np.asarray(part.abs + float(np.abs(q_val).sum()) - saved, np.float64)
+    dot = part.row_sums(a * w)
+    if metric == "dot":
+        return -dot
+    qq = float(q_val @ q_val)
+    if metric == "l2":  # a² + b² - (a - b)² = 2ab
+        return np.sqrt(np.maximum(part.sq + qq - 2.0 * dot, 0.0))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        sim = dot / np.sqrt(part.sq * qq)
+    return 1.0 - np.clip(sim, -1.0, 1.0)
 
 
 def _part(ds: Any, frag: Any, column: str) -> Part:

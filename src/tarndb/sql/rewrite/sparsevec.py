@@ -115,6 +115,12 @@ def _is_text(node: pb.Node, scope: Scope) -> bool:
         return isinstance(ast.const_value(node), str)
     if k == "param_ref":
         return isinstance(_param_value(node, scope), str)
+    if k == "func_call":  # a ``::text`` of a vector already rewritten (pgvector.py)
+        return ast.func_name(node.func_call) in (
+            "sparsevec_out",
+            "sparsevec_dense_out",
+            "vector_out",
+        )
     if k == "type_cast":
         names = _cast_names(node)
         return (
