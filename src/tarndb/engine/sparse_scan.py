@@ -1,23 +1,22 @@
 """Exact top-k over a sparsevec column: ``ORDER BY s <op> $1 LIMIT k``.
 
 tarndb's vector index is over dense vectors, so the planner answers a sparsevec ranking by
-scanning (engine/planner.py), and this is that scan. It is made fast by three things:
+scanning (engine/planner.py), and this is that scan. It costs what the query's non-zeros
+touch, not what the column holds:
 
-- each fragment's column is decoded once into flat numpy buffers (row keys, the row of each
-  element, indices, values) with per-row sums (x², |x|) and kept in the exact-search
-  fragment cache (search/_exact.py: keyed by the fragment's files, so never stale);
-- every metric is a per-row constant plus a sum over the elements of ``a·b`` or ``|a| +
-  |b| − |a−b|``, where b is the query's value at the element's index (0 where it has
-  none): ``l2² = Σa² + Σb² − 2·dot``, ``l1 = Σ|a| + Σ|b| − Σ(|a| + |b| − |a−b|)``,
-  cosine from the dot and the two norms; the sums are one ``reduceat`` over the rows;
-- b comes from a direct table by index when the dimension is small, else from a small
-  table addressed by the index's low bits (two gathers and a compare per element, from
-  memory that stays in cache), else by a binary search.
+- each fragment's column is decoded once into an inverted layout: for each index that
+  occurs, the rows that have it and their values (postings), with per-row sums (x², |x|);
+  it is kept in the exact-search fragment cache (search/_exact.py: keyed by the
+  fragment's files, so never stale);
+- every metric is a per-row constant plus a sum over the elements whose index the query
+  also has: ``dot = Σa·b``, ``l2² = Σa² + Σb² − 2·dot``, ``l1 = Σ|a| + Σ|b| − Σ(|a| + |b| −
+  |a−b|)``, cosine from the dot and the two norms. Those elements are exactly the postings
+  of the query's indices: a binary search per query index finds them, and one
+  ``bincount`` sums them per row.
 
-Products are float4, as pgvector computes them, and sums float8: a ranking's near-ties can
-order differently from the exact distances SQL then computes for the rows found
-(sparse_ops.py) by rounding only. Rows tied with the k-th are all returned so that SQL's
-full ORDER BY picks among them.
+Sums are float8. A ranking's near-ties can order differently from the exact distances SQL
+then computes for the rows found (sparse_ops.py, another order of summation) by rounding
+only. Rows tied with the k-th are all returned so that SQL's full ORDER BY picks among them.
 """
 
 from __future__ import annotations
@@ -33,34 +32,34 @@ from . import sparsevec as sv
 
 I64 = npt.NDArray[np.int64]
 F64 = npt.NDArray[np.float64]
-#: a dimension up to this uses a direct lookup table (an int32 per dimension: 1 MiB)
-_DIRECT_MAX_DIM = 1 << 18
 
 
 @dataclass
 class Part:
-    """One fragment's non-NULL sparse vectors, flat."""
+    """One fragment's non-NULL sparse vectors, by index (postings)."""
 
-    keys: I64  # row keys
-    dim: npt.NDArray[np.int64]
-    offsets: I64  # row r's elements are [offsets[r], offsets[r + 1])
-    indices: npt.NDArray[np.int32]
-    values: npt.NDArray[np.float32]
+    keys: I64  # row keys (row r is keys[r])
+    dim: I64  # per row
     sq: F64  # Σx² per row
     abs: F64  # Σ|x| per row
+    terms: I64  # the indices that occur, ascending
+    starts: I64  # term t's postings are [starts[t], starts[t + 1])
+    rows: npt.NDArray[np.int32]  # postings: the row ...
+    values: npt.NDArray[np.float32]  # ... and its value at the term
 
     @property
     def nbytes(self) -> int:
-        arrays = (self.keys, self.dim, self.offsets, self.indices, self.values, self.sq, self.abs)
+        arrays = (
+            self.keys,
+            self.dim,
+            self.sq,
+            self.abs,
+            self.terms,
+            self.starts,
+            self.rows,
+            self.values,
+        )
         return int(sum(a.nbytes for a in arrays))
-
-    def row_sums(self, x: npt.NDArray[Any]) -> F64:
-        """Per row sums of ``x`` (one value per element), accumulated in float64."""
-        out = np.zeros(self.keys.size)
-        full = np.flatnonzero(np.diff(self.offsets) > 0)
-        if full.size:  # reduceat over the starts of the rows that have elements
-            out[full] = np.add.reduceat(x, self.offsets[full], dtype=np.float64)
-        return out
 
 
 def part_of(batches: list[Any]) -> Part:
@@ -72,87 +71,70 @@ def part_of(batches: list[Any]) -> Part:
         keys.append(b.column(0).to_numpy().astype(np.int64)[valid])
         dims.append(c.dim[valid])
         lens.append(np.diff(c.offsets)[valid])  # NULL rows hold no elements
-        idx.append(c.indices.astype(np.int32))
+        idx.append(c.indices)
         vals.append(c.values)
-    if not keys:
-        e = np.zeros(0)
-        return Part(
-            e.astype(np.int64),
-            e.astype(np.int64),
-            np.zeros(1, np.int64),
-            e.astype(np.int32),
-            e.astype(np.float32),
-            e,
-            e,
-        )
-    offsets = np.zeros(sum(len(k) for k in keys) + 1, np.int64)
-    np.cumsum(np.concatenate(lens), out=offsets[1:])
-    v = np.concatenate(vals)
-    part = Part(
-        np.concatenate(keys),
-        np.concatenate(dims),
-        offsets,
-        np.concatenate(idx),
-        v,
-        np.zeros(0),
-        np.zeros(0),
+    k = np.concatenate(keys) if keys else np.zeros(0, np.int64)
+    n = k.size
+    rows = (
+        np.repeat(np.arange(n, dtype=np.int32), np.concatenate(lens))
+        if keys
+        else np.zeros(0, np.int32)
     )
+    i = np.concatenate(idx) if keys else np.zeros(0, np.int64)
+    v = np.concatenate(vals) if keys else np.zeros(0, np.float32)
     v64 = v.astype(np.float64)
-    part.sq = part.row_sums(v64 * v64)
-    part.abs = part.row_sums(np.abs(v64))
-    return part
+    order = np.argsort(i, kind="stable")
+    terms, first = np.unique(i[order], return_index=True)
+    return Part(
+        k,
+        np.concatenate(dims) if keys else np.zeros(0, np.int64),
+        np.bincount(rows, v64 * v64, minlength=n).astype(np.float64),
+        np.bincount(rows, np.abs(v64), minlength=n).astype(np.float64),
+        terms.astype(np.int64),
+        np.append(first, i.size).astype(np.int64),
+        rows[order],
+        v[order],
+    )
 
 
-def _weights(query: sv.SparseVec, idx: npt.NDArray[np.int32]) -> npt.NDArray[np.float32]:
-    """For each element, the query's value at its index (0 where the query has none): from a
-    direct table by index for a small dimension, else from a table addressed by the index's
-    low bits (two gathers and a compare, from memory that stays in cache), else by a binary
-    search of the query's sorted indices."""
+def _matches(part: Part, query: sv.SparseVec) -> tuple[npt.NDArray[np.int32], F64, F64]:
+    """The postings of the query's indices: (row, row's value, query's value) each."""
     q_idx = query.indices.astype(np.int64)
-    q_val = query.values.astype(np.float32)
-    zero = np.float32(0)
-    if q_idx.size == 0:
-        return np.zeros(idx.size, np.float32)
-    if query.dim <= _DIRECT_MAX_DIM:
-        table = np.zeros(query.dim, np.float32)
-        table[q_idx] = q_val
-        return table[idx]
-    size = 1 << max(10, int(q_idx.size * 4).bit_length())
-    while size <= 1 << 22:
-        slot = q_idx & (size - 1)
-        if np.unique(slot).size == slot.size:  # no two query indices share a slot
-            owner = np.full(size, -1, np.int32)
-            owner[slot] = q_idx
-            value = np.zeros(size, np.float32)
-            value[slot] = q_val
-            s = idx & np.int32(size - 1)
-            return np.where(owner[s] == idx, value[s], zero)
-        size <<= 1
-    pos = np.minimum(np.searchsorted(q_idx, idx), q_idx.size - 1)
-    return np.where(q_idx[pos] == idx, q_val[pos], zero)
+    t = np.searchsorted(part.terms, q_idx)
+    t_c = np.minimum(t, max(part.terms.size - 1, 0))
+    ok = (
+        (t < part.terms.size) & (part.terms[t_c] == q_idx)
+        if part.terms.size
+        else np.zeros(q_idx.size, bool)
+    )
+    lo, hi = part.starts[t_c[ok]], part.starts[t_c[ok] + 1]
+    lens = hi - lo
+    # the ranges [lo, hi) one after another: positions = lo of its range + rank in it
+    pos = np.repeat(lo - np.cumsum(lens) + lens, lens) + np.arange(int(lens.sum()))
+    a = part.values[pos].astype(np.float64)
+    b = np.repeat(query.values.astype(np.float64)[ok], lens)
+    return part.rows[pos], a, b
 
 
 def distances(part: Part, query: sv.SparseVec, metric: str) -> F64:
     """``metric`` (l2, cosine, dot = negative inner product, l1) of every row of ``part``
     against ``query``, as pgvector's operators order them (smaller first)."""
-    if part.keys.size == 0:
+    n = part.keys.size
+    if n == 0:
         return np.zeros(0)
     wrong = np.flatnonzero(part.dim != query.dim)
     if wrong.size:
         raise DataError(f"different sparsevec dimensions {part.dim[wrong[0]]} and {query.dim}")
     q_val = query.values.astype(np.float64)
-    # products in float4, as pgvector computes; sums in float8
-    w = _weights(query, part.indices)
-    a = part.values
+    rows, a, b = _matches(part, query)
     if metric == "l1":
-        # |a| + |b| - |a - b| is 0 where the query has no element (b = 0)
-        saved = part.row_sums(np.abs(a) + np.abs(w) - np.abs(a - w))
+        saved = np.bincount(rows, np.abs(a) + np.abs(b) - np.abs(a - b), minlength=n)
         return np.asarray(part.abs + float(np.abs(q_val).sum()) - saved, np.float64)
-    dot = part.row_sums(a * w)
+    dot = np.bincount(rows, a * b, minlength=n).astype(np.float64)
     if metric == "dot":
         return -dot
     qq = float(q_val @ q_val)
-    if metric == "l2":  # a² + b² - (a - b)² = 2ab
+    if metric == "l2":
         return np.sqrt(np.maximum(part.sq + qq - 2.0 * dot, 0.0))
     with np.errstate(invalid="ignore", divide="ignore"):
         sim = dot / np.sqrt(part.sq * qq)
