@@ -438,15 +438,14 @@ class _Analysis:
         if node.HasField("select_stmt"):
             src = node.select_stmt.select_stmt
             given = self.select(src, outer, ctes)
-            if not cols and need is not None:
-                n = (
-                    len(src.values_lists[0].list.items)
-                    if src.values_lists
-                    else len(given)
-                    if given is not None
-                    else len(item.rel.columns)
-                )  # type: ignore[union-attr]
-                cols = item.rel.columns[:n]  # type: ignore[union-attr]
+            rel = item.rel
+            if not cols and rel is not None:
+                # no column list: the first columns, as many as each row gives
+                if src.values_lists:
+                    n = len(src.values_lists[0].list.items)
+                else:
+                    n = len(given) if given is not None else len(rel.columns)
+                cols = rel.columns[:n]
         if need is not None:
             need.privileges.add("INSERT")
             need.insert.update(cols)
