@@ -157,11 +157,21 @@ def test_granted_columns_write(emp: Stack) -> None:
         )
         with c.cursor().copy("COPY ws1.emp (id, name) FROM STDIN") as cp:
             cp.write(b"7\tgus\n")
+        # a batch of INSERTs (executemany: one statement for all the sets)
+        c.cursor().executemany(
+            "INSERT INTO ws1.emp (id, name) VALUES (%s, %s)", [(8, "hal"), (9, "ivy")]
+        )
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            c.cursor().executemany(
+                "INSERT INTO ws1.emp (id, name, salary) VALUES (%s, %s, %s)", [(10, "x", 1)]
+            )
     assert emp.admin_sql("SELECT id, name, salary, note FROM ws1.emp WHERE id > 3 ORDER BY id") == [
         (4, "dan3", None, None),
         (5, "EVE", None, None),
         (6, "fay", None, None),
         (7, "gus", None, None),
+        (8, "hal", None, None),
+        (9, "ivy", None, None),
     ]
     emp.admin_sql("DELETE FROM ws1.emp WHERE id > 3")
     _unchanged(emp)
@@ -249,6 +259,8 @@ WRITES = [
     "INSERT INTO ws1.emp (id, name) VALUES (3, 'x') ON CONFLICT (id) DO UPDATE SET name = emp.note",
     "INSERT INTO ws1.emp (id, name) VALUES (3, 'x') ON CONFLICT (id) DO UPDATE SET name = 'y' "
     "RETURNING salary",
+    "EXPLAIN ANALYZE UPDATE ws1.emp SET salary = 0",
+    "EXPLAIN UPDATE ws1.emp SET name = 'x' WHERE salary > 0",
     # MERGE: table privileges only
     "MERGE INTO ws1.emp e USING (SELECT 3 AS id) s ON e.id = s.id "
     "WHEN MATCHED THEN UPDATE SET name = 'x'",
@@ -440,4 +452,15 @@ def test_grants_follow_renamed_and_dropped_columns(emp: Stack) -> None:
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             c.execute("SELECT extra FROM ws1.emp")
         q("ALTER TABLE ws1.emp DROP COLUMN extra")
+    _unchanged(emp)
+
+
+def test_set_role_takes_the_roles_column_grants(emp: Stack) -> None:
+    with emp.pg() as c:
+        c.execute("SET ROLE dave")
+        assert c.execute("SELECT name FROM ws1.emp WHERE id = 2").fetchall() == [("bob",)]
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            c.execute("SELECT salary FROM ws1.emp WHERE id = 2")
+        c.execute("RESET ROLE")
+        assert c.execute("SELECT salary FROM ws1.emp WHERE id = 2").fetchall() == [(200,)]
     _unchanged(emp)
