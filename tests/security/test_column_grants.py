@@ -236,6 +236,8 @@ READS = [
     "SELECT salary FROM ws1.emp WHERE id = 3",
     "SELECT name FROM ws1.emp WHERE id = 3 AND salary > 500",
     "SELECT * FROM ws1.emp WHERE id = 3",
+    # an error message that would quote a value (22P02 'boss secret') never comes first
+    "SELECT CAST(note AS INT) FROM ws1.emp LIMIT 5",
     # an earlier version of the table (time travel) is the same table
     'SELECT salary FROM ws1."emp@1"',
     'SELECT * FROM ws1."emp@2"',
@@ -291,6 +293,12 @@ def test_columns_not_granted_stay_closed(emp: Stack, fast: str) -> None:
                 c.execute("SELECT salary FROM ws1.emp WHERE id = %s", (3,), prepare=True)
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
                 c.execute("SELECT * FROM ws1.emp WHERE id = %s", (3,), prepare=True)
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                c.execute(
+                    "SELECT CAST(note AS INT) FROM ws1.emp WHERE id > %s LIMIT 5",
+                    (0,),
+                    prepare=True,
+                )
         # SQL-level PREPARE is checked when EXECUTE runs it, as in PostgreSQL
         c.execute("PREPARE leak(int) AS SELECT salary FROM ws1.emp WHERE id = $1")
         c.execute("PREPARE raise AS UPDATE ws1.emp SET salary = salary * 2")
