@@ -30,7 +30,7 @@ from typing import Any
 
 from postgast import pg_query_pb2 as pb
 
-from ..sql import ast
+from ..sql import ast, colnames
 
 #: (workspace, name, oid, "table" | "view") of a lake relation
 RelKey = tuple[str, str, int, str]
@@ -128,14 +128,19 @@ class _Analysis:
 
     def column(self, name: str, level: _Level | None) -> None:
         """A bare name: a column of the innermost level that has one so named, else the
-        whole row of an item so named."""
+        whole row of an item so named.
+
+        Only a table's or view's column settles it: the output names of a subquery, CTE or
+        function are PostgreSQL's as worked out here, and should DuckDB name one otherwise,
+        it would take the name for an outer table's column (or row), so those are marked
+        too."""
         lvl = level
         while lvl is not None:
             leaves = lvl.leaves()
             known = [i for i in leaves if i.columns is not None and name in i.columns]
             for i in known:
                 self.mark(i, name)
-            if known and not any(i.columns is None for i in leaves):
+            if any(i.rel is not None for i in known) and not any(i.columns is None for i in leaves):
                 return
             lvl = lvl.outer
         lvl = level
@@ -408,10 +413,8 @@ class _Analysis:
                     names = None if "\0" in cols or None in items else names + cols
                     continue
                 names.append(parts[-1] if parts else "?column?")
-            elif ast.kind(rt.val) == "func_call":
-                names.append(ast.func_name(rt.val.func_call))
             else:
-                names.append("?column?")
+                names.append(colnames.figure(rt.val))
         return names
 
     def _returning(
