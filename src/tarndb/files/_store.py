@@ -28,7 +28,7 @@ import re
 import threading
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import IO, Any
@@ -64,6 +64,8 @@ _WORKSPACE_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}$")
 # Appends add one small fragment each; past this many we compact so listing stays fast.
 _COMPACT_AFTER_FRAGMENTS = 64
 _CHUNK = 1 << 20
+# Most buffers one writev takes (Linux's IOV_MAX).
+_IOV_MAX = 1024
 # A local upload starts its writeback to disk every this many bytes while it streams.
 _SYNC_EVERY = 8 << 20
 
@@ -79,6 +81,19 @@ def _start_writeback(fd: int, offset: int, length: int) -> None:
     advise = getattr(os, "posix_fadvise", None)  # absent on macOS: the final fsync does it all
     if advise is not None:
         advise(fd, offset, length, os.POSIX_FADV_DONTNEED)
+
+
+def _write_all(fd: int, pieces: Sequence[bytes | bytearray | memoryview]) -> None:
+    """``writev`` until every byte of ``pieces`` is written (a write may be short)."""
+    views = [memoryview(p).cast("B") for p in pieces if len(p)]
+    while views:
+        done = os.writev(fd, views[:_IOV_MAX])
+        while views and done >= len(views[0]):
+            done -= len(views.pop(0))
+        if done:
+            views[0] = views[0][done:]
+
+
 _PIN_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}$")
 # Ids per Lance filter when looking many files up at once.
 _LOOKUP_CHUNK = 1000
@@ -160,7 +175,8 @@ class _Pending:
 
 
 class BlobWriter:
-    """One upload in progress. Not thread-safe; call from one thread at a time.
+    """One upload in progress. Not thread-safe; call from one thread at a time, except that
+    :meth:`hash_many` and :meth:`store_many` may run at once on two threads.
 
     ``write`` streams to the lake while hashing; ``commit`` makes the file visible; ``abort``
     (or an exception in ``commit``) removes what was written.
@@ -181,6 +197,7 @@ class BlobWriter:
         self._stream: Any = None
         self._local = False
         self._unsynced = 0
+        self._stored = 0  # bytes written to the blob (size counts those hashed)
         self._done = False
 
     def _open(self) -> None:
@@ -195,34 +212,57 @@ class BlobWriter:
             self._stream = fs.open_output_stream(self._path)
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
+        self.write_many((data,))
+
+    def write_many(self, pieces: Sequence[bytes | bytearray | memoryview]) -> None:
+        """Hash and store ``pieces`` in order (:meth:`hash_many`, then :meth:`store_many`);
+        over the size limit the upload is aborted."""
+        if self._done:
+            raise InvalidRequest("upload already finished")
+        try:
+            self.hash_many(pieces)
+        except FileTooLarge:
+            self.abort()
+            raise
+        self.store_many(pieces)
+
+    def hash_many(self, pieces: Sequence[bytes | bytearray | memoryview]) -> None:
+        """Count, sniff and hash ``pieces``; :class:`FileTooLarge` past the limit (the caller
+        aborts). Touches only the hashing state, so one thread may run this while another
+        runs :meth:`store_many` on the same pieces: SHA-256 and the file write both release
+        the GIL, and hashing takes about twice the CPU of the write (50 against 30 ms for
+        64 MB here), so neither waits for the other."""
+        n = sum(len(p) for p in pieces)
+        if self.max_size is not None and self.size + n > self.max_size:
+            raise FileTooLarge(f"file is larger than the limit of {self.max_size} bytes")
+        for piece in pieces:
+            if len(self._head) >= SNIFF_BYTES:
+                break
+            self._head += bytes(piece[: SNIFF_BYTES - len(self._head)])
+        for piece in pieces:
+            self._sha.update(piece)
+        self.size += n
+
+    def store_many(self, pieces: Sequence[bytes | bytearray | memoryview]) -> None:
+        """Write ``pieces`` to the blob, in order. On a local lake they go in one ``writev``:
+        a worker thread takes the GIL back once per batch for the write instead of once per
+        piece (each time waiting for the event loop to let go of it)."""
         if self._done:
             raise InvalidRequest("upload already finished")
         if self._stream is None:
             self._open()
-        n = len(data)
-        if self.max_size is not None and self.size + n > self.max_size:
-            self.abort()
-            raise FileTooLarge(f"file is larger than the limit of {self.max_size} bytes")
-        if len(self._head) < SNIFF_BYTES:
-            self._head += bytes(data[: SNIFF_BYTES - len(self._head)])
-        self._sha.update(data)
+        n = sum(len(p) for p in pieces)
         if self._local:
-            view = memoryview(data)
-            while view:  # a FileIO write may be short
-                view = view[self._stream.write(view):]
+            _write_all(self._stream.fileno(), pieces)
             self._unsynced += n
             if self._unsynced >= _SYNC_EVERY:
-                _start_writeback(self._stream.fileno(), self.size + n - self._unsynced,
+                _start_writeback(self._stream.fileno(), self._stored + n - self._unsynced,
                                  self._unsynced)
                 self._unsynced = 0
         else:
-            self._stream.write(data)
-        self.size += n
-
-    def write_many(self, pieces: Iterable[bytes | bytearray | memoryview]) -> None:
-        """:meth:`write` each piece in turn (one call for a worker thread)."""
-        for piece in pieces:
-            self.write(piece)
+            for piece in pieces:
+                self._stream.write(piece)
+        self._stored += n
 
     def commit(self) -> FileMeta:
         if self._done:
@@ -230,6 +270,8 @@ class BlobWriter:
         try:
             if self._stream is None:
                 self._open()  # an empty file is still a file
+            if self._stored != self.size:
+                raise RuntimeError(f"{self._stored} bytes stored but {self.size} hashed")
             if self._local:
                 # On disk before the metadata row says the file exists (S3 has it once
                 # the multipart upload completes, in close()).
