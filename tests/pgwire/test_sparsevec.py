@@ -323,7 +323,9 @@ def test_copy_binary_in_and_out(pg_server: Server, table: Any) -> None:
         )
 
 
-@pytest.mark.parametrize("kind,op", [("l2", "<->"), ("cosine", "<=>"), ("ip", "<#>")])
+@pytest.mark.parametrize(
+    "kind,op", [("l2", "<->"), ("cosine", "<=>"), ("ip", "<#>"), ("l1", "<+>")]
+)
 def test_index_answers_exactly(pg_server: Server, table: Any, kind: str, op: str) -> None:
     src, rows = table
     t = f"spi_{kind}_{uuid.uuid4().hex[:6]}"
