@@ -93,3 +93,34 @@ def test_stop_drops_what_is_still_queued() -> None:
 
     asyncio.run(main())
     assert seen in ([], [0])  # at most the batch already being written when stop() came
+
+
+def test_finish_runs_after_the_last_batch_unless_stopped_or_failed() -> None:
+    events: list[str] = []
+
+    def write(batch: Sequence[Any]) -> None:
+        if batch[0] == "boom":
+            raise ValueError("boom")
+        events.append(f"write {batch[0]}")
+
+    async def main(batches: list[str], stop: bool) -> None:
+        pipe = WriterThread(write, 4, "test-writer", finish=lambda: events.append("finish"))
+        for b in batches:
+            await pipe.put([b])
+        if stop:
+            await pipe.stop()
+            return
+        pipe.end_input()
+        try:
+            await pipe.close()
+        except ValueError:
+            events.append("raised")
+
+    asyncio.run(main(["a", "b"], stop=False))
+    assert events == ["write a", "write b", "finish"]
+    events.clear()
+    asyncio.run(main(["a", "boom", "c"], stop=False))
+    assert events == ["write a", "raised"]
+    events.clear()
+    asyncio.run(main(["a"], stop=True))
+    assert "finish" not in events

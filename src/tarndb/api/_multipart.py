@@ -141,7 +141,9 @@ async def receive_upload(request: Request, store: FileStore, workspace: str,
             # SHA-256 and the file write of the same batches on two threads of their own:
             # both release the GIL, so they run beside each other and beside the receiving.
             pipes.append(WriterThread(parts.writer.hash_many, _DEPTH, "tarndb-upload-hash"))
-            pipes.append(WriterThread(parts.writer.store_many, _DEPTH, "tarndb-upload-write"))
+            # The writing thread, usually done first, fsyncs the file while hashing ends.
+            pipes.append(WriterThread(parts.writer.store_many, _DEPTH, "tarndb-upload-write",
+                                      finish=parts.writer.sync))
         batch = parts.take()
         for pipe in pipes:
             await pipe.put(batch)  # raises what a write raised (size limit, disk full)
@@ -163,6 +165,8 @@ async def receive_upload(request: Request, store: FileStore, workspace: str,
             raise InvalidRequest("multipart body is truncated")
         if parts.pending:
             await hand_over()
+        for pipe in pipes:
+            pipe.end_input()
         for pipe in pipes:
             await pipe.close()
         meta: FileMeta = await run_sync(parts.writer.commit)

@@ -23,13 +23,17 @@ Batch = Sequence[Any]
 class WriterThread:
     """Runs ``write(batch)`` for each batch :meth:`put`, in order, on a thread of its own.
 
-    The first error stops the writing: later batches are dropped, and :meth:`put` and
-    :meth:`close` raise it. Call :meth:`close` (or, on the error path, :meth:`stop`) once the
-    last batch is in; either returns only when the thread is done with ``write``'s target.
+    After the last batch, unless stopped or failed, the thread runs ``finish()`` before
+    :meth:`close` returns. The first error stops the writing: later batches are dropped, and
+    :meth:`put` and :meth:`close` raise it. Call :meth:`close` (or, on the error path,
+    :meth:`stop`) once the last batch is in; either returns only when the thread is done with
+    ``write``'s target.
     """
 
-    def __init__(self, write: Callable[[Batch], None], depth: int, name: str) -> None:
+    def __init__(self, write: Callable[[Batch], None], depth: int, name: str,
+                 finish: Callable[[], None] | None = None) -> None:
         self._write = write
+        self._finish = finish
         self._depth = depth
         self._queue: queue.SimpleQueue[Batch | None] = queue.SimpleQueue()
         self._loop = asyncio.get_running_loop()
@@ -69,10 +73,15 @@ class WriterThread:
         self._dropping = True
         await self._end()
 
-    async def _end(self) -> None:
+    def end_input(self) -> None:
+        """Say no batch follows, without waiting: several threads can then finish at once
+        before each :meth:`close`."""
         if not self._closed:
             self._closed = True
             self._queue.put(None)
+
+    async def _end(self) -> None:
+        self.end_input()
         await asyncio.shield(self._finished)
 
     def _raise_error(self) -> None:
@@ -94,6 +103,11 @@ class WriterThread:
                     room, self._room = self._room, None
                 if room is not None:
                     self._wake(room)
+            if self._finish is not None and self.error is None and not self._dropping:
+                try:
+                    self._finish()
+                except BaseException as exc:  # noqa: BLE001 - handed to the event loop
+                    self.error = exc
         finally:
             self._wake(self._finished)
 

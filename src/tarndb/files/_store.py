@@ -198,6 +198,7 @@ class BlobWriter:
         self._local = False
         self._unsynced = 0
         self._stored = 0  # bytes written to the blob (size counts those hashed)
+        self._synced = -1  # _stored at the last fsync (none yet)
         self._done = False
 
     def _open(self) -> None:
@@ -264,6 +265,14 @@ class BlobWriter:
                 self._stream.write(piece)
         self._stored += n
 
+    def sync(self) -> None:
+        """fsync what is stored so far (a local lake), so that :meth:`commit` has nothing
+        left to wait for: the thread that stores an upload's last batch calls this while the
+        hashing thread finishes its own."""
+        if self._local and not self._done and self._synced != self._stored:
+            os.fsync(self._stream.fileno())
+            self._synced = self._stored
+
     def commit(self) -> FileMeta:
         if self._done:
             raise InvalidRequest("upload already finished")
@@ -272,7 +281,7 @@ class BlobWriter:
                 self._open()  # an empty file is still a file
             if self._stored != self.size:
                 raise RuntimeError(f"{self._stored} bytes stored but {self.size} hashed")
-            if self._local:
+            if self._local and self._synced != self._stored:
                 # On disk before the metadata row says the file exists (S3 has it once
                 # the multipart upload completes, in close()).
                 os.fsync(self._stream.fileno())
