@@ -462,3 +462,8 @@ def test_statements_that_write_and_read_it(pg_server: Server) -> None:
             psycopg.errors.UndefinedFunction, match=r"function avg\(sparsevec\) does not exist"
         ):
             c.execute(f"SELECT avg(s) FROM {t}")
+        with pytest.raises(
+            psycopg.errors.UndefinedFunction,
+            match=r"function vector_dims\(sparsevec\) does not exist",
+        ):
+            c.execute(f"SELECT vector_dims(s) FROM {t}")

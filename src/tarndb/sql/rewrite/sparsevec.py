@@ -70,6 +70,10 @@ FUNCTIONS = {
 }
 
 
+#: pgvector's functions that have no sparsevec version (42883 on one, as in PostgreSQL)
+_DENSE_ONLY = frozenset({"vector_dims", "vector_norm", "binary_quantize", "subvector"})
+
+
 def _column_type(node: pb.Node, scope: Scope) -> Any:
     if ast.kind(node) != "column_ref":
         return None
@@ -212,6 +216,13 @@ def rewrite_function(node: pb.Node, scope: Scope) -> bool:
     """pgvector's functions of sparse arguments -> their sparse versions."""
     fc = node.func_call
     name = ast.func_name(fc)
+    if name in _DENSE_ONLY and fc.args and is_sparse(fc.args[0], scope):
+        from ...errors import UndefinedFunction
+
+        rest = ", ".join(["integer"] * (len(fc.args) - 1))
+        raise UndefinedFunction(
+            f"function {name}(sparsevec{', ' + rest if rest else ''}) does not exist"
+        )
     if (
         name not in FUNCTIONS
         or not fc.args
