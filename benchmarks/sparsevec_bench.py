@@ -62,22 +62,28 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         db = tarndb.open(str(Path(tmp) / "lake"))
         srv = ServerThread(db, port=0, password=PASSWORD, data_dir=Path(tmp)).start()
-        dsn = (f"host=127.0.0.1 port={srv.port} user=postgres password={PASSWORD} "
-               "dbname=postgres sslmode=require")
+        dsn = (
+            f"host=127.0.0.1 port={srv.port} user=postgres password={PASSWORD} "
+            "dbname=postgres sslmode=require"
+        )
         try:
             with psycopg.connect(dsn, autocommit=True) as c:
                 c.execute("CREATE EXTENSION IF NOT EXISTS vector")
                 register_vector(c)
                 c.execute(f"CREATE TABLE docs (id INT, s sparsevec({args.dim}))")
                 t0 = time.perf_counter()
-                with c.cursor() as cur, cur.copy(
-                        "COPY docs (id, s) FROM STDIN (FORMAT BINARY)") as copy:
+                with (
+                    c.cursor() as cur,
+                    cur.copy("COPY docs (id, s) FROM STDIN (FORMAT BINARY)") as copy,
+                ):
                     copy.set_types(["int4", "sparsevec"])
                     for i, r in enumerate(rows):
                         copy.write_row((i, SparseVector(r, args.dim)))
                 mean_nnz = sum(len(r) for r in rows) / len(rows)
-                print(f"load {args.n} rows ({args.dim} dims, {mean_nnz:.0f} non-zeros on "
-                      f"average) by COPY BINARY: {time.perf_counter() - t0:.1f} s")
+                print(
+                    f"load {args.n} rows ({args.dim} dims, {mean_nnz:.0f} non-zeros on "
+                    f"average) by COPY BINARY: {time.perf_counter() - t0:.1f} s"
+                )
                 c.execute("CREATE INDEX docs_s ON docs USING hnsw (s sparsevec_ip_ops)")
                 qs = [SparseVector(q, args.dim) for q in queries]
                 hits = 0
@@ -87,22 +93,30 @@ def main() -> None:
                         for i, x in inverted.get(t, []):
                             score[i] += np.float32(v) * np.float32(x)
                     truth = set(np.argsort(-score, kind="stable")[:10].tolist())
-                    got = {r[0] for r in c.execute(
-                        "SELECT id FROM docs ORDER BY s <#> %s LIMIT 10", (qv,))}
+                    got = {
+                        r[0]
+                        for r in c.execute("SELECT id FROM docs ORDER BY s <#> %s LIMIT 10", (qv,))
+                    }
                     hits += len(truth & got)
-                print(f"recall@10 of <#> against an inverted-list dot product: "
-                      f"{hits / (10 * len(qs)):.3f}")
+                print(
+                    f"recall@10 of <#> against an inverted-list dot product: "
+                    f"{hits / (10 * len(qs)):.3f}"
+                )
                 for label, sql in (
-                        ("<#> (index, exact sparse scan)",
-                         "SELECT id FROM docs ORDER BY s <#> %s LIMIT 10"),
-                        ("<->", "SELECT id FROM docs ORDER BY s <-> %s LIMIT 10"),
-                        ("<=>", "SELECT id FROM docs ORDER BY s <=> %s LIMIT 10"),
-                        ("<#> per row in DuckDB (no planner)",
-                         "SELECT id FROM docs ORDER BY (s <#> %s) + 0 LIMIT 10")):
+                    (
+                        "<#> (index, exact sparse scan)",
+                        "SELECT id FROM docs ORDER BY s <#> %s LIMIT 10",
+                    ),
+                    ("<->", "SELECT id FROM docs ORDER BY s <-> %s LIMIT 10"),
+                    ("<=>", "SELECT id FROM docs ORDER BY s <=> %s LIMIT 10"),
+                    (
+                        "<#> per row in DuckDB (no planner)",
+                        "SELECT id FROM docs ORDER BY (s <#> %s) + 0 LIMIT 10",
+                    ),
+                ):
                     it = iter(qs * 3)
                     c.execute(sql, (qs[0],)).fetchall()  # warm
-                    ts = timed(lambda s=sql, i=it: c.execute(s, (next(i),)).fetchall(),
-                               len(qs))
+                    ts = timed(lambda s=sql, i=it: c.execute(s, (next(i),)).fetchall(), len(qs))
                     print(f"{label:40s} p50 {pct(ts, 0.5):8.1f} ms  p95 {pct(ts, 0.95):8.1f} ms")
         finally:
             srv.stop()
