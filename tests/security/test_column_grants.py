@@ -361,6 +361,11 @@ def test_revoke_and_catalogs(emp: Stack) -> None:
         "note": None,
         "emb": ["dave=r/postgres"],
     }
+    # the column by number
+    assert q(
+        "SELECT has_column_privilege('dave', 'ws1.emp', 2::smallint, 'SELECT'), "
+        "has_column_privilege('dave', 'ws1.emp', 3::smallint, 'SELECT')"
+    ) == [(True, False)]
     with _dave(emp) as c:
         assert c.execute(
             "SELECT has_column_privilege('ws1.emp', 'name', 'SELECT'), "
