@@ -304,3 +304,40 @@ def test_client_leaving_mid_chunked_upload_leaves_no_file(limited: Server) -> No
     listing = requests.get(f"{limited.url}/workspaces/gone/files",
                            headers={"Authorization": f"Bearer {limited.token}"})
     assert listing.status_code == 200 and listing.json()["total"] == 0
+
+
+@pytest.fixture
+def tiny_lake(tmp_path: Path) -> Iterator[Path]:
+    """A lake on a 24 MiB tmpfs, so the disk fills up mid-upload (needs root to mount)."""
+    mnt = tmp_path / "tiny"
+    mnt.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=24m", "tmpfs", str(mnt)],
+                          capture_output=True, check=False)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+    try:
+        yield mnt / "lake"
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def test_disk_full_mid_upload_is_a_507_and_leaves_nothing(tiny_lake: Path) -> None:
+    # The write fails with ENOSPC on the writing thread; the error reaches the client in the
+    # API's JSON shape, the partial blob is removed, and the server goes on.
+    srv = start_server(tiny_lake)
+    try:
+        h = {"Authorization": f"Bearer {srv.token}",
+             "Content-Type": f"multipart/form-data; boundary={BOUNDARY}"}
+        r = requests.post(f"{srv.url}/workspaces/full/files", headers=h,
+                          data=_chunked_body(os.urandom(40 << 20), 1 << 20))
+        assert r.status_code == 507, r.text
+        assert r.json()["error"]["code"] == "disk_full"
+        assert _blob_files(srv, "full") == []
+        auth = {"Authorization": f"Bearer {srv.token}"}
+        assert requests.get(f"{srv.url}/workspaces/full/files", headers=auth).json()[
+            "total"] == 0
+        ok = requests.post(f"{srv.url}/workspaces/full/files", headers=h,
+                           data=_chunked_body(b"fits", 2))
+        assert ok.status_code == 201 and ok.json()["size"] == 4
+    finally:
+        stop_server(srv)
