@@ -276,6 +276,8 @@ def check_statement(session: Any, kind: str | None, stmt: Any) -> None:
 
     short: list[tuple[tuple[str, str, int, str, list[str]], str]] = []
     for m in ast.walk(stmt):
+        if isinstance(m, (pb.InsertStmt, pb.UpdateStmt, pb.DeleteStmt)):
+            inner_kind = "update_stmt"  # a write anywhere (a CTE's too) is taken apart
         if not isinstance(m, pb.RangeVar):
             continue
         found = resolve(m)
