@@ -49,6 +49,10 @@ S = {"SELECT"}
         ("SELECT to_jsonb(e) FROM emp e", {"emp": {"privileges": S, "select": ALL}}),
         ("SELECT columns('s.*') FROM emp", {"emp": {"privileges": S, "select": ALL}}),
         ("SELECT #2 FROM emp", {"emp": {"privileges": S, "select": ALL}}),
+        # DuckDB matches names whatever their case
+        ('SELECT "SALARY" FROM emp', {"emp": {"privileges": S, "select": {"salary"}}}),
+        ('SELECT "E"."Note" FROM emp e', {"emp": {"privileges": S, "select": {"note"}}}),
+        ('SELECT "E" FROM emp e', {"emp": {"privileges": S, "select": ALL}}),
         # an output column's name in ORDER BY; an input column's first in GROUP BY
         (
             "SELECT id AS salary FROM emp ORDER BY salary",

@@ -213,6 +213,13 @@ READS = [
     # DuckDB's COLUMNS(pattern) picks columns by name
     "SELECT columns('sal.*') FROM ws1.emp",
     "SELECT columns(*) FROM ws1.emp",
+    # DuckDB matches names whatever their case, quoted or not
+    'SELECT "SALARY" FROM ws1.emp',
+    'SELECT e."Salary" FROM ws1.emp e',
+    'SELECT "E".salary FROM ws1.emp e',
+    'SELECT "E" FROM ws1.emp e',
+    'SELECT id FROM ws1.emp ORDER BY "NOTE"',
+    'SELECT name FROM ws1.emp WHERE id = 3 AND "SALARY" > 0',
     # DuckDB's #n: a column by its position
     "SELECT #3 FROM ws1.emp",
     "SELECT id FROM ws1.emp ORDER BY #3",

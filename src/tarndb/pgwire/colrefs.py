@@ -15,8 +15,9 @@ levels for correlated subqueries), else a whole row of the item so named; ``x.c`
 when no input column has the name. Where the tree leaves a doubt (a name that several items
 have, an item whose columns are not known here such as a catalog relation), every candidate
 is marked: a doubt can refuse a statement that PostgreSQL would run, never run one that it
-would refuse. DuckDB's ``COLUMNS(...)`` expands to columns by pattern and is taken for
-``*``.
+would refuse. DuckDB's ``COLUMNS(...)`` expands to columns by pattern and ``#n`` names one
+by position: both are taken for ``*``. DuckDB matches names without regard to case, even
+quoted ones (``"SALARY"`` is ``salary`` there), so names are compared here the same way.
 
 :func:`analyze` returns ``None`` for statement kinds it does not take apart (MERGE and the
 rest): the caller then asks for table privileges on all they name.
@@ -73,6 +74,14 @@ class _Item:
             return [leaf for c in self.children for leaf in c.leaves()]
         return [self]
 
+    def has(self, name: str) -> bool:
+        """Whether a column is so named (as DuckDB matches names: whatever the case)."""
+        return self.columns is not None and name.lower() in {c.lower() for c in self.columns}
+
+    def real(self, name: str) -> list[str]:
+        """The relation's own columns that a visible name stands for."""
+        return [r for v, r in self.colmap.items() if v.lower() == name.lower()]
+
 
 @dataclass
 class _Level:
@@ -86,7 +95,7 @@ class _Level:
 
     def named(self, refname: str) -> _Item | None:
         for i in self.items:
-            if i.refname == refname:
+            if i.refname is not None and i.refname.lower() == refname.lower():
                 return i
             if i.children and i.refname is None:  # an unaliased join shows its items
                 found = _Level(i.children, None).named(refname)
@@ -115,7 +124,7 @@ class _Analysis:
             return
         n = self.need(item.rel)
         n.privileges.add("SELECT")
-        n.select.add(item.colmap.get(name, name))
+        n.select.update(item.real(name) or [name])
 
     def whole(self, item: _Item) -> None:
         for leaf in item.leaves():
@@ -137,7 +146,7 @@ class _Analysis:
         lvl = level
         while lvl is not None:
             leaves = lvl.leaves()
-            known = [i for i in leaves if i.columns is not None and name in i.columns]
+            known = [i for i in leaves if i.has(name)]
             for i in known:
                 self.mark(i, name)
             if any(i.rel is not None for i in known) and not any(i.columns is None for i in leaves):
@@ -168,7 +177,7 @@ class _Analysis:
                     self.whole(item)
                 else:
                     for leaf in item.leaves():
-                        if leaf.columns is None or col in leaf.columns:
+                        if leaf.columns is None or leaf.has(col):
                             self.mark(leaf, col)
                 return
             lvl = lvl.outer
@@ -264,8 +273,8 @@ class _Analysis:
             using = [u.string.sval for u in j.using_clause]
             if j.is_natural:
                 lc = [c for i in left.leaves() for c in (i.columns or [])]
-                rc = {c for i in right.leaves() for c in (i.columns or [])}
-                using = [c for c in lc if c in rc]
+                rc = {c.lower() for i in right.leaves() for c in (i.columns or [])}
+                using = [c for c in lc if c.lower() in rc]
                 if any(i.columns is None for i in left.leaves() + right.leaves()):
                     self.whole(left)
                     self.whole(right)
@@ -334,7 +343,7 @@ class _Analysis:
         for f in sel.from_clause:
             level.items.append(self.from_item(f, level, ctes))
         cols = self._targets(sel.target_list, level, ctes)
-        level.outputs = set(cols or [])
+        level.outputs = {c.lower() for c in cols or []}
         for clause in ("where_clause", "having_clause"):
             if sel.HasField(clause):
                 self.expr(getattr(sel, clause), level, ctes)
@@ -345,8 +354,8 @@ class _Analysis:
                 and ast.kind(g.column_ref.fields[0]) == "string"
             ):
                 name = g.column_ref.fields[0].string.sval
-                if name in level.outputs and not any(
-                    i.columns is None or name in i.columns for i in level.leaves()
+                if name.lower() in level.outputs and not any(
+                    i.columns is None or i.has(name) for i in level.leaves()
                 ):
                     continue  # GROUP BY an output column's name
             self.expr(g, level, ctes)
@@ -363,9 +372,9 @@ class _Analysis:
         """``FOR UPDATE / SHARE [OF ...]``: UPDATE on some column of each table it locks,
         as PostgreSQL asks."""
         for lc in sel.locking_clause:
-            names = {r.range_var.relname for r in lc.locking_clause.locked_rels}
+            names = {r.range_var.relname.lower() for r in lc.locking_clause.locked_rels}
             for leaf in level.leaves():
-                if leaf.rel is not None and (not names or leaf.refname in names):
+                if leaf.rel is not None and (not names or (leaf.refname or "").lower() in names):
                     self.need(leaf.rel).privileges.add("UPDATE")
 
     def _sort_key(self, node: Any, level: _Level, ctes: dict[str, list[str] | None]) -> None:
@@ -375,7 +384,7 @@ class _Analysis:
             ast.kind(node) == "column_ref"
             and len(node.column_ref.fields) == 1
             and ast.kind(node.column_ref.fields[0]) == "string"
-            and node.column_ref.fields[0].string.sval in level.outputs
+            and node.column_ref.fields[0].string.sval.lower() in level.outputs
         ):
             return  # an output column's name
         self.expr(node, level, ctes)
