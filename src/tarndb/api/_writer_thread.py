@@ -30,8 +30,13 @@ class WriterThread:
     ``write``'s target.
     """
 
-    def __init__(self, write: Callable[[Batch], None], depth: int, name: str,
-                 finish: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self,
+        write: Callable[[Batch], None],
+        depth: int,
+        name: str,
+        finish: Callable[[], None] | None = None,
+    ) -> None:
         self._write = write
         self._finish = finish
         self._depth = depth
