@@ -41,7 +41,7 @@ from ..storage.rowmap import rows_by_rid
 from ..storage.tables import RID
 from . import colcache, views
 from .result import Column, Result
-from .scan import _lance_literal, logged_key_rows
+from .scan import _lance_literal, column_mask, logged_key_rows
 from .types import ColumnType
 from .values import column_to_python
 
@@ -292,6 +292,10 @@ def _point_lookup(session: Session, shape: _Point, params: list[Any]) -> Result 
     info, columns, out, sides = bound
     if session.pending_change(info) is not None:
         return None
+    mask = column_mask(session, info)
+    if mask is not None and not {c.name for _, c in columns} | {c.name for c, _, _ in sides} \
+            <= mask:
+        return None  # a column the role may not read: the general path's view lacks it
     for col, number, const in sides:
         if number:
             if number > len(params):

@@ -267,7 +267,7 @@ def _allowed_rids(sel: Any, scope: Scope, req: TopK, params: list[Any],
     s = q.select_stmt
     s.target_list.add().res_target.val.CopyFrom(ast.column_ref(req.alias, RID))
     rv = s.from_clause.add().range_var
-    rv.relname = scope.view(info, with_rid=True)
+    rv.relname = scope.view(info, with_rid=True, mask=scope.masks.get(req.alias))
     rv.inh = True
     rv.relpersistence = "p"
     rv.alias.aliasname = req.alias
@@ -704,6 +704,12 @@ def _run_direct(session: Any, stmt: pb.Node, shape: _Shape, params: list[Any]) -
             return None
     if shape.where is not None and not _filter_columns_ok(shape.where_refs, info, alias):
         return None
+    from .scan import column_mask
+
+    mask = column_mask(session, info)
+    if mask is not None and (shape.where is not None or ci.name not in mask or any(
+            c is not None and c.name not in mask for _, c in outputs)):
+        return None  # a role reading through column grants: the general path's view
     from .. import search
 
     store = session.db.store(info)

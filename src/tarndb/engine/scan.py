@@ -51,6 +51,19 @@ def logged_key_rows(logged: pa.Table | None, column: str, value: Any) -> pa.Tabl
 
 _counter = itertools.count()
 SYSTEM_SCHEMAS = ("pg_catalog", "information_schema")
+#: ``RangeVar.catalogname`` of a table read inside a view read with its owner's rights
+#: (engine/views.py sets it, bind_range_var clears it): a NUL, which no SQL name holds
+OWNER_READ = "\x00owner"
+
+
+def column_mask(session: Session, info: TableInfo) -> frozenset[str] | None:
+    """The only columns of ``info`` this session's role may read, when it reads the table
+    through column grants (the privilege store's answer, pgwire/acl.py); None: no limit."""
+    mask_of = getattr(session.db, "column_mask", None)
+    if mask_of is None or getattr(session, "acl_role", None) is None:
+        return None
+    mask: frozenset[str] | None = mask_of(session, info)
+    return mask
 
 
 def quote_ident(name: str) -> str:
@@ -94,6 +107,9 @@ class Scope:
         self.plan: list[str] = []
         #: alias -> table, for every table bound in the statement
         self.tables: dict[str, TableInfo] = {}
+        #: alias -> the only columns its view shows (a role's column grants: see
+        #: :meth:`bind_range_var`)
+        self.masks: dict[str, frozenset[str]] = {}
 
     def register(self, obj: Any, prefix: str = "__o") -> str:
         name = f"{prefix}{next(_counter)}"
@@ -101,8 +117,9 @@ class Scope:
         self._objects.append(name)
         return name
 
-    def view(self, info: TableInfo, with_rid: bool = False, lookup: KeyLookup | None = None
-             ) -> str:
+    def view(self, info: TableInfo, with_rid: bool = False, lookup: KeyLookup | None = None,
+             mask: frozenset[str] | None = None) -> str:
+        """A view of the table for this statement; ``mask``: the only columns it shows."""
         db = self.session.db
         store = db.store(info)
         prefilter = lookup.filter if lookup is not None else None
@@ -110,7 +127,7 @@ class Scope:
             merged = self.key_rows(info, lookup)
             if merged is not None:
                 return self._view_over(info, merged, with_rid, set(merged.schema.names),
-                                       self._retyped(info, merged.schema))
+                                       self._retyped(info, merged.schema), mask)
         try:
             ds = store.dataset(info.as_of if info.as_of is not None or info.read_only
                                else self.session.snapshot_version(info))
@@ -128,7 +145,7 @@ class Scope:
         else:
             raw = self.register(ds, "__raw")
         return self._view_over(info, raw, with_rid, set(ds.schema.names),
-                               self._retyped(info, ds.schema))
+                               self._retyped(info, ds.schema), mask)
 
     def _retyped(self, info: TableInfo, schema: pa.Schema) -> dict[str, pa.DataType] | None:
         """The stored types of a table whose column types this transaction changed (it
@@ -195,19 +212,21 @@ class Scope:
         return rows
 
     def _view_over(self, info: TableInfo, raw: str | pa.Table, with_rid: bool,
-                   present: set[str], stored: dict[str, pa.DataType] | None = None) -> str:
+                   present: set[str], stored: dict[str, pa.DataType] | None = None,
+                   mask: frozenset[str] | None = None) -> str:
         change = self.session.pending_change(info) if info.as_of is None else None
+        columns = [c for c in info.columns if mask is None or c.name in mask]
         if isinstance(raw, pa.Table):
-            names = [c.name for c in info.columns]
+            names = [c.name for c in columns]
             if change is None and stored is None and all(n in present for n in names) and \
-                    all(select_expr(c) == quote_ident(c.name) for c in info.columns):
+                    all(select_expr(c) == quote_ident(c.name) for c in columns):
                 # Rows already in memory, of plain columns: DuckDB reads them as they are
                 # (a view would cost a CREATE and a DROP per statement).
                 return self.register(raw.select([RID, *names] if with_rid else names), "__t")
             raw = self.register(raw, "__raw")
         cols = ", ".join(select_expr(c) if c.name in present  # an older version may lack it
                          else f"CAST(NULL AS {c.type.duckdb}) AS {quote_ident(c.name)}"
-                         for c in info.columns)
+                         for c in columns)
         added_cols = cols
         if stored is not None:
             from . import retype
@@ -216,7 +235,7 @@ class Scope:
                 select_expr(c, retype.view_expr(quote_ident(c.name), c, stored[c.name]))
                 if c.name in stored else
                 f"CAST(NULL AS {c.type.duckdb}) AS {quote_ident(c.name)}"
-                for c in info.columns)
+                for c in columns)
         rid = f"{RID}, " if with_rid else ""
         sql = f"SELECT {rid}{cols} FROM {raw}"
         if change is not None:
@@ -362,6 +381,11 @@ class Scope:
         if params is not None:
             self._params = params
         session = self.session
+        # what a view read with its owner's rights reads (engine/views.py marks it): the
+        # owner's whole table, never the reader's column grants
+        owner_read = rv.catalogname == OWNER_READ
+        if owner_read:
+            rv.catalogname = ""
         schema = rv.schemaname or None
         if schema in SYSTEM_SCHEMAS or (schema is None and rv.relname.startswith("pg_")
                                         and session.db.catalog.find_table(
@@ -392,9 +416,19 @@ class Scope:
         lookup = (self._lookup_filter(rv, info) if not with_rid
                   else self._lookup_filter(rv, info, target_of) if target_of is not None
                   else None)
-        view = self.view(info, with_rid=with_rid, lookup=lookup)
+        # A role reading through column grants sees only those columns in the view: the
+        # privilege check (pgwire/acl.py) refused the statement if it names others, and
+        # should a name it missed reach DuckDB, the value is not there to read. A write's
+        # target (``with_rid``) keeps every column: its new rows are made from them.
+        # Describing a statement (no row is read) leaves them too: PostgreSQL describes a
+        # statement it would refuse to run, and refuses it when it runs.
+        mask = None if owner_read or with_rid or self.describing \
+            else column_mask(session, info)
+        view = self.view(info, with_rid=with_rid, lookup=lookup, mask=mask)
         alias = rv.alias.aliasname if rv.HasField("alias") and rv.alias.aliasname \
             else info.name
+        if mask is not None:
+            self.masks[alias] = mask
         rv.schemaname = ""
         rv.catalogname = ""
         rv.relname = view
@@ -409,7 +443,8 @@ class Scope:
 
         rows = rows_by_rid(self.session.db.store(info).dataset(info.as_of), rids)
         raw = self.register(rows, "__top")
-        cols = ", ".join(select_expr(c) for c in info.columns)
+        mask = self.masks.get(alias)
+        cols = ", ".join(select_expr(c) for c in info.columns if mask is None or c.name in mask)
         name = f"__t{next(_counter)}"
         self.cur.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT {cols} FROM {raw}")
         self._views.append(name)

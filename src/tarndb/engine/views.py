@@ -638,6 +638,14 @@ def _expand_in(session: Session, node: pb.Node, as_owner: bool, depth: int,
         check = pb.Node()
         check.CopyFrom(body)
         session.check_view_query(check, as_owner=owner)
+        if owner:
+            from .scan import OWNER_READ
+
+            # the view's own tables (named with their schema) are read whole, as its
+            # owner reads them, whatever column grants the reader holds (engine/scan.py)
+            for m in ast.walk(body):
+                if isinstance(m, pb.RangeVar) and m.schemaname:
+                    m.catalogname = OWNER_READ
         _expand_in(session, body, owner, depth + 1)
         n.CopyFrom(sub)
         expanded = True

@@ -144,6 +144,24 @@ def privileges_of(db: Any, workspace: str, name: str, oid: int) -> dict[str, lis
     return _grants(db, _table_key(workspace, name, oid))
 
 
+def column_mask(session: Any, info: Any) -> frozenset[str] | None:
+    """The only columns of table ``info`` that a statement of this session may read (its
+    role lacks SELECT on the table, and holds it on these columns), or None (no limit).
+    engine/scan.py shows just these in the statement's view of the table. None granted
+    while the statement got this far: 42501 (the check before binding would have refused
+    it)."""
+    role = getattr(session, "acl_role", None)
+    if role is None or info.workspace in _SYSTEM or info.name == "_files":
+        return None
+    key = _table_key(str(info.workspace), str(info.name), int(info.oid or 0))
+    if _holds(_grants(session.db, key), role, "SELECT"):
+        return None
+    held = _columns_held(_column_grants(session.db, key), role, "SELECT")
+    if not held:
+        raise InsufficientPrivilege(f"permission denied for table {info.name}")
+    return frozenset(held)
+
+
 def column_privileges_of(db: Any, workspace: str, name: str, oid: int) -> ColumnGrants:
     """The column grants on a table or view: grantee (``public`` for PUBLIC) -> column ->
     privileges."""

@@ -373,6 +373,8 @@ def install(db: Any) -> None:
     hooks.setdefault("grant_stmt", acl.grant_stmt)
     hooks.setdefault("check_privileges", acl.check_statement)
     hooks.setdefault("column_changed", acl.column_changed)
+    # the columns a role's reads see when it holds column grants only (engine/scan.py)
+    db.column_mask = acl.column_mask
 
 
 def _hook(fn: Any) -> Any:
