@@ -306,6 +306,16 @@ def test_columns_not_granted_stay_closed(emp: Stack, fast: str) -> None:
                     (0,),
                     prepare=True,
                 )
+        # Describe of a statement naming an ungranted column answers (PostgreSQL's way:
+        # privileges are checked when it runs), Execute refuses
+        pg = c.pgconn
+        assert pg.prepare(b"desc", b"SELECT salary FROM ws1.emp WHERE id = $1").status == (
+            psycopg.pq.ExecStatus.COMMAND_OK
+        )
+        assert pg.describe_prepared(b"desc").status == psycopg.pq.ExecStatus.COMMAND_OK
+        r = pg.exec_prepared(b"desc", [b"3"])
+        assert r.status == psycopg.pq.ExecStatus.FATAL_ERROR
+        assert r.error_field(psycopg.pq.DiagnosticField.SQLSTATE) == b"42501"
         # SQL-level PREPARE is checked when EXECUTE runs it, as in PostgreSQL
         c.execute("PREPARE leak(int) AS SELECT salary FROM ws1.emp WHERE id = $1")
         c.execute("PREPARE raise AS UPDATE ws1.emp SET salary = salary * 2")
