@@ -32,7 +32,10 @@ The model, PostgreSQL's with one simplification:
   table grants pays nothing more. The refusal is PostgreSQL's ``permission denied for
   table t``. ``REVOKE`` of a table privilege takes it off every column too (PostgreSQL's
   ExecGrant_Relation); grants follow a column renamed and go with one dropped. MERGE and
-  statement kinds colrefs.py does not take apart need the table privileges. The catalogs
+  statement kinds colrefs.py does not take apart need the table privileges. Behind the
+  check, a read through column grants gets a view of the table holding only the granted
+  columns (:func:`column_mask`, engine/scan.py): a name the check missed finds no value
+  (42703), whatever DuckDB makes of it. The catalogs
   show them (sql/colprivs.py): ``pg_attribute.attacl``, ``information_schema.
   column_privileges``, ``has_column_privilege``, psql's ``\\dp``, pg_dump.
 - **Owners**: every table and schema is owned by the bootstrap superuser. A role that is not
