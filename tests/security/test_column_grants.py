@@ -236,6 +236,10 @@ READS = [
     # <#> ranking on a column not granted (BM25 over text)
     "SELECT id FROM ws1.emp ORDER BY note <#> 'boss' DESC LIMIT 1",
     "SELECT id, note <#> 'boss' AS s FROM ws1.emp",
+    "SELECT id FROM ws1.emp ORDER BY (emb, note) <#> deeplake_hybrid_record("
+    "ARRAY[1, 0]::float4[], 'boss', 0.5, 0.5) DESC LIMIT 1",
+    "SELECT id FROM ws1.emp ORDER BY emb <#> ARRAY[1, 0]::float4[] DESC LIMIT 1 "
+    "OFFSET 0 * (SELECT max(salary) FROM ws1.emp)",
     "EXPLAIN SELECT * FROM ws1.emp",
     "EXPLAIN ANALYZE SELECT salary FROM ws1.emp",
     "EXPLAIN SELECT id FROM ws1.emp WHERE salary = 999",
