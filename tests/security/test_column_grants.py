@@ -320,6 +320,21 @@ def test_columns_not_granted_stay_closed(emp: Stack, fast: str) -> None:
         r = pg.exec_prepared(b"desc", [b"3"])
         assert r.status == psycopg.pq.ExecStatus.FATAL_ERROR
         assert r.error_field(psycopg.pq.DiagnosticField.SQLSTATE) == b"42501"
+        # a CTE named like the table: the CTE is read, the table is written
+        c.execute("SET search_path = ws1")
+        assert c.execute(
+            "WITH emp AS (SELECT id, name FROM ws1.emp) SELECT * FROM emp ORDER BY id"
+        ).fetchall() == [(1, "ann"), (2, "bob"), (3, "cat")]
+        for sql in (
+            "WITH emp AS (SELECT 1 AS id) UPDATE emp SET salary = 0",
+            "WITH emp AS (SELECT 1 AS id) UPDATE emp SET name = 'x' WHERE salary > 0",
+            "WITH emp AS (SELECT 1 AS id) DELETE FROM emp",
+            "WITH emp AS (SELECT 1 AS id) INSERT INTO emp (id, salary) VALUES (9, 1)",
+            "WITH emp AS (SELECT 1 AS id) SELECT salary FROM ws1.emp",
+        ):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                c.execute(sql)
+        c.execute("RESET search_path")
         # SQL-level PREPARE is checked when EXECUTE runs it, as in PostgreSQL
         c.execute("PREPARE leak(int) AS SELECT salary FROM ws1.emp WHERE id = $1")
         c.execute("PREPARE raise AS UPDATE ws1.emp SET salary = salary * 2")

@@ -295,11 +295,19 @@ def check_statement(session: Any, kind: str | None, stmt: Any) -> None:
             resolved[name] = _resolved(session, rv)
         return resolved[name]
 
+    nodes = list(ast.walk(stmt))
+    # an unqualified name of one of the statement's CTEs is never bound to a table
+    # (engine/scan.py's bind skips it the same way): nothing to check; but the target of a
+    # write is always the table of that name
+    ctes = {c.common_table_expr.ctename for m in nodes if isinstance(m, pb.WithClause)
+            for c in m.ctes}
     short: list[tuple[tuple[str, str, int, str, list[str]], str]] = []
-    for m in ast.walk(stmt):
+    for m in nodes:
         if isinstance(m, (pb.InsertStmt, pb.UpdateStmt, pb.DeleteStmt)):
             inner_kind = "update_stmt"  # a write anywhere (a CTE's too) is taken apart
-        if not isinstance(m, pb.RangeVar):
+        if not isinstance(m, pb.RangeVar) or (
+                not m.schemaname and m.relname in ctes
+                and (m.relname, m.location) not in targets):
             continue
         found = resolve(m)
         if found is None or found[1] == "_files":

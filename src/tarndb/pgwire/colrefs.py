@@ -231,6 +231,7 @@ class _Analysis:
         refname = rv.alias.aliasname if rv.HasField("alias") and rv.alias.aliasname else rv.relname
         aliases = [c.string.sval for c in rv.alias.colnames] if rv.HasField("alias") else []
         if not rv.schemaname and rv.relname in ctes:
+            self.seen.add((rv.relname, rv.location))  # a CTE: no table to check
             cols = ctes[rv.relname]
             if cols is not None and aliases:
                 cols = aliases + cols[len(aliases) :]
@@ -437,7 +438,8 @@ class _Analysis:
         return self._targets(rc.exprs, _Level([*level.items, *rows], level.outer), ctes)
 
     def _target(self, rv: Any, ctes: dict[str, list[str] | None]) -> tuple[_Item, Need | None]:
-        item = self.relation(rv, ctes)
+        # the table of that name even where a CTE has it: a write's target is no CTE
+        item = self.relation(rv, {})
         return item, self.need(item.rel) if item.rel is not None else None
 
     def insert(
