@@ -52,9 +52,9 @@ def _increments(srvs: list[Serve], clients: int, each: int) -> None:
     assert errors == []
     with srvs[-1].connect() as c:
         final = c.execute("SELECT n FROM counters WHERE id = 1").fetchone()
-    assert final == (clients * each,)
     assert len(returned) == clients * each
     assert sorted(returned) == list(range(1, clients * each + 1))  # all distinct
+    assert final == (clients * each,)
 
 
 def test_increments_from_many_clients_are_never_lost(servers: Any) -> None:

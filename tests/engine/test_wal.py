@@ -362,6 +362,56 @@ def test_commits_go_on_while_a_fold_writes(db: tarndb.Database,
         s.execute("INSERT INTO t VALUES (3, 'again')")
 
 
+def test_a_fold_of_updates_writes_without_the_locks(db: tarndb.Database,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fold of a log that updates and deletes rows (a hot row's) also writes without the
+    table's locks: commits made meanwhile, which change the folded rows again, are neither
+    held up nor lost, and the key indexes keep their newer keys (a folded, older version
+    of a row must not bring back the key it had)."""
+    import time
+
+    s = _setup(db)
+    db._folding().stop()  # type: ignore[attr-defined]
+    store = _store(db, s)
+    for i in range(6):
+        s.execute("INSERT INTO t VALUES ($1, $2)", [i, f"v{i}"])
+    s.execute("SELECT count(*) FROM t")  # folded: the rows are Lance rows
+    for n in range(3):
+        s.execute("UPDATE t SET v = $1 WHERE id = 2", [f"hot{n}"])
+    s.execute("UPDATE t SET v = 'w3' WHERE id = 3")
+    s.execute("DELETE FROM t WHERE id = 5")
+    assert store.pending_removed  # type: ignore[attr-defined]
+    version = store.lance_version()  # type: ignore[attr-defined]
+    folder, folded = _slow_fold(store, monkeypatch, 0.6)
+    t0 = time.monotonic()
+    s.execute("UPDATE t SET v = 'hot3' WHERE id = 2")
+    s.execute("UPDATE t SET id = 30, v = 'x3' WHERE id = 3")  # the key and the unique value
+    s.execute("DELETE FROM t WHERE id = 4")
+    s.execute("INSERT INTO t VALUES (5, 'v5 again')")
+    assert time.monotonic() - t0 < 0.5  # not held up by the fold's write
+    folder.join(10)
+    assert not folder.is_alive()
+    assert isinstance(folded[0], int) and folded[0] > version  # committed by the fold
+    assert store.wal.files()  # type: ignore[attr-defined]  # the later commits, logged
+    assert store.lance_version() == folded[0]  # type: ignore[attr-defined]
+    # Key lookups and scans of the overlay (no fold) and after a fold agree.
+    assert s.execute("SELECT v FROM t WHERE id = 2").rows == [("hot3",)]
+    assert s.execute("SELECT v FROM t WHERE id = 3").rows == []
+    assert s.execute("SELECT v FROM t WHERE id = 30").rows == [("x3",)]
+    assert store.lance_version() == folded[0]  # type: ignore[attr-defined]
+    # The key indexes hold the newest keys: 3 and 'w3' are free, 30 and 'x3' are taken.
+    with pytest.raises(E.UniqueViolation):
+        s.execute("INSERT INTO t VALUES (30, 'new')")
+    with pytest.raises(E.UniqueViolation):
+        s.execute("INSERT INTO t VALUES (31, 'x3')")
+    s.execute("INSERT INTO t VALUES (3, 'w3')")
+    s.execute("UPDATE t SET v = 'hot4' WHERE id = 2")
+    want = [(0, "v0"), (1, "v1"), (2, "hot4"), (3, "w3"), (5, "v5 again"), (30, "x3")]
+    assert db.session(workspace="ws").execute("SELECT id, v FROM t ORDER BY id").rows == want
+    assert not store.wal.files()  # type: ignore[attr-defined]  # that read folded the rest
+    assert s.execute("SELECT id, v FROM t ORDER BY id").rows == want
+
+
 def test_another_server_folds_a_file_this_one_is_folding(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Another server folds (and removes) the log file this server rotated out for its own
@@ -481,4 +531,21 @@ def test_a_read_that_starts_from_an_earlier_one_equals_a_full_read(tmp_path: Pat
     assert [(r.end, r.rows.to_pylist(), r.removed.tolist()) for r in tail.records] == \
         [(r.end, r.rows.to_pylist(), r.removed.tolist()) for r in full.records]
     assert len(full.records) == 3
+    wal.close()
+
+
+def test_a_rotated_file_sorts_before_the_next_one(tmp_path: Path) -> None:
+    """A fold applies the files in name order. A rotated file and the one opened after it
+    have the same Lance version in their names (every commit in between was logged), so
+    the rest of the name must order them too: the newer file's version of a row applied
+    first, then the older one's, lost the newer (two servers lost an increment so)."""
+    import pyarrow as pa
+
+    wal = walmod.TableWal(str(tmp_path / "wal"), sync=False)
+    opened = []
+    for i in range(40):
+        wal.append(pa.table({"id": [i], "__rid": pa.array([i], pa.int64())}), 7)
+        opened.append(wal.own_name)
+        wal.rotate()
+    assert wal.files() == opened
     wal.close()

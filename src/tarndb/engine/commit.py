@@ -758,12 +758,17 @@ class WritePath:
             store.pending_removed + removed <= WAL_MAX_PENDING_REMOVED
 
     def folded(self, info: TableInfo, before: int, after: int, rows: pa.Table,
-               removed: set[int] | None = None) -> None:
+               removed: set[int] | None = None, relogged: set[int] | None = None) -> None:
         """The table store folded its write-ahead log into version ``after``: ``rows``
         added, ``removed`` rids gone (or replaced by a row of ``rows``). Key indexes
         current at ``before`` take the rows; the version is recorded as changing the
         removed rows, each with the number of the log record that changed it (a read of
-        the overlay that saw the record did not miss the change)."""
+        the overlay that saw the record did not miss the change).
+
+        ``relogged``: rids that records logged after the folded ones changed again (a fold
+        of a rotated file). The key indexes took those records when they were logged, so
+        the folded, older versions of these rows are neither removed from them nor added
+        (either would undo a newer key)."""
         st = self._state(info)
         removed = removed or set()
         if removed:
@@ -773,6 +778,10 @@ class WritePath:
         metrics.WAL_FOLDS.inc()
         # The removals are in the indexes since their records were logged (by this server)
         # or are not (another server's): taking them out again is harmless.
+        if relogged:
+            keep = pc.invert(pc.is_in(rows.column(RID), value_set=pa.array(
+                sorted(relogged), pa.int64())))
+            rows, removed = rows.filter(keep), removed - relogged
         self._apply_to_indexes(TableChange(info, added=rows, removed=set(removed)), st,
                                before, after)
 

@@ -246,8 +246,8 @@ class Database:
                 st = self._stores[info.path] = TableStore(self.lake, info.path)
                 st.retention = self.version_retention
                 path = info.path
-                st.on_fold = lambda before, after, rows, removed: self.writes.folded(
-                    self._store_infos[path], before, after, rows, removed)
+                st.on_fold = lambda before, after, rows, removed, relogged: self.writes.folded(
+                    self._store_infos[path], before, after, rows, removed, relogged)
                 st.after_fold = lambda: self._maintain(self._store_infos[path])
             self._store_infos[info.path] = info
             return st

@@ -13,6 +13,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Literal, cast
 
@@ -66,7 +67,9 @@ class TableStore:
         #: called after a fold, under the table's locks, with (version before, version
         #: after, the rows folded, the rids removed): the write path brings its key indexes
         #: and its record of changed rows along
-        self.on_fold: Callable[[int, int, pa.Table, set[int]], None] | None = None
+        #: (version before, after, rows added, rids removed, rids whose later log records
+        #: the key indexes already hold): a fold published the log's changes
+        self.on_fold: Callable[[int, int, pa.Table, set[int], set[int]], None] | None = None
         #: called after a read folded the log (the engine's after-commit maintenance)
         self.after_fold: Callable[[], None] | None = None
         #: when this server's oldest unfolded append was made (monotonic), or None
@@ -236,12 +239,12 @@ class TableStore:
             # this lock to finish.)
             return self._fold_all()
         with self._folding:
-            # Records of this server that remove rows: not a log of inserts only, so go
-            # straight to the full fold (trying the other first read the whole file twice,
-            # under the locks a hot row's writers wait for).
-            done = self._fold_own_inserts() if not self.pending_removed else None
+            # The files are decoded before any lock is taken; each step below reads only
+            # what was appended since.
+            ahead = self._read_ahead()
+            done = self._fold_own(ahead)
             if done is None:
-                return self._fold_all(self._read_ahead())
+                return self._fold_all(ahead)
             if complete and wal.files():  # logged while the rows were written
                 return self._fold_all() or (done if done >= 0 else None)
             return done if done >= 0 else None
@@ -250,15 +253,15 @@ class TableStore:
         owned = getattr(self.lock, "_is_owned", None)
         return bool(owned()) if owned is not None else True
 
-    def _fold_own_inserts(self) -> int | None:
-        """The common fold, in three steps, so that writers are not held up by the data
-        write: when the log is this server's own file of inserts only, rotate the file
-        under the table's locks (later commits append to a new one), write the rows as
-        Lance fragments without the locks, then commit them (under the locks again) unless
-        another server folded the file meanwhile. Returns the new version, -1 when there
-        was nothing to fold, None when the log is not of that kind (fold it all at once)."""
-        from lance.fragment import write_fragments
-
+    def _fold_own(self, ahead: dict[str, WalFile]) -> int | None:
+        """The common fold, in three steps, so that writers (a hot row's above all) are not
+        held up by the data write: when the log is this server's own file, rotate the file
+        under the table's locks (later commits append to a new one); without the locks,
+        write its rows as Lance fragments and its removals as deletion files; then, under
+        the locks again, commit them unless another server folded the file meanwhile or,
+        for a file with removals, the table got a version meanwhile (then the careful fold
+        does it all). Returns the new version, -1 when there was nothing to fold, None when
+        the log is not of that kind (fold it all at once)."""
         wal = self.wal
         assert wal is not None
         with self.lock, lake_lock(self.lake, "table:" + self.path):
@@ -269,31 +272,28 @@ class TableStore:
             if wal.own_name is None or names != [wal.own_name]:
                 return None
             ds = self.dataset(fold=False)
-            f = wal.read(names[0])
-            if f is None or not f.records or any(r.removed.size for r in f.records):
+            f = wal.read(names[0], ahead.get(names[0]))
+            if f is None or not f.records:
                 return None
             done = self._folded_offset(ds, f.name, f.base)
             if done is None or done > 0:
                 return None  # an earlier fold was cut short: the careful way
-            parts, _ = _collapse(f.records, ds.schema)
-            if not parts:
-                return None
             wal.rotate()
             self._since_rotation = set()
-            rotated_at = time.monotonic()
-            schema = ds.schema
-            storage = ds.data_storage_version
-        rows = pa.concat_tables(parts)
-        rows = rows.take(pa.array(range(rows.num_rows), pa.int64()))  # see _fold_all
+            rotated_at, rotated_seq = time.monotonic(), self.wal_seq
+            rotated_removed = self.pending_removed
         try:
-            frags = write_fragments(rows, self.uri, schema=schema,
-                                    data_storage_version=storage, storage_options=self._opts)
+            parts, removed = _collapse(f.records, ds.schema)
+            rows = pa.concat_tables(parts) if parts else None
+            if rows is not None and rows.num_rows:
+                rows = rows.take(pa.array(range(rows.num_rows), pa.int64()))  # see _fold_all
+            else:
+                rows = None
+            staged = self._stage_rewrite(ds, rows, removed, set())
         except BaseException:
             with self.lock:
                 self._since_rotation = None
             raise
-        from lance import LanceOperation
-
         with self.lock, lake_lock(self.lake, "table:" + self.path):
             since, self._since_rotation = self._since_rotation or set(), None
             if not os.path.exists(os.path.join(wal.dir, f.name)):
@@ -304,34 +304,44 @@ class TableStore:
                 if wal.forget(f.name) and not wal.current_alive():
                     self._drop_overlay()
                 return -1
-            ds = self.dataset(fold=False)
-            before = ds.version
-            if not ds.schema.equals(schema):
-                return None  # the columns changed: fold the file the careful way
-            props = {FOLD_PROPERTY: json.dumps({f.name: f.records[-1].end})}
-            self._ds = lance.LanceDataset.commit(
-                self.uri, lance.Transaction(before, LanceOperation.Append(frags),
-                                            transaction_properties=props),
-                read_version=before, storage_options=self._opts)
-            after = self._ds.version
-            self.folds += 1
-            if self.on_fold is not None:
-                self.on_fold(before, after, rows, set())
-            wal.remove([f.name])
-            # The overlay keeps what later records wrote; the folded rows are in Lance now.
-            folded = set(rows.column(RID).to_pylist()) - since
-            ov = self._overlay_rows
-            if ov is not None and folded:
-                ov = ov.filter(pc.invert(pc.is_in(ov.column(RID), value_set=pa.array(
-                    sorted(folded), pa.int64()))))
-                self._overlay_rows = ov if ov.num_rows or wal.own_name else None
-                self._overlay_hidden -= folded
-            if wal.own_name is None:
-                self._drop_overlay()
-                self.pending_since = None
+            latest = self.dataset(fold=False)
+            if staged is None or not latest.schema.equals(ds.schema) or (
+                    removed and latest.version != ds.version):
+                staged = None  # rows located in ``ds`` may have moved: fold it all below
             else:
-                self.pending_since = rotated_at
-            return after
+                before = latest.version
+                props = {FOLD_PROPERTY: json.dumps({f.name: f.records[-1].end})}
+                self._ds = self._publish_rewrite(latest, staged, props)
+                after = self._ds.version
+                self.folds += 1
+                if self.on_fold is not None:
+                    empty = rows if rows is not None else ds.schema.empty_table()
+                    self.on_fold(before, after, empty, removed, since)
+                wal.remove([f.name])
+                self._after_rotated_fold(rows, removed, since, rotated_seq, rotated_removed)
+                if wal.own_name is None:
+                    self._drop_overlay()
+                    self.pending_since = None
+                else:
+                    self.pending_since = rotated_at
+                return after
+        return self._fold_all({f.name: f})
+
+    def _after_rotated_fold(self, rows: pa.Table | None, removed: set[int], since: set[int],
+                            rotated_seq: int, rotated_removed: int) -> None:
+        """The overlay keeps what records logged after the rotation wrote; what the folded
+        file wrote is in Lance now. A rid touched since (``since``) keeps its overlay row
+        and stays hidden: its Lance row is the folded, older version."""
+        folded = set(rows.column(RID).to_pylist()) if rows is not None else set()
+        folded = (folded | removed) - since
+        ov = self._overlay_rows
+        if ov is not None and folded:
+            ov = ov.filter(pc.invert(pc.is_in(ov.column(RID), value_set=pa.array(
+                sorted(folded), pa.int64()))))
+            self._overlay_rows = ov if ov.num_rows or self.wal and self.wal.own_name else None
+        self._overlay_hidden -= folded
+        self._pending_touch = {r: q for r, q in self._pending_touch.items() if q > rotated_seq}
+        self.pending_removed = max(0, self.pending_removed - rotated_removed)
 
     def _read_ahead(self) -> dict[str, WalFile]:
         """The log files' records decoded without the table's locks (writers of a hot row
@@ -404,7 +414,8 @@ class TableStore:
                 if self.on_fold is not None:
                     empty = pa.table({f.name: pa.array([], f.type) for f in ds.schema},
                                      schema=ds.schema)
-                    self.on_fold(before, after, rows if rows is not None else empty, removed)
+                    self.on_fold(before, after, rows if rows is not None else empty, removed,
+                                 set())
             wal.remove(names)
             self.pending_since = None
             self._drop_overlay()
@@ -504,6 +515,13 @@ class TableStore:
         None when the rows cannot be located exactly (the caller merges instead): the
         deletion count of each fragment must grow by exactly the rows asked, or nothing is
         committed."""
+        staged = self._stage_rewrite(ds, added, removed, added_rids)
+        return None if staged is None else self._publish_rewrite(ds, staged, properties)
+
+    def _stage_rewrite(self, ds: lance.LanceDataset, added: pa.Table | None, removed: set[int],
+                       added_rids: set[int]) -> _Staged | None:
+        """:meth:`_rewrite`'s files, written but not committed: the fragments' new deletion
+        files and the new rows' fragments (a fold writes them without the table's locks)."""
         from lance import LanceOperation
         from lance.fragment import write_fragments
 
@@ -538,13 +556,27 @@ class TableStore:
             new = write_fragments(added, ds.uri, schema=ds.schema,
                                   data_storage_version=ds.data_storage_version,
                                   storage_options=self._opts)
+        if not updated and not removed_ids:
+            # Rows added only: an Append, which commits on top of any version after ``ds``
+            # (the folding of inserts relies on it).
+            return _Staged(LanceOperation.Append(new), [], added)
         op = LanceOperation.Update(removed_fragment_ids=removed_ids,
                                    updated_fragments=updated, new_fragments=new)
+        return _Staged(op, carried, added)
+
+    def _publish_rewrite(self, ds: lance.LanceDataset, staged: _Staged,
+                         properties: dict[str, str] | None = None) -> lance.LanceDataset:
+        """Commit a staged rewrite on top of ``ds`` (the version its rows were located in,
+        unless it only appends) and keep the row map in step."""
+        from . import rowmap
+
         out = lance.LanceDataset.commit(
-            ds.uri, lance.Transaction(ds.version, op, transaction_properties=properties or {}),
+            ds.uri, lance.Transaction(ds.version, staged.op,
+                                      transaction_properties=properties or {}),
             read_version=ds.version, storage_options=self._opts)
-        for fid, before, after, rids in carried:
+        for fid, before, after, rids in staged.carried:
             rowmap.note_deleted(ds.uri, fid, before, after, rids)
+        added = staged.added
         if added is not None and added.num_rows:
             # The new fragments' ids are assigned by the commit: those ``ds`` did not have.
             before_ids = {int(f.fragment_id) for f in ds.get_fragments()}
@@ -670,6 +702,16 @@ class TableStore:
         ds = self.dataset()
         return {"version": ds.version, "rows": ds.count_rows(),
                 "fragments": len(ds.get_fragments())}
+
+
+@dataclass
+class _Staged:
+    """A rewrite's files, written, waiting for their commit (TableStore._stage_rewrite)."""
+
+    op: Any
+    #: (fragment id, deleted rows before, after, the rids deleted) per fragment it deletes in
+    carried: list[tuple[int, int, int, Any]]
+    added: pa.Table | None
 
 
 def _collapse(records: list[WalRecord], schema: pa.Schema) -> tuple[list[pa.Table], set[int]]:

@@ -13,11 +13,14 @@ rows it removes (an update removes the old version of a row and adds the new one
 same ``__rid``). A fold applies the records in order.
 
 Layout: each server appends to its own file in ``<table>.lance/_tarndb_wal/``, named
-``<lance version when opened>-<random id>.wal``. A record is one commit's rows as an Arrow
-IPC stream (the removed rids in its schema metadata), framed by its length and CRC32, so the
-torn tail of a crash mid-append (never acknowledged) is recognised and ignored. Appends
-happen under the table's lake lock, after the commit protocol validated the rows
-(engine/commit.py).
+``<lance version when opened>-<opening time, ns>-<random id>.wal``; a fold applies the files
+in name order. The time orders a server's rotated file before the one it opened next: both
+have the same version (every commit in between was logged), and with a random id alone the
+newer file's records of a row were applied before the older ones' half the time. A record is
+one commit's rows as an Arrow IPC stream (the removed rids in its schema metadata), framed by
+its length and CRC32, so the torn tail of a crash mid-append (never acknowledged) is
+recognised and ignored. Appends happen under the table's lake lock, after the commit protocol
+validated the rows (engine/commit.py).
 
 Folding is idempotent: the Lance commit that folds a file's records names the file and the
 offset it folded up to in its transaction properties, so a folder that finds a file after a
@@ -41,6 +44,7 @@ from __future__ import annotations
 import os
 import struct
 import threading
+import time
 import uuid
 import zlib
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -61,6 +65,18 @@ PREALLOCATE = 2 << 20
 _SPARE_PREFIX = ".spare-"
 #: Schema metadata key of a record's removed rids (little-endian int64s).
 _REMOVED = b"tarndb.removed"
+
+_opened_lock = threading.Lock()
+_opened_last = 0
+
+
+def _opening_time() -> int:
+    """Nanoseconds since the epoch, increasing from call to call in this process (two files
+    opened within one clock tick still sort in the order they were opened)."""
+    global _opened_last
+    with _opened_lock:
+        _opened_last = max(_opened_last + 1, time.time_ns())
+        return _opened_last
 
 
 @dataclass
@@ -249,7 +265,7 @@ class TableWal:
                 return self._fd
             self._close()
         os.makedirs(self.dir, exist_ok=True)
-        name = f"{base:016d}-{uuid.uuid4().hex}.wal"
+        name = f"{base:016d}-{_opening_time():020d}-{uuid.uuid4().hex[:16]}.wal"
         path = os.path.join(self.dir, name)
         spare = self._take_spare()
         if spare is not None:
