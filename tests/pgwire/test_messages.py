@@ -129,6 +129,18 @@ def test_describe_execute_close() -> None:
     (b"B", b"\x00\x00\x00\x01\x00\x07"),  # format code 7
     (b"B", b"\x00\x00\x00\x00\x00\x01\x00\x00\x00\x09ab"),  # value longer than message
     (b"E", b"\x00\x00\x00"),
+    (b"E", b"\x00\x00\x00\x00\x05\x00"),  # trailing byte
+    (b"E", b"portal"),  # unterminated
+    (b"B", b"p\x00s"),  # statement name unterminated
+    (b"B", b"\x00\x00\xff\xff"),  # negative format count
+    (b"B", b"\x00\x00\x00\x00\xff\xfe"),  # negative parameter count
+    (b"B", b"\x00\x00\x00\x00\x00\x01\xff\xff\xff\xfe"),  # length -2
+    (b"B", b"\x00\x00\x00\x02\x00\x00"),  # two formats announced, one sent
+    (b"B", b"\x00\x00\x00\x00\x00\x00\x00\x01\x00\x02"),  # result format 2
+    (b"B", b"\x00\x00\x00\x00\x00\x00\x00\x00\x00"),  # trailing byte
+    (b"B", b"\xff\x00\x00\x00\x00\x00\x00\x00\x00"),  # not UTF-8
+    (b"D", b""),
+    (b"D", b"Pp\x00x"),  # trailing bytes
     (b"S", b"extra"),
     (b"?", b""),
 ])
@@ -144,3 +156,45 @@ def test_oversized_message_refused() -> None:
     r.feed(b"Q" + struct.pack("!i", 5000))
     with pytest.raises(m.ProtocolError):
         r.next_message()
+
+
+def test_bind_of_many_formats_and_results() -> None:
+    raw = m.f_bind("", "s", [b"1", b"2", b"3"], [1, 0, 1], [0, 1, 1, 0])
+    msg = m.parse_frontend(raw[:1], raw[5:])
+    assert msg == m.Bind("", "s", [1, 0, 1], [b"1", b"2", b"3"], [0, 1, 1, 0])
+
+
+def test_framing_of_a_request_then_a_message_split_across_reads() -> None:
+    """A whole request read at once, then a message cut in two by the socket: the reader
+    keeps the tail of one read and appends the next (the buffer changes kind)."""
+    first = m.f_bind("", "s", [b"7"], [0], [1]) + m.f_execute("", 0) + m.f_sync()
+    query = m.f_query("SELECT 'x'")
+    r = m.FrameReader()
+    r.startup = False
+    r.feed(bytearray(first + query[:3]))
+    got = []
+    while (frame := r.next_message()) is not None:
+        got.append(m.parse_frontend(*frame))
+    assert got == [m.Bind("", "s", [0], [b"7"], [1]), m.Execute("", 0), m.Sync()]
+    assert r.buffered == 3
+    r.feed(bytearray(query[3:8]))
+    assert r.next_message() is None
+    r.feed(bytearray(query[8:]))
+    frame = r.next_message()
+    assert frame is not None and m.parse_frontend(*frame) == m.Query("SELECT 'x'")
+    assert r.buffered == 0 and r.next_message() is None
+
+
+def test_framing_of_large_reads() -> None:
+    """Reads larger than the reader keeps as bytes (COPY data) frame the same."""
+    big = b"x" * 200_000
+    data = m.f_copy_data(big) + m.f_copy_data(b"yz") + m.f_copy_done()
+    r = m.FrameReader()
+    r.startup = False
+    got = []
+    for i in range(0, len(data), 70_000):
+        r.feed(bytearray(data[i:i + 70_000]))
+        while (frame := r.next_message()) is not None:
+            got.append(m.parse_frontend(*frame))
+    assert got == [m.CopyData(big), m.CopyData(b"yz"), m.CopyDone()]
+    assert r.buffered == 0

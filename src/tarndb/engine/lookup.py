@@ -127,17 +127,21 @@ def try_constant(sel: Any) -> Result | None:
     return Result(columns=cols, command="SELECT 1", rowcount=1, _rows=[tuple(row)])
 
 
-def try_lookup(session: Session, stmt: pb.Node, params: list[Any]) -> Result | None:
+def try_lookup(session: Session, stmt: pb.Node, params: list[Any], text: str | None = None
+               ) -> Result | None:
+    """The answer of a statement a fast path takes, or None. ``text``: the statement's SQL
+    when ``stmt`` is its whole parse tree (what is kept per statement is then found by the
+    text, without serialising the tree)."""
     sel = stmt.select_stmt
     if not session.fast_paths:
         return None
     if not sel.from_clause:
         return try_constant(sel)
     if not sel.sort_clause:
-        shape = _point_shape(stmt)
+        shape = _point_shape(stmt, text)
         if shape is not None and not shape.system:  # (a user table: no catalog query)
             return _point_lookup(session, shape, params)
-    key = _catalog_key(session, stmt, params)
+    key = _catalog_key(session, stmt, params, text)
     if key is not None:
         return _cached_catalog_query(session, stmt, params, key)
     if sel.sort_clause:
@@ -167,14 +171,15 @@ class _Point:
     system: bool
 
 
-#: Statement (serialized parse tree) -> its point-lookup shape, None: not one.
-_POINTS: dict[bytes, _Point | None] = {}
+#: Statement (its SQL text, else its serialized parse tree) -> its point-lookup shape, None:
+#: not one. (Serialising even a small tree costs more than the rest of finding its shape.)
+_POINTS: dict[str | bytes, _Point | None] = {}
 _POINTS_MAX = 1024
 _INT_TEXT = re.compile(r"-?[0-9]+")
 
 
-def _point_shape(stmt: pb.Node) -> _Point | None:
-    blob = stmt.SerializeToString()
+def _point_shape(stmt: pb.Node, text: str | None = None) -> _Point | None:
+    blob = text if text is not None else stmt.SerializeToString()
     try:
         return _POINTS[blob]
     except KeyError:
@@ -240,17 +245,18 @@ def _read_point(sel: Any) -> _Point | None:
 #: (point shape, database, catalog version, how names resolve) -> the table and what the
 #: shape binds to in it (:func:`_bind`): a definition is fixed per catalog version.
 _BOUND: dict[tuple[Any, ...], tuple[Any, list[tuple[str, Any]], list[Column],
-                                    list[tuple[Any, int, Any]]]] = {}
+                                    list[tuple[Any, int, Any]], list[str]]] = {}
 _BOUND_MAX = 1024
 
 
 def _bind(session: Session, shape: _Point) -> tuple[Any, list[tuple[str, Any]], list[Column],
-                                                    list[tuple[Any, int, Any]]] | None:
+                                                    list[tuple[Any, int, Any]],
+                                                    list[str]] | None:
     """The table ``shape`` reads, its selected (output name, column) pairs, the result's
-    columns and the ``=`` sides that name the one-column primary key; None: not a table the
-    fast path reads. Kept per catalog version and whatever else decides how a name
-    resolves (search path, user, workspace, allowed workspaces); a session with its own
-    uncommitted DDL resolves afresh."""
+    columns, the ``=`` sides that name the one-column primary key and the stored columns
+    read (:func:`_wanted`); None: not a table the fast path reads. Kept per catalog
+    version and whatever else decides how a name resolves (search path, user, workspace,
+    allowed workspaces); a session with its own uncommitted DDL resolves afresh."""
     db = session.db
     staged = bool(getattr(session, "_overlay", None))
     key: tuple[Any, ...] | None = None
@@ -276,7 +282,8 @@ def _bind(session: Session, shape: _Point) -> tuple[Any, list[tuple[str, Any]], 
     pk = info.primary_key[0]
     sides = [(col, number, const) for name, number, const in shape.sides
              if (col := info.column(name)) is not None and col.name == pk]
-    bound = (info, columns, [Column(name, c.type) for name, c in columns], sides)
+    bound = (info, columns, [Column(name, c.type) for name, c in columns], sides,
+             _wanted(columns))
     if key is not None:
         if len(_BOUND) >= _BOUND_MAX:
             _BOUND.clear()
@@ -289,7 +296,7 @@ def _point_lookup(session: Session, shape: _Point, params: list[Any]) -> Result 
     bound = _bind(session, shape)
     if bound is None:
         return None
-    info, columns, out, sides = bound
+    info, columns, out, sides, wanted = bound
     if session.pending_change(info) is not None:
         return None
     mask = column_mask(session, info)
@@ -310,22 +317,22 @@ def _point_lookup(session: Session, shape: _Point, params: list[Any]) -> Result 
                 value = int(value)
             if isinstance(value, bool) or not isinstance(value, int):
                 return None
-            return _answer(session, info, col, value, columns, out, shape.limit, None)
+            return _answer(session, info, col, value, columns, out, shape.limit, None,
+                           wanted)
         literal = _lance_literal(value, col)
         if literal is not None:
             return _answer(session, info, col, value, columns, out, shape.limit,
-                           f"`{col.name}` = {literal}")
+                           f"`{col.name}` = {literal}", wanted)
     return None
 
 
 def _answer(session: Session, info: Any, key_col: Any, value: Any,
             columns: list[tuple[str, Any]], out: list[Column], limit: int | None,
-            flt: str | None) -> Result:
+            flt: str | None, wanted: list[str]) -> Result:
     """The rows of key ``value``: from the write-ahead log's overlay when the key's newest
     row is logged, else the newest committed Lance version minus the rows the log hides
     (or the transaction's snapshot); integer keys from memory (:func:`.colcache.key_rows`),
-    other keys by Lance's filter ``flt``."""
-    wanted = _wanted(columns)
+    other keys by Lance's filter ``flt``; ``wanted``: the stored columns read."""
     got = session.overlay_read(info)
     table = _logged_row(got, key_col.name, value, wanted, limit)
     if table is None:
@@ -466,8 +473,10 @@ def _is_system_relation(schema: str, name: str) -> bool:
     return False
 
 
-def _catalog_key(session: Session, stmt: pb.Node, params: list[Any]) -> Hashable | None:
-    """The cache key of a query that reads system catalogs only (None: not one)."""
+def _catalog_key(session: Session, stmt: pb.Node, params: list[Any], text: str | None = None
+                 ) -> Hashable | None:
+    """The cache key of a query that reads system catalogs only (None: not one); ``text``:
+    the statement's SQL, which then stands for its tree."""
     sel = stmt.select_stmt
     if sel.locking_clause or sel.HasField("into_clause"):
         return None
@@ -483,7 +492,7 @@ def _catalog_key(session: Session, stmt: pb.Node, params: list[Any]) -> Hashable
     if getattr(session, "_overlay", None) or getattr(session, "_txn", None) or \
             views.staged(session):
         return None
-    blob = stmt.SerializeToString()
+    blob = text if text is not None else stmt.SerializeToString()
     shape = _CATALOG_SHAPES.get(blob)
     if shape is None:
         shape = _catalog_only(stmt, ctes)
@@ -501,9 +510,10 @@ def _catalog_key(session: Session, stmt: pb.Node, params: list[Any]) -> Hashable
             repr(getattr(session, "acl_role", None)), id(db))
 
 
-#: Statement (serialized parse tree) -> whether it reads system catalogs only, with nothing
-#: volatile (:func:`_catalog_only`): a tree walk costs more than the cached answer.
-_CATALOG_SHAPES: dict[bytes, bool] = {}
+#: Statement (SQL text or serialized parse tree) -> whether it reads system catalogs only,
+#: with nothing volatile (:func:`_catalog_only`): a tree walk costs more than the cached
+#: answer.
+_CATALOG_SHAPES: dict[str | bytes, bool] = {}
 
 
 def _catalog_only(stmt: pb.Node, ctes: set[str]) -> bool:

@@ -204,9 +204,13 @@ class Session:
                 e.position = lifted.original_position(e.position)
             raise
         results = []
+        # One statement, as sent: its text names its parse tree, so what the fast paths
+        # decide from the tree is kept by the text (no serialising of the tree to find it).
+        text = sql if len(tree.stmts) == 1 and not lifted.arrays else None
         for raw in tree.stmts:
             try:
-                results.append(self._run(raw.stmt, all_params, lifted.original_position))
+                results.append(self._run(raw.stmt, all_params, lifted.original_position,
+                                         text))
             except E.TarnError as e:
                 if e.position is None and e.column:
                     e.position = _find_identifier(
@@ -402,6 +406,12 @@ class Session:
         self._savepoints.clear()
         txn, self._txn = self._txn, None
         failed, self._failed = self._failed, False
+        if txn is not None and not txn and not failed and not self._before_commit and \
+                not self._catalog_ops and not self._on_commit and not self._overlay and \
+                not self._on_rollback:
+            # Nothing written, no DDL (an autocommit SELECT): nothing to publish or undo.
+            self._end_transaction()
+            return
         try:
             if txn is None or failed:
                 self._undo_ddl()
@@ -563,12 +573,13 @@ class Session:
 
     # -- running statements ------------------------------------------------------------------
 
-    def _run(self, stmt: pb.Node, params: list[Any], map_pos: Any) -> Result:
+    def _run(self, stmt: pb.Node, params: list[Any], map_pos: Any, text: str | None = None
+             ) -> Result:
         kind = ast.kind(stmt)
         ends_txn = kind == "transaction_stmt" and stmt.transaction_stmt.kind in (
             pb.TRANS_STMT_ROLLBACK, pb.TRANS_STMT_COMMIT, pb.TRANS_STMT_ROLLBACK_TO,
             pb.TRANS_STMT_PREPARE)
-        return self._statement(lambda: self._dispatch(kind, stmt, params), map_pos,
+        return self._statement(lambda: self._dispatch(kind, stmt, params, text), map_pos,
                                allowed_when_failed=ends_txn,
                                autocommit=kind != "transaction_stmt", kind=kind or "other")
 
@@ -697,7 +708,10 @@ class Session:
         workspaces only (engine/views.py)."""
         self._authorize("select_stmt", query, grants=not as_owner)
 
-    def _dispatch(self, kind: str | None, stmt: pb.Node, params: list[Any]) -> Result:
+    def _dispatch(self, kind: str | None, stmt: pb.Node, params: list[Any],
+                  text: str | None = None) -> Result:
+        """Run one statement; ``text``: its SQL when that is the whole of what was sent
+        (the fast paths key what they keep by it)."""
         node = ast.inner(stmt)
         self._authorize(kind, stmt)
         if kind == "select_stmt":
@@ -707,7 +721,7 @@ class Session:
                 return versions.run_function(self, stmt.select_stmt, params)
             if stmt.select_stmt.locking_clause:
                 return dml.select_locking(self, stmt, params)
-            fast = lookup.try_lookup(self, stmt, params)
+            fast = lookup.try_lookup(self, stmt, params, text)
             if fast is not None:
                 return fast
             return self.run_select(stmt, params)

@@ -23,6 +23,11 @@ MAX_MESSAGE = 1 << 30
 #: Startup packets are small; Postgres caps them at 10000 bytes.
 MAX_STARTUP = 10000
 
+#: Reads up to this size are kept as bytes (:meth:`FrameReader.feed`).
+_SMALL_READ = 1 << 16
+#: The type byte of a message, as the one-byte string parse_frontend compares.
+_KIND = tuple(bytes([i]) for i in range(256))
+
 _I32 = struct.Struct("!i")
 _I16 = struct.Struct("!h")
 _II = struct.Struct("!ii")
@@ -143,6 +148,8 @@ FrontendMessage = (
     Query | Parse | Bind | Describe | Execute | Close | Sync | Flush | Terminate | CopyData
     | CopyDone | CopyFail | AuthResponse | FunctionCall
 )
+#: Sync carries nothing: one instance serves every Sync.
+_SYNC = Sync()
 StartupPacket = SSLRequest | GSSENCRequest | CancelRequest | StartupMessage
 
 
@@ -237,8 +244,95 @@ def parse_startup(body: bytes) -> StartupPacket:
     return StartupMessage(code, params)
 
 
+def _name(body: bytes, pos: int) -> tuple[str, int]:
+    """The NUL-terminated string at ``pos`` and the position after it."""
+    end = body.find(b"\0", pos)
+    if end < 0:
+        raise ProtocolError("unterminated string in message")
+    try:
+        return body[pos:end].decode("utf-8"), end + 1
+    except UnicodeDecodeError as e:
+        raise ProtocolError("invalid UTF-8 in message") from e
+
+
+def _int16s(body: bytes, pos: int, n: int) -> list[int]:
+    """``n`` int16 at ``pos`` (struct.error past the end)."""
+    if n == 0:
+        return []
+    if n == 1:  # (one format for all: what drivers send)
+        return [_I16.unpack_from(body, pos)[0]]
+    return list(struct.unpack_from(f"!{n}h", body, pos))
+
+
+def _parse_bind(body: bytes) -> Bind:
+    """A Bind message, read without a cursor object: it comes with every execution of a
+    prepared statement, and a call per field was a tenth of a small statement's protocol
+    cost. Checks what :class:`_Cursor` checks, with the same errors."""
+    portal, pos = _name(body, 0)
+    stmt, pos = _name(body, pos)
+    size = len(body)
+    try:
+        (n,) = _I16.unpack_from(body, pos)
+        if n < 0:
+            raise ProtocolError("invalid parameter format count")
+        formats = _int16s(body, pos + 2, n)
+        pos += 2 + 2 * n
+        (n,) = _I16.unpack_from(body, pos)
+        if n < 0:
+            raise ProtocolError("invalid parameter count")
+        pos += 2
+        params: list[bytes | None] = []
+        for _ in range(n):
+            (k,) = _I32.unpack_from(body, pos)
+            pos += 4
+            if k == -1:
+                params.append(None)
+                continue
+            if k < 0 or pos + k > size:
+                raise ProtocolError("message too short")
+            params.append(body[pos:pos + k])
+            pos += k
+        (n,) = _I16.unpack_from(body, pos)
+        if n < 0:
+            raise ProtocolError("invalid result format count")
+        results = _int16s(body, pos + 2, n)
+        pos += 2 + 2 * n
+    except struct.error:
+        raise ProtocolError("message too short") from None
+    for f in formats:
+        if f != 0 and f != 1:
+            raise ProtocolError(f"unsupported format code: {f}")
+    for f in results:
+        if f != 0 and f != 1:
+            raise ProtocolError(f"unsupported format code: {f}")
+    if pos != size:
+        raise ProtocolError("unexpected trailing bytes in message")
+    return Bind(portal, stmt, formats, params, results)
+
+
 def parse_frontend(kind: bytes, body: bytes) -> FrontendMessage:
     """Parse one typed frontend message."""
+    # The messages of every prepared execution first, without a cursor object.
+    if kind == b"B":
+        return _parse_bind(body)
+    if kind == b"S":
+        if body:
+            raise ProtocolError("unexpected trailing bytes in message")
+        return _SYNC
+    if kind == b"E":
+        name, pos = _name(body, 0)
+        if len(body) - pos != 4:
+            raise ProtocolError("message too short" if len(body) - pos < 4
+                                else "unexpected trailing bytes in message")
+        return Execute(name, _I32.unpack_from(body, pos)[0])
+    if kind == b"D" and body:
+        k = chr(body[0])
+        if k not in ("S", "P"):
+            raise ProtocolError(f"invalid DESCRIBE message subtype {ord(k)}")
+        name, pos = _name(body, 1)
+        if pos != len(body):
+            raise ProtocolError("unexpected trailing bytes in message")
+        return Describe(k, name)
     c = _Cursor(body)
     msg: FrontendMessage
     if kind == b"Q":
@@ -297,7 +391,9 @@ class FrameReader:
     """Cuts a byte stream into messages. ``startup`` is True until the first typed message."""
 
     def __init__(self, max_message: int = MAX_MESSAGE) -> None:
-        self._buf = bytearray()
+        #: bytes while it holds one small read whole (slicing bytes copies once, a bytearray
+        #: twice); a bytearray once reads are appended
+        self._buf: bytes | bytearray = b""
         self._pos = 0
         self.startup = True
         self.max_message = max_message
@@ -305,11 +401,19 @@ class FrameReader:
     def feed(self, data: bytes | bytearray) -> None:
         """Buffer ``data``. A bytearray may be kept as the buffer itself (no copy), so a
         caller must not change one after handing it over."""
-        if self._pos == len(self._buf) and isinstance(data, bytearray):
-            self._buf = data
+        if self._pos == len(self._buf):
+            # Nothing waiting: a small read (a request) is kept as bytes, a large one (COPY
+            # data) as the bytearray it came in.
+            self._buf = bytes(data) if len(data) <= _SMALL_READ or \
+                not isinstance(data, bytearray) else data
             self._pos = 0
-        else:
+        elif isinstance(self._buf, bytearray):
             self._buf += data
+        else:  # appending to bytes would copy it all each time: a bytearray from here
+            buf = bytearray(self._buf[self._pos:])
+            buf += data
+            self._buf = buf
+            self._pos = 0
 
     @property
     def buffered(self) -> int:
@@ -334,7 +438,7 @@ class FrameReader:
         buf, pos = self._buf, self._pos
         if len(buf) - pos < 5:
             return None
-        kind = bytes(buf[pos:pos + 1])
+        kind = _KIND[buf[pos]]
         (n,) = _I32.unpack_from(buf, pos + 1)
         if n < 4:
             raise ProtocolError(f"invalid message length {n}")
@@ -342,19 +446,25 @@ class FrameReader:
             raise ProtocolError(f"message of {n} bytes is larger than the limit")
         if len(buf) - pos < n + 1:
             return None
-        with memoryview(buf) as view:
-            body = bytes(view[pos + 5:pos + 1 + n])  # one copy (a bytearray slice makes two)
+        if isinstance(buf, bytes):
+            body = buf[pos + 5:pos + 1 + n]
+        else:
+            with memoryview(buf) as view:
+                body = bytes(view[pos + 5:pos + 1 + n])  # one copy (a slice makes two)
         self._advance(n + 1)
         return kind, body
 
     def _advance(self, n: int) -> None:
         self._pos += n
-        # Compact now and then, not on every message: deleting from the front is O(n).
-        if self._pos > 65536 and self._pos * 2 > len(self._buf):
-            del self._buf[:self._pos]
+        buf = self._buf
+        if self._pos == len(buf):
+            self._buf = b""
             self._pos = 0
-        elif self._pos == len(self._buf):
-            self._buf.clear()
+        elif self._pos > 65536 and self._pos * 2 > len(buf):
+            # Compact now and then, not on every message: deleting from the front is O(n).
+            self._buf = buf[self._pos:] if isinstance(buf, bytes) else buf
+            if isinstance(buf, bytearray):
+                del buf[:self._pos]
             self._pos = 0
 
 

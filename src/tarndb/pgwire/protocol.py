@@ -74,6 +74,39 @@ _READ_ONLY = re.compile(r"^\s*(\(\s*)*(select|values|show|with|table|explain)\b"
 _WRITE_IN_WITH = re.compile(r"\b(insert|update|delete)\b", re.IGNORECASE)
 
 
+@dataclass(frozen=True)
+class _Text:
+    """What the text of a statement alone says about how the protocol runs it (the tests
+    above, and the intercepted queries). Worked out once per text (:func:`_text_of`): the
+    same prepared statement is bound and executed again and again, and these tests were a
+    tenth of a small statement's cost in this module."""
+
+    empty: bool
+    copy: bool
+    insert: bool
+    read_only: bool
+    role: bool
+    special: tuple[Any, list[ColumnType], list[Column]] | None
+
+
+_TEXTS: dict[str, _Text] = {}
+_TEXTS_MAX = 1024
+_TEXTS_MAX_TEXT = 4096  # longer texts (bulk INSERTs with literals) are tested, not kept
+
+
+def _text_of(sql: str) -> _Text:
+    found = _TEXTS.get(sql)
+    if found is None:
+        found = _Text(bool(_EMPTY.match(sql)), bool(_COPY.match(sql)),
+                      bool(_INSERT.match(sql)), _is_read_only(sql),
+                      roles.is_role_statement(sql), intercept.match(sql))
+        if len(sql) <= _TEXTS_MAX_TEXT:
+            if len(_TEXTS) >= _TEXTS_MAX:
+                _TEXTS.clear()
+            _TEXTS[sql] = found
+    return found
+
+
 class State(enum.Enum):
     STARTUP = "startup"
     AUTH_SASL_INITIAL = "auth_sasl_initial"
@@ -237,6 +270,9 @@ class ServerConnection:
         #: sans-io tests) everything comes back from :meth:`receive_data`.
         self.sink: Callable[[bytes], None] | None = None
         self._unspilled = 0  # bytes of answer counted since the last spill
+        #: (columns, formats, (encoders, RowDescription)) of the last result (:meth:`_shape`)
+        self._last_shape: tuple[tuple[Column, ...], list[int],
+                                tuple[list[codecs.Encoder], bytes]] | None = None
 
     # -- the one entry point -----------------------------------------------------------------
 
@@ -255,7 +291,7 @@ class ServerConnection:
             self._unspilled = 0
         out = self._out
         try:
-            while not self.closed and not self.wants_tls:
+            while self.state is not State.CLOSED and not self.wants_tls:
                 if self.state is State.STARTUP:
                     body = self.reader.next_startup()
                     if body is None:
@@ -626,7 +662,7 @@ class ServerConnection:
     def _batchable_statement(self, st: PreparedStatement) -> bool:
         if st.batchable is None:
             check = getattr(self.session, "batchable", None)
-            st.batchable = bool(_INSERT.match(st.sql) and check is not None and
+            st.batchable = bool(_text_of(st.sql).insert and check is not None and
                                 hasattr(self.session, "execute_many") and check(st.sql))
         return st.batchable
 
@@ -752,12 +788,13 @@ class ServerConnection:
     # -- simple query --------------------------------------------------------------------------
 
     def _simple_query(self, sql: str) -> None:
-        if _EMPTY.match(sql):
+        text = _text_of(sql)
+        if text.empty:
             self._out.append(m.b_empty_query())
             self._ready()
             return
         try:
-            if _COPY.match(sql):
+            if text.copy:
                 if self._start_copy(sql, [], from_simple_query=True):
                     return  # CopyInResponse sent; ReadyForQuery comes after CopyDone
             else:
@@ -776,10 +813,11 @@ class ServerConnection:
         self._ready()
 
     def _run_all(self, sql: str) -> list[Result]:
-        special = intercept.match(sql)
+        text = _text_of(sql)
+        special = text.special
         if special is not None:
             return [special[0](self.db, self.session, [])]
-        if roles.is_role_statement(sql):
+        if text.role:
             res = self._run_role(sql)
             if res is not None:
                 return [res]
@@ -787,10 +825,11 @@ class ServerConnection:
         return results
 
     def _run_one(self, sql: str, params: Sequence[Any]) -> Result:
-        special = intercept.match(sql)
+        text = _text_of(sql)
+        special = text.special
         if special is not None:
             return special[0](self.db, self.session, list(params))
-        if roles.is_role_statement(sql):
+        if text.role:
             res = self._run_role(sql)
             if res is not None:
                 return res
@@ -816,14 +855,34 @@ class ServerConnection:
         return f"SELECT {result.rowcount}" if result.returns_rows else "OK"
 
     def _encoders(self, cols: list[Column], formats: list[int]) -> list[codecs.Encoder]:
+        return self._shape(cols, formats)[0]
+
+    def _shape(self, cols: list[Column], formats: list[int]
+               ) -> tuple[list[codecs.Encoder], bytes]:
+        """The encoders and the RowDescription of result columns ``cols`` in ``formats``.
+        The last shape is kept per connection by the columns' identity (a statement run
+        again answers with the same Column objects; hashing them is what the per-value
+        dictionaries cost), else found in those by value."""
+        last = self._last_shape
+        if last is not None and last[1] == formats and len(last[0]) == len(cols) and \
+                all(a is b for a, b in zip(last[0], cols, strict=True)):
+            return last[2]
         key = (tuple(cols), tuple(formats))
-        found = _ENCODERS.get(key)
-        if found is None:
-            found = [codecs.encoder(c.type, self._fmt(formats, i)) for i, c in enumerate(cols)]
+        encs = _ENCODERS.get(key)
+        if encs is None:
+            encs = [codecs.encoder(c.type, self._fmt(formats, i)) for i, c in enumerate(cols)]
             if len(_ENCODERS) >= 1024:
                 _ENCODERS.clear()
-            _ENCODERS[key] = found
-        return found
+            _ENCODERS[key] = encs
+        desc = _ROW_DESCRIPTIONS.get(key)
+        if desc is None:
+            desc = m.b_row_description(self._fields(cols, formats))
+            if len(_ROW_DESCRIPTIONS) >= 1024:
+                _ROW_DESCRIPTIONS.clear()
+            _ROW_DESCRIPTIONS[key] = desc
+        # (The tuple holds the columns: their identities stay theirs while it is kept.)
+        self._last_shape = (key[0], list(formats), (encs, desc))
+        return encs, desc
 
     @staticmethod
     def _fmt(formats: list[int], i: int) -> int:
@@ -841,14 +900,7 @@ class ServerConnection:
     def _row_description(self, cols: list[Column], formats: list[int]) -> bytes:
         """RowDescription of ``cols``, kept per (columns, formats): the same statement
         sends the same one every time."""
-        key = (tuple(cols), tuple(formats))
-        found = _ROW_DESCRIPTIONS.get(key)
-        if found is None:
-            found = m.b_row_description(self._fields(cols, formats))
-            if len(_ROW_DESCRIPTIONS) >= 1024:
-                _ROW_DESCRIPTIONS.clear()
-            _ROW_DESCRIPTIONS[key] = found
-        return found
+        return self._shape(cols, formats)[1]
 
     def _rows(self, rows: Sequence[tuple[Any, ...]], encs: list[codecs.Encoder]) -> None:
         data_row = m.b_data_row
@@ -900,8 +952,9 @@ class ServerConnection:
 
     def _describe_statement(self, st: PreparedStatement) -> tuple[list[int], list[Column]]:
         if st.described is None:
-            special = intercept.match(st.sql)
-            if _EMPTY.match(st.sql) or _COPY.match(st.sql) or roles.is_role_statement(st.sql):
+            text = _text_of(st.sql)
+            special = text.special
+            if text.empty or text.copy or text.role:
                 st.described = (list(st.param_oids), [])
             elif special is not None:
                 st.described = ([t.oid for t in special[1]], list(special[2]))
@@ -924,24 +977,25 @@ class ServerConnection:
         if msg.param_formats and len(msg.param_formats) not in (1, nparams):
             raise m.ProtocolError(f"bind message has {len(msg.param_formats)} parameter formats "
                                   f"but {nparams} parameters")
-        oids = list(st.param_oids)
-        needs_types = any(self._fmt(msg.param_formats, i) == 1 and
-                          (i >= len(oids) or oids[i] in (0, 705)) for i in range(nparams))
-        if needs_types:
+        oids = st.param_oids
+        formats = msg.param_formats
+        fmts = [self._fmt(formats, i) for i in range(nparams)] if formats else [0] * nparams
+        if 1 in fmts and any(f == 1 and (i >= len(oids) or oids[i] in (0, 705))
+                             for i, f in enumerate(fmts)):
             oids = self._describe_statement(st)[0]
         values: list[Any] = []
         decoder = codecs.param_decoder
-        formats = msg.param_formats
+        size = 0
         for i, raw in enumerate(msg.params):
             if raw is None:
                 values.append(None)
                 continue
-            oid = oids[i] if i < len(oids) else 0
-            values.append(decoder(oid, self._fmt(formats, i))(raw))
+            size += len(raw)
+            values.append(decoder(oids[i] if i < len(oids) else 0, fmts[i])(raw))
         if msg.portal and msg.portal in self._portals:
             raise DuplicateCursor(f'portal "{msg.portal}" already exists')
-        self._portals[msg.portal] = Portal(msg.portal, st, values, list(msg.result_formats),
-                                           param_bytes=sum(len(r) for r in msg.params if r))
+        self._portals[msg.portal] = Portal(msg.portal, st, values, msg.result_formats,
+                                           param_bytes=size)
         self._out.append(m.b_bind_complete())
 
     def _describe(self, msg: m.Describe) -> None:
@@ -968,10 +1022,11 @@ class ServerConnection:
         sql = portal.statement.sql
         if portal.result is not None:
             return portal.result.columns
-        if _EMPTY.match(sql) or _COPY.match(sql) or roles.is_role_statement(sql) or \
+        text = _text_of(sql)
+        if text.empty or text.copy or text.role or \
                 self._batchable_statement(portal.statement):
             return []  # (a batchable INSERT has no RETURNING: no need to plan it)
-        if _is_read_only(sql):
+        if text.read_only:
             # Reads run now, so the RowDescription is exactly what Execute sends; their
             # notices go out now too (Execute sends only those of statements it runs).
             portal.result = self._run_one(sql, portal.params)
@@ -984,7 +1039,8 @@ class ServerConnection:
         if portal is None:
             raise InvalidCursorName(f'portal "{msg.portal}" does not exist')
         sql = portal.statement.sql
-        if _EMPTY.match(sql):
+        text = _text_of(sql)
+        if text.empty:
             self._out.append(m.b_empty_query())
             return
         if portal.done:
@@ -995,11 +1051,11 @@ class ServerConnection:
             self._out.append(m.b_command_complete(tag))
             return
         if portal.result is None:
-            if _COPY.match(sql):
+            if text.copy:
                 self._start_copy(sql, portal.params, from_simple_query=False)
                 portal.done = True
                 return
-            if _INSERT.match(sql) and self.session is not None and \
+            if text.insert and self.session is not None and \
                     hasattr(self.session, "begin_implicit"):
                 # Inserts up to a Sync share one implicit transaction (one commit at Sync),
                 # as PostgreSQL runs a pipeline such as psycopg's executemany: all or
