@@ -138,3 +138,55 @@ def test_set_reports_parameter_status(pg_server: Server) -> None:
         assert c.info.parameter_status("DateStyle") == "ISO, DMY"
         assert c.execute("SELECT 1").fetchone() == (1,)  # nothing else changes
         assert c.info.parameter_status("application_name") == "reporter"
+
+
+def test_a_statement_text_kept_across_table_changes(pg_server: Server) -> None:
+    """The key-lookup fast path keeps what a statement's text decides (its shape) by the
+    text: the same text, prepared and run again after the table was dropped and created
+    with other columns, or under another search path, reads the table as it is now."""
+    import uuid
+
+    t = f"kept_{uuid.uuid4().hex[:8]}"
+    q = f"SELECT id, v FROM {t} WHERE id = %s"
+    with psycopg.connect(pg_server.dsn(), autocommit=True) as c:
+        c.execute(f"CREATE TABLE {t} (id INT PRIMARY KEY, v TEXT)")
+        c.execute(f"INSERT INTO {t} VALUES (1, 'one'), (2, 'two')")
+        for _ in range(6):  # psycopg prepares the statement from its fifth run
+            assert c.execute(q, (1,)).fetchall() == [(1, "one")]
+        c.execute(f"DROP TABLE {t}")
+        with pytest.raises(psycopg.errors.UndefinedTable):
+            c.execute(q, (1,))
+        c.execute(f"CREATE TABLE {t} (id BIGINT PRIMARY KEY, v DOUBLE PRECISION)")
+        c.execute(f"INSERT INTO {t} VALUES (1, 1.5)")
+        for _ in range(3):
+            assert c.execute(q, (1,)).fetchall() == [(1, 1.5)]
+        c.execute(f"CREATE SCHEMA {t}_ws")
+        c.execute(f"CREATE TABLE {t}_ws.{t} (id INT PRIMARY KEY, v TEXT)")
+        c.execute(f"INSERT INTO {t}_ws.{t} VALUES (1, 'other')")
+        c.execute(f"SET search_path = {t}_ws, public")
+        assert c.execute(q, (1,)).fetchall() == [(1, "other")]
+        c.execute("SET search_path = public")
+        assert c.execute(q, (1,)).fetchall() == [(1, 1.5)]
+
+
+@pytest.mark.parametrize("sslmode", ["require", "disable"])
+def test_large_messages_across_many_reads(pg_server: Server, sslmode: str) -> None:
+    """Requests larger than one socket read (the server reads into one buffer per
+    connection and copies each read out): a COPY of a few MB with values larger than the
+    buffer, and a single statement of ~600 KB, with and without TLS."""
+    import uuid
+
+    t = f"big_{uuid.uuid4().hex[:8]}"
+    big = "x" * 300_000 + "end"
+    with psycopg.connect(pg_server.dsn(sslmode=sslmode), autocommit=True) as c:
+        c.execute(f"CREATE TABLE {t} (id INT PRIMARY KEY, body TEXT)")
+        with c.cursor() as cur, cur.copy(f"COPY {t} (id, body) FROM STDIN") as cp:
+            for i in range(2000):
+                cp.write_row((i, big if i % 500 == 0 else f"row {i} " * 100))
+        assert c.execute(f"SELECT count(*), sum(length(body)) FROM {t}").fetchone() == \
+            (2000, 4 * len(big) + sum(len(f"row {i} " * 100) for i in range(2000)
+                                      if i % 500))
+        assert c.execute(f"SELECT body FROM {t} WHERE id = %s", (500,)).fetchone() == (big,)
+        literal = "y" * 600_000
+        assert c.execute(f"SELECT length('{literal}')").fetchone() == (600_000,)
+        assert c.execute("SELECT 1").fetchone() == (1,)  # the stream is still in step
