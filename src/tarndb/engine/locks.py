@@ -156,6 +156,10 @@ class LockManager:
             return key in self._held.get(owner, ())
 
     def release_all(self, owner: int) -> None:
+        if owner not in self._held and owner not in self._waits:
+            # Nothing taken (every autocommit SELECT): no trip through the condition's
+            # lock. Only the owner's own thread adds its entries, so none can appear now.
+            return
         with self._cond:
             for key in self._held.pop(owner, set()):
                 entry = self._locks.get(key)

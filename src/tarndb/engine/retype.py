@@ -46,6 +46,8 @@ def retyped(session: Any, path: str) -> bool:
 
 def forget(session: Any) -> None:
     """The transaction ended."""
+    if not _retyped:  # (no ALTER TYPE in flight anywhere: the common case, no weakref)
+        return
     try:
         _retyped.pop(session, None)
     except TypeError:

@@ -509,7 +509,12 @@ def b_backend_key_data(pid: int, secret: int) -> bytes:
 
 
 def b_ready_for_query(status: str) -> bytes:
-    return _msg(b"Z", status.encode("ascii"))
+    found = _READY.get(status)
+    return found if found is not None else _msg(b"Z", status.encode("ascii"))
+
+
+#: ReadyForQuery per transaction status (every statement ends with one).
+_READY = {k: _msg(b"Z", k.encode("ascii")) for k in ("I", "T", "E")}
 
 
 def b_negotiate_protocol_version(newest_minor: int, unrecognized: list[str]) -> bytes:
@@ -555,7 +560,16 @@ def b_data_row(values: list[bytes | None]) -> bytes:
 
 
 def b_command_complete(tag: str) -> bytes:
-    return _msg(b"C", _cstr(tag))
+    found = _TAGS.get(tag)
+    if found is None:
+        found = _msg(b"C", _cstr(tag))
+        if len(_TAGS) < 4096:  # (tags repeat: SELECT 1, INSERT 0 1 ...; counts vary)
+            _TAGS[tag] = found
+    return found
+
+
+#: CommandComplete bytes per tag, the commonest kept (:func:`b_command_complete`).
+_TAGS: dict[str, bytes] = {}
 
 
 def b_empty_query() -> bytes:

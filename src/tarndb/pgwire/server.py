@@ -365,12 +365,15 @@ class PgServer:
         ``authentication_timeout`` (a socket timeout ends it, as an OSError)."""
         deadline = time.monotonic() + self.authentication_timeout
         view = memoryview(bytearray(READ_CHUNK))
+        timeout = sock.gettimeout()
         while not conn.closed:
             if not logged_in:
                 sock.settimeout(max(0.001, deadline - time.monotonic()))
             else:
                 idle = _idle_in_transaction_limit(conn)
-                sock.settimeout(idle)
+                if idle != timeout:  # (setting it is two fcntl calls: only on a change)
+                    sock.settimeout(idle)
+                    timeout = idle
                 if idle is not None:
                     try:
                         data: bytes | bytearray = _read(sock, view)
