@@ -12,6 +12,9 @@ from .udf import error_from_message
 
 _LINE = re.compile(r"\n\s*LINE \d+:.*", re.DOTALL)
 _PREFIX = re.compile(r"^[A-Za-z ]+Error: ")
+_INT_RANGE = re.compile(r"^Type \S+ with value \S+ can't be cast because the value is out of "
+                        r"range for the destination type (INT16|INT32|INT64)\b")
+_INT_NAMES = {"INT16": "smallint", "INT32": "integer", "INT64": "bigint"}
 
 
 def clean_message(msg: str) -> str:
@@ -54,6 +57,10 @@ def translate(exc: BaseException) -> E.TarnError:
     if isinstance(exc, duckdb.ParserException):
         return E.SyntaxError_(msg)
     if isinstance(exc, duckdb.ConversionException):
+        m = _INT_RANGE.search(msg)
+        if m:
+            # A number cast to a smaller integer type: PostgreSQL's words for it.
+            return E.NumericValueOutOfRange(f"{_INT_NAMES[m.group(1)]} out of range")
         if "out of range" in low or "overflow" in low:
             return E.NumericValueOutOfRange(msg)
         return E.InvalidTextRepresentation(msg)
