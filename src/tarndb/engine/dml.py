@@ -28,6 +28,7 @@ from .values import matrices_array, strict_json
 
 if TYPE_CHECKING:
     from .session import Session
+    from .types import ColumnType
 
 
 def storage_expr(expr: str, col: ColumnInfo, source_type: str | None = None) -> str:
@@ -88,6 +89,8 @@ def _default_sql(col: ColumnInfo) -> str:
 
 def to_storage(table: pa.Table, info: TableInfo, names: list[str]) -> pa.Table:
     """Rows computed by DuckDB (columns ``names``) as the table's storage schema."""
+    if _in_storage_schema(table, info, names):
+        return table  # what the loop below would build again, column for column
     arrays = []
     fields = []
     for col in info.columns:
@@ -110,6 +113,25 @@ def to_storage(table: pa.Table, info: TableInfo, names: list[str]) -> pa.Table:
         arrays.append(arr)
         fields.append(pa.field(col.name, t))
     return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
+
+
+def _in_storage_schema(table: pa.Table, info: TableInfo, names: list[str]) -> bool:
+    """Whether ``table`` already is every column of ``info`` in order, each in its stored
+    type (VALUES rows built typed, see :func:`_typed_column`)."""
+    schema = table.schema
+    if schema.metadata or len(schema) != len(info.columns) or len(names) != len(schema):
+        return False
+    given = set(names)
+    for f, col in zip(schema, info.columns, strict=True):
+        t = col.type.arrow
+        if f.name != col.name or col.name not in given or col.type.is_sparse or \
+                not f.nullable or f.metadata or f.type != t:
+            return False
+        # Arrow's type equality ignores a list's item name, which Lance does not (DuckDB
+        # names it "l", the stored schema "item"): the rebuild below renames it.
+        if t.num_fields and str(f.type) != str(t):
+            return False
+    return True
 
 
 def check_constraints(session: Session, info: TableInfo, rows: pa.Table,
@@ -763,6 +785,36 @@ def _arrow_column(values: list[Any]) -> pa.Array | None:
         return None
 
 
+def _typed_column(values: list[Any], t: ColumnType) -> pa.Array | None:
+    """``values`` as an array of the column's stored Arrow type when each already is what
+    that type holds (ints for an integer column, str for text and JSON, 1-d numpy arrays of
+    the element type for a float4[] or float8[] column); else None (then :func:`_arrow_column`
+    infers a type and :func:`to_storage` casts). The array equals the inferred one cast to
+    the stored type, without the inference and the cast: a single-row INSERT builds one
+    such column per value. Out-of-range integers give None, and the cast path words
+    the error as before."""
+    if t.domain is not None or not values:
+        return None
+    if t.ndim == 0:
+        if t.base in ("int2", "int4", "int8"):
+            ok = all(type(v) is int for v in values)
+        elif t.base in ("text", "varchar", "json", "jsonb"):
+            ok = all(type(v) is str for v in values)
+        else:
+            return None
+    elif t.ndim == 1 and t.base in ("float4", "float8"):
+        dtype = np.float32 if t.base == "float4" else np.float64
+        ok = all(type(v) is np.ndarray and v.ndim == 1 and v.dtype == dtype for v in values)
+    else:
+        return None
+    if not ok:
+        return None
+    try:
+        return pa.array(values, type=t.arrow)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError, TypeError, ValueError):
+        return None
+
+
 def _values_to_arrow(select: pb.Node, info: TableInfo, names: list[str], params: list[Any],
                      batch: list[list[Any]] | None = None
                      ) -> tuple[pa.Table, list[tuple[str, str]]] | None:
@@ -796,8 +848,10 @@ def _values_to_arrow(select: pb.Node, info: TableInfo, names: list[str], params:
                     return None
             columns[i].append(value)
     arrays = []
-    for values in columns:
-        arr = _arrow_column(values)
+    for values, t in zip(columns, types, strict=True):
+        arr = _typed_column(values, t)
+        if arr is None:
+            arr = _arrow_column(values)
         if arr is None:
             return None
         arrays.append(arr)
