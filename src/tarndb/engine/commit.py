@@ -393,6 +393,10 @@ class _TableState:
         self.queue: list[_Request] = []
         self.leading = False
         self.turn = threading.Condition()
+        #: (Lance version, its schema): a commit conforms its rows to the schema, and the
+        #: version changes only with a fold or a Lance commit, while a logged commit asking
+        #: the dataset for it costs a checkout and a schema conversion every time
+        self.schema: tuple[int, pa.Schema] | None = None
 
     def record(self, version: int, touched: frozenset[int] | None) -> None:
         self.log[version] = touched
@@ -675,8 +679,14 @@ class WritePath:
             with store.lock, lake_lock(self.db.lake, "table:" + info.path):
                 if store.wal is not None and self._fold_first(batch, store):
                     store.fold()
-                ds = store.dataset(fold=False)
-                latest, schema = ds.version, ds.schema
+                latest = store.lance_version()
+                cached = st.schema
+                if cached is not None and cached[0] == latest:
+                    schema = cached[1]
+                else:
+                    ds = store.dataset(fold=False)
+                    latest, schema = ds.version, ds.schema
+                    st.schema = (latest, schema)
                 folds = store.folds
                 accepted: list[_Request] = []
                 # The accepted changes so far, as one change: what later members are
@@ -697,8 +707,12 @@ class WritePath:
                     merged.removed |= req.change.removed
                 if not accepted:
                     return
+                # (The buffers' total size bounds nbytes from above and costs a third of
+                # it: nbytes is asked only of a table that may be over the limit.)
                 logged = store.wal is not None and \
-                    (merged.added is None or merged.added.nbytes <= WAL_MAX_BYTES) and \
+                    (merged.added is None
+                     or merged.added.get_total_buffer_size() <= WAL_MAX_BYTES
+                     or merged.added.nbytes <= WAL_MAX_BYTES) and \
                     self._loggable_removals(store, len(merged.removed))
                 if not logged and merged.removed and store.wal_pending():
                     # Published in Lance: after this server's logged changes (validation
