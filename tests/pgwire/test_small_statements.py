@@ -190,3 +190,28 @@ def test_large_messages_across_many_reads(pg_server: Server, sslmode: str) -> No
         literal = "y" * 600_000
         assert c.execute(f"SELECT length('{literal}')").fetchone() == (600_000,)
         assert c.execute("SELECT 1").fetchone() == (1,)  # the stream is still in step
+
+
+def test_known_catalog_query_sees_its_own_transaction(pg_server: Server) -> None:
+    """A catalog query whose text ran before is answered from the kept answers without
+    parsing it (engine/lookup.py known_catalog), but not inside a transaction with its own
+    DDL: that transaction sees its uncommitted table, and no one else does."""
+    import uuid
+
+    name = f"own_{uuid.uuid4().hex[:8]}"
+    q = "SELECT relname FROM pg_catalog.pg_class WHERE relname = %s"
+    with psycopg.connect(pg_server.dsn(), autocommit=True) as other, \
+            psycopg.connect(pg_server.dsn()) as c:
+        for _ in range(6):  # known, and prepared by psycopg from the fifth run
+            assert c.execute(q, (name,)).fetchall() == []
+            assert other.execute(q, (name,)).fetchall() == []
+        c.commit()
+        c.execute(f"CREATE TABLE {name} (id INT)")
+        assert c.execute(q, (name,)).fetchall() == [(name,)]
+        assert other.execute(q, (name,)).fetchall() == []
+        c.rollback()
+        assert c.execute(q, (name,)).fetchall() == []
+        c.execute(f"CREATE TABLE {name} (id INT)")
+        c.commit()
+        assert other.execute(q, (name,)).fetchall() == [(name,)]
+        assert c.execute(q, (name,)).fetchall() == [(name,)]

@@ -207,3 +207,29 @@ def test_core_token_login_can_be_turned_off(env: Env, core_db: tarndb.Database) 
                             is_tls=True)
     out = m.split_backend(conn.receive_data(m.f_startup({"user": "token"})))
     assert struct.unpack("!i", out[-1][1][:4])[0] == 10
+
+
+def test_a_known_key_lookup_keeps_the_token_to_its_workspace(env: Env) -> None:
+    """A key lookup whose text ran before is answered without parsing it again (issue 18,
+    engine/lookup.py known_point): a token limited to workspace a still gets 42501 for
+    ``b``'s table by the same text another session ran, and its unqualified name still
+    resolves in its own workspace."""
+    s = env.db.session()
+    try:
+        for ws in ("a", "b"):
+            s.execute(f'CREATE TABLE "{ws}"."kp" (id BIGINT PRIMARY KEY, body TEXT)')
+            s.execute(f"INSERT INTO \"{ws}\".\"kp\" VALUES (1, 'kp in {ws}')")
+        other = 'SELECT body FROM "b"."kp" WHERE id = $1'
+        for _ in range(3):  # the text is now a known key lookup
+            assert s.execute(other, [1]).rows == [("kp in b",)]
+    finally:
+        s.close()
+    with psycopg.connect(env.dsn(env.write_a), autocommit=True) as c:
+        for _ in range(6):  # psycopg prepares the statement from its fifth run
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                c.execute('SELECT body FROM "b"."kp" WHERE id = %s', (1,))
+            assert c.execute("SELECT body FROM kp WHERE id = %s", (1,)).fetchall() == \
+                [("kp in a",)]
+    with psycopg.connect(env.dsn(env.write_all), autocommit=True) as c:
+        assert c.execute('SELECT body FROM "b"."kp" WHERE id = %s', (1,)).fetchall() == \
+            [("kp in b",)]

@@ -152,6 +152,51 @@ def try_lookup(session: Session, stmt: pb.Node, params: list[Any], text: str | N
     return None
 
 
+def known_point(session: Session, text: str) -> _Point | None:
+    """The point-lookup shape of the statement ``text`` when one is known (it ran before)
+    and the session may take it without the parse tree: then :meth:`.Session.execute_all`
+    answers it through :func:`point_answer` without parsing it again. None for anything
+    else, and for a role whose privileges are checked (that check reads the tree)."""
+    shape = _POINTS.get(text)
+    if shape is None or shape.system or not session.fast_paths:
+        return None
+    if getattr(session, "acl_role", None) is not None and \
+            session.db.statement_hooks.get("check_privileges") is not None:
+        return None
+    return shape
+
+
+def point_answer(session: Session, shape: _Point, params: list[Any]) -> Result | None:
+    """A known point lookup's answer (:func:`known_point`); None: the general path."""
+    return _point_lookup(session, shape, params)
+
+
+def known_catalog(session: Session, text: str) -> bool:
+    """Whether the statement ``text`` is known to read system catalogs only (it ran before,
+    :func:`_catalog_key`), so that :func:`catalog_answer` may answer it from the kept
+    answers without parsing it; not for a role whose privileges are checked."""
+    if not _CATALOG_SHAPES.get(text) or not session.fast_paths:
+        return False
+    return getattr(session, "acl_role", None) is None or \
+        session.db.statement_hooks.get("check_privileges") is None
+
+
+def catalog_answer(session: Session, text: str, params: list[Any]) -> Result | None:
+    """The kept answer of a known catalog query (:func:`known_catalog`) for this session's
+    state; None when none is kept (the caller runs the statement, which keeps it)."""
+    if getattr(session, "_overlay", None) or getattr(session, "_txn", None) or \
+            views.staged(session):
+        return None
+    key = _catalog_key_of(session, text, params)
+    with _CATALOG_LOCK:
+        hit = _CATALOG_CACHE.get(key)
+        if hit is None:
+            return None
+        _CATALOG_CACHE.move_to_end(key)
+    return Result(columns=list(hit.columns), command=hit.command, rowcount=hit.rowcount,
+                  _rows=hit._rows, _arrow=hit._arrow)
+
+
 @dataclass(frozen=True)
 class _Point:
     """What a point lookup's parse tree alone decides (kept per statement, :data:`_POINTS`):
@@ -501,6 +546,10 @@ def _catalog_key(session: Session, stmt: pb.Node, params: list[Any], text: str |
         _CATALOG_SHAPES[blob] = shape
     if not shape:
         return None
+    return _catalog_key_of(session, blob, params)
+
+
+def _catalog_key_of(session: Session, blob: str | bytes, params: list[Any]) -> Hashable:
     db = session.db
     db.catalog.refresh()  # what the uncached query would do (rate-limited)
     allowed = session.allowed_workspaces

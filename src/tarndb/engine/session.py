@@ -147,7 +147,9 @@ class Session:
         self._implicit = False
         self._savepoints: list[tuple[str, dict[str, TableChange], tuple[Any, ...]]] = []
         self._failed = False
-        self._running = threading.Event()
+        #: a statement runs (read by cancel() from other threads; a flag, not an Event,
+        #: whose set and clear take a lock around every statement)
+        self._running = False
         self._closed = False
         #: Notices raised while running the current statement.
         self.notices: list[str] = []
@@ -193,6 +195,16 @@ class Session:
             raise E.InvalidTransactionState("session is closed")
         lifted = lift_arrays(sql)
         all_params = list(params or [])
+        if not lifted.arrays:
+            # A key lookup or catalog query whose text ran before: answered without
+            # parsing it again (the parse tree is a fifth of such a statement's cost).
+            point = lookup.known_point(self, sql)
+            if point is not None:
+                return [self._statement(lambda: self._point(point, sql, all_params),
+                                        kind="select_stmt")]
+            if lookup.known_catalog(self, sql):
+                return [self._statement(lambda: self._catalog(sql, all_params),
+                                        kind="select_stmt")]
         if lifted.arrays:
             while len(all_params) < lifted.first_param - 1:
                 all_params.append(None)
@@ -265,7 +277,7 @@ class Session:
         return describe(self, sql, param_types or [])
 
     def cancel(self) -> None:
-        if self._running.is_set():
+        if self._running:
             self._cancelled = True
             self.cursor.interrupt()
 
@@ -604,7 +616,7 @@ class Session:
             timer = threading.Timer(timeout, self._timeout_interrupt)
             timer.daemon = True
             timer.start()
-        self._running.set()
+        self._running = True
         try:
             self.db.engines.enter(self, kind)  # this session's memory and temp limits
             for attempt in range(_AUTOCOMMIT_RETRIES + 1):
@@ -645,7 +657,7 @@ class Session:
             if timer is not None:
                 timer.cancel()
             self._deadline = None
-            self._running.clear()
+            self._running = False
             self.idle_since = time.monotonic()
             self.db.engines.exit(self)
             udf.end_statement(self.cursor)  # embed() results are memoised per statement
@@ -667,7 +679,7 @@ class Session:
                     "workspace": self._workspace})
 
     def _timeout_interrupt(self) -> None:
-        if self._running.is_set():
+        if self._running:
             self.cursor.interrupt()
 
     def insert_arrow(self, table: str, data: pa.Table, columns: list[str] | None = None
@@ -707,6 +719,35 @@ class Session:
         view read with its owner's rights; superusers own every view) for the session's
         workspaces only (engine/views.py)."""
         self._authorize("select_stmt", query, grants=not as_owner)
+
+    def _point(self, point: Any, sql: str, params: list[Any]) -> Result:
+        """A statement whose text is a known key lookup (:func:`lookup.known_point`): its
+        answer without parsing it again; the general path (parsed, as execute_all runs it)
+        when the fast path steps aside."""
+        if self.allowed_workspaces is not None and point.schema:
+            self.check_workspace(point.schema)  # what _authorize checks of its one table
+        found = lookup.point_answer(self, point, params)
+        if found is not None:
+            return found
+        return self._parsed_select(sql, params)
+
+    def _catalog(self, sql: str, params: list[Any]) -> Result:
+        """A statement whose text is a known catalog query (:func:`lookup.known_catalog`):
+        its kept answer, else the general path (which keeps it)."""
+        found = lookup.catalog_answer(self, sql, params)
+        if found is not None:
+            return found
+        return self._parsed_select(sql, params)
+
+    def _parsed_select(self, sql: str, params: list[Any]) -> Result:
+        """The one SELECT ``sql``, parsed and run as execute_all runs it."""
+        stmt = ast.parse(sql).stmts[0].stmt
+        try:
+            return self._dispatch("select_stmt", stmt, params, sql)
+        except E.TarnError as e:
+            if e.position is None and e.column:
+                e.position = _find_identifier(sql, e.column)
+            raise
 
     def _dispatch(self, kind: str | None, stmt: pb.Node, params: list[Any],
                   text: str | None = None) -> Result:
