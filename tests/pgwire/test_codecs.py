@@ -141,6 +141,18 @@ def test_array_text_parser_edge_cases() -> None:
         assert getattr(ei.value, "sqlstate", "") == "22P02"
 
 
+@pytest.mark.parametrize("text", [
+    "{1.5,-2e-3,+4}", "{{1,2},{3,4}}", "{ 1 , 2 }", "{}", "{.5,1.}", "{NaN,Infinity}",
+    "{null,NULL,1}", '{"1.5"}', "{1.5,\u00a02}", "{\f1,\v2}",
+])
+def test_float_array_text_fast_path_reads_what_the_parser_reads(text: str) -> None:
+    # Plain number lists go to orjson; anything else (words, quotes, Unicode spaces) must
+    # reach the general parser, and both read the same numbers.
+    got = codecs.decode_param(text.encode(), 1021, 0)  # float4[] as text
+    want = codecs.parse_array_text(text, codecs._parse_float)
+    assert got == want or (str(got) == str(want) and "nan" in str(want))
+
+
 def test_bad_binary_input_is_22023() -> None:
     with pytest.raises(Exception) as ei:
         codecs.decode_param(b"\x00\x01", 23, 1)

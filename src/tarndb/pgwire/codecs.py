@@ -753,14 +753,18 @@ _TEXT_IN: dict[str, Callable[[str], Any]] = {
 }
 
 
-_PLAIN_NUMBERS = re.compile(r"[^0-9eE+\-.,{}\s]")
+#: Deletes what a plain number list holds: a text left with anything else is not one. (A
+#: regex search for the complement costs 4x this on a 384-d embedding's 7.5 KB, more than
+#: parsing it; Unicode spaces, which ``\s`` allowed, are left over and take the general
+#: parser, as orjson refused them anyway.)
+_PLAIN_NUMBER_CHARS = str.maketrans("", "", "0123456789eE+-.,{} \t\n\r\f\v")
 
 
 def _parse_float_array_text(s: str, ndim: int) -> Any:
     # Fast path for embeddings: only digits, signs, exponents and braces means the literal is
     # JSON once braces become brackets, and orjson parses it (6x faster than json.loads on
     # 384 floats, correctly rounded just the same).
-    if not _PLAIN_NUMBERS.search(s):
+    if not s.translate(_PLAIN_NUMBER_CHARS):
         try:
             return orjson.loads(s.replace("{", "[").replace("}", "]"))
         except orjson.JSONDecodeError:
