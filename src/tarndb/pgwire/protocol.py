@@ -151,6 +151,8 @@ class Portal:
     columns: list[Column] | None = None
     #: Bytes of parameters as the client sent them (what a held batch counts).
     param_bytes: int = 0
+    #: (encoders, RowDescription) of :attr:`columns`, from Describe
+    shape: tuple[list[codecs.Encoder], bytes] | None = None
 
 
 #: Largest message before authentication completes (PostgreSQL allows SASL and password
@@ -979,7 +981,8 @@ class ServerConnection:
                                   f"but {nparams} parameters")
         oids = st.param_oids
         formats = msg.param_formats
-        fmts = [self._fmt(formats, i) for i in range(nparams)] if formats else [0] * nparams
+        fmts = formats if len(formats) == nparams else \
+            [formats[0] if formats else 0] * nparams  # (one format for all, or none)
         if 1 in fmts and any(f == 1 and (i >= len(oids) or oids[i] in (0, 705))
                              for i, f in enumerate(fmts)):
             oids = self._describe_statement(st)[0]
@@ -1014,7 +1017,8 @@ class ServerConnection:
         cols = self._portal_columns(portal)
         portal.columns = cols
         if cols:
-            self._out.append(self._row_description(cols, portal.result_formats))
+            portal.shape = self._shape(cols, portal.result_formats)
+            self._out.append(portal.shape[1])
         else:
             self._out.append(m.b_no_data())
 
@@ -1073,7 +1077,8 @@ class ServerConnection:
         if portal.columns is not None and len(portal.columns) == len(cols):
             cols = portal.columns
         if result.returns_rows:
-            encs = self._encoders(cols, portal.result_formats)
+            encs = portal.shape[0] if portal.shape is not None and cols is portal.columns \
+                else self._encoders(cols, portal.result_formats)
             if msg.max_rows <= 0 and not portal.rows_sent:
                 # All rows at once: converted from Arrow a batch at a time (a big result
                 # never sits whole in memory as Python objects), as the simple query does.
