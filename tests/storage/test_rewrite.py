@@ -18,17 +18,20 @@ from tarndb.storage.tables import TableStore
 
 @pytest.fixture
 def rewrites(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
-    """Whether each commit that removed rows went through the rewrite (True) or fell back to
-    a merge (False)."""
+    """Whether each commit or fold that removed rows went through the rewrite (True) or fell
+    back to a merge (False). Both stage their files through ``_stage_rewrite`` (a fold
+    commits them itself; a fold of inserts only stages an append, not counted)."""
     seen: list[bool] = []
-    real = TableStore._rewrite
+    real = TableStore._stage_rewrite
 
-    def counting(self: TableStore, *args: object) -> object:
-        out = real(self, *args)  # type: ignore[arg-type]
-        seen.append(out is not None)
+    def counting(self: TableStore, ds: object, added: object, removed: set[int],
+                 added_rids: set[int]) -> object:
+        out = real(self, ds, added, removed, added_rids)  # type: ignore[arg-type]
+        if removed or added_rids:
+            seen.append(out is not None)
         return out
 
-    monkeypatch.setattr(TableStore, "_rewrite", counting)
+    monkeypatch.setattr(TableStore, "_stage_rewrite", counting)
     return seen
 
 

@@ -289,7 +289,9 @@ class TableStore:
                 rows = rows.take(pa.array(range(rows.num_rows), pa.int64()))  # see _fold_all
             else:
                 rows = None
-            staged = self._stage_rewrite(ds, rows, removed, set())
+            # Past REWRITE_MAX_ROWS the careful fold deletes by filter and appends instead.
+            staged = self._stage_rewrite(ds, rows, removed, set()) \
+                if len(removed) <= REWRITE_MAX_ROWS else None
         except BaseException:
             with self.lock:
                 self._since_rotation = None
