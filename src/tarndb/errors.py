@@ -131,6 +131,20 @@ class UndefinedObject(TarnError):
     code = "undefined_object"
 
 
+class DuplicatePreparedStatement(TarnError):
+    sqlstate = "42P05"
+    http_status = 409
+    code = "duplicate_prepared_statement"
+
+
+class InvalidSqlStatementName(TarnError):
+    """A prepared statement (protocol-level or SQL ``PREPARE``) that does not exist."""
+
+    sqlstate = "26000"
+    http_status = 400
+    code = "invalid_sql_statement_name"
+
+
 class UndefinedFunction(TarnError):
     sqlstate = "42883"
     http_status = 400

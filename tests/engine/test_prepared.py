@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 import tarndb
-from tarndb.engine.prepared import DuplicatePreparedStatement, InvalidSqlStatementName
+from tarndb.errors import DuplicatePreparedStatement, InvalidSqlStatementName
 
 
 def test_prepare_execute_deallocate(db: tarndb.Database) -> None:

@@ -31,18 +31,6 @@ _PREPARED: weakref.WeakKeyDictionary[Any, dict[str, tuple[bytes, list[bytes]]]] 
 )
 
 
-class InvalidSqlStatementName(E.TarnError):
-    sqlstate = "26000"
-    http_status = 400
-    code = "invalid_sql_statement_name"
-
-
-class DuplicatePreparedStatement(E.TarnError):
-    sqlstate = "42P05"
-    http_status = 400
-    code = "duplicate_prepared_statement"
-
-
 def _of(session: Session) -> dict[str, tuple[bytes, list[bytes]]]:
     found = _PREPARED.get(session)
     if found is None:
@@ -53,7 +41,7 @@ def _of(session: Session) -> dict[str, tuple[bytes, list[bytes]]]:
 def prepare(session: Session, node: Any, params: list[Any]) -> Result:  # noqa: ARG001
     mine = _of(session)
     if node.name in mine:
-        raise DuplicatePreparedStatement(f'prepared statement "{node.name}" already exists')
+        raise E.DuplicatePreparedStatement(f'prepared statement "{node.name}" already exists')
     mine[node.name] = (
         node.query.SerializeToString(),
         [t.type_name.SerializeToString() for t in node.argtypes],
@@ -64,7 +52,7 @@ def prepare(session: Session, node: Any, params: list[Any]) -> Result:  # noqa: 
 def execute(session: Session, node: Any, params: list[Any]) -> Result:  # noqa: ARG001
     found = _of(session).get(node.name)
     if found is None:
-        raise InvalidSqlStatementName(f'prepared statement "{node.name}" does not exist')
+        raise E.InvalidSqlStatementName(f'prepared statement "{node.name}" does not exist')
     data, types = found
     stmt = pb.Node()
     stmt.ParseFromString(data)

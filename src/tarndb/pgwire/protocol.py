@@ -942,14 +942,15 @@ class ServerConnection:
 
     def _parse(self, msg: m.Parse) -> None:
         if msg.name and msg.name in self._statements:
-            raise DuplicatePreparedStatement(f'prepared statement "{msg.name}" already exists')
+            raise errors.DuplicatePreparedStatement(
+                f'prepared statement "{msg.name}" already exists')
         self._statements[msg.name] = PreparedStatement(msg.name, msg.sql, list(msg.param_oids))
         self._out.append(m.b_parse_complete())
 
     def _statement(self, name: str) -> PreparedStatement:
         st = self._statements.get(name)
         if st is None:
-            raise InvalidSQLStatementName(f'prepared statement "{name}" does not exist')
+            raise errors.InvalidSqlStatementName(f'prepared statement "{name}" does not exist')
         return st
 
     def _describe_statement(self, st: PreparedStatement) -> tuple[list[int], list[Column]]:
@@ -1255,18 +1256,6 @@ def parse_options(options: str) -> list[tuple[str, str]]:
             k, v = kv.split("=", 1)
             out.append((k.replace("-", "_"), v))
     return out
-
-
-class DuplicatePreparedStatement(errors.TarnError):
-    sqlstate = "42P05"
-    http_status = 409
-    code = "duplicate_prepared_statement"
-
-
-class InvalidSQLStatementName(errors.TarnError):
-    sqlstate = "26000"
-    http_status = 400
-    code = "invalid_sql_statement_name"
 
 
 class InvalidCursorName(errors.TarnError):
