@@ -79,6 +79,25 @@ def _is_constant(node: pb.Node) -> bool:
     return not any(isinstance(m, pb.ColumnRef) for m in ast.walk(node))
 
 
+def _column_and_constant(sel: Any, expr: pb.Node, alias: str
+                         ) -> tuple[str, pb.Node, pb.Node] | None:
+    """For an ascending ``ORDER BY f(a, b)`` of a distance function: the column one operand
+    names, that operand, and the other, a constant (either order); None otherwise."""
+    if sel.sort_clause[0].sort_by.sortby_dir == pb.SORTBY_DESC:
+        return None
+    args = list(expr.func_call.args)
+    if len(args) != 2:
+        return None
+    left, right = args
+    col = _column(left, alias)
+    if col is None:
+        left, right = right, left
+        col = _column(left, alias)
+    if col is None or not _is_constant(right):
+        return None
+    return col, left, right
+
+
 def _column(node: pb.Node, alias: str) -> str | None:
     if ast.kind(node) != "column_ref":
         return None
@@ -163,18 +182,10 @@ def _distance_request(sel: Any, expr: pb.Node, alias: str, info: TableInfo, k: i
     exactly without such an index; l2 and dot: only with one, pgvector's ``vector_l2_ops``
     or ``vector_ip_ops``, else the exact SQL runs). SQL then computes the distances of those
     k rows and sorts them."""
-    if sel.sort_clause[0].sort_by.sortby_dir == pb.SORTBY_DESC:
+    found = _column_and_constant(sel, expr, alias)
+    if found is None:
         return None
-    args = list(expr.func_call.args)
-    if len(args) != 2:
-        return None
-    left, right = args
-    col = _column(left, alias)
-    if col is None:
-        left, right = right, left
-        col = _column(left, alias)
-    if col is None or not _is_constant(right):
-        return None
+    col, left, right = found
     ci = info.column(col)
     if ci is None or ci.type.ndim != 1 or ci.type.base not in ("float4", "float8"):
         return None
@@ -202,18 +213,12 @@ def _sparse_request(sel: Any, expr: pb.Node, alias: str, info: TableInfo, k: int
     rows by an exact sparse scan (engine/sparse_ops.py), with or without pgvector's index
     (tarndb's vector index is over dense vectors; a sparsevec index is accepted and named
     in EXPLAIN, and answers by this scan)."""
-    if sel.sort_clause[0].sort_by.sortby_dir == pb.SORTBY_DESC:
+    found = _column_and_constant(sel, expr, alias)
+    if found is None:
         return None
-    args = list(expr.func_call.args)
-    if len(args) != 2:
-        return None
-    left, right = args
-    col = _column(left, alias)
-    if col is None:
-        left, right = right, left
-        col = _column(left, alias)
-    ci = info.column(col) if col is not None else None
-    if ci is None or not ci.type.is_sparse or not _is_constant(right):
+    col, left, right = found
+    ci = info.column(col)
+    if ci is None or not ci.type.is_sparse:
         return None
     metric = _SPARSE_METRICS[ast.func_name(expr.func_call)]
     shaped = pb.Node()
