@@ -292,19 +292,19 @@ class ServerConnection:
             self._out = []
             self._unspilled = 0
         out = self._out
+        reader, closed, startup = self.reader, State.CLOSED, State.STARTUP
         try:
-            while self.state is not State.CLOSED and not self.wants_tls:
-                if self.state is State.STARTUP:
-                    body = self.reader.next_startup()
+            while self.state is not closed and not self.wants_tls:
+                if self.state is startup:
+                    body = reader.next_startup()
                     if body is None:
                         break
                     self._on_startup_packet(m.parse_startup(body))
                     continue
-                frame = self.reader.next_message()
+                frame = reader.next_message()
                 if frame is None:
                     break
-                msg = m.parse_frontend(*frame)
-                self._dispatch(msg)
+                self._dispatch(m.parse_frontend(*frame))
         except Fatal as e:
             out.append(m.b_error(e.sqlstate, e.message, severity="FATAL", hint=e.hint))
             self._close()
@@ -579,14 +579,29 @@ class ServerConnection:
 
     def _dispatch(self, msg: m.FrontendMessage) -> None:
         state = self.state
-        if state in (State.AUTH_SASL_INITIAL, State.AUTH_SASL_CONTINUE, State.AUTH_TOKEN):
-            if not isinstance(msg, m.AuthResponse):
-                raise Fatal("08P01", "expected password response" if state is State.AUTH_TOKEN
-                            else "expected SASL response")
-            self._on_auth(msg)
-            return
-        if state is State.COPY_IN:
-            self._on_copy_message(msg)
+        if state is not State.READY:
+            if state in (State.AUTH_SASL_INITIAL, State.AUTH_SASL_CONTINUE,
+                         State.AUTH_TOKEN):
+                if not isinstance(msg, m.AuthResponse):
+                    raise Fatal("08P01", "expected password response"
+                                if state is State.AUTH_TOKEN else "expected SASL response")
+                self._on_auth(msg)
+                return
+            if state is State.COPY_IN:
+                self._on_copy_message(msg)
+                return
+        handler = _EXTENDED.get(type(msg))
+        if handler is not None:
+            # Parse, Bind, Describe, Execute (most messages): what the chain below does for
+            # them, without walking it.
+            if self._batch is not None and not self._continues_batch(msg):
+                self._run_batch()
+            if self._skip_until_sync:
+                return
+            try:
+                handler(self, msg)
+            except Exception as e:  # noqa: BLE001 - every error becomes an ErrorResponse
+                self._message_failed(e)
             return
         if isinstance(msg, m.Terminate):
             self._close()
@@ -629,17 +644,22 @@ class ServerConnection:
             elif isinstance(msg, m.FunctionCall):
                 raise errors.FeatureNotSupported("the function call protocol is not supported")
         except Exception as e:  # noqa: BLE001 - every error becomes an ErrorResponse
-            if self._batch is not None:
-                self._run_batch()  # the Executes before this message ran before it failed
-                if self._skip_until_sync:
-                    return  # one of them failed: PostgreSQL never got to this message
-            self._error(e)
-            self._skip_until_sync = True
-            # As in PostgreSQL, any error aborts the transaction it happens in (an implicit
-            # one rolls back at Sync), not only errors of statements.
-            abort = getattr(self.session, "abort_transaction", None)
-            if abort is not None:
-                abort()
+            self._message_failed(e)
+
+    def _message_failed(self, e: Exception) -> None:
+        """A message of the extended protocol failed: its ErrorResponse, then nothing until
+        Sync."""
+        if self._batch is not None:
+            self._run_batch()  # the Executes before this message ran before it failed
+            if self._skip_until_sync:
+                return  # one of them failed: PostgreSQL never got to this message
+        self._error(e)
+        self._skip_until_sync = True
+        # As in PostgreSQL, any error aborts the transaction it happens in (an implicit one
+        # rolls back at Sync), not only errors of statements.
+        abort = getattr(self.session, "abort_transaction", None)
+        if abort is not None:
+            abort()
 
     # -- pipelined inserts as one batch -------------------------------------------------------
 
@@ -1203,6 +1223,11 @@ def _oid(p: Any) -> int:
         return p.oid
     return int(getattr(p, "oid", 0) or getattr(p, "type_oid", 0))
 
+
+#: The extended protocol's statement messages and their handlers (ServerConnection._dispatch).
+_EXTENDED: dict[type, Callable[[ServerConnection, Any], None]] = {
+    m.Parse: ServerConnection._parse, m.Bind: ServerConnection._bind,
+    m.Describe: ServerConnection._describe, m.Execute: ServerConnection._execute}
 
 #: Encoders and RowDescription bytes per (result columns, formats): built once per shape
 #: (Column and ColumnType are frozen; encoders are pure functions). Bounded; cleared when full.
