@@ -57,6 +57,9 @@ class LatestVersion:
         self._lock = threading.Lock()
         self._known: int | None = None
         self._v2 = True  # Lance's manifest naming (v2: inverted numbers)
+        #: (version, its manifest's path) of the next version looked for: every statement
+        #: asks, and building the path cost as much as the ``stat``
+        self._next: tuple[int, str] | None = None
 
     def _manifest(self, version: int) -> str:
         assert self._dir is not None
@@ -66,8 +69,7 @@ class LatestVersion:
     def latest(self, list_latest: Callable[[], int]) -> int:
         if self._dir is None:
             return list_latest()
-        with self._lock:
-            known = self._known
+        known = self._known  # (one attribute read: atomic, no lock needed)
         if known is None:
             version = list_latest()
             with self._lock:
@@ -81,8 +83,13 @@ class LatestVersion:
                         self._dir = None
             return version
         version = known
-        while os.path.exists(self._manifest(version + 1)):
+        nxt = self._next
+        path = nxt[1] if nxt is not None and nxt[0] == version + 1 else \
+            self._manifest(version + 1)
+        while os.path.exists(path):
             version += 1
+            path = self._manifest(version + 1)
+        self._next = (version + 1, path)
         if version != known:
             with self._lock:
                 self._known = max(version, self._known or 0)
