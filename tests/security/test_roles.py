@@ -122,6 +122,9 @@ def test_superuser_still_manages_roles(stack: Stack) -> None:
         assert c.execute("SELECT current_user").fetchone() == ("postgres",)
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             c.execute("ALTER ROLE postgres NOSUPERUSER")
+        with pytest.raises(psycopg.errors.DependentObjectsStillExist):
+            c.execute("DROP ROLE temp_su")  # it holds privileges, as PostgreSQL refuses
+        c.execute("DROP OWNED BY temp_su")
         c.execute("DROP ROLE temp_su")
     assert [r[0] for r in stack.roles()] == ["alice", "postgres"]
 

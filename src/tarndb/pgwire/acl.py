@@ -42,6 +42,10 @@ The model, PostgreSQL's with one simplification:
   a superuser cannot create, alter or drop tables or schemas (42501), so ``GRANT CREATE ON
   SCHEMA`` is refused as not supported. Grants are kept in the catalog (kind ``acl``) and
   apply from the grantee's next statement; a schema ``USAGE`` grant from its next login.
+- **Dropping a role**: ``DROP ROLE`` of a role that still holds privileges on a live table,
+  view, column or schema is refused with 2BP01 and the list PostgreSQL gives (a role made
+  later under the name would otherwise hold them); ``DROP OWNED BY`` (a superuser, or the
+  role itself) revokes them all, as roles own nothing else.
 
 ``GRANT`` / ``REVOKE`` on sequences, functions and the database are accepted and change
 nothing (sequences behind SERIAL columns are used through the table's ``INSERT``).
@@ -500,3 +504,48 @@ def grant_stmt(session: Any, node: Any, params: Any) -> Result:  # noqa: ARG001
                 mine[col] = sorted(held)
         _put(db, key, grants, by_column)
     return Result(command=word)
+
+
+def _live_objects(db: Any) -> dict[str, str]:
+    """Catalog key -> what PostgreSQL calls it ("table ws.t", "schema ws") of the tables,
+    views and schemas that exist now (the grants of a dropped table stay in the catalog
+    under its old oid, and count for nothing)."""
+    from ..engine import views
+
+    out = {_schema_key(ws): f"schema {ws}" for ws in db.catalog.workspaces()}
+    out[_schema_key("public")] = "schema public"
+    for t in db.catalog.all_tables():
+        out[_table_key(str(t.workspace), str(t.name), int(t.oid or 0))] = \
+            f"table {t.workspace}.{t.name}"
+    for spec in db.catalog.list_objects(views.KIND).values():
+        v = views.ViewDef.from_json(spec)
+        out[_table_key(v.workspace, v.name, v.oid)] = f"view {v.workspace}.{v.name}"
+    return out
+
+
+def privileges_held(db: Any, role: str) -> list[str]:
+    """What ``role`` holds privileges on, worded as PostgreSQL's DROP ROLE lists it
+    ("privileges for table ws.t", "privileges for column c of table ws.t")."""
+    live = _live_objects(db)
+    out: list[str] = []
+    for key in sorted(db.catalog.list_objects(KIND)):
+        what = live.get(key)
+        if what is None:
+            continue
+        if _grants(db, key).get(role):
+            out.append(f"privileges for {what}")
+        for col, privs in sorted(_column_grants(db, key).get(role, {}).items()):
+            if privs:
+                out.append(f"privileges for column {col} of {what}")
+    return out
+
+
+def revoke_all_from(db: Any, role: str) -> None:
+    """Take every privilege granted to ``role`` away (``DROP OWNED BY``; roles own no
+    objects in tarndb, so that is all it drops)."""
+    for key in list(db.catalog.list_objects(KIND)):
+        grants, columns = _grants(db, key), _column_grants(db, key)
+        if role in grants or role in columns:
+            grants.pop(role, None)
+            columns.pop(role, None)
+            _put(db, key, grants, columns)

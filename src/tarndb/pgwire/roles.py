@@ -25,6 +25,7 @@ from typing import Any
 
 from ..engine.result import Result
 from ..errors import (
+    DependentObjectsStillExist,
     DuplicateObject,
     InsufficientPrivilege,
     InvalidParameterValue,
@@ -280,8 +281,38 @@ def drop_role_stmt(db: Any, s: Any, current_user: str | None) -> Result:
         if target is not None and target.get("superuser") and not su:
             raise _denied("drop", "Only roles with the SUPERUSER attribute may drop roles "
                           "with the SUPERUSER attribute.")
+        if target is not None:
+            from . import acl  # (acl imports this module)
+
+            # Grants name the role: dropped with it, a role made later under the name would
+            # hold them. PostgreSQL refuses until they are revoked (or DROP OWNED BY).
+            held = acl.privileges_held(db, name)
+            if held:
+                raise DependentObjectsStillExist(
+                    f'role "{name}" cannot be dropped because some objects depend on it',
+                    detail="\n".join(held))
         drop_role(db, name, missing_ok=s.missing_ok)
     return Result(command="DROP ROLE")
+
+
+def drop_owned_stmt(db: Any, s: Any, current_user: str | None) -> Result:
+    """``DROP OWNED BY role, ...``: revokes every privilege granted to the roles (they own
+    no objects: only the bootstrap superuser creates them). A superuser, or the role itself,
+    may run it, as PostgreSQL requires the privileges of the role."""
+    names = [r.role_spec.rolename for r in s.roles]
+    for name in names:
+        if get_role(db, name) is None:
+            raise UndefinedObject(f'role "{name}" does not exist')
+        if name != current_user and not is_superuser(db, current_user):
+            raise InsufficientPrivilege(
+                "permission denied to drop objects",
+                detail=f'Only roles with privileges of role "{name}" may drop objects owned '
+                       "by it.")
+    from . import acl  # (acl imports this module)
+
+    for name in names:
+        acl.revoke_all_from(db, name)
+    return Result(command="DROP OWNED")
 
 
 def grant_role_stmt(db: Any, s: Any, current_user: str | None) -> Result:
@@ -351,6 +382,7 @@ _HANDLERS = {
     "alter_role_stmt": alter_role_stmt,
     "drop_role_stmt": drop_role_stmt,
     "grant_role_stmt": grant_role_stmt,
+    "drop_owned_stmt": drop_owned_stmt,
 }
 
 
