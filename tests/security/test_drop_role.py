@@ -71,3 +71,34 @@ def test_grants_on_a_dropped_table_do_not_hold_a_role(stack: Stack) -> None:
     stack.admin_sql("DROP TABLE ws1.gone")
     stack.admin_sql("DROP ROLE eve")
     assert "eve" not in [r[0] for r in stack.roles()]
+
+
+def test_has_schema_privilege_follows_the_grants(stack: Stack) -> None:
+    """``has_schema_privilege`` answers from the schema grants (it answered true for every
+    role and schema): for the role asking, and for a role named by the superuser."""
+    stack.admin_sql(f"CREATE ROLE eve LOGIN PASSWORD '{EVE}'")
+    try:
+        def ask(sql: str) -> list[tuple[object, ...]]:
+            with stack.pg(user="eve", password=EVE) as c:
+                return c.execute(sql).fetchall()
+
+        mine = ("SELECT has_schema_privilege('ws1', 'USAGE'), "
+                "has_schema_privilege('public', 'USAGE'), "
+                "has_schema_privilege('pg_catalog', 'USAGE'), "
+                "has_schema_privilege('ws1', 'CREATE')")
+        assert ask(mine) == [(False, True, True, False)]
+        named = "SELECT has_schema_privilege('eve', 'ws1', 'USAGE'), " \
+                "has_schema_privilege('eve', 'ws2', 'usage'), " \
+                "has_schema_privilege('postgres', 'ws2', 'CREATE')"
+        assert stack.admin_sql(named) == [(False, False, True)]
+        stack.admin_sql("GRANT USAGE ON SCHEMA ws1 TO eve")
+        assert ask(mine) == [(True, True, True, False)]
+        assert stack.admin_sql(named) == [(True, False, True)]
+        assert stack.admin_sql(
+            "SELECT has_schema_privilege('eve', n.oid, 'USAGE') FROM pg_namespace n "
+            "WHERE nspname = 'ws1'") == [(True,)]
+        with pytest.raises(psycopg.Error):
+            stack.admin_sql("SELECT has_schema_privilege('eve', 'nope', 'USAGE')")
+    finally:
+        stack.admin_sql("DROP OWNED BY eve")
+        stack.admin_sql("DROP ROLE IF EXISTS eve")

@@ -1610,6 +1610,8 @@ def session_function(name: str, args: list[str], db: Any, session: Any) -> str |
         return whole
     if n == "has_table_privilege" and len(args) >= 2:
         return _has_table_privilege(args, db, session)
+    if n == "has_schema_privilege" and len(args) >= 2:
+        return _has_schema_privilege(args, db, session)
     if n in ("has_column_privilege", "has_any_column_privilege") and len(args) >= 2:
         from . import colprivs
 
@@ -1686,9 +1688,52 @@ def _has_table_privilege(args: list[str], db: Any, session: Any) -> str:
             f"ELSE coalesce({held_sql}, false) END")
 
 
+def _has_schema_privilege(args: list[str], db: Any, session: Any) -> str:
+    """``has_schema_privilege([user,] schema, privilege)`` from the schema GRANTs
+    (pgwire/acl.py): true for superusers and for USAGE on the system schemas; for a role,
+    whether it or PUBLIC holds USAGE (``public`` has it for PUBLIC by default). ``CREATE`` is
+    never held by a role (only superusers create). The schema by name or OID."""
+    try:
+        from ..pgwire import acl
+        from ..pgwire import roles as roles_mod
+    except Exception:  # noqa: BLE001 - no role store
+        return "true"
+    if len(args) >= 3:
+        by_oid = {str(roles_mod.role_oid(r)): r for r in roles_mod.list_roles(db)}
+        user_sql = f"coalesce({_case(by_oid, f'CAST({args[0]} AS text)')}, " \
+                   f"CAST({args[0]} AS text))"
+        schema_sql, priv_sql = args[1], args[2]
+        users = [r for r in roles_mod.list_roles(db) if not roles_mod.is_superuser(db, r)]
+    else:
+        role = getattr(session, "acl_role", None)
+        if role is None:
+            return "true"
+        user_sql, schema_sql, priv_sql = _sql_str(role), args[0], args[1]
+        users = [role]
+    names = set(db.catalog.workspaces()) | {"public"}
+    items = [f"{user}|{ws}|USAGE" for user in users
+             for ws in sorted(acl.usable_schemas(db, user) & names)]
+    by_name = {ws: ws for ws in names} | {str(namespace_oid(ws)): ws for ws in names}
+    system = {"pg_catalog": "pg_catalog", "information_schema": "information_schema",
+              str(PG_CATALOG_OID): "pg_catalog",
+              str(INFORMATION_SCHEMA_OID): "information_schema"}
+    missing = f"error('schema \"' || CAST({schema_sql} AS text) || '\" does not exist')"
+    ws_sql = _case(by_name | system, f"CAST({schema_sql} AS text)", missing)
+    priv = f"upper(trim(CAST({priv_sql} AS text)))"
+    supers = [r for r in roles_mod.list_roles(db) if roles_mod.is_superuser(db, r)] or \
+        ["postgres"]
+    held_sql = "false" if not items else (
+        f"({user_sql} || '|' || {ws_sql} || '|' || {priv}) "
+        f"IN ({', '.join(_sql_str(i) for i in items)})")
+    return (f"CASE WHEN {user_sql} IN ({', '.join(_sql_str(r) for r in supers)}) THEN true "
+            f"WHEN {ws_sql} IN ('pg_catalog', 'information_schema') THEN {priv} = 'USAGE' "
+            f"ELSE coalesce({held_sql}, false) END")
+
+
 #: Functions the engine should pass to :func:`session_function`.
 SESSION_FUNCTIONS = frozenset({
-    "has_table_privilege", "has_column_privilege", "has_any_column_privilege",
+    "has_table_privilege", "has_schema_privilege", "has_column_privilege",
+    "has_any_column_privilege",
     "current_schema", "current_schemas", "current_user", "session_user", "user",
     "current_role", "current_setting", "pg_table_is_visible", "pg_get_userbyid",
     "pg_get_constraintdef", "pg_get_indexdef", "pg_get_serial_sequence", "to_regclass",
