@@ -215,3 +215,28 @@ def test_known_catalog_query_sees_its_own_transaction(pg_server: Server) -> None
         c.commit()
         assert other.execute(q, (name,)).fetchall() == [(name,)]
         assert c.execute(q, (name,)).fetchall() == [(name,)]
+
+
+@pytest.mark.parametrize("simple", [False, True])
+def test_known_constant_select_keeps_the_statement_rules(pg_server: Server,
+                                                         simple: bool) -> None:
+    """A constant select whose text ran before is answered without parsing it again
+    (engine/lookup.py known_constant): same values, types and tag as the general path, refused
+    in a failed transaction, and not taken under ``tarndb.fast_paths = off``."""
+    sql = "SELECT 'known' AS k, 7 AS n, NULL AS z"
+    with psycopg.connect(pg_server.dsn()) as c:
+        cur = psycopg.ClientCursor(c) if simple else c.cursor()
+        for fast in ("on", "off", "on"):
+            c.execute(f"SET tarndb.fast_paths = {fast}")
+            for _ in range(6):
+                cur.execute(sql)
+                assert cur.fetchall() == [("known", 7, None)]
+                assert [d.type_code for d in cur.description] == [25, 23, 25]
+                assert cur.statusmessage == "SELECT 1"
+        with pytest.raises(psycopg.errors.DivisionByZero):
+            cur.execute("SELECT 1 / 0")
+        with pytest.raises(psycopg.errors.InFailedSqlTransaction):
+            cur.execute(sql)
+        c.rollback()
+        cur.execute(sql)
+        assert cur.fetchall() == [("known", 7, None)]

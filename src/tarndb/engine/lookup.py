@@ -136,7 +136,12 @@ def try_lookup(session: Session, stmt: pb.Node, params: list[Any], text: str | N
     if not session.fast_paths:
         return None
     if not sel.from_clause:
-        return try_constant(sel)
+        found = try_constant(sel)
+        if text is not None:
+            if len(_CONSTANTS) >= _CONSTANTS_MAX:
+                _CONSTANTS.clear()
+            _CONSTANTS[text] = found
+        return found
     if not sel.sort_clause:
         shape = _point_shape(stmt, text)
         if shape is not None and not shape.system:  # (a user table: no catalog query)
@@ -147,8 +152,8 @@ def try_lookup(session: Session, stmt: pb.Node, params: list[Any], text: str | N
     if sel.sort_clause:
         from .planner import try_direct
 
-        found: Result | None = try_direct(session, stmt, params)
-        return found
+        direct: Result | None = try_direct(session, stmt, params)
+        return direct
     return None
 
 
@@ -164,6 +169,26 @@ def known_point(session: Session, text: str) -> _Point | None:
             session.db.statement_hooks.get("check_privileges") is not None:
         return None
     return shape
+
+
+#: Statement text -> its answer when it is a constant select (:func:`try_constant`; None:
+#: not one), for :func:`known_constant`.
+_CONSTANTS: dict[str, Result | None] = {}
+_CONSTANTS_MAX = 256
+
+
+def known_constant(session: Session, text: str) -> Result | None:
+    """A copy of the answer of the constant select ``text`` (``SELECT 1``, a pool's ping)
+    when it ran before: what :func:`try_constant` gives for its tree, without parsing it
+    again. None for anything else, under ``tarndb.fast_paths = off``, and for a role whose
+    privileges are checked (the check reads the tree)."""
+    found = _CONSTANTS.get(text)
+    if found is None or not session.fast_paths or (
+            getattr(session, "acl_role", None) is not None and
+            session.db.statement_hooks.get("check_privileges") is not None):
+        return None
+    return Result(columns=list(found.columns), command=found.command,
+                  rowcount=found.rowcount, _rows=list(found.rows))
 
 
 def point_answer(session: Session, shape: _Point, params: list[Any]) -> Result | None:
