@@ -112,6 +112,7 @@ def has_column_privilege(args: list[str], db: Any, session: Any, any_column: boo
     from .pgcatalog import (
         SYSTEM_RELATION_OIDS,
         _case,
+        _lookup,
         _relation_oids,
         _sql_str,
         _table_oid,
@@ -161,7 +162,7 @@ def has_column_privilege(args: list[str], db: Any, session: Any, any_column: boo
                         items.update({f"{user}|{oid}|{col}|{p}", f"{user}|{oid}|{i + 1}|{p}"})
     rels = _relation_oids(db, session)
     names = {**rels, **{str(o): o for o in set(rels.values())}}
-    oid_sql = _case(names, f"CAST({rel_sql} AS text)")
+    oid_sql = _lookup(names, f"CAST({rel_sql} AS text)")
     col_part = "" if any_column else f"CAST({rest[1]} AS text) || '|' || "
     system = sorted({o for o in SYSTEM_RELATION_OIDS.values() if o})
     supers = [r for r in roles_mod.list_roles(db) if roles_mod.is_superuser(db, r)] or ["postgres"]

@@ -1,4 +1,4 @@
-"""DROP ROLE and DROP OWNED BY, as PostgreSQL has them: a role that still holds privileges
+"""What a role holds, as PostgreSQL reports and drops it. DROP ROLE and DROP OWNED BY: a role that still holds privileges
 cannot be dropped (2BP01, the privileges listed), or a role made later under its name would
 inherit them; DROP OWNED BY takes them away, and only a superuser or the role itself may run
 it. Every refusal is checked to have changed nothing."""
@@ -99,6 +99,28 @@ def test_has_schema_privilege_follows_the_grants(stack: Stack) -> None:
             "WHERE nspname = 'ws1'") == [(True,)]
         with pytest.raises(psycopg.Error):
             stack.admin_sql("SELECT has_schema_privilege('eve', 'nope', 'USAGE')")
+    finally:
+        stack.admin_sql("DROP OWNED BY eve")
+        stack.admin_sql("DROP ROLE IF EXISTS eve")
+
+
+def test_privilege_functions_take_a_regclass_argument(stack: Stack) -> None:
+    """``has_table_privilege`` / ``has_column_privilege`` with ``'t'::regclass``, as tools
+    write them, answer right and at once (DuckDB copied the regclass CASE into every WHEN of
+    the oid lookup: 9-37 s)."""
+    import time
+
+    stack.admin_sql(f"CREATE ROLE eve LOGIN PASSWORD '{EVE}'")
+    try:
+        stack.admin_sql("GRANT SELECT (body) ON ws1.t TO eve")
+        t0 = time.monotonic()
+        got = stack.admin_sql(
+            "SELECT has_table_privilege('eve', 'ws1.t'::regclass, 'SELECT'), "
+            "has_column_privilege('eve', 'ws1.t'::regclass, 'body', 'SELECT'), "
+            "has_column_privilege('eve', 'ws1.t'::regclass, 'id', 'SELECT'), "
+            "has_any_column_privilege('eve', 'ws1.t'::regclass, 'SELECT')")
+        assert got == [(False, True, False, True)]
+        assert time.monotonic() - t0 < 5
     finally:
         stack.admin_sql("DROP OWNED BY eve")
         stack.admin_sql("DROP ROLE IF EXISTS eve")
