@@ -167,6 +167,27 @@ def test_visibility_follows_search_path(duck: Any, cdb: tarndb.Database) -> None
         s2.close()
 
 
+def test_a_table_created_in_the_transaction_is_visible_to_it(cdb: tarndb.Database) -> None:
+    """SQLAlchemy's has_table inside a transaction that created the table: pg_class shows the
+    session its own uncommitted table, and pg_table_is_visible says so too (it read only
+    committed tables); other sessions see neither until COMMIT."""
+    has_table = ("SELECT c.relname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n "
+                 "ON n.oid = c.relnamespace WHERE c.relname = 'fresh' "
+                 "AND pg_catalog.pg_table_is_visible(c.oid)")
+    s, other = cdb.session(), cdb.session()
+    try:
+        s.execute("BEGIN")
+        s.execute("CREATE TABLE fresh (x INT)")
+        assert s.execute(has_table).rows == [("fresh",)]
+        assert other.execute(has_table).rows == []
+        s.execute("COMMIT")
+        assert other.execute(has_table).rows == [("fresh",)]
+    finally:
+        s.execute("DROP TABLE IF EXISTS fresh")
+        s.close()
+        other.close()
+
+
 def test_asyncpg_typeinfo_query_shape(duck: Any) -> None:
     cur, _ = duck
     rows = q(cur, """SELECT t.oid, ns.nspname, t.typname, t.typtype, t.typelem, elem_t.typdelim

@@ -1466,9 +1466,13 @@ def _visible_oids(db: Any, session: Any) -> list[int]:
     path = _search_path(session)
     seen: set[str] = set()
     out = []
+    # The session's own uncommitted tables too (_tables), as pg_class shows them.
+    by_ws: dict[str, list[Any]] = {}
+    for t in _tables(db, session):
+        by_ws.setdefault(str(t.workspace), []).append(t)
     # A table is visible when it is the first of its name along the search path.
     for ws in path:
-        for info in db.catalog.tables(ws) if ws in _workspaces(db, session) else []:
+        for info in by_ws.get(ws, []) if ws in _workspaces(db, session) else []:
             if info.name not in seen:
                 seen.add(info.name)
                 out.append(_table_oid(info))
