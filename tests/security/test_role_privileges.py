@@ -1,7 +1,9 @@
-"""What a role holds, as PostgreSQL reports and drops it. DROP ROLE and DROP OWNED BY: a role that still holds privileges
-cannot be dropped (2BP01, the privileges listed), or a role made later under its name would
-inherit them; DROP OWNED BY takes them away, and only a superuser or the role itself may run
-it. Every refusal is checked to have changed nothing."""
+"""What a role holds, as PostgreSQL reports and drops it. DROP ROLE and DROP OWNED BY: a
+role that still holds privileges cannot be dropped (2BP01, the privileges listed), or a role
+made later under its name would inherit them; DROP OWNED BY takes them away, and only a
+superuser or the role itself may run it. Every refusal is checked to have changed nothing.
+The privilege functions tools call (has_schema_privilege, has_table_privilege with a
+regclass) answer from the grants."""
 
 from __future__ import annotations
 
