@@ -111,30 +111,20 @@ def has_column_privilege(args: list[str], db: Any, session: Any, any_column: boo
     holds the privilege on the table or on the column (on any column)."""
     from .pgcatalog import (
         SYSTEM_RELATION_OIDS,
-        _case,
         _lookup,
         _relation_oids,
         _sql_str,
         _table_oid,
         _tables,
         _views,
+        privilege_subject,
     )
 
-    try:
-        from ..pgwire import roles as roles_mod
-    except Exception:  # noqa: BLE001 - no role store
+    # arguments when the user is named: 3 for any column, 4 with a column
+    who = privilege_subject(args, 3 if any_column else 4, db, session)
+    if who is None:
         return "true"
-    given = 3 if any_column else 4  # arguments when the user is named
-    if len(args) >= given:
-        by_oid = {str(roles_mod.role_oid(r)): r for r in roles_mod.list_roles(db)}
-        user_sql = f"coalesce({_case(by_oid, f'CAST({args[0]} AS text)')}, CAST({args[0]} AS text))"
-        rest = args[1:]
-        users = [r for r in roles_mod.list_roles(db) if not roles_mod.is_superuser(db, r)]
-    else:
-        role = getattr(session, "acl_role", None)
-        if role is None:
-            return "true"
-        user_sql, rest, users = _sql_str(role), args, [role]
+    user_sql, rest, users = who.user_sql, who.rest, who.users
     rel_sql, priv_sql = rest[0], rest[-1]
     relations = [
         (i.workspace, i.name, _table_oid(i), int(i.oid or 0), [c.name for c in i.columns])
@@ -165,7 +155,6 @@ def has_column_privilege(args: list[str], db: Any, session: Any, any_column: boo
     oid_sql = _lookup(names, f"CAST({rel_sql} AS text)")
     col_part = "" if any_column else f"CAST({rest[1]} AS text) || '|' || "
     system = sorted({o for o in SYSTEM_RELATION_OIDS.values() if o})
-    supers = [r for r in roles_mod.list_roles(db) if roles_mod.is_superuser(db, r)] or ["postgres"]
     held_sql = (
         "false"
         if not items
@@ -176,7 +165,7 @@ def has_column_privilege(args: list[str], db: Any, session: Any, any_column: boo
         )
     )
     return (
-        f"CASE WHEN {user_sql} IN ({', '.join(_sql_str(r) for r in supers)}) THEN true "
+        f"CASE WHEN {user_sql} IN ({who.supers_sql}) THEN true "
         f"WHEN {oid_sql} IN ({', '.join(map(str, system))}) THEN true "
         f"ELSE coalesce({held_sql}, false) END"
     )

@@ -24,6 +24,7 @@ from __future__ import annotations
 import re
 import zlib
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
@@ -1660,27 +1661,54 @@ def session_function(name: str, args: list[str], db: Any, session: Any) -> str |
     return None
 
 
+@dataclass
+class PrivilegeSubject:
+    """Who a ``has_*_privilege`` call asks about, as SQL, and the roles its answer lists."""
+
+    #: the role's name (a name or a role OID in the call), as SQL
+    user_sql: str
+    #: the call's arguments after the user
+    rest: list[str]
+    #: roles whose grants the answer must cover (not the superusers: they hold everything)
+    users: list[str]
+    #: the superusers, as SQL literals
+    supers_sql: str
+
+
+def privilege_subject(args: list[str], with_user: int, db: Any, session: Any
+                      ) -> PrivilegeSubject | None:
+    """The subject of ``has_*_privilege([user,] ...)``, the user named when the call has
+    ``with_user`` arguments, else the session's role. None when every answer is true: no
+    role store (embedded use), or a session not checked by role (a superuser, an API token,
+    which its workspaces limit instead)."""
+    try:
+        from ..pgwire import roles as roles_mod
+    except Exception:  # noqa: BLE001 - no role store
+        return None
+    names = list(roles_mod.list_roles(db))
+    supers = [r for r in names if roles_mod.is_superuser(db, r)] or ["postgres"]
+    supers_sql = ", ".join(_sql_str(r) for r in supers)
+    if len(args) >= with_user:
+        by_oid = {str(roles_mod.role_oid(r)): r for r in names}
+        user_sql = f"coalesce({_case(by_oid, f'CAST({args[0]} AS text)')}, " \
+                   f"CAST({args[0]} AS text))"
+        return PrivilegeSubject(user_sql, args[1:], [r for r in names if r not in supers],
+                                supers_sql)
+    role = getattr(session, "acl_role", None)
+    if role is None:
+        return None
+    return PrivilegeSubject(_sql_str(role), list(args), [role], supers_sql)
+
+
 def _has_table_privilege(args: list[str], db: Any, session: Any) -> str:
     """``has_table_privilege([user,] relation, privilege)`` from the GRANTs (pgwire/acl.py):
     true for superusers, owners of everything, and for the catalogs; for a role, whether it
     or PUBLIC holds the privilege on the table or view (named, or by OID). Sessions checked
     by an API token instead (its workspaces) see true for what they may see, as before."""
-    try:
-        from ..pgwire import roles as roles_mod
-    except Exception:  # noqa: BLE001 - no role store
+    who = privilege_subject(args, 3, db, session)
+    if who is None:
         return "true"
-    if len(args) >= 3:
-        by_oid = {str(roles_mod.role_oid(r)): r for r in roles_mod.list_roles(db)}
-        user_sql = f"coalesce({_case(by_oid, f'CAST({args[0]} AS text)')}, " \
-                   f"CAST({args[0]} AS text))"
-        rel_sql, priv_sql = args[1], args[2]
-        users = [r for r in roles_mod.list_roles(db) if not roles_mod.is_superuser(db, r)]
-    else:
-        role = getattr(session, "acl_role", None)
-        if role is None:
-            return "true"
-        user_sql, rel_sql, priv_sql = _sql_str(role), args[0], args[1]
-        users = [role]
+    user_sql, (rel_sql, priv_sql), users = who.user_sql, who.rest[:2], who.users
     relations = [(info.workspace, info.name, _table_oid(info), int(info.oid or 0))
                  for info in _tables(db, session)]
     relations += [(v.workspace, v.name, v.oid, v.oid) for v in _views(db, session)]
@@ -1694,12 +1722,10 @@ def _has_table_privilege(args: list[str], db: Any, session: Any) -> str:
     names = {**rels, **{str(o): o for o in set(rels.values())}}
     oid_sql = _lookup(names, f"CAST({rel_sql} AS text)")
     system = sorted({o for o in SYSTEM_RELATION_OIDS.values() if o})
-    supers = [r for r in roles_mod.list_roles(db) if roles_mod.is_superuser(db, r)] or \
-        ["postgres"]
     held_sql = "false" if not items else (
         f"({user_sql} || '|' || CAST({oid_sql} AS text) || '|' || "
         f"upper(trim(CAST({priv_sql} AS text)))) IN ({', '.join(_sql_str(i) for i in items)})")
-    return (f"CASE WHEN {user_sql} IN ({', '.join(_sql_str(r) for r in supers)}) THEN true "
+    return (f"CASE WHEN {user_sql} IN ({who.supers_sql}) THEN true "
             f"WHEN {oid_sql} IN ({', '.join(map(str, system))}) THEN true "
             f"ELSE coalesce({held_sql}, false) END")
 
@@ -1709,23 +1735,12 @@ def _has_schema_privilege(args: list[str], db: Any, session: Any) -> str:
     (pgwire/acl.py): true for superusers and for USAGE on the system schemas; for a role,
     whether it or PUBLIC holds USAGE (``public`` has it for PUBLIC by default). ``CREATE`` is
     never held by a role (only superusers create). The schema by name or OID."""
-    try:
-        from ..pgwire import acl
-        from ..pgwire import roles as roles_mod
-    except Exception:  # noqa: BLE001 - no role store
+    who = privilege_subject(args, 3, db, session)
+    if who is None:
         return "true"
-    if len(args) >= 3:
-        by_oid = {str(roles_mod.role_oid(r)): r for r in roles_mod.list_roles(db)}
-        user_sql = f"coalesce({_case(by_oid, f'CAST({args[0]} AS text)')}, " \
-                   f"CAST({args[0]} AS text))"
-        schema_sql, priv_sql = args[1], args[2]
-        users = [r for r in roles_mod.list_roles(db) if not roles_mod.is_superuser(db, r)]
-    else:
-        role = getattr(session, "acl_role", None)
-        if role is None:
-            return "true"
-        user_sql, schema_sql, priv_sql = _sql_str(role), args[0], args[1]
-        users = [role]
+    from ..pgwire import acl
+
+    user_sql, (schema_sql, priv_sql), users = who.user_sql, who.rest[:2], who.users
     names = set(db.catalog.workspaces()) | {"public"}
     items = [f"{user}|{ws}|USAGE" for user in users
              for ws in sorted(acl.usable_schemas(db, user) & names)]
@@ -1736,12 +1751,10 @@ def _has_schema_privilege(args: list[str], db: Any, session: Any) -> str:
     missing = f"error('schema \"' || CAST({schema_sql} AS text) || '\" does not exist')"
     ws_sql = _case(by_name | system, f"CAST({schema_sql} AS text)", missing)
     priv = f"upper(trim(CAST({priv_sql} AS text)))"
-    supers = [r for r in roles_mod.list_roles(db) if roles_mod.is_superuser(db, r)] or \
-        ["postgres"]
     held_sql = "false" if not items else (
         f"({user_sql} || '|' || {ws_sql} || '|' || {priv}) "
         f"IN ({', '.join(_sql_str(i) for i in items)})")
-    return (f"CASE WHEN {user_sql} IN ({', '.join(_sql_str(r) for r in supers)}) THEN true "
+    return (f"CASE WHEN {user_sql} IN ({who.supers_sql}) THEN true "
             f"WHEN {ws_sql} IN ('pg_catalog', 'information_schema') THEN {priv} = 'USAGE' "
             f"ELSE coalesce({held_sql}, false) END")
 
