@@ -10,15 +10,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pgvector.psycopg as pgvector_psycopg
+import psycopg
 import pytest
+from pgvector import utils
 
 from tarndb.engine.types import ColumnType
 
 from .conftest import Server
 
-psycopg = pytest.importorskip("psycopg")
-pgvector_psycopg = pytest.importorskip("pgvector.psycopg")
-utils = pytest.importorskip("pgvector.utils")
 SparseVector = utils.SparseVector
 
 BIG = 1_000_000_000
