@@ -340,7 +340,7 @@ class TableStore:
         if ov is not None and folded:
             ov = ov.filter(pc.invert(pc.is_in(ov.column(RID), value_set=pa.array(
                 sorted(folded), pa.int64()))))
-            self._overlay_rows = ov if ov.num_rows or self.wal and self.wal.own_name else None
+            self._overlay_rows = ov  # (the caller drops it when no file of ours is left)
         self._overlay_hidden -= folded
         self._pending_touch = {r: q for r, q in self._pending_touch.items() if q > rotated_seq}
         self.pending_removed = max(0, self.pending_removed - rotated_removed)
