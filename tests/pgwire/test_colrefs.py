@@ -148,6 +148,83 @@ S = {"SELECT"}
             {"emp": {"privileges": {"INSERT"}, "select": set(), "insert": {"id"}}},
         ),
         ("EXPLAIN SELECT salary FROM emp", {"emp": {"privileges": S, "select": {"salary"}}}),
+        # MERGE: PostgreSQL's transformMergeStmt
+        (
+            "MERGE INTO emp e USING dept d ON e.id = d.id WHEN MATCHED AND e.salary > 0 "
+            "THEN UPDATE SET name = d.title WHEN NOT MATCHED THEN INSERT (id, note) "
+            "VALUES (d.id, 'x')",
+            {
+                "emp": {
+                    "privileges": {"SELECT", "UPDATE", "INSERT"},
+                    "select": {"id", "salary"},
+                    "update": {"name"},
+                    "insert": {"id", "note"},
+                },
+                "dept": {"privileges": S, "select": {"id", "title"}},
+            },
+        ),
+        (
+            "MERGE INTO emp USING dept ON true WHEN MATCHED THEN DELETE",
+            {
+                "emp": {"privileges": {"DELETE"}, "select": set()},
+                "dept": {"privileges": S, "select": set()},
+            },
+        ),
+        (
+            "MERGE INTO emp USING dept ON true WHEN MATCHED THEN DO NOTHING",
+            {"emp": {"privileges": S, "select": set()}, "dept": {"privileges": S, "select": set()}},
+        ),
+        # no column list: the first columns, as many as it has values (DEFAULT counts)
+        (
+            "MERGE INTO emp USING (SELECT 1 AS k) s ON emp.id = s.k "
+            "WHEN NOT MATCHED THEN INSERT VALUES (s.k, DEFAULT)",
+            {
+                "emp": {
+                    "privileges": {"SELECT", "INSERT"},
+                    "select": {"id"},
+                    "insert": {"id", "name"},
+                }
+            },
+        ),
+        # WHEN NOT MATCHED sees the source first: a bare name it has is its column
+        (
+            "MERGE INTO emp USING dept ON emp.id = dept.id "
+            "WHEN NOT MATCHED THEN INSERT (id, name) VALUES (id, title)",
+            {
+                "emp": {
+                    "privileges": {"SELECT", "INSERT"},
+                    "select": {"id"},
+                    "insert": {"id", "name"},
+                },
+                "dept": {"privileges": S, "select": {"id", "title"}},
+            },
+        ),
+        # ... and WHEN NOT MATCHED BY SOURCE the target
+        (
+            "MERGE INTO emp USING dept ON emp.id = dept.id "
+            "WHEN NOT MATCHED BY SOURCE AND id > 5 THEN DELETE",
+            {
+                "emp": {"privileges": {"SELECT", "DELETE"}, "select": {"id"}},
+                "dept": {"privileges": S, "select": {"id"}},
+            },
+        ),
+        # a source that is a subquery: a name it lacks may be the target's
+        (
+            "MERGE INTO emp USING (SELECT 1 AS k) s ON emp.id = s.k "
+            "WHEN MATCHED THEN UPDATE SET name = note RETURNING emp.*",
+            {"emp": {"privileges": {"SELECT", "UPDATE"}, "select": ALL, "update": {"name"}}},
+        ),
+        (
+            "MERGE INTO emp USING (SELECT id, salary FROM emp) s ON emp.id = s.id "
+            "WHEN MATCHED THEN UPDATE SET name = 'x'",
+            {
+                "emp": {
+                    "privileges": {"SELECT", "UPDATE"},
+                    "select": {"id", "salary"},
+                    "update": {"name"},
+                }
+            },
+        ),
     ],
 )
 def test_needs(sql: str, want: dict[str, dict[str, set[str]]]) -> None:
@@ -155,6 +232,6 @@ def test_needs(sql: str, want: dict[str, dict[str, set[str]]]) -> None:
 
 
 def test_kinds_not_taken_apart() -> None:
-    stmt = ast.parse("MERGE INTO emp USING dept ON emp.id = dept.id WHEN MATCHED THEN DELETE")
+    stmt = ast.parse("TRUNCATE emp")
     node = stmt.stmts[0].stmt
     assert colrefs.analyze(ast.kind(node), node, _lookup) is None

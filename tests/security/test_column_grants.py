@@ -274,9 +274,6 @@ WRITES = [
     "RETURNING salary",
     "EXPLAIN ANALYZE UPDATE ws1.emp SET salary = 0",
     "EXPLAIN UPDATE ws1.emp SET name = 'x' WHERE salary > 0",
-    # MERGE: table privileges only
-    "MERGE INTO ws1.emp e USING (SELECT 3 AS id) s ON e.id = s.id "
-    "WHEN MATCHED THEN UPDATE SET name = 'x'",
     "WITH u AS (UPDATE ws1.emp SET name = name RETURNING salary) SELECT * FROM u",
     "CREATE VIEW ws1.mine AS SELECT id, salary FROM ws1.emp",
     "CREATE TEMP VIEW mine AS SELECT id, salary FROM ws1.emp",
@@ -358,6 +355,220 @@ def test_columns_not_granted_stay_closed(emp: Stack, fast: str) -> None:
                 cp.write(b"9\t1\n")
         with pytest.raises(psycopg.errors.InsufficientPrivilege), c.transaction():
             c.execute("DECLARE cur CURSOR FOR SELECT salary FROM ws1.emp")
+    assert _secrets(emp) == [(i, s, t) for i, _, s, t in ROWS]
+    _unchanged(emp)
+
+
+_M = "MERGE INTO ws1.emp e USING (VALUES (3, 'x'), (7, 'new')) s(id, n) ON "
+
+#: MERGEs that name a column dave holds no privilege for there (PostgreSQL's
+#: transformMergeStmt: SELECT for what the join condition, the WHEN conditions, the values
+#: and RETURNING read, UPDATE for each SET column, INSERT for each column an INSERT fills,
+#: DELETE on the table)
+MERGES = [
+    # reads of the target
+    _M + "e.salary = s.id WHEN MATCHED THEN UPDATE SET name = 'x'",
+    _M + "e.id = s.id AND e.note LIKE '%secret%' WHEN MATCHED THEN UPDATE SET name = 'x'",
+    _M + "e.id = s.id WHEN MATCHED AND e.salary > 500 THEN UPDATE SET name = 'x'",
+    _M + "e.id = s.id WHEN MATCHED AND salary > 500 THEN UPDATE SET name = 'x'",
+    _M + "e.id = s.id WHEN MATCHED THEN UPDATE SET name = e.note",
+    _M + "e.id = s.id WHEN MATCHED THEN UPDATE SET name = note",
+    _M + "e.id = s.id WHEN MATCHED THEN UPDATE SET name = CAST(e.salary AS TEXT)",
+    _M + "e.id = s.id WHEN MATCHED AND to_jsonb(e) IS NOT NULL THEN UPDATE SET name = 'x'",
+    _M + "e.id = s.id WHEN MATCHED AND e.* IS NOT NULL THEN UPDATE SET name = 'x'",
+    _M + "e.id = s.id WHEN MATCHED THEN UPDATE SET name = (SELECT max(note) FROM ws1.emp)",
+    _M + "e.id = s.id WHEN MATCHED AND EXISTS (SELECT 1 FROM ws1.emp f WHERE f.salary > 500) "
+    "THEN UPDATE SET name = 'x'",
+    _M + "e.id = s.id WHEN MATCHED THEN UPDATE SET name = 'x' RETURNING e.salary",
+    _M + "e.id = s.id WHEN MATCHED THEN UPDATE SET name = 'x' RETURNING e.*",
+    _M + "e.id = s.id WHEN NOT MATCHED BY SOURCE AND e.salary > 500 THEN UPDATE SET name = 'x'",
+    _M + "e.id = s.id WHEN MATCHED AND 'x' = 'y' THEN DO NOTHING "
+    "WHEN MATCHED THEN UPDATE SET name = columns('note')",
+    # writes of columns not granted for that
+    _M + "e.id = s.id WHEN MATCHED THEN UPDATE SET salary = 0",
+    _M + "e.id = s.id WHEN MATCHED THEN UPDATE SET name = 'x', note = 'y'",
+    _M + "e.id = s.id WHEN MATCHED THEN UPDATE SET id = 9",
+    _M + "e.id = s.id WHEN MATCHED AND s.n = 'never' THEN UPDATE SET salary = 0 "
+    "WHEN MATCHED THEN UPDATE SET name = 'x'",
+    _M + "e.id = s.id WHEN NOT MATCHED THEN INSERT (id, name, salary) VALUES (s.id, s.n, 1)",
+    _M + "e.id = s.id WHEN NOT MATCHED THEN INSERT (id, note) VALUES (s.id, s.n)",
+    _M + "e.id = s.id WHEN NOT MATCHED THEN INSERT VALUES (s.id, s.n, 1)",
+    _M + "e.id = s.id WHEN NOT MATCHED THEN INSERT VALUES (s.id, s.n, DEFAULT)",
+    _M + "e.id = s.id WHEN MATCHED THEN DELETE",
+    _M + "e.id = s.id WHEN MATCHED AND s.n = 'never' THEN DELETE "
+    "WHEN NOT MATCHED THEN INSERT (id, name) VALUES (s.id, s.n)",
+    # the source: a table read through column grants too
+    "MERGE INTO ws1.emp e USING ws1.emp s ON e.id = s.id "
+    "WHEN MATCHED THEN UPDATE SET name = s.note",
+    "MERGE INTO ws1.emp e USING ws1.emp s ON e.id = s.salary "
+    "WHEN MATCHED THEN UPDATE SET name = 'x'",
+    "MERGE INTO ws1.emp e USING ws1.emp s ON e.id = s.id + 10 "
+    "WHEN NOT MATCHED THEN INSERT (id, name) VALUES (s.id + 10, s.note)",
+    "MERGE INTO ws1.emp e USING ws1.emp s ON e.id = s.id + 10 "
+    "WHEN NOT MATCHED THEN INSERT (id, name) VALUES (s.id + 10, note)",
+    "MERGE INTO ws1.emp e USING (SELECT id, salary AS n FROM ws1.emp) s ON e.id = s.id "
+    "WHEN MATCHED THEN UPDATE SET name = s.n",
+    "MERGE INTO ws1.emp e USING (SELECT * FROM ws1.emp) s ON e.id = s.id "
+    "WHEN MATCHED THEN UPDATE SET name = 'x'",
+    "MERGE INTO ws1.emp e USING ws1.emp s ON e.id = s.id "
+    "WHEN MATCHED THEN UPDATE SET name = 'x' RETURNING s.*",
+    "EXPLAIN " + _M + "e.id = s.id WHEN MATCHED THEN UPDATE SET salary = 0",
+]
+
+
+def _merge_refused(
+    c: psycopg.Connection[object], emp: Stack, sql: str, params: tuple[object, ...] | None = None
+) -> None:
+    with pytest.raises(psycopg.errors.InsufficientPrivilege) as e:
+        c.execute(sql, params, prepare=params is not None)
+    assert e.value.sqlstate == "42501", sql
+    assert e.value.diag.message_primary == "permission denied for table emp", sql
+    assert "999" not in str(e.value) and "secret" not in str(e.value), sql
+    assert emp.admin_sql("SELECT id, name, salary, note FROM ws1.emp ORDER BY id") == ROWS
+
+
+@pytest.mark.parametrize("fast", ["on", "off"])
+def test_merge_columns_not_granted(emp: Stack, fast: str) -> None:
+    with _dave(emp) as c:
+        c.execute(f"SET tarndb.fast_paths = {fast}")
+        for sql in MERGES:
+            _merge_refused(c, emp, sql)
+        # Parse / Bind / Execute with parameters, twice (the plan cache)
+        for _ in range(2):
+            _merge_refused(
+                c,
+                emp,
+                "MERGE INTO ws1.emp e USING (SELECT %s::int AS id) s ON e.id = s.id "
+                "WHEN MATCHED THEN UPDATE SET salary = %s",
+                (3, 0),
+            )
+        # SQL-level PREPARE: checked when EXECUTE runs it
+        c.execute(
+            "PREPARE m(int) AS MERGE INTO ws1.emp e USING (SELECT $1 AS id) s ON e.id = s.id "
+            "WHEN MATCHED AND e.salary > 0 THEN UPDATE SET name = 'x'"
+        )
+        _merge_refused(c, emp, "EXECUTE m(3)")
+        c.execute("DEALLOCATE ALL")
+        # a table write privilege writes the column, but reading it still needs SELECT
+        emp.admin_sql("GRANT UPDATE, DELETE ON ws1.emp TO dave")
+        try:
+            for sql in (
+                _M + "e.id = s.id WHEN MATCHED THEN UPDATE SET salary = e.salary + 1",
+                _M + "e.id = s.id WHEN MATCHED AND e.note LIKE '%secret%' THEN DELETE",
+                _M + "e.id = s.id WHEN MATCHED THEN DELETE RETURNING e.note",
+            ):
+                _merge_refused(c, emp, sql)
+        finally:
+            emp.admin_sql("REVOKE UPDATE, DELETE ON ws1.emp FROM dave")
+        # a role with no grant on the source at all
+        emp.admin_sql("CREATE TABLE ws1.msrc (id INT, n TEXT)")
+        try:
+            emp.admin_sql("INSERT INTO ws1.msrc VALUES (3, 'z')")
+            _merge_refused(
+                c,
+                emp,
+                "MERGE INTO ws1.emp e USING ws1.msrc s ON e.id = 3 "
+                "WHEN MATCHED THEN UPDATE SET name = 'x'",
+            )
+        finally:
+            emp.admin_sql("DROP TABLE ws1.msrc")
+    assert _secrets(emp) == [(i, s, t) for i, _, s, t in ROWS]
+    _unchanged(emp)
+
+
+@pytest.mark.parametrize("fast", ["on", "off"])
+def test_merge_granted_columns(emp: Stack, fast: str) -> None:
+    """What PostgreSQL lets a role with SELECT (id, name, emb), INSERT (id, name) and
+    UPDATE (name) MERGE: each runs, with its exact result."""
+
+    def rows() -> list[tuple[object, ...]]:
+        return emp.admin_sql("SELECT id, name, salary, note FROM ws1.emp ORDER BY id")
+
+    def reset() -> None:
+        emp.admin_sql("DELETE FROM ws1.emp WHERE id > 3")
+        emp.admin_sql(
+            "UPDATE ws1.emp SET name = CASE id WHEN 1 THEN 'ann' WHEN 2 THEN 'bob' ELSE 'cat' END"
+        )
+        _unchanged(emp)
+
+    base = [(i, n, s, t) for i, n, s, t in ROWS]
+    with _dave(emp) as c:
+        c.execute(f"SET tarndb.fast_paths = {fast}")
+        # SELECT (id) for the join, UPDATE (name) for SET, INSERT (id, name)
+        cur = c.execute(
+            _M + "e.id = s.id WHEN MATCHED THEN UPDATE SET name = s.n "
+            "WHEN NOT MATCHED THEN INSERT (id, name) VALUES (s.id, s.n)"
+        )
+        assert cur.statusmessage == "MERGE 2"
+        assert rows() == [*base[:2], (3, "x", 999, "boss secret"), (7, "new", None, None)]
+        reset()
+        # the target's granted columns in conditions and values; INSERT without a column
+        # list fills the first columns (id, name), as many as it has values
+        cur = c.execute(
+            "MERGE INTO ws1.emp e USING (VALUES (1, 'a'), (2, 'b'), (8, 'h')) s(id, n) "
+            "ON e.id = s.id "
+            "WHEN MATCHED AND e.name = 'bob' THEN UPDATE SET name = upper(e.name) || s.n "
+            "WHEN MATCHED THEN DO NOTHING "
+            "WHEN NOT MATCHED AND s.n = 'h' THEN INSERT VALUES (s.id, s.n)"
+        )
+        assert cur.statusmessage == "MERGE 2"
+        assert rows() == [
+            base[0],
+            (2, "BOBb", 200, "loud"),
+            base[2],
+            (8, "h", None, None),
+        ]
+        reset()
+        # the table itself as the source, through the same column grants; RETURNING
+        # granted columns and merge_action()
+        cur = c.execute(
+            "MERGE INTO ws1.emp e USING ws1.emp s ON e.id = s.id + 1 "
+            "WHEN MATCHED THEN UPDATE SET name = s.name || '<' || e.name "
+            "RETURNING merge_action(), e.id, e.name, s.id"
+        )
+        assert sorted(cur.fetchall()) == [  # type: ignore[type-var]
+            ("UPDATE", 2, "ann<bob", 1),
+            ("UPDATE", 3, "bob<cat", 2),
+        ]
+        assert rows() == [base[0], (2, "ann<bob", 200, "loud"), (3, "bob<cat", 999, "boss secret")]
+        reset()
+        # Parse / Bind / Execute with parameters, twice
+        for n in ("p", "q"):
+            cur = c.execute(
+                "MERGE INTO ws1.emp e USING (SELECT %s::int AS id, %s::text AS n) s "
+                "ON e.id = s.id WHEN MATCHED THEN UPDATE SET name = s.n",
+                (1, n),
+                prepare=True,
+            )
+            assert cur.rowcount == 1
+            assert rows()[0] == (1, n, 100, "quiet")
+        reset()
+        # DO NOTHING alone needs SELECT on some column of the target: id will do
+        cur = c.execute(
+            "MERGE INTO ws1.emp e USING (SELECT 1 AS id) s ON true WHEN MATCHED THEN DO NOTHING"
+        )
+        assert cur.statusmessage == "MERGE 0"
+        # a table privilege covers the columns: DELETE, and UPDATE of salary (written,
+        # not read)
+        emp.admin_sql("GRANT UPDATE, DELETE ON ws1.emp TO dave")
+        try:
+            cur = c.execute(
+                _M + "e.id = s.id WHEN MATCHED AND e.name = 'cat' THEN UPDATE SET salary = 0"
+            )
+            assert cur.statusmessage == "MERGE 1"
+            assert rows()[2] == (3, "cat", 0, "boss secret")
+            emp.admin_sql("UPDATE ws1.emp SET salary = 999 WHERE id = 3")
+            cur = c.execute(
+                "MERGE INTO ws1.emp e USING (VALUES (9, 'z')) s(id, n) ON e.id = s.id "
+                "WHEN NOT MATCHED THEN INSERT (id, name) VALUES (s.id, s.n)"
+            )
+            cur = c.execute(
+                "MERGE INTO ws1.emp e USING (VALUES (9)) s(id) ON e.id = s.id "
+                "WHEN MATCHED THEN DELETE"
+            )
+            assert cur.statusmessage == "MERGE 1"
+        finally:
+            emp.admin_sql("REVOKE UPDATE, DELETE ON ws1.emp FROM dave")
     assert _secrets(emp) == [(i, s, t) for i, _, s, t in ROWS]
     _unchanged(emp)
 

@@ -31,13 +31,16 @@ The model, PostgreSQL's with one simplification:
   the role lacks the table privilege and holds some column grant there, so a role with
   table grants pays nothing more. The refusal is PostgreSQL's ``permission denied for
   table t``. ``REVOKE`` of a table privilege takes it off every column too (PostgreSQL's
-  ExecGrant_Relation); grants follow a column renamed and go with one dropped. MERGE and
-  statement kinds colrefs.py does not take apart need the table privileges. Behind the
-  check, a read through column grants gets a view of the table holding only the granted
-  columns (:func:`column_mask`, engine/scan.py): a name the check missed finds no value
-  (42703), whatever DuckDB makes of it. The catalogs
-  show them (sql/colprivs.py): ``pg_attribute.attacl``, ``information_schema.
-  column_privileges``, ``has_column_privilege``, psql's ``\\dp``, pg_dump.
+  ExecGrant_Relation); grants follow a column renamed and go with one dropped. MERGE is
+  a write like the others, with PostgreSQL's marks (transformMergeStmt): UPDATE on the
+  columns of its SET lists, INSERT on those its INSERTs fill, DELETE on the table, SELECT
+  on what its join condition, WHEN conditions, values and RETURNING name (and on some
+  column for DO NOTHING). Statement kinds colrefs.py does not take apart need the table
+  privileges. Behind the check, a read through column grants gets a view of the table
+  holding only the granted columns (:func:`column_mask`, engine/scan.py): a name the check
+  missed finds no value (42703), whatever DuckDB makes of it. The catalogs show them
+  (sql/colprivs.py): ``pg_attribute.attacl``, ``information_schema.column_privileges``,
+  ``has_column_privilege``, psql's ``\\dp``, pg_dump.
 - **Owners**: every table and schema is owned by the bootstrap superuser. A role that is not
   a superuser cannot create, alter or drop tables or schemas (42501), so ``GRANT CREATE ON
   SCHEMA`` is refused as not supported. Grants are kept in the catalog (kind ``acl``) and
@@ -230,7 +233,23 @@ def _resolved(session: Any, rv: Any) -> tuple[str, str, int, str, list[str]] | N
 
 #: statements that write to a table: their column needs are always worked out (the columns
 #: they read need SELECT, as in PostgreSQL, even with the table's write privilege)
-_WRITES = ("insert_stmt", "update_stmt", "delete_stmt")
+_WRITES = ("insert_stmt", "update_stmt", "delete_stmt", "merge_stmt")
+
+
+def _check_merge_tables(session: Any, node: Any) -> None:
+    """A MERGE that colrefs.py could not take apart: the table privilege of every action
+    it names on the target, and SELECT (the join reads it)."""
+    from postgast import pg_query_pb2 as pb
+
+    found = _resolved(session, node.relation)
+    if found is None:
+        return
+    names = {pb.CMD_UPDATE: "UPDATE", pb.CMD_DELETE: "DELETE", pb.CMD_INSERT: "INSERT"}
+    for w in node.merge_when_clauses:
+        priv = names.get(w.merge_when_clause.command_type)
+        if priv is not None:
+            check_table(session, *found[:3], priv, found[3])
+    check_table(session, *found[:3], "SELECT", found[3])
 
 
 def check_statement(session: Any, kind: str | None, stmt: Any) -> None:
@@ -268,16 +287,6 @@ def check_statement(session: Any, kind: str | None, stmt: Any) -> None:
         targets[(node.relation.relname, node.relation.location)] = "UPDATE"
     elif kind == "delete_stmt":
         targets[(node.relation.relname, node.relation.location)] = "DELETE"
-    elif kind == "merge_stmt":
-        # MERGE needs the privilege of every action it names on the target (and SELECT,
-        # which PostgreSQL also asks of it: the join reads it); table privileges only.
-        found = _resolved(session, node.relation)
-        if found is not None:
-            names = {pb.CMD_UPDATE: "UPDATE", pb.CMD_DELETE: "DELETE", pb.CMD_INSERT: "INSERT"}
-            for w in node.merge_when_clauses:
-                priv = names.get(w.merge_when_clause.command_type)
-                if priv is not None:
-                    check_table(session, *found[:3], priv, found[3])
     elif kind == "copy_stmt" and node.HasField("relation"):
         targets[(node.relation.relname, node.relation.location)] = \
             "INSERT" if node.is_from else "SELECT"
@@ -326,6 +335,8 @@ def check_statement(session: Any, kind: str | None, stmt: Any) -> None:
         check_table(session, *short[0][0][:3], short[0][1], short[0][0][3])
     analysis = colrefs.analyze(kind, stmt, lambda rv: _rel(resolve(rv)))
     if analysis is None:  # not taken apart: table privileges on all it names
+        if inner_kind == "merge_stmt":
+            _check_merge_tables(session, inner)
         for found, priv in short:
             check_table(session, *found[:3], priv, found[3])
         return

@@ -19,8 +19,8 @@ would refuse. DuckDB's ``COLUMNS(...)`` expands to columns by pattern and ``#n``
 by position: both are taken for ``*``. DuckDB matches names without regard to case, even
 quoted ones (``"SALARY"`` is ``salary`` there), so names are compared here the same way.
 
-:func:`analyze` returns ``None`` for statement kinds it does not take apart (MERGE and the
-rest): the caller then asks for table privileges on all they name.
+:func:`analyze` returns ``None`` for statement kinds it does not take apart: the caller then
+asks for table privileges on all they name.
 """
 
 from __future__ import annotations
@@ -515,6 +515,61 @@ class _Analysis:
             self.expr(node.where_clause, level, ctes)
         return self._returning(node, item, level, ctes)
 
+    def merge(self, node: Any, ctes: dict[str, list[str] | None]) -> list[str] | None:
+        """PostgreSQL's transformMergeStmt: the privilege of each action on the target
+        (UPDATE on the columns of each SET list, INSERT on the columns each INSERT fills,
+        DELETE on the table, SELECT on some column for DO NOTHING), and SELECT on every
+        column of the source and the target that the join condition, a WHEN condition, a
+        value or RETURNING names. A WHEN NOT MATCHED clause sees the source's columns and
+        a WHEN NOT MATCHED BY SOURCE one the target's (PostgreSQL refuses a name of the
+        other side there); that side is kept as an outer level, so a name it has is
+        marked should DuckDB find it there."""
+        if node.HasField("with_clause"):
+            ctes = self.with_clause(node.with_clause, None, ctes)
+        item, need = self._target(node.relation, ctes)
+        # the source cannot see the target (PostgreSQL's 42P01), but should DuckDB take a
+        # name there for the target's, it is marked
+        source = self.from_item(node.source_relation, _Level([item], None), ctes)
+        both = _Level([item, source], None)
+        self.expr(node.join_condition, both, ctes)
+        by_target = _Level([source], _Level([item], None))
+        by_source = _Level([item], _Level([source], None))
+        for w in node.merge_when_clauses:
+            wc = w.merge_when_clause
+            level = (
+                both
+                if wc.match_kind == pb.MERGE_WHEN_MATCHED
+                else by_source
+                if wc.match_kind == pb.MERGE_WHEN_NOT_MATCHED_BY_SOURCE
+                else by_target
+            )
+            if wc.HasField("condition"):
+                self.expr(wc.condition, level, ctes)
+            for t in wc.target_list:
+                self.expr(t.res_target.val, level, ctes)
+                self.exprs(t.res_target.indirection, level, ctes)
+            self.exprs(wc.values, level, ctes)
+            if need is None or item.rel is None:
+                continue
+            if wc.command_type == pb.CMD_UPDATE:
+                need.privileges.add("UPDATE")
+                need.update.update(t.res_target.name for t in wc.target_list)
+            elif wc.command_type == pb.CMD_INSERT:
+                need.privileges.add("INSERT")
+                # no column list: the first columns, as many as the values fill (none for
+                # DEFAULT VALUES: then INSERT on any column will do)
+                need.insert.update(
+                    [t.res_target.name for t in wc.target_list]
+                    or item.rel.columns[: len(wc.values)]
+                )
+            elif wc.command_type == pb.CMD_DELETE:
+                need.privileges.add("DELETE")
+            else:  # DO NOTHING: the rows are read (PostgreSQL 15.7's fix, 4989ce72644b)
+                need.privileges.add("SELECT")
+        if node.HasField("returning_clause"):
+            return self._returning(node, item, both, ctes)
+        return None
+
     def copy(self, node: Any) -> None:
         if node.HasField("query"):
             self.statement(node.query, None, {})
@@ -554,6 +609,8 @@ def analyze(
             a.copy(node)
         elif kind in ("select_stmt", "insert_stmt", "update_stmt", "delete_stmt"):
             a.statement(stmt, None, {})
+        elif kind == "merge_stmt":
+            a.merge(node, {})
         else:
             return None
     except _Unknown:
