@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 import requests
 
+from _ports import free_port
+
 SEEDS = Path(__file__).resolve().parents[2] / "shared" / "seeds"
 needs_seeds = pytest.mark.skipif(not SEEDS.is_dir(), reason="../shared/seeds is absent")
 
@@ -52,12 +54,6 @@ def deeplake_to_tarndb(code: str) -> str:
         "from deeplake import VectorStore", "from tarndb import VectorStore")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @dataclass
 class Server:
     url: str
@@ -76,7 +72,7 @@ class Server:
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     root = tmp_path_factory.mktemp("seeds")
     lake = root / "lake"
-    http_port, pg_port = _free_port(), _free_port()
+    http_port, pg_port = free_port(), free_port()
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TARNDB_TOKEN": TOKEN,
            "TARNDB_PASSWORD": PASSWORD, "TARNDB_DEMO": "false"}
     env.pop("LANCE_LOG", None)

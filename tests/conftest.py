@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -9,6 +10,9 @@ import pytest
 import tarndb
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
+# pytest runs with --import-mode=importlib, which puts no test folder on sys.path: helpers
+# every test package shares (_ports) live here.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 

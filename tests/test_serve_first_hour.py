@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -17,21 +16,16 @@ import pytest
 import requests
 
 import tarndb
+from _ports import free_port
 
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TARNDB_PASSWORD": "pw-first-hour"}
 ENV.pop("TARNDB_TOKEN", None)
 ENV.pop("LANCE_LOG", None)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class Served:
     def __init__(self, lake: Path, log: Path) -> None:
-        self.pg_port, self.http_port = _free_port(), _free_port()
+        self.pg_port, self.http_port = free_port(), free_port()
         self.url = f"http://127.0.0.1:{self.http_port}"
         self.log = log
         with log.open("wb") as out:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -14,6 +13,7 @@ from typing import Any
 
 import requests
 
+from _ports import free_port
 from tarndb.api import TokenStore
 
 ORG = "acme"
@@ -52,12 +52,6 @@ def png(color: tuple[int, int, int] = (40, 80, 200), size: int = 256) -> bytes:
     buf = io.BytesIO()
     Image.new("RGB", (size, size), color=color).save(buf, format="PNG")
     return buf.getvalue()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass

@@ -379,7 +379,8 @@ def test_client_errors_and_retry(server: Server) -> None:
         wrong_org.me()
     # Nothing listens on this port: connection errors are retried, then raised.
     import httpx
-    from _api_support import free_port
+
+    from _ports import free_port
 
     t0 = time.monotonic()
     with tarndb.Client(f"http://127.0.0.1:{free_port()}", "t" * 10, "w", retries=2,

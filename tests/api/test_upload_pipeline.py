@@ -19,8 +19,9 @@ from typing import Any
 import pytest
 import requests
 import urllib3
-from _api_support import Server, free_port, start_server, stop_server
+from _api_support import Server, start_server, stop_server
 
+from _ports import free_port
 from tarndb.api._protocol import READ_SIZE, http_protocol
 
 BOUNDARY = "pipelineboundary42"

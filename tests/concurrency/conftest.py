@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -16,25 +14,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from _ports import free_port
+
 PASSWORD = "conc-pw"
-
-
-_handed_out: set[int] = set()
-_handed_lock = threading.Lock()
-
-
-def free_port() -> int:
-    """A port free now and not handed out before in this process: the kernel may give the
-    same ephemeral port to two binds in a row once the first socket closes, and a server
-    then got one port for both Postgres and HTTP (its second listener failed to start)."""
-    with _handed_lock:
-        while True:
-            with socket.socket() as s:
-                s.bind(("127.0.0.1", 0))
-                port = int(s.getsockname()[1])
-            if port not in _handed_out:
-                _handed_out.add(port)
-                return port
 
 
 @dataclass

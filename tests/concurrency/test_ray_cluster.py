@@ -38,7 +38,9 @@ pytest.importorskip("ray.data", reason="Ray Data is not installed (pip install '
 
 import ray.util  # noqa: E402
 
-from .conftest import PASSWORD, Serve, free_port, lake_data_files, start_serve  # noqa: E402
+from _ports import free_port  # noqa: E402
+
+from .conftest import PASSWORD, Serve, lake_data_files, start_serve  # noqa: E402
 
 #: Object store per node: small, so two nodes fit next to the servers on a small machine.
 _OBJECT_STORE = 150 * 1024 * 1024

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -25,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "api"))
 from _api_support import wait_until_healthy  # noqa: E402
 
 import tarndb
+from _ports import free_port  # noqa: E402
 from tarndb.api import ApiSettings, TokenStore, create_app
 from tarndb.deepmemory import JOB_KIND, VectorStore
 
@@ -241,14 +241,8 @@ QUERIES = [
 ]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _start_server(lake: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "tarndb.api", "--data", str(lake), "--port", str(port),
          "--org", ORG, "--token", TOKEN],

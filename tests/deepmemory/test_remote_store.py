@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -19,21 +18,16 @@ import pytest
 import requests
 
 import tarndb
+from _ports import free_port
 from tarndb.errors import InvalidParameterValue, NotFound
 
 TOKEN = "tdb_remote_store_test_token_0123456789"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     lake = tmp_path_factory.mktemp("remote") / "lake"
-    http_port, pg_port = _free_port(), _free_port()
+    http_port, pg_port = free_port(), free_port()
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TARNDB_TOKEN": TOKEN,
            "TARNDB_PASSWORD": "pw", "TARNDB_DEMO": "false"}
     log = lake.parent / "serve.log"

@@ -13,7 +13,6 @@ import os
 import socket
 import subprocess
 import sys
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,28 +21,12 @@ from typing import Any
 import psycopg
 import requests
 
+from _ports import free_port
+
 PASSWORD = "postgres-pw-0123"
 ADMIN_TOKEN = "tdb_security_admin_token_0123456789"
 ORG = "acme"
 ALICE_PASSWORD = "alice-pw-4567"
-
-
-_handed_out: set[int] = set()
-_handed_lock = threading.Lock()
-
-
-def free_port() -> int:
-    """A port free now and not handed out before in this process: the kernel may give the
-    same ephemeral port to two binds in a row once the first socket closes, and a server
-    then got one port for both Postgres and HTTP (its second listener failed to start)."""
-    with _handed_lock:
-        while True:
-            with socket.socket() as s:
-                s.bind(("127.0.0.1", 0))
-                port = int(s.getsockname()[1])
-            if port not in _handed_out:
-                _handed_out.add(port)
-                return port
 
 
 @dataclass

@@ -5,7 +5,6 @@ picks whichever folder's conftest was loaded last when several test folders run.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -19,6 +18,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "api"))
 
 from _api_support import wait_until_healthy  # noqa: E402
 from _web_media import mp4, png  # noqa: E402
+
+from _ports import free_port  # noqa: E402
 
 ORG = "acme"
 WS = "demo"
@@ -69,14 +70,8 @@ class Site:
         return fid
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _start(lake: Path) -> Site:
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [sys.executable, str(Path(__file__).with_name("_web_serve.py")), "--data", str(lake),
          "--port", str(port), "--org", ORG, "--token", TOKEN],
