@@ -3,7 +3,9 @@
 The extended query protocol asks for both before any value is bound (asyncpg encodes its
 arguments by the types the server describes), so they are inferred: a parameter cast in the
 SQL has the cast's type, one inserted into or assigned to a column has the column's type, and
-the rest are asked of DuckDB's binder through a prepared statement.
+the rest are asked of DuckDB's binder through a prepared statement. The result columns are
+DuckDB's ``DESCRIBE`` of the statement as it would run: bound, never run, as a Describe
+must leave no trace (no scan, no nextval(), no lock).
 """
 
 from __future__ import annotations
@@ -141,6 +143,11 @@ def _select_columns(session: Session, stmt: pb.Node, n: int, arrays: list[Any],
     for i, a in enumerate(arrays):
         if first - 1 + i < n:
             values[first - 1 + i] = a
+    # FOR UPDATE / SHARE locks the rows a statement reads, and shapes none (the statement
+    # drops it where it runs too, engine/dml.py): DuckDB has no syntax for it
+    for m in list(ast.walk(stmt)):
+        if isinstance(m, pb.SelectStmt):
+            del m.locking_clause[:]
     scope = Scope(session)
     scope.describing = True
     try:
@@ -152,21 +159,18 @@ def _select_columns(session: Session, stmt: pb.Node, n: int, arrays: list[Any],
         ranking.apply(stmt, scope)
         casts.apply(stmt)
         sql, duck_params = param_rule.apply(stmt, values)
-        wrapped = f"SELECT * FROM ({sql}) AS __d LIMIT 0"
-        try:
-            session.cursor.execute(wrapped, duck_params or None)
-        except Exception:  # noqa: BLE001 - fall back to running the statement itself
-            session.cursor.execute(sql + " LIMIT 0" if "limit" not in sql.lower() else sql,
-                                   duck_params or None)
-        desc = session.cursor.description or []
-        session.cursor.fetchall()
+        # DuckDB's DESCRIBE binds the query and answers its columns without running it (no
+        # scan, no nextval(), no advisory lock taken), with the names as they are (a
+        # wrapping SELECT * would rename a repeated one ``a_1``).
+        session.cursor.execute(f"DESCRIBE {sql}", duck_params or None)
+        desc = session.cursor.fetchall()
     except Exception as e:  # noqa: BLE001
         from .duck_errors import translate
 
         raise translate(e) from e
     finally:
         scope.close()
-    cols = [Column(d[0], from_duckdb(str(d[1]))) for d in desc]
+    cols = [Column(str(d[0]), from_duckdb(str(d[1]))) for d in desc]
     for i, t in vectors.items():  # vector without a dimension: not real[]
         if i < len(cols) and cols[i].type.base == "float4":
             cols[i] = Column(cols[i].name, t)
