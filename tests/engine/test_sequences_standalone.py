@@ -182,3 +182,21 @@ def test_drop_schema_with_sequences(session: tarndb.Session) -> None:
     s.execute("DROP SCHEMA gone CASCADE")
     with pytest.raises(E.UndefinedTable):
         s.execute("SELECT nextval('gone.q')")
+
+
+def test_alter_sequence_owner_to(session: tarndb.Session) -> None:
+    """pg_dump 16 writes ALTER SEQUENCE ... OWNER TO (15 wrote ALTER TABLE) for standalone
+    and serial columns' sequences alike; objects are the superusers', so only they fit."""
+    s = session
+    s.execute("CREATE SEQUENCE own_s")
+    s.execute("CREATE TABLE own_t (id SERIAL PRIMARY KEY, v TEXT)")
+    assert s.execute("ALTER SEQUENCE own_s OWNER TO postgres").command == "ALTER SEQUENCE"
+    s.execute("ALTER SEQUENCE ws.own_t_id_seq OWNER TO CURRENT_USER")
+    with pytest.raises(E.FeatureNotSupported, match="owned by the superusers"):
+        s.execute("ALTER SEQUENCE own_s OWNER TO someone")
+    with pytest.raises(E.WrongObjectType, match='"own_t" is not a sequence'):
+        s.execute("ALTER SEQUENCE own_t OWNER TO postgres")
+    with pytest.raises(E.UndefinedTable, match='relation "nosuch" does not exist'):
+        s.execute("ALTER SEQUENCE nosuch OWNER TO postgres")
+    s.execute("ALTER SEQUENCE IF EXISTS nosuch OWNER TO postgres")
+    assert _one(s, "SELECT nextval('own_s')") == 1

@@ -337,6 +337,8 @@ def _find_index(session: Session, name: str, ws: str | None) -> tuple[TableInfo,
 
 
 def alter_table(session: Session, node: pb.AlterTableStmt, params: list[Any]) -> Result:
+    if node.objtype == pb.OBJECT_SEQUENCE:
+        return _alter_sequence_owner(session, node)
     if node.objtype not in (pb.OBJECT_TABLE, pb.OBJECT_VIEW, 0):
         raise E.FeatureNotSupported("only ALTER TABLE is supported")
     info = session.resolve_table(node.relation.schemaname or None, node.relation.relname)
@@ -359,10 +361,7 @@ def alter_table(session: Session, node: pb.AlterTableStmt, params: list[Any]) ->
                       else "ALTER TABLE")
     if info is not None and node.objtype == pb.OBJECT_VIEW:
         raise E.WrongObjectType(f'"{info.name}" is not a view')
-    if info is None and (_serial_target(session, node.relation) is not None or any(
-            sequences.lookup(session.db, session, ws, node.relation.relname)
-            for ws in ([node.relation.schemaname] if node.relation.schemaname
-                       else session.search_path()))) and all(
+    if info is None and _is_sequence(session, node.relation) and all(
             c.alter_table_cmd.subtype == pb.AT_ChangeOwner for c in node.cmds):
         # ALTER TABLE seq OWNER TO (pg_dump's, for a sequence)
         for c in node.cmds:
@@ -557,6 +556,33 @@ def lance_udf(fn: Callable[[pa.RecordBatch], pa.RecordBatch]) -> Any:
     import lance
 
     return lance.batch_udf()(fn)
+
+
+def _is_sequence(session: Session, rv: Any) -> bool:
+    """Whether a relation names a sequence: a serial column's or a standalone one."""
+    return _serial_target(session, rv) is not None or any(
+        sequences.lookup(session.db, session, ws, rv.relname)
+        for ws in ([rv.schemaname] if rv.schemaname else session.search_path()))
+
+
+def _alter_sequence_owner(session: Session, node: pb.AlterTableStmt) -> Result:
+    """``ALTER SEQUENCE s OWNER TO r``: pg_dump 16 writes this where 15 wrote ALTER TABLE
+    (the only ALTER TABLE form that a sequence takes; the others are ALTER SEQUENCE's own)."""
+    if not all(c.alter_table_cmd.subtype == pb.AT_ChangeOwner for c in node.cmds):
+        raise E.FeatureNotSupported("only OWNER TO is supported in this form of ALTER "
+                                    "SEQUENCE")
+    if not _is_sequence(session, node.relation):
+        if session.resolve_table(node.relation.schemaname or None,
+                                 node.relation.relname) is not None or views.resolve(
+                session, node.relation.schemaname or None, node.relation.relname) is not None:
+            raise E.WrongObjectType(f'"{node.relation.relname}" is not a sequence')
+        if node.missing_ok:
+            session.notices.append(f'relation "{node.relation.relname}" does not exist, skipping')
+            return Result(command="ALTER SEQUENCE")
+        raise E.UndefinedTable(f'relation "{node.relation.relname}" does not exist')
+    for c in node.cmds:
+        _check_owner(session, c.alter_table_cmd.newowner)
+    return Result(command="ALTER SEQUENCE")
 
 
 def _check_owner(session: Session, role: Any) -> None:
