@@ -122,6 +122,11 @@ def test_simple_query_several_statements(pdb: tarndb.Database) -> None:
 def test_empty_query(pdb: tarndb.Database) -> None:
     conn, _ = connect(pdb)
     assert kinds(send(conn, m.f_query("  ;  "))) == b"IZ"
+    # Comments alone are empty too (pg_restore sends a dump's header comment by itself).
+    for sql in ("--\n-- PostgreSQL database dump\n--\n\n", "/* a */ ; -- b", "-- x"):
+        assert kinds(send(conn, m.f_query(sql))) == b"IZ", sql
+    out = send(conn, m.f_query("/* a */ SELECT 1 /* b */ -- c"))
+    assert kinds(out) == b"TDCZ"
 
 
 def test_error_with_sqlstate_and_position(pdb: tarndb.Database) -> None:
@@ -206,6 +211,25 @@ def test_copy_in_text_and_out_csv(pdb: tarndb.Database) -> None:
                                 "WITH (FORMAT csv, HEADER true)"))
     assert kinds(out) == b"HdddcCZ"
     assert [body for k, body in out if k == b"d"] == [b"id,t,v\n", b'1,x\ty,"{1,2}"\n', b"2,,\n"]
+
+
+def test_copy_into_a_table_created_in_the_same_transaction(pdb: tarndb.Database) -> None:
+    """pg_restore --single-transaction creates each table, then COPYs into it."""
+    conn, _ = connect(pdb)
+    send(conn, m.f_query("BEGIN; CREATE SCHEMA cpt; CREATE TABLE cpt.t (id INT, t TEXT)"))
+    out = send(conn, m.f_query("COPY cpt.t (id, t) FROM stdin"), m.f_copy_data(b"1\ta\n"),
+               m.f_copy_done())
+    assert kinds(out) == b"GCZ" and out[1:] == [(b"C", b"COPY 1\x00"), (b"Z", b"T")]
+    out = send(conn, m.f_query("COPY cpt.nope FROM stdin"))
+    assert error(out)["C"] == "42P01"
+    send(conn, m.f_query("ROLLBACK"))
+    other, _ = connect(pdb)
+    assert error(send(other, m.f_query("SELECT * FROM cpt.t")))["C"] == "42P01"
+    send(conn, m.f_query("BEGIN; CREATE TABLE cpt2 (id INT)"))
+    send(conn, m.f_query("COPY cpt2 FROM stdin"), m.f_copy_data(b"7\n"), m.f_copy_done())
+    send(conn, m.f_query("COMMIT"))
+    out = send(other, m.f_query("SELECT id FROM cpt2"))
+    assert [b for k, b in out if k == b"D"] == [b"\x00\x01\x00\x00\x00\x017"]
 
 
 def test_copy_fail_rolls_back_nothing_written(pdb: tarndb.Database) -> None:

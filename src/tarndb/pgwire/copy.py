@@ -1,10 +1,12 @@
 """COPY FROM STDIN / COPY TO STDOUT in text, CSV and binary formats.
 
 The protocol core (:mod:`.protocol`) calls :func:`parse_copy` on a COPY statement, then feeds
-CopyData payloads to a :class:`CopyReader` that decodes rows into an Arrow table typed like the
-target columns, which :class:`CopyTarget` hands to the engine in one write (COPY is atomic:
-nothing is written when any row is bad). COPY TO runs the equivalent SELECT and formats rows
-with :class:`CopyWriter`.
+CopyData payloads to a :class:`CopyReader` that decodes rows into Arrow tables typed like the
+target columns, a batch of about :data:`BATCH_BYTES` at a time, which :class:`CopyTarget`
+hands to the engine as they come, all in one transaction (COPY is atomic: nothing is written
+when any row is bad). The transaction keeps big batches on disk (engine/spill.py), so a COPY
+of any size holds a batch or two in memory, as PostgreSQL's does. COPY TO runs the equivalent
+SELECT and formats rows with :class:`CopyWriter`.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ import io
 import json
 import re
 import struct
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +34,7 @@ from ..errors import (
     InvalidTextRepresentation,
     SyntaxError_,
     UndefinedColumn,
+    UndefinedTable,
     WrongObjectType,
 )
 from . import codecs
@@ -409,15 +413,17 @@ class _Column:
             self.parts.append(self._values_to_arrow())
             self.values = []
 
-    def to_arrow(self) -> pa.Array | pa.ChunkedArray:
-        """The column: one array, or the decoded runs without copying them together."""
+    def take(self) -> pa.Array | pa.ChunkedArray:
+        """The values gathered so far (one array, or the decoded runs without copying them
+        together); the column starts over empty."""
         self._flush_vec_text()
         if self.values or not self.parts:
             self.parts.append(self._values_to_arrow())
             self.values = []
-        if len(self.parts) == 1:
-            return self.parts[0]
-        return pa.chunked_array(self.parts, type=self.ctype.arrow)
+        parts, self.parts = self.parts, []
+        if len(parts) == 1:
+            return parts[0]
+        return pa.chunked_array(parts, type=self.ctype.arrow)
 
     def _values_to_arrow(self) -> pa.Array:
         t = self.ctype.arrow
@@ -460,6 +466,12 @@ def _float_matrices(values: list[Any], ctype: ColumnType) -> pa.Array | None:
 #: numpy calls per column, so CopyData messages of a few kB (psycopg's) are gathered first.
 _BINARY_BLOCK = 1 << 20
 
+#: A COPY hands its rows to the engine in batches of about this much data as sent.
+BATCH_BYTES = 32 << 20
+#: CSV data (parsed at the end, as one stream) stays in memory up to this size, then goes to
+#: a temporary file.
+_CSV_IN_MEMORY = 8 << 20
+
 
 class CopyReader:
     """Decodes COPY FROM STDIN data into columns."""
@@ -478,37 +490,54 @@ class CopyReader:
         self._header_pending = options.header
         self._ended = False
         self.rows = 0
+        #: bytes of data decoded into the columns since the last batch was taken
+        self._decoded = 0
+        #: CSV data as sent (parsed at the end: a quoted field may hold newlines)
+        self._csv: tempfile.SpooledTemporaryFile[bytes] | None = None
 
     def feed(self, data: bytes) -> None:
         if self._ended:
             return
         if self.options.format == "text":
             self._buf += data
+            self._decoded += len(data)
             self._consume_text_lines(final=False)
         elif self.options.format == "binary":
             # Binary rows decode as they arrive, a block per CopyData message: no copy of the
             # whole stream is ever made, and decoding overlaps the client's sending.
             self._chunks.append(data)
             self._pending += len(data)
+            self._decoded += len(data)
             if self._pending >= max(self._need, _BINARY_BLOCK):
                 self._decode_binary(final=False)
         else:
-            self._chunks.append(data)
+            if self._csv is None:
+                self._csv = tempfile.SpooledTemporaryFile(max_size=_CSV_IN_MEMORY)
+            self._csv.write(data)
 
-    def finish(self) -> pa.Table:
+    def take(self) -> pa.Table | None:
+        """The rows decoded so far, once they are about :data:`BATCH_BYTES` (None before)."""
+        if self._decoded < BATCH_BYTES:
+            return None
+        return self._batch()
+
+    def _batch(self) -> pa.Table:
+        self._decoded = 0
+        arrays = [c.take() for c in self.columns]
+        names = [f"c{i}" for i in range(len(arrays))]
+        return pa.Table.from_arrays(arrays, names=names) if arrays else pa.table({})
+
+    def finish(self) -> Iterator[pa.Table]:
+        """The rows not taken yet, in batches (the last one may be empty)."""
         fmt = self.options.format
         if fmt == "text":
             self._consume_text_lines(final=True)
         elif fmt == "binary":
             self._decode_binary(final=True)
         else:
-            data = b"".join(self._chunks)
-            self._chunks.clear()
-            self._parse_csv(data)
+            yield from self._parse_csv()
         self._buf.clear()
-        arrays = [c.to_arrow() for c in self.columns]
-        names = [f"c{i}" for i in range(len(arrays))]
-        return pa.Table.from_arrays(arrays, names=names) if arrays else pa.table({})
+        yield self._batch()
 
     def _row_error(self, msg: str) -> DataError:
         return InvalidTextRepresentation(f"{msg} (COPY line {self.rows + 1})")
@@ -560,13 +589,15 @@ class CopyReader:
             # overlaps the client's sending.
             col.flush_vectors()
 
-    def _parse_csv(self, data: bytes) -> None:
+    def _parse_csv(self) -> Iterator[pa.Table]:
+        """Parse the CSV data sent, handing out a batch every :data:`BATCH_BYTES` of it."""
         o = self.options
-        try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError:
-            raise InvalidTextRepresentation('invalid byte sequence for encoding "UTF8"') from None
-        reader = csv.reader(io.StringIO(text, newline=""), delimiter=o.delimiter,
+        if self._csv is None:
+            return
+        spool, self._csv = self._csv, None
+        spool.seek(0)
+        stream = io.TextIOWrapper(spool, encoding="utf-8", newline="")  # type: ignore[arg-type]
+        reader = csv.reader(stream, delimiter=o.delimiter,
                             quotechar=o.quote, doublequote=(o.escape == o.quote),
                             escapechar=None if o.escape == o.quote else o.escape, strict=True)
         ncols = len(self.columns)
@@ -584,9 +615,16 @@ class CopyReader:
                 for col, f in zip(self.columns, fields, strict=False):
                     # csv cannot tell "" from an empty field; both are NULL with the default NULL.
                     col.add_text(None if f == o.null else f)
+                    self._decoded += len(f)
                 self.rows += 1
+                if self._decoded >= BATCH_BYTES:
+                    yield self._batch()
         except csv.Error as e:
             raise self._row_error(f"invalid CSV: {e}") from None
+        except UnicodeDecodeError:
+            raise InvalidTextRepresentation('invalid byte sequence for encoding "UTF8"') from None
+        finally:
+            spool.close()
 
     def _decode_binary(self, final: bool) -> None:
         data = self._chunks[0] if len(self._chunks) == 1 else b"".join(self._chunks)
@@ -690,7 +728,12 @@ class CopyTarget:
     @classmethod
     def resolve(cls, db: Any, session: Any, spec: CopySpec, workspace: str) -> CopyTarget:
         ws = spec.schema or workspace
-        info = db.catalog.table(ws, spec.table)
+        # As this session sees it: a table created earlier in its open transaction too
+        # (pg_restore --single-transaction creates each table, then COPYs into it).
+        find = getattr(session, "find_table", None)
+        info = find(ws, spec.table) if find is not None else db.catalog.find_table(ws, spec.table)
+        if info is None:
+            raise UndefinedTable(f'relation "{spec.table}" does not exist', table=spec.table)
         by_name = {c.name: c for c in info.columns}
         # Without a column list COPY fills every column, as in Postgres.
         names = spec.columns or [c.name for c in info.columns]

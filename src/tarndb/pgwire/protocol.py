@@ -67,7 +67,9 @@ _REPORTABLE = [(k, k.lower()) for k in REPORTED
 log = logging.getLogger("tarndb.pgwire")
 _SESSION_LOCK = threading.Lock()
 
-_EMPTY = re.compile(r"^[\s;]*$")
+# Only blanks, semicolons and comments: an empty query (pg_restore sends a dump's header
+# comment alone and expects EmptyQueryResponse, as PostgreSQL answers).
+_EMPTY = re.compile(r"^(?:[\s;]|--[^\n]*|/\*(?:[^*]|\*(?!/))*\*/)*$")
 _COPY = re.compile(r"^\s*copy\b", re.IGNORECASE)
 _INSERT = re.compile(r"^\s*insert\b", re.IGNORECASE)
 _READ_ONLY = re.compile(r"^\s*(\(\s*)*(select|values|show|with|table|explain)\b", re.IGNORECASE)
