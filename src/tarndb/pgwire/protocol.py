@@ -226,6 +226,8 @@ class _Copy:
     reader: copy.CopyReader
     target: copy.CopyTarget
     from_simple_query: bool
+    #: rows handed to the engine so far
+    rows: int = 0
 
 
 
@@ -753,13 +755,15 @@ class ServerConnection:
                         [m.b_command_complete(self._tag(result))])
 
     def _end_implicit(self) -> None:
-        end = getattr(self.session, "end_implicit", None)
-        if end is None:
-            return
         try:
-            end()
+            self._end_implicit_or_raise()
         except Exception as e:  # noqa: BLE001 - the batch's commit failed: tell the client
             self._error(e)
+
+    def _end_implicit_or_raise(self) -> None:
+        end = getattr(self.session, "end_implicit", None)
+        if end is not None:
+            end()
 
     def _ready(self) -> None:
         status = "I"
@@ -1148,6 +1152,12 @@ class ServerConnection:
                                   spec.columns)
             target = copy.CopyTarget.resolve(self.db, self.session, spec, workspace)
             reader = copy.CopyReader(spec.options, [c.type for c in target.columns])
+            # The rows come in batches (copy.BATCH_BYTES), each a statement of one
+            # implicit transaction: a simple query's COPY commits it at CopyDone, an
+            # extended protocol's at the Sync after CopyDone (inside BEGIN: the block's own).
+            begin = getattr(self.session, "begin_implicit", None)
+            if begin is not None:
+                begin()
             self._copy = _Copy(reader, target, from_simple_query)
             self._out.append(m.b_copy_in_response(spec.options.format == "binary",
                                                   len(target.columns)))
@@ -1188,12 +1198,17 @@ class ServerConnection:
         try:
             if isinstance(msg, m.CopyData):
                 cp.reader.feed(msg.data)
+                batch = cp.reader.take()
+                if batch is not None:
+                    cp.rows += cp.target.insert(self.session, batch)
                 return
             if isinstance(msg, m.CopyDone):
-                table = cp.reader.finish()
-                n = cp.target.insert(self.session, table)
+                for batch in cp.reader.finish():
+                    cp.rows += cp.target.insert(self.session, batch)
                 self._end_copy()
-                self._out.append(m.b_command_complete(f"COPY {n}"))
+                if cp.from_simple_query:
+                    self._end_implicit_or_raise()
+                self._out.append(m.b_command_complete(f"COPY {cp.rows}"))
             elif isinstance(msg, m.CopyFail):
                 raise errors.QueryCanceled(f"COPY from stdin failed: {msg.message}")
             else:
@@ -1203,6 +1218,11 @@ class ServerConnection:
             raise
         except Exception as e:  # noqa: BLE001 - every error becomes an ErrorResponse
             self._end_copy()
+            abort = getattr(self.session, "abort_transaction", None)
+            if abort is not None:
+                abort()  # the COPY's earlier batches go with the transaction
+            if cp.from_simple_query:
+                self._end_implicit()  # rolls back an implicit one
             self._error(e)
             if not cp.from_simple_query:
                 self._skip_until_sync = True
