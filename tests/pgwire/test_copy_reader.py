@@ -39,11 +39,16 @@ def payload(rows: list[tuple[object, ...]], header_ext: bytes = b"") -> bytes:
     return b"".join(out)
 
 
+def finished(r: CopyReader) -> pa.Table:
+    """What the reader still holds, as one table (COPY hands it out in batches)."""
+    return pa.concat_tables(list(r.finish()))
+
+
 def read(chunks: list[bytes]) -> pa.Table:
     r = CopyReader(CopyOptions(format="binary"), TYPES)
     for c in chunks:
         r.feed(c)
-    return r.finish()
+    return finished(r)
 
 
 def expected() -> list[dict[str, object]]:
@@ -102,7 +107,7 @@ def read_text(data: bytes, types: list[ColumnType] | None = None) -> pa.Table:
                                                          ColumnType("float4", 1)])
     for i in range(0, len(data), 7):  # cut lines anywhere
         r.feed(data[i:i + 7])
-    return r.finish()
+    return finished(r)
 
 
 def test_text_embeddings_parse_in_runs() -> None:
@@ -156,7 +161,7 @@ def test_multivector_bags_decode_exactly_without_python_floats(base: str) -> Non
     out.append(b"\xff\xff")
     r = CopyReader(CopyOptions(format="binary"), types)
     r.feed(b"".join(out))
-    col = r.finish().column(1)
+    col = finished(r).column(1)
     got = col.to_pylist()
     for bag, value in zip(bags, got, strict=True):
         if bag is None:
@@ -184,7 +189,7 @@ def test_a_copy_of_bags_holds_about_its_size_in_memory() -> None:
     tracemalloc.start()
     try:
         r.feed(data)
-        table = r.finish()
+        table = finished(r)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
