@@ -200,3 +200,24 @@ def test_alter_sequence_owner_to(session: tarndb.Session) -> None:
         s.execute("ALTER SEQUENCE nosuch OWNER TO postgres")
     s.execute("ALTER SEQUENCE IF EXISTS nosuch OWNER TO postgres")
     assert _one(s, "SELECT nextval('own_s')") == 1
+
+
+def test_serial_sequence_spelled_by_pg_dump_in_one_transaction(session: tarndb.Session) -> None:
+    """pg_restore --single-transaction: the table, its ``<table>_<column>_seq`` and the
+    nextval default come in one transaction, and the column becomes serial again rather
+    than getting a standalone sequence of that name."""
+    s = session
+    s.execute("BEGIN")
+    s.execute("CREATE TABLE st (id integer NOT NULL, v text)")
+    s.execute("CREATE SEQUENCE ws.st_id_seq AS integer START WITH 1 INCREMENT BY 1 "
+              "NO MINVALUE NO MAXVALUE CACHE 1")
+    s.execute("ALTER SEQUENCE ws.st_id_seq OWNER TO postgres")
+    s.execute("ALTER SEQUENCE ws.st_id_seq OWNED BY ws.st.id")
+    s.execute("ALTER TABLE ONLY ws.st ALTER COLUMN id SET DEFAULT "
+              "nextval('ws.st_id_seq'::regclass)")
+    s.execute("INSERT INTO st (id, v) VALUES (1, 'a'), (2, 'b')")
+    s.execute("SELECT pg_catalog.setval('ws.st_id_seq', 2, true)")
+    s.execute("COMMIT")
+    assert s.execute("SELECT count(*) FROM pg_sequences WHERE schemaname = 'ws' "
+                     "AND sequencename = 'st_id_seq'").rows == [(0,)]
+    assert s.execute("INSERT INTO st (v) VALUES ('c') RETURNING id").rows == [(3,)]

@@ -1059,9 +1059,11 @@ def grant(session: Session, node: Any, params: list[Any]) -> Result:
 
 
 def _serial_target(session: Session, rv: Any) -> tuple[TableInfo, ColumnInfo] | None:
-    """The integer column ``<table>_<column>_seq`` names, in the sequence's schema."""
+    """The integer column ``<table>_<column>_seq`` names, in the sequence's schema (as this
+    session sees it: pg_restore --single-transaction creates the table in the same
+    transaction)."""
     ws = rv.schemaname or session.search_path()[0]
-    for info in session.db.catalog.all_tables():
+    for info in session.all_tables():
         if info.workspace != ws:
             continue
         for col in info.columns:
