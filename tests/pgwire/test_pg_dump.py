@@ -1,11 +1,14 @@
-"""pg_dump (Debian's pg_dump 15) of a tarndb workspace restores with ``psql -f``: into a
-fresh tarndb (rows, vectors, serial and standalone sequences, keys, foreign keys, indexes)
-and into a real
-PostgreSQL 15 when its binaries are installed."""
+"""pg_dump of a tarndb workspace restores: Debian's pg_dump 15 and PostgreSQL 16.2's (from
+the pgserver wheel), each with its own psql and pg_restore. Plain scripts restore with
+``psql -f`` into a fresh tarndb (rows, vectors, serial and standalone sequences, keys,
+foreign keys, indexes) and into a real PostgreSQL 15 when its binaries are installed; custom
+archives (``-Fc``) restore with ``pg_restore --single-transaction`` into a fresh tarndb."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import platform
 import shutil
 import subprocess
 import sys
@@ -13,6 +16,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -21,8 +25,55 @@ from .conftest import PASSWORD, PG_BIN, Server, pg_tool
 
 psycopg = pytest.importorskip("psycopg")
 
-pytestmark = pytest.mark.skipif(shutil.which("pg_dump") is None and not PG_BIN.exists(),
-                                reason="pg_dump is not installed")
+
+def _pgserver_bin() -> Path | None:
+    """The bin directory of the pgserver wheel's PostgreSQL 16.2 (found without importing
+    the package, which only carries the programs here)."""
+    spec = importlib.util.find_spec("pgserver")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
+
+
+@dataclass(frozen=True)
+class Tools:
+    """One PostgreSQL release's client programs. A dump is restored with the psql and
+    pg_restore of its own release (psql 16.2 does not know the ``\\restrict`` that
+    pg_dump 15.18 writes)."""
+
+    major: int
+    bin: Path | None  # None: Debian's, through pg_tool
+    tls: bool  # the pgserver wheel's libpq is built without TLS
+
+    def path(self, name: str) -> str:
+        return pg_tool(name) if self.bin is None else str(self.bin / name)
+
+    def env(self, server: Server) -> dict[str, str]:
+        env = server.libpq_env()
+        if not self.tls:
+            env["PGSSLMODE"] = "disable"  # the test server takes plain connections
+        return env
+
+
+@pytest.fixture(scope="module", params=[15, 16], ids=["pg15", "pg16"])
+def tools(request: pytest.FixtureRequest) -> Tools:
+    if request.param == 15:
+        if shutil.which("pg_dump") is None and not PG_BIN.exists():
+            pytest.skip("pg_dump is not installed")
+        found = Tools(15, None, tls=True)
+    else:
+        bin_dir = _pgserver_bin()
+        if bin_dir is None:
+            if sys.platform == "linux" and platform.machine() != "x86_64":
+                pytest.skip("pgserver (PostgreSQL 16's pg_dump) has no wheel for Linux on "
+                            f"{platform.machine()}")
+            pytest.fail("pgserver is not installed (the test extra installs it for its "
+                        "pg_dump 16)")
+        found = Tools(16, bin_dir, tls=False)
+    version = subprocess.run([found.path("pg_dump"), "--version"], capture_output=True,
+                             text=True, check=True).stdout
+    assert version.startswith(f"pg_dump (PostgreSQL) {found.major}."), version
+    return found
 
 
 @pytest.fixture
@@ -47,8 +98,8 @@ def fresh_server(tmp_path: Path) -> Iterator[Server]:
 
 
 @pytest.fixture(scope="module")
-def dumped(pg_server: Server) -> tuple[str, str, str, str]:
-    """Two workspaces (plain types; pgvector types) and their pg_dump scripts."""
+def workspaces(pg_server: Server) -> tuple[str, str]:
+    """Two workspaces (plain types; pgvector types), dumped by each pg_dump."""
     plain = f"dump_{uuid.uuid4().hex[:8]}"
     vec = f"dumpv_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(pg_server.dsn(), autocommit=True) as c:
@@ -83,18 +134,26 @@ def dumped(pg_server: Server) -> tuple[str, str, str, str]:
         c.execute(f"CREATE TABLE {vec}.emb (id INT PRIMARY KEY, v vector(3), h halfvec(2))")
         c.execute(f"INSERT INTO {vec}.emb VALUES (1, '[1,2.5,-3]', '[0.5,1]'), "
                   "(2, '[0.1,0.2,0.3]', '[2,3]')")
+    return plain, vec
+
+
+@pytest.fixture(scope="module")
+def dumped(pg_server: Server, workspaces: tuple[str, str], tools: Tools
+           ) -> tuple[str, str, str, str]:
+    """The two workspaces and their plain pg_dump scripts."""
+    plain, vec = workspaces
     out = []
     for ws in (plain, vec):
-        run = subprocess.run([pg_tool("pg_dump"), "-n", ws], env=pg_server.libpq_env(),
+        run = subprocess.run([tools.path("pg_dump"), "-n", ws], env=tools.env(pg_server),
                              capture_output=True, text=True, timeout=120)
         assert run.returncode == 0, run.stderr
         out.append(run.stdout)
     return plain, vec, out[0], out[1]
 
 
-def _restore(server_env: dict[str, str], script: str, extra: list[str] | None = None
+def _restore(tools: Tools, server_env: dict[str, str], script: str
              ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([pg_tool("psql"), "-q", "-v", "ON_ERROR_STOP=1", *(extra or [])],
+    return subprocess.run([tools.path("psql"), "-q", "-v", "ON_ERROR_STOP=1"],
                           input=script, env=server_env, capture_output=True, text=True,
                           timeout=120)
 
@@ -103,8 +162,9 @@ def _rows(conn: psycopg.Connection[tuple[object, ...]], sql: str) -> list[tuple[
     return conn.execute(sql).fetchall()
 
 
-def test_dump_has_postgresqls_shape(dumped: tuple[str, str, str, str]) -> None:
+def test_dump_has_postgresqls_shape(tools: Tools, dumped: tuple[str, str, str, str]) -> None:
     plain, _, script, vscript = dumped
+    assert f"-- Dumped by pg_dump version {tools.major}." in script
     assert f"CREATE TABLE {plain}.items (" in script
     assert f"CREATE SEQUENCE {plain}.items_id_seq" in script
     assert (f"ALTER TABLE ONLY {plain}.items ALTER COLUMN id SET DEFAULT "
@@ -118,6 +178,9 @@ def test_dump_has_postgresqls_shape(dumped: tuple[str, str, str, str]) -> None:
         in script
     assert f"CREATE SEQUENCE {plain}.ticket_no\n    AS integer\n    START WITH 10\n" \
            "    INCREMENT BY 5\n" in script
+    # pg_dump 16 gives a sequence to its owner with ALTER SEQUENCE, 15 with ALTER TABLE
+    owner = "SEQUENCE" if tools.major >= 16 else "TABLE"
+    assert f"ALTER {owner} {plain}.ticket_no OWNER TO postgres;" in script
     assert f"SELECT pg_catalog.setval('{plain}.ticket_no', 20, true);" in script
     assert f"SELECT pg_catalog.setval('{plain}.counter', -6, true);" in script
     assert "    CYCLE;" in script
@@ -126,47 +189,89 @@ def test_dump_has_postgresqls_shape(dumped: tuple[str, str, str, str]) -> None:
         script.index(f"CREATE TABLE {plain}.tickets")
 
 
-def test_restore_into_a_fresh_tarndb(pg_server: Server, fresh_server: Server,
+def _assert_restored(a: psycopg.Connection[tuple[object, ...]],
+                     b: psycopg.Connection[tuple[object, ...]], plain: str, vec: str) -> None:
+    """What the fresh tarndb ``b`` holds after a restore of the dump of ``a``."""
+    for sql in (f"SELECT * FROM {plain}.items ORDER BY id",
+                f"SELECT * FROM {plain}.child ORDER BY id",
+                f"SELECT id, v::text, h::text FROM {vec}.emb ORDER BY id"):
+        assert _rows(a, sql) == _rows(b, sql), sql
+    assert len(_rows(b, f"SELECT * FROM {plain}.items")) == 30
+    assert len(_rows(b, f"SELECT * FROM {plain}.child")) == 50
+    # An identity column stays GENERATED ALWAYS, its sequence after the restored rows.
+    assert _rows(b, f"SELECT * FROM {plain}.ident ORDER BY id") == \
+        [(1, 10), (2, 20), (3, 30)]
+    assert _rows(b, f"INSERT INTO {plain}.ident (x) VALUES (40) RETURNING id") == [(4,)]
+    with pytest.raises(psycopg.errors.GeneratedAlways):
+        b.execute(f"INSERT INTO {plain}.ident (id, x) VALUES (9, 9)")
+    # Standalone sequences keep their definition and current value.
+    assert _rows(b, f"SELECT * FROM {plain}.tickets ORDER BY no") == \
+        [(10, "a"), (15, "b"), (20, "c")]
+    assert _rows(b, f"INSERT INTO {plain}.tickets (note) VALUES ('d') RETURNING no") == \
+        [(25,)]
+    assert _rows(b, f"SELECT nextval('{plain}.counter')") == [(-8,)]
+    assert _rows(b, "SELECT sequencename, data_type::int, increment_by, cycle FROM "
+                    f"pg_sequences WHERE schemaname = '{plain}' ORDER BY 1") == [
+        ("counter", 20, -2, True), ("ticket_no", 23, 5, False)]
+    # The serial column continues after the restored rows; keys and references hold.
+    assert _rows(b, f"INSERT INTO {plain}.items (name) VALUES ('new') RETURNING id") \
+        == [(31,)]
+    with pytest.raises(psycopg.errors.UniqueViolation):
+        b.execute(f"INSERT INTO {plain}.items (name) VALUES ('item 3')")
+    with pytest.raises(psycopg.errors.ForeignKeyViolation):
+        b.execute(f"INSERT INTO {plain}.child VALUES (999, 999, 'orphan')")
+    assert _rows(b, "SELECT indexname FROM pg_indexes WHERE tablename = 'child' "
+                    f"AND schemaname = '{plain}' ORDER BY 1") == [
+        ("child_note_idx",), ("child_pkey",)]
+
+
+def test_restore_into_a_fresh_tarndb(tools: Tools, pg_server: Server, fresh_server: Server,
                                      dumped: tuple[str, str, str, str]) -> None:
     plain, vec, script, vscript = dumped
     for s in (script, vscript):
-        run = _restore(fresh_server.libpq_env(), s)
+        run = _restore(tools, tools.env(fresh_server), s)
         assert run.returncode == 0, run.stderr
     with psycopg.connect(pg_server.dsn(), autocommit=True) as a, \
             psycopg.connect(fresh_server.dsn(), autocommit=True) as b:
-        for sql in (f"SELECT * FROM {plain}.items ORDER BY id",
-                    f"SELECT * FROM {plain}.child ORDER BY id",
-                    f"SELECT id, v::text, h::text FROM {vec}.emb ORDER BY id"):
-            assert _rows(a, sql) == _rows(b, sql), sql
-        assert len(_rows(b, f"SELECT * FROM {plain}.items")) == 30
-        # An identity column stays GENERATED ALWAYS, its sequence after the restored rows.
-        assert _rows(b, f"SELECT * FROM {plain}.ident ORDER BY id") == \
-            [(1, 10), (2, 20), (3, 30)]
-        assert _rows(b, f"INSERT INTO {plain}.ident (x) VALUES (40) RETURNING id") == [(4,)]
-        with pytest.raises(psycopg.errors.GeneratedAlways):
-            b.execute(f"INSERT INTO {plain}.ident (id, x) VALUES (9, 9)")
-        # Standalone sequences keep their definition and current value.
-        assert _rows(b, f"SELECT * FROM {plain}.tickets ORDER BY no") == \
-            [(10, "a"), (15, "b"), (20, "c")]
-        assert _rows(b, f"INSERT INTO {plain}.tickets (note) VALUES ('d') RETURNING no") == \
-            [(25,)]
-        assert _rows(b, f"SELECT nextval('{plain}.counter')") == [(-8,)]
-        assert _rows(b, "SELECT sequencename, data_type::int, increment_by, cycle FROM "
-                        f"pg_sequences WHERE schemaname = '{plain}' ORDER BY 1") == [
-            ("counter", 20, -2, True), ("ticket_no", 23, 5, False)]
-        # The serial column continues after the restored rows; keys and references hold.
-        assert _rows(b, f"INSERT INTO {plain}.items (name) VALUES ('new') RETURNING id") \
-            == [(31,)]
-        with pytest.raises(psycopg.errors.UniqueViolation):
-            b.execute(f"INSERT INTO {plain}.items (name) VALUES ('item 3')")
-        with pytest.raises(psycopg.errors.ForeignKeyViolation):
-            b.execute(f"INSERT INTO {plain}.child VALUES (999, 999, 'orphan')")
-        assert _rows(b, "SELECT indexname FROM pg_indexes WHERE tablename = 'child' "
-                        f"AND schemaname = '{plain}' ORDER BY 1") == [
-            ("child_note_idx",), ("child_pkey",)]
+        _assert_restored(a, b, plain, vec)
 
 
-def _start_postgres(tmp: Path) -> tuple[subprocess.Popen[bytes], dict[str, str]] | None:
+def test_custom_format_restores_with_pg_restore(tools: Tools, pg_server: Server,
+                                                fresh_server: Server,
+                                                workspaces: tuple[str, str]) -> None:
+    """``pg_dump -Fc`` of both workspaces, ``pg_restore --single-transaction`` into a fresh
+    tarndb: each table is created, then COPYed into, in one transaction."""
+    plain, vec = workspaces
+    archive = fresh_server.data / "dump.custom"
+    run = subprocess.run([tools.path("pg_dump"), "-Fc", "-n", plain, "-n", vec, "-f",
+                          str(archive)], env=tools.env(pg_server), capture_output=True,
+                         text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    run = subprocess.run([tools.path("pg_restore"), "--single-transaction", "--exit-on-error",
+                          "-d", "postgres", str(archive)], env=tools.env(fresh_server),
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    with psycopg.connect(pg_server.dsn(), autocommit=True) as a, \
+            psycopg.connect(fresh_server.dsn(), autocommit=True) as b:
+        _assert_restored(a, b, plain, vec)
+
+
+@dataclass(frozen=True)
+class Postgres15:
+    """A real PostgreSQL 15 server (Debian's binaries), on a Unix socket."""
+
+    host: str
+    port: int
+
+    def env(self, dbname: str) -> dict[str, str]:
+        env = dict(os.environ, PGHOST=self.host, PGPORT=str(self.port), PGUSER="postgres",
+                   PGDATABASE=dbname)
+        env.pop("PGSSLMODE", None)
+        env.pop("PGPASSWORD", None)
+        return env
+
+
+def _start_postgres(tmp: Path) -> tuple[subprocess.Popen[bytes], Postgres15] | None:
     if not (PG_BIN / "initdb").exists():
         return None
     data = tmp / "pgdata"
@@ -186,41 +291,50 @@ def _start_postgres(tmp: Path) -> tuple[subprocess.Popen[bytes], dict[str, str]]
     proc = subprocess.Popen([*prefix, str(PG_BIN / "postgres"), "-D", str(data), "-p",
                              "55439", "-k", str(sock), "-c", "listen_addresses="],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    env = dict(os.environ, PGHOST=str(sock), PGPORT="55439", PGUSER="postgres",
-               PGDATABASE="postgres")
-    env.pop("PGSSLMODE", None)
-    env.pop("PGPASSWORD", None)
+    server = Postgres15(str(sock), 55439)
     for _ in range(100):
-        if subprocess.run([str(PG_BIN / "pg_isready")], env=env,
+        if subprocess.run([str(PG_BIN / "pg_isready")], env=server.env("postgres"),
                           capture_output=True).returncode == 0:
-            return proc, env
+            return proc, server
         time.sleep(0.1)
     proc.terminate()
     return None
 
 
-def test_restore_into_postgresql_15(pg_server: Server, dumped: tuple[str, str, str, str]
-                                    ) -> None:
-    plain, _, script, _ = dumped
+@pytest.fixture(scope="module")
+def postgres15() -> Iterator[Postgres15]:
+    """One PostgreSQL 15 for the module; each dump restores into a database of its own."""
     # Not under pytest's tmp (private to this user): PostgreSQL may run as its own user.
     tmp = Path(tempfile.mkdtemp(prefix="tarndb-pg15-"))
     started = _start_postgres(tmp)
     if started is None:
         shutil.rmtree(tmp, ignore_errors=True)
         pytest.skip("PostgreSQL 15 server binaries are not usable here")
-    proc, env = started
+    proc, server = started
     try:
-        run = _restore(env, script)
-        assert run.returncode == 0, run.stderr
-        with psycopg.connect(pg_server.dsn(), autocommit=True) as a, \
-                psycopg.connect(host=env["PGHOST"], port=55439, user="postgres",
-                                dbname="postgres", autocommit=True) as b:
-            for sql in (f"SELECT * FROM {plain}.items ORDER BY id",
-                        f"SELECT * FROM {plain}.child ORDER BY id"):
-                assert _rows(a, sql) == _rows(b, sql), sql
-            assert _rows(b, f"INSERT INTO {plain}.items (name) VALUES ('new') RETURNING id"
-                         ) == [(31,)]
+        yield server
     finally:
         proc.terminate()
         proc.wait(20)
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def test_restore_into_postgresql_15(tools: Tools, pg_server: Server, postgres15: Postgres15,
+                                    dumped: tuple[str, str, str, str]) -> None:
+    """The plain workspace's script (pg_dump 16's too: nothing in it is newer than 15)."""
+    plain, _, script, _ = dumped
+    dbname = f"restored{tools.major}"
+    with psycopg.connect(host=postgres15.host, port=postgres15.port, user="postgres",
+                         dbname="postgres", autocommit=True) as c:
+        c.execute(f"CREATE DATABASE {dbname}")
+    run = _restore(tools, postgres15.env(dbname), script)
+    assert run.returncode == 0, run.stderr
+    with psycopg.connect(pg_server.dsn(), autocommit=True) as a, \
+            psycopg.connect(host=postgres15.host, port=postgres15.port, user="postgres",
+                            dbname=dbname, autocommit=True) as b:
+        for sql in (f"SELECT * FROM {plain}.items ORDER BY id",
+                    f"SELECT * FROM {plain}.child ORDER BY id",
+                    f"SELECT * FROM {plain}.tickets ORDER BY no"):
+            assert _rows(a, sql) == _rows(b, sql), sql
+        assert _rows(b, f"INSERT INTO {plain}.items (name) VALUES ('new') RETURNING id"
+                     ) == [(31,)]
