@@ -131,9 +131,10 @@ def workspaces(pg_server: Server) -> tuple[str, str]:
             cur.executemany(f"INSERT INTO {plain}.child VALUES (%s, %s, %s)",
                             [(i, 1 + i % 30, f"note\t{i}\n") for i in range(50)])
         c.execute(f"CREATE SCHEMA {vec}")
-        c.execute(f"CREATE TABLE {vec}.emb (id INT PRIMARY KEY, v vector(3), h halfvec(2))")
-        c.execute(f"INSERT INTO {vec}.emb VALUES (1, '[1,2.5,-3]', '[0.5,1]'), "
-                  "(2, '[0.1,0.2,0.3]', '[2,3]')")
+        c.execute(f"CREATE TABLE {vec}.emb (id INT PRIMARY KEY, v vector(3), h halfvec(2), "
+                  "s sparsevec(5))")
+        c.execute(f"INSERT INTO {vec}.emb VALUES (1, '[1,2.5,-3]', '[0.5,1]', '{{1:1.5,3:2}}/5'), "
+                  "(2, '[0.1,0.2,0.3]', '[2,3]', '{5:-1}/5')")
     return plain, vec
 
 
@@ -173,7 +174,8 @@ def test_dump_has_postgresqls_shape(tools: Tools, dumped: tuple[str, str, str, s
     assert f"ADD CONSTRAINT child_item_id_fkey FOREIGN KEY (item_id) REFERENCES " \
            f"{plain}.items(id)" in script
     assert f"CREATE INDEX child_note_idx ON {plain}.child USING btree (note);" in script
-    assert "v vector(3)" in vscript and "h halfvec(2)" in vscript
+    assert "v vector(3)" in vscript and "h halfvec(2)" in vscript and "s sparsevec(5)" in vscript
+    assert "SET STORAGE" not in vscript  # each column stored as its type is
     assert f"ALTER TABLE {plain}.ident ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (" \
         in script
     assert f"CREATE SEQUENCE {plain}.ticket_no\n    AS integer\n    START WITH 10\n" \
@@ -194,7 +196,7 @@ def _assert_restored(a: psycopg.Connection[tuple[object, ...]],
     """What the fresh tarndb ``b`` holds after a restore of the dump of ``a``."""
     for sql in (f"SELECT * FROM {plain}.items ORDER BY id",
                 f"SELECT * FROM {plain}.child ORDER BY id",
-                f"SELECT id, v::text, h::text FROM {vec}.emb ORDER BY id"):
+                f"SELECT id, v::text, h::text, s::text FROM {vec}.emb ORDER BY id"):
         assert _rows(a, sql) == _rows(b, sql), sql
     assert len(_rows(b, f"SELECT * FROM {plain}.items")) == 30
     assert len(_rows(b, f"SELECT * FROM {plain}.child")) == 50

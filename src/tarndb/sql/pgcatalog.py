@@ -502,6 +502,17 @@ _ATTR_SCHEMA = [
 ]
 
 
+def _attlen(t: ColumnType) -> int:
+    """A column's ``attlen``, its type's ``typlen``: pg_dump writes ``ALTER COLUMN ... SET
+    STORAGE`` where ``attstorage`` (from it) differs from the type's ``typstorage``."""
+    return -1 if t.ndim or t.is_vector else t.scalar.size  # sparsevec: a struct, ndim 0
+
+
+def _align(size: int) -> str:
+    """``attalign`` as pg_type's ``typalign`` has it."""
+    return "d" if size == 8 else "i"
+
+
 def _pg_attribute(db: Any, session: Any) -> pa.Table:
     rows = []
     collatable = {"text", "varchar", "bpchar", "name"}
@@ -512,11 +523,12 @@ def _pg_attribute(db: Any, session: Any) -> pa.Table:
         acls = attacl(db, info.workspace, info.name, int(info.oid or 0))
         for i, col in enumerate(info.columns):
             t: ColumnType = col.type
-            size = -1 if t.ndim else t.scalar.size
+            size = _attlen(t)
             not_null = bool(col.not_null or col.name in info.primary_key)
             rows.append((toid, col.name, t.oid, -1, size, i + 1, 0 if t.is_vector else t.ndim,
                          -1, _typmod(t),
-                         size in (1, 2, 4, 8), "i", "x" if size == -1 else "p", "", not_null,
+                         size in (1, 2, 4, 8), _align(size), "x" if size == -1 else "p", "",
+                         not_null,
                          _default_expr(info, col) is not None, False,
                          getattr(col, "identity", ""), "", False, True, 0,
                          DEFAULT_COLLATION if t.base in collatable and not t.ndim else 0,
@@ -533,9 +545,9 @@ def _pg_attribute(db: Any, session: Any) -> pa.Table:
     for v in _views(db, session):
         vacls = attacl(db, v.workspace, v.name, v.oid)
         for i, (cname, t) in enumerate(v.columns):
-            size = -1 if t.ndim else t.scalar.size
+            size = _attlen(t)
             rows.append((v.oid, cname, t.oid, -1, size, i + 1, 0 if t.is_vector else t.ndim,
-                         -1, _typmod(t), size in (1, 2, 4, 8), "i",
+                         -1, _typmod(t), size in (1, 2, 4, 8), _align(size),
                          "x" if size == -1 else "p", "", False, False, False, "", "", False,
                          True, 0, DEFAULT_COLLATION if t.base in collatable and not t.ndim
                          else 0, vacls.get(cname), None, None))
