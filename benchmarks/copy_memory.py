@@ -11,8 +11,11 @@ memory every 20 ms:
   COPY ... TO STDOUT (FORMAT BINARY) of them, read through psycopg;
 
 and prints, for each, the payload, the time, and the peak rise of the server's memory (as a
-multiple of the payload). PostgreSQL writes COPY data to its heap and streams answers, so its
-memory does not grow with them; the figures say how close tarndb comes.
+multiple of the payload): its anonymous memory (``RssAnon``: what the server holds), and its
+whole resident set (``VmRSS``, which also counts pages of files it maps, such as the rows a
+big COPY keeps on disk until COMMIT, engine/spill.py: page cache the kernel can drop).
+PostgreSQL writes COPY data to its heap and streams answers, so its memory does not grow with
+them; the figures say how close tarndb comes.
 """
 
 from __future__ import annotations
@@ -33,23 +36,29 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from pgwire_bench import copy_binary, start_tarndb  # noqa: E402
 
 
-def _rss_mb(pid: int) -> float:
+def _rss_mb(pid: int) -> tuple[float, float]:
+    """(RssAnon, VmRSS) of ``pid`` in MB."""
+    anon = total = 0.0
     with open(f"/proc/{pid}/status") as f:
         for line in f:
-            if line.startswith("VmRSS"):
-                return int(line.split()[1]) / 1024
-    return 0.0
+            if line.startswith("RssAnon"):
+                anon = int(line.split()[1]) / 1024
+            elif line.startswith("VmRSS"):
+                total = int(line.split()[1]) / 1024
+    return anon, total
 
 
-def _peak_rise(pid: int, work: Callable[[], int]) -> tuple[float, float, int]:
-    """(seconds, peak rise of the server's RSS in MB, bytes moved) of ``work``."""
+def _peak_rise(pid: int, work: Callable[[], int]) -> tuple[float, float, float, int]:
+    """(seconds, peak rise of the server's RssAnon and of its VmRSS in MB, bytes moved) of
+    ``work``."""
     base = _rss_mb(pid)
-    peak = [base]
+    peak = list(base)
     done = threading.Event()
 
     def watch() -> None:
         while not done.is_set():
-            peak[0] = max(peak[0], _rss_mb(pid))
+            now = _rss_mb(pid)
+            peak[0], peak[1] = max(peak[0], now[0]), max(peak[1], now[1])
             time.sleep(0.02)
 
     th = threading.Thread(target=watch)
@@ -62,7 +71,7 @@ def _peak_rise(pid: int, work: Callable[[], int]) -> tuple[float, float, int]:
         time.sleep(0.2)
         done.set()
         th.join()
-    return elapsed, peak[0] - base, moved
+    return elapsed, peak[0] - base[0], peak[1] - base[1], moved
 
 
 def bags_payload(n: int) -> bytes:
@@ -113,12 +122,14 @@ def main() -> None:
                         np.random.default_rng(0).standard_normal(
                             (args.rows, 384)).astype(np.float32)))),
                     ("COPY TO, 384-d vectors", _copy_out(dsn, "vecs"))]
-            print(f"{'what':32} {'MB':>8} {'seconds':>8} {'server +MB':>11} {'x payload':>10}")
+            print(f"{'what':32} {'MB':>8} {'seconds':>8} {'anon +MB':>9} {'x payload':>10} "
+                  f"{'VmRSS +MB':>10} {'x payload':>10}")
             for what, work in runs:
                 time.sleep(0.5)
-                seconds, rise, moved = _peak_rise(proc.pid, work)
+                seconds, anon, rss, moved = _peak_rise(proc.pid, work)
                 mb = moved / 2**20
-                print(f"{what:32} {mb:8.0f} {seconds:8.1f} {rise:11.0f} {rise / mb:10.2f}")
+                print(f"{what:32} {mb:8.0f} {seconds:8.1f} {anon:9.0f} {anon / mb:10.2f} "
+                      f"{rss:10.0f} {rss / mb:10.2f}")
         finally:
             proc.terminate()
             proc.wait()

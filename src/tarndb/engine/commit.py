@@ -48,6 +48,7 @@ from .. import metrics
 from ..storage.lakelock import lake_lock
 from ..storage.tables import RID, TableStore, conform_rows
 from .catalog import TableInfo
+from .spill import SPILL_BYTES, spill
 
 if TYPE_CHECKING:
     import lance
@@ -309,28 +310,73 @@ class TableChange:
         self.verified_seq: dict[int, int] = {}
         #: per unique rule: (parts covered, their key -> rid), grown as rows come
         self._key_cache: dict[UniqueKey, tuple[int, dict[Any, int]]] = {}
+        #: where added rows past SPILL_BYTES go (engine/spill.py; None: they stay in memory)
+        self.spill_dir: str | None = None
+        #: the first ``_spilled`` parts are mapped from files; the rest are in memory and
+        #: hold ``_in_memory`` bytes
+        self._spilled = 0
+        self._in_memory = added.nbytes if added is not None else 0
+        #: parts are joined without copying (some are mapped from files: a group commit's
+        #: merged change holding a spilled transaction's rows)
+        self._keep_chunks = False
 
     @property
     def added(self) -> pa.Table | None:
-        if len(self._parts) > 1:
-            n = len(self._parts)
-            self._parts = [pa.concat_tables(self._parts).combine_chunks()]
-            # A cache that covered every part covers the joined one; others start over.
-            self._key_cache = {k: (1, keys) for k, (covered, keys) in self._key_cache.items()
-                               if covered == n}
-        return self._parts[0] if self._parts else None
+        if not self._parts:
+            return None
+        n, first = len(self._parts), self._spilled
+        if n - first > 1 and not self._keep_chunks:
+            # The parts held in memory become one; spilled parts stay in their mapped files
+            # (combining them would copy a COPY of many GB back into memory).
+            self._parts[first:] = [pa.concat_tables(self._parts[first:]).combine_chunks()]
+            # A cache that covered every part covers the joined ones; one that covered some
+            # of the joined parts re-reads them.
+            self._key_cache = {k: (covered if covered <= first else
+                                   len(self._parts) if covered == n else first, keys)
+                               for k, (covered, keys) in self._key_cache.items()}
+        if len(self._parts) == 1:
+            return self._parts[0]
+        return pa.concat_tables(self._parts)  # zero-copy: the mapped chunks as they are
 
     @added.setter
     def added(self, rows: pa.Table | None) -> None:
         self._parts = [rows] if rows is not None else []
         self.num_added = rows.num_rows if rows is not None else 0
+        self._spilled = 0
+        self._in_memory = rows.nbytes if rows is not None else 0
         self._key_cache.clear()
+        if self.spill_dir is not None and self._in_memory > SPILL_BYTES:
+            self._spill()
 
-    def add_rows(self, rows: pa.Table) -> None:
+    @property
+    def spilled(self) -> bool:
+        """Whether some added rows are mapped from a file (engine/spill.py)."""
+        return self._spilled > 0 or self._keep_chunks
+
+    def add_rows(self, rows: pa.Table, mapped: bool = False) -> None:
+        """Add inserted rows; ``mapped``: they are (partly) mapped from a file, and are
+        never copied together with other parts."""
         if self._parts and not rows.schema.equals(self._parts[0].schema):
             rows = rows.cast(self._parts[0].schema)
+        self._keep_chunks = self._keep_chunks or mapped
         self._parts.append(rows)
         self.num_added += rows.num_rows
+        self._in_memory += rows.nbytes
+        if self.spill_dir is not None and self._in_memory > SPILL_BYTES:
+            self._spill()
+
+    def _spill(self) -> None:
+        """Move the parts held in memory into one mapped file (engine/spill.py)."""
+        assert self.spill_dir is not None
+        first = self._spilled
+        mapped = spill(pa.concat_tables(self._parts[first:]), self.spill_dir)
+        self._parts[first:] = [mapped]
+        self._spilled = first + 1
+        self._in_memory = 0
+        # Caches that covered parts now joined into the mapped one re-read them (adding the
+        # same key -> rid pairs again is harmless).
+        self._key_cache = {k: (min(covered, first), keys)
+                           for k, (covered, keys) in self._key_cache.items()}
 
     def keys_of(self, key: UniqueKey) -> dict[Any, int]:
         """Key -> rid of the rows this transaction added (kept between statements, so a
@@ -356,9 +402,13 @@ class TableChange:
         self.removed.update(rids)
 
     def copy(self) -> TableChange:
+        spilled = self.spilled
         out = TableChange(self.info, self.added, set(self.removed), self.base_version,
                           dict(self.verified))
         out.verified_seq = dict(self.verified_seq)
+        out.spill_dir = self.spill_dir
+        if spilled:  # the copy shares the mapped rows: they are not in memory twice
+            out._spilled, out._in_memory = 1, 0
         return out
 
     @property
@@ -703,7 +753,8 @@ class WritePath:
                     if req.change.num_added:
                         added = req.change.added
                         assert added is not None
-                        merged.add_rows(conform_rows(added, schema))
+                        merged.add_rows(conform_rows(added, schema),
+                                        mapped=req.change.spilled)
                     merged.removed |= req.change.removed
                 if not accepted:
                     return

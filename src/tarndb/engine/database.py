@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 import re
 import threading
 from collections.abc import Callable
@@ -80,6 +81,8 @@ class Database:
         import tempfile
 
         self._temp_dir = tempfile.mkdtemp(prefix="tarndb-duckdb-")
+        #: where transactions' added rows past engine/spill.py's SPILL_BYTES go
+        self.spill_dir = os.path.join(self._temp_dir, "rows")
         config: dict[str, Any] = {"threads": 2, "temp_directory": self._temp_dir}
         if memory_limit:
             config["memory_limit"] = memory_limit

@@ -319,6 +319,7 @@ class Session:
                 base = (self.snapshot_version(info) if reads
                         else self.db.store(info).lance_version(fresh=False))
             ch = self._txn[info.path] = TableChange(info, base_version=base)
+            ch.spill_dir = self.db.spill_dir  # a COPY of many GB waits on disk, not in RAM
         return ch
 
     @property
