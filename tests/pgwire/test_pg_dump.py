@@ -135,6 +135,8 @@ def workspaces(pg_server: Server) -> tuple[str, str]:
                   "s sparsevec(5))")
         c.execute(f"INSERT INTO {vec}.emb VALUES (1, '[1,2.5,-3]', '[0.5,1]', '{{1:1.5,3:2}}/5'), "
                   "(2, '[0.1,0.2,0.3]', '[2,3]', '{5:-1}/5')")
+        c.execute(f"CREATE INDEX emb_v_idx ON {vec}.emb USING hnsw (v vector_cosine_ops) "
+                  "WITH (m = 8, ef_construction = 32)")
     return plain, vec
 
 
@@ -176,6 +178,7 @@ def test_dump_has_postgresqls_shape(tools: Tools, dumped: tuple[str, str, str, s
     assert f"CREATE INDEX child_note_idx ON {plain}.child USING btree (note);" in script
     assert "v vector(3)" in vscript and "h halfvec(2)" in vscript and "s sparsevec(5)" in vscript
     assert "SET STORAGE" not in vscript  # each column stored as its type is
+    assert "USING hnsw (v vector_cosine_ops) WITH (m='8', ef_construction='32');" in vscript
     assert f"ALTER TABLE {plain}.ident ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (" \
         in script
     assert f"CREATE SEQUENCE {plain}.ticket_no\n    AS integer\n    START WITH 10\n" \
@@ -198,6 +201,8 @@ def _assert_restored(a: psycopg.Connection[tuple[object, ...]],
                 f"SELECT * FROM {plain}.child ORDER BY id",
                 f"SELECT id, v::text, h::text, s::text FROM {vec}.emb ORDER BY id"):
         assert _rows(a, sql) == _rows(b, sql), sql
+    indexes = f"SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = '{vec}' ORDER BY 1"
+    assert _rows(a, indexes) == _rows(b, indexes)
     assert len(_rows(b, f"SELECT * FROM {plain}.items")) == 30
     assert len(_rows(b, f"SELECT * FROM {plain}.child")) == 50
     # An identity column stays GENERATED ALWAYS, its sequence after the restored rows.

@@ -157,7 +157,8 @@ def test_hnsw_and_ivfflat_indexes_serve_order_by(pg_server: Server, items: Any) 
                   "WITH (m = 16, ef_construction = 64)")
         assert c.execute("SELECT indexdef FROM pg_indexes WHERE indexname = %s",
                          (f"{t}_hnsw",)).fetchall() == [
-            (f"CREATE INDEX {t}_hnsw ON public.{t} USING hnsw (embedding vector_cosine_ops)",)]
+            (f"CREATE INDEX {t}_hnsw ON public.{t} USING hnsw (embedding vector_cosine_ops) "
+             "WITH (m='16', ef_construction='64')",)]
         c.execute("SET hnsw.ef_search = 100")
         c.execute("SET hnsw.iterative_scan = relaxed_order")
         c.execute("SET ivfflat.probes = 10")

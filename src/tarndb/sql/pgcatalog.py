@@ -197,6 +197,11 @@ def _attnum(info: Any, name: str) -> int:
     return 0
 
 
+#: The WITH options of pgvector's indexes (hnsw; ivfflat), kept for pg_dump and pg_class, in
+#: this order (the catalog does not keep the order they were given in).
+_PGVECTOR_RELOPTIONS = ("m", "ef_construction", "lists")
+
+
 def _indexes(info: Any) -> list[dict[str, Any]]:
     """Primary key and deeplake indexes of a table, as pg_index/pg_class rows need them."""
     out: list[dict[str, Any]] = []
@@ -211,7 +216,10 @@ def _indexes(info: Any) -> list[dict[str, Any]]:
                     "primary": False, "unique": ix.index_type == "unique",
                     "am": INDEX_AMS.get(method, DEEPLAKE_INDEX_AM),
                     "method": method, "index_type": ix.index_type,
-                    "opclass": ix.options.get("opclass")})
+                    "opclass": ix.options.get("opclass"),
+                    "reloptions": [f"{k}={ix.options[k]}" for k in _PGVECTOR_RELOPTIONS
+                                   if method in ("hnsw", "ivfflat") and k in ix.options]
+                    or None})
     for con in getattr(info, "constraints", None) or []:
         if con.get("type") == "unique":  # a UNIQUE constraint's index, as PostgreSQL has
             out.append({"name": con["name"], "columns": list(con["columns"]), "primary": False,
@@ -238,6 +246,9 @@ def _index_def(info: Any, ix: dict[str, Any]) -> str:
     with_ = ""
     if ix["index_type"] and ix["index_type"] != "unique" and ix["method"] == "deeplake_index":
         with_ = f" WITH (index_type='{ix['index_type']}')"
+    elif ix.get("reloptions"):  # as PostgreSQL prints them: WITH (m='16', ef_construction='64')
+        with_ = " WITH (" + ", ".join(
+            "{}='{}'".format(*o.split("=", 1)) for o in ix["reloptions"]) + ")"
     return (f"CREATE {unique}INDEX {_qi(ix['name'])} ON {_qi(info.workspace)}.{_qi(info.name)} "
             f"USING {ix['method']} ({cols}){with_}")
 
@@ -474,8 +485,9 @@ def _pg_class(db: Any, session: Any) -> pa.Table:
             row = row[:checks_at] + (checks,) + row[checks_at + 1:]
         rows.append(_with_acl(row, _relacl(db, info.workspace, info.name, info.oid)))
         for ix in ixs:
-            rows.append(_class_row(ix["oid"], ix["name"], ns, "i", len(ix["columns"]),
-                                   ix["am"]))
+            rows.append(_with_acl(_class_row(ix["oid"], ix["name"], ns, "i",
+                                             len(ix["columns"]), ix["am"]),
+                                  None, ix.get("reloptions")))
         for col in info.columns:
             if col.serial:
                 rows.append(_class_row(stable_oid("sequence", info.workspace, info.name,
