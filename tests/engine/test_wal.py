@@ -549,3 +549,25 @@ def test_a_rotated_file_sorts_before_the_next_one(tmp_path: Path) -> None:
         wal.rotate()
     assert wal.files() == opened
     wal.close()
+
+
+def test_files_follows_the_directory_appearing_and_going(tmp_path: Path) -> None:
+    """files() looks for a missing log directory without listing it (every key lookup asks,
+    and most tables never log a row), and still sees another server's file the moment the
+    directory and the file appear, and nothing once they are gone again."""
+    d = tmp_path / "wal"
+    wal = walmod.TableWal(str(d))
+    assert wal.files() == [] and wal.files() == []
+    d.mkdir()
+    assert wal.files() == []
+    (d / "b-other.wal").write_bytes(b"")
+    (d / "a-other.wal").write_bytes(b"")
+    (d / "notes.tmp").write_bytes(b"")
+    assert wal.files() == ["a-other.wal", "b-other.wal"]
+    for f in d.iterdir():
+        f.unlink()
+    d.rmdir()
+    assert wal.files() == []
+    d.mkdir()
+    (d / "c-other.wal").write_bytes(b"")
+    assert wal.files() == ["c-other.wal"]

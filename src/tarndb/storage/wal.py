@@ -203,6 +203,8 @@ class TableWal:
         self._allocated = 0
         #: the next file, being made in the background (a path, or None if it failed)
         self._spare: Future[str | None] | None = None
+        #: the directory existed when :meth:`files` last looked (see there)
+        self._dir_seen = False
 
     @property
     def own_name(self) -> str | None:
@@ -232,10 +234,22 @@ class TableWal:
         return all(os.path.exists(os.path.join(self.dir, n)) for n in self._rotated)
 
     def files(self) -> list[str]:
-        """Names of the log files on the lake (every server's), oldest first."""
+        """Names of the log files on the lake (every server's), oldest first.
+
+        Every key lookup asks (it is what shows another server's logged rows), and a table
+        that never logged a row has no directory: ``listdir`` then raises, and the exception
+        cost more than the call. While the directory is missing it is looked for with
+        ``access`` (no exception), once it was seen it is listed."""
+        if not self._dir_seen:
+            if not os.access(self.dir, os.F_OK):
+                return []
+            self._dir_seen = True
         try:
             names = os.listdir(self.dir)
         except FileNotFoundError:
+            self._dir_seen = False
+            return []
+        if not names:
             return []
         return sorted(n for n in names if n.endswith(".wal"))
 
