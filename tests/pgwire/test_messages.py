@@ -123,6 +123,33 @@ def test_describe_execute_close() -> None:
         m.parse_frontend(b"D", b"Xst\x00")
 
 
+def test_kept_describe_and_execute_are_the_messages_parsed() -> None:
+    """Execute and Describe are kept by their bodies (a prepared execution sends the same
+    two every time): a second parse gives an equal message, each body its own one, and a
+    malformed body still raises every time (only parsed ones are kept)."""
+    bodies = [(b"E", b"\x00\x00\x00\x00\x00", m.Execute("", 0)),
+              (b"E", b"p1\x00\x00\x00\x00\x05", m.Execute("p1", 5)),
+              (b"E", b"p1\x00\x00\x00\x00\x06", m.Execute("p1", 6)),
+              (b"D", b"P\x00", m.Describe("P", "")),
+              (b"D", b"S_pg3_1\x00", m.Describe("S", "_pg3_1")),
+              (b"D", b"Sn\xc3\xa9\x00", m.Describe("S", "n\u00e9"))]
+    for _ in range(3):
+        for kind, body, want in bodies:
+            assert m.parse_frontend(kind, bytes(body)) == want
+        for kind, body in ((b"E", b"\x00\x00\x00"), (b"D", b"Pp\x00x"), (b"D", b"Xst\x00")):
+            with pytest.raises(m.ProtocolError):
+                m.parse_frontend(kind, body)
+    # framed as a client sends them, through the reader
+    r = m.FrameReader()
+    r.startup = False
+    r.feed(m.f_describe("P", "") + m.f_execute("", 0) + m.f_describe("P", "") +
+           m.f_execute("", 0))
+    got = []
+    while (frame := r.next_message()) is not None:
+        got.append(m.parse_frontend(*frame))
+    assert got == [m.Describe("P", ""), m.Execute("", 0)] * 2
+
+
 @pytest.mark.parametrize("kind,body", [
     (b"Q", b"no terminator"),
     (b"P", b"s\x00SELECT\x00\x00"),  # parameter count cut short

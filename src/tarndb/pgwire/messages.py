@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from ..errors import ProtocolViolation
 
@@ -310,6 +311,26 @@ def _parse_bind(body: bytes) -> Bind:
     return Bind(portal, stmt, formats, params, results)
 
 
+#: Execute and Describe messages by their bodies: every execution of a prepared statement
+#: sends the same two (the unnamed portal, all rows), and making them again was a tenth of
+#: the protocol's cost of a small statement. Only well-formed bodies are kept (a malformed
+#: one raises before it is), and the handlers never change a message.
+_EXECUTES: dict[bytes, Execute] = {}
+_DESCRIBES: dict[bytes, Describe] = {}
+_KEPT_MAX = 256
+_KEPT_MAX_BODY = 128
+
+_M = TypeVar("_M", Execute, Describe)
+
+
+def _keep(kept: dict[bytes, _M], body: bytes, msg: _M) -> _M:
+    if len(body) <= _KEPT_MAX_BODY:
+        if len(kept) >= _KEPT_MAX:
+            kept.clear()
+        kept[body] = msg
+    return msg
+
+
 def parse_frontend(kind: bytes, body: bytes) -> FrontendMessage:
     """Parse one typed frontend message."""
     # The messages of every prepared execution first, without a cursor object.
@@ -320,19 +341,25 @@ def parse_frontend(kind: bytes, body: bytes) -> FrontendMessage:
             raise ProtocolError("unexpected trailing bytes in message")
         return _SYNC
     if kind == b"E":
+        kept = _EXECUTES.get(body)
+        if kept is not None:
+            return kept
         name, pos = _name(body, 0)
         if len(body) - pos != 4:
             raise ProtocolError("message too short" if len(body) - pos < 4
                                 else "unexpected trailing bytes in message")
-        return Execute(name, _I32.unpack_from(body, pos)[0])
+        return _keep(_EXECUTES, body, Execute(name, _I32.unpack_from(body, pos)[0]))
     if kind == b"D" and body:
+        described = _DESCRIBES.get(body)
+        if described is not None:
+            return described
         k = chr(body[0])
         if k not in ("S", "P"):
             raise ProtocolError(f"invalid DESCRIBE message subtype {ord(k)}")
         name, pos = _name(body, 1)
         if pos != len(body):
             raise ProtocolError("unexpected trailing bytes in message")
-        return Describe(k, name)
+        return _keep(_DESCRIBES, body, Describe(k, name))
     c = _Cursor(body)
     msg: FrontendMessage
     if kind == b"Q":
