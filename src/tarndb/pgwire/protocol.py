@@ -64,6 +64,8 @@ _REPORTABLE = [(k, k.lower()) for k in REPORTED
                if k not in ("server_version", "server_encoding", "is_superuser",
                             "session_authorization", "integer_datetimes")]
 
+_REPORTABLE_KEYS = [key for _, key in _REPORTABLE]
+
 log = logging.getLogger("tarndb.pgwire")
 _SESSION_LOCK = threading.Lock()
 
@@ -268,6 +270,8 @@ class ServerConnection:
         self._skip_until_sync = False
         self._copy: _Copy | None = None
         self._reported: dict[str, str] = {}
+        #: the reportable settings' values when :meth:`_report_changes` last looked
+        self._reported_values: tuple[Any, ...] | None = None
         self._out: list[bytes] = []
         self._batch: _Batch | None = None
         #: Where a long answer (a big result or COPY TO) goes while it is being made, once
@@ -553,6 +557,7 @@ class ServerConnection:
         for k, v in reported.items():
             self._out.append(m.b_parameter_status(k, v))
         self._reported = reported
+        self._reported_values = None
         self._out.append(m.b_backend_key_data(self.pid, self.secret))
         self.state = State.READY
         self._ready()
@@ -803,9 +808,13 @@ class ServerConnection:
         if not isinstance(settings, dict):
             return
         # Once per statement: look up the few reported names (settings keys are lower case)
-        # rather than walk every setting.
-        for name, key in _REPORTABLE:
-            value = settings.get(key)
+        # rather than walk every setting, in one pass, and compare them with what the last
+        # statement left (nearly always the same: nothing more to do).
+        values = tuple(map(settings.get, _REPORTABLE_KEYS))
+        if values == self._reported_values:
+            return
+        self._reported_values = values
+        for (name, _), value in zip(_REPORTABLE, values, strict=True):
             if value is None or name not in self._reported:
                 continue
             v = str(value)
@@ -892,10 +901,12 @@ class ServerConnection:
         again answers with the same Column objects; hashing them is what the per-value
         dictionaries cost), else found in those by value."""
         last = self._last_shape
-        if last is not None and last[1] == formats and len(last[0]) == len(cols) and \
-                all(a is b for a, b in zip(last[0], cols, strict=True)):
+        key_cols = tuple(cols)
+        # (Tuple equality compares identities first: the same Column objects cost no
+        # dataclass comparison; equal ones that are not the same are the same shape too.)
+        if last is not None and last[1] == formats and last[0] == key_cols:
             return last[2]
-        key = (tuple(cols), tuple(formats))
+        key = (key_cols, tuple(formats))
         encs = _ENCODERS.get(key)
         if encs is None:
             encs = [codecs.encoder(c.type, self._fmt(formats, i)) for i, c in enumerate(cols)]
@@ -932,6 +943,12 @@ class ServerConnection:
 
     def _rows(self, rows: Sequence[tuple[Any, ...]], encs: list[codecs.Encoder]) -> None:
         data_row = m.b_data_row
+        if len(rows) == 1:  # (a key lookup's answer: no generator, nothing to spill yet)
+            msg = data_row([None if v is None else enc(v)
+                            for v, enc in zip(rows[0], encs, strict=False)])
+            self._out.append(msg)
+            self._spill(len(msg))
+            return
         self._stream(data_row([None if v is None else enc(v)
                                for v, enc in zip(row, encs, strict=False)]) for row in rows)
 
