@@ -331,3 +331,49 @@ def test_gssenc_declined_and_protocol_negotiation(pdb: tarndb.Database) -> None:
         version=(3 << 16) | 2)))
     assert out[0] == (b"v", struct.pack("!ii", 0, 1) + b"_pq_.compression\x00")
     assert out[1][0] == b"R"
+
+
+def test_prepared_key_lookup_answers_byte_for_byte(pdb: tarndb.Database) -> None:
+    """A prepared key lookup executed again and again, as psycopg sends it (Bind, Describe
+    of the unnamed portal, Execute, Sync in one read): every execution gets the full answer
+    in bytes (the kept Describe/Execute messages, the kept shape and the one-row DataRow),
+    a missing key no DataRow, and the text and binary formats of each column."""
+    conn, _ = connect(pdb)
+    out = send(conn, m.f_parse("lk", "SELECT id, name FROM items WHERE id = $1", [20]),
+               m.f_sync())
+    assert kinds(out) == b"1Z"
+    desc_text = m.b_row_description([m.FieldDesc("id", 20, 8), m.FieldDesc("name", 25)])
+    desc_bin = m.b_row_description([m.FieldDesc("id", 20, 8, format=1),
+                                    m.FieldDesc("name", 25, format=1)])
+    for i in range(3):
+        for key, name in ((1, b"a"), (2, b"b"), (99, None)):
+            for fmt, desc in ((0, desc_text), (1, desc_bin)):
+                raw = conn.receive_data(
+                    m.f_bind("", "lk", [struct.pack("!q", key)], [1], [fmt]) +
+                    m.f_describe("P", "") + m.f_execute("", 0) + m.f_sync())
+                row = b""
+                if name is not None:
+                    cols = [struct.pack("!q", key) if fmt else str(key).encode(), name]
+                    row = m.b_data_row(cols)
+                tag = b"SELECT 1" if name is not None else b"SELECT 0"
+                assert raw == (b"2\x00\x00\x00\x04" + desc + row +
+                               m.b_command_complete(tag.decode()) + m.b_ready_for_query("I")), \
+                    (i, key, fmt)
+
+
+def test_parameter_status_once_per_change(pdb: tarndb.Database) -> None:
+    """A reported setting's change is sent once, by the statement that made it; the
+    statements after it send none until it changes again (the settings are compared with
+    what the last statement left)."""
+    conn, _ = connect(pdb)
+    out = send(conn, m.f_query("SET application_name = 'one'"))
+    assert (b"S", b"application_name\x00one\x00") in out
+    for _ in range(2):
+        assert kinds(send(conn, m.f_query("SELECT 1"))) == b"TDCZ"
+    out = send(conn, m.f_query("SET application_name = 'two'"))
+    assert [k for k, _ in out].count(b"S") == 1
+    assert (b"S", b"application_name\x00two\x00") in out
+    assert kinds(send(conn, m.f_query("SET application_name = 'two'"))) == b"CZ"
+    out = send(conn, m.f_query("SET TimeZone = 'Europe/Paris'"))
+    assert (b"S", b"TimeZone\x00Europe/Paris\x00") in out
+    assert kinds(send(conn, m.f_query("SELECT 1"))) == b"TDCZ"
