@@ -43,8 +43,9 @@ def test_prepare_execute_deallocate(db: tarndb.Database) -> None:
         assert s.execute("DEALLOCATE ALL").command == "DEALLOCATE ALL"
         with pytest.raises(InvalidSqlStatementName):
             s.execute("EXECUTE ins(5, 'e')")
-        # clients deallocate the protocol's statements by SQL too: an unknown name is fine
-        s.execute("DEALLOCATE _pg3_0")
+        # a name that no statement has: 26000, as PostgreSQL
+        with pytest.raises(InvalidSqlStatementName, match='"_pg3_0" does not exist'):
+            s.execute("DEALLOCATE _pg3_0")
     finally:
         s.close()
         other.close()

@@ -1137,7 +1137,7 @@ HANDLERS: dict[str, Callable[[Session, Any, list[Any]], Result]] = {
     "rename_stmt": rename,
     "index_stmt": create_index,
     "create_extension_stmt": create_extension,
-    "discard_stmt": noop("DISCARD ALL"),
+    "discard_stmt": prepared.discard,
     "deallocate_stmt": prepared.deallocate,
     "prepare_stmt": prepared.prepare,
     "execute_stmt": prepared.execute,

@@ -2,17 +2,22 @@
 ``DEALLOCATE [PREPARE] name | ALL``, per session, as PostgreSQL has them.
 
 pg_dump 15 prepares some of its catalog queries this way (``getColumnACLs`` once a table
-has column privileges). The protocol's own prepared statements (Parse / Bind) are the
-front end's business; these are kept here, by name, for the session's lifetime.
+has column privileges). These are kept here, by name, for the session's lifetime. The
+protocol's own prepared statements (Parse / Bind) are the front end's, but in PostgreSQL
+both kinds share one namespace per session: a Parse cannot take a name that ``PREPARE``
+took (nor the reverse), ``DEALLOCATE name`` and Close drop either kind, and ``DEALLOCATE
+ALL`` / ``DISCARD ALL`` drop both (asyncpg and connection poolers send them between
+clients, then prepare their names again). So the front end lends its statements here
+(:func:`share_protocol_statements`) and asks here before it names one (:func:`named`).
 
 ``EXECUTE`` puts each argument, cast to the type PREPARE declared for it, where the query
 has ``$n``, and runs the statement through the session's ordinary dispatch: its privileges
 are checked when it runs, as in PostgreSQL, not when it is prepared. ``DEALLOCATE`` of a
-name that is not here is accepted silently, because clients send it for the protocol's
-statements too (psycopg evicting its cache)."""
+name that neither kind has fails with 26000, as in PostgreSQL."""
 
 from __future__ import annotations
 
+import contextlib
 import weakref
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +36,50 @@ _PREPARED: weakref.WeakKeyDictionary[Any, dict[str, tuple[bytes, list[bytes]]]] 
 )
 
 
+#: session -> the front end's protocol-level statements, by name ("" is the unnamed one,
+#: which PostgreSQL keeps apart: neither DEALLOCATE nor DISCARD touches it)
+_PROTOCOL: weakref.WeakKeyDictionary[Any, dict[str, Any]] = weakref.WeakKeyDictionary()
+
+
+def share_protocol_statements(session: Any, statements: dict[str, Any]) -> None:
+    """The front end's protocol-level statements of ``session``: one namespace with
+    ``PREPARE``'s, as PostgreSQL has it."""
+    with contextlib.suppress(TypeError):  # (a stand-in session without weak references)
+        _PROTOCOL[session] = statements
+
+
+def _get(table: weakref.WeakKeyDictionary[Any, Any], session: Any) -> Any:
+    try:
+        return table.get(session)
+    except TypeError:  # not weakly referenceable: nothing of it was kept
+        return None
+
+
+def named(session: Any, name: str) -> bool:
+    """Whether ``PREPARE`` took ``name`` in ``session`` (a Parse may not take it too)."""
+    found = _get(_PREPARED, session)
+    return found is not None and name in found
+
+
+def drop(session: Any, name: str) -> None:
+    """The protocol's Close of a statement: whichever kind has ``name`` goes; a name that
+    none has is no error (PostgreSQL's Close)."""
+    found = _get(_PREPARED, session)
+    if found is not None:
+        found.pop(name, None)
+
+
+def drop_all(session: Any) -> None:
+    """``DEALLOCATE ALL``: every named statement of both kinds."""
+    found = _get(_PREPARED, session)
+    if found is not None:
+        found.clear()
+    protocol = _get(_PROTOCOL, session)
+    if protocol is not None:
+        for name in [n for n in protocol if n]:
+            del protocol[name]
+
+
 def _of(session: Session) -> dict[str, tuple[bytes, list[bytes]]]:
     found = _PREPARED.get(session)
     if found is None:
@@ -40,7 +89,7 @@ def _of(session: Session) -> dict[str, tuple[bytes, list[bytes]]]:
 
 def prepare(session: Session, node: Any, params: list[Any]) -> Result:  # noqa: ARG001
     mine = _of(session)
-    if node.name in mine:
+    if node.name in mine or node.name in _PROTOCOL.get(session, ()):
         raise E.DuplicatePreparedStatement(f'prepared statement "{node.name}" already exists')
     mine[node.name] = (
         node.query.SerializeToString(),
@@ -75,9 +124,25 @@ def execute(session: Session, node: Any, params: list[Any]) -> Result:  # noqa: 
 
 
 def deallocate(session: Session, node: Any, params: list[Any]) -> Result:  # noqa: ARG001
-    mine = _of(session)
     if node.isall or not node.name:
-        mine.clear()
+        drop_all(session)
+        return Result(command="DEALLOCATE ALL")
+    mine = _of(session)
+    protocol = _PROTOCOL.get(session, {})
+    if node.name in mine:
+        del mine[node.name]
+    elif node.name in protocol:
+        del protocol[node.name]
     else:
-        mine.pop(node.name, None)
-    return Result(command="DEALLOCATE ALL" if node.isall else "DEALLOCATE")
+        raise E.InvalidSqlStatementName(f'prepared statement "{node.name}" does not exist')
+    return Result(command="DEALLOCATE")
+
+
+def discard(session: Session, node: Any, params: list[Any]) -> Result:  # noqa: ARG001
+    """``DISCARD ALL`` drops the session's prepared statements (both kinds), as
+    PostgreSQL's does; ``DISCARD PLANS | SEQUENCES | TEMP`` have nothing here to drop."""
+    if node.target == pb.DISCARD_ALL:
+        drop_all(session)
+    # PostgreSQL's tags: DISCARD ALL, DISCARD PLANS, DISCARD SEQUENCES, DISCARD TEMP
+    return Result(command="DISCARD " + pb.DiscardMode.Name(node.target).removeprefix(
+        "DISCARD_"))

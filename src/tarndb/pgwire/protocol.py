@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import errors
+from ..engine import prepared
 from ..engine.result import Column, Result
 from ..engine.types import ColumnType
 from . import acl, codecs, copy, intercept, roles
@@ -530,6 +531,8 @@ class ServerConnection:
         except errors.TarnError as e:
             raise Fatal(e.sqlstate, e.message) from None
         self.session.acl_role = acl_role
+        # One namespace for Parse's names and PREPARE's, as in PostgreSQL (engine/prepared.py)
+        prepared.share_protocol_statements(self.session, self._statements)
         settings = getattr(self.session, "settings", None)
         extra = dict(parse_options(self.startup_params.get("options", "")))
         for key in ("application_name", "DateStyle", "TimeZone", "extra_float_digits",
@@ -645,6 +648,7 @@ class ServerConnection:
             elif isinstance(msg, m.Close):
                 if msg.kind == "S":
                     self._statements.pop(msg.name, None)
+                    prepared.drop(self.session, msg.name)  # or PREPARE's, by that name
                 else:
                     self._portals.pop(msg.name, None)
                 self._out.append(m.b_close_complete())
@@ -984,7 +988,7 @@ class ServerConnection:
     # -- extended query ------------------------------------------------------------------------
 
     def _parse(self, msg: m.Parse) -> None:
-        if msg.name and msg.name in self._statements:
+        if msg.name and (msg.name in self._statements or prepared.named(self.session, msg.name)):
             raise errors.DuplicatePreparedStatement(
                 f'prepared statement "{msg.name}" already exists')
         self._statements[msg.name] = PreparedStatement(msg.name, msg.sql, list(msg.param_oids))
