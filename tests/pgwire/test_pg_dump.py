@@ -25,6 +25,10 @@ from .conftest import PASSWORD, PG_BIN, Server, pg_tool
 
 psycopg = pytest.importorskip("psycopg")
 
+#: A role the plain workspace grants to; a restore target has it made first, as pg_dump
+#: leaves roles to pg_dumpall.
+READER = "dump_reader"
+
 
 def _pgserver_bin() -> Path | None:
     """The bin directory of the pgserver wheel's PostgreSQL 16.2 (found without importing
@@ -91,7 +95,10 @@ def fresh_server(tmp_path: Path) -> Iterator[Server]:
             proc.kill()
             raise RuntimeError("server did not start: " + (tmp_path / "server.log").read_text())
         time.sleep(0.05)
-    yield Server("127.0.0.1", int(port_file.read_text()), PASSWORD, tmp_path, proc)
+    server = Server("127.0.0.1", int(port_file.read_text()), PASSWORD, tmp_path, proc)
+    with psycopg.connect(server.dsn(), autocommit=True) as c:
+        c.execute(f"CREATE ROLE {READER} LOGIN PASSWORD 'reader-pw-1'")
+    yield server
     proc.terminate()
     proc.wait(10)
     log.close()
@@ -105,6 +112,8 @@ def workspaces(pg_server: Server) -> tuple[str, str]:
     with psycopg.connect(pg_server.dsn(), autocommit=True) as c:
         c.execute("CREATE EXTENSION IF NOT EXISTS vector")
         c.execute(f"CREATE SCHEMA {plain}")
+        c.execute(f"CREATE ROLE {READER} LOGIN PASSWORD 'reader-pw-1'")
+        c.execute(f"GRANT USAGE ON SCHEMA {plain} TO {READER}")
         c.execute(f"CREATE TABLE {plain}.items (id SERIAL PRIMARY KEY, name TEXT UNIQUE, "
                   "price NUMERIC(10,2), tags TEXT[], meta JSONB, at TIMESTAMP)")
         c.execute(f"CREATE TABLE {plain}.child (id BIGINT PRIMARY KEY, "
@@ -130,6 +139,7 @@ def workspaces(pg_server: Server) -> tuple[str, str]:
                  for i in range(30)])
             cur.executemany(f"INSERT INTO {plain}.child VALUES (%s, %s, %s)",
                             [(i, 1 + i % 30, f"note\t{i}\n") for i in range(50)])
+        c.execute(f"GRANT SELECT ON {plain}.items TO {READER}")
         c.execute(f"CREATE SCHEMA {vec}")
         c.execute(f"CREATE TABLE {vec}.emb (id INT PRIMARY KEY, v vector(3), h halfvec(2), "
                   "s sparsevec(5))")
@@ -189,6 +199,10 @@ def test_dump_has_postgresqls_shape(tools: Tools, dumped: tuple[str, str, str, s
     assert f"SELECT pg_catalog.setval('{plain}.ticket_no', 20, true);" in script
     assert f"SELECT pg_catalog.setval('{plain}.counter', -6, true);" in script
     assert "    CYCLE;" in script
+    # the schema's and the table's grants; public keeps PUBLIC's USAGE (no REVOKE)
+    assert f"GRANT USAGE ON SCHEMA {plain} TO {READER};" in script
+    assert f"GRANT SELECT ON TABLE {plain}.items TO {READER};" in script
+    assert "REVOKE" not in script
     # the sequence is created before the table whose default uses it
     assert script.index(f"CREATE SEQUENCE {plain}.ticket_no") < \
         script.index(f"CREATE TABLE {plain}.tickets")
@@ -204,6 +218,10 @@ def _assert_restored(a: psycopg.Connection[tuple[object, ...]],
     indexes = f"SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = '{vec}' ORDER BY 1"
     assert _rows(a, indexes) == _rows(b, indexes)
     assert len(_rows(b, f"SELECT * FROM {plain}.items")) == 30
+    grants = (f"SELECT has_schema_privilege('{READER}', '{plain}', 'USAGE'), "
+              f"has_table_privilege('{READER}', '{plain}.items', 'SELECT'), "
+              f"has_table_privilege('{READER}', '{plain}.child', 'SELECT')")
+    assert _rows(b, grants) == [(True, True, False)]
     assert len(_rows(b, f"SELECT * FROM {plain}.child")) == 50
     # An identity column stays GENERATED ALWAYS, its sequence after the restored rows.
     assert _rows(b, f"SELECT * FROM {plain}.ident ORDER BY id") == \
@@ -319,6 +337,9 @@ def postgres15() -> Iterator[Postgres15]:
         pytest.skip("PostgreSQL 15 server binaries are not usable here")
     proc, server = started
     try:
+        with psycopg.connect(host=server.host, port=server.port, user="postgres",
+                             dbname="postgres", autocommit=True) as c:
+            c.execute(f"CREATE ROLE {READER} LOGIN")
         yield server
     finally:
         proc.terminate()
@@ -345,3 +366,6 @@ def test_restore_into_postgresql_15(tools: Tools, pg_server: Server, postgres15:
             assert _rows(a, sql) == _rows(b, sql), sql
         assert _rows(b, f"INSERT INTO {plain}.items (name) VALUES ('new') RETURNING id"
                      ) == [(31,)]
+        assert _rows(b, f"SELECT has_schema_privilege('{READER}', '{plain}', 'USAGE'), "
+                        f"has_table_privilege('{READER}', '{plain}.items', 'SELECT')") == [
+            (True, True)]

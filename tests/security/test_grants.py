@@ -95,6 +95,33 @@ def test_public_schema_and_grants_to_public(bob: Stack) -> None:
         c.execute("SELECT x FROM pt")
 
 
+def test_grant_on_a_table_created_in_the_same_transaction(bob: Stack) -> None:
+    """pg_restore --single-transaction creates a table and grants on it in one transaction:
+    the grant holds once committed, and goes with the table when it rolls back."""
+    with bob.pg() as c:
+        with c.transaction():
+            c.execute("CREATE TABLE public.pt (x INT)")
+            c.execute("INSERT INTO public.pt VALUES (7)")
+            c.execute("GRANT SELECT ON public.pt TO bob")
+            c.execute("GRANT SELECT, INSERT ON public.pt TO bob")
+            c.execute("REVOKE INSERT ON public.pt FROM bob")
+        assert c.execute("SELECT has_table_privilege('bob', 'public.pt', 'SELECT'), "
+                         "has_table_privilege('bob', 'public.pt', 'INSERT')").fetchone() == \
+            (True, False)
+        with pytest.raises(psycopg.errors.UndefinedTable), c.transaction():
+            c.execute("CREATE TABLE public.gone (x INT)")
+            c.execute("GRANT SELECT ON public.gone TO bob")
+            c.execute("SELECT * FROM nope")
+    with _bob(bob) as c:
+        assert c.execute("SELECT x FROM pt").fetchone() == (7,)
+    bob.admin_sql("CREATE TABLE public.gone (x INT)")
+    try:
+        assert bob.admin_sql("SELECT has_table_privilege('bob', 'public.gone', 'SELECT')") \
+            == [(False,)]
+    finally:
+        bob.admin_sql("DROP TABLE public.gone")
+
+
 def test_grant_errors(bob: Stack) -> None:
     with bob.pg() as c:
         with pytest.raises(psycopg.errors.UndefinedObject):

@@ -132,6 +132,11 @@ def _columns_held(columns: ColumnGrants, role: str, privilege: str) -> set[str]:
             if privilege in p}
 
 
+def schema_privileges_of(db: Any, workspace: str) -> dict[str, list[str]]:
+    """The grants on a schema: grantee (``public`` for PUBLIC) -> privileges."""
+    return _grants(db, _schema_key(workspace))
+
+
 def usable_schemas(db: Any, role: str) -> set[str]:
     """The schemas ``role`` has USAGE on (its session's workspace limit)."""
     names = set(db.catalog.workspaces()) | {"public"}
@@ -453,6 +458,7 @@ def grant_stmt(session: Any, node: Any, params: Any) -> Result:  # noqa: ARG001
     keys: list[tuple[str, str]] = []  # (catalog key, object name for messages)
     columns: dict[str, list[str]] = {}  # privilege -> columns
     known: dict[str, list[str]] = {}  # catalog key -> the relation's columns
+    pending: dict[str, tuple[str, str]] = {}  # key -> (workspace, name) not numbered yet
     if node.objtype == pb.OBJECT_TABLE:
         privs, columns = _privileges(node, TABLE_PRIVILEGES, "relation")
         if node.targtype == pb.ACL_TARGET_ALL_IN_SCHEMA:
@@ -476,6 +482,9 @@ def grant_stmt(session: Any, node: Any, params: Any) -> Result:  # noqa: ARG001
                                          table=rv.relname)
                 keys.append((_table_key(*found[:3]), found[1]))
                 known[keys[-1][0]] = found[4]
+                if found[3] == "table" and found[2] == 0:
+                    # created in this transaction: its oid (part of the key) comes at COMMIT
+                    pending[keys[-1][0]] = (found[0], found[1])
     elif node.objtype == pb.OBJECT_SCHEMA:
         privs, _ = _privileges(node, SCHEMA_PRIVILEGES, "schema")
         if "CREATE" in privs and node.privileges:
@@ -499,22 +508,44 @@ def grant_stmt(session: Any, node: Any, params: Any) -> Result:  # noqa: ARG001
         for c in sorted({c for cs in columns.values() for c in cs} - set(known.get(key, ()))):
             raise UndefinedColumn(f'column "{c}" of relation "{rel}" does not exist')
     for key, _ in keys:
-        grants = _grants(db, key)
-        by_column = _column_grants(db, key)
-        for g in grantees:
-            have = set(grants.get(g, ()))
-            grants[g] = sorted(have | set(privs)) if node.is_grant else sorted(have - set(privs))
-            mine = by_column.setdefault(g, {})
-            # REVOKE of a table privilege takes it off every column too (PostgreSQL's
-            # ExecGrant_Relation, per the SQL standard); a GRANT of it leaves them be
-            revoke_all = set() if node.is_grant else set(privs) & set(COLUMN_PRIVILEGES)
-            for col in known.get(key, ()):
-                held = set(mine.get(col, ())) - revoke_all
-                given = {p for p, cs in columns.items() if col in cs}
-                held = held | given if node.is_grant else held - given
-                mine[col] = sorted(held)
-        _put(db, key, grants, by_column)
+        if key in pending:
+            # pg_restore --single-transaction creates a table and grants on it in one
+            # transaction: the grant is kept under the oid the table gets at COMMIT (and
+            # is never kept if the transaction rolls back).
+            ws, name = pending[key]
+            session.on_commit(lambda ws=ws, name=name, cols=known[key]: _grant_created(
+                db, ws, name, cols, grantees, privs, columns, node.is_grant))
+            continue
+        _apply_grant(db, key, known.get(key, []), grantees, privs, columns, node.is_grant)
     return Result(command=word)
+
+
+def _grant_created(db: Any, workspace: str, name: str, known: list[str], grantees: list[str],
+                   privs: list[str], columns: dict[str, list[str]], is_grant: bool) -> None:
+    """A GRANT / REVOKE on a table created in the same transaction, once it is committed."""
+    info = db.catalog.find_table(workspace, name)
+    if info is not None:
+        _apply_grant(db, _table_key(workspace, name, int(info.oid)), known, grantees, privs,
+                     columns, is_grant)
+
+
+def _apply_grant(db: Any, key: str, known: list[str], grantees: list[str], privs: list[str],
+                 columns: dict[str, list[str]], is_grant: bool) -> None:
+    grants = _grants(db, key)
+    by_column = _column_grants(db, key)
+    for g in grantees:
+        have = set(grants.get(g, ()))
+        grants[g] = sorted(have | set(privs)) if is_grant else sorted(have - set(privs))
+        mine = by_column.setdefault(g, {})
+        # REVOKE of a table privilege takes it off every column too (PostgreSQL's
+        # ExecGrant_Relation, per the SQL standard); a GRANT of it leaves them be
+        revoke_all = set() if is_grant else set(privs) & set(COLUMN_PRIVILEGES)
+        for col in known:
+            held = set(mine.get(col, ())) - revoke_all
+            given = {p for p, cs in columns.items() if col in cs}
+            held = held | given if is_grant else held - given
+            mine[col] = sorted(held)
+    _put(db, key, grants, by_column)
 
 
 def _live_objects(db: Any) -> dict[str, str]:

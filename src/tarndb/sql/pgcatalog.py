@@ -308,12 +308,25 @@ def _rows(schema: list[tuple[str, pa.DataType]], rows: list[tuple[Any, ...]]) ->
 # pg_catalog relations
 
 
+def _nspacl(db: Any, workspace: str) -> list[str] | None:
+    """``nspacl``: NULL (the owner's defaults) until a USAGE is granted on the schema, then
+    the owner's item and one per grantee, as PostgreSQL writes them (so that pg_dump writes
+    the GRANTs back). ``public`` always has one: its USAGE for PUBLIC, PostgreSQL 15's
+    default, is what pg_dump expects there (it writes a REVOKE when it is missing)."""
+    from ..pgwire import acl
+
+    grants = acl.schema_privileges_of(db, workspace)
+    items = [f"{'' if grantee == 'public' else _acl_name(grantee)}=U/postgres"
+             for grantee, privs in sorted(grants.items()) if "USAGE" in privs]
+    return [_OWNER_NSPACL, *items] if items or workspace == "public" else None
+
+
 def _pg_namespace(db: Any, session: Any) -> pa.Table:
     rows = [(PG_CATALOG_OID, "pg_catalog", SUPERUSER_OID, None),
             (INFORMATION_SCHEMA_OID, "information_schema", SUPERUSER_OID, None),
             (PG_TOAST_OID, "pg_toast", SUPERUSER_OID, None)]
     for ws in _workspaces(db, session):
-        rows.append((namespace_oid(ws), ws, SUPERUSER_OID, None))
+        rows.append((namespace_oid(ws), ws, SUPERUSER_OID, _nspacl(db, ws)))
     return _rows([("oid", _I64), ("nspname", _S), ("nspowner", _I64), ("nspacl", pa.list_(_S))],
                  rows)
 
@@ -424,6 +437,7 @@ def _class_row(oid: int, name: str, ns: int, kind: str, natts: int, am: int,
 _ACL_LETTERS = {"SELECT": "r", "INSERT": "a", "UPDATE": "w", "DELETE": "d", "TRUNCATE": "D",
                 "REFERENCES": "x", "TRIGGER": "t"}
 _OWNER_ACL = "postgres=arwdDxt/postgres"
+_OWNER_NSPACL = "postgres=UC/postgres"  # a schema's owner: USAGE and CREATE
 
 
 def _grants_on(db: Any, workspace: str, name: str, oid: int) -> dict[str, list[str]]:
@@ -1397,7 +1411,8 @@ def _macros() -> list[str]:
         # pg_dump's: a table's or view's owner holds every privilege (relacl lists what
         # was granted besides); other objects have no privileges beyond their defaults
         f"acldefault(kind, owner) AS CASE WHEN CAST(kind AS VARCHAR) = 'r' THEN "
-        f"['{_OWNER_ACL}'] ELSE CAST(NULL AS VARCHAR[]) END",
+        f"['{_OWNER_ACL}'] WHEN CAST(kind AS VARCHAR) = 'n' THEN ['{_OWNER_NSPACL}'] "
+        "ELSE CAST(NULL AS VARCHAR[]) END",
         # objects tarndb has none of (triggers, rules, statistics, partitions)
         "pg_get_triggerdef(t) AS CAST(NULL AS VARCHAR), (t, pretty) AS CAST(NULL AS VARCHAR)",
         "pg_get_ruledef(r) AS CAST(NULL AS VARCHAR), (r, pretty) AS CAST(NULL AS VARCHAR)",
