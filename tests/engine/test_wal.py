@@ -571,3 +571,41 @@ def test_files_follows_the_directory_appearing_and_going(tmp_path: Path) -> None
     d.mkdir()
     (d / "c-other.wal").write_bytes(b"")
     assert wal.files() == ["c-other.wal"]
+
+
+def test_asking_whether_the_files_are_alive_while_a_fold_rotates(tmp_path: Path) -> None:
+    """Readers ask own_alive() / current_alive() without the table's locks while a fold
+    rotates the current file: they must never meet its descriptor closed (an UPDATE failed
+    with 'Bad file descriptor', an internal error) nor the rotated set changing under them."""
+    import pyarrow as pa
+
+    wal = walmod.TableWal(str(tmp_path / "wal"), sync=False)
+    rows = pa.table({"id": pa.array([1], pa.int64()), "__rid": pa.array([1], pa.int64())})
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def ask() -> None:
+        try:
+            while not stop.is_set():
+                wal.own_alive()
+                wal.current_alive()
+        except BaseException as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    readers = [threading.Thread(target=ask) for _ in range(2)]
+    for t in readers:
+        t.start()
+    try:
+        for i in range(600):
+            wal.append(rows, i)
+            name = wal.rotate()
+            if name is not None and i % 2:
+                wal.forget(name)
+            if errors:
+                break
+    finally:
+        stop.set()
+        for t in readers:
+            t.join()
+        wal.close()
+    assert not errors, errors[0]

@@ -186,13 +186,18 @@ class TableWal:
     """This server's log file for one table, and the reading of every server's files.
 
     The caller serialises appends and folds (the table store's lock and the table's lake
-    lock); nothing here locks.
+    lock). Readers ask whether this server's files are still there without those locks
+    (:meth:`own_alive`, :meth:`current_alive`), while a fold may rotate the current file: the
+    descriptor is read and closed under a lock of its own, or a reader's ``fstat`` met a
+    closed descriptor (EBADF, an UPDATE failing with an internal error) or one the number
+    was reused for.
     """
 
     def __init__(self, directory: str, sync: bool = True) -> None:
         self.dir = directory
         self.sync = sync
         self._fd: int | None = None
+        self._fd_lock = threading.Lock()
         self._name: str | None = None
         #: rows appended to this server's file since it was last folded
         self.pending_rows = 0
@@ -218,9 +223,16 @@ class TableWal:
         self._rotated.discard(name)
         return True
 
+    def _links(self) -> int | None:
+        """Links of the current file (0: another server folded and removed it), None when
+        there is none."""
+        with self._fd_lock:
+            return None if self._fd is None else os.fstat(self._fd).st_nlink
+
     def current_alive(self) -> bool:
         """Whether this server has a current file and it is still on the lake."""
-        return self._fd is not None and os.fstat(self._fd).st_nlink > 0
+        links = self._links()
+        return links is not None and links > 0
 
     def is_own(self, name: str) -> bool:
         """Whether ``name`` is this server's file, or one it rotated out to fold."""
@@ -229,9 +241,10 @@ class TableWal:
     def own_alive(self) -> bool:
         """Whether this server's files still hold their records: another server that folds
         the log removes them (then their records are in Lance)."""
-        if self._fd is not None and os.fstat(self._fd).st_nlink == 0:
+        if self._links() == 0:
             return False
-        return all(os.path.exists(os.path.join(self.dir, n)) for n in self._rotated)
+        # (a copy: a fold may rotate or forget a file meanwhile)
+        return all(os.path.exists(os.path.join(self.dir, n)) for n in tuple(self._rotated))
 
     def files(self) -> list[str]:
         """Names of the log files on the lake (every server's), oldest first.
@@ -372,12 +385,13 @@ class TableWal:
         return name
 
     def _close(self) -> None:
-        if self._fd is not None:
-            try:
-                os.close(self._fd)
-            except OSError:
-                pass
-        self._fd = None
+        with self._fd_lock:
+            if self._fd is not None:
+                try:
+                    os.close(self._fd)
+                except OSError:
+                    pass
+            self._fd = None
         self._name = None
         self._end = self._allocated = 0
         self.pending_rows = 0
