@@ -4,6 +4,14 @@ DuckDB names ``count(*)`` ``count_star()`` and ``a + 1`` ``(a + 1)``; Postgres s
 and ``?column?``. Clients that read rows by name (``RealDictCursor``, pandas, SQLAlchemy's
 ``row.count``) see the names, so every unaliased output column gets the alias Postgres would
 have chosen, following ``FigureColnameInternal`` in Postgres' ``parse_target.c``.
+
+A ``VALUES`` list's columns are ``column1``, ``column2`` ... in Postgres (``transformValuesClause``
+in ``parse_clause.c``), ``col0``, ``col1`` ... in DuckDB. So each VALUES list whose names
+can be seen (the statement itself, an arm of a set operation, a CTE, a subquery in FROM)
+becomes ``SELECT * FROM (VALUES ...) AS "*VALUES*"(column1, ...)``: the names are then
+Postgres' in the RowDescription, for ``SELECT column1 FROM (VALUES ...) AS v`` and for
+``ORDER BY column1``, and an alias list (``AS v(a, b)``) still renames them, as there. An
+INSERT's VALUES rows go to the table's columns by position and are left as they are.
 """
 
 from __future__ import annotations
@@ -15,6 +23,9 @@ from postgast import pg_query_pb2 as pb
 from . import ast
 
 UNKNOWN = "?column?"
+
+#: Postgres' name for a VALUES list's range table entry (``"*VALUES*".column1``)
+VALUES_ALIAS = "*VALUES*"
 
 _MINMAX = {pb.IS_GREATEST: "greatest", pb.IS_LEAST: "least"}
 _SQL_VALUE_FUNCTIONS = {
@@ -38,7 +49,10 @@ _SQL_VALUE_FUNCTIONS = {
 
 def apply(stmt: pb.Node) -> None:
     """Name the unaliased output columns of a SELECT (and of each arm of a UNION, and of
-    subqueries in FROM, whose names the outer query may refer to)."""
+    subqueries in FROM, whose names the outer query may refer to), and the columns of
+    VALUES lists."""
+    for sel in _values_lists(stmt):
+        _name_values(sel)
     for m in ast.walk(stmt):
         if isinstance(m, pb.SelectStmt):
             for t in m.target_list:
@@ -47,6 +61,45 @@ def apply(stmt: pb.Node) -> None:
                 # an alias "current_date" would even shadow the function in DuckDB's binder.
                 if not rt.name and ast.kind(rt.val) not in ("column_ref", "sqlvalue_function"):
                     rt.name = figure(rt.val)
+
+
+def _values_lists(stmt: pb.Node) -> list[pb.SelectStmt]:
+    """The VALUES lists in ``stmt``, but not an INSERT's rows (found first, then changed:
+    :func:`_name_values` puts each one a level down, where a walk would find it again)."""
+    found: list[pb.SelectStmt] = []
+    stack: list[Any] = [stmt]
+    while stack:
+        m = stack.pop()
+        if isinstance(m, pb.InsertStmt):
+            continue  # its rows go to the table's columns by position: no names to give
+        if isinstance(m, pb.SelectStmt) and m.values_lists:
+            found.append(m)
+        for fd, value in m.ListFields():
+            if fd.message_type is None:
+                continue
+            if fd.is_repeated:
+                stack.extend(value)
+            else:
+                stack.append(value)
+    return found
+
+
+def _name_values(sel: pb.SelectStmt) -> None:
+    """``VALUES (...), (...) [ORDER BY ...] [LIMIT ...]`` in place becomes ``SELECT * FROM
+    (VALUES (...), (...)) AS "*VALUES*"(column1, ...) [ORDER BY ...] [LIMIT ...]``."""
+    inner = pb.Node()
+    inner.select_stmt.values_lists.extend(sel.values_lists)
+    del sel.values_lists[:]
+    rs = pb.Node()
+    rs.range_subselect.subquery.CopyFrom(inner)
+    rs.range_subselect.alias.aliasname = VALUES_ALIAS
+    width = len(inner.select_stmt.values_lists[0].list.items)
+    for i in range(width):
+        rs.range_subselect.alias.colnames.add().string.sval = f"column{i + 1}"
+    sel.from_clause.append(rs)
+    star = sel.target_list.add().res_target
+    star.val.column_ref.fields.add().a_star.SetInParent()
+    star.location = -1
 
 
 def figure(node: pb.Node) -> str:
