@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from postgast import pg_query_pb2 as pb
@@ -43,6 +44,13 @@ def logged_key_rows(logged: pa.Table | None, column: str, value: Any) -> pa.Tabl
     if logged is None or not logged.num_rows:
         return None
     col = logged.column(column)
+    if pa.types.is_integer(col.type) and type(value) is int and not col.null_count:
+        # An integer key (the common case, and every write of a hot row asks): numpy finds
+        # it in a few microseconds, where Arrow's compute wrappers cost tens.
+        hits = np.flatnonzero(col.to_numpy() == value)
+        if not hits.size:
+            return None
+        return logged if hits.size == logged.num_rows else logged.take(hits)
     try:
         mine = logged.filter(pc.equal(col, pa.scalar(value, col.type)))
     except (pa.ArrowException, ValueError, OverflowError, TypeError):
