@@ -221,3 +221,16 @@ def test_serial_sequence_spelled_by_pg_dump_in_one_transaction(session: tarndb.S
     assert s.execute("SELECT count(*) FROM pg_sequences WHERE schemaname = 'ws' "
                      "AND sequencename = 'st_id_seq'").rows == [(0,)]
     assert s.execute("INSERT INTO st (v) VALUES ('c') RETURNING id").rows == [(3,)]
+
+
+def test_setval_of_a_serial_column_goes_back_too(session: tarndb.Session) -> None:
+    """As PostgreSQL's setval: lower than the values handed out already (this process had
+    a block of them reserved)."""
+    s = session
+    s.execute("CREATE TABLE sv (id SERIAL PRIMARY KEY, v TEXT)")
+    s.execute("INSERT INTO sv (v) VALUES ('a'), ('b'), ('c')")
+    s.execute("DELETE FROM sv")
+    s.execute("SELECT setval('sv_id_seq', 1, false)")
+    assert s.execute("INSERT INTO sv (v) VALUES ('d') RETURNING id").rows == [(1,)]
+    s.execute("SELECT setval('sv_id_seq', 7)")
+    assert s.execute("INSERT INTO sv (v) VALUES ('e') RETURNING id").rows == [(8,)]

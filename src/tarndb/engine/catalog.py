@@ -376,6 +376,12 @@ class Catalog:
 
     # -- sequences --------------------------------------------------------------------------
 
+    def set_next(self, key: str, value: int) -> None:
+        """The next value a sequence hands out, lower than what it has handed out too
+        (``setval``, ``TRUNCATE ... RESTART IDENTITY``)."""
+        with self._lock, lake_lock(self.lake, "catalog"):
+            self.put_object("sequence", key, {"next": value})
+
     def reserve(self, key: str, count: int, floor: int) -> int:
         """Reserve ``count`` sequence values at or above ``floor``; returns the first one.
 

@@ -1122,6 +1122,12 @@ def _alter_owner(session: Session, node: Any, params: list[Any]) -> Result:
     return Result(command=f"ALTER {pb.ObjectType.Name(node.object_type)[len('OBJECT_'):]}")
 
 
+def _truncate(session: Session, node: Any, params: list[Any]) -> Result:
+    from .truncate import truncate  # a DELETE of every row (engine/truncate.py)
+
+    return truncate(session, node, params)
+
+
 def _merge(session: Session, node: Any, params: list[Any]) -> Result:
     from .merge import merge  # DML, not DDL: dispatched from here as the other statements
 
@@ -1154,4 +1160,5 @@ HANDLERS: dict[str, Callable[[Session, Any, list[Any]], Result]] = {
     "create_seq_stmt": _create_sequence,
     "view_stmt": views.create,
     "alter_seq_stmt": _alter_sequence,
+    "truncate_stmt": _truncate,
 }

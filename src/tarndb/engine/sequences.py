@@ -378,7 +378,7 @@ def setval(db: Database, session: Session | None, name: str, value: int, called:
         nxt = value + 1 if called else value
         with db._lock:
             db._blocks.pop(key, None)  # this process's unused values go
-            db.catalog.reserve(key, 0, nxt)
+            db.catalog.set_next(key, nxt)  # lower too, as PostgreSQL's setval
     if called:
         _remember(session, _key_and_name(target)[0], value, used=False)
     return value
