@@ -285,10 +285,6 @@ class KeyIndex:
 
 # -- a transaction's changes ----------------------------------------------------------------
 
-#: Parts of at least this many rows are measured as they come; smaller ones count at the
-#: bytes per row measured last, once per this many rows (TableChange.add_rows).
-_MEASURED_ROWS = 1024
-
 
 class TableChange:
     """A transaction's uncommitted changes to one table.
@@ -321,9 +317,6 @@ class TableChange:
         #: hold ``_in_memory`` bytes
         self._spilled = 0
         self._in_memory = 0
-        #: rows of small parts added since a part was last measured, and its bytes per row
-        self._small_rows = 0
-        self._row_bytes: float | None = None
         #: parts are joined without copying (some are mapped from files: a group commit's
         #: merged change holding a spilled transaction's rows)
         self._keep_chunks = False
@@ -351,10 +344,9 @@ class TableChange:
         self._parts = [rows] if rows is not None else []
         self.num_added = rows.num_rows if rows is not None else 0
         self._spilled = 0
-        self._small_rows = 0
         self._key_cache.clear()
-        self._in_memory = rows.nbytes if rows is not None and self.spill_dir is not None \
-            else 0
+        self._in_memory = rows.get_total_buffer_size() \
+            if rows is not None and self.spill_dir is not None else 0
         if self._in_memory > SPILL_BYTES:
             self._spill()
 
@@ -374,18 +366,9 @@ class TableChange:
         self.num_added += n
         if self.spill_dir is None:
             return
-        # Table.nbytes walks every buffer (~10 us even for one row, and single-row INSERTs
-        # are most commits): small parts count at the bytes per row last measured, which is
-        # measured again every _MEASURED_ROWS rows.
-        if n >= _MEASURED_ROWS or self._row_bytes is None or \
-                self._small_rows >= _MEASURED_ROWS:
-            size = rows.nbytes
-            self._row_bytes = size / n if n else self._row_bytes
-            self._small_rows = 0
-        else:
-            size = int(n * self._row_bytes)
-            self._small_rows += n
-        self._in_memory += size
+        # The buffers' sizes, not Table.nbytes (which works out what slices use: ~30 us even
+        # for one row, where this is ~0.5 us, and single-row INSERTs are most commits).
+        self._in_memory += rows.get_total_buffer_size()
         if self._in_memory > SPILL_BYTES:
             self._spill()
 
@@ -396,7 +379,7 @@ class TableChange:
         mapped = spill(pa.concat_tables(self._parts[first:]), self.spill_dir)
         self._parts[first:] = [mapped]
         self._spilled = first + 1
-        self._in_memory = self._small_rows = 0
+        self._in_memory = 0
         # Caches that covered parts now joined into the mapped one re-read them (adding the
         # same key -> rid pairs again is harmless).
         self._key_cache = {k: (min(covered, first), keys)
