@@ -298,6 +298,12 @@ class Scope:
                 continue  # already points at something this scope registered
             self.bind_range_var(m)
         strip_schema_qualifiers(nodes, self.tables)
+        if self.tables:
+            from ..sql.rewrite import joinstar
+
+            # ``*`` over JOIN USING / NATURAL in PostgreSQL's order, before anything counts
+            # result columns by position (pgvector's result types, describe)
+            joinstar.apply(stmt, self)
 
     def _bind_function(self, node: pb.Node) -> bool:
         """Table functions tarndb answers itself (``tarndb_versions('t')``); whether
@@ -444,6 +450,18 @@ class Scope:
         self.tables[alias] = info
         self._range_vars[alias] = rv
         return info
+
+    def bound_table(self, rv: pb.RangeVar) -> tuple[str, TableInfo] | None:
+        """(alias, table) of a RangeVar that :meth:`bind_range_var` pointed at a view of a
+        lake table; None for anything else (a CTE, a catalog relation, not bound)."""
+        alias = rv.alias.aliasname
+        bound = self._range_vars.get(alias)
+        # an alias names one view per binding: a later one of the same alias (in another
+        # subquery) points elsewhere, and then this is not known here
+        if not alias or bound is None or bound.relname != rv.relname \
+                or alias not in self.tables:
+            return None
+        return alias, self.tables[alias]
 
     def restrict(self, alias: str, info: TableInfo, rids: Any) -> None:
         """Re-point ``alias`` at a view holding only the rows with these row ids."""
