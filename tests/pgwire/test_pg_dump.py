@@ -1,8 +1,9 @@
 """pg_dump of a tarndb workspace restores: Debian's pg_dump 15 and PostgreSQL 16.2's (from
 the pgserver wheel), each with its own psql and pg_restore. Plain scripts restore with
 ``psql -f`` into a fresh tarndb (rows, vectors, serial and standalone sequences, keys,
-foreign keys, indexes) and into a real PostgreSQL 15 when its binaries are installed; custom
-archives (``-Fc``) restore with ``pg_restore --single-transaction`` into a fresh tarndb."""
+foreign keys, indexes, grants) and into a real PostgreSQL 15 when its binaries are installed;
+custom archives (``-Fc``) restore with ``pg_restore --single-transaction`` into a fresh
+tarndb."""
 
 from __future__ import annotations
 
@@ -265,7 +266,9 @@ def test_custom_format_restores_with_pg_restore(tools: Tools, pg_server: Server,
                                                 fresh_server: Server,
                                                 workspaces: tuple[str, str]) -> None:
     """``pg_dump -Fc`` of both workspaces, ``pg_restore --single-transaction`` into a fresh
-    tarndb: each table is created, then COPYed into, in one transaction."""
+    tarndb: each table is created, COPYed into and granted on in one transaction. (Not
+    ``-j``: two DDL statements on one table at once can lose one, see
+    docs/postgres-tools.md.)"""
     plain, vec = workspaces
     archive = fresh_server.data / "dump.custom"
     run = subprocess.run([tools.path("pg_dump"), "-Fc", "-n", plain, "-n", vec, "-f",
