@@ -55,6 +55,9 @@ class TableStore:
         self.uri = lake.uri_for(path)
         self.lock = threading.RLock()  # serialises this process's commits to the table
         self._ds: lance.LanceDataset | None = None
+        #: per thread: (version, the dataset object at it) of that thread's last overlay()
+        #: read (see _read_dataset)
+        self._reads = threading.local()
         #: committed rows not yet in Lance (storage/wal.py); local lakes only
         self.wal: TableWal | None = None
         local = None
@@ -220,9 +223,9 @@ class TableStore:
             # The version first: a server that folds our records removes our file before
             # it commits anything else, so a file still there now means the rows of
             # ``ds`` are at most that fold (which holds the same rows as the overlay).
-            ds = self.dataset(fold=False)
+            ds = self._read_dataset()
             names = wal.files()
-            if not all(wal.is_own(n) for n in names):
+            if names and not all(wal.is_own(n) for n in names):
                 return None
             if self._overlay_rows is not None and not wal.own_alive():
                 self._drop_overlay()  # another server folded our records into Lance:
@@ -230,6 +233,29 @@ class TableStore:
             if self._overlay_rows is None or not names:
                 return ds, None, set(), self.wal_seq
             return ds, self._overlay_rows, set(self._overlay_hidden), self.wal_seq
+
+    def _read_dataset(self) -> lance.LanceDataset:
+        """What ``dataset(fold=False)`` gives (the caller holds :attr:`lock`): the latest
+        committed version, found again on every call (the manifest probe that shows another
+        server's commit), but as the same object as this thread's last read while that is
+        still the version. A checkout made a new Lance dataset object per key lookup, and
+        making and dropping it cost about a sixth of the lookup. Only :meth:`overlay`'s
+        readers (key lookups, scans) get it, and they only read it; a thread's own object
+        is never used by another thread (which is why :meth:`dataset` gives every call its
+        own)."""
+        ds = self._ds
+        if ds is None:
+            return self.dataset(fold=False)
+        target = self._latest_of(ds)
+        reads = self._reads
+        kept = getattr(reads, "kept", None)
+        if kept is not None and kept[0] == target and kept[1].version == target:
+            return kept[1]
+        if target != ds.version:
+            ds = self._ds = ds.checkout_version(target)
+        mine = ds.checkout_version(target)
+        reads.kept = (target, mine)
+        return mine
 
     def fold(self, complete: bool = True) -> int | None:
         """Move every server's logged rows into the Lance dataset; returns the new version
