@@ -300,6 +300,11 @@ class InvalidParameterValue(DataError):
     code = "invalid_parameter_value"
 
 
+class NullValueNotAllowed(DataError):
+    sqlstate = "22004"
+    code = "null_value_not_allowed"
+
+
 class IntegrityError(TarnError):
     sqlstate = "23000"
     http_status = 409

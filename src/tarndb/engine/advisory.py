@@ -73,6 +73,13 @@ def register(session: Session) -> None:
     session.cursor.execute(f"SET VARIABLE tarndb_session = '{token}'")
 
 
+def session_for(token: str) -> Session | None:
+    """The session whose cursor holds ``token`` (for the other per-session functions DuckDB
+    calls, engine/setconfig.py)."""
+    with _guard:
+        return _sessions.get(token)
+
+
 class Advisory:
     """One session's advisory locks."""
 

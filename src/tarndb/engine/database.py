@@ -186,6 +186,9 @@ class Database:
         from . import advisory, jsonpath
 
         advisory.install(self._duck)
+        from . import setconfig
+
+        setconfig.install(self._duck)
         jsonpath.install(self._duck)
         from . import sequences
 

@@ -20,6 +20,7 @@ from postgast import pg_query_pb2 as pb
 from ..errors import UndefinedFunction, UndefinedTable
 from ..sql import ast
 from ..storage.tables import RID, conform_rows
+from . import setconfig
 from .catalog import SCALAR_INDEX_TYPES, ColumnInfo, TableInfo
 from .commit import unique_keys
 
@@ -291,6 +292,8 @@ class Scope:
             and ast.kind(m.from_clause[0]) == "range_var"]
         for m in nodes:
             if not isinstance(m, pb.RangeVar) or m is skip_first_target:
+                if isinstance(m, pb.FuncCall):
+                    setconfig.rename(m)  # set_config() is SET: it reaches the session
                 continue
             if not m.schemaname and m.relname in ctes:
                 continue

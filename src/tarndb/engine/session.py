@@ -74,6 +74,15 @@ ISOLATION_LEVELS = ("read uncommitted", "read committed", "repeatable read", "se
 # many times under READ COMMITTED (PostgreSQL would have waited for the row instead).
 _AUTOCOMMIT_RETRIES = 20
 
+#: a setting that had no value (SET made it): what undoing the SET puts back
+_UNSET: Any = object()
+
+
+def _set_config_parts(name: str, value: str) -> list[str]:
+    """set_config()'s value as SET's list would have it: search_path names one schema
+    after another, any other setting is one value."""
+    return [p.strip() for p in value.split(",")] if name.lower() == "search_path" else [value]
+
 
 # Statements a read-only session may run (SELECTs are further checked for writes below).
 READ_ONLY_KINDS = {"select_stmt", "transaction_stmt", "variable_set_stmt", "variable_show_stmt",
@@ -143,6 +152,14 @@ class Session:
         #: run at COMMIT before the rows are committed (ALTER COLUMN TYPE's rewrite)
         self._before_commit: list[Any] = []
         self._explicit = False
+        #: settings SET in the current transaction: name -> (state before the transaction,
+        #: state it leaves when it commits), states as :meth:`_setting_state` has them. A
+        #: rollback puts back the first, a commit the second: SET LOCAL changes the value
+        #: and not the second, as PostgreSQL's SET LOCAL lasts until the transaction ends.
+        self._set_in_txn: dict[str, tuple[Any, Any]] = {}
+        #: set_config() calls of the running statement, made once DuckDB has finished it
+        #: (SET may itself need the session's DuckDB cursor, which the query holds)
+        self._set_configs: list[tuple[str, str | None, bool]] = []
         #: an implicit transaction of the extended protocol, ended by Sync (end_implicit)
         self._implicit = False
         self._savepoints: list[tuple[str, dict[str, TableChange], tuple[Any, ...]]] = []
@@ -427,8 +444,9 @@ class Session:
                 not self._catalog_ops and not self._on_commit and not self._overlay and \
                 not self._on_rollback:
             # Nothing written, no DDL (an autocommit SELECT): nothing to publish or undo.
-            self._end_transaction()
+            self._end_transaction(committed=True)
             return
+        committed = False
         try:
             if txn is None or failed:
                 self._undo_ddl()
@@ -444,8 +462,9 @@ class Session:
                 self._undo_ddl()
                 raise
             self._publish_ddl()
+            committed = True
         finally:
-            self._end_transaction()
+            self._end_transaction(committed)
 
     def rollback(self) -> None:
         self._implicit = False
@@ -577,7 +596,11 @@ class Session:
             self._catalog_ops.clear()
             self._on_commit.clear()
 
-    def _end_transaction(self) -> None:
+    def _end_transaction(self, committed: bool = False) -> None:
+        if self._set_in_txn:
+            changed, self._set_in_txn = self._set_in_txn, {}
+            for name, (before, after) in changed.items():
+                self._restore_setting(name, after if committed else before)
         self._before_commit.clear()
         retype.forget(self)
         if self.txn_id:
@@ -629,8 +652,13 @@ class Session:
                     self.begin(explicit=False)
                 self.read_versions = {}
                 self.read_seqs = {}
+                self._set_configs = []
                 try:
                     result: Result = run()
+                    if self._set_configs:
+                        calls, self._set_configs = self._set_configs, []
+                        for name, value, local in calls:
+                            self._set_config_now(name, value, local)
                     if autocommit:
                         self.commit()
                     break
@@ -972,13 +1000,16 @@ class Session:
         self._failed = False
         return Result(command="ROLLBACK")
 
-    def _set(self, node: Any) -> Result:
+    def _set(self, node: Any, warn_local: bool = True) -> Result:
         name = node.name.lower()
         if name in ("role", "session_authorization"):
             # SET ROLE / SESSION AUTHORIZATION are privilege checks (pgwire/roles.py).
             set_role = self.db.statement_hooks.get("set_role")
             if set_role is not None:
                 return set_role(self, node, [])
+        if node.kind in (pb.VAR_SET_VALUE, pb.VAR_RESET) and \
+                name not in ("transaction_isolation", "role", "session_authorization"):
+            self._track_setting(name, bool(node.is_local), warn_local)
         if node.kind in (pb.VAR_RESET, pb.VAR_RESET_ALL):
             if node.kind == pb.VAR_RESET_ALL:
                 self.settings = dict(DEFAULT_SETTINGS)
@@ -986,6 +1017,7 @@ class Session:
                 self.settings[name] = DEFAULT_SETTINGS[name]
             else:  # a setting without a default here (hnsw.ef_search, ...): unset again
                 self.settings.pop(name, None)
+            self._set_for_commit(name, bool(node.is_local))
             return Result(command="RESET")
         if node.kind == pb.VAR_SET_MULTI:
             # SET TRANSACTION ISOLATION LEVEL ... / SET SESSION CHARACTERISTICS AS ...
@@ -1037,7 +1069,60 @@ class Session:
         if name == "timezone" and value.upper() not in ("UTC", "GMT", "ETC/UTC", "Z", "0"):
             self.notices.append("tarndb reports timestamps in UTC")
         self.settings[name] = value
+        self._set_for_commit(name, bool(node.is_local))
         return Result(command="SET")
+
+    # SET inside a transaction, as PostgreSQL has it: undone when the transaction rolls back,
+    # kept when it commits; SET LOCAL undone either way.
+
+    def _setting_state(self, name: str) -> tuple[Any, str]:
+        """What SET changes for ``name``: its value (``_UNSET`` when none), and the
+        workspace unqualified names resolve in, which search_path moves."""
+        return self.settings.get(name, _UNSET), self.workspace
+
+    def _restore_setting(self, name: str, state: tuple[Any, str]) -> None:
+        value, workspace = state
+        if value is _UNSET:
+            self.settings.pop(name, None)
+        else:
+            self.settings[name] = value
+        if name == "search_path":
+            self.workspace = workspace
+
+    def _track_setting(self, name: str, local: bool, warn_local: bool) -> None:
+        if local and warn_local and not (self._explicit or self._implicit):
+            # outside a transaction block it lasts for this statement only: no effect
+            self.notices.append("SET LOCAL can only be used in transaction blocks")
+        if self._txn is None:
+            return
+        if name not in self._set_in_txn:
+            now = self._setting_state(name)
+            self._set_in_txn[name] = (now, now)
+
+    def _set_for_commit(self, name: str, local: bool) -> None:
+        """After SET (not LOCAL) changed ``name``: a commit keeps the new value."""
+        if not local and name in self._set_in_txn:
+            before, _ = self._set_in_txn[name]
+            self._set_in_txn[name] = (before, self._setting_state(name))
+
+    def set_config(self, name: str, value: str | None, is_local: bool) -> str:
+        """``set_config(name, value, is_local)`` called by the running statement
+        (engine/setconfig.py): SET, or SET LOCAL, or RESET for a NULL value, made when
+        DuckDB has finished the statement, which fails if the SET does; the new value."""
+        self._set_configs.append((name, value, is_local))
+        if value is None:
+            return str(DEFAULT_SETTINGS.get(name.lower(), ""))
+        return ", ".join(_set_config_parts(name, value))
+
+    def _set_config_now(self, name: str, value: str | None, is_local: bool) -> None:
+        node = pb.VariableSetStmt(name=name, is_local=is_local)
+        if value is None:
+            node.kind = pb.VAR_RESET
+        else:
+            node.kind = pb.VAR_SET_VALUE
+            for part in _set_config_parts(name, value):
+                node.args.add().a_const.sval.sval = part
+        self._set(node, warn_local=False)
 
     def _show(self, node: Any) -> Result:
         name = node.name.lower()
