@@ -290,10 +290,13 @@ class Scope:
             m for m in nodes
             if isinstance(m, pb.SelectStmt) and len(m.from_clause) == 1
             and ast.kind(m.from_clause[0]) == "range_var"]
+        using_join = False
         for m in nodes:
             if not isinstance(m, pb.RangeVar) or m is skip_first_target:
                 if isinstance(m, pb.FuncCall):
                     setconfig.rename(m)  # set_config() is SET: it reaches the session
+                elif isinstance(m, pb.JoinExpr) and (m.using_clause or m.is_natural):
+                    using_join = True
                 continue
             if not m.schemaname and m.relname in ctes:
                 continue
@@ -301,7 +304,7 @@ class Scope:
                 continue  # already points at something this scope registered
             self.bind_range_var(m)
         strip_schema_qualifiers(nodes, self.tables)
-        if self.tables:
+        if using_join and self.tables:
             from ..sql.rewrite import joinstar
 
             # ``*`` over JOIN USING / NATURAL in PostgreSQL's order, before anything counts
