@@ -51,16 +51,19 @@ def apply(stmt: pb.Node) -> None:
     """Name the unaliased output columns of a SELECT (and of each arm of a UNION, and of
     subqueries in FROM, whose names the outer query may refer to), and the columns of
     VALUES lists."""
-    for sel in _values_lists(stmt):
-        _name_values(sel)
+    values = False
     for m in ast.walk(stmt):
         if isinstance(m, pb.SelectStmt):
+            values = values or bool(m.values_lists)
             for t in m.target_list:
                 rt = t.res_target
                 # DuckDB already names a plain column and CURRENT_DATE & co. as Postgres does;
                 # an alias "current_date" would even shadow the function in DuckDB's binder.
                 if not rt.name and ast.kind(rt.val) not in ("column_ref", "sqlvalue_function"):
                     rt.name = figure(rt.val)
+    if values:  # (a second walk only then: most statements have no VALUES list)
+        for sel in _values_lists(stmt):
+            _name_values(sel)
 
 
 def _values_lists(stmt: pb.Node) -> list[pb.SelectStmt]:
