@@ -322,7 +322,8 @@ def _nspacl(db: Any, workspace: str) -> list[str] | None:
 
 
 def _pg_namespace(db: Any, session: Any) -> pa.Table:
-    rows = [(PG_CATALOG_OID, "pg_catalog", SUPERUSER_OID, None),
+    rows: list[tuple[int, str, int, list[str] | None]] = [
+            (PG_CATALOG_OID, "pg_catalog", SUPERUSER_OID, None),
             (INFORMATION_SCHEMA_OID, "information_schema", SUPERUSER_OID, None),
             (PG_TOAST_OID, "pg_toast", SUPERUSER_OID, None)]
     for ws in _workspaces(db, session):
