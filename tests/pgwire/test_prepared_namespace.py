@@ -70,6 +70,13 @@ def test_discard_tags(pg_server: Server) -> None:
     with psycopg.connect(pg_server.dsn(), autocommit=True) as c:
         for sql in ("DISCARD PLANS", "DISCARD SEQUENCES", "DISCARD TEMP"):
             assert c.execute(sql).statusmessage == sql
+        # DISCARD ALL is refused in a transaction block, as in PostgreSQL
+        c.execute("BEGIN")
+        with pytest.raises(psycopg.errors.ActiveSqlTransaction,
+                           match="DISCARD ALL cannot run inside a transaction block"):
+            c.execute("DISCARD ALL")
+        c.execute("ROLLBACK")
+        assert c.execute("DISCARD ALL").statusmessage == "DISCARD ALL"
 
 
 def test_one_name_for_both_kinds(pg_server: Server) -> None:

@@ -140,8 +140,11 @@ def deallocate(session: Session, node: Any, params: list[Any]) -> Result:  # noq
 
 def discard(session: Session, node: Any, params: list[Any]) -> Result:  # noqa: ARG001
     """``DISCARD ALL`` drops the session's prepared statements (both kinds), as
-    PostgreSQL's does; ``DISCARD PLANS | SEQUENCES | TEMP`` have nothing here to drop."""
+    PostgreSQL's does, and like it refuses to run in a transaction block (25001);
+    ``DISCARD PLANS | SEQUENCES | TEMP`` have nothing here to drop."""
     if node.target == pb.DISCARD_ALL:
+        if session._explicit:  # noqa: SLF001 - a transaction block (BEGIN), not autocommit's
+            raise E.ActiveSqlTransaction("DISCARD ALL cannot run inside a transaction block")
         drop_all(session)
     # PostgreSQL's tags: DISCARD ALL, DISCARD PLANS, DISCARD SEQUENCES, DISCARD TEMP
     return Result(command="DISCARD " + pb.DiscardMode.Name(node.target).removeprefix(
