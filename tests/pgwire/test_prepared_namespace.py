@@ -2,8 +2,9 @@
 SQL ``PREPARE``'s, as PostgreSQL has it (engine/prepared.py): ``DEALLOCATE name`` sent as
 SQL frees a statement that Parse made, ``DEALLOCATE ALL`` and ``DISCARD ALL`` free both
 kinds (asyncpg and connection poolers send them, then prepare the same names again), Close
-frees a ``PREPARE``'d one, and neither kind may take a name the other has. Through psycopg's
-libpq connection against a real server."""
+frees a ``PREPARE``'d one, neither kind may take a name the other has, and each kind runs
+the other's statements (``EXECUTE`` a Parse'd one, Bind a ``PREPARE``'d one). Through
+psycopg's libpq connection against a real server."""
 
 from __future__ import annotations
 
@@ -106,3 +107,24 @@ def test_psycopg_prepares_again_after_deallocate_all(pg_server: Server) -> None:
             assert c.execute("SELECT %s::text || 'x'", ["a"]).fetchone() == ("ax",)
             c.execute(sql)
         assert c.execute("SELECT %s::int + 1", [41]).fetchone() == (42,)
+
+
+def test_each_kind_runs_the_others(pg_server: Server) -> None:
+    with psycopg.connect(pg_server.dsn(), autocommit=True) as c:
+        # EXECUTE of a statement Parse named: typed by Parse where it gave OIDs
+        assert c.pgconn.prepare(b"run_p", b"SELECT $1::int + 1").status == OK
+        assert c.execute("EXECUTE run_p(41)").fetchall() == [(42,)]
+        assert c.pgconn.prepare(b"run_t", b"SELECT $1 || 'x'", [25]).status == OK
+        assert c.execute("EXECUTE run_t('a')").fetchall() == [("ax",)]
+        with pytest.raises(psycopg.errors.SyntaxErrorOrAccessRuleViolation,
+                           match="wrong number of parameters"):
+            c.execute("EXECUTE run_p")
+        # Bind (and Describe) of a statement PREPARE named, with its declared types
+        c.execute("PREPARE run_s(int, text) AS SELECT $1 * 2 AS twice, $2 AS label")
+        d = c.pgconn.describe_prepared(b"run_s")
+        assert [d.param_type(i) for i in range(d.nparams)] == [23, 25]
+        assert [d.fname(i) for i in range(d.nfields)] == [b"twice", b"label"]
+        r = c.pgconn.exec_prepared(b"run_s", [b"21", b"z"])
+        assert r.status == TUPLES, r.error_message
+        assert (r.get_value(0, 0), r.get_value(0, 1)) == (b"42", b"z")
+        c.execute("DEALLOCATE ALL")

@@ -8,7 +8,9 @@ both kinds share one namespace per session: a Parse cannot take a name that ``PR
 took (nor the reverse), ``DEALLOCATE name`` and Close drop either kind, and ``DEALLOCATE
 ALL`` / ``DISCARD ALL`` drop both (asyncpg and connection poolers send them between
 clients, then prepare their names again). So the front end lends its statements here
-(:func:`share_protocol_statements`) and asks here before it names one (:func:`named`).
+(:func:`share_protocol_statements`) and asks here before it names one (:func:`named`);
+``EXECUTE`` runs a statement Parse named, and a Bind one ``PREPARE`` named
+(:func:`sql_statement`), as PostgreSQL lets them.
 
 ``EXECUTE`` puts each argument, cast to the type PREPARE declared for it, where the query
 has ``$n``, and runs the statement through the session's ordinary dispatch: its privileges
@@ -98,8 +100,55 @@ def prepare(session: Session, node: Any, params: list[Any]) -> Result:  # noqa: 
     return Result(command="PREPARE")
 
 
+def _protocol_statement(session: Session, name: str) -> tuple[bytes, list[bytes | None]] | None:
+    """A statement Parse named, as :func:`execute` takes one: its tree, and for each ``$n``
+    the type Parse gave it (None where it gave none: the argument goes in as written)."""
+    protocol = _get(_PROTOCOL, session)
+    st = protocol.get(name) if protocol is not None and name else None
+    if st is None:
+        return None
+    from ..sql.rewrite.params import max_param
+    from .types import type_for_oid
+
+    tree = ast.parse(st.sql)
+    if len(tree.stmts) != 1:
+        raise E.SyntaxError_("cannot insert multiple commands into a prepared statement")
+    stmt = tree.stmts[0].stmt
+    oids = list(st.param_oids)
+    types: list[bytes | None] = []
+    for i in range(max_param(stmt)):
+        oid = oids[i] if i < len(oids) else 0
+        if not oid:
+            types.append(None)
+            continue
+        cast = ast.parse(f"SELECT NULL::{type_for_oid(oid).pg_name}").stmts[0].stmt
+        types.append(cast.select_stmt.target_list[0].res_target.val.type_cast.type_name
+                     .SerializeToString())
+    return stmt.SerializeToString(), types
+
+
+def sql_statement(session: Any, name: str) -> tuple[str, list[int]] | None:
+    """A statement ``PREPARE`` named, as a Bind (or a Describe) of the protocol takes one:
+    its text and the type OIDs of its parameters; None when PREPARE named none so."""
+    found = _get(_PREPARED, session)
+    data = found.get(name) if found is not None else None
+    if data is None:
+        return None
+    from .types import resolve_type
+
+    stmt = pb.Node()
+    stmt.ParseFromString(data[0])
+    oids = []
+    for raw in data[1]:
+        tn = pb.TypeName()
+        tn.ParseFromString(raw)
+        oids.append(resolve_type(ast.names(tn.names), len(tn.array_bounds)).oid)
+    return ast.deparse_node(stmt), oids
+
+
 def execute(session: Session, node: Any, params: list[Any]) -> Result:  # noqa: ARG001
-    found = _of(session).get(node.name)
+    found: tuple[bytes, list[bytes]] | tuple[bytes, list[bytes | None]] | None = \
+        _of(session).get(node.name) or _protocol_statement(session, node.name)
     if found is None:
         raise E.InvalidSqlStatementName(f'prepared statement "{node.name}" does not exist')
     data, types = found
@@ -115,9 +164,13 @@ def execute(session: Session, node: Any, params: list[Any]) -> Result:  # noqa: 
         if ast.kind(n) != "param_ref" or not 0 < n.param_ref.number <= len(args):
             continue
         i = n.param_ref.number - 1
+        type_name = types[i]
+        if type_name is None:  # (a Parse that left the type to the statement)
+            n.CopyFrom(args[i])
+            continue
         cast = pb.Node()
         cast.type_cast.arg.CopyFrom(args[i])
-        cast.type_cast.type_name.ParseFromString(types[i])
+        cast.type_cast.type_name.ParseFromString(type_name)
         cast.type_cast.location = -1
         n.CopyFrom(cast)
     return session._dispatch(ast.kind(stmt), stmt, [])  # noqa: SLF001 - checked there

@@ -996,6 +996,11 @@ class ServerConnection:
 
     def _statement(self, name: str) -> PreparedStatement:
         st = self._statements.get(name)
+        if st is None and name:
+            # one namespace with SQL PREPARE's statements, which a Bind may run too
+            found = prepared.sql_statement(self.session, name)
+            if found is not None:
+                return PreparedStatement(name, *found)
         if st is None:
             raise errors.InvalidSqlStatementName(f'prepared statement "{name}" does not exist')
         return st
