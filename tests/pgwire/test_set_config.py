@@ -93,6 +93,21 @@ def test_set_follows_the_transaction(pg_server: Server) -> None:
         c.execute("COMMIT")
         assert _show(c, "application_name") == "session"
         assert _reported(c) == b"session"
+        # ROLLBACK TO SAVEPOINT undoes what was SET since the savepoint, and only that
+        c.execute("BEGIN")
+        c.execute("SET application_name = 'first'")
+        c.execute("SAVEPOINT sp")
+        c.execute("SET application_name = 'second'")
+        c.execute("SELECT set_config('app.sp', 'x', false)")
+        c.execute("ROLLBACK TO SAVEPOINT sp")
+        assert _show(c, "application_name") == "first"
+        with pytest.raises(psycopg.errors.UndefinedObject):
+            c.execute("SHOW app.sp")
+        c.execute("ROLLBACK TO SAVEPOINT sp")
+        c.execute("SET LOCAL application_name = 'third'")
+        c.execute("COMMIT")
+        assert _show(c, "application_name") == "first"
+        c.execute("SET application_name = 'session'")
         # SET LOCAL outside a transaction block: a warning, no effect
         cur = c.execute("SET LOCAL application_name = 'nothing'")
         assert cur.statusmessage == "SET"

@@ -977,8 +977,10 @@ class Session:
                 " can only be used in transaction blocks")
         if kind == pb.TRANS_STMT_SAVEPOINT:
             snapshot = {k: c.copy() for k, c in self._txn.items()}
+            # (and the settings SET so far, with their values now: ROLLBACK TO puts them back)
+            sets = {n: (pair, self._setting_state(n)) for n, pair in self._set_in_txn.items()}
             ddl = (dict(self._overlay), len(self._catalog_ops), len(self._on_commit),
-                   len(self._on_rollback))
+                   len(self._on_rollback), sets)
             self._savepoints.append((name, snapshot, ddl))
             return Result(command="SAVEPOINT")
         names = [n for n, _, _ in self._savepoints]
@@ -992,7 +994,14 @@ class Session:
         _, snapshot, ddl = self._savepoints[i]
         del self._savepoints[i + 1:]
         self._txn = {k: c.copy() for k, c in snapshot.items()}
-        overlay, n_ops, n_commit, n_rollback = ddl
+        overlay, n_ops, n_commit, n_rollback, sets = ddl
+        # SET and SET LOCAL since the savepoint are undone, as in PostgreSQL
+        for n in list(self._set_in_txn):
+            if n in sets:
+                self._set_in_txn[n], state = sets[n]
+            else:
+                state = self._set_in_txn.pop(n)[0]
+            self._restore_setting(n, state)
         self._undo_ddl(keep=n_rollback)
         self._overlay = dict(overlay)
         del self._catalog_ops[n_ops:]
