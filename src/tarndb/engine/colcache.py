@@ -406,6 +406,20 @@ def key_rows(ds: lance.LanceDataset, column: str, value: Any, wanted: list[str],
             _plans.clear()
         _plans[pkey] = plan
     entries, kept, rest = plan
+    if len(entries) == 1 and not hidden and (limit is None or limit > 0):
+        # One fragment (a table loaded at once, or compacted) and a key's one row: the
+        # common case, without the loops, sorting and list building below.
+        vals, rids, pos, frag = entries[0]
+        span = _span(vals, value)
+        if span is not None and span[1] - span[0] == 1:
+            rid, p = rids.item(span[0]), pos.item(span[0])
+            one: dict[str, pa.Array] = {}
+            for c in kept:
+                frids, values = _fragment_values(ds, frag, c)
+                if p >= frids.size or frids.item(p) != rid:
+                    return None  # not the row the key entries were sorted from
+                one[c] = values.slice(p, 1)
+            return one, rest, np.array([rid], dtype=np.int64), [(frag[0][1], p)]
     found: list[tuple[int, int, Any]] = []  # (__rid, position, fragment)
     for vals, rids, pos, frag in entries:
         span = _span(vals, value)
