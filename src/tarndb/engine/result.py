@@ -43,9 +43,18 @@ class Result:
     notices: list[str] = field(default_factory=list)
     _rows: list[tuple[Any, ...]] | None = None
     _arrow: pa.Table | None = None
+    #: the answer still streaming from DuckDB (Session.streamed_selects), read once
+    _reader: pa.RecordBatchReader | None = None
+
+    def _drain(self) -> None:
+        if self._reader is not None:
+            reader, self._reader = self._reader, None
+            self._arrow = reader.read_all()
+            self.rowcount = self._arrow.num_rows
 
     @property
     def rows(self) -> list[tuple[Any, ...]]:
+        self._drain()
         if self._rows is None:
             from .values import arrow_to_rows
 
@@ -54,7 +63,18 @@ class Result:
 
     def row_batches(self, size: int = 8192) -> Iterator[list[tuple[Any, ...]]]:
         """The rows in lists of at most ``size``, converted from Arrow one list at a time
-        (a COPY TO of a big table never holds every row as Python objects at once)."""
+        (a COPY TO of a big table never holds every row as Python objects at once; a
+        streamed answer is read from DuckDB a batch at a time)."""
+        if self._reader is not None:
+            from .values import arrow_to_rows
+
+            reader, self._reader = self._reader, None
+            for batch in reader:
+                self.rowcount += batch.num_rows
+                for off in range(0, batch.num_rows, size):
+                    yield arrow_to_rows(pa.Table.from_batches([batch.slice(off, size)]),
+                                        self.columns)
+            return
         if self._rows is not None or self._arrow is None:
             if self.rows:
                 yield self.rows
@@ -74,6 +94,7 @@ class Result:
         return bool(self.columns)
 
     def arrow(self) -> pa.Table:
+        self._drain()
         if self._arrow is None:
             names = self.column_names
             self._arrow = pa.table({n: [r[i] for r in self.rows] for i, n in enumerate(names)})

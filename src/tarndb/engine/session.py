@@ -6,10 +6,12 @@ is not shared between threads except for :meth:`Session.cancel`.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import threading
 import time
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import duckdb
@@ -34,6 +36,8 @@ from .types import ColumnType, from_duckdb
 # it); older releases only have the relation API.
 _SUBMIT = hasattr(duckdb.DuckDBPyConnection, "_submit")
 _ARROW_BATCH = 131072
+#: rows per batch of a streamed answer (Session.streamed_selects)
+_STREAM_BATCH = 8192
 
 if TYPE_CHECKING:
     from .database import Database
@@ -162,6 +166,8 @@ class Session:
         self._set_configs: list[tuple[str, str | None, bool]] = []
         #: an implicit transaction of the extended protocol, ended by Sync (end_implicit)
         self._implicit = False
+        #: inside :meth:`streamed_selects`: what closes the scopes of streamed answers
+        self._streams: list[Any] | None = None
         self._savepoints: list[tuple[str, dict[str, TableChange], tuple[Any, ...]]] = []
         self._failed = False
         #: a statement runs (read by cancel() from other threads; a flag, not an Event,
@@ -877,34 +883,77 @@ class Session:
 
     # -- SELECT ------------------------------------------------------------------------------
 
+    @contextlib.contextmanager
+    def streamed_selects(self) -> Iterator[None]:
+        """Within the block, a statement's SELECT answers with a Result that streams its rows
+        a batch at a time (:meth:`Result.row_batches`): each table it reads is scanned once,
+        as a stream with little read-ahead, and the statement's scope stays open until the
+        block ends. For ``COPY table TO`` (pgwire), whose SELECT reads one table once: a
+        dump of a big table then holds a few batches, not the table. Nothing else may run
+        on the session until its rows are read."""
+        self._streams = []
+        try:
+            yield
+        finally:
+            closers, self._streams = self._streams, None
+            for close in closers:
+                close()
+
     def run_select(self, stmt: pb.Node, params: list[Any], scope: Scope | None = None
                    ) -> Result:
         own = scope is None
         scope = scope or Scope(self)
         colnames.apply(stmt)
+        streams = self._streams if own else None
+        if streams is not None:
+            scope.streaming = True
         try:
             scope.bind(stmt, params=params)
             vectors = pgvector.result_types(stmt, scope)
-            table = self.query_arrow(stmt, params, scope)
-            result = self.result_from(table)
+            if streams is not None:
+                result = self._streamed(*self._duck_sql(stmt, params, scope))
+                streams.append(scope.close)
+            else:
+                result = self.result_from(self.query_arrow(stmt, params, scope))
             for i, t in vectors.items():  # vector without a dimension: not real[]
                 if i < len(result.columns) and result.columns[i].type.base == "float4":
                     result.columns[i] = Column(result.columns[i].name, t)
             return result
+        except BaseException:
+            if streams is not None:
+                scope.close()
+            raise
         finally:
-            if own:
+            if own and streams is None:
                 scope.close()
 
     def query_arrow(self, stmt: pb.Node, params: list[Any], scope: Scope) -> tuple[Any, Any]:
         """Rewrite a bound statement for DuckDB, run it, return (arrow table, description)."""
+        return self.run_duckdb(*self._duck_sql(stmt, params, scope))
+
+    def _duck_sql(self, stmt: pb.Node, params: list[Any], scope: Scope
+                  ) -> tuple[str, list[Any]]:
+        """A bound statement rewritten for DuckDB: its text and parameter values."""
         pgvector.apply(stmt, scope)
         jsonb.apply(stmt, scope)
         planner.plan(stmt, scope, params)
         similarity.apply(stmt, scope, params)
         self.notices.extend(ranking.apply(stmt, scope))
         casts.apply(stmt)
-        sql, duck_params = param_rule.apply(stmt, params)
-        return self.run_duckdb(sql, duck_params)
+        return param_rule.apply(stmt, params)
+
+    def _streamed(self, sql: str, duck_params: list[Any]) -> Result:
+        """A query's answer as a stream of Arrow batches (see :meth:`streamed_selects`)."""
+        try:
+            rel = self.cursor.sql(sql, params=duck_params or None)
+            if rel is None:
+                return self.result_from((None, []))
+            reader = rel.to_arrow_reader(_STREAM_BATCH)
+            description = list(zip(rel.columns, rel.types, strict=True))
+        except duckdb.Error as e:
+            raise translate(e) from e
+        columns = [Column(d[0], from_duckdb(str(d[1]))) for d in description]
+        return Result(columns=columns, command="SELECT", _reader=reader)
 
     def run_duckdb(self, sql: str, duck_params: list[Any]) -> tuple[Any, Any]:
         try:

@@ -24,6 +24,7 @@ so the token is never sent.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import logging
 import re
@@ -1189,29 +1190,37 @@ class ServerConnection:
                                                   len(target.columns)))
             self.state = State.COPY_IN
             return True
-        result = self._run_one(copy.select_for(spec), params)
-        writer = copy.CopyWriter(spec.options, [c.type for c in result.columns])
-        self._out.append(m.b_copy_out_response(spec.options.format == "binary",
-                                               len(result.columns)))
-        header = writer.header([c.name for c in result.columns])
-        binary = spec.options.format == "binary"
-        if header and not binary:
-            self._out.append(m.b_copy_data(header))
-        # One CopyData per row, as Postgres sends it: psycopg's Copy.rows() relies on it.
-        sent = [0]  # rows, counted as they go
+        # COPY table TO: the answer streams from the engine a batch at a time (a dump of a
+        # big table holds a few batches, not the table), while the statement's scope stays
+        # open. A query's may read a table more than once, so it is run whole.
+        streamed = getattr(self.session, "streamed_selects", None)
+        with streamed() if streamed is not None and spec.query is None \
+                else contextlib.nullcontext():
+            result = self._run_one(copy.select_for(spec), params)
+            writer = copy.CopyWriter(spec.options, [c.type for c in result.columns])
+            self._out.append(m.b_copy_out_response(spec.options.format == "binary",
+                                                   len(result.columns)))
+            header = writer.header([c.name for c in result.columns])
+            binary = spec.options.format == "binary"
+            if header and not binary:
+                self._out.append(m.b_copy_data(header))
+            # One CopyData per row, as Postgres sends it: psycopg's Copy.rows() relies on it.
+            sent = [0]  # rows, counted as they go
 
-        def messages() -> Iterator[bytes]:
-            # The binary header travels with the first row (or the trailer), as in Postgres.
-            first = header if binary else b""
-            for rows in result.row_batches():
-                for row in rows:
-                    yield m.b_copy_data(first + writer.row(row))
-                    first = b""
-                sent[0] += len(rows)
-            if binary:
-                yield m.b_copy_data(first + writer.trailer())
+            def messages() -> Iterator[bytes]:
+                # The binary header travels with the first row (or the trailer), as in Postgres.
+                first = header if binary else b""
+                # (1024 rows of Python values at a time: 8192 rows of 384-d vectors are
+                # ~100 MB of float objects)
+                for rows in result.row_batches(1024):
+                    for row in rows:
+                        yield m.b_copy_data(first + writer.row(row))
+                        first = b""
+                    sent[0] += len(rows)
+                if binary:
+                    yield m.b_copy_data(first + writer.trailer())
 
-        self._stream(messages())
+            self._stream(messages())
         self._out.append(m.b_copy_done())
         self._out.append(m.b_command_complete(f"COPY {sent[0]}"))
         return False
