@@ -699,7 +699,8 @@ class Session:
             self._running = False
             self.idle_since = time.monotonic()
             self.db.engines.exit(self)
-            udf.end_statement(self.cursor)  # embed() results are memoised per statement
+            if self._streams is None:  # (a streamed answer's cursor is busy until read)
+                udf.end_statement(self.cursor)  # embed() results are memoised per statement
             label = kind.removesuffix("_stmt")
             outcome = metrics.outcome_of(failure)
             counter = _STATEMENT_COUNTERS.get((label, outcome))
@@ -898,6 +899,7 @@ class Session:
             closers, self._streams = self._streams, None
             for close in closers:
                 close()
+            udf.end_statement(self.cursor)
 
     def run_select(self, stmt: pb.Node, params: list[Any], scope: Scope | None = None
                    ) -> Result:
