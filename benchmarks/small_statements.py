@@ -10,6 +10,8 @@ table; a second round repeats the same keys (a cache's best case, said as such).
 
     python benchmarks/small_statements.py --rows 100000 --n 300
 
+``--only 'key lookup'`` runs only the statements whose label holds that text.
+
 ``--floor`` shows where the floor is instead, with the server on a thread of this process:
 the round trip when the server answers each request with the bytes it sent for it before
 (TLS, the server's socket loop and psycopg only), beside the real one; and the server's own
@@ -85,11 +87,14 @@ def _load(c: psycopg.Connection[Any], rows: int) -> None:
     c.execute("SELECT count(*) FROM kl").fetchall()
 
 
-def measure(dsn: str, rows: int, n: int) -> dict[str, tuple[float, float]]:
+def measure(dsn: str, rows: int, n: int, only: str | None = None
+            ) -> dict[str, tuple[float, float]]:
     out: dict[str, tuple[float, float]] = {}
     with psycopg.connect(dsn, autocommit=True) as c:
         _load(c, rows)
         for label, fn in _statements(rows):
+            if only is not None and only not in label:
+                continue
             for i in range(10):  # warm: prepared statements, caches, first version read
                 fn(c, i)
             lat = []
@@ -217,6 +222,8 @@ def main() -> None:
                     help="where the floor is: canned replies and the server's own time")
     ap.add_argument("--cpu", action="store_true",
                     help="CPU time per statement through Session.execute in this process")
+    ap.add_argument("--only", metavar="TEXT",
+                    help="run only the statements whose label holds TEXT ('key lookup')")
     args = ap.parse_args()
     if args.floor:
         floor(args.rows, args.n)
@@ -228,8 +235,8 @@ def main() -> None:
     proc, dsn = start_tarndb(tmp)
     pg = start_postgres(tmp)
     try:
-        tarn = measure(dsn, args.rows, args.n)
-        peer = measure(pg[1], args.rows, args.n) if pg else None
+        tarn = measure(dsn, args.rows, args.n, args.only)
+        peer = measure(pg[1], args.rows, args.n, args.only) if pg else None
     finally:
         proc.terminate()
         if pg:
