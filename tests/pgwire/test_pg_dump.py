@@ -209,6 +209,19 @@ def test_dump_has_postgresqls_shape(tools: Tools, dumped: tuple[str, str, str, s
         script.index(f"CREATE TABLE {plain}.tickets")
 
 
+@pytest.mark.parametrize("tools", [16], ids=["pg16"], indirect=True)
+def test_extension_functions_are_left_to_their_extensions(tools: Tools, pg_server: Server,
+                                                         workspaces: tuple[str, str]) -> None:
+    """A dump of public (of the whole database too) leaves pgvector's functions and
+    pg_deeplake's to CREATE EXTENSION, as members of their extensions in pg_depend (it
+    wrote a CREATE FUNCTION for each, which no restore could run)."""
+    run = subprocess.run([tools.path("pg_dump"), "-s", "-n", "public"],
+                         env=tools.env(pg_server), capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert "ALTER SCHEMA public OWNER TO postgres;" in run.stdout
+    assert "CREATE FUNCTION" not in run.stdout
+
+
 def _assert_restored(a: psycopg.Connection[tuple[object, ...]],
                      b: psycopg.Connection[tuple[object, ...]], plain: str, vec: str) -> None:
     """What the fresh tarndb ``b`` holds after a restore of the dump of ``a``."""

@@ -714,6 +714,12 @@ def _pg_depend(db: Any, session: Any) -> pa.Table:
         ext = stable_oid("extension", "vector")
         for oid in sorted(_PGVECTOR_OIDS):
             rows.append((1247, oid, 0, 3079, ext, 0, "e"))
+    # The functions in public are pgvector's or pg_deeplake's: a whole-database dump
+    # leaves them to their extensions rather than writing CREATE FUNCTION for each.
+    for p in _procs(db):
+        if p.namespace != PG_CATALOG_OID:
+            ext_oid = stable_oid("extension", "vector") if p.pgvector else _PG_DEEPLAKE_EXT
+            rows.append((1255, p.oid, 0, 3079, ext_oid, 0, "e"))
     for info in _tables(db, session):
         for col in info.columns:
             if col.serial:
@@ -947,11 +953,15 @@ def _pg_tablespace(db: Any, session: Any) -> pa.Table:
                   (1664, "pg_global", SUPERUSER_OID, None, None)])
 
 
+#: pg_deeplake, the extension tarndb stands in for (below 16384: pg_dump takes it as built in)
+_PG_DEEPLAKE_EXT = 16002
+
+
 def _pg_extension(db: Any, session: Any) -> pa.Table:
     return _rows([("oid", _I64), ("extname", _S), ("extowner", _I64), ("extnamespace", _I64),
                   ("extrelocatable", _B), ("extversion", _S)],
                  [(13500, "plpgsql", SUPERUSER_OID, PG_CATALOG_OID, False, "1.0"),
-                  (16002, "pg_deeplake", SUPERUSER_OID, PUBLIC_OID, False, "1.0")]
+                  (_PG_DEEPLAKE_EXT, "pg_deeplake", SUPERUSER_OID, PUBLIC_OID, False, "1.0")]
                  + [(stable_oid("extension", name), name, SUPERUSER_OID, PUBLIC_OID, False,
                      spec.get("version", "1.0"))
                     for name, spec in sorted(db.catalog.list_objects("extension").items())])
