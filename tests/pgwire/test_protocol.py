@@ -353,7 +353,8 @@ def test_prepared_key_lookup_answers_byte_for_byte(pdb: tarndb.Database) -> None
                     m.f_describe("P", "") + m.f_execute("", 0) + m.f_sync())
                 row = b""
                 if name is not None:
-                    cols = [struct.pack("!q", key) if fmt else str(key).encode(), name]
+                    cols: list[bytes | None] = [
+                        struct.pack("!q", key) if fmt else str(key).encode(), name]
                     row = m.b_data_row(cols)
                 tag = b"SELECT 1" if name is not None else b"SELECT 0"
                 assert raw == (b"2\x00\x00\x00\x04" + desc + row +
