@@ -26,6 +26,7 @@ from ..errors import (
     DuplicateTable,
     InvalidSchemaName,
     ObjectNotInPrerequisiteState,
+    SerializationFailure,
     UndefinedTable,
 )
 from ..storage.lake import Lake
@@ -108,6 +109,10 @@ class TableInfo:
     constraints: list[dict[str, Any]] = field(default_factory=list)
     #: Set when the statement names a version (``"t@12"``); never stored in the catalog.
     as_of: int | None = None
+    #: How many times the definition was changed: a transaction that altered the table
+    #: commits only if it is still the one it read (Catalog.update_table), so of two
+    #: concurrent ALTER / CREATE INDEX ... on one table neither is lost.
+    rev: int = 0
 
     def column(self, name: str) -> ColumnInfo | None:
         for c in self.columns:
@@ -131,14 +136,15 @@ class TableInfo:
                 "columns": [c.to_json() for c in self.columns],
                 "primary_key": self.primary_key, "oid": self.oid,
                 "indexes": [i.to_json() for i in self.indexes], "read_only": self.read_only,
-                "constraints": self.constraints}
+                "constraints": self.constraints, "rev": self.rev}
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> TableInfo:
         return cls(d["workspace"], d["name"], [ColumnInfo.from_json(c) for c in d["columns"]],
                    d["path"], d.get("primary_key", []),
                    [IndexInfo.from_json(i) for i in d.get("indexes", [])], d.get("oid", 0),
-                   d.get("read_only", False), list(d.get("constraints", [])))
+                   d.get("read_only", False), list(d.get("constraints", [])),
+                   rev=int(d.get("rev", 0)))
 
 
 def _k(kind: str, key: str) -> str:
@@ -358,12 +364,38 @@ class Catalog:
             return True  # cannot tell: let Lance's own errors speak later
         return bool(got.type == pafs.FileType.Directory)
 
+    def check_revs(self, changed: list[tuple[TableInfo, str | None]]) -> None:
+        """40001 when a table of ``changed`` (definitions a transaction altered, each with its
+        name before a rename) is no longer at the revision the transaction read: another
+        transaction, of this server or another, altered it and committed first."""
+        with self._lock, lake_lock(self.lake, "catalog"):
+            self.refresh(force=True)
+            for info, old_name in changed:
+                self._check_rev(info, old_name)
+
+    def _check_rev(self, info: TableInfo, old_name: str | None) -> None:
+        name = old_name if old_name is not None else info.name
+        stored = self._objects.get(("table", f"{info.workspace}.{name}"))
+        if stored is None or stored.get("path") != info.path or \
+                int(stored.get("rev", 0)) != info.rev:
+            raise SerializationFailure(
+                "could not serialize access due to concurrent update",
+                detail=f'Another transaction altered or dropped table "{name}" after this '
+                       "one read its definition.",
+                hint="Run the statement again.")
+
     def update_table(self, info: TableInfo, old_name: str | None = None) -> None:
-        rows: list[tuple[str, str, dict[str, Any] | None]] = []
-        if old_name is not None and old_name != info.name:
-            rows.append(("table", f"{info.workspace}.{old_name}", None))
-        rows.append(("table", f"{info.workspace}.{info.name}", info.to_json()))
-        self._write(rows)
+        """Publish an altered definition: only over the revision it was made from (else
+        40001, see :meth:`check_revs`); ``info.rev`` moves on."""
+        with self._lock, lake_lock(self.lake, "catalog"):
+            self.refresh(force=True)
+            self._check_rev(info, old_name)
+            info.rev += 1
+            rows: list[tuple[str, str, dict[str, Any] | None]] = []
+            if old_name is not None and old_name != info.name:
+                rows.append(("table", f"{info.workspace}.{old_name}", None))
+            rows.append(("table", f"{info.workspace}.{info.name}", info.to_json()))
+            self._write(rows)
 
     def drop_table(self, info: TableInfo) -> None:
         self._write([("table", f"{info.workspace}.{info.name}", None)])

@@ -458,6 +458,7 @@ class Session:
                 self._undo_ddl()
                 return
             try:
+                self._check_ddl()  # before any row is committed
                 for action in self._before_commit:
                     action()
                 changes = list(txn.values())
@@ -542,6 +543,24 @@ class Session:
         if self._txn is not None and self._explicit:
             raise E.ActiveSqlTransaction(f"{what} cannot run inside a transaction block")
 
+    def _altered(self) -> list[tuple[TableInfo, str | None]]:
+        """The tables this transaction altered that it did not create, as it first read them
+        (each with its name then)."""
+        created = {info.path for op, info, _ in self._catalog_ops if op == "create"}
+        seen: dict[str, tuple[TableInfo, str | None]] = {}
+        for op, info, old_name in self._catalog_ops:
+            if op == "update" and info.path not in created and info.path not in seen:
+                seen[info.path] = (info, old_name)
+        return list(seen.values())
+
+    def _check_ddl(self) -> None:
+        """40001 before anything is committed when a table this transaction altered was
+        altered by another transaction since it was read (Catalog.check_revs); an
+        autocommit statement then runs again on the new definition (_statement)."""
+        altered = self._altered()
+        if altered:
+            self.db.catalog.check_revs(altered)
+
     def _publish_ddl(self) -> None:
         cat = self.db.catalog
         ops, self._catalog_ops = self._catalog_ops, []
@@ -557,6 +576,9 @@ class Session:
                                 later.oid = created.oid
                 elif op == "update":
                     cat.update_table(info, old_name=old_name)
+                    for _, later, _ in ops:  # later changes build on this revision
+                        if later.path == info.path:
+                            later.rev = info.rev
                 else:
                     cat.drop_table(info)
                     self.db.forget_store(info)
