@@ -44,7 +44,7 @@ def test_concurrent_autocommit_ddl_on_one_table_keeps_both(db: tarndb.Database) 
         errors: list[BaseException] = []
         barrier = threading.Barrier(3)
 
-        def run(sql: str) -> None:
+        def run(sql: str, barrier: threading.Barrier, errors: list[BaseException]) -> None:
             s = db.session()
             barrier.wait()
             try:
@@ -52,7 +52,7 @@ def test_concurrent_autocommit_ddl_on_one_table_keeps_both(db: tarndb.Database) 
             except BaseException as e:  # noqa: BLE001 - asserted below
                 errors.append(e)
 
-        threads = [threading.Thread(target=run, args=(sql,)) for sql in (
+        threads = [threading.Thread(target=run, args=(sql, barrier, errors)) for sql in (
             f"ALTER TABLE {t} ADD PRIMARY KEY (id)",
             f"CREATE INDEX {t}_name ON {t} (name)",
             f"ALTER TABLE {t} ADD COLUMN extra INT")]
