@@ -211,13 +211,7 @@ class _Analysis:
             if isinstance(m, pb.SelectStmt):
                 self.select(m, level, ctes)
                 continue
-            for fd, value in m.ListFields():
-                if fd.message_type is None:
-                    continue
-                if fd.is_repeated:
-                    stack.extend(value)
-                else:
-                    stack.append(value)
+            stack.extend(ast.children(m))
 
     def exprs(
         self, nodes: Iterable[Any], level: _Level | None, ctes: dict[str, list[str] | None]

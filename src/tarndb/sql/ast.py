@@ -148,6 +148,18 @@ def inner(node: Node) -> Any:
     return getattr(node, k) if k else None
 
 
+def children(msg: Message) -> Iterator[Message]:
+    """The messages directly inside ``msg`` (for walks that prune: push these onto the
+    stack, or not)."""
+    for fd, value in msg.ListFields():
+        if fd.message_type is None:
+            continue
+        if fd.is_repeated:
+            yield from value
+        else:
+            yield value
+
+
 def walk(msg: Message) -> Iterator[Message]:
     """Every message in the tree, parents before children."""
     stack = [msg]

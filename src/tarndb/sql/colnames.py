@@ -77,13 +77,7 @@ def _values_lists(stmt: pb.Node) -> list[pb.SelectStmt]:
             continue  # its rows go to the table's columns by position: no names to give
         if isinstance(m, pb.SelectStmt) and m.values_lists:
             found.append(m)
-        for fd, value in m.ListFields():
-            if fd.message_type is None:
-                continue
-            if fd.is_repeated:
-                stack.extend(value)
-            else:
-                stack.append(value)
+        stack.extend(ast.children(m))
     return found
 
 

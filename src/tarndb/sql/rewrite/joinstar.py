@@ -48,9 +48,7 @@ def apply(stmt: Any, scope: Scope) -> None:
         if isinstance(m, pb.SelectStmt) and len(m.from_clause) == 1 \
                 and ast.kind(m.from_clause[0]) == "join_expr":
             selects.append(m)
-        for fd, value in m.ListFields():
-            if fd.message_type is not None:
-                stack.extend(value if fd.is_repeated else [value])
+        stack.extend(ast.children(m))
     for sel in selects:
         _expand(sel, scope)
 
