@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import tarndb
+from tarndb import errors as E
 
 
 def test_select_without_tables(db: tarndb.Database) -> None:
@@ -246,3 +247,20 @@ def test_generated_columns(session: tarndb.Session) -> None:
     session.execute("ALTER TABLE g ADD COLUMN twice TEXT GENERATED ALWAYS AS (task || task) "
                     "STORED")
     assert session.execute("SELECT twice FROM g ORDER BY id").rows == [("xyxy",), ("hellohello",)]
+
+
+def test_an_interval_column_is_refused_clearly(session: tarndb.Session) -> None:
+    """Lance stores no interval type: CREATE TABLE / ADD COLUMN / ALTER TYPE say so (0A000),
+    where the storage layer's error came out as an internal one (XX000); intervals still
+    work in queries."""
+    with pytest.raises(E.FeatureNotSupported, match="interval"):
+        session.execute("CREATE TABLE iv (id INT, d INTERVAL)")
+    session.execute("CREATE TABLE iv (id INT, secs FLOAT8)")
+    with pytest.raises(E.FeatureNotSupported, match="interval"):
+        session.execute("ALTER TABLE iv ADD COLUMN d interval")
+    with pytest.raises(E.FeatureNotSupported, match="interval"):
+        session.execute("ALTER TABLE iv ALTER COLUMN secs TYPE interval")
+    assert session.execute("SELECT column_name FROM information_schema.columns "
+                           "WHERE table_name = 'iv' ORDER BY 1").rows == [("id",), ("secs",)]
+    assert session.execute("SELECT INTERVAL '1 day' + INTERVAL '2 hours'").rows[0][0] \
+        is not None

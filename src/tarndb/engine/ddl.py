@@ -35,7 +35,13 @@ def _type_of(type_name: pb.TypeName) -> tuple[ColumnType, bool]:
                     if ast.kind(m) == "a_const" and isinstance(ast.const_value(m), int))
     plain = [p.lower() for p in parts if p.lower() != "pg_catalog"]
     serial = len(plain) == 1 and plain[0] in SERIALS
-    return resolve_type(parts, len(type_name.array_bounds), typmods), serial
+    ctype = resolve_type(parts, len(type_name.array_bounds), typmods)
+    if ctype.base == "interval":
+        # Lance stores no Arrow interval type: say so here, not with a storage error later.
+        raise E.FeatureNotSupported(
+            "tarndb tables cannot store type interval yet",
+            hint="Store the number of seconds (double precision or bigint), or the text.")
+    return ctype, serial
 
 
 def _expr_sql(node: pb.Node) -> str:
