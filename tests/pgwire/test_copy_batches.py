@@ -112,7 +112,6 @@ def _anon_mb(pid: int) -> float:
     raise RuntimeError("no RssAnon")
 
 
-@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs Linux /proc")
 def test_a_big_copy_does_not_grow_the_servers_memory_with_its_size(tmp_path: Path) -> None:
     """900 MB of COPY BINARY (440 MB of float4) in and out: the server's anonymous memory
     rises by a few batches' worth (~130-200 MB in, ~300 MB out here, the same at twice the

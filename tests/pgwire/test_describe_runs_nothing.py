@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import uuid
 
-import pytest
+import psycopg
 
 from .conftest import Server
-
-psycopg = pytest.importorskip("psycopg")
 
 INT8, INT4, TEXT = 20, 23, 25
 

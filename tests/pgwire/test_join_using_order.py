@@ -9,11 +9,10 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import psycopg
 import pytest
 
 from .conftest import Server
-
-psycopg = pytest.importorskip("psycopg")
 
 
 def _names(cur: Any) -> list[str]:

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import psycopg
 import pytest
 
 from .conftest import Server
-
-psycopg = pytest.importorskip("psycopg")
 
 OK = psycopg.pq.ExecStatus.COMMAND_OK
 TUPLES = psycopg.pq.ExecStatus.TUPLES_OK

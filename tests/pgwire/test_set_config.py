@@ -9,11 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import psycopg
 import pytest
 
 from .conftest import Server
-
-psycopg = pytest.importorskip("psycopg")
 
 
 def _show(c: Any, name: str) -> str:

@@ -8,11 +8,10 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import psycopg
 import pytest
 
 from .conftest import Server
-
-psycopg = pytest.importorskip("psycopg")
 
 INT4, TEXT = 23, 25
 
