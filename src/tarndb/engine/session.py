@@ -929,26 +929,23 @@ class Session:
         scope = scope or Scope(self)
         colnames.apply(stmt)
         streams = self._streams if own else None
-        if streams is not None:
-            scope.streaming = True
+        scope.streaming = streams is not None
+        handed_over = False  # the scope closes when the stream's block ends
         try:
             scope.bind(stmt, params=params)
             vectors = pgvector.result_types(stmt, scope)
             if streams is not None:
                 result = self._streamed(*self._duck_sql(stmt, params, scope))
                 streams.append(scope.close)
+                handed_over = True
             else:
                 result = self.result_from(self.query_arrow(stmt, params, scope))
             for i, t in vectors.items():  # vector without a dimension: not real[]
                 if i < len(result.columns) and result.columns[i].type.base == "float4":
                     result.columns[i] = Column(result.columns[i].name, t)
             return result
-        except BaseException:
-            if streams is not None:
-                scope.close()
-            raise
         finally:
-            if own and streams is None:
+            if own and not handed_over:
                 scope.close()
 
     def query_arrow(self, stmt: pb.Node, params: list[Any], scope: Scope) -> tuple[Any, Any]:

@@ -55,8 +55,8 @@ class TableStore:
         self.uri = lake.uri_for(path)
         self.lock = threading.RLock()  # serialises this process's commits to the table
         self._ds: lance.LanceDataset | None = None
-        #: per thread: (version, the dataset object at it) of that thread's last overlay()
-        #: read (see _read_dataset)
+        #: per thread: ``.ds``, the dataset object of that thread's last overlay() read
+        #: (see _read_dataset)
         self._reads = threading.local()
         #: committed rows not yet in Lance (storage/wal.py); local lakes only
         self.wal: TableWal | None = None
@@ -169,15 +169,8 @@ class TableStore:
         self.pending_removed += int(gone.size)
         # The overlay: later records win, rows a record removes go.
         ov = self._overlay_rows
-        if ov is not None and gone.size and ov.num_rows:
-            # numpy, not Arrow's compute wrappers (tens of microseconds a call, and a hot
-            # row's every update comes here)
-            rids = ov.column(RID).to_numpy()
-            drop = rids == gone[0] if gone.size == 1 else np.isin(rids, gone)
-            if drop.all():
-                ov = ov.slice(0, 0)
-            elif drop.any():
-                ov = ov.take(np.flatnonzero(~drop))
+        if ov is not None and gone.size:
+            ov = _without_rids(ov, gone)
         if rows.num_rows:
             ov = rows if ov is None or not ov.num_rows else pa.concat_tables([ov, rows])
             if ov.column(0).num_chunks > 32:  # filters cost per chunk
@@ -247,14 +240,12 @@ class TableStore:
         if ds is None:
             return self.dataset(fold=False)
         target = self._latest_of(ds)
-        reads = self._reads
-        kept = getattr(reads, "kept", None)
-        if kept is not None and kept[0] == target and kept[1].version == target:
-            return kept[1]
+        kept = getattr(self._reads, "ds", None)
+        if kept is not None and kept.version == target:
+            return kept
         if target != ds.version:
             ds = self._ds = ds.checkout_version(target)
-        mine = ds.checkout_version(target)
-        reads.kept = (target, mine)
+        mine = self._reads.ds = ds.checkout_version(target)
         return mine
 
     def fold(self, complete: bool = True) -> int | None:
@@ -371,8 +362,7 @@ class TableStore:
         folded = (folded | removed) - since
         ov = self._overlay_rows
         if ov is not None and folded:
-            ov = ov.filter(pc.invert(pc.is_in(ov.column(RID), value_set=pa.array(
-                sorted(folded), pa.int64()))))
+            ov = _without_rids(ov, np.fromiter(folded, np.int64, len(folded)))
             self._overlay_rows = ov  # (the caller drops it when no file of ours is left)
         self._overlay_hidden -= folded
         self._pending_touch = {r: q for r, q in self._pending_touch.items() if q > rotated_seq}
@@ -772,6 +762,18 @@ def _collapse(records: list[WalRecord], schema: pa.Schema) -> tuple[list[pa.Tabl
     if parts and all(p.schema.equals(parts[0].schema) for p in parts):
         parts = [pa.concat_tables(parts)]  # one conversion, not one per record
     return [conform_rows(p, schema) for p in parts], set(last_removed)
+
+
+def _without_rids(rows: pa.Table, rids: np.ndarray) -> pa.Table:
+    """``rows`` less those whose ``__rid`` is in ``rids``; with numpy, not Arrow's compute
+    wrappers (tens of microseconds a call, and every update of a hot row comes here)."""
+    if not rows.num_rows:
+        return rows
+    have = rows.column(RID).to_numpy()
+    drop = have == rids[0] if rids.size == 1 else np.isin(have, rids)
+    if drop.all():
+        return rows.slice(0, 0)
+    return rows.take(np.flatnonzero(~drop)) if drop.any() else rows
 
 
 def conform_rows(added: pa.Table, schema: pa.Schema) -> pa.Table:
